@@ -1,0 +1,25 @@
+/* ldmcl/ldmcl.h: the public C API of ldmcl, a C11 + OpenCL framework for latent diffusion models.
+ *
+ * Layers (ARCHITECTURE.md): runtime (context, programs, buffers, GEMM) at the bottom; ops, graph,
+ * models and pipeline build on it. Every call returns an ldm_status; ldm_last_error() has the
+ * message of the last failure.
+ *
+ * Shape letters used in comments across ldmcl, always in PyTorch order, e.g. [N, C, H, W]:
+ *   N  batch                   C  channels          H, W  height, width
+ *   G  groups (GroupNorm)      L  query tokens (H*W for images)
+ *   S  context tokens (77 for CLIP text)            D  context dim
+ *   NH attention heads         HD head dim (C / NH)
+ *   M, N, K  GEMM sizes: [M, K] x [K, N] -> [M, N] (only in gemm.h) */
+#ifndef LDMCL_LDMCL_H
+#define LDMCL_LDMCL_H
+
+#include "ldmcl/version.h"
+#include "ldmcl/cl.h"
+#include "ldmcl/status.h"
+#include "ldmcl/context.h"
+#include "ldmcl/program.h"
+#include "ldmcl/buffer.h"
+#include "ldmcl/gemm.h"
+#include "ldmcl/selftest.h"
+
+#endif

@@ -1,0 +1,131 @@
+/* src/core/buffer.c: host<->device copies, kernel arguments and kernel launches. Launch failures
+ * name the kernel and its sizes. */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+ldm_status ldm_buf_write(ldm_ctx *ctx, ldm_buf dst, const void *src, size_t count) {
+    if (count == 0) return LDM_OK;
+    cl_int err = clEnqueueWriteBuffer(ctx->queue, dst.mem, CL_TRUE, dst.off * 4, count * 4, src, 0,
+                                      NULL, NULL);
+    if (err != CL_SUCCESS)
+        return LDM_CL_FAIL(err, "clEnqueueWriteBuffer", "writing %zu elements at offset %zu",
+                           count, dst.off);
+    return LDM_OK;
+}
+
+ldm_status ldm_buf_read(ldm_ctx *ctx, void *dst, ldm_buf src, size_t count) {
+    if (count == 0) return LDM_OK;
+    cl_int err = clEnqueueReadBuffer(ctx->queue, src.mem, CL_TRUE, src.off * 4, count * 4, dst, 0,
+                                     NULL, NULL);
+    if (err != CL_SUCCESS)
+        return LDM_CL_FAIL(err, "clEnqueueReadBuffer", "reading %zu elements at offset %zu", count,
+                           src.off);
+    return LDM_OK;
+}
+
+ldm_status ldm_buf_copy(ldm_ctx *ctx, ldm_buf dst, ldm_buf src, size_t count, cl_event *ev) {
+    if (count == 0) return LDM_OK;
+    cl_int err = clEnqueueCopyBuffer(ctx->queue, src.mem, dst.mem, src.off * 4, dst.off * 4,
+                                     count * 4, 0, NULL, ev);
+    if (err != CL_SUCCESS)
+        return LDM_CL_FAIL(err, "clEnqueueCopyBuffer", "copying %zu elements", count);
+    return LDM_OK;
+}
+
+ldm_status ldm_buf_fill(ldm_ctx *ctx, ldm_buf dst, float value, size_t count) {
+    if (count == 0) return LDM_OK;
+    cl_int err = clEnqueueFillBuffer(ctx->queue, dst.mem, &value, sizeof value, dst.off * 4,
+                                     count * 4, 0, NULL, NULL);
+    if (err != CL_SUCCESS)
+        return LDM_CL_FAIL(err, "clEnqueueFillBuffer", "filling %zu elements", count);
+    return LDM_OK;
+}
+
+static ldm_status set_arg(cl_kernel k, cl_uint *index, size_t size, const void *value) {
+    cl_int err = clSetKernelArg(k, *index, size, value);
+    if (err != CL_SUCCESS) {
+        char name[128] = "?";
+        clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, sizeof name, name, NULL);
+        name[sizeof name - 1] = '\0';
+        return LDM_CL_FAIL(err, "clSetKernelArg", "setting argument %u of kernel '%s'", *index,
+                           name);
+    }
+    (*index)++;
+    return LDM_OK;
+}
+
+ldm_status ldm_arg_buf(cl_kernel k, cl_uint *index, ldm_buf b) {
+    cl_ulong off = b.off;
+    LDM_TRY(set_arg(k, index, sizeof b.mem, &b.mem));
+    return set_arg(k, index, sizeof off, &off);
+}
+
+ldm_status ldm_arg_int(cl_kernel k, cl_uint *index, int v) {
+    cl_int x = v;
+    return set_arg(k, index, sizeof x, &x);
+}
+
+ldm_status ldm_arg_uint(cl_kernel k, cl_uint *index, unsigned v) {
+    cl_uint x = v;
+    return set_arg(k, index, sizeof x, &x);
+}
+
+ldm_status ldm_arg_ulong(cl_kernel k, cl_uint *index, uint64_t v) {
+    cl_ulong x = v;
+    return set_arg(k, index, sizeof x, &x);
+}
+
+ldm_status ldm_arg_float(cl_kernel k, cl_uint *index, float v) {
+    cl_float x = v;
+    return set_arg(k, index, sizeof x, &x);
+}
+
+ldm_status ldm_arg_local(cl_kernel k, cl_uint *index, size_t bytes) {
+    return set_arg(k, index, bytes, NULL);
+}
+
+ldm_status ldm_launch(ldm_ctx *ctx, cl_kernel k, cl_uint dims, const size_t *global,
+                      const size_t *local, cl_event *ev) {
+    if (dims < 1 || dims > 3)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "a launch has 1 to 3 dimensions, not %u", dims);
+    size_t rounded[3];
+    for (cl_uint i = 0; i < dims; i++) {
+        size_t l = local ? local[i] : 1;
+        if (l == 0) return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "local size 0 in dimension %u", i);
+        rounded[i] = (global[i] + l - 1) / l * l;
+        if (rounded[i] == 0) return LDM_OK; /* nothing to do */
+    }
+    cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, dims, NULL, rounded, local, 0, NULL, ev);
+    if (err != CL_SUCCESS) {
+        char name[128] = "?", sizes[160];
+        clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, sizeof name, name, NULL);
+        name[sizeof name - 1] = '\0';
+        int n = snprintf(sizes, sizeof sizes, "global");
+        for (cl_uint i = 0; i < dims; i++)
+            n += snprintf(sizes + n, sizeof sizes - (size_t)n, "%s%zu", i ? "x" : " ", rounded[i]);
+        if (local) {
+            n += snprintf(sizes + n, sizeof sizes - (size_t)n, ", local");
+            for (cl_uint i = 0; i < dims; i++)
+                n += snprintf(sizes + n, sizeof sizes - (size_t)n, "%s%zu", i ? "x" : " ",
+                              local[i]);
+        }
+        return LDM_CL_FAIL(err, "clEnqueueNDRangeKernel", "launching kernel '%s' (%s) on '%s'",
+                           name, sizes, ctx->info.device_name);
+    }
+    return LDM_OK;
+}
+
+ldm_status ldm_event_ms(cl_event ev, double *ms) {
+    cl_ulong start = 0, end = 0;
+    cl_int err = clWaitForEvents(1, &ev);
+    if (err == CL_SUCCESS)
+        err = clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof start, &start, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof end, &end, NULL);
+    if (err != CL_SUCCESS)
+        return LDM_CL_FAIL(err, "clGetEventProfilingInfo", "reading a kernel's device time");
+    *ms = (double)(end - start) * 1e-6;
+    return LDM_OK;
+}

@@ -1,0 +1,106 @@
+/* src/core/internal.h: what the runtime files share and the public API hides: the ldm_ctx
+ * layout, the error-reporting macros and small helpers. Not installed. */
+#ifndef LDMCL_CORE_INTERNAL_H
+#define LDMCL_CORE_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ldmcl/ldmcl.h"
+
+/* ---- errors ------------------------------------------------------------------------------ */
+
+/* Keeps "file:line: <message>" for this thread and returns st. */
+ldm_status ldm_fail_at(const char *file, int line, ldm_status st, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+ldm_status ldm_vfail_at(const char *file, int line, ldm_status st, const char *fmt, va_list ap);
+
+/* For a failed OpenCL call: "file:line: <call> failed: CL_NAME (code) while <what>. <hint>". */
+ldm_status ldm_cl_fail_at(const char *file, int line, cl_int err, const char *call,
+                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* What a user can do about an OpenCL error, or "" when there is nothing general to say. */
+const char *ldm_cl_error_hint(cl_int err);
+
+/* Prepends "<context>: " to the kept message (for callers that add what they were doing). */
+void ldm_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#define LDM_FAIL(st, ...) ldm_fail_at(__FILE__, __LINE__, (st), __VA_ARGS__)
+#define LDM_CL_FAIL(err, call, ...) ldm_cl_fail_at(__FILE__, __LINE__, (err), (call), __VA_ARGS__)
+#define LDM_TRY(expr)                                                                              \
+    do {                                                                                           \
+        ldm_status ldm_try_status_ = (expr);                                                       \
+        if (ldm_try_status_ != LDM_OK) return ldm_try_status_;                                     \
+    } while (0)
+
+/* ---- the context ------------------------------------------------------------------------- */
+
+typedef struct ldm_kernel_entry {
+    char *name;
+    cl_kernel kernel;
+} ldm_kernel_entry;
+
+typedef struct ldm_program_entry {
+    char *file;
+    char *defines;
+    cl_program program;
+    ldm_kernel_entry *kernels;
+    int n_kernels, cap_kernels;
+} ldm_program_entry;
+
+struct ldm_ctx {
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context context;
+    cl_command_queue queue;
+    ldm_device_info info;
+
+    char *kernel_dir; /* NULL: embedded sources */
+    char *cache_dir;  /* NULL: binary cache off */
+
+    ldm_log_fn log;
+    void *log_user;
+
+    ldm_program_entry *programs;
+    int n_programs, cap_programs;
+    ldm_cache_stats stats;
+
+    uint64_t mem_limit;  /* 0: none beyond the device's */
+    uint64_t mem_in_use; /* bytes held by this context's arenas */
+};
+
+/* Formats a message and hands it to the context's log function, if any. */
+void ldm_log(const ldm_ctx *ctx, ldm_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Fills info for one device (indices are left to the caller). */
+ldm_status ldm_device_query(cl_platform_id platform, cl_device_id device, ldm_device_info *info);
+
+/* ---- sources and the binary cache (program.c, source.c, binary_cache.c) ------------------ */
+
+/* Reads cl/<file> from ctx->kernel_dir or the embedded copies, without expanding includes. */
+ldm_status ldm_source_read(const ldm_ctx *ctx, const char *file, char **out, size_t *len);
+
+/* Tries to create and build the program from the cache file for key_hex. Returns 1 and sets *out
+ * on success, 0 on a miss or a rejected file (which is deleted). Never fails otherwise. */
+int ldm_binary_cache_load(ldm_ctx *ctx, const char *key_hex, const char *options,
+                          cl_program *out);
+
+/* Writes the binary of a built program under key_hex, atomically. Failures are logged. */
+void ldm_binary_cache_store(ldm_ctx *ctx, const char *key_hex, cl_program program);
+
+/* The cache file path for key_hex into buf (ctx->cache_dir must be set). */
+ldm_status ldm_binary_cache_path(const ldm_ctx *ctx, const char *key_hex, char *buf, size_t size);
+
+/* ---- small helpers (util.c) -------------------------------------------------------------- */
+
+char *ldm_strdup(const char *s);
+/* Reads a whole file; *out is malloc'ed with a terminating NUL not counted in *len. */
+ldm_status ldm_read_file(const char *path, char **out, size_t *len);
+/* mkdir -p; 0 on success, else errno. */
+int ldm_mkdirs(const char *path);
+/* Case-insensitive substring test. */
+int ldm_contains_nocase(const char *haystack, const char *needle);
+
+#endif

@@ -1,0 +1,191 @@
+/* tools/ldmcl_bench.c: ldmcl-bench, the vendor-portable benchmark and device tool.
+ *   --list-devices   every OpenCL platform and device with the figures ldmcl relies on
+ *   --self-test      checks this device's results against host references
+ *   --bench LIST     copy, gemm, cache (comma-separated, or all): device times from OpenCL
+ *                    profiling events, after warm-up, median of repeats */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bench.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: ldmcl-bench [options]\n"
+            "  --list-devices        list OpenCL platforms and devices\n"
+            "  --self-test           check the selected device's results against host references\n"
+            "  --bench LIST          run benchmarks: copy,gemm,cache or all\n"
+            "  --cl-platform P       platform index or name substring (env LDMCL_CL_PLATFORM)\n"
+            "  --cl-device D         device index or name substring (env LDMCL_CL_DEVICE);\n"
+            "                        without --cl-platform an index counts over all platforms\n"
+            "  --warmup N            untimed runs before timing (default 2)\n"
+            "  --repeat N            timed runs, the median is reported (default 10)\n"
+            "  -v, --verbose         print the library's notes (device choice, kernel cache)\n"
+            "  -h, --help            this text\n"
+            "Environment: LDMCL_CL_DIR (load cl/ sources from a directory), LDMCL_CL_CACHE=0\n"
+            "(no binary kernel cache), LDMCL_CL_CACHE_DIR (its directory).\n");
+}
+
+static void print_log(void *user, ldm_log_level level, const char *message) {
+    int verbose = *(int *)user;
+    if (level == LDM_LOG_WARN || verbose)
+        fprintf(stderr, "ldmcl: %s%s\n", level == LDM_LOG_WARN ? "warning: " : "", message);
+}
+
+static const char *yes_no(int v) {
+    return v ? "yes" : "no";
+}
+
+static int list_devices(void) {
+    ldm_device_info *list = NULL;
+    int n = 0;
+    ldm_status st = ldm_list_devices(&list, &n);
+    if (st != LDM_OK) {
+        fprintf(stderr, "ldmcl-bench: %s\n", ldm_last_error());
+        return 1;
+    }
+    if (n == 0) {
+        printf("No OpenCL device found. Install a driver (for the CPU: apt install "
+               "pocl-opencl-icd) or check /etc/OpenCL/vendors and $OCL_ICD_VENDORS.\n");
+        return 1;
+    }
+    for (int i = 0; i < n; i++) {
+        const ldm_device_info *d = &list[i];
+        char g[32], a[32], l[32];
+        printf("device %d: platform %d \"%s\" (%s), device %d\n", d->global_index,
+               d->platform_index, d->platform_name, d->platform_version, d->device_index);
+        printf("  name            %s (%s, %s)\n", d->device_name, d->device_vendor,
+               d->is_gpu ? "GPU" : d->is_cpu ? "CPU" : "other");
+        printf("  version         %s; driver %s; %s\n", d->device_version, d->driver_version,
+               d->opencl_c_version);
+        printf("  compute units   %u; max work-group %zu\n", d->compute_units,
+               d->max_work_group_size);
+        printf("  global memory   %s; max allocation %s\n",
+               ldm_format_bytes(d->global_mem_bytes, g, 32),
+               ldm_format_bytes(d->max_alloc_bytes, a, 32));
+        printf("  local memory    %s%s\n", ldm_format_bytes(d->local_mem_bytes, l, 32),
+               d->local_mem_is_global ? " (emulated in global memory)" : "");
+        printf("  fp16 %s, fp64 %s, subgroups %s\n", yes_no(d->has_fp16), yes_no(d->has_fp64),
+               yes_no(d->has_subgroups));
+    }
+    free(list);
+    return 0;
+}
+
+static void report_check(void *user, const char *check, int passed, const char *detail) {
+    (void)user;
+    printf("  %-4s %s: %s\n", passed ? "ok" : "FAIL", check, detail);
+}
+
+static int parse_count(const char *flag, const char *v, int *out) {
+    char *end;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || *end || x < 0 || x > 100000) {
+        fprintf(stderr, "ldmcl-bench: %s needs a count from 0 to 100000, got '%s'\n", flag,
+                v ? v : "(nothing)");
+        return 0;
+    }
+    *out = (int)x;
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    int do_list = 0, do_selftest = 0, verbose = 0;
+    const char *bench_list = NULL;
+    bench_settings s = {2, 10, NULL, NULL};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--list-devices")) do_list = 1;
+        else if (!strcmp(a, "--self-test")) do_selftest = 1;
+        else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) verbose = 1;
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--bench") && v) bench_list = argv[++i];
+        else if (!strcmp(a, "--cl-platform") && v) s.platform = argv[++i];
+        else if (!strcmp(a, "--cl-device") && v) s.device = argv[++i];
+        else if (!strcmp(a, "--warmup")) {
+            if (!parse_count(a, v, &s.warmup)) return 2;
+            i++;
+        } else if (!strcmp(a, "--repeat")) {
+            if (!parse_count(a, v, &s.repeat)) return 2;
+            if (s.repeat < 1) s.repeat = 1;
+            i++;
+        } else {
+            fprintf(stderr, "ldmcl-bench: unknown or incomplete option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!do_list && !do_selftest && !bench_list) {
+        usage(stderr);
+        return 2;
+    }
+    int rc = 0;
+    if (do_list) rc |= list_devices();
+    if (!do_selftest && !bench_list) return rc;
+
+    int bench_copy_on = 0, bench_gemm_on = 0, bench_cache_on = 0;
+    if (bench_list) {
+        char list[256];
+        snprintf(list, sizeof list, "%s", bench_list);
+        for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+            if (!strcmp(tok, "all")) bench_copy_on = bench_gemm_on = bench_cache_on = 1;
+            else if (!strcmp(tok, "copy")) bench_copy_on = 1;
+            else if (!strcmp(tok, "gemm")) bench_gemm_on = 1;
+            else if (!strcmp(tok, "cache")) bench_cache_on = 1;
+            else {
+                fprintf(stderr, "ldmcl-bench: unknown benchmark '%s' (copy, gemm, cache, all)\n",
+                        tok);
+                return 2;
+            }
+        }
+    }
+
+    ldm_ctx_options o;
+    ldm_ctx_options_init(&o);
+    o.platform = s.platform;
+    o.device = s.device;
+    o.log = print_log;
+    o.log_user = &verbose;
+    ldm_ctx *ctx = NULL;
+    if (ldm_ctx_create(&o, &ctx) != LDM_OK) {
+        fprintf(stderr, "ldmcl-bench: %s\n", ldm_last_error());
+        return 1;
+    }
+    const ldm_device_info *d = ldm_ctx_device_info(ctx);
+    printf("device: %s (%s), driver %s, %s\n", d->device_name, d->platform_name,
+           d->driver_version, d->opencl_c_version);
+    ldm_status st = LDM_OK;
+    if (do_selftest) {
+        printf("self-test:\n");
+        st = ldm_selftest_run(ctx, report_check, NULL);
+        if (st == LDM_OK) printf("self-test passed\n");
+    }
+    if (st == LDM_OK && bench_copy_on) st = bench_copy(ctx, &s);
+    if (st == LDM_OK && bench_gemm_on) st = bench_gemm(ctx, &s);
+    ldm_ctx_destroy(ctx);
+    if (st == LDM_OK && bench_cache_on) st = bench_cache(&s);
+    if (st != LDM_OK) {
+        fprintf(stderr, "ldmcl-bench: %s\n", ldm_last_error());
+        return 1;
+    }
+    return rc;
+}
+
+double bench_median(double *v, int n) {
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double bench_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
