@@ -11,8 +11,8 @@
 #include "bench.h"
 
 /* Milliseconds to get every embedded .cl program on a new context. */
-static ldm_status time_programs(const bench_settings *s, int cache_on, const char *dir,
-                                double *ms, ldm_cache_stats *stats) {
+static ldm_status time_programs(const bench_settings *s, int cache_on, const char *dir, double *ms,
+                                ldm_cache_stats *stats) {
     ldm_ctx_options o;
     ldm_ctx_options_init(&o);
     o.platform = s->platform;
@@ -49,7 +49,8 @@ ldm_status bench_cache(const bench_settings *s) {
     ldm_cache_stats stats;
     double first_source = 0, fill = 0;
     if (st == LDM_OK) st = time_programs(s, 0, NULL, &first_source, &stats);
-    for (int r = 0; r < n && st == LDM_OK; r++) st = time_programs(s, 0, NULL, &src[r], &stats);
+    for (int r = 0; r < n && st == LDM_OK; r++)
+        st = time_programs(s, 0, NULL, &src[r], &stats);
     if (st == LDM_OK) st = time_programs(s, 1, dir, &fill, &stats);
     unsigned hits = 0;
     for (int r = 0; r < n && st == LDM_OK; r++) {

@@ -107,8 +107,8 @@ static ldm_status run_case(ldm_ctx *ctx, const bench_settings *s, const gemm_cas
         if (c->batch == 1)
             st = ldm_gemm(ctx, &g, 1.0f, A, B, 0.0f, C, temp, temp_bytes, NULL);
         else
-            st = ldm_gemm_strided_batched(ctx, &g, c->batch, 1.0f, A, na, B, nb, 0.0f, C, nc,
-                                          temp, temp_bytes, NULL);
+            st = ldm_gemm_strided_batched(ctx, &g, c->batch, 1.0f, A, na, B, nb, 0.0f, C, nc, temp,
+                                          temp_bytes, NULL);
         if (st == LDM_OK) st = marker(ctx, &b);
         double ms = 0;
         if (st == LDM_OK) st = span_ms(a, b, &ms);

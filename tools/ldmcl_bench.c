@@ -56,7 +56,9 @@ static int list_devices(void) {
         printf("device %d: platform %d \"%s\" (%s), device %d\n", d->global_index,
                d->platform_index, d->platform_name, d->platform_version, d->device_index);
         printf("  name            %s (%s, %s)\n", d->device_name, d->device_vendor,
-               d->is_gpu ? "GPU" : d->is_cpu ? "CPU" : "other");
+               d->is_gpu   ? "GPU"
+               : d->is_cpu ? "CPU"
+                           : "other");
         printf("  version         %s; driver %s; %s\n", d->device_version, d->driver_version,
                d->opencl_c_version);
         printf("  compute units   %u; max work-group %zu\n", d->compute_units,
@@ -96,15 +98,21 @@ int main(int argc, char **argv) {
     bench_settings s = {2, 10, NULL, NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--list-devices")) do_list = 1;
-        else if (!strcmp(a, "--self-test")) do_selftest = 1;
-        else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) verbose = 1;
+        if (!strcmp(a, "--list-devices"))
+            do_list = 1;
+        else if (!strcmp(a, "--self-test"))
+            do_selftest = 1;
+        else if (!strcmp(a, "-v") || !strcmp(a, "--verbose"))
+            verbose = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--bench") && v) bench_list = argv[++i];
-        else if (!strcmp(a, "--cl-platform") && v) s.platform = argv[++i];
-        else if (!strcmp(a, "--cl-device") && v) s.device = argv[++i];
+        } else if (!strcmp(a, "--bench") && v)
+            bench_list = argv[++i];
+        else if (!strcmp(a, "--cl-platform") && v)
+            s.platform = argv[++i];
+        else if (!strcmp(a, "--cl-device") && v)
+            s.device = argv[++i];
         else if (!strcmp(a, "--warmup")) {
             if (!parse_count(a, v, &s.warmup)) return 2;
             i++;
@@ -131,10 +139,14 @@ int main(int argc, char **argv) {
         char list[256];
         snprintf(list, sizeof list, "%s", bench_list);
         for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
-            if (!strcmp(tok, "all")) bench_copy_on = bench_gemm_on = bench_cache_on = 1;
-            else if (!strcmp(tok, "copy")) bench_copy_on = 1;
-            else if (!strcmp(tok, "gemm")) bench_gemm_on = 1;
-            else if (!strcmp(tok, "cache")) bench_cache_on = 1;
+            if (!strcmp(tok, "all"))
+                bench_copy_on = bench_gemm_on = bench_cache_on = 1;
+            else if (!strcmp(tok, "copy"))
+                bench_copy_on = 1;
+            else if (!strcmp(tok, "gemm"))
+                bench_gemm_on = 1;
+            else if (!strcmp(tok, "cache"))
+                bench_cache_on = 1;
             else {
                 fprintf(stderr, "ldmcl-bench: unknown benchmark '%s' (copy, gemm, cache, all)\n",
                         tok);
@@ -155,8 +167,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     const ldm_device_info *d = ldm_ctx_device_info(ctx);
-    printf("device: %s (%s), driver %s, %s\n", d->device_name, d->platform_name,
-           d->driver_version, d->opencl_c_version);
+    printf("device: %s (%s), driver %s, %s\n", d->device_name, d->platform_name, d->driver_version,
+           d->opencl_c_version);
     ldm_status st = LDM_OK;
     if (do_selftest) {
         printf("self-test:\n");

@@ -19,9 +19,9 @@ extern "C" {
 
 /* What --list-devices prints about one device. */
 typedef struct ldm_device_info {
-    int platform_index;   /* index of the platform in clGetPlatformIDs order */
-    int device_index;     /* index of the device within its platform */
-    int global_index;     /* index over all platforms, in listing order */
+    int platform_index; /* index of the platform in clGetPlatformIDs order */
+    int device_index;   /* index of the device within its platform */
+    int global_index;   /* index over all platforms, in listing order */
     char platform_name[128];
     char platform_version[128];
     char device_name[128];
@@ -29,13 +29,13 @@ typedef struct ldm_device_info {
     char device_version[128];
     char driver_version[128];
     char opencl_c_version[128];
-    int is_gpu;           /* CL_DEVICE_TYPE_GPU */
-    int is_cpu;           /* CL_DEVICE_TYPE_CPU */
+    int is_gpu; /* CL_DEVICE_TYPE_GPU */
+    int is_cpu; /* CL_DEVICE_TYPE_CPU */
     unsigned compute_units;
     uint64_t global_mem_bytes;
     uint64_t max_alloc_bytes; /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */
     uint64_t local_mem_bytes;
-    int local_mem_is_global;  /* CL_GLOBAL: local memory is emulated in global memory */
+    int local_mem_is_global; /* CL_GLOBAL: local memory is emulated in global memory */
     size_t max_work_group_size;
     unsigned mem_base_addr_align_bits;
     int has_fp16;

@@ -19,7 +19,8 @@ extern "C" {
 #endif
 
 typedef struct ldm_gemm_shape {
-    int trans_a, trans_b; /* 0: A is [M, K] (lda >= K); 1: A is stored [K, M] (lda >= M); same for B */
+    int trans_a,
+        trans_b; /* 0: A is [M, K] (lda >= K); 1: A is stored [K, M] (lda >= M); same for B */
     size_t M, N, K;
     size_t lda, ldb, ldc; /* row strides in elements */
 } ldm_gemm_shape;

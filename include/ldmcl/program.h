@@ -46,12 +46,12 @@ const char *ldm_embedded_source_name(int i);
 
 /* Counters of the program caches of a context, for tests and benchmarks. */
 typedef struct ldm_cache_stats {
-    unsigned memory_hits;     /* program found in the in-memory cache */
-    unsigned source_builds;   /* programs built from source */
-    unsigned disk_hits;       /* programs loaded from a binary cache file */
-    unsigned disk_misses;     /* no cache file for the key */
-    unsigned disk_rejected;   /* a cache file existed but was unusable; deleted and rebuilt */
-    unsigned disk_writes;     /* cache files written */
+    unsigned memory_hits;   /* program found in the in-memory cache */
+    unsigned source_builds; /* programs built from source */
+    unsigned disk_hits;     /* programs loaded from a binary cache file */
+    unsigned disk_misses;   /* no cache file for the key */
+    unsigned disk_rejected; /* a cache file existed but was unusable; deleted and rebuilt */
+    unsigned disk_writes;   /* cache files written */
     unsigned disk_write_failures;
 } ldm_cache_stats;
 

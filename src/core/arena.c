@@ -47,8 +47,7 @@ ldm_status ldm_arena_create(ldm_ctx *ctx, const char *name, uint64_t bytes, ldm_
     *out = NULL;
     if (!name) name = "unnamed";
     const uint64_t align = LDM_ARENA_ALIGN_ELEMS * 4;
-    if (bytes == 0)
-        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "arena '%s' of 0 bytes", name);
+    if (bytes == 0) return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "arena '%s' of 0 bytes", name);
     bytes = (bytes + align - 1) / align * align;
     LDM_TRY(check_fits(ctx, name, bytes));
 
@@ -62,8 +61,7 @@ ldm_status ldm_arena_create(ldm_ctx *ctx, const char *name, uint64_t bytes, ldm_
     if (err != CL_SUCCESS) {
         char need[32];
         ldm_status st = LDM_CL_FAIL(err, "clCreateBuffer", "creating arena '%s' of %s on '%s'",
-                                    name, ldm_format_bytes(bytes, need, 32),
-                                    ctx->info.device_name);
+                                    name, ldm_format_bytes(bytes, need, 32), ctx->info.device_name);
         free(a);
         return st;
     }
@@ -76,8 +74,7 @@ ldm_status ldm_arena_create(ldm_ctx *ctx, const char *name, uint64_t bytes, ldm_
     if (err != CL_SUCCESS) {
         char need[32];
         ldm_status st = LDM_CL_FAIL(err, "clEnqueueFillBuffer", "zeroing arena '%s' of %s on '%s'",
-                                    name, ldm_format_bytes(bytes, need, 32),
-                                    ctx->info.device_name);
+                                    name, ldm_format_bytes(bytes, need, 32), ctx->info.device_name);
         clReleaseMemObject(a->mem);
         free(a);
         return st;

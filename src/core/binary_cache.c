@@ -27,22 +27,26 @@
 #define MAX_BINARY_BYTES (1ull << 30)
 
 static void put_u32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
 }
 
 static void put_u64(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
 }
 
 static uint32_t get_u32(const unsigned char *p) {
     uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) v = v << 8 | p[i];
+    for (int i = 3; i >= 0; i--)
+        v = v << 8 | p[i];
     return v;
 }
 
 static uint64_t get_u64(const unsigned char *p) {
     uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
     return v;
 }
 
@@ -72,14 +76,15 @@ static const char *check_file(const unsigned char *data, size_t len, const char 
 
 static void reject(ldm_ctx *ctx, const char *path, const char *why) {
     ctx->stats.disk_rejected++;
-    ldm_log(ctx, LDM_LOG_WARN, "kernel cache file '%s' is unusable (%s); deleting it and building "
-            "from source", path, why);
+    ldm_log(ctx, LDM_LOG_WARN,
+            "kernel cache file '%s' is unusable (%s); deleting it and building "
+            "from source",
+            path, why);
     if (unlink(path) != 0 && errno != ENOENT)
         ldm_log(ctx, LDM_LOG_WARN, "cannot delete '%s': %s", path, strerror(errno));
 }
 
-int ldm_binary_cache_load(ldm_ctx *ctx, const char *key_hex, const char *options,
-                          cl_program *out) {
+int ldm_binary_cache_load(ldm_ctx *ctx, const char *key_hex, const char *options, cl_program *out) {
     char path[4096];
     if (ldm_binary_cache_path(ctx, key_hex, path, sizeof path) != LDM_OK) return 0;
     char *data = NULL;
@@ -128,9 +133,11 @@ int ldm_binary_cache_load(ldm_ctx *ctx, const char *key_hex, const char *options
 
 static void store_failed(ldm_ctx *ctx, const char *what, const char *path) {
     ctx->stats.disk_write_failures++;
-    ldm_log(ctx, LDM_LOG_WARN, "kernel cache: %s '%s' failed (%s); kernels still work, but will "
+    ldm_log(ctx, LDM_LOG_WARN,
+            "kernel cache: %s '%s' failed (%s); kernels still work, but will "
             "be rebuilt next time. Set LDMCL_CL_CACHE_DIR to a writable directory, or "
-            "LDMCL_CL_CACHE=0 to turn the cache off", what, path, strerror(errno));
+            "LDMCL_CL_CACHE=0 to turn the cache off",
+            what, path, strerror(errno));
 }
 
 void ldm_binary_cache_store(ldm_ctx *ctx, const char *key_hex, cl_program program) {

@@ -10,8 +10,8 @@ ldm_status ldm_buf_write(ldm_ctx *ctx, ldm_buf dst, const void *src, size_t coun
     cl_int err = clEnqueueWriteBuffer(ctx->queue, dst.mem, CL_TRUE, dst.off * 4, count * 4, src, 0,
                                       NULL, NULL);
     if (err != CL_SUCCESS)
-        return LDM_CL_FAIL(err, "clEnqueueWriteBuffer", "writing %zu elements at offset %zu",
-                           count, dst.off);
+        return LDM_CL_FAIL(err, "clEnqueueWriteBuffer", "writing %zu elements at offset %zu", count,
+                           dst.off);
     return LDM_OK;
 }
 
@@ -108,8 +108,8 @@ ldm_status ldm_launch(ldm_ctx *ctx, cl_kernel k, cl_uint dims, const size_t *glo
         if (local) {
             n += snprintf(sizes + n, sizeof sizes - (size_t)n, ", local");
             for (cl_uint i = 0; i < dims; i++)
-                n += snprintf(sizes + n, sizeof sizes - (size_t)n, "%s%zu", i ? "x" : " ",
-                              local[i]);
+                n +=
+                    snprintf(sizes + n, sizeof sizes - (size_t)n, "%s%zu", i ? "x" : " ", local[i]);
         }
         return LDM_CL_FAIL(err, "clEnqueueNDRangeKernel", "launching kernel '%s' (%s) on '%s'",
                            name, sizes, ctx->info.device_name);

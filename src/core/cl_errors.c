@@ -121,8 +121,8 @@ const char *ldm_cl_error_name(int cl_error) {
 }
 
 const char *ldm_clblast_error_name(int clblast_status) {
-    const char *s = lookup(clblast_names, sizeof clblast_names / sizeof clblast_names[0],
-                           clblast_status);
+    const char *s =
+        lookup(clblast_names, sizeof clblast_names / sizeof clblast_names[0], clblast_status);
     if (s) return s;
     s = lookup(cl_names, sizeof cl_names / sizeof cl_names[0], clblast_status);
     return s ? s : "CLBlastUnknownStatus";

@@ -85,14 +85,13 @@ ldm_status ldm_ctx_create(const ldm_ctx_options *opts, ldm_ctx **out) {
     }
     ctx->queue = clCreateCommandQueue(ctx->context, ctx->device, CL_QUEUE_PROFILING_ENABLE, &err);
     if (err != CL_SUCCESS) {
-        st = LDM_CL_FAIL(err, "clCreateCommandQueue", "opening device '%s'",
-                         ctx->info.device_name);
+        st = LDM_CL_FAIL(err, "clCreateCommandQueue", "opening device '%s'", ctx->info.device_name);
         ldm_ctx_destroy(ctx);
         return st;
     }
 
-    const char *kdir = opts->kernel_dir && *opts->kernel_dir ? opts->kernel_dir
-                                                              : getenv("LDMCL_CL_DIR");
+    const char *kdir =
+        opts->kernel_dir && *opts->kernel_dir ? opts->kernel_dir : getenv("LDMCL_CL_DIR");
     if (kdir && *kdir) {
         ctx->kernel_dir = ldm_strdup(kdir);
         if (!ctx->kernel_dir) {

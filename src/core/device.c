@@ -23,7 +23,8 @@ static void get_device_str(cl_device_id d, cl_device_info what, char *buf, size_
     buf[size - 1] = '\0';
     /* Some drivers pad names with spaces. */
     size_t n = strlen(buf);
-    while (n > 0 && isspace((unsigned char)buf[n - 1])) buf[--n] = '\0';
+    while (n > 0 && isspace((unsigned char)buf[n - 1]))
+        buf[--n] = '\0';
 }
 
 static int has_extension(const char *extensions, const char *name) {
@@ -83,8 +84,8 @@ ldm_status ldm_device_query(cl_platform_id platform, cl_device_id device, ldm_de
             ext[ext_len] = '\0';
             info->has_fp16 = has_extension(ext, "cl_khr_fp16");
             info->has_fp64 = has_extension(ext, "cl_khr_fp64");
-            info->has_subgroups = has_extension(ext, "cl_khr_subgroups") ||
-                                  has_extension(ext, "cl_intel_subgroups");
+            info->has_subgroups =
+                has_extension(ext, "cl_khr_subgroups") || has_extension(ext, "cl_intel_subgroups");
         }
         free(ext);
     }
@@ -106,13 +107,13 @@ static ldm_status machine_scan(machine *m) {
         m->n_platforms = 0;
         return LDM_OK;
     }
-    if (err != CL_SUCCESS)
-        return LDM_CL_FAIL(err, "clGetPlatformIDs", "listing OpenCL platforms");
+    if (err != CL_SUCCESS) return LDM_CL_FAIL(err, "clGetPlatformIDs", "listing OpenCL platforms");
     if (m->n_platforms > MAX_PLATFORMS) m->n_platforms = MAX_PLATFORMS;
     for (cl_uint p = 0; p < m->n_platforms; p++) {
         err = clGetDeviceIDs(m->platforms[p], CL_DEVICE_TYPE_ALL, MAX_DEVICES, m->devices[p],
                              &m->n_devices[p]);
-        if (err == CL_DEVICE_NOT_FOUND) m->n_devices[p] = 0;
+        if (err == CL_DEVICE_NOT_FOUND)
+            m->n_devices[p] = 0;
         else if (err != CL_SUCCESS)
             return LDM_CL_FAIL(err, "clGetDeviceIDs", "listing the devices of platform %u", p);
         if (m->n_devices[p] > MAX_DEVICES) m->n_devices[p] = MAX_DEVICES;
@@ -126,7 +127,8 @@ ldm_status ldm_list_devices(ldm_device_info **out, int *count) {
     machine m;
     LDM_TRY(machine_scan(&m));
     int total = 0;
-    for (cl_uint p = 0; p < m.n_platforms; p++) total += (int)m.n_devices[p];
+    for (cl_uint p = 0; p < m.n_platforms; p++)
+        total += (int)m.n_devices[p];
     if (total == 0) return LDM_OK;
     ldm_device_info *list = calloc((size_t)total, sizeof *list);
     if (!list) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
@@ -188,8 +190,7 @@ ldm_status ldm_select_device(const char *platform_sel, const char *device_sel,
     LDM_TRY(ldm_list_devices(&list, &n));
     if (n == 0) {
         free(list);
-        return LDM_FAIL(LDM_ERR_NO_DEVICE,
-                        "no OpenCL device found. %s",
+        return LDM_FAIL(LDM_ERR_NO_DEVICE, "no OpenCL device found. %s",
                         ldm_cl_error_hint(CL_DEVICE_NOT_FOUND));
     }
 
@@ -233,9 +234,10 @@ ldm_status ldm_select_device(const char *platform_sel, const char *device_sel,
         }
         if (pick < 0) {
             char msg[4096];
-            snprintf(msg, sizeof msg, "no OpenCL device matches %s '%s'%s%s%s; the machine has:",
-                     dfrom, dsel, want_platform >= 0 ? " on platform '" : "",
-                     want_platform >= 0 ? psel : "", want_platform >= 0 ? "'" : "");
+            snprintf(msg, sizeof msg,
+                     "no OpenCL device matches %s '%s'%s%s%s; the machine has:", dfrom, dsel,
+                     want_platform >= 0 ? " on platform '" : "", want_platform >= 0 ? psel : "",
+                     want_platform >= 0 ? "'" : "");
             append_listing(msg, sizeof msg, list, n);
             free(list);
             return LDM_FAIL(LDM_ERR_NO_DEVICE, "%s", msg);

@@ -48,12 +48,11 @@ static CLBlastTranspose tr(int t) {
 }
 
 /* Temporary bytes for the shape at the given offsets (CLBlast counts elements). */
-static ldm_status temp_bytes_at(ldm_ctx *ctx, const ldm_gemm_shape *s, size_t off,
-                                size_t *bytes) {
+static ldm_status temp_bytes_at(ldm_ctx *ctx, const ldm_gemm_shape *s, size_t off, size_t *bytes) {
     size_t elems = 0;
-    CLBlastStatusCode c = CLBlastSGemmTempBufferSize(
-        CLBlastLayoutRowMajor, tr(s->trans_a), tr(s->trans_b), s->M, s->N, s->K, off, s->lda, off,
-        s->ldb, off, s->ldc, &ctx->queue, &elems);
+    CLBlastStatusCode c = CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, tr(s->trans_a),
+                                                     tr(s->trans_b), s->M, s->N, s->K, off, s->lda,
+                                                     off, s->ldb, off, s->ldc, &ctx->queue, &elems);
     if (c != CLBlastSuccess) return CLBLAST_FAIL(c, "CLBlastSGemmTempBufferSize", s);
     *bytes = elems * sizeof(float);
     return LDM_OK;

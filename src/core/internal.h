@@ -17,8 +17,8 @@ ldm_status ldm_fail_at(const char *file, int line, ldm_status st, const char *fm
 ldm_status ldm_vfail_at(const char *file, int line, ldm_status st, const char *fmt, va_list ap);
 
 /* For a failed OpenCL call: "file:line: <call> failed: CL_NAME (code) while <what>. <hint>". */
-ldm_status ldm_cl_fail_at(const char *file, int line, cl_int err, const char *call,
-                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+ldm_status ldm_cl_fail_at(const char *file, int line, cl_int err, const char *call, const char *fmt,
+                          ...) __attribute__((format(printf, 5, 6)));
 
 /* What a user can do about an OpenCL error, or "" when there is nothing general to say. */
 const char *ldm_cl_error_hint(cl_int err);
@@ -84,8 +84,7 @@ ldm_status ldm_source_read(const ldm_ctx *ctx, const char *file, char **out, siz
 
 /* Tries to create and build the program from the cache file for key_hex. Returns 1 and sets *out
  * on success, 0 on a miss or a rejected file (which is deleted). Never fails otherwise. */
-int ldm_binary_cache_load(ldm_ctx *ctx, const char *key_hex, const char *options,
-                          cl_program *out);
+int ldm_binary_cache_load(ldm_ctx *ctx, const char *key_hex, const char *options, cl_program *out);
 
 /* Writes the binary of a built program under key_hex, atomically. Failures are logged. */
 void ldm_binary_cache_store(ldm_ctx *ctx, const char *key_hex, cl_program program);

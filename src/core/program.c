@@ -16,8 +16,8 @@ ldm_status ldm_build_options(const ldm_ctx *ctx, const char *defines, char *buf,
      * results must match the PyTorch references. The device's local memory size lets kernels
      * pick tile sizes at compile time. */
     int n = snprintf(buf, size, "-cl-std=CL1.2 -DLDM_LOCAL_MEM_BYTES=%llu%s%s",
-                     (unsigned long long)ctx->info.local_mem_bytes,
-                     defines && *defines ? " " : "", defines ? defines : "");
+                     (unsigned long long)ctx->info.local_mem_bytes, defines && *defines ? " " : "",
+                     defines ? defines : "");
     if (n < 0 || (size_t)n >= size)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "kernel build options too long: '%s'",
                         defines ? defines : "");
@@ -27,10 +27,9 @@ ldm_status ldm_build_options(const ldm_ctx *ctx, const char *defines, char *buf,
 static void cache_key(const ldm_ctx *ctx, const char *options, const char *src, size_t len,
                       char hex[65]) {
     const ldm_device_info *d = &ctx->info;
-    const char *fields[] = {CACHE_FORMAT,       LDMCL_VERSION,     d->platform_name,
-                            d->platform_version, d->device_name,    d->device_vendor,
-                            d->device_version,   d->driver_version, d->opencl_c_version,
-                            options};
+    const char *fields[] = {
+        CACHE_FORMAT,     LDMCL_VERSION,     d->platform_name,  d->platform_version, d->device_name,
+        d->device_vendor, d->device_version, d->driver_version, d->opencl_c_version, options};
     ldm_sha256 s;
     ldm_sha256_init(&s);
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
@@ -63,12 +62,12 @@ static ldm_status build_from_source(ldm_ctx *ctx, const char *file, const char *
             log[0] = '\0';
         log[log_len] = '\0';
     }
-    ldm_status st = LDM_FAIL(LDM_ERR_BUILD,
-                             "building kernel source '%s' for device '%s' (driver %s) failed: "
-                             "%s (%d)\nbuild options: %s\nbuild log:\n%s",
-                             file, ctx->info.device_name, ctx->info.driver_version,
-                             ldm_cl_error_name(err), (int)err, options,
-                             log && *log ? log : "(the driver gave no log)");
+    ldm_status st =
+        LDM_FAIL(LDM_ERR_BUILD,
+                 "building kernel source '%s' for device '%s' (driver %s) failed: "
+                 "%s (%d)\nbuild options: %s\nbuild log:\n%s",
+                 file, ctx->info.device_name, ctx->info.driver_version, ldm_cl_error_name(err),
+                 (int)err, options, log && *log ? log : "(the driver gave no log)");
     free(log);
     clReleaseProgram(p);
     return st;

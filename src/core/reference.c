@@ -3,8 +3,8 @@
 
 #include "reference.h"
 
-void ldm_ref_sgemm(const ldm_gemm_shape *s, float alpha, const float *A, const float *B,
-                   float beta, float *C, double *bound) {
+void ldm_ref_sgemm(const ldm_gemm_shape *s, float alpha, const float *A, const float *B, float beta,
+                   float *C, double *bound) {
     for (size_t m = 0; m < s->M; m++) {
         for (size_t n = 0; n < s->N; n++) {
             double acc = 0.0, mag = 0.0;

@@ -10,8 +10,8 @@
 /* C = alpha op(A) op(B) + beta C on the host (row-major, as ldm_gemm). If bound is not NULL,
  * bound[i] receives sum_k |op(A)[m,k] op(B)[k,n]| for each element, the scale of its rounding
  * error. */
-void ldm_ref_sgemm(const ldm_gemm_shape *s, float alpha, const float *A, const float *B,
-                   float beta, float *C, double *bound);
+void ldm_ref_sgemm(const ldm_gemm_shape *s, float alpha, const float *A, const float *B, float beta,
+                   float *C, double *bound);
 
 /* Largest |got - want| / (tol_rel * scale[i] + tol_abs) over n elements (<= 1 means within
  * tolerance; scale NULL means |want|). *worst receives the index of the worst element. */

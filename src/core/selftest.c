@@ -22,8 +22,10 @@ static void verdict(selftest *t, const char *check, double ratio, size_t worst, 
                     const float *want) {
     char detail[256];
     int passed = ratio <= 1.0;
-    snprintf(detail, sizeof detail, "worst error %.3g of tolerance at element %zu (got %.9g, "
-             "want %.9g)", ratio, worst, got[worst], want[worst]);
+    snprintf(detail, sizeof detail,
+             "worst error %.3g of tolerance at element %zu (got %.9g, "
+             "want %.9g)",
+             ratio, worst, got[worst], want[worst]);
     if (!passed && !t->first_failure) {
         t->first_failure = check;
         snprintf(t->first_detail, sizeof t->first_detail, "%s", detail);
@@ -42,7 +44,8 @@ static ldm_status check_axpby(selftest *t) {
     float x[N + PAD], y[N], want[N], got[N];
     ldm_ref_fill_uniform(x, N + PAD, 1, -2.0f, 2.0f);
     ldm_ref_fill_uniform(y, N, 2, -2.0f, 2.0f);
-    for (int i = 0; i < N; i++) want[i] = 1.5f * x[PAD + i] - 0.25f * y[i];
+    for (int i = 0; i < N; i++)
+        want[i] = 1.5f * x[PAD + i] - 0.25f * y[i];
     ldm_buf bx, by;
     LDM_TRY(upload(t, x, N + PAD, "x", &bx));
     LDM_TRY(upload(t, y, N, "y", &by));
@@ -90,7 +93,8 @@ static ldm_status check_sum(selftest *t) {
     float partial[GROUPS];
     LDM_TRY(ldm_buf_read(t->ctx, partial, bp, GROUPS));
     double got_d = 0.0;
-    for (int g = 0; g < GROUPS; g++) got_d += partial[g];
+    for (int g = 0; g < GROUPS; g++)
+        got_d += partial[g];
     float got = (float)got_d, want = (float)want_d;
     double sc = scale;
     size_t worst;
@@ -128,12 +132,14 @@ static ldm_status check_gemm(selftest *t, const char *name, ldm_gemm_shape s, si
         size_t co = pad + i * sc;
         ldm_ref_sgemm(&s, alpha, a + pad + i * sa, b + pad + i * sb, beta, want + co, item_bound);
         for (size_t m = 0; m < s.M; m++)
-            for (size_t n = 0; n < s.N; n++) bound[co + m * s.ldc + n] = item_bound[m * s.N + n];
+            for (size_t n = 0; n < s.N; n++)
+                bound[co + m * s.ldc + n] = item_bound[m * s.N + n];
     }
     free(item_bound);
     ldm_buf ba, bb, bc, temp = {NULL, 0};
     size_t temp_bytes = 0;
-    if ((st = upload(t, a, na, "A", &ba)) != LDM_OK || (st = upload(t, b, nb, "B", &bb)) != LDM_OK ||
+    if ((st = upload(t, a, na, "A", &ba)) != LDM_OK ||
+        (st = upload(t, b, nb, "B", &bb)) != LDM_OK ||
         (st = upload(t, c, nc, "C", &bc)) != LDM_OK ||
         (st = ldm_gemm_temp_bytes(t->ctx, &s, &temp_bytes)) != LDM_OK)
         goto done;

@@ -69,7 +69,8 @@ static void text_add(text *t, const char *s, size_t n) {
     if (t->failed) return;
     if (t->len + n + 1 > t->cap) {
         size_t cap = t->cap ? t->cap : 4096;
-        while (cap < t->len + n + 1) cap *= 2;
+        while (cap < t->len + n + 1)
+            cap *= 2;
         char *p = realloc(t->s, cap);
         if (!p) {
             t->failed = 1;
@@ -98,16 +99,20 @@ typedef struct include_state {
 /* If line (without its newline) is `#include "name"`, copies name into buf and returns 1. */
 static int parse_include(const char *line, size_t n, char *buf, size_t size) {
     size_t i = 0;
-    while (i < n && (line[i] == ' ' || line[i] == '\t')) i++;
+    while (i < n && (line[i] == ' ' || line[i] == '\t'))
+        i++;
     if (i >= n || line[i] != '#') return 0;
     i++;
-    while (i < n && (line[i] == ' ' || line[i] == '\t')) i++;
+    while (i < n && (line[i] == ' ' || line[i] == '\t'))
+        i++;
     if (n - i < 7 || strncmp(line + i, "include", 7) != 0) return 0;
     i += 7;
-    while (i < n && (line[i] == ' ' || line[i] == '\t')) i++;
+    while (i < n && (line[i] == ' ' || line[i] == '\t'))
+        i++;
     if (i >= n || line[i] != '"') return 0;
     size_t start = ++i;
-    while (i < n && line[i] != '"') i++;
+    while (i < n && line[i] != '"')
+        i++;
     if (i >= n || i - start == 0 || i - start >= size) return 0;
     memcpy(buf, line + start, i - start);
     buf[i - start] = '\0';
@@ -136,8 +141,8 @@ static ldm_status expand(const ldm_ctx *ctx, const char *file, int depth, includ
                 if (strcmp(inc->included[i], name) == 0) seen = 1;
             if (!seen) {
                 if (inc->n_included == MAX_INCLUDED) {
-                    st = LDM_FAIL(LDM_ERR_FORMAT, "kernel source '%s': more than %d includes",
-                                  file, MAX_INCLUDED);
+                    st = LDM_FAIL(LDM_ERR_FORMAT, "kernel source '%s': more than %d includes", file,
+                                  MAX_INCLUDED);
                     break;
                 }
                 char *kept = ldm_strdup(name);
@@ -173,7 +178,8 @@ ldm_status ldm_source_expand(const ldm_ctx *ctx, const char *file, char **out, s
     include_state inc = {{0}, 0};
     text t = {0};
     ldm_status st = expand(ctx, file, 0, &inc, &t);
-    for (int i = 0; i < inc.n_included; i++) free((char *)inc.included[i]);
+    for (int i = 0; i < inc.n_included; i++)
+        free((char *)inc.included[i]);
     if (st != LDM_OK) {
         free(t.s);
         return st;

@@ -14,7 +14,8 @@ static _Thread_local size_t g_message_cap;
 static void message_reserve(size_t need) {
     if (need <= g_message_cap) return;
     size_t cap = g_message_cap ? g_message_cap : 256;
-    while (cap < need && cap < LDM_MESSAGE_MAX) cap *= 2;
+    while (cap < need && cap < LDM_MESSAGE_MAX)
+        cap *= 2;
     if (cap > LDM_MESSAGE_MAX) cap = LDM_MESSAGE_MAX;
     char *p = realloc(g_message, cap);
     if (!p) return; /* keep the old, shorter buffer */
@@ -50,8 +51,8 @@ ldm_status ldm_fail_at(const char *file, int line, ldm_status st, const char *fm
     return st;
 }
 
-ldm_status ldm_cl_fail_at(const char *file, int line, cl_int err, const char *call,
-                          const char *fmt, ...) {
+ldm_status ldm_cl_fail_at(const char *file, int line, cl_int err, const char *call, const char *fmt,
+                          ...) {
     char what[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -92,18 +93,30 @@ void ldm_clear_error(void) {
 
 const char *ldm_status_name(ldm_status s) {
     switch (s) {
-    case LDM_OK: return "LDM_OK";
-    case LDM_ERR_INVALID_ARGUMENT: return "LDM_ERR_INVALID_ARGUMENT";
-    case LDM_ERR_NO_DEVICE: return "LDM_ERR_NO_DEVICE";
-    case LDM_ERR_OPENCL: return "LDM_ERR_OPENCL";
-    case LDM_ERR_BUILD: return "LDM_ERR_BUILD";
-    case LDM_ERR_DEVICE_MEMORY: return "LDM_ERR_DEVICE_MEMORY";
-    case LDM_ERR_HOST_MEMORY: return "LDM_ERR_HOST_MEMORY";
-    case LDM_ERR_IO: return "LDM_ERR_IO";
-    case LDM_ERR_CLBLAST: return "LDM_ERR_CLBLAST";
-    case LDM_ERR_NOT_FOUND: return "LDM_ERR_NOT_FOUND";
-    case LDM_ERR_FORMAT: return "LDM_ERR_FORMAT";
-    case LDM_ERR_SELFTEST: return "LDM_ERR_SELFTEST";
+    case LDM_OK:
+        return "LDM_OK";
+    case LDM_ERR_INVALID_ARGUMENT:
+        return "LDM_ERR_INVALID_ARGUMENT";
+    case LDM_ERR_NO_DEVICE:
+        return "LDM_ERR_NO_DEVICE";
+    case LDM_ERR_OPENCL:
+        return "LDM_ERR_OPENCL";
+    case LDM_ERR_BUILD:
+        return "LDM_ERR_BUILD";
+    case LDM_ERR_DEVICE_MEMORY:
+        return "LDM_ERR_DEVICE_MEMORY";
+    case LDM_ERR_HOST_MEMORY:
+        return "LDM_ERR_HOST_MEMORY";
+    case LDM_ERR_IO:
+        return "LDM_ERR_IO";
+    case LDM_ERR_CLBLAST:
+        return "LDM_ERR_CLBLAST";
+    case LDM_ERR_NOT_FOUND:
+        return "LDM_ERR_NOT_FOUND";
+    case LDM_ERR_FORMAT:
+        return "LDM_ERR_FORMAT";
+    case LDM_ERR_SELFTEST:
+        return "LDM_ERR_SELFTEST";
     }
     return "LDM_ERR_UNKNOWN";
 }

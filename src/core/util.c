@@ -21,8 +21,9 @@ ldm_status ldm_read_file(const char *path, char **out, size_t *len) {
     *out = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
-    if (!f) return LDM_FAIL(errno == ENOENT ? LDM_ERR_NOT_FOUND : LDM_ERR_IO,
-                            "cannot open '%s': %s", path, strerror(errno));
+    if (!f)
+        return LDM_FAIL(errno == ENOENT || errno == ENOTDIR ? LDM_ERR_NOT_FOUND : LDM_ERR_IO,
+                        "cannot open '%s': %s", path, strerror(errno));
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     while (buf) {
@@ -73,8 +74,7 @@ int ldm_contains_nocase(const char *haystack, const char *needle) {
     if (n == 0) return 1;
     for (const char *h = haystack; *h; h++) {
         size_t i = 0;
-        while (i < n && h[i] &&
-               tolower((unsigned char)h[i]) == tolower((unsigned char)needle[i]))
+        while (i < n && h[i] && tolower((unsigned char)h[i]) == tolower((unsigned char)needle[i]))
             i++;
         if (i == n) return 1;
     }

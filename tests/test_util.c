@@ -1,0 +1,100 @@
+/* tests/test_util.c: shared helpers of the cmocka tests (see test_util.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "test_util.h"
+
+void test_assert_status(ldm_status got, ldm_status want, const char *expr, const char *file,
+                        int line) {
+    if (got == want) return;
+    print_error("%s:%d: %s returned %s, expected %s\nlibrary message: %s\n", file, line, expr,
+                ldm_status_name(got), ldm_status_name(want), ldm_last_error());
+    _fail(file, line);
+}
+
+void test_assert_contains(const char *haystack, const char *needle, const char *file, int line) {
+    if (haystack && needle && strstr(haystack, needle)) return;
+    print_error("%s:%d: expected to find \"%s\" in:\n%s\n", file, line, needle ? needle : "(null)",
+                haystack ? haystack : "(null)");
+    _fail(file, line);
+}
+
+char *test_make_tmpdir(const char *tag) {
+    const char *base = getenv("TMPDIR");
+    char *path = malloc(4096);
+    assert_non_null(path);
+    snprintf(path, 4096, "%s/ldmcl-%s-XXXXXX", base && *base ? base : "/tmp", tag);
+    assert_non_null(mkdtemp(path));
+    return path;
+}
+
+void test_rmtree(const char *dir) {
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static char g_log[1 << 16];
+
+static void capture_log(void *user, ldm_log_level level, const char *message) {
+    (void)user;
+    size_t used = strlen(g_log);
+    snprintf(g_log + used, sizeof g_log - used, "%s%s\n", level == LDM_LOG_WARN ? "warning: " : "",
+             message);
+    if (level == LDM_LOG_WARN) fprintf(stderr, "ldmcl: warning: %s\n", message);
+}
+
+const char *test_log_text(void) {
+    return g_log;
+}
+
+void test_log_clear(void) {
+    g_log[0] = '\0';
+}
+
+void test_ctx_options(ldm_ctx_options *o, const char *cache_dir, const char *kernel_dir) {
+    ldm_ctx_options_init(o);
+    o->binary_cache = cache_dir ? 1 : 0;
+    o->cache_dir = cache_dir;
+    o->kernel_dir = kernel_dir;
+    o->log = capture_log;
+}
+
+ldm_ctx *test_ctx_open(const char *cache_dir, const char *kernel_dir) {
+    ldm_ctx_options o;
+    test_ctx_options(&o, cache_dir, kernel_dir);
+    ldm_ctx *ctx = NULL;
+    assert_status(ldm_ctx_create(&o, &ctx), LDM_OK);
+    assert_non_null(ctx);
+    return ctx;
+}
+
+unsigned char *test_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s", path);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    assert_true(n >= 0);
+    rewind(f);
+    unsigned char *buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+void test_write_file(const char *path, const void *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    if (!f) fail_msg("cannot create %s", path);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+int test_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}

@@ -1,0 +1,44 @@
+/* tests/test_util.h: what the cmocka tests share: a context on the test device with its own
+ * temporary kernel cache, captured library log lines, temporary directories and status checks
+ * that print the library's message when they fail. */
+#ifndef LDMCL_TEST_UTIL_H
+#define LDMCL_TEST_UTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "ldmcl/ldmcl.h"
+
+/* Fails the test with the library's message unless st == want. */
+#define assert_status(st, want) test_assert_status((st), (want), #st, __FILE__, __LINE__)
+void test_assert_status(ldm_status got, ldm_status want, const char *expr, const char *file,
+                        int line);
+
+/* Fails unless haystack contains needle, printing both. */
+#define assert_contains(haystack, needle)                                                          \
+    test_assert_contains((haystack), (needle), __FILE__, __LINE__)
+void test_assert_contains(const char *haystack, const char *needle, const char *file, int line);
+
+/* A new empty directory under $TMPDIR (or /tmp); remove it with test_rmtree. Never NULL. */
+char *test_make_tmpdir(const char *tag);
+void test_rmtree(const char *dir);
+
+/* Options for a context on the test device: kernel cache in cache_dir (NULL: cache off), kernel
+ * sources from kernel_dir (NULL: embedded), log lines captured (see test_log_text). */
+void test_ctx_options(ldm_ctx_options *o, const char *cache_dir, const char *kernel_dir);
+ldm_ctx *test_ctx_open(const char *cache_dir, const char *kernel_dir);
+
+/* Everything logged through test_ctx_options since the last test_log_clear. */
+const char *test_log_text(void);
+void test_log_clear(void);
+
+/* Reads a whole file into a malloc'ed buffer; fails the test if it cannot. */
+unsigned char *test_read_file(const char *path, size_t *len);
+void test_write_file(const char *path, const void *data, size_t len);
+int test_file_exists(const char *path);
+
+#endif

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# tools/setup.sh: all the set-up a fresh Debian 12 machine needs for ldmcl: installs the packages
+# that are missing (apt, with sudo when not root), then configures and builds into build/.
+# Safe to run again; it only does what is left to do.
+#   BUILD_DIR=dir        build somewhere else (default: build)
+#   CMAKE_ARGS="..."     extra cmake options, e.g. -DLDMCL_SANITIZE=ON
+#   EXTRA_PACKAGES="..." more Debian packages to install
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(build-essential cmake pkg-config ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
+          libclblast-dev libpng-dev libinih-dev libcmocka-dev ${EXTRA_PACKAGES:-})
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+build_dir=${BUILD_DIR:-build}
+# shellcheck disable=SC2086
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${CMAKE_ARGS:-} >/dev/null
+cmake --build "$build_dir" -j"$(nproc)"
