@@ -62,6 +62,13 @@ ldm_status ldm_arg_ulong(cl_kernel k, cl_uint *index, uint64_t v);
 ldm_status ldm_arg_float(cl_kernel k, cl_uint *index, float v);
 ldm_status ldm_arg_local(cl_kernel k, cl_uint *index, size_t bytes);
 
+/* Sets arguments 0, 1, ... of k from a format string, one letter per value:
+ *   b  ldm_buf (two arguments: the cl_mem and a cl_ulong element offset)
+ *   i  int      u  unsigned     l  uint64_t     f  float (passed as double)
+ *   L  local memory: a size_t byte count
+ * e.g. ldm_set_args(k, "iifbb", N, C, eps, y, x). */
+ldm_status ldm_set_args(cl_kernel k, const char *format, ...);
+
 /* Enqueues k over `dims` dimensions; each global size is rounded up to a multiple of the local
  * size (kernels guard their bounds), since not every device runs non-uniform work-groups.
  * local may be NULL (the driver picks). ev may be NULL; with a profiling queue it gives the

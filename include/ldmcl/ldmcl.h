@@ -20,6 +20,10 @@
 #include "ldmcl/program.h"
 #include "ldmcl/buffer.h"
 #include "ldmcl/gemm.h"
+#include "ldmcl/cmd.h"
+#include "ldmcl/graph.h"
+#include "ldmcl/ops.h"
+#include "ldmcl/safetensors.h"
 #include "ldmcl/selftest.h"
 
 #endif

@@ -1,5 +1,6 @@
 /* src/core/buffer.c: host<->device copies, kernel arguments and kernel launches. Launch failures
  * name the kernel and its sizes. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -84,6 +85,40 @@ ldm_status ldm_arg_float(cl_kernel k, cl_uint *index, float v) {
 
 ldm_status ldm_arg_local(cl_kernel k, cl_uint *index, size_t bytes) {
     return set_arg(k, index, bytes, NULL);
+}
+
+ldm_status ldm_set_args(cl_kernel k, const char *format, ...) {
+    va_list ap;
+    va_start(ap, format);
+    cl_uint index = 0;
+    ldm_status st = LDM_OK;
+    for (const char *f = format; *f && st == LDM_OK; f++) {
+        switch (*f) {
+        case 'b':
+            st = ldm_arg_buf(k, &index, va_arg(ap, ldm_buf));
+            break;
+        case 'i':
+            st = ldm_arg_int(k, &index, va_arg(ap, int));
+            break;
+        case 'u':
+            st = ldm_arg_uint(k, &index, va_arg(ap, unsigned));
+            break;
+        case 'l':
+            st = ldm_arg_ulong(k, &index, va_arg(ap, uint64_t));
+            break;
+        case 'f':
+            st = ldm_arg_float(k, &index, (float)va_arg(ap, double));
+            break;
+        case 'L':
+            st = ldm_arg_local(k, &index, va_arg(ap, size_t));
+            break;
+        default:
+            st = LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "ldm_set_args: unknown letter '%c' in \"%s\"",
+                          *f, format);
+        }
+    }
+    va_end(ap);
+    return st;
 }
 
 ldm_status ldm_launch(ldm_ctx *ctx, cl_kernel k, cl_uint dims, const size_t *global,

@@ -121,6 +121,7 @@ ldm_status ldm_ctx_create(const ldm_ctx_options *opts, ldm_ctx **out) {
 
 void ldm_ctx_destroy(ldm_ctx *ctx) {
     if (!ctx) return;
+    ldm_cmd_destroy(ctx->immediate);
     ldm_program_cache_clear(ctx);
     free(ctx->programs);
     if (ctx->queue) {

@@ -65,38 +65,28 @@ ldm_status ldm_gemm_temp_bytes(ldm_ctx *ctx, const ldm_gemm_shape *s, size_t *by
     return temp_bytes_at(ctx, s, 1, bytes);
 }
 
-ldm_status ldm_gemm(ldm_ctx *ctx, const ldm_gemm_shape *s, float alpha, ldm_buf A, ldm_buf B,
-                    float beta, ldm_buf C, ldm_buf temp, size_t temp_bytes, cl_event *ev) {
+ldm_status ldm_gemm_prepare(ldm_ctx *ctx, const ldm_gemm_shape *s, size_t batch, int any_offset,
+                            ldm_gemm_plan *plan) {
     LDM_TRY(check_shape(s));
-    size_t need = 0;
-    LDM_TRY(temp_bytes_at(ctx, s, A.off || B.off || C.off ? 1 : 0, &need));
-    if (need > temp_bytes || (need > 0 && !temp.mem))
-        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
-                        "GEMM M=%zu N=%zu K=%zu needs a temporary buffer of %zu bytes, was given "
-                        "%zu; size it with ldm_gemm_temp_bytes",
-                        s->M, s->N, s->K, need, temp.mem ? temp_bytes : 0);
-    if (need > 0 && temp.off != 0)
-        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
-                        "CLBlast takes its temporary buffer without an offset: give GEMM a buffer "
-                        "of its own (offset %zu)",
-                        temp.off);
-    CLBlastStatusCode c = CLBlastSgemmWithTempBuffer(
-        CLBlastLayoutRowMajor, tr(s->trans_a), tr(s->trans_b), s->M, s->N, s->K, alpha, A.mem,
-        A.off, s->lda, B.mem, B.off, s->ldb, beta, C.mem, C.off, s->ldc, &ctx->queue, ev,
-        need > 0 ? temp.mem : NULL);
-    if (c != CLBlastSuccess) return CLBLAST_FAIL(c, "CLBlastSgemmWithTempBuffer", s);
-    return LDM_OK;
+    plan->batched_single = 0;
+    if (batch > 1) {
+        size_t aligned = 0;
+        LDM_TRY(temp_bytes_at(ctx, s, 0, &aligned));
+        if (aligned == 0) {
+            plan->batched_single = 1;
+            plan->temp_bytes = 0;
+            return LDM_OK;
+        }
+        any_offset = 1; /* items after the first sit at offsets */
+    }
+    return temp_bytes_at(ctx, s, any_offset ? 1 : 0, &plan->temp_bytes);
 }
 
-ldm_status ldm_gemm_strided_batched(ldm_ctx *ctx, const ldm_gemm_shape *s, size_t batch,
-                                    float alpha, ldm_buf A, size_t stride_a, ldm_buf B,
-                                    size_t stride_b, float beta, ldm_buf C, size_t stride_c,
-                                    ldm_buf temp, size_t temp_bytes, cl_event *ev) {
-    LDM_TRY(check_shape(s));
-    if (batch == 0) return LDM_OK;
-    size_t need_aligned = 0;
-    LDM_TRY(temp_bytes_at(ctx, s, 0, &need_aligned));
-    if (need_aligned == 0) {
+ldm_status ldm_gemm_enqueue(ldm_ctx *ctx, const ldm_gemm_shape *s, size_t batch, float alpha,
+                            ldm_buf A, size_t stride_a, ldm_buf B, size_t stride_b, float beta,
+                            ldm_buf C, size_t stride_c, cl_mem temp, const ldm_gemm_plan *plan,
+                            cl_event *ev) {
+    if (plan->batched_single) {
         CLBlastStatusCode c = CLBlastSgemmStridedBatched(
             CLBlastLayoutRowMajor, tr(s->trans_a), tr(s->trans_b), s->M, s->N, s->K, alpha, A.mem,
             A.off, s->lda, stride_a, B.mem, B.off, s->ldb, stride_b, beta, C.mem, C.off, s->ldc,
@@ -105,16 +95,52 @@ ldm_status ldm_gemm_strided_batched(ldm_ctx *ctx, const ldm_gemm_shape *s, size_
         return LDM_OK;
     }
     for (size_t i = 0; i < batch; i++) {
-        ldm_buf a = {A.mem, A.off + i * stride_a}, b = {B.mem, B.off + i * stride_b};
-        ldm_buf c = {C.mem, C.off + i * stride_c};
-        cl_event item_ev = NULL;
-        ldm_status st = ldm_gemm(ctx, s, alpha, a, b, beta, c, temp, temp_bytes,
-                                 ev && i + 1 == batch ? &item_ev : NULL);
-        if (st != LDM_OK) {
-            ldm_error_prefix("item %zu of a strided-batched GEMM of %zu", i, batch);
+        cl_event *item_ev = ev && i + 1 == batch ? ev : NULL;
+        CLBlastStatusCode c = CLBlastSgemmWithTempBuffer(
+            CLBlastLayoutRowMajor, tr(s->trans_a), tr(s->trans_b), s->M, s->N, s->K, alpha, A.mem,
+            A.off + i * stride_a, s->lda, B.mem, B.off + i * stride_b, s->ldb, beta, C.mem,
+            C.off + i * stride_c, s->ldc, &ctx->queue, item_ev, plan->temp_bytes ? temp : NULL);
+        if (c != CLBlastSuccess) {
+            ldm_status st = CLBLAST_FAIL(c, "CLBlastSgemmWithTempBuffer", s);
+            if (batch > 1) ldm_error_prefix("item %zu of a strided-batched GEMM of %zu", i, batch);
             return st;
         }
-        if (ev && i + 1 == batch) *ev = item_ev;
     }
     return LDM_OK;
+}
+
+/* Checks that the caller's temporary buffer covers what the plan needs. */
+static ldm_status check_temp(const ldm_gemm_shape *s, const ldm_gemm_plan *plan, ldm_buf temp,
+                             size_t temp_bytes) {
+    if (plan->temp_bytes > temp_bytes || (plan->temp_bytes > 0 && !temp.mem))
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "GEMM M=%zu N=%zu K=%zu needs a temporary buffer of %zu bytes, was given "
+                        "%zu; size it with ldm_gemm_temp_bytes",
+                        s->M, s->N, s->K, plan->temp_bytes, temp.mem ? temp_bytes : 0);
+    if (plan->temp_bytes > 0 && temp.off != 0)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "CLBlast takes its temporary buffer without an offset: give GEMM a buffer "
+                        "of its own (offset %zu)",
+                        temp.off);
+    return LDM_OK;
+}
+
+ldm_status ldm_gemm(ldm_ctx *ctx, const ldm_gemm_shape *s, float alpha, ldm_buf A, ldm_buf B,
+                    float beta, ldm_buf C, ldm_buf temp, size_t temp_bytes, cl_event *ev) {
+    ldm_gemm_plan plan;
+    LDM_TRY(ldm_gemm_prepare(ctx, s, 1, A.off || B.off || C.off, &plan));
+    LDM_TRY(check_temp(s, &plan, temp, temp_bytes));
+    return ldm_gemm_enqueue(ctx, s, 1, alpha, A, 0, B, 0, beta, C, 0, temp.mem, &plan, ev);
+}
+
+ldm_status ldm_gemm_strided_batched(ldm_ctx *ctx, const ldm_gemm_shape *s, size_t batch,
+                                    float alpha, ldm_buf A, size_t stride_a, ldm_buf B,
+                                    size_t stride_b, float beta, ldm_buf C, size_t stride_c,
+                                    ldm_buf temp, size_t temp_bytes, cl_event *ev) {
+    if (batch == 0) return check_shape(s);
+    ldm_gemm_plan plan;
+    LDM_TRY(ldm_gemm_prepare(ctx, s, batch, A.off || B.off || C.off, &plan));
+    LDM_TRY(check_temp(s, &plan, temp, temp_bytes));
+    return ldm_gemm_enqueue(ctx, s, batch, alpha, A, stride_a, B, stride_b, beta, C, stride_c,
+                            temp.mem, &plan, ev);
 }

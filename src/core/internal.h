@@ -23,6 +23,9 @@ ldm_status ldm_cl_fail_at(const char *file, int line, cl_int err, const char *ca
 /* What a user can do about an OpenCL error, or "" when there is nothing general to say. */
 const char *ldm_cl_error_hint(cl_int err);
 
+/* Makes message (kept earlier, e.g. by a graph) this thread's message again; returns st. */
+ldm_status ldm_restore_error(ldm_status st, const char *message);
+
 /* Prepends "<context>: " to the kept message (for callers that add what they were doing). */
 void ldm_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -66,6 +69,8 @@ struct ldm_ctx {
     int n_programs, cap_programs;
     ldm_cache_stats stats;
 
+    ldm_cmd *immediate; /* created on first use */
+
     uint64_t mem_limit;  /* 0: none beyond the device's */
     uint64_t mem_in_use; /* bytes held by this context's arenas */
 };
@@ -91,6 +96,23 @@ void ldm_binary_cache_store(ldm_ctx *ctx, const char *key_hex, cl_program progra
 
 /* The cache file path for key_hex into buf (ctx->cache_dir must be set). */
 ldm_status ldm_binary_cache_path(const ldm_ctx *ctx, const char *key_hex, char *buf, size_t size);
+
+/* ---- GEMM (gemm.c) ------------------------------------------------------------------------ */
+
+/* How a GEMM will run: its temporary bytes, and whether a batch is one strided-batched call. */
+typedef struct ldm_gemm_plan {
+    size_t temp_bytes;
+    int batched_single;
+} ldm_gemm_plan;
+
+/* Checks the shape and decides the plan (any_offset: some operand has a nonzero offset). */
+ldm_status ldm_gemm_prepare(ldm_ctx *ctx, const ldm_gemm_shape *s, size_t batch, int any_offset,
+                            ldm_gemm_plan *plan);
+/* Enqueues a prepared GEMM; temp must hold plan->temp_bytes (or be NULL when that is 0). */
+ldm_status ldm_gemm_enqueue(ldm_ctx *ctx, const ldm_gemm_shape *s, size_t batch, float alpha,
+                            ldm_buf A, size_t stride_a, ldm_buf B, size_t stride_b, float beta,
+                            ldm_buf C, size_t stride_c, cl_mem temp, const ldm_gemm_plan *plan,
+                            cl_event *ev);
 
 /* ---- small helpers (util.c) -------------------------------------------------------------- */
 

@@ -68,6 +68,13 @@ ldm_status ldm_cl_fail_at(const char *file, int line, cl_int err, const char *ca
                        ldm_cl_error_name(err), (int)err, what, *hint ? " " : "", hint);
 }
 
+ldm_status ldm_restore_error(ldm_status st, const char *message) {
+    size_t n = strlen(message);
+    message_reserve(n + 1);
+    if (g_message_cap >= n + 1) memcpy(g_message, message, n + 1);
+    return st;
+}
+
 void ldm_error_prefix(const char *fmt, ...) {
     char head[1024];
     va_list ap;

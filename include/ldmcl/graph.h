@@ -1,0 +1,117 @@
+/* ldmcl/graph.h: record a model once, generate its backward pass, plan its memory, replay it.
+ *
+ * Model code calls op functions (ops.h) on tensors of a graph; they record nodes, they compute
+ * nothing. ldm_graph_backward then adds the backward pass from a loss: each op's backward kernels
+ * in reverse order, accumulating the gradients of tensors used more than once, skipping frozen
+ * parameters and inputs that need no gradient. ldm_graph_compile places every activation and
+ * gradient in one planned buffer by liveness, allocates the arenas, and records every launch with
+ * its arguments set; ldm_graph_run replays them without allocating, building or waiting.
+ *
+ * Recording functions do not return a status: the first error is kept in the graph (and later
+ * calls on it do nothing) and ldm_graph_compile returns it. Tensors never own memory; their
+ * buffers exist once the graph is compiled. */
+#ifndef LDMCL_GRAPH_H
+#define LDMCL_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ldmcl/buffer.h"
+#include "ldmcl/cmd.h"
+#include "ldmcl/context.h"
+#include "ldmcl/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LDM_MAX_DIMS 4
+
+typedef struct ldm_graph ldm_graph;
+typedef struct ldm_tensor ldm_tensor;
+
+/* A shape as the (ndim, sizes) argument pair: ldm_graph_input(g, "x", LDM_SHAPE(2, 4, 8, 8)). */
+#define LDM_SHAPE(...)                                                                             \
+    (int)(sizeof((const int[]){__VA_ARGS__}) / sizeof(int)), (const int[]) {                       \
+        __VA_ARGS__                                                                                \
+    }
+
+ldm_status ldm_graph_create(ldm_ctx *ctx, ldm_graph **out);
+void ldm_graph_destroy(ldm_graph *g);
+ldm_ctx *ldm_graph_ctx(const ldm_graph *g);
+
+/* LDM_OK, or the first error met while recording (ldm_last_error() was set when it happened;
+ * ldm_graph_error() keeps a copy). */
+ldm_status ldm_graph_status(const ldm_graph *g);
+const char *ldm_graph_error(const ldm_graph *g);
+
+/* A trainable parameter, named as in the reference's state_dict ("downs.0.resnet_conv_first...").
+ */
+ldm_tensor *ldm_graph_param(ldm_graph *g, const char *name, int ndim, const int *shape);
+/* Data fed before each run (images, noise, timesteps, ...); no gradient unless asked for. */
+ldm_tensor *ldm_graph_input(ldm_graph *g, const char *name, int ndim, const int *shape);
+
+/* Freezes a parameter (no gradient, not updated) or unfreezes it. */
+void ldm_tensor_set_trainable(ldm_tensor *t, int trainable);
+/* Asks for the gradient of an input too (tests, or inputs that are optimised). */
+void ldm_tensor_set_requires_grad(ldm_tensor *t, int requires_grad);
+/* Keeps an activation readable after a run (outputs); others share memory by liveness. */
+void ldm_tensor_keep(ldm_tensor *t);
+/* Names a recorded tensor (for messages and profiles). */
+void ldm_tensor_set_name(ldm_tensor *t, const char *name);
+
+/* A view of t with another shape and the same number of elements (no copy). */
+ldm_tensor *ldm_reshape(ldm_graph *g, ldm_tensor *t, int ndim, const int *shape);
+
+/* Generates the backward pass of sum(loss) (a scalar loss is the usual case). */
+ldm_status ldm_graph_backward(ldm_graph *g, ldm_tensor *loss);
+/* Generates the backward pass of sum(out * seed), seed being an input of out's shape: the
+ * gradient flowing into out is the seed's value. Used to check ops against references. */
+ldm_status ldm_graph_backward_seeded(ldm_graph *g, ldm_tensor *out, ldm_tensor *seed);
+
+/* Plans memory, allocates the arenas, records every launch. */
+ldm_status ldm_graph_compile(ldm_graph *g);
+/* Enqueues the forward pass and, if generated, the backward pass. Leaf gradients accumulate
+ * (+=) across runs until ldm_graph_zero_grads. Does not wait. */
+ldm_status ldm_graph_run(ldm_graph *g);
+ldm_status ldm_graph_zero_grads(ldm_graph *g);
+/* The recorded launches (for profiling by op label), valid after compile. */
+ldm_cmd *ldm_graph_commands(ldm_graph *g);
+
+typedef struct ldm_graph_memory {
+    uint64_t trainable_bytes; /* trainable parameters; their gradients take as much again */
+    uint64_t frozen_bytes;
+    uint64_t input_bytes;
+    uint64_t leaf_grad_bytes;  /* gradients of trainable parameters and of inputs that ask */
+    uint64_t activation_bytes; /* the planned buffer: peak of live activations, gradients and
+                                  scratch */
+    uint64_t activation_total; /* what those would take without reuse */
+    size_t n_nodes, n_backward_steps, n_launches;
+} ldm_graph_memory;
+
+ldm_graph_memory ldm_graph_memory_report(const ldm_graph *g);
+
+/* Tensors. Data transfers are blocking and valid after compile: write parameters and inputs,
+ * read parameters, inputs, gradients and kept activations. */
+ldm_status ldm_tensor_write(ldm_tensor *t, const float *data);
+ldm_status ldm_tensor_read(ldm_tensor *t, float *data);
+/* The gradient of t (after ldm_graph_backward), or NULL when t gets none. */
+ldm_tensor *ldm_tensor_grad(const ldm_tensor *t);
+const char *ldm_tensor_name(const ldm_tensor *t);
+int ldm_tensor_ndim(const ldm_tensor *t);
+int ldm_tensor_dim(const ldm_tensor *t, int i); /* negative i counts from the end */
+size_t ldm_tensor_numel(const ldm_tensor *t);
+ldm_buf ldm_tensor_buf(const ldm_tensor *t);
+
+/* Parameters in creation order (for optimizers, checkpoints and name lookups). */
+size_t ldm_graph_param_count(const ldm_graph *g);
+ldm_tensor *ldm_graph_param_at(const ldm_graph *g, size_t i);
+ldm_tensor *ldm_graph_find(const ldm_graph *g, const char *name);
+/* The trainable parameters and their gradients as flat buffers of the same layout. */
+ldm_buf ldm_graph_trainable_buf(const ldm_graph *g, size_t *count);
+ldm_buf ldm_graph_trainable_grad_buf(const ldm_graph *g);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,13 @@
+/* ldmcl/ops.h: every op of ldmcl, at two levels.
+ *   Buffer level: ldm_<op>_fwd / ldm_<op>_bwd launch kernels on buffers through an ldm_cmd
+ *   (outputs first, shapes in PyTorch order in the comments). Backward functions take acc:
+ *   0 overwrites the gradient, 1 adds to it.
+ *   Graph level: ldm_<op>(g, ...) records the op on a graph (graph.h) and returns its result.
+ * One header per op family. */
+#ifndef LDMCL_OPS_H
+#define LDMCL_OPS_H
+
+#include "ldmcl/ops/elementwise.h"
+#include "ldmcl/ops/reduce.h"
+
+#endif

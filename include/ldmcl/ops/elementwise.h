@@ -1,0 +1,57 @@
+/* ldmcl/ops/elementwise.h: activations, add/sub/scale, multiply, broadcast add over rows.
+ * torch references: F.silu, F.leaky_relu, F.gelu (exact, erf), quick_gelu x*sigmoid(1.702x). */
+#ifndef LDMCL_OPS_ELEMENTWISE_H
+#define LDMCL_OPS_ELEMENTWISE_H
+
+#include <stddef.h>
+
+#include "ldmcl/cmd.h"
+#include "ldmcl/graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum ldm_act {
+    LDM_ACT_SILU = 1,
+    LDM_ACT_LEAKY_RELU = 2, /* param: negative slope */
+    LDM_ACT_GELU = 3,
+    LDM_ACT_QUICK_GELU = 4
+} ldm_act;
+
+/* y = act(x) over n elements. */
+ldm_status ldm_act_fwd(ldm_cmd *c, ldm_act act, float param, size_t n, ldm_buf y, ldm_buf x);
+/* dx = acc*dx + dy * act'(x). */
+ldm_status ldm_act_bwd(ldm_cmd *c, ldm_act act, float param, size_t n, int acc, ldm_buf dx,
+                       ldm_buf dy, ldm_buf x);
+/* y = alpha*a + beta*b. */
+ldm_status ldm_axpby(ldm_cmd *c, size_t n, ldm_buf y, float alpha, ldm_buf a, float beta,
+                     ldm_buf b);
+/* dst = acc*dst + alpha*src. */
+ldm_status ldm_accumulate(ldm_cmd *c, size_t n, int acc, ldm_buf dst, float alpha, ldm_buf src);
+/* y = a*b. */
+ldm_status ldm_mul_fwd(ldm_cmd *c, size_t n, ldm_buf y, ldm_buf a, ldm_buf b);
+/* dst = acc*dst + dy*b (the gradient of a in y = a*b). */
+ldm_status ldm_mul_acc(ldm_cmd *c, size_t n, int acc, ldm_buf dst, ldm_buf dy, ldm_buf b);
+/* y[r, c] = x[r, c] + v[r]: x, y [rows, cols], v [rows]. */
+ldm_status ldm_add_rows_fwd(ldm_cmd *c, size_t rows, size_t cols, ldm_buf y, ldm_buf x, ldm_buf v);
+
+/* Graph level. */
+ldm_tensor *ldm_silu(ldm_graph *g, ldm_tensor *x);
+ldm_tensor *ldm_leaky_relu(ldm_graph *g, ldm_tensor *x, float negative_slope);
+ldm_tensor *ldm_gelu(ldm_graph *g, ldm_tensor *x);
+ldm_tensor *ldm_quick_gelu(ldm_graph *g, ldm_tensor *x);
+/* alpha*a + beta*b, a and b of the same shape (ldm_add: 1, 1; ldm_sub: 1, -1). */
+ldm_tensor *ldm_axpby_t(ldm_graph *g, float alpha, ldm_tensor *a, float beta, ldm_tensor *b);
+ldm_tensor *ldm_add(ldm_graph *g, ldm_tensor *a, ldm_tensor *b);
+ldm_tensor *ldm_sub(ldm_graph *g, ldm_tensor *a, ldm_tensor *b);
+ldm_tensor *ldm_scale(ldm_graph *g, ldm_tensor *x, float alpha);
+ldm_tensor *ldm_mul(ldm_graph *g, ldm_tensor *a, ldm_tensor *b);
+/* x [N, C, ...] + v [N, C] broadcast over the trailing dimensions (a time embedding added to a
+ * feature map: x + v[:, :, None, None]). */
+ldm_tensor *ldm_add_channels(ldm_graph *g, ldm_tensor *x, ldm_tensor *v);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,237 @@
+/* src/graph/compile.c: turns a recorded graph into arenas and a recording of launches, and runs
+ * it. Arenas, one per lifetime: trainable parameters, frozen parameters, inputs, leaf gradients
+ * (the trainable parameters' gradients first, in the same layout as the parameters, so that an
+ * optimizer is one flat kernel) and the planned activations. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph_internal.h"
+
+#define ALIGN ((uint64_t)LDM_ARENA_ALIGN_ELEMS)
+
+static uint64_t aligned_bytes(size_t numel) {
+    return ((uint64_t)numel + ALIGN - 1) / ALIGN * ALIGN * 4;
+}
+
+/* Creates an arena of `bytes` (none when 0) and carves the listed tensors from it in order. */
+static ldm_status carve(ldm_graph *g, const char *name, uint64_t bytes, ldm_arena **arena,
+                        ldm_tensor **list, int n, int want_grad) {
+    *arena = NULL;
+    if (bytes == 0) return LDM_OK;
+    LDM_TRY(ldm_arena_create(g->ctx, name, bytes, arena));
+    for (int i = 0; i < n; i++) {
+        ldm_tensor *t = want_grad ? list[i]->grad : list[i];
+        LDM_TRY(ldm_arena_take(*arena, t->numel, t->name, &t->buf));
+    }
+    return LDM_OK;
+}
+
+static ldm_status allocate(ldm_graph *g, size_t peak) {
+    int n = g->n_tensors, n_tr = 0, n_fr = 0, n_in = 0, n_lg = 0;
+    ldm_tensor **tr = malloc((size_t)n * sizeof *tr), **fr = malloc((size_t)n * sizeof *fr);
+    ldm_tensor **in = malloc((size_t)n * sizeof *in), **lg = malloc((size_t)n * sizeof *lg);
+    ldm_status st = LDM_OK;
+    if (!tr || !fr || !in || !lg) st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    uint64_t b_tr = 0, b_fr = 0, b_in = 0, b_lg = 0;
+    for (int i = 0; i < n && st == LDM_OK; i++) {
+        ldm_tensor *t = g->tensors[i];
+        if (t->base) continue;
+        if (t->kind == TK_PARAM && t->trainable) {
+            tr[n_tr++] = t;
+            b_tr += aligned_bytes(t->numel);
+        } else if (t->kind == TK_PARAM) {
+            fr[n_fr++] = t;
+            b_fr += aligned_bytes(t->numel);
+        } else if (t->kind == TK_INPUT) {
+            in[n_in++] = t;
+            b_in += aligned_bytes(t->numel);
+            if (t->grad) {
+                lg[n_lg++] = t;
+                b_lg += aligned_bytes(t->numel);
+            }
+        }
+    }
+    /* Trainable parameters without a gradient (not on the loss's path) still get one, zero,
+     * so the flat layouts match. */
+    uint64_t b_grads = b_tr + b_lg;
+    if (st == LDM_OK) st = carve(g, "trainable parameters", b_tr, &g->trainable, tr, n_tr, 0);
+    if (st == LDM_OK) st = carve(g, "frozen parameters", b_fr, &g->frozen, fr, n_fr, 0);
+    if (st == LDM_OK) st = carve(g, "inputs", b_in, &g->inputs, in, n_in, 0);
+    if (st == LDM_OK && b_grads && g->has_backward) {
+        st = ldm_arena_create(g->ctx, "gradients", b_grads, &g->leaf_grads);
+        for (int i = 0; i < n_tr && st == LDM_OK; i++) {
+            ldm_tensor *t = tr[i];
+            ldm_buf b;
+            st = ldm_arena_take(g->leaf_grads, t->numel, t->name, &b);
+            if (t->grad) t->grad->buf = b;
+        }
+        for (int i = 0; i < n_lg && st == LDM_OK; i++)
+            st = ldm_arena_take(g->leaf_grads, lg[i]->numel, lg[i]->grad->name, &lg[i]->grad->buf);
+    }
+    if (st == LDM_OK && peak > 0)
+        st = ldm_arena_create(g->ctx, "activations", (uint64_t)peak * 4, &g->activations);
+    if (st == LDM_OK && g->activations) {
+        cl_mem mem = ldm_arena_mem(g->activations);
+        for (int i = 0; i < n; i++) {
+            ldm_tensor *t = g->tensors[i];
+            if (t->planned && !t->base) t->buf = (ldm_buf){mem, t->plan_off};
+        }
+    }
+    g->memory.trainable_bytes = b_tr;
+    g->memory.frozen_bytes = b_fr;
+    g->memory.input_bytes = b_in;
+    g->memory.leaf_grad_bytes = g->leaf_grads ? b_grads : 0;
+    g->memory.activation_bytes = (uint64_t)peak * 4;
+    free(tr);
+    free(fr);
+    free(in);
+    free(lg);
+    return st;
+}
+
+static ldm_status add_scratch(ldm_graph *g) {
+    for (int k = 0; k < g->n_nodes; k++) {
+        ldm_node *n = g->nodes[k];
+        size_t need[2] = {n->scratch_fwd, n->scratch_bwd};
+        for (int d = 0; d < 2; d++) {
+            if (!need[d]) continue;
+            if (d == 1 && !g->has_backward) continue;
+            char name[160];
+            snprintf(name, sizeof name, "%s.scratch%s", n->label, d ? "_bwd" : "");
+            int shape[1] = {(int)need[d]};
+            ldm_tensor *t = ldm_graph_input(g, name, 1, shape);
+            if (!t) return g->status;
+            t->kind = TK_SCRATCH;
+            n->scratch_t[d] = t;
+        }
+    }
+    return LDM_OK;
+}
+
+static ldm_buf buf_or_null(const ldm_tensor *t) {
+    return t ? ldm_tensor_buf(t) : (ldm_buf){NULL, 0};
+}
+
+static ldm_status record(ldm_graph *g) {
+    LDM_TRY(ldm_cmd_create_recording(g->ctx, &g->cmd));
+    ldm_cmd *c = g->cmd;
+    for (int k = 0; k < g->n_nodes; k++) {
+        ldm_node *n = g->nodes[k];
+        ldm_cmd_set_label(c, n->label);
+        ldm_status st = n->op->fwd(c, n, buf_or_null(n->scratch_t[0]));
+        if (st != LDM_OK) {
+            ldm_error_prefix("recording the forward of '%s'", n->label);
+            return st;
+        }
+    }
+    if (!g->has_backward) return LDM_OK;
+    ldm_tensor *lg = ldm_storage(g->loss)->grad;
+    ldm_cmd_set_label(c, "backward seed");
+    if (g->seed)
+        LDM_TRY(ldm_cmd_copy(c, lg->buf, ldm_tensor_buf(g->seed), lg->numel));
+    else
+        LDM_TRY(ldm_cmd_fill(c, lg->buf, 1.0f, lg->numel));
+    for (int j = 0; j < g->n_steps; j++) {
+        const ldm_bwd_step *s = &g->steps[j];
+        ldm_node *n = s->node;
+        ldm_bwd_args a;
+        memset(&a, 0, sizeof a);
+        a.dout = s->dout->buf;
+        for (int i = 0; i < n->n_in; i++) {
+            a.din[i] = buf_or_null(s->din[i]);
+            a.acc[i] = s->acc[i];
+        }
+        a.scratch = buf_or_null(n->scratch_t[1]);
+        char label[160];
+        snprintf(label, sizeof label, "%s.backward", n->label);
+        ldm_cmd_set_label(c, label);
+        ldm_status st = n->op->bwd(c, n, &a);
+        if (st != LDM_OK) {
+            ldm_error_prefix("recording the backward of '%s'", n->label);
+            return st;
+        }
+    }
+    return LDM_OK;
+}
+
+ldm_status ldm_graph_compile(ldm_graph *g) {
+    /* The first recording error, with its message: later calls may have replaced the thread's. */
+    if (g->status != LDM_OK) return ldm_restore_error(g->status, ldm_graph_error(g));
+    if (g->compiled) return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "graph compiled twice");
+    ldm_status st = add_scratch(g);
+    size_t peak = 0, total = 0;
+    if (st == LDM_OK) st = ldm_graph_plan(g, &peak, &total);
+    if (st == LDM_OK) st = allocate(g, peak);
+    if (st == LDM_OK) st = record(g);
+    if (st == LDM_OK) st = ldm_cmd_finalize(g->cmd);
+    if (st != LDM_OK) return st;
+    g->compiled = 1;
+    g->memory.activation_total = (uint64_t)total * 4;
+    g->memory.n_nodes = (size_t)g->n_nodes;
+    g->memory.n_backward_steps = (size_t)g->n_steps;
+    g->memory.n_launches = ldm_cmd_count(g->cmd);
+    return LDM_OK;
+}
+
+static ldm_status need_compiled(const ldm_graph *g) {
+    if (!g->compiled) return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "the graph must be compiled first");
+    return LDM_OK;
+}
+
+ldm_status ldm_graph_run(ldm_graph *g) {
+    LDM_TRY(need_compiled(g));
+    return ldm_cmd_replay(g->cmd);
+}
+
+ldm_status ldm_graph_zero_grads(ldm_graph *g) {
+    LDM_TRY(need_compiled(g));
+    if (!g->leaf_grads) return LDM_OK;
+    ldm_buf all = {ldm_arena_mem(g->leaf_grads), 0};
+    return ldm_buf_fill(g->ctx, all, 0.0f, (size_t)(ldm_arena_capacity_bytes(g->leaf_grads) / 4));
+}
+
+ldm_cmd *ldm_graph_commands(ldm_graph *g) {
+    return g->cmd;
+}
+
+ldm_graph_memory ldm_graph_memory_report(const ldm_graph *g) {
+    return g->memory;
+}
+
+static ldm_status check_io(const ldm_tensor *t, int writing) {
+    LDM_TRY(need_compiled(t->g));
+    const ldm_tensor *s = t->base ? t->base : t;
+    if (writing && s->kind != TK_PARAM && s->kind != TK_INPUT)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "'%s' is computed by the graph; only parameters and inputs are written",
+                        t->name);
+    if (!ldm_tensor_buf(t).mem)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "'%s' has no memory (not used by the graph)",
+                        t->name);
+    if (!writing && (s->kind == TK_ACTIVATION || (s->kind == TK_GRAD && s->planned)) && !s->keep)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "'%s' is not kept after a run: mark it with ldm_tensor_keep before "
+                        "compiling",
+                        t->name);
+    return LDM_OK;
+}
+
+ldm_status ldm_tensor_write(ldm_tensor *t, const float *data) {
+    LDM_TRY(check_io(t, 1));
+    return ldm_buf_write(t->g->ctx, ldm_tensor_buf(t), data, t->numel);
+}
+
+ldm_status ldm_tensor_read(ldm_tensor *t, float *data) {
+    LDM_TRY(check_io(t, 0));
+    return ldm_buf_read(t->g->ctx, data, ldm_tensor_buf(t), t->numel);
+}
+
+ldm_buf ldm_graph_trainable_buf(const ldm_graph *g, size_t *count) {
+    *count = g->trainable ? (size_t)(ldm_arena_capacity_bytes(g->trainable) / 4) : 0;
+    return (ldm_buf){g->trainable ? ldm_arena_mem(g->trainable) : NULL, 0};
+}
+
+ldm_buf ldm_graph_trainable_grad_buf(const ldm_graph *g) {
+    return (ldm_buf){g->leaf_grads ? ldm_arena_mem(g->leaf_grads) : NULL, 0};
+}

@@ -1,0 +1,296 @@
+/* src/graph/graph.c: the recording side of a graph: tensors (parameters, inputs, activations,
+ * views), nodes, the sticky first error, and tensor accessors. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph_internal.h"
+
+ldm_status ldm_graph_create(ldm_ctx *ctx, ldm_graph **out) {
+    ldm_graph *g = calloc(1, sizeof *g);
+    if (!g) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    g->ctx = ctx;
+    *out = g;
+    return LDM_OK;
+}
+
+void ldm_graph_destroy(ldm_graph *g) {
+    if (!g) return;
+    ldm_cmd_destroy(g->cmd);
+    ldm_arena_destroy(g->trainable);
+    ldm_arena_destroy(g->frozen);
+    ldm_arena_destroy(g->inputs);
+    ldm_arena_destroy(g->leaf_grads);
+    ldm_arena_destroy(g->activations);
+    for (int i = 0; i < g->n_tensors; i++)
+        free(g->tensors[i]);
+    for (int i = 0; i < g->n_nodes; i++)
+        free(g->nodes[i]);
+    free(g->tensors);
+    free(g->nodes);
+    free(g->params);
+    free(g->steps);
+    free(g->error);
+    free(g);
+}
+
+ldm_ctx *ldm_graph_ctx(const ldm_graph *g) {
+    return g->ctx;
+}
+
+ldm_status ldm_graph_status(const ldm_graph *g) {
+    return g->status;
+}
+
+const char *ldm_graph_error(const ldm_graph *g) {
+    return g->error ? g->error : "";
+}
+
+/* Keeps the message of the first failure; later ones are consequences. */
+static void keep_first_error(ldm_graph *g, ldm_status st) {
+    if (g->status != LDM_OK) return;
+    g->status = st;
+    g->error = ldm_strdup(ldm_last_error());
+}
+
+ldm_tensor *ldm_graph_fail_at(ldm_graph *g, const char *file, int line, ldm_status st,
+                              const char *fmt, ...) {
+    if (g->status != LDM_OK) return NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    ldm_vfail_at(file, line, st, fmt, ap);
+    va_end(ap);
+    keep_first_error(g, st);
+    return NULL;
+}
+
+#define GROW(arr, n, cap, first)                                                                   \
+    do {                                                                                           \
+        if ((n) == (cap)) {                                                                        \
+            int new_cap_ = (cap) ? (cap)*2 : (first);                                              \
+            void *grown_ = realloc((arr), (size_t)new_cap_ * sizeof *(arr));                       \
+            if (!grown_) return LDM_GRAPH_FAIL(g, LDM_ERR_HOST_MEMORY, "out of host memory");      \
+            (arr) = grown_;                                                                        \
+            (cap) = new_cap_;                                                                      \
+        }                                                                                          \
+    } while (0)
+
+static ldm_tensor *new_tensor(ldm_graph *g, const char *name, tensor_kind kind, int ndim,
+                              const int *shape) {
+    if (g->status != LDM_OK) return NULL;
+    if (g->compiled)
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                              "tensor '%s' added after the graph was compiled", name);
+    if (ndim < 1 || ndim > LDM_MAX_DIMS)
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                              "tensor '%s' has %d dimensions; ldmcl takes 1 to %d", name, ndim,
+                              LDM_MAX_DIMS);
+    size_t numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 1)
+            return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                                  "tensor '%s' has size %d in dimension %d", name, shape[i], i);
+        numel *= (size_t)shape[i];
+    }
+    GROW(g->tensors, g->n_tensors, g->cap_tensors, 64);
+    ldm_tensor *t = calloc(1, sizeof *t);
+    if (!t) return LDM_GRAPH_FAIL(g, LDM_ERR_HOST_MEMORY, "out of host memory");
+    t->g = g;
+    t->id = g->n_tensors;
+    snprintf(t->name, sizeof t->name, "%s", name ? name : "");
+    t->kind = kind;
+    t->ndim = ndim;
+    memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+    t->numel = numel;
+    t->producer = -1;
+    g->tensors[g->n_tensors++] = t;
+    return t;
+}
+
+ldm_tensor *ldm_graph_param(ldm_graph *g, const char *name, int ndim, const int *shape) {
+    if (g->status != LDM_OK) return NULL;
+    if (!name || !*name)
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT, "a parameter needs a name");
+    if (ldm_graph_find(g, name))
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT, "parameter '%s' is defined twice", name);
+    GROW(g->params, g->n_params, g->cap_params, 64);
+    ldm_tensor *t = new_tensor(g, name, TK_PARAM, ndim, shape);
+    if (!t) return NULL;
+    t->trainable = 1;
+    t->requires_grad = 1;
+    g->params[g->n_params++] = t;
+    return t;
+}
+
+ldm_tensor *ldm_graph_input(ldm_graph *g, const char *name, int ndim, const int *shape) {
+    return new_tensor(g, name, TK_INPUT, ndim, shape);
+}
+
+void ldm_tensor_set_trainable(ldm_tensor *t, int trainable) {
+    if (!t || t->kind != TK_PARAM) return;
+    t->trainable = trainable != 0;
+    t->requires_grad = t->trainable;
+}
+
+void ldm_tensor_set_requires_grad(ldm_tensor *t, int requires_grad) {
+    if (!t || t->kind != TK_INPUT) return;
+    t->requires_grad = requires_grad != 0;
+}
+
+void ldm_tensor_keep(ldm_tensor *t) {
+    if (t) ldm_storage(t)->keep = 1;
+}
+
+void ldm_tensor_set_name(ldm_tensor *t, const char *name) {
+    if (t && name) snprintf(t->name, sizeof t->name, "%s", name);
+}
+
+const char *ldm_shape_str(const ldm_tensor *t, char *buf, size_t size) {
+    int n = snprintf(buf, size, "[");
+    for (int i = 0; i < t->ndim && n > 0 && (size_t)n < size; i++)
+        n += snprintf(buf + n, size - (size_t)n, "%s%d", i ? ", " : "", t->shape[i]);
+    if (n > 0 && (size_t)n < size) snprintf(buf + n, size - (size_t)n, "]");
+    return buf;
+}
+
+int ldm_check_same_shape(ldm_graph *g, const char *op, const ldm_tensor *a, const ldm_tensor *b) {
+    int same = a->ndim == b->ndim;
+    for (int i = 0; same && i < a->ndim; i++)
+        same = a->shape[i] == b->shape[i];
+    if (same) return 1;
+    char sa[64], sb[64];
+    LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT, "%s: '%s' %s and '%s' %s must have the same shape",
+                   op, a->name, ldm_shape_str(a, sa, sizeof sa), b->name,
+                   ldm_shape_str(b, sb, sizeof sb));
+    return 0;
+}
+
+ldm_tensor *ldm_reshape(ldm_graph *g, ldm_tensor *t, int ndim, const int *shape) {
+    if (!t || g->status != LDM_OK) return NULL;
+    char name[160];
+    snprintf(name, sizeof name, "%.120s.view", t->name);
+    ldm_tensor *v = new_tensor(g, name, TK_ACTIVATION, ndim, shape);
+    if (!v) return NULL;
+    if (v->numel != t->numel) {
+        char sa[64], sb[64];
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                              "reshape of '%s' %s to %s changes its size", t->name,
+                              ldm_shape_str(t, sa, sizeof sa), ldm_shape_str(v, sb, sizeof sb));
+    }
+    ldm_tensor *base = ldm_storage(t);
+    if (base->kind == TK_PARAM || base->kind == TK_INPUT) {
+        /* A view of a leaf is a leaf of the same kind on the same storage. */
+        v->kind = base->kind;
+    }
+    v->base = base;
+    v->requires_grad = base->requires_grad;
+    v->trainable = base->trainable;
+    v->producer = base->producer;
+    return v;
+}
+
+ldm_node *ldm_graph_add_node(ldm_graph *g, const ldm_op_class *op, const char *label,
+                             ldm_tensor *const *in, int n_in, int ndim, const int *shape) {
+    if (g->status != LDM_OK) return NULL;
+    for (int i = 0; i < n_in; i++)
+        if (!in[i]) {
+            LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT, "%s: input %d is missing", op->name, i);
+            return NULL;
+        }
+    if (g->has_backward) {
+        LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                       "%s recorded after the backward pass was generated", op->name);
+        return NULL;
+    }
+    if (g->n_nodes == g->cap_nodes) {
+        int cap = g->cap_nodes ? g->cap_nodes * 2 : 64;
+        ldm_node **grown = realloc(g->nodes, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            LDM_GRAPH_FAIL(g, LDM_ERR_HOST_MEMORY, "out of host memory");
+            return NULL;
+        }
+        g->nodes = grown;
+        g->cap_nodes = cap;
+    }
+    ldm_node *n = calloc(1, sizeof *n);
+    if (!n) {
+        LDM_GRAPH_FAIL(g, LDM_ERR_HOST_MEMORY, "out of host memory");
+        return NULL;
+    }
+    n->op = op;
+    n->index = g->n_nodes;
+    snprintf(n->label, sizeof n->label, "%s", label && *label ? label : op->name);
+    char name[160];
+    snprintf(name, sizeof name, "%.120s.out", n->label);
+    ldm_tensor *out = new_tensor(g, name, TK_ACTIVATION, ndim, shape);
+    if (!out) {
+        free(n);
+        return NULL;
+    }
+    memcpy(n->in, in, (size_t)n_in * sizeof *in);
+    n->n_in = n_in;
+    n->out[0] = out;
+    n->n_out = 1;
+    out->producer = n->index;
+    for (int i = 0; i < n_in; i++) {
+        if ((op->no_grad_in >> i) & 1) continue;
+        if (in[i]->requires_grad) out->requires_grad = 1;
+    }
+    g->nodes[g->n_nodes++] = n;
+    return n;
+}
+
+ldm_tensor *ldm_node_add_saved(ldm_graph *g, ldm_node *n, int ndim, const int *shape) {
+    if (!n || g->status != LDM_OK) return NULL;
+    if (n->n_out == LDM_MAX_OUT)
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT, "%s: too many saved tensors", n->label);
+    char name[160];
+    snprintf(name, sizeof name, "%.120s.saved%d", n->label, n->n_out);
+    ldm_tensor *t = new_tensor(g, name, TK_ACTIVATION, ndim, shape);
+    if (!t) return NULL;
+    t->producer = n->index;
+    n->out[n->n_out++] = t;
+    return t;
+}
+
+/* ---- accessors -------------------------------------------------------------------------- */
+
+ldm_tensor *ldm_tensor_grad(const ldm_tensor *t) {
+    return t ? t->grad : NULL;
+}
+
+const char *ldm_tensor_name(const ldm_tensor *t) {
+    return t->name;
+}
+
+int ldm_tensor_ndim(const ldm_tensor *t) {
+    return t->ndim;
+}
+
+int ldm_tensor_dim(const ldm_tensor *t, int i) {
+    if (i < 0) i += t->ndim;
+    return i >= 0 && i < t->ndim ? t->shape[i] : 1;
+}
+
+size_t ldm_tensor_numel(const ldm_tensor *t) {
+    return t->numel;
+}
+
+ldm_buf ldm_tensor_buf(const ldm_tensor *t) {
+    return t->base ? t->base->buf : t->buf;
+}
+
+size_t ldm_graph_param_count(const ldm_graph *g) {
+    return (size_t)g->n_params;
+}
+
+ldm_tensor *ldm_graph_param_at(const ldm_graph *g, size_t i) {
+    return i < (size_t)g->n_params ? g->params[i] : NULL;
+}
+
+ldm_tensor *ldm_graph_find(const ldm_graph *g, const char *name) {
+    for (int i = 0; i < g->n_tensors; i++)
+        if (strcmp(g->tensors[i]->name, name) == 0) return g->tensors[i];
+    return NULL;
+}

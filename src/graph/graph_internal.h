@@ -1,0 +1,138 @@
+/* src/graph/graph_internal.h: tensors, nodes, op classes and backward steps, shared by the graph
+ * files and by every op family that records nodes. Not installed. */
+#ifndef LDMCL_GRAPH_INTERNAL_H
+#define LDMCL_GRAPH_INTERNAL_H
+
+#include "internal.h"
+#include "ldmcl/graph.h"
+
+#define LDM_MAX_IN 8
+#define LDM_MAX_OUT 4
+#define LDM_MAX_PARAMS 8
+
+typedef enum tensor_kind {
+    TK_PARAM,      /* persistent, in the trainable or the frozen arena */
+    TK_INPUT,      /* persistent, in the input arena */
+    TK_ACTIVATION, /* planned */
+    TK_GRAD,       /* planned, or persistent for leaves */
+    TK_SCRATCH     /* planned, alive for one step */
+} tensor_kind;
+
+typedef struct ldm_node ldm_node;
+
+struct ldm_tensor {
+    ldm_graph *g;
+    int id;
+    char name[128];
+    tensor_kind kind;
+    int ndim;
+    int shape[LDM_MAX_DIMS];
+    size_t numel;
+    int trainable;     /* parameters */
+    int requires_grad; /* a gradient flows to it */
+    int keep;          /* readable after a run */
+    ldm_tensor *base;  /* a view (reshape) shares base's storage; NULL for a storage owner */
+    ldm_tensor *grad;  /* the gradient, once backward created it */
+    int producer;      /* index of the node that writes it, -1 for leaves */
+    ldm_tensor *owner; /* for a gradient: the storage it is the gradient of */
+    ldm_buf buf;
+    /* planning */
+    int first, last; /* schedule positions of its first write and last read */
+    int planned;
+    size_t plan_off;
+};
+
+/* What an op's backward gets: the gradient of its output, where to put the gradient of each input
+ * (mem NULL: not wanted), and whether to add to it (1) or overwrite it (0). */
+typedef struct ldm_bwd_args {
+    ldm_buf dout;
+    ldm_buf din[LDM_MAX_IN];
+    int acc[LDM_MAX_IN];
+    ldm_buf scratch;
+} ldm_bwd_args;
+
+typedef struct ldm_op_class {
+    const char *name;
+    ldm_status (*fwd)(ldm_cmd *c, const ldm_node *n, ldm_buf scratch);
+    /* NULL: the op has no backward; a gradient that must pass through it is an error. */
+    ldm_status (*bwd)(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a);
+    unsigned bwd_reads_in;  /* bit i: backward reads input i */
+    unsigned bwd_reads_out; /* bit i: backward reads output i (0: the result; others saved) */
+    unsigned no_grad_in;    /* bit i: input i never gets a gradient (indices, masks) */
+} ldm_op_class;
+
+struct ldm_node {
+    const ldm_op_class *op;
+    int index;
+    char label[128];
+    ldm_tensor *in[LDM_MAX_IN];
+    int n_in;
+    ldm_tensor *out[LDM_MAX_OUT]; /* out[0] is the result; the others are saved for backward */
+    int n_out;
+    int ip[LDM_MAX_PARAMS];
+    float fp[LDM_MAX_PARAMS];
+    size_t scratch_fwd, scratch_bwd; /* elements of scratch each direction needs */
+    ldm_tensor *scratch_t[2];        /* planned scratch tensors (forward, backward) */
+};
+
+/* One step of the backward pass. */
+typedef struct ldm_bwd_step {
+    ldm_node *node;
+    ldm_tensor *dout;
+    ldm_tensor *din[LDM_MAX_IN];
+    int acc[LDM_MAX_IN];
+} ldm_bwd_step;
+
+struct ldm_graph {
+    ldm_ctx *ctx;
+    ldm_status status;
+    char *error;
+
+    ldm_tensor **tensors;
+    int n_tensors, cap_tensors;
+    ldm_node **nodes;
+    int n_nodes, cap_nodes;
+    ldm_tensor **params; /* in creation order */
+    int n_params, cap_params;
+
+    /* backward */
+    int has_backward;
+    ldm_tensor *loss;
+    ldm_tensor *seed; /* NULL: the loss gradient is ones */
+    ldm_bwd_step *steps;
+    int n_steps, cap_steps;
+
+    /* compiled */
+    int compiled;
+    ldm_arena *trainable, *frozen, *inputs, *leaf_grads, *activations;
+    ldm_cmd *cmd;
+    ldm_graph_memory memory;
+};
+
+/* Records the first error of a graph (LDM_FAIL-like) and returns NULL for the caller's tensor. */
+ldm_tensor *ldm_graph_fail_at(ldm_graph *g, const char *file, int line, ldm_status st,
+                              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+#define LDM_GRAPH_FAIL(g, st, ...) ldm_graph_fail_at((g), __FILE__, __LINE__, (st), __VA_ARGS__)
+
+/* Adds a node of class op with the given inputs and a result of the given shape. Returns the node
+ * (NULL after an error, which is recorded in g). Any input NULL means an earlier error. */
+ldm_node *ldm_graph_add_node(ldm_graph *g, const ldm_op_class *op, const char *label,
+                             ldm_tensor *const *in, int n_in, int ndim, const int *shape);
+/* Adds a saved output (statistics kept for backward) of the given shape to node n. */
+ldm_tensor *ldm_node_add_saved(ldm_graph *g, ldm_node *n, int ndim, const int *shape);
+
+/* The storage owner of a tensor (itself, or the base of a view). */
+static inline ldm_tensor *ldm_storage(ldm_tensor *t) {
+    return t->base ? t->base : t;
+}
+
+/* Shape checks for op recorders: fail the graph with a message naming the op and the tensors. */
+int ldm_check_same_shape(ldm_graph *g, const char *op, const ldm_tensor *a, const ldm_tensor *b);
+/* "[2, 4, 8, 8]" into buf. */
+const char *ldm_shape_str(const ldm_tensor *t, char *buf, size_t size);
+
+/* backward.c, plan.c */
+ldm_status ldm_graph_build_backward(ldm_graph *g);
+ldm_status ldm_graph_plan(ldm_graph *g, size_t *peak_elems, size_t *total_elems);
+
+#endif

@@ -1,0 +1,445 @@
+/* src/io/safetensors.c: strict safetensors reader and an atomic float32 writer (format:
+ * github.com/huggingface/safetensors, README "Format"; validation as in its Metadata::validate). */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "json.h"
+#include "ldmcl/safetensors.h"
+
+#define MAX_HEADER 100000000ull
+
+struct ldm_safetensors {
+    char *path;
+    const unsigned char *map;
+    size_t size;
+    uint64_t data_start;
+    ldm_json *header;
+    ldm_st_tensor *tensors;
+    size_t n;
+    const ldm_json *metadata;
+};
+
+static const struct {
+    const char *name;
+    int bits;
+} dtypes[] = {
+    [LDM_DTYPE_BOOL] = {"BOOL", 8},       [LDM_DTYPE_U8] = {"U8", 8},
+    [LDM_DTYPE_I8] = {"I8", 8},           [LDM_DTYPE_F8_E5M2] = {"F8_E5M2", 8},
+    [LDM_DTYPE_F8_E4M3] = {"F8_E4M3", 8}, [LDM_DTYPE_F8_E8M0] = {"F8_E8M0", 8},
+    [LDM_DTYPE_F6_E2M3] = {"F6_E2M3", 6}, [LDM_DTYPE_F6_E3M2] = {"F6_E3M2", 6},
+    [LDM_DTYPE_I16] = {"I16", 16},        [LDM_DTYPE_U16] = {"U16", 16},
+    [LDM_DTYPE_F16] = {"F16", 16},        [LDM_DTYPE_BF16] = {"BF16", 16},
+    [LDM_DTYPE_I32] = {"I32", 32},        [LDM_DTYPE_U32] = {"U32", 32},
+    [LDM_DTYPE_F32] = {"F32", 32},        [LDM_DTYPE_C64] = {"C64", 64},
+    [LDM_DTYPE_F64] = {"F64", 64},        [LDM_DTYPE_I64] = {"I64", 64},
+    [LDM_DTYPE_U64] = {"U64", 64},
+};
+#define N_DTYPES (sizeof dtypes / sizeof dtypes[0])
+
+const char *ldm_dtype_name(ldm_dtype d) {
+    return (size_t)d < N_DTYPES ? dtypes[d].name : "?";
+}
+
+static int dtype_from_name(const char *s, ldm_dtype *d) {
+    for (size_t i = 0; i < N_DTYPES; i++)
+        if (strcmp(dtypes[i].name, s) == 0) {
+            *d = (ldm_dtype)i;
+            return 1;
+        }
+    return 0;
+}
+
+void ldm_safetensors_close(ldm_safetensors *st) {
+    if (!st) return;
+    if (st->map) munmap((void *)st->map, st->size);
+    ldm_json_free(st->header);
+    free(st->tensors);
+    free(st->path);
+    free(st);
+}
+
+static int by_begin(const void *a, const void *b) {
+    const ldm_st_tensor *x = a, *y = b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : (x->end > y->end);
+}
+
+#define BAD(...) LDM_FAIL(LDM_ERR_FORMAT, __VA_ARGS__)
+
+/* Parses one header entry into t. */
+static ldm_status parse_entry(const char *path, const char *name, const ldm_json *v,
+                              ldm_st_tensor *t) {
+    t->name = name;
+    if (v->type != LDM_JSON_OBJECT)
+        return BAD("safetensors file '%s': tensor '%s': header entry is not an object", path, name);
+    const ldm_json *dt = ldm_json_get(v, "dtype"), *sh = ldm_json_get(v, "shape");
+    const ldm_json *off = ldm_json_get(v, "data_offsets");
+    if (!dt || !sh || !off || v->count != 3)
+        return BAD("safetensors file '%s': tensor '%s': entry must have exactly dtype, shape and "
+                   "data_offsets",
+                   path, name);
+    if (dt->type != LDM_JSON_STRING || !dtype_from_name(dt->string, &t->dtype))
+        return BAD("safetensors file '%s': tensor '%s': unknown dtype '%s'", path, name,
+                   dt->type == LDM_JSON_STRING ? dt->string : "(not a string)");
+    if (sh->type != LDM_JSON_ARRAY || sh->count > LDM_ST_MAX_DIMS)
+        return BAD("safetensors file '%s': tensor '%s': shape must be a list of at most %d sizes",
+                   path, name, LDM_ST_MAX_DIMS);
+    t->ndim = (int)sh->count;
+    uint64_t numel = 1;
+    for (size_t i = 0; i < sh->count; i++) {
+        const ldm_json *d = &sh->items[i];
+        if (d->type != LDM_JSON_NUMBER || !d->is_integer || d->integer < 0)
+            return BAD("safetensors file '%s': tensor '%s': shape[%zu] is not a size", path, name,
+                       i);
+        t->shape[i] = d->integer;
+        if (d->integer != 0 && numel > UINT64_MAX / (uint64_t)d->integer)
+            return BAD("safetensors file '%s': tensor '%s': shape overflows", path, name);
+        numel *= (uint64_t)d->integer;
+    }
+    t->numel = numel;
+    if (off->type != LDM_JSON_ARRAY || off->count != 2)
+        return BAD("safetensors file '%s': tensor '%s': data_offsets must be [begin, end]", path,
+                   name);
+    for (int i = 0; i < 2; i++)
+        if (off->items[i].type != LDM_JSON_NUMBER || !off->items[i].is_integer ||
+            off->items[i].integer < 0)
+            return BAD("safetensors file '%s': tensor '%s': data_offsets are not byte offsets",
+                       path, name);
+    t->begin = (uint64_t)off->items[0].integer;
+    t->end = (uint64_t)off->items[1].integer;
+    if (t->end < t->begin)
+        return BAD("safetensors file '%s': tensor '%s': data_offsets end before they begin", path,
+                   name);
+    int bits = dtypes[t->dtype].bits;
+    if (numel > UINT64_MAX / (uint64_t)bits)
+        return BAD("safetensors file '%s': tensor '%s': size overflows", path, name);
+    uint64_t nbits = numel * (uint64_t)bits;
+    if (nbits % 8)
+        return BAD("safetensors file '%s': tensor '%s': %s data does not fill whole bytes", path,
+                   name, dtypes[t->dtype].name);
+    if (nbits / 8 != t->end - t->begin)
+        return BAD("safetensors file '%s': tensor '%s': shape and dtype give %llu bytes, "
+                   "data_offsets %llu",
+                   path, name, (unsigned long long)(nbits / 8),
+                   (unsigned long long)(t->end - t->begin));
+    return LDM_OK;
+}
+
+static ldm_status validate(ldm_safetensors *st) {
+    const char *path = st->path;
+    if (st->size < 8)
+        return BAD("safetensors file '%s' is %zu bytes: too small for a header (truncated?)", path,
+                   st->size);
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--)
+        n = n << 8 | st->map[i];
+    if (n > MAX_HEADER)
+        return BAD("safetensors file '%s': header of %llu bytes is over the %llu limit (not a "
+                   "safetensors file?)",
+                   path, (unsigned long long)n, MAX_HEADER);
+    if (n > st->size - 8)
+        return BAD("safetensors file '%s': header of %llu bytes but the file has %zu (truncated?)",
+                   path, (unsigned long long)n, st->size);
+    const char *text = (const char *)st->map + 8;
+    if (n == 0 || text[0] != '{')
+        return BAD("safetensors file '%s': the header does not start with '{'", path);
+    char err[128];
+    st->header = ldm_json_parse(text, (size_t)n, err, sizeof err);
+    if (!st->header) return BAD("safetensors file '%s': invalid header JSON: %s", path, err);
+    if (st->header->type != LDM_JSON_OBJECT)
+        return BAD("safetensors file '%s': the header is not a JSON object", path);
+    st->data_start = 8 + n;
+    st->tensors = calloc(st->header->count ? st->header->count : 1, sizeof *st->tensors);
+    if (!st->tensors) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    for (size_t i = 0; i < st->header->count; i++) {
+        const char *key = st->header->keys[i];
+        const ldm_json *v = &st->header->items[i];
+        if (strcmp(key, "__metadata__") == 0) {
+            if (v->type != LDM_JSON_OBJECT)
+                return BAD("safetensors file '%s': __metadata__ is not an object", path);
+            for (size_t k = 0; k < v->count; k++)
+                if (v->items[k].type != LDM_JSON_STRING)
+                    return BAD("safetensors file '%s': __metadata__ value '%s' is not a string",
+                               path, v->keys[k]);
+            st->metadata = v;
+            continue;
+        }
+        LDM_TRY(parse_entry(path, key, v, &st->tensors[st->n]));
+        st->n++;
+    }
+    /* The tensors must tile the data buffer exactly. */
+    ldm_st_tensor *sorted = malloc((st->n ? st->n : 1) * sizeof *sorted);
+    if (!sorted) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    memcpy(sorted, st->tensors, st->n * sizeof *sorted);
+    qsort(sorted, st->n, sizeof *sorted, by_begin);
+    uint64_t expect = 0;
+    ldm_status s = LDM_OK;
+    for (size_t i = 0; i < st->n && s == LDM_OK; i++) {
+        if (sorted[i].begin != expect)
+            s = BAD("safetensors file '%s': tensor '%s' begins at byte %llu, expected %llu (gap "
+                    "or overlap in data_offsets)",
+                    path, sorted[i].name, (unsigned long long)sorted[i].begin,
+                    (unsigned long long)expect);
+        expect = sorted[i].end;
+    }
+    free(sorted);
+    if (s != LDM_OK) return s;
+    if (st->data_start + expect != st->size)
+        return BAD("safetensors file '%s': header and tensors take %llu bytes but the file has "
+                   "%zu (%s)",
+                   path, (unsigned long long)(st->data_start + expect), st->size,
+                   st->data_start + expect > st->size ? "truncated" : "trailing data");
+    return LDM_OK;
+}
+
+ldm_status ldm_safetensors_open(const char *path, ldm_safetensors **out) {
+    *out = NULL;
+    ldm_safetensors *st = calloc(1, sizeof *st);
+    if (!st || !(st->path = ldm_strdup(path))) {
+        free(st);
+        return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    }
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        ldm_status s = LDM_FAIL(errno == ENOENT ? LDM_ERR_NOT_FOUND : LDM_ERR_IO,
+                                "cannot open safetensors file '%s': %s", path, strerror(errno));
+        ldm_safetensors_close(st);
+        return s;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        ldm_safetensors_close(st);
+        return LDM_FAIL(LDM_ERR_IO, "'%s' is not a regular file", path);
+    }
+    st->size = (size_t)sb.st_size;
+    if (st->size > 0) {
+        void *m = mmap(NULL, st->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED) {
+            ldm_status s = LDM_FAIL(LDM_ERR_IO, "cannot map '%s': %s", path, strerror(errno));
+            close(fd);
+            ldm_safetensors_close(st);
+            return s;
+        }
+        st->map = m;
+    }
+    close(fd);
+    ldm_status s = validate(st);
+    if (s != LDM_OK) {
+        ldm_safetensors_close(st);
+        return s;
+    }
+    *out = st;
+    return LDM_OK;
+}
+
+size_t ldm_safetensors_count(const ldm_safetensors *st) {
+    return st->n;
+}
+
+const ldm_st_tensor *ldm_safetensors_at(const ldm_safetensors *st, size_t i) {
+    return i < st->n ? &st->tensors[i] : NULL;
+}
+
+const ldm_st_tensor *ldm_safetensors_find(const ldm_safetensors *st, const char *name) {
+    for (size_t i = 0; i < st->n; i++)
+        if (strcmp(st->tensors[i].name, name) == 0) return &st->tensors[i];
+    return NULL;
+}
+
+const char *ldm_safetensors_metadata(const ldm_safetensors *st, const char *key) {
+    const ldm_json *v = ldm_json_get(st->metadata, key);
+    return v ? v->string : NULL;
+}
+
+const char *ldm_safetensors_path(const ldm_safetensors *st) {
+    return st->path;
+}
+
+static float half_to_float(uint16_t h) {
+    int sign = h >> 15, exp = (h >> 10) & 0x1F, man = h & 0x3FF;
+    float v;
+    if (exp == 0)
+        v = ldexpf((float)man, -24);
+    else if (exp == 31)
+        v = man ? NAN : INFINITY;
+    else
+        v = ldexpf((float)(man | 0x400), exp - 25);
+    return sign ? -v : v;
+}
+
+static float bf16_to_float(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+ldm_status ldm_safetensors_read_f32(const ldm_safetensors *st, const ldm_st_tensor *t, float *dst) {
+    const unsigned char *p = st->map + st->data_start + t->begin;
+    for (uint64_t i = 0; i < t->numel; i++) {
+        switch (t->dtype) {
+        case LDM_DTYPE_F32: {
+            uint32_t b = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 |
+                         (uint32_t)p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24;
+            memcpy(&dst[i], &b, 4);
+            break;
+        }
+        case LDM_DTYPE_F16:
+            dst[i] = half_to_float((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+            break;
+        case LDM_DTYPE_BF16:
+            dst[i] = bf16_to_float((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+            break;
+        case LDM_DTYPE_F64: {
+            uint64_t b = 0;
+            double d;
+            for (int k = 7; k >= 0; k--)
+                b = b << 8 | p[8 * i + (uint64_t)k];
+            memcpy(&d, &b, 8);
+            dst[i] = (float)d;
+            break;
+        }
+        case LDM_DTYPE_I32: {
+            uint32_t b = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 |
+                         (uint32_t)p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24;
+            dst[i] = (float)(int32_t)b;
+            break;
+        }
+        case LDM_DTYPE_I64: {
+            uint64_t b = 0;
+            for (int k = 7; k >= 0; k--)
+                b = b << 8 | p[8 * i + (uint64_t)k];
+            dst[i] = (float)(int64_t)b;
+            break;
+        }
+        default:
+            return LDM_FAIL(LDM_ERR_FORMAT,
+                            "safetensors file '%s': tensor '%s' is %s, which ldmcl does not read "
+                            "(F32, F16, BF16, F64, I32, I64)",
+                            st->path, t->name, ldm_dtype_name(t->dtype));
+        }
+    }
+    return LDM_OK;
+}
+
+/* ---- writer ----------------------------------------------------------------------------- */
+
+/* Appends s to the growing buffer *b, JSON-escaped when quote is set. */
+static int append(char **b, size_t *len, size_t *cap, const char *s, int quote) {
+    size_t need = strlen(s) * 6 + 3;
+    if (*len + need + 1 > *cap) {
+        size_t c = (*cap ? *cap : 1024);
+        while (c < *len + need + 1)
+            c *= 2;
+        char *g = realloc(*b, c);
+        if (!g) return 0;
+        *b = g;
+        *cap = c;
+    }
+    if (quote) (*b)[(*len)++] = '"';
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (!quote)
+            (*b)[(*len)++] = (char)*p;
+        else if (*p == '"' || *p == '\\') {
+            (*b)[(*len)++] = '\\';
+            (*b)[(*len)++] = (char)*p;
+        } else if (*p < 0x20)
+            *len += (size_t)snprintf(*b + *len, 7, "\\u%04x", *p);
+        else
+            (*b)[(*len)++] = (char)*p;
+    }
+    if (quote) (*b)[(*len)++] = '"';
+    (*b)[*len] = '\0';
+    return 1;
+}
+
+static int write_all(FILE *f, const void *p, size_t n) {
+    return fwrite(p, 1, n, f) == n;
+}
+
+ldm_status ldm_safetensors_write(const char *path, const ldm_st_entry *entries, size_t n,
+                                 const char *const *metadata_pairs) {
+    char *h = NULL;
+    size_t len = 0, cap = 0;
+    int ok = append(&h, &len, &cap, "{", 0);
+    if (metadata_pairs && metadata_pairs[0]) {
+        ok = ok && append(&h, &len, &cap, "\"__metadata__\":{", 0);
+        for (size_t i = 0; ok && metadata_pairs[i] && metadata_pairs[i + 1]; i += 2) {
+            ok = ok && append(&h, &len, &cap, i ? "," : "", 0) &&
+                 append(&h, &len, &cap, metadata_pairs[i], 1) && append(&h, &len, &cap, ":", 0) &&
+                 append(&h, &len, &cap, metadata_pairs[i + 1], 1);
+        }
+        ok = ok && append(&h, &len, &cap, "}", 0);
+    }
+    uint64_t offset = 0;
+    for (size_t i = 0; ok && i < n; i++) {
+        char num[64];
+        ok = append(&h, &len, &cap, (i || (metadata_pairs && metadata_pairs[0])) ? "," : "", 0) &&
+             append(&h, &len, &cap, entries[i].name, 1) &&
+             append(&h, &len, &cap, ":{\"dtype\":\"F32\",\"shape\":[", 0);
+        uint64_t numel = 1;
+        for (int d = 0; ok && d < entries[i].ndim; d++) {
+            snprintf(num, sizeof num, "%s%lld", d ? "," : "", (long long)entries[i].shape[d]);
+            ok = append(&h, &len, &cap, num, 0);
+            numel *= (uint64_t)entries[i].shape[d];
+        }
+        snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)offset,
+                 (unsigned long long)(offset + numel * 4));
+        ok = ok && append(&h, &len, &cap, num, 0);
+        offset += numel * 4;
+    }
+    ok = ok && append(&h, &len, &cap, "}", 0);
+    /* Pad the header with spaces so the data starts 8-aligned. */
+    while (ok && (8 + len) % 8)
+        ok = append(&h, &len, &cap, " ", 0);
+    if (!ok) {
+        free(h);
+        return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory writing '%s'", path);
+    }
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        free(h);
+        return LDM_FAIL(LDM_ERR_IO, "cannot create a temporary file next to '%s': %s", path,
+                        strerror(errno));
+    }
+    FILE *f = fdopen(fd, "wb");
+    unsigned char hl[8];
+    for (int i = 0; i < 8; i++)
+        hl[i] = (unsigned char)((uint64_t)len >> (8 * i));
+    ok = f && write_all(f, hl, 8) && write_all(f, h, len);
+    free(h);
+    for (size_t i = 0; ok && i < n; i++) {
+        uint64_t numel = 1;
+        for (int d = 0; d < entries[i].ndim; d++)
+            numel *= (uint64_t)entries[i].shape[d];
+        for (uint64_t k = 0; ok && k < numel; k++) {
+            uint32_t b;
+            memcpy(&b, &entries[i].data[k], 4);
+            unsigned char le[4] = {(unsigned char)b, (unsigned char)(b >> 8),
+                                   (unsigned char)(b >> 16), (unsigned char)(b >> 24)};
+            ok = write_all(f, le, 4);
+        }
+    }
+    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (f)
+        ok = (fclose(f) == 0) && ok;
+    else
+        close(fd);
+    if (!ok || rename(tmp, path) != 0) {
+        ldm_status s = LDM_FAIL(LDM_ERR_IO, "writing '%s' failed: %s", path, strerror(errno));
+        unlink(tmp);
+        return s;
+    }
+    return LDM_OK;
+}

@@ -1,0 +1,218 @@
+/* src/ops/elementwise.c: activations (silu, leaky_relu, gelu, quick_gelu), alpha*a + beta*b,
+ * multiply and the broadcast add of a per-channel vector; kernels in cl/elementwise.cl.
+ * Backward of an activation reads its input x; of a multiply, both inputs; the others read
+ * nothing but the upstream gradient. */
+#include <stdio.h>
+
+#include "ops_internal.h"
+
+#define FILE_CL "elementwise.cl"
+
+static ldm_status act_kernel(ldm_cmd *c, ldm_act act, const char *name, cl_kernel *k) {
+    if (act < LDM_ACT_SILU || act > LDM_ACT_QUICK_GELU)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "unknown activation %d", (int)act);
+    char defines[32];
+    snprintf(defines, sizeof defines, "-DACT=%d", (int)act);
+    return ldm_cmd_kernel(c, FILE_CL, name, defines, k);
+}
+
+ldm_status ldm_act_fwd(ldm_cmd *c, ldm_act act, float param, size_t n, ldm_buf y, ldm_buf x) {
+    LDM_TRY(ldm_check_count("activation", n));
+    cl_kernel k;
+    LDM_TRY(act_kernel(c, act, "act_fwd", &k));
+    LDM_TRY(ldm_set_args(k, "ifbb", (int)n, (double)param, y, x));
+    return ldm_launch_1d(c, k, n);
+}
+
+ldm_status ldm_act_bwd(ldm_cmd *c, ldm_act act, float param, size_t n, int acc, ldm_buf dx,
+                       ldm_buf dy, ldm_buf x) {
+    LDM_TRY(ldm_check_count("activation backward", n));
+    cl_kernel k;
+    LDM_TRY(act_kernel(c, act, "act_bwd", &k));
+    LDM_TRY(ldm_set_args(k, "ifibbb", (int)n, (double)param, acc, dx, dy, x));
+    return ldm_launch_1d(c, k, n);
+}
+
+ldm_status ldm_axpby(ldm_cmd *c, size_t n, ldm_buf y, float alpha, ldm_buf a, float beta,
+                     ldm_buf b) {
+    LDM_TRY(ldm_check_count("axpby", n));
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "axpby", NULL, &k));
+    LDM_TRY(ldm_set_args(k, "ibfbfb", (int)n, y, (double)alpha, a, (double)beta, b));
+    return ldm_launch_1d(c, k, n);
+}
+
+ldm_status ldm_accumulate(ldm_cmd *c, size_t n, int acc, ldm_buf dst, float alpha, ldm_buf src) {
+    LDM_TRY(ldm_check_count("accumulate", n));
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "accumulate", NULL, &k));
+    LDM_TRY(ldm_set_args(k, "iibfb", (int)n, acc, dst, (double)alpha, src));
+    return ldm_launch_1d(c, k, n);
+}
+
+ldm_status ldm_mul_fwd(ldm_cmd *c, size_t n, ldm_buf y, ldm_buf a, ldm_buf b) {
+    LDM_TRY(ldm_check_count("mul", n));
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "mul", NULL, &k));
+    LDM_TRY(ldm_set_args(k, "ibbb", (int)n, y, a, b));
+    return ldm_launch_1d(c, k, n);
+}
+
+ldm_status ldm_mul_acc(ldm_cmd *c, size_t n, int acc, ldm_buf dst, ldm_buf dy, ldm_buf b) {
+    LDM_TRY(ldm_check_count("mul backward", n));
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "mul_acc", NULL, &k));
+    LDM_TRY(ldm_set_args(k, "iibbb", (int)n, acc, dst, dy, b));
+    return ldm_launch_1d(c, k, n);
+}
+
+ldm_status ldm_add_rows_fwd(ldm_cmd *c, size_t rows, size_t cols, ldm_buf y, ldm_buf x, ldm_buf v) {
+    LDM_TRY(ldm_check_count("add_rows", rows * cols));
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "add_rows", NULL, &k));
+    LDM_TRY(ldm_set_args(k, "iibbb", (int)rows, (int)cols, y, x, v));
+    return ldm_launch_1d(c, k, rows * cols);
+}
+
+/* ---- graph level -------------------------------------------------------------------------- */
+
+#define IN(i) ldm_tensor_buf(n->in[i])
+#define OUT ldm_tensor_buf(n->out[0])
+
+static ldm_status act_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
+    (void)scratch;
+    return ldm_act_fwd(c, (ldm_act)n->ip[0], n->fp[0], n->out[0]->numel, OUT, IN(0));
+}
+
+static ldm_status act_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
+    return ldm_act_bwd(c, (ldm_act)n->ip[0], n->fp[0], n->out[0]->numel, a->acc[0], a->din[0],
+                       a->dout, IN(0));
+}
+
+static const ldm_op_class act_op = {"activation", act_node_fwd, act_node_bwd, 1u, 0u, 0u};
+
+static ldm_tensor *record_act(ldm_graph *g, ldm_tensor *x, ldm_act act, float param,
+                              const char *name) {
+    if (!x) return NULL;
+    ldm_node *n = ldm_graph_add_node(g, &act_op, name, &x, 1, x->ndim, x->shape);
+    if (!n) return NULL;
+    n->ip[0] = (int)act;
+    n->fp[0] = param;
+    return n->out[0];
+}
+
+ldm_tensor *ldm_silu(ldm_graph *g, ldm_tensor *x) {
+    return record_act(g, x, LDM_ACT_SILU, 0.0f, "silu");
+}
+
+ldm_tensor *ldm_leaky_relu(ldm_graph *g, ldm_tensor *x, float negative_slope) {
+    return record_act(g, x, LDM_ACT_LEAKY_RELU, negative_slope, "leaky_relu");
+}
+
+ldm_tensor *ldm_gelu(ldm_graph *g, ldm_tensor *x) {
+    return record_act(g, x, LDM_ACT_GELU, 0.0f, "gelu");
+}
+
+ldm_tensor *ldm_quick_gelu(ldm_graph *g, ldm_tensor *x) {
+    return record_act(g, x, LDM_ACT_QUICK_GELU, 0.0f, "quick_gelu");
+}
+
+static ldm_status axpby_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
+    (void)scratch;
+    if (n->n_in == 1) return ldm_accumulate(c, n->out[0]->numel, 0, OUT, n->fp[0], IN(0));
+    return ldm_axpby(c, n->out[0]->numel, OUT, n->fp[0], IN(0), n->fp[1], IN(1));
+}
+
+static ldm_status axpby_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
+    for (int i = 0; i < n->n_in; i++)
+        if (a->din[i].mem)
+            LDM_TRY(ldm_accumulate(c, n->out[0]->numel, a->acc[i], a->din[i], n->fp[i], a->dout));
+    return LDM_OK;
+}
+
+/* alpha*a + beta*b; with one input, the scale alpha*a. */
+static const ldm_op_class axpby_op = {"axpby", axpby_node_fwd, axpby_node_bwd, 0u, 0u, 0u};
+
+ldm_tensor *ldm_axpby_t(ldm_graph *g, float alpha, ldm_tensor *a, float beta, ldm_tensor *b) {
+    if (!a || !b) return NULL;
+    const char *name = alpha == 1.0f && beta == 1.0f    ? "add"
+                       : alpha == 1.0f && beta == -1.0f ? "sub"
+                                                        : "axpby";
+    if (!ldm_check_same_shape(g, name, a, b)) return NULL;
+    ldm_tensor *in[2] = {a, b};
+    ldm_node *n = ldm_graph_add_node(g, &axpby_op, name, in, 2, a->ndim, a->shape);
+    if (!n) return NULL;
+    n->fp[0] = alpha;
+    n->fp[1] = beta;
+    return n->out[0];
+}
+
+ldm_tensor *ldm_add(ldm_graph *g, ldm_tensor *a, ldm_tensor *b) {
+    return ldm_axpby_t(g, 1.0f, a, 1.0f, b);
+}
+
+ldm_tensor *ldm_sub(ldm_graph *g, ldm_tensor *a, ldm_tensor *b) {
+    return ldm_axpby_t(g, 1.0f, a, -1.0f, b);
+}
+
+ldm_tensor *ldm_scale(ldm_graph *g, ldm_tensor *x, float alpha) {
+    if (!x) return NULL;
+    ldm_node *n = ldm_graph_add_node(g, &axpby_op, "scale", &x, 1, x->ndim, x->shape);
+    if (!n) return NULL;
+    n->fp[0] = alpha;
+    n->fp[1] = 0.0f;
+    return n->out[0];
+}
+
+static ldm_status mul_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
+    (void)scratch;
+    return ldm_mul_fwd(c, n->out[0]->numel, OUT, IN(0), IN(1));
+}
+
+static ldm_status mul_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
+    size_t count = n->out[0]->numel;
+    if (a->din[0].mem) LDM_TRY(ldm_mul_acc(c, count, a->acc[0], a->din[0], a->dout, IN(1)));
+    if (a->din[1].mem) LDM_TRY(ldm_mul_acc(c, count, a->acc[1], a->din[1], a->dout, IN(0)));
+    return LDM_OK;
+}
+
+static const ldm_op_class mul_op = {"mul", mul_node_fwd, mul_node_bwd, 3u, 0u, 0u};
+
+ldm_tensor *ldm_mul(ldm_graph *g, ldm_tensor *a, ldm_tensor *b) {
+    if (!a || !b) return NULL;
+    if (!ldm_check_same_shape(g, "mul", a, b)) return NULL;
+    ldm_tensor *in[2] = {a, b};
+    ldm_node *n = ldm_graph_add_node(g, &mul_op, "mul", in, 2, a->ndim, a->shape);
+    return n ? n->out[0] : NULL;
+}
+
+static ldm_status add_channels_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
+    (void)scratch;
+    size_t rows = n->in[1]->numel;
+    return ldm_add_rows_fwd(c, rows, n->out[0]->numel / rows, OUT, IN(0), IN(1));
+}
+
+static ldm_status add_channels_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
+    size_t rows = n->in[1]->numel, cols = n->out[0]->numel / rows;
+    if (a->din[0].mem) LDM_TRY(ldm_accumulate(c, rows * cols, a->acc[0], a->din[0], 1.0f, a->dout));
+    if (a->din[1].mem) LDM_TRY(ldm_sum_rows(c, rows, cols, 1.0f, a->acc[1], a->din[1], a->dout));
+    return LDM_OK;
+}
+
+static const ldm_op_class add_channels_op = {
+    "add_channels", add_channels_fwd, add_channels_bwd, 0u, 0u, 0u};
+
+ldm_tensor *ldm_add_channels(ldm_graph *g, ldm_tensor *x, ldm_tensor *v) {
+    if (!x || !v) return NULL;
+    if (x->ndim < 2 || v->ndim != 2 || v->shape[0] != x->shape[0] || v->shape[1] != x->shape[1]) {
+        char sx[64], sv[64];
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                              "add_channels: '%s' %s needs a vector [N, C] matching its first two "
+                              "dimensions, got '%s' %s",
+                              x->name, ldm_shape_str(x, sx, sizeof sx), v->name,
+                              ldm_shape_str(v, sv, sizeof sv));
+    }
+    ldm_tensor *in[2] = {x, v};
+    ldm_node *n = ldm_graph_add_node(g, &add_channels_op, "add_channels", in, 2, x->ndim, x->shape);
+    return n ? n->out[0] : NULL;
+}

@@ -1,0 +1,36 @@
+/* tests/op_harness.h: one harness for every op test. It reads a reference file written by
+ * tools/refgen/make_refs.py (tests/ref/<family>.safetensors) and, for each case:
+ *   1. records the op on a graph whose inputs come from the file, generates the backward pass
+ *      seeded with the file's upstream gradient, runs it twice without zeroing, and checks the
+ *      result against the reference and every gradient against twice the reference (leaf
+ *      gradients accumulate: the op's backward adds into an existing gradient);
+ *   2. does the same with each input passed through x * 1 first, so that the op's backward
+ *      overwrites a planned (reused, dirty) gradient buffer instead of adding to a leaf's;
+ *   3. for the first case of each op, checks a few gradient elements against central finite
+ *      differences of sum(out * dy) computed from the op's own forward pass.
+ * Relative error of an element: |got - want| / max(|want|, 1e-3 * max|want|); the bar is 1e-4.
+ * The worst error of each op is printed. */
+#ifndef LDMCL_TEST_OP_HARNESS_H
+#define LDMCL_TEST_OP_HARNESS_H
+
+#include "json.h"
+#include "test_util.h"
+
+/* Records the op of a case: in[] holds the case's inputs in the file's order. */
+typedef ldm_tensor *(*op_builder)(ldm_graph *g, ldm_tensor **in, int n_in, const ldm_json *params);
+
+typedef struct op_entry {
+    const char *op; /* the "op" value of the cases it builds */
+    op_builder build;
+} op_entry;
+
+#define OP_REL_TOL 1e-4
+
+/* Runs every case of tests/ref/<family>.safetensors; fails the test on any mismatch or on a
+ * case whose op has no entry. */
+void run_ref_family(const char *family, const op_entry *ops, int n_ops);
+
+/* Number parameter of a case (fails the test when missing). */
+double case_number(const ldm_json *params, const char *key);
+
+#endif

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""tools/refgen/make_refs.py: writes the PyTorch reference files the op tests compare against.
+
+    python3 tools/refgen/make_refs.py [--out tests/ref] [family ...]
+
+Needs PyTorch on the CPU (Debian: apt install python3-torch). Each op family gets
+tests/ref/<family>.safetensors. Every case stores, in float32:
+    <case>.in.<name>    the inputs (activations and parameters), drawn with a fixed seed
+    <case>.out          the op's result
+    <case>.dy           a random upstream gradient
+    <case>.grad.<name>  d sum(out * dy) / d input, for the inputs that take a gradient
+and the metadata entry <case> holds a JSON object: the op, its parameters, the input names in
+order and which of them take a gradient. Results are computed in float64 from the float32 inputs,
+so the reference carries no float32 rounding of its own. The files are small (kilobytes) and
+committed; CI does not need PyTorch.
+"""
+import argparse
+import json
+import os
+import sys
+import zlib
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import st  # noqa: E402
+
+FAMILIES = {}
+
+
+def family(fn):
+    FAMILIES[fn.__name__] = fn
+    return fn
+
+
+class Writer:
+    def __init__(self, seed):
+        self.gen = torch.Generator().manual_seed(seed)
+        self.tensors = {}
+        self.meta = {}
+
+    def randn(self, *shape, away_from_zero=0.0):
+        x = torch.randn(*shape, generator=self.gen, dtype=torch.float32)
+        if away_from_zero:
+            x = torch.sign(x) * (x.abs() + away_from_zero)
+        return x
+
+    def case(self, name, op, inputs, fn, grads=None, **params):
+        """inputs: list of (name, float32 tensor); fn(*float64 tensors) -> output tensor.
+        grads: names of the inputs that take a gradient (default: all)."""
+        names = [n for n, _ in inputs]
+        grads = names if grads is None else grads
+        args = []
+        for n, v in inputs:
+            a = v.detach().to(torch.float64).clone()
+            a.requires_grad_(n in grads)
+            args.append(a)
+        out = fn(*args)
+        dy = self.randn(*out.shape).to(torch.float64)
+        if grads:
+            (out * dy).sum().backward()
+        for (n, v), a in zip(inputs, args):
+            self.tensors[f"{name}.in.{n}"] = v
+            if n in grads:
+                self.tensors[f"{name}.grad.{n}"] = a.grad.to(torch.float32)
+        self.tensors[f"{name}.out"] = out.detach().to(torch.float32)
+        self.tensors[f"{name}.dy"] = dy.to(torch.float32)
+        self.meta[name] = json.dumps({"op": op, "inputs": names, "grads": grads, **params})
+
+    def save(self, path):
+        st.write(path, {k: v.numpy() for k, v in self.tensors.items()}, self.meta)
+        print(f"{path}: {len(self.meta)} cases, {os.path.getsize(path)} bytes")
+
+
+@family
+def elementwise(w):
+    acts = {
+        "silu": F.silu,
+        "leaky_relu": lambda x: F.leaky_relu(x, 0.2),
+        "gelu": F.gelu,
+        "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),
+    }
+    for shape in [(2, 3, 5, 7), (1,), (3, 111)]:
+        tag = "x".join(map(str, shape))
+        for act, fn in acts.items():
+            # Keep leaky_relu's kink away from finite-difference steps.
+            x = w.randn(*shape, away_from_zero=0.05 if act == "leaky_relu" else 0.0)
+            w.case(f"{act}_{tag}", act, [("x", x * 2)], fn)
+        a, b = w.randn(*shape), w.randn(*shape)
+        w.case(f"add_{tag}", "add", [("a", a), ("b", b)], lambda a, b: a + b)
+        w.case(f"sub_{tag}", "sub", [("a", a), ("b", b)], lambda a, b: a - b)
+        w.case(f"mul_{tag}", "mul", [("a", a), ("b", b)], lambda a, b: a * b)
+        w.case(f"scale_{tag}", "scale", [("x", a)], lambda x: 0.37 * x, alpha=0.37)
+    for shape in [(2, 3, 5, 7), (1, 1, 1, 1), (3, 4, 9)]:
+        tag = "x".join(map(str, shape))
+        x, v = w.randn(*shape), w.randn(*shape[:2])
+        w.case(f"add_channels_{tag}", "add_channels", [("x", x), ("v", v)],
+               lambda x, v: x + v.reshape(v.shape + (1,) * (x.dim() - 2)))
+    # The same tensor on both sides: gradients of one input accumulate within one node.
+    a = w.randn(4, 5)
+    w.case("mul_self_4x5", "mul_self", [("a", a)], lambda a: a * a)
+
+
+@family
+def reduce(w):
+    for n in [1, 257, 1000]:
+        x, t = w.randn(n), w.randn(n)
+        w.case(f"sum_{n}", "sum", [("x", x)], lambda x: x.sum().reshape(1))
+        w.case(f"mean_{n}", "mean", [("x", x)], lambda x: x.mean().reshape(1))
+        w.case(f"mse_{n}", "mse", [("a", x), ("b", t)], lambda a, b: F.mse_loss(a, b).reshape(1))
+        # Keep |a - b| away from L1's kink.
+        t2 = x + w.randn(n, away_from_zero=0.05)
+        w.case(f"l1_{n}", "l1", [("a", x), ("b", t2)], lambda a, b: F.l1_loss(a, b).reshape(1))
+    x = w.randn(2, 1, 5, 5)
+    for target in [0.0, 1.0]:
+        w.case(f"mse_const_{int(target)}", "mse_const", [("x", x)],
+               lambda x: F.mse_loss(x, torch.full_like(x, target)).reshape(1), target=target)
+    # Losses against a target that takes no gradient.
+    a, b = w.randn(3, 4, 6), w.randn(3, 4, 6)
+    w.case("mse_target_3x4x6", "mse", [("a", a), ("b", b)], lambda a, b: F.mse_loss(a, b).reshape(1),
+           grads=["a"])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "tests", "ref"))
+    ap.add_argument("families", nargs="*", help=f"default: all of {', '.join(FAMILIES)}")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    os.makedirs(args.out, exist_ok=True)
+    for name in FAMILIES:
+        if args.families and name not in args.families:
+            continue
+        w = Writer(seed=zlib.crc32(name.encode()))
+        FAMILIES[name](w)
+        w.save(os.path.join(args.out, f"{name}.safetensors"))
+
+
+if __name__ == "__main__":
+    main()
