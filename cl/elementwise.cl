@@ -99,3 +99,19 @@ kernel void add_rows(const int rows, const int cols, global float *y, const ulon
     if (i >= rows * cols) return;
     y[y_off + i] = x[x_off + i] + v[v_off + i / cols];
 }
+
+// y[r, c] += b[c] for r < rows, c < cols (a bias added to every row)
+kernel void add_cols_inplace(const int rows, const int cols, global float *y, const ulong y_off,
+                             global const float *b, const ulong b_off) {
+    const int i = get_global_id(0);
+    if (i >= rows * cols) return;
+    y[y_off + i] += b[b_off + i % cols];
+}
+
+// y[n, c, p] += b[c] for an [N, C, P] tensor (a convolution's bias)
+kernel void add_channel_bias(const int n_total, const int C, const int P, global float *y,
+                             const ulong y_off, global const float *b, const ulong b_off) {
+    const int i = get_global_id(0);
+    if (i >= n_total) return;
+    y[y_off + i] += b[b_off + (i / P) % C];
+}

@@ -80,3 +80,22 @@ kernel void reduce_bwd(const int n, const float scale, const float c, const int 
 #endif
     da[da_off + i] = acc ? da[da_off + i] + d : d;
 }
+
+// y[c] = (acc ? y[c] : 0) + scale * sum_r x[r, c] for x [rows, cols]. Work-group (16, 16): the
+// first dimension picks the column, the second strides over rows; local memory sums the 16.
+kernel __attribute__((reqd_work_group_size(16, 16, 1)))
+void sum_cols(const int rows, const int cols, const float scale, const int acc, global float *y,
+              const ulong y_off, global const float *x, const ulong x_off) {
+    local float part[16][17];
+    const int c = get_global_id(0), lx = get_local_id(0), ly = get_local_id(1);
+    float s = 0.0f;
+    if (c < cols)
+        for (int r = ly; r < rows; r += 16) s += x[x_off + (ulong)r * cols + c];
+    part[ly][lx] = s;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (ly == 0 && c < cols) {
+        float t = 0.0f;
+        for (int k = 0; k < 16; k++) t += part[k][lx];
+        y[y_off + c] = acc ? y[y_off + c] + scale * t : scale * t;
+    }
+}

@@ -63,6 +63,11 @@ void ldm_tensor_set_name(ldm_tensor *t, const char *name);
 /* A view of t with another shape and the same number of elements (no copy). */
 ldm_tensor *ldm_reshape(ldm_graph *g, ldm_tensor *t, int ndim, const int *shape);
 
+/* Rows [start, start + count) of a parameter or input along dimension 0, as a tensor of its own
+ * (no copy): e.g. the query part of a packed in_proj_weight [3C, C]. Its gradient goes to the
+ * same rows of the parameter's gradient. */
+ldm_tensor *ldm_view_rows(ldm_graph *g, ldm_tensor *t, int start, int count);
+
 /* Generates the backward pass of sum(loss) (a scalar loss is the usual case). */
 ldm_status ldm_graph_backward(ldm_graph *g, ldm_tensor *loss);
 /* Generates the backward pass of sum(out * seed), seed being an input of out's shape: the

@@ -9,5 +9,7 @@
 
 #include "ldmcl/ops/elementwise.h"
 #include "ldmcl/ops/reduce.h"
+#include "ldmcl/ops/linear.h"
+#include "ldmcl/ops/layout.h"
 
 #endif

@@ -140,6 +140,7 @@ static ldm_status record(ldm_graph *g) {
         a.dout = s->dout->buf;
         for (int i = 0; i < n->n_in; i++) {
             a.din[i] = buf_or_null(s->din[i]);
+            if (a.din[i].mem) a.din[i].off += n->in[i]->view_off; /* rows of a leaf */
             a.acc[i] = s->acc[i];
         }
         a.scratch = buf_or_null(n->scratch_t[1]);

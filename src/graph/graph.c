@@ -184,9 +184,36 @@ ldm_tensor *ldm_reshape(ldm_graph *g, ldm_tensor *t, int ndim, const int *shape)
         v->kind = base->kind;
     }
     v->base = base;
+    v->view_off = t->view_off;
     v->requires_grad = base->requires_grad;
     v->trainable = base->trainable;
     v->producer = base->producer;
+    return v;
+}
+
+ldm_tensor *ldm_view_rows(ldm_graph *g, ldm_tensor *t, int start, int count) {
+    if (!t || g->status != LDM_OK) return NULL;
+    ldm_tensor *base = ldm_storage(t);
+    if ((base->kind != TK_PARAM && base->kind != TK_INPUT) || t->base)
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                              "view_rows of '%s': only a parameter or an input (not a view or a "
+                              "computed tensor) can be viewed by rows",
+                              t->name);
+    if (start < 0 || count < 1 || start + count > t->shape[0])
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                              "view_rows of '%s': rows [%d, %d) outside its %d rows", t->name,
+                              start, start + count, t->shape[0]);
+    int shape[LDM_MAX_DIMS];
+    memcpy(shape, t->shape, sizeof shape);
+    shape[0] = count;
+    char name[160];
+    snprintf(name, sizeof name, "%.120s[%d:%d]", t->name, start, start + count);
+    ldm_tensor *v = new_tensor(g, name, base->kind, t->ndim, shape);
+    if (!v) return NULL;
+    v->base = base;
+    v->view_off = (size_t)start * (t->numel / (size_t)t->shape[0]);
+    v->requires_grad = base->requires_grad;
+    v->trainable = base->trainable;
     return v;
 }
 
@@ -278,7 +305,8 @@ size_t ldm_tensor_numel(const ldm_tensor *t) {
 }
 
 ldm_buf ldm_tensor_buf(const ldm_tensor *t) {
-    return t->base ? t->base->buf : t->buf;
+    if (!t->base) return t->buf;
+    return (ldm_buf){t->base->buf.mem, t->base->buf.off + t->view_off};
 }
 
 size_t ldm_graph_param_count(const ldm_graph *g) {

@@ -31,7 +31,8 @@ struct ldm_tensor {
     int trainable;     /* parameters */
     int requires_grad; /* a gradient flows to it */
     int keep;          /* readable after a run */
-    ldm_tensor *base;  /* a view (reshape) shares base's storage; NULL for a storage owner */
+    ldm_tensor *base;  /* a view shares base's storage; NULL for a storage owner */
+    size_t view_off;   /* a view's first element within base (rows of a leaf, see ldm_view_rows) */
     ldm_tensor *grad;  /* the gradient, once backward created it */
     int producer;      /* index of the node that writes it, -1 for leaves */
     ldm_tensor *owner; /* for a gradient: the storage it is the gradient of */

@@ -74,6 +74,22 @@ ldm_status ldm_add_rows_fwd(ldm_cmd *c, size_t rows, size_t cols, ldm_buf y, ldm
     return ldm_launch_1d(c, k, rows * cols);
 }
 
+ldm_status ldm_add_cols_inplace(ldm_cmd *c, size_t rows, size_t cols, ldm_buf y, ldm_buf b) {
+    LDM_TRY(ldm_check_count("add_cols", rows * cols));
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "add_cols_inplace", NULL, &k));
+    LDM_TRY(ldm_set_args(k, "iibb", (int)rows, (int)cols, y, b));
+    return ldm_launch_1d(c, k, rows * cols);
+}
+
+ldm_status ldm_add_channel_bias(ldm_cmd *c, size_t N, size_t C, size_t P, ldm_buf y, ldm_buf b) {
+    LDM_TRY(ldm_check_count("add_channel_bias", N * C * P));
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "add_channel_bias", NULL, &k));
+    LDM_TRY(ldm_set_args(k, "iiibb", (int)(N * C * P), (int)C, (int)P, y, b));
+    return ldm_launch_1d(c, k, N * C * P);
+}
+
 /* ---- graph level -------------------------------------------------------------------------- */
 
 #define IN(i) ldm_tensor_buf(n->in[i])

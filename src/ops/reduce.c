@@ -41,6 +41,18 @@ ldm_status ldm_sum_rows(ldm_cmd *c, size_t rows, size_t cols, float scale, int a
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }
 
+ldm_status ldm_sum_cols(ldm_cmd *c, size_t rows, size_t cols, float scale, int acc, ldm_buf y,
+                        ldm_buf x) {
+    LDM_TRY(ldm_check_count("sum_cols", rows * cols));
+    cl_kernel k;
+    char defines[32];
+    snprintf(defines, sizeof defines, "-DWG=%d", WG);
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "sum_cols", defines, &k));
+    LDM_TRY(ldm_set_args(k, "iifibb", (int)rows, (int)cols, (double)scale, acc, y, x));
+    size_t global[2] = {cols, 16}, local[2] = {16, 16};
+    return ldm_cmd_launch(c, k, 2, global, local);
+}
+
 ldm_status ldm_reduce_fwd(ldm_cmd *c, ldm_reduce_term term, size_t n, float scale, float cst,
                           ldm_buf y, ldm_buf a, ldm_buf b, ldm_buf scratch) {
     LDM_TRY(ldm_check_count("reduction", n));

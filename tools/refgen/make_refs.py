@@ -122,6 +122,34 @@ def reduce(w):
            grads=["a"])
 
 
+@family
+def linear(w):
+    for lead, i, o in [((2, 3), 5, 7), ((1,), 1, 1), ((4,), 33, 17), ((2, 77), 16, 24)]:
+        tag = "x".join(map(str, lead + (i, o)))
+        x, wt, b = w.randn(*lead, i), w.randn(o, i) * 0.3, w.randn(o)
+        w.case(f"linear_{tag}", "linear", [("x", x), ("w", wt), ("b", b)], F.linear)
+        w.case(f"linear_nobias_{tag}", "linear", [("x", x), ("w", wt)], lambda x, wt: F.linear(x, wt))
+    for v, d, idx in [(10, 8, [[3, 1, 3], [9, 0, 3]]), (77, 5, [list(range(77))]), (1, 1, [[0]])]:
+        index = torch.tensor(idx, dtype=torch.float32)
+        table = w.randn(v, d)
+        w.case(f"embedding_{v}x{d}", "embedding", [("index", index), ("w", table)],
+               lambda i, t: F.embedding(i.long(), t), grads=["w"])
+
+
+@family
+def layout(w):
+    for shape in [(2, 3, 5), (1, 1, 1), (3, 17, 33)]:
+        w.case("transpose12_" + "x".join(map(str, shape)), "transpose12", [("x", w.randn(*shape))],
+               lambda x: x.transpose(1, 2).contiguous())
+    a, b = w.randn(2, 3, 4, 5), w.randn(2, 2, 4, 5)
+    w.case("concat_dim1", "concat", [("a", a), ("b", b)], lambda a, b: torch.cat([a, b], 1), dim=1)
+    a, b = w.randn(1, 3, 1), w.randn(2, 3, 1)
+    w.case("concat_dim0", "concat", [("a", a), ("b", b)], lambda a, b: torch.cat([a, b], 0), dim=0)
+    x = w.randn(2, 5, 3)
+    w.case("narrow_dim1", "narrow", [("x", x)], lambda x: x.narrow(1, 1, 2), dim=1, start=1, length=2)
+    w.case("narrow_dim2", "narrow", [("x", x)], lambda x: x.narrow(2, 2, 1), dim=2, start=2, length=1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "tests", "ref"))

@@ -36,6 +36,11 @@ ldm_status ldm_mul_acc(ldm_cmd *c, size_t n, int acc, ldm_buf dst, ldm_buf dy, l
 /* y[r, c] = x[r, c] + v[r]: x, y [rows, cols], v [rows]. */
 ldm_status ldm_add_rows_fwd(ldm_cmd *c, size_t rows, size_t cols, ldm_buf y, ldm_buf x, ldm_buf v);
 
+/* y[r, c] += b[c]: y [rows, cols], b [cols]. */
+ldm_status ldm_add_cols_inplace(ldm_cmd *c, size_t rows, size_t cols, ldm_buf y, ldm_buf b);
+/* y[n, c, p] += b[c]: y [N, C, P], b [C]. */
+ldm_status ldm_add_channel_bias(ldm_cmd *c, size_t N, size_t C, size_t P, ldm_buf y, ldm_buf b);
+
 /* Graph level. */
 ldm_tensor *ldm_silu(ldm_graph *g, ldm_tensor *x);
 ldm_tensor *ldm_leaky_relu(ldm_graph *g, ldm_tensor *x, float negative_slope);

@@ -34,6 +34,10 @@ ldm_status ldm_reduce_bwd(ldm_cmd *c, ldm_reduce_term term, size_t n, float scal
 ldm_status ldm_sum_rows(ldm_cmd *c, size_t rows, size_t cols, float scale, int acc, ldm_buf y,
                         ldm_buf x);
 
+/* y[c] = acc*y[c] + scale * sum_r x[r, c]; x [rows, cols]. */
+ldm_status ldm_sum_cols(ldm_cmd *c, size_t rows, size_t cols, float scale, int acc, ldm_buf y,
+                        ldm_buf x);
+
 /* Graph level; results have shape [1]. */
 ldm_tensor *ldm_sum(ldm_graph *g, ldm_tensor *x);
 ldm_tensor *ldm_mean(ldm_graph *g, ldm_tensor *x);

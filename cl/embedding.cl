@@ -1,0 +1,27 @@
+// cl/embedding.cl: torch.nn.Embedding forward and backward, fp32. Indices are float-valued
+// integers; an index outside [0, V) reads as a zero row and receives no gradient.
+
+// y[r, d] = w[index[r], d]
+kernel void embedding_fwd(const int rows, const int V, const int D, global float *y,
+                          const ulong y_off, global const float *index, const ulong index_off,
+                          global const float *w, const ulong w_off) {
+    const int i = get_global_id(0);
+    if (i >= rows * D) return;
+    const int r = i / D, d = i % D;
+    const int v = (int)index[index_off + r];
+    y[y_off + i] = (v >= 0 && v < V) ? w[w_off + (ulong)v * D + d] : 0.0f;
+}
+
+// dw[v, d] = (acc ? dw[v, d] : 0) + sum over rows r with index[r] == v of dy[r, d]
+// (a gather per (v, d): deterministic, no atomics)
+kernel void embedding_bwd(const int rows, const int V, const int D, const int acc,
+                          global float *dw, const ulong dw_off, global const float *dy,
+                          const ulong dy_off, global const float *index, const ulong index_off) {
+    const int i = get_global_id(0);
+    if (i >= V * D) return;
+    const int v = i / D, d = i % D;
+    float s = 0.0f;
+    for (int r = 0; r < rows; r++)
+        if ((int)index[index_off + r] == v) s += dy[dy_off + (ulong)r * D + d];
+    dw[dw_off + i] = acc ? dw[dw_off + i] + s : s;
+}
