@@ -11,5 +11,6 @@
 #include "ldmcl/ops/reduce.h"
 #include "ldmcl/ops/linear.h"
 #include "ldmcl/ops/layout.h"
+#include "ldmcl/ops/norm.h"
 
 #endif

@@ -150,6 +150,39 @@ def layout(w):
     w.case("narrow_dim2", "narrow", [("x", x)], lambda x: x.narrow(2, 2, 1), dim=2, start=2, length=1)
 
 
+@family
+def norm(w):
+    # H*W = 1 with 3 channels per group: with 2 the gradient of x is eps/var times its terms,
+    # which no float32 computation resolves (PyTorch's float32 neither).
+    for shape, groups in [((2, 4, 3, 5), 2), ((1, 6, 1, 1), 2), ((2, 64, 8, 8), 32), ((3, 4, 7), 4),
+                          ((2, 1, 5, 5), 1)]:
+        tag = "x".join(map(str, shape)) + f"_g{groups}"
+        x = w.randn(*shape) * 2 + 0.5
+        gamma, beta = 1 + 0.5 * w.randn(shape[1]), w.randn(shape[1])
+        w.case(f"group_norm_{tag}", "group_norm", [("x", x), ("gamma", gamma), ("beta", beta)],
+               lambda x, g, b, G=groups: F.group_norm(x, G, g, b, 1e-5), groups=groups, eps=1e-5)
+    for shape in [(2, 3, 8), (2, 77, 32), (5, 300)]:
+        tag = "x".join(map(str, shape))
+        x = w.randn(*shape) * 2 - 0.5
+        gamma, beta = 1 + 0.5 * w.randn(shape[-1]), w.randn(shape[-1])
+        w.case(f"layer_norm_{tag}", "layer_norm", [("x", x), ("gamma", gamma), ("beta", beta)],
+               lambda x, g, b: F.layer_norm(x, (x.shape[-1],), g, b, 1e-5), eps=1e-5)
+    # (3, 2, 1, 1): 3 values per channel, for the reason given for GroupNorm above.
+    for shape in [(4, 3, 5, 5), (3, 2, 1, 1), (3, 5, 6)]:
+        tag = "x".join(map(str, shape))
+        x = w.randn(*shape) * 1.5 + 0.3
+        c = shape[1]
+        gamma, beta = 1 + 0.5 * w.randn(c), w.randn(c)
+        rm, rv = 0.1 * w.randn(c), 1 + 0.2 * w.randn(c).abs()
+        for training in [1, 0]:
+            w.case(f"batch_norm_{'train' if training else 'eval'}_{tag}", "batch_norm",
+                   [("x", x), ("gamma", gamma), ("beta", beta), ("running_mean", rm),
+                    ("running_var", rv)],
+                   lambda x, g, b, m, v, t=training: F.batch_norm(
+                       x, m.detach().clone(), v.detach().clone(), g, b, bool(t), 0.1, 1e-5),
+                   grads=["x", "gamma", "beta"], training=training, momentum=0.1, eps=1e-5)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "tests", "ref"))

@@ -1,0 +1,272 @@
+// cl/norm.cl: GroupNorm, LayerNorm and BatchNorm2d, forward and backward, fp32.
+// Statistics are two-pass (mean, then the mean of squared deviations) and biased, as PyTorch
+// normalises. Forward passes save mean and rstd = 1/sqrt(var + eps) for the backward passes.
+// Backward kernels take acc: 0 overwrites the gradient, 1 adds to it.
+#include "common.clh"
+
+#ifndef WG
+#define WG 256 // work-group size of the reductions, a power of two
+#endif
+
+// ---- GroupNorm: x [N, C, P] (P = H*W), G groups of C/G channels; one work-group per (n, g) ----
+
+kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
+group_norm_fwd(const int C, const int P, const int G, const float eps, global float *y,
+               const ulong y_off, global float *mean, const ulong mean_off, global float *rstd,
+               const ulong rstd_off, global const float *x, const ulong x_off,
+               global const float *gamma, const ulong g_off, global const float *beta,
+               const ulong b_off) {
+    local float scratch[WG];
+    const uint lid = get_local_id(0);
+    const int ng = get_group_id(0), g = ng % G, cpg = C / G, M = cpg * P;
+    const ulong base = (ulong)ng * M; // the group's elements are contiguous
+    float s = 0.0f;
+    for (int i = lid; i < M; i += WG)
+        s += x[x_off + base + i];
+    const float mu = ldm_wg_sum(scratch, s, lid, WG) / M;
+    float v = 0.0f;
+    for (int i = lid; i < M; i += WG) {
+        const float d = x[x_off + base + i] - mu;
+        v += d * d;
+    }
+    const float r = rsqrt(ldm_wg_sum(scratch, v, lid, WG) / M + eps);
+    if (lid == 0) {
+        mean[mean_off + ng] = mu;
+        rstd[rstd_off + ng] = r;
+    }
+    for (int i = lid; i < M; i += WG) {
+        const int c = g * cpg + i / P;
+        y[y_off + base + i] = (x[x_off + base + i] - mu) * r * gamma[g_off + c] + beta[b_off + c];
+    }
+}
+
+// dx = rstd * (dy*gamma - mean(dy*gamma) - xhat * mean(dy*gamma*xhat)) over the group
+kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
+group_norm_bwd_dx(const int C, const int P, const int G, const int acc, global float *dx,
+                  const ulong dx_off, global const float *dy, const ulong dy_off,
+                  global const float *x, const ulong x_off, global const float *mean,
+                  const ulong mean_off, global const float *rstd, const ulong rstd_off,
+                  global const float *gamma, const ulong g_off) {
+    local float scratch[WG];
+    const uint lid = get_local_id(0);
+    const int ng = get_group_id(0), g = ng % G, cpg = C / G, M = cpg * P;
+    const ulong base = (ulong)ng * M;
+    const float mu = mean[mean_off + ng], r = rstd[rstd_off + ng];
+    float s1 = 0.0f, s2 = 0.0f;
+    for (int i = lid; i < M; i += WG) {
+        const float gy = dy[dy_off + base + i] * gamma[g_off + g * cpg + i / P];
+        s1 += gy;
+        s2 += gy * (x[x_off + base + i] - mu) * r;
+    }
+    const float m1 = ldm_wg_sum(scratch, s1, lid, WG) / M;
+    const float m2 = ldm_wg_sum(scratch, s2, lid, WG) / M;
+    for (int i = lid; i < M; i += WG) {
+        const float gy = dy[dy_off + base + i] * gamma[g_off + g * cpg + i / P];
+        const float xhat = (x[x_off + base + i] - mu) * r;
+        const float d = r * (gy - m1 - xhat * m2);
+        dx[dx_off + base + i] = acc ? dx[dx_off + base + i] + d : d;
+    }
+}
+
+// dgamma[c] = sum_{n,p} dy * xhat, dbeta[c] = sum_{n,p} dy; one work-group per channel.
+kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
+group_norm_bwd_params(const int N, const int C, const int P, const int G, const int acc_g,
+                      global float *dgamma, const ulong dg_off, const int acc_b,
+                      global float *dbeta, const ulong db_off, global const float *dy,
+                      const ulong dy_off, global const float *x, const ulong x_off,
+                      global const float *mean, const ulong mean_off, global const float *rstd,
+                      const ulong rstd_off, const int want_g, const int want_b) {
+    local float scratch[WG];
+    const uint lid = get_local_id(0);
+    const int c = get_group_id(0), g = c / (C / G);
+    float sg = 0.0f, sb = 0.0f;
+    for (int i = lid; i < N * P; i += WG) {
+        const int n = i / P, p = i % P;
+        const ulong o = ((ulong)n * C + c) * P + p;
+        const float d = dy[dy_off + o];
+        sg += d * (x[x_off + o] - mean[mean_off + n * G + g]) * rstd[rstd_off + n * G + g];
+        sb += d;
+    }
+    sg = ldm_wg_sum(scratch, sg, lid, WG);
+    sb = ldm_wg_sum(scratch, sb, lid, WG);
+    if (lid == 0) {
+        if (want_g) dgamma[dg_off + c] = acc_g ? dgamma[dg_off + c] + sg : sg;
+        if (want_b) dbeta[db_off + c] = acc_b ? dbeta[db_off + c] + sb : sb;
+    }
+}
+
+// ---- LayerNorm over the last dimension D of x [R, D]; one work-group per row ----
+
+kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
+layer_norm_fwd(const int D, const float eps, global float *y, const ulong y_off, global float *mean,
+               const ulong mean_off, global float *rstd, const ulong rstd_off,
+               global const float *x, const ulong x_off, global const float *gamma,
+               const ulong g_off, global const float *beta, const ulong b_off) {
+    local float scratch[WG];
+    const uint lid = get_local_id(0);
+    const int row = get_group_id(0);
+    const ulong base = (ulong)row * D;
+    float s = 0.0f;
+    for (int i = lid; i < D; i += WG)
+        s += x[x_off + base + i];
+    const float mu = ldm_wg_sum(scratch, s, lid, WG) / D;
+    float v = 0.0f;
+    for (int i = lid; i < D; i += WG) {
+        const float d = x[x_off + base + i] - mu;
+        v += d * d;
+    }
+    const float r = rsqrt(ldm_wg_sum(scratch, v, lid, WG) / D + eps);
+    if (lid == 0) {
+        mean[mean_off + row] = mu;
+        rstd[rstd_off + row] = r;
+    }
+    for (int i = lid; i < D; i += WG)
+        y[y_off + base + i] = (x[x_off + base + i] - mu) * r * gamma[g_off + i] + beta[b_off + i];
+}
+
+kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
+layer_norm_bwd_dx(const int D, const int acc, global float *dx, const ulong dx_off,
+                  global const float *dy, const ulong dy_off, global const float *x,
+                  const ulong x_off, global const float *mean, const ulong mean_off,
+                  global const float *rstd, const ulong rstd_off, global const float *gamma,
+                  const ulong g_off) {
+    local float scratch[WG];
+    const uint lid = get_local_id(0);
+    const int row = get_group_id(0);
+    const ulong base = (ulong)row * D;
+    const float mu = mean[mean_off + row], r = rstd[rstd_off + row];
+    float s1 = 0.0f, s2 = 0.0f;
+    for (int i = lid; i < D; i += WG) {
+        const float gy = dy[dy_off + base + i] * gamma[g_off + i];
+        s1 += gy;
+        s2 += gy * (x[x_off + base + i] - mu) * r;
+    }
+    const float m1 = ldm_wg_sum(scratch, s1, lid, WG) / D;
+    const float m2 = ldm_wg_sum(scratch, s2, lid, WG) / D;
+    for (int i = lid; i < D; i += WG) {
+        const float gy = dy[dy_off + base + i] * gamma[g_off + i];
+        const float d = r * (gy - m1 - (x[x_off + base + i] - mu) * r * m2);
+        dx[dx_off + base + i] = acc ? dx[dx_off + base + i] + d : d;
+    }
+}
+
+// dgamma[d] = sum_r dy * xhat, dbeta[d] = sum_r dy. Work-group (16, 16): 16 columns, the second
+// dimension strides over rows.
+kernel __attribute__((reqd_work_group_size(16, 16, 1))) void
+layer_norm_bwd_params(const int R, const int D, const int acc_g, global float *dgamma,
+                      const ulong dg_off, const int acc_b, global float *dbeta, const ulong db_off,
+                      global const float *dy, const ulong dy_off, global const float *x,
+                      const ulong x_off, global const float *mean, const ulong mean_off,
+                      global const float *rstd, const ulong rstd_off, const int want_g,
+                      const int want_b) {
+    local float pg[16][17], pb[16][17];
+    const int d = get_global_id(0), lx = get_local_id(0), ly = get_local_id(1);
+    float sg = 0.0f, sb = 0.0f;
+    if (d < D)
+        for (int r = ly; r < R; r += 16) {
+            const ulong o = (ulong)r * D + d;
+            const float g = dy[dy_off + o];
+            sg += g * (x[x_off + o] - mean[mean_off + r]) * rstd[rstd_off + r];
+            sb += g;
+        }
+    pg[ly][lx] = sg;
+    pb[ly][lx] = sb;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (ly == 0 && d < D) {
+        float tg = 0.0f, tb = 0.0f;
+        for (int k = 0; k < 16; k++) {
+            tg += pg[k][lx];
+            tb += pb[k][lx];
+        }
+        if (want_g) dgamma[dg_off + d] = acc_g ? dgamma[dg_off + d] + tg : tg;
+        if (want_b) dbeta[db_off + d] = acc_b ? dbeta[db_off + d] + tb : tb;
+    }
+}
+
+// ---- BatchNorm2d over x [N, C, P]: statistics per channel over N and P ----
+
+// Training: batch statistics, saved, and the running ones updated in place:
+// running = (1 - momentum) * running + momentum * batch (the variance unbiased, as PyTorch).
+// Evaluation (training 0): the running statistics normalise; mean/rstd save what was used.
+kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
+batch_norm_fwd(const int N, const int C, const int P, const float eps, const float momentum,
+               const int training, global float *y, const ulong y_off, global float *mean,
+               const ulong mean_off, global float *rstd, const ulong rstd_off,
+               global const float *x, const ulong x_off, global const float *gamma,
+               const ulong g_off, global const float *beta, const ulong b_off,
+               global float *run_mean, const ulong rm_off, global float *run_var,
+               const ulong rv_off) {
+    local float scratch[WG];
+    const uint lid = get_local_id(0);
+    const int c = get_group_id(0), M = N * P;
+    // The batch statistics are computed in evaluation mode too: barriers must not sit inside a
+    // branch (pocl 3.1 runs such a branch's "lid == 0" part on every work-item).
+    float s = 0.0f;
+    for (int i = lid; i < M; i += WG) s += x[x_off + ((ulong)(i / P) * C + c) * P + i % P];
+    const float batch_mu = ldm_wg_sum(scratch, s, lid, WG) / M;
+    float v = 0.0f;
+    for (int i = lid; i < M; i += WG) {
+        const float d = x[x_off + ((ulong)(i / P) * C + c) * P + i % P] - batch_mu;
+        v += d * d;
+    }
+    const float var = ldm_wg_sum(scratch, v, lid, WG) / M;
+    float mu, r;
+    if (training) {
+        mu = batch_mu;
+        r = rsqrt(var + eps);
+        if (lid == 0) {
+            run_mean[rm_off + c] = (1.0f - momentum) * run_mean[rm_off + c] + momentum * mu;
+            const float unbiased = M > 1 ? var * M / (M - 1) : var;
+            run_var[rv_off + c] = (1.0f - momentum) * run_var[rv_off + c] + momentum * unbiased;
+        }
+    } else {
+        mu = run_mean[rm_off + c];
+        r = rsqrt(run_var[rv_off + c] + eps);
+    }
+    if (lid == 0) {
+        mean[mean_off + c] = mu;
+        rstd[rstd_off + c] = r;
+    }
+    const float ga = gamma[g_off + c], be = beta[b_off + c];
+    for (int i = lid; i < M; i += WG) {
+        const ulong o = ((ulong)(i / P) * C + c) * P + i % P;
+        y[y_off + o] = (x[x_off + o] - mu) * r * ga + be;
+    }
+}
+
+// One work-group per channel: dgamma, dbeta and (training) dx with the batch-statistics terms,
+// (evaluation) dx = dy * gamma * rstd.
+kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
+batch_norm_bwd(const int N, const int C, const int P, const int training, const int acc_x,
+               global float *dx, const ulong dx_off, const int acc_g, global float *dgamma,
+               const ulong dg_off, const int acc_b, global float *dbeta, const ulong db_off,
+               global const float *dy, const ulong dy_off, global const float *x, const ulong x_off,
+               global const float *mean, const ulong mean_off, global const float *rstd,
+               const ulong rstd_off, global const float *gamma, const ulong g_off, const int want_x,
+               const int want_g, const int want_b) {
+    local float scratch[WG];
+    const uint lid = get_local_id(0);
+    const int c = get_group_id(0), M = N * P;
+    const float mu = mean[mean_off + c], r = rstd[rstd_off + c], ga = gamma[g_off + c];
+    float sg = 0.0f, sb = 0.0f;
+    for (int i = lid; i < M; i += WG) {
+        const ulong o = ((ulong)(i / P) * C + c) * P + i % P;
+        const float d = dy[dy_off + o];
+        sg += d * (x[x_off + o] - mu) * r;
+        sb += d;
+    }
+    sg = ldm_wg_sum(scratch, sg, lid, WG);
+    sb = ldm_wg_sum(scratch, sb, lid, WG);
+    if (lid == 0) {
+        if (want_g) dgamma[dg_off + c] = acc_g ? dgamma[dg_off + c] + sg : sg;
+        if (want_b) dbeta[db_off + c] = acc_b ? dbeta[db_off + c] + sb : sb;
+    }
+    if (!want_x) return;
+    for (int i = lid; i < M; i += WG) {
+        const ulong o = ((ulong)(i / P) * C + c) * P + i % P;
+        const float d = dy[dy_off + o];
+        const float v =
+            training ? ga * r * (d - sb / M - (x[x_off + o] - mu) * r * sg / M) : d * ga * r;
+        dx[dx_off + o] = acc_x ? dx[dx_off + o] + v : v;
+    }
+}

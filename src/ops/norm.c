@@ -1,0 +1,237 @@
+/* src/ops/norm.c: GroupNorm, LayerNorm and BatchNorm2d (cl/norm.cl). Each saves mean and rstd
+ * (outputs 1 and 2 of its node); each backward reads x, gamma and those. */
+#include <stdio.h>
+
+#include "ops_internal.h"
+
+#define FILE_CL "norm.cl"
+#define WG 256
+#define DEFINES "-DWG=256"
+
+ldm_status ldm_group_norm_fwd(ldm_cmd *c, size_t N, size_t C, size_t P, size_t G, float eps,
+                              ldm_buf y, ldm_buf mean, ldm_buf rstd, ldm_buf x, ldm_buf gamma,
+                              ldm_buf beta) {
+    LDM_TRY(ldm_check_count("group_norm", N * C * P));
+    if (G == 0 || C % G)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "group_norm: %zu channels in %zu groups", C, G);
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_fwd", DEFINES, &k));
+    LDM_TRY(ldm_set_args(k, "iiifbbbbbb", (int)C, (int)P, (int)G, (double)eps, y, mean, rstd, x,
+                         gamma, beta));
+    size_t global = N * G * WG, local = WG;
+    return ldm_cmd_launch(c, k, 1, &global, &local);
+}
+
+ldm_status ldm_group_norm_bwd(ldm_cmd *c, size_t N, size_t C, size_t P, size_t G, int acc_x,
+                              ldm_buf dx, int acc_g, ldm_buf dgamma, int acc_b, ldm_buf dbeta,
+                              ldm_buf dy, ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma) {
+    cl_kernel k;
+    if (dx.mem) {
+        LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_dx", DEFINES, &k));
+        LDM_TRY(ldm_set_args(k, "iiiibbbbbb", (int)C, (int)P, (int)G, acc_x, dx, dy, x, mean, rstd,
+                             gamma));
+        size_t global = N * G * WG, local = WG;
+        LDM_TRY(ldm_cmd_launch(c, k, 1, &global, &local));
+    }
+    if (dgamma.mem || dbeta.mem) {
+        LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_params", DEFINES, &k));
+        LDM_TRY(ldm_set_args(k, "iiiiibibbbbbii", (int)N, (int)C, (int)P, (int)G, acc_g,
+                             ldm_unused_or(dgamma, dy), acc_b, ldm_unused_or(dbeta, dy), dy, x,
+                             mean, rstd, dgamma.mem != NULL, dbeta.mem != NULL));
+        size_t global = C * WG, local = WG;
+        LDM_TRY(ldm_cmd_launch(c, k, 1, &global, &local));
+    }
+    return LDM_OK;
+}
+
+ldm_status ldm_layer_norm_fwd(ldm_cmd *c, size_t R, size_t D, float eps, ldm_buf y, ldm_buf mean,
+                              ldm_buf rstd, ldm_buf x, ldm_buf gamma, ldm_buf beta) {
+    LDM_TRY(ldm_check_count("layer_norm", R * D));
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "layer_norm_fwd", DEFINES, &k));
+    LDM_TRY(ldm_set_args(k, "ifbbbbbb", (int)D, (double)eps, y, mean, rstd, x, gamma, beta));
+    size_t global = R * WG, local = WG;
+    return ldm_cmd_launch(c, k, 1, &global, &local);
+}
+
+ldm_status ldm_layer_norm_bwd(ldm_cmd *c, size_t R, size_t D, int acc_x, ldm_buf dx, int acc_g,
+                              ldm_buf dgamma, int acc_b, ldm_buf dbeta, ldm_buf dy, ldm_buf x,
+                              ldm_buf mean, ldm_buf rstd, ldm_buf gamma) {
+    cl_kernel k;
+    if (dx.mem) {
+        LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "layer_norm_bwd_dx", DEFINES, &k));
+        LDM_TRY(ldm_set_args(k, "iibbbbbb", (int)D, acc_x, dx, dy, x, mean, rstd, gamma));
+        size_t global = R * WG, local = WG;
+        LDM_TRY(ldm_cmd_launch(c, k, 1, &global, &local));
+    }
+    if (dgamma.mem || dbeta.mem) {
+        LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "layer_norm_bwd_params", DEFINES, &k));
+        LDM_TRY(ldm_set_args(k, "iiibibbbbbii", (int)R, (int)D, acc_g, ldm_unused_or(dgamma, dy),
+                             acc_b, ldm_unused_or(dbeta, dy), dy, x, mean, rstd, dgamma.mem != NULL,
+                             dbeta.mem != NULL));
+        size_t global[2] = {D, 16}, local[2] = {16, 16};
+        LDM_TRY(ldm_cmd_launch(c, k, 2, global, local));
+    }
+    return LDM_OK;
+}
+
+ldm_status ldm_batch_norm_fwd(ldm_cmd *c, size_t N, size_t C, size_t P, float eps, float momentum,
+                              int training, ldm_buf y, ldm_buf mean, ldm_buf rstd, ldm_buf x,
+                              ldm_buf gamma, ldm_buf beta, ldm_buf running_mean,
+                              ldm_buf running_var) {
+    LDM_TRY(ldm_check_count("batch_norm", N * C * P));
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "batch_norm_fwd", DEFINES, &k));
+    LDM_TRY(ldm_set_args(k, "iiiffibbbbbbbb", (int)N, (int)C, (int)P, (double)eps, (double)momentum,
+                         training, y, mean, rstd, x, gamma, beta, running_mean, running_var));
+    size_t global = C * WG, local = WG;
+    return ldm_cmd_launch(c, k, 1, &global, &local);
+}
+
+ldm_status ldm_batch_norm_bwd(ldm_cmd *c, size_t N, size_t C, size_t P, int training, int acc_x,
+                              ldm_buf dx, int acc_g, ldm_buf dgamma, int acc_b, ldm_buf dbeta,
+                              ldm_buf dy, ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma) {
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "batch_norm_bwd", DEFINES, &k));
+    LDM_TRY(ldm_set_args(k, "iiiiibibibbbbbbiii", (int)N, (int)C, (int)P, training, acc_x,
+                         ldm_unused_or(dx, dy), acc_g, ldm_unused_or(dgamma, dy), acc_b,
+                         ldm_unused_or(dbeta, dy), dy, x, mean, rstd, gamma, dx.mem != NULL,
+                         dgamma.mem != NULL, dbeta.mem != NULL));
+    size_t global = C * WG, local = WG;
+    return ldm_cmd_launch(c, k, 1, &global, &local);
+}
+
+/* ---- graph level -------------------------------------------------------------------------- */
+
+#define BUF(t) ldm_tensor_buf(t)
+
+static size_t per_sample(const ldm_tensor *x) {
+    return x->numel / ((size_t)x->shape[0] * (size_t)x->shape[1]);
+}
+
+static ldm_status gn_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
+    (void)scratch;
+    const ldm_tensor *x = n->in[0];
+    return ldm_group_norm_fwd(c, (size_t)x->shape[0], (size_t)x->shape[1], per_sample(x),
+                              (size_t)n->ip[0], n->fp[0], BUF(n->out[0]), BUF(n->out[1]),
+                              BUF(n->out[2]), BUF(x), BUF(n->in[1]), BUF(n->in[2]));
+}
+
+static ldm_status gn_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
+    const ldm_tensor *x = n->in[0];
+    return ldm_group_norm_bwd(c, (size_t)x->shape[0], (size_t)x->shape[1], per_sample(x),
+                              (size_t)n->ip[0], a->acc[0], a->din[0], a->acc[1], a->din[1],
+                              a->acc[2], a->din[2], a->dout, BUF(x), BUF(n->out[1]), BUF(n->out[2]),
+                              BUF(n->in[1]));
+}
+
+/* Backward reads x and gamma (inputs 0, 1) and the saved mean and rstd (outputs 1, 2). */
+static const ldm_op_class gn_op = {"group_norm", gn_node_fwd, gn_node_bwd, 3u, 6u, 0u};
+
+/* Adds the saved statistics (stats_shape) to a normalisation node. */
+static ldm_tensor *with_stats(ldm_graph *g, ldm_node *n, int ndim, const int *stats_shape) {
+    if (!n) return NULL;
+    if (!ldm_node_add_saved(g, n, ndim, stats_shape) ||
+        !ldm_node_add_saved(g, n, ndim, stats_shape))
+        return NULL;
+    return n->out[0];
+}
+
+static int check_affine(ldm_graph *g, const char *op, const ldm_tensor *x, int size,
+                        const ldm_tensor *gamma, const ldm_tensor *beta) {
+    if (gamma->ndim == 1 && gamma->shape[0] == size && beta->ndim == 1 && beta->shape[0] == size)
+        return 1;
+    char sx[64];
+    LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                   "%s: '%s' %s needs weight '%s' and bias '%s' of shape [%d]", op, x->name,
+                   ldm_shape_str(x, sx, sizeof sx), gamma->name, beta->name, size);
+    return 0;
+}
+
+ldm_tensor *ldm_group_norm(ldm_graph *g, ldm_tensor *x, int groups, float eps, ldm_tensor *gamma,
+                           ldm_tensor *beta) {
+    if (!x || !gamma || !beta) return NULL;
+    if (x->ndim < 2 || groups < 1 || x->shape[1] % groups)
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                              "group_norm: '%s' must be [N, C, ...] with C (%d) a multiple of the "
+                              "%d groups",
+                              x->name, x->ndim >= 2 ? x->shape[1] : 0, groups);
+    if (!check_affine(g, "group_norm", x, x->shape[1], gamma, beta)) return NULL;
+    ldm_tensor *in[3] = {x, gamma, beta};
+    ldm_node *n = ldm_graph_add_node(g, &gn_op, "group_norm", in, 3, x->ndim, x->shape);
+    if (!n) return NULL;
+    n->ip[0] = groups;
+    n->fp[0] = eps;
+    int stats[2] = {x->shape[0], groups};
+    return with_stats(g, n, 2, stats);
+}
+
+static ldm_status ln_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
+    (void)scratch;
+    const ldm_tensor *x = n->in[0];
+    size_t D = (size_t)x->shape[x->ndim - 1];
+    return ldm_layer_norm_fwd(c, x->numel / D, D, n->fp[0], BUF(n->out[0]), BUF(n->out[1]),
+                              BUF(n->out[2]), BUF(x), BUF(n->in[1]), BUF(n->in[2]));
+}
+
+static ldm_status ln_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
+    const ldm_tensor *x = n->in[0];
+    size_t D = (size_t)x->shape[x->ndim - 1];
+    return ldm_layer_norm_bwd(c, x->numel / D, D, a->acc[0], a->din[0], a->acc[1], a->din[1],
+                              a->acc[2], a->din[2], a->dout, BUF(x), BUF(n->out[1]), BUF(n->out[2]),
+                              BUF(n->in[1]));
+}
+
+static const ldm_op_class ln_op = {"layer_norm", ln_node_fwd, ln_node_bwd, 3u, 6u, 0u};
+
+ldm_tensor *ldm_layer_norm(ldm_graph *g, ldm_tensor *x, float eps, ldm_tensor *gamma,
+                           ldm_tensor *beta) {
+    if (!x || !gamma || !beta) return NULL;
+    int D = x->shape[x->ndim - 1];
+    if (!check_affine(g, "layer_norm", x, D, gamma, beta)) return NULL;
+    ldm_tensor *in[3] = {x, gamma, beta};
+    ldm_node *n = ldm_graph_add_node(g, &ln_op, "layer_norm", in, 3, x->ndim, x->shape);
+    if (!n) return NULL;
+    n->fp[0] = eps;
+    int rows = (int)(x->numel / (size_t)D);
+    return with_stats(g, n, 1, &rows);
+}
+
+static ldm_status bn_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
+    (void)scratch;
+    const ldm_tensor *x = n->in[0];
+    return ldm_batch_norm_fwd(c, (size_t)x->shape[0], (size_t)x->shape[1], per_sample(x), n->fp[0],
+                              n->fp[1], n->ip[0], BUF(n->out[0]), BUF(n->out[1]), BUF(n->out[2]),
+                              BUF(x), BUF(n->in[1]), BUF(n->in[2]), BUF(n->in[3]), BUF(n->in[4]));
+}
+
+static ldm_status bn_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
+    const ldm_tensor *x = n->in[0];
+    return ldm_batch_norm_bwd(c, (size_t)x->shape[0], (size_t)x->shape[1], per_sample(x), n->ip[0],
+                              a->acc[0], a->din[0], a->acc[1], a->din[1], a->acc[2], a->din[2],
+                              a->dout, BUF(x), BUF(n->out[1]), BUF(n->out[2]), BUF(n->in[1]));
+}
+
+/* The running statistics (inputs 3, 4) never get a gradient. */
+static const ldm_op_class bn_op = {"batch_norm", bn_node_fwd, bn_node_bwd, 3u, 6u, 24u};
+
+ldm_tensor *ldm_batch_norm(ldm_graph *g, ldm_tensor *x, ldm_tensor *gamma, ldm_tensor *beta,
+                           ldm_tensor *running_mean, ldm_tensor *running_var, float momentum,
+                           float eps, int training) {
+    if (!x || !gamma || !beta || !running_mean || !running_var) return NULL;
+    if (x->ndim < 2)
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                              "batch_norm: '%s' must "
+                              "be [N, C, ...]",
+                              x->name);
+    if (!check_affine(g, "batch_norm", x, x->shape[1], gamma, beta) ||
+        !check_affine(g, "batch_norm", x, x->shape[1], running_mean, running_var))
+        return NULL;
+    ldm_tensor *in[5] = {x, gamma, beta, running_mean, running_var};
+    ldm_node *n = ldm_graph_add_node(g, &bn_op, "batch_norm", in, 5, x->ndim, x->shape);
+    if (!n) return NULL;
+    n->ip[0] = training != 0;
+    n->fp[0] = eps;
+    n->fp[1] = momentum;
+    return with_stats(g, n, 1, &x->shape[1]);
+}
