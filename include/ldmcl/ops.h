@@ -12,5 +12,6 @@
 #include "ldmcl/ops/linear.h"
 #include "ldmcl/ops/layout.h"
 #include "ldmcl/ops/norm.h"
+#include "ldmcl/ops/conv.h"
 
 #endif

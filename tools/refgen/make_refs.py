@@ -183,6 +183,32 @@ def norm(w):
                    grads=["x", "gamma", "beta"], training=training, momentum=0.1, eps=1e-5)
 
 
+@family
+def conv(w):
+    # (N, Cin, H, W, Cout, k, stride, pad): the seed's 3x3 s1 p1, 1x1, 4x4 s2 p1 downsample, odd
+    # sizes, C=1, a 1x1 image, and more samples than fit one chunk never (chunks are large).
+    for n, cin, h, wd, cout, k, s, p in [(2, 3, 5, 7, 4, 3, 1, 1), (1, 1, 1, 1, 1, 1, 1, 0),
+                                          (2, 4, 6, 6, 3, 1, 1, 0), (2, 3, 8, 9, 5, 4, 2, 1),
+                                          (3, 2, 5, 5, 2, 3, 2, 0), (1, 5, 4, 4, 1, 3, 1, 1)]:
+        tag = f"{n}x{cin}x{h}x{wd}_{cout}k{k}s{s}p{p}"
+        x = w.randn(n, cin, h, wd)
+        weight = w.randn(cout, cin, k, k) * (1.0 / (cin * k * k) ** 0.5)
+        b = w.randn(cout)
+        w.case(f"conv2d_{tag}", "conv2d", [("x", x), ("w", weight), ("b", b)],
+               lambda x, wt, b, s=s, p=p: F.conv2d(x, wt, b, s, p), stride=s, pad=p)
+        w.case(f"conv2d_nobias_{tag}", "conv2d", [("x", x), ("w", weight)],
+               lambda x, wt, s=s, p=p: F.conv2d(x, wt, None, s, p), stride=s, pad=p)
+    # The reference's upsampler is ConvTranspose2d(C, C, 4, 2, 1); also odd sizes and 3x3 s1.
+    for n, cin, h, wd, cout, k, s, p in [(2, 3, 4, 5, 3, 4, 2, 1), (1, 1, 1, 1, 2, 4, 2, 1),
+                                          (2, 4, 3, 3, 2, 3, 1, 1), (1, 2, 3, 2, 3, 3, 2, 0)]:
+        tag = f"{n}x{cin}x{h}x{wd}_{cout}k{k}s{s}p{p}"
+        x = w.randn(n, cin, h, wd)
+        weight = w.randn(cin, cout, k, k) * (1.0 / (cin * k * k) ** 0.5)
+        b = w.randn(cout)
+        w.case(f"conv_transpose2d_{tag}", "conv_transpose2d", [("x", x), ("w", weight), ("b", b)],
+               lambda x, wt, b, s=s, p=p: F.conv_transpose2d(x, wt, b, s, p), stride=s, pad=p)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "tests", "ref"))

@@ -1,0 +1,64 @@
+// cl/conv.cl: the data movement around convolution GEMMs, fp32, for a chunk of nb samples.
+// Column buffers are [K, nb, P]: row k = (channel, ky, kx) of the kernel window, then sample,
+// then output position p = (oy, ox), so one GEMM covers the whole chunk.
+//   conv2d:            col = im2col(x); out = W [Cout, K] x col
+//   conv_transpose2d:  col = W^T x;     out = col2im(col)
+// col2im gathers (each output pixel sums the column entries that cover it): deterministic, no
+// atomics.
+
+// col[k, n, p] = x[n, c, oy*SH - PH + ky, ox*SW - PW + kx], zero outside the image.
+kernel void im2col(const int C, const int H, const int W, const int KH, const int KW,
+                   const int SH, const int SW, const int PH, const int PW, const int Ho,
+                   const int Wo, const int nb, global float *col, const ulong col_off,
+                   global const float *x, const ulong x_off) {
+    const int P = Ho * Wo, t = get_global_id(0);
+    if (t >= C * KH * KW * nb * P) return;
+    const int p = t % P, n = (t / P) % nb, k = t / (P * nb);
+    const int kx = k % KW, ky = (k / KW) % KH, c = k / (KW * KH);
+    const int iy = (p / Wo) * SH - PH + ky, ix = (p % Wo) * SW - PW + kx;
+    float v = 0.0f;
+    if (iy >= 0 && iy < H && ix >= 0 && ix < W) v = x[x_off + (((ulong)n * C + c) * H + iy) * W + ix];
+    col[col_off + t] = v;
+}
+
+// x[n, c, iy, ix] = (acc ? x : 0) + sum of col[(c, ky, kx), n, (oy, ox)] over the windows that
+// cover (iy, ix): oy*SH - PH + ky == iy and ox*SW - PW + kx == ix.
+kernel void col2im(const int C, const int H, const int W, const int KH, const int KW, const int SH,
+                   const int SW, const int PH, const int PW, const int Ho, const int Wo,
+                   const int nb, const int acc, global float *x, const ulong x_off,
+                   global const float *col, const ulong col_off) {
+    const int t = get_global_id(0);
+    if (t >= nb * C * H * W) return;
+    const int ix = t % W, iy = (t / W) % H, c = (t / (W * H)) % C, n = t / (W * H * C);
+    const int P = Ho * Wo;
+    float s = 0.0f;
+    for (int ky = 0; ky < KH; ky++) {
+        const int ty = iy + PH - ky;
+        if (ty < 0 || ty % SH) continue;
+        const int oy = ty / SH;
+        if (oy >= Ho) continue;
+        for (int kx = 0; kx < KW; kx++) {
+            const int tx = ix + PW - kx;
+            if (tx < 0 || tx % SW) continue;
+            const int ox = tx / SW;
+            if (ox >= Wo) continue;
+            const int k = (c * KH + ky) * KW + kx;
+            s += col[col_off + ((ulong)k * nb + n) * P + oy * Wo + ox];
+        }
+    }
+    const ulong o = x_off + t;
+    x[o] = acc ? x[o] + s : s;
+}
+
+// y[b, a, p] = (acc ? y : 0) + x[a, b, p] (+ bias[a] when has_bias), x [A, B, P].
+kernel void swap01(const int A, const int B, const int P, const int acc, const int has_bias,
+                   global float *y, const ulong y_off, global const float *x, const ulong x_off,
+                   global const float *bias, const ulong bias_off) {
+    const int t = get_global_id(0);
+    if (t >= A * B * P) return;
+    const int p = t % P, a = (t / P) % A, b = t / (P * A); // t indexes y [B, A, P]
+    float v = x[x_off + ((ulong)a * B + b) * P + p];
+    if (has_bias) v += bias[bias_off + a];
+    const ulong o = y_off + t;
+    y[o] = acc ? y[o] + v : v;
+}
