@@ -8,8 +8,10 @@
  *      overwrites a planned (reused, dirty) gradient buffer instead of adding to a leaf's;
  *   3. for the first case of each op, checks a few gradient elements against central finite
  *      differences of sum(out * dy) computed from the op's own forward pass.
- * Relative error of an element: |got - want| / max(|want|, 1e-3 * max|want|); the bar is 1e-4.
- * The worst error of each op is printed. */
+ * Relative error of an element: |got - want| / max(|want|, 1e-3 * max|want|); the bar is 1e-4,
+ * except where PyTorch's own float32 computation of the same case (measured by make_refs.py
+ * against float64) misses it: there the bar is twice PyTorch's float32 error. The worst error of
+ * each op is printed beside PyTorch's. */
 #ifndef LDMCL_TEST_OP_HARNESS_H
 #define LDMCL_TEST_OP_HARNESS_H
 
@@ -22,6 +24,7 @@ typedef ldm_tensor *(*op_builder)(ldm_graph *g, ldm_tensor **in, int n_in, const
 typedef struct op_entry {
     const char *op; /* the "op" value of the cases it builds */
     op_builder build;
+    unsigned keep_leaf; /* bit i: input i stays a leaf in step 2 (an op that views its rows) */
 } op_entry;
 
 #define OP_REL_TOL 1e-4

@@ -14,7 +14,7 @@ static ldm_tensor *b_convt(ldm_graph *g, ldm_tensor **in, int n, const ldm_json 
 
 static void conv_matches_pytorch(void **state) {
     (void)state;
-    const op_entry ops[] = {{"conv2d", b_conv}, {"conv_transpose2d", b_convt}};
+    const op_entry ops[] = {{"conv2d", b_conv, 0}, {"conv_transpose2d", b_convt, 0}};
     run_ref_family("conv", ops, 2);
 }
 

@@ -55,11 +55,11 @@ static ldm_tensor *b_add_channels(ldm_graph *g, ldm_tensor **in, int n, const ld
 static void elementwise_matches_pytorch(void **state) {
     (void)state;
     const op_entry ops[] = {
-        {"silu", b_silu},   {"leaky_relu", b_leaky_relu},
-        {"gelu", b_gelu},   {"quick_gelu", b_quick_gelu},
-        {"add", b_add},     {"sub", b_sub},
-        {"mul", b_mul},     {"mul_self", b_mul_self},
-        {"scale", b_scale}, {"add_channels", b_add_channels},
+        {"silu", b_silu, 0},   {"leaky_relu", b_leaky_relu, 0},
+        {"gelu", b_gelu, 0},   {"quick_gelu", b_quick_gelu, 0},
+        {"add", b_add, 0},     {"sub", b_sub, 0},
+        {"mul", b_mul, 0},     {"mul_self", b_mul_self, 0},
+        {"scale", b_scale, 0}, {"add_channels", b_add_channels, 0},
     };
     run_ref_family("elementwise", ops, (int)(sizeof ops / sizeof ops[0]));
 }

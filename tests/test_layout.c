@@ -21,7 +21,7 @@ static ldm_tensor *b_narrow(ldm_graph *g, ldm_tensor **in, int n, const ldm_json
 static void layout_matches_pytorch(void **state) {
     (void)state;
     const op_entry ops[] = {
-        {"transpose12", b_transpose}, {"concat", b_concat}, {"narrow", b_narrow}};
+        {"transpose12", b_transpose, 0}, {"concat", b_concat, 0}, {"narrow", b_narrow, 0}};
     run_ref_family("layout", ops, 3);
 }
 

@@ -17,7 +17,7 @@ static ldm_tensor *b_embedding(ldm_graph *g, ldm_tensor **in, int n, const ldm_j
 
 static void linear_matches_pytorch(void **state) {
     (void)state;
-    const op_entry ops[] = {{"linear", b_linear}, {"embedding", b_embedding}};
+    const op_entry ops[] = {{"linear", b_linear, 0}, {"embedding", b_embedding, 0}};
     run_ref_family("linear", ops, 2);
 }
 

@@ -24,8 +24,9 @@ static ldm_tensor *b_batch_norm(ldm_graph *g, ldm_tensor **in, int n, const ldm_
 
 static void norms_match_pytorch(void **state) {
     (void)state;
-    const op_entry ops[] = {
-        {"group_norm", b_group_norm}, {"layer_norm", b_layer_norm}, {"batch_norm", b_batch_norm}};
+    const op_entry ops[] = {{"group_norm", b_group_norm, 0},
+                            {"layer_norm", b_layer_norm, 0},
+                            {"batch_norm", b_batch_norm, 0}};
     run_ref_family("norm", ops, 3);
 }
 

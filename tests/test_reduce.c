@@ -31,8 +31,11 @@ static ldm_tensor *b_mse_const(ldm_graph *g, ldm_tensor **in, int n, const ldm_j
 
 static void reductions_match_pytorch(void **state) {
     (void)state;
-    const op_entry ops[] = {
-        {"sum", b_sum}, {"mean", b_mean}, {"mse", b_mse}, {"l1", b_l1}, {"mse_const", b_mse_const}};
+    const op_entry ops[] = {{"sum", b_sum, 0},
+                            {"mean", b_mean, 0},
+                            {"mse", b_mse, 0},
+                            {"l1", b_l1, 0},
+                            {"mse_const", b_mse_const, 0}};
     run_ref_family("reduce", ops, (int)(sizeof ops / sizeof ops[0]));
 }
 

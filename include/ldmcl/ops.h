@@ -13,5 +13,6 @@
 #include "ldmcl/ops/layout.h"
 #include "ldmcl/ops/norm.h"
 #include "ldmcl/ops/conv.h"
+#include "ldmcl/ops/attention.h"
 
 #endif

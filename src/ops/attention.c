@@ -1,0 +1,195 @@
+/* src/ops/attention.c: the fused attention core (cl/attention.cl) and nn.MultiheadAttention on
+ * top of Linear. The core saves the log-sum-exp per query (output 1); its backward reads the
+ * sources of q, k, v, the output and the log-sum-exp, and uses one scratch row per query for
+ * delta = rowsum(dO * O). */
+#include <math.h>
+#include <stdio.h>
+
+#include "ops_internal.h"
+
+#define FILE_CL "attention.cl"
+#define BQ 64
+
+static int tile_keys(int hd) {
+    return hd <= 64 ? 32 : 16;
+}
+
+static ldm_status kernel_for(ldm_cmd *c, const ldm_attn_geom *g, const char *name, cl_kernel *k) {
+    char defines[96];
+    snprintf(defines, sizeof defines, "-DHD=%d -DBQ=%d -DBK=%d", g->HD, BQ, tile_keys(g->HD));
+    return ldm_cmd_kernel(c, FILE_CL, name, defines, k);
+}
+
+static ldm_status check_geom(const ldm_attn_geom *g) {
+    if (g->N < 1 || g->L < 1 || g->S < 1 || g->NH < 1 || g->HD < 1 || g->HD > 256)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "attention: N=%d L=%d S=%d heads=%d head_dim=%d (head_dim 1..256)", g->N,
+                        g->L, g->S, g->NH, g->HD);
+    return LDM_OK;
+}
+
+ldm_status ldm_attention_fwd(ldm_cmd *c, const ldm_attn_geom *g, ldm_buf o, ldm_buf lse,
+                             ldm_buf q_src, ldm_buf kv_src, ldm_buf mask) {
+    LDM_TRY(check_geom(g));
+    cl_kernel k;
+    LDM_TRY(kernel_for(c, g, "attention_fwd", &k));
+    LDM_TRY(ldm_set_args(k, "iiiiiiiiifiibbbbb", g->L, g->S, g->NH, g->q_stride, g->q_col,
+                         g->k_stride, g->k_col, g->v_stride, g->v_col, (double)g->scale, g->causal,
+                         mask.mem != NULL, o, lse, q_src, kv_src, ldm_unused_or(mask, q_src)));
+    size_t global[3] = {(size_t)g->L, (size_t)g->NH, (size_t)g->N}, local[3] = {BQ, 1, 1};
+    return ldm_cmd_launch(c, k, 3, global, local);
+}
+
+size_t ldm_attention_bwd_scratch(const ldm_attn_geom *g) {
+    return (size_t)g->N * (size_t)g->NH * (size_t)g->L;
+}
+
+ldm_status ldm_attention_bwd(ldm_cmd *c, const ldm_attn_geom *g, int acc_q, ldm_buf dq_src,
+                             int acc_kv, ldm_buf dkv_src, ldm_buf dout, ldm_buf q_src,
+                             ldm_buf kv_src, ldm_buf o, ldm_buf lse, ldm_buf mask,
+                             ldm_buf scratch) {
+    LDM_TRY(check_geom(g));
+    cl_kernel k;
+    ldm_buf delta = scratch, m = ldm_unused_or(mask, q_src);
+    LDM_TRY(kernel_for(c, g, "attention_bwd_delta", &k));
+    LDM_TRY(ldm_set_args(k, "iibbb", g->L, g->NH, delta, dout, o));
+    size_t gd[3] = {(size_t)g->L, (size_t)g->NH, (size_t)g->N};
+    LDM_TRY(ldm_cmd_launch(c, k, 3, gd, NULL));
+    size_t local[3] = {BQ, 1, 1};
+    if (dkv_src.mem) {
+        LDM_TRY(kernel_for(c, g, "attention_bwd_dkv", &k));
+        LDM_TRY(ldm_set_args(k, "iiiiiiiiifiiibbbbbbb", g->L, g->S, g->NH, g->q_stride, g->q_col,
+                             g->k_stride, g->k_col, g->v_stride, g->v_col, (double)g->scale,
+                             g->causal, mask.mem != NULL, acc_kv, dkv_src, dout, q_src, kv_src, lse,
+                             delta, m));
+        size_t global[3] = {(size_t)g->S, (size_t)g->NH, (size_t)g->N};
+        LDM_TRY(ldm_cmd_launch(c, k, 3, global, local));
+    }
+    if (dq_src.mem) {
+        LDM_TRY(kernel_for(c, g, "attention_bwd_dq", &k));
+        LDM_TRY(ldm_set_args(k, "iiiiiiiiifiiibbbbbbb", g->L, g->S, g->NH, g->q_stride, g->q_col,
+                             g->k_stride, g->k_col, g->v_stride, g->v_col, (double)g->scale,
+                             g->causal, mask.mem != NULL, acc_q, dq_src, dout, q_src, kv_src, lse,
+                             delta, m));
+        size_t global[3] = {(size_t)g->L, (size_t)g->NH, (size_t)g->N};
+        LDM_TRY(ldm_cmd_launch(c, k, 3, global, local));
+    }
+    return LDM_OK;
+}
+
+/* ---- graph level -------------------------------------------------------------------------- */
+
+#define BUF(t) ldm_tensor_buf(t)
+
+/* ip: [0] heads, [1] causal, [2] packed (1: one qkv input), [3] has mask. */
+static void node_geom(const ldm_node *n, ldm_attn_geom *g) {
+    const ldm_tensor *q = n->in[0], *kv = n->ip[2] ? n->in[0] : n->in[1];
+    int C = n->out[0]->shape[2], NH = n->ip[0];
+    *g = (ldm_attn_geom){q->shape[0], q->shape[1], kv->shape[1], NH,      C / NH, 0, 0, 0, 0,
+                         0,           0,           n->ip[1],     n->fp[0]};
+    g->q_stride = q->shape[2];
+    g->k_stride = g->v_stride = kv->shape[2];
+    g->k_col = n->ip[2] ? C : 0;
+    g->v_col = g->k_col + C;
+}
+
+static ldm_buf mask_of(const ldm_node *n) {
+    int at = n->ip[2] ? 1 : 2;
+    return n->ip[3] ? BUF(n->in[at]) : (ldm_buf){NULL, 0};
+}
+
+static ldm_status attn_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
+    (void)scratch;
+    ldm_attn_geom g;
+    node_geom(n, &g);
+    ldm_buf kv = n->ip[2] ? BUF(n->in[0]) : BUF(n->in[1]);
+    return ldm_attention_fwd(c, &g, BUF(n->out[0]), BUF(n->out[1]), BUF(n->in[0]), kv, mask_of(n));
+}
+
+static ldm_status attn_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
+    ldm_attn_geom g;
+    node_geom(n, &g);
+    int packed = n->ip[2];
+    ldm_buf kv = packed ? BUF(n->in[0]) : BUF(n->in[1]);
+    ldm_buf dkv = packed ? a->din[0] : a->din[1];
+    int acc_kv = packed ? a->acc[0] : a->acc[1];
+    return ldm_attention_bwd(c, &g, a->acc[0], a->din[0], acc_kv, dkv, a->dout, BUF(n->in[0]), kv,
+                             BUF(n->out[0]), BUF(n->out[1]), mask_of(n), a->scratch);
+}
+
+/* Packed: inputs (qkv, [mask]); cross: (q, kv, [mask]). Masks take no gradient. */
+static const ldm_op_class packed_op = {"attention", attn_node_fwd, attn_node_bwd, 3u, 3u, 2u};
+static const ldm_op_class cross_op = {"cross_attention", attn_node_fwd, attn_node_bwd, 7u, 3u, 4u};
+
+static ldm_tensor *record(ldm_graph *g, const ldm_op_class *op, ldm_tensor *q, ldm_tensor *kv,
+                          int heads, int causal, ldm_tensor *mask) {
+    int packed = kv == NULL;
+    int C = packed ? q->shape[2] / 3 : q->shape[2];
+    const ldm_tensor *src = packed ? q : kv;
+    if (q->ndim != 3 || src->ndim != 3 || heads < 1 || C % heads ||
+        (packed && q->shape[2] != 3 * C) || (!packed && kv->shape[2] != 2 * C) ||
+        src->shape[0] != q->shape[0] ||
+        (mask &&
+         (mask->ndim != 2 || mask->shape[0] != q->shape[0] || mask->shape[1] != src->shape[1]))) {
+        char sq[64], skv[64];
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                              "%s: queries '%s' %s, keys/values %s, %d heads, mask %s do not fit",
+                              op->name, q->name, ldm_shape_str(q, sq, sizeof sq),
+                              packed ? "packed with them" : ldm_shape_str(kv, skv, sizeof skv),
+                              heads, mask ? mask->name : "none");
+    }
+    if (C / heads > 256)
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT, "%s: head dim %d over 256", op->name,
+                              C / heads);
+    ldm_tensor *in[3] = {q, packed ? mask : kv, packed ? NULL : mask};
+    int n_in = packed ? (mask ? 2 : 1) : (mask ? 3 : 2);
+    int shape[3] = {q->shape[0], q->shape[1], C};
+    ldm_node *n = ldm_graph_add_node(g, op, op->name, in, n_in, 3, shape);
+    if (!n) return NULL;
+    n->ip[0] = heads;
+    n->ip[1] = causal != 0;
+    n->ip[2] = packed;
+    n->ip[3] = mask != NULL;
+    n->fp[0] = 1.0f / sqrtf((float)(C / heads));
+    int lse_shape[3] = {q->shape[0], heads, q->shape[1]};
+    if (!ldm_node_add_saved(g, n, 3, lse_shape)) return NULL;
+    ldm_attn_geom geom;
+    node_geom(n, &geom);
+    n->scratch_bwd = ldm_attention_bwd_scratch(&geom);
+    return n->out[0];
+}
+
+ldm_tensor *ldm_attention_packed(ldm_graph *g, ldm_tensor *qkv, int heads, int causal,
+                                 ldm_tensor *mask) {
+    if (!qkv) return NULL;
+    return record(g, &packed_op, qkv, NULL, heads, causal, mask);
+}
+
+ldm_tensor *ldm_attention_cross(ldm_graph *g, ldm_tensor *q, ldm_tensor *kv, int heads,
+                                ldm_tensor *mask) {
+    if (!q || !kv) return NULL;
+    return record(g, &cross_op, q, kv, heads, 0, mask);
+}
+
+ldm_tensor *ldm_multihead_attention(ldm_graph *g, ldm_tensor *x, ldm_tensor *context,
+                                    ldm_tensor *in_proj_weight, ldm_tensor *in_proj_bias,
+                                    ldm_tensor *out_proj_weight, ldm_tensor *out_proj_bias,
+                                    int heads, int causal, ldm_tensor *key_padding_mask) {
+    if (!x || !in_proj_weight || !in_proj_bias || !out_proj_weight || !out_proj_bias) return NULL;
+    int C = x->shape[x->ndim - 1];
+    ldm_tensor *core;
+    if (!context) {
+        ldm_tensor *qkv = ldm_linear(g, x, in_proj_weight, in_proj_bias);
+        core = ldm_attention_packed(g, qkv, heads, causal, key_padding_mask);
+    } else {
+        ldm_tensor *q = ldm_linear(g, x, ldm_view_rows(g, in_proj_weight, 0, C),
+                                   ldm_view_rows(g, in_proj_bias, 0, C));
+        ldm_tensor *kv = ldm_linear(g, context, ldm_view_rows(g, in_proj_weight, C, 2 * C),
+                                    ldm_view_rows(g, in_proj_bias, C, 2 * C));
+        if (causal)
+            return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                                  "multihead_attention: a causal mask needs self-attention");
+        core = ldm_attention_cross(g, q, kv, heads, key_padding_mask);
+    }
+    return ldm_linear(g, core, out_proj_weight, out_proj_bias);
+}
