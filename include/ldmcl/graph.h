@@ -51,6 +51,11 @@ ldm_tensor *ldm_graph_param(ldm_graph *g, const char *name, int ndim, const int 
 /* Data fed before each run (images, noise, timesteps, ...); no gradient unless asked for. */
 ldm_tensor *ldm_graph_input(ldm_graph *g, const char *name, int ndim, const int *shape);
 
+/* A constant table (e.g. timestep embeddings): frozen, not a parameter, uploaded at compile
+ * time. Recording the same name again returns the same tensor. */
+ldm_tensor *ldm_graph_constant(ldm_graph *g, const char *name, int ndim, const int *shape,
+                               const float *data);
+
 /* Freezes a parameter (no gradient, not updated) or unfreezes it. */
 void ldm_tensor_set_trainable(ldm_tensor *t, int trainable);
 /* Asks for the gradient of an input too (tests, or inputs that are optimised). */

@@ -14,5 +14,7 @@
 #include "ldmcl/ops/norm.h"
 #include "ldmcl/ops/conv.h"
 #include "ldmcl/ops/attention.h"
+#include "ldmcl/ops/softmax.h"
+#include "ldmcl/ops/timestep.h"
 
 #endif

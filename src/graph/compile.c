@@ -164,6 +164,10 @@ ldm_status ldm_graph_compile(ldm_graph *g) {
     size_t peak = 0, total = 0;
     if (st == LDM_OK) st = ldm_graph_plan(g, &peak, &total);
     if (st == LDM_OK) st = allocate(g, peak);
+    for (int i = 0; i < g->n_tensors && st == LDM_OK; i++)
+        if (g->tensors[i]->init)
+            st = ldm_buf_write(g->ctx, g->tensors[i]->buf, g->tensors[i]->init,
+                               g->tensors[i]->numel);
     if (st == LDM_OK) st = record(g);
     if (st == LDM_OK) st = ldm_cmd_finalize(g->cmd);
     if (st != LDM_OK) return st;

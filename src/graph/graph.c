@@ -123,6 +123,21 @@ ldm_tensor *ldm_graph_param(ldm_graph *g, const char *name, int ndim, const int 
     return t;
 }
 
+ldm_tensor *ldm_graph_constant(ldm_graph *g, const char *name, int ndim, const int *shape,
+                               const float *data) {
+    ldm_tensor *t = ldm_graph_find(g, name);
+    if (t && t->init) return t; /* the same constant, recorded again */
+    if (t)
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT, "constant '%s': the name is taken",
+                              name);
+    t = new_tensor(g, name, TK_PARAM, ndim, shape);
+    if (!t) return NULL;
+    t->init = malloc(t->numel * sizeof *t->init);
+    if (!t->init) return LDM_GRAPH_FAIL(g, LDM_ERR_HOST_MEMORY, "out of host memory");
+    memcpy(t->init, data, t->numel * sizeof *t->init);
+    return t; /* frozen (trainable 0) and not among the parameters */
+}
+
 ldm_tensor *ldm_graph_input(ldm_graph *g, const char *name, int ndim, const int *shape) {
     return new_tensor(g, name, TK_INPUT, ndim, shape);
 }

@@ -36,6 +36,7 @@ struct ldm_tensor {
     ldm_tensor *grad;  /* the gradient, once backward created it */
     int producer;      /* index of the node that writes it, -1 for leaves */
     ldm_tensor *owner; /* for a gradient: the storage it is the gradient of */
+    float *init;       /* a constant's values, uploaded when the graph is compiled */
     ldm_buf buf;
     /* planning */
     int first, last; /* schedule positions of its first write and last read */

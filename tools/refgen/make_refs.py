@@ -310,6 +310,26 @@ def attention(w):
                heads=heads)
 
 
+@family
+def misc(w):
+    for shape in [(2, 5), (3, 77), (1, 1), (2, 300)]:
+        x = w.randn(*shape) * 3
+        w.case("softmax_" + "x".join(map(str, shape)), "softmax", [("x", x)],
+               lambda x: torch.softmax(x, -1))
+    # The reference's get_time_embedding (models/blocks.py), t as integers.
+    for t_vals, dim in [([0, 1, 500, 999], 256), ([7, 999], 8), ([3], 2)]:
+        t = torch.tensor(t_vals, dtype=torch.float32)
+
+        def emb(t, dim=dim):
+            half = dim // 2
+            factor = 10000 ** (torch.arange(0, half, dtype=t.dtype) / half)
+            e = t.long().to(t.dtype)[:, None].repeat(1, half) / factor
+            return torch.cat([torch.sin(e), torch.cos(e)], dim=-1)
+
+        w.case(f"timestep_{len(t_vals)}x{dim}", "timestep", [("t", t)], emb, grads=[], dim=dim,
+               T=1000)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "tests", "ref"))

@@ -1,0 +1,24 @@
+/* ldmcl/ops/timestep.h: the reference's sinusoidal timestep embedding (models/blocks.py
+ * get_time_embedding): for i < d/2, factor_i = 10000^(i / (d/2)), and
+ *     emb[n] = [sin(t_n / factor_0 .. factor_{d/2-1}), cos(t_n / factor_0 .. )]
+ * (sines first). Timesteps are integers in [0, T); the table of all T embeddings is computed once
+ * on the host in double precision and looked up. */
+#ifndef LDMCL_OPS_TIMESTEP_H
+#define LDMCL_OPS_TIMESTEP_H
+
+#include "ldmcl/graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The table [T, dim] (dim even) as the reference computes each row. */
+void ldm_timestep_table(int T, int dim, float *table);
+
+/* t [N] (float-valued integers in [0, T), no gradient) -> [N, dim]. */
+ldm_tensor *ldm_timestep_embedding(ldm_graph *g, ldm_tensor *t, int dim, int T);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
