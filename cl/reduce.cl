@@ -10,7 +10,7 @@
 #endif
 
 // f(a, b) of the element pair to be summed; -DTERM=1 a, 2 (a-b)^2, 3 |a-b|, 4 (a-c)^2 with the
-// constant c passed as `c`.
+// constant c passed as `c`, 5 a^2 (squared norms).
 #ifndef TERM
 #define TERM 1
 #endif
@@ -24,6 +24,8 @@ inline float term(const float a, const float b, const float c) {
     return fabs(a - b);
 #elif TERM == 4
     return (a - c) * (a - c);
+#elif TERM == 5
+    return a * a;
 #endif
 }
 
@@ -36,7 +38,7 @@ void reduce_partial(const int n, const int chunk, const float c, global float *p
     const int start = (int)g * chunk, end = min(n, start + chunk);
     float acc = 0.0f;
     for (int i = start + (int)lid; i < end; i += WG) {
-#if TERM == 1 || TERM == 4
+#if TERM == 1 || TERM == 4 || TERM == 5
         acc += term(a[a_off + i], 0.0f, c);
 #else
         acc += term(a[a_off + i], b[b_off + i], c);
@@ -77,6 +79,8 @@ kernel void reduce_bwd(const int n, const float scale, const float c, const int 
     const float d = g * (diff > 0.0f ? 1.0f : (diff < 0.0f ? -1.0f : 0.0f));
 #elif TERM == 4
     const float d = g * 2.0f * (a[a_off + i] - c);
+#elif TERM == 5
+    const float d = g * 2.0f * a[a_off + i];
 #endif
     da[da_off + i] = acc ? da[da_off + i] + d : d;
 }

@@ -23,6 +23,7 @@
 #include "ldmcl/cmd.h"
 #include "ldmcl/graph.h"
 #include "ldmcl/ops.h"
+#include "ldmcl/optim.h"
 #include "ldmcl/safetensors.h"
 #include "ldmcl/selftest.h"
 

@@ -22,7 +22,7 @@ size_t ldm_reduce_scratch(size_t n) {
 }
 
 static ldm_status reduce_kernel(ldm_cmd *c, const char *name, ldm_reduce_term term, cl_kernel *k) {
-    if (term < LDM_TERM_VALUE || term > LDM_TERM_SQUARED_DIFF_CONST)
+    if (term < LDM_TERM_VALUE || term > LDM_TERM_SQUARE)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "unknown reduction term %d", (int)term);
     char defines[64];
     snprintf(defines, sizeof defines, "-DWG=%d -DTERM=%d", WG, (int)term);

@@ -330,6 +330,132 @@ def misc(w):
                T=1000)
 
 
+class ResBlock(torch.nn.Module):
+    """The reference's ResNet sub-block with a time embedding (REFERENCE.md section 3)."""
+
+    def __init__(self, cin, cout, temb, groups):
+        super().__init__()
+        nn = torch.nn
+        self.resnet_conv_first = nn.Sequential(nn.GroupNorm(groups, cin), nn.SiLU(),
+                                               nn.Conv2d(cin, cout, 3, 1, 1))
+        self.t_emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(temb, cout))
+        self.resnet_conv_second = nn.Sequential(nn.GroupNorm(groups, cout), nn.SiLU(),
+                                                nn.Conv2d(cout, cout, 3, 1, 1))
+        self.residual_input_conv = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x, t_emb):
+        h = self.resnet_conv_first(x)
+        h = h + self.t_emb_layers(t_emb)[:, :, None, None]
+        h = self.resnet_conv_second(h)
+        return h + self.residual_input_conv(x)
+
+
+class AttnBlock(torch.nn.Module):
+    """The reference's self-attention then cross-attention sub-blocks."""
+
+    def __init__(self, c, heads, ctx_dim, groups):
+        super().__init__()
+        nn = torch.nn
+        self.attention_norm = nn.GroupNorm(groups, c)
+        self.attention = nn.MultiheadAttention(c, heads, batch_first=True)
+        self.cross_attention_norm = nn.GroupNorm(groups, c)
+        self.cross_attention = nn.MultiheadAttention(c, heads, batch_first=True)
+        self.context_proj = nn.Linear(ctx_dim, c)
+
+    def forward(self, x, context):
+        n, c, h, w = x.shape
+        a = self.attention_norm(x.reshape(n, c, h * w)).transpose(1, 2)
+        a, _ = self.attention(a, a, a)
+        out = x + a.transpose(1, 2).reshape(n, c, h, w)
+        a = self.cross_attention_norm(out.reshape(n, c, h * w)).transpose(1, 2)
+        ctx = self.context_proj(context)
+        a, _ = self.cross_attention(a, ctx, ctx)
+        return out + a.transpose(1, 2).reshape(n, c, h, w)
+
+
+class SkipStack(torch.nn.Module):
+    """Down, middle, up and a skip concatenated as the reference's UpBlockUnet does."""
+
+    def __init__(self, cin, c, cout):
+        super().__init__()
+        nn = torch.nn
+        self.conv_in = nn.Conv2d(cin, c, 3, 1, 1)
+        self.down = nn.Conv2d(c, c, 4, 2, 1)
+        self.mid = nn.Conv2d(c, c, 3, 1, 1)
+        self.up = nn.ConvTranspose2d(c, c, 4, 2, 1)
+        self.conv_out = nn.Conv2d(2 * c, cout, 3, 1, 1)
+
+    def forward(self, x):
+        s = self.conv_in(x)
+        h = self.up(F.silu(self.mid(self.down(s))))
+        return self.conv_out(torch.cat([h, s], 1))
+
+
+def model_case(w, name, module, inputs, target, opt, steps=3):
+    """Loss = mse(module(*inputs), target); its gradients, and the parameters after `steps`
+    optimizer steps, in float64 (and PyTorch float32 beside it for the error bar)."""
+    params32 = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    results = {}
+    for dtype in (torch.float64, torch.float32):
+        m = module.to(dtype)
+        m.load_state_dict({k: v.to(dtype) for k, v in params32.items()})
+        ins = [x.to(dtype) for x in inputs]
+        loss = F.mse_loss(m(*ins), target.to(dtype))
+        m.zero_grad()
+        loss.backward()
+        grads = {k: p.grad.detach().clone() for k, p in m.named_parameters()}
+        o = (torch.optim.AdamW if opt.get("decoupled") else torch.optim.Adam)(
+            m.parameters(), lr=opt["lr"], weight_decay=opt.get("weight_decay", 0.0),
+            eps=opt.get("eps", 1e-8))
+        for _ in range(steps):
+            o.zero_grad()
+            F.mse_loss(m(*ins), target.to(dtype)).backward()
+            if opt.get("max_grad_norm"):
+                torch.nn.utils.clip_grad_norm_(m.parameters(), opt["max_grad_norm"])
+            o.step()
+        after = {k: p.detach().clone() for k, p in m.named_parameters()}
+        results[dtype] = (loss.detach().reshape(1), grads, after)
+    loss64, grads64, after64 = results[torch.float64]
+    loss32, grads32, after32 = results[torch.float32]
+    # Elements whose exact gradient is zero (the key bias of attention: softmax ignores a shift of
+    # all scores) get Adam updates of lr * sign(rounding noise) in any precision; the comparison
+    # of parameters after the steps leaves them out (<case>.skip.<name> marks them with 1).
+    skip = {k: (g.abs() <= 1e-12 * max(g.abs().max().item(), 1e-30)).float()
+            for k, g in grads64.items()}
+    kept = {k: (1 - skip[k]).bool() for k in skip}
+    for i, x in enumerate(inputs):
+        w.tensors[f"{name}.in.{i}"] = x
+    w.tensors[f"{name}.target"] = target
+    w.tensors[f"{name}.loss"] = loss64.float()
+    for k, v in params32.items():
+        w.tensors[f"{name}.param.{k}"] = v
+    for k in grads64:
+        w.tensors[f"{name}.grad.{k}"] = grads64[k].float()
+        w.tensors[f"{name}.after.{k}"] = after64[k].float()
+        if skip[k].any():
+            w.tensors[f"{name}.skip.{k}"] = skip[k]
+    w.meta[name] = json.dumps({
+        "model": name, "n_inputs": len(inputs), "steps": steps, **opt,
+        "torch_fp32_loss_err": rel_error(loss32, loss64),
+        "torch_fp32_grad_err": max(rel_error(grads32[k], grads64[k]) for k in grads64),
+        "torch_fp32_after_err": max(rel_error(after32[k][kept[k]], after64[k][kept[k]])
+                                    for k in after64)})
+
+
+@family
+def models(w):
+    torch.manual_seed(1234)
+    res = ResBlock(8, 16, 12, 4)
+    x, t_emb = w.randn(2, 8, 6, 5), w.randn(2, 12)
+    model_case(w, "resblock", res, [x, t_emb], w.randn(2, 16, 6, 5), {"lr": 1e-2})
+    attn = AttnBlock(16, 2, 12, 4)
+    x, ctx = w.randn(2, 16, 3, 5), w.randn(2, 7, 12)
+    model_case(w, "attnblock", attn, [x, ctx], w.randn(2, 16, 3, 5),
+               {"lr": 1e-2, "decoupled": 1, "weight_decay": 0.01, "max_grad_norm": 0.5})
+    stack = SkipStack(3, 8, 2)
+    model_case(w, "skipstack", stack, [w.randn(2, 3, 8, 6)], w.randn(2, 2, 8, 6), {"lr": 1e-2})
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "tests", "ref"))

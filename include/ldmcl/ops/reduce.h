@@ -13,12 +13,13 @@
 extern "C" {
 #endif
 
-/* What is summed: a; (a-b)^2; |a-b|; (a-c)^2 for a constant c. */
+/* What is summed: a; (a-b)^2; |a-b|; (a-c)^2 for a constant c; a^2. */
 typedef enum ldm_reduce_term {
     LDM_TERM_VALUE = 1,
     LDM_TERM_SQUARED_DIFF = 2,
     LDM_TERM_ABS_DIFF = 3,
-    LDM_TERM_SQUARED_DIFF_CONST = 4
+    LDM_TERM_SQUARED_DIFF_CONST = 4,
+    LDM_TERM_SQUARE = 5
 } ldm_reduce_term;
 
 /* Elements of scratch ldm_reduce_fwd needs for n elements. */
