@@ -1,0 +1,132 @@
+/* src/io/checkpoint.c: saving and loading a graph's parameters as safetensors. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph_internal.h"
+#include "ldmcl/checkpoint.h"
+#include "ldmcl/safetensors.h"
+
+#define LIST_MAX 2048 /* characters of each problem list in the message */
+
+ldm_status ldm_graph_save(ldm_graph *g, const char *path, const char *const *metadata_pairs) {
+    if (!g->compiled)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "saving '%s': compile the graph first", path);
+    size_t n = ldm_graph_param_count(g);
+    ldm_st_entry *e = calloc(n ? n : 1, sizeof *e);
+    int64_t(*shapes)[LDM_MAX_DIMS] = calloc(n ? n : 1, sizeof *shapes);
+    float **data = calloc(n ? n : 1, sizeof *data);
+    ldm_status st = e && shapes && data ? LDM_OK : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of memory");
+    for (size_t i = 0; i < n && st == LDM_OK; i++) {
+        ldm_tensor *t = ldm_graph_param_at(g, i);
+        data[i] = malloc(t->numel * sizeof *data[i]);
+        if (!data[i]) {
+            st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory saving '%s'", path);
+            break;
+        }
+        st = ldm_tensor_read(t, data[i]);
+        for (int d = 0; d < t->ndim; d++)
+            shapes[i][d] = t->shape[d];
+        e[i] = (ldm_st_entry){t->name, t->ndim, shapes[i], data[i]};
+    }
+    if (st == LDM_OK) st = ldm_safetensors_write(path, e, n, metadata_pairs);
+    for (size_t i = 0; data && i < n; i++)
+        free(data[i]);
+    free(data);
+    free(shapes);
+    free(e);
+    return st;
+}
+
+/* Appends ", name" (or "name") to a bounded problem list. */
+static void add_to(char *list, size_t size, int *count, const char *item) {
+    size_t used = strlen(list);
+    if (used + strlen(item) + 8 < size)
+        snprintf(list + used, size - used, "%s%s", *count ? ", " : "", item);
+    else if (used + 5 < size && !strstr(list, "..."))
+        snprintf(list + used, size - used, ", ...");
+    (*count)++;
+}
+
+static int shape_matches(const ldm_st_tensor *f, const ldm_tensor *t) {
+    /* A 0-d file tensor matches a one-element parameter (PyTorch scalars such as
+     * num_batches_tracked). */
+    if (f->ndim == 0) return t->numel == 1;
+    if (f->ndim != t->ndim) return 0;
+    for (int d = 0; d < t->ndim; d++)
+        if (f->shape[d] != t->shape[d]) return 0;
+    return 1;
+}
+
+ldm_status ldm_graph_load(ldm_graph *g, const char *path, const ldm_load_options *options) {
+    ldm_load_options defaults = {NULL, 0, 0};
+    const ldm_load_options *o = options ? options : &defaults;
+    if (!g->compiled)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "loading '%s': compile the graph first", path);
+    ldm_safetensors *st;
+    LDM_TRY(ldm_safetensors_open(path, &st));
+    char *missing = calloc(3, LIST_MAX), *unexpected = missing + LIST_MAX;
+    char *misshaped = unexpected + LIST_MAX;
+    if (!missing) {
+        ldm_safetensors_close(st);
+        return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    }
+    int n_missing = 0, n_unexpected = 0, n_misshaped = 0;
+    size_t n = ldm_graph_param_count(g);
+    for (size_t i = 0; i < n; i++) {
+        ldm_tensor *t = ldm_graph_param_at(g, i);
+        const ldm_st_tensor *f = ldm_safetensors_find(st, t->name);
+        if (!f) {
+            if (!o->allow_missing) add_to(missing, LIST_MAX, &n_missing, t->name);
+            continue;
+        }
+        if (!shape_matches(f, t)) {
+            char item[256], ts[64];
+            int len = snprintf(item, sizeof item, "%s (file [", t->name);
+            for (int d = 0; d < f->ndim && len < (int)sizeof item; d++)
+                len += snprintf(item + len, sizeof item - (size_t)len, "%s%lld", d ? ", " : "",
+                                (long long)f->shape[d]);
+            snprintf(item + len, sizeof item - (size_t)len, "], model %s)",
+                     ldm_shape_str(t, ts, sizeof ts));
+            add_to(misshaped, LIST_MAX, &n_misshaped, item);
+        }
+    }
+    size_t plen = o->only_prefix ? strlen(o->only_prefix) : 0;
+    for (size_t i = 0; i < ldm_safetensors_count(st) && !o->allow_unexpected; i++) {
+        const char *name = ldm_safetensors_at(st, i)->name;
+        if (plen && strncmp(name, o->only_prefix, plen) != 0) continue;
+        ldm_tensor *t = ldm_graph_find(g, name);
+        if (!t || t->kind != TK_PARAM || t->init) add_to(unexpected, LIST_MAX, &n_unexpected, name);
+    }
+    ldm_status status = LDM_OK;
+    if (n_missing || n_unexpected || n_misshaped) {
+        status =
+            LDM_FAIL(LDM_ERR_FORMAT,
+                     "checkpoint '%s' does not fit the model: %d missing%s%s%s, %d "
+                     "unexpected%s%s%s, %d with another shape%s%s%s",
+                     path, n_missing, n_missing ? " (" : "", missing, n_missing ? ")" : "",
+                     n_unexpected, n_unexpected ? " (" : "", unexpected, n_unexpected ? ")" : "",
+                     n_misshaped, n_misshaped ? " (" : "", misshaped, n_misshaped ? ")" : "");
+    }
+    /* Convert everything on the host first, so a bad dtype changes nothing on the device. */
+    float **values = status == LDM_OK ? calloc(n ? n : 1, sizeof *values) : NULL;
+    if (status == LDM_OK && !values) status = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of memory");
+    for (size_t i = 0; i < n && status == LDM_OK; i++) {
+        ldm_tensor *t = ldm_graph_param_at(g, i);
+        const ldm_st_tensor *f = ldm_safetensors_find(st, t->name);
+        if (!f) continue;
+        values[i] = malloc(t->numel * sizeof *values[i]);
+        if (!values[i])
+            status = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+        else
+            status = ldm_safetensors_read_f32(st, f, values[i]);
+    }
+    for (size_t i = 0; i < n && status == LDM_OK; i++)
+        if (values[i]) status = ldm_tensor_write(ldm_graph_param_at(g, i), values[i]);
+    for (size_t i = 0; values && i < n; i++)
+        free(values[i]);
+    free(values);
+    free(missing);
+    ldm_safetensors_close(st);
+    return status;
+}
