@@ -16,5 +16,6 @@
 #include "ldmcl/ops/attention.h"
 #include "ldmcl/ops/softmax.h"
 #include "ldmcl/ops/timestep.h"
+#include "ldmcl/ops/rng.h"
 
 #endif

@@ -23,8 +23,10 @@ void ldm_graph_destroy(ldm_graph *g) {
     ldm_arena_destroy(g->inputs);
     ldm_arena_destroy(g->leaf_grads);
     ldm_arena_destroy(g->activations);
-    for (int i = 0; i < g->n_tensors; i++)
+    for (int i = 0; i < g->n_tensors; i++) {
+        free(g->tensors[i]->init);
         free(g->tensors[i]);
+    }
     for (int i = 0; i < g->n_nodes; i++)
         free(g->nodes[i]);
     free(g->tensors);

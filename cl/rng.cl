@@ -1,0 +1,24 @@
+// cl/rng.cl: fills buffers with random numbers from cl/philox.clh, keyed by (seed, stream, step).
+// The step is read from a device counter (uint bits in counter[0]) plus step_add, so a recorded
+// training step draws new numbers every replay without the host.
+#define LDM_U32 uint
+#define LDM_U64 ulong
+#define LDM_MULHI(a, b) mul_hi((uint)(a), (uint)(b))
+#define LDM_AS_FLOAT(x) as_float((uint)(x))
+#define LDM_AS_UINT(x) as_uint(x)
+#define LDM_INLINE inline
+#include "philox.clh"
+
+// out[i] for i < n; one work-item per block of 4. dist 0 uniform [0, 1), 1 normal; then
+// out = out * scale + shift.
+kernel void rng_fill(const int n, const ulong seed, const uint stream, const ulong step_add,
+                     const int dist, const float scale, const float shift,
+                     global const float *counter, const ulong counter_off, const int use_counter,
+                     global float *out, const ulong out_off) {
+    const int b = get_global_id(0);
+    if (b * 4 >= n) return;
+    const ulong step = (use_counter ? (ulong)as_uint(counter[counter_off]) : 0) + step_add;
+    float v[4];
+    ldm_random_block(seed, stream, step, (uint)b, dist, v);
+    for (int k = 0; k < 4 && b * 4 + k < n; k++) out[out_off + b * 4 + k] = v[k] * scale + shift;
+}
