@@ -24,6 +24,7 @@
 #include "ldmcl/graph.h"
 #include "ldmcl/ops.h"
 #include "ldmcl/optim.h"
+#include "ldmcl/diffusion.h"
 #include "ldmcl/safetensors.h"
 #include "ldmcl/checkpoint.h"
 #include "ldmcl/selftest.h"

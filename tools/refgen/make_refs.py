@@ -456,6 +456,52 @@ def models(w):
     model_case(w, "skipstack", stack, [w.randn(2, 3, 8, 6)], w.randn(2, 2, 8, 6), {"lr": 1e-2})
 
 
+@family
+def diffusion(w):
+    """Schedules, add_noise and sampler steps, from the formulas of REFERENCE.md (float64)."""
+    d = torch.float64
+    T = 1000
+    scheds = {
+        "scaled_linear": torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, T, dtype=d) ** 2,
+        "scaled_linear_mnist": torch.linspace(0.0015 ** 0.5, 0.0195 ** 0.5, T, dtype=d) ** 2,
+        "linear": torch.linspace(1e-4, 0.02, T, dtype=d),
+    }
+    f = lambda t: math.cos((t / T + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
+    scheds["cosine"] = torch.tensor([min(1 - f(i + 1) / f(i), 0.999) for i in range(T)], dtype=d)
+    for name, betas in scheds.items():
+        w.tensors[f"schedule.{name}.betas"] = betas.float()
+        w.tensors[f"schedule.{name}.alphas_cumprod"] = torch.cumprod(1 - betas, 0).float()
+    betas = scheds["scaled_linear"]
+    alphas = 1 - betas
+    ab = torch.cumprod(alphas, 0)
+    x0, noise = w.randn(3, 2, 4, 4), w.randn(3, 2, 4, 4)
+    t = torch.tensor([0.0, 500.0, 999.0])
+    ti = t.long()
+    out = ab[ti].sqrt()[:, None, None, None] * x0.to(d) + (1 - ab[ti]).sqrt()[:, None, None, None] * noise.to(d)
+    for k, v in {"x0": x0, "noise": noise, "t": t, "out": out}.items():
+        w.tensors[f"add_noise.{k}"] = v.float()
+    xt, eps, z = w.randn(2, 3, 5), w.randn(2, 3, 5), w.randn(2, 3, 5)
+    for k, v in {"xt": xt, "eps": eps, "z": z}.items():
+        w.tensors[f"step.{k}"] = v
+    xt, eps, z = xt.to(d), eps.to(d), z.to(d)
+    for tt in [500, 1, 0]:  # the reference's sample_prev_timestep
+        x0p = ((xt - (1 - ab[tt]).sqrt() * eps) / ab[tt].sqrt()).clamp(-1, 1)
+        mean = (xt - betas[tt] * eps / (1 - ab[tt]).sqrt()) / alphas[tt].sqrt()
+        if tt > 0:
+            var = (1 - ab[tt - 1]) / (1 - ab[tt]) * betas[tt]
+            mean = mean + var.sqrt() * z
+        w.tensors[f"ddpm.{tt}.out"] = mean.float()
+        w.tensors[f"ddpm.{tt}.x0"] = x0p.float()
+    for tt, tp, eta in [(600, 400, 0.0), (600, 400, 0.5), (20, -1, 0.0)]:
+        a_t, a_p = ab[tt], (ab[tp] if tp >= 0 else torch.tensor(1.0, dtype=d))
+        x0p = (xt - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+        sigma = eta * ((1 - a_p) / (1 - a_t)).sqrt() * (1 - a_t / a_p).sqrt()
+        prev = a_p.sqrt() * x0p + (1 - a_p - sigma ** 2).clamp(min=0).sqrt() * eps + sigma * z
+        w.tensors[f"ddim.{tt}.{tp}.{eta}.out"] = prev.float()
+    w.tensors["cfg.out"] = (eps + 7.5 * (z - eps)).float()  # eps_uncond = eps, eps_cond = z
+    w.meta["diffusion"] = json.dumps({"T": T})
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "tests", "ref"))

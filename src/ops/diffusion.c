@@ -1,0 +1,170 @@
+/* src/ops/diffusion.c: schedules (host, double precision), add_noise as a graph op, and the
+ * DDPM/DDIM sampler steps and classifier-free guidance (cl/diffusion.cl). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ldmcl/diffusion.h"
+#include "ops_internal.h"
+
+#define FILE_CL "diffusion.cl"
+
+ldm_status ldm_schedule_kind_from_name(const char *name, ldm_schedule_kind *kind) {
+    if (!strcmp(name, "linear"))
+        *kind = LDM_SCHEDULE_LINEAR;
+    else if (!strcmp(name, "scaled_linear"))
+        *kind = LDM_SCHEDULE_SCALED_LINEAR;
+    else if (!strcmp(name, "cosine") || !strcmp(name, "squaredcos_cap_v2"))
+        *kind = LDM_SCHEDULE_COSINE;
+    else
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "unknown beta schedule '%s' (linear, scaled_linear, cosine)", name);
+    return LDM_OK;
+}
+
+static double cosine_alpha_bar(double t, int T) {
+    const double half_pi = 1.57079632679489661923;
+    double c = cos((t / T + 0.008) / 1.008 * half_pi);
+    return c * c;
+}
+
+ldm_status ldm_schedule_create(ldm_schedule_kind kind, int T, double beta_start, double beta_end,
+                               ldm_schedule **out) {
+    *out = NULL;
+    if (T < 1 || T > 100000)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "schedule of %d timesteps (1 to 100000)", T);
+    if (kind != LDM_SCHEDULE_COSINE &&
+        !(beta_start > 0 && beta_end > 0 && beta_start < 1 && beta_end < 1))
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "betas %g to %g must lie in (0, 1)", beta_start,
+                        beta_end);
+    ldm_schedule *s = calloc(1, sizeof *s);
+    double *mem = calloc(3 * (size_t)T, sizeof *mem);
+    if (!s || !mem) {
+        free(s);
+        free(mem);
+        return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    }
+    s->kind = kind;
+    s->T = T;
+    s->betas = mem;
+    s->alphas = mem + T;
+    s->alphas_cumprod = mem + 2 * T;
+    for (int i = 0; i < T; i++) {
+        double f = T > 1 ? (double)i / (T - 1) : 0.0;
+        if (kind == LDM_SCHEDULE_LINEAR)
+            s->betas[i] = beta_start + f * (beta_end - beta_start);
+        else if (kind == LDM_SCHEDULE_SCALED_LINEAR) {
+            double b = sqrt(beta_start) + f * (sqrt(beta_end) - sqrt(beta_start));
+            s->betas[i] = b * b;
+        } else {
+            double b = 1.0 - cosine_alpha_bar(i + 1, T) / cosine_alpha_bar(i, T);
+            s->betas[i] = b < 0.999 ? b : 0.999;
+        }
+        s->alphas[i] = 1.0 - s->betas[i];
+        s->alphas_cumprod[i] = s->alphas[i] * (i ? s->alphas_cumprod[i - 1] : 1.0);
+    }
+    *out = s;
+    return LDM_OK;
+}
+
+void ldm_schedule_destroy(ldm_schedule *s) {
+    if (!s) return;
+    free(s->betas);
+    free(s);
+}
+
+/* ---- add_noise ---------------------------------------------------------------------------- */
+
+static ldm_status add_noise_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
+    (void)scratch;
+    const ldm_tensor *x0 = n->in[0];
+    size_t per = x0->numel / (size_t)x0->shape[0];
+    LDM_TRY(ldm_check_count("add_noise", x0->numel));
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "add_noise", NULL, &k));
+    LDM_TRY(ldm_set_args(k, "iiibbbbbb", (int)x0->numel, (int)per, n->in[3]->shape[0],
+                         ldm_tensor_buf(n->out[0]), ldm_tensor_buf(x0), ldm_tensor_buf(n->in[1]),
+                         ldm_tensor_buf(n->in[2]), ldm_tensor_buf(n->in[3]),
+                         ldm_tensor_buf(n->in[4])));
+    return ldm_launch_1d(c, k, x0->numel);
+}
+
+/* No backward; no input ever takes a gradient through it. */
+static const ldm_op_class add_noise_op = {"add_noise", add_noise_fwd, NULL, 0u, 0u, 31u};
+
+ldm_tensor *ldm_add_noise(ldm_graph *g, const ldm_schedule *s, ldm_tensor *x0, ldm_tensor *noise,
+                          ldm_tensor *t) {
+    if (!x0 || !noise || !t) return NULL;
+    if (!ldm_check_same_shape(g, "add_noise", x0, noise)) return NULL;
+    if (t->numel != (size_t)x0->shape[0])
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                              "add_noise: '%s' needs one timestep per sample (%d), has %zu",
+                              t->name, x0->shape[0], t->numel);
+    float *a = malloc(2 * (size_t)s->T * sizeof *a);
+    if (!a) return LDM_GRAPH_FAIL(g, LDM_ERR_HOST_MEMORY, "out of host memory");
+    for (int i = 0; i < s->T; i++) {
+        a[i] = (float)sqrt(s->alphas_cumprod[i]);
+        a[s->T + i] = (float)sqrt(1.0 - s->alphas_cumprod[i]);
+    }
+    char na[64], nb[64];
+    snprintf(na, sizeof na, "schedule_%p.sqrt_alpha_bar", (const void *)s);
+    snprintf(nb, sizeof nb, "schedule_%p.sqrt_one_minus_alpha_bar", (const void *)s);
+    ldm_tensor *ta = ldm_graph_constant(g, na, 1, &s->T, a);
+    ldm_tensor *tb = ldm_graph_constant(g, nb, 1, &s->T, a + s->T);
+    free(a);
+    ldm_tensor *in[5] = {x0, noise, t, ta, tb};
+    ldm_node *n = ldm_graph_add_node(g, &add_noise_op, "add_noise", in, 5, x0->ndim, x0->shape);
+    return n ? n->out[0] : NULL;
+}
+
+/* ---- sampler steps ------------------------------------------------------------------------ */
+
+static ldm_status step_kernel(ldm_cmd *c, size_t n, double c_x, double c_eps, double sigma,
+                              double x0_x, double x0_eps, ldm_buf out, ldm_buf x0, ldm_buf xt,
+                              ldm_buf eps, ldm_buf z) {
+    LDM_TRY(ldm_check_count("diffusion step", n));
+    if (sigma != 0.0 && !z.mem)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "a stochastic step needs noise z");
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "diffusion_step", NULL, &k));
+    LDM_TRY(ldm_set_args(k, "ifffffibbbbb", (int)n, c_x, c_eps, sigma, x0_x, x0_eps, x0.mem != NULL,
+                         out, ldm_unused_or(x0, out), xt, eps, ldm_unused_or(z, eps)));
+    return ldm_launch_1d(c, k, n);
+}
+
+static ldm_status check_t(const ldm_schedule *s, int t) {
+    if (t < 0 || t >= s->T)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "timestep %d outside [0, %d)", t, s->T);
+    return LDM_OK;
+}
+
+ldm_status ldm_ddpm_step(ldm_cmd *c, const ldm_schedule *s, int t, size_t n, ldm_buf out,
+                         ldm_buf x0, ldm_buf xt, ldm_buf eps, ldm_buf z) {
+    LDM_TRY(check_t(s, t));
+    double ab = s->alphas_cumprod[t], beta = s->betas[t], alpha = s->alphas[t];
+    double c_x = 1.0 / sqrt(alpha), c_eps = -beta / (sqrt(1.0 - ab) * sqrt(alpha));
+    double sigma = t > 0 ? sqrt((1.0 - s->alphas_cumprod[t - 1]) / (1.0 - ab) * beta) : 0.0;
+    return step_kernel(c, n, c_x, c_eps, sigma, 1.0 / sqrt(ab), -sqrt(1.0 - ab) / sqrt(ab), out, x0,
+                       xt, eps, z);
+}
+
+ldm_status ldm_ddim_step(ldm_cmd *c, const ldm_schedule *s, int t, int t_prev, float eta, size_t n,
+                         ldm_buf out, ldm_buf x0, ldm_buf xt, ldm_buf eps, ldm_buf z) {
+    LDM_TRY(check_t(s, t));
+    if (t_prev >= t || t_prev < -1)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "DDIM from %d to %d: the target must be earlier",
+                        t, t_prev);
+    double ab = s->alphas_cumprod[t], ap = t_prev >= 0 ? s->alphas_cumprod[t_prev] : 1.0;
+    double sigma = eta * sqrt((1.0 - ap) / (1.0 - ab)) * sqrt(1.0 - ab / ap);
+    double dir = 1.0 - ap - sigma * sigma;
+    dir = dir > 0 ? sqrt(dir) : 0.0;
+    double x0_x = 1.0 / sqrt(ab), x0_eps = -sqrt(1.0 - ab) / sqrt(ab);
+    return step_kernel(c, n, sqrt(ap) * x0_x, sqrt(ap) * x0_eps + dir, sigma, x0_x, x0_eps, out, x0,
+                       xt, eps, z);
+}
+
+ldm_status ldm_cfg_combine(ldm_cmd *c, size_t n, float scale, ldm_buf out, ldm_buf eps_uncond,
+                           ldm_buf eps_cond) {
+    return ldm_axpby(c, n, out, 1.0f - scale, eps_uncond, scale, eps_cond);
+}
