@@ -105,6 +105,24 @@ static void add_noise_matches(void **state) {
     ldm_schedule_destroy(s);
 }
 
+/* A trainable tensor feeding add_noise cannot get a gradient through it: an error, not a zero. */
+static void no_backward_is_an_error(void **state) {
+    (void)state;
+    ldm_schedule *s;
+    assert_status(ldm_schedule_create(LDM_SCHEDULE_LINEAR, 10, 1e-4, 0.02, &s), LDM_OK);
+    ldm_graph *g;
+    assert_status(ldm_graph_create(g_ctx, &g), LDM_OK);
+    ldm_tensor *w = ldm_graph_param(g, "w", LDM_SHAPE(2, 3));
+    ldm_tensor *noise = ldm_graph_input(g, "noise", LDM_SHAPE(2, 3));
+    ldm_tensor *t = ldm_graph_input(g, "t", LDM_SHAPE(2));
+    ldm_tensor *loss = ldm_mean(g, ldm_add_noise(g, s, w, noise, t));
+    assert_status(ldm_graph_backward(g, loss), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "op add_noise ('add_noise') has no backward");
+    assert_status(ldm_graph_compile(g), LDM_ERR_INVALID_ARGUMENT);
+    ldm_graph_destroy(g);
+    ldm_schedule_destroy(s);
+}
+
 static void sampler_steps_match(void **state) {
     (void)state;
     ldm_schedule *s;
@@ -186,6 +204,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(schedules_match),
         cmocka_unit_test(add_noise_matches),
+        cmocka_unit_test(no_backward_is_an_error),
         cmocka_unit_test(sampler_steps_match),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -90,8 +90,9 @@ static ldm_status add_noise_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) 
     return ldm_launch_1d(c, k, x0->numel);
 }
 
-/* No backward; no input ever takes a gradient through it. */
-static const ldm_op_class add_noise_op = {"add_noise", add_noise_fwd, NULL, 0u, 0u, 31u};
+/* No backward: a gradient that would flow into x0 or the noise is a recording error. The
+ * timesteps and the tables (inputs 2 to 4) never take one. */
+static const ldm_op_class add_noise_op = {"add_noise", add_noise_fwd, NULL, 0u, 0u, 28u};
 
 ldm_tensor *ldm_add_noise(ldm_graph *g, const ldm_schedule *s, ldm_tensor *x0, ldm_tensor *noise,
                           ldm_tensor *t) {
