@@ -23,9 +23,18 @@ double bench_median(double *v, int n);
 /* Wall-clock milliseconds from a monotonic clock. */
 double bench_now_ms(void);
 
-/* Copy bandwidth and SGEMM rates at fixed shapes, from profiling events. */
-ldm_status bench_copy(ldm_ctx *ctx, const bench_settings *s);
-ldm_status bench_gemm(ldm_ctx *ctx, const bench_settings *s);
+#include <stdio.h>
+
+/* Device copy bandwidth in GB/s (bytes read + written), from profiling events. json (may be
+ * NULL) receives a "copy_gbps": ... member followed by a comma. */
+ldm_status bench_copy(ldm_ctx *ctx, const bench_settings *s, double *gbps, FILE *json);
+/* SGEMM rates at fixed shapes; *peak receives the best GFLOP/s seen. json: a "gemm": [...] member
+ * and a comma. */
+ldm_status bench_gemm(ldm_ctx *ctx, const bench_settings *s, double *peak, FILE *json);
+/* Every op forward and backward at the seed UNet's shapes (seed_shapes 1) or small ones, as
+ * percentages of the measured peaks. json: an "ops": [...] member and a comma. */
+ldm_status bench_ops(ldm_ctx *ctx, const bench_settings *s, int seed_shapes, double gemm_gflops,
+                     double copy_gbps, FILE *json);
 
 /* Program build from source against a load from ldmcl's binary cache, on fresh contexts. */
 ldm_status bench_cache(const bench_settings *s);

@@ -34,7 +34,7 @@ static ldm_status span_ms(cl_event a, cl_event b, double *ms) {
     return LDM_OK;
 }
 
-ldm_status bench_copy(ldm_ctx *ctx, const bench_settings *s) {
+ldm_status bench_copy(ldm_ctx *ctx, const bench_settings *s, double *gbps, FILE *json) {
     const ldm_device_info *d = ldm_ctx_device_info(ctx);
     uint64_t bytes = d->is_gpu ? (256ull << 20) : (32ull << 20);
     if (bytes * 2 > d->max_alloc_bytes) bytes = d->max_alloc_bytes / 2;
@@ -56,8 +56,10 @@ ldm_status bench_copy(ldm_ctx *ctx, const bench_settings *s) {
     }
     if (st == LDM_OK) {
         double ms = bench_median(t, s->repeat);
+        *gbps = 2.0 * (double)bytes / (ms * 1e6);
         printf("copy %llu MiB device to device: %.3f ms, %.1f GB/s (bytes read + written)\n",
-               (unsigned long long)(bytes >> 20), ms, 2.0 * (double)bytes / (ms * 1e6));
+               (unsigned long long)(bytes >> 20), ms, *gbps);
+        if (json) fprintf(json, "  \"copy_gbps\": %.3f,\n", *gbps);
     }
     free(t);
     ldm_arena_destroy(arena);
@@ -82,7 +84,8 @@ static const gemm_case cases[] = {
     {"attention Q K^T, 128 x (1024x1024x64)", 128, 1024, 1024, 64, 1, 1},
 };
 
-static ldm_status run_case(ldm_ctx *ctx, const bench_settings *s, const gemm_case *c) {
+static ldm_status run_case(ldm_ctx *ctx, const bench_settings *s, const gemm_case *c,
+                           double *gflops) {
     ldm_gemm_shape g = {0, c->trans_b, c->M, c->N, c->K, c->K, c->trans_b ? c->K : c->N, c->N};
     size_t na = c->M * c->K, nb = c->K * c->N, nc = c->M * c->N, temp_bytes = 0;
     BENCH_TRY(ldm_gemm_temp_bytes(ctx, &g, &temp_bytes));
@@ -117,6 +120,7 @@ static ldm_status run_case(ldm_ctx *ctx, const bench_settings *s, const gemm_cas
     if (st == LDM_OK) {
         double ms = bench_median(t, s->repeat);
         double flop = 2.0 * (double)c->batch * (double)c->M * (double)c->N * (double)c->K;
+        *gflops = flop / (ms * 1e6);
         printf("  %4zu x %5zu x %5zu x %5zu %s: %9.3f ms %9.1f GFLOP/s  (%s)\n", c->batch, c->M,
                c->N, c->K, c->trans_b ? "NT" : "NN", ms, flop / (ms * 1e6), c->what);
     }
@@ -126,13 +130,25 @@ static ldm_status run_case(ldm_ctx *ctx, const bench_settings *s, const gemm_cas
     return st;
 }
 
-ldm_status bench_gemm(ldm_ctx *ctx, const bench_settings *s) {
+ldm_status bench_gemm(ldm_ctx *ctx, const bench_settings *s, double *peak, FILE *json) {
     const ldm_device_info *d = ldm_ctx_device_info(ctx);
     printf("SGEMM through CLBlast (row-major, alpha 1, beta 0; batch x M x N x K)%s:\n",
            d->is_gpu ? "" : " - large shapes skipped on a non-GPU device");
+    if (json) fprintf(json, "  \"gemm\": [\n");
+    *peak = 0;
+    int first = 1;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (cases[i].large && !d->is_gpu) continue;
-        BENCH_TRY(run_case(ctx, s, &cases[i]));
+        double gflops = 0;
+        BENCH_TRY(run_case(ctx, s, &cases[i], &gflops));
+        if (gflops > *peak) *peak = gflops;
+        if (json)
+            fprintf(json,
+                    "%s    {\"batch\": %zu, \"M\": %zu, \"N\": %zu, \"K\": %zu, \"gflops\": %.3f}",
+                    first ? "" : ",\n", cases[i].batch, cases[i].M, cases[i].N, cases[i].K, gflops);
+        first = 0;
     }
+    if (json) fprintf(json, "\n  ],\n");
+    printf("SGEMM peak seen: %.1f GFLOP/s\n", *peak);
     return LDM_OK;
 }

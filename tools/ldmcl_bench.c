@@ -1,8 +1,9 @@
 /* tools/ldmcl_bench.c: ldmcl-bench, the vendor-portable benchmark and device tool.
  *   --list-devices   every OpenCL platform and device with the figures ldmcl relies on
  *   --self-test      checks this device's results against host references
- *   --bench LIST     copy, gemm, cache (comma-separated, or all): device times from OpenCL
- *                    profiling events, after warm-up, median of repeats */
+ *   --bench LIST     copy, gemm, ops, cache (comma-separated, or all): device times from
+ *                    OpenCL profiling events, after warm-up, median of repeats
+ *   --json FILE      the same figures as JSON */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,11 @@ static void usage(FILE *f) {
             "usage: ldmcl-bench [options]\n"
             "  --list-devices        list OpenCL platforms and devices\n"
             "  --self-test           check the selected device's results against host references\n"
-            "  --bench LIST          run benchmarks: copy,gemm,cache or all\n"
+            "  --bench LIST          run benchmarks: copy,gemm,ops,cache or all (ops measures\n"
+            "                        copy and gemm first: they are its peaks)\n"
+            "  --shapes seed|small   op shapes: the seed UNet's at batch 16 (default on a GPU)\n"
+            "                        or small ones (default otherwise)\n"
+            "  --json FILE           also write the figures as JSON\n"
             "  --cl-platform P       platform index or name substring (env LDMCL_CL_PLATFORM)\n"
             "  --cl-device D         device index or name substring (env LDMCL_CL_DEVICE);\n"
             "                        without --cl-platform an index counts over all platforms\n"
@@ -94,7 +99,8 @@ static int parse_count(const char *flag, const char *v, int *out) {
 
 int main(int argc, char **argv) {
     int do_list = 0, do_selftest = 0, verbose = 0;
-    const char *bench_list = NULL;
+    const char *bench_list = NULL, *json_path = NULL;
+    int shapes = -1; /* -1: by device */
     bench_settings s = {2, 10, NULL, NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -113,6 +119,12 @@ int main(int argc, char **argv) {
             s.platform = argv[++i];
         else if (!strcmp(a, "--cl-device") && v)
             s.device = argv[++i];
+        else if (!strcmp(a, "--json") && v)
+            json_path = argv[++i];
+        else if (!strcmp(a, "--shapes") && v && (!strcmp(v, "seed") || !strcmp(v, "small"))) {
+            shapes = !strcmp(v, "seed");
+            i++;
+        }
         else if (!strcmp(a, "--warmup")) {
             if (!parse_count(a, v, &s.warmup)) return 2;
             i++;
@@ -134,13 +146,15 @@ int main(int argc, char **argv) {
     if (do_list) rc |= list_devices();
     if (!do_selftest && !bench_list) return rc;
 
-    int bench_copy_on = 0, bench_gemm_on = 0, bench_cache_on = 0;
+    int bench_copy_on = 0, bench_gemm_on = 0, bench_cache_on = 0, bench_ops_on = 0;
     if (bench_list) {
         char list[256];
         snprintf(list, sizeof list, "%s", bench_list);
         for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
             if (!strcmp(tok, "all"))
-                bench_copy_on = bench_gemm_on = bench_cache_on = 1;
+                bench_copy_on = bench_gemm_on = bench_cache_on = bench_ops_on = 1;
+            else if (!strcmp(tok, "ops"))
+                bench_ops_on = bench_copy_on = bench_gemm_on = 1;
             else if (!strcmp(tok, "copy"))
                 bench_copy_on = 1;
             else if (!strcmp(tok, "gemm"))
@@ -148,8 +162,8 @@ int main(int argc, char **argv) {
             else if (!strcmp(tok, "cache"))
                 bench_cache_on = 1;
             else {
-                fprintf(stderr, "ldmcl-bench: unknown benchmark '%s' (copy, gemm, cache, all)\n",
-                        tok);
+                fprintf(stderr,
+                        "ldmcl-bench: unknown benchmark '%s' (copy, gemm, ops, cache, all)\n", tok);
                 return 2;
             }
         }
@@ -169,16 +183,32 @@ int main(int argc, char **argv) {
     const ldm_device_info *d = ldm_ctx_device_info(ctx);
     printf("device: %s (%s), driver %s, %s\n", d->device_name, d->platform_name, d->driver_version,
            d->opencl_c_version);
+    FILE *json = NULL;
+    if (json_path && !(json = fopen(json_path, "w"))) {
+        fprintf(stderr, "ldmcl-bench: cannot write '%s'\n", json_path);
+        ldm_ctx_destroy(ctx);
+        return 1;
+    }
+    if (json)
+        fprintf(json, "{\n  \"device\": \"%s\",\n  \"platform\": \"%s\",\n  \"driver\": \"%s\",\n",
+                d->device_name, d->platform_name, d->driver_version);
     ldm_status st = LDM_OK;
+    double copy_gbps = 0, gemm_gflops = 0;
     if (do_selftest) {
         printf("self-test:\n");
         st = ldm_selftest_run(ctx, report_check, NULL);
         if (st == LDM_OK) printf("self-test passed\n");
     }
-    if (st == LDM_OK && bench_copy_on) st = bench_copy(ctx, &s);
-    if (st == LDM_OK && bench_gemm_on) st = bench_gemm(ctx, &s);
+    if (st == LDM_OK && bench_copy_on) st = bench_copy(ctx, &s, &copy_gbps, json);
+    if (st == LDM_OK && bench_gemm_on) st = bench_gemm(ctx, &s, &gemm_gflops, json);
+    if (st == LDM_OK && bench_ops_on)
+        st = bench_ops(ctx, &s, shapes < 0 ? d->is_gpu : shapes, gemm_gflops, copy_gbps, json);
     ldm_ctx_destroy(ctx);
     if (st == LDM_OK && bench_cache_on) st = bench_cache(&s);
+    if (json) {
+        fprintf(json, "  \"ldmcl_version\": \"%s\"\n}\n", LDMCL_VERSION);
+        fclose(json);
+    }
     if (st != LDM_OK) {
         fprintf(stderr, "ldmcl-bench: %s\n", ldm_last_error());
         return 1;
