@@ -3,8 +3,10 @@
  * a one-op graph with random inputs and a random upstream gradient, replayed --warmup times, then
  * --repeat times with a profiling event around every launch; the median of the per-pass sums is
  * reported with GFLOP/s, GB/s and the percentage of the device's measured SGEMM rate and copy
- * bandwidth. FLOPs count useful work (a backward pass as twice its forward for GEMM-like ops);
- * bytes count one read of each input and one write of each output. */
+ * bandwidth. Every input takes a gradient, so backward passes are complete (dx and dW). FLOPs
+ * count useful work (a backward pass as twice its forward for GEMM-like ops, attention included,
+ * although its backward recomputes the scores); bytes count one read of each input and one write
+ * of each output (twice that for a backward pass). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +66,7 @@ static ldm_tensor *build(ldm_graph *g, const op_case *c, double *flop, double *b
     case CONVT: {
         int n = a[0], cin = a[1], hw = a[2], cout = a[3], k = a[4], s = a[5], p = a[6];
         ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(n, cin, hw, hw));
+        ldm_tensor_set_requires_grad(x, 1); /* the full backward: dx, dW and db */
         ldm_tensor *w = c->k == CONV ? ldm_graph_param(g, "w", LDM_SHAPE(cout, cin, k, k))
                                      : ldm_graph_param(g, "w", LDM_SHAPE(cin, cout, k, k));
         ldm_tensor *b = ldm_graph_param(g, "b", LDM_SHAPE(cout));
@@ -78,6 +81,7 @@ static ldm_tensor *build(ldm_graph *g, const op_case *c, double *flop, double *b
     }
     case LINEAR: {
         ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(a[0], a[1]));
+        ldm_tensor_set_requires_grad(x, 1);
         ldm_tensor *w = ldm_graph_param(g, "w", LDM_SHAPE(a[2], a[1]));
         ldm_tensor *b = ldm_graph_param(g, "b", LDM_SHAPE(a[2]));
         *flop = 2.0 * a[0] * a[1] * a[2];
@@ -86,6 +90,7 @@ static ldm_tensor *build(ldm_graph *g, const op_case *c, double *flop, double *b
     }
     case GROUPNORM: {
         ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(a[0], a[1], a[2], a[2]));
+        ldm_tensor_set_requires_grad(x, 1);
         ldm_tensor *gw = ldm_graph_param(g, "w", LDM_SHAPE(a[1]));
         ldm_tensor *gb = ldm_graph_param(g, "b", LDM_SHAPE(a[1]));
         *flop = 0;
@@ -94,6 +99,7 @@ static ldm_tensor *build(ldm_graph *g, const op_case *c, double *flop, double *b
     }
     case LAYERNORM: {
         ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(a[0], a[1]));
+        ldm_tensor_set_requires_grad(x, 1);
         ldm_tensor *gw = ldm_graph_param(g, "w", LDM_SHAPE(a[1]));
         ldm_tensor *gb = ldm_graph_param(g, "b", LDM_SHAPE(a[1]));
         *flop = 0;
