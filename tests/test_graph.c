@@ -1,0 +1,176 @@
+/* tests/test_graph.c: the graph machinery itself: frozen parameters and inputs get no gradient
+ * work, a replayed step allocates nothing and builds nothing, memory is reused by liveness, views
+ * share storage, and misuse is reported at recording time. */
+#include <math.h>
+#include <string.h>
+
+#include "test_util.h"
+
+static ldm_ctx *g_ctx;
+
+static int setup(void **state) {
+    (void)state;
+    g_ctx = test_ctx_open(NULL, NULL);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    ldm_ctx_destroy(g_ctx);
+    return 0;
+}
+
+/* y = linear(silu(linear(x, w1, b1)), w2, b2); loss = mean(y). */
+static ldm_graph *mlp(int freeze_first, size_t *launches) {
+    ldm_graph *g;
+    assert_status(ldm_graph_create(g_ctx, &g), LDM_OK);
+    ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(4, 8));
+    ldm_tensor *w1 = ldm_graph_param(g, "fc1.weight", LDM_SHAPE(16, 8));
+    ldm_tensor *b1 = ldm_graph_param(g, "fc1.bias", LDM_SHAPE(16));
+    ldm_tensor *w2 = ldm_graph_param(g, "fc2.weight", LDM_SHAPE(3, 16));
+    ldm_tensor *b2 = ldm_graph_param(g, "fc2.bias", LDM_SHAPE(3));
+    if (freeze_first) {
+        ldm_tensor_set_trainable(w1, 0);
+        ldm_tensor_set_trainable(b1, 0);
+    }
+    ldm_tensor *h = ldm_silu(g, ldm_linear(g, x, w1, b1));
+    ldm_tensor *loss = ldm_mean(g, ldm_linear(g, h, w2, b2));
+    assert_status(ldm_graph_backward(g, loss), LDM_OK);
+    assert_status(ldm_graph_compile(g), LDM_OK);
+    *launches = ldm_graph_memory_report(g).n_launches;
+    return g;
+}
+
+static void frozen_parameters_get_no_gradient_work(void **state) {
+    (void)state;
+    size_t all, frozen;
+    ldm_graph *a = mlp(0, &all), *b = mlp(1, &frozen);
+    assert_non_null(ldm_tensor_grad(ldm_graph_find(a, "fc1.weight")));
+    assert_null(ldm_tensor_grad(ldm_graph_find(b, "fc1.weight")));
+    assert_null(ldm_tensor_grad(ldm_graph_find(b, "fc1.bias")));
+    assert_null(ldm_tensor_grad(ldm_graph_find(b, "x")));
+    assert_non_null(ldm_tensor_grad(ldm_graph_find(b, "fc2.weight")));
+    /* Frozen: no fc1 backward (2 GEMMs, a bias sum) nor the silu backward. */
+    assert_true(frozen + 4 <= all);
+    ldm_graph_memory ma = ldm_graph_memory_report(a), mb = ldm_graph_memory_report(b);
+    assert_true(mb.trainable_bytes < ma.trainable_bytes);
+    assert_true(mb.frozen_bytes > 0);
+    ldm_graph_destroy(a);
+    ldm_graph_destroy(b);
+}
+
+static void replay_allocates_and_builds_nothing(void **state) {
+    (void)state;
+    size_t launches;
+    ldm_graph *g = mlp(0, &launches);
+    assert_status(ldm_graph_run(g), LDM_OK); /* first run: CLBlast builds its own kernels */
+    assert_status(ldm_ctx_finish(g_ctx), LDM_OK);
+    uint64_t bytes = ldm_ctx_device_bytes_in_use(g_ctx);
+    ldm_cache_stats before = ldm_ctx_cache_stats(g_ctx);
+    for (int i = 0; i < 5; i++)
+        assert_status(ldm_graph_run(g), LDM_OK);
+    assert_status(ldm_ctx_finish(g_ctx), LDM_OK);
+    ldm_cache_stats after = ldm_ctx_cache_stats(g_ctx);
+    assert_int_equal(ldm_ctx_device_bytes_in_use(g_ctx), bytes);
+    assert_int_equal(after.source_builds, before.source_builds);
+    assert_int_equal(after.disk_hits, before.disk_hits);
+    assert_int_equal(after.memory_hits, before.memory_hits); /* no kernel lookups at all */
+    ldm_graph_destroy(g);
+}
+
+static void memory_is_reused_by_liveness(void **state) {
+    (void)state;
+    ldm_graph *g;
+    assert_status(ldm_graph_create(g_ctx, &g), LDM_OK);
+    ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(64, 64));
+    ldm_tensor *h = x;
+    for (int i = 0; i < 10; i++)
+        h = ldm_silu(g, h); /* a chain: at most two alive at once */
+    ldm_tensor_keep(h);
+    assert_status(ldm_graph_compile(g), LDM_OK);
+    ldm_graph_memory m = ldm_graph_memory_report(g);
+    assert_int_equal(m.activation_total, 10u * 64 * 64 * 4);
+    assert_int_equal(m.activation_bytes, 2u * 64 * 64 * 4);
+    float in[64 * 64], out[64 * 64];
+    for (int i = 0; i < 64 * 64; i++)
+        in[i] = (float)(i % 13) - 6.0f;
+    assert_status(ldm_tensor_write(x, in), LDM_OK);
+    assert_status(ldm_graph_run(g), LDM_OK);
+    assert_status(ldm_tensor_read(h, out), LDM_OK);
+    for (int i = 0; i < 64 * 64; i++) {
+        double v = in[i];
+        for (int k = 0; k < 10; k++)
+            v = v / (1.0 + exp(-v));
+        assert_true(fabs(out[i] - v) <= 1e-5 * (fabs(v) + 1e-3));
+    }
+    ldm_graph_destroy(g);
+}
+
+static void views_share_storage_and_gradients(void **state) {
+    (void)state;
+    ldm_graph *g;
+    assert_status(ldm_graph_create(g_ctx, &g), LDM_OK);
+    ldm_tensor *w = ldm_graph_param(g, "w", LDM_SHAPE(2, 3));
+    ldm_tensor *v = ldm_reshape(g, w, LDM_SHAPE(6));
+    ldm_tensor *loss = ldm_sum(g, ldm_mul(g, v, v)); /* d/dw = 2w */
+    assert_status(ldm_graph_backward(g, loss), LDM_OK);
+    assert_status(ldm_graph_compile(g), LDM_OK);
+    float hw[6] = {1, -2, 3, -4, 5, -6}, grad[6];
+    assert_status(ldm_tensor_write(w, hw), LDM_OK);
+    assert_status(ldm_graph_zero_grads(g), LDM_OK);
+    assert_status(ldm_graph_run(g), LDM_OK);
+    assert_status(ldm_tensor_read(ldm_tensor_grad(w), grad), LDM_OK);
+    for (int i = 0; i < 6; i++)
+        assert_true(grad[i] == 2 * hw[i]);
+    assert_true(ldm_tensor_buf(v).mem == ldm_tensor_buf(w).mem);
+    assert_int_equal(ldm_tensor_buf(v).off, ldm_tensor_buf(w).off);
+    ldm_graph_destroy(g);
+}
+
+static void misuse_is_reported(void **state) {
+    (void)state;
+    ldm_graph *g;
+    assert_status(ldm_graph_create(g_ctx, &g), LDM_OK);
+    ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(3));
+    ldm_tensor *y = ldm_silu(g, x);
+    /* Nothing trainable reaches y. */
+    assert_status(ldm_graph_backward(g, y), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "does not depend on any trainable parameter");
+    ldm_graph_destroy(g);
+
+    assert_status(ldm_graph_create(g_ctx, &g), LDM_OK);
+    ldm_graph_param(g, "w", LDM_SHAPE(3));
+    assert_null(ldm_graph_param(g, "w", LDM_SHAPE(3)));
+    assert_status(ldm_graph_compile(g), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "parameter 'w' is defined twice");
+    ldm_graph_destroy(g);
+
+    assert_status(ldm_graph_create(g_ctx, &g), LDM_OK);
+    x = ldm_graph_input(g, "x", LDM_SHAPE(2, 3));
+    assert_null(ldm_reshape(g, x, LDM_SHAPE(4)));
+    assert_status(ldm_graph_compile(g), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "reshape of 'x' [2, 3] to [4] changes its size");
+    ldm_graph_destroy(g);
+
+    assert_status(ldm_graph_create(g_ctx, &g), LDM_OK);
+    x = ldm_graph_input(g, "x", LDM_SHAPE(2, 3));
+    y = ldm_silu(g, x);
+    assert_status(ldm_graph_compile(g), LDM_OK);
+    float out[6];
+    assert_status(ldm_tensor_read(y, out), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "is not kept after a run");
+    assert_status(ldm_tensor_write(y, out), LDM_ERR_INVALID_ARGUMENT);
+    assert_null(ldm_silu(g, x)); /* recording after compile */
+    ldm_graph_destroy(g);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(frozen_parameters_get_no_gradient_work),
+        cmocka_unit_test(replay_allocates_and_builds_nothing),
+        cmocka_unit_test(memory_is_reused_by_liveness),
+        cmocka_unit_test(views_share_storage_and_gradients),
+        cmocka_unit_test(misuse_is_reported),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
