@@ -124,8 +124,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--shapes") && v && (!strcmp(v, "seed") || !strcmp(v, "small"))) {
             shapes = !strcmp(v, "seed");
             i++;
-        }
-        else if (!strcmp(a, "--warmup")) {
+        } else if (!strcmp(a, "--warmup")) {
             if (!parse_count(a, v, &s.warmup)) return 2;
             i++;
         } else if (!strcmp(a, "--repeat")) {
