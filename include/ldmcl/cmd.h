@@ -50,8 +50,10 @@ ldm_status ldm_cmd_gemm_batched(ldm_cmd *c, const ldm_gemm_shape *s, size_t batc
 ldm_status ldm_cmd_fill(ldm_cmd *c, ldm_buf dst, float value, size_t count);
 ldm_status ldm_cmd_copy(ldm_cmd *c, ldm_buf dst, ldm_buf src, size_t count);
 
-/* Recording: allocates what the recorded launches need (the GEMM temporary buffer). Call once
- * after the last launch is recorded and before the first replay. */
+/* Recording: allocates what the recorded launches need (the GEMM temporary buffer) and has
+ * CLBlast build its programs (each distinct GEMM runs once as C = 0*AB + 1*C, which changes no
+ * output of zero-filled arenas). Call once after the last launch is recorded and before the
+ * first replay; waits for the device. */
 ldm_status ldm_cmd_finalize(ldm_cmd *c);
 
 /* Enqueues every recorded launch in order. Does not wait. */
