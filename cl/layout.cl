@@ -35,3 +35,16 @@ kernel void copy_slice(const int outer, const int len, const int inner, const in
     const ulong d = dst_off + ((ulong)o * dst_mid + dst_start + j) * inner + i;
     dst[d] = acc ? dst[d] + src[s] : src[s];
 }
+
+// y[n, c, oy, ox] = x[n, c, iy, ix] with i = min(floor(o * in / out), in - 1), the source index
+// PyTorch's F.interpolate(mode='nearest') takes (its scale computed in float).
+kernel void resize_nearest(const int NC, const int H, const int W, const int Ho, const int Wo,
+                           global float *y, const ulong y_off, global const float *x,
+                           const ulong x_off) {
+    const int t = get_global_id(0);
+    if (t >= NC * Ho * Wo) return;
+    const int ox = t % Wo, oy = (t / Wo) % Ho, nc = t / (Wo * Ho);
+    const float sy = (float)H / (float)Ho, sx = (float)W / (float)Wo;
+    const int iy = min((int)floor((float)oy * sy), H - 1), ix = min((int)floor((float)ox * sx), W - 1);
+    y[y_off + t] = x[x_off + ((ulong)nc * H + iy) * W + ix];
+}

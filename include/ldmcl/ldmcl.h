@@ -25,6 +25,7 @@
 #include "ldmcl/ops.h"
 #include "ldmcl/optim.h"
 #include "ldmcl/diffusion.h"
+#include "ldmcl/unet.h"
 #include "ldmcl/safetensors.h"
 #include "ldmcl/checkpoint.h"
 #include "ldmcl/selftest.h"

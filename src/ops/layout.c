@@ -151,3 +151,29 @@ ldm_tensor *ldm_narrow(ldm_graph *g, ldm_tensor *x, int dim, int start, int leng
     n->ip[1] = start;
     return n->out[0];
 }
+
+static ldm_status resize_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
+    (void)scratch;
+    const ldm_tensor *x = n->in[0], *y = n->out[0];
+    size_t total = y->numel;
+    LDM_TRY(ldm_check_count("resize_nearest", total));
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "resize_nearest", NULL, &k));
+    LDM_TRY(ldm_set_args(k, "iiiiibb", x->shape[0] * x->shape[1], x->shape[2], x->shape[3],
+                         y->shape[2], y->shape[3], ldm_tensor_buf(n->out[0]), ldm_tensor_buf(x)));
+    return ldm_launch_1d(c, k, total);
+}
+
+/* No backward: it resizes data (masks), and a gradient that would pass through it is an error. */
+static const ldm_op_class resize_op = {"resize_nearest", resize_fwd, NULL, 0u, 0u, 0u};
+
+ldm_tensor *ldm_resize_nearest(ldm_graph *g, ldm_tensor *x, int height, int width) {
+    if (!x) return NULL;
+    if (x->ndim != 4 || height < 1 || width < 1)
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                              "resize_nearest: '%s' must be [N, C, H, W] and the size positive",
+                              x->name);
+    int shape[4] = {x->shape[0], x->shape[1], height, width};
+    ldm_node *n = ldm_graph_add_node(g, &resize_op, "resize_nearest", &x, 1, 4, shape);
+    return n ? n->out[0] : NULL;
+}

@@ -118,3 +118,48 @@ ldm_tensor *ldm_embedding(ldm_graph *g, ldm_tensor *index, ldm_tensor *w) {
     ldm_node *n = ldm_graph_add_node(g, &embedding_op, "embedding", in, 2, index->ndim + 1, shape);
     return n ? n->out[0] : NULL;
 }
+
+static ldm_status matmul_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
+    (void)scratch;
+    size_t K = (size_t)n->in[1]->shape[0], N = (size_t)n->in[1]->shape[1];
+    size_t rows = n->in[0]->numel / K;
+    ldm_gemm_shape s = {0, 0, rows, N, K, K, N, N};
+    return ldm_cmd_gemm(c, &s, 1.0f, ldm_tensor_buf(n->in[0]), ldm_tensor_buf(n->in[1]), 0.0f,
+                        ldm_tensor_buf(n->out[0]));
+}
+
+static ldm_status matmul_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
+    size_t K = (size_t)n->in[1]->shape[0], N = (size_t)n->in[1]->shape[1];
+    size_t rows = n->in[0]->numel / K;
+    if (a->din[0].mem) { /* dx [rows, K] = dy [rows, N] w^T */
+        ldm_gemm_shape s = {0, 1, rows, K, N, N, N, K};
+        LDM_TRY(ldm_cmd_gemm(c, &s, 1.0f, a->dout, ldm_tensor_buf(n->in[1]),
+                             a->acc[0] ? 1.0f : 0.0f, a->din[0]));
+    }
+    if (a->din[1].mem) { /* dw [K, N] = x^T [K, rows] dy */
+        ldm_gemm_shape s = {1, 0, K, N, rows, K, N, N};
+        LDM_TRY(ldm_cmd_gemm(c, &s, 1.0f, ldm_tensor_buf(n->in[0]), a->dout,
+                             a->acc[1] ? 1.0f : 0.0f, a->din[1]));
+    }
+    return LDM_OK;
+}
+
+static const ldm_op_class matmul_op = {"matmul", matmul_fwd, matmul_bwd, 3u, 0u, 0u};
+
+ldm_tensor *ldm_matmul(ldm_graph *g, ldm_tensor *x, ldm_tensor *w) {
+    if (!x || !w) return NULL;
+    if (w->ndim != 2 || x->shape[x->ndim - 1] != w->shape[0]) {
+        char sx[64], sw[64];
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                              "matmul: '%s' %s and '%s' %s do not fit (x [..., K], w [K, N])",
+                              x->name, ldm_shape_str(x, sx, sizeof sx), w->name,
+                              ldm_shape_str(w, sw, sizeof sw));
+    }
+    int shape[LDM_MAX_DIMS];
+    for (int i = 0; i < x->ndim; i++)
+        shape[i] = x->shape[i];
+    shape[x->ndim - 1] = w->shape[1];
+    ldm_tensor *in[2] = {x, w};
+    ldm_node *n = ldm_graph_add_node(g, &matmul_op, "matmul", in, 2, x->ndim, shape);
+    return n ? n->out[0] : NULL;
+}

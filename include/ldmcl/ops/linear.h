@@ -32,6 +32,8 @@ ldm_status ldm_embedding_bwd(ldm_cmd *c, size_t rows, size_t V, size_t D, int ac
 
 /* x [..., in], w [out, in], b [out] or NULL -> [..., out]. */
 ldm_tensor *ldm_linear(ldm_graph *g, ldm_tensor *x, ldm_tensor *w, ldm_tensor *b);
+/* x [..., K] @ w [K, N] -> [..., N] (a one-hot class vector times an embedding table). */
+ldm_tensor *ldm_matmul(ldm_graph *g, ldm_tensor *x, ldm_tensor *w);
 /* index [...] (float-valued integers, no gradient), w [V, D] -> [..., D]. */
 ldm_tensor *ldm_embedding(ldm_graph *g, ldm_tensor *index, ldm_tensor *w);
 

@@ -1,0 +1,96 @@
+/* src/nn/blocks.c: the reference's ResNet and attention sub-blocks (see blocks.h). */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "blocks.h"
+#include "graph_internal.h"
+#include "ldmcl/ops.h"
+
+ldm_tensor *nn_param(ldm_graph *g, int ndim, const int *shape, const char *fmt, ...) {
+    char name[128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    ldm_tensor *t = ldm_graph_find(g, name);
+    if (!t) return ldm_graph_param(g, name, ndim, shape);
+    int same = t->ndim == ndim;
+    for (int d = 0; same && d < ndim; d++)
+        same = t->shape[d] == shape[d];
+    if (!same || t->kind != TK_PARAM)
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                              "parameter '%s' is used with two different shapes", name);
+    return t;
+}
+
+/* conv(silu(group_norm(x))): a Sequential(GroupNorm, SiLU, Conv2d 3x3) at <prefix>.<seq>.<i>. */
+static ldm_tensor *norm_silu_conv(ldm_graph *g, const char *prefix, const char *seq, int i,
+                                  ldm_tensor *x, int out_channels, int norm_channels) {
+    if (!x) return NULL;
+    int cin = ldm_tensor_dim(x, 1);
+    ldm_tensor *gw = nn_param(g, LDM_SHAPE(cin), "%s.%s.%d.0.weight", prefix, seq, i);
+    ldm_tensor *gb = nn_param(g, LDM_SHAPE(cin), "%s.%s.%d.0.bias", prefix, seq, i);
+    ldm_tensor *w =
+        nn_param(g, LDM_SHAPE(out_channels, cin, 3, 3), "%s.%s.%d.2.weight", prefix, seq, i);
+    ldm_tensor *b = nn_param(g, LDM_SHAPE(out_channels), "%s.%s.%d.2.bias", prefix, seq, i);
+    ldm_tensor *h = ldm_silu(g, ldm_group_norm(g, x, norm_channels, 1e-5f, gw, gb));
+    return ldm_conv2d(g, h, w, b, 1, 1);
+}
+
+ldm_tensor *nn_resnet(ldm_graph *g, const char *prefix, int i, ldm_tensor *x, ldm_tensor *t_emb,
+                      int out_channels, int norm_channels) {
+    if (!x) return NULL;
+    int cin = ldm_tensor_dim(x, 1);
+    ldm_tensor *h =
+        norm_silu_conv(g, prefix, "resnet_conv_first", i, x, out_channels, norm_channels);
+    if (t_emb) {
+        int temb = ldm_tensor_dim(t_emb, 1);
+        ldm_tensor *w =
+            nn_param(g, LDM_SHAPE(out_channels, temb), "%s.t_emb_layers.%d.1.weight", prefix, i);
+        ldm_tensor *b =
+            nn_param(g, LDM_SHAPE(out_channels), "%s.t_emb_layers.%d.1.bias", prefix, i);
+        h = ldm_add_channels(g, h, ldm_linear(g, ldm_silu(g, t_emb), w, b));
+    }
+    h = norm_silu_conv(g, prefix, "resnet_conv_second", i, h, out_channels, norm_channels);
+    ldm_tensor *rw = nn_param(g, LDM_SHAPE(out_channels, cin, 1, 1),
+                              "%s.residual_input_conv.%d.weight", prefix, i);
+    ldm_tensor *rb =
+        nn_param(g, LDM_SHAPE(out_channels), "%s.residual_input_conv.%d.bias", prefix, i);
+    return ldm_add(g, h, ldm_conv2d(g, x, rw, rb, 1, 0));
+}
+
+/* x + attention over the tokens of GN(x); context NULL for self-attention. */
+static ldm_tensor *attention(ldm_graph *g, const char *prefix, const char *norm, const char *attn,
+                             int i, ldm_tensor *x, ldm_tensor *context, int heads,
+                             int norm_channels) {
+    if (!x) return NULL;
+    int n = ldm_tensor_dim(x, 0), c = ldm_tensor_dim(x, 1), h = ldm_tensor_dim(x, 2);
+    int w = ldm_tensor_dim(x, 3);
+    ldm_tensor *nw = nn_param(g, LDM_SHAPE(c), "%s.%s.%d.weight", prefix, norm, i);
+    ldm_tensor *nb = nn_param(g, LDM_SHAPE(c), "%s.%s.%d.bias", prefix, norm, i);
+    ldm_tensor *iw = nn_param(g, LDM_SHAPE(3 * c, c), "%s.%s.%d.in_proj_weight", prefix, attn, i);
+    ldm_tensor *ib = nn_param(g, LDM_SHAPE(3 * c), "%s.%s.%d.in_proj_bias", prefix, attn, i);
+    ldm_tensor *ow = nn_param(g, LDM_SHAPE(c, c), "%s.%s.%d.out_proj.weight", prefix, attn, i);
+    ldm_tensor *ob = nn_param(g, LDM_SHAPE(c), "%s.%s.%d.out_proj.bias", prefix, attn, i);
+    ldm_tensor *a = ldm_reshape(g, x, LDM_SHAPE(n, c, h * w));
+    a = ldm_transpose12(g, ldm_group_norm(g, a, norm_channels, 1e-5f, nw, nb));
+    a = ldm_multihead_attention(g, a, context, iw, ib, ow, ob, heads, 0, NULL);
+    a = ldm_reshape(g, ldm_transpose12(g, a), LDM_SHAPE(n, c, h, w));
+    return ldm_add(g, x, a);
+}
+
+ldm_tensor *nn_self_attention(ldm_graph *g, const char *prefix, int i, ldm_tensor *x, int heads,
+                              int norm_channels) {
+    return attention(g, prefix, "attention_norms", "attentions", i, x, NULL, heads, norm_channels);
+}
+
+ldm_tensor *nn_cross_attention(ldm_graph *g, const char *prefix, int i, ldm_tensor *x,
+                               ldm_tensor *context, int heads, int norm_channels) {
+    if (!x || !context) return NULL;
+    int c = ldm_tensor_dim(x, 1), d = ldm_tensor_dim(context, -1);
+    ldm_tensor *pw = nn_param(g, LDM_SHAPE(c, d), "%s.context_proj.%d.weight", prefix, i);
+    ldm_tensor *pb = nn_param(g, LDM_SHAPE(c), "%s.context_proj.%d.bias", prefix, i);
+    ldm_tensor *ctx = ldm_linear(g, context, pw, pb);
+    return attention(g, prefix, "cross_attention_norms", "cross_attentions", i, x, ctx, heads,
+                     norm_channels);
+}
