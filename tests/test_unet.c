@@ -1,0 +1,114 @@
+/* tests/test_unet.c: the UNet's parameter counts for the reference's configurations (exactly the
+ * numbers of REFERENCE.md section 4) and its configuration checks. The forward/backward parity
+ * with PyTorch is in test_models. */
+#include <string.h>
+
+#include "ldmcl/unet.h"
+#include "test_util.h"
+
+static ldm_unet_config mnist(void) {
+    ldm_unet_config c = {.im_channels = 3,
+                         .down_channels = {128, 256, 256, 256},
+                         .n_down = 4,
+                         .mid_channels = {256, 256},
+                         .n_mid = 2,
+                         .attn_down = {1, 1, 1},
+                         .time_emb_dim = 256,
+                         .norm_channels = 32,
+                         .num_heads = 16,
+                         .conv_out_channels = 128,
+                         .num_down_layers = 2,
+                         .num_mid_layers = 2,
+                         .num_up_layers = 2,
+                         .num_timesteps = 1000};
+    return c;
+}
+
+static void parameter_counts_match_the_reference(void **state) {
+    (void)state;
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    struct {
+        const char *name;
+        size_t want;
+    } cases[6] = {{"celebhq_text_cond", 118506500},
+                  {"celebhq_text_cond_bert", 120013828},
+                  {"celebhq_text_image_cond", 118513466},
+                  {"celebhq", 103523076},
+                  {"mnist", 19846019},
+                  {"mnist_class_cond", 19848579}};
+    ldm_unet_config c[6];
+    ldm_unet_config_celebhq_text(&c[0]);
+    c[1] = c[0];
+    c[1].text_embed_dim = 768;
+    c[2] = c[0];
+    c[2].image_cond_input_channels = 18;
+    c[2].image_cond_output_channels = 3;
+    c[3] = c[0];
+    c[3].text_embed_dim = 0;
+    c[4] = mnist();
+    c[5] = mnist();
+    c[5].num_classes = 10;
+    for (int i = 0; i < 6; i++) {
+        size_t n = 0;
+        assert_status(ldm_unet_param_count(ctx, &c[i], &n), LDM_OK);
+        if (n != cases[i].want)
+            fail_msg("%s: %zu parameters, the reference has %zu", cases[i].name, n, cases[i].want);
+    }
+    ldm_ctx_destroy(ctx);
+}
+
+static void bad_configs_are_named(void **state) {
+    (void)state;
+    ldm_unet_config c;
+    ldm_unet_config_celebhq_text(&c);
+    assert_status(ldm_unet_config_check(&c), LDM_OK);
+    c.mid_channels[0] = 512;
+    assert_status(ldm_unet_config_check(&c), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(),
+                    "mid_channels[0] = 512 must equal the last down_channels (768)");
+    ldm_unet_config_celebhq_text(&c);
+    c.mid_channels[1] = 384;
+    assert_status(ldm_unet_config_check(&c), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "second-to-last down_channels (512)");
+    ldm_unet_config_celebhq_text(&c);
+    c.down_channels[1] = 392;
+    assert_status(ldm_unet_config_check(&c), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "down_channels[1] = 392 is not divisible by norm_channels");
+    ldm_unet_config_celebhq_text(&c);
+    c.num_heads = 7;
+    assert_status(ldm_unet_config_check(&c), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "not divisible by num_heads = 7");
+    ldm_unet_config_celebhq_text(&c);
+    c.time_emb_dim = 511;
+    assert_status(ldm_unet_config_check(&c), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "time_emb_dim = 511 must be even");
+
+    /* Inputs that do not fit are recording errors. */
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_graph *g;
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    ldm_unet_config_celebhq_text(&c);
+    ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(2, 4, 12, 12));
+    ldm_tensor *t = ldm_graph_input(g, "t", LDM_SHAPE(2));
+    ldm_unet_cond none = {NULL, NULL, NULL};
+    assert_null(ldm_unet(g, &c, x, t, &none));
+    assert_status(ldm_graph_compile(g), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "a 12x12 latent is 3x3 at down block 2 and cannot be halved");
+    ldm_graph_destroy(g);
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    x = ldm_graph_input(g, "x", LDM_SHAPE(2, 4, 16, 16));
+    t = ldm_graph_input(g, "t", LDM_SHAPE(2));
+    assert_null(ldm_unet(g, &c, x, t, &none));
+    assert_status(ldm_graph_compile(g), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "text conditioning needs a context [2, S, 512]");
+    ldm_graph_destroy(g);
+    ldm_ctx_destroy(ctx);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(parameter_counts_match_the_reference),
+        cmocka_unit_test(bad_configs_are_named),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
