@@ -29,3 +29,18 @@ kernel void diffusion_step(const int n, const float c_x, const float c_eps, cons
     out[out_off + i] = c_x * x + c_eps * e + noise;
     if (want_x0) x0[x0_off + i] = clamp(x0_x * x + x0_eps * e, -1.0f, 1.0f);
 }
+
+// Classifier-free-guidance dropout of a condition: row n of out is null_row (or zeros when there
+// is none) where u[n] < p (or u[n] <= p when inclusive), cond's row n otherwise.
+// cond, out [N, R]; null [R] when has_null.
+kernel void drop_condition(const int N, const int R, const float p, const int inclusive,
+                           const int has_null, global float *out, const ulong out_off,
+                           global const float *cond, const ulong cond_off,
+                           global const float *null_row, const ulong null_off,
+                           global const float *u, const ulong u_off) {
+    const int i = get_global_id(0);
+    if (i >= N * R) return;
+    const float un = u[u_off + i / R];
+    const int drop = inclusive ? un <= p : un < p;
+    out[out_off + i] = drop ? (has_null ? null_row[null_off + i % R] : 0.0f) : cond[cond_off + i];
+}

@@ -9,8 +9,9 @@
 #define LDM_INLINE inline
 #include "philox.clh"
 
-// out[i] for i < n; one work-item per block of 4. dist 0 uniform [0, 1), 1 normal; then
-// out = out * scale + shift.
+// out[i] for i < n; one work-item per block of 4. dist 0 uniform [0, 1), 1 normal, then
+// out = r * scale + shift; dist 2 integers: out = min(floor(u * scale), scale - 1) + shift for
+// u uniform (scale a positive integer count).
 kernel void rng_fill(const int n, const ulong seed, const uint stream, const ulong step_add,
                      const int dist, const float scale, const float shift,
                      global const float *counter, const ulong counter_off, const int use_counter,
@@ -19,6 +20,8 @@ kernel void rng_fill(const int n, const ulong seed, const uint stream, const ulo
     if (b * 4 >= n) return;
     const ulong step = (use_counter ? (ulong)as_uint(counter[counter_off]) : 0) + step_add;
     float v[4];
-    ldm_random_block(seed, stream, step, (uint)b, dist, v);
-    for (int k = 0; k < 4 && b * 4 + k < n; k++) out[out_off + b * 4 + k] = v[k] * scale + shift;
+    ldm_random_block(seed, stream, step, (uint)b, dist == 1, v);
+    for (int k = 0; k < 4 && b * 4 + k < n; k++)
+        out[out_off + b * 4 + k] =
+            dist == 2 ? fmin(floor(v[k] * scale), scale - 1.0f) + shift : v[k] * scale + shift;
 }

@@ -41,6 +41,17 @@ void ldm_schedule_destroy(ldm_schedule *s);
 ldm_tensor *ldm_add_noise(ldm_graph *g, const ldm_schedule *s, ldm_tensor *x0, ldm_tensor *noise,
                           ldm_tensor *t);
 
+/* Graph op: the v-prediction target sqrt(ab[t_n]) * noise - sqrt(1 - ab[t_n]) * x0. */
+ldm_tensor *ldm_velocity(ldm_graph *g, const ldm_schedule *s, ldm_tensor *x0, ldm_tensor *noise,
+                         ldm_tensor *t);
+
+/* Graph op: classifier-free-guidance dropout. Sample n of cond [N, ...] becomes null_row (one
+ * sample's worth, e.g. the empty prompt's embedding; NULL: zeros) where u[n] < p (u[n] <= p when
+ * inclusive), else stays. The reference drops text where uniform < p and keeps a class where
+ * uniform > p (so inclusive for classes). No backward. */
+ldm_tensor *ldm_drop_condition(ldm_graph *g, ldm_tensor *cond, ldm_tensor *null_row, ldm_tensor *u,
+                               float p, int inclusive);
+
 /* The reference's sample_prev_timestep (scheduler/linear_noise_scheduler.py):
  *   mean = (x_t - beta_t eps / sqrt(1 - ab_t)) / sqrt(alpha_t);  out = mean + sigma_t z,
  *   sigma_t = sqrt((1 - ab_{t-1}) / (1 - ab_t) * beta_t), 0 at t = 0;

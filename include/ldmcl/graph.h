@@ -85,6 +85,12 @@ ldm_status ldm_graph_compile(ldm_graph *g);
  * (+=) across runs until ldm_graph_zero_grads. Does not wait. */
 ldm_status ldm_graph_run(ldm_graph *g);
 ldm_status ldm_graph_zero_grads(ldm_graph *g);
+/* The graph's device step counter (one element, uint bits): created on first call, incremented
+ * by the last launch of every run. Random-number ops key their draws on it, so each run of a
+ * recorded training step draws anew without the host. Set it when resuming. */
+ldm_tensor *ldm_graph_step_counter(ldm_graph *g);
+ldm_status ldm_graph_set_step(ldm_graph *g, uint64_t step);
+ldm_status ldm_graph_get_step(ldm_graph *g, uint64_t *step);
 /* The recorded launches (for profiling by op label), valid after compile. */
 ldm_cmd *ldm_graph_commands(ldm_graph *g);
 

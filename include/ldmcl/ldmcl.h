@@ -26,6 +26,7 @@
 #include "ldmcl/optim.h"
 #include "ldmcl/diffusion.h"
 #include "ldmcl/unet.h"
+#include "ldmcl/train.h"
 #include "ldmcl/safetensors.h"
 #include "ldmcl/checkpoint.h"
 #include "ldmcl/selftest.h"

@@ -113,8 +113,26 @@ static ldm_buf buf_or_null(const ldm_tensor *t) {
     return t ? ldm_tensor_buf(t) : (ldm_buf){NULL, 0};
 }
 
+/* The last launch of a run: step counter += 1, so every run draws new random numbers. */
+static ldm_status count_step(ldm_graph *g) {
+    if (!g->step) return LDM_OK;
+    cl_kernel k;
+    ldm_cmd_set_label(g->cmd, "step counter");
+    LDM_TRY(ldm_cmd_kernel(g->cmd, "optim.cl", "step_count", NULL, &k));
+    LDM_TRY(ldm_set_args(k, "b", ldm_tensor_buf(g->step)));
+    size_t one = 1;
+    return ldm_cmd_launch(g->cmd, k, 1, &one, NULL);
+}
+
+static ldm_status record_passes(ldm_graph *g);
+
 static ldm_status record(ldm_graph *g) {
     LDM_TRY(ldm_cmd_create_recording(g->ctx, &g->cmd));
+    LDM_TRY(record_passes(g));
+    return count_step(g);
+}
+
+static ldm_status record_passes(ldm_graph *g) {
     ldm_cmd *c = g->cmd;
     for (int k = 0; k < g->n_nodes; k++) {
         ldm_node *n = g->nodes[k];
@@ -194,6 +212,32 @@ ldm_status ldm_graph_zero_grads(ldm_graph *g) {
     if (!g->leaf_grads) return LDM_OK;
     ldm_buf all = {ldm_arena_mem(g->leaf_grads), 0};
     return ldm_buf_fill(g->ctx, all, 0.0f, (size_t)(ldm_arena_capacity_bytes(g->leaf_grads) / 4));
+}
+
+ldm_tensor *ldm_graph_step_counter(ldm_graph *g) {
+    if (!g->step && g->status == LDM_OK && !g->compiled) {
+        g->step = ldm_graph_input(g, "step counter", 1, (const int[]){1});
+        ldm_tensor_keep(g->step);
+    }
+    return g->step;
+}
+
+ldm_status ldm_graph_set_step(ldm_graph *g, uint64_t step) {
+    LDM_TRY(need_compiled(g));
+    if (!g->step) return LDM_OK;
+    if (step > UINT32_MAX)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "step %llu beyond the 32-bit device counter",
+                        (unsigned long long)step);
+    uint32_t bits = (uint32_t)step;
+    return ldm_buf_write(g->ctx, ldm_tensor_buf(g->step), &bits, 1);
+}
+
+ldm_status ldm_graph_get_step(ldm_graph *g, uint64_t *step) {
+    LDM_TRY(need_compiled(g));
+    uint32_t bits = 0;
+    if (g->step) LDM_TRY(ldm_buf_read(g->ctx, &bits, ldm_tensor_buf(g->step), 1));
+    *step = bits;
+    return LDM_OK;
 }
 
 ldm_cmd *ldm_graph_commands(ldm_graph *g) {

@@ -97,6 +97,8 @@ struct ldm_graph {
     ldm_tensor **params; /* in creation order */
     int n_params, cap_params;
 
+    ldm_tensor *step; /* the device step counter, when something reads it */
+
     /* backward */
     int has_backward;
     ldm_tensor *loss;

@@ -119,6 +119,67 @@ ldm_tensor *ldm_add_noise(ldm_graph *g, const ldm_schedule *s, ldm_tensor *x0, l
     return n ? n->out[0] : NULL;
 }
 
+ldm_tensor *ldm_velocity(ldm_graph *g, const ldm_schedule *s, ldm_tensor *x0, ldm_tensor *noise,
+                         ldm_tensor *t) {
+    if (!x0 || !noise || !t) return NULL;
+    if (!ldm_check_same_shape(g, "velocity", x0, noise)) return NULL;
+    /* v = sqrt(ab) noise - sqrt(1 - ab) x0: add_noise with the inputs swapped and the second
+     * table negated. */
+    float *a = malloc(2 * (size_t)s->T * sizeof *a);
+    if (!a) return LDM_GRAPH_FAIL(g, LDM_ERR_HOST_MEMORY, "out of host memory");
+    for (int i = 0; i < s->T; i++) {
+        a[i] = (float)sqrt(s->alphas_cumprod[i]);
+        a[s->T + i] = (float)-sqrt(1.0 - s->alphas_cumprod[i]);
+    }
+    char na[64], nb[64];
+    snprintf(na, sizeof na, "schedule_%p.sqrt_alpha_bar", (const void *)s);
+    snprintf(nb, sizeof nb, "schedule_%p.neg_sqrt_one_minus_alpha_bar", (const void *)s);
+    ldm_tensor *ta = ldm_graph_constant(g, na, 1, &s->T, a);
+    ldm_tensor *tb = ldm_graph_constant(g, nb, 1, &s->T, a + s->T);
+    free(a);
+    ldm_tensor *in[5] = {noise, x0, t, ta, tb};
+    ldm_node *n = ldm_graph_add_node(g, &add_noise_op, "velocity", in, 5, x0->ndim, x0->shape);
+    return n ? n->out[0] : NULL;
+}
+
+/* ip: [0] inclusive, [1] has null; fp: [0] p. Inputs: cond, u, [null]. */
+static ldm_status drop_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
+    (void)scratch;
+    const ldm_tensor *cond = n->in[0];
+    size_t N = (size_t)cond->shape[0], R = cond->numel / N;
+    LDM_TRY(ldm_check_count("drop_condition", cond->numel));
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "drop_condition", NULL, &k));
+    ldm_buf null = n->ip[1] ? ldm_tensor_buf(n->in[2]) : ldm_tensor_buf(cond);
+    LDM_TRY(ldm_set_args(k, "iifiibbbb", (int)N, (int)R, (double)n->fp[0], n->ip[0], n->ip[1],
+                         ldm_tensor_buf(n->out[0]), ldm_tensor_buf(cond), null,
+                         ldm_tensor_buf(n->in[1])));
+    return ldm_launch_1d(c, k, cond->numel);
+}
+
+/* Conditions are data (frozen text encoder, one-hot classes, masks): no backward; the random
+ * draws never take a gradient. */
+static const ldm_op_class drop_op = {"drop_condition", drop_fwd, NULL, 0u, 0u, 2u};
+
+ldm_tensor *ldm_drop_condition(ldm_graph *g, ldm_tensor *cond, ldm_tensor *null_row, ldm_tensor *u,
+                               float p, int inclusive) {
+    if (!cond || !u) return NULL;
+    size_t N = (size_t)cond->shape[0];
+    if (u->numel != N || (null_row && null_row->numel != cond->numel / N))
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                              "drop_condition: '%s' needs one draw per sample (%zu, has %zu) and a "
+                              "null row of %zu elements",
+                              cond->name, N, u->numel, cond->numel / N);
+    ldm_tensor *in[3] = {cond, u, null_row};
+    ldm_node *n = ldm_graph_add_node(g, &drop_op, "drop_condition", in, null_row ? 3 : 2,
+                                     cond->ndim, cond->shape);
+    if (!n) return NULL;
+    n->ip[0] = inclusive != 0;
+    n->ip[1] = null_row != NULL;
+    n->fp[0] = p;
+    return n->out[0];
+}
+
 /* ---- sampler steps ------------------------------------------------------------------------ */
 
 static ldm_status step_kernel(ldm_cmd *c, size_t n, double c_x, double c_eps, double sigma,

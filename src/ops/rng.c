@@ -29,7 +29,7 @@ void ldm_rng_host(ldm_dist dist, size_t n, uint64_t seed, uint32_t stream, uint6
                   float *out) {
     for (size_t b = 0; b * 4 < n; b++) {
         float v[4];
-        ldm_random_block(seed, stream, step, (uint32_t)b, (int)dist, v);
+        ldm_random_block(seed, stream, step, (uint32_t)b, dist == LDM_DIST_NORMAL, v);
         for (size_t k = 0; k < 4 && b * 4 + k < n; k++)
             out[b * 4 + k] = v[k];
     }
@@ -38,7 +38,7 @@ void ldm_rng_host(ldm_dist dist, size_t n, uint64_t seed, uint32_t stream, uint6
 ldm_status ldm_rng_fill(ldm_cmd *c, ldm_dist dist, size_t n, uint64_t seed, uint32_t stream,
                         uint64_t step_add, ldm_buf counter, float scale, float shift, ldm_buf out) {
     LDM_TRY(ldm_check_count("random numbers", n));
-    if (dist != LDM_DIST_UNIFORM && dist != LDM_DIST_NORMAL)
+    if (dist != LDM_DIST_UNIFORM && dist != LDM_DIST_NORMAL && dist != LDM_DIST_INTEGER)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "unknown distribution %d", (int)dist);
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, "rng.cl", "rng_fill", NULL, &k));
@@ -46,4 +46,31 @@ ldm_status ldm_rng_fill(ldm_cmd *c, ldm_dist dist, size_t n, uint64_t seed, uint
                          (double)scale, (double)shift, ldm_unused_or(counter, out),
                          counter.mem != NULL, out));
     return ldm_launch_1d(c, k, (n + 3) / 4);
+}
+
+/* ---- graph level -------------------------------------------------------------------------- */
+
+/* ip: [0] dist, [1] stream, [2..3] seed low/high; fp: [0] scale, [1] shift. Input 0: the step. */
+static ldm_status random_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
+    (void)scratch;
+    uint64_t seed = (uint64_t)(uint32_t)n->ip[2] | (uint64_t)(uint32_t)n->ip[3] << 32;
+    return ldm_rng_fill(c, (ldm_dist)n->ip[0], n->out[0]->numel, seed, (uint32_t)n->ip[1], 0,
+                        ldm_tensor_buf(n->in[0]), n->fp[0], n->fp[1], ldm_tensor_buf(n->out[0]));
+}
+
+static const ldm_op_class random_op = {"random", random_fwd, NULL, 0u, 0u, 1u};
+
+ldm_tensor *ldm_random(ldm_graph *g, ldm_dist dist, int ndim, const int *shape, uint64_t seed,
+                       uint32_t stream, float scale, float shift) {
+    ldm_tensor *step = ldm_graph_step_counter(g);
+    if (!step) return NULL;
+    ldm_node *n = ldm_graph_add_node(g, &random_op, "random", &step, 1, ndim, shape);
+    if (!n) return NULL;
+    n->ip[0] = (int)dist;
+    n->ip[1] = (int)stream;
+    n->ip[2] = (int)(uint32_t)seed;
+    n->ip[3] = (int)(uint32_t)(seed >> 32);
+    n->fp[0] = scale;
+    n->fp[1] = shift;
+    return n->out[0];
 }

@@ -1,0 +1,61 @@
+/* ldmcl/train.h: one training step of latent diffusion, recorded once on a graph and replayed:
+ *   t ~ U{0..T-1} and noise ~ N(0, I) drawn on the device (keyed by seed and the graph's step
+ *   counter), x_t = add_noise(z0, noise, t) with the schedule, classifier-free-guidance dropout
+ *   of the conditions (text: the empty prompt's embedding where u < p; class and mask: zero where
+ *   u <= p, as the reference), prediction = UNet(x_t, t, conditions), loss = MSE(prediction,
+ *   target) with target = noise (epsilon) or sqrt(ab) noise - sqrt(1 - ab) z0 (v), then the
+ *   backward pass. An optimizer (optim.h) steps on the gradients. */
+#ifndef LDMCL_TRAIN_H
+#define LDMCL_TRAIN_H
+
+#include <stdint.h>
+
+#include "ldmcl/diffusion.h"
+#include "ldmcl/graph.h"
+#include "ldmcl/unet.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum ldm_prediction { LDM_PREDICT_EPSILON = 0, LDM_PREDICT_V = 1 } ldm_prediction;
+
+typedef struct ldm_diffusion_train_config {
+    const ldm_unet_config *unet;
+    const ldm_schedule *schedule;
+    int batch, height, width;    /* latents [batch, unet->im_channels, height, width] */
+    int context_len;             /* text tokens S (77 for CLIP) when text-conditioned */
+    int mask_height, mask_width; /* the mask's size when image-conditioned */
+    float cond_drop_prob;        /* 0: no dropout */
+    ldm_prediction prediction;
+    uint64_t seed;
+} ldm_diffusion_train_config;
+
+/* The tensors of a recorded step. Inputs to write before each run: latents, and the conditions
+ * the model uses (empty_context once). The others are kept for inspection. */
+typedef struct ldm_diffusion_train_graph {
+    ldm_tensor *latents;       /* [N, C, H, W] */
+    ldm_tensor *context;       /* [N, S, D] or NULL */
+    ldm_tensor *empty_context; /* [S, D] or NULL (needed with text and dropout) */
+    ldm_tensor *class_onehot;  /* [N, K] or NULL */
+    ldm_tensor *mask;          /* [N, M, H', W'] or NULL */
+    ldm_tensor *t, *noise;     /* drawn this run */
+    ldm_tensor *prediction, *target, *loss;
+} ldm_diffusion_train_graph;
+
+ldm_status ldm_diffusion_train_record(ldm_graph *g, const ldm_diffusion_train_config *cfg,
+                                      ldm_diffusion_train_graph *out);
+
+/* Streams of the step's random draws (seed, stream, step). */
+enum {
+    LDM_STREAM_T = 1,
+    LDM_STREAM_NOISE = 2,
+    LDM_STREAM_DROP_TEXT = 3,
+    LDM_STREAM_DROP_CLASS = 4,
+    LDM_STREAM_DROP_MASK = 5
+};
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,81 @@
+/* src/train/diffusion_step.c: records one latent-diffusion training step (see ldmcl/train.h). */
+#include <string.h>
+
+#include "graph_internal.h"
+#include "ldmcl/ops.h"
+#include "ldmcl/train.h"
+
+ldm_status ldm_diffusion_train_record(ldm_graph *g, const ldm_diffusion_train_config *cfg,
+                                      ldm_diffusion_train_graph *out) {
+    memset(out, 0, sizeof *out);
+    const ldm_unet_config *u = cfg->unet;
+    LDM_TRY(ldm_unet_config_check(u));
+    if (cfg->batch < 1 || cfg->height < 1 || cfg->width < 1)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "training step: batch %d of %dx%d latents",
+                        cfg->batch, cfg->height, cfg->width);
+    if (!(cfg->cond_drop_prob >= 0.0f && cfg->cond_drop_prob <= 1.0f))
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "cond_drop_prob %g outside [0, 1]",
+                        (double)cfg->cond_drop_prob);
+    if (cfg->schedule->T != u->num_timesteps)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "the schedule has %d timesteps, the UNet's time embedding %d",
+                        cfg->schedule->T, u->num_timesteps);
+    int n = cfg->batch;
+    float p = cfg->cond_drop_prob;
+    out->latents =
+        ldm_graph_input(g, "latents", LDM_SHAPE(n, u->im_channels, cfg->height, cfg->width));
+    out->t = ldm_random(g, LDM_DIST_INTEGER, LDM_SHAPE(n), cfg->seed, LDM_STREAM_T,
+                        (float)cfg->schedule->T, 0.0f);
+    out->noise =
+        ldm_random(g, LDM_DIST_NORMAL, LDM_SHAPE(n, u->im_channels, cfg->height, cfg->width),
+                   cfg->seed, LDM_STREAM_NOISE, 1.0f, 0.0f);
+    ldm_tensor *xt = ldm_add_noise(g, cfg->schedule, out->latents, out->noise, out->t);
+
+    ldm_unet_cond cond = {NULL, NULL, NULL};
+    if (u->text_embed_dim > 0) {
+        if (cfg->context_len < 1)
+            return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "a text-conditioned step needs context_len");
+        out->context =
+            ldm_graph_input(g, "context", LDM_SHAPE(n, cfg->context_len, u->text_embed_dim));
+        cond.context = out->context;
+        if (p > 0) {
+            out->empty_context =
+                ldm_graph_input(g, "empty_context", LDM_SHAPE(cfg->context_len, u->text_embed_dim));
+            ldm_tensor *r = ldm_random(g, LDM_DIST_UNIFORM, LDM_SHAPE(n), cfg->seed,
+                                       LDM_STREAM_DROP_TEXT, 1.0f, 0.0f);
+            cond.context = ldm_drop_condition(g, out->context, out->empty_context, r, p, 0);
+        }
+    }
+    if (u->num_classes > 0) {
+        out->class_onehot = ldm_graph_input(g, "class", LDM_SHAPE(n, u->num_classes));
+        cond.class_onehot = out->class_onehot;
+        if (p > 0) {
+            ldm_tensor *r = ldm_random(g, LDM_DIST_UNIFORM, LDM_SHAPE(n), cfg->seed,
+                                       LDM_STREAM_DROP_CLASS, 1.0f, 0.0f);
+            cond.class_onehot = ldm_drop_condition(g, out->class_onehot, NULL, r, p, 1);
+        }
+    }
+    if (u->image_cond_input_channels > 0) {
+        out->mask = ldm_graph_input(
+            g, "mask",
+            LDM_SHAPE(n, u->image_cond_input_channels, cfg->mask_height, cfg->mask_width));
+        cond.mask = out->mask;
+        if (p > 0) {
+            ldm_tensor *r = ldm_random(g, LDM_DIST_UNIFORM, LDM_SHAPE(n), cfg->seed,
+                                       LDM_STREAM_DROP_MASK, 1.0f, 0.0f);
+            cond.mask = ldm_drop_condition(g, out->mask, NULL, r, p, 1);
+        }
+    }
+    out->prediction = ldm_unet(g, u, xt, out->t, &cond);
+    out->target = cfg->prediction == LDM_PREDICT_V
+                      ? ldm_velocity(g, cfg->schedule, out->latents, out->noise, out->t)
+                      : out->noise;
+    out->loss = ldm_mse_loss(g, out->prediction, out->target);
+    ldm_tensor_keep(out->t);
+    ldm_tensor_keep(out->noise);
+    ldm_tensor_keep(out->prediction);
+    ldm_tensor_keep(out->target);
+    ldm_tensor_keep(out->loss);
+    if (ldm_graph_status(g) != LDM_OK) return ldm_restore_error(g->status, ldm_graph_error(g));
+    return ldm_graph_backward(g, out->loss);
+}
