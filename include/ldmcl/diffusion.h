@@ -64,6 +64,10 @@ ldm_status ldm_ddpm_step(ldm_cmd *c, const ldm_schedule *s, int t, size_t n, ldm
  *   out = sqrt(ab_prev) x0 + sqrt(1 - ab_prev - sigma^2) eps + sigma z. */
 ldm_status ldm_ddim_step(ldm_cmd *c, const ldm_schedule *s, int t, int t_prev, float eta, size_t n,
                          ldm_buf out, ldm_buf x0, ldm_buf xt, ldm_buf eps, ldm_buf z);
+/* DDIM from a v-prediction: x0 = sqrt(ab) x_t - sqrt(1-ab) v, eps = sqrt(ab) v + sqrt(1-ab) x_t,
+ * then the step above. */
+ldm_status ldm_ddim_step_v(ldm_cmd *c, const ldm_schedule *s, int t, int t_prev, float eta,
+                           size_t n, ldm_buf out, ldm_buf xt, ldm_buf v, ldm_buf z);
 /* Classifier-free guidance: out = eps_u + scale * (eps_c - eps_u). */
 ldm_status ldm_cfg_combine(ldm_cmd *c, size_t n, float scale, ldm_buf out, ldm_buf eps_uncond,
                            ldm_buf eps_cond);

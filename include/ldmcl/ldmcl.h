@@ -27,6 +27,7 @@
 #include "ldmcl/diffusion.h"
 #include "ldmcl/unet.h"
 #include "ldmcl/train.h"
+#include "ldmcl/sample.h"
 #include "ldmcl/safetensors.h"
 #include "ldmcl/checkpoint.h"
 #include "ldmcl/selftest.h"

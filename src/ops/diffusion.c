@@ -226,6 +226,24 @@ ldm_status ldm_ddim_step(ldm_cmd *c, const ldm_schedule *s, int t, int t_prev, f
                        xt, eps, z);
 }
 
+ldm_status ldm_ddim_step_v(ldm_cmd *c, const ldm_schedule *s, int t, int t_prev, float eta,
+                           size_t n, ldm_buf out, ldm_buf xt, ldm_buf v, ldm_buf z) {
+    LDM_TRY(check_t(s, t));
+    if (t_prev >= t || t_prev < -1)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "DDIM from %d to %d: the target must be earlier",
+                        t, t_prev);
+    /* x0 = sqrt(ab) x_t - sqrt(1-ab) v and eps = sqrt(ab) v + sqrt(1-ab) x_t, into the DDIM
+     * update out = sqrt(ap) x0 + sqrt(1 - ap - sigma^2) eps + sigma z. */
+    double ab = s->alphas_cumprod[t], ap = t_prev >= 0 ? s->alphas_cumprod[t_prev] : 1.0;
+    double sigma = eta * sqrt((1.0 - ap) / (1.0 - ab)) * sqrt(1.0 - ab / ap);
+    double dir = 1.0 - ap - sigma * sigma;
+    dir = dir > 0 ? sqrt(dir) : 0.0;
+    double c_x = sqrt(ap) * sqrt(ab) + dir * sqrt(1.0 - ab);
+    double c_v = -sqrt(ap) * sqrt(1.0 - ab) + dir * sqrt(ab);
+    ldm_buf none = {NULL, 0};
+    return step_kernel(c, n, c_x, c_v, sigma, sqrt(ab), -sqrt(1.0 - ab), out, none, xt, v, z);
+}
+
 ldm_status ldm_cfg_combine(ldm_cmd *c, size_t n, float scale, ldm_buf out, ldm_buf eps_uncond,
                            ldm_buf eps_cond) {
     return ldm_axpby(c, n, out, 1.0f - scale, eps_uncond, scale, eps_cond);

@@ -1,0 +1,57 @@
+/* ldmcl/sample.h: sampling latents with a UNet: the reference's DDPM ancestral sampler (all T
+ * steps, its exact mean and variance) or DDIM (any number of steps, eta), with classifier-free
+ * guidance eps_u + s (eps_c - eps_u) computed from one batched forward pass over the
+ * unconditional and conditional inputs. The UNet is recorded once (forward only, memory reused
+ * aggressively) and replayed at every step; the start noise and each step's noise come from the
+ * counter-based generator keyed by the seed, so a run is reproducible on any device. */
+#ifndef LDMCL_SAMPLE_H
+#define LDMCL_SAMPLE_H
+
+#include <stdint.h>
+
+#include "ldmcl/diffusion.h"
+#include "ldmcl/graph.h"
+#include "ldmcl/train.h"
+#include "ldmcl/unet.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum ldm_sampler_method { LDM_SAMPLER_DDPM = 0, LDM_SAMPLER_DDIM = 1 } ldm_sampler_method;
+
+typedef struct ldm_sampler_config {
+    const ldm_unet_config *unet;
+    const ldm_schedule *schedule;
+    int batch, height, width; /* latents [batch, im_channels, height, width] */
+    int context_len;
+    int mask_height, mask_width;
+    float guidance_scale; /* > 1: classifier-free guidance (the reference's cf_guidance_scale) */
+    ldm_sampler_method method;
+    int steps; /* DDIM steps (DDPM always takes all T) */
+    float eta; /* DDIM: 0 deterministic */
+    ldm_prediction prediction;
+    uint64_t seed;
+} ldm_sampler_config;
+
+typedef struct ldm_sampler ldm_sampler;
+
+ldm_status ldm_sampler_create(ldm_ctx *ctx, const ldm_sampler_config *cfg, ldm_sampler **out);
+void ldm_sampler_destroy(ldm_sampler *s);
+/* The UNet's graph, to load parameters into (ldm_graph_load) or write them. */
+ldm_graph *ldm_sampler_graph(ldm_sampler *s);
+
+/* Conditions (host arrays; NULL for what the model does not use). context [N, S, D]; the
+ * unconditional pass uses uncond_context [S, D] (the empty prompt's embedding) for every sample,
+ * a zero class vector and a zero mask, as the reference's samplers do. */
+ldm_status ldm_sampler_set_conditions(ldm_sampler *s, const float *context,
+                                      const float *uncond_context, const float *class_onehot,
+                                      const float *mask);
+
+/* Runs the whole chain; latents [N, C, H, W] receives x_0. */
+ldm_status ldm_sampler_run(ldm_sampler *s, float *latents);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,176 @@
+/* src/sample/sampler.c: DDPM and DDIM sampling with classifier-free guidance (see
+ * ldmcl/sample.h). The UNet graph takes 2N samples with guidance (the N unconditional ones first)
+ * and N without; every step copies x into its input, writes the timesteps, replays the graph,
+ * combines the predictions and applies the sampler step. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "ldmcl/ops.h"
+#include "ldmcl/sample.h"
+
+enum { STREAM_START = 9, STREAM_STEP = 10 };
+
+struct ldm_sampler {
+    ldm_ctx *ctx;
+    ldm_sampler_config cfg;
+    int cfg_on, rows; /* guidance on; samples per UNet pass (2N or N) */
+    ldm_graph *g;
+    ldm_tensor *x_in, *t, *context, *class_onehot, *mask, *eps;
+    ldm_arena *arena; /* x, guided eps, z, x0 scratch */
+    ldm_buf x, eps_g, z;
+    size_t n; /* elements of x */
+    float *t_host;
+};
+
+static ldm_status record_unet(ldm_sampler *s) {
+    const ldm_unet_config *u = s->cfg.unet;
+    int r = s->rows, c = u->im_channels, h = s->cfg.height, w = s->cfg.width;
+    LDM_TRY(ldm_graph_create(s->ctx, &s->g));
+    ldm_graph *g = s->g;
+    s->x_in = ldm_graph_input(g, "x", LDM_SHAPE(r, c, h, w));
+    s->t = ldm_graph_input(g, "t", LDM_SHAPE(r));
+    ldm_unet_cond cond = {NULL, NULL, NULL};
+    if (u->text_embed_dim)
+        cond.context = s->context =
+            ldm_graph_input(g, "context", LDM_SHAPE(r, s->cfg.context_len, u->text_embed_dim));
+    if (u->num_classes)
+        cond.class_onehot = s->class_onehot =
+            ldm_graph_input(g, "class", LDM_SHAPE(r, u->num_classes));
+    if (u->image_cond_input_channels)
+        cond.mask = s->mask = ldm_graph_input(
+            g, "mask",
+            LDM_SHAPE(r, u->image_cond_input_channels, s->cfg.mask_height, s->cfg.mask_width));
+    s->eps = ldm_unet(g, u, s->x_in, s->t, &cond);
+    ldm_tensor_keep(s->eps);
+    return ldm_graph_compile(g);
+}
+
+ldm_status ldm_sampler_create(ldm_ctx *ctx, const ldm_sampler_config *cfg, ldm_sampler **out) {
+    *out = NULL;
+    LDM_TRY(ldm_unet_config_check(cfg->unet));
+    if (cfg->batch < 1 || cfg->height < 1 || cfg->width < 1)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "sampler: batch %d of %dx%d latents", cfg->batch,
+                        cfg->height, cfg->width);
+    if (cfg->method == LDM_SAMPLER_DDIM && (cfg->steps < 1 || cfg->steps > cfg->schedule->T))
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "DDIM with %d steps: 1 to %d", cfg->steps,
+                        cfg->schedule->T);
+    if (cfg->method == LDM_SAMPLER_DDPM && cfg->prediction != LDM_PREDICT_EPSILON)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "the reference's DDPM step takes an epsilon prediction; sample a "
+                        "v-prediction model with DDIM");
+    ldm_sampler *s = calloc(1, sizeof *s);
+    if (!s) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    s->ctx = ctx;
+    s->cfg = *cfg;
+    s->cfg_on = cfg->guidance_scale > 1.0f;
+    s->rows = cfg->batch * (s->cfg_on ? 2 : 1);
+    s->n = (size_t)cfg->batch * cfg->unet->im_channels * cfg->height * cfg->width;
+    s->t_host = malloc((size_t)s->rows * sizeof *s->t_host);
+    ldm_status st = s->t_host ? record_unet(s) : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of memory");
+    if (st == LDM_OK)
+        st = ldm_arena_create(ctx, "sampler state", (uint64_t)(3 * s->n + 3 * 64) * 4, &s->arena);
+    if (st == LDM_OK) st = ldm_arena_take(s->arena, s->n, "x", &s->x);
+    if (st == LDM_OK) st = ldm_arena_take(s->arena, s->n, "guided eps", &s->eps_g);
+    if (st == LDM_OK) st = ldm_arena_take(s->arena, s->n, "z", &s->z);
+    if (st != LDM_OK) {
+        ldm_sampler_destroy(s);
+        return st;
+    }
+    *out = s;
+    return LDM_OK;
+}
+
+void ldm_sampler_destroy(ldm_sampler *s) {
+    if (!s) return;
+    ldm_arena_destroy(s->arena);
+    ldm_graph_destroy(s->g);
+    free(s->t_host);
+    free(s);
+}
+
+ldm_graph *ldm_sampler_graph(ldm_sampler *s) {
+    return s->g;
+}
+
+/* Writes `per` floats per sample: with guidance the unconditional rows (uncond for each, or
+ * zeros) then the conditional ones. */
+static ldm_status write_rows(ldm_sampler *s, ldm_tensor *t, const float *cond, const float *uncond,
+                             size_t per, const char *what) {
+    if (!t) return LDM_OK;
+    if (!cond)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "sampler: the model needs a %s condition", what);
+    size_t n = (size_t)s->cfg.batch;
+    float *rows = calloc((size_t)s->rows * per, sizeof *rows);
+    if (!rows) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    float *c = rows;
+    if (s->cfg_on) {
+        for (size_t i = 0; i < n && uncond; i++)
+            memcpy(rows + i * per, uncond, per * sizeof *rows);
+        c = rows + n * per;
+    }
+    memcpy(c, cond, n * per * sizeof *rows);
+    ldm_status st = ldm_tensor_write(t, rows);
+    free(rows);
+    return st;
+}
+
+ldm_status ldm_sampler_set_conditions(ldm_sampler *s, const float *context,
+                                      const float *uncond_context, const float *class_onehot,
+                                      const float *mask) {
+    const ldm_unet_config *u = s->cfg.unet;
+    if (s->context && s->cfg_on && !uncond_context)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "sampler: guidance with text needs the empty prompt's embedding");
+    LDM_TRY(write_rows(s, s->context, context, uncond_context,
+                       (size_t)s->cfg.context_len * u->text_embed_dim, "text"));
+    LDM_TRY(write_rows(s, s->class_onehot, class_onehot, NULL, (size_t)u->num_classes, "class"));
+    return write_rows(s, s->mask, mask, NULL,
+                      (size_t)u->image_cond_input_channels * s->cfg.mask_height * s->cfg.mask_width,
+                      "mask");
+}
+
+/* One UNet evaluation at timestep t; leaves the (guided) prediction for x in s->eps_g. */
+static ldm_status predict(ldm_sampler *s, int t) {
+    ldm_buf xin = ldm_tensor_buf(s->x_in), e = ldm_tensor_buf(s->eps);
+    ldm_cmd *c = ldm_ctx_immediate(s->ctx);
+    LDM_TRY(ldm_buf_copy(s->ctx, xin, s->x, s->n, NULL));
+    if (s->cfg_on)
+        LDM_TRY(ldm_buf_copy(s->ctx, (ldm_buf){xin.mem, xin.off + s->n}, s->x, s->n, NULL));
+    for (int i = 0; i < s->rows; i++)
+        s->t_host[i] = (float)t;
+    LDM_TRY(ldm_tensor_write(s->t, s->t_host));
+    LDM_TRY(ldm_graph_run(s->g));
+    if (!s->cfg_on) return ldm_buf_copy(s->ctx, s->eps_g, e, s->n, NULL);
+    return ldm_cfg_combine(c, s->n, s->cfg.guidance_scale, s->eps_g, e,
+                           (ldm_buf){e.mem, e.off + s->n});
+}
+
+ldm_status ldm_sampler_run(ldm_sampler *s, float *latents) {
+    const ldm_sampler_config *f = &s->cfg;
+    ldm_cmd *c = ldm_ctx_immediate(s->ctx);
+    ldm_buf none = {NULL, 0};
+    LDM_TRY(
+        ldm_rng_fill(c, LDM_DIST_NORMAL, s->n, f->seed, STREAM_START, 0, none, 1.0f, 0.0f, s->x));
+    int T = f->schedule->T, steps = f->method == LDM_SAMPLER_DDPM ? T : f->steps;
+    for (int k = 0; k < steps; k++) {
+        /* DDPM: t = T-1 .. 0. DDIM: evenly spaced, t_k = (steps-1-k) * (T / steps). */
+        int t = f->method == LDM_SAMPLER_DDPM ? T - 1 - k : (steps - 1 - k) * (T / steps);
+        int t_prev = f->method == LDM_SAMPLER_DDPM ? t - 1 : t - T / steps;
+        LDM_TRY(predict(s, t));
+        int noisy = f->method == LDM_SAMPLER_DDPM ? t > 0 : f->eta > 0.0f;
+        if (noisy)
+            LDM_TRY(ldm_rng_fill(c, LDM_DIST_NORMAL, s->n, f->seed, STREAM_STEP, (uint64_t)k, none,
+                                 1.0f, 0.0f, s->z));
+        ldm_buf z = noisy ? s->z : none;
+        if (f->method == LDM_SAMPLER_DDPM)
+            LDM_TRY(ldm_ddpm_step(c, f->schedule, t, s->n, s->x, none, s->x, s->eps_g, z));
+        else if (f->prediction == LDM_PREDICT_EPSILON)
+            LDM_TRY(ldm_ddim_step(c, f->schedule, t, t_prev < 0 ? -1 : t_prev, f->eta, s->n, s->x,
+                                  none, s->x, s->eps_g, z));
+        else
+            LDM_TRY(ldm_ddim_step_v(c, f->schedule, t, t_prev < 0 ? -1 : t_prev, f->eta, s->n, s->x,
+                                    s->x, s->eps_g, z));
+    }
+    return ldm_buf_read(s->ctx, latents, s->x, s->n);
+}

@@ -1,0 +1,187 @@
+/* tests/test_sampler.c: DDPM and DDIM sampling chains with a small text-conditioned UNet:
+ * reproducible for a seed, guidance over identical conditions equal to no guidance (so the
+ * batched unconditional and conditional halves line up), guidance that changes the result when
+ * the conditions differ, and the v-prediction DDIM step against its formula. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ldmcl/ldmcl.h"
+#include "test_util.h"
+
+enum { N = 2, C = 4, H = 8, W = 8, S = 5, D = 6, T = 20 };
+
+static ldm_unet_config small_unet(void) {
+    ldm_unet_config c = {.im_channels = C,
+                         .down_channels = {4, 8, 8},
+                         .n_down = 3,
+                         .mid_channels = {8, 8},
+                         .n_mid = 2,
+                         .down_sample = {1, 1},
+                         .attn_down = {1, 0},
+                         .time_emb_dim = 8,
+                         .norm_channels = 2,
+                         .num_heads = 2,
+                         .conv_out_channels = 4,
+                         .num_down_layers = 1,
+                         .num_mid_layers = 1,
+                         .num_up_layers = 1,
+                         .num_timesteps = T,
+                         .text_embed_dim = D};
+    return c;
+}
+
+static ldm_ctx *g_ctx;
+static ldm_schedule *g_sched;
+static ldm_unet_config g_unet;
+static float g_context[N * S * D], g_empty[S * D];
+
+static int setup(void **state) {
+    (void)state;
+    g_ctx = test_ctx_open(NULL, NULL);
+    assert_status(ldm_schedule_create(LDM_SCHEDULE_LINEAR, T, 1e-3, 0.2, &g_sched), LDM_OK);
+    g_unet = small_unet();
+    ldm_rng_host(LDM_DIST_NORMAL, N * S * D, 3, 0, 0, g_context);
+    ldm_rng_host(LDM_DIST_NORMAL, S * D, 3, 1, 0, g_empty);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    ldm_schedule_destroy(g_sched);
+    ldm_ctx_destroy(g_ctx);
+    return 0;
+}
+
+/* Samples N latents; parameters are fixed host draws. */
+static void sample(ldm_sampler_method method, int steps, float scale, uint64_t seed,
+                   const float *uncond, float *out) {
+    ldm_sampler_config cfg = {
+        &g_unet, g_sched, N, H, W, S, 0, 0, scale, method, steps, 0.0f, LDM_PREDICT_EPSILON, seed};
+    ldm_sampler *s;
+    assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_OK);
+    ldm_graph *g = ldm_sampler_graph(s);
+    for (size_t i = 0; i < ldm_graph_param_count(g); i++) {
+        ldm_tensor *p = ldm_graph_param_at(g, i);
+        size_t n = ldm_tensor_numel(p);
+        float *v = malloc(n * sizeof *v);
+        assert_non_null(v);
+        ldm_rng_host(LDM_DIST_NORMAL, n, 5, (uint32_t)i, 0, v);
+        for (size_t k = 0; k < n; k++)
+            v[k] *= 0.2f;
+        assert_status(ldm_tensor_write(p, v), LDM_OK);
+        free(v);
+    }
+    assert_status(ldm_sampler_set_conditions(s, g_context, uncond, NULL, NULL), LDM_OK);
+    assert_status(ldm_sampler_run(s, out), LDM_OK);
+    ldm_sampler_destroy(s);
+}
+
+static void sampling_is_reproducible(void **state) {
+    (void)state;
+    float a[N * C * H * W], b[N * C * H * W];
+    for (int m = 0; m < 2; m++) {
+        ldm_sampler_method method = m ? LDM_SAMPLER_DDIM : LDM_SAMPLER_DDPM;
+        sample(method, 5, 1.0f, 42, NULL, a);
+        sample(method, 5, 1.0f, 42, NULL, b);
+        assert_memory_equal(a, b, sizeof a);
+        for (size_t i = 0; i < sizeof a / sizeof a[0]; i++)
+            assert_true(isfinite(a[i]));
+        sample(method, 5, 1.0f, 43, NULL, b);
+        assert_memory_not_equal(a, b, sizeof a);
+    }
+}
+
+static void guidance_lines_up_its_halves(void **state) {
+    (void)state;
+    float plain[N * C * H * W], guided[N * C * H * W], other[N * C * H * W];
+    /* The same condition in both halves: eps_u = eps_c, so guidance changes nothing. */
+    float same[S * D];
+    memcpy(same, g_context, sizeof same); /* sample 0's context as the "empty" one ... */
+    memcpy(g_context + S * D, g_context, sizeof same); /* ... and for sample 1 too */
+    sample(LDM_SAMPLER_DDIM, 4, 1.0f, 7, NULL, plain);
+    sample(LDM_SAMPLER_DDIM, 4, 5.0f, 7, same, guided);
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
+        assert_true(fabsf(plain[i] - guided[i]) <= 1e-4f * (fabsf(plain[i]) + 1e-2f));
+    /* A different unconditional embedding: guidance moves the result. */
+    sample(LDM_SAMPLER_DDIM, 4, 5.0f, 7, g_empty, other);
+    double diff = 0;
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
+        diff += fabs(other[i] - plain[i]);
+    assert_true(diff > 1e-3);
+    ldm_rng_host(LDM_DIST_NORMAL, N * S * D, 3, 0, 0, g_context); /* restore */
+}
+
+static void bad_sampler_configs_are_refused(void **state) {
+    (void)state;
+    ldm_sampler_config cfg = {&g_unet,
+                              g_sched,
+                              N,
+                              H,
+                              W,
+                              S,
+                              0,
+                              0,
+                              1.0f,
+                              LDM_SAMPLER_DDIM,
+                              T + 1,
+                              0.0f,
+                              LDM_PREDICT_EPSILON,
+                              1};
+    ldm_sampler *s = NULL;
+    assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "DDIM with 21 steps");
+    cfg.method = LDM_SAMPLER_DDPM;
+    cfg.prediction = LDM_PREDICT_V;
+    assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_ERR_INVALID_ARGUMENT);
+    cfg.prediction = LDM_PREDICT_EPSILON;
+    cfg.guidance_scale = 3.0f;
+    assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_OK);
+    assert_status(ldm_sampler_set_conditions(s, g_context, NULL, NULL, NULL),
+                  LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "the empty prompt's embedding");
+    ldm_sampler_destroy(s);
+}
+
+static void ddim_v_step_follows_its_formula(void **state) {
+    (void)state;
+    enum { M = 16 };
+    float hx[M], hv[M], hz[M], got[M];
+    ldm_rng_host(LDM_DIST_NORMAL, M, 1, 0, 0, hx);
+    ldm_rng_host(LDM_DIST_NORMAL, M, 1, 1, 0, hv);
+    ldm_rng_host(LDM_DIST_NORMAL, M, 1, 2, 0, hz);
+    ldm_arena *a;
+    assert_status(ldm_arena_create(g_ctx, "v", 4096, &a), LDM_OK);
+    ldm_buf x, v, z, out;
+    assert_status(ldm_arena_take(a, M, "x", &x), LDM_OK);
+    assert_status(ldm_arena_take(a, M, "v", &v), LDM_OK);
+    assert_status(ldm_arena_take(a, M, "z", &z), LDM_OK);
+    assert_status(ldm_arena_take(a, M, "out", &out), LDM_OK);
+    assert_status(ldm_buf_write(g_ctx, x, hx, M), LDM_OK);
+    assert_status(ldm_buf_write(g_ctx, v, hv, M), LDM_OK);
+    assert_status(ldm_buf_write(g_ctx, z, hz, M), LDM_OK);
+    const int t = 12, tp = 7;
+    const float eta = 0.3f;
+    assert_status(ldm_ddim_step_v(ldm_ctx_immediate(g_ctx), g_sched, t, tp, eta, M, out, x, v, z),
+                  LDM_OK);
+    assert_status(ldm_buf_read(g_ctx, got, out, M), LDM_OK);
+    double ab = g_sched->alphas_cumprod[t], ap = g_sched->alphas_cumprod[tp];
+    double sigma = eta * sqrt((1 - ap) / (1 - ab)) * sqrt(1 - ab / ap);
+    for (int i = 0; i < M; i++) {
+        double x0 = sqrt(ab) * hx[i] - sqrt(1 - ab) * hv[i];
+        double eps = sqrt(ab) * hv[i] + sqrt(1 - ab) * hx[i];
+        double want = sqrt(ap) * x0 + sqrt(1 - ap - sigma * sigma) * eps + sigma * hz[i];
+        assert_true(fabs(got[i] - want) <= 1e-5 * (fabs(want) + 1));
+    }
+    ldm_arena_destroy(a);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(sampling_is_reproducible),
+        cmocka_unit_test(guidance_lines_up_its_halves),
+        cmocka_unit_test(bad_sampler_configs_are_refused),
+        cmocka_unit_test(ddim_v_step_follows_its_formula),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
