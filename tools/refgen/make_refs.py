@@ -556,10 +556,47 @@ def unet(w):
         w.meta[f"unet_{name}"] = json.dumps(meta)
 
 
+def converted(out_dir, repo):
+    """A checkpoint written by the reference repository's own Unet class (random weights), put
+    through tools/convert_reference.py, and the reference's outputs for fixed inputs: the test
+    that converted checkpoints load and compute what the reference computes. Needs the reference
+    repository (explainingai-code/StableDiffusion-PyTorch) checked out at `repo`, and einops."""
+    import subprocess
+    import tempfile
+    sys.path.insert(0, repo)
+    from models.unet_cond_base import Unet as ReferenceUnet  # the reference's code, not ours
+    cfg = dict(down_channels=[4, 8, 8], mid_channels=[8, 8], down_sample=[True, True],
+               attn_down=[True, False], time_emb_dim=8, norm_channels=2, num_heads=2,
+               conv_out_channels=4, num_down_layers=2, num_mid_layers=1, num_up_layers=1,
+               condition_config=dict(condition_types=["text"],
+                                     text_condition_config=dict(text_embed_dim=6)))
+    torch.manual_seed(2468)
+    model = ReferenceUnet(4, cfg).eval()
+    g = torch.Generator().manual_seed(13579)
+    x, ctx = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 5, 6, generator=g)
+    t = torch.tensor([11, 640])
+    with torch.no_grad():
+        out = model(x, t, {"text": ctx})
+    with tempfile.TemporaryDirectory() as tmp:
+        pth = os.path.join(tmp, "ddpm_ckpt_text_cond_clip.pth")
+        torch.save(model.state_dict(), pth)
+        subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "..",
+                                                     "convert_reference.py"), pth,
+                        os.path.join(out_dir, "converted_unet.safetensors")], check=True)
+    ldm = dict(cfg, im_channels=4, num_timesteps=1000, text_embed_dim=6)
+    del ldm["condition_config"]
+    st.write(os.path.join(out_dir, "converted_unet_io.safetensors"),
+             {"x": x.numpy(), "t": t.float().numpy(), "context": ctx.numpy(), "out": out.numpy()},
+             {"config": json.dumps(ldm)})
+    print(f"{out_dir}/converted_unet*.safetensors from the reference's Unet")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "tests", "ref"))
     ap.add_argument("families", nargs="*", help=f"default: all of {', '.join(FAMILIES)}")
+    ap.add_argument("--reference-repo", help="a checkout of the reference repository: also write "
+                    "the converted-checkpoint references (needs einops)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     os.makedirs(args.out, exist_ok=True)
@@ -569,6 +606,8 @@ def main():
         w = Writer(seed=zlib.crc32(name.encode()))
         FAMILIES[name](w)
         w.save(os.path.join(args.out, f"{name}.safetensors"))
+    if args.reference_repo:
+        converted(args.out, args.reference_repo)
 
 
 if __name__ == "__main__":
