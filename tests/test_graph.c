@@ -104,6 +104,40 @@ static void memory_is_reused_by_liveness(void **state) {
     ldm_graph_destroy(g);
 }
 
+/* With the largest allocation capped at one tensor, the plan spreads over several buffers and
+ * still computes the same; a tensor larger than the cap is refused with need/have. */
+static void plan_spreads_over_buffers(void **state) {
+    (void)state;
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_ctx_set_max_allocation(ctx, 64 * 64 * 4);
+    ldm_graph *g;
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(64, 64));
+    ldm_tensor *h = ldm_scale(g, x, 2.0f);
+    for (int i = 0; i < 5; i++)
+        h = ldm_add(g, h, ldm_scale(g, h, 0.5f)); /* 1.5^5 * 2 x */
+    ldm_tensor_keep(h);
+    assert_status(ldm_graph_compile(g), LDM_OK);
+    assert_true(ldm_graph_memory_report(g).activation_bytes >= 2u * 64 * 64 * 4);
+    float in[64 * 64], out[64 * 64];
+    for (int i = 0; i < 64 * 64; i++)
+        in[i] = (float)(i % 7) - 3.0f;
+    assert_status(ldm_tensor_write(x, in), LDM_OK);
+    assert_status(ldm_graph_run(g), LDM_OK);
+    assert_status(ldm_tensor_read(h, out), LDM_OK);
+    for (int i = 0; i < 64 * 64; i++)
+        assert_true(out[i] == in[i] * 2.0f * 7.59375f);
+    ldm_graph_destroy(g);
+
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    x = ldm_graph_input(g, "x", LDM_SHAPE(64, 65));
+    ldm_tensor_keep(ldm_silu(g, x));
+    assert_status(ldm_graph_compile(g), LDM_ERR_DEVICE_MEMORY);
+    assert_contains(ldm_last_error(), "largest single allocation");
+    ldm_graph_destroy(g);
+    ldm_ctx_destroy(ctx);
+}
+
 static void views_share_storage_and_gradients(void **state) {
     (void)state;
     ldm_graph *g;
@@ -167,6 +201,7 @@ int main(void) {
         cmocka_unit_test(frozen_parameters_get_no_gradient_work),
         cmocka_unit_test(replay_allocates_and_builds_nothing),
         cmocka_unit_test(memory_is_reused_by_liveness),
+        cmocka_unit_test(plan_spreads_over_buffers),
         cmocka_unit_test(views_share_storage_and_gradients),
         cmocka_unit_test(misuse_is_reported),
     };

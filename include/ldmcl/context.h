@@ -87,6 +87,11 @@ const char *ldm_ctx_cache_dir(const ldm_ctx *ctx);
  * to share a GPU. 0 removes the cap. */
 void ldm_ctx_set_memory_limit(ldm_ctx *ctx, uint64_t bytes);
 
+/* Treats the device's largest single allocation as at most `bytes` (0: as reported): buffers are
+ * planned and checked against it. For drivers that overstate it, and for tests. */
+void ldm_ctx_set_max_allocation(ldm_ctx *ctx, uint64_t bytes);
+uint64_t ldm_ctx_max_allocation(const ldm_ctx *ctx);
+
 /* Bytes of device memory this context's arenas hold now. */
 uint64_t ldm_ctx_device_bytes_in_use(const ldm_ctx *ctx);
 

@@ -19,13 +19,14 @@ struct ldm_arena {
 static ldm_status check_fits(const ldm_ctx *ctx, const char *name, uint64_t bytes) {
     const ldm_device_info *d = &ctx->info;
     char need[32], have[32], total[32], held[32];
-    if (bytes > d->max_alloc_bytes)
+    uint64_t max_alloc = ldm_ctx_max_allocation(ctx);
+    if (bytes > max_alloc)
         return LDM_FAIL(LDM_ERR_DEVICE_MEMORY,
                         "arena '%s' does not fit on '%s': need %s in one buffer, have %s (the "
                         "device's largest single allocation, CL_DEVICE_MAX_MEM_ALLOC_SIZE). "
                         "Reduce the batch size or resolution",
                         name, d->device_name, ldm_format_bytes(bytes, need, 32),
-                        ldm_format_bytes(d->max_alloc_bytes, have, 32));
+                        ldm_format_bytes(max_alloc, have, 32));
     uint64_t limit = d->global_mem_bytes;
     const char *which = "the device's global memory";
     if (ctx->mem_limit && ctx->mem_limit < limit) {

@@ -154,6 +154,15 @@ const char *ldm_ctx_cache_dir(const ldm_ctx *ctx) {
     return ctx->cache_dir ? ctx->cache_dir : "";
 }
 
+void ldm_ctx_set_max_allocation(ldm_ctx *ctx, uint64_t bytes) {
+    ctx->max_alloc_cap = bytes;
+}
+
+uint64_t ldm_ctx_max_allocation(const ldm_ctx *ctx) {
+    uint64_t m = ctx->info.max_alloc_bytes;
+    return ctx->max_alloc_cap && ctx->max_alloc_cap < m ? ctx->max_alloc_cap : m;
+}
+
 void ldm_ctx_set_memory_limit(ldm_ctx *ctx, uint64_t bytes) {
     ctx->mem_limit = bytes;
 }

@@ -71,8 +71,9 @@ struct ldm_ctx {
 
     ldm_cmd *immediate; /* created on first use */
 
-    uint64_t mem_limit;  /* 0: none beyond the device's */
-    uint64_t mem_in_use; /* bytes held by this context's arenas */
+    uint64_t mem_limit;     /* 0: none beyond the device's */
+    uint64_t max_alloc_cap; /* 0: the device's CL_DEVICE_MAX_MEM_ALLOC_SIZE */
+    uint64_t mem_in_use;    /* bytes held by this context's arenas */
 };
 
 /* Formats a message and hands it to the context's log function, if any. */

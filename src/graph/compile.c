@@ -27,7 +27,7 @@ static ldm_status carve(ldm_graph *g, const char *name, uint64_t bytes, ldm_aren
     return LDM_OK;
 }
 
-static ldm_status allocate(ldm_graph *g, size_t peak) {
+static ldm_status allocate(ldm_graph *g, size_t peak, size_t bank) {
     int n = g->n_tensors, n_tr = 0, n_fr = 0, n_in = 0, n_lg = 0;
     ldm_tensor **tr = malloc((size_t)n * sizeof *tr), **fr = malloc((size_t)n * sizeof *fr);
     ldm_tensor **in = malloc((size_t)n * sizeof *in), **lg = malloc((size_t)n * sizeof *lg);
@@ -69,13 +69,25 @@ static ldm_status allocate(ldm_graph *g, size_t peak) {
         for (int i = 0; i < n_lg && st == LDM_OK; i++)
             st = ldm_arena_take(g->leaf_grads, lg[i]->numel, lg[i]->grad->name, &lg[i]->grad->buf);
     }
-    if (st == LDM_OK && peak > 0)
-        st = ldm_arena_create(g->ctx, "activations", (uint64_t)peak * 4, &g->activations);
-    if (st == LDM_OK && g->activations) {
-        cl_mem mem = ldm_arena_mem(g->activations);
+    size_t banks = peak ? (peak + bank - 1) / bank : 0;
+    if (st == LDM_OK && banks > LDM_MAX_BANKS) {
+        char need[32];
+        st = LDM_FAIL(LDM_ERR_DEVICE_MEMORY,
+                      "the activations need %s in %zu buffers, more than the %d ldmcl makes",
+                      ldm_format_bytes((uint64_t)peak * 4, need, 32), banks, LDM_MAX_BANKS);
+    }
+    for (size_t k = 0; k < banks && st == LDM_OK; k++) {
+        size_t size = k + 1 < banks ? bank : peak - k * bank;
+        st = ldm_arena_create(g->ctx, banks > 1 ? "activations (one of several)" : "activations",
+                              (uint64_t)size * 4, &g->activations[k]);
+        if (st == LDM_OK) g->n_banks++;
+    }
+    if (st == LDM_OK && banks) {
         for (int i = 0; i < n; i++) {
             ldm_tensor *t = g->tensors[i];
-            if (t->planned && !t->base) t->buf = (ldm_buf){mem, t->plan_off};
+            if (!t->planned || t->base) continue;
+            size_t k = t->plan_off / bank;
+            t->buf = (ldm_buf){ldm_arena_mem(g->activations[k]), t->plan_off - k * bank};
         }
     }
     g->memory.trainable_bytes = b_tr;
@@ -179,9 +191,12 @@ ldm_status ldm_graph_compile(ldm_graph *g) {
     if (g->status != LDM_OK) return ldm_restore_error(g->status, ldm_graph_error(g));
     if (g->compiled) return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "graph compiled twice");
     ldm_status st = add_scratch(g);
+    /* Banks as large as the device allows in one buffer, whole multiples of the alignment. */
+    uint64_t max_alloc = ldm_ctx_max_allocation(g->ctx) / 4;
+    size_t bank = (size_t)(max_alloc / ALIGN * ALIGN);
     size_t peak = 0, total = 0;
-    if (st == LDM_OK) st = ldm_graph_plan(g, &peak, &total);
-    if (st == LDM_OK) st = allocate(g, peak);
+    if (st == LDM_OK) st = ldm_graph_plan(g, bank, &peak, &total);
+    if (st == LDM_OK) st = allocate(g, peak, bank);
     for (int i = 0; i < g->n_tensors && st == LDM_OK; i++)
         if (g->tensors[i]->init)
             st = ldm_buf_write(g->ctx, g->tensors[i]->buf, g->tensors[i]->init,

@@ -22,7 +22,8 @@ void ldm_graph_destroy(ldm_graph *g) {
     ldm_arena_destroy(g->frozen);
     ldm_arena_destroy(g->inputs);
     ldm_arena_destroy(g->leaf_grads);
-    ldm_arena_destroy(g->activations);
+    for (int i = 0; i < g->n_banks; i++)
+        ldm_arena_destroy(g->activations[i]);
     for (int i = 0; i < g->n_tensors; i++) {
         free(g->tensors[i]->init);
         free(g->tensors[i]);

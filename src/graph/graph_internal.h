@@ -9,6 +9,7 @@
 #define LDM_MAX_IN 8
 #define LDM_MAX_OUT 4
 #define LDM_MAX_PARAMS 8
+#define LDM_MAX_BANKS 64
 
 typedef enum tensor_kind {
     TK_PARAM,      /* persistent, in the trainable or the frozen arena */
@@ -108,7 +109,9 @@ struct ldm_graph {
 
     /* compiled */
     int compiled;
-    ldm_arena *trainable, *frozen, *inputs, *leaf_grads, *activations;
+    ldm_arena *trainable, *frozen, *inputs, *leaf_grads;
+    ldm_arena *activations[LDM_MAX_BANKS]; /* the planned buffer, in banks */
+    int n_banks;
     ldm_cmd *cmd;
     ldm_graph_memory memory;
 };
@@ -137,6 +140,6 @@ const char *ldm_shape_str(const ldm_tensor *t, char *buf, size_t size);
 
 /* backward.c, plan.c */
 ldm_status ldm_graph_build_backward(ldm_graph *g);
-ldm_status ldm_graph_plan(ldm_graph *g, size_t *peak_elems, size_t *total_elems);
+ldm_status ldm_graph_plan(ldm_graph *g, size_t bank_elems, size_t *peak_elems, size_t *total_elems);
 
 #endif

@@ -2,8 +2,10 @@
  * gets an offset in one buffer, by liveness over the schedule
  *     forward node i -> position i, loss seed -> n_nodes, backward step j -> n_nodes + 1 + j,
  * so that tensors alive at the same time never overlap. Placement is greedy by size (largest
- * first), each at the lowest offset free for its whole lifetime. Parameters, inputs and leaf
- * gradients are not planned: they live in arenas of their own for the graph's whole life. */
+ * first), each at the lowest offset free for its whole lifetime. The offset space is cut into
+ * banks no larger than the device's largest allocation, and no tensor crosses a bank boundary:
+ * each bank becomes one buffer. Parameters, inputs and leaf gradients are not planned: they live
+ * in arenas of their own for the graph's whole life. */
 #include <stdlib.h>
 
 #include "graph_internal.h"
@@ -46,7 +48,28 @@ static int by_offset(const void *a, const void *b) {
     return x->plan_off < y->plan_off ? -1 : (x->plan_off > y->plan_off);
 }
 
-ldm_status ldm_graph_plan(ldm_graph *g, size_t *peak_elems, size_t *total_elems) {
+/* The first offset >= off at which [off, off + size) neither crosses a bank boundary nor
+ * overlaps a tensor of `placed` (sorted by offset). */
+static size_t find_offset(ldm_tensor **placed, int n_placed, size_t size, size_t bank) {
+    size_t off = 0;
+    for (;;) {
+        if (off / bank != (off + size - 1) / bank) off = (off / bank + 1) * bank;
+        int moved = 0;
+        for (int b = 0; b < n_placed; b++) {
+            ldm_tensor *u = placed[b];
+            size_t u_end = u->plan_off + aligned(u->numel);
+            if (u->plan_off < off + size && off < u_end) {
+                off = u_end;
+                moved = 1;
+                break;
+            }
+        }
+        if (!moved) return off;
+    }
+}
+
+ldm_status ldm_graph_plan(ldm_graph *g, size_t bank_elems, size_t *peak_elems,
+                          size_t *total_elems) {
     for (int i = 0; i < g->n_tensors; i++)
         g->tensors[i]->planned = 0;
     const int seed_pos = g->n_nodes, end = g->n_nodes + 1 + g->n_steps;
@@ -107,14 +130,20 @@ ldm_status ldm_graph_plan(ldm_graph *g, size_t *peak_elems, size_t *total_elems)
             ldm_tensor *u = list[b];
             if (u->first <= t->last && t->first <= u->last) placed[n_placed++] = u;
         }
-        qsort(placed, (size_t)n_placed, sizeof *placed, by_offset);
-        size_t off = 0;
-        for (int b = 0; b < n_placed; b++) {
-            ldm_tensor *u = placed[b];
-            if (off + size <= u->plan_off) break; /* fits in the gap before u */
-            size_t u_end = u->plan_off + aligned(u->numel);
-            if (u_end > off) off = u_end;
+        if (size > bank_elems) {
+            char need[32], have[32];
+            ldm_status st = LDM_FAIL(
+                LDM_ERR_DEVICE_MEMORY,
+                "tensor '%s' does not fit on '%s': need %s in one buffer, have %s (the device's "
+                "largest single allocation). Reduce the batch size or resolution",
+                t->name, g->ctx->info.device_name, ldm_format_bytes((uint64_t)size * 4, need, 32),
+                ldm_format_bytes((uint64_t)bank_elems * 4, have, 32));
+            free(list);
+            free(placed);
+            return st;
         }
+        qsort(placed, (size_t)n_placed, sizeof *placed, by_offset);
+        size_t off = find_offset(placed, n_placed, size, bank_elems);
         t->plan_off = off;
         if (off + size > peak) peak = off + size;
     }

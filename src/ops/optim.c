@@ -14,7 +14,7 @@
 struct ldm_optimizer {
     ldm_graph *g;
     ldm_adam_config cfg;
-    ldm_arena *arena; /* m, v, state, reduction scratch */
+    ldm_arena *m_arena, *v_arena, *arena; /* m; v; state and reduction scratch */
     ldm_buf m, v, state, scratch;
     size_t count;
     float lr; /* host copy the non-blocking learning-rate write reads from */
@@ -75,10 +75,15 @@ ldm_status ldm_adam_create(ldm_graph *g, const ldm_adam_config *cfg, ldm_optimiz
     o->cfg = *cfg;
     o->lr = cfg->lr;
     size_t scratch = ldm_reduce_scratch(count);
-    uint64_t bytes = ((uint64_t)2 * count + STATE_FLOATS + scratch + 4 * LDM_ARENA_ALIGN_ELEMS) * 4;
-    ldm_status st = ldm_arena_create(g->ctx, "optimizer moments", bytes, &o->arena);
-    if (st == LDM_OK) st = ldm_arena_take(o->arena, count, "exp_avg", &o->m);
-    if (st == LDM_OK) st = ldm_arena_take(o->arena, count, "exp_avg_sq", &o->v);
+    uint64_t bytes = ((uint64_t)STATE_FLOATS + scratch + 2 * LDM_ARENA_ALIGN_ELEMS) * 4;
+    /* One buffer per moment: each is as large as the parameters, which may be close to the
+     * device's largest allocation. */
+    ldm_status st = ldm_arena_create(g->ctx, "optimizer exp_avg", (uint64_t)count * 4, &o->m_arena);
+    if (st == LDM_OK)
+        st = ldm_arena_create(g->ctx, "optimizer exp_avg_sq", (uint64_t)count * 4, &o->v_arena);
+    if (st == LDM_OK) st = ldm_arena_create(g->ctx, "optimizer state", bytes, &o->arena);
+    if (st == LDM_OK) st = ldm_arena_take(o->m_arena, count, "exp_avg", &o->m);
+    if (st == LDM_OK) st = ldm_arena_take(o->v_arena, count, "exp_avg_sq", &o->v);
     if (st == LDM_OK) st = ldm_arena_take(o->arena, STATE_FLOATS, "optimizer state", &o->state);
     if (st == LDM_OK) st = ldm_arena_take(o->arena, scratch, "gradient norm", &o->scratch);
     float init[3] = {0.0f, cfg->lr, 0.0f}; /* step 0 (all-zero bits), lr, norm^2 */
@@ -96,6 +101,8 @@ ldm_status ldm_adam_create(ldm_graph *g, const ldm_adam_config *cfg, ldm_optimiz
 void ldm_optimizer_destroy(ldm_optimizer *o) {
     if (!o) return;
     ldm_cmd_destroy(o->cmd);
+    ldm_arena_destroy(o->m_arena);
+    ldm_arena_destroy(o->v_arena);
     ldm_arena_destroy(o->arena);
     free(o);
 }
