@@ -39,4 +39,8 @@ ldm_status bench_ops(ldm_ctx *ctx, const bench_settings *s, int seed_shapes, dou
 /* Program build from source against a load from ldmcl's binary cache, on fresh contexts. */
 ldm_status bench_cache(const bench_settings *s);
 
+/* The seed UNet: sampling steps at batch 2 and 16, a training step at train_batch. json: its
+ * members, each followed by a comma. */
+ldm_status bench_unet(ldm_ctx *ctx, const bench_settings *s, int train_batch, FILE *json);
+
 #endif

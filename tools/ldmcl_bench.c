@@ -18,6 +18,9 @@ static void usage(FILE *f) {
             "  --self-test           check the selected device's results against host references\n"
             "  --bench LIST          run benchmarks: copy,gemm,ops,cache or all (ops measures\n"
             "                        copy and gemm first: they are its peaks)\n"
+            "  --bench unet          the seed UNet: sampling steps at batch 2 and 16, a training\n"
+            "                        step at --train-batch (default 16)\n"
+            "  --train-batch N       batch of the unet training step\n"
             "  --shapes seed|small   op shapes: the seed UNet's at batch 16 (default on a GPU)\n"
             "                        or small ones (default otherwise)\n"
             "  --json FILE           also write the figures as JSON\n"
@@ -101,6 +104,7 @@ int main(int argc, char **argv) {
     int do_list = 0, do_selftest = 0, verbose = 0;
     const char *bench_list = NULL, *json_path = NULL;
     int shapes = -1; /* -1: by device */
+    int train_batch = 16;
     bench_settings s = {2, 10, NULL, NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -121,7 +125,10 @@ int main(int argc, char **argv) {
             s.device = argv[++i];
         else if (!strcmp(a, "--json") && v)
             json_path = argv[++i];
-        else if (!strcmp(a, "--shapes") && v && (!strcmp(v, "seed") || !strcmp(v, "small"))) {
+        else if (!strcmp(a, "--train-batch")) {
+            if (!parse_count(a, v, &train_batch) || train_batch < 1) return 2;
+            i++;
+        } else if (!strcmp(a, "--shapes") && v && (!strcmp(v, "seed") || !strcmp(v, "small"))) {
             shapes = !strcmp(v, "seed");
             i++;
         } else if (!strcmp(a, "--warmup")) {
@@ -146,6 +153,7 @@ int main(int argc, char **argv) {
     if (!do_selftest && !bench_list) return rc;
 
     int bench_copy_on = 0, bench_gemm_on = 0, bench_cache_on = 0, bench_ops_on = 0;
+    int bench_unet_on = 0;
     if (bench_list) {
         char list[256];
         snprintf(list, sizeof list, "%s", bench_list);
@@ -154,6 +162,8 @@ int main(int argc, char **argv) {
                 bench_copy_on = bench_gemm_on = bench_cache_on = bench_ops_on = 1;
             else if (!strcmp(tok, "ops"))
                 bench_ops_on = bench_copy_on = bench_gemm_on = 1;
+            else if (!strcmp(tok, "unet"))
+                bench_unet_on = 1;
             else if (!strcmp(tok, "copy"))
                 bench_copy_on = 1;
             else if (!strcmp(tok, "gemm"))
@@ -162,7 +172,8 @@ int main(int argc, char **argv) {
                 bench_cache_on = 1;
             else {
                 fprintf(stderr,
-                        "ldmcl-bench: unknown benchmark '%s' (copy, gemm, ops, cache, all)\n", tok);
+                        "ldmcl-bench: unknown benchmark '%s' (copy, gemm, ops, unet, cache, all)\n",
+                        tok);
                 return 2;
             }
         }
@@ -202,6 +213,7 @@ int main(int argc, char **argv) {
     if (st == LDM_OK && bench_gemm_on) st = bench_gemm(ctx, &s, &gemm_gflops, json);
     if (st == LDM_OK && bench_ops_on)
         st = bench_ops(ctx, &s, shapes < 0 ? d->is_gpu : shapes, gemm_gflops, copy_gbps, json);
+    if (st == LDM_OK && bench_unet_on) st = bench_unet(ctx, &s, train_batch, json);
     ldm_ctx_destroy(ctx);
     if (st == LDM_OK && bench_cache_on) st = bench_cache(&s);
     if (json) {

@@ -1,0 +1,160 @@
+/* tools/bench_unet.c: the seed configuration's UNet (celebhq_text_cond, 118,506,500 parameters,
+ * latent 4x32x32, context 77x512): a full training step (draws, add_noise, CFG dropout, UNet
+ * forward and backward, MSE, Adam) and a sampling step (one UNet forward; batch 2 is one
+ * classifier-free-guidance step). Device time between markers around each step, median of
+ * --repeat after --warmup; memory from the planner and the context's arenas. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bench.h"
+
+static ldm_status marker(ldm_ctx *ctx, cl_event *ev) {
+    cl_int err = clEnqueueMarkerWithWaitList(ldm_ctx_queue(ctx), 0, NULL, ev);
+    return err == CL_SUCCESS ? LDM_OK : LDM_ERR_OPENCL;
+}
+
+static ldm_status span_ms(cl_event a, cl_event b, double *ms) {
+    cl_ulong ta = 0, tb = 0;
+    cl_int err = clWaitForEvents(1, &b);
+    if (err == CL_SUCCESS)
+        err = clGetEventProfilingInfo(a, CL_PROFILING_COMMAND_END, sizeof ta, &ta, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetEventProfilingInfo(b, CL_PROFILING_COMMAND_END, sizeof tb, &tb, NULL);
+    clReleaseEvent(a);
+    clReleaseEvent(b);
+    *ms = (double)(tb - ta) * 1e-6;
+    return err == CL_SUCCESS ? LDM_OK : LDM_ERR_OPENCL;
+}
+
+/* Normal numbers into every parameter (scaled) and the given inputs. */
+static ldm_status randomise(ldm_ctx *ctx, ldm_graph *g, ldm_tensor **inputs, int n_inputs) {
+    ldm_cmd *c = ldm_ctx_immediate(ctx);
+    ldm_buf none = {NULL, 0};
+    for (size_t i = 0; i < ldm_graph_param_count(g); i++) {
+        ldm_tensor *p = ldm_graph_param_at(g, i);
+        BENCH_TRY(ldm_rng_fill(c, LDM_DIST_NORMAL, ldm_tensor_numel(p), 1, (uint32_t)i, 0, none,
+                               0.02f, 0.0f, ldm_tensor_buf(p)));
+    }
+    for (int i = 0; i < n_inputs; i++)
+        if (inputs[i])
+            BENCH_TRY(ldm_rng_fill(c, LDM_DIST_NORMAL, ldm_tensor_numel(inputs[i]), 2, (uint32_t)i,
+                                   0, none, 1.0f, 0.0f, ldm_tensor_buf(inputs[i])));
+    return ldm_ctx_finish(ctx);
+}
+
+static void print_memory(const char *what, ldm_ctx *ctx, ldm_graph *g) {
+    ldm_graph_memory m = ldm_graph_memory_report(g);
+    char a[32], t[32], all[32];
+    printf("  %s memory: activations %s planned (%s without reuse), %s on the device in all\n",
+           what, ldm_format_bytes(m.activation_bytes, a, 32),
+           ldm_format_bytes(m.activation_total, t, 32),
+           ldm_format_bytes(ldm_ctx_device_bytes_in_use(ctx), all, 32));
+}
+
+static ldm_status train_step(ldm_ctx *ctx, const bench_settings *s, int batch, FILE *json) {
+    ldm_unet_config u;
+    ldm_unet_config_celebhq_text(&u);
+    ldm_schedule *sched;
+    BENCH_TRY(ldm_schedule_create(LDM_SCHEDULE_SCALED_LINEAR, 1000, 0.00085, 0.012, &sched));
+    ldm_diffusion_train_config cfg = {
+        &u, sched, batch, 32, 32, 77, 0, 0, 0.1f, LDM_PREDICT_EPSILON, 1111};
+    ldm_graph *g = NULL;
+    ldm_optimizer *opt = NULL;
+    ldm_diffusion_train_graph tg;
+    ldm_status st = ldm_graph_create(ctx, &g);
+    if (st == LDM_OK) st = ldm_diffusion_train_record(g, &cfg, &tg);
+    if (st == LDM_OK) st = ldm_graph_compile(g);
+    ldm_tensor *ins[3] = {tg.latents, tg.context, tg.empty_context};
+    if (st == LDM_OK) st = randomise(ctx, g, ins, 3);
+    ldm_adam_config ac;
+    ldm_adam_config_init(&ac);
+    ac.lr = 5e-6f; /* the seed's ldm_lr */
+    if (st == LDM_OK) st = ldm_adam_create(g, &ac, &opt);
+    double *t = calloc((size_t)s->repeat, sizeof *t);
+    if (!t) st = LDM_ERR_HOST_MEMORY;
+    for (int r = -s->warmup; r < s->repeat && st == LDM_OK; r++) {
+        cl_event a, b;
+        if ((st = marker(ctx, &a)) != LDM_OK) break;
+        st = ldm_graph_run(g);
+        if (st == LDM_OK) st = ldm_optimizer_step(opt);
+        if (st == LDM_OK) st = ldm_graph_zero_grads(g);
+        if (st == LDM_OK) st = marker(ctx, &b);
+        double ms = 0;
+        if (st == LDM_OK) st = span_ms(a, b, &ms);
+        if (r >= 0) t[r] = ms;
+    }
+    if (st == LDM_OK) {
+        double ms = bench_median(t, s->repeat);
+        float loss = 0;
+        ldm_tensor_read(tg.loss, &loss);
+        printf("training step, batch %d (draws, add_noise, dropout, UNet fwd+bwd, MSE, Adam): "
+               "%.1f ms, %.2f images/s (loss %.4f)\n",
+               batch, ms, batch / (ms * 1e-3), loss);
+        print_memory("training", ctx, g);
+        if (json)
+            fprintf(json,
+                    "  \"unet_train_step\": {\"batch\": %d, \"ms\": %.3f, \"images_per_s\": %.3f, "
+                    "\"activation_bytes\": %llu, \"device_bytes\": %llu},\n",
+                    batch, ms, batch / (ms * 1e-3),
+                    (unsigned long long)ldm_graph_memory_report(g).activation_bytes,
+                    (unsigned long long)ldm_ctx_device_bytes_in_use(ctx));
+    }
+    free(t);
+    ldm_optimizer_destroy(opt);
+    ldm_graph_destroy(g);
+    ldm_schedule_destroy(sched);
+    return st;
+}
+
+static ldm_status sample_step(ldm_ctx *ctx, const bench_settings *s, int batch, FILE *json) {
+    ldm_unet_config u;
+    ldm_unet_config_celebhq_text(&u);
+    ldm_graph *g;
+    BENCH_TRY(ldm_graph_create(ctx, &g));
+    ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(batch, 4, 32, 32));
+    ldm_tensor *tt = ldm_graph_input(g, "t", LDM_SHAPE(batch));
+    ldm_tensor *cx = ldm_graph_input(g, "context", LDM_SHAPE(batch, 77, 512));
+    ldm_unet_cond cond = {cx, NULL, NULL};
+    ldm_tensor_keep(ldm_unet(g, &u, x, tt, &cond));
+    ldm_status st = ldm_graph_compile(g);
+    ldm_tensor *ins[2] = {x, cx};
+    if (st == LDM_OK) st = randomise(ctx, g, ins, 2);
+    double *t = calloc((size_t)s->repeat, sizeof *t);
+    if (!t) st = LDM_ERR_HOST_MEMORY;
+    for (int r = -s->warmup; r < s->repeat && st == LDM_OK; r++) {
+        cl_event a, b;
+        if ((st = marker(ctx, &a)) != LDM_OK) break;
+        st = ldm_graph_run(g);
+        if (st == LDM_OK) st = marker(ctx, &b);
+        double ms = 0;
+        if (st == LDM_OK) st = span_ms(a, b, &ms);
+        if (r >= 0) t[r] = ms;
+    }
+    if (st == LDM_OK) {
+        double ms = bench_median(t, s->repeat);
+        printf("sampling step, batch %d (one UNet forward%s): %.1f ms\n", batch,
+               batch == 2 ? "; one guided step for one image" : "", ms);
+        print_memory("sampling", ctx, g);
+        if (json)
+            fprintf(
+                json,
+                "  \"unet_sample_step_batch%d\": {\"ms\": %.3f, \"activation_bytes\": %llu}%s\n",
+                batch, ms, (unsigned long long)ldm_graph_memory_report(g).activation_bytes,
+                last ? "," : ",");
+    }
+    free(t);
+    ldm_graph_destroy(g);
+    return st;
+}
+
+ldm_status bench_unet(ldm_ctx *ctx, const bench_settings *s, int train_batch, FILE *json) {
+    size_t params = 0;
+    ldm_unet_config u;
+    ldm_unet_config_celebhq_text(&u);
+    BENCH_TRY(ldm_unet_param_count(ctx, &u, &params));
+    printf("seed UNet (celebhq_text_cond): %zu parameters, latent 4x32x32, context 77x512\n",
+           params);
+    BENCH_TRY(sample_step(ctx, s, 2, json));
+    BENCH_TRY(sample_step(ctx, s, 16, json));
+    return train_step(ctx, s, train_batch, json);
+}
