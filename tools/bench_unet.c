@@ -136,11 +136,9 @@ static ldm_status sample_step(ldm_ctx *ctx, const bench_settings *s, int batch, 
                batch == 2 ? "; one guided step for one image" : "", ms);
         print_memory("sampling", ctx, g);
         if (json)
-            fprintf(
-                json,
-                "  \"unet_sample_step_batch%d\": {\"ms\": %.3f, \"activation_bytes\": %llu}%s\n",
-                batch, ms, (unsigned long long)ldm_graph_memory_report(g).activation_bytes,
-                last ? "," : ",");
+            fprintf(json,
+                    "  \"unet_sample_step_batch%d\": {\"ms\": %.3f, \"activation_bytes\": %llu},\n",
+                    batch, ms, (unsigned long long)ldm_graph_memory_report(g).activation_bytes);
     }
     free(t);
     ldm_graph_destroy(g);
