@@ -556,6 +556,28 @@ def unet(w):
         w.meta[f"unet_{name}"] = json.dumps(meta)
 
 
+def seed_unet(path):
+    """The seed configuration celebhq_text_cond (118,506,500 parameters) at batch 1, latent
+    4x32x32, context 77x512: output loss, every gradient and three Adam steps, in the format of
+    the unet family. About 1.4 GB: written to `path`, not committed (tools/check_seed_unet.sh)."""
+    import unet_torch
+    cfg = dict(im_channels=4, down_channels=[256, 384, 512, 768], mid_channels=[768, 512],
+               down_sample=[True, True, True], attn_down=[True, True, True], time_emb_dim=512,
+               norm_channels=32, num_heads=16, conv_out_channels=128, num_down_layers=2,
+               num_mid_layers=2, num_up_layers=2, num_timesteps=1000, text_embed_dim=512)
+    torch.manual_seed(1111)
+    model = unet_torch.UNet(cfg)
+    print(f"seed UNet: {sum(p.numel() for p in model.parameters())} parameters")
+    w = Writer(seed=1111)
+    x, t, ctx = w.randn(1, 4, 32, 32), torch.tensor([731.0]), w.randn(1, 77, 512)
+    model_case(w, "unet_seed", model, [x, t, ctx], w.randn(1, 4, 32, 32), {"lr": 5e-6},
+               call=lambda m, x, t, c: m(x, t, context=c))
+    meta = json.loads(w.meta["unet_seed"])
+    meta["config"] = cfg
+    w.meta["unet_seed"] = json.dumps(meta)
+    w.save(path)
+
+
 def converted(out_dir, repo):
     """A checkpoint written by the reference repository's own Unet class (random weights), put
     through tools/convert_reference.py, and the reference's outputs for fixed inputs: the test
@@ -597,8 +619,13 @@ def main():
     ap.add_argument("families", nargs="*", help=f"default: all of {', '.join(FAMILIES)}")
     ap.add_argument("--reference-repo", help="a checkout of the reference repository: also write "
                     "the converted-checkpoint references (needs einops)")
+    ap.add_argument("--seed-unet", metavar="PATH", help="only write the full-size seed UNet "
+                    "reference (about 1.4 GB) to PATH")
     args = ap.parse_args()
     torch.set_num_threads(2)
+    if args.seed_unet:
+        seed_unet(args.seed_unet)
+        return
     os.makedirs(args.out, exist_ok=True)
     for name in FAMILIES:
         if args.families and name not in args.families:
