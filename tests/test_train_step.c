@@ -3,6 +3,7 @@
  * targets noise or velocity, and computes the same loss as the step written out by hand with
  * those draws; every run draws anew. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -182,10 +183,49 @@ static void v_prediction_target(void **state) {
     ldm_ctx_destroy(ctx);
 }
 
+/* The prediction type and schedule travel with the model. */
+static void metadata_round_trip(void **state) {
+    (void)state;
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_schedule *s;
+    assert_status(ldm_schedule_create(LDM_SCHEDULE_COSINE, T, 0, 0, &s), LDM_OK);
+    ldm_unet_config u = small_unet();
+    ldm_diffusion_train_config cfg = {&u, s, N, H, W, S, 0, 0, 0.1f, LDM_PREDICT_V, SEED};
+    ldm_graph *g;
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    ldm_diffusion_train_graph tg;
+    assert_status(ldm_diffusion_train_record(g, &cfg, &tg), LDM_OK);
+    assert_status(ldm_graph_compile(g), LDM_OK);
+    char *dir = test_make_tmpdir("meta"), path[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    const char *extra[] = {"ldmcl.step", "12", NULL};
+    assert_status(ldm_diffusion_save(g, path, &cfg, extra), LDM_OK);
+    ldm_diffusion_meta m;
+    assert_status(ldm_diffusion_read_meta(path, &m), LDM_OK);
+    assert_true(m.from_file);
+    assert_int_equal(m.prediction, LDM_PREDICT_V);
+    assert_int_equal(m.schedule, LDM_SCHEDULE_COSINE);
+    assert_int_equal(m.num_timesteps, T);
+    assert_true(m.beta_start == s->betas[0] && m.beta_end == s->betas[T - 1]);
+    /* A converted reference checkpoint has none of it: the reference's defaults. */
+    char ref[4200];
+    snprintf(ref, sizeof ref, "%s/converted_unet.safetensors", LDMCL_TEST_REF_DIR);
+    assert_status(ldm_diffusion_read_meta(ref, &m), LDM_OK);
+    assert_false(m.from_file);
+    assert_int_equal(m.prediction, LDM_PREDICT_EPSILON);
+    assert_int_equal(m.schedule, LDM_SCHEDULE_SCALED_LINEAR);
+    test_rmtree(dir);
+    free(dir);
+    ldm_graph_destroy(g);
+    ldm_schedule_destroy(s);
+    ldm_ctx_destroy(ctx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(step_draws_and_loss_match_the_host),
         cmocka_unit_test(v_prediction_target),
+        cmocka_unit_test(metadata_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -46,6 +46,24 @@ typedef struct ldm_diffusion_train_graph {
 ldm_status ldm_diffusion_train_record(ldm_graph *g, const ldm_diffusion_train_config *cfg,
                                       ldm_diffusion_train_graph *out);
 
+/* Saves the graph's parameters with what sampling needs to know in the metadata:
+ * ldmcl.prediction_type (epsilon | v_prediction), ldmcl.beta_schedule (linear | scaled_linear |
+ * cosine), ldmcl.num_timesteps, ldmcl.beta_start, ldmcl.beta_end; plus extra pairs (may be NULL).
+ * Files lacking them (converted reference checkpoints) read back as the reference's defaults. */
+ldm_status ldm_diffusion_save(ldm_graph *g, const char *path, const ldm_diffusion_train_config *cfg,
+                              const char *const *extra_pairs);
+
+typedef struct ldm_diffusion_meta {
+    ldm_prediction prediction;
+    ldm_schedule_kind schedule;
+    int num_timesteps;
+    double beta_start, beta_end;
+    int from_file; /* 1: the file said so; 0: the reference's defaults were assumed */
+} ldm_diffusion_meta;
+
+/* Reads those keys back; a key with an unknown value is an error naming file and key. */
+ldm_status ldm_diffusion_read_meta(const char *path, ldm_diffusion_meta *meta);
+
 /* Streams of the step's random draws (seed, stream, step). */
 enum {
     LDM_STREAM_T = 1,
