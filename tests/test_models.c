@@ -279,6 +279,7 @@ static void run_model(const char *name, ldm_tensor *(*build)(ldm_graph *, ldm_te
     assert_status(ldm_optimizer_steps(opt, &done), LDM_OK);
     assert_int_equal(done, (uint64_t)steps);
     int skipped = 0;
+    double step_norm_err = 0; /* ||delta - delta_ref|| / ||delta_ref||, delta = after - before */
     for (size_t i = 0; i < ldm_graph_param_count(g); i++) {
         ldm_tensor *p = ldm_graph_param_at(g, i);
         size_t n = ldm_tensor_numel(p);
@@ -291,6 +292,17 @@ static void run_model(const char *name, ldm_tensor *(*build)(ldm_graph *, ldm_te
         float *skip = ldm_safetensors_find(g_st, key) ? load(key, NULL, NULL) : NULL;
         for (size_t k = 0; skip && k < n; k++)
             skipped += skip[k] != 0.0f;
+        snprintf(key, sizeof key, "%s%s", prefix, ldm_tensor_name(p));
+        float *before = load(key, NULL, NULL);
+        double num = 0, den = 0;
+        for (size_t k = 0; k < n; k++) {
+            if (skip && skip[k] != 0.0f) continue;
+            double d = ((double)got[k] - before[k]) - ((double)want[k] - before[k]);
+            num += d * d;
+            den += ((double)want[k] - before[k]) * ((double)want[k] - before[k]);
+        }
+        if (den > 0) step_norm_err = fmax(step_norm_err, sqrt(num / den));
+        free(before);
         double e = rel_err(got, want, skip, n);
         if (e > bar(meta, "torch_fp32_after_err"))
             fail_msg("%s: %s after %d steps off by %.3g", name, ldm_tensor_name(p), steps, e);
@@ -301,13 +313,15 @@ static void run_model(const char *name, ldm_tensor *(*build)(ldm_graph *, ldm_te
     }
     ldm_graph_memory mem = ldm_graph_memory_report(g);
     printf("  %-11s loss %.2e, gradients %.2e norm-wise (%.2e element-wise), parameters after %d "
-           "steps %.2e (PyTorch float32: %.2e, %.2e (%.2e), %.2e; %d zero-gradient elements "
-           "skipped); %zu nodes, %zu launches, activations %llu of %llu bytes\n",
-           name, loss_err, grad_norm_err, grad_err, steps, after_err,
+           "steps %.2e element-wise, the steps %.2e norm-wise (PyTorch float32: %.2e, %.2e "
+           "(%.2e), %.2e, %.2e; %d zero-gradient elements skipped); %zu nodes, %zu launches, "
+           "activations %llu of %llu bytes\n",
+           name, loss_err, grad_norm_err, grad_err, steps, after_err, step_norm_err,
            meta_number(meta, "torch_fp32_loss_err", 0),
            meta_number(meta, "torch_fp32_grad_norm_err", 0),
            meta_number(meta, "torch_fp32_grad_err", 0),
-           meta_number(meta, "torch_fp32_after_err", 0), skipped, mem.n_nodes, mem.n_launches,
+           meta_number(meta, "torch_fp32_after_err", 0),
+           meta_number(meta, "torch_fp32_step_norm_err", 0), skipped, mem.n_nodes, mem.n_launches,
            (unsigned long long)mem.activation_bytes, (unsigned long long)mem.activation_total);
     ldm_optimizer_destroy(opt);
     for (int i = 0; i < n_in; i++)

@@ -15,23 +15,7 @@ enum { N = 3, C = 4, H = 8, W = 8, S = 5, D = 6, T = 1000 };
 #define P_DROP 0.5f
 
 static ldm_unet_config small_unet(void) {
-    ldm_unet_config c = {.im_channels = C,
-                         .down_channels = {4, 8, 8},
-                         .n_down = 3,
-                         .mid_channels = {8, 8},
-                         .n_mid = 2,
-                         .down_sample = {1, 1},
-                         .attn_down = {1, 0},
-                         .time_emb_dim = 8,
-                         .norm_channels = 2,
-                         .num_heads = 2,
-                         .conv_out_channels = 4,
-                         .num_down_layers = 1,
-                         .num_mid_layers = 1,
-                         .num_up_layers = 1,
-                         .num_timesteps = T,
-                         .text_embed_dim = D};
-    return c;
+    return test_small_unet(D, T, 1);
 }
 
 /* Deterministic parameters: parameter i from host normal draws of stream 100 + i. */

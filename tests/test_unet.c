@@ -127,22 +127,7 @@ static void converted_reference_checkpoint_matches(void **state) {
     snprintf(path, sizeof path, "%s/converted_unet_io.safetensors", LDMCL_TEST_REF_DIR);
     ldm_safetensors *io;
     assert_status(ldm_safetensors_open(path, &io), LDM_OK);
-    ldm_unet_config c = {.im_channels = 4,
-                         .down_channels = {4, 8, 8},
-                         .n_down = 3,
-                         .mid_channels = {8, 8},
-                         .n_mid = 2,
-                         .down_sample = {1, 1},
-                         .attn_down = {1, 0},
-                         .time_emb_dim = 8,
-                         .norm_channels = 2,
-                         .num_heads = 2,
-                         .conv_out_channels = 4,
-                         .num_down_layers = 2,
-                         .num_mid_layers = 1,
-                         .num_up_layers = 1,
-                         .num_timesteps = 1000,
-                         .text_embed_dim = 6};
+    ldm_unet_config c = test_small_unet(6, 1000, 2);
     assert_contains(ldm_safetensors_metadata(io, "config"), "\"down_channels\": [4, 8, 8]");
     ldm_ctx *ctx = test_ctx_open(NULL, NULL);
     ldm_graph *g;

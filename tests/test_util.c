@@ -98,3 +98,23 @@ int test_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
 }
+
+ldm_unet_config test_small_unet(int text_embed_dim, int num_timesteps, int num_down_layers) {
+    ldm_unet_config c = {.im_channels = 4,
+                         .down_channels = {4, 8, 8},
+                         .n_down = 3,
+                         .mid_channels = {8, 8},
+                         .n_mid = 2,
+                         .down_sample = {1, 1},
+                         .attn_down = {1, 0},
+                         .time_emb_dim = 8,
+                         .norm_channels = 2,
+                         .num_heads = 2,
+                         .conv_out_channels = 4,
+                         .num_down_layers = num_down_layers,
+                         .num_mid_layers = 1,
+                         .num_up_layers = 1,
+                         .num_timesteps = num_timesteps,
+                         .text_embed_dim = text_embed_dim};
+    return c;
+}

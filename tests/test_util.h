@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "ldmcl/ldmcl.h"
+#include "ldmcl/unet.h"
 
 /* Fails the test with the library's message unless st == want. */
 #define assert_status(st, want) test_assert_status((st), (want), #st, __FILE__, __LINE__)
@@ -35,6 +36,10 @@ ldm_ctx *test_ctx_open(const char *cache_dir, const char *kernel_dir);
 /* Everything logged through test_ctx_options since the last test_log_clear. */
 const char *test_log_text(void);
 void test_log_clear(void);
+
+/* A small text-conditioned UNet (4 latent channels, down [4, 8, 8], mid [8, 8], 2 groups,
+ * 2 heads): fast enough for pocl, with every kind of block. */
+ldm_unet_config test_small_unet(int text_embed_dim, int num_timesteps, int num_down_layers);
 
 /* Reads a whole file into a malloc'ed buffer; fails the test if it cannot. */
 unsigned char *test_read_file(const char *path, size_t *len);

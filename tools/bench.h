@@ -20,6 +20,11 @@ typedef struct bench_settings {
 /* Median of n values (sorts them). */
 double bench_median(double *v, int n);
 
+/* A marker on the context's profiling queue, and the device milliseconds between the ends of
+ * two markers (waits for b; releases both). */
+ldm_status bench_marker(ldm_ctx *ctx, cl_event *ev);
+ldm_status bench_span_ms(cl_event a, cl_event b, double *ms);
+
 /* Wall-clock milliseconds from a monotonic clock. */
 double bench_now_ms(void);
 

@@ -7,33 +7,6 @@
 
 #include "bench.h"
 
-/* Device milliseconds between the ends of two markers. */
-static ldm_status marker(ldm_ctx *ctx, cl_event *ev) {
-    cl_int err = clEnqueueMarkerWithWaitList(ldm_ctx_queue(ctx), 0, NULL, ev);
-    if (err != CL_SUCCESS) {
-        fprintf(stderr, "clEnqueueMarkerWithWaitList failed: %s\n", ldm_cl_error_name(err));
-        return LDM_ERR_OPENCL;
-    }
-    return LDM_OK;
-}
-
-static ldm_status span_ms(cl_event a, cl_event b, double *ms) {
-    cl_ulong ta = 0, tb = 0;
-    cl_int err = clWaitForEvents(1, &b);
-    if (err == CL_SUCCESS)
-        err = clGetEventProfilingInfo(a, CL_PROFILING_COMMAND_END, sizeof ta, &ta, NULL);
-    if (err == CL_SUCCESS)
-        err = clGetEventProfilingInfo(b, CL_PROFILING_COMMAND_END, sizeof tb, &tb, NULL);
-    clReleaseEvent(a);
-    clReleaseEvent(b);
-    if (err != CL_SUCCESS) {
-        fprintf(stderr, "reading profiling events failed: %s\n", ldm_cl_error_name(err));
-        return LDM_ERR_OPENCL;
-    }
-    *ms = (double)(tb - ta) * 1e-6;
-    return LDM_OK;
-}
-
 ldm_status bench_copy(ldm_ctx *ctx, const bench_settings *s, double *gbps, FILE *json) {
     const ldm_device_info *d = ldm_ctx_device_info(ctx);
     uint64_t bytes = d->is_gpu ? (256ull << 20) : (32ull << 20);
@@ -48,10 +21,10 @@ ldm_status bench_copy(ldm_ctx *ctx, const bench_settings *s, double *gbps, FILE 
     if (!t) st = LDM_ERR_HOST_MEMORY;
     for (int r = -s->warmup; st == LDM_OK && r < s->repeat; r++) {
         cl_event a, b;
-        if ((st = marker(ctx, &a)) != LDM_OK) break;
-        if ((st = ldm_buf_copy(ctx, dst, src, n, NULL)) == LDM_OK) st = marker(ctx, &b);
+        if ((st = bench_marker(ctx, &a)) != LDM_OK) break;
+        if ((st = ldm_buf_copy(ctx, dst, src, n, NULL)) == LDM_OK) st = bench_marker(ctx, &b);
         double ms = 0;
-        if (st == LDM_OK) st = span_ms(a, b, &ms);
+        if (st == LDM_OK) st = bench_span_ms(a, b, &ms);
         if (r >= 0) t[r] = ms;
     }
     if (st == LDM_OK) {
@@ -106,15 +79,15 @@ static ldm_status run_case(ldm_ctx *ctx, const bench_settings *s, const gemm_cas
     if (!t && st == LDM_OK) st = LDM_ERR_HOST_MEMORY;
     for (int r = -s->warmup; st == LDM_OK && r < s->repeat; r++) {
         cl_event a, b;
-        if ((st = marker(ctx, &a)) != LDM_OK) break;
+        if ((st = bench_marker(ctx, &a)) != LDM_OK) break;
         if (c->batch == 1)
             st = ldm_gemm(ctx, &g, 1.0f, A, B, 0.0f, C, temp, temp_bytes, NULL);
         else
             st = ldm_gemm_strided_batched(ctx, &g, c->batch, 1.0f, A, na, B, nb, 0.0f, C, nc, temp,
                                           temp_bytes, NULL);
-        if (st == LDM_OK) st = marker(ctx, &b);
+        if (st == LDM_OK) st = bench_marker(ctx, &b);
         double ms = 0;
-        if (st == LDM_OK) st = span_ms(a, b, &ms);
+        if (st == LDM_OK) st = bench_span_ms(a, b, &ms);
         if (r >= 0) t[r] = ms;
     }
     if (st == LDM_OK) {

@@ -8,24 +8,6 @@
 
 #include "bench.h"
 
-static ldm_status marker(ldm_ctx *ctx, cl_event *ev) {
-    cl_int err = clEnqueueMarkerWithWaitList(ldm_ctx_queue(ctx), 0, NULL, ev);
-    return err == CL_SUCCESS ? LDM_OK : LDM_ERR_OPENCL;
-}
-
-static ldm_status span_ms(cl_event a, cl_event b, double *ms) {
-    cl_ulong ta = 0, tb = 0;
-    cl_int err = clWaitForEvents(1, &b);
-    if (err == CL_SUCCESS)
-        err = clGetEventProfilingInfo(a, CL_PROFILING_COMMAND_END, sizeof ta, &ta, NULL);
-    if (err == CL_SUCCESS)
-        err = clGetEventProfilingInfo(b, CL_PROFILING_COMMAND_END, sizeof tb, &tb, NULL);
-    clReleaseEvent(a);
-    clReleaseEvent(b);
-    *ms = (double)(tb - ta) * 1e-6;
-    return err == CL_SUCCESS ? LDM_OK : LDM_ERR_OPENCL;
-}
-
 /* Normal numbers into every parameter (scaled) and the given inputs. */
 static ldm_status randomise(ldm_ctx *ctx, ldm_graph *g, ldm_tensor **inputs, int n_inputs) {
     ldm_cmd *c = ldm_ctx_immediate(ctx);
@@ -74,13 +56,13 @@ static ldm_status train_step(ldm_ctx *ctx, const bench_settings *s, int batch, F
     if (!t) st = LDM_ERR_HOST_MEMORY;
     for (int r = -s->warmup; r < s->repeat && st == LDM_OK; r++) {
         cl_event a, b;
-        if ((st = marker(ctx, &a)) != LDM_OK) break;
+        if ((st = bench_marker(ctx, &a)) != LDM_OK) break;
         st = ldm_graph_run(g);
         if (st == LDM_OK) st = ldm_optimizer_step(opt);
         if (st == LDM_OK) st = ldm_graph_zero_grads(g);
-        if (st == LDM_OK) st = marker(ctx, &b);
+        if (st == LDM_OK) st = bench_marker(ctx, &b);
         double ms = 0;
-        if (st == LDM_OK) st = span_ms(a, b, &ms);
+        if (st == LDM_OK) st = bench_span_ms(a, b, &ms);
         if (r >= 0) t[r] = ms;
     }
     if (st == LDM_OK) {
@@ -123,11 +105,11 @@ static ldm_status sample_step(ldm_ctx *ctx, const bench_settings *s, int batch, 
     if (!t) st = LDM_ERR_HOST_MEMORY;
     for (int r = -s->warmup; r < s->repeat && st == LDM_OK; r++) {
         cl_event a, b;
-        if ((st = marker(ctx, &a)) != LDM_OK) break;
+        if ((st = bench_marker(ctx, &a)) != LDM_OK) break;
         st = ldm_graph_run(g);
-        if (st == LDM_OK) st = marker(ctx, &b);
+        if (st == LDM_OK) st = bench_marker(ctx, &b);
         double ms = 0;
-        if (st == LDM_OK) st = span_ms(a, b, &ms);
+        if (st == LDM_OK) st = bench_span_ms(a, b, &ms);
         if (r >= 0) t[r] = ms;
     }
     if (st == LDM_OK) {

@@ -242,3 +242,29 @@ double bench_now_ms(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
+
+ldm_status bench_marker(ldm_ctx *ctx, cl_event *ev) {
+    cl_int err = clEnqueueMarkerWithWaitList(ldm_ctx_queue(ctx), 0, NULL, ev);
+    if (err != CL_SUCCESS) {
+        fprintf(stderr, "clEnqueueMarkerWithWaitList failed: %s\n", ldm_cl_error_name(err));
+        return LDM_ERR_OPENCL;
+    }
+    return LDM_OK;
+}
+
+ldm_status bench_span_ms(cl_event a, cl_event b, double *ms) {
+    cl_ulong ta = 0, tb = 0;
+    cl_int err = clWaitForEvents(1, &b);
+    if (err == CL_SUCCESS)
+        err = clGetEventProfilingInfo(a, CL_PROFILING_COMMAND_END, sizeof ta, &ta, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetEventProfilingInfo(b, CL_PROFILING_COMMAND_END, sizeof tb, &tb, NULL);
+    clReleaseEvent(a);
+    clReleaseEvent(b);
+    if (err != CL_SUCCESS) {
+        fprintf(stderr, "reading profiling events failed: %s\n", ldm_cl_error_name(err));
+        return LDM_ERR_OPENCL;
+    }
+    *ms = (double)(tb - ta) * 1e-6;
+    return LDM_OK;
+}

@@ -74,6 +74,25 @@ void ldm_schedule_destroy(ldm_schedule *s) {
     free(s);
 }
 
+/* The constant tables sqrt(ab[t]) and sign * sqrt(1 - ab[t]) of a schedule; 0 after an error. */
+static int schedule_tables(ldm_graph *g, const ldm_schedule *s, double sign, ldm_tensor **ta,
+                           ldm_tensor **tb) {
+    float *a = malloc(2 * (size_t)s->T * sizeof *a);
+    if (!a) return LDM_GRAPH_FAIL(g, LDM_ERR_HOST_MEMORY, "out of host memory") != NULL;
+    for (int i = 0; i < s->T; i++) {
+        a[i] = (float)sqrt(s->alphas_cumprod[i]);
+        a[s->T + i] = (float)(sign * sqrt(1.0 - s->alphas_cumprod[i]));
+    }
+    char na[80], nb[80];
+    snprintf(na, sizeof na, "schedule_%p.sqrt_alpha_bar", (const void *)s);
+    snprintf(nb, sizeof nb, "schedule_%p.%ssqrt_one_minus_alpha_bar", (const void *)s,
+             sign < 0 ? "neg_" : "");
+    *ta = ldm_graph_constant(g, na, 1, &s->T, a);
+    *tb = ldm_graph_constant(g, nb, 1, &s->T, a + s->T);
+    free(a);
+    return *ta && *tb;
+}
+
 /* ---- add_noise ---------------------------------------------------------------------------- */
 
 static ldm_status add_noise_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
@@ -102,18 +121,8 @@ ldm_tensor *ldm_add_noise(ldm_graph *g, const ldm_schedule *s, ldm_tensor *x0, l
         return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
                               "add_noise: '%s' needs one timestep per sample (%d), has %zu",
                               t->name, x0->shape[0], t->numel);
-    float *a = malloc(2 * (size_t)s->T * sizeof *a);
-    if (!a) return LDM_GRAPH_FAIL(g, LDM_ERR_HOST_MEMORY, "out of host memory");
-    for (int i = 0; i < s->T; i++) {
-        a[i] = (float)sqrt(s->alphas_cumprod[i]);
-        a[s->T + i] = (float)sqrt(1.0 - s->alphas_cumprod[i]);
-    }
-    char na[64], nb[64];
-    snprintf(na, sizeof na, "schedule_%p.sqrt_alpha_bar", (const void *)s);
-    snprintf(nb, sizeof nb, "schedule_%p.sqrt_one_minus_alpha_bar", (const void *)s);
-    ldm_tensor *ta = ldm_graph_constant(g, na, 1, &s->T, a);
-    ldm_tensor *tb = ldm_graph_constant(g, nb, 1, &s->T, a + s->T);
-    free(a);
+    ldm_tensor *ta, *tb;
+    if (!schedule_tables(g, s, 1.0, &ta, &tb)) return NULL;
     ldm_tensor *in[5] = {x0, noise, t, ta, tb};
     ldm_node *n = ldm_graph_add_node(g, &add_noise_op, "add_noise", in, 5, x0->ndim, x0->shape);
     return n ? n->out[0] : NULL;
@@ -125,18 +134,8 @@ ldm_tensor *ldm_velocity(ldm_graph *g, const ldm_schedule *s, ldm_tensor *x0, ld
     if (!ldm_check_same_shape(g, "velocity", x0, noise)) return NULL;
     /* v = sqrt(ab) noise - sqrt(1 - ab) x0: add_noise with the inputs swapped and the second
      * table negated. */
-    float *a = malloc(2 * (size_t)s->T * sizeof *a);
-    if (!a) return LDM_GRAPH_FAIL(g, LDM_ERR_HOST_MEMORY, "out of host memory");
-    for (int i = 0; i < s->T; i++) {
-        a[i] = (float)sqrt(s->alphas_cumprod[i]);
-        a[s->T + i] = (float)-sqrt(1.0 - s->alphas_cumprod[i]);
-    }
-    char na[64], nb[64];
-    snprintf(na, sizeof na, "schedule_%p.sqrt_alpha_bar", (const void *)s);
-    snprintf(nb, sizeof nb, "schedule_%p.neg_sqrt_one_minus_alpha_bar", (const void *)s);
-    ldm_tensor *ta = ldm_graph_constant(g, na, 1, &s->T, a);
-    ldm_tensor *tb = ldm_graph_constant(g, nb, 1, &s->T, a + s->T);
-    free(a);
+    ldm_tensor *ta, *tb;
+    if (!schedule_tables(g, s, -1.0, &ta, &tb)) return NULL;
     ldm_tensor *in[5] = {noise, x0, t, ta, tb};
     ldm_node *n = ldm_graph_add_node(g, &add_noise_op, "velocity", in, 5, x0->ndim, x0->shape);
     return n ? n->out[0] : NULL;
