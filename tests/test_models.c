@@ -213,7 +213,9 @@ static void run_model(const char *name, ldm_tensor *(*build)(ldm_graph *, ldm_te
     snprintf(key, sizeof key, "%s.target", name);
     float *target_data = load(key, &ndim, shape);
     ldm_tensor *target = ldm_graph_input(g, "target", ndim, shape);
-    ldm_tensor *loss = ldm_mse_loss(g, build(g, in), target);
+    ldm_tensor *out = build(g, in);
+    ldm_tensor *loss = ldm_mse_loss(g, out, target);
+    ldm_tensor_keep(out);
     ldm_tensor_keep(loss);
     assert_status(ldm_graph_backward(g, loss), LDM_OK);
     assert_status(ldm_graph_compile(g), LDM_OK);
@@ -230,6 +232,18 @@ static void run_model(const char *name, ldm_tensor *(*build)(ldm_graph *, ldm_te
     assert_status(ldm_graph_zero_grads(g), LDM_OK);
     assert_status(ldm_graph_run(g), LDM_OK);
 
+    size_t n_out = ldm_tensor_numel(out);
+    float *got_out = malloc(n_out * sizeof *got_out);
+    assert_non_null(got_out);
+    assert_status(ldm_tensor_read(out, got_out), LDM_OK);
+    snprintf(key, sizeof key, "%s.out", name);
+    float *want_out = load(key, NULL, NULL);
+    double out_err = rel_err(got_out, want_out, NULL, n_out);
+    double out_norm_err = norm_err(got_out, want_out, n_out);
+    if (out_norm_err > bar(meta, "torch_fp32_out_norm_err"))
+        fail_msg("%s: output off by %.3g (norm-wise)", name, out_norm_err);
+    free(got_out);
+    free(want_out);
     float got_loss, *want_loss;
     assert_status(ldm_tensor_read(loss, &got_loss), LDM_OK);
     snprintf(key, sizeof key, "%s.loss", name);
@@ -312,6 +326,9 @@ static void run_model(const char *name, ldm_tensor *(*build)(ldm_graph *, ldm_te
         free(skip);
     }
     ldm_graph_memory mem = ldm_graph_memory_report(g);
+    printf("  %-11s output %.2e norm-wise (%.2e element-wise; PyTorch float32 %.2e, %.2e)\n", name,
+           out_norm_err, out_err, meta_number(meta, "torch_fp32_out_norm_err", 0),
+           meta_number(meta, "torch_fp32_out_err", 0));
     printf("  %-11s loss %.2e, gradients %.2e norm-wise (%.2e element-wise), parameters after %d "
            "steps %.2e element-wise, the steps %.2e norm-wise (PyTorch float32: %.2e, %.2e "
            "(%.2e), %.2e, %.2e; %d zero-gradient elements skipped); %zu nodes, %zu launches, "

@@ -410,7 +410,8 @@ def model_case(w, name, module, inputs, target, opt, steps=3, call=None):
         m = module.to(dtype)
         m.load_state_dict({k: v.to(dtype) for k, v in params32.items()})
         ins = [x.to(dtype) for x in inputs]
-        loss = F.mse_loss(call(m, *ins), target.to(dtype))
+        out = call(m, *ins)
+        loss = F.mse_loss(out, target.to(dtype))
         m.zero_grad()
         loss.backward()
         grads = {k: p.grad.detach().clone() for k, p in m.named_parameters()}
@@ -424,9 +425,9 @@ def model_case(w, name, module, inputs, target, opt, steps=3, call=None):
                 torch.nn.utils.clip_grad_norm_(m.parameters(), opt["max_grad_norm"])
             o.step()
         after = {k: p.detach().clone() for k, p in m.named_parameters()}
-        results[dtype] = (loss.detach().reshape(1), grads, after)
-    loss64, grads64, after64 = results[torch.float64]
-    loss32, grads32, after32 = results[torch.float32]
+        results[dtype] = (loss.detach().reshape(1), grads, after, out.detach())
+    loss64, grads64, after64, out64 = results[torch.float64]
+    loss32, grads32, after32, out32 = results[torch.float32]
     # Elements whose exact gradient is zero (the key bias of attention: softmax ignores a shift of
     # all scores) get Adam updates of lr * sign(rounding noise) in any precision; the comparison
     # of parameters after the steps leaves them out (<case>.skip.<name> marks them with 1).
@@ -437,6 +438,7 @@ def model_case(w, name, module, inputs, target, opt, steps=3, call=None):
         w.tensors[f"{name}.in.{i}"] = x
     w.tensors[f"{name}.target"] = target
     w.tensors[f"{name}.loss"] = loss64.float()
+    w.tensors[f"{name}.out"] = out64.float()
     for k, v in params32.items():
         w.tensors[f"{name}.param.{k}"] = v
     for k in grads64:
@@ -447,6 +449,8 @@ def model_case(w, name, module, inputs, target, opt, steps=3, call=None):
     w.meta[name] = json.dumps({
         "model": name, "n_inputs": len(inputs), "steps": steps, **opt,
         "torch_fp32_loss_err": rel_error(loss32, loss64),
+        "torch_fp32_out_err": rel_error(out32, out64),
+        "torch_fp32_out_norm_err": norm_error(out32, out64),
         "torch_fp32_grad_err": max(rel_error(grads32[k], grads64[k]) for k in grads64),
         "torch_fp32_after_err": max(rel_error(after32[k][kept[k]], after64[k][kept[k]])
                                     for k in after64),

@@ -3,6 +3,7 @@
 Layout: u64 little-endian header length, JSON header ({"name": {"dtype", "shape",
 "data_offsets"}, "__metadata__": {str: str}}), then the tensors' bytes back to back."""
 import json
+import os
 import struct
 
 import numpy as np
@@ -22,8 +23,10 @@ def write(path, tensors, metadata=None):
         offset += len(b)
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * ((8 - (8 + len(text)) % 8) % 8)
-    with open(path, "wb") as f:
+    tmp = f"{path}.tmp.{os.getpid()}"  # then renamed: readers see the old file or the new one
+    with open(tmp, "wb") as f:
         f.write(struct.pack("<Q", len(text)))
         f.write(text)
         for b in blobs:
             f.write(b)
+    os.replace(tmp, path)
