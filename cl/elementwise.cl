@@ -2,6 +2,7 @@
 // Activations are chosen at build time with -DACT=...:
 //   1 silu: x * sigmoid(x)            2 leaky_relu: x > 0 ? x : slope * x
 //   3 gelu: x * Phi(x) (exact, erf)   4 quick_gelu: x * sigmoid(1.702 x)
+//   5 exp: e^x
 // Backward kernels take acc: 0 overwrites the gradient, 1 adds to it.
 #ifndef ACT
 #define ACT 1
@@ -20,6 +21,8 @@ inline float act_f(const float x, const float p) {
     return 0.5f * x * (1.0f + erf(x * 0.70710678118654752f));
 #elif ACT == 4
     return x * sigmoid_f(1.702f * x);
+#elif ACT == 5
+    return exp(x);
 #else
 #error "unknown ACT"
 #endif
@@ -39,6 +42,8 @@ inline float act_df(const float x, const float p) {
 #elif ACT == 4
     const float s = sigmoid_f(1.702f * x);
     return s * (1.0f + 1.702f * x * (1.0f - s));
+#elif ACT == 5
+    return exp(x);
 #endif
 }
 

@@ -1,4 +1,4 @@
-// cl/norm.cl: GroupNorm, LayerNorm and BatchNorm2d, forward and backward, fp32.
+// cl/norm.cl: GroupNorm, LayerNorm and BatchNorm2d, forward and backward, fp32; and F.normalize.
 // Statistics are two-pass (mean, then the mean of squared deviations) and biased, as PyTorch
 // normalises. Forward passes save mean and rstd = 1/sqrt(var + eps) for the backward passes.
 // Backward kernels take acc: 0 overwrites the gradient, 1 adds to it.
@@ -268,5 +268,46 @@ batch_norm_bwd(const int N, const int C, const int P, const int training, const 
         const float v =
             training ? ga * r * (d - sb / M - (x[x_off + o] - mu) * r * sg / M) : d * ga * r;
         dx[dx_off + o] = acc_x ? dx[dx_off + o] + v : v;
+    }
+}
+
+// F.normalize(x, dim=1): y[n, c, p] = x[n, c, p] / d[n, p], d = max(||x[n, :, p]||_2, eps).
+// One work-item per (n, p); d is saved for the backward.
+kernel void l2norm_fwd(const int N, const int C, const int P, const float eps, global float *y,
+                       const ulong y_off, global float *d, const ulong d_off,
+                       global const float *x, const ulong x_off) {
+    const int i = get_global_id(0);
+    if (i >= N * P) return;
+    const ulong base = (ulong)(i / P) * C * P + i % P;
+    float s = 0.0f;
+    for (int c = 0; c < C; c++) {
+        const float v = x[x_off + base + (ulong)c * P];
+        s += v * v;
+    }
+    const float den = fmax(sqrt(s), eps);
+    d[d_off + i] = den;
+    for (int c = 0; c < C; c++)
+        y[y_off + base + (ulong)c * P] = x[x_off + base + (ulong)c * P] / den;
+}
+
+// dx = (dy - y <dy, y>) / d where the norm exceeds eps, dy / d where it was clamped to eps.
+kernel void l2norm_bwd(const int N, const int C, const int P, const float eps, const int acc,
+                       global float *dx, const ulong dx_off, global const float *dy,
+                       const ulong dy_off, global const float *x, const ulong x_off,
+                       global const float *d, const ulong d_off) {
+    const int i = get_global_id(0);
+    if (i >= N * P) return;
+    const ulong base = (ulong)(i / P) * C * P + i % P;
+    const float den = d[d_off + i];
+    float dot = 0.0f;
+    if (den > eps)
+        for (int c = 0; c < C; c++) {
+            const ulong o = base + (ulong)c * P;
+            dot += dy[dy_off + o] * (x[x_off + o] / den);
+        }
+    for (int c = 0; c < C; c++) {
+        const ulong o = base + (ulong)c * P;
+        const float g = (dy[dy_off + o] - (x[x_off + o] / den) * dot) / den;
+        dx[dx_off + o] = acc ? dx[dx_off + o] + g : g;
     }
 }

@@ -7,7 +7,9 @@
  *   2. does the same with each input passed through x * 1 first, so that the op's backward
  *      overwrites a planned (reused, dirty) gradient buffer instead of adding to a leaf's;
  *   3. for the first case of each op, checks a few gradient elements against central finite
- *      differences of sum(out * dy) computed from the op's own forward pass.
+ *      differences of sum(out * dy) computed from the op's own forward pass (unless the case's
+ *      metadata says "finite_differences": false: a gradient that is not the output's
+ *      derivative by design, as through detach).
  * Relative error of an element: |got - want| / max(|want|, 1e-3 * max|want|); the bar is 1e-4,
  * except where PyTorch's own float32 computation of the same case (measured by make_refs.py
  * against float64) misses it: there the bar is twice PyTorch's float32 error. The worst error of

@@ -1,5 +1,6 @@
-/* tests/test_elementwise.c: activations, add/sub/scale/mul and the per-channel broadcast add
- * against PyTorch (tests/ref/elementwise.safetensors), with accumulation and finite differences. */
+/* tests/test_elementwise.c: activations, exp, add/sub/scale/mul, detach and the per-channel
+ * broadcast add against PyTorch (tests/ref/elementwise.safetensors), with accumulation and finite
+ * differences. */
 #include <string.h>
 
 #include "op_harness.h"
@@ -8,6 +9,8 @@ static ldm_tensor *build_act(ldm_graph *g, ldm_tensor **in, const char *op) {
     if (!strcmp(op, "silu")) return ldm_silu(g, in[0]);
     if (!strcmp(op, "leaky_relu")) return ldm_leaky_relu(g, in[0], 0.2f);
     if (!strcmp(op, "gelu")) return ldm_gelu(g, in[0]);
+    if (!strcmp(op, "relu")) return ldm_relu(g, in[0]);
+    if (!strcmp(op, "exp")) return ldm_exp(g, in[0]);
     return ldm_quick_gelu(g, in[0]);
 }
 
@@ -21,6 +24,8 @@ ACT_BUILDER(silu)
 ACT_BUILDER(leaky_relu)
 ACT_BUILDER(gelu)
 ACT_BUILDER(quick_gelu)
+ACT_BUILDER(relu)
+ACT_BUILDER(exp)
 
 static ldm_tensor *b_add(ldm_graph *g, ldm_tensor **in, int n, const ldm_json *p) {
     (void)n, (void)p;
@@ -42,6 +47,11 @@ static ldm_tensor *b_mul_self(ldm_graph *g, ldm_tensor **in, int n, const ldm_js
     return ldm_mul(g, in[0], in[0]);
 }
 
+static ldm_tensor *b_mul_detach(ldm_graph *g, ldm_tensor **in, int n, const ldm_json *p) {
+    (void)n, (void)p;
+    return ldm_mul(g, in[0], ldm_detach(g, in[0]));
+}
+
 static ldm_tensor *b_scale(ldm_graph *g, ldm_tensor **in, int n, const ldm_json *p) {
     (void)n;
     return ldm_scale(g, in[0], (float)case_number(p, "alpha"));
@@ -55,11 +65,19 @@ static ldm_tensor *b_add_channels(ldm_graph *g, ldm_tensor **in, int n, const ld
 static void elementwise_matches_pytorch(void **state) {
     (void)state;
     const op_entry ops[] = {
-        {"silu", b_silu, 0},   {"leaky_relu", b_leaky_relu, 0},
-        {"gelu", b_gelu, 0},   {"quick_gelu", b_quick_gelu, 0},
-        {"add", b_add, 0},     {"sub", b_sub, 0},
-        {"mul", b_mul, 0},     {"mul_self", b_mul_self, 0},
-        {"scale", b_scale, 0}, {"add_channels", b_add_channels, 0},
+        {"silu", b_silu, 0},
+        {"leaky_relu", b_leaky_relu, 0},
+        {"gelu", b_gelu, 0},
+        {"quick_gelu", b_quick_gelu, 0},
+        {"add", b_add, 0},
+        {"sub", b_sub, 0},
+        {"mul", b_mul, 0},
+        {"mul_self", b_mul_self, 0},
+        {"scale", b_scale, 0},
+        {"add_channels", b_add_channels, 0},
+        {"relu", b_relu, 0},
+        {"exp", b_exp, 0},
+        {"mul_detach", b_mul_detach, 0},
     };
     run_ref_family("elementwise", ops, (int)(sizeof ops / sizeof ops[0]));
 }

@@ -1,5 +1,5 @@
-/* tests/test_norm.c: GroupNorm, LayerNorm and BatchNorm2d (training and evaluation) against
- * PyTorch (tests/ref/norm.safetensors), and BatchNorm's running-statistics update. */
+/* tests/test_norm.c: GroupNorm, LayerNorm, BatchNorm2d (training and evaluation) and F.normalize
+ * against PyTorch (tests/ref/norm.safetensors), and BatchNorm's running-statistics update. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -22,12 +22,18 @@ static ldm_tensor *b_batch_norm(ldm_graph *g, ldm_tensor **in, int n, const ldm_
                           (float)case_number(p, "eps"), (int)case_number(p, "training"));
 }
 
+static ldm_tensor *b_l2_normalize(ldm_graph *g, ldm_tensor **in, int n, const ldm_json *p) {
+    (void)n;
+    return ldm_l2_normalize(g, in[0], (float)case_number(p, "eps"));
+}
+
 static void norms_match_pytorch(void **state) {
     (void)state;
     const op_entry ops[] = {{"group_norm", b_group_norm, 0},
                             {"layer_norm", b_layer_norm, 0},
-                            {"batch_norm", b_batch_norm, 0}};
-    run_ref_family("norm", ops, 3);
+                            {"batch_norm", b_batch_norm, 0},
+                            {"l2_normalize", b_l2_normalize, 0}};
+    run_ref_family("norm", ops, 4);
 }
 
 /* One training step moves the running statistics 10% towards the batch's (variance unbiased). */

@@ -17,5 +17,7 @@
 #include "ldmcl/ops/softmax.h"
 #include "ldmcl/ops/timestep.h"
 #include "ldmcl/ops/rng.h"
+#include "ldmcl/ops/pool.h"
+#include "ldmcl/ops/vq.h"
 
 #endif

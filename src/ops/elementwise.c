@@ -1,5 +1,5 @@
-/* src/ops/elementwise.c: activations (silu, leaky_relu, gelu, quick_gelu), alpha*a + beta*b,
- * multiply and the broadcast add of a per-channel vector; kernels in cl/elementwise.cl.
+/* src/ops/elementwise.c: activations (silu, leaky_relu, gelu, quick_gelu, exp), alpha*a + beta*b,
+ * multiply, the broadcast add of a per-channel vector and detach; kernels in cl/elementwise.cl.
  * Backward of an activation reads its input x; of a multiply, both inputs; the others read
  * nothing but the upstream gradient. */
 #include <stdio.h>
@@ -9,7 +9,7 @@
 #define FILE_CL "elementwise.cl"
 
 static ldm_status act_kernel(ldm_cmd *c, ldm_act act, const char *name, cl_kernel *k) {
-    if (act < LDM_ACT_SILU || act > LDM_ACT_QUICK_GELU)
+    if (act < LDM_ACT_SILU || act > LDM_ACT_EXP)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "unknown activation %d", (int)act);
     char defines[32];
     snprintf(defines, sizeof defines, "-DACT=%d", (int)act);
@@ -131,6 +131,28 @@ ldm_tensor *ldm_gelu(ldm_graph *g, ldm_tensor *x) {
 
 ldm_tensor *ldm_quick_gelu(ldm_graph *g, ldm_tensor *x) {
     return record_act(g, x, LDM_ACT_QUICK_GELU, 0.0f, "quick_gelu");
+}
+
+ldm_tensor *ldm_relu(ldm_graph *g, ldm_tensor *x) {
+    return record_act(g, x, LDM_ACT_LEAKY_RELU, 0.0f, "relu");
+}
+
+ldm_tensor *ldm_exp(ldm_graph *g, ldm_tensor *x) {
+    return record_act(g, x, LDM_ACT_EXP, 0.0f, "exp");
+}
+
+static ldm_status detach_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
+    (void)scratch;
+    return ldm_accumulate(c, n->out[0]->numel, 0, OUT, 1.0f, IN(0));
+}
+
+/* Its input never takes a gradient through it, so it needs no backward. */
+static const ldm_op_class detach_op = {"detach", detach_fwd, NULL, 0u, 0u, 1u};
+
+ldm_tensor *ldm_detach(ldm_graph *g, ldm_tensor *x) {
+    if (!x) return NULL;
+    ldm_node *n = ldm_graph_add_node(g, &detach_op, "detach", &x, 1, x->ndim, x->shape);
+    return n ? n->out[0] : NULL;
 }
 
 static ldm_status axpby_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {

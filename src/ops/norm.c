@@ -235,3 +235,54 @@ ldm_tensor *ldm_batch_norm(ldm_graph *g, ldm_tensor *x, ldm_tensor *gamma, ldm_t
     n->fp[1] = momentum;
     return with_stats(g, n, 1, &x->shape[1]);
 }
+
+/* ---- F.normalize over channels ------------------------------------------------------------ */
+
+ldm_status ldm_l2norm_fwd(ldm_cmd *c, size_t N, size_t C, size_t P, float eps, ldm_buf y, ldm_buf d,
+                          ldm_buf x) {
+    LDM_TRY(ldm_check_count("l2norm", N * C * P));
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "l2norm_fwd", DEFINES, &k));
+    LDM_TRY(ldm_set_args(k, "iiifbbb", (int)N, (int)C, (int)P, (double)eps, y, d, x));
+    return ldm_launch_1d(c, k, N * P);
+}
+
+ldm_status ldm_l2norm_bwd(ldm_cmd *c, size_t N, size_t C, size_t P, float eps, int acc, ldm_buf dx,
+                          ldm_buf dy, ldm_buf x, ldm_buf d) {
+    LDM_TRY(ldm_check_count("l2norm backward", N * C * P));
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "l2norm_bwd", DEFINES, &k));
+    LDM_TRY(ldm_set_args(k, "iiifibbbb", (int)N, (int)C, (int)P, (double)eps, acc, dx, dy, x, d));
+    return ldm_launch_1d(c, k, N * P);
+}
+
+static ldm_status l2_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
+    (void)scratch;
+    const ldm_tensor *x = n->in[0];
+    return ldm_l2norm_fwd(c, (size_t)x->shape[0], (size_t)x->shape[1], per_sample(x), n->fp[0],
+                          BUF(n->out[0]), BUF(n->out[1]), BUF(x));
+}
+
+static ldm_status l2_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
+    const ldm_tensor *x = n->in[0];
+    return ldm_l2norm_bwd(c, (size_t)x->shape[0], (size_t)x->shape[1], per_sample(x), n->fp[0],
+                          a->acc[0], a->din[0], a->dout, BUF(x), BUF(n->out[1]));
+}
+
+/* Backward reads x and the saved denominators (output 1). */
+static const ldm_op_class l2_op = {"l2_normalize", l2_node_fwd, l2_node_bwd, 1u, 2u, 0u};
+
+ldm_tensor *ldm_l2_normalize(ldm_graph *g, ldm_tensor *x, float eps) {
+    if (!x) return NULL;
+    if (x->ndim < 2)
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT, "l2_normalize: '%s' must be [N, C, ...]",
+                              x->name);
+    ldm_node *n = ldm_graph_add_node(g, &l2_op, "l2_normalize", &x, 1, x->ndim, x->shape);
+    if (!n) return NULL;
+    n->fp[0] = eps;
+    int shape[LDM_MAX_DIMS] = {x->shape[0]};
+    int nd = 1;
+    for (int d = 2; d < x->ndim; d++)
+        shape[nd++] = x->shape[d];
+    return ldm_node_add_saved(g, n, nd, shape) ? n->out[0] : NULL;
+}

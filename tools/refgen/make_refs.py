@@ -109,12 +109,14 @@ def elementwise(w):
         "leaky_relu": lambda x: F.leaky_relu(x, 0.2),
         "gelu": F.gelu,
         "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),
+        "relu": F.relu,
+        "exp": torch.exp,
     }
     for shape in [(2, 3, 5, 7), (1,), (3, 111)]:
         tag = "x".join(map(str, shape))
         for act, fn in acts.items():
             # Keep leaky_relu's kink away from finite-difference steps.
-            x = w.randn(*shape, away_from_zero=0.05 if act == "leaky_relu" else 0.0)
+            x = w.randn(*shape, away_from_zero=0.05 if act in ("leaky_relu", "relu") else 0.0)
             w.case(f"{act}_{tag}", act, [("x", x * 2)], fn)
         a, b = w.randn(*shape), w.randn(*shape)
         w.case(f"add_{tag}", "add", [("a", a), ("b", b)], lambda a, b: a + b)
@@ -129,6 +131,9 @@ def elementwise(w):
     # The same tensor on both sides: gradients of one input accumulate within one node.
     a = w.randn(4, 5)
     w.case("mul_self_4x5", "mul_self", [("a", a)], lambda a: a * a)
+    # detach: only the first factor carries a gradient.
+    w.case("mul_detach_3x7", "mul_detach", [("a", w.randn(3, 7))], lambda a: a * a.detach(),
+           finite_differences=False)
 
 
 @family
@@ -210,6 +215,41 @@ def norm(w):
                    lambda x, g, b, m, v, t=training: F.batch_norm(
                        x, m.detach().clone(), v.detach().clone(), g, b, bool(t), 0.1, 1e-5),
                    grads=["x", "gamma", "beta"], training=training, momentum=0.1, eps=1e-5)
+
+    # F.normalize over channels (LPIPS), norms well above eps.
+    for shape in [(2, 5, 3, 4), (1, 64, 2, 2), (3, 2, 5)]:
+        x = w.randn(*shape)
+        w.case("l2_normalize_" + "x".join(map(str, shape)), "l2_normalize", [("x", x)],
+               lambda x: F.normalize(x, dim=1), eps=1e-12)
+
+
+def distinct(w, *shape, step=0.05):
+    """Values spaced by step in random order: no ties within a pooling window, and none that a
+    finite-difference step could swap."""
+    n = math.prod(shape)
+    perm = torch.randperm(n, generator=w.gen).to(torch.float32)
+    return ((perm - n / 2) * step).reshape(shape)
+
+
+@family
+def pool(w):
+    # VGG16's 2x2 s2 pools, odd sizes (floor mode), and overlapping 3x3 s2 windows.
+    for shape, k, s in [((2, 3, 8, 8), 2, 2), ((1, 2, 7, 5), 2, 2), ((2, 2, 7, 7), 3, 2),
+                        ((1, 1, 3, 3), 3, 1), ((1, 2, 4, 6), 2, 1)]:
+        tag = "x".join(map(str, shape)) + f"_k{k}s{s}"
+        w.case(f"max_pool2d_{tag}", "max_pool2d", [("x", distinct(w, *shape))],
+               lambda x, k=k, s=s: F.max_pool2d(x, k, s), k=k, s=s)
+
+
+@family
+def vq(w):
+    # The reference's quantize: argmin of torch.cdist. Rows near a codebook entry, and far ones.
+    for r, k, d in [(10, 5, 3), (64, 20, 3), (7, 300, 4), (1, 1, 2)]:
+        e = w.randn(k, d)
+        z = e[torch.randint(0, k, (r,), generator=w.gen)] + 0.3 * w.randn(r, d)
+        z[: r // 3] = 3 * w.randn(r // 3, d)
+        w.case(f"vq_nearest_{r}x{d}_k{k}", "vq_nearest", [("z", z), ("codebook", e)],
+               lambda z, e: torch.cdist(z[None], e[None])[0].argmin(-1).to(z.dtype), grads=[])
 
 
 @family

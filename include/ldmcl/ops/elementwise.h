@@ -1,5 +1,6 @@
-/* ldmcl/ops/elementwise.h: activations, add/sub/scale, multiply, broadcast add over rows.
- * torch references: F.silu, F.leaky_relu, F.gelu (exact, erf), quick_gelu x*sigmoid(1.702x). */
+/* ldmcl/ops/elementwise.h: activations, exp, add/sub/scale, multiply, broadcast add over rows,
+ * stop-gradient. torch references: F.silu, F.leaky_relu, F.relu, F.gelu (exact, erf), quick_gelu
+ * x*sigmoid(1.702x), torch.exp, Tensor.detach. */
 #ifndef LDMCL_OPS_ELEMENTWISE_H
 #define LDMCL_OPS_ELEMENTWISE_H
 
@@ -16,7 +17,8 @@ typedef enum ldm_act {
     LDM_ACT_SILU = 1,
     LDM_ACT_LEAKY_RELU = 2, /* param: negative slope */
     LDM_ACT_GELU = 3,
-    LDM_ACT_QUICK_GELU = 4
+    LDM_ACT_QUICK_GELU = 4,
+    LDM_ACT_EXP = 5
 } ldm_act;
 
 /* y = act(x) over n elements. */
@@ -46,6 +48,12 @@ ldm_tensor *ldm_silu(ldm_graph *g, ldm_tensor *x);
 ldm_tensor *ldm_leaky_relu(ldm_graph *g, ldm_tensor *x, float negative_slope);
 ldm_tensor *ldm_gelu(ldm_graph *g, ldm_tensor *x);
 ldm_tensor *ldm_quick_gelu(ldm_graph *g, ldm_tensor *x);
+/* max(x, 0) (a leaky ReLU of slope 0: the gradient at 0 is 0, as PyTorch's). */
+ldm_tensor *ldm_relu(ldm_graph *g, ldm_tensor *x);
+ldm_tensor *ldm_exp(ldm_graph *g, ldm_tensor *x);
+/* A copy of x through which no gradient flows (x.detach()): the straight-through estimator,
+ * losses that must not train what produced their input. */
+ldm_tensor *ldm_detach(ldm_graph *g, ldm_tensor *x);
 /* alpha*a + beta*b, a and b of the same shape (ldm_add: 1, 1; ldm_sub: 1, -1). */
 ldm_tensor *ldm_axpby_t(ldm_graph *g, float alpha, ldm_tensor *a, float beta, ldm_tensor *b);
 ldm_tensor *ldm_add(ldm_graph *g, ldm_tensor *a, ldm_tensor *b);

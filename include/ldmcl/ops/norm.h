@@ -1,5 +1,5 @@
-/* ldmcl/ops/norm.h: torch.nn.GroupNorm, LayerNorm and BatchNorm2d (affine). Forward passes save
- * mean and rstd for the backward passes. */
+/* ldmcl/ops/norm.h: torch.nn.GroupNorm, LayerNorm and BatchNorm2d (affine), and F.normalize over
+ * channels. Forward passes save their statistics for the backward passes. */
 #ifndef LDMCL_OPS_NORM_H
 #define LDMCL_OPS_NORM_H
 
@@ -38,6 +38,11 @@ ldm_status ldm_batch_norm_bwd(ldm_cmd *c, size_t N, size_t C, size_t P, int trai
                               ldm_buf dx, int acc_g, ldm_buf dgamma, int acc_b, ldm_buf dbeta,
                               ldm_buf dy, ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma);
 
+/* F.normalize(x, dim=1) of x, y [N, C, P]: y = x / d with d [N, P] = max(||x[n, :, p]||, eps). */
+ldm_status ldm_l2norm_fwd(ldm_cmd *c, size_t N, size_t C, size_t P, float eps, ldm_buf y, ldm_buf d,
+                          ldm_buf x);
+ldm_status ldm_l2norm_bwd(ldm_cmd *c, size_t N, size_t C, size_t P, float eps, int acc, ldm_buf dx,
+                          ldm_buf dy, ldm_buf x, ldm_buf d);
 /* x [N, C, ...]. */
 ldm_tensor *ldm_group_norm(ldm_graph *g, ldm_tensor *x, int groups, float eps, ldm_tensor *gamma,
                            ldm_tensor *beta);
@@ -49,6 +54,8 @@ ldm_tensor *ldm_layer_norm(ldm_graph *g, ldm_tensor *x, float eps, ldm_tensor *g
 ldm_tensor *ldm_batch_norm(ldm_graph *g, ldm_tensor *x, ldm_tensor *gamma, ldm_tensor *beta,
                            ldm_tensor *running_mean, ldm_tensor *running_var, float momentum,
                            float eps, int training);
+/* F.normalize(x, dim=1, eps) of x [N, C, ...] (LPIPS's feature normalisation; eps 1e-12). */
+ldm_tensor *ldm_l2_normalize(ldm_graph *g, ldm_tensor *x, float eps);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,64 @@
+/* src/ops/pool.c: max pooling (see ldmcl/ops/pool.h); kernels in cl/pool.cl. */
+#include "ops_internal.h"
+
+#define FILE_CL "pool.cl"
+
+static size_t pooled(size_t n, int k, int s) {
+    return (n - (size_t)k) / (size_t)s + 1;
+}
+
+ldm_status ldm_max_pool_fwd(ldm_cmd *c, size_t NC, size_t H, size_t W, int k, int s, ldm_buf y,
+                            ldm_buf x) {
+    size_t Ho = pooled(H, k, s), Wo = pooled(W, k, s);
+    LDM_TRY(ldm_check_count("max_pool2d", NC * H * W));
+    cl_kernel kern;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "max_pool_fwd", NULL, &kern));
+    LDM_TRY(ldm_set_args(kern, "iiiiiiibb", (int)NC, (int)H, (int)W, (int)Ho, (int)Wo, k, s, y, x));
+    return ldm_launch_1d(c, kern, NC * Ho * Wo);
+}
+
+ldm_status ldm_max_pool_bwd(ldm_cmd *c, size_t NC, size_t H, size_t W, int k, int s, int acc,
+                            ldm_buf dx, ldm_buf dy, ldm_buf x) {
+    size_t Ho = pooled(H, k, s), Wo = pooled(W, k, s);
+    LDM_TRY(ldm_check_count("max_pool2d backward", NC * H * W));
+    cl_kernel kern;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "max_pool_bwd", NULL, &kern));
+    LDM_TRY(ldm_set_args(kern, "iiiiiiiibbb", (int)NC, (int)H, (int)W, (int)Ho, (int)Wo, k, s, acc,
+                         dx, dy, x));
+    return ldm_launch_1d(c, kern, NC * H * W);
+}
+
+static ldm_status pool_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
+    (void)scratch;
+    const ldm_tensor *x = n->in[0];
+    return ldm_max_pool_fwd(c, (size_t)x->shape[0] * (size_t)x->shape[1], (size_t)x->shape[2],
+                            (size_t)x->shape[3], n->ip[0], n->ip[1], ldm_tensor_buf(n->out[0]),
+                            ldm_tensor_buf(x));
+}
+
+static ldm_status pool_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
+    const ldm_tensor *x = n->in[0];
+    return ldm_max_pool_bwd(c, (size_t)x->shape[0] * (size_t)x->shape[1], (size_t)x->shape[2],
+                            (size_t)x->shape[3], n->ip[0], n->ip[1], a->acc[0], a->din[0], a->dout,
+                            ldm_tensor_buf(x));
+}
+
+static const ldm_op_class pool_op = {"max_pool2d", pool_fwd, pool_bwd, 1u, 0u, 0u};
+
+ldm_tensor *ldm_max_pool2d(ldm_graph *g, ldm_tensor *x, int k, int s) {
+    if (!x) return NULL;
+    if (x->ndim != 4 || k < 1 || s < 1 || x->shape[2] < k || x->shape[3] < k) {
+        char sx[64];
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                              "max_pool2d: '%s' %s must be [N, C, H, W] with H and W at least the "
+                              "kernel size %d (stride %d)",
+                              x->name, ldm_shape_str(x, sx, sizeof sx), k, s);
+    }
+    int shape[4] = {x->shape[0], x->shape[1], (int)pooled((size_t)x->shape[2], k, s),
+                    (int)pooled((size_t)x->shape[3], k, s)};
+    ldm_node *n = ldm_graph_add_node(g, &pool_op, "max_pool2d", &x, 1, 4, shape);
+    if (!n) return NULL;
+    n->ip[0] = k;
+    n->ip[1] = s;
+    return n->out[0];
+}
