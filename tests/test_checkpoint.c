@@ -102,13 +102,13 @@ static void reports_every_problem_at_once(void **state) {
     expect_params(g, 3.0f); /* nothing changed */
 
     /* Allowing what is missing and unexpected leaves only the shape. */
-    ldm_load_options o = {NULL, 1, 1};
+    ldm_load_options o = {.allow_missing = 1, .allow_unexpected = 1};
     assert_status(ldm_graph_load(g, path, &o), LDM_ERR_FORMAT);
     assert_contains(ldm_last_error(), "0 missing, 0 unexpected, 1 with another shape");
     expect_params(g, 3.0f);
 
     /* A prefix narrows what counts as unexpected. */
-    ldm_load_options only = {"vision_model.", 0, 0};
+    ldm_load_options only = {.only_prefix = "vision_model."};
     assert_status(ldm_graph_load(g, path, &only), LDM_ERR_FORMAT);
     assert_contains(ldm_last_error(), "1 unexpected (vision_model.proj)");
     ldm_graph_destroy(g);
@@ -119,7 +119,7 @@ static void reports_every_problem_at_once(void **state) {
     ldm_st_entry eb[1] = {{"conv.bias", 1, s_b, bias}};
     assert_status(ldm_safetensors_write(path, eb, 1, NULL), LDM_OK);
     g = small_model(ctx, 4);
-    ldm_load_options partial = {NULL, 1, 0};
+    ldm_load_options partial = {.allow_missing = 1};
     assert_status(ldm_graph_load(g, path, &partial), LDM_OK);
     float got[4];
     assert_status(ldm_tensor_read(ldm_graph_find(g, "conv.bias"), got), LDM_OK);
@@ -134,9 +134,59 @@ static void reports_every_problem_at_once(void **state) {
     free(dir);
 }
 
+/* One model of a graph that holds several: saved without its prefix, loaded under it. */
+static void subsets_by_prefix(void **state) {
+    (void)state;
+    char *dir = test_make_tmpdir("ckpt");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/norm.safetensors", dir);
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_graph *a = small_model(ctx, 4);
+    fill_params(a, 2.0f);
+    assert_status(ldm_graph_save_subset(a, path, NULL, "norm.", 0), LDM_OK);
+    ldm_safetensors *st;
+    assert_status(ldm_safetensors_open(path, &st), LDM_OK);
+    assert_int_equal(ldm_safetensors_count(st), 2);
+    assert_non_null(ldm_safetensors_find(st, "weight"));
+    assert_non_null(ldm_safetensors_find(st, "bias"));
+    ldm_safetensors_close(st);
+
+    /* Loading under the prefix touches only norm.*; the others are not "missing". */
+    ldm_graph *b = small_model(ctx, 4);
+    fill_params(b, 5.0f);
+    ldm_load_options under = {.graph_prefix = "norm."};
+    assert_status(ldm_graph_load(b, path, &under), LDM_OK);
+    float got[4], want_conv_bias[4];
+    assert_status(ldm_tensor_read(ldm_graph_find(b, "norm.bias"), got), LDM_OK);
+    for (int k = 0; k < 4; k++) /* norm.bias is parameter 3 */
+        assert_true(got[k] == 2.0f + 3.0f + 0.125f * (float)k);
+    assert_status(ldm_tensor_read(ldm_graph_find(b, "conv.bias"), want_conv_bias), LDM_OK);
+    assert_true(want_conv_bias[0] == 5.0f + 1.0f);
+    /* A prefix that leaves the file's tensors unmatched reports them by their file names. */
+    ldm_load_options wrong = {.graph_prefix = "conv."};
+    assert_status(ldm_graph_load(b, path, &wrong), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(),
+                    "0 missing, 0 unexpected, 1 with another shape (weight (file [4], model");
+
+    /* Trainable only: a frozen parameter stays out. */
+    ldm_tensor_set_trainable(ldm_graph_find(a, "conv.bias"), 0);
+    snprintf(path, sizeof path, "%s/trainable.safetensors", dir);
+    assert_status(ldm_graph_save_subset(a, path, NULL, NULL, 1), LDM_OK);
+    assert_status(ldm_safetensors_open(path, &st), LDM_OK);
+    assert_int_equal(ldm_safetensors_count(st), 3);
+    assert_null(ldm_safetensors_find(st, "conv.bias"));
+    ldm_safetensors_close(st);
+    ldm_graph_destroy(a);
+    ldm_graph_destroy(b);
+    ldm_ctx_destroy(ctx);
+    test_rmtree(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(save_and_load),
+        cmocka_unit_test(subsets_by_prefix),
         cmocka_unit_test(reports_every_problem_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,12 +14,20 @@ extern "C" {
 /* Writes every parameter (trainable and frozen; not constants) as F32, atomically, with string
  * metadata given as NULL-terminated key/value pairs (may be NULL). The graph must be compiled. */
 ldm_status ldm_graph_save(ldm_graph *g, const char *path, const char *const *metadata_pairs);
+/* The same for the parameters whose names start with graph_prefix (NULL: all), saved under their
+ * names without it, and only the trainable ones if asked: one model of a graph that holds
+ * several (an autoencoder beside a frozen copy of its discriminator and LPIPS). */
+ldm_status ldm_graph_save_subset(ldm_graph *g, const char *path, const char *const *metadata_pairs,
+                                 const char *graph_prefix, int trainable_only);
 
 typedef struct ldm_load_options {
-    const char *only_prefix; /* consider only file tensors whose names start with it (e.g.
-                                "text_model." in a full CLIPModel file); NULL: all */
-    int allow_missing;       /* parameters the file lacks keep their values */
-    int allow_unexpected;    /* file tensors the graph lacks are ignored */
+    const char *only_prefix;  /* consider only file tensors whose names start with it (e.g.
+                                 "text_model." in a full CLIPModel file); NULL: all */
+    int allow_missing;        /* parameters the file lacks keep their values */
+    int allow_unexpected;     /* file tensors the graph lacks are ignored */
+    const char *graph_prefix; /* only the graph's parameters under this prefix take part, matched
+                                 to file names without it ("lpips." + "net.slice1.0.weight");
+                                 NULL: all */
 } ldm_load_options;
 
 /* Reads parameters by name (F32, F16, BF16, ... converted to F32). Fails, changing nothing, when

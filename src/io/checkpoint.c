@@ -9,28 +9,43 @@
 
 #define LIST_MAX 2048 /* characters of each problem list in the message */
 
+/* The file name of parameter t under a graph prefix (NULL: t is not under it). */
+static const char *file_name(const ldm_tensor *t, const char *graph_prefix) {
+    size_t plen = graph_prefix ? strlen(graph_prefix) : 0;
+    if (plen && strncmp(t->name, graph_prefix, plen) != 0) return NULL;
+    return t->name + plen;
+}
+
 ldm_status ldm_graph_save(ldm_graph *g, const char *path, const char *const *metadata_pairs) {
+    return ldm_graph_save_subset(g, path, metadata_pairs, NULL, 0);
+}
+
+ldm_status ldm_graph_save_subset(ldm_graph *g, const char *path, const char *const *metadata_pairs,
+                                 const char *graph_prefix, int trainable_only) {
     if (!g->compiled)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "saving '%s': compile the graph first", path);
-    size_t n = ldm_graph_param_count(g);
-    ldm_st_entry *e = calloc(n ? n : 1, sizeof *e);
-    int64_t(*shapes)[LDM_MAX_DIMS] = calloc(n ? n : 1, sizeof *shapes);
-    float **data = calloc(n ? n : 1, sizeof *data);
+    size_t n_all = ldm_graph_param_count(g), n = 0;
+    ldm_st_entry *e = calloc(n_all ? n_all : 1, sizeof *e);
+    int64_t(*shapes)[LDM_MAX_DIMS] = calloc(n_all ? n_all : 1, sizeof *shapes);
+    float **data = calloc(n_all ? n_all : 1, sizeof *data);
     ldm_status st = e && shapes && data ? LDM_OK : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of memory");
-    for (size_t i = 0; i < n && st == LDM_OK; i++) {
+    for (size_t i = 0; i < n_all && st == LDM_OK; i++) {
         ldm_tensor *t = ldm_graph_param_at(g, i);
-        data[i] = malloc(t->numel * sizeof *data[i]);
-        if (!data[i]) {
+        const char *name = file_name(t, graph_prefix);
+        if (!name || (trainable_only && !t->trainable)) continue;
+        data[n] = malloc(t->numel * sizeof *data[n]);
+        if (!data[n]) {
             st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory saving '%s'", path);
             break;
         }
-        st = ldm_tensor_read(t, data[i]);
+        st = ldm_tensor_read(t, data[n]);
         for (int d = 0; d < t->ndim; d++)
-            shapes[i][d] = t->shape[d];
-        e[i] = (ldm_st_entry){t->name, t->ndim, shapes[i], data[i]};
+            shapes[n][d] = t->shape[d];
+        e[n] = (ldm_st_entry){name, t->ndim, shapes[n], data[n]};
+        n++;
     }
     if (st == LDM_OK) st = ldm_safetensors_write(path, e, n, metadata_pairs);
-    for (size_t i = 0; data && i < n; i++)
+    for (size_t i = 0; data && i < n_all; i++)
         free(data[i]);
     free(data);
     free(shapes);
@@ -59,7 +74,7 @@ static int shape_matches(const ldm_st_tensor *f, const ldm_tensor *t) {
 }
 
 ldm_status ldm_graph_load(ldm_graph *g, const char *path, const ldm_load_options *options) {
-    ldm_load_options defaults = {NULL, 0, 0};
+    ldm_load_options defaults = {NULL, 0, 0, NULL};
     const ldm_load_options *o = options ? options : &defaults;
     if (!g->compiled)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "loading '%s': compile the graph first", path);
@@ -75,14 +90,16 @@ ldm_status ldm_graph_load(ldm_graph *g, const char *path, const ldm_load_options
     size_t n = ldm_graph_param_count(g);
     for (size_t i = 0; i < n; i++) {
         ldm_tensor *t = ldm_graph_param_at(g, i);
-        const ldm_st_tensor *f = ldm_safetensors_find(st, t->name);
+        const char *name = file_name(t, o->graph_prefix);
+        if (!name) continue;
+        const ldm_st_tensor *f = ldm_safetensors_find(st, name);
         if (!f) {
-            if (!o->allow_missing) add_to(missing, LIST_MAX, &n_missing, t->name);
+            if (!o->allow_missing) add_to(missing, LIST_MAX, &n_missing, name);
             continue;
         }
         if (!shape_matches(f, t)) {
             char item[256], ts[64];
-            int len = snprintf(item, sizeof item, "%s (file [", t->name);
+            int len = snprintf(item, sizeof item, "%s (file [", name);
             for (int d = 0; d < f->ndim && len < (int)sizeof item; d++)
                 len += snprintf(item + len, sizeof item - (size_t)len, "%s%lld", d ? ", " : "",
                                 (long long)f->shape[d]);
@@ -95,7 +112,9 @@ ldm_status ldm_graph_load(ldm_graph *g, const char *path, const ldm_load_options
     for (size_t i = 0; i < ldm_safetensors_count(st) && !o->allow_unexpected; i++) {
         const char *name = ldm_safetensors_at(st, i)->name;
         if (plen && strncmp(name, o->only_prefix, plen) != 0) continue;
-        ldm_tensor *t = ldm_graph_find(g, name);
+        char full[256];
+        snprintf(full, sizeof full, "%s%s", o->graph_prefix ? o->graph_prefix : "", name);
+        ldm_tensor *t = ldm_graph_find(g, full);
         if (!t || t->kind != TK_PARAM || t->init) add_to(unexpected, LIST_MAX, &n_unexpected, name);
     }
     ldm_status status = LDM_OK;
@@ -113,7 +132,8 @@ ldm_status ldm_graph_load(ldm_graph *g, const char *path, const ldm_load_options
     if (status == LDM_OK && !values) status = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of memory");
     for (size_t i = 0; i < n && status == LDM_OK; i++) {
         ldm_tensor *t = ldm_graph_param_at(g, i);
-        const ldm_st_tensor *f = ldm_safetensors_find(st, t->name);
+        const char *name = file_name(t, o->graph_prefix);
+        const ldm_st_tensor *f = name ? ldm_safetensors_find(st, name) : NULL;
         if (!f) continue;
         values[i] = malloc(t->numel * sizeof *values[i]);
         if (!values[i])
