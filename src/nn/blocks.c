@@ -23,6 +23,15 @@ ldm_tensor *nn_param(ldm_graph *g, int ndim, const int *shape, const char *fmt, 
     return t;
 }
 
+ldm_tensor *nn_conv(ldm_graph *g, const char *name, ldm_tensor *x, int cout, int k, int stride,
+                    int pad, int bias) {
+    if (!x) return NULL;
+    int cin = ldm_tensor_dim(x, 1);
+    ldm_tensor *w = nn_param(g, LDM_SHAPE(cout, cin, k, k), "%s.weight", name);
+    ldm_tensor *b = bias ? nn_param(g, LDM_SHAPE(cout), "%s.bias", name) : NULL;
+    return ldm_conv2d(g, x, w, b, stride, pad);
+}
+
 /* conv(silu(group_norm(x))): a Sequential(GroupNorm, SiLU, Conv2d 3x3) at <prefix>.<seq>.<i>. */
 static ldm_tensor *norm_silu_conv(ldm_graph *g, const char *prefix, const char *seq, int i,
                                   ldm_tensor *x, int out_channels, int norm_channels) {
@@ -93,4 +102,50 @@ ldm_tensor *nn_cross_attention(ldm_graph *g, const char *prefix, int i, ldm_tens
     ldm_tensor *ctx = ldm_linear(g, context, pw, pb);
     return attention(g, prefix, "cross_attention_norms", "cross_attentions", i, x, ctx, heads,
                      norm_channels);
+}
+
+ldm_tensor *nn_down_block(ldm_graph *g, const char *prefix, ldm_tensor *x, ldm_tensor *t_emb,
+                          ldm_tensor *context, int out_channels, int layers, int attn,
+                          int down_sample, int heads, int norm_channels) {
+    ldm_tensor *out = x;
+    for (int l = 0; l < layers; l++) {
+        out = nn_resnet(g, prefix, l, out, t_emb, out_channels, norm_channels);
+        if (attn) out = nn_self_attention(g, prefix, l, out, heads, norm_channels);
+        if (context) out = nn_cross_attention(g, prefix, l, out, context, heads, norm_channels);
+    }
+    if (!down_sample) return out;
+    char name[160];
+    snprintf(name, sizeof name, "%s.down_sample_conv", prefix);
+    return nn_conv(g, name, out, out_channels, 4, 2, 1, 1);
+}
+
+ldm_tensor *nn_mid_block(ldm_graph *g, const char *prefix, ldm_tensor *x, ldm_tensor *t_emb,
+                         ldm_tensor *context, int out_channels, int layers, int heads,
+                         int norm_channels) {
+    ldm_tensor *out = nn_resnet(g, prefix, 0, x, t_emb, out_channels, norm_channels);
+    for (int l = 0; l < layers; l++) {
+        out = nn_self_attention(g, prefix, l, out, heads, norm_channels);
+        if (context) out = nn_cross_attention(g, prefix, l, out, context, heads, norm_channels);
+        out = nn_resnet(g, prefix, l + 1, out, t_emb, out_channels, norm_channels);
+    }
+    return out;
+}
+
+ldm_tensor *nn_up_block(ldm_graph *g, const char *prefix, ldm_tensor *x, ldm_tensor *skip,
+                        ldm_tensor *t_emb, ldm_tensor *context, int out_channels, int layers,
+                        int attn, int up_sample, int heads, int norm_channels) {
+    ldm_tensor *out = x;
+    if (up_sample && x) {
+        int c = ldm_tensor_dim(x, 1);
+        ldm_tensor *w = nn_param(g, LDM_SHAPE(c, c, 4, 4), "%s.up_sample_conv.weight", prefix);
+        ldm_tensor *b = nn_param(g, LDM_SHAPE(c), "%s.up_sample_conv.bias", prefix);
+        out = ldm_conv_transpose2d(g, out, w, b, 2, 1);
+    }
+    if (skip) out = ldm_concat(g, out, skip, 1);
+    for (int l = 0; l < layers; l++) {
+        out = nn_resnet(g, prefix, l, out, t_emb, out_channels, norm_channels);
+        if (attn) out = nn_self_attention(g, prefix, l, out, heads, norm_channels);
+        if (context) out = nn_cross_attention(g, prefix, l, out, context, heads, norm_channels);
+    }
+    return out;
 }

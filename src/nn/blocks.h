@@ -11,6 +11,10 @@
 ldm_tensor *nn_param(ldm_graph *g, int ndim, const int *shape, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Conv2d `name` (weight [cout, cin, k, k], bias [cout] if bias) of x at stride and padding. */
+ldm_tensor *nn_conv(ldm_graph *g, const char *name, ldm_tensor *x, int cout, int k, int stride,
+                    int pad, int bias);
+
 /* resnet_conv_first[i] (GroupNorm, SiLU, 3x3 conv) -> + t_emb_layers[i](t_emb) (SiLU, Linear)
  * when t_emb is given -> resnet_conv_second[i] -> + residual_input_conv[i](x) (1x1 conv). */
 ldm_tensor *nn_resnet(ldm_graph *g, const char *prefix, int i, ldm_tensor *x, ldm_tensor *t_emb,
@@ -23,5 +27,24 @@ ldm_tensor *nn_self_attention(ldm_graph *g, const char *prefix, int i, ldm_tenso
 /* x + cross_attentions[i](cross_attention_norms[i](x) tokens, context_proj[i](context)). */
 ldm_tensor *nn_cross_attention(ldm_graph *g, const char *prefix, int i, ldm_tensor *x,
                                ldm_tensor *context, int heads, int norm_channels);
+
+/* DownBlock: [resnet_i (-> out_channels) -> self-attention_i if attn -> cross-attention_i if
+ * context] for i < layers, then down_sample_conv (4x4 s2 p1) if down_sample. t_emb, context may
+ * be NULL. */
+ldm_tensor *nn_down_block(ldm_graph *g, const char *prefix, ldm_tensor *x, ldm_tensor *t_emb,
+                          ldm_tensor *context, int out_channels, int layers, int attn,
+                          int down_sample, int heads, int norm_channels);
+
+/* MidBlock: resnet_0, then [self-attention_i -> cross-attention_i if context -> resnet_{i+1}]. */
+ldm_tensor *nn_mid_block(ldm_graph *g, const char *prefix, ldm_tensor *x, ldm_tensor *t_emb,
+                         ldm_tensor *context, int out_channels, int layers, int heads,
+                         int norm_channels);
+
+/* UpBlock / UpBlockUnet: up_sample_conv (4x4 s2 p1 transposed, channels kept) if up_sample,
+ * concat(x, skip) if skip, then [resnet_i -> self-attention_i if attn -> cross-attention_i if
+ * context]. */
+ldm_tensor *nn_up_block(ldm_graph *g, const char *prefix, ldm_tensor *x, ldm_tensor *skip,
+                        ldm_tensor *t_emb, ldm_tensor *context, int out_channels, int layers,
+                        int attn, int up_sample, int heads, int norm_channels);
 
 #endif

@@ -75,16 +75,6 @@ ldm_status ldm_unet_config_check(const ldm_unet_config *c) {
     return LDM_OK;
 }
 
-/* conv3x3 / conv with the given name, weight [cout, cin, k, k] and bias (or none). */
-static ldm_tensor *conv(ldm_graph *g, const char *name, ldm_tensor *x, int cout, int k, int stride,
-                        int pad, int bias) {
-    if (!x) return NULL;
-    int cin = ldm_tensor_dim(x, 1);
-    ldm_tensor *w = nn_param(g, LDM_SHAPE(cout, cin, k, k), "%s.weight", name);
-    ldm_tensor *b = bias ? nn_param(g, LDM_SHAPE(cout), "%s.bias", name) : NULL;
-    return ldm_conv2d(g, x, w, b, stride, pad);
-}
-
 static ldm_tensor *time_embedding(ldm_graph *g, const ldm_unet_config *c, ldm_tensor *t,
                                   const ldm_unet_cond *cond) {
     int d = c->time_emb_dim;
@@ -164,10 +154,10 @@ ldm_tensor *ldm_unet(ldm_graph *g, const ldm_unet_config *c, ldm_tensor *x, ldm_
     if (c->image_cond_input_channels > 0) {
         ldm_tensor *m =
             ldm_resize_nearest(g, cond->mask, ldm_tensor_dim(x, 2), ldm_tensor_dim(x, 3));
-        m = conv(g, "cond_conv_in", m, c->image_cond_output_channels, 1, 1, 0, 0);
-        out = conv(g, "conv_in_concat", ldm_concat(g, x, m, 1), c->down_channels[0], 3, 1, 1, 1);
+        m = nn_conv(g, "cond_conv_in", m, c->image_cond_output_channels, 1, 1, 0, 0);
+        out = nn_conv(g, "conv_in_concat", ldm_concat(g, x, m, 1), c->down_channels[0], 3, 1, 1, 1);
     } else {
-        out = conv(g, "conv_in", x, c->down_channels[0], 3, 1, 1, 1);
+        out = nn_conv(g, "conv_in", x, c->down_channels[0], 3, 1, 1, 1);
     }
     ldm_tensor *t_emb = time_embedding(g, c, t, cond);
 
@@ -176,47 +166,26 @@ ldm_tensor *ldm_unet(ldm_graph *g, const ldm_unet_config *c, ldm_tensor *x, ldm_
     for (int i = 0; i < c->n_down - 1; i++) {
         skips[i] = out;
         snprintf(prefix, sizeof prefix, "downs.%d", i);
-        for (int l = 0; l < c->num_down_layers; l++) {
-            out = nn_resnet(g, prefix, l, out, t_emb, c->down_channels[i + 1], nc);
-            if (c->attn_down[i]) out = nn_self_attention(g, prefix, l, out, heads, nc);
-            if (context) out = nn_cross_attention(g, prefix, l, out, context, heads, nc);
-        }
-        if (c->down_sample[i]) {
-            char name[64];
-            snprintf(name, sizeof name, "%s.down_sample_conv", prefix);
-            out = conv(g, name, out, c->down_channels[i + 1], 4, 2, 1, 1);
-        }
+        out = nn_down_block(g, prefix, out, t_emb, context, c->down_channels[i + 1],
+                            c->num_down_layers, c->attn_down[i], c->down_sample[i], heads, nc);
     }
     for (int i = 0; i < c->n_mid - 1; i++) {
         snprintf(prefix, sizeof prefix, "mids.%d", i);
-        out = nn_resnet(g, prefix, 0, out, t_emb, c->mid_channels[i + 1], nc);
-        for (int l = 0; l < c->num_mid_layers; l++) {
-            out = nn_self_attention(g, prefix, l, out, heads, nc);
-            if (context) out = nn_cross_attention(g, prefix, l, out, context, heads, nc);
-            out = nn_resnet(g, prefix, l + 1, out, t_emb, c->mid_channels[i + 1], nc);
-        }
+        out = nn_mid_block(g, prefix, out, t_emb, context, c->mid_channels[i + 1],
+                           c->num_mid_layers, heads, nc);
     }
+    /* UpBlockUnet(in = 2 down[i]): the upsample runs on in // 2 = the incoming channels, which
+     * the config check guarantees; attention is always on. */
     for (int j = 0, i = c->n_down - 2; i >= 0; i--, j++) {
         snprintf(prefix, sizeof prefix, "ups.%d", j);
         int cout = i > 0 ? c->down_channels[i - 1] : c->conv_out_channels;
-        if (c->down_sample[i]) {
-            int half = c->down_channels[i]; /* in_channels // 2 */
-            ldm_tensor *w =
-                nn_param(g, LDM_SHAPE(half, half, 4, 4), "%s.up_sample_conv.weight", prefix);
-            ldm_tensor *b = nn_param(g, LDM_SHAPE(half), "%s.up_sample_conv.bias", prefix);
-            out = ldm_conv_transpose2d(g, out, w, b, 2, 1);
-        }
-        out = ldm_concat(g, out, skips[i], 1);
-        for (int l = 0; l < c->num_up_layers; l++) {
-            out = nn_resnet(g, prefix, l, out, t_emb, cout, nc);
-            out = nn_self_attention(g, prefix, l, out, heads, nc);
-            if (context) out = nn_cross_attention(g, prefix, l, out, context, heads, nc);
-        }
+        out = nn_up_block(g, prefix, out, skips[i], t_emb, context, cout, c->num_up_layers, 1,
+                          c->down_sample[i], heads, nc);
     }
     int co = c->conv_out_channels;
     out = ldm_group_norm(g, out, nc, 1e-5f, nn_param(g, LDM_SHAPE(co), "norm_out.weight"),
                          nn_param(g, LDM_SHAPE(co), "norm_out.bias"));
-    return conv(g, "conv_out", ldm_silu(g, out), c->im_channels, 3, 1, 1, 1);
+    return nn_conv(g, "conv_out", ldm_silu(g, out), c->im_channels, 3, 1, 1, 1);
 }
 
 ldm_status ldm_unet_param_count(ldm_ctx *ctx, const ldm_unet_config *c, size_t *count) {
