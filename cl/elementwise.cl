@@ -70,6 +70,13 @@ kernel void axpby(const int n, global float *y, const ulong y_off, const float a
     if (i < n) y[y_off + i] = alpha * a[a_off + i] + beta * b[b_off + i];
 }
 
+// y = alpha * x + beta
+kernel void affine(const int n, global float *y, const ulong y_off, const float alpha,
+                   global const float *x, const ulong x_off, const float beta) {
+    const int i = get_global_id(0);
+    if (i < n) y[y_off + i] = alpha * x[x_off + i] + beta;
+}
+
 // dst = (acc ? dst : 0) + alpha * src
 kernel void accumulate(const int n, const int acc, global float *dst, const ulong dst_off,
                        const float alpha, global const float *src, const ulong src_off) {

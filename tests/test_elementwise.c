@@ -57,6 +57,11 @@ static ldm_tensor *b_scale(ldm_graph *g, ldm_tensor **in, int n, const ldm_json 
     return ldm_scale(g, in[0], (float)case_number(p, "alpha"));
 }
 
+static ldm_tensor *b_affine(ldm_graph *g, ldm_tensor **in, int n, const ldm_json *p) {
+    (void)n;
+    return ldm_affine(g, in[0], (float)case_number(p, "alpha"), (float)case_number(p, "beta"));
+}
+
 static ldm_tensor *b_add_channels(ldm_graph *g, ldm_tensor **in, int n, const ldm_json *p) {
     (void)n, (void)p;
     return ldm_add_channels(g, in[0], in[1]);
@@ -78,6 +83,7 @@ static void elementwise_matches_pytorch(void **state) {
         {"relu", b_relu, 0},
         {"exp", b_exp, 0},
         {"mul_detach", b_mul_detach, 0},
+        {"affine", b_affine, 0},
     };
     run_ref_family("elementwise", ops, (int)(sizeof ops / sizeof ops[0]));
 }

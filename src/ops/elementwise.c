@@ -42,6 +42,14 @@ ldm_status ldm_axpby(ldm_cmd *c, size_t n, ldm_buf y, float alpha, ldm_buf a, fl
     return ldm_launch_1d(c, k, n);
 }
 
+ldm_status ldm_affine_fwd(ldm_cmd *c, size_t n, ldm_buf y, float alpha, ldm_buf x, float beta) {
+    LDM_TRY(ldm_check_count("affine", n));
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "affine", NULL, &k));
+    LDM_TRY(ldm_set_args(k, "ibfbf", (int)n, y, (double)alpha, x, (double)beta));
+    return ldm_launch_1d(c, k, n);
+}
+
 ldm_status ldm_accumulate(ldm_cmd *c, size_t n, int acc, ldm_buf dst, float alpha, ldm_buf src) {
     LDM_TRY(ldm_check_count("accumulate", n));
     cl_kernel k;
@@ -199,6 +207,26 @@ ldm_tensor *ldm_scale(ldm_graph *g, ldm_tensor *x, float alpha) {
     if (!n) return NULL;
     n->fp[0] = alpha;
     n->fp[1] = 0.0f;
+    return n->out[0];
+}
+
+static ldm_status affine_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
+    (void)scratch;
+    return ldm_affine_fwd(c, n->out[0]->numel, OUT, n->fp[0], IN(0), n->fp[1]);
+}
+
+static ldm_status affine_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
+    return ldm_accumulate(c, n->out[0]->numel, a->acc[0], a->din[0], n->fp[0], a->dout);
+}
+
+static const ldm_op_class affine_op = {"affine", affine_node_fwd, affine_node_bwd, 0u, 0u, 0u};
+
+ldm_tensor *ldm_affine(ldm_graph *g, ldm_tensor *x, float alpha, float beta) {
+    if (!x) return NULL;
+    ldm_node *n = ldm_graph_add_node(g, &affine_op, "affine", &x, 1, x->ndim, x->shape);
+    if (!n) return NULL;
+    n->fp[0] = alpha;
+    n->fp[1] = beta;
     return n->out[0];
 }
 

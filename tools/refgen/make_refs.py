@@ -123,6 +123,7 @@ def elementwise(w):
         w.case(f"sub_{tag}", "sub", [("a", a), ("b", b)], lambda a, b: a - b)
         w.case(f"mul_{tag}", "mul", [("a", a), ("b", b)], lambda a, b: a * b)
         w.case(f"scale_{tag}", "scale", [("x", a)], lambda x: 0.37 * x, alpha=0.37)
+        w.case(f"affine_{tag}", "affine", [("x", a)], lambda x: 2 * x - 1, alpha=2.0, beta=-1.0)
     for shape in [(2, 3, 5, 7), (1, 1, 1, 1), (3, 4, 9)]:
         tag = "x".join(map(str, shape))
         x, v = w.randn(*shape), w.randn(*shape[:2])

@@ -29,6 +29,8 @@ ldm_status ldm_act_bwd(ldm_cmd *c, ldm_act act, float param, size_t n, int acc, 
 /* y = alpha*a + beta*b. */
 ldm_status ldm_axpby(ldm_cmd *c, size_t n, ldm_buf y, float alpha, ldm_buf a, float beta,
                      ldm_buf b);
+/* y = alpha*x + beta. */
+ldm_status ldm_affine_fwd(ldm_cmd *c, size_t n, ldm_buf y, float alpha, ldm_buf x, float beta);
 /* dst = acc*dst + alpha*src. */
 ldm_status ldm_accumulate(ldm_cmd *c, size_t n, int acc, ldm_buf dst, float alpha, ldm_buf src);
 /* y = a*b. */
@@ -59,6 +61,8 @@ ldm_tensor *ldm_axpby_t(ldm_graph *g, float alpha, ldm_tensor *a, float beta, ld
 ldm_tensor *ldm_add(ldm_graph *g, ldm_tensor *a, ldm_tensor *b);
 ldm_tensor *ldm_sub(ldm_graph *g, ldm_tensor *a, ldm_tensor *b);
 ldm_tensor *ldm_scale(ldm_graph *g, ldm_tensor *x, float alpha);
+/* alpha*x + beta (a scalar added: 2x - 1, a constant term of a loss). */
+ldm_tensor *ldm_affine(ldm_graph *g, ldm_tensor *x, float alpha, float beta);
 ldm_tensor *ldm_mul(ldm_graph *g, ldm_tensor *a, ldm_tensor *b);
 /* x [N, C, ...] + v [N, C] broadcast over the trailing dimensions (a time embedding added to a
  * feature map: x + v[:, :, None, None]). */
