@@ -1,0 +1,139 @@
+/* tests/test_autoencoder.c: parameter counts of the reference's autoencoders and discriminator
+ * (exactly the numbers of REFERENCE.md section 4) and of LPIPS's VGG16, their configuration and
+ * input checks. The forward/backward parity with PyTorch is in test_ae_models. */
+#include <stdio.h>
+#include <string.h>
+
+#include "ldmcl/autoencoder.h"
+#include "ldmcl/discriminator.h"
+#include "ldmcl/lpips.h"
+#include "ldmcl/ops.h"
+#include "test_util.h"
+
+static void parameter_counts_match_the_reference(void **state) {
+    (void)state;
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_autoencoder_config c;
+    size_t n = 0;
+    ldm_autoencoder_config_celebhq(&c, LDM_AE_VQVAE);
+    assert_status(ldm_autoencoder_param_count(ctx, &c, &n), LDM_OK);
+    assert_int_equal(n, 21994479);
+    ldm_autoencoder_config_celebhq(&c, LDM_AE_VAE);
+    assert_status(ldm_autoencoder_param_count(ctx, &c, &n), LDM_OK);
+    assert_int_equal(n, 21970983);
+    ldm_autoencoder_config_mnist(&c, LDM_AE_VQVAE);
+    assert_status(ldm_autoencoder_param_count(ctx, &c, &n), LDM_OK);
+    assert_int_equal(n, 2482392);
+    ldm_autoencoder_config_mnist(&c, LDM_AE_VAE);
+    assert_status(ldm_autoencoder_param_count(ctx, &c, &n), LDM_OK);
+    assert_int_equal(n, 2485821);
+    ldm_discriminator_config d;
+    ldm_discriminator_config_default(&d, 3);
+    assert_status(ldm_discriminator_param_count(ctx, &d, &n), LDM_OK);
+    assert_int_equal(n, 663360);
+    ldm_discriminator_config_default(&d, 1);
+    assert_status(ldm_discriminator_param_count(ctx, &d, &n), LDM_OK);
+    assert_int_equal(n, 661312);
+    ldm_ctx_destroy(ctx);
+}
+
+/* VGG16's 13 convs (14,714,688) and the 1,472 lin weights; the scaling layer is a constant. */
+static void lpips_has_vgg16_and_its_linear_layers(void **state) {
+    (void)state;
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_graph *g;
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    ldm_lpips_config c;
+    ldm_lpips_config_default(&c);
+    ldm_tensor *a = ldm_graph_input(g, "a", LDM_SHAPE(1, 3, 16, 16));
+    ldm_tensor *b = ldm_graph_input(g, "b", LDM_SHAPE(1, 3, 16, 16));
+    assert_non_null(ldm_lpips(g, &c, a, b, "lpips."));
+    size_t vgg = 0, lin = 0;
+    for (size_t i = 0; i < ldm_graph_param_count(g); i++) {
+        ldm_tensor *t = ldm_graph_param_at(g, i);
+        const char *name = ldm_tensor_name(t);
+        if (!strncmp(name, "lpips.net.", 10))
+            vgg += ldm_tensor_numel(t);
+        else if (!strncmp(name, "lpips.lin", 9))
+            lin += ldm_tensor_numel(t);
+        else
+            fail_msg("unexpected parameter %s", name);
+    }
+    assert_int_equal(vgg, 14714688);
+    assert_int_equal(lin, 1472);
+    assert_non_null(ldm_graph_find(g, "lpips.net.slice5.28.bias"));
+    assert_non_null(ldm_graph_find(g, "lpips.lin4.model.1.weight"));
+    ldm_graph_destroy(g);
+    ldm_ctx_destroy(ctx);
+}
+
+static void expect_config_error(const ldm_autoencoder_config *c, const char *what) {
+    assert_status(ldm_autoencoder_config_check(c), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), what);
+}
+
+static void bad_configs_name_the_key(void **state) {
+    (void)state;
+    ldm_autoencoder_config c;
+    ldm_autoencoder_config_mnist(&c, LDM_AE_VQVAE);
+    assert_status(ldm_autoencoder_config_check(&c), LDM_OK);
+    c.mid_channels[1] = 64;
+    expect_config_error(&c, "the last mid_channels (64) must equal the last down_channels (128)");
+    ldm_autoencoder_config_mnist(&c, LDM_AE_VQVAE);
+    c.down_channels[1] = 48;
+    expect_config_error(&c, "down_channels[1] = 48 is not divisible by norm_channels = 32");
+    ldm_autoencoder_config_mnist(&c, LDM_AE_VQVAE);
+    c.num_heads = 3;
+    expect_config_error(&c, "mid_channels[0] = 128 is not divisible by num_heads = 3");
+    ldm_autoencoder_config_mnist(&c, LDM_AE_VQVAE);
+    c.codebook_size = 0;
+    expect_config_error(&c, "codebook_size = 0");
+    ldm_autoencoder_config_mnist(&c, LDM_AE_VAE);
+    c.codebook_size = 0; /* the VAE has no codebook */
+    assert_status(ldm_autoencoder_config_check(&c), LDM_OK);
+    c.n_down = 1;
+    expect_config_error(&c, "down_channels needs 2 to 8 entries, has 1");
+}
+
+static void images_that_cannot_be_halved_are_an_error(void **state) {
+    (void)state;
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_graph *g;
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    ldm_autoencoder_config c;
+    ldm_autoencoder_config_mnist(&c, LDM_AE_VQVAE);
+    ldm_tensor *x = ldm_graph_input(g, "images", LDM_SHAPE(2, 1, 26, 26));
+    ldm_ae_encoding enc;
+    assert_null(ldm_autoencoder_encode(g, &c, x, 0, NULL, 0, &enc));
+    assert_status(ldm_graph_compile(g), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "26x26 images are 13x13 at encoder layer 1");
+    ldm_graph_destroy(g);
+    assert_int_equal(ldm_autoencoder_latent_size(&c, 28), 7);
+
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    x = ldm_graph_input(g, "images", LDM_SHAPE(2, 3, 28, 28));
+    assert_null(ldm_autoencoder_encode(g, &c, x, 0, NULL, 0, &enc));
+    assert_status(ldm_graph_compile(g), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "images 'images' [2, 3, 28, 28] must be [N, 1, H, W]");
+    ldm_graph_destroy(g);
+
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    ldm_discriminator_config d;
+    ldm_discriminator_config_default(&d, 1);
+    x = ldm_graph_input(g, "images", LDM_SHAPE(2, 1, 8, 8));
+    assert_null(ldm_discriminator(g, &d, x, NULL, 1));
+    assert_status(ldm_graph_compile(g), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "are too small: layer 3 gets 1x1");
+    ldm_graph_destroy(g);
+    ldm_ctx_destroy(ctx);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(parameter_counts_match_the_reference),
+        cmocka_unit_test(lpips_has_vgg16_and_its_linear_layers),
+        cmocka_unit_test(bad_configs_name_the_key),
+        cmocka_unit_test(images_that_cannot_be_halved_are_an_error),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
