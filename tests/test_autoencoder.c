@@ -1,7 +1,10 @@
 /* tests/test_autoencoder.c: parameter counts of the reference's autoencoders and discriminator
  * (exactly the numbers of REFERENCE.md section 4) and of LPIPS's VGG16, their configuration and
- * input checks. The forward/backward parity with PyTorch is in test_ae_models. */
+ * input checks, and the default initialisation of every parameter. The training step's parity
+ * with PyTorch is in test_ae_train. */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ldmcl/autoencoder.h"
@@ -128,12 +131,93 @@ static void images_that_cannot_be_halved_are_an_error(void **state) {
     ldm_ctx_destroy(ctx);
 }
 
+static float *read_param(ldm_graph *g, const char *name, size_t *n) {
+    ldm_tensor *p = ldm_graph_find(g, name);
+    if (!p) fail_msg("no parameter %s", name);
+    *n = ldm_tensor_numel(p);
+    float *v = malloc(*n * sizeof *v);
+    assert_non_null(v);
+    assert_status(ldm_tensor_read(p, v), LDM_OK);
+    return v;
+}
+
+/* Every parameter of the autoencoders, the discriminator and the UNet variants has PyTorch's
+ * default initialisation rule; spot checks of the values; a parameter without one is an error. */
+static void parameters_get_pytorchs_initialisation(void **state) {
+    (void)state;
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_graph *g;
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    ldm_autoencoder_config c;
+    ldm_autoencoder_config_mnist(&c, LDM_AE_VQVAE);
+    ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(1, 1, 28, 28));
+    ldm_ae_encoding enc;
+    ldm_autoencoder_decode(g, &c, ldm_autoencoder_encode(g, &c, x, 0, NULL, 0, &enc));
+    ldm_discriminator_config d;
+    ldm_discriminator_config_default(&d, 1);
+    ldm_discriminator(g, &d, x, "disc.", 1);
+    ldm_unet_config u = test_small_unet(6, 1000, 1);
+    u.num_classes = 3;
+    u.image_cond_input_channels = 5;
+    u.image_cond_output_channels = 2;
+    ldm_unet_cond cond = {ldm_graph_input(g, "ctx", LDM_SHAPE(1, 3, 6)),
+                          ldm_graph_input(g, "cls", LDM_SHAPE(1, 3)),
+                          ldm_graph_input(g, "mask", LDM_SHAPE(1, 5, 8, 8))};
+    ldm_unet(g, &u, ldm_graph_input(g, "z", LDM_SHAPE(1, 4, 8, 8)),
+             ldm_graph_input(g, "t", LDM_SHAPE(1)), &cond);
+    assert_status(ldm_graph_compile(g), LDM_OK);
+    assert_status(ldm_graph_init_params(g, 42, 0), LDM_OK);
+    size_t n;
+    float *v = read_param(g, "encoder_conv_in.weight", &n); /* fan-in 9: +-1/3 */
+    float top = 0;
+    for (size_t i = 0; i < n; i++)
+        top = fmaxf(top, fabsf(v[i]));
+    assert_true(top <= 1.0f / 3.0f && top > 0.3f);
+    free(v);
+    v = read_param(g, "encoder_mids.0.attentions.0.in_proj_bias", &n);
+    for (size_t i = 0; i < n; i++)
+        assert_true(v[i] == 0.0f);
+    free(v);
+    v = read_param(g, "disc.layers.1.1.running_var", &n);
+    for (size_t i = 0; i < n; i++)
+        assert_true(v[i] == 1.0f);
+    free(v);
+    v = read_param(g, "embedding.weight", &n); /* N(0, 1) */
+    double s = 0, ss = 0;
+    for (size_t i = 0; i < n; i++)
+        s += v[i], ss += (double)v[i] * v[i];
+    assert_true(fabs(s / (double)n) < 0.5 && fabs(ss / (double)n - 1.0) < 0.5);
+    free(v);
+    /* The same seed gives the same values; a parameter keeps its values whatever else exists. */
+    float first = 0, again = 0;
+    v = read_param(g, "class_emb.weight", &n);
+    first = v[0];
+    free(v);
+    assert_status(ldm_graph_init_params(g, 42, 0), LDM_OK);
+    v = read_param(g, "class_emb.weight", &n);
+    again = v[0];
+    free(v);
+    assert_true(first == again);
+    ldm_graph_destroy(g);
+
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    ldm_tensor *w = ldm_graph_param(g, "mystery.weight", LDM_SHAPE(3, 2));
+    ldm_tensor_keep(ldm_linear(g, ldm_graph_input(g, "x", LDM_SHAPE(1, 2)), w, NULL));
+    assert_status(ldm_graph_compile(g), LDM_OK);
+    assert_status(ldm_graph_init_params(g, 1, 0), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "parameter 'mystery.weight' has no initialisation rule");
+    assert_status(ldm_graph_init_params(g, 1, 1), LDM_OK);
+    ldm_graph_destroy(g);
+    ldm_ctx_destroy(ctx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parameter_counts_match_the_reference),
         cmocka_unit_test(lpips_has_vgg16_and_its_linear_layers),
         cmocka_unit_test(bad_configs_name_the_key),
         cmocka_unit_test(images_that_cannot_be_halved_are_an_error),
+        cmocka_unit_test(parameters_get_pytorchs_initialisation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

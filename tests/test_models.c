@@ -129,42 +129,11 @@ static ldm_tensor *skipstack(ldm_graph *g, ldm_tensor **in) {
 }
 
 static float *load(const char *key, int *ndim, int *shape) {
-    const ldm_st_tensor *t = ldm_safetensors_find(g_st, key);
-    if (!t) fail_msg("reference tensor '%s' missing", key);
-    float *data = malloc(t->numel * sizeof *data);
-    assert_non_null(data);
-    assert_status(ldm_safetensors_read_f32(g_st, t, data), LDM_OK);
-    if (ndim) {
-        *ndim = t->ndim;
-        for (int i = 0; i < t->ndim; i++)
-            shape[i] = (int)t->shape[i];
-    }
-    return data;
+    return test_st_load(g_st, key, ndim, shape);
 }
 
-/* |got - want| / max(|want|, 1e-3 max|want|) over the elements not skipped. */
-static double rel_err(const float *got, const float *want, const float *skip, size_t n) {
-    double top = 0, worst = 0;
-    for (size_t i = 0; i < n; i++)
-        top = fmax(top, fabs(want[i]));
-    for (size_t i = 0; i < n; i++) {
-        if (skip && skip[i] != 0.0f) continue;
-        double e = fabs(got[i] - want[i]) / fmax(fabs(want[i]), top > 0 ? 1e-3 * top : 1e-30);
-        worst = isnan(e) ? INFINITY : fmax(worst, e);
-    }
-    return worst;
-}
-
-/* ||got - want|| / ||want|| over a tensor. */
-static double norm_err(const float *got, const float *want, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)got[i] - want[i];
-        num += d * d;
-        den += (double)want[i] * want[i];
-    }
-    return num == 0 ? 0 : (den > 0 ? sqrt(num / den) : INFINITY);
-}
+#define rel_err test_rel_err
+#define norm_err test_norm_err
 
 static double meta_number(const ldm_json *m, const char *key, double fallback) {
     const ldm_json *v = ldm_json_get(m, key);

@@ -1,4 +1,5 @@
 /* tests/test_util.c: shared helpers of the cmocka tests (see test_util.h). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,4 +118,40 @@ ldm_unet_config test_small_unet(int text_embed_dim, int num_timesteps, int num_d
                          .num_timesteps = num_timesteps,
                          .text_embed_dim = text_embed_dim};
     return c;
+}
+
+float *test_st_load(ldm_safetensors *st, const char *key, int *ndim, int *shape) {
+    const ldm_st_tensor *t = ldm_safetensors_find(st, key);
+    if (!t) fail_msg("reference tensor '%s' missing", key);
+    float *data = malloc((t->numel ? t->numel : 1) * sizeof *data);
+    assert_non_null(data);
+    assert_status(ldm_safetensors_read_f32(st, t, data), LDM_OK);
+    if (ndim) {
+        *ndim = t->ndim;
+        for (int i = 0; i < t->ndim; i++)
+            shape[i] = (int)t->shape[i];
+    }
+    return data;
+}
+
+double test_rel_err(const float *got, const float *want, const float *skip, size_t n) {
+    double top = 0, worst = 0;
+    for (size_t i = 0; i < n; i++)
+        top = fmax(top, fabs(want[i]));
+    for (size_t i = 0; i < n; i++) {
+        if (skip && skip[i] != 0.0f) continue;
+        double e = fabs(got[i] - want[i]) / fmax(fabs(want[i]), top > 0 ? 1e-3 * top : 1e-30);
+        worst = isnan(e) ? INFINITY : fmax(worst, e);
+    }
+    return worst;
+}
+
+double test_norm_err(const float *got, const float *want, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)got[i] - want[i];
+        num += d * d;
+        den += (double)want[i] * want[i];
+    }
+    return num == 0 ? 0 : (den > 0 ? sqrt(num / den) : INFINITY);
 }

@@ -46,4 +46,13 @@ unsigned char *test_read_file(const char *path, size_t *len);
 void test_write_file(const char *path, const void *data, size_t len);
 int test_file_exists(const char *path);
 
+/* A reference tensor of a safetensors file as malloc'ed floats (fails the test when missing);
+ * its shape into ndim/shape when those are not NULL. */
+float *test_st_load(ldm_safetensors *st, const char *key, int *ndim, int *shape);
+/* max |got - want| / max(|want|, 1e-3 max|want|) over the elements not skipped (skip may be
+ * NULL). */
+double test_rel_err(const float *got, const float *want, const float *skip, size_t n);
+/* ||got - want|| / ||want|| over a tensor. */
+double test_norm_err(const float *got, const float *want, size_t n);
+
 #endif

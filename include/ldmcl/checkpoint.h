@@ -28,6 +28,7 @@ typedef struct ldm_load_options {
     const char *graph_prefix; /* only the graph's parameters under this prefix take part, matched
                                  to file names without it ("lpips." + "net.slice1.0.weight");
                                  NULL: all */
+    int trainable_only;       /* only the graph's trainable parameters take part */
 } ldm_load_options;
 
 /* Reads parameters by name (F32, F16, BF16, ... converted to F32). Fails, changing nothing, when

@@ -56,6 +56,17 @@ ldm_tensor *ldm_graph_input(ldm_graph *g, const char *name, int ndim, const int 
 ldm_tensor *ldm_graph_constant(ldm_graph *g, const char *name, int ndim, const int *shape,
                                const float *data);
 
+/* How ldm_graph_init_params fills a parameter: uniform in [-a, a], normal with standard
+ * deviation a, or the constant a. Model code sets PyTorch's default initialisation of each layer.
+ */
+typedef enum ldm_init {
+    LDM_INIT_NONE = 0,
+    LDM_INIT_UNIFORM = 1,
+    LDM_INIT_NORMAL = 2,
+    LDM_INIT_CONSTANT = 3
+} ldm_init;
+void ldm_tensor_set_init(ldm_tensor *t, ldm_init kind, float a);
+
 /* Freezes a parameter (no gradient, not updated) or unfreezes it. */
 void ldm_tensor_set_trainable(ldm_tensor *t, int trainable);
 /* Asks for the gradient of an input too (tests, or inputs that are optimised). */
@@ -78,6 +89,12 @@ ldm_status ldm_graph_backward(ldm_graph *g, ldm_tensor *loss);
 /* Generates the backward pass of sum(out * seed), seed being an input of out's shape: the
  * gradient flowing into out is the seed's value. Used to check ops against references. */
 ldm_status ldm_graph_backward_seeded(ldm_graph *g, ldm_tensor *out, ldm_tensor *seed);
+
+/* Fills every parameter by its rule (ldm_tensor_set_init), drawing on the host from the counter
+ * generator keyed by seed and a hash of the parameter's name (so a parameter's values do not
+ * depend on what else the graph holds). A parameter without a rule is an error naming it, unless
+ * skip_unruled (then it keeps its values: weights loaded from a file). After compile. */
+ldm_status ldm_graph_init_params(ldm_graph *g, uint64_t seed, int skip_unruled);
 
 /* Plans memory, allocates the arenas, records every launch. */
 ldm_status ldm_graph_compile(ldm_graph *g);

@@ -29,6 +29,7 @@
 #include "ldmcl/autoencoder.h"
 #include "ldmcl/discriminator.h"
 #include "ldmcl/lpips.h"
+#include "ldmcl/ae_train.h"
 #include "ldmcl/train.h"
 #include "ldmcl/sample.h"
 #include "ldmcl/safetensors.h"

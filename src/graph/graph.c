@@ -145,6 +145,12 @@ ldm_tensor *ldm_graph_input(ldm_graph *g, const char *name, int ndim, const int 
     return new_tensor(g, name, TK_INPUT, ndim, shape);
 }
 
+void ldm_tensor_set_init(ldm_tensor *t, ldm_init kind, float a) {
+    if (!t || t->kind != TK_PARAM) return;
+    t->init_kind = kind;
+    t->init_a = a;
+}
+
 void ldm_tensor_set_trainable(ldm_tensor *t, int trainable) {
     if (!t || t->kind != TK_PARAM) return;
     t->trainable = trainable != 0;

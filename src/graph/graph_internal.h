@@ -38,6 +38,8 @@ struct ldm_tensor {
     int producer;      /* index of the node that writes it, -1 for leaves */
     ldm_tensor *owner; /* for a gradient: the storage it is the gradient of */
     float *init;       /* a constant's values, uploaded when the graph is compiled */
+    ldm_init init_kind; /* a parameter's initialisation rule (ldm_graph_init_params) */
+    float init_a;
     ldm_buf buf;
     /* planning */
     int first, last; /* schedule positions of its first write and last read */

@@ -74,7 +74,7 @@ static int shape_matches(const ldm_st_tensor *f, const ldm_tensor *t) {
 }
 
 ldm_status ldm_graph_load(ldm_graph *g, const char *path, const ldm_load_options *options) {
-    ldm_load_options defaults = {NULL, 0, 0, NULL};
+    ldm_load_options defaults = {NULL, 0, 0, NULL, 0};
     const ldm_load_options *o = options ? options : &defaults;
     if (!g->compiled)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "loading '%s': compile the graph first", path);
@@ -91,7 +91,7 @@ ldm_status ldm_graph_load(ldm_graph *g, const char *path, const ldm_load_options
     for (size_t i = 0; i < n; i++) {
         ldm_tensor *t = ldm_graph_param_at(g, i);
         const char *name = file_name(t, o->graph_prefix);
-        if (!name) continue;
+        if (!name || (o->trainable_only && !t->trainable)) continue;
         const ldm_st_tensor *f = ldm_safetensors_find(st, name);
         if (!f) {
             if (!o->allow_missing) add_to(missing, LIST_MAX, &n_missing, name);
@@ -115,7 +115,8 @@ ldm_status ldm_graph_load(ldm_graph *g, const char *path, const ldm_load_options
         char full[256];
         snprintf(full, sizeof full, "%s%s", o->graph_prefix ? o->graph_prefix : "", name);
         ldm_tensor *t = ldm_graph_find(g, full);
-        if (!t || t->kind != TK_PARAM || t->init) add_to(unexpected, LIST_MAX, &n_unexpected, name);
+        if (!t || t->kind != TK_PARAM || t->init || (o->trainable_only && !t->trainable))
+            add_to(unexpected, LIST_MAX, &n_unexpected, name);
     }
     ldm_status status = LDM_OK;
     if (n_missing || n_unexpected || n_misshaped) {
@@ -133,6 +134,7 @@ ldm_status ldm_graph_load(ldm_graph *g, const char *path, const ldm_load_options
     for (size_t i = 0; i < n && status == LDM_OK; i++) {
         ldm_tensor *t = ldm_graph_param_at(g, i);
         const char *name = file_name(t, o->graph_prefix);
+        if (o->trainable_only && !t->trainable) name = NULL;
         const ldm_st_tensor *f = name ? ldm_safetensors_find(st, name) : NULL;
         if (!f) continue;
         values[i] = malloc(t->numel * sizeof *values[i]);

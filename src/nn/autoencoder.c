@@ -109,6 +109,7 @@ static ldm_tensor *norm_silu(ldm_graph *g, const char *name, ldm_tensor *x, int 
     int ch = ldm_tensor_dim(x, 1);
     ldm_tensor *w = nn_param(g, LDM_SHAPE(ch), "%s.weight", name);
     ldm_tensor *b = nn_param(g, LDM_SHAPE(ch), "%s.bias", name);
+    nn_init_norm(w, b);
     return ldm_silu(g, ldm_group_norm(g, x, norm_channels, 1e-5f, w, b));
 }
 
@@ -130,6 +131,7 @@ static ldm_tensor *quantize(ldm_graph *g, const ldm_autoencoder_config *c, ldm_t
     int n = ldm_tensor_dim(z, 0), h = ldm_tensor_dim(z, 2), w = ldm_tensor_dim(z, 3);
     ldm_tensor *codebook =
         nn_param(g, LDM_SHAPE(c->codebook_size, c->z_channels), "embedding.weight");
+    ldm_tensor_set_init(codebook, LDM_INIT_NORMAL, 1.0f); /* nn.Embedding's N(0, 1) */
     ldm_tensor *rows = to_rows(g, z);
     ldm_tensor *idx = ldm_vq_nearest(g, rows, codebook);
     ldm_tensor *q = ldm_embedding(g, idx, codebook);

@@ -1,4 +1,5 @@
 /* src/nn/blocks.c: the reference's ResNet and attention sub-blocks (see blocks.h). */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -23,12 +24,24 @@ ldm_tensor *nn_param(ldm_graph *g, int ndim, const int *shape, const char *fmt, 
     return t;
 }
 
+void nn_init_fan_in(ldm_tensor *w, ldm_tensor *b, int fan_in) {
+    float bound = 1.0f / sqrtf((float)fan_in);
+    ldm_tensor_set_init(w, LDM_INIT_UNIFORM, bound);
+    ldm_tensor_set_init(b, LDM_INIT_UNIFORM, bound);
+}
+
+void nn_init_norm(ldm_tensor *w, ldm_tensor *b) {
+    ldm_tensor_set_init(w, LDM_INIT_CONSTANT, 1.0f);
+    ldm_tensor_set_init(b, LDM_INIT_CONSTANT, 0.0f);
+}
+
 ldm_tensor *nn_conv(ldm_graph *g, const char *name, ldm_tensor *x, int cout, int k, int stride,
                     int pad, int bias) {
     if (!x) return NULL;
     int cin = ldm_tensor_dim(x, 1);
     ldm_tensor *w = nn_param(g, LDM_SHAPE(cout, cin, k, k), "%s.weight", name);
     ldm_tensor *b = bias ? nn_param(g, LDM_SHAPE(cout), "%s.bias", name) : NULL;
+    nn_init_fan_in(w, b, cin * k * k);
     return ldm_conv2d(g, x, w, b, stride, pad);
 }
 
@@ -42,6 +55,8 @@ static ldm_tensor *norm_silu_conv(ldm_graph *g, const char *prefix, const char *
     ldm_tensor *w =
         nn_param(g, LDM_SHAPE(out_channels, cin, 3, 3), "%s.%s.%d.2.weight", prefix, seq, i);
     ldm_tensor *b = nn_param(g, LDM_SHAPE(out_channels), "%s.%s.%d.2.bias", prefix, seq, i);
+    nn_init_norm(gw, gb);
+    nn_init_fan_in(w, b, cin * 9);
     ldm_tensor *h = ldm_silu(g, ldm_group_norm(g, x, norm_channels, 1e-5f, gw, gb));
     return ldm_conv2d(g, h, w, b, 1, 1);
 }
@@ -58,6 +73,7 @@ ldm_tensor *nn_resnet(ldm_graph *g, const char *prefix, int i, ldm_tensor *x, ld
             nn_param(g, LDM_SHAPE(out_channels, temb), "%s.t_emb_layers.%d.1.weight", prefix, i);
         ldm_tensor *b =
             nn_param(g, LDM_SHAPE(out_channels), "%s.t_emb_layers.%d.1.bias", prefix, i);
+        nn_init_fan_in(w, b, temb);
         h = ldm_add_channels(g, h, ldm_linear(g, ldm_silu(g, t_emb), w, b));
     }
     h = norm_silu_conv(g, prefix, "resnet_conv_second", i, h, out_channels, norm_channels);
@@ -65,6 +81,7 @@ ldm_tensor *nn_resnet(ldm_graph *g, const char *prefix, int i, ldm_tensor *x, ld
                               "%s.residual_input_conv.%d.weight", prefix, i);
     ldm_tensor *rb =
         nn_param(g, LDM_SHAPE(out_channels), "%s.residual_input_conv.%d.bias", prefix, i);
+    nn_init_fan_in(rw, rb, cin);
     return ldm_add(g, h, ldm_conv2d(g, x, rw, rb, 1, 0));
 }
 
@@ -81,6 +98,12 @@ static ldm_tensor *attention(ldm_graph *g, const char *prefix, const char *norm,
     ldm_tensor *ib = nn_param(g, LDM_SHAPE(3 * c), "%s.%s.%d.in_proj_bias", prefix, attn, i);
     ldm_tensor *ow = nn_param(g, LDM_SHAPE(c, c), "%s.%s.%d.out_proj.weight", prefix, attn, i);
     ldm_tensor *ob = nn_param(g, LDM_SHAPE(c), "%s.%s.%d.out_proj.bias", prefix, attn, i);
+    /* nn.MultiheadAttention: xavier-uniform in_proj, zero biases, out_proj as a Linear's weight */
+    nn_init_norm(nw, nb);
+    ldm_tensor_set_init(iw, LDM_INIT_UNIFORM, sqrtf(6.0f / (float)(4 * c)));
+    ldm_tensor_set_init(ib, LDM_INIT_CONSTANT, 0.0f);
+    nn_init_fan_in(ow, NULL, c);
+    ldm_tensor_set_init(ob, LDM_INIT_CONSTANT, 0.0f);
     ldm_tensor *a = ldm_reshape(g, x, LDM_SHAPE(n, c, h * w));
     a = ldm_transpose12(g, ldm_group_norm(g, a, norm_channels, 1e-5f, nw, nb));
     a = ldm_multihead_attention(g, a, context, iw, ib, ow, ob, heads, 0, NULL);
@@ -99,6 +122,7 @@ ldm_tensor *nn_cross_attention(ldm_graph *g, const char *prefix, int i, ldm_tens
     int c = ldm_tensor_dim(x, 1), d = ldm_tensor_dim(context, -1);
     ldm_tensor *pw = nn_param(g, LDM_SHAPE(c, d), "%s.context_proj.%d.weight", prefix, i);
     ldm_tensor *pb = nn_param(g, LDM_SHAPE(c), "%s.context_proj.%d.bias", prefix, i);
+    nn_init_fan_in(pw, pb, d);
     ldm_tensor *ctx = ldm_linear(g, context, pw, pb);
     return attention(g, prefix, "cross_attention_norms", "cross_attentions", i, x, ctx, heads,
                      norm_channels);
@@ -139,6 +163,7 @@ ldm_tensor *nn_up_block(ldm_graph *g, const char *prefix, ldm_tensor *x, ldm_ten
         int c = ldm_tensor_dim(x, 1);
         ldm_tensor *w = nn_param(g, LDM_SHAPE(c, c, 4, 4), "%s.up_sample_conv.weight", prefix);
         ldm_tensor *b = nn_param(g, LDM_SHAPE(c), "%s.up_sample_conv.bias", prefix);
+        nn_init_fan_in(w, b, c * 16); /* ConvTranspose2d: fan-in from weight.size(1) */
         out = ldm_conv_transpose2d(g, out, w, b, 2, 1);
     }
     if (skip) out = ldm_concat(g, out, skip, 1);

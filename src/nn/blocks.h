@@ -11,6 +11,13 @@
 ldm_tensor *nn_param(ldm_graph *g, int ndim, const int *shape, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* PyTorch's default initialisation of a Conv2d / Linear / ConvTranspose2d with this fan-in
+ * (in_channels * k * k; for a transposed conv out_channels * k * k): weight and bias uniform in
+ * +-1/sqrt(fan_in). Either may be NULL. */
+void nn_init_fan_in(ldm_tensor *w, ldm_tensor *b, int fan_in);
+/* A normalisation layer's affine parameters: weight 1, bias 0. */
+void nn_init_norm(ldm_tensor *w, ldm_tensor *b);
+
 /* Conv2d `name` (weight [cout, cin, k, k], bias [cout] if bias) of x at stride and padding. */
 ldm_tensor *nn_conv(ldm_graph *g, const char *name, ldm_tensor *x, int cout, int k, int stride,
                     int pad, int bias);

@@ -51,6 +51,8 @@ ldm_tensor *ldm_discriminator(ldm_graph *g, const ldm_discriminator_config *c, l
             ldm_tensor *rv = nn_param(g, LDM_SHAPE(cout), "%slayers.%d.1.running_var", p, i);
             ldm_tensor_set_trainable(rm, 0);
             ldm_tensor_set_trainable(rv, 0);
+            nn_init_norm(w, b);
+            nn_init_norm(rv, rm); /* running_var 1, running_mean 0 */
             out = ldm_batch_norm(g, out, w, b, rm, rv, 0.1f, 1e-5f, training);
         }
         out = ldm_leaky_relu(g, out, 0.2f);

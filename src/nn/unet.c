@@ -79,14 +79,18 @@ static ldm_tensor *time_embedding(ldm_graph *g, const ldm_unet_config *c, ldm_te
                                   const ldm_unet_cond *cond) {
     int d = c->time_emb_dim;
     ldm_tensor *e = ldm_timestep_embedding(g, t, d, c->num_timesteps);
-    e = ldm_linear(g, e, nn_param(g, LDM_SHAPE(d, d), "t_proj.0.weight"),
-                   nn_param(g, LDM_SHAPE(d), "t_proj.0.bias"));
-    e = ldm_linear(g, ldm_silu(g, e), nn_param(g, LDM_SHAPE(d, d), "t_proj.2.weight"),
-                   nn_param(g, LDM_SHAPE(d), "t_proj.2.bias"));
-    if (c->num_classes > 0) /* einsum('b n, n d -> b d', onehot, class_emb.weight) */
-        e = ldm_add(g, e,
-                    ldm_matmul(g, cond->class_onehot,
-                               nn_param(g, LDM_SHAPE(c->num_classes, d), "class_emb.weight")));
+    ldm_tensor *w0 = nn_param(g, LDM_SHAPE(d, d), "t_proj.0.weight");
+    ldm_tensor *b0 = nn_param(g, LDM_SHAPE(d), "t_proj.0.bias");
+    ldm_tensor *w2 = nn_param(g, LDM_SHAPE(d, d), "t_proj.2.weight");
+    ldm_tensor *b2 = nn_param(g, LDM_SHAPE(d), "t_proj.2.bias");
+    nn_init_fan_in(w0, b0, d);
+    nn_init_fan_in(w2, b2, d);
+    e = ldm_linear(g, ldm_silu(g, ldm_linear(g, e, w0, b0)), w2, b2);
+    if (c->num_classes > 0) { /* einsum('b n, n d -> b d', onehot, class_emb.weight) */
+        ldm_tensor *emb = nn_param(g, LDM_SHAPE(c->num_classes, d), "class_emb.weight");
+        ldm_tensor_set_init(emb, LDM_INIT_NORMAL, 1.0f); /* nn.Embedding */
+        e = ldm_add(g, e, ldm_matmul(g, cond->class_onehot, emb));
+    }
     return e;
 }
 
@@ -183,8 +187,10 @@ ldm_tensor *ldm_unet(ldm_graph *g, const ldm_unet_config *c, ldm_tensor *x, ldm_
                           c->down_sample[i], heads, nc);
     }
     int co = c->conv_out_channels;
-    out = ldm_group_norm(g, out, nc, 1e-5f, nn_param(g, LDM_SHAPE(co), "norm_out.weight"),
-                         nn_param(g, LDM_SHAPE(co), "norm_out.bias"));
+    ldm_tensor *nw = nn_param(g, LDM_SHAPE(co), "norm_out.weight");
+    ldm_tensor *nb = nn_param(g, LDM_SHAPE(co), "norm_out.bias");
+    nn_init_norm(nw, nb);
+    out = ldm_group_norm(g, out, nc, 1e-5f, nw, nb);
     return nn_conv(g, "conv_out", ldm_silu(g, out), c->im_channels, 3, 1, 1, 1);
 }
 

@@ -601,6 +601,123 @@ def unet(w):
         w.meta[f"unet_{name}"] = json.dumps(meta)
 
 
+def ae_step(models, im, noise, cfg, dtype):
+    """One generator step and one discriminator step of the reference's autoencoder training in
+    dtype: loss terms, gradients, then one Adam step of each optimizer (betas 0.5, 0.999)."""
+    import ae_torch
+    ae, disc, lpips = (m.to(dtype) for m in models)
+    im = im.to(dtype)
+    noise = noise.to(dtype) if noise is not None else None
+    g_loss, terms, out, q = ae_torch.generator_loss(ae, disc, lpips, im, cfg, noise)
+    ae.zero_grad()
+    g_loss.backward()
+    disc.zero_grad()  # the reference would keep the generator loss's gradient here; ldmcl does not
+    d_loss, d_terms = ae_torch.discriminator_loss(disc, out, im, cfg)
+    d_loss.backward()
+    res = {"loss." + k: v.detach().reshape(1) for k, v in {**terms, **d_terms}.items()}
+    res["loss.g_total"], res["loss.d_total"] = g_loss.detach().reshape(1), d_loss.detach().reshape(1)
+    res["out"] = out.detach()
+    for prefix, m in (("ae", ae), ("disc", disc)):
+        for k, p in m.named_parameters():
+            res[f"grad.{prefix}.{k}"] = p.grad.detach().clone()
+        opt = torch.optim.Adam(m.parameters(), lr=cfg["lr"], betas=(0.5, 0.999))
+        opt.step()
+        for k, v in m.state_dict().items():
+            if not k.endswith("num_batches_tracked"):
+                res[f"after.{prefix}.{k}"] = v.detach().clone()
+    return res, q
+
+
+@family
+def ae_train(w):
+    """The reference's autoencoder training at small configurations (tools/refgen/ae_torch.py):
+    a one-channel VQ-VAE and a three-channel KL-VAE, each with the PatchGAN discriminator and
+    LPIPS (random weights): every loss term, the output, every gradient of one generator and one
+    discriminator step, and the parameters after one Adam step of each."""
+    import ae_torch
+    base = dict(z_channels=3, codebook_size=6, down_channels=[4, 8, 8], mid_channels=[8, 8],
+                down_sample=[True, True], attn_down=[False, True], norm_channels=2, num_heads=2,
+                num_down_layers=1, num_mid_layers=1, num_up_layers=1)
+    train = dict(acc_steps=2, disc_weight=0.5, codebook_weight=1.0, commitment_beta=0.2,
+                 perceptual_weight=1.0, kl_weight=0.1, lr=1e-3, disc_start=0)
+    disc_channels, lpips_widths = [4, 8, 8], [4, 6, 8, 8, 8]
+    for kind, im_ch, seed in (("vqvae", 1, 7), ("vae", 3, 8)):
+        cfg = dict(base, kind=kind, im_channels=im_ch)
+        while True:  # reseed until every argmin has a clear margin (float32 picks the same)
+            torch.manual_seed(seed)
+            ae = ae_torch.Autoencoder(cfg)
+            disc = ae_torch.Discriminator(im_ch, disc_channels)
+            lpips = ae_torch.LPIPS(lpips_widths)
+            with torch.no_grad():
+                for k, p in lpips.named_parameters():
+                    if k.startswith("lin"):
+                        p.abs_()  # the learned LPIPS weights are non-negative
+                for m in disc.modules():  # running statistics away from their defaults
+                    if isinstance(m, torch.nn.BatchNorm2d):
+                        m.running_mean.normal_(0, 0.1)
+                        m.running_var.uniform_(0.5, 1.5)
+            im = torch.rand(2, im_ch, 16, 16) * 2 - 1
+            noise = torch.randn(2, 3, 4, 4) if kind == "vae" else None
+            if kind == "vae":
+                break
+            with torch.no_grad():
+                margin = ae.double().encode(im.double())[1]["margin"]
+            ae.float()
+            if margin > 1e-3:
+                break
+            seed += 100
+        states = [{k: v.detach().clone() for k, v in m.state_dict().items()}
+                  for m in (ae, disc, lpips)]
+        runs = {}
+        for dtype in (torch.float64, torch.float32):
+            models = [type(m)(*a) for m, a in ((ae, (cfg,)), (disc, (im_ch, disc_channels)),
+                                               (lpips, (lpips_widths,)))]
+            for m, st_ in zip(models, states):
+                m.load_state_dict(st_)
+            runs[dtype], q = ae_step(models, im, noise, train, dtype)
+        r64, r32 = runs[torch.float64], runs[torch.float32]
+        name = f"ae_{kind}"
+        w.tensors[f"{name}.in.images"] = im
+        if noise is not None:
+            w.tensors[f"{name}.in.noise"] = noise
+        for prefix, st_ in zip(("ae", "disc", "lpips"), states):
+            for k, v in st_.items():
+                if not k.endswith("num_batches_tracked") and k not in ("shift", "scale"):
+                    w.tensors[f"{name}.param.{prefix}.{k}"] = v.float()
+        for k, v in r64.items():
+            w.tensors[f"{name}.{k}"] = v.float()
+        grads = [k for k in r64 if k.startswith("grad.")]
+        # Elements whose exact gradient is zero (attention's key bias) get Adam updates of
+        # lr * sign(rounding noise) in any precision, and Adam's first step lr * g / (|g| + eps)
+        # amplifies the relative error of g by eps / (|g| + eps): elements with |g| within 100 eps
+        # (1e-6) are ill-conditioned. <name>.skip.<param> marks them with 1 and the comparison
+        # after the step leaves them out (their gradients are compared like the others).
+        kept = {}
+        for k in grads:
+            g = r64[k]
+            skip = (g.abs() <= max(1e-10 * g.abs().max().item(), 100 * 1e-8)).float()
+            pk = k[len("grad."):]
+            kept["after." + pk] = (1 - skip).bool()
+            if skip.any():
+                w.tensors[f"{name}.skip.{pk}"] = skip
+        after_err = {k: rel_error(r32[k][kept[k]], r64[k][kept[k]]) if k in kept
+                     else rel_error(r32[k], r64[k]) for k in r64 if k.startswith("after.")}
+        # Norm-wise, per tensor: the change of each parameter over the Adam step (element-wise,
+        # near-zero gradients make Adam's first step ill-conditioned in any precision).
+        before = {f"after.{p}.{k}": v for p, st_ in zip(("ae", "disc"), states) for k, v in st_.items()}
+        step_err = {k: norm_error((r32[k] - before[k].float())[kept[k]],
+                                  (r64[k] - before[k].double())[kept[k]])
+                    for k in kept}
+        w.meta[name] = json.dumps({
+            "model": name, "config": cfg, "train": train, "disc_channels": disc_channels,
+            "lpips_widths": lpips_widths,
+            "torch_fp32_loss_err": max(rel_error(r32[k], r64[k]) for k in r64 if k.startswith("loss.")),
+            "torch_fp32_out_norm_err": norm_error(r32["out"], r64["out"]),
+            "torch_fp32_grad_norm_err": max(norm_error(r32[k], r64[k]) for k in grads),
+            "torch_fp32_after_err": max(after_err.values()),
+            "torch_fp32_step_norm_err": max(step_err.values())})
+
+
 def seed_unet(path):
     """The seed configuration celebhq_text_cond (118,506,500 parameters) at batch 1, latent
     4x32x32, context 77x512: output loss, every gradient and three Adam steps, in the format of

@@ -20,14 +20,16 @@ def norm_silu_conv(groups, cin, cout):
 
 
 class Layers(nn.Module):
-    """The ModuleLists of one block: resnets (with time embedding), self- and cross-attention."""
+    """The ModuleLists of one block: resnets (with a time embedding unless temb is None), self-
+    and cross-attention."""
 
     def __init__(self, n_res, n_attn, cin, cout, temb, groups, heads, self_attn, ctx_dim):
         super().__init__()
         ch = [cin] + [cout] * (n_res - 1)
         self.resnet_conv_first = nn.ModuleList([norm_silu_conv(groups, c, cout) for c in ch])
-        self.t_emb_layers = nn.ModuleList(
-            [nn.Sequential(nn.SiLU(), nn.Linear(temb, cout)) for _ in ch])
+        if temb:
+            self.t_emb_layers = nn.ModuleList(
+                [nn.Sequential(nn.SiLU(), nn.Linear(temb, cout)) for _ in ch])
         self.resnet_conv_second = nn.ModuleList([norm_silu_conv(groups, cout, cout) for _ in ch])
         if self_attn:
             self.attention_norms = nn.ModuleList([nn.GroupNorm(groups, cout) for _ in range(n_attn)])
@@ -42,7 +44,9 @@ class Layers(nn.Module):
         self.residual_input_conv = nn.ModuleList([nn.Conv2d(c, cout, 1) for c in ch])
 
     def resnet(self, i, x, t_emb):
-        h = self.resnet_conv_first[i](x) + self.t_emb_layers[i](t_emb)[:, :, None, None]
+        h = self.resnet_conv_first[i](x)
+        if t_emb is not None:
+            h = h + self.t_emb_layers[i](t_emb)[:, :, None, None]
         return self.resnet_conv_second[i](h) + self.residual_input_conv[i](x)
 
     @staticmethod
