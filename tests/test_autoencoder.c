@@ -11,6 +11,7 @@
 #include "ldmcl/discriminator.h"
 #include "ldmcl/lpips.h"
 #include "ldmcl/ops.h"
+#include "ldmcl/safetensors.h"
 #include "test_util.h"
 
 static void parameter_counts_match_the_reference(void **state) {
@@ -211,6 +212,143 @@ static void parameters_get_pytorchs_initialisation(void **state) {
     ldm_ctx_destroy(ctx);
 }
 
+static ldm_autoencoder_config converted_config(void) {
+    ldm_autoencoder_config c = {.kind = LDM_AE_VQVAE,
+                                .im_channels = 1,
+                                .z_channels = 3,
+                                .codebook_size = 6,
+                                .down_channels = {4, 8, 8},
+                                .n_down = 3,
+                                .mid_channels = {8, 8},
+                                .n_mid = 2,
+                                .down_sample = {1, 1},
+                                .attn_down = {0, 1},
+                                .norm_channels = 2,
+                                .num_heads = 2,
+                                .num_down_layers = 1,
+                                .num_mid_layers = 1,
+                                .num_up_layers = 1};
+    return c;
+}
+
+static void expect_close(const char *what, const float *got, const float *want, size_t n,
+                         double tol) {
+    double e = test_norm_err(got, want, n);
+    printf("  converted reference %-20s %.2e norm-wise\n", what, e);
+    if (e > tol) fail_msg("%s off by %.3g (norm-wise)", what, e);
+}
+
+/* A VQVAE and a Discriminator written by the reference's own classes (random weights), converted
+ * by tools/convert_reference.py: the same quantized latents, codebook choices, reconstructions
+ * and patch logits as the reference computes. */
+static void converted_reference_autoencoder_computes_as_the_reference(void **state) {
+    (void)state;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/converted_autoencoder_io.safetensors", LDMCL_TEST_REF_DIR);
+    ldm_safetensors *io;
+    assert_status(ldm_safetensors_open(path, &io), LDM_OK);
+    float *images = test_st_load(io, "images", NULL, NULL);
+    float *want_latent = test_st_load(io, "latent", NULL, NULL);
+    float *want_idx = test_st_load(io, "indices", NULL, NULL);
+    float *want_out = test_st_load(io, "out", NULL, NULL);
+    float *want_logits = test_st_load(io, "disc_logits", NULL, NULL);
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_autoencoder_config c = converted_config();
+    ldm_ae_codec *k;
+    assert_status(ldm_ae_codec_create(ctx, &c, 2, 16, 16, 0, 0, &k), LDM_OK);
+    snprintf(path, sizeof path, "%s/converted_vqvae.safetensors", LDMCL_TEST_REF_DIR);
+    assert_status(ldm_ae_codec_load(k, path), LDM_OK);
+    float latent[2 * 3 * 4 * 4], idx[2 * 4 * 4], out[2 * 16 * 16];
+    assert_status(ldm_ae_codec_encode(k, images, latent, idx), LDM_OK);
+    assert_memory_equal(idx, want_idx, sizeof idx);
+    expect_close("latent", latent, want_latent, 2 * 3 * 4 * 4, 1e-5);
+    assert_status(ldm_ae_codec_decode(k, latent, out), LDM_OK);
+    expect_close("reconstruction", out, want_out, 2 * 16 * 16, 1e-5);
+    /* The discriminator's file is not an autoencoder. */
+    snprintf(path, sizeof path, "%s/converted_discriminator.safetensors", LDMCL_TEST_REF_DIR);
+    assert_status(ldm_ae_codec_load(k, path), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(),
+                    "13 tensors that are not the autoencoder's (layers.0.0.weight");
+    ldm_ae_codec_destroy(k);
+
+    ldm_graph *g;
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    ldm_discriminator_config d = {.im_channels = 1, .conv_channels = {4, 8, 8}, .n_conv = 3};
+    ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(2, 1, 16, 16));
+    ldm_tensor *logits = ldm_discriminator(g, &d, x, NULL, 1);
+    ldm_tensor_keep(logits);
+    assert_status(ldm_graph_compile(g), LDM_OK);
+    assert_status(ldm_graph_load(g, path, NULL), LDM_OK);
+    assert_status(ldm_tensor_write(x, images), LDM_OK);
+    assert_status(ldm_graph_run(g), LDM_OK);
+    float got_logits[2];
+    assert_int_equal(ldm_tensor_numel(logits), 2);
+    assert_status(ldm_tensor_read(logits, got_logits), LDM_OK);
+    expect_close("discriminator logits", got_logits, want_logits, 2, 1e-5);
+    ldm_graph_destroy(g);
+    ldm_ctx_destroy(ctx);
+    free(images);
+    free(want_latent);
+    free(want_idx);
+    free(want_out);
+    free(want_logits);
+    ldm_safetensors_close(io);
+}
+
+/* Images 0 and 1 of the converted reference's inputs, then image 0 again; an error at index 9. */
+static ldm_status three_images(void *user, size_t index, float *image) {
+    const float *images = user;
+    if (index == 9) return ldm_set_error(LDM_ERR_FORMAT, "image 9 is unreadable");
+    memcpy(image, images + (index % 2) * 256, 256 * sizeof *image);
+    return LDM_OK;
+}
+
+/* A dataset encoded to a latent file in batches (the last one padded) holds what encoding each
+ * batch gives; a failing image source writes nothing. */
+static void dataset_encodes_to_a_latent_file(void **state) {
+    (void)state;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/converted_autoencoder_io.safetensors", LDMCL_TEST_REF_DIR);
+    ldm_safetensors *io;
+    assert_status(ldm_safetensors_open(path, &io), LDM_OK);
+    float *images = test_st_load(io, "images", NULL, NULL);
+    ldm_safetensors_close(io);
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_autoencoder_config c = converted_config();
+    ldm_ae_codec *k;
+    assert_status(ldm_ae_codec_create(ctx, &c, 2, 16, 16, 0, 0, &k), LDM_OK);
+    snprintf(path, sizeof path, "%s/converted_vqvae.safetensors", LDMCL_TEST_REF_DIR);
+    assert_status(ldm_ae_codec_load(k, path), LDM_OK);
+    float want[2 * 48];
+    assert_status(ldm_ae_codec_encode(k, images, want, NULL), LDM_OK);
+    char *dir = test_make_tmpdir("latents");
+    char out[4200];
+    snprintf(out, sizeof out, "%s/latents.safetensors", dir);
+    const char *meta[] = {"source", "test", NULL};
+    assert_status(ldm_ae_encode_dataset(k, 3, three_images, images, out, meta), LDM_OK);
+    ldm_safetensors *st;
+    assert_status(ldm_safetensors_open(out, &st), LDM_OK);
+    int ndim, shape[4];
+    float *got = test_st_load(st, "latents", &ndim, shape);
+    assert_int_equal(ndim, 4);
+    assert_true(shape[0] == 3 && shape[1] == 3 && shape[2] == 4 && shape[3] == 4);
+    assert_memory_equal(got, want, 2 * 48 * sizeof *got);
+    assert_memory_equal(got + 2 * 48, want, 48 * sizeof *got);
+    assert_string_equal(ldm_safetensors_metadata(st, "ldmcl.latent_count"), "3");
+    assert_string_equal(ldm_safetensors_metadata(st, "source"), "test");
+    ldm_safetensors_close(st);
+    free(got);
+    snprintf(out, sizeof out, "%s/broken.safetensors", dir);
+    assert_status(ldm_ae_encode_dataset(k, 12, three_images, images, out, NULL), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "image 9 is unreadable");
+    assert_false(test_file_exists(out));
+    ldm_ae_codec_destroy(k);
+    ldm_ctx_destroy(ctx);
+    test_rmtree(dir);
+    free(dir);
+    free(images);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parameter_counts_match_the_reference),
@@ -218,6 +356,8 @@ int main(void) {
         cmocka_unit_test(bad_configs_name_the_key),
         cmocka_unit_test(images_that_cannot_be_halved_are_an_error),
         cmocka_unit_test(parameters_get_pytorchs_initialisation),
+        cmocka_unit_test(converted_reference_autoencoder_computes_as_the_reference),
+        cmocka_unit_test(dataset_encodes_to_a_latent_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,8 +7,10 @@ ldmcl loads by name.
         [--kind unet|vqvae|vae|discriminator]
 
 Needs PyTorch on the CPU (Debian: apt install python3-torch). Tensors are written as float32
-under their state_dict names; the kind and the source file go into the metadata. Loading is
-restricted to tensors (weights_only) where this PyTorch supports it, since a .pth is a pickle.
+under their state_dict names; the kind and the source file go into the metadata. BatchNorm's
+num_batches_tracked counters (discriminator) are left out: with the fixed momentum 0.1 nothing
+reads them. Loading is restricted to tensors (weights_only) where this PyTorch supports it,
+since a .pth is a pickle.
 """
 import argparse
 import os
@@ -39,7 +41,11 @@ def main():
     ap.add_argument("--kind", default="unet", choices=["unet", "vqvae", "vae", "discriminator"])
     args = ap.parse_args()
     sd = load_state_dict(args.input)
-    tensors = {k: v.detach().to(torch.float32).contiguous().numpy() for k, v in sd.items()}
+    dropped = [k for k in sd if k.endswith(".num_batches_tracked")]
+    tensors = {k: v.detach().to(torch.float32).contiguous().numpy() for k, v in sd.items()
+               if k not in dropped}
+    if dropped:
+        print(f"left out {len(dropped)} BatchNorm num_batches_tracked counters")
     st.write(args.output, tensors, {"format": "ldmcl", "kind": args.kind,
                                     "source": os.path.basename(args.input),
                                     "converted_by": "tools/convert_reference.py"})

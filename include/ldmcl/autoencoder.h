@@ -81,6 +81,37 @@ ldm_tensor *ldm_autoencoder_decode(ldm_graph *g, const ldm_autoencoder_config *c
 ldm_status ldm_autoencoder_param_count(ldm_ctx *ctx, const ldm_autoencoder_config *c,
                                        size_t *count);
 
+/* An autoencoder for inference: an encoder graph and a decoder graph for batches of `batch`
+ * images of height x width (and their latents). Encoding gives the VQ-VAE's quantized latent (as
+ * the reference caches it) or the VAE's mean (vae_sample = 0: deterministic) or a sample (1, from
+ * seed and a per-call counter). */
+typedef struct ldm_ae_codec ldm_ae_codec;
+
+ldm_status ldm_ae_codec_create(ldm_ctx *ctx, const ldm_autoencoder_config *c, int batch, int height,
+                               int width, int vae_sample, uint64_t seed, ldm_ae_codec **out);
+void ldm_ae_codec_destroy(ldm_ae_codec *k);
+/* Weights from a checkpoint (ldmcl's or a converted reference one): every tensor the encoder and
+ * decoder need must be there, and every tensor there must be one of theirs. */
+ldm_status ldm_ae_codec_load(ldm_ae_codec *k, const char *path);
+/* Weights from a graph holding the autoencoder's parameters under their names (a trainer's). */
+ldm_status ldm_ae_codec_copy_from(ldm_ae_codec *k, ldm_graph *src);
+/* images [batch, C, H, W] -> latents [batch, z, h, w]; indices [batch, h, w] of the VQ-VAE's
+ * codebook entries when not NULL. Host arrays; waits. */
+ldm_status ldm_ae_codec_encode(ldm_ae_codec *k, const float *images, float *latents,
+                               float *indices);
+/* latents [batch, z, h, w] -> images [batch, C, H, W] (not clamped). */
+ldm_status ldm_ae_codec_decode(ldm_ae_codec *k, const float *latents, float *images);
+/* The latent's shape [batch, z, h, w]. */
+void ldm_ae_codec_latent_shape(const ldm_ae_codec *k, int shape[4]);
+
+/* Encodes n images into one safetensors file: "latents" [n, z, h, w] (F32), with metadata
+ * ldmcl.latent_count and the given pairs. next(user, i, image) writes image i ([C, H, W] in
+ * [-1, 1]) and returns LDM_OK or an error, which stops the encoding (nothing is written then).
+ * The last batch is padded by repeating its last image. */
+typedef ldm_status (*ldm_image_source)(void *user, size_t index, float *image);
+ldm_status ldm_ae_encode_dataset(ldm_ae_codec *k, size_t n, ldm_image_source next, void *user,
+                                 const char *path, const char *const *metadata_pairs);
+
 /* Stream of the VAE's sampling noise (rng.h). */
 enum { LDM_STREAM_VAE_NOISE = 16 };
 

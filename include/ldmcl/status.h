@@ -35,6 +35,10 @@ const char *ldm_last_error(void);
 /* Forget the kept message. */
 void ldm_clear_error(void);
 
+/* Keeps a message (printf-style) as the last error and returns st: for callbacks the library
+ * calls (image sources) to report why they failed. */
+ldm_status ldm_set_error(ldm_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* The name of an OpenCL error code ("CL_OUT_OF_RESOURCES"), or "CL_UNKNOWN_ERROR". */
 const char *ldm_cl_error_name(int cl_error);
 

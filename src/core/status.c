@@ -68,6 +68,15 @@ ldm_status ldm_cl_fail_at(const char *file, int line, cl_int err, const char *ca
                        ldm_cl_error_name(err), (int)err, what, *hint ? " " : "", hint);
 }
 
+ldm_status ldm_set_error(ldm_status st, const char *fmt, ...) {
+    char text[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    return ldm_restore_error(st, text);
+}
+
 ldm_status ldm_restore_error(ldm_status st, const char *message) {
     size_t n = strlen(message);
     message_reserve(n + 1);

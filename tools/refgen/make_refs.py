@@ -773,6 +773,64 @@ def converted(out_dir, repo):
              {"x": x.numpy(), "t": t.float().numpy(), "context": ctx.numpy(), "out": out.numpy()},
              {"config": json.dumps(ldm)})
     print(f"{out_dir}/converted_unet*.safetensors from the reference's Unet")
+    converted_autoencoder(out_dir, repo)
+
+
+def converted_autoencoder(out_dir, repo):
+    """The same for the reference's VQVAE and Discriminator classes: a small one-channel VQ-VAE's
+    quantized latent, codebook indices and reconstruction of fixed images (eval mode, as
+    infer_vqvae.py), and the discriminator's logits in training mode (batch statistics)."""
+    import subprocess
+    import tempfile
+    sys.path.insert(0, repo)
+    from models.vqvae import VQVAE as ReferenceVQVAE  # the reference's code, not ours
+    from models.discriminator import Discriminator as ReferenceDiscriminator
+    cfg = dict(z_channels=3, codebook_size=6, down_channels=[4, 8, 8], mid_channels=[8, 8],
+               down_sample=[True, True], attn_down=[False, True], norm_channels=2, num_heads=2,
+               num_down_layers=1, num_mid_layers=1, num_up_layers=1)
+    seed = 97
+    while True:  # every codebook choice must be clear of ties (float32 on both sides)
+        torch.manual_seed(seed)
+        vq = ReferenceVQVAE(1, cfg).eval()
+        disc = ReferenceDiscriminator(im_channels=1, conv_channels=[4, 8, 8])
+        g = torch.Generator().manual_seed(seed)
+        x = torch.rand(2, 1, 16, 16, generator=g) * 2 - 1
+        with torch.no_grad():
+            z = vq.pre_quant_conv(vq.encoder_conv_out(torch.nn.functional.silu(
+                vq.encoder_norm_out(_ref_encoder_trunk(vq, x)))))
+            rows = z.permute(0, 2, 3, 1).reshape(-1, 3).double()
+            d2 = ((rows[:, None] - vq.embedding.weight.double()[None]) ** 2).sum(-1)
+            top2 = d2.topk(2, largest=False).values
+            if (top2[:, 1] - top2[:, 0]).min().item() > 1e-3:
+                break
+        seed += 1
+    with torch.no_grad():
+        out, quant, _ = vq(x)
+        _, _, idx = vq.quantize(z)
+        logits = disc.train()(x)
+    with tempfile.TemporaryDirectory() as tmp:
+        for model, kind in ((vq, "vqvae"), (disc, "discriminator")):
+            pth = os.path.join(tmp, f"{kind}_ckpt.pth")
+            torch.save(model.state_dict(), pth)
+            subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "..",
+                                                         "convert_reference.py"), pth,
+                            os.path.join(out_dir, f"converted_{kind}.safetensors"),
+                            "--kind", kind], check=True)
+    st.write(os.path.join(out_dir, "converted_autoencoder_io.safetensors"),
+             {"images": x.numpy(), "latent": quant.numpy(), "indices": idx.float().numpy(),
+              "out": out.numpy(), "disc_logits": logits.numpy()},
+             {"config": json.dumps(dict(cfg, im_channels=1)),
+              "disc_channels": json.dumps([4, 8, 8])})
+    print(f"{out_dir}/converted_vqvae, converted_discriminator from the reference's classes")
+
+
+def _ref_encoder_trunk(vq, x):
+    out = vq.encoder_conv_in(x)
+    for down in vq.encoder_layers:
+        out = down(out)
+    for mid in vq.encoder_mids:
+        out = mid(out)
+    return out
 
 
 def main():
