@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ldmcl/autoencoder.h"
+#include "ldmcl/checkpoint.h"
 #include "ldmcl/discriminator.h"
 #include "ldmcl/lpips.h"
 #include "ldmcl/ops.h"
@@ -295,6 +296,62 @@ static void converted_reference_autoencoder_computes_as_the_reference(void **sta
     ldm_safetensors_close(io);
 }
 
+/* tools/convert_lpips.py's output for a small VGG16-layout network loads under "lpips." and gives
+ * PyTorch's LPIPS distances and their gradients (tests/ref/lpips.safetensors), for one- and
+ * three-channel images. */
+static void converted_lpips_matches_pytorch(void **state) {
+    (void)state;
+    char path[4096], key[64];
+    snprintf(path, sizeof path, "%s/lpips.safetensors", LDMCL_TEST_REF_DIR);
+    ldm_safetensors *ref;
+    assert_status(ldm_safetensors_open(path, &ref), LDM_OK);
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_lpips_config c = {{4, 6, 8, 8, 8}};
+    for (int ch = 1; ch <= 3; ch += 2) {
+        ldm_graph *g;
+        assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+        ldm_tensor *a = ldm_graph_input(g, "a", LDM_SHAPE(2, ch, 16, 16));
+        ldm_tensor *b = ldm_graph_input(g, "b", LDM_SHAPE(2, ch, 16, 16));
+        ldm_tensor *dy = ldm_graph_input(g, "dy", LDM_SHAPE(1));
+        ldm_tensor_set_requires_grad(a, 1);
+        ldm_tensor *d = ldm_lpips(g, &c, a, b, "lpips.");
+        ldm_tensor_keep(d);
+        assert_status(ldm_graph_backward_seeded(g, d, dy), LDM_OK);
+        assert_status(ldm_graph_compile(g), LDM_OK);
+        snprintf(path, sizeof path, "%s/converted_lpips.safetensors", LDMCL_TEST_REF_DIR);
+        ldm_load_options o = {.graph_prefix = "lpips."};
+        assert_status(ldm_graph_load(g, path, &o), LDM_OK);
+        const char *names[3] = {"in.a", "in.b", "dy"};
+        ldm_tensor *ins[3] = {a, b, dy};
+        for (int i = 0; i < 3; i++) {
+            snprintf(key, sizeof key, "lpips_%dch.%s", ch, names[i]);
+            float *v = test_st_load(ref, key, NULL, NULL);
+            assert_status(ldm_tensor_write(ins[i], v), LDM_OK);
+            free(v);
+        }
+        assert_status(ldm_graph_zero_grads(g), LDM_OK);
+        assert_status(ldm_graph_run(g), LDM_OK);
+        float got, ga[2 * 3 * 256];
+        assert_status(ldm_tensor_read(d, &got), LDM_OK);
+        assert_status(ldm_tensor_read(ldm_tensor_grad(a), ga), LDM_OK);
+        snprintf(key, sizeof key, "lpips_%dch.out", ch);
+        float *want = test_st_load(ref, key, NULL, NULL);
+        snprintf(key, sizeof key, "lpips_%dch.grad.a", ch);
+        float *want_ga = test_st_load(ref, key, NULL, NULL);
+        double e = test_rel_err(&got, want, NULL, 1);
+        double eg = test_norm_err(ga, want_ga, (size_t)(2 * ch * 256));
+        printf("  LPIPS %d-channel: distance %.6f (PyTorch %.6f), error %.2e; gradient %.2e "
+               "norm-wise\n",
+               ch, got, want[0], e, eg);
+        assert_true(e <= 1e-4 && eg <= 1e-4);
+        free(want);
+        free(want_ga);
+        ldm_graph_destroy(g);
+    }
+    ldm_ctx_destroy(ctx);
+    ldm_safetensors_close(ref);
+}
+
 /* Images 0 and 1 of the converted reference's inputs, then image 0 again; an error at index 9. */
 static ldm_status three_images(void *user, size_t index, float *image) {
     const float *images = user;
@@ -358,6 +415,7 @@ int main(void) {
         cmocka_unit_test(parameters_get_pytorchs_initialisation),
         cmocka_unit_test(converted_reference_autoencoder_computes_as_the_reference),
         cmocka_unit_test(dataset_encodes_to_a_latent_file),
+        cmocka_unit_test(converted_lpips_matches_pytorch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

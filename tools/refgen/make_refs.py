@@ -601,6 +601,43 @@ def unet(w):
         w.meta[f"unet_{name}"] = json.dumps(meta)
 
 
+@family
+def lpips(w):
+    """tools/convert_lpips.py on a VGG16-layout state_dict of small widths (torchvision names) and
+    LPIPS linear layers (random), and the LPIPS distances (tools/refgen/ae_torch.py) of two image
+    pairs, one- and three-channel: the converted file must give them. The converted file is
+    written beside this family's (converted_lpips.safetensors)."""
+    import subprocess
+    import tempfile
+    import ae_torch
+    widths = [4, 6, 8, 8, 8]
+    torch.manual_seed(31)
+    model = ae_torch.LPIPS(widths)
+    with torch.no_grad():
+        for k, p in model.named_parameters():
+            if k.startswith("lin"):
+                p.abs_()
+    sd = model.state_dict()
+    vgg = {}
+    for k, v in sd.items():  # net.sliceS.N.weight -> features.N.weight
+        if k.startswith("net."):
+            vgg["features." + k.split(".", 2)[2]] = v
+    vgg["classifier.0.weight"] = torch.zeros(2, 2)  # VGG16 files carry these; the converter drops them
+    lin = {k: v for k, v in sd.items() if k.startswith("lin")}
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save(vgg, os.path.join(tmp, "vgg16.pth"))
+        torch.save(lin, os.path.join(tmp, "vgg.pth"))
+        subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "..",
+                                                     "convert_lpips.py"),
+                        os.path.join(tmp, "vgg16.pth"), os.path.join(tmp, "vgg.pth"),
+                        os.path.join(w.out_dir, "converted_lpips.safetensors")], check=True)
+    for ch in (1, 3):
+        a, b = w.randn(2, ch, 16, 16).clamp(-1, 1), w.randn(2, ch, 16, 16).clamp(-1, 1)
+        w.case(f"lpips_{ch}ch", "lpips", [("a", a), ("b", b)],
+               lambda a, b, m=model: m.to(a.dtype)(a, b).mean().reshape(1), grads=["a"],
+               widths=widths)
+
+
 def ae_step(models, im, noise, cfg, dtype):
     """One generator step and one discriminator step of the reference's autoencoder training in
     dtype: loss terms, gradients, then one Adam step of each optimizer (betas 0.5, 0.999)."""
@@ -851,6 +888,7 @@ def main():
         if args.families and name not in args.families:
             continue
         w = Writer(seed=zlib.crc32(name.encode()))
+        w.out_dir = args.out
         FAMILIES[name](w)
         w.save(os.path.join(args.out, f"{name}.safetensors"))
     if args.reference_repo:
