@@ -48,4 +48,10 @@ ldm_status bench_cache(const bench_settings *s);
  * members, each followed by a comma. */
 ldm_status bench_unet(ldm_ctx *ctx, const bench_settings *s, int train_batch, FILE *json);
 
+/* The autoencoder: encode/decode throughput and a full training step (VQ-VAE, LPIPS,
+ * discriminator), for the reference's mnist config (batch 64, 28x28) or celebhq (batch 4,
+ * 256x256). A configuration that does not fit the device is reported, not an error. json: its
+ * members, each followed by a comma. */
+ldm_status bench_autoencoder(ldm_ctx *ctx, const bench_settings *s, int celebhq, FILE *json);
+
 #endif

@@ -1,8 +1,9 @@
 /* tools/ldmcl_bench.c: ldmcl-bench, the vendor-portable benchmark and device tool.
  *   --list-devices   every OpenCL platform and device with the figures ldmcl relies on
  *   --self-test      checks this device's results against host references
- *   --bench LIST     copy, gemm, ops, cache (comma-separated, or all): device times from
- *                    OpenCL profiling events, after warm-up, median of repeats
+ *   --bench LIST     copy, gemm, ops, unet, ae, ae-celebhq, cache (comma-separated, or all):
+ *                    device times from OpenCL profiling events, after warm-up, median of
+ *                    repeats
  *   --json FILE      the same figures as JSON */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,9 @@ static void usage(FILE *f) {
             "  --bench unet          the seed UNet: sampling steps at batch 2 and 16, a training\n"
             "                        step at --train-batch (default 16)\n"
             "  --train-batch N       batch of the unet training step\n"
+            "  --bench ae            the reference's mnist autoencoder (batch 64, 28x28): encode,\n"
+            "                        decode and a training step with LPIPS and the discriminator\n"
+            "  --bench ae-celebhq    the same for its celebhq autoencoder (batch 4, 256x256)\n"
             "  --shapes seed|small   op shapes: the seed UNet's at batch 16 (default on a GPU)\n"
             "                        or small ones (default otherwise)\n"
             "  --json FILE           also write the figures as JSON\n"
@@ -153,7 +157,7 @@ int main(int argc, char **argv) {
     if (!do_selftest && !bench_list) return rc;
 
     int bench_copy_on = 0, bench_gemm_on = 0, bench_cache_on = 0, bench_ops_on = 0;
-    int bench_unet_on = 0;
+    int bench_unet_on = 0, bench_ae_on = 0, bench_ae_celebhq_on = 0;
     if (bench_list) {
         char list[256];
         snprintf(list, sizeof list, "%s", bench_list);
@@ -164,6 +168,10 @@ int main(int argc, char **argv) {
                 bench_ops_on = bench_copy_on = bench_gemm_on = 1;
             else if (!strcmp(tok, "unet"))
                 bench_unet_on = 1;
+            else if (!strcmp(tok, "ae"))
+                bench_ae_on = 1;
+            else if (!strcmp(tok, "ae-celebhq"))
+                bench_ae_celebhq_on = 1;
             else if (!strcmp(tok, "copy"))
                 bench_copy_on = 1;
             else if (!strcmp(tok, "gemm"))
@@ -171,9 +179,11 @@ int main(int argc, char **argv) {
             else if (!strcmp(tok, "cache"))
                 bench_cache_on = 1;
             else {
-                fprintf(stderr,
-                        "ldmcl-bench: unknown benchmark '%s' (copy, gemm, ops, unet, cache, all)\n",
-                        tok);
+                fprintf(
+                    stderr,
+                    "ldmcl-bench: unknown benchmark '%s' (copy, gemm, ops, unet, ae, ae-celebhq, "
+                    "cache, all)\n",
+                    tok);
                 return 2;
             }
         }
@@ -214,6 +224,8 @@ int main(int argc, char **argv) {
     if (st == LDM_OK && bench_ops_on)
         st = bench_ops(ctx, &s, shapes < 0 ? d->is_gpu : shapes, gemm_gflops, copy_gbps, json);
     if (st == LDM_OK && bench_unet_on) st = bench_unet(ctx, &s, train_batch, json);
+    if (st == LDM_OK && bench_ae_on) st = bench_autoencoder(ctx, &s, 0, json);
+    if (st == LDM_OK && bench_ae_celebhq_on) st = bench_autoencoder(ctx, &s, 1, json);
     ldm_ctx_destroy(ctx);
     if (st == LDM_OK && bench_cache_on) st = bench_cache(&s);
     if (json) {

@@ -11,7 +11,8 @@
  * the discriminator) and the discriminator's (its two passes, fake then real). Before each
  * adversarial step the discriminator's parameters are copied into the generator graph, and the
  * running statistics its BatchNorms update there are copied back, so they see the same three
- * batches per step as the reference's.
+ * batches per step as the reference's. Before disc_start the generator graph still runs that
+ * copy (its term weighted by 0: one recorded graph serves the whole run).
  *
  * Where ldmcl differs from the reference, deliberately: the generator loss's gradient does not
  * reach the discriminator's parameters (the reference lets it accumulate into them before
