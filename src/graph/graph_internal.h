@@ -29,15 +29,15 @@ struct ldm_tensor {
     int ndim;
     int shape[LDM_MAX_DIMS];
     size_t numel;
-    int trainable;     /* parameters */
-    int requires_grad; /* a gradient flows to it */
-    int keep;          /* readable after a run */
-    ldm_tensor *base;  /* a view shares base's storage; NULL for a storage owner */
-    size_t view_off;   /* a view's first element within base (rows of a leaf, see ldm_view_rows) */
-    ldm_tensor *grad;  /* the gradient, once backward created it */
-    int producer;      /* index of the node that writes it, -1 for leaves */
-    ldm_tensor *owner; /* for a gradient: the storage it is the gradient of */
-    float *init;       /* a constant's values, uploaded when the graph is compiled */
+    int trainable;      /* parameters */
+    int requires_grad;  /* a gradient flows to it */
+    int keep;           /* readable after a run */
+    ldm_tensor *base;   /* a view shares base's storage; NULL for a storage owner */
+    size_t view_off;    /* a view's first element within base (rows of a leaf, see ldm_view_rows) */
+    ldm_tensor *grad;   /* the gradient, once backward created it */
+    int producer;       /* index of the node that writes it, -1 for leaves */
+    ldm_tensor *owner;  /* for a gradient: the storage it is the gradient of */
+    float *init;        /* a constant's values, uploaded when the graph is compiled */
     ldm_init init_kind; /* a parameter's initialisation rule (ldm_graph_init_params) */
     float init_a;
     ldm_buf buf;
