@@ -25,3 +25,25 @@ kernel void embedding_bwd(const int rows, const int V, const int D, const int ac
         if ((int)index[index_off + r] == v) s += dy[dy_off + (ulong)r * D + d];
     dw[dw_off + i] = acc ? dw[dw_off + i] + s : s;
 }
+
+// The same for tables much larger than the row count (a 49,408-token vocabulary): one work-item
+// per (row r, d); the first row of each distinct index sums dy over the rows that share it and
+// writes dw[index[r], d]. Rows of dw no index names are left alone (zero them first when not
+// accumulating). Deterministic, no atomics; rows^2 * D / 2 work.
+kernel void embedding_bwd_rows(const int rows, const int V, const int D, const int acc,
+                               global float *dw, const ulong dw_off, global const float *dy,
+                               const ulong dy_off, global const float *index,
+                               const ulong index_off) {
+    const int i = get_global_id(0);
+    if (i >= rows * D) return;
+    const int r = i / D, d = i % D;
+    const int v = (int)index[index_off + r];
+    if (v < 0 || v >= V) return;
+    for (int q = 0; q < r; q++)
+        if ((int)index[index_off + q] == v) return; // not the first row of v
+    float s = 0.0f;
+    for (int q = r; q < rows; q++)
+        if ((int)index[index_off + q] == v) s += dy[dy_off + (ulong)q * D + d];
+    const ulong o = dw_off + (ulong)v * D + d;
+    dw[o] = acc ? dw[o] + s : s;
+}

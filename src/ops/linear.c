@@ -39,10 +39,18 @@ ldm_status ldm_embedding_fwd(ldm_cmd *c, size_t rows, size_t V, size_t D, ldm_bu
 ldm_status ldm_embedding_bwd(ldm_cmd *c, size_t rows, size_t V, size_t D, int acc, ldm_buf dw,
                              ldm_buf dy, ldm_buf index) {
     LDM_TRY(ldm_check_count("embedding backward", V * D));
+    LDM_TRY(ldm_check_count("embedding backward rows", rows * D));
     cl_kernel k;
-    LDM_TRY(ldm_cmd_kernel(c, "embedding.cl", "embedding_bwd", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiiibbb", (int)rows, (int)V, (int)D, acc, dw, dy, index));
-    return ldm_launch_1d(c, k, V * D);
+    if (rows >= V) { /* a small table: a gather per table entry */
+        LDM_TRY(ldm_cmd_kernel(c, "embedding.cl", "embedding_bwd", NULL, &k));
+        LDM_TRY(ldm_set_args(k, "iiiibbb", (int)rows, (int)V, (int)D, acc, dw, dy, index));
+        return ldm_launch_1d(c, k, V * D);
+    }
+    /* A large table (a vocabulary): work per row, after zeroing when not accumulating. */
+    if (!acc) LDM_TRY(ldm_cmd_fill(c, dw, 0.0f, V * D));
+    LDM_TRY(ldm_cmd_kernel(c, "embedding.cl", "embedding_bwd_rows", NULL, &k));
+    LDM_TRY(ldm_set_args(k, "iiiibbb", (int)rows, (int)V, (int)D, 1, dw, dy, index));
+    return ldm_launch_1d(c, k, rows * D);
 }
 
 /* ---- graph level -------------------------------------------------------------------------- */

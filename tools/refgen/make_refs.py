@@ -164,7 +164,9 @@ def linear(w):
         x, wt, b = w.randn(*lead, i), w.randn(o, i) * 0.3, w.randn(o)
         w.case(f"linear_{tag}", "linear", [("x", x), ("w", wt), ("b", b)], F.linear)
         w.case(f"linear_nobias_{tag}", "linear", [("x", x), ("w", wt)], lambda x, wt: F.linear(x, wt))
-    for v, d, idx in [(10, 8, [[3, 1, 3], [9, 0, 3]]), (77, 5, [list(range(77))]), (1, 1, [[0]])]:
+    # Fewer rows than entries (a vocabulary: per-row gradient sums, repeated tokens) and more.
+    for v, d, idx in [(10, 8, [[3, 1, 3], [9, 0, 3]]), (77, 5, [list(range(77))]), (1, 1, [[0]]),
+                      (500, 4, [[49, 7, 499, 7, 0], [7, 49, 1, 2, 3]])]:
         index = torch.tensor(idx, dtype=torch.float32)
         table = w.randn(v, d)
         w.case(f"embedding_{v}x{d}", "embedding", [("index", index), ("w", table)],

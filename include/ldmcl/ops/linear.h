@@ -25,8 +25,9 @@ ldm_status ldm_linear_bwd(ldm_cmd *c, size_t rows, size_t in, size_t out, int ac
  * 2^24). An index outside [0, V) gives a zero row. */
 ldm_status ldm_embedding_fwd(ldm_cmd *c, size_t rows, size_t V, size_t D, ldm_buf y, ldm_buf index,
                              ldm_buf w);
-/* dw = acc*dw + the sum of dy rows per index (each (v, d) sums over all rows: meant for small
- * row counts, e.g. a class or position table). */
+/* dw = acc*dw + the sum of dy rows per index. Deterministic: with at least as many rows as table
+ * entries, each (v, d) gathers over all rows; with fewer (a vocabulary), the first row of each
+ * index gathers over the rows that share it. */
 ldm_status ldm_embedding_bwd(ldm_cmd *c, size_t rows, size_t V, size_t D, int acc, ldm_buf dw,
                              ldm_buf dy, ldm_buf index);
 
