@@ -30,6 +30,7 @@
 #include "ldmcl/discriminator.h"
 #include "ldmcl/lpips.h"
 #include "ldmcl/ae_train.h"
+#include "ldmcl/clip.h"
 #include "ldmcl/train.h"
 #include "ldmcl/sample.h"
 #include "ldmcl/safetensors.h"

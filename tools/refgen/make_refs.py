@@ -640,6 +640,69 @@ def lpips(w):
                widths=widths)
 
 
+@family
+def clip_text(w):
+    """transformers' CLIPTextModel at tiny random configurations (quick_gelu and gelu), with and
+    without padding: the last hidden state, the penultimate layer through the final layer norm
+    ("clip skip"), and the gradient of every parameter of an MSE loss on the last hidden state.
+    Needs transformers (PYTHONPATH with transformers 4.x)."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+    configs = {
+        "quick": dict(vocab_size=100, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                      num_attention_heads=2, max_position_embeddings=12, hidden_act="quick_gelu",
+                      layer_norm_eps=1e-5),
+        "gelu": dict(vocab_size=60, hidden_size=12, intermediate_size=20, num_hidden_layers=3,
+                     num_attention_heads=3, max_position_embeddings=9, hidden_act="gelu",
+                     layer_norm_eps=1e-6),
+    }
+    for name, cfg in configs.items():
+        torch.manual_seed(77)
+        model = CLIPTextModel(CLIPTextConfig(**cfg)).eval()
+        with torch.no_grad():  # HF's initialisation leaves biases and layer norms trivial
+            for p in model.parameters():
+                p.add_(0.05 * torch.randn(p.shape, generator=w.gen))
+        s = cfg["max_position_embeddings"] - 1
+        ids = torch.randint(0, cfg["vocab_size"], (2, s), generator=w.gen)
+        for padded in (0, 1):
+            mask = torch.ones(2, s, dtype=torch.long)
+            if padded:
+                mask[0, s - 3:] = 0
+                mask[1, 2:] = 0
+            case = f"clip_{name}_{'padded' if padded else 'full'}"
+            params32 = {k: v.detach().clone() for k, v in model.named_parameters()}
+            target = w.randn(2, s, cfg["hidden_size"])
+            res = {}
+            for dtype in (torch.float64, torch.float32):
+                m = model.to(dtype)
+                m.zero_grad()
+                torch.set_default_dtype(dtype)  # HF builds its causal mask in the default dtype
+                o = m(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+                torch.set_default_dtype(torch.float32)
+                out = o.last_hidden_state
+                skip1 = m.text_model.final_layer_norm(o.hidden_states[-2])
+                F.mse_loss(out, target.to(dtype)).backward()
+                res[dtype] = (out.detach(), skip1.detach(),
+                              {k: p.grad.detach().clone() for k, p in m.named_parameters()})
+            (o64, s64, g64), (o32, s32, g32) = res[torch.float64], res[torch.float32]
+            w.tensors[f"{case}.in.ids"] = ids.float()
+            w.tensors[f"{case}.in.mask"] = mask.float()
+            w.tensors[f"{case}.target"] = target
+            w.tensors[f"{case}.out"] = o64.float()
+            w.tensors[f"{case}.out_skip1"] = s64.float()
+            for k, v in params32.items():
+                w.tensors[f"{case}.param.{k}"] = v.float()
+                w.tensors[f"{case}.grad.{k}"] = g64[k].float()
+            # The key projection's bias has no gradient in exact arithmetic: left out here (the
+            # test holds it to 1e-4 of the largest gradient's norm).
+            top = max(v.norm().item() for v in g64.values())
+            w.meta[case] = json.dumps({
+                "config": cfg, "padded": padded,
+                "torch_fp32_out_norm_err": max(norm_error(o32, o64), norm_error(s32, s64)),
+                "torch_fp32_grad_norm_err": max(norm_error(g32[k], g64[k]) for k in g64
+                                                if g64[k].norm().item() > 1e-6 * top)})
+            model.float()
+
+
 def ae_step(models, im, noise, cfg, dtype):
     """One generator step and one discriminator step of the reference's autoencoder training in
     dtype: loss terms, gradients, then one Adam step of each optimizer (betas 0.5, 0.999)."""

@@ -1,0 +1,57 @@
+/* ldmcl/clip.h: the CLIP text encoder as Hugging Face's CLIPTextModel computes it (the reference
+ * conditions its UNet on openai/clip-vit-base-patch16's last hidden state [N, 77, 512]):
+ *   h = token_embedding[ids] + position_embedding[0 .. S-1]
+ *   for each layer: h += self_attn(layer_norm1(h)) (causal, padding keys masked; separate q, k, v
+ *                   projections, scale 1/sqrt(head_dim)); h += fc2(act(fc1(layer_norm2(h))))
+ *   last_hidden_state = final_layer_norm(h)
+ * act is quick_gelu (x * sigmoid(1.702 x)) or gelu. Parameters are named as the HF state_dict
+ * (text_model.embeddings.token_embedding.weight, text_model.encoder.layers.0.self_attn.q_proj.
+ * weight, ...), so model.safetensors of a CLIPTextModel or a whole CLIPModel (the vision tower
+ * ignored: load with only_prefix "text_model.") loads by name. */
+#ifndef LDMCL_CLIP_H
+#define LDMCL_CLIP_H
+
+#include <stddef.h>
+
+#include "ldmcl/graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum ldm_clip_act { LDM_CLIP_QUICK_GELU = 0, LDM_CLIP_GELU = 1 } ldm_clip_act;
+
+typedef struct ldm_clip_text_config {
+    int vocab_size, hidden_size, intermediate_size, num_layers, num_heads, max_positions;
+    float layer_norm_eps;
+    ldm_clip_act act;
+} ldm_clip_text_config;
+
+/* openai/clip-vit-base-patch16's text tower (CLIPTextConfig's defaults): vocabulary 49,408,
+ * width 512, MLP 2048, 12 layers, 8 heads, 77 positions, eps 1e-5, quick_gelu. */
+void ldm_clip_text_config_default(ldm_clip_text_config *c);
+
+/* Reads a Hugging Face config.json: a CLIPTextConfig, or a CLIPModel's (its "text_config").
+ * Keys that are absent take CLIPTextConfig's defaults; a key of the wrong type or value, or an
+ * unsupported hidden_act, is an error naming the file and the key. */
+ldm_status ldm_clip_text_config_read(const char *path, ldm_clip_text_config *c);
+
+/* LDM_OK, or an error naming the field that is wrong. */
+ldm_status ldm_clip_text_config_check(const ldm_clip_text_config *c);
+
+/* Records the encoder on token ids [N, S] (float-valued integers, S <= max_positions) with an
+ * attention mask [N, S] (1: a token, 0: padding; NULL: no padding). skip = 0 returns the last
+ * hidden state; skip = k > 0 the output of layer num_layers - k, through the final layer norm
+ * ("clip skip", as diffusers and A1111 apply it). Returns [N, S, hidden_size]. Parameters are
+ * created on first use (trainable; freeze them with ldm_tensor_set_trainable), with HF's
+ * initialisation rules for training from scratch (ldm_graph_init_params). */
+ldm_tensor *ldm_clip_text(ldm_graph *g, const ldm_clip_text_config *c, ldm_tensor *ids,
+                          ldm_tensor *attention_mask, int skip);
+
+/* Number of parameters (63,165,952 for the default). */
+ldm_status ldm_clip_text_param_count(ldm_ctx *ctx, const ldm_clip_text_config *c, size_t *count);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
