@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tools/setup.sh: all the set-up a fresh Debian 12 machine needs for ldmcl: installs the packages
-# that are missing (apt, with sudo when not root), then configures and builds into build/.
+# that are missing (apt, with sudo when not root), configures and builds into build/, and puts
+# OpenAI's CLIP vocabulary into build/data/ (tools/fetch_clip_vocab.sh).
 # Safe to run again; it only does what is left to do.
 #   BUILD_DIR=dir        build somewhere else (default: build)
 #   CMAKE_ARGS="..."     extra cmake options, e.g. -DLDMCL_SANITIZE=ON
@@ -9,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
-          libclblast-dev libpng-dev libinih-dev libcmocka-dev zlib1g-dev ${EXTRA_PACKAGES:-})
+          libclblast-dev libpng-dev libinih-dev libcmocka-dev zlib1g-dev python3-pip
+          ${EXTRA_PACKAGES:-})
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -26,3 +28,6 @@ build_dir=${BUILD_DIR:-build}
 # shellcheck disable=SC2086
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${CMAKE_ARGS:-} >/dev/null
 cmake --build "$build_dir" -j"$(nproc)"
+# OpenAI's CLIP vocabulary for the tokenizer test and the demo (from PyPI's open-clip-torch wheel).
+tools/fetch_clip_vocab.sh "$build_dir/data" ||
+    echo "setup: could not fetch the CLIP vocabulary (PyPI unreachable?): test_tokenizer will fail" >&2

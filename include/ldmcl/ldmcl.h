@@ -31,6 +31,7 @@
 #include "ldmcl/lpips.h"
 #include "ldmcl/ae_train.h"
 #include "ldmcl/clip.h"
+#include "ldmcl/tokenizer.h"
 #include "ldmcl/train.h"
 #include "ldmcl/sample.h"
 #include "ldmcl/safetensors.h"

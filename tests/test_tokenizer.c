@@ -1,0 +1,147 @@
+/* tests/test_tokenizer.c: the CLIP tokenizer.
+ *   - With the real vocabulary (OpenAI's bpe_simple_vocab_16e6.txt.gz, which tools/setup.sh takes
+ *     out of the open-clip-torch wheel into build/data/): the ids of Hugging Face's CLIPTokenizer
+ *     for every prompt of tests/ref/clip_tokenizer_corpus.jsonl (1,020 prompts: punctuation,
+ *     numbers, contractions, many scripts, emoji, control characters, whitespace runs, long and
+ *     empty prompts; tools/refgen/make_tokenizer_refs.py), padded to 77 with their mask.
+ *   - A small Hugging Face folder written here: BPE merges, the pad token from
+ *     tokenizer_config.json, and the errors: a missing or malformed file, a vocabulary without
+ *     CLIP's special tokens, a prompt that is not UTF-8 (with its byte offset). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "ldmcl/tokenizer.h"
+#include "test_util.h"
+
+static const char *bpe_path(void) {
+    const char *p = getenv("LDMCL_CLIP_BPE");
+    return p && *p ? p : LDMCL_CLIP_BPE_DEFAULT;
+}
+
+static void matches_hugging_face_on_the_corpus(void **state) {
+    (void)state;
+    const char *path = bpe_path();
+    if (!test_file_exists(path))
+        fail_msg("%s is missing: tools/setup.sh takes it out of the open-clip-torch wheel "
+                 "(tools/fetch_clip_vocab.sh), or set LDMCL_CLIP_BPE to a copy",
+                 path);
+    ldm_clip_tokenizer *t;
+    assert_status(ldm_clip_tokenizer_load_bpe(path, &t), LDM_OK);
+    assert_int_equal(ldm_clip_tokenizer_vocab_size(t), 49408);
+    assert_int_equal(ldm_clip_tokenizer_bos(t), 49406);
+    assert_int_equal(ldm_clip_tokenizer_eos(t), 49407);
+    assert_int_equal(ldm_clip_tokenizer_pad(t), 49407);
+    char corpus[4096];
+    snprintf(corpus, sizeof corpus, "%s/clip_tokenizer_corpus.jsonl", LDMCL_TEST_REF_DIR);
+    size_t len;
+    char *text = (char *)test_read_file(corpus, &len);
+    int prompts = 0, wrong = 0, truncated = 0;
+    char *line = text;
+    while (line && *line) {
+        char *next = strchr(line, '\n');
+        if (next) *next++ = 0;
+        char err[128];
+        ldm_json *j = ldm_json_parse(line, strlen(line), err, sizeof err);
+        if (!j) fail_msg("%s line %d: %s", corpus, prompts + 1, err);
+        const ldm_json *p = ldm_json_get(j, "text"), *want = ldm_json_get(j, "ids");
+        assert_true(p && p->type == LDM_JSON_STRING && want && want->type == LDM_JSON_ARRAY);
+        int32_t ids[77], mask[77];
+        int count = 0;
+        assert_status(ldm_clip_tokenize(t, p->string, p->length, 77, 1, ids, mask, &count), LDM_OK);
+        assert_int_equal(count, 77);
+        int ok = 1;
+        for (int k = 0; k < 77; k++) {
+            int real = k < (int)want->count;
+            int32_t w = real ? (int32_t)want->items[k].integer : 49407;
+            ok &= ids[k] == w && mask[k] == real;
+        }
+        if (!ok && wrong++ < 5) {
+            fprintf(stderr, "prompt %d differs: %s\n  ldmcl:", prompts + 1, line);
+            for (int k = 0; k < 77 && mask[k]; k++)
+                fprintf(stderr, " %d", ids[k]);
+            fprintf(stderr, "\n");
+        }
+        truncated += want->count == 77;
+        prompts++;
+        ldm_json_free(j);
+        line = next;
+    }
+    printf("  %d prompts (%d truncated to 77 tokens): %d differ from Hugging Face's "
+           "CLIPTokenizer\n",
+           prompts, truncated, wrong);
+    assert_true(prompts >= 1000);
+    assert_int_equal(wrong, 0);
+    free(text);
+    ldm_clip_tokenizer_destroy(t);
+}
+
+static void write(const char *dir, const char *name, const char *content) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    test_write_file(path, content, strlen(content));
+}
+
+static void small_folder_and_errors(void **state) {
+    (void)state;
+    char *dir = test_make_tmpdir("tok");
+    write(dir, "vocab.json",
+          "{\"a\": 0, \"b\": 1, \"c\": 2, \"a</w>\": 3, \"b</w>\": 4, \"c</w>\": 5, \"ab\": 6, "
+          "\"abc</w>\": 7, \"!</w>\": 8, \"<|startoftext|>\": 9, \"<|endoftext|>\": 10, \"!\": 11, "
+          "\"ab</w>\": 12}");
+    write(dir, "merges.txt", "#version: 0.2\na b\nab c</w>\nab b</w>\n");
+    write(dir, "tokenizer_config.json", "{\"pad_token\": {\"content\": \"!\", \"lstrip\": false}}");
+    ldm_clip_tokenizer *t;
+    assert_status(ldm_clip_tokenizer_load_dir(dir, &t), LDM_OK);
+    assert_int_equal(ldm_clip_tokenizer_pad(t), 11);
+    int32_t ids[8], mask[8];
+    int n;
+    /* "abc" -> a b c</w> -> ab c</w> -> abc</w>; "ab" -> a b</w> (no merge "a b</w>") */
+    assert_status(ldm_clip_tokenize(t, "ABC ab!", 7, 8, 1, ids, mask, &n), LDM_OK);
+    const int32_t want[8] = {9, 7, 0, 4, 8, 10, 11, 11};
+    const int32_t want_mask[8] = {1, 1, 1, 1, 1, 1, 0, 0};
+    assert_int_equal(n, 8);
+    assert_memory_equal(ids, want, sizeof want);
+    assert_memory_equal(mask, want_mask, sizeof want_mask);
+    /* Truncation keeps the end token; no padding when not asked. */
+    assert_status(ldm_clip_tokenize(t, "abc abc abc", 11, 3, 0, ids, NULL, &n), LDM_OK);
+    assert_int_equal(n, 3);
+    assert_true(ids[0] == 9 && ids[1] == 7 && ids[2] == 10);
+    /* Invalid UTF-8: the byte offset of the first bad sequence. */
+    assert_status(ldm_clip_tokenize(t, "ab\xc3(", 4, 8, 1, ids, mask, &n), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "not valid UTF-8: byte 0xC3 at byte offset 2");
+    assert_status(ldm_clip_tokenize(t, "\xed\xa0\x80", 3, 8, 1, ids, mask, &n), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "byte offset 0"); /* an encoded surrogate */
+    ldm_clip_tokenizer_destroy(t);
+
+    char path[4200];
+    write(dir, "merges.txt", "#version: 0.2\na b\nab c</w> extra\n");
+    assert_status(ldm_clip_tokenizer_load_dir(dir, &t), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "merges.txt line 3: a merge must be two symbols");
+    write(dir, "merges.txt", "#version: 0.2\na b\n");
+    write(dir, "vocab.json", "{\"a\": 0, \"b\": 1}");
+    assert_status(ldm_clip_tokenizer_load_dir(dir, &t), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "lacks <|startoftext|> or <|endoftext|>");
+    write(dir, "vocab.json", "{\"a\": 0, \"b\": -1}");
+    assert_status(ldm_clip_tokenizer_load_dir(dir, &t), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "the id of \"b\" must be an integer");
+    write(dir, "vocab.json", "{\"a\": 0, \"a\": 1}");
+    assert_status(ldm_clip_tokenizer_load_dir(dir, &t), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "vocab.json: not valid JSON");
+    snprintf(path, sizeof path, "%s/none", dir);
+    assert_status(ldm_clip_tokenizer_load_dir(path, &t), LDM_ERR_NOT_FOUND);
+    assert_contains(ldm_last_error(), "cannot open the vocabulary");
+    assert_status(ldm_clip_tokenizer_load_bpe(path, &t), LDM_ERR_NOT_FOUND);
+    assert_contains(ldm_last_error(), "cannot open the BPE vocabulary");
+    test_rmtree(dir);
+    free(dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(matches_hugging_face_on_the_corpus),
+        cmocka_unit_test(small_folder_and_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
