@@ -1,7 +1,9 @@
 /* tests/test_train_step.c: the recorded diffusion training step draws t and noise on the device
  * exactly as the host twin of the generator says, applies the reference's condition dropout,
  * targets noise or velocity, and computes the same loss as the step written out by hand with
- * those draws; every run draws anew. */
+ * those draws; every run draws anew. With the CLIP text encoder recorded in the step, dropout
+ * replaces ids by the empty prompt's and every gradient, the encoder's included, equals the
+ * step written out by hand. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,7 +90,15 @@ static void step_draws_and_loss_match_the_host(void **state) {
     ldm_schedule *s;
     assert_status(ldm_schedule_create(LDM_SCHEDULE_SCALED_LINEAR, T, 0.00085, 0.012, &s), LDM_OK);
     ldm_unet_config u = small_unet();
-    ldm_diffusion_train_config cfg = {&u, s, N, H, W, S, 0, 0, P_DROP, LDM_PREDICT_EPSILON, SEED};
+    ldm_diffusion_train_config cfg = {.unet = &u,
+                                      .schedule = s,
+                                      .batch = N,
+                                      .height = H,
+                                      .width = W,
+                                      .context_len = S,
+                                      .cond_drop_prob = P_DROP,
+                                      .prediction = LDM_PREDICT_EPSILON,
+                                      .seed = SEED};
     ldm_graph *g;
     assert_status(ldm_graph_create(ctx, &g), LDM_OK);
     ldm_diffusion_train_graph tg;
@@ -132,6 +142,136 @@ static void step_draws_and_loss_match_the_host(void **state) {
     ldm_ctx_destroy(ctx);
 }
 
+/* Token ids of the joint step: row i is <bos> (3 + i) 7 <eos> <pad>; the empty prompt <bos> <eos>.
+ */
+enum { VOCAB = 40, BOS = 38, EOS = 39 };
+static const float g_empty_ids[S] = {BOS, EOS, EOS, EOS, EOS}, g_empty_mask[S] = {1, 1, 0, 0, 0};
+
+static void prompt_ids(float *ids, float *mask) {
+    for (int i = 0; i < N; i++) {
+        const float row[S] = {BOS, (float)(3 + i), 7, EOS, EOS}, m[S] = {1, 1, 1, 1, 0};
+        memcpy(ids + i * S, row, sizeof row);
+        memcpy(mask + i * S, m, sizeof m);
+    }
+}
+
+static float *read_all(ldm_tensor *t) {
+    float *v = malloc(ldm_tensor_numel(t) * sizeof *v);
+    assert_non_null(v);
+    assert_status(ldm_tensor_read(t, v), LDM_OK);
+    return v;
+}
+
+/* With the CLIP text encoder in the step, the loss and the gradient of every parameter (the
+ * UNet's and the encoder's) equal those of the step written out by hand with the host's draws,
+ * the dropped samples' ids replaced by the empty prompt's. */
+static void text_encoder_trains_with_the_unet(void **state) {
+    (void)state;
+    make_data();
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_schedule *s;
+    assert_status(ldm_schedule_create(LDM_SCHEDULE_SCALED_LINEAR, T, 0.00085, 0.012, &s), LDM_OK);
+    ldm_unet_config u = small_unet();
+    ldm_clip_text_config e = {.vocab_size = VOCAB,
+                              .hidden_size = D,
+                              .intermediate_size = 8,
+                              .num_layers = 1,
+                              .num_heads = 2,
+                              .max_positions = S,
+                              .layer_norm_eps = 1e-5f,
+                              .act = LDM_CLIP_QUICK_GELU};
+    ldm_diffusion_train_config cfg = {.unet = &u,
+                                      .schedule = s,
+                                      .batch = N,
+                                      .height = H,
+                                      .width = W,
+                                      .context_len = S,
+                                      .cond_drop_prob = P_DROP,
+                                      .prediction = LDM_PREDICT_EPSILON,
+                                      .seed = SEED,
+                                      .text_encoder = &e};
+    ldm_graph *a;
+    assert_status(ldm_graph_create(ctx, &a), LDM_OK);
+    ldm_diffusion_train_graph tg;
+    assert_status(ldm_diffusion_train_record(a, &cfg, &tg), LDM_OK);
+    assert_null(tg.context);
+    assert_status(ldm_graph_compile(a), LDM_OK);
+    set_params(a);
+    float ids[N * S], mask[N * S];
+    prompt_ids(ids, mask);
+    assert_status(ldm_tensor_write(tg.latents, g_latents), LDM_OK);
+    assert_status(ldm_tensor_write(tg.ids, ids), LDM_OK);
+    assert_status(ldm_tensor_write(tg.ids_mask, mask), LDM_OK);
+    assert_status(ldm_tensor_write(tg.empty_ids, g_empty_ids), LDM_OK);
+    assert_status(ldm_tensor_write(tg.empty_mask, g_empty_mask), LDM_OK);
+    assert_status(ldm_graph_zero_grads(a), LDM_OK);
+    assert_status(ldm_graph_run(a), LDM_OK);
+
+    /* The host's draws for step 0 and the ids they leave. */
+    float t[N], *noise = malloc(sizeof g_latents), u01[N];
+    float *context = malloc(sizeof g_context);
+    assert_true(noise && context);
+    host_draws(0, t, noise, context);
+    ldm_rng_host(LDM_DIST_UNIFORM, N, SEED, LDM_STREAM_DROP_TEXT, 0, u01);
+    int dropped = 0;
+    for (int i = 0; i < N; i++)
+        if (u01[i] < P_DROP) {
+            memcpy(ids + i * S, g_empty_ids, sizeof g_empty_ids);
+            memcpy(mask + i * S, g_empty_mask, sizeof g_empty_mask);
+            dropped++;
+        }
+    ldm_graph *b;
+    assert_status(ldm_graph_create(ctx, &b), LDM_OK);
+    ldm_tensor *z0 = ldm_graph_input(b, "latents", LDM_SHAPE(N, C, H, W));
+    ldm_tensor *tt = ldm_graph_input(b, "t", LDM_SHAPE(N));
+    ldm_tensor *nz = ldm_graph_input(b, "noise", LDM_SHAPE(N, C, H, W));
+    ldm_tensor *bi = ldm_graph_input(b, "ids", LDM_SHAPE(N, S));
+    ldm_tensor *bm = ldm_graph_input(b, "mask", LDM_SHAPE(N, S));
+    ldm_unet_cond cond = {ldm_clip_text(b, &e, bi, bm, 0), NULL, NULL};
+    ldm_tensor *pred = ldm_unet(b, &u, ldm_add_noise(b, s, z0, nz, tt), tt, &cond);
+    ldm_tensor *loss = ldm_mse_loss(b, pred, nz);
+    ldm_tensor_keep(loss);
+    assert_status(ldm_graph_backward(b, loss), LDM_OK);
+    assert_status(ldm_graph_compile(b), LDM_OK);
+    set_params(b);
+    assert_status(ldm_tensor_write(z0, g_latents), LDM_OK);
+    assert_status(ldm_tensor_write(tt, t), LDM_OK);
+    assert_status(ldm_tensor_write(nz, noise), LDM_OK);
+    assert_status(ldm_tensor_write(bi, ids), LDM_OK);
+    assert_status(ldm_tensor_write(bm, mask), LDM_OK);
+    assert_status(ldm_graph_zero_grads(b), LDM_OK);
+    assert_status(ldm_graph_run(b), LDM_OK);
+    float la, lb;
+    assert_status(ldm_tensor_read(tg.loss, &la), LDM_OK);
+    assert_status(ldm_tensor_read(loss, &lb), LDM_OK);
+    if (fabsf(la - lb) > 1e-6f * fabsf(lb)) fail_msg("loss %.9g, by hand %.9g", la, lb);
+    assert_int_equal(ldm_graph_param_count(a), ldm_graph_param_count(b));
+    int clip_params = 0;
+    double worst = 0;
+    for (size_t i = 0; i < ldm_graph_param_count(a); i++) {
+        ldm_tensor *pa = ldm_graph_param_at(a, i);
+        ldm_tensor *pb = ldm_graph_find(b, ldm_tensor_name(pa));
+        assert_non_null(pb);
+        float *ga = read_all(ldm_tensor_grad(pa)), *gb = read_all(ldm_tensor_grad(pb));
+        double e_norm = test_norm_err(ga, gb, ldm_tensor_numel(pa));
+        worst = fmax(worst, e_norm);
+        if (e_norm > 1e-5) fail_msg("gradient of %s off by %.3g", ldm_tensor_name(pa), e_norm);
+        clip_params += strncmp(ldm_tensor_name(pa), "text_model.", 11) == 0;
+        free(ga);
+        free(gb);
+    }
+    printf("  joint step: %d of %d samples dropped to the empty prompt; %d encoder parameters "
+           "trained; gradients %.2e from the step by hand\n",
+           dropped, N, clip_params, worst);
+    assert_int_equal(clip_params, 16 + 2 + 2); /* one layer's 16, embeddings, final norm */
+    free(noise);
+    free(context);
+    ldm_graph_destroy(a);
+    ldm_graph_destroy(b);
+    ldm_schedule_destroy(s);
+    ldm_ctx_destroy(ctx);
+}
+
 static void v_prediction_target(void **state) {
     (void)state;
     make_data();
@@ -139,7 +279,14 @@ static void v_prediction_target(void **state) {
     ldm_schedule *s;
     assert_status(ldm_schedule_create(LDM_SCHEDULE_COSINE, T, 0, 0, &s), LDM_OK);
     ldm_unet_config u = small_unet();
-    ldm_diffusion_train_config cfg = {&u, s, N, H, W, S, 0, 0, 0.0f, LDM_PREDICT_V, SEED};
+    ldm_diffusion_train_config cfg = {.unet = &u,
+                                      .schedule = s,
+                                      .batch = N,
+                                      .height = H,
+                                      .width = W,
+                                      .context_len = S,
+                                      .prediction = LDM_PREDICT_V,
+                                      .seed = SEED};
     ldm_graph *g;
     assert_status(ldm_graph_create(ctx, &g), LDM_OK);
     ldm_diffusion_train_graph tg;
@@ -174,7 +321,15 @@ static void metadata_round_trip(void **state) {
     ldm_schedule *s;
     assert_status(ldm_schedule_create(LDM_SCHEDULE_COSINE, T, 0, 0, &s), LDM_OK);
     ldm_unet_config u = small_unet();
-    ldm_diffusion_train_config cfg = {&u, s, N, H, W, S, 0, 0, 0.1f, LDM_PREDICT_V, SEED};
+    ldm_diffusion_train_config cfg = {.unet = &u,
+                                      .schedule = s,
+                                      .batch = N,
+                                      .height = H,
+                                      .width = W,
+                                      .context_len = S,
+                                      .cond_drop_prob = 0.1f,
+                                      .prediction = LDM_PREDICT_V,
+                                      .seed = SEED};
     ldm_graph *g;
     assert_status(ldm_graph_create(ctx, &g), LDM_OK);
     ldm_diffusion_train_graph tg;
@@ -208,6 +363,7 @@ static void metadata_round_trip(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(step_draws_and_loss_match_the_host),
+        cmocka_unit_test(text_encoder_trains_with_the_unet),
         cmocka_unit_test(v_prediction_target),
         cmocka_unit_test(metadata_round_trip),
     };

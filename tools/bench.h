@@ -47,6 +47,10 @@ ldm_status bench_cache(const bench_settings *s);
 /* The seed UNet: sampling steps at batch 2 and 16, a training step at train_batch. json: its
  * members, each followed by a comma. */
 ldm_status bench_unet(ldm_ctx *ctx, const bench_settings *s, int train_batch, FILE *json);
+/* The seed UNet's training step at batch; with_text_encoder: the CLIP text encoder (real size,
+ * random weights) recorded in the step and trained with the UNet. */
+ldm_status bench_unet_train_step(ldm_ctx *ctx, const bench_settings *s, int batch,
+                                 int with_text_encoder, FILE *json);
 
 /* The autoencoder: encode/decode throughput and a full training step (VQ-VAE, LPIPS,
  * discriminator), for the reference's mnist config (batch 64, 28x28) or celebhq (batch 4,

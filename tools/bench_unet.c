@@ -33,13 +33,50 @@ static void print_memory(const char *what, ldm_ctx *ctx, ldm_graph *g) {
            ldm_format_bytes(ldm_ctx_device_bytes_in_use(ctx), all, 32));
 }
 
-static ldm_status train_step(ldm_ctx *ctx, const bench_settings *s, int batch, FILE *json) {
+/* Token ids of 12-token prompts padded to 77, and the empty prompt's, for the joint step. */
+static ldm_status token_inputs(ldm_diffusion_train_graph *tg, int batch) {
+    float *ids = malloc((size_t)batch * 77 * sizeof *ids), *mask = malloc((size_t)batch * 77 * 4);
+    float eids[77], emask[77];
+    if (!ids || !mask) {
+        free(ids);
+        free(mask);
+        return LDM_ERR_HOST_MEMORY;
+    }
+    for (int k = 0; k < 77; k++) {
+        eids[k] = k == 0 ? 49406.0f : 49407.0f;
+        emask[k] = k < 2 ? 1.0f : 0.0f;
+        for (int b = 0; b < batch; b++) {
+            ids[b * 77 + k] = k == 0 ? 49406.0f : k < 12 ? (float)(320 + 37 * k + b) : 49407.0f;
+            mask[b * 77 + k] = k <= 12 ? 1.0f : 0.0f;
+        }
+    }
+    ldm_status st = ldm_tensor_write(tg->ids, ids);
+    if (st == LDM_OK) st = ldm_tensor_write(tg->ids_mask, mask);
+    if (st == LDM_OK) st = ldm_tensor_write(tg->empty_ids, eids);
+    if (st == LDM_OK) st = ldm_tensor_write(tg->empty_mask, emask);
+    free(ids);
+    free(mask);
+    return st;
+}
+
+ldm_status bench_unet_train_step(ldm_ctx *ctx, const bench_settings *s, int batch,
+                                 int with_text_encoder, FILE *json) {
     ldm_unet_config u;
     ldm_unet_config_celebhq_text(&u);
     ldm_schedule *sched;
     BENCH_TRY(ldm_schedule_create(LDM_SCHEDULE_SCALED_LINEAR, 1000, 0.00085, 0.012, &sched));
-    ldm_diffusion_train_config cfg = {
-        &u, sched, batch, 32, 32, 77, 0, 0, 0.1f, LDM_PREDICT_EPSILON, 1111};
+    ldm_clip_text_config clip;
+    ldm_clip_text_config_default(&clip);
+    ldm_diffusion_train_config cfg = {.unet = &u,
+                                      .schedule = sched,
+                                      .batch = batch,
+                                      .height = 32,
+                                      .width = 32,
+                                      .context_len = 77,
+                                      .cond_drop_prob = 0.1f,
+                                      .prediction = LDM_PREDICT_EPSILON,
+                                      .seed = 1111,
+                                      .text_encoder = with_text_encoder ? &clip : NULL};
     ldm_graph *g = NULL;
     ldm_optimizer *opt = NULL;
     ldm_diffusion_train_graph tg;
@@ -48,6 +85,7 @@ static ldm_status train_step(ldm_ctx *ctx, const bench_settings *s, int batch, F
     if (st == LDM_OK) st = ldm_graph_compile(g);
     ldm_tensor *ins[3] = {tg.latents, tg.context, tg.empty_context};
     if (st == LDM_OK) st = randomise(ctx, g, ins, 3);
+    if (st == LDM_OK && with_text_encoder) st = token_inputs(&tg, batch);
     ldm_adam_config ac;
     ldm_adam_config_init(&ac);
     ac.lr = 5e-6f; /* the seed's ldm_lr */
@@ -69,17 +107,19 @@ static ldm_status train_step(ldm_ctx *ctx, const bench_settings *s, int batch, F
         double ms = bench_median(t, s->repeat);
         float loss = 0;
         ldm_tensor_read(tg.loss, &loss);
-        printf("training step, batch %d (draws, add_noise, dropout, UNet fwd+bwd, MSE, Adam): "
+        printf("training step, batch %d (draws, add_noise, dropout, %sUNet fwd+bwd, MSE, Adam): "
                "%.1f ms, %.2f images/s (loss %.4f)\n",
-               batch, ms, batch / (ms * 1e-3), loss);
+               batch, with_text_encoder ? "CLIP text encoder and " : "", ms, batch / (ms * 1e-3),
+               loss);
         print_memory("training", ctx, g);
         if (json)
-            fprintf(json,
-                    "  \"unet_train_step\": {\"batch\": %d, \"ms\": %.3f, \"images_per_s\": %.3f, "
-                    "\"activation_bytes\": %llu, \"device_bytes\": %llu},\n",
-                    batch, ms, batch / (ms * 1e-3),
-                    (unsigned long long)ldm_graph_memory_report(g).activation_bytes,
-                    (unsigned long long)ldm_ctx_device_bytes_in_use(ctx));
+            fprintf(
+                json,
+                "  \"unet%s_train_step\": {\"batch\": %d, \"ms\": %.3f, \"images_per_s\": %.3f, "
+                "\"activation_bytes\": %llu, \"device_bytes\": %llu},\n",
+                with_text_encoder ? "_clip" : "", batch, ms, batch / (ms * 1e-3),
+                (unsigned long long)ldm_graph_memory_report(g).activation_bytes,
+                (unsigned long long)ldm_ctx_device_bytes_in_use(ctx));
     }
     free(t);
     ldm_optimizer_destroy(opt);
@@ -136,5 +176,5 @@ ldm_status bench_unet(ldm_ctx *ctx, const bench_settings *s, int train_batch, FI
            params);
     BENCH_TRY(sample_step(ctx, s, 2, json));
     BENCH_TRY(sample_step(ctx, s, 16, json));
-    return train_step(ctx, s, train_batch, json);
+    return bench_unet_train_step(ctx, s, train_batch, 0, json);
 }

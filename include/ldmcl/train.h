@@ -12,6 +12,7 @@
 
 #include "ldmcl/diffusion.h"
 #include "ldmcl/graph.h"
+#include "ldmcl/clip.h"
 #include "ldmcl/unet.h"
 
 #ifdef __cplusplus
@@ -29,17 +30,25 @@ typedef struct ldm_diffusion_train_config {
     float cond_drop_prob;        /* 0: no dropout */
     ldm_prediction prediction;
     uint64_t seed;
+    /* Text from token ids: the CLIP text encoder recorded in the step, its parameters trained with
+     * the UNet's (fine-tuning loaded weights, or from scratch as the LDM paper); dropout replaces
+     * a sample's ids and mask by the empty prompt's. NULL: the context is an input (a frozen
+     * encoder, ldm_clip_encoder, runs outside the step). */
+    const ldm_clip_text_config *text_encoder;
+    int text_skip; /* clip skip of the encoder's output (0: the last hidden state) */
 } ldm_diffusion_train_config;
 
 /* The tensors of a recorded step. Inputs to write before each run: latents, and the conditions
  * the model uses (empty_context once). The others are kept for inspection. */
 typedef struct ldm_diffusion_train_graph {
-    ldm_tensor *latents;       /* [N, C, H, W] */
-    ldm_tensor *context;       /* [N, S, D] or NULL */
-    ldm_tensor *empty_context; /* [S, D] or NULL (needed with text and dropout) */
-    ldm_tensor *class_onehot;  /* [N, K] or NULL */
-    ldm_tensor *mask;          /* [N, M, H', W'] or NULL */
-    ldm_tensor *t, *noise;     /* drawn this run */
+    ldm_tensor *latents;                /* [N, C, H, W] */
+    ldm_tensor *context;                /* [N, S, D] or NULL */
+    ldm_tensor *empty_context;          /* [S, D] or NULL (needed with text and dropout) */
+    ldm_tensor *ids, *ids_mask;         /* with text_encoder: token ids and mask [N, S] */
+    ldm_tensor *empty_ids, *empty_mask; /* with text_encoder and dropout: the empty prompt's [S] */
+    ldm_tensor *class_onehot;           /* [N, K] or NULL */
+    ldm_tensor *mask;                   /* [N, M, H', W'] or NULL */
+    ldm_tensor *t, *noise;              /* drawn this run */
     ldm_tensor *prediction, *target, *loss;
 } ldm_diffusion_train_graph;
 

@@ -36,7 +36,30 @@ ldm_status ldm_diffusion_train_record(ldm_graph *g, const ldm_diffusion_train_co
     ldm_tensor *xt = ldm_add_noise(g, cfg->schedule, out->latents, out->noise, out->t);
 
     ldm_unet_cond cond = {NULL, NULL, NULL};
-    if (u->text_embed_dim > 0) {
+    if (u->text_embed_dim > 0 && cfg->text_encoder) {
+        const ldm_clip_text_config *e = cfg->text_encoder;
+        if (cfg->context_len < 1 || cfg->context_len > e->max_positions)
+            return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                            "a text-conditioned step needs context_len in [1, %d]",
+                            e->max_positions);
+        if (e->hidden_size != u->text_embed_dim)
+            return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                            "the text encoder's width %d is not the UNet's text_embed_dim %d",
+                            e->hidden_size, u->text_embed_dim);
+        int len = cfg->context_len;
+        out->ids = ldm_graph_input(g, "ids", LDM_SHAPE(n, len));
+        out->ids_mask = ldm_graph_input(g, "ids_mask", LDM_SHAPE(n, len));
+        ldm_tensor *ids = out->ids, *mask = out->ids_mask;
+        if (p > 0) { /* one draw per sample decides for ids and mask alike */
+            out->empty_ids = ldm_graph_input(g, "empty_ids", LDM_SHAPE(len));
+            out->empty_mask = ldm_graph_input(g, "empty_mask", LDM_SHAPE(len));
+            ldm_tensor *r = ldm_random(g, LDM_DIST_UNIFORM, LDM_SHAPE(n), cfg->seed,
+                                       LDM_STREAM_DROP_TEXT, 1.0f, 0.0f);
+            ids = ldm_drop_condition(g, ids, out->empty_ids, r, p, 0);
+            mask = ldm_drop_condition(g, mask, out->empty_mask, r, p, 0);
+        }
+        cond.context = ldm_clip_text(g, e, ids, mask, cfg->text_skip);
+    } else if (u->text_embed_dim > 0) {
         if (cfg->context_len < 1)
             return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "a text-conditioned step needs context_len");
         out->context =
