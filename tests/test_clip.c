@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "ldmcl/checkpoint.h"
 #include "ldmcl/clip.h"
 #include "ldmcl/safetensors.h"
 #include "op_harness.h"
@@ -170,6 +171,95 @@ static void text_model_matches_transformers(void **state) {
         run_case(cases[i]);
 }
 
+/* Writes the case's text_model.* parameters as a CLIPModel's model.safetensors would hold them,
+ * with a vision tower, projections and the position_ids buffer beside them; `broken` gives one
+ * tensor a wrong shape. */
+static void write_clip_model_file(const char *name, const char *path, int broken) {
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "%s.param.", name);
+    size_t plen = strlen(prefix), n = 0;
+    ldm_st_entry e[64];
+    float *data[64];
+    int64_t shapes[64][4];
+    static float extra[64];
+    for (size_t i = 0; i < ldm_safetensors_count(g_st); i++) {
+        const ldm_st_tensor *t = ldm_safetensors_at(g_st, i);
+        if (strncmp(t->name, prefix, plen) != 0) continue;
+        assert_true(n < 60);
+        data[n] = test_st_load(g_st, t->name, NULL, NULL);
+        for (int d = 0; d < t->ndim; d++)
+            shapes[n][d] = t->shape[d];
+        int nd = t->ndim;
+        if (broken && strstr(t->name, "final_layer_norm.bias")) nd = 1, shapes[n][0] -= 1;
+        e[n] = (ldm_st_entry){t->name + plen, nd, shapes[n], data[n]};
+        n++;
+    }
+    int64_t s_vis[4] = {4, 3, 2, 2}, s_one[1] = {1}, s_proj[2] = {2, 16}, s_pos[2] = {1, 12};
+    e[n++] = (ldm_st_entry){"vision_model.embeddings.patch_embedding.weight", 4, s_vis, extra};
+    e[n++] = (ldm_st_entry){"logit_scale", 1, s_one, extra};
+    e[n++] = (ldm_st_entry){"text_projection.weight", 2, s_proj, extra};
+    e[n++] = (ldm_st_entry){"text_model.embeddings.position_ids", 2, s_pos, extra};
+    assert_status(ldm_safetensors_write(path, e, n, NULL), LDM_OK);
+    for (size_t i = 0; i < n - 4; i++)
+        free(data[i]);
+}
+
+/* The frozen encoder loads a whole CLIPModel file (only its text tower) and computes the last
+ * hidden state of transformers' CLIPTextModel; a tensor of the wrong shape is named. */
+static void clip_model_file_loads_into_the_frozen_encoder(void **state) {
+    (void)state;
+    const char *name = "clip_quick_padded";
+    const char *text = ldm_safetensors_metadata(g_st, name);
+    char err[128], key[128];
+    ldm_json *meta = ldm_json_parse(text, strlen(text), err, sizeof err);
+    assert_non_null(meta);
+    char *dir = test_make_tmpdir("clip");
+    ldm_clip_text_config c;
+    read_config(meta, dir, &c);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    write_clip_model_file(name, path, 0);
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_clip_encoder *e;
+    int shape[4], ndim;
+    snprintf(key, sizeof key, "%s.in.ids", name);
+    float *fids = test_st_load(g_st, key, &ndim, shape);
+    snprintf(key, sizeof key, "%s.in.mask", name);
+    float *fmask = test_st_load(g_st, key, NULL, NULL);
+    int n = shape[0] * shape[1];
+    int32_t *ids = malloc((size_t)n * sizeof *ids), *mask = malloc((size_t)n * sizeof *mask);
+    float *out = malloc((size_t)n * (size_t)c.hidden_size * sizeof *out);
+    assert_true(ids && mask && out);
+    for (int i = 0; i < n; i++)
+        ids[i] = (int32_t)fids[i], mask[i] = (int32_t)fmask[i];
+    assert_status(ldm_clip_encoder_create(ctx, &c, shape[0], shape[1], 0, &e), LDM_OK);
+    assert_status(ldm_clip_encoder_load(e, path), LDM_OK);
+    assert_status(ldm_clip_encoder_run(e, ids, mask, out), LDM_OK);
+    snprintf(key, sizeof key, "%s.out", name);
+    float *want = test_st_load(g_st, key, NULL, NULL);
+    double err_norm = test_norm_err(out, want, (size_t)n * (size_t)c.hidden_size);
+    printf("  frozen encoder from a CLIPModel file: %.2e norm-wise\n", err_norm);
+    assert_true(err_norm <= bar(meta, "torch_fp32_out_norm_err"));
+    ids[3] = c.vocab_size;
+    assert_status(ldm_clip_encoder_run(e, ids, mask, out), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(),
+                    "token id 100 at row 0, position 3 is outside the vocabulary");
+    write_clip_model_file(name, path, 1);
+    assert_status(ldm_clip_encoder_load(e, path), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "text_model.final_layer_norm.bias (file [15], model [16])");
+    ldm_clip_encoder_destroy(e);
+    ldm_ctx_destroy(ctx);
+    free(fids);
+    free(fmask);
+    free(ids);
+    free(mask);
+    free(out);
+    free(want);
+    ldm_json_free(meta);
+    test_rmtree(dir);
+    free(dir);
+}
+
 static void real_size_parameter_count(void **state) {
     (void)state;
     ldm_ctx *ctx = test_ctx_open(NULL, NULL);
@@ -233,6 +323,7 @@ static int close_refs(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(text_model_matches_transformers),
+        cmocka_unit_test(clip_model_file_loads_into_the_frozen_encoder),
         cmocka_unit_test(real_size_parameter_count),
         cmocka_unit_test(bad_configs_name_file_and_key),
     };

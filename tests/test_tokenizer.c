@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "ldmcl/clip.h"
 #include "ldmcl/tokenizer.h"
 #include "test_util.h"
 
@@ -74,6 +75,54 @@ static void matches_hugging_face_on_the_corpus(void **state) {
     assert_true(prompts >= 1000);
     assert_int_equal(wrong, 0);
     free(text);
+    ldm_clip_tokenizer_destroy(t);
+}
+
+/* Prompts through the tokenizer and a (small, random) encoder: the same as tokenizing and running
+ * the encoder by hand; rows past the prompts are the empty prompt; a bad prompt is named. */
+static void prompts_encode_with_the_empty_prompt_after_them(void **state) {
+    (void)state;
+    ldm_clip_tokenizer *t;
+    assert_status(ldm_clip_tokenizer_load_bpe(bpe_path(), &t), LDM_OK);
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_clip_text_config c = {.vocab_size = 49408,
+                              .hidden_size = 8,
+                              .intermediate_size = 16,
+                              .num_layers = 1,
+                              .num_heads = 2,
+                              .max_positions = 77,
+                              .layer_norm_eps = 1e-5f,
+                              .act = LDM_CLIP_QUICK_GELU};
+    ldm_clip_encoder *e;
+    assert_status(ldm_clip_encoder_create(ctx, &c, 3, 77, 0, &e), LDM_OK);
+    ldm_graph *g;
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    ldm_clip_text(g, &c, ldm_graph_input(g, "ids", LDM_SHAPE(1, 77)), NULL, 0);
+    assert_status(ldm_graph_compile(g), LDM_OK);
+    assert_status(ldm_graph_init_params(g, 3, 0), LDM_OK);
+    assert_status(ldm_clip_encoder_copy_from(e, g), LDM_OK);
+    const char *prompts[2] = {"a photo of a sneaker", "an ankle boot, 2nd-hand"};
+    float *got = malloc(3 * 77 * 8 * sizeof *got), *want = malloc(3 * 77 * 8 * sizeof *want);
+    int32_t ids[3 * 77], mask[3 * 77];
+    assert_true(got && want);
+    assert_status(ldm_clip_encode_prompts(e, t, prompts, 2, got), LDM_OK);
+    int n;
+    for (int b = 0; b < 3; b++) {
+        const char *p = b < 2 ? prompts[b] : "";
+        assert_status(ldm_clip_tokenize(t, p, strlen(p), 77, 1, ids + b * 77, mask + b * 77, &n),
+                      LDM_OK);
+    }
+    assert_status(ldm_clip_encoder_run(e, ids, mask, want), LDM_OK);
+    assert_memory_equal(got, want, 3 * 77 * 8 * sizeof *got);
+    const char *bad[1] = {"ok \xff"};
+    assert_status(ldm_clip_encode_prompts(e, t, bad, 1, got), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "prompt 0: ");
+    assert_contains(ldm_last_error(), "byte offset 3");
+    free(got);
+    free(want);
+    ldm_graph_destroy(g);
+    ldm_clip_encoder_destroy(e);
+    ldm_ctx_destroy(ctx);
     ldm_clip_tokenizer_destroy(t);
 }
 
@@ -141,6 +190,7 @@ static void small_folder_and_errors(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(matches_hugging_face_on_the_corpus),
+        cmocka_unit_test(prompts_encode_with_the_empty_prompt_after_them),
         cmocka_unit_test(small_folder_and_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,14 +21,16 @@ ldm_status ldm_graph_save_subset(ldm_graph *g, const char *path, const char *con
                                  const char *graph_prefix, int trainable_only);
 
 typedef struct ldm_load_options {
-    const char *only_prefix;  /* consider only file tensors whose names start with it (e.g.
-                                 "text_model." in a full CLIPModel file); NULL: all */
-    int allow_missing;        /* parameters the file lacks keep their values */
-    int allow_unexpected;     /* file tensors the graph lacks are ignored */
-    const char *graph_prefix; /* only the graph's parameters under this prefix take part, matched
-                                 to file names without it ("lpips." + "net.slice1.0.weight");
-                                 NULL: all */
-    int trainable_only;       /* only the graph's trainable parameters take part */
+    const char *only_prefix;   /* consider only file tensors whose names start with it (e.g.
+                                  "text_model." in a full CLIPModel file); NULL: all */
+    int allow_missing;         /* parameters the file lacks keep their values */
+    int allow_unexpected;      /* file tensors the graph lacks are ignored */
+    const char *graph_prefix;  /* only the graph's parameters under this prefix take part, matched
+                                  to file names without it ("lpips." + "net.slice1.0.weight");
+                                  NULL: all */
+    int trainable_only;        /* only the graph's trainable parameters take part */
+    const char *const *ignore; /* file tensors to skip by name (NULL-terminated; NULL: none),
+                                  e.g. Hugging Face's text_model.embeddings.position_ids buffer */
 } ldm_load_options;
 
 /* Reads parameters by name (F32, F16, BF16, ... converted to F32). Fails, changing nothing, when

@@ -48,6 +48,29 @@ ldm_status ldm_clip_text_config_check(const ldm_clip_text_config *c);
 ldm_tensor *ldm_clip_text(ldm_graph *g, const ldm_clip_text_config *c, ldm_tensor *ids,
                           ldm_tensor *attention_mask, int skip);
 
+/* A frozen text encoder for inference: one recorded graph for batches of `batch` prompts of
+ * seq_len tokens (77 for CLIP), computing the context the UNet attends to. */
+typedef struct ldm_clip_encoder ldm_clip_encoder;
+
+ldm_status ldm_clip_encoder_create(ldm_ctx *ctx, const ldm_clip_text_config *c, int batch,
+                                   int seq_len, int skip, ldm_clip_encoder **out);
+void ldm_clip_encoder_destroy(ldm_clip_encoder *e);
+/* Weights from a Hugging Face model.safetensors: a CLIPTextModel's, or a whole CLIPModel's (only
+ * the text_model.* tensors are read; the vision tower, projections and the position_ids buffer
+ * are ignored). Every text_model parameter must be there with its shape. */
+ldm_status ldm_clip_encoder_load(ldm_clip_encoder *e, const char *path);
+/* Weights from a graph holding text_model.* parameters (a step that trained the encoder). */
+ldm_status ldm_clip_encoder_copy_from(ldm_clip_encoder *e, ldm_graph *src);
+/* ids and mask [batch, seq_len] -> out [batch, seq_len, hidden] (host arrays; waits). */
+ldm_status ldm_clip_encoder_run(ldm_clip_encoder *e, const int32_t *ids, const int32_t *mask,
+                                float *out);
+/* The tokenizer's graph-ready ids: prompts[0 .. count) (count <= batch; the remaining rows get
+ * the empty prompt) into out [batch, seq_len, hidden]. With count 1 and "" it is the empty
+ * prompt's embedding that classifier-free guidance uses. */
+struct ldm_clip_tokenizer;
+ldm_status ldm_clip_encode_prompts(ldm_clip_encoder *e, struct ldm_clip_tokenizer *t,
+                                   const char *const *prompts, int count, float *out);
+
 /* Number of parameters (63,165,952 for the default). */
 ldm_status ldm_clip_text_param_count(ldm_ctx *ctx, const ldm_clip_text_config *c, size_t *count);
 

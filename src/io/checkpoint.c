@@ -74,7 +74,7 @@ static int shape_matches(const ldm_st_tensor *f, const ldm_tensor *t) {
 }
 
 ldm_status ldm_graph_load(ldm_graph *g, const char *path, const ldm_load_options *options) {
-    ldm_load_options defaults = {NULL, 0, 0, NULL, 0};
+    ldm_load_options defaults = {NULL, 0, 0, NULL, 0, NULL};
     const ldm_load_options *o = options ? options : &defaults;
     if (!g->compiled)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "loading '%s': compile the graph first", path);
@@ -112,6 +112,10 @@ ldm_status ldm_graph_load(ldm_graph *g, const char *path, const ldm_load_options
     for (size_t i = 0; i < ldm_safetensors_count(st) && !o->allow_unexpected; i++) {
         const char *name = ldm_safetensors_at(st, i)->name;
         if (plen && strncmp(name, o->only_prefix, plen) != 0) continue;
+        int ignored = 0;
+        for (int k = 0; o->ignore && o->ignore[k] && !ignored; k++)
+            ignored = strcmp(name, o->ignore[k]) == 0;
+        if (ignored) continue;
         char full[256];
         snprintf(full, sizeof full, "%s%s", o->graph_prefix ? o->graph_prefix : "", name);
         ldm_tensor *t = ldm_graph_find(g, full);
