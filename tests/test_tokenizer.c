@@ -4,6 +4,7 @@
  *     for every prompt of tests/ref/clip_tokenizer_corpus.jsonl (1,020 prompts: punctuation,
  *     numbers, contractions, many scripts, emoji, control characters, whitespace runs, long and
  *     empty prompts; tools/refgen/make_tokenizer_refs.py), padded to 77 with their mask.
+ *   - Prompts through the tokenizer and a frozen encoder, the empty prompt filling the batch.
  *   - A small Hugging Face folder written here: BPE merges, the pad token from
  *     tokenizer_config.json, and the errors: a missing or malformed file, a vocabulary without
  *     CLIP's special tokens, a prompt that is not UTF-8 (with its byte offset). */

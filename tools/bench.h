@@ -58,4 +58,8 @@ ldm_status bench_unet_train_step(ldm_ctx *ctx, const bench_settings *s, int batc
  * members, each followed by a comma. */
 ldm_status bench_autoencoder(ldm_ctx *ctx, const bench_settings *s, int celebhq, FILE *json);
 
+/* The CLIP text encoder at its real size: prompts/s at batch 1 and 16, then the joint training
+ * step with the seed UNet at train_batch. json: its members, each followed by a comma. */
+ldm_status bench_clip(ldm_ctx *ctx, const bench_settings *s, int train_batch, FILE *json);
+
 #endif

@@ -1,7 +1,7 @@
 /* tools/ldmcl_bench.c: ldmcl-bench, the vendor-portable benchmark and device tool.
  *   --list-devices   every OpenCL platform and device with the figures ldmcl relies on
  *   --self-test      checks this device's results against host references
- *   --bench LIST     copy, gemm, ops, unet, ae, ae-celebhq, cache (comma-separated, or all):
+ *   --bench LIST     copy, gemm, ops, unet, ae, ae-celebhq, clip, cache (comma-separated, or all):
  *                    device times from OpenCL profiling events, after warm-up, median of
  *                    repeats
  *   --json FILE      the same figures as JSON */
@@ -25,6 +25,8 @@ static void usage(FILE *f) {
             "  --bench ae            the reference's mnist autoencoder (batch 64, 28x28): encode,\n"
             "                        decode and a training step with LPIPS and the discriminator\n"
             "  --bench ae-celebhq    the same for its celebhq autoencoder (batch 4, 256x256)\n"
+            "  --bench clip          the CLIP text encoder: prompts/s at batch 1 and 16, and the\n"
+            "                        seed UNet's training step with the encoder trained too\n"
             "  --shapes seed|small   op shapes: the seed UNet's at batch 16 (default on a GPU)\n"
             "                        or small ones (default otherwise)\n"
             "  --json FILE           also write the figures as JSON\n"
@@ -157,7 +159,7 @@ int main(int argc, char **argv) {
     if (!do_selftest && !bench_list) return rc;
 
     int bench_copy_on = 0, bench_gemm_on = 0, bench_cache_on = 0, bench_ops_on = 0;
-    int bench_unet_on = 0, bench_ae_on = 0, bench_ae_celebhq_on = 0;
+    int bench_unet_on = 0, bench_ae_on = 0, bench_ae_celebhq_on = 0, bench_clip_on = 0;
     if (bench_list) {
         char list[256];
         snprintf(list, sizeof list, "%s", bench_list);
@@ -172,6 +174,8 @@ int main(int argc, char **argv) {
                 bench_ae_on = 1;
             else if (!strcmp(tok, "ae-celebhq"))
                 bench_ae_celebhq_on = 1;
+            else if (!strcmp(tok, "clip"))
+                bench_clip_on = 1;
             else if (!strcmp(tok, "copy"))
                 bench_copy_on = 1;
             else if (!strcmp(tok, "gemm"))
@@ -226,6 +230,7 @@ int main(int argc, char **argv) {
     if (st == LDM_OK && bench_unet_on) st = bench_unet(ctx, &s, train_batch, json);
     if (st == LDM_OK && bench_ae_on) st = bench_autoencoder(ctx, &s, 0, json);
     if (st == LDM_OK && bench_ae_celebhq_on) st = bench_autoencoder(ctx, &s, 1, json);
+    if (st == LDM_OK && bench_clip_on) st = bench_clip(ctx, &s, train_batch, json);
     ldm_ctx_destroy(ctx);
     if (st == LDM_OK && bench_cache_on) st = bench_cache(&s);
     if (json) {
