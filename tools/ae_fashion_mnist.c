@@ -204,10 +204,14 @@ int main(int argc, char **argv) {
     cfg.disc_weight = o.disc_weight;
     cfg.perceptual_weight = o.lpips ? 1.0f : 0.0f;
     cfg.seed = o.seed;
+    char disc[64];
+    if (o.disc_weight > 0)
+        snprintf(disc, sizeof disc, "from step %d", o.disc_start + 1);
+    else
+        snprintf(disc, sizeof disc, "off");
     printf("model: %s %s config, %zu parameters; %d steps of %d images (%dx%d), lr %g, Adam (0.5, "
-           "0.999); discriminator %s from step %d; perceptual loss %s\n",
-           o.kind, o.size, n_params, o.steps, o.batch, H, W, (double)o.lr,
-           o.disc_weight > 0 ? "on" : "off", o.disc_start + 1,
+           "0.999); discriminator %s; perceptual loss %s\n",
+           o.kind, o.size, n_params, o.steps, o.batch, H, W, (double)o.lr, disc,
            o.lpips ? o.lpips : "off (no LPIPS weights given)");
     ldm_ae_trainer *t;
     st = ldm_ae_trainer_create(ctx, &cfg, &t);
