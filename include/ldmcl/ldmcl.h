@@ -32,6 +32,7 @@
 #include "ldmcl/ae_train.h"
 #include "ldmcl/clip.h"
 #include "ldmcl/tokenizer.h"
+#include "ldmcl/image.h"
 #include "ldmcl/train.h"
 #include "ldmcl/sample.h"
 #include "ldmcl/safetensors.h"

@@ -1,0 +1,45 @@
+/* ldmcl/image.h: 8-bit images in memory, and PNG files through libpng's classic API: reading
+ * with size limits (IHDR dimensions, pixel count, chunk memory: decompression bombs) and
+ * setjmp error handling, converting whatever the file holds (palette, 1-16 bits, gray, alpha,
+ * interlace) to gray or RGB; writing gray or RGB with text chunks (tEXt when the text is Latin-1,
+ * iTXt in UTF-8 otherwise, as PIL writes A1111's "parameters"), atomically (temporary file,
+ * fsync, rename). */
+#ifndef LDMCL_IMAGE_H
+#define LDMCL_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ldmcl/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ldm_image {
+    int width, height, channels; /* channels: 1 (gray) or 3 (RGB) */
+    uint8_t *pixels;             /* rows top to bottom, channels interleaved, no padding */
+} ldm_image;
+
+typedef struct ldm_image_limits {
+    int max_side;        /* largest width or height accepted (default 16384) */
+    uint64_t max_pixels; /* largest width * height (default 64 Mi) */
+} ldm_image_limits;
+
+/* Reads a PNG as channels = 1 (gray: L = 0.299 R + 0.587 G + 0.114 B, as PIL's "L") or 3 (RGB;
+ * gray is replicated); alpha is dropped and 16-bit samples are reduced to 8. limits may be NULL
+ * (the defaults). Errors name the file and what is wrong (not a PNG, truncated, corrupt, too
+ * large); nothing is allocated then. */
+ldm_status ldm_png_read(const char *path, int channels, const ldm_image_limits *limits,
+                        ldm_image *out);
+
+/* Writes img as an 8-bit gray or RGB PNG with text chunks (NULL-terminated key/value pairs, UTF-8
+ * values; may be NULL), replacing path atomically. */
+ldm_status ldm_png_write(const char *path, const ldm_image *img, const char *const *text_pairs);
+
+void ldm_image_free(ldm_image *img);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,230 @@
+/* tests/test_image.c: PNG files: gray and RGB written with text chunks (tEXt for Latin-1 text,
+ * iTXt for the rest) and read back; other layouts (palette, 16-bit with alpha) converted on
+ * reading; and the bad inputs: not a PNG, truncated, dimensions past the limits (IHDR checked
+ * before any pixel memory), a missing file. */
+#include <png.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "ldmcl/image.h"
+#include "test_util.h"
+
+static char g_dir[4096];
+
+static void path_of(char *out, size_t size, const char *name) {
+    snprintf(out, size, "%s/%s", g_dir, name);
+}
+
+/* The text chunks of a PNG, through libpng: key -> (text, compression). */
+static int find_text(const char *path, const char *key, char *text, size_t size, int *compression) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    assert_false(setjmp(png_jmpbuf(png)));
+    png_init_io(png, f);
+    png_read_info(png, info);
+    png_textp t;
+    int n = 0, found = 0;
+    png_get_text(png, info, &t, &n);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(t[i].key, key)) {
+            snprintf(text, size, "%s", t[i].text);
+            *compression = t[i].compression;
+            found = 1;
+        }
+    png_destroy_read_struct(&png, &info, NULL);
+    fclose(f);
+    return found;
+}
+
+static void round_trip_with_text(void **state) {
+    (void)state;
+    uint8_t rgb[5 * 3 * 3], gray[4 * 4];
+    for (int i = 0; i < 45; i++)
+        rgb[i] = (uint8_t)(i * 37 + 11);
+    for (int i = 0; i < 16; i++)
+        gray[i] = (uint8_t)(i * 16);
+    char a[4200], b[4200];
+    path_of(a, sizeof a, "rgb.png");
+    path_of(b, sizeof b, "gray.png");
+    const char *parameters = "a photo of a sneaker\nSteps: 20, Sampler: DDIM, Seed: 42";
+    const char *utf8 = "T\xc5\x8dky\xc5\x8d \xe6\x9d\xb1\xe4\xba\xac, caf\xc3\xa9"; /* Tōkyō 東京 */
+    const char *latin1 = "caf\xc3\xa9 cr\xc3\xa8me";                                /* Latin-1 */
+    const char *text[] = {"parameters", parameters, "prompt", utf8, "note", latin1, NULL};
+    ldm_image img = {5, 3, 3, rgb};
+    assert_status(ldm_png_write(a, &img, text), LDM_OK);
+    ldm_image g = {4, 4, 1, gray};
+    assert_status(ldm_png_write(b, &g, NULL), LDM_OK);
+
+    ldm_image back;
+    assert_status(ldm_png_read(a, 3, NULL, &back), LDM_OK);
+    assert_true(back.width == 5 && back.height == 3 && back.channels == 3);
+    assert_memory_equal(back.pixels, rgb, sizeof rgb);
+    ldm_image_free(&back);
+    /* RGB read as gray: L = 0.299 R + 0.587 G + 0.114 B (within one level of rounding) */
+    assert_status(ldm_png_read(a, 1, NULL, &back), LDM_OK);
+    for (int i = 0; i < 15; i++) {
+        double l = 0.299 * rgb[3 * i] + 0.587 * rgb[3 * i + 1] + 0.114 * rgb[3 * i + 2];
+        assert_true(abs((int)back.pixels[i] - (int)(l + 0.5)) <= 1);
+    }
+    ldm_image_free(&back);
+    /* gray read as RGB: replicated */
+    assert_status(ldm_png_read(b, 3, NULL, &back), LDM_OK);
+    for (int i = 0; i < 16; i++)
+        assert_true(back.pixels[3 * i] == gray[i] && back.pixels[3 * i + 2] == gray[i]);
+    ldm_image_free(&back);
+
+    char got[256];
+    int compression = -9;
+    assert_true(find_text(a, "parameters", got, sizeof got, &compression));
+    assert_string_equal(got, parameters);
+    assert_int_equal(compression, PNG_TEXT_COMPRESSION_NONE); /* tEXt */
+    assert_true(find_text(a, "prompt", got, sizeof got, &compression));
+    assert_string_equal(got, utf8);
+    assert_int_equal(compression, PNG_ITXT_COMPRESSION_NONE); /* iTXt: not Latin-1 */
+    assert_true(find_text(a, "note", got, sizeof got, &compression));
+    assert_int_equal(compression, PNG_TEXT_COMPRESSION_NONE);
+    assert_string_equal(got, "caf\xe9 cr\xe8me"); /* stored as Latin-1 bytes */
+}
+
+/* A palette image and a 16-bit gray+alpha one, written with libpng here. */
+static void write_with_libpng(const char *path, int color, int depth, int w, int h,
+                              const uint8_t *rows, const png_color *palette, int n_palette) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    assert_false(setjmp(png_jmpbuf(png)));
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, color, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (palette) png_set_PLTE(png, info, palette, n_palette);
+    png_write_info(png, info);
+    size_t rowbytes = png_get_rowbytes(png, info);
+    for (int y = 0; y < h; y++)
+        png_write_row(png, rows + (size_t)y * rowbytes);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    fclose(f);
+}
+
+static void other_layouts_are_converted(void **state) {
+    (void)state;
+    char p[4200];
+    path_of(p, sizeof p, "palette.png");
+    const png_color pal[3] = {{255, 0, 0}, {0, 255, 0}, {10, 20, 30}};
+    const uint8_t idx[4] = {0, 1, 2, 1};
+    write_with_libpng(p, PNG_COLOR_TYPE_PALETTE, 8, 2, 2, idx, pal, 3);
+    ldm_image img;
+    assert_status(ldm_png_read(p, 3, NULL, &img), LDM_OK);
+    const uint8_t want[12] = {255, 0, 0, 0, 255, 0, 10, 20, 30, 0, 255, 0};
+    assert_memory_equal(img.pixels, want, sizeof want);
+    ldm_image_free(&img);
+
+    path_of(p, sizeof p, "gray16a.png");
+    const uint8_t ga[2 * 4] = {0x12, 0x34, 0xff, 0xff, 0xab, 0xcd, 0x00, 0x00}; /* 2 px: G, A */
+    write_with_libpng(p, PNG_COLOR_TYPE_GRAY_ALPHA, 16, 2, 1, ga, NULL, 0);
+    assert_status(ldm_png_read(p, 1, NULL, &img), LDM_OK);
+    assert_true(img.width == 2 && img.channels == 1);
+    assert_true(img.pixels[0] == 0x12 && img.pixels[1] == 0xab); /* alpha dropped, high byte */
+    ldm_image_free(&img);
+}
+
+/* A PNG of just a signature, an IHDR of the given size and the start of an IDAT. */
+static void write_header_only(const char *path, uint32_t w, uint32_t h) {
+    unsigned char buf[64];
+    size_t n = 0;
+    const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    memcpy(buf, sig, 8);
+    n = 8;
+    unsigned char ihdr[4 + 4 + 13] = {0, 0, 0, 13, 'I', 'H', 'D', 'R'};
+    unsigned char *d = ihdr + 8;
+    d[0] = (unsigned char)(w >> 24), d[1] = (unsigned char)(w >> 16);
+    d[2] = (unsigned char)(w >> 8), d[3] = (unsigned char)w;
+    d[4] = (unsigned char)(h >> 24), d[5] = (unsigned char)(h >> 16);
+    d[6] = (unsigned char)(h >> 8), d[7] = (unsigned char)h;
+    d[8] = 8, d[9] = 2, d[10] = 0, d[11] = 0, d[12] = 0; /* 8-bit RGB */
+    memcpy(buf + n, ihdr, sizeof ihdr);
+    n += sizeof ihdr;
+    uLong crc = crc32(0, ihdr + 4, 17);
+    buf[n++] = (unsigned char)(crc >> 24), buf[n++] = (unsigned char)(crc >> 16);
+    buf[n++] = (unsigned char)(crc >> 8), buf[n++] = (unsigned char)crc;
+    const unsigned char idat[12] = {0, 0, 0, 4, 'I', 'D', 'A', 'T', 1, 2, 3, 4};
+    memcpy(buf + n, idat, sizeof idat);
+    n += sizeof idat;
+    test_write_file(path, buf, n);
+}
+
+static void bad_files_are_refused_with_their_name(void **state) {
+    (void)state;
+    char p[4200];
+    ldm_image img;
+    path_of(p, sizeof p, "text.png");
+    test_write_file(p, "this is not an image at all", 27);
+    assert_status(ldm_png_read(p, 3, NULL, &img), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "text.png' is not a PNG file");
+    assert_null(img.pixels);
+
+    /* the first half of a valid file */
+    char good[4200];
+    path_of(good, sizeof good, "good.png");
+    uint8_t px[16 * 16 * 3];
+    for (int i = 0; i < (int)sizeof px; i++)
+        px[i] = (uint8_t)((i * 7919) % 251);
+    ldm_image src = {16, 16, 3, px};
+    assert_status(ldm_png_write(good, &src, NULL), LDM_OK);
+    size_t len;
+    unsigned char *bytes = test_read_file(good, &len);
+    path_of(p, sizeof p, "truncated.png");
+    test_write_file(p, bytes, len / 2);
+    free(bytes);
+    assert_status(ldm_png_read(p, 3, NULL, &img), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "truncated.png' is not a readable PNG: ");
+
+    /* an IHDR wider than the limit, and one within it but with too many pixels */
+    path_of(p, sizeof p, "wide.png");
+    write_header_only(p, 100000, 10);
+    assert_status(ldm_png_read(p, 3, NULL, &img), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "wide.png' is not a readable PNG: ");
+    assert_contains(ldm_last_error(), "exceeds user limit");
+    path_of(p, sizeof p, "huge.png");
+    write_header_only(p, 16000, 16000);
+    assert_status(ldm_png_read(p, 3, NULL, &img), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "huge.png' is 16000x16000 pixels: more than the 67108864");
+    ldm_image_limits small = {8, 0};
+    assert_status(ldm_png_read(good, 3, &small, &img), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "exceeds user limit");
+
+    path_of(p, sizeof p, "absent.png");
+    assert_status(ldm_png_read(p, 3, NULL, &img), LDM_ERR_NOT_FOUND);
+    assert_contains(ldm_last_error(), "absent.png");
+    ldm_image bad = {0, 3, 3, px};
+    assert_status(ldm_png_write(p, &bad, NULL), LDM_ERR_INVALID_ARGUMENT);
+    assert_false(test_file_exists(p));
+}
+
+static int setup(void **state) {
+    (void)state;
+    char *dir = test_make_tmpdir("png");
+    snprintf(g_dir, sizeof g_dir, "%s", dir);
+    free(dir);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    test_rmtree(g_dir);
+    return 0;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(round_trip_with_text),
+        cmocka_unit_test(other_layouts_are_converted),
+        cmocka_unit_test(bad_files_are_refused_with_their_name),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
