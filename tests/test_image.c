@@ -1,14 +1,18 @@
 /* tests/test_image.c: PNG files: gray and RGB written with text chunks (tEXt for Latin-1 text,
  * iTXt for the rest) and read back; other layouts (palette, 16-bit with alpha) converted on
  * reading; and the bad inputs: not a PNG, truncated, dimensions past the limits (IHDR checked
- * before any pixel memory), a missing file. */
+ * before any pixel memory), a missing file; and the reference's dataset transform (JPEG and PNG,
+ * resize, center crop, flip) against torchvision. */
+#include <math.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
+#include "json.h"
 #include "ldmcl/image.h"
+#include "ldmcl/safetensors.h"
 #include "test_util.h"
 
 static char g_dir[4096];
@@ -206,6 +210,59 @@ static void bad_files_are_refused_with_their_name(void **state) {
     assert_false(test_file_exists(p));
 }
 
+/* The reference's transform (torchvision Resize + CenterCrop + ToTensor, 2x - 1; PIL decoding
+ * and resampling) of a JPEG and a PNG (tests/ref/image.safetensors): within one 8-bit level
+ * (PIL resamples in fixed point). */
+static void dataset_transform_matches_torchvision(void **state) {
+    (void)state;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/image.safetensors", LDMCL_TEST_REF_DIR);
+    ldm_safetensors *st;
+    assert_status(ldm_safetensors_open(path, &st), LDM_OK);
+    int cases = 0, off_by_one = 0, values = 0;
+    for (size_t i = 0; i < ldm_safetensors_count(st); i++) {
+        const char *key = ldm_safetensors_at(st, i)->name;
+        const char *meta = ldm_safetensors_metadata(st, key);
+        char file[64], err[128];
+        ldm_json *m = ldm_json_parse(meta, strlen(meta), err, sizeof err);
+        assert_non_null(m);
+        snprintf(file, sizeof file, "%s", ldm_json_get(m, "file")->string);
+        int channels = (int)ldm_json_get(m, "channels")->number;
+        int size = (int)ldm_json_get(m, "size")->number;
+        ldm_json_free(m);
+        snprintf(path, sizeof path, "%s/%s", LDMCL_TEST_REF_DIR, file);
+        ldm_image img;
+        assert_status(ldm_image_read(path, channels, NULL, &img), LDM_OK);
+        size_t n = (size_t)channels * size * size;
+        float *got = malloc(n * sizeof *got), *want = test_st_load(st, key, NULL, NULL);
+        assert_non_null(got);
+        assert_status(ldm_image_to_tensor(&img, size, 0, got), LDM_OK);
+        for (size_t k = 0; k < n; k++) {
+            float d = fabsf(got[k] - want[k]) * 127.5f;
+            if (d > 1.01f)
+                fail_msg("%s: element %zu is %g, torchvision %g", key, k, got[k], want[k]);
+            off_by_one += d > 0.5f;
+        }
+        values += (int)n;
+        /* flip mirrors the rows */
+        float *flipped = malloc(n * sizeof *flipped);
+        assert_non_null(flipped);
+        assert_status(ldm_image_to_tensor(&img, size, 1, flipped), LDM_OK);
+        for (int y = 0; y < size; y++)
+            assert_true(flipped[y * size] == got[y * size + size - 1]);
+        free(flipped);
+        free(got);
+        free(want);
+        ldm_image_free(&img);
+        cases++;
+    }
+    printf("  %d transforms of a JPEG and a PNG: %d of %d values one 8-bit level off torchvision, "
+           "the rest equal\n",
+           cases, off_by_one, values);
+    assert_int_equal(cases, 12);
+    ldm_safetensors_close(st);
+}
+
 static int setup(void **state) {
     (void)state;
     char *dir = test_make_tmpdir("png");
@@ -225,6 +282,7 @@ int main(void) {
         cmocka_unit_test(round_trip_with_text),
         cmocka_unit_test(other_layouts_are_converted),
         cmocka_unit_test(bad_files_are_refused_with_their_name),
+        cmocka_unit_test(dataset_transform_matches_torchvision),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

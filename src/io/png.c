@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "image_internal.h"
 #include "internal.h"
 #include "ldmcl/image.h"
 
@@ -115,11 +116,11 @@ ldm_status ldm_png_read(const char *path, int channels, const ldm_image_limits *
     png_set_strip_alpha(r->png);
     int gray = color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA;
     if (channels == 3 && gray) png_set_gray_to_rgb(r->png);
-    if (channels == 1 && !gray) png_set_rgb_to_gray_fixed(r->png, 1, 29900, 58700);
+    int to_gray = channels == 1 && !gray; /* read RGB, then PIL's conversion below */
     png_set_interlace_handling(r->png);
     png_read_update_info(r->png, r->info);
     size_t rowbytes = png_get_rowbytes(r->png, r->info);
-    if (rowbytes != (size_t)w * (size_t)channels) {
+    if (rowbytes != (size_t)w * (size_t)(to_gray ? 3 : channels)) {
         read_cleanup(r);
         return LDM_FAIL(LDM_ERR_FORMAT, "'%s': unexpected row size %zu after conversion", path,
                         rowbytes);
@@ -135,6 +136,7 @@ ldm_status ldm_png_read(const char *path, int channels, const ldm_image_limits *
         r->rows[y] = r->pixels + (size_t)y * rowbytes;
     png_read_image(r->png, r->rows);
     png_read_end(r->png, NULL);
+    if (to_gray) ldm_rgb_to_gray(r->pixels, (size_t)w * h, r->pixels);
     *out = (ldm_image){(int)w, (int)h, channels, r->pixels};
     r->pixels = NULL;
     read_cleanup(r);

@@ -703,6 +703,30 @@ def clip_text(w):
             model.float()
 
 
+@family
+def image(w):
+    """The reference's dataset transform (torchvision Resize(s), CenterCrop(s), ToTensor, 2x - 1)
+    of a JPEG and a PNG written here (tests/ref/image_sample.jpg, image_sample.png; PIL decodes
+    them with the system's libjpeg-turbo and libpng): shrinking, enlarging, gray and RGB."""
+    import numpy as np
+    import torchvision.transforms as T
+    from PIL import Image
+    yy, xx = np.mgrid[0:24, 0:40]
+    rgb = np.stack([(xx * 6) % 256, (yy * 10 + xx * 3) % 256, ((xx - yy) * 7) % 256], -1)
+    jpg = os.path.join(w.out_dir, "image_sample.jpg")
+    png = os.path.join(w.out_dir, "image_sample.png")
+    Image.fromarray(rgb.astype(np.uint8)).save(jpg, quality=90)
+    Image.fromarray(rgb.astype(np.uint8)[:, :30]).save(png)
+    for name, path in (("jpg", jpg), ("png", png)):
+        for mode in ("RGB", "L"):
+            im = Image.open(path).convert(mode)
+            for size in (16, 24, 48):
+                t = T.Compose([T.Resize(size), T.CenterCrop(size), T.ToTensor()])(im) * 2 - 1
+                key = f"{name}_{mode}_{size}"
+                w.tensors[key] = t.float()
+                w.meta[key] = json.dumps({"file": os.path.basename(path), "channels": 3 if mode == "RGB" else 1, "size": size})
+
+
 def ae_step(models, im, noise, cfg, dtype):
     """One generator step and one discriminator step of the reference's autoencoder training in
     dtype: loss terms, gradients, then one Adam step of each optimizer (betas 0.5, 0.999)."""
