@@ -33,6 +33,7 @@
 #include "ldmcl/clip.h"
 #include "ldmcl/tokenizer.h"
 #include "ldmcl/image.h"
+#include "ldmcl/dataset.h"
 #include "ldmcl/train.h"
 #include "ldmcl/sample.h"
 #include "ldmcl/safetensors.h"

@@ -1,0 +1,54 @@
+/* ldmcl/dataset.h: a folder of captioned images for training.
+ *   Layout: every .png/.jpg/.jpeg under the folder (recursively, sorted by path), each captioned
+ *   by the same-stem .txt beside it; or the reference's CelebAMask-HQ layout, detected by a
+ *   CelebA-HQ-img/ subfolder: images there, captions in celeba-caption/<stem>.txt.
+ *   Captions: one per line (blank lines ignored); one is picked per use. A missing caption file
+ *   is a warning and the empty caption; a line that is not UTF-8 is a warning naming file and line
+ *   and is dropped.
+ *   Images: read when used (PNG, JPEG), resized and center-cropped to size x size as the
+ *   reference's torchvision transform, optionally mirrored; an unreadable one is an error naming
+ *   the file, which a trainer skips and counts. No images at all is an error.
+ * Random choices (caption, flip) come from a key the caller gives, so a resumed run repeats them.
+ */
+#ifndef LDMCL_DATASET_H
+#define LDMCL_DATASET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ldmcl/context.h"
+#include "ldmcl/image.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ldm_dataset_options {
+    int size;                /* training resolution (square) */
+    int channels;            /* 1 (gray) or 3 (RGB) */
+    int random_flip;         /* mirror left-right with probability 1/2 */
+    const char *caption_ext; /* NULL: ".txt" */
+    ldm_image_limits limits; /* zeros: the readers' defaults */
+    ldm_log_fn log;          /* warnings (may be NULL) */
+    void *log_user;
+} ldm_dataset_options;
+
+typedef struct ldm_dataset ldm_dataset;
+
+ldm_status ldm_dataset_open(const char *dir, const ldm_dataset_options *o, ldm_dataset **out);
+void ldm_dataset_destroy(ldm_dataset *d);
+
+size_t ldm_dataset_count(const ldm_dataset *d);
+const char *ldm_dataset_path(const ldm_dataset *d, size_t i);
+/* Images without a caption file. */
+size_t ldm_dataset_missing_captions(const ldm_dataset *d);
+
+/* Image i as floats [channels, size, size] in [-1, 1], and one of its captions (valid while the
+ * dataset is open; "" when it has none), chosen with key. */
+ldm_status ldm_dataset_get(ldm_dataset *d, size_t i, uint64_t key, float *image,
+                           const char **caption);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,256 @@
+/* src/io/dataset.c: a folder of captioned images (see ldmcl/dataset.h). */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+#include "ldmcl/dataset.h"
+
+#define WARN_MAX 10 /* warnings of one kind printed before a summary */
+
+typedef struct item {
+    char *path;
+    char **captions;
+    int n_captions;
+} item;
+
+struct ldm_dataset {
+    ldm_dataset_options o;
+    char ext[32];
+    item *items;
+    size_t n, cap;
+    size_t missing_captions, bad_lines;
+};
+
+static void warn(const ldm_dataset *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(const ldm_dataset *d, const char *fmt, ...) {
+    if (!d->o.log) return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    d->o.log(d->o.log_user, LDM_LOG_WARN, msg);
+}
+
+static int is_dir(const char *path) {
+    struct stat s;
+    return stat(path, &s) == 0 && S_ISDIR(s.st_mode);
+}
+
+static int is_image_name(const char *name) {
+    const char *dot = strrchr(name, '.');
+    return dot &&
+           (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
+}
+
+static ldm_status add_item(ldm_dataset *d, const char *path) {
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? 2 * d->cap : 256;
+        item *items = realloc(d->items, cap * sizeof *items);
+        if (!items) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+        d->items = items;
+        d->cap = cap;
+    }
+    item *it = &d->items[d->n];
+    memset(it, 0, sizeof *it);
+    it->path = strdup(path);
+    if (!it->path) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    d->n++;
+    return LDM_OK;
+}
+
+/* Every image under dir, recursively (depth-limited against loops). */
+static ldm_status scan(ldm_dataset *d, const char *dir, int depth) {
+    if (depth > 16) return LDM_OK;
+    DIR *h = opendir(dir);
+    if (!h) return LDM_FAIL(LDM_ERR_NOT_FOUND, "cannot read the dataset folder '%s'", dir);
+    ldm_status st = LDM_OK;
+    struct dirent *e;
+    while (st == LDM_OK && (e = readdir(h)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char path[4096];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path) continue;
+        if (is_dir(path))
+            st = scan(d, path, depth + 1);
+        else if (is_image_name(e->d_name))
+            st = add_item(d, path);
+    }
+    closedir(h);
+    return st;
+}
+
+static int by_path(const void *a, const void *b) {
+    return strcmp(((const item *)a)->path, ((const item *)b)->path);
+}
+
+/* Strict UTF-8 check of s[0..n) (no overlongs, surrogates or values past U+10FFFF). */
+static int valid_utf8(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        int extra;
+        if (c < 0x80)
+            extra = 0;
+        else if (c >= 0xC2 && c <= 0xDF)
+            extra = 1;
+        else if (c >= 0xE0 && c <= 0xEF)
+            extra = 2;
+        else if (c >= 0xF0 && c <= 0xF4)
+            extra = 3;
+        else
+            return 0;
+        if (n - i <= (size_t)extra) return 0;
+        unsigned cp = extra == 0 ? c : c & (0x3Fu >> extra);
+        for (int k = 1; k <= extra; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((extra == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (extra == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return 0;
+        i += (size_t)extra + 1;
+    }
+    return 1;
+}
+
+/* Reads the caption lines of it from path; a missing file leaves it without captions. */
+static ldm_status read_captions(ldm_dataset *d, item *it, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (d->missing_captions++ < WARN_MAX)
+            warn(d, "no caption for '%s' (looked for '%s'): the empty caption is used", it->path,
+                 path);
+        return LDM_OK;
+    }
+    char line[8192];
+    int lineno = 0;
+    ldm_status st = LDM_OK;
+    while (st == LDM_OK && fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t n = strlen(line);
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
+                         line[n - 1] == '\t'))
+            line[--n] = 0;
+        if (n == 0) continue;
+        if (!valid_utf8((const unsigned char *)line, n) || memchr(line, 0, n)) {
+            if (d->bad_lines++ < WARN_MAX)
+                warn(d, "%s:%d: the caption is not UTF-8 text; the line is ignored", path, lineno);
+            continue;
+        }
+        char **caps = realloc(it->captions, (size_t)(it->n_captions + 1) * sizeof *caps);
+        char *copy = strdup(line);
+        if (!caps || !copy) {
+            free(copy);
+            if (caps) it->captions = caps;
+            st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+            break;
+        }
+        it->captions = caps;
+        it->captions[it->n_captions++] = copy;
+    }
+    fclose(f);
+    return st;
+}
+
+/* The caption file of an image: <dir>/celeba-caption/<stem>.txt for the CelebAMask-HQ layout,
+ * else <image path without extension><ext>. */
+static void caption_path(const ldm_dataset *d, const char *root, int celeb, const char *image,
+                         char *out, size_t size) {
+    const char *base = strrchr(image, '/');
+    base = base ? base + 1 : image;
+    const char *dot = strrchr(base, '.');
+    int stem = dot ? (int)(dot - base) : (int)strlen(base);
+    if (celeb)
+        snprintf(out, size, "%s/celeba-caption/%.*s%s", root, stem, base, d->ext);
+    else
+        snprintf(out, size, "%.*s%s", (int)(dot ? dot - image : (long)strlen(image)), image,
+                 d->ext);
+}
+
+ldm_status ldm_dataset_open(const char *dir, const ldm_dataset_options *o, ldm_dataset **out) {
+    *out = NULL;
+    if (o->size < 1 || (o->channels != 1 && o->channels != 3))
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "dataset '%s': size %d, %d channels (1 or 3)",
+                        dir, o->size, o->channels);
+    ldm_dataset *d = calloc(1, sizeof *d);
+    if (!d) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    d->o = *o;
+    snprintf(d->ext, sizeof d->ext, "%s", o->caption_ext ? o->caption_ext : ".txt");
+    char images[4096];
+    snprintf(images, sizeof images, "%s/CelebA-HQ-img", dir);
+    int celeb = is_dir(images);
+    ldm_status st = is_dir(dir) ? scan(d, celeb ? images : dir, 0)
+                                : LDM_FAIL(LDM_ERR_NOT_FOUND, "no dataset folder '%s'", dir);
+    if (st == LDM_OK && d->n == 0)
+        st = LDM_FAIL(LDM_ERR_NOT_FOUND,
+                      "the dataset folder '%s' holds no images (.png, .jpg or .jpeg files, in it "
+                      "or its subfolders%s)",
+                      dir, celeb ? ", here CelebA-HQ-img/" : "");
+    if (st == LDM_OK) qsort(d->items, d->n, sizeof *d->items, by_path);
+    for (size_t i = 0; st == LDM_OK && i < d->n; i++) {
+        char path[4200];
+        caption_path(d, dir, celeb, d->items[i].path, path, sizeof path);
+        st = read_captions(d, &d->items[i], path);
+    }
+    if (st == LDM_OK && d->missing_captions > WARN_MAX)
+        warn(d, "%zu of %zu images have no caption file in all", d->missing_captions, d->n);
+    if (st == LDM_OK && d->bad_lines > WARN_MAX)
+        warn(d, "%zu caption lines were not UTF-8 in all", d->bad_lines);
+    if (st != LDM_OK) {
+        ldm_dataset_destroy(d);
+        return st;
+    }
+    *out = d;
+    return LDM_OK;
+}
+
+void ldm_dataset_destroy(ldm_dataset *d) {
+    if (!d) return;
+    for (size_t i = 0; i < d->n; i++) {
+        for (int k = 0; k < d->items[i].n_captions; k++)
+            free(d->items[i].captions[k]);
+        free(d->items[i].captions);
+        free(d->items[i].path);
+    }
+    free(d->items);
+    free(d);
+}
+
+size_t ldm_dataset_count(const ldm_dataset *d) {
+    return d->n;
+}
+
+const char *ldm_dataset_path(const ldm_dataset *d, size_t i) {
+    return i < d->n ? d->items[i].path : NULL;
+}
+
+size_t ldm_dataset_missing_captions(const ldm_dataset *d) {
+    return d->missing_captions;
+}
+
+/* splitmix64 of key and index: the per-use random bits. */
+static uint64_t mix(uint64_t key, uint64_t i) {
+    uint64_t z = key + 0x9e3779b97f4a7c15ull * (i + 1);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+ldm_status ldm_dataset_get(ldm_dataset *d, size_t i, uint64_t key, float *image,
+                           const char **caption) {
+    if (i >= d->n) return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "dataset index %zu of %zu", i, d->n);
+    const item *it = &d->items[i];
+    uint64_t r = mix(key, i);
+    if (caption) *caption = it->n_captions ? it->captions[(r >> 1) % (uint64_t)it->n_captions] : "";
+    ldm_image img;
+    LDM_TRY(ldm_image_read(it->path, d->o.channels, &d->o.limits, &img));
+    ldm_status st = ldm_image_to_tensor(&img, d->o.size, d->o.random_flip && (r & 1), image);
+    ldm_image_free(&img);
+    return st;
+}

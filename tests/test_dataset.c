@@ -1,0 +1,145 @@
+/* tests/test_dataset.c: a folder of captioned images: the files found (recursively, sorted,
+ * non-images ignored), captions per line with blank and non-UTF-8 lines dropped (warned with
+ * file:line), missing captions warned and empty, an unreadable image an error naming it, random
+ * choices fixed by the key; the CelebAMask-HQ layout; an empty or absent folder. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ldmcl/dataset.h"
+#include "test_util.h"
+
+static char g_log[8192];
+
+static void capture(void *user, ldm_log_level level, const char *message) {
+    (void)user, (void)level;
+    size_t n = strlen(g_log);
+    snprintf(g_log + n, sizeof g_log - n, "%s\n", message);
+}
+
+static void write_png(const char *path, int w, int h, int channels, int seed) {
+    uint8_t *px = malloc((size_t)w * h * channels);
+    assert_non_null(px);
+    for (int i = 0; i < w * h * channels; i++)
+        px[i] = (uint8_t)((i * 31 + seed * 17) % 256);
+    ldm_image img = {w, h, channels, px};
+    assert_status(ldm_png_write(path, &img, NULL), LDM_OK);
+    free(px);
+}
+
+static void put(const char *dir, const char *name, const char *text) {
+    char path[8400];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    test_write_file(path, text, strlen(text));
+}
+
+static void captioned_folder(void **state) {
+    (void)state;
+    char *dir = test_make_tmpdir("data");
+    char path[8400], sub[4200];
+    snprintf(path, sizeof path, "%s/a.png", dir);
+    write_png(path, 12, 10, 3, 1);
+    put(dir, "a.txt", "a photo of a sneaker\n\nbad \xff line\r\na sneaker   \n");
+    snprintf(path, sizeof path, "%s/c.PNG", dir);
+    write_png(path, 8, 8, 1, 2);
+    put(dir, "c.txt", "a bag");
+    put(dir, "broken.png", "not really a png");
+    put(dir, "notes.md", "ignored");
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(path, sizeof path, "%s/image_sample.jpg", LDMCL_TEST_REF_DIR);
+    size_t len;
+    unsigned char *jpg = test_read_file(path, &len);
+    snprintf(path, sizeof path, "%s/b.jpg", sub);
+    test_write_file(path, jpg, len);
+    free(jpg);
+
+    g_log[0] = 0;
+    ldm_dataset_options o = {.size = 8, .channels = 3, .random_flip = 1, .log = capture};
+    ldm_dataset *d;
+    assert_status(ldm_dataset_open(dir, &o, &d), LDM_OK);
+    assert_int_equal(ldm_dataset_count(d), 4);
+    const char *want[4] = {"/a.png", "/broken.png", "/c.PNG", "/sub/b.jpg"};
+    for (int i = 0; i < 4; i++) {
+        const char *p = ldm_dataset_path(d, (size_t)i);
+        assert_string_equal(p + strlen(p) - strlen(want[i]), want[i]);
+    }
+    assert_int_equal(ldm_dataset_missing_captions(d), 2);
+    assert_contains(g_log, "a.txt:3: the caption is not UTF-8 text; the line is ignored");
+    assert_contains(g_log, "no caption for '");
+    assert_contains(g_log, "broken.png' (looked for '");
+
+    float img[3 * 8 * 8], again[3 * 8 * 8];
+    const char *caption;
+    int seen[2] = {0, 0}, flips = 0;
+    for (uint64_t key = 0; key < 32; key++) {
+        assert_status(ldm_dataset_get(d, 0, key, img, &caption), LDM_OK);
+        seen[0] |= !strcmp(caption, "a photo of a sneaker");
+        seen[1] |= !strcmp(caption, "a sneaker");
+        assert_true(!strcmp(caption, "a photo of a sneaker") || !strcmp(caption, "a sneaker"));
+        const char *c2;
+        assert_status(ldm_dataset_get(d, 0, key, again, &c2), LDM_OK);
+        assert_memory_equal(img, again, sizeof img); /* the key decides */
+        assert_ptr_equal(caption, c2);
+        assert_status(ldm_dataset_get(d, 0, 0, again, NULL), LDM_OK);
+        flips += memcmp(img, again, sizeof img) != 0;
+    }
+    assert_true(seen[0] && seen[1]);
+    assert_true(flips > 0 && flips < 32);
+    for (int i = 0; i < 3 * 64; i++)
+        assert_true(img[i] >= -1.0f && img[i] <= 1.0f);
+    assert_status(ldm_dataset_get(d, 1, 0, img, &caption), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "broken.png' is neither a PNG nor a JPEG");
+    assert_status(ldm_dataset_get(d, 2, 0, img, &caption), LDM_OK); /* gray file as RGB */
+    assert_string_equal(caption, "a bag");
+    assert_status(ldm_dataset_get(d, 3, 0, img, &caption), LDM_OK);
+    assert_string_equal(caption, "");
+    ldm_dataset_destroy(d);
+    test_rmtree(dir);
+    free(dir);
+}
+
+static void celebamask_hq_layout_and_errors(void **state) {
+    (void)state;
+    char *dir = test_make_tmpdir("celeb");
+    char img_dir[4200], cap_dir[4200], path[4300];
+    snprintf(img_dir, sizeof img_dir, "%s/CelebA-HQ-img", dir);
+    snprintf(cap_dir, sizeof cap_dir, "%s/celeba-caption", dir);
+    assert_int_equal(mkdir(img_dir, 0700), 0);
+    assert_int_equal(mkdir(cap_dir, 0700), 0);
+    snprintf(path, sizeof path, "%s/0.png", img_dir);
+    write_png(path, 16, 16, 3, 3);
+    snprintf(path, sizeof path, "%s/1.png", img_dir);
+    write_png(path, 16, 16, 3, 4);
+    put(cap_dir, "0.txt", "She is a woman with blond hair. She is wearing lipstick.\n");
+    put(dir, "stray.png", "not an image of the layout"); /* outside CelebA-HQ-img: not used */
+    ldm_dataset_options o = {.size = 4, .channels = 3};
+    ldm_dataset *d;
+    assert_status(ldm_dataset_open(dir, &o, &d), LDM_OK);
+    assert_int_equal(ldm_dataset_count(d), 2);
+    assert_int_equal(ldm_dataset_missing_captions(d), 1);
+    float img[3 * 16];
+    const char *caption;
+    assert_status(ldm_dataset_get(d, 0, 5, img, &caption), LDM_OK);
+    assert_string_equal(caption, "She is a woman with blond hair. She is wearing lipstick.");
+    ldm_dataset_destroy(d);
+
+    char empty[4200];
+    snprintf(empty, sizeof empty, "%s/celeba-caption", dir); /* a folder without images */
+    assert_status(ldm_dataset_open(empty, &o, &d), LDM_ERR_NOT_FOUND);
+    assert_contains(ldm_last_error(), "holds no images (.png, .jpg or .jpeg files");
+    snprintf(empty, sizeof empty, "%s/none", dir);
+    assert_status(ldm_dataset_open(empty, &o, &d), LDM_ERR_NOT_FOUND);
+    assert_contains(ldm_last_error(), "no dataset folder");
+    test_rmtree(dir);
+    free(dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(captioned_folder),
+        cmocka_unit_test(celebamask_hq_layout_and_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
