@@ -34,6 +34,7 @@
 #include "ldmcl/tokenizer.h"
 #include "ldmcl/image.h"
 #include "ldmcl/dataset.h"
+#include "ldmcl/ini.h"
 #include "ldmcl/train.h"
 #include "ldmcl/sample.h"
 #include "ldmcl/safetensors.h"
