@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
-          libclblast-dev libpng-dev libjpeg62-turbo-dev libinih-dev libcmocka-dev zlib1g-dev
+          libclblast-dev libpng-dev libjpeg62-turbo-dev libcmocka-dev zlib1g-dev
           python3-pip
           ${EXTRA_PACKAGES:-})
 missing=()
