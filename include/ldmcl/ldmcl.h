@@ -36,6 +36,7 @@
 #include "ldmcl/dataset.h"
 #include "ldmcl/ini.h"
 #include "ldmcl/train.h"
+#include "ldmcl/train_state.h"
 #include "ldmcl/sample.h"
 #include "ldmcl/safetensors.h"
 #include "ldmcl/checkpoint.h"

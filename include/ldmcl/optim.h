@@ -35,8 +35,9 @@ void ldm_optimizer_destroy(ldm_optimizer *o);
 ldm_status ldm_optimizer_step(ldm_optimizer *o);
 /* Sets the learning rate from the next step on (learning-rate schedules). */
 ldm_status ldm_optimizer_set_lr(ldm_optimizer *o, float lr);
-/* Steps done (reads the device; waits). */
+/* Steps done (reads the device; waits); set them when resuming (Adam's bias correction). */
 ldm_status ldm_optimizer_steps(ldm_optimizer *o, uint64_t *steps);
+ldm_status ldm_optimizer_set_steps(ldm_optimizer *o, uint64_t steps);
 /* The global gradient norm of the last step (when clipping is on; reads the device). */
 ldm_status ldm_optimizer_grad_norm(ldm_optimizer *o, float *norm);
 /* The moments as flat buffers laid out like the parameters (checkpoints), and the state. */
@@ -49,6 +50,9 @@ typedef struct ldm_ema ldm_ema;
 ldm_status ldm_ema_create(ldm_graph *g, float decay, int warmup, ldm_ema **out);
 void ldm_ema_destroy(ldm_ema *e);
 ldm_status ldm_ema_update(ldm_ema *e);
+/* Updates done (the warm-up's k), read and set when resuming. */
+ldm_status ldm_ema_updates(ldm_ema *e, uint64_t *updates);
+ldm_status ldm_ema_set_updates(ldm_ema *e, uint64_t updates);
 /* The averaged parameters, laid out like ldm_graph_trainable_buf. */
 ldm_buf ldm_ema_buf(const ldm_ema *e);
 

@@ -2,6 +2,7 @@
  * (kernels in cl/optim.cl). Each keeps its moments or average in an arena laid out like the
  * graph's trainable parameters, and records its launches once for replay at every step. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,6 +125,14 @@ ldm_status ldm_optimizer_steps(ldm_optimizer *o, uint64_t *steps) {
     return LDM_OK;
 }
 
+ldm_status ldm_optimizer_set_steps(ldm_optimizer *o, uint64_t steps) {
+    if (steps > UINT32_MAX)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "optimizer steps %llu past 2^32",
+                        (unsigned long long)steps);
+    uint32_t bits = (uint32_t)steps;
+    return ldm_buf_write(o->g->ctx, o->state, &bits, 1);
+}
+
 ldm_status ldm_optimizer_grad_norm(ldm_optimizer *o, float *norm) {
     float sq;
     LDM_TRY(ldm_buf_read(o->g->ctx, &sq, (ldm_buf){o->state.mem, o->state.off + 2}, 1));
@@ -172,6 +181,21 @@ void ldm_ema_destroy(ldm_ema *e) {
     ldm_cmd_destroy(e->cmd);
     ldm_arena_destroy(e->arena);
     free(e);
+}
+
+ldm_status ldm_ema_set_updates(ldm_ema *e, uint64_t updates) {
+    if (updates > UINT32_MAX)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "EMA updates %llu past 2^32",
+                        (unsigned long long)updates);
+    uint32_t bits = (uint32_t)updates;
+    return ldm_buf_write(e->g->ctx, e->counter, &bits, 1);
+}
+
+ldm_status ldm_ema_updates(ldm_ema *e, uint64_t *updates) {
+    uint32_t bits;
+    LDM_TRY(ldm_buf_read(e->g->ctx, &bits, e->counter, 1));
+    *updates = bits;
+    return LDM_OK;
 }
 
 ldm_status ldm_ema_update(ldm_ema *e) {
