@@ -37,6 +37,7 @@
 #include "ldmcl/ini.h"
 #include "ldmcl/train.h"
 #include "ldmcl/train_state.h"
+#include "ldmcl/run_config.h"
 #include "ldmcl/sample.h"
 #include "ldmcl/safetensors.h"
 #include "ldmcl/checkpoint.h"

@@ -1,0 +1,113 @@
+/* ldmcl/run_config.h: the INI configuration of a training run (ldmcl-train; ldmcl-sample reads
+ * the model parts back). Sections follow the reference's YAML (dataset_params, diffusion_params,
+ * ldm_params, autoencoder_params, condition_config, train_params); training keys are named after
+ * diffusers' train_text_to_image.py arguments:
+ *
+ *   [dataset]      path, resolution, channels, random_flip, caption_extension
+ *   [diffusion]    num_timesteps, beta_start, beta_end, beta_schedule (linear | scaled_linear |
+ *                  cosine), prediction_type (epsilon | v_prediction)
+ *   [ldm]          down_channels, mid_channels, down_sample, attn_down, time_emb_dim,
+ *                  norm_channels, num_heads, conv_out_channels, num_down_layers, num_mid_layers,
+ *                  num_up_layers
+ *   [autoencoder]  kind (vqvae | vae), z_channels, codebook_size, down_channels, mid_channels,
+ *                  down_sample, attn_down, norm_channels, num_heads, num_down_layers,
+ *                  num_mid_layers, num_up_layers, checkpoint (a trained autoencoder: no stage one)
+ *   [text]         encoder (none | clip_frozen | clip_finetune | clip_scratch), clip_path (a
+ *                  Hugging Face CLIP folder: config.json, model.safetensors, vocab.json,
+ *                  merges.txt), vocab (OpenAI's bpe_simple_vocab_16e6.txt.gz, for clip_scratch),
+ *                  width, layers, heads, intermediate_size, context_length, clip_skip,
+ *                  cond_drop_prob
+ *   [autoencoder_train]  train_batch_size, learning_rate, max_train_steps,
+ *                  gradient_accumulation_steps, disc_start, disc_weight, codebook_weight,
+ *                  commitment_beta, kl_weight, perceptual_weight, lpips_path
+ *   [train]        output_dir, seed, train_batch_size, learning_rate, lr_scheduler (constant |
+ *                  constant_with_warmup | linear | cosine), lr_warmup_steps, max_train_steps,
+ *                  gradient_accumulation_steps, checkpointing_steps, checkpoints_total_limit,
+ *                  resume_from_checkpoint (latest | none | a path), use_ema, ema_decay,
+ *                  max_grad_norm, validation_prompts (separated by " | "), validation_steps,
+ *                  validation_guidance_scale, validation_sampling_steps
+ *
+ * Absent keys take the defaults of ldm_run_config_init (the reference's mnist settings where it
+ * has them). Unknown and duplicate keys, bad values and inconsistent models are errors naming
+ * file, line and key. Relative paths are relative to the config file's folder. */
+#ifndef LDMCL_RUN_CONFIG_H
+#define LDMCL_RUN_CONFIG_H
+
+#include "ldmcl/autoencoder.h"
+#include "ldmcl/clip.h"
+#include "ldmcl/diffusion.h"
+#include "ldmcl/train.h"
+#include "ldmcl/unet.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LDM_RUN_PATH 4096
+#define LDM_RUN_MAX_PROMPTS 16
+
+typedef enum ldm_text_mode {
+    LDM_TEXT_NONE = 0,      /* unconditional */
+    LDM_TEXT_CLIP_FROZEN,   /* a pretrained CLIP text encoder, frozen (the reference) */
+    LDM_TEXT_CLIP_FINETUNE, /* a pretrained one, trained with the UNet */
+    LDM_TEXT_CLIP_SCRATCH   /* a CLIP-architecture encoder trained from scratch with the UNet */
+} ldm_text_mode;
+
+typedef enum ldm_lr_schedule {
+    LDM_LR_CONSTANT = 0,
+    LDM_LR_CONSTANT_WITH_WARMUP,
+    LDM_LR_LINEAR,
+    LDM_LR_COSINE
+} ldm_lr_schedule;
+
+typedef struct ldm_run_config {
+    char path[LDM_RUN_PATH]; /* the config file */
+    /* [dataset] */
+    char dataset_path[LDM_RUN_PATH];
+    int resolution, channels, random_flip;
+    char caption_extension[32];
+    /* [diffusion] */
+    int num_timesteps;
+    double beta_start, beta_end;
+    ldm_schedule_kind beta_schedule;
+    ldm_prediction prediction_type;
+    /* [ldm], [autoencoder] */
+    ldm_unet_config unet;
+    ldm_autoencoder_config ae;
+    char ae_checkpoint[LDM_RUN_PATH];
+    /* [text] */
+    ldm_text_mode text;
+    char clip_path[LDM_RUN_PATH], vocab[LDM_RUN_PATH];
+    ldm_clip_text_config clip; /* clip_scratch: from width, layers, ...; else read from clip_path */
+    int context_length, clip_skip;
+    float cond_drop_prob;
+    /* [autoencoder_train] */
+    int ae_batch, ae_steps, ae_acc_steps, ae_disc_start;
+    float ae_lr, ae_disc_weight, ae_codebook_weight, ae_commitment_beta, ae_kl_weight,
+        ae_perceptual_weight;
+    char lpips_path[LDM_RUN_PATH];
+    /* [train] */
+    char output_dir[LDM_RUN_PATH];
+    uint64_t seed;
+    int batch, max_steps, acc_steps, lr_warmup_steps, checkpointing_steps, checkpoints_limit;
+    float lr, ema_decay, max_grad_norm, validation_guidance_scale;
+    ldm_lr_schedule lr_schedule;
+    char resume[LDM_RUN_PATH]; /* "", "latest" or a path */
+    int use_ema, validation_steps, validation_sampling_steps, n_validation_prompts;
+    char validation_prompts[LDM_RUN_MAX_PROMPTS][256];
+} ldm_run_config;
+
+/* The defaults: the reference's mnist configs, text-conditioned by a small CLIP trained from
+ * scratch. */
+void ldm_run_config_init(ldm_run_config *c);
+
+/* Reads an INI file over the defaults and checks the whole run (models, sizes, paths). */
+ldm_status ldm_run_config_read(const char *path, ldm_run_config *c);
+
+/* The learning rate at a step (0-based) under the schedule with warm-up. */
+float ldm_run_lr_at(const ldm_run_config *c, int step);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

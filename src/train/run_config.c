@@ -1,0 +1,346 @@
+/* src/train/run_config.c: the INI configuration of a training run (see ldmcl/run_config.h). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "ldmcl/ini.h"
+#include "ldmcl/run_config.h"
+
+void ldm_run_config_init(ldm_run_config *c) {
+    memset(c, 0, sizeof *c);
+    c->resolution = 28;
+    c->channels = 1;
+    snprintf(c->caption_extension, sizeof c->caption_extension, ".txt");
+    c->num_timesteps = 1000;
+    c->beta_start = 0.0015;
+    c->beta_end = 0.0195;
+    c->beta_schedule = LDM_SCHEDULE_SCALED_LINEAR;
+    c->prediction_type = LDM_PREDICT_EPSILON;
+    c->unet = (ldm_unet_config){.down_channels = {128, 256, 256, 256},
+                                .n_down = 4,
+                                .mid_channels = {256, 256},
+                                .n_mid = 2,
+                                .down_sample = {0, 0, 0},
+                                .attn_down = {1, 1, 1},
+                                .time_emb_dim = 256,
+                                .norm_channels = 32,
+                                .num_heads = 16,
+                                .conv_out_channels = 128,
+                                .num_down_layers = 2,
+                                .num_mid_layers = 2,
+                                .num_up_layers = 2};
+    ldm_autoencoder_config_mnist(&c->ae, LDM_AE_VQVAE);
+    c->text = LDM_TEXT_CLIP_SCRATCH;
+    c->clip = (ldm_clip_text_config){.vocab_size = 49408,
+                                     .hidden_size = 128,
+                                     .intermediate_size = 512,
+                                     .num_layers = 2,
+                                     .num_heads = 4,
+                                     .max_positions = 77,
+                                     .layer_norm_eps = 1e-5f,
+                                     .act = LDM_CLIP_QUICK_GELU};
+    c->context_length = 77;
+    c->cond_drop_prob = 0.1f;
+    c->ae_batch = 64;
+    c->ae_steps = 1000;
+    c->ae_acc_steps = 1;
+    c->ae_disc_start = 1000;
+    c->ae_lr = 1e-4f;
+    c->ae_disc_weight = 0.5f;
+    c->ae_codebook_weight = 1.0f;
+    c->ae_commitment_beta = 0.2f;
+    c->ae_kl_weight = 5e-6f;
+    c->ae_perceptual_weight = 1.0f;
+    snprintf(c->output_dir, sizeof c->output_dir, "output");
+    c->seed = 1111;
+    c->batch = 64;
+    c->max_steps = 1000;
+    c->acc_steps = 1;
+    c->checkpointing_steps = 500;
+    c->checkpoints_limit = 3;
+    c->lr = 1e-5f;
+    c->ema_decay = 0.9999f;
+    c->validation_guidance_scale = 1.0f;
+    c->validation_sampling_steps = 50;
+}
+
+/* A path value made relative to the config file's folder. */
+static ldm_status path_key(ldm_ini *ini, const char *config, const char *section, const char *key,
+                           char *out) {
+    const char *v = NULL;
+    LDM_TRY(ldm_ini_string(ini, section, key, &v));
+    if (!v) return LDM_OK;
+    const char *slash = strrchr(config, '/');
+    if (v[0] == '/' || !slash || !v[0])
+        snprintf(out, LDM_RUN_PATH, "%s", v);
+    else
+        snprintf(out, LDM_RUN_PATH, "%.*s/%s", (int)(slash - config), config, v);
+    return LDM_OK;
+}
+
+static ldm_status int_key(ldm_ini *ini, const char *s, const char *k, long lo, long hi, int *out) {
+    long v = *out;
+    LDM_TRY(ldm_ini_int(ini, s, k, lo, hi, &v));
+    *out = (int)v;
+    return LDM_OK;
+}
+
+static ldm_status float_key(ldm_ini *ini, const char *s, const char *k, double lo, double hi,
+                            float *out) {
+    double v = *out;
+    LDM_TRY(ldm_ini_double(ini, s, k, lo, hi, &v));
+    *out = (float)v;
+    return LDM_OK;
+}
+
+/* A list into an int array of at most max entries; *n receives the count when present. */
+static ldm_status list_key(ldm_ini *ini, const char *s, const char *k, long lo, long hi, int *out,
+                           int max, int *n) {
+    long v[16];
+    int count = -1;
+    LDM_TRY(ldm_ini_int_list(ini, s, k, lo, hi, v, max < 16 ? max : 16, &count));
+    if (count < 0) return LDM_OK;
+    for (int i = 0; i < count; i++)
+        out[i] = (int)v[i];
+    if (n) *n = count;
+    return LDM_OK;
+}
+
+/* One of names[] (the enum value is its index). */
+static ldm_status enum_key(ldm_ini *ini, const char *config, const char *s, const char *k,
+                           const char *const *names, int n_names, int *out) {
+    const char *v = NULL;
+    LDM_TRY(ldm_ini_string(ini, s, k, &v));
+    if (!v) return LDM_OK;
+    for (int i = 0; i < n_names; i++)
+        if (!strcmp(v, names[i])) return (*out = i), LDM_OK;
+    char list[256] = "";
+    for (int i = 0; i < n_names; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
+    return LDM_FAIL(LDM_ERR_FORMAT, "%s: [%s] %s = %s: one of %s", config, s, k, v, list);
+}
+
+static ldm_status read_model(ldm_ini *ini, const char *p, ldm_run_config *c) {
+    ldm_unet_config *u = &c->unet;
+    const int M = LDM_UNET_MAX_LEVELS;
+    LDM_TRY(list_key(ini, "ldm", "down_channels", 1, 1 << 14, u->down_channels, M, &u->n_down));
+    LDM_TRY(list_key(ini, "ldm", "mid_channels", 1, 1 << 14, u->mid_channels, M, &u->n_mid));
+    LDM_TRY(list_key(ini, "ldm", "down_sample", 0, 1, u->down_sample, M, NULL));
+    LDM_TRY(list_key(ini, "ldm", "attn_down", 0, 1, u->attn_down, M, NULL));
+    LDM_TRY(int_key(ini, "ldm", "time_emb_dim", 2, 1 << 14, &u->time_emb_dim));
+    LDM_TRY(int_key(ini, "ldm", "norm_channels", 1, 1 << 14, &u->norm_channels));
+    LDM_TRY(int_key(ini, "ldm", "num_heads", 1, 1 << 10, &u->num_heads));
+    LDM_TRY(int_key(ini, "ldm", "conv_out_channels", 1, 1 << 14, &u->conv_out_channels));
+    LDM_TRY(int_key(ini, "ldm", "num_down_layers", 1, 64, &u->num_down_layers));
+    LDM_TRY(int_key(ini, "ldm", "num_mid_layers", 1, 64, &u->num_mid_layers));
+    LDM_TRY(int_key(ini, "ldm", "num_up_layers", 1, 64, &u->num_up_layers));
+    ldm_autoencoder_config *a = &c->ae;
+    int kind = (int)a->kind;
+    static const char *const kinds[] = {"vqvae", "vae"};
+    LDM_TRY(enum_key(ini, p, "autoencoder", "kind", kinds, 2, &kind));
+    a->kind = (ldm_autoencoder_kind)kind;
+    const int A = LDM_AE_MAX_LEVELS;
+    LDM_TRY(int_key(ini, "autoencoder", "z_channels", 1, 1024, &a->z_channels));
+    LDM_TRY(int_key(ini, "autoencoder", "codebook_size", 1, 1 << 24, &a->codebook_size));
+    LDM_TRY(
+        list_key(ini, "autoencoder", "down_channels", 1, 1 << 14, a->down_channels, A, &a->n_down));
+    LDM_TRY(
+        list_key(ini, "autoencoder", "mid_channels", 1, 1 << 14, a->mid_channels, A, &a->n_mid));
+    LDM_TRY(list_key(ini, "autoencoder", "down_sample", 0, 1, a->down_sample, A, NULL));
+    LDM_TRY(list_key(ini, "autoencoder", "attn_down", 0, 1, a->attn_down, A, NULL));
+    LDM_TRY(int_key(ini, "autoencoder", "norm_channels", 1, 1 << 14, &a->norm_channels));
+    LDM_TRY(int_key(ini, "autoencoder", "num_heads", 1, 1 << 10, &a->num_heads));
+    LDM_TRY(int_key(ini, "autoencoder", "num_down_layers", 1, 64, &a->num_down_layers));
+    LDM_TRY(int_key(ini, "autoencoder", "num_mid_layers", 1, 64, &a->num_mid_layers));
+    LDM_TRY(int_key(ini, "autoencoder", "num_up_layers", 1, 64, &a->num_up_layers));
+    return path_key(ini, p, "autoencoder", "checkpoint", c->ae_checkpoint);
+}
+
+static ldm_status read_text(ldm_ini *ini, const char *p, ldm_run_config *c) {
+    int mode = (int)c->text;
+    static const char *const modes[] = {"none", "clip_frozen", "clip_finetune", "clip_scratch"};
+    LDM_TRY(enum_key(ini, p, "text", "encoder", modes, 4, &mode));
+    c->text = (ldm_text_mode)mode;
+    LDM_TRY(path_key(ini, p, "text", "clip_path", c->clip_path));
+    LDM_TRY(path_key(ini, p, "text", "vocab", c->vocab));
+    LDM_TRY(int_key(ini, "text", "width", 1, 1 << 14, &c->clip.hidden_size));
+    LDM_TRY(int_key(ini, "text", "layers", 1, 128, &c->clip.num_layers));
+    LDM_TRY(int_key(ini, "text", "heads", 1, 1 << 10, &c->clip.num_heads));
+    LDM_TRY(int_key(ini, "text", "intermediate_size", 1, 1 << 16, &c->clip.intermediate_size));
+    LDM_TRY(int_key(ini, "text", "context_length", 2, 1 << 12, &c->context_length));
+    LDM_TRY(int_key(ini, "text", "clip_skip", 0, 127, &c->clip_skip));
+    return float_key(ini, "text", "cond_drop_prob", 0.0, 1.0, &c->cond_drop_prob);
+}
+
+static ldm_status read_training(ldm_ini *ini, const char *p, ldm_run_config *c) {
+    const char *s = "autoencoder_train";
+    LDM_TRY(int_key(ini, s, "train_batch_size", 1, 1 << 16, &c->ae_batch));
+    LDM_TRY(float_key(ini, s, "learning_rate", 1e-12, 10.0, &c->ae_lr));
+    LDM_TRY(int_key(ini, s, "max_train_steps", 0, 1L << 30, &c->ae_steps));
+    LDM_TRY(int_key(ini, s, "gradient_accumulation_steps", 1, 1 << 16, &c->ae_acc_steps));
+    LDM_TRY(int_key(ini, s, "disc_start", 0, 1L << 30, &c->ae_disc_start));
+    LDM_TRY(float_key(ini, s, "disc_weight", 0.0, 1e6, &c->ae_disc_weight));
+    LDM_TRY(float_key(ini, s, "codebook_weight", 0.0, 1e6, &c->ae_codebook_weight));
+    LDM_TRY(float_key(ini, s, "commitment_beta", 0.0, 1e6, &c->ae_commitment_beta));
+    LDM_TRY(float_key(ini, s, "kl_weight", 0.0, 1e6, &c->ae_kl_weight));
+    LDM_TRY(float_key(ini, s, "perceptual_weight", 0.0, 1e6, &c->ae_perceptual_weight));
+    LDM_TRY(path_key(ini, p, s, "lpips_path", c->lpips_path));
+    s = "train";
+    LDM_TRY(path_key(ini, p, s, "output_dir", c->output_dir));
+    long seed = (long)c->seed;
+    LDM_TRY(ldm_ini_int(ini, s, "seed", 0, 0x7fffffffffffffffL, &seed));
+    c->seed = (uint64_t)seed;
+    LDM_TRY(int_key(ini, s, "train_batch_size", 1, 1 << 16, &c->batch));
+    LDM_TRY(float_key(ini, s, "learning_rate", 1e-12, 10.0, &c->lr));
+    int sched = (int)c->lr_schedule;
+    static const char *const scheds[] = {"constant", "constant_with_warmup", "linear", "cosine"};
+    LDM_TRY(enum_key(ini, p, s, "lr_scheduler", scheds, 4, &sched));
+    c->lr_schedule = (ldm_lr_schedule)sched;
+    LDM_TRY(int_key(ini, s, "lr_warmup_steps", 0, 1L << 30, &c->lr_warmup_steps));
+    LDM_TRY(int_key(ini, s, "max_train_steps", 0, 1L << 30, &c->max_steps));
+    LDM_TRY(int_key(ini, s, "gradient_accumulation_steps", 1, 1 << 16, &c->acc_steps));
+    LDM_TRY(int_key(ini, s, "checkpointing_steps", 1, 1L << 30, &c->checkpointing_steps));
+    LDM_TRY(int_key(ini, s, "checkpoints_total_limit", 1, 1 << 16, &c->checkpoints_limit));
+    const char *resume = NULL;
+    LDM_TRY(ldm_ini_string(ini, s, "resume_from_checkpoint", &resume));
+    if (resume && strcmp(resume, "none") && strcmp(resume, "latest"))
+        LDM_TRY(path_key(ini, p, s, "resume_from_checkpoint", c->resume));
+    else if (resume && !strcmp(resume, "latest"))
+        snprintf(c->resume, sizeof c->resume, "latest");
+    LDM_TRY(ldm_ini_bool(ini, s, "use_ema", &c->use_ema));
+    LDM_TRY(float_key(ini, s, "ema_decay", 0.0, 1.0, &c->ema_decay));
+    LDM_TRY(float_key(ini, s, "max_grad_norm", 0.0, 1e9, &c->max_grad_norm));
+    LDM_TRY(int_key(ini, s, "validation_steps", 0, 1L << 30, &c->validation_steps));
+    LDM_TRY(
+        float_key(ini, s, "validation_guidance_scale", 0.0, 100.0, &c->validation_guidance_scale));
+    LDM_TRY(int_key(ini, s, "validation_sampling_steps", 1, 100000, &c->validation_sampling_steps));
+    const char *prompts = NULL;
+    LDM_TRY(ldm_ini_string(ini, s, "validation_prompts", &prompts));
+    for (const char *q = prompts; q && *q;) {
+        const char *bar = strstr(q, " | ");
+        size_t n = bar ? (size_t)(bar - q) : strlen(q);
+        if (c->n_validation_prompts == LDM_RUN_MAX_PROMPTS || n >= 256)
+            return LDM_FAIL(LDM_ERR_FORMAT,
+                            "%s: [train] validation_prompts: at most %d prompts of 255 bytes", p,
+                            LDM_RUN_MAX_PROMPTS);
+        snprintf(c->validation_prompts[c->n_validation_prompts++], 256, "%.*s", (int)n, q);
+        q = bar ? bar + 3 : q + n;
+    }
+    return LDM_OK;
+}
+
+#define BAD(...) LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, __VA_ARGS__)
+
+/* The whole run must fit together: dataset and autoencoder, latents and UNet, text widths. */
+static ldm_status check_run(ldm_run_config *c) {
+    const char *p = c->path;
+    if (c->channels != 1 && c->channels != 3)
+        return BAD("%s: [dataset] channels = %d: 1 or 3", p, c->channels);
+    if (c->ae.im_channels != c->channels)
+        return BAD("%s: [dataset] channels = %d but the autoencoder is built for %d", p,
+                   c->channels, c->ae.im_channels);
+    ldm_status st = ldm_autoencoder_config_check(&c->ae);
+    if (st != LDM_OK) {
+        ldm_error_prefix("%s: [autoencoder]", p);
+        return st;
+    }
+    int lat = c->resolution;
+    for (int i = 0; i < c->ae.n_down - 1; i++)
+        if (c->ae.down_sample[i]) {
+            if (lat % 2)
+                return BAD("%s: [dataset] resolution = %d cannot be halved by the autoencoder's "
+                           "downsamplings",
+                           p, c->resolution);
+            lat /= 2;
+        }
+    c->unet.im_channels = c->ae.z_channels;
+    c->unet.num_timesteps = c->num_timesteps;
+    if (c->text == LDM_TEXT_CLIP_FROZEN || c->text == LDM_TEXT_CLIP_FINETUNE) {
+        if (!c->clip_path[0])
+            return BAD("%s: [text] encoder = clip_frozen/clip_finetune needs clip_path (a Hugging "
+                       "Face CLIP folder with config.json, model.safetensors, vocab.json, "
+                       "merges.txt)",
+                       p);
+        char cfg[LDM_RUN_PATH + 16];
+        snprintf(cfg, sizeof cfg, "%s/config.json", c->clip_path);
+        LDM_TRY(ldm_clip_text_config_read(cfg, &c->clip));
+    } else if (c->text == LDM_TEXT_CLIP_SCRATCH) {
+        if (!c->vocab[0])
+            return BAD("%s: [text] encoder = clip_scratch needs vocab: OpenAI's "
+                       "bpe_simple_vocab_16e6.txt.gz (tools/fetch_clip_vocab.sh puts it into "
+                       "build/data/)",
+                       p);
+        st = ldm_clip_text_config_check(&c->clip);
+        if (st != LDM_OK) {
+            ldm_error_prefix("%s: [text]", p);
+            return st;
+        }
+    }
+    c->unet.text_embed_dim = c->text == LDM_TEXT_NONE ? 0 : c->clip.hidden_size;
+    if (c->text != LDM_TEXT_NONE && c->context_length > c->clip.max_positions)
+        return BAD("%s: [text] context_length = %d exceeds the encoder's %d positions", p,
+                   c->context_length, c->clip.max_positions);
+    st = ldm_unet_config_check(&c->unet);
+    if (st != LDM_OK) {
+        ldm_error_prefix("%s: [ldm]", p);
+        return st;
+    }
+    for (int i = 0; i < c->unet.n_down - 1; i++)
+        if (c->unet.down_sample[i]) {
+            if (lat % 2)
+                return BAD("%s: the %dx%d latents cannot be halved by the UNet's downsamplings "
+                           "([ldm] down_sample)",
+                           p, lat, lat);
+            lat /= 2;
+        }
+    if (!(c->beta_start > 0 && c->beta_end > c->beta_start && c->beta_end < 1))
+        return BAD("%s: [diffusion] beta_start %g and beta_end %g: 0 < start < end < 1", p,
+                   c->beta_start, c->beta_end);
+    return LDM_OK;
+}
+
+ldm_status ldm_run_config_read(const char *path, ldm_run_config *c) {
+    ldm_run_config_init(c);
+    snprintf(c->path, sizeof c->path, "%s", path);
+    ldm_ini *ini;
+    LDM_TRY(ldm_ini_read(path, &ini));
+    ldm_status st = path_key(ini, path, "dataset", "path", c->dataset_path);
+    if (st == LDM_OK) st = int_key(ini, "dataset", "resolution", 1, 16384, &c->resolution);
+    if (st == LDM_OK) st = int_key(ini, "dataset", "channels", 1, 3, &c->channels);
+    if (st == LDM_OK) st = ldm_ini_bool(ini, "dataset", "random_flip", &c->random_flip);
+    const char *ext = NULL;
+    if (st == LDM_OK) st = ldm_ini_string(ini, "dataset", "caption_extension", &ext);
+    if (ext) snprintf(c->caption_extension, sizeof c->caption_extension, "%s", ext);
+    if (st == LDM_OK) st = int_key(ini, "diffusion", "num_timesteps", 1, 100000, &c->num_timesteps);
+    if (st == LDM_OK) st = ldm_ini_double(ini, "diffusion", "beta_start", 0, 1, &c->beta_start);
+    if (st == LDM_OK) st = ldm_ini_double(ini, "diffusion", "beta_end", 0, 1, &c->beta_end);
+    int sched = (int)c->beta_schedule, pred = (int)c->prediction_type;
+    static const char *const scheds[] = {"linear", "scaled_linear", "cosine"};
+    static const char *const preds[] = {"epsilon", "v_prediction"};
+    if (st == LDM_OK) st = enum_key(ini, path, "diffusion", "beta_schedule", scheds, 3, &sched);
+    if (st == LDM_OK) st = enum_key(ini, path, "diffusion", "prediction_type", preds, 2, &pred);
+    c->beta_schedule = (ldm_schedule_kind)sched;
+    c->prediction_type = (ldm_prediction)pred;
+    if (st == LDM_OK) st = read_model(ini, path, c);
+    if (st == LDM_OK) st = read_text(ini, path, c);
+    if (st == LDM_OK) st = read_training(ini, path, c);
+    if (st == LDM_OK) st = ldm_ini_check_unused(ini);
+    ldm_ini_free(ini);
+    if (st == LDM_OK) st = check_run(c);
+    return st;
+}
+
+float ldm_run_lr_at(const ldm_run_config *c, int step) {
+    float lr = c->lr;
+    int warm = c->lr_schedule == LDM_LR_CONSTANT ? 0 : c->lr_warmup_steps;
+    if (step < warm) return lr * (float)step / (float)warm; /* diffusers: 0 at step 0 */
+    int total = c->max_steps > warm ? c->max_steps - warm : 1;
+    double progress = (double)(step - warm) / (double)total;
+    if (progress > 1) progress = 1;
+    if (c->lr_schedule == LDM_LR_LINEAR) return lr * (float)(1.0 - progress);
+    if (c->lr_schedule == LDM_LR_COSINE)
+        return lr * (float)(0.5 * (1.0 + cos(3.14159265358979323846 * progress)));
+    return lr;
+}

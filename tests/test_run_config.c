@@ -1,0 +1,159 @@
+/* tests/test_run_config.c: the training run's INI configuration: every section read over the
+ * defaults, relative paths resolved against the config's folder, the model sizes derived (latent
+ * channels, text width, a CLIP folder's config.json), the learning-rate schedules, and the errors
+ * naming file, line and key: unknown keys, bad values, a text encoder without its files, sizes
+ * that do not fit together. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ldmcl/run_config.h"
+#include "test_util.h"
+
+static char g_dir[4096];
+
+static const char *write_config(const char *name, const char *text) {
+    static char path[4200];
+    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    test_write_file(path, text, strlen(text));
+    return path;
+}
+
+static const char *g_full =
+    "; the default demo, abridged\n"
+    "[dataset]\npath = data/fashion\nresolution = 28\nchannels = 1\nrandom_flip = no\n"
+    "[diffusion]\nnum_timesteps = 1000\nbeta_start = 0.0015\nbeta_end = 0.0195\n"
+    "beta_schedule = scaled_linear\nprediction_type = v_prediction\n"
+    "[ldm]\ndown_channels = [32, 64, 64]\nmid_channels = [64, 64]\ndown_sample = [False, False]\n"
+    "attn_down = [False, True]\ntime_emb_dim = 64\nnorm_channels = 16\nnum_heads = 4\n"
+    "conv_out_channels = 32\nnum_down_layers = 1\nnum_mid_layers = 1\nnum_up_layers = 1\n"
+    "[autoencoder]\nkind = vqvae\nz_channels = 3\ncodebook_size = 20\n"
+    "[text]\nencoder = clip_scratch\nvocab = ../vocab/bpe.txt.gz\nwidth = 64\nlayers = 2\n"
+    "heads = 4\nintermediate_size = 128\ncontext_length = 16\ncond_drop_prob = 0.1\n"
+    "[autoencoder_train]\ntrain_batch_size = 16\nmax_train_steps = 400\nperceptual_weight = 0\n"
+    "disc_weight = 0\n"
+    "[train]\noutput_dir = runs/demo\nseed = 42\ntrain_batch_size = 32\nlearning_rate = 2e-4\n"
+    "lr_scheduler = cosine\nlr_warmup_steps = 10\nmax_train_steps = 110\n"
+    "validation_prompts = a photo of a sneaker | a bag; small | an ankle boot\n"
+    "use_ema = true\n";
+
+static void reads_a_whole_run(void **state) {
+    (void)state;
+    ldm_run_config c;
+    assert_status(ldm_run_config_read(write_config("demo.ini", g_full), &c), LDM_OK);
+    char want[4300];
+    snprintf(want, sizeof want, "%s/data/fashion", g_dir);
+    assert_string_equal(c.dataset_path, want);
+    snprintf(want, sizeof want, "%s/../vocab/bpe.txt.gz", g_dir);
+    assert_string_equal(c.vocab, want);
+    assert_int_equal(c.prediction_type, LDM_PREDICT_V);
+    assert_int_equal(c.unet.n_down, 3);
+    assert_int_equal(c.unet.im_channels, 3);     /* the autoencoder's z_channels */
+    assert_int_equal(c.unet.text_embed_dim, 64); /* the text encoder's width */
+    assert_int_equal(c.ae.codebook_size, 20);
+    assert_int_equal(c.text, LDM_TEXT_CLIP_SCRATCH);
+    assert_int_equal(c.context_length, 16);
+    assert_int_equal(c.n_validation_prompts, 3);
+    assert_string_equal(c.validation_prompts[1], "a bag; small");
+    assert_true(c.use_ema && c.seed == 42 && c.batch == 32 && c.ae_batch == 16);
+    /* cosine with 10 warm-up steps over 110 */
+    assert_true(ldm_run_lr_at(&c, 0) == 0.0f);
+    assert_true(fabsf(ldm_run_lr_at(&c, 5) - 1e-4f) < 1e-9f);
+    assert_true(fabsf(ldm_run_lr_at(&c, 10) - 2e-4f) < 1e-9f);
+    assert_true(fabsf(ldm_run_lr_at(&c, 60) - 1e-4f) < 1e-9f);
+    assert_true(ldm_run_lr_at(&c, 110) < 1e-12f);
+
+    /* defaults: the reference's mnist settings, text by a small CLIP from scratch */
+    ldm_run_config d;
+    ldm_run_config_init(&d);
+    assert_int_equal(d.ae.codebook_size, 20);
+    assert_int_equal(d.unet.down_channels[0], 128);
+    assert_true(d.beta_start == 0.0015 && d.lr == 1e-5f);
+}
+
+/* A CLIP folder's config.json sizes the frozen encoder and the UNet's text width. */
+static void clip_folder_sizes_the_text(void **state) {
+    (void)state;
+    char clip[4300];
+    snprintf(clip, sizeof clip, "%s/clip", g_dir);
+    mkdir(clip, 0700);
+    write_config("clip/config.json",
+                 "{\"text_config\": {\"hidden_size\": 96, \"num_hidden_layers\": "
+                 "3, \"num_attention_heads\": 4}}");
+    char text[8192];
+    snprintf(text, sizeof text, "%s", g_full);
+    char *t = strstr(text, "[text]");
+    snprintf(t, sizeof text - (size_t)(t - text),
+             "[text]\nencoder = clip_frozen\nclip_path = clip\n[train]\nmax_train_steps = 5\n");
+    ldm_run_config c;
+    assert_status(ldm_run_config_read(write_config("frozen.ini", text), &c), LDM_OK);
+    assert_int_equal(c.clip.hidden_size, 96);
+    assert_int_equal(c.unet.text_embed_dim, 96);
+}
+
+static void expect_error(const char *edit_from, const char *edit_to, ldm_status want,
+                         const char *message) {
+    char text[8192];
+    const char *at = strstr(g_full, edit_from);
+    assert_non_null(at);
+    snprintf(text, sizeof text, "%.*s%s%s", (int)(at - g_full), g_full, edit_to,
+             at + strlen(edit_from));
+    ldm_run_config c;
+    const char *path = write_config("bad.ini", text);
+    assert_status(ldm_run_config_read(path, &c), want);
+    assert_contains(ldm_last_error(), message);
+}
+
+static void errors_name_file_line_and_key(void **state) {
+    (void)state;
+    expect_error("seed = 42\n", "sed = 42\n", LDM_ERR_FORMAT, "unknown key (a typo?): ");
+    expect_error("seed = 42\n", "sed = 42\n", LDM_ERR_FORMAT, "bad.ini:45 [train] sed");
+    expect_error("beta_schedule = scaled_linear", "beta_schedule = squared", LDM_ERR_FORMAT,
+                 "[diffusion] beta_schedule = squared: one of linear, scaled_linear, cosine");
+    expect_error("learning_rate = 2e-4", "learning_rate = fast", LDM_ERR_FORMAT,
+                 "bad.ini:47: [train] learning_rate = fast: not a finite number");
+    expect_error("vocab = ../vocab/bpe.txt.gz\n", "", LDM_ERR_INVALID_ARGUMENT,
+                 "[text] encoder = clip_scratch needs vocab: OpenAI's bpe_simple_vocab_16e6");
+    expect_error("encoder = clip_scratch", "encoder = clip_frozen", LDM_ERR_INVALID_ARGUMENT,
+                 "needs clip_path (a Hugging Face CLIP folder");
+    expect_error("channels = 1", "channels = 3", LDM_ERR_INVALID_ARGUMENT,
+                 "[dataset] channels = 3 but the autoencoder is built for 1");
+    expect_error("resolution = 28", "resolution = 30", LDM_ERR_INVALID_ARGUMENT,
+                 "[dataset] resolution = 30 cannot be halved by the autoencoder's downsamplings");
+    expect_error("down_sample = [False, False]", "down_sample = [True, False]",
+                 LDM_ERR_INVALID_ARGUMENT,
+                 "the 7x7 latents cannot be halved by the UNet's downsamplings");
+    expect_error("mid_channels = [64, 64]", "mid_channels = [64, 32]", LDM_ERR_INVALID_ARGUMENT,
+                 "bad.ini: [ldm]: ");
+    expect_error("mid_channels = [64, 64]", "mid_channels = [64, 32]", LDM_ERR_INVALID_ARGUMENT,
+                 "UNet config: the last mid_channels (32) must equal");
+    expect_error("context_length = 16", "context_length = 99", LDM_ERR_INVALID_ARGUMENT,
+                 "[text] context_length = 99 exceeds the encoder's 77 positions");
+    ldm_run_config c;
+    assert_status(ldm_run_config_read("/no/such.ini", &c), LDM_ERR_NOT_FOUND);
+}
+
+static int setup(void **state) {
+    (void)state;
+    char *dir = test_make_tmpdir("runcfg");
+    snprintf(g_dir, sizeof g_dir, "%s", dir);
+    free(dir);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    test_rmtree(g_dir);
+    return 0;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(reads_a_whole_run),
+        cmocka_unit_test(clip_folder_sizes_the_text),
+        cmocka_unit_test(errors_name_file_line_and_key),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
