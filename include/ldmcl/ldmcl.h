@@ -38,6 +38,7 @@
 #include "ldmcl/train.h"
 #include "ldmcl/train_state.h"
 #include "ldmcl/run_config.h"
+#include "ldmcl/pipeline.h"
 #include "ldmcl/sample.h"
 #include "ldmcl/safetensors.h"
 #include "ldmcl/checkpoint.h"

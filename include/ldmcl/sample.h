@@ -48,6 +48,9 @@ ldm_status ldm_sampler_set_conditions(ldm_sampler *s, const float *context,
                                       const float *uncond_context, const float *class_onehot,
                                       const float *mask);
 
+/* The seed of the next runs (the start noise and every step's noise). */
+void ldm_sampler_set_seed(ldm_sampler *s, uint64_t seed);
+
 /* Runs the whole chain; latents [N, C, H, W] receives x_0. */
 ldm_status ldm_sampler_run(ldm_sampler *s, float *latents);
 

@@ -146,6 +146,10 @@ static ldm_status predict(ldm_sampler *s, int t) {
                            (ldm_buf){e.mem, e.off + s->n});
 }
 
+void ldm_sampler_set_seed(ldm_sampler *s, uint64_t seed) {
+    s->cfg.seed = seed;
+}
+
 ldm_status ldm_sampler_run(ldm_sampler *s, float *latents) {
     const ldm_sampler_config *f = &s->cfg;
     ldm_cmd *c = ldm_ctx_immediate(s->ctx);

@@ -1,0 +1,51 @@
+/* ldmcl/pipeline.h: text to image with a trained model folder, as ldmcl-train writes it (or as a
+ * person assembles one around converted reference checkpoints):
+ *   model.ini                 the run configuration (its model sections: ldm, autoencoder, text,
+ *                             diffusion, dataset resolution and channels)
+ *   unet.safetensors          the UNet (ldmcl metadata: prediction type and schedule)
+ *   autoencoder.safetensors   the autoencoder
+ *   text_encoder.safetensors  the CLIP text encoder when it was trained (clip_finetune,
+ *                             clip_scratch); a frozen one is read from the config's clip_path
+ *   the tokenizer's files     the config's vocab (clip_scratch) or clip_path's vocab.json and
+ *                             merges.txt
+ * A prompt (and an optional negative prompt, the unconditional branch of guidance; "" by
+ * default) is tokenized and encoded, the latents sampled (DDPM or DDIM, classifier-free
+ * guidance), then decoded. Every file is checked when opened; errors name it. */
+#ifndef LDMCL_PIPELINE_H
+#define LDMCL_PIPELINE_H
+
+#include <stdint.h>
+
+#include "ldmcl/run_config.h"
+#include "ldmcl/sample.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ldm_pipeline_options {
+    ldm_sampler_method method; /* DDIM by default (0 = DDPM: all T steps) */
+    int steps;                 /* DDIM steps */
+    float guidance_scale;      /* > 1: classifier-free guidance */
+    float eta;
+    int batch; /* images per generation */
+} ldm_pipeline_options;
+
+typedef struct ldm_pipeline ldm_pipeline;
+
+ldm_status ldm_pipeline_open(ldm_ctx *ctx, const char *model_dir, const ldm_pipeline_options *o,
+                             ldm_pipeline **out);
+void ldm_pipeline_destroy(ldm_pipeline *p);
+
+/* The model's configuration, and the images' shape [channels, size, size]. */
+const ldm_run_config *ldm_pipeline_config(const ldm_pipeline *p);
+
+/* batch images [batch, C, size, size] (decoder output, about [-1, 1]) for a prompt; the start
+ * noise and every step's noise from seed. */
+ldm_status ldm_pipeline_generate(ldm_pipeline *p, const char *prompt, const char *negative,
+                                 uint64_t seed, float *images);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

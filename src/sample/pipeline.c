@@ -1,0 +1,146 @@
+/* src/sample/pipeline.c: text to image from a model folder (see ldmcl/pipeline.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "ldmcl/autoencoder.h"
+#include "ldmcl/checkpoint.h"
+#include "ldmcl/clip.h"
+#include "ldmcl/pipeline.h"
+#include "ldmcl/tokenizer.h"
+
+struct ldm_pipeline {
+    ldm_run_config cfg;
+    ldm_pipeline_options o;
+    ldm_schedule *schedule;
+    ldm_sampler *sampler;
+    ldm_ae_codec *codec;
+    ldm_clip_tokenizer *tokenizer;
+    ldm_clip_encoder *encoder; /* batch 1: one prompt at a time */
+    int lat, lat_channels;
+    float *context, *uncond, *latents;
+};
+
+void ldm_pipeline_destroy(ldm_pipeline *p) {
+    if (!p) return;
+    ldm_sampler_destroy(p->sampler);
+    ldm_ae_codec_destroy(p->codec);
+    ldm_clip_encoder_destroy(p->encoder);
+    ldm_clip_tokenizer_destroy(p->tokenizer);
+    ldm_schedule_destroy(p->schedule);
+    free(p->context);
+    free(p->uncond);
+    free(p->latents);
+    free(p);
+}
+
+const ldm_run_config *ldm_pipeline_config(const ldm_pipeline *p) {
+    return &p->cfg;
+}
+
+static ldm_status open_text(ldm_ctx *ctx, ldm_pipeline *p, const char *dir) {
+    const ldm_run_config *c = &p->cfg;
+    if (c->text == LDM_TEXT_NONE) return LDM_OK;
+    if (c->text == LDM_TEXT_CLIP_SCRATCH)
+        LDM_TRY(ldm_clip_tokenizer_load_bpe(c->vocab, &p->tokenizer));
+    else
+        LDM_TRY(ldm_clip_tokenizer_load_dir(c->clip_path, &p->tokenizer));
+    LDM_TRY(
+        ldm_clip_encoder_create(ctx, &c->clip, 1, c->context_length, c->clip_skip, &p->encoder));
+    char path[LDM_RUN_PATH + 64];
+    if (c->text == LDM_TEXT_CLIP_FROZEN)
+        snprintf(path, sizeof path, "%s/model.safetensors", c->clip_path);
+    else
+        snprintf(path, sizeof path, "%s/text_encoder.safetensors", dir);
+    LDM_TRY(ldm_clip_encoder_load(p->encoder, path));
+    size_t row = (size_t)c->context_length * (size_t)c->clip.hidden_size;
+    p->context = malloc((size_t)p->o.batch * row * sizeof *p->context);
+    p->uncond = malloc(row * sizeof *p->uncond);
+    if (!p->context || !p->uncond) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    return LDM_OK;
+}
+
+ldm_status ldm_pipeline_open(ldm_ctx *ctx, const char *model_dir, const ldm_pipeline_options *o,
+                             ldm_pipeline **out) {
+    *out = NULL;
+    ldm_pipeline *p = calloc(1, sizeof *p);
+    if (!p) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    p->o = *o;
+    if (p->o.batch < 1) p->o.batch = 1;
+    char path[LDM_RUN_PATH + 64];
+    snprintf(path, sizeof path, "%s/model.ini", model_dir);
+    ldm_status st = ldm_run_config_read(path, &p->cfg);
+    const ldm_run_config *c = &p->cfg;
+    ldm_diffusion_meta meta;
+    snprintf(path, sizeof path, "%s/unet.safetensors", model_dir);
+    if (st == LDM_OK) st = ldm_diffusion_read_meta(path, &meta);
+    if (st == LDM_OK && meta.from_file &&
+        (meta.num_timesteps != c->num_timesteps || meta.prediction != c->prediction_type))
+        st = LDM_FAIL(LDM_ERR_FORMAT,
+                      "'%s' was trained with %d timesteps and %s prediction; model.ini says %d "
+                      "and %s",
+                      path, meta.num_timesteps, meta.prediction == LDM_PREDICT_V ? "v" : "epsilon",
+                      c->num_timesteps, c->prediction_type == LDM_PREDICT_V ? "v" : "epsilon");
+    if (st == LDM_OK)
+        st = ldm_schedule_create(c->beta_schedule, c->num_timesteps, c->beta_start, c->beta_end,
+                                 &p->schedule);
+    if (st == LDM_OK) st = open_text(ctx, p, model_dir);
+    p->lat = ldm_autoencoder_latent_size(&c->ae, c->resolution);
+    p->lat_channels = c->ae.z_channels;
+    ldm_sampler_config sc = {.unet = &p->cfg.unet,
+                             .schedule = p->schedule,
+                             .batch = p->o.batch,
+                             .height = p->lat,
+                             .width = p->lat,
+                             .context_len = c->context_length,
+                             .guidance_scale = p->o.guidance_scale,
+                             .method = p->o.method,
+                             .steps = p->o.steps,
+                             .eta = p->o.eta,
+                             .prediction = c->prediction_type};
+    if (st == LDM_OK) st = ldm_sampler_create(ctx, &sc, &p->sampler);
+    if (st == LDM_OK) st = ldm_graph_load(ldm_sampler_graph(p->sampler), path, NULL);
+    if (st == LDM_OK)
+        st = ldm_ae_codec_create(ctx, &c->ae, p->o.batch, c->resolution, c->resolution, 0, 0,
+                                 &p->codec);
+    snprintf(path, sizeof path, "%s/autoencoder.safetensors", model_dir);
+    if (st == LDM_OK) st = ldm_ae_codec_load(p->codec, path);
+    p->latents =
+        malloc((size_t)p->o.batch * p->lat_channels * p->lat * p->lat * sizeof *p->latents);
+    if (st == LDM_OK && !p->latents) st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    if (st != LDM_OK) {
+        ldm_pipeline_destroy(p);
+        return st;
+    }
+    *out = p;
+    return LDM_OK;
+}
+
+ldm_status ldm_pipeline_generate(ldm_pipeline *p, const char *prompt, const char *negative,
+                                 uint64_t seed, float *images) {
+    const ldm_run_config *c = &p->cfg;
+    const float *context = NULL, *uncond = NULL;
+    if (p->encoder) {
+        size_t row = (size_t)c->context_length * (size_t)c->clip.hidden_size;
+        const char *pos[1] = {prompt ? prompt : ""}, *neg[1] = {negative ? negative : ""};
+        ldm_status st = ldm_clip_encode_prompts(p->encoder, p->tokenizer, pos, 1, p->context);
+        if (st != LDM_OK) {
+            ldm_error_prefix("the prompt");
+            return st;
+        }
+        st = ldm_clip_encode_prompts(p->encoder, p->tokenizer, neg, 1, p->uncond);
+        if (st != LDM_OK) {
+            ldm_error_prefix("the negative prompt");
+            return st;
+        }
+        for (int b = 1; b < p->o.batch; b++)
+            memcpy(p->context + (size_t)b * row, p->context, row * sizeof *p->context);
+        context = p->context;
+        uncond = p->uncond;
+    }
+    LDM_TRY(ldm_sampler_set_conditions(p->sampler, context, uncond, NULL, NULL));
+    ldm_sampler_set_seed(p->sampler, seed);
+    LDM_TRY(ldm_sampler_run(p->sampler, p->latents));
+    return ldm_ae_codec_decode(p->codec, p->latents, images);
+}
