@@ -1,11 +1,15 @@
 /* tests/test_pipeline.c: text to image from a model folder: a tiny text-conditioned model
  * (UNet, VQ-VAE, CLIP trained from scratch; random weights) written the way ldmcl-train writes
  * it, generated with DDIM and guidance: reproducible for a seed, different for another, a batch
- * of finite images; a missing file or a prompt that is not UTF-8 is named. */
+ * of finite images; a missing file or a prompt that is not UTF-8 is named. Then ldmcl-sample on
+ * the same folder: seeds per image, PNG files, the "parameters" text, a grid, the same bytes for
+ * the same seed, and its errors. */
+#define _GNU_SOURCE /* memmem, popen */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ldmcl/ldmcl.h"
@@ -90,6 +94,68 @@ static void generates_from_a_model_folder(void **state) {
     assert_contains(ldm_last_error(), "the prompt: ");
     assert_contains(ldm_last_error(), "byte offset 4");
     ldm_pipeline_destroy(p);
+
+    /* the program */
+    char cmd[20000], out[4300], text[512];
+    snprintf(cmd, sizeof cmd,
+             "'%s' -m '%s' -p 'a sneaker, caf\xc3\xa9' -n 'a bag' --steps 4 --cfg-scale 3 -s 11 "
+             "-b 2 -o '%s/img.png' --grid '%s/grid.png' 2>&1",
+             LDMCL_SAMPLE_PROGRAM, g_dir, g_dir, g_dir);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t got = fread(text, 1, sizeof text - 1, f);
+    text[got] = 0;
+    assert_int_equal(pclose(f), 0);
+    assert_contains(text, "/img.png: seed=11");
+    assert_contains(text, "/img_2.png: seed=12");
+    assert_contains(text, "/grid.png: grid of 2 images");
+    snprintf(out, sizeof out, "%s/img_2.png", g_dir);
+    ldm_image img;
+    assert_status(ldm_png_read(out, 1, NULL, &img), LDM_OK);
+    assert_true(img.width == 8 && img.height == 8);
+    ldm_image_free(&img);
+    snprintf(out, sizeof out, "%s/grid.png", g_dir);
+    assert_status(ldm_png_read(out, 1, NULL, &img), LDM_OK);
+    assert_true(img.width == 16 && img.height == 8);
+    ldm_image_free(&img);
+    /* the "parameters" text chunk */
+    snprintf(out, sizeof out, "%s/img.png", g_dir);
+    size_t len;
+    char *png = (char *)test_read_file(out, &len);
+    int found = 0;
+    for (size_t k = 0; k + 40 < len && !found; k++)
+        found = !memcmp(png + k, "parameters", 10);
+    assert_true(found);
+    assert_non_null(memmem(png, len, "Seed: 11", 8));
+    assert_non_null(memmem(png, len, "Negative prompt: a bag", 22));
+    free(png);
+    /* the same seed again: the same file */
+    snprintf(cmd, sizeof cmd,
+             "'%s' -m '%s' -p 'a sneaker, caf\xc3\xa9' -n 'a bag' --steps 4 --cfg-scale 3 -s 11 "
+             "-o '%s/again.png' > /dev/null 2>&1",
+             LDMCL_SAMPLE_PROGRAM, g_dir, g_dir);
+    assert_int_equal(system(cmd), 0);
+    char again[4300];
+    snprintf(again, sizeof again, "%s/again.png", g_dir);
+    size_t la, lb;
+    unsigned char *x = test_read_file(out, &la), *y = test_read_file(again, &lb);
+    assert_true(la == lb && !memcmp(x, y, la));
+    free(x);
+    free(y);
+    /* bad flags: exit 2 with a message; a missing model: exit 1 naming the file */
+    snprintf(cmd, sizeof cmd, "'%s' -m '%s' -p x --steps many 2>&1", LDMCL_SAMPLE_PROGRAM, g_dir);
+    f = popen(cmd, "r");
+    got = fread(text, 1, sizeof text - 1, f);
+    text[got] = 0;
+    assert_int_equal(WEXITSTATUS(pclose(f)), 2);
+    assert_contains(text, "--steps many: not a number");
+    snprintf(cmd, sizeof cmd, "'%s' -m '%s/none' -p x 2>&1", LDMCL_SAMPLE_PROGRAM, g_dir);
+    f = popen(cmd, "r");
+    got = fread(text, 1, sizeof text - 1, f);
+    text[got] = 0;
+    assert_int_equal(WEXITSTATUS(pclose(f)), 1);
+    assert_contains(text, "loading the model");
+    assert_contains(text, "none/model.ini");
 
     snprintf(path, sizeof path, "%s/autoencoder.safetensors", g_dir);
     assert_int_equal(unlink(path), 0);
