@@ -134,6 +134,11 @@ static void reports_every_problem_at_once(void **state) {
     free(dir);
 }
 
+static int not_norm(const char *name, void *user) {
+    (void)user;
+    return strncmp(name, "norm.", 5) != 0;
+}
+
 /* One model of a graph that holds several: saved without its prefix, loaded under it. */
 static void subsets_by_prefix(void **state) {
     (void)state;
@@ -167,6 +172,15 @@ static void subsets_by_prefix(void **state) {
     assert_status(ldm_graph_load(b, path, &wrong), LDM_ERR_FORMAT);
     assert_contains(ldm_last_error(),
                     "0 missing, 0 unexpected, 1 with another shape (weight (file [4], model");
+
+    /* A filter by name keeps the names as they are. */
+    snprintf(path, sizeof path, "%s/filtered.safetensors", dir);
+    assert_status(ldm_graph_save_filtered(a, path, NULL, not_norm, NULL), LDM_OK);
+    assert_status(ldm_safetensors_open(path, &st), LDM_OK);
+    assert_int_equal(ldm_safetensors_count(st), 2);
+    assert_non_null(ldm_safetensors_find(st, "conv.weight"));
+    assert_null(ldm_safetensors_find(st, "norm.weight"));
+    ldm_safetensors_close(st);
 
     /* Trainable only: a frozen parameter stays out. */
     ldm_tensor_set_trainable(ldm_graph_find(a, "conv.bias"), 0);

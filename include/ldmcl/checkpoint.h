@@ -20,6 +20,13 @@ ldm_status ldm_graph_save(ldm_graph *g, const char *path, const char *const *met
 ldm_status ldm_graph_save_subset(ldm_graph *g, const char *path, const char *const *metadata_pairs,
                                  const char *graph_prefix, int trainable_only);
 
+/* The parameters a filter accepts (by their graph names, kept as they are): a UNet apart from the
+ * text encoder trained with it, say. */
+typedef int (*ldm_param_filter)(const char *name, void *user);
+ldm_status ldm_graph_save_filtered(ldm_graph *g, const char *path,
+                                   const char *const *metadata_pairs, ldm_param_filter filter,
+                                   void *user);
+
 typedef struct ldm_load_options {
     const char *only_prefix;   /* consider only file tensors whose names start with it (e.g.
                                   "text_model." in a full CLIPModel file); NULL: all */

@@ -55,7 +55,8 @@ typedef struct ldm_diffusion_train_graph {
 ldm_status ldm_diffusion_train_record(ldm_graph *g, const ldm_diffusion_train_config *cfg,
                                       ldm_diffusion_train_graph *out);
 
-/* Saves the graph's parameters with what sampling needs to know in the metadata:
+/* Saves the graph's UNet parameters (a text encoder recorded in the step, text_model.*, is left
+ * out: save it with ldm_graph_save_subset) with what sampling needs to know in the metadata:
  * ldmcl.prediction_type (epsilon | v_prediction), ldmcl.beta_schedule (linear | scaled_linear |
  * cosine), ldmcl.num_timesteps, ldmcl.beta_start, ldmcl.beta_end; plus extra pairs (may be NULL).
  * Files lacking them (converted reference checkpoints) read back as the reference's defaults. */

@@ -20,8 +20,33 @@ ldm_status ldm_graph_save(ldm_graph *g, const char *path, const char *const *met
     return ldm_graph_save_subset(g, path, metadata_pairs, NULL, 0);
 }
 
+typedef struct subset {
+    const char *graph_prefix;
+    int trainable_only;
+    ldm_param_filter filter;
+    void *user;
+} subset;
+
+static ldm_status save_where(ldm_graph *g, const char *path, const char *const *metadata_pairs,
+                             const subset *w);
+
 ldm_status ldm_graph_save_subset(ldm_graph *g, const char *path, const char *const *metadata_pairs,
                                  const char *graph_prefix, int trainable_only) {
+    subset w = {graph_prefix, trainable_only, NULL, NULL};
+    return save_where(g, path, metadata_pairs, &w);
+}
+
+ldm_status ldm_graph_save_filtered(ldm_graph *g, const char *path,
+                                   const char *const *metadata_pairs, ldm_param_filter filter,
+                                   void *user) {
+    subset w = {NULL, 0, filter, user};
+    return save_where(g, path, metadata_pairs, &w);
+}
+
+static ldm_status save_where(ldm_graph *g, const char *path, const char *const *metadata_pairs,
+                             const subset *w) {
+    const char *graph_prefix = w->graph_prefix;
+    int trainable_only = w->trainable_only;
     if (!g->compiled)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "saving '%s': compile the graph first", path);
     size_t n_all = ldm_graph_param_count(g), n = 0;
@@ -33,6 +58,7 @@ ldm_status ldm_graph_save_subset(ldm_graph *g, const char *path, const char *con
         ldm_tensor *t = ldm_graph_param_at(g, i);
         const char *name = file_name(t, graph_prefix);
         if (!name || (trainable_only && !t->trainable)) continue;
+        if (w->filter && !w->filter(t->name, w->user)) continue;
         data[n] = malloc(t->numel * sizeof *data[n]);
         if (!data[n]) {
             st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory saving '%s'", path);

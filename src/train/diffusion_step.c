@@ -107,6 +107,12 @@ ldm_status ldm_diffusion_train_record(ldm_graph *g, const ldm_diffusion_train_co
     return ldm_graph_backward(g, out->loss);
 }
 
+/* The UNet's parameters: not the text encoder's recorded beside them. */
+static int unet_param(const char *name, void *user) {
+    (void)user;
+    return strncmp(name, "text_model.", 11) != 0;
+}
+
 static const char *schedule_name(ldm_schedule_kind k) {
     return k == LDM_SCHEDULE_LINEAR   ? "linear"
            : k == LDM_SCHEDULE_COSINE ? "cosine"
@@ -132,7 +138,7 @@ ldm_status ldm_diffusion_save(ldm_graph *g, const char *path, const ldm_diffusio
         pairs[n++] = extra_pairs[i + 1];
     }
     pairs[n] = NULL;
-    return ldm_graph_save(g, path, pairs);
+    return ldm_graph_save_filtered(g, path, pairs, unet_param, NULL);
 }
 
 ldm_status ldm_diffusion_read_meta(const char *path, ldm_diffusion_meta *m) {
