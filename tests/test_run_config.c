@@ -65,6 +65,20 @@ static void reads_a_whole_run(void **state) {
     assert_true(fabsf(ldm_run_lr_at(&c, 60) - 1e-4f) < 1e-9f);
     assert_true(ldm_run_lr_at(&c, 110) < 1e-12f);
 
+    /* its model sections written as a model.ini read back the same */
+    char model[4300];
+    snprintf(model, sizeof model, "%s/model.ini", g_dir);
+    assert_status(ldm_run_config_write_model(&c, model, "vocab.txt.gz"), LDM_OK);
+    ldm_run_config m;
+    assert_status(ldm_run_config_read(model, &m), LDM_OK);
+    assert_memory_equal(&m.unet, &c.unet, sizeof m.unet);
+    assert_memory_equal(&m.ae, &c.ae, sizeof m.ae);
+    assert_memory_equal(&m.clip, &c.clip, sizeof m.clip);
+    assert_true(m.prediction_type == c.prediction_type && m.beta_end == c.beta_end &&
+                m.context_length == c.context_length && m.resolution == c.resolution);
+    snprintf(want, sizeof want, "%s/vocab.txt.gz", g_dir);
+    assert_string_equal(m.vocab, want);
+
     /* defaults: the reference's mnist settings, text by a small CLIP from scratch */
     ldm_run_config d;
     ldm_run_config_init(&d);

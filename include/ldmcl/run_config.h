@@ -104,6 +104,11 @@ void ldm_run_config_init(ldm_run_config *c);
 /* Reads an INI file over the defaults and checks the whole run (models, sizes, paths). */
 ldm_status ldm_run_config_read(const char *path, ldm_run_config *c);
 
+/* Writes the model sections (dataset resolution and channels, diffusion, ldm, autoencoder, text)
+ * as the model.ini of a model folder, atomically. vocab: the file name the folder's tokenizer
+ * vocabulary has (clip_scratch), or NULL. A frozen CLIP keeps its clip_path. */
+ldm_status ldm_run_config_write_model(const ldm_run_config *c, const char *path, const char *vocab);
+
 /* The learning rate at a step (0-based) under the schedule with warm-up. */
 float ldm_run_lr_at(const ldm_run_config *c, int step);
 
