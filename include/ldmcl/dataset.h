@@ -43,6 +43,13 @@ const char *ldm_dataset_path(const ldm_dataset *d, size_t i);
 /* Images without a caption file. */
 size_t ldm_dataset_missing_captions(const ldm_dataset *d);
 
+/* Image i as floats [channels, size, size] in [-1, 1], mirrored when flip (whatever
+ * random_flip says). */
+ldm_status ldm_dataset_image(ldm_dataset *d, size_t i, int flip, float *image);
+
+/* One of image i's captions chosen with key, as ldm_dataset_get chooses it ("" when none). */
+const char *ldm_dataset_caption(const ldm_dataset *d, size_t i, uint64_t key);
+
 /* Image i as floats [channels, size, size] in [-1, 1], and one of its captions (valid while the
  * dataset is open; "" when it has none), chosen with key. */
 ldm_status ldm_dataset_get(ldm_dataset *d, size_t i, uint64_t key, float *image,

@@ -39,6 +39,7 @@
 #include "ldmcl/train_state.h"
 #include "ldmcl/run_config.h"
 #include "ldmcl/pipeline.h"
+#include "ldmcl/runner.h"
 #include "ldmcl/sample.h"
 #include "ldmcl/safetensors.h"
 #include "ldmcl/checkpoint.h"

@@ -242,15 +242,26 @@ static uint64_t mix(uint64_t key, uint64_t i) {
     return z ^ (z >> 31);
 }
 
+const char *ldm_dataset_caption(const ldm_dataset *d, size_t i, uint64_t key) {
+    if (i >= d->n) return "";
+    const item *it = &d->items[i];
+    uint64_t r = mix(key, i);
+    return it->n_captions ? it->captions[(r >> 1) % (uint64_t)it->n_captions] : "";
+}
+
 ldm_status ldm_dataset_get(ldm_dataset *d, size_t i, uint64_t key, float *image,
                            const char **caption) {
     if (i >= d->n) return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "dataset index %zu of %zu", i, d->n);
-    const item *it = &d->items[i];
     uint64_t r = mix(key, i);
-    if (caption) *caption = it->n_captions ? it->captions[(r >> 1) % (uint64_t)it->n_captions] : "";
+    if (caption) *caption = ldm_dataset_caption(d, i, key);
+    return ldm_dataset_image(d, i, d->o.random_flip && (r & 1), image);
+}
+
+ldm_status ldm_dataset_image(ldm_dataset *d, size_t i, int flip, float *image) {
+    if (i >= d->n) return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "dataset index %zu of %zu", i, d->n);
     ldm_image img;
-    LDM_TRY(ldm_image_read(it->path, d->o.channels, &d->o.limits, &img));
-    ldm_status st = ldm_image_to_tensor(&img, d->o.size, d->o.random_flip && (r & 1), image);
+    LDM_TRY(ldm_image_read(d->items[i].path, d->o.channels, &d->o.limits, &img));
+    ldm_status st = ldm_image_to_tensor(&img, d->o.size, flip, image);
     ldm_image_free(&img);
     return st;
 }

@@ -1,0 +1,48 @@
+/* ldmcl/runner.h: a whole training run from a run configuration (ldmcl/run_config.h), as
+ * ldmcl-train drives it:
+ *   1. the autoencoder on the dataset (skipped when [autoencoder] checkpoint names one, or when
+ *      output_dir already holds a finished one);
+ *   2. the dataset encoded once into a latent cache, validated against the autoencoder file and
+ *      the dataset (paths, sizes, modification times, resolution): a stale cache is rebuilt;
+ *   3. the text-conditioned LDM on the cached latents with the captions (text encoder frozen,
+ *      fine-tuned or trained from scratch), with checkpoints every checkpointing_steps (the whole
+ *      training state, atomically, then a `latest` pointer; the oldest beyond
+ *      checkpoints_total_limit removed), resumption that continues exactly, validation grids, a
+ *      CSV log and a loss-curve PNG;
+ *   4. the model folder output_dir/model (model.ini, unet, autoencoder, text encoder, vocabulary)
+ *      that ldmcl-sample reads.
+ * A non-finite loss stops the run at once, naming the step, and writes no checkpoint. Unreadable
+ * images are skipped with a warning and counted. */
+#ifndef LDMCL_RUNNER_H
+#define LDMCL_RUNNER_H
+
+#include "ldmcl/context.h"
+#include "ldmcl/run_config.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { LDM_STAGE_ALL = 0, LDM_STAGE_AUTOENCODER = 1, LDM_STAGE_LDM = 2 };
+
+typedef void (*ldm_progress_fn)(void *user, const char *stage, int step, int total, float loss,
+                                double seconds);
+
+typedef struct ldm_run_options {
+    int stage;      /* LDM_STAGE_* */
+    int resume;     /* continue from output_dir/checkpoints/latest (as resume_from_checkpoint =
+                       latest) */
+    int stop_after; /* stop the LDM stage after this many steps of this process, as if killed
+                       (tests of resumption); 0: run to the end */
+    ldm_log_fn log; /* notes and warnings (may be NULL) */
+    void *log_user;
+    ldm_progress_fn progress; /* after every step (may be NULL) */
+    void *progress_user;
+} ldm_run_options;
+
+ldm_status ldm_run_train(ldm_ctx *ctx, const ldm_run_config *c, const ldm_run_options *o);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,129 @@
+/* src/train/latent_cache.c: the dataset encoded once by the autoencoder (see ldmcl/runner.h).
+ * The cache file holds "latents" [n, z, h, w] and "indices" [n] (the dataset items they belong
+ * to: unreadable images are left out), and in its metadata the SHA-256 of the autoencoder file and
+ * a fingerprint of the dataset (every path with its size and modification time, the resolution
+ * and channels). A cache whose keys differ is rebuilt, never reused. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ldmcl/autoencoder.h"
+#include "ldmcl/safetensors.h"
+#include "runner_internal.h"
+#include "sha256.h"
+
+static void fingerprint(const run_ctx *r, char hex[65]) {
+    ldm_sha256 s;
+    ldm_sha256_init(&s);
+    char head[128];
+    snprintf(head, sizeof head, "ldmcl latent cache 1; resolution %d; channels %d",
+             r->c->resolution, r->c->channels);
+    ldm_sha256_field(&s, head, strlen(head));
+    for (size_t i = 0; i < ldm_dataset_count(r->data); i++) {
+        const char *p = ldm_dataset_path(r->data, i);
+        struct stat st;
+        char line[96] = "";
+        if (stat(p, &st) == 0)
+            snprintf(line, sizeof line, "%lld %lld.%09ld", (long long)st.st_size,
+                     (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+        ldm_sha256_field(&s, p, strlen(p));
+        ldm_sha256_field(&s, line, strlen(line));
+    }
+    unsigned char digest[32];
+    ldm_sha256_final(&s, digest);
+    ldm_sha256_hex(digest, hex);
+}
+
+ldm_status run_latent_cache(run_ctx *r, const char *ae_path, char *cache_path) {
+    const ldm_run_config *c = r->c;
+    run_path(cache_path, r->out, "latents.safetensors");
+    char ae_sha[65], data_fp[65];
+    LDM_TRY(run_sha256_file(ae_path, ae_sha));
+    fingerprint(r, data_fp);
+    if (run_exists(cache_path)) {
+        ldm_safetensors *st;
+        int fresh = 0;
+        if (ldm_safetensors_open(cache_path, &st) == LDM_OK) {
+            const char *a = ldm_safetensors_metadata(st, "ldmcl.cache.autoencoder_sha256");
+            const char *d = ldm_safetensors_metadata(st, "ldmcl.cache.dataset_sha256");
+            fresh = a && d && !strcmp(a, ae_sha) && !strcmp(d, data_fp);
+            ldm_safetensors_close(st);
+        }
+        if (fresh) {
+            run_note(r, LDM_LOG_INFO, "latent cache %s matches the autoencoder and the dataset",
+                     cache_path);
+            return LDM_OK;
+        }
+        run_note(r, LDM_LOG_WARN,
+                 "latent cache %s is stale (another autoencoder or dataset): rebuilding it",
+                 cache_path);
+    }
+    size_t n = ldm_dataset_count(r->data);
+    int batch = 16;
+    ldm_ae_codec *k;
+    LDM_TRY(ldm_ae_codec_create(r->ctx, &c->ae, batch, c->resolution, c->resolution, 0, 0, &k));
+    ldm_status st = ldm_ae_codec_load(k, ae_path);
+    int shape[4];
+    ldm_ae_codec_latent_shape(k, shape);
+    size_t per = (size_t)c->channels * c->resolution * c->resolution;
+    size_t lat = (size_t)shape[1] * shape[2] * shape[3];
+    float *images = malloc((size_t)batch * per * sizeof *images);
+    float *blat = malloc((size_t)batch * lat * sizeof *blat);
+    float *all = malloc(n * lat * sizeof *all), *indices = malloc(n * sizeof *indices);
+    if (st == LDM_OK && (!images || !blat || !all || !indices))
+        st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory for %zu latents", n);
+    size_t kept = 0, skipped = 0, i = 0;
+    while (st == LDM_OK && i < n) {
+        int b = 0;
+        size_t idx[64];
+        while (b < batch && i < n) {
+            ldm_status s = ldm_dataset_image(r->data, i, 0, images + (size_t)b * per);
+            if (s == LDM_OK) {
+                idx[b++] = i;
+            } else if (s == LDM_ERR_FORMAT || s == LDM_ERR_NOT_FOUND) {
+                if (skipped++ < 10) run_note(r, LDM_LOG_WARN, "skipped: %s", ldm_last_error());
+            } else {
+                st = s;
+                break;
+            }
+            i++;
+        }
+        if (st != LDM_OK || b == 0) break;
+        for (int q = b; q < batch; q++) /* pad the last batch */
+            memcpy(images + (size_t)q * per, images, per * sizeof *images);
+        st = ldm_ae_codec_encode(k, images, blat, NULL);
+        for (int q = 0; st == LDM_OK && q < b; q++) {
+            memcpy(all + kept * lat, blat + (size_t)q * lat, lat * sizeof *all);
+            indices[kept++] = (float)idx[q];
+        }
+        if (r->o->progress && st == LDM_OK)
+            r->o->progress(r->o->progress_user, "encoding", (int)i, (int)n, 0.0f, 0.0);
+    }
+    if (st == LDM_OK && kept == 0)
+        st = LDM_FAIL(LDM_ERR_FORMAT, "no image of '%s' could be encoded", c->dataset_path);
+    if (st == LDM_OK) {
+        char count[32];
+        snprintf(count, sizeof count, "%zu", kept);
+        const char *meta[] = {"ldmcl.cache.autoencoder_sha256",
+                              ae_sha,
+                              "ldmcl.cache.dataset_sha256",
+                              data_fp,
+                              "ldmcl.latent_count",
+                              count,
+                              NULL};
+        int64_t s_lat[4] = {(int64_t)kept, shape[1], shape[2], shape[3]},
+                s_idx[1] = {(int64_t)kept};
+        ldm_st_entry e[2] = {{"latents", 4, s_lat, all}, {"indices", 1, s_idx, indices}};
+        st = ldm_safetensors_write(cache_path, e, 2, meta);
+    }
+    if (st == LDM_OK)
+        run_note(r, LDM_LOG_INFO, "latent cache %s: %zu images encoded, %zu unreadable skipped",
+                 cache_path, kept, skipped);
+    free(images);
+    free(blat);
+    free(all);
+    free(indices);
+    ldm_ae_codec_destroy(k);
+    return st;
+}

@@ -1,0 +1,215 @@
+/* src/train/runner.c: a whole training run (see ldmcl/runner.h): the stages in order, and what
+ * they share: messages, the data order, files, the loss curve. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ldmcl/image.h"
+#include "runner_internal.h"
+#include "sha256.h"
+
+void run_note(const run_ctx *r, ldm_log_level level, const char *fmt, ...) {
+    if (!r->o->log) return;
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    r->o->log(r->o->log_user, level, msg);
+}
+
+uint64_t run_mix(uint64_t x) {
+    uint64_t z = x + 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* A keyed bijection of [0, 2^(2 half)): a four-round Feistel network. */
+static uint64_t feistel(uint64_t x, uint64_t key, unsigned half) {
+    uint64_t mask = (1ull << half) - 1, l = x >> half, r = x & mask;
+    for (uint64_t round = 0; round < 4; round++) {
+        uint64_t f = run_mix(key ^ (round << 56) ^ r) & mask;
+        uint64_t nl = r;
+        r = l ^ f;
+        l = nl;
+    }
+    return (l << half) | r;
+}
+
+size_t run_order(uint64_t seed, size_t n, uint64_t p) {
+    /* Stateless, so any position of any epoch is one call: the Feistel bijection over the next
+     * even power of two, cycle-walked into [0, n) (a bijection of [0, n) too). */
+    uint64_t epoch = p / n, i = p % n;
+    unsigned half = 1;
+    while ((1ull << (2 * half)) < n)
+        half++;
+    uint64_t key = run_mix(seed ^ run_mix(epoch + 1));
+    do {
+        i = feistel(i, key, half);
+    } while (i >= n);
+    return (size_t)i;
+}
+
+void run_path(char *out, const char *dir, const char *name) {
+    snprintf(out, LDM_RUN_PATH, "%s/%s", dir, name);
+}
+
+void run_format(char *out, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out, LDM_RUN_PATH, fmt, ap);
+    va_end(ap);
+}
+
+int run_exists(const char *path) {
+    struct stat s;
+    return stat(path, &s) == 0;
+}
+
+ldm_status run_mkdirs(const char *dir) {
+    char buf[LDM_RUN_PATH];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return LDM_FAIL(LDM_ERR_IO, "cannot create the folder '%s': %s", buf,
+                                strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return LDM_FAIL(LDM_ERR_IO, "cannot create the folder '%s': %s", buf, strerror(errno));
+    return LDM_OK;
+}
+
+ldm_status run_write_text(const char *path, const char *text) {
+    char tmp[LDM_RUN_PATH + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return LDM_FAIL(LDM_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
+    int ok = fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return LDM_FAIL(LDM_ERR_IO, "cannot write '%s'", path);
+    }
+    return LDM_OK;
+}
+
+ldm_status run_copy_file(const char *from, const char *to) {
+    FILE *in = fopen(from, "rb");
+    if (!in) return LDM_FAIL(LDM_ERR_NOT_FOUND, "cannot open '%s': %s", from, strerror(errno));
+    char tmp[LDM_RUN_PATH + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", to);
+    FILE *out = fopen(tmp, "wb");
+    if (!out) {
+        fclose(in);
+        return LDM_FAIL(LDM_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
+    }
+    char buf[1 << 16];
+    size_t n;
+    int ok = 1;
+    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        ok = fwrite(buf, 1, n, out) == n;
+    ok = ok && !ferror(in) && fflush(out) == 0 && fsync(fileno(out)) == 0;
+    fclose(in);
+    ok = (fclose(out) == 0) && ok;
+    if (!ok || rename(tmp, to) != 0) {
+        remove(tmp);
+        return LDM_FAIL(LDM_ERR_IO, "copying '%s' to '%s' failed", from, to);
+    }
+    return LDM_OK;
+}
+
+ldm_status run_sha256_file(const char *path, char hex[65]) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return LDM_FAIL(LDM_ERR_NOT_FOUND, "cannot open '%s': %s", path, strerror(errno));
+    ldm_sha256 s;
+    ldm_sha256_init(&s);
+    unsigned char buf[1 << 16], digest[32];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        ldm_sha256_update(&s, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) return LDM_FAIL(LDM_ERR_IO, "cannot read '%s'", path);
+    ldm_sha256_final(&s, digest);
+    ldm_sha256_hex(digest, hex);
+    return LDM_OK;
+}
+
+ldm_status run_plot_losses(const char *path, const float *losses, size_t n) {
+    enum { W = 640, H = 240, M = 20 };
+    uint8_t *px = malloc((size_t)W * H * 3);
+    if (!px) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    memset(px, 255, (size_t)W * H * 3);
+    double lo = INFINITY, hi = -INFINITY;
+    for (size_t i = 0; i < n; i++)
+        if (losses[i] > 0 && isfinite(losses[i])) {
+            lo = fmin(lo, log10(losses[i]));
+            hi = fmax(hi, log10(losses[i]));
+        }
+    if (!(hi > lo)) hi = lo + 1;
+    for (int x = M; x < W - M; x++) /* axes */
+        memset(px + ((size_t)(H - M) * W + x) * 3, 0, 3);
+    for (int y = M; y < H - M; y++)
+        memset(px + ((size_t)y * W + M) * 3, 0, 3);
+    for (size_t i = 0; i < n; i++) {
+        if (!(losses[i] > 0) || !isfinite(losses[i])) continue;
+        int x = M + (int)((double)i / (double)(n > 1 ? n - 1 : 1) * (W - 2 * M - 1));
+        int y = (H - M - 1) - (int)((log10(losses[i]) - lo) / (hi - lo) * (H - 2 * M - 1));
+        uint8_t *p = px + ((size_t)y * W + x) * 3;
+        p[0] = 30, p[1] = 90, p[2] = 200;
+    }
+    char range[128];
+    snprintf(range, sizeof range, "loss per step, log scale from %.4g to %.4g over %zu steps",
+             pow(10, lo), pow(10, hi), n);
+    const char *text[] = {"Description", range, NULL};
+    ldm_image img = {W, H, 3, px};
+    ldm_status st = ldm_png_write(path, &img, text);
+    free(px);
+    return st;
+}
+
+ldm_status ldm_run_train(ldm_ctx *ctx, const ldm_run_config *c, const ldm_run_options *o) {
+    run_ctx r = {ctx, c, o, NULL, ""};
+    snprintf(r.out, sizeof r.out, "%s", c->output_dir);
+    LDM_TRY(run_mkdirs(r.out));
+    if (!c->dataset_path[0])
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "%s: [dataset] path is not set", c->path);
+    ldm_dataset_options dopt = {.size = c->resolution,
+                                .channels = c->channels,
+                                .random_flip = c->random_flip,
+                                .caption_ext = c->caption_extension,
+                                .log = o->log,
+                                .log_user = o->log_user};
+    LDM_TRY(ldm_dataset_open(c->dataset_path, &dopt, &r.data));
+    run_note(&r, LDM_LOG_INFO, "dataset %s: %zu images, %zu without captions", c->dataset_path,
+             ldm_dataset_count(r.data), ldm_dataset_missing_captions(r.data));
+    char ae_path[LDM_RUN_PATH], cache[LDM_RUN_PATH];
+    ldm_status st = LDM_OK;
+    if (o->stage != LDM_STAGE_LDM) st = run_autoencoder_stage(&r, ae_path);
+    if (st == LDM_OK && o->stage == LDM_STAGE_LDM) {
+        if (c->ae_checkpoint[0])
+            snprintf(ae_path, sizeof ae_path, "%s", c->ae_checkpoint);
+        else
+            run_path(ae_path, r.out, "autoencoder.safetensors");
+        if (!run_exists(ae_path))
+            st = LDM_FAIL(LDM_ERR_NOT_FOUND,
+                          "the LDM stage needs a trained autoencoder: '%s' does not exist (run "
+                          "the autoencoder stage, or set [autoencoder] checkpoint)",
+                          ae_path);
+    }
+    if (st == LDM_OK && o->stage != LDM_STAGE_AUTOENCODER)
+        st = run_latent_cache(&r, ae_path, cache);
+    if (st == LDM_OK && o->stage != LDM_STAGE_AUTOENCODER) st = run_ldm_stage(&r, ae_path, cache);
+    ldm_dataset_destroy(r.data);
+    return st;
+}

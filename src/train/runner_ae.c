@@ -1,0 +1,142 @@
+/* src/train/runner_ae.c: stage one of a training run, the autoencoder (see ldmcl/runner.h). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ldmcl/ae_train.h"
+#include "ldmcl/safetensors.h"
+#include "runner_internal.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* 1 when path is an autoencoder a finished stage wrote. */
+static int finished(const char *path) {
+    ldm_safetensors *st;
+    if (!run_exists(path) || ldm_safetensors_open(path, &st) != LDM_OK) return 0;
+    const char *v = ldm_safetensors_metadata(st, "ldmcl.stage");
+    int done = v && !strcmp(v, "autoencoder complete");
+    ldm_safetensors_close(st);
+    return done;
+}
+
+/* Fills batch images from training position *pos on, skipping unreadable ones. */
+static ldm_status fill_batch(run_ctx *r, uint64_t *pos, int batch, float *images, size_t *skipped) {
+    size_t n = ldm_dataset_count(r->data),
+           per = (size_t)r->c->channels * r->c->resolution * r->c->resolution;
+    size_t misses = 0;
+    for (int b = 0; b < batch;) {
+        size_t i = run_order(r->c->seed, n, *pos);
+        ldm_status st =
+            ldm_dataset_get(r->data, i, run_mix(r->c->seed ^ *pos), images + b * per, NULL);
+        (*pos)++;
+        if (st == LDM_OK) {
+            b++;
+            misses = 0;
+            continue;
+        }
+        if (st != LDM_ERR_FORMAT && st != LDM_ERR_NOT_FOUND) return st;
+        if ((*skipped)++ < 10) run_note(r, LDM_LOG_WARN, "skipped: %s", ldm_last_error());
+        if (++misses > n)
+            return LDM_FAIL(LDM_ERR_FORMAT, "no image of the dataset '%s' is readable",
+                            r->c->dataset_path);
+    }
+    return LDM_OK;
+}
+
+ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
+    const ldm_run_config *c = r->c;
+    if (c->ae_checkpoint[0]) {
+        snprintf(ae_path, LDM_RUN_PATH, "%s", c->ae_checkpoint);
+        run_note(r, LDM_LOG_INFO, "autoencoder: using %s", ae_path);
+        return LDM_OK;
+    }
+    run_path(ae_path, r->out, "autoencoder.safetensors");
+    if (finished(ae_path)) {
+        run_note(r, LDM_LOG_INFO, "autoencoder: %s is finished; stage one skipped", ae_path);
+        return LDM_OK;
+    }
+    if (c->ae_steps < 1)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "%s: [autoencoder_train] max_train_steps = 0 and no [autoencoder] "
+                        "checkpoint: there is no autoencoder to use",
+                        c->path);
+    ldm_ae_train_config tc;
+    ldm_ae_train_config_init(&tc, &c->ae);
+    tc.batch = c->ae_batch;
+    tc.height = tc.width = c->resolution;
+    tc.lr = c->ae_lr;
+    tc.acc_steps = c->ae_acc_steps;
+    tc.disc_start = c->ae_disc_start;
+    tc.disc_weight = c->ae_disc_weight;
+    tc.codebook_weight = c->ae_codebook_weight;
+    tc.commitment_beta = c->ae_commitment_beta;
+    tc.kl_weight = c->ae_kl_weight;
+    tc.perceptual_weight = c->ae_perceptual_weight;
+    tc.seed = c->seed;
+    if (tc.perceptual_weight > 0 && !c->lpips_path[0])
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "%s: [autoencoder_train] perceptual_weight = %g needs lpips_path: convert "
+                        "the LPIPS weights with tools/convert_lpips.py (torchvision's VGG16 and "
+                        "the LPIPS v0.1 linear layers), or set perceptual_weight = 0",
+                        c->path, (double)tc.perceptual_weight);
+    ldm_ae_trainer *t;
+    LDM_TRY(ldm_ae_trainer_create(r->ctx, &tc, &t));
+    ldm_status st = ldm_ae_trainer_init_params(t, c->seed);
+    if (st == LDM_OK && tc.perceptual_weight > 0) st = ldm_ae_trainer_load_lpips(t, c->lpips_path);
+    size_t per = (size_t)c->channels * c->resolution * c->resolution, skipped = 0;
+    float *images = malloc((size_t)tc.batch * per * sizeof *images);
+    if (st == LDM_OK && !images) st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    char csv_path[LDM_RUN_PATH], disc_path[LDM_RUN_PATH];
+    run_path(csv_path, r->out, "autoencoder_log.csv");
+    run_path(disc_path, r->out, "discriminator.safetensors");
+    FILE *csv = st == LDM_OK ? fopen(csv_path, "w") : NULL;
+    if (st == LDM_OK && !csv) st = LDM_FAIL(LDM_ERR_IO, "cannot write '%s'", csv_path);
+    if (csv)
+        fprintf(csv, "step,recon,codebook,commitment,kl,perceptual,g_adv,d_total,codebook_used\n");
+    uint64_t pos = 0;
+    double t0 = now_s();
+    for (int s = 0; st == LDM_OK && s < c->ae_steps; s++) {
+        st = fill_batch(r, &pos, tc.batch, images, &skipped);
+        ldm_ae_losses l;
+        if (st == LDM_OK) st = ldm_ae_trainer_step(t, images, &l);
+        if (st != LDM_OK) break;
+        if (!isfinite(l.g_total) || !isfinite(l.d_total)) {
+            st = LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                          "autoencoder: the loss is not finite at step %d (generator %g, "
+                          "discriminator %g): stopped; lower [autoencoder_train] learning_rate",
+                          s + 1, (double)l.g_total, (double)l.d_total);
+            break;
+        }
+        fprintf(csv, "%d,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%d\n", s + 1, (double)l.recon,
+                (double)l.codebook, (double)l.commitment, (double)l.kl, (double)l.perceptual,
+                (double)l.g_adv, (double)l.d_total, l.codebook_used);
+        if (r->o->progress)
+            r->o->progress(r->o->progress_user, "autoencoder", s + 1, c->ae_steps, l.recon,
+                           now_s() - t0);
+        if ((s + 1) % c->checkpointing_steps == 0 && s + 1 < c->ae_steps) {
+            const char *meta[] = {"ldmcl.stage", "autoencoder in progress", NULL};
+            st = ldm_ae_trainer_save(t, ae_path, disc_path, meta);
+        }
+    }
+    if (csv) fclose(csv);
+    if (st == LDM_OK) {
+        char steps[32];
+        snprintf(steps, sizeof steps, "%d", c->ae_steps);
+        const char *meta[] = {"ldmcl.stage", "autoencoder complete", "ldmcl.ae_steps", steps, NULL};
+        st = ldm_ae_trainer_save(t, ae_path, disc_path, meta);
+    }
+    if (st == LDM_OK)
+        run_note(r, LDM_LOG_INFO,
+                 "autoencoder: %d steps in %.1f s; %zu unreadable images "
+                 "skipped; saved %s",
+                 c->ae_steps, now_s() - t0, skipped, ae_path);
+    free(images);
+    ldm_ae_trainer_destroy(t);
+    return st;
+}

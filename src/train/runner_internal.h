@@ -1,0 +1,49 @@
+/* src/train/runner_internal.h: what the stages of a training run share (see ldmcl/runner.h):
+ * messages, the data order, files. Not installed. */
+#ifndef LDMCL_TRAIN_RUNNER_INTERNAL_H
+#define LDMCL_TRAIN_RUNNER_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+#include "ldmcl/dataset.h"
+#include "ldmcl/runner.h"
+
+typedef struct run_ctx {
+    ldm_ctx *ctx;
+    const ldm_run_config *c;
+    const ldm_run_options *o;
+    ldm_dataset *data;
+    char out[LDM_RUN_PATH]; /* output_dir */
+} run_ctx;
+
+void run_note(const run_ctx *r, ldm_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The dataset index of position p of the training order: epoch p / n is a permutation of the n
+ * items keyed by seed and the epoch (so a resumed run sees the same order). */
+size_t run_order(uint64_t seed, size_t n, uint64_t p);
+
+/* splitmix64 */
+uint64_t run_mix(uint64_t x);
+
+/* Files: join, make a folder (and its parents), copy, write text atomically, SHA-256 hex. */
+void run_path(char *out, const char *dir, const char *name);
+/* printf into a path buffer of LDM_RUN_PATH bytes (truncating). */
+void run_format(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+ldm_status run_mkdirs(const char *dir);
+ldm_status run_copy_file(const char *from, const char *to);
+ldm_status run_write_text(const char *path, const char *text);
+ldm_status run_sha256_file(const char *path, char hex[65]);
+int run_exists(const char *path);
+
+/* The stages. */
+ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path);
+ldm_status run_latent_cache(run_ctx *r, const char *ae_path, char *cache_path);
+ldm_status run_ldm_stage(run_ctx *r, const char *ae_path, const char *cache_path);
+
+/* A loss-curve PNG of losses[0..n) (one per step), log-scaled. */
+ldm_status run_plot_losses(const char *path, const float *losses, size_t n);
+
+#endif

@@ -1,0 +1,553 @@
+/* src/train/runner_ldm.c: stage two of a training run, the text-conditioned LDM on cached latents
+ * (see ldmcl/runner.h): data order and captions, the text encoder in its mode, the step with
+ * gradient accumulation, the learning-rate schedule and EMA, checkpoints and resumption,
+ * validation grids, the logs and the model folder. */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ldmcl/autoencoder.h"
+#include "ldmcl/checkpoint.h"
+#include "ldmcl/clip.h"
+#include "ldmcl/image.h"
+#include "ldmcl/ops.h"
+#include "ldmcl/safetensors.h"
+#include "ldmcl/sample.h"
+#include "ldmcl/tokenizer.h"
+#include "ldmcl/train_state.h"
+#include "runner_internal.h"
+
+#define VOCAB_NAME "bpe_simple_vocab_16e6.txt.gz"
+
+typedef struct stage {
+    run_ctx *r;
+    const ldm_run_config *c;
+    ldm_schedule *sched;
+    ldm_graph *g;
+    ldm_diffusion_train_graph tg;
+    ldm_optimizer *opt;
+    ldm_ema *ema;
+    ldm_clip_tokenizer *tok;
+    ldm_clip_encoder *frozen; /* clip_frozen: the context of a batch */
+    int trained_text;         /* the encoder is in the step */
+    float *cache, *cache_idx; /* the latent cache */
+    size_t n, lat;
+    int lat_hw;
+    float *lat_batch, *ctx, *empty_ctx, *ids_f, *mask_f;
+    int32_t *ids, *mask;
+    const char **captions;
+} stage;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static ldm_status load_cache(stage *s, const char *path) {
+    ldm_safetensors *st;
+    LDM_TRY(ldm_safetensors_open(path, &st));
+    const ldm_st_tensor *l = ldm_safetensors_find(st, "latents");
+    const ldm_st_tensor *i = ldm_safetensors_find(st, "indices");
+    ldm_status e = LDM_OK;
+    if (!l || !i || l->ndim != 4 || i->ndim != 1 || l->shape[0] != i->shape[0] ||
+        l->shape[1] != s->c->ae.z_channels || l->shape[2] != l->shape[3])
+        e = LDM_FAIL(LDM_ERR_FORMAT, "'%s' is not a latent cache of this autoencoder", path);
+    if (e == LDM_OK) {
+        s->n = (size_t)l->shape[0];
+        s->lat_hw = (int)l->shape[2];
+        s->lat = (size_t)l->shape[1] * l->shape[2] * l->shape[3];
+        s->cache = malloc(s->n * s->lat * sizeof *s->cache);
+        s->cache_idx = malloc(s->n * sizeof *s->cache_idx);
+        e = s->cache && s->cache_idx ? ldm_safetensors_read_f32(st, l, s->cache)
+                                     : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+        if (e == LDM_OK) e = ldm_safetensors_read_f32(st, i, s->cache_idx);
+    }
+    ldm_safetensors_close(st);
+    return e;
+}
+
+/* Tokenizes prompts[0..count) into the stage's ids and mask (ints and floats). */
+static ldm_status tokenize(stage *s, const char *const *prompts, int count) {
+    int len = s->c->context_length;
+    for (int b = 0; b < count; b++) {
+        int got;
+        ldm_status st =
+            ldm_clip_tokenize(s->tok, prompts[b], strlen(prompts[b]), len, 1,
+                              s->ids + (size_t)b * len, s->mask + (size_t)b * len, &got);
+        if (st != LDM_OK) {
+            ldm_error_prefix("caption \"%.60s\"", prompts[b]);
+            return st;
+        }
+    }
+    for (size_t k = 0; k < (size_t)count * len; k++) {
+        s->ids_f[k] = (float)s->ids[k];
+        s->mask_f[k] = (float)s->mask[k];
+    }
+    return LDM_OK;
+}
+
+static ldm_status setup_text(stage *s) {
+    const ldm_run_config *c = s->c;
+    if (c->text == LDM_TEXT_NONE) return LDM_OK;
+    if (c->text == LDM_TEXT_CLIP_SCRATCH)
+        LDM_TRY(ldm_clip_tokenizer_load_bpe(c->vocab, &s->tok));
+    else
+        LDM_TRY(ldm_clip_tokenizer_load_dir(c->clip_path, &s->tok));
+    size_t n = (size_t)c->batch * c->context_length;
+    s->ids = malloc(n * sizeof *s->ids);
+    s->mask = malloc(n * sizeof *s->mask);
+    s->ids_f = malloc(n * sizeof *s->ids_f);
+    s->mask_f = malloc(n * sizeof *s->mask_f);
+    if (!s->ids || !s->mask || !s->ids_f || !s->mask_f)
+        return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    if (c->text != LDM_TEXT_CLIP_FROZEN) return LDM_OK;
+    char path[LDM_RUN_PATH + 32];
+    snprintf(path, sizeof path, "%s/model.safetensors", c->clip_path);
+    LDM_TRY(ldm_clip_encoder_create(s->r->ctx, &c->clip, c->batch, c->context_length, c->clip_skip,
+                                    &s->frozen));
+    LDM_TRY(ldm_clip_encoder_load(s->frozen, path));
+    size_t row = (size_t)c->context_length * c->clip.hidden_size;
+    s->ctx = malloc((size_t)c->batch * row * sizeof *s->ctx);
+    s->empty_ctx = malloc((size_t)c->batch * row * sizeof *s->empty_ctx);
+    if (!s->ctx || !s->empty_ctx) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    const char *empty[1] = {""}; /* computed once, for the whole run */
+    return ldm_clip_encode_prompts(s->frozen, s->tok, empty, 1, s->empty_ctx);
+}
+
+static ldm_status setup_graph(stage *s) {
+    const ldm_run_config *c = s->c;
+    s->trained_text = c->text == LDM_TEXT_CLIP_SCRATCH || c->text == LDM_TEXT_CLIP_FINETUNE;
+    ldm_diffusion_train_config tc = {.unet = &c->unet,
+                                     .schedule = s->sched,
+                                     .batch = c->batch,
+                                     .height = s->lat_hw,
+                                     .width = s->lat_hw,
+                                     .context_len = c->context_length,
+                                     .cond_drop_prob =
+                                         c->text == LDM_TEXT_NONE ? 0 : c->cond_drop_prob,
+                                     .prediction = c->prediction_type,
+                                     .seed = c->seed,
+                                     .text_encoder = s->trained_text ? &c->clip : NULL,
+                                     .text_skip = c->clip_skip};
+    LDM_TRY(ldm_graph_create(s->r->ctx, &s->g));
+    LDM_TRY(ldm_diffusion_train_record(s->g, &tc, &s->tg));
+    LDM_TRY(ldm_graph_compile(s->g));
+    LDM_TRY(ldm_graph_init_params(s->g, c->seed, 0));
+    if (c->text == LDM_TEXT_CLIP_FINETUNE) {
+        /* checked strictly by a frozen encoder first, then loaded by name into the step */
+        char path[LDM_RUN_PATH + 32];
+        snprintf(path, sizeof path, "%s/model.safetensors", c->clip_path);
+        ldm_clip_encoder *check;
+        LDM_TRY(ldm_clip_encoder_create(s->r->ctx, &c->clip, 1, c->context_length, 0, &check));
+        ldm_status st = ldm_clip_encoder_load(check, path);
+        ldm_clip_encoder_destroy(check);
+        LDM_TRY(st);
+        static const char *const ignore[] = {"text_model.embeddings.position_ids", NULL};
+        ldm_load_options o = {.only_prefix = "text_model.", .allow_missing = 1, .ignore = ignore};
+        LDM_TRY(ldm_graph_load(s->g, path, &o));
+    }
+    if (s->trained_text) {
+        const char *empty[1] = {""};
+        LDM_TRY(tokenize(s, empty, 1));
+        LDM_TRY(ldm_tensor_write(s->tg.empty_ids, s->ids_f));
+        LDM_TRY(ldm_tensor_write(s->tg.empty_mask, s->mask_f));
+    } else if (s->tg.empty_context) {
+        LDM_TRY(ldm_tensor_write(s->tg.empty_context, s->empty_ctx));
+    }
+    ldm_adam_config a;
+    ldm_adam_config_init(&a);
+    a.lr = c->lr;
+    a.max_grad_norm = c->max_grad_norm;
+    LDM_TRY(ldm_adam_create(s->g, &a, &s->opt));
+    if (c->use_ema) LDM_TRY(ldm_ema_create(s->g, c->ema_decay, 1, &s->ema));
+    return LDM_OK;
+}
+
+/* The inputs of micro-batch p0 .. p0 + batch of the training order. */
+static ldm_status write_batch(stage *s, uint64_t p0) {
+    const ldm_run_config *c = s->c;
+    const char **captions = s->captions;
+    for (int b = 0; b < c->batch; b++) {
+        uint64_t p = p0 + (uint64_t)b;
+        size_t j = run_order(c->seed, s->n, p);
+        memcpy(s->lat_batch + (size_t)b * s->lat, s->cache + j * s->lat, s->lat * sizeof(float));
+        captions[b] =
+            ldm_dataset_caption(s->r->data, (size_t)s->cache_idx[j], run_mix(c->seed ^ run_mix(p)));
+    }
+    LDM_TRY(ldm_tensor_write(s->tg.latents, s->lat_batch));
+    if (c->text == LDM_TEXT_NONE) return LDM_OK;
+    LDM_TRY(tokenize(s, captions, c->batch));
+    if (s->trained_text) {
+        LDM_TRY(ldm_tensor_write(s->tg.ids, s->ids_f));
+        return ldm_tensor_write(s->tg.ids_mask, s->mask_f);
+    }
+    LDM_TRY(ldm_clip_encoder_run(s->frozen, s->ids, s->mask, s->ctx));
+    return ldm_tensor_write(s->tg.context, s->ctx);
+}
+
+/* A resumed run's log keeps the lines up to the checkpoint's step (a killed run may have logged
+ * steps after it). */
+static ldm_status trim_log(const char *path, int step) {
+    FILE *f = fopen(path, "r");
+    if (!f) return LDM_OK;
+    size_t cap = 1 << 16, len = 0;
+    char *keep = malloc(cap), line[256];
+    if (!keep) {
+        fclose(f);
+        return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    }
+    keep[0] = 0;
+    while (fgets(line, sizeof line, f)) {
+        int k = atoi(line);
+        if (k > step) continue; /* the header reads as 0 */
+        size_t n = strlen(line);
+        if (len + n + 1 > cap) {
+            char *bigger = realloc(keep, 2 * cap + n);
+            if (!bigger) break;
+            keep = bigger;
+            cap = 2 * cap + n;
+        }
+        memcpy(keep + len, line, n + 1);
+        len += n;
+    }
+    fclose(f);
+    ldm_status st = run_write_text(path, keep);
+    free(keep);
+    return st;
+}
+
+/* The loss curve of the whole run, from its log. */
+static ldm_status plot_log(const char *csv, const char *png) {
+    FILE *f = fopen(csv, "r");
+    if (!f) return LDM_FAIL(LDM_ERR_NOT_FOUND, "cannot read '%s'", csv);
+    size_t n = 0, cap = 1024;
+    float *losses = malloc(cap * sizeof *losses);
+    char line[256];
+    while (losses && fgets(line, sizeof line, f)) {
+        char *comma = strchr(line, ',');
+        if (atoi(line) <= 0 || !comma) continue;
+        if (n == cap) {
+            float *bigger = realloc(losses, 2 * cap * sizeof *losses);
+            if (!bigger) break;
+            losses = bigger;
+            cap *= 2;
+        }
+        losses[n++] = strtof(comma + 1, NULL);
+    }
+    fclose(f);
+    ldm_status st = losses ? run_plot_losses(png, losses, n)
+                           : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    free(losses);
+    return st;
+}
+
+static void checkpoint_name(char *out, const char *dir, int step) {
+    run_format(out, "%s/checkpoint-%08d.safetensors", dir, step);
+}
+
+/* Removes the oldest checkpoints beyond the limit. */
+static void rotate(stage *s, const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    int steps[4096], n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < 4096) {
+        int k;
+        char tail[32];
+        if (sscanf(e->d_name, "checkpoint-%8d.safetensor%1s", &k, tail) == 2) steps[n++] = k;
+    }
+    closedir(d);
+    for (int kept = n; kept > s->c->checkpoints_limit; kept--) {
+        int oldest = 0;
+        for (int i = 1; i < n; i++)
+            if (steps[i] < steps[oldest]) oldest = i;
+        char path[LDM_RUN_PATH];
+        checkpoint_name(path, dir, steps[oldest]);
+        if (remove(path) == 0) run_note(s->r, LDM_LOG_INFO, "removed the old checkpoint %s", path);
+        steps[oldest] = steps[--n];
+    }
+}
+
+static ldm_status save_checkpoint(stage *s, int step) {
+    char dir[LDM_RUN_PATH], path[LDM_RUN_PATH], latest[LDM_RUN_PATH], text[64];
+    run_path(dir, s->r->out, "checkpoints");
+    LDM_TRY(run_mkdirs(dir));
+    checkpoint_name(path, dir, step);
+    snprintf(text, sizeof text, "%d", step);
+    const char *meta[] = {"ldmcl.run.step", text, "ldmcl.run.config", s->c->path, NULL};
+    LDM_TRY(ldm_train_state_save(path, s->g, s->opt, s->ema, meta));
+    run_path(latest, dir, "latest");
+    snprintf(text, sizeof text, "checkpoint-%08d.safetensors\n", step);
+    LDM_TRY(run_write_text(latest, text)); /* the pointer moves only after the file is complete */
+    rotate(s, dir);
+    return LDM_OK;
+}
+
+/* The step to continue from (0 when starting afresh). */
+static ldm_status resume(stage *s, int *start) {
+    *start = 0;
+    const ldm_run_config *c = s->c;
+    char path[LDM_RUN_PATH];
+    int latest = s->r->o->resume || !strcmp(c->resume, "latest");
+    if (latest) {
+        char dir[LDM_RUN_PATH], pointer[LDM_RUN_PATH];
+        run_path(dir, s->r->out, "checkpoints");
+        run_path(pointer, dir, "latest");
+        FILE *f = fopen(pointer, "r");
+        if (!f) {
+            run_note(s->r, LDM_LOG_INFO, "no checkpoint to resume from in %s: starting afresh",
+                     dir);
+            return LDM_OK;
+        }
+        char name[256] = "";
+        int ok = fgets(name, sizeof name, f) != NULL;
+        fclose(f);
+        name[strcspn(name, "\r\n")] = 0;
+        if (!ok || !name[0] || strchr(name, '/'))
+            return LDM_FAIL(LDM_ERR_FORMAT, "'%s' does not name a checkpoint", pointer);
+        run_path(path, dir, name);
+    } else if (c->resume[0]) {
+        snprintf(path, sizeof path, "%s", c->resume);
+    } else {
+        return LDM_OK;
+    }
+    LDM_TRY(ldm_train_state_load(path, s->g, s->opt, s->ema));
+    ldm_safetensors *st;
+    LDM_TRY(ldm_safetensors_open(path, &st));
+    const char *v = ldm_safetensors_metadata(st, "ldmcl.run.step");
+    *start = v ? atoi(v) : 0;
+    ldm_safetensors_close(st);
+    if (*start <= 0) return LDM_FAIL(LDM_ERR_FORMAT, "'%s' has no ldmcl.run.step", path);
+    run_note(s->r, LDM_LOG_INFO, "resumed from %s at step %d", path, *start);
+    return LDM_OK;
+}
+
+static int text_param(const char *name, void *user) {
+    (void)user;
+    return strncmp(name, "text_model.", 11) == 0;
+}
+
+/* Samples the validation prompts with the current weights into samples/step-N.png. */
+static ldm_status validate(stage *s, const char *ae_path, int step) {
+    const ldm_run_config *c = s->c;
+    int n = c->n_validation_prompts;
+    if (n == 0 || c->text == LDM_TEXT_NONE) return LDM_OK;
+    ldm_sampler_config sc = {.unet = &c->unet,
+                             .schedule = s->sched,
+                             .batch = n,
+                             .height = s->lat_hw,
+                             .width = s->lat_hw,
+                             .context_len = c->context_length,
+                             .guidance_scale = c->validation_guidance_scale,
+                             .method = LDM_SAMPLER_DDIM,
+                             .steps = c->validation_sampling_steps,
+                             .prediction = c->prediction_type,
+                             .seed = c->seed};
+    ldm_sampler *smp = NULL;
+    ldm_clip_encoder *enc = NULL;
+    ldm_ae_codec *codec = NULL;
+    size_t row = (size_t)c->context_length * c->clip.hidden_size;
+    float *ctx = malloc((size_t)(n + 1) * row * sizeof *ctx);
+    float *lat = malloc((size_t)n * s->lat * sizeof *lat);
+    size_t per = (size_t)c->channels * c->resolution * c->resolution;
+    float *img = malloc((size_t)n * per * sizeof *img), *grid = malloc((size_t)n * per * 4);
+    ldm_status st =
+        ctx && lat && img && grid ? LDM_OK : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of memory");
+    if (st == LDM_OK) st = ldm_sampler_create(s->r->ctx, &sc, &smp);
+    if (st == LDM_OK) {
+        ldm_graph *sg = ldm_sampler_graph(smp);
+        for (size_t i = 0; i < ldm_graph_param_count(sg) && st == LDM_OK; i++) {
+            ldm_tensor *p = ldm_graph_param_at(sg, i);
+            ldm_tensor *q = ldm_graph_find(s->g, ldm_tensor_name(p));
+            st = q ? ldm_buf_copy(s->r->ctx, ldm_tensor_buf(p), ldm_tensor_buf(q),
+                                  ldm_tensor_numel(p), NULL)
+                   : LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "no '%s'", ldm_tensor_name(p));
+        }
+    }
+    if (st == LDM_OK)
+        st = ldm_clip_encoder_create(s->r->ctx, &c->clip, n, c->context_length, c->clip_skip, &enc);
+    if (st == LDM_OK && s->trained_text) st = ldm_clip_encoder_copy_from(enc, s->g);
+    if (st == LDM_OK && !s->trained_text) {
+        char path[LDM_RUN_PATH + 32];
+        snprintf(path, sizeof path, "%s/model.safetensors", c->clip_path);
+        st = ldm_clip_encoder_load(enc, path);
+    }
+    const char *prompts[LDM_RUN_MAX_PROMPTS];
+    for (int i = 0; i < n; i++)
+        prompts[i] = c->validation_prompts[i];
+    if (st == LDM_OK) st = ldm_clip_encode_prompts(enc, s->tok, prompts, n, ctx);
+    const char *empty[1] = {""};
+    float *uncond = malloc((size_t)n * row * sizeof *uncond);
+    if (st == LDM_OK && !uncond) st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    if (st == LDM_OK) st = ldm_clip_encode_prompts(enc, s->tok, empty, 1, uncond);
+    if (st == LDM_OK) st = ldm_sampler_set_conditions(smp, ctx, uncond, NULL, NULL);
+    if (st == LDM_OK) st = ldm_sampler_run(smp, lat);
+    if (st == LDM_OK)
+        st = ldm_ae_codec_create(s->r->ctx, &c->ae, n, c->resolution, c->resolution, 0, 0, &codec);
+    if (st == LDM_OK) st = ldm_ae_codec_load(codec, ae_path);
+    if (st == LDM_OK) st = ldm_ae_codec_decode(codec, lat, img);
+    if (st == LDM_OK) { /* the prompts side by side */
+        int sz = c->resolution;
+        for (int k = 0; k < c->channels; k++)
+            for (int y = 0; y < sz; y++)
+                for (int i = 0; i < n; i++)
+                    memcpy(grid + ((size_t)k * sz + y) * sz * n + (size_t)i * sz,
+                           img + i * per + ((size_t)k * sz + y) * sz, sz * sizeof *grid);
+        ldm_image out = {0};
+        char dir[LDM_RUN_PATH], path[LDM_RUN_PATH], desc[4096] = "";
+        run_path(dir, s->r->out, "samples");
+        st = run_mkdirs(dir);
+        run_format(path, "%s/step-%08d.png", dir, step);
+        for (int i = 0; i < n; i++)
+            snprintf(desc + strlen(desc), sizeof desc - strlen(desc), "%s%s", i ? " | " : "",
+                     prompts[i]);
+        const char *text[] = {"prompts", desc, NULL};
+        if (st == LDM_OK) st = ldm_image_from_tensor(grid, c->channels, sz, sz * n, &out);
+        if (st == LDM_OK) st = ldm_png_write(path, &out, text);
+        ldm_image_free(&out);
+        if (st == LDM_OK) run_note(s->r, LDM_LOG_INFO, "validation samples: %s", path);
+    }
+    free(uncond);
+    free(ctx);
+    free(lat);
+    free(img);
+    free(grid);
+    ldm_sampler_destroy(smp);
+    ldm_clip_encoder_destroy(enc);
+    ldm_ae_codec_destroy(codec);
+    return st;
+}
+
+/* The model folder ldmcl-sample reads. */
+static ldm_status write_model(stage *s, const char *ae_path) {
+    const ldm_run_config *c = s->c;
+    char dir[LDM_RUN_PATH], path[LDM_RUN_PATH];
+    run_path(dir, s->r->out, "model");
+    LDM_TRY(run_mkdirs(dir));
+    if (s->ema) { /* the averaged weights are the model */
+        size_t count;
+        ldm_buf params = ldm_graph_trainable_buf(s->g, &count);
+        LDM_TRY(ldm_buf_copy(s->r->ctx, params, ldm_ema_buf(s->ema), count, NULL));
+    }
+    ldm_diffusion_train_config tc = {
+        .unet = &c->unet, .schedule = s->sched, .prediction = c->prediction_type};
+    run_path(path, dir, "unet.safetensors");
+    LDM_TRY(ldm_diffusion_save(s->g, path, &tc, NULL));
+    if (s->trained_text) {
+        run_path(path, dir, "text_encoder.safetensors");
+        LDM_TRY(ldm_graph_save_filtered(s->g, path, NULL, text_param, NULL));
+    }
+    run_path(path, dir, "autoencoder.safetensors");
+    LDM_TRY(run_copy_file(ae_path, path));
+    if (c->text == LDM_TEXT_CLIP_SCRATCH) {
+        run_path(path, dir, VOCAB_NAME);
+        LDM_TRY(run_copy_file(c->vocab, path));
+    }
+    run_path(path, dir, "model.ini");
+    LDM_TRY(
+        ldm_run_config_write_model(c, path, c->text == LDM_TEXT_CLIP_SCRATCH ? VOCAB_NAME : NULL));
+    run_note(s->r, LDM_LOG_INFO, "model folder: %s (ldmcl-sample -m %s -p ...)", dir, dir);
+    return LDM_OK;
+}
+
+static void stage_free(stage *s) {
+    ldm_ema_destroy(s->ema);
+    ldm_optimizer_destroy(s->opt);
+    ldm_graph_destroy(s->g);
+    ldm_clip_encoder_destroy(s->frozen);
+    ldm_clip_tokenizer_destroy(s->tok);
+    ldm_schedule_destroy(s->sched);
+    free(s->cache);
+    free(s->cache_idx);
+    free(s->lat_batch);
+    free(s->ctx);
+    free(s->empty_ctx);
+    free(s->ids);
+    free(s->mask);
+    free(s->ids_f);
+    free(s->mask_f);
+    free(s->captions);
+}
+
+ldm_status run_ldm_stage(run_ctx *r, const char *ae_path, const char *cache_path) {
+    const ldm_run_config *c = r->c;
+    stage s = {.r = r, .c = c};
+    ldm_status st = load_cache(&s, cache_path);
+    if (st == LDM_OK)
+        st = ldm_schedule_create(c->beta_schedule, c->num_timesteps, c->beta_start, c->beta_end,
+                                 &s.sched);
+    if (st == LDM_OK) st = setup_text(&s);
+    s.lat_batch = malloc((size_t)c->batch * s.lat * sizeof *s.lat_batch);
+    s.captions = malloc((size_t)c->batch * sizeof *s.captions);
+    if (st == LDM_OK && (!s.lat_batch || !s.captions))
+        st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    if (st == LDM_OK) st = setup_graph(&s);
+    int start = 0;
+    if (st == LDM_OK) st = resume(&s, &start);
+    char csv_path[LDM_RUN_PATH];
+    run_path(csv_path, r->out, "train_log.csv");
+    if (st == LDM_OK && start) st = trim_log(csv_path, start);
+    FILE *csv = st == LDM_OK ? fopen(csv_path, start ? "a" : "w") : NULL;
+    if (st == LDM_OK && !csv) st = LDM_FAIL(LDM_ERR_IO, "cannot write '%s'", csv_path);
+    if (csv && !start) fprintf(csv, "step,loss,lr,seconds\n");
+    double t0 = now_s();
+    float lr_set = -1;
+    int done_here = 0, finished = start >= c->max_steps;
+    for (int step = start; st == LDM_OK && step < c->max_steps; step++) {
+        float lr = ldm_run_lr_at(c, step);
+        if (lr != lr_set) {
+            st = ldm_optimizer_set_lr(s.opt, lr);
+            lr_set = lr;
+        }
+        float loss = 0;
+        for (int m = 0; st == LDM_OK && m < c->acc_steps; m++) {
+            uint64_t p0 = ((uint64_t)step * c->acc_steps + (uint64_t)m) * (uint64_t)c->batch;
+            st = write_batch(&s, p0);
+            float l = 0;
+            if (st == LDM_OK) st = ldm_graph_run(s.g);
+            if (st == LDM_OK) st = ldm_tensor_read(s.tg.loss, &l);
+            loss += l / (float)c->acc_steps;
+        }
+        if (st != LDM_OK) break;
+        if (!isfinite(loss)) {
+            st = LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                          "the loss is not finite at step %d: training stopped (the last "
+                          "checkpoint is kept; lower [train] learning_rate or set max_grad_norm)",
+                          step + 1);
+            break;
+        }
+        st = ldm_optimizer_step(s.opt);
+        if (st == LDM_OK && s.ema) st = ldm_ema_update(s.ema);
+        if (st == LDM_OK) st = ldm_graph_zero_grads(s.g);
+        if (st != LDM_OK) break;
+        double el = now_s() - t0;
+        fprintf(csv, "%d,%.6g,%.6g,%.3f\n", step + 1, (double)loss, (double)lr, el);
+        fflush(csv);
+        if (r->o->progress)
+            r->o->progress(r->o->progress_user, "ldm", step + 1, c->max_steps, loss, el);
+        if ((step + 1) % c->checkpointing_steps == 0 || step + 1 == c->max_steps)
+            st = save_checkpoint(&s, step + 1);
+        if (st == LDM_OK && c->validation_steps > 0 && (step + 1) % c->validation_steps == 0)
+            st = validate(&s, ae_path, step + 1);
+        finished = step + 1 == c->max_steps;
+        if (r->o->stop_after > 0 && ++done_here == r->o->stop_after && !finished) {
+            run_note(r, LDM_LOG_INFO, "stopped after %d steps of this run (step %d)", done_here,
+                     step + 1);
+            break;
+        }
+    }
+    if (csv) fclose(csv);
+    if (st == LDM_OK && finished) {
+        char png[LDM_RUN_PATH];
+        run_path(png, r->out, "loss.png");
+        st = plot_log(csv_path, png);
+        if (st == LDM_OK) st = write_model(&s, ae_path);
+    }
+    stage_free(&s);
+    return st;
+}
