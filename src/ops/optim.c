@@ -53,15 +53,19 @@ static ldm_status record_adam(ldm_optimizer *o) {
                                (ldm_buf){o->state.mem, o->state.off + 2}, grads, grads,
                                o->scratch));
     cl_kernel k;
-    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "adam_step", NULL, &k));
     const ldm_adam_config *f = &o->cfg;
+    size_t one = 1;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "adam_prepare", NULL, &k));
+    LDM_TRY(ldm_set_args(k, "fffb", (double)f->beta1, (double)f->beta2, (double)f->max_grad_norm,
+                         o->state));
+    LDM_TRY(ldm_cmd_launch(c, k, 1, &one, NULL));
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "adam_step", NULL, &k));
     LDM_TRY(ldm_set_args(k, "iffffifbbbbb", (int)o->count, (double)f->beta1, (double)f->beta2,
                          (double)f->eps, (double)f->weight_decay, f->decoupled,
                          (double)f->max_grad_norm, o->state, params, grads, o->m, o->v));
     LDM_TRY(ldm_launch_1d(c, k, o->count));
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "step_count", NULL, &k));
     LDM_TRY(ldm_set_args(k, "b", o->state));
-    size_t one = 1;
     LDM_TRY(ldm_cmd_launch(c, k, 1, &one, NULL));
     return ldm_cmd_finalize(c);
 }
