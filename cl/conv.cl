@@ -6,47 +6,60 @@
 // col2im gathers (each output pixel sums the column entries that cover it): deterministic, no
 // atomics.
 
-// col[k, n, p] = x[n, c, oy*SH - PH + ky, ox*SW - PW + kx], zero outside the image.
+// col[k, n, p] = x[n, c, oy*SH - PH + ky, ox*SW - PW + kx], zero outside the image. Launched
+// over (p, row = k * nb + n): a row's indices are uniform across dimension 0, so the integer
+// divisions are done once per row, not per element (they dominated on CPUs).
 kernel void im2col(const int C, const int H, const int W, const int KH, const int KW,
                    const int SH, const int SW, const int PH, const int PW, const int Ho,
                    const int Wo, const int nb, global float *col, const ulong col_off,
                    global const float *x, const ulong x_off) {
-    const int P = Ho * Wo, t = get_global_id(0);
-    if (t >= C * KH * KW * nb * P) return;
-    const int p = t % P, n = (t / P) % nb, k = t / (P * nb);
+    const int P = Ho * Wo, p = get_global_id(0), row = get_global_id(1);
+    if (p >= P || row >= C * KH * KW * nb) return;
+    const int n = row % nb, k = row / nb;
     const int kx = k % KW, ky = (k / KW) % KH, c = k / (KW * KH);
-    const int iy = (p / Wo) * SH - PH + ky, ix = (p % Wo) * SW - PW + kx;
+    const int oy = p / Wo, ox = p - oy * Wo;
+    const int iy = oy * SH - PH + ky, ix = ox * SW - PW + kx;
     float v = 0.0f;
     if (iy >= 0 && iy < H && ix >= 0 && ix < W) v = x[x_off + (((ulong)n * C + c) * H + iy) * W + ix];
-    col[col_off + t] = v;
+    col[col_off + (ulong)row * P + p] = v;
 }
 
 // x[n, c, iy, ix] = (acc ? x : 0) + sum of col[(c, ky, kx), n, (oy, ox)] over the windows that
-// cover (iy, ix): oy*SH - PH + ky == iy and ox*SW - PW + kx == ix.
+// cover (iy, ix): oy*SH - PH + ky == iy and ox*SW - PW + kx == ix. Launched over
+// (q = iy * W + ix, row = n * C + c).
 kernel void col2im(const int C, const int H, const int W, const int KH, const int KW, const int SH,
                    const int SW, const int PH, const int PW, const int Ho, const int Wo,
                    const int nb, const int acc, global float *x, const ulong x_off,
                    global const float *col, const ulong col_off) {
-    const int t = get_global_id(0);
-    if (t >= nb * C * H * W) return;
-    const int ix = t % W, iy = (t / W) % H, c = (t / (W * H)) % C, n = t / (W * H * C);
+    const int q = get_global_id(0), row = get_global_id(1);
+    if (q >= H * W || row >= nb * C) return;
+    const int c = row % C, n = row / C;
+    const int iy = q / W, ix = q - iy * W;
     const int P = Ho * Wo;
     float s = 0.0f;
     for (int ky = 0; ky < KH; ky++) {
         const int ty = iy + PH - ky;
-        if (ty < 0 || ty % SH) continue;
-        const int oy = ty / SH;
+        if (ty < 0) continue;
+        int oy = ty;
+        if (SH != 1) {
+            if (ty % SH) continue;
+            oy = ty / SH;
+        }
         if (oy >= Ho) continue;
         for (int kx = 0; kx < KW; kx++) {
             const int tx = ix + PW - kx;
-            if (tx < 0 || tx % SW) continue;
-            const int ox = tx / SW;
+            if (tx < 0) continue;
+            int ox = tx;
+            if (SW != 1) {
+                if (tx % SW) continue;
+                ox = tx / SW;
+            }
             if (ox >= Wo) continue;
             const int k = (c * KH + ky) * KW + kx;
             s += col[col_off + ((ulong)k * nb + n) * P + oy * Wo + ox];
         }
     }
-    const ulong o = x_off + t;
+    const ulong o = x_off + (ulong)row * H * W + q;
     x[o] = acc ? x[o] + s : s;
 }
 

@@ -67,6 +67,9 @@ static ldm_buf at(ldm_buf b, size_t off) {
     return (ldm_buf){b.mem, b.off + off};
 }
 
+/* Work-groups of the 2-D im2col/col2im launches: pixels x rows. */
+static const size_t conv_local[2] = {32, 4};
+
 /* col [K, nb, P] from nb samples of an image [nb, C, H, W], windows as g describes with the
  * image taken as conv input. */
 static ldm_status im2col(ldm_cmd *c, const ldm_conv_geom *g, int C, int H, int W, int Ho, int Wo,
@@ -77,7 +80,8 @@ static ldm_status im2col(ldm_cmd *c, const ldm_conv_geom *g, int C, int H, int W
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "im2col", NULL, &k));
     LDM_TRY(ldm_set_args(k, "iiiiiiiiiiiibb", C, H, W, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW, Ho,
                          Wo, (int)nb, col, img));
-    return ldm_launch_1d(c, k, n);
+    size_t global[2] = {(size_t)Ho * (size_t)Wo, n / ((size_t)Ho * (size_t)Wo)};
+    return ldm_cmd_launch(c, k, 2, global, conv_local);
 }
 
 static ldm_status col2im(ldm_cmd *c, const ldm_conv_geom *g, int C, int H, int W, int Ho, int Wo,
@@ -88,7 +92,8 @@ static ldm_status col2im(ldm_cmd *c, const ldm_conv_geom *g, int C, int H, int W
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "col2im", NULL, &k));
     LDM_TRY(ldm_set_args(k, "iiiiiiiiiiiiibb", C, H, W, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW,
                          Ho, Wo, (int)nb, acc, img, col));
-    return ldm_launch_1d(c, k, n);
+    size_t global[2] = {(size_t)H * (size_t)W, nb * (size_t)C};
+    return ldm_cmd_launch(c, k, 2, global, conv_local);
 }
 
 /* y [B, A, P] = acc*y + x [A, B, P] (+ bias[a]). */
