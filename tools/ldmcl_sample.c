@@ -2,8 +2,10 @@
  * Flags follow stable-diffusion.cpp's: -m model, -p prompt, -n negative prompt, --steps,
  * --sampling-method ddpm|ddim, --cfg-scale, -s/--seed (negative: random), -b/--batch-count (image
  * i uses seed + i), -o output (output.png, output_2.png, ...; or a printf pattern with %d), plus
- * --grid FILE, --eta, --disable-image-metadata and the device flags. Every image's seed is
- * printed; PNGs carry A1111's "parameters" text (iTXt when the prompt is not Latin-1). */
+ * --grid FILE, --eta, --disable-image-metadata and the device flags; --batch-size B makes B
+ * images per pass (generation g uses seed + g for all of them) and --prompt-file FILE takes one
+ * prompt per line (a grid row each). Every image's seed is printed; PNGs carry A1111's
+ * "parameters" text (iTXt when the prompt is not Latin-1). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +15,8 @@
 #include "ldmcl/ldmcl.h"
 
 typedef struct args {
-    const char *model, *prompt, *negative, *output, *grid, *platform, *device;
-    int steps, batch_count, ddpm, metadata, verbose;
+    const char *model, *prompt, *prompt_file, *negative, *output, *grid, *platform, *device;
+    int steps, batch_count, batch_size, ddpm, metadata, verbose;
     float cfg_scale, eta;
     long long seed;
 } args;
@@ -30,7 +32,11 @@ static void usage(FILE *f) {
             "  --cfg-scale F            classifier-free guidance scale (default 7.0; 1: off)\n"
             "  --eta F                  DDIM noise (default 0)\n"
             "  -s, --seed N             seed (default 42; negative: random)\n"
-            "  -b, --batch-count N      images to make; image i uses seed + i (default 1)\n"
+            "  --prompt-file FILE       one prompt per line instead of -p (blank lines and\n"
+            "                           lines starting with # skipped); a grid row each\n"
+            "  -b, --batch-count N      generations per prompt; generation g uses seed + g\n"
+            "                           (default 1)\n"
+            "  --batch-size B           images per generation, made together (default 1)\n"
             "  -o, --output PATH        output.png, output_2.png, ... or a pattern with %%d\n"
             "                           (default ./output.png)\n"
             "  --grid PATH              also write all images side by side\n"
@@ -44,6 +50,7 @@ static int parse(int argc, char **argv, args *a) {
                 .output = "./output.png",
                 .steps = 20,
                 .batch_count = 1,
+                .batch_size = 1,
                 .metadata = 1,
                 .cfg_scale = 7.0f,
                 .seed = 42};
@@ -64,6 +71,8 @@ static int parse(int argc, char **argv, args *a) {
             a->model = v;
         } else if (!strcmp(k, "-p") || !strcmp(k, "--prompt")) {
             a->prompt = v;
+        } else if (!strcmp(k, "--prompt-file")) {
+            a->prompt_file = v;
         } else if (!strcmp(k, "-n") || !strcmp(k, "--negative-prompt")) {
             a->negative = v;
         } else if (!strcmp(k, "-o") || !strcmp(k, "--output")) {
@@ -92,6 +101,8 @@ static int parse(int argc, char **argv, args *a) {
             else if ((!strcmp(k, "-b") || !strcmp(k, "--batch-count")) && x >= 1 && x <= 100000 &&
                      x == (int)x)
                 a->batch_count = (int)x;
+            else if (!strcmp(k, "--batch-size") && x >= 1 && x <= 4096 && x == (int)x)
+                a->batch_size = (int)x;
             else if (!strcmp(k, "--cfg-scale") && x >= 0 && x <= 100)
                 a->cfg_scale = (float)x;
             else if (!strcmp(k, "--eta") && x >= 0 && x <= 10)
@@ -105,8 +116,9 @@ static int parse(int argc, char **argv, args *a) {
         }
         i += value;
     }
-    if (!a->model || !a->prompt) {
-        fprintf(stderr, "ldmcl-sample: -m MODEL_DIR and -p PROMPT are required (see --help)\n");
+    if (!a->model || !a->prompt == !a->prompt_file) {
+        fprintf(stderr, "ldmcl-sample: -m MODEL_DIR and one of -p PROMPT or --prompt-file FILE are "
+                        "required (see --help)\n");
         return -1;
     }
     return 0;
@@ -149,9 +161,118 @@ static int fail(const char *what) {
     return 1;
 }
 
+typedef struct prompts {
+    char **text;
+    int count;
+} prompts;
+
+static void prompts_free(prompts *p) {
+    for (int i = 0; i < p->count; i++)
+        free(p->text[i]);
+    free(p->text);
+}
+
+/* The prompts: -p's, or the file's non-blank lines that do not start with '#' (CR LF allowed). */
+static int prompts_read(const args *a, prompts *out) {
+    *out = (prompts){0};
+    if (!a->prompt_file) {
+        out->text = malloc(sizeof *out->text);
+        if (!out->text || !(out->text[0] = strdup(a->prompt))) return -1;
+        out->count = 1;
+        return 0;
+    }
+    FILE *f = fopen(a->prompt_file, "rb");
+    if (!f) {
+        perror(a->prompt_file);
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int rc = 0;
+    while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len == 0 || line[0] == '#') continue;
+        char **grown = realloc(out->text, (size_t)(out->count + 1) * sizeof *grown);
+        if (!grown) {
+            rc = -1;
+            break;
+        }
+        out->text = grown;
+        if (!(out->text[out->count] = strdup(line)))
+            rc = -1;
+        else
+            out->count++;
+    }
+    if (ferror(f)) {
+        fprintf(stderr, "ldmcl-sample: reading %s failed\n", a->prompt_file);
+        rc = -1;
+    }
+    free(line);
+    fclose(f);
+    if (rc == 0 && out->count == 0) {
+        fprintf(stderr, "ldmcl-sample: %s holds no prompt\n", a->prompt_file);
+        rc = -1;
+    }
+    if (rc != 0) prompts_free(out);
+    return rc;
+}
+
+/* One image as a PNG with A1111's parameters text. */
+static int write_image(const args *a, const ldm_run_config *c, const char *prompt,
+                       const float *image, int index, uint64_t seed, int pos) {
+    int size = c->resolution, ch = c->channels;
+    ldm_image img;
+    char path[4096], params[8192], batch[64] = "";
+    output_name(a->output, index, path, sizeof path);
+    if (a->batch_size > 1)
+        snprintf(batch, sizeof batch, ", Batch size: %d, Batch pos: %d", a->batch_size, pos);
+    snprintf(params, sizeof params,
+             "%s\nNegative prompt: %s\nSteps: %d, Sampler: %s, CFG scale: %g, Seed: %" PRIu64
+             ", Size: %dx%d%s, Model: %s, Version: ldmcl %s",
+             prompt, a->negative, a->ddpm ? c->num_timesteps : a->steps, a->ddpm ? "DDPM" : "DDIM",
+             (double)a->cfg_scale, seed, size, size, batch, a->model, LDMCL_VERSION);
+    const char *text[] = {"parameters", params, NULL};
+    if (ldm_image_from_tensor(image, ch, size, size, &img) != LDM_OK ||
+        ldm_png_write(path, &img, a->metadata ? text : NULL) != LDM_OK) {
+        ldm_image_free(&img);
+        return fail("writing the image");
+    }
+    ldm_image_free(&img);
+    printf("%s: seed=%" PRIu64 "\n", path, seed);
+    return 0;
+}
+
+/* rows x cols images [C, size, size] as one image, row by row. */
+static int write_grid(const char *path, const float *images, int rows, int cols, int ch, int size) {
+    size_t per = (size_t)ch * size * size, W = (size_t)size * cols;
+    float *g = malloc((size_t)rows * cols * per * sizeof *g);
+    ldm_image grid;
+    for (int r = 0; g && r < rows; r++)
+        for (int k = 0; k < ch; k++)
+            for (int y = 0; y < size; y++)
+                for (int i = 0; i < cols; i++)
+                    memcpy(g + ((size_t)k * size * rows + (size_t)r * size + y) * W +
+                               (size_t)i * size,
+                           images + ((size_t)r * cols + i) * per + ((size_t)k * size + y) * size,
+                           size * sizeof *g);
+    int rc = 0;
+    if (!g || ldm_image_from_tensor(g, ch, size * rows, (int)W, &grid) != LDM_OK ||
+        ldm_png_write(path, &grid, NULL) != LDM_OK)
+        rc = fail("writing the grid");
+    else
+        printf("%s: grid of %d x %d images\n", path, rows, cols);
+    if (g) ldm_image_free(&grid);
+    free(g);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     args a;
     if (parse(argc, argv, &a) != 0) return 2;
+    prompts pr;
+    if (prompts_read(&a, &pr) != 0) return 2;
     if (a.seed < 0) a.seed = (long long)(((uint64_t)time(NULL) * 2654435761u) & 0x7fffffff);
     ldm_ctx_options co;
     ldm_ctx_options_init(&co);
@@ -160,67 +281,44 @@ int main(int argc, char **argv) {
     co.log = print_log;
     co.log_user = &a.verbose;
     ldm_ctx *ctx;
-    if (ldm_ctx_create(&co, &ctx) != LDM_OK) return fail("opening the OpenCL device");
+    if (ldm_ctx_create(&co, &ctx) != LDM_OK) {
+        prompts_free(&pr);
+        return fail("opening the OpenCL device");
+    }
     ldm_pipeline_options po = {.method = a.ddpm ? LDM_SAMPLER_DDPM : LDM_SAMPLER_DDIM,
                                .steps = a.steps,
                                .guidance_scale = a.cfg_scale,
                                .eta = a.eta,
-                               .batch = 1};
+                               .batch = a.batch_size};
     ldm_pipeline *p;
     if (ldm_pipeline_open(ctx, a.model, &po, &p) != LDM_OK) {
         int rc = fail("loading the model");
         ldm_ctx_destroy(ctx);
+        prompts_free(&pr);
         return rc;
     }
     const ldm_run_config *c = ldm_pipeline_config(p);
-    int size = c->resolution, ch = c->channels, n = a.batch_count;
+    int size = c->resolution, ch = c->channels, B = a.batch_size;
+    int cols = a.batch_count * B;
     size_t per = (size_t)ch * size * size;
-    float *images = malloc((size_t)n * per * sizeof *images);
-    int rc = images ? 0 : 1;
-    for (int i = 0; i < n && rc == 0; i++) {
-        uint64_t seed = (uint64_t)a.seed + (uint64_t)i;
-        if (ldm_pipeline_generate(p, a.prompt, a.negative, seed, images + i * per) != LDM_OK) {
-            rc = fail("generating");
-            break;
+    float *images = malloc((size_t)pr.count * cols * per * sizeof *images);
+    int rc = images ? 0 : fail("allocating the images");
+    for (int r = 0; r < pr.count && rc == 0; r++)
+        for (int g = 0; g < a.batch_count && rc == 0; g++) {
+            uint64_t seed = (uint64_t)a.seed + (uint64_t)g;
+            float *out = images + ((size_t)r * cols + (size_t)g * B) * per;
+            if (ldm_pipeline_generate(p, pr.text[r], a.negative, seed, out) != LDM_OK) {
+                rc = fail("generating");
+                break;
+            }
+            for (int j = 0; j < B && rc == 0; j++)
+                rc = write_image(&a, c, pr.text[r], out + (size_t)j * per, r * cols + g * B + j,
+                                 seed, j);
         }
-        ldm_image img;
-        char path[4096], params[4096];
-        output_name(a.output, i, path, sizeof path);
-        snprintf(params, sizeof params,
-                 "%s\nNegative prompt: %s\nSteps: %d, Sampler: %s, CFG scale: %g, Seed: %" PRIu64
-                 ", Size: %dx%d, Model: %s, Version: ldmcl %s",
-                 a.prompt, a.negative, a.ddpm ? c->num_timesteps : a.steps,
-                 a.ddpm ? "DDPM" : "DDIM", (double)a.cfg_scale, seed, size, size, a.model,
-                 LDMCL_VERSION);
-        const char *text[] = {"parameters", params, NULL};
-        if (ldm_image_from_tensor(images + i * per, ch, size, size, &img) != LDM_OK ||
-            ldm_png_write(path, &img, a.metadata ? text : NULL) != LDM_OK) {
-            ldm_image_free(&img);
-            rc = fail("writing the image");
-            break;
-        }
-        ldm_image_free(&img);
-        printf("%s: seed=%" PRIu64 "\n", path, seed);
-    }
-    if (rc == 0 && a.grid) {
-        /* all images side by side, in a row */
-        float *row = malloc((size_t)n * per * sizeof *row);
-        ldm_image grid;
-        for (int k = 0; row && k < ch; k++)
-            for (int y = 0; y < size; y++)
-                for (int i = 0; i < n; i++)
-                    memcpy(row + ((size_t)k * size + y) * size * n + (size_t)i * size,
-                           images + i * per + ((size_t)k * size + y) * size, size * sizeof *row);
-        if (!row || ldm_image_from_tensor(row, ch, size, size * n, &grid) != LDM_OK ||
-            ldm_png_write(a.grid, &grid, NULL) != LDM_OK)
-            rc = fail("writing the grid");
-        else
-            printf("%s: grid of %d images\n", a.grid, n);
-        if (row) ldm_image_free(&grid);
-        free(row);
-    }
+    if (rc == 0 && a.grid) rc = write_grid(a.grid, images, pr.count, cols, ch, size);
     free(images);
     ldm_pipeline_destroy(p);
     ldm_ctx_destroy(ctx);
+    prompts_free(&pr);
     return rc;
 }
