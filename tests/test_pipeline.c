@@ -108,7 +108,7 @@ static void generates_from_a_model_folder(void **state) {
     assert_int_equal(pclose(f), 0);
     assert_contains(text, "/img.png: seed=11");
     assert_contains(text, "/img_2.png: seed=12");
-    assert_contains(text, "/grid.png: grid of 2 images");
+    assert_contains(text, "/grid.png: grid of 1 x 2 images");
     snprintf(out, sizeof out, "%s/img_2.png", g_dir);
     ldm_image img;
     assert_status(ldm_png_read(out, 1, NULL, &img), LDM_OK);
@@ -142,6 +142,44 @@ static void generates_from_a_model_folder(void **state) {
     assert_true(la == lb && !memcmp(x, y, la));
     free(x);
     free(y);
+    /* a prompt file (comments, blank lines, CR LF) and two images per pass: a 2 x 2 grid; the
+     * second image of a pass carries its batch position */
+    snprintf(path, sizeof path, "%s/prompts.txt", g_dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("# classes\r\na sneaker\r\n\na bag\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd,
+             "'%s' -m '%s' --prompt-file '%s' --batch-size 2 --steps 3 --cfg-scale 2 -s 5 "
+             "-o '%s/pf%%d.png' --grid '%s/pfgrid.png' 2>&1",
+             LDMCL_SAMPLE_PROGRAM, g_dir, path, g_dir, g_dir);
+    f = popen(cmd, "r");
+    got = fread(text, 1, sizeof text - 1, f);
+    text[got] = 0;
+    assert_int_equal(pclose(f), 0);
+    assert_contains(text, "/pf4.png: seed=5");
+    assert_contains(text, "/pfgrid.png: grid of 2 x 2 images");
+    snprintf(out, sizeof out, "%s/pfgrid.png", g_dir);
+    assert_status(ldm_png_read(out, 1, NULL, &img), LDM_OK);
+    assert_true(img.width == 16 && img.height == 16);
+    ldm_image_free(&img);
+    snprintf(out, sizeof out, "%s/pf4.png", g_dir);
+    png = (char *)test_read_file(out, &len);
+    assert_non_null(memmem(png, len, "a bag\nNegative prompt", 21));
+    assert_non_null(memmem(png, len, "Batch size: 2, Batch pos: 1", 27));
+    free(png);
+    /* an empty prompt file is an error naming it */
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("# nothing\n\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "'%s' -m '%s' --prompt-file '%s' 2>&1", LDMCL_SAMPLE_PROGRAM, g_dir,
+             path);
+    f = popen(cmd, "r");
+    got = fread(text, 1, sizeof text - 1, f);
+    text[got] = 0;
+    assert_int_equal(WEXITSTATUS(pclose(f)), 2);
+    assert_contains(text, "prompts.txt holds no prompt");
     /* bad flags: exit 2 with a message; a missing model: exit 1 naming the file */
     snprintf(cmd, sizeof cmd, "'%s' -m '%s' -p x --steps many 2>&1", LDMCL_SAMPLE_PROGRAM, g_dir);
     f = popen(cmd, "r");
