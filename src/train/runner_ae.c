@@ -116,6 +116,7 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
         fprintf(csv, "%d,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%d\n", s + 1, (double)l.recon,
                 (double)l.codebook, (double)l.commitment, (double)l.kl, (double)l.perceptual,
                 (double)l.g_adv, (double)l.d_total, l.codebook_used);
+        fflush(csv);
         if (r->o->progress)
             r->o->progress(r->o->progress_user, "autoencoder", s + 1, c->ae_steps, l.recon,
                            now_s() - t0);
