@@ -40,7 +40,7 @@ void test_rmtree(const char *dir) {
 
 static char g_log[1 << 16];
 
-static void capture_log(void *user, ldm_log_level level, const char *message) {
+void test_capture_log(void *user, ldm_log_level level, const char *message) {
     (void)user;
     size_t used = strlen(g_log);
     snprintf(g_log + used, sizeof g_log - used, "%s%s\n", level == LDM_LOG_WARN ? "warning: " : "",
@@ -61,7 +61,7 @@ void test_ctx_options(ldm_ctx_options *o, const char *cache_dir, const char *ker
     o->binary_cache = cache_dir ? 1 : 0;
     o->cache_dir = cache_dir;
     o->kernel_dir = kernel_dir;
-    o->log = capture_log;
+    o->log = test_capture_log;
 }
 
 ldm_ctx *test_ctx_open(const char *cache_dir, const char *kernel_dir) {

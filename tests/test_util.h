@@ -36,6 +36,8 @@ ldm_ctx *test_ctx_open(const char *cache_dir, const char *kernel_dir);
 /* Everything logged through test_ctx_options since the last test_log_clear. */
 const char *test_log_text(void);
 void test_log_clear(void);
+/* The log function that captures (for options structs other than a context's). */
+void test_capture_log(void *user, ldm_log_level level, const char *message);
 
 /* A small text-conditioned UNet (4 latent channels, down [4, 8, 8], mid [8, 8], 2 groups,
  * 2 heads): fast enough for pocl, with every kind of block. */

@@ -1,0 +1,308 @@
+/* tests/test_train_run.c: ldmcl-train's run end to end on a tiny generated dataset (16x16 gray
+ * images in two class folders with captions, one without captions, one corrupt PNG) and a tiny
+ * config: both stages, checkpoints and their rotation, the model folder, validation grid and loss
+ * plot; an interrupted run resumed gives the uninterrupted run's losses exactly; a second run
+ * reuses the finished autoencoder and the latent cache, a changed dataset rebuilds the cache;
+ * truncated and mismatched checkpoints are errors naming the file or tensor and change nothing;
+ * a non-finite loss stops the run and keeps the checkpoints; the program's exit codes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test_util.h"
+
+static char g_dir[1024];
+static ldm_ctx *g_ctx;
+
+/* A two-class dataset of 16x16 images: class "left" bright on the left, "right" on the right, with
+ * noise. */
+static void make_dataset(const char *root) {
+    char path[4600];
+    const char *classes[] = {"left", "right"};
+    uint32_t rng = 12345;
+    for (int c = 0; c < 2; c++) {
+        snprintf(path, sizeof path, "%s/%s", root, classes[c]);
+        assert_int_equal(mkdir(path, 0755), 0);
+        for (int i = 0; i < 6; i++) {
+            uint8_t px[256];
+            for (int k = 0; k < 256; k++) {
+                rng = rng * 1664525u + 1013904223u;
+                int bright = (k % 16 < 8) == (c == 0);
+                px[k] = (uint8_t)((bright ? 180 : 40) + (rng >> 26));
+            }
+            ldm_image img = {16, 16, 1, px};
+            snprintf(path, sizeof path, "%s/%s/%d.png", root, classes[c], i);
+            assert_status(ldm_png_write(path, &img, NULL), LDM_OK);
+            if (c == 1 && i == 5) continue; /* no caption: warned, empty caption */
+            snprintf(path, sizeof path, "%s/%s/%d.txt", root, classes[c], i);
+            FILE *f = fopen(path, "w");
+            assert_non_null(f);
+            fprintf(f, "a %s thing\nsomething %s\n", classes[c], classes[c]);
+            fclose(f);
+        }
+    }
+    snprintf(path, sizeof path, "%s/left/corrupt.png", root);
+    test_write_file(path, "\x89PNG\r\n\x1a\nnot really", 18);
+    snprintf(path, sizeof path, "%s/left/corrupt.txt", root);
+    test_write_file(path, "a left thing\n", 13);
+}
+
+/* Writes DIR/NAME.ini for output folder DIR/NAME; extra lines appended to [train]. */
+static void write_config(const char *name, int time_emb_dim, const char *extra, char *ini) {
+    sprintf(ini, "%s/%s.ini", g_dir, name);
+    FILE *f = fopen(ini, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "[dataset]\npath = data\nresolution = 16\nchannels = 1\n"
+            "[diffusion]\nnum_timesteps = 50\n"
+            "[autoencoder]\nz_channels = 2\ncodebook_size = 8\ndown_channels = [4, 8]\n"
+            "mid_channels = [8, 8]\ndown_sample = [True]\nattn_down = [False]\n"
+            "norm_channels = 2\nnum_heads = 1\n"
+            "[autoencoder_train]\ntrain_batch_size = 4\nmax_train_steps = 3\n"
+            "perceptual_weight = 0\ndisc_start = 1\n"
+            "[ldm]\ndown_channels = [8, 8]\nmid_channels = [8, 8]\ndown_sample = [False]\n"
+            "attn_down = [True]\ntime_emb_dim = %d\nnorm_channels = 4\nnum_heads = 2\n"
+            "conv_out_channels = 8\n"
+            "[text]\nencoder = clip_scratch\nvocab = %s\nwidth = 8\nlayers = 1\nheads = 2\n"
+            "intermediate_size = 16\ncontext_length = 8\n"
+            "[train]\noutput_dir = %s\ntrain_batch_size = 4\nlearning_rate = 1e-3\n"
+            "max_train_steps = 6\ncheckpointing_steps = 2\ncheckpoints_total_limit = 2\n"
+            "use_ema = true\nvalidation_steps = 6\nvalidation_prompts = a left thing | right\n"
+            "validation_sampling_steps = 2\n%s",
+            time_emb_dim, LDMCL_CLIP_BPE_DEFAULT, name, extra);
+    fclose(f);
+}
+
+static ldm_status run(const char *ini, int resume, int stop_after) {
+    ldm_run_config c;
+    assert_status(ldm_run_config_read(ini, &c), LDM_OK);
+    ldm_run_options o = {.stage = LDM_STAGE_ALL,
+                         .resume = resume,
+                         .stop_after = stop_after,
+                         .log = test_capture_log};
+    test_log_clear();
+    return ldm_run_train(g_ctx, &c, &o);
+}
+
+/* The loss column of a run's train_log.csv, as text. */
+static char *losses(const char *name) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s/train_log.csv", g_dir, name);
+    size_t len;
+    char *text = (char *)test_read_file(path, &len);
+    char *out = calloc(len + 1, 1), *o = out;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char *a = strchr(line, ','), *b = a ? strchr(a + 1, ',') : NULL;
+        if (!b) continue;
+        o += sprintf(o, "%.*s\n", (int)(b - line), line); /* step,loss */
+    }
+    free(text);
+    return out;
+}
+
+static int exists(const char *name, const char *file) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s/%s", g_dir, name, file);
+    return test_file_exists(path);
+}
+
+static void full_run_and_exact_resume(void **state) {
+    (void)state;
+    char ini[4400];
+    write_config("whole", 8, "", ini);
+    assert_status(run(ini, 0, 0), LDM_OK);
+    const char *log = test_log_text();
+    assert_contains(log, "13 images, 1 without captions");
+    assert_contains(log, "no caption for");
+    assert_contains(log, "right/5.txt");
+    assert_contains(log, "corrupt.png' is not a readable PNG");
+    assert_contains(log, "12 images encoded, 1 unreadable skipped");
+    assert_true(exists("whole", "autoencoder.safetensors"));
+    assert_true(exists("whole", "checkpoints/checkpoint-00000006.safetensors"));
+    assert_true(exists("whole", "checkpoints/checkpoint-00000004.safetensors"));
+    assert_false(exists("whole", "checkpoints/checkpoint-00000002.safetensors")); /* rotated */
+    assert_true(exists("whole", "samples/step-00000006.png"));
+    assert_true(exists("whole", "loss.png"));
+    assert_true(exists("whole", "model/model.ini"));
+    assert_true(exists("whole", "model/unet.safetensors"));
+    assert_true(exists("whole", "model/text_encoder.safetensors"));
+    char path[4400];
+    snprintf(path, sizeof path, "%s/whole/checkpoints/latest", g_dir);
+    size_t len;
+    char *latest = (char *)test_read_file(path, &len);
+    assert_contains(latest, "checkpoint-00000006.safetensors");
+    free(latest);
+    ldm_image img;
+    snprintf(path, sizeof path, "%s/whole/samples/step-00000006.png", g_dir);
+    assert_status(ldm_png_read(path, 1, NULL, &img), LDM_OK);
+    assert_true(img.height == 16 && img.width == 32); /* one row, two prompts */
+    ldm_image_free(&img);
+
+    /* interrupted after 3 steps (last checkpoint: step 2), then resumed: the same losses */
+    write_config("parted", 8, "", ini);
+    assert_status(run(ini, 0, 3), LDM_OK);
+    assert_contains(test_log_text(), "stopped after 3 steps");
+    assert_false(exists("parted", "model/model.ini"));
+    assert_status(run(ini, 1, 0), LDM_OK);
+    log = test_log_text();
+    assert_contains(log, "stage one skipped");
+    assert_contains(log, "matches the autoencoder and the dataset");
+    assert_contains(log, "resumed from");
+    assert_contains(log, "checkpoint-00000002.safetensors at step 2");
+    char *a = losses("whole"), *b = losses("parted");
+    assert_string_equal(a, b);
+    assert_non_null(strstr(a, "\n6,")); /* six steps, each once */
+    assert_null(strstr(b, "\n7,"));
+    free(a);
+    free(b);
+}
+
+static void stale_cache_and_bad_checkpoints(void **state) {
+    (void)state;
+    char ini[4400], path[4400];
+    write_config("whole", 8, "", ini); /* the run the first test made */
+    /* a changed dataset file: the cache is rebuilt, the autoencoder kept */
+    snprintf(path, sizeof path, "%s/data/right/0.png", g_dir);
+    uint8_t px[256];
+    memset(px, 200, sizeof px);
+    ldm_image img = {16, 16, 1, px};
+    sleep(1); /* a different modification time even on coarse file systems */
+    assert_status(ldm_png_write(path, &img, NULL), LDM_OK);
+    assert_status(run(ini, 0, 1), LDM_OK);
+    assert_contains(test_log_text(), "stage one skipped");
+    assert_contains(test_log_text(), "is stale");
+
+    /* a truncated latest checkpoint: an error naming it; the file and pointer are unchanged */
+    snprintf(path, sizeof path, "%s/whole/checkpoints/checkpoint-00000006.safetensors", g_dir);
+    size_t len;
+    unsigned char *bytes = test_read_file(path, &len);
+    test_write_file(path, bytes, len / 2);
+    assert_int_not_equal(run(ini, 1, 0), LDM_OK);
+    assert_contains(ldm_last_error(), "checkpoint-00000006.safetensors");
+    size_t now;
+    free(test_read_file(path, &now));
+    assert_int_equal(now, len / 2);
+    test_write_file(path, bytes, len);
+    free(bytes);
+
+    /* a checkpoint of another UNet (time_emb_dim 16): an error naming a tensor */
+    char other[4500];
+    snprintf(other, sizeof other, "resume_from_checkpoint = %s\n", path);
+    write_config("other", 16, other, ini);
+    assert_int_not_equal(run(ini, 0, 0), LDM_OK);
+    assert_contains(ldm_last_error(), "checkpoint-00000006.safetensors");
+    assert_contains(ldm_last_error(), "t_proj.0.weight");
+    assert_false(exists("other", "checkpoints/latest"));
+}
+
+/* A latent cache whose values are NaN (as a corrupted file would give): the loss of the first
+ * step after the resume is not finite; the run stops naming the step and writes no checkpoint. */
+static void non_finite_loss_stops_the_run(void **state) {
+    (void)state;
+    char ini[4400], path[4400];
+    write_config("nan", 8, "", ini);
+    assert_status(run(ini, 0, 2), LDM_OK);
+    snprintf(path, sizeof path, "%s/nan/latents.safetensors", g_dir);
+    ldm_safetensors *st;
+    assert_status(ldm_safetensors_open(path, &st), LDM_OK);
+    const ldm_st_tensor *t = ldm_safetensors_find(st, "latents");
+    assert_non_null(t);
+    uint64_t begin = t->begin, end = t->end;
+    ldm_safetensors_close(st);
+    size_t len;
+    unsigned char *bytes = test_read_file(path, &len);
+    uint64_t header = 0;
+    for (int i = 7; i >= 0; i--)
+        header = header << 8 | bytes[i];
+    assert_true(8 + header + end <= len);
+    memset(bytes + 8 + header + begin, 0xff, end - begin); /* NaN */
+    test_write_file(path, bytes, len);
+    free(bytes);
+    assert_int_not_equal(run(ini, 1, 0), LDM_OK);
+    assert_contains(ldm_last_error(), "not finite at step 3");
+    snprintf(path, sizeof path, "%s/nan/checkpoints/latest", g_dir);
+    char *latest = (char *)test_read_file(path, &len);
+    assert_contains(latest, "checkpoint-00000002.safetensors");
+    free(latest);
+    assert_true(exists("nan", "checkpoints/checkpoint-00000002.safetensors"));
+    assert_false(exists("nan", "checkpoints/checkpoint-00000004.safetensors"));
+    assert_false(exists("nan", "model/model.ini"));
+}
+
+static void empty_dataset_is_an_error(void **state) {
+    (void)state;
+    char ini[4400], path[2048];
+    write_config("empty", 8, "", ini);
+    /* point the dataset at an empty folder */
+    snprintf(path, sizeof path, "%s/nothing", g_dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    ldm_run_config c;
+    assert_status(ldm_run_config_read(ini, &c), LDM_OK);
+    snprintf(c.dataset_path, sizeof c.dataset_path, "%s", path);
+    ldm_run_options o = {.stage = LDM_STAGE_ALL};
+    assert_int_not_equal(ldm_run_train(g_ctx, &c, &o), LDM_OK);
+    assert_contains(ldm_last_error(), "nothing");
+}
+
+/* The program: exit 2 for bad flags or a bad config (naming file and line), 0 when done. */
+static void program_exit_codes(void **state) {
+    (void)state;
+    char cmd[9000], text[2048], ini[4400];
+    snprintf(cmd, sizeof cmd, "'%s' --frobnicate 2>&1", LDMCL_TRAIN_PROGRAM);
+    FILE *f = popen(cmd, "r");
+    size_t got = fread(text, 1, sizeof text - 1, f);
+    text[got] = 0;
+    assert_int_equal(WEXITSTATUS(pclose(f)), 2);
+    assert_contains(text, "--frobnicate");
+    snprintf(ini, sizeof ini, "%s/broken.ini", g_dir);
+    test_write_file(ini, "[train]\nmax_train_steps = 6\nlearning_rate 1e-3\n", 46);
+    snprintf(cmd, sizeof cmd, "'%s' '%s' 2>&1", LDMCL_TRAIN_PROGRAM, ini);
+    f = popen(cmd, "r");
+    got = fread(text, 1, sizeof text - 1, f);
+    text[got] = 0;
+    assert_int_equal(WEXITSTATUS(pclose(f)), 2);
+    assert_contains(text, "broken.ini:3");
+    /* the finished run again, LDM stage only: resumes at the end, exits 0 */
+    write_config("whole", 8, "", ini);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' '%s' --stage ldm --resume 2>&1", g_dir,
+             LDMCL_TRAIN_PROGRAM, ini);
+    f = popen(cmd, "r");
+    got = fread(text, 1, sizeof text - 1, f);
+    text[got] = 0;
+    assert_int_equal(WEXITSTATUS(pclose(f)), 0);
+    assert_contains(text, "resumed from");
+}
+
+static int setup(void **state) {
+    (void)state;
+    char *dir = test_make_tmpdir("train-run");
+    snprintf(g_dir, sizeof g_dir, "%s", dir);
+    free(dir);
+    char data[4400];
+    snprintf(data, sizeof data, "%s/data", g_dir);
+    if (mkdir(data, 0755) != 0) return -1;
+    make_dataset(data);
+    g_ctx = test_ctx_open(NULL, NULL);
+    return g_ctx ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    ldm_ctx_destroy(g_ctx);
+    test_rmtree(g_dir);
+    return 0;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(full_run_and_exact_resume),
+        cmocka_unit_test(stale_cache_and_bad_checkpoints),
+        cmocka_unit_test(non_finite_loss_stops_the_run),
+        cmocka_unit_test(empty_dataset_is_an_error),
+        cmocka_unit_test(program_exit_codes),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
