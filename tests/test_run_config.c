@@ -149,6 +149,31 @@ static void errors_name_file_line_and_key(void **state) {
     assert_status(ldm_run_config_read("/no/such.ini", &c), LDM_ERR_NOT_FOUND);
 }
 
+/* num_train_epochs becomes steps once the dataset is counted; max_train_steps wins over it. */
+static void epochs_become_steps(void **state) {
+    (void)state;
+    ldm_run_config c;
+    const char *path = write_config(
+        "epochs.ini", "[text]\nencoder = none\n[autoencoder_train]\nnum_train_epochs = 2\n"
+                      "train_batch_size = 4\n"
+                      "[train]\nnum_train_epochs = 3\n"
+                      "train_batch_size = 4\n"
+                      "gradient_accumulation_steps = 2\n");
+    assert_status(ldm_run_config_read(path, &c), LDM_OK);
+    assert_int_equal(c.ae_epochs, 2);
+    assert_int_equal(c.epochs, 3);
+    ldm_run_config_resolve_epochs(&c, 10);
+    assert_int_equal(c.ae_steps, 5);  /* 2 * 10 / 4 */
+    assert_int_equal(c.max_steps, 4); /* ceil(3 * 10 / 8) */
+    assert_int_equal(c.epochs, 0);
+    path = write_config(
+        "both.ini", "[text]\nencoder = none\n[train]\nnum_train_epochs = 3\nmax_train_steps = 7\n");
+    assert_status(ldm_run_config_read(path, &c), LDM_OK);
+    assert_int_equal(c.epochs, 0);
+    ldm_run_config_resolve_epochs(&c, 10);
+    assert_int_equal(c.max_steps, 7);
+}
+
 static int setup(void **state) {
     (void)state;
     char *dir = test_make_tmpdir("runcfg");
@@ -168,6 +193,7 @@ int main(void) {
         cmocka_unit_test(reads_a_whole_run),
         cmocka_unit_test(clip_folder_sizes_the_text),
         cmocka_unit_test(errors_name_file_line_and_key),
+        cmocka_unit_test(epochs_become_steps),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -83,6 +83,7 @@ typedef struct ldm_run_config {
     float cond_drop_prob;
     /* [autoencoder_train] */
     int ae_batch, ae_steps, ae_acc_steps, ae_disc_start;
+    int ae_epochs; /* num_train_epochs (see epochs) */
     float ae_lr, ae_disc_weight, ae_codebook_weight, ae_commitment_beta, ae_kl_weight,
         ae_perceptual_weight;
     char lpips_path[LDM_RUN_PATH];
@@ -90,6 +91,10 @@ typedef struct ldm_run_config {
     char output_dir[LDM_RUN_PATH];
     uint64_t seed;
     int batch, max_steps, acc_steps, lr_warmup_steps, checkpointing_steps, checkpoints_limit;
+    /* num_train_epochs: > 0 when it was given and max_train_steps was not (max_train_steps wins,
+     * as in diffusers); ldm_run_config_resolve_epochs turns it into steps once the dataset is
+     * counted */
+    int epochs;
     float lr, ema_decay, max_grad_norm, validation_guidance_scale;
     ldm_lr_schedule lr_schedule;
     char resume[LDM_RUN_PATH]; /* "", "latest" or a path */
@@ -111,6 +116,10 @@ ldm_status ldm_run_config_write_model(const ldm_run_config *c, const char *path,
 
 /* The learning rate at a step (0-based) under the schedule with warm-up. */
 float ldm_run_lr_at(const ldm_run_config *c, int step);
+
+/* Steps from epochs over a dataset of `images` images: ceil(epochs * images / (batch *
+ * accumulation)) for each stage whose epochs are set (the epochs are then cleared). */
+void ldm_run_config_resolve_epochs(ldm_run_config *c, size_t images);
 
 #ifdef __cplusplus
 }

@@ -174,11 +174,22 @@ static ldm_status read_text(ldm_ini *ini, const char *p, ldm_run_config *c) {
     return float_key(ini, "text", "cond_drop_prob", 0.0, 1.0, &c->cond_drop_prob);
 }
 
+/* max_train_steps, or num_train_epochs when max_train_steps is absent. */
+static ldm_status steps_or_epochs(ldm_ini *ini, const char *s, int *steps, int *epochs) {
+    const char *given = NULL;
+    LDM_TRY(ldm_ini_string(ini, s, "max_train_steps", &given));
+    LDM_TRY(int_key(ini, s, "max_train_steps", 0, 1L << 30, steps));
+    *epochs = 0;
+    LDM_TRY(int_key(ini, s, "num_train_epochs", 0, 1 << 20, epochs));
+    if (given) *epochs = 0;
+    return LDM_OK;
+}
+
 static ldm_status read_training(ldm_ini *ini, const char *p, ldm_run_config *c) {
     const char *s = "autoencoder_train";
     LDM_TRY(int_key(ini, s, "train_batch_size", 1, 1 << 16, &c->ae_batch));
     LDM_TRY(float_key(ini, s, "learning_rate", 1e-12, 10.0, &c->ae_lr));
-    LDM_TRY(int_key(ini, s, "max_train_steps", 0, 1L << 30, &c->ae_steps));
+    LDM_TRY(steps_or_epochs(ini, s, &c->ae_steps, &c->ae_epochs));
     LDM_TRY(int_key(ini, s, "gradient_accumulation_steps", 1, 1 << 16, &c->ae_acc_steps));
     LDM_TRY(int_key(ini, s, "disc_start", 0, 1L << 30, &c->ae_disc_start));
     LDM_TRY(float_key(ini, s, "disc_weight", 0.0, 1e6, &c->ae_disc_weight));
@@ -199,7 +210,7 @@ static ldm_status read_training(ldm_ini *ini, const char *p, ldm_run_config *c) 
     LDM_TRY(enum_key(ini, p, s, "lr_scheduler", scheds, 4, &sched));
     c->lr_schedule = (ldm_lr_schedule)sched;
     LDM_TRY(int_key(ini, s, "lr_warmup_steps", 0, 1L << 30, &c->lr_warmup_steps));
-    LDM_TRY(int_key(ini, s, "max_train_steps", 0, 1L << 30, &c->max_steps));
+    LDM_TRY(steps_or_epochs(ini, s, &c->max_steps, &c->epochs));
     LDM_TRY(int_key(ini, s, "gradient_accumulation_steps", 1, 1 << 16, &c->acc_steps));
     LDM_TRY(int_key(ini, s, "checkpointing_steps", 1, 1L << 30, &c->checkpointing_steps));
     LDM_TRY(int_key(ini, s, "checkpoints_total_limit", 1, 1 << 16, &c->checkpoints_limit));
@@ -330,6 +341,19 @@ ldm_status ldm_run_config_read(const char *path, ldm_run_config *c) {
     ldm_ini_free(ini);
     if (st == LDM_OK) st = check_run(c);
     return st;
+}
+
+static int epoch_steps(int epochs, size_t images, int batch, int acc) {
+    uint64_t per = (uint64_t)batch * (uint64_t)acc;
+    uint64_t steps = ((uint64_t)epochs * images + per - 1) / per;
+    return steps > (1u << 30) ? 1 << 30 : (int)steps;
+}
+
+void ldm_run_config_resolve_epochs(ldm_run_config *c, size_t images) {
+    if (c->ae_epochs > 0)
+        c->ae_steps = epoch_steps(c->ae_epochs, images, c->ae_batch, c->ae_acc_steps);
+    if (c->epochs > 0) c->max_steps = epoch_steps(c->epochs, images, c->batch, c->acc_steps);
+    c->ae_epochs = c->epochs = 0;
 }
 
 float ldm_run_lr_at(const ldm_run_config *c, int step) {

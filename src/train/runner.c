@@ -178,23 +178,40 @@ ldm_status run_plot_losses(const char *path, const float *losses, size_t n) {
     return st;
 }
 
-ldm_status ldm_run_train(ldm_ctx *ctx, const ldm_run_config *c, const ldm_run_options *o) {
+ldm_status ldm_run_train(ldm_ctx *ctx, const ldm_run_config *config, const ldm_run_options *o) {
+    ldm_run_config *c = malloc(sizeof *c); /* with epochs turned into steps */
+    if (!c) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    *c = *config;
     run_ctx r = {ctx, c, o, NULL, ""};
     snprintf(r.out, sizeof r.out, "%s", c->output_dir);
-    LDM_TRY(run_mkdirs(r.out));
-    if (!c->dataset_path[0])
-        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "%s: [dataset] path is not set", c->path);
+    ldm_status st = run_mkdirs(r.out);
+    if (st == LDM_OK && !c->dataset_path[0])
+        st = LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "%s: [dataset] path is not set", c->path);
     ldm_dataset_options dopt = {.size = c->resolution,
                                 .channels = c->channels,
                                 .random_flip = c->random_flip,
                                 .caption_ext = c->caption_extension,
                                 .log = o->log,
                                 .log_user = o->log_user};
-    LDM_TRY(ldm_dataset_open(c->dataset_path, &dopt, &r.data));
-    run_note(&r, LDM_LOG_INFO, "dataset %s: %zu images, %zu without captions", c->dataset_path,
-             ldm_dataset_count(r.data), ldm_dataset_missing_captions(r.data));
+    if (st == LDM_OK) st = ldm_dataset_open(c->dataset_path, &dopt, &r.data);
+    if (st != LDM_OK) {
+        free(c);
+        return st;
+    }
+    size_t n = ldm_dataset_count(r.data);
+    run_note(&r, LDM_LOG_INFO, "dataset %s: %zu images, %zu without captions", c->dataset_path, n,
+             ldm_dataset_missing_captions(r.data));
+    if (c->ae_epochs > 0 || c->epochs > 0) {
+        int ae_epochs = c->ae_epochs, epochs = c->epochs;
+        ldm_run_config_resolve_epochs(c, n);
+        if (ae_epochs > 0)
+            run_note(&r, LDM_LOG_INFO, "autoencoder: %d epochs of %zu images = %d steps", ae_epochs,
+                     n, c->ae_steps);
+        if (epochs > 0)
+            run_note(&r, LDM_LOG_INFO, "ldm: %d epochs of %zu images = %d steps", epochs, n,
+                     c->max_steps);
+    }
     char ae_path[LDM_RUN_PATH], cache[LDM_RUN_PATH];
-    ldm_status st = LDM_OK;
     if (o->stage != LDM_STAGE_LDM) st = run_autoencoder_stage(&r, ae_path);
     if (st == LDM_OK && o->stage == LDM_STAGE_LDM) {
         if (c->ae_checkpoint[0])
@@ -211,5 +228,6 @@ ldm_status ldm_run_train(ldm_ctx *ctx, const ldm_run_config *c, const ldm_run_op
         st = run_latent_cache(&r, ae_path, cache);
     if (st == LDM_OK && o->stage != LDM_STAGE_AUTOENCODER) st = run_ldm_stage(&r, ae_path, cache);
     ldm_dataset_destroy(r.data);
+    free(c);
     return st;
 }
