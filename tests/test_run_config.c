@@ -132,8 +132,8 @@ static void errors_name_file_line_and_key(void **state) {
                  "[text] encoder = clip_scratch needs vocab: OpenAI's bpe_simple_vocab_16e6");
     expect_error("encoder = clip_scratch", "encoder = clip_frozen", LDM_ERR_INVALID_ARGUMENT,
                  "needs clip_path (a Hugging Face CLIP folder");
-    expect_error("channels = 1", "channels = 3", LDM_ERR_INVALID_ARGUMENT,
-                 "[dataset] channels = 3 but the autoencoder is built for 1");
+    expect_error("channels = 1", "channels = 2", LDM_ERR_INVALID_ARGUMENT,
+                 "[dataset] channels = 2: 1 or 3");
     expect_error("resolution = 28", "resolution = 30", LDM_ERR_INVALID_ARGUMENT,
                  "[dataset] resolution = 30 cannot be halved by the autoencoder's downsamplings");
     expect_error("down_sample = [False, False]", "down_sample = [True, False]",
@@ -162,6 +162,7 @@ static void epochs_become_steps(void **state) {
     assert_status(ldm_run_config_read(path, &c), LDM_OK);
     assert_int_equal(c.ae_epochs, 2);
     assert_int_equal(c.epochs, 3);
+    assert_int_equal(c.ae.im_channels, 1);
     ldm_run_config_resolve_epochs(&c, 10);
     assert_int_equal(c.ae_steps, 5);  /* 2 * 10 / 4 */
     assert_int_equal(c.max_steps, 4); /* ceil(3 * 10 / 8) */

@@ -249,9 +249,7 @@ static ldm_status check_run(ldm_run_config *c) {
     const char *p = c->path;
     if (c->channels != 1 && c->channels != 3)
         return BAD("%s: [dataset] channels = %d: 1 or 3", p, c->channels);
-    if (c->ae.im_channels != c->channels)
-        return BAD("%s: [dataset] channels = %d but the autoencoder is built for %d", p,
-                   c->channels, c->ae.im_channels);
+    c->ae.im_channels = c->channels; /* the autoencoder takes the dataset's images */
     ldm_status st = ldm_autoencoder_config_check(&c->ae);
     if (st != LDM_OK) {
         ldm_error_prefix("%s: [autoencoder]", p);
