@@ -16,6 +16,7 @@ typedef struct progress_state {
     int tty, verbose;
     const char *last_stage;
     double last_print;
+    int first_step; /* the stage's first step in this process (after a resume: not 1) */
 } progress_state;
 
 static void print_log(void *user, ldm_log_level level, const char *message) {
@@ -30,7 +31,14 @@ static void print_log(void *user, ldm_log_level level, const char *message) {
 static void progress(void *user, const char *stage, int step, int total, float loss,
                      double seconds) {
     progress_state *p = user;
-    double rate = seconds > 0 ? step / seconds : 0, eta = rate > 0 ? (total - step) / rate : 0;
+    if (!p->last_stage || strcmp(p->last_stage, stage)) {
+        p->last_stage = stage;
+        p->first_step = step;
+        p->last_print = 0;
+    }
+    /* steps of this process over its seconds (the runner's clock starts at the first step) */
+    int done = step - p->first_step + 1;
+    double rate = seconds > 0 ? done / seconds : 0, eta = rate > 0 ? (total - step) / rate : 0;
     if (p->tty) {
         int width = 30, fill = total > 0 ? (int)((long long)width * step / total) : 0;
         char bar[64];
@@ -48,7 +56,7 @@ static void progress(void *user, const char *stage, int step, int total, float l
     }
     /* plain lines: the first and last steps, and about every 10 s */
     if (strcmp(stage, "encoding") &&
-        (step == 1 || step == total || seconds - p->last_print >= 10)) {
+        (step == p->first_step || step == total || seconds - p->last_print >= 10)) {
         printf("%s step %d/%d loss %.6f %.3f it/s ETA %.0f s\n", stage, step, total, (double)loss,
                rate, eta);
         fflush(stdout);
@@ -68,7 +76,7 @@ static void usage(FILE *f) {
 int main(int argc, char **argv) {
     const char *config = NULL, *device = NULL, *platform = NULL;
     ldm_run_options ro = {0};
-    progress_state ps = {isatty(fileno(stdout)), 0, NULL, 0};
+    progress_state ps = {isatty(fileno(stdout)), 0, NULL, 0, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
