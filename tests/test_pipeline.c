@@ -168,6 +168,29 @@ static void generates_from_a_model_folder(void **state) {
     assert_non_null(memmem(png, len, "a bag\nNegative prompt", 21));
     assert_non_null(memmem(png, len, "Batch size: 2, Batch pos: 1", 27));
     free(png);
+    /* x0 previews after chosen steps, named after each image; a bad list is refused */
+    snprintf(cmd, sizeof cmd,
+             "'%s' -m '%s' -p 'a bag' --steps 3 --save-x0 1,3 -o '%s/pre.png' 2>&1",
+             LDMCL_SAMPLE_PROGRAM, g_dir, g_dir);
+    f = popen(cmd, "r");
+    got = fread(text, 1, sizeof text - 1, f);
+    text[got] = 0;
+    assert_int_equal(pclose(f), 0);
+    assert_contains(text, "/pre_x0-1.png: x0 after step 1");
+    assert_contains(text, "/pre_x0-3.png: x0 after step 3 (t = 0)");
+    snprintf(out, sizeof out, "%s/pre_x0-3.png", g_dir);
+    assert_status(ldm_png_read(out, 1, NULL, &img), LDM_OK);
+    assert_true(img.width == 8 && img.height == 8);
+    ldm_image_free(&img);
+    snprintf(out, sizeof out, "%s/pre_x0-2.png", g_dir);
+    assert_false(test_file_exists(out));
+    snprintf(cmd, sizeof cmd, "'%s' -m '%s' -p x --save-x0 1,zero 2>&1", LDMCL_SAMPLE_PROGRAM,
+             g_dir);
+    f = popen(cmd, "r");
+    got = fread(text, 1, sizeof text - 1, f);
+    text[got] = 0;
+    assert_int_equal(WEXITSTATUS(pclose(f)), 2);
+    assert_contains(text, "--save-x0 1,zero");
     /* an empty prompt file is an error naming it */
     f = fopen(path, "w");
     assert_non_null(f);

@@ -37,11 +37,14 @@ static int teardown(void **state) {
     return 0;
 }
 
+static ldm_x0_hook g_hook; /* the next sample()'s x0 previews */
+
 /* Samples N latents; parameters are fixed host draws. */
 static void sample(ldm_sampler_method method, int steps, float scale, uint64_t seed,
                    const float *uncond, float *out) {
     ldm_sampler_config cfg = {
-        &g_unet, g_sched, N, H, W, S, 0, 0, scale, method, steps, 0.0f, LDM_PREDICT_EPSILON, seed};
+        &g_unet, g_sched, N, H, W, S, 0, 0, scale, method, steps, 0.0f, LDM_PREDICT_EPSILON,
+        seed,    g_hook};
     ldm_sampler *s;
     assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_OK);
     ldm_graph *g = ldm_sampler_graph(s);
@@ -111,7 +114,8 @@ static void bad_sampler_configs_are_refused(void **state) {
                               T + 1,
                               0.0f,
                               LDM_PREDICT_EPSILON,
-                              1};
+                              1,
+                              {NULL, NULL, NULL}};
     ldm_sampler *s = NULL;
     assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_ERR_INVALID_ARGUMENT);
     assert_contains(ldm_last_error(), "DDIM with 21 steps");
@@ -160,12 +164,59 @@ static void ddim_v_step_follows_its_formula(void **state) {
     ldm_arena_destroy(a);
 }
 
+/* x0 previews: taken after the steps asked for, clamped to [-1, 1]; DDIM's last x0 (eta 0, to
+ * t = -1) is its output. */
+typedef struct previews {
+    int calls, last_k, last_t;
+    float last[N * C * H * W];
+} previews;
+
+static int want_first_and_last(void *user, int k, int steps) {
+    (void)user;
+    return k == 0 || k == steps - 1;
+}
+
+static ldm_status keep_preview(void *user, int k, int t, const float *x0) {
+    previews *p = user;
+    p->calls++;
+    p->last_k = k;
+    p->last_t = t;
+    memcpy(p->last, x0, sizeof p->last);
+    return LDM_OK;
+}
+
+static void x0_previews(void **state) {
+    (void)state;
+    size_t n = (size_t)N * g_unet.im_channels * H * W;
+    assert_true(n <= sizeof((previews *)0)->last / sizeof(float));
+    previews *p = calloc(1, sizeof *p);
+    float *out = malloc(n * sizeof *out);
+    g_hook = (ldm_x0_hook){want_first_and_last, keep_preview, p};
+    sample(LDM_SAMPLER_DDIM, 5, 1.0f, 3, NULL, out);
+    assert_int_equal(p->calls, 2);
+    assert_int_equal(p->last_k, 4);
+    assert_int_equal(p->last_t, 0);
+    for (size_t i = 0; i < n; i++)
+        assert_float_equal(p->last[i], fminf(fmaxf(out[i], -1.0f), 1.0f),
+                           1e-5f * (1.0f + fabsf(out[i])));
+    p->calls = 0;
+    g_hook.want = NULL; /* every step */
+    sample(LDM_SAMPLER_DDPM, 0, 1.0f, 3, NULL, out);
+    assert_int_equal(p->calls, T);
+    for (size_t i = 0; i < n; i++)
+        assert_true(p->last[i] >= -1.0f && p->last[i] <= 1.0f); /* the reference's clamp */
+    g_hook = (ldm_x0_hook){NULL, NULL, NULL};
+    free(out);
+    free(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sampling_is_reproducible),
         cmocka_unit_test(guidance_lines_up_its_halves),
         cmocka_unit_test(bad_sampler_configs_are_refused),
         cmocka_unit_test(ddim_v_step_follows_its_formula),
+        cmocka_unit_test(x0_previews),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -4,8 +4,9 @@
  * i uses seed + i), -o output (output.png, output_2.png, ...; or a printf pattern with %d), plus
  * --grid FILE, --eta, --disable-image-metadata and the device flags; --batch-size B makes B
  * images per pass (generation g uses seed + g for all of them) and --prompt-file FILE takes one
- * prompt per line (a grid row each). Every image's seed is printed; PNGs carry A1111's
- * "parameters" text (iTXt when the prompt is not Latin-1). */
+ * prompt per line (a grid row each); --save-x0 STEPS writes the decoded x0 prediction after the
+ * chosen sampling steps (the reference writes all of them). Every image's seed is printed; PNGs
+ * carry A1111's "parameters" text (iTXt when the prompt is not Latin-1). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 
 typedef struct args {
     const char *model, *prompt, *prompt_file, *negative, *output, *grid, *platform, *device;
+    const char *save_x0; /* "all" or a comma-separated list of 1-based step numbers */
     int steps, batch_count, batch_size, ddpm, metadata, verbose;
     float cfg_scale, eta;
     long long seed;
@@ -40,6 +42,8 @@ static void usage(FILE *f) {
             "  -o, --output PATH        output.png, output_2.png, ... or a pattern with %%d\n"
             "                           (default ./output.png)\n"
             "  --grid PATH              also write all images side by side\n"
+            "  --save-x0 STEPS          also write the x0 prediction after these sampling steps\n"
+            "                           (1-based, comma-separated, or all) as OUTPUT_x0-STEP.png\n"
             "  --disable-image-metadata no \"parameters\" text in the PNGs\n"
             "  --cl-platform P, --cl-device D   OpenCL platform/device (index or name)\n"
             "  -v, --verbose            print the library's notes\n");
@@ -79,6 +83,8 @@ static int parse(int argc, char **argv, args *a) {
             a->output = v;
         } else if (!strcmp(k, "--grid")) {
             a->grid = v;
+        } else if (!strcmp(k, "--save-x0")) {
+            a->save_x0 = v;
         } else if (!strcmp(k, "--cl-platform")) {
             a->platform = v;
         } else if (!strcmp(k, "--cl-device")) {
@@ -268,9 +274,69 @@ static int write_grid(const char *path, const float *images, int rows, int cols,
     return rc;
 }
 
+/* --save-x0: which steps, and where the previews of the current generation go. */
+typedef struct x0_saver {
+    const args *a;
+    const ldm_run_config *c;
+    int first_index; /* the output index of the generation's first image */
+} x0_saver;
+
+/* Whether step k (0-based) is in the --save-x0 list. */
+static int x0_want(void *user, int k, int steps) {
+    const x0_saver *x = user;
+    (void)steps;
+    if (!strcmp(x->a->save_x0, "all")) return 1;
+    for (const char *q = x->a->save_x0; *q;) {
+        char *end;
+        long v = strtol(q, &end, 10);
+        if (v == k + 1) return 1;
+        q = *end == ',' ? end + 1 : end;
+        if (end == q && *q) return 0;
+    }
+    return 0;
+}
+
+static ldm_status x0_take(void *user, int k, int t, const float *images) {
+    const x0_saver *x = user;
+    size_t per = (size_t)x->c->channels * x->c->resolution * x->c->resolution;
+    for (int j = 0; j < x->a->batch_size; j++) {
+        char base[4096], path[4200];
+        output_name(x->a->output, x->first_index + j, base, sizeof base);
+        const char *dot = strrchr(base, '.'), *slash = strrchr(base, '/');
+        int stem = dot && (!slash || dot > slash) ? (int)(dot - base) : (int)strlen(base);
+        snprintf(path, sizeof path, "%.*s_x0-%d.png", stem, base, k + 1);
+        ldm_image img;
+        ldm_status st = ldm_image_from_tensor(images + (size_t)j * per, x->c->channels,
+                                              x->c->resolution, x->c->resolution, &img);
+        if (st == LDM_OK) st = ldm_png_write(path, &img, NULL);
+        ldm_image_free(&img);
+        if (st != LDM_OK) return st;
+        printf("%s: x0 after step %d (t = %d)\n", path, k + 1, t);
+    }
+    return LDM_OK;
+}
+
+/* "all" or 1-based step numbers separated by commas. */
+static int x0_list_ok(const char *v) {
+    if (!strcmp(v, "all")) return 1;
+    for (const char *q = v;;) {
+        char *end;
+        long n = strtol(q, &end, 10);
+        if (end == q || n < 1) return 0;
+        if (!*end) return 1;
+        if (*end != ',') return 0;
+        q = end + 1;
+    }
+}
+
 int main(int argc, char **argv) {
     args a;
     if (parse(argc, argv, &a) != 0) return 2;
+    if (a.save_x0 && !x0_list_ok(a.save_x0)) {
+        fprintf(stderr, "ldmcl-sample: --save-x0 %s: 'all' or step numbers from 1, like 1,10,20\n",
+                a.save_x0);
+        return 2;
+    }
     prompts pr;
     if (prompts_read(&a, &pr) != 0) return 2;
     if (a.seed < 0) a.seed = (long long)(((uint64_t)time(NULL) * 2654435761u) & 0x7fffffff);
@@ -290,6 +356,8 @@ int main(int argc, char **argv) {
                                .guidance_scale = a.cfg_scale,
                                .eta = a.eta,
                                .batch = a.batch_size};
+    x0_saver saver = {&a, NULL, 0};
+    if (a.save_x0) po.x0_hook = (ldm_x0_hook){x0_want, x0_take, &saver};
     ldm_pipeline *p;
     if (ldm_pipeline_open(ctx, a.model, &po, &p) != LDM_OK) {
         int rc = fail("loading the model");
@@ -298,6 +366,7 @@ int main(int argc, char **argv) {
         return rc;
     }
     const ldm_run_config *c = ldm_pipeline_config(p);
+    saver.c = c;
     int size = c->resolution, ch = c->channels, B = a.batch_size;
     int cols = a.batch_count * B;
     size_t per = (size_t)ch * size * size;
@@ -307,6 +376,7 @@ int main(int argc, char **argv) {
         for (int g = 0; g < a.batch_count && rc == 0; g++) {
             uint64_t seed = (uint64_t)a.seed + (uint64_t)g;
             float *out = images + ((size_t)r * cols + (size_t)g * B) * per;
+            saver.first_index = r * cols + g * B;
             if (ldm_pipeline_generate(p, pr.text[r], a.negative, seed, out) != LDM_OK) {
                 rc = fail("generating");
                 break;

@@ -29,6 +29,9 @@ typedef struct ldm_pipeline_options {
     float guidance_scale;      /* > 1: classifier-free guidance */
     float eta;
     int batch; /* images per generation */
+    /* x0 previews (ldmcl/sample.h), decoded: take() receives images [batch, C, size, size]
+     * (decoder output, about [-1, 1]) */
+    ldm_x0_hook x0_hook;
 } ldm_pipeline_options;
 
 typedef struct ldm_pipeline ldm_pipeline;

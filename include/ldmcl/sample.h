@@ -20,6 +20,16 @@ extern "C" {
 
 typedef enum ldm_sampler_method { LDM_SAMPLER_DDPM = 0, LDM_SAMPLER_DDIM = 1 } ldm_sampler_method;
 
+/* Previews of the x0 prediction while sampling: after step k (0-based, of `steps` in all) for
+ * which want(user, k, steps) is nonzero, take(user, k, t, x0) receives it as host latents
+ * [N, C, H, W], clamped to [-1, 1] as the reference saves them (the chain itself is not). An error
+ * from take stops the run. Epsilon-prediction models only. */
+typedef struct ldm_x0_hook {
+    int (*want)(void *user, int k, int steps);
+    ldm_status (*take)(void *user, int k, int t, const float *x0);
+    void *user;
+} ldm_x0_hook;
+
 typedef struct ldm_sampler_config {
     const ldm_unet_config *unet;
     const ldm_schedule *schedule;
@@ -32,6 +42,7 @@ typedef struct ldm_sampler_config {
     float eta; /* DDIM: 0 deterministic */
     ldm_prediction prediction;
     uint64_t seed;
+    ldm_x0_hook x0_hook; /* zero: no previews */
 } ldm_sampler_config;
 
 typedef struct ldm_sampler ldm_sampler;

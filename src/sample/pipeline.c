@@ -20,7 +20,20 @@ struct ldm_pipeline {
     ldm_clip_encoder *encoder; /* batch 1: one prompt at a time */
     int lat, lat_channels;
     float *context, *uncond, *latents;
+    float *preview; /* decoded x0 previews, with an x0 hook */
 };
+
+/* The sampler's x0 hook: decodes the latents, then hands the images to the caller's hook. */
+static int preview_want(void *user, int k, int steps) {
+    const ldm_pipeline *p = user;
+    return !p->o.x0_hook.want || p->o.x0_hook.want(p->o.x0_hook.user, k, steps);
+}
+
+static ldm_status preview_take(void *user, int k, int t, const float *x0) {
+    ldm_pipeline *p = user;
+    LDM_TRY(ldm_ae_codec_decode(p->codec, x0, p->preview));
+    return p->o.x0_hook.take(p->o.x0_hook.user, k, t, p->preview);
+}
 
 void ldm_pipeline_destroy(ldm_pipeline *p) {
     if (!p) return;
@@ -32,6 +45,7 @@ void ldm_pipeline_destroy(ldm_pipeline *p) {
     free(p->context);
     free(p->uncond);
     free(p->latents);
+    free(p->preview);
     free(p);
 }
 
@@ -99,6 +113,12 @@ ldm_status ldm_pipeline_open(ldm_ctx *ctx, const char *model_dir, const ldm_pipe
                              .steps = p->o.steps,
                              .eta = p->o.eta,
                              .prediction = c->prediction_type};
+    if (p->o.x0_hook.take) {
+        sc.x0_hook = (ldm_x0_hook){preview_want, preview_take, p};
+        p->preview = malloc((size_t)p->o.batch * c->channels * c->resolution * c->resolution *
+                            sizeof *p->preview);
+        if (st == LDM_OK && !p->preview) st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    }
     if (st == LDM_OK) st = ldm_sampler_create(ctx, &sc, &p->sampler);
     if (st == LDM_OK) st = ldm_graph_load(ldm_sampler_graph(p->sampler), path, NULL);
     if (st == LDM_OK)

@@ -18,9 +18,9 @@ struct ldm_sampler {
     ldm_graph *g;
     ldm_tensor *x_in, *t, *context, *class_onehot, *mask, *eps;
     ldm_arena *arena; /* x, guided eps, z, x0 scratch */
-    ldm_buf x, eps_g, z;
-    size_t n; /* elements of x */
-    float *t_host;
+    ldm_buf x, eps_g, z, x0;
+    size_t n;                /* elements of x */
+    float *t_host, *x0_host; /* x0_host: with an x0 hook */
 };
 
 static ldm_status record_unet(ldm_sampler *s) {
@@ -59,6 +59,9 @@ ldm_status ldm_sampler_create(ldm_ctx *ctx, const ldm_sampler_config *cfg, ldm_s
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
                         "the reference's DDPM step takes an epsilon prediction; sample a "
                         "v-prediction model with DDIM");
+    if (cfg->x0_hook.take && cfg->prediction != LDM_PREDICT_EPSILON)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "x0 previews need an epsilon-prediction model (this one predicts v)");
     ldm_sampler *s = calloc(1, sizeof *s);
     if (!s) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     s->ctx = ctx;
@@ -67,12 +70,16 @@ ldm_status ldm_sampler_create(ldm_ctx *ctx, const ldm_sampler_config *cfg, ldm_s
     s->rows = cfg->batch * (s->cfg_on ? 2 : 1);
     s->n = (size_t)cfg->batch * cfg->unet->im_channels * cfg->height * cfg->width;
     s->t_host = malloc((size_t)s->rows * sizeof *s->t_host);
-    ldm_status st = s->t_host ? record_unet(s) : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of memory");
+    if (cfg->x0_hook.take) s->x0_host = malloc(s->n * sizeof *s->x0_host);
+    ldm_status st = s->t_host && (s->x0_host || !cfg->x0_hook.take)
+                        ? record_unet(s)
+                        : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of memory");
     if (st == LDM_OK)
-        st = ldm_arena_create(ctx, "sampler state", (uint64_t)(3 * s->n + 3 * 64) * 4, &s->arena);
+        st = ldm_arena_create(ctx, "sampler state", (uint64_t)(4 * s->n + 4 * 64) * 4, &s->arena);
     if (st == LDM_OK) st = ldm_arena_take(s->arena, s->n, "x", &s->x);
     if (st == LDM_OK) st = ldm_arena_take(s->arena, s->n, "guided eps", &s->eps_g);
     if (st == LDM_OK) st = ldm_arena_take(s->arena, s->n, "z", &s->z);
+    if (st == LDM_OK) st = ldm_arena_take(s->arena, s->n, "x0", &s->x0);
     if (st != LDM_OK) {
         ldm_sampler_destroy(s);
         return st;
@@ -86,6 +93,7 @@ void ldm_sampler_destroy(ldm_sampler *s) {
     ldm_arena_destroy(s->arena);
     ldm_graph_destroy(s->g);
     free(s->t_host);
+    free(s->x0_host);
     free(s);
 }
 
@@ -167,14 +175,21 @@ ldm_status ldm_sampler_run(ldm_sampler *s, float *latents) {
             LDM_TRY(ldm_rng_fill(c, LDM_DIST_NORMAL, s->n, f->seed, STREAM_STEP, (uint64_t)k, none,
                                  1.0f, 0.0f, s->z));
         ldm_buf z = noisy ? s->z : none;
+        const ldm_x0_hook *h = &f->x0_hook;
+        int preview = h->take && (!h->want || h->want(h->user, k, steps));
+        ldm_buf x0 = preview ? s->x0 : none;
         if (f->method == LDM_SAMPLER_DDPM)
-            LDM_TRY(ldm_ddpm_step(c, f->schedule, t, s->n, s->x, none, s->x, s->eps_g, z));
+            LDM_TRY(ldm_ddpm_step(c, f->schedule, t, s->n, s->x, x0, s->x, s->eps_g, z));
         else if (f->prediction == LDM_PREDICT_EPSILON)
             LDM_TRY(ldm_ddim_step(c, f->schedule, t, t_prev < 0 ? -1 : t_prev, f->eta, s->n, s->x,
-                                  none, s->x, s->eps_g, z));
+                                  x0, s->x, s->eps_g, z));
         else
             LDM_TRY(ldm_ddim_step_v(c, f->schedule, t, t_prev < 0 ? -1 : t_prev, f->eta, s->n, s->x,
                                     s->x, s->eps_g, z));
+        if (preview) {
+            LDM_TRY(ldm_buf_read(s->ctx, s->x0_host, s->x0, s->n));
+            LDM_TRY(h->take(h->user, k, t, s->x0_host));
+        }
     }
     return ldm_buf_read(s->ctx, latents, s->x, s->n);
 }
