@@ -87,13 +87,24 @@ static ldm_status run(const char *ini, int resume, int stop_after) {
     return ldm_run_train(g_ctx, &c, &o);
 }
 
+/* A whole text file, NUL-terminated (test_read_file's buffer is not). */
+static char *read_text(const char *path) {
+    size_t len;
+    unsigned char *bytes = test_read_file(path, &len);
+    char *text = malloc(len + 1);
+    assert_non_null(text);
+    memcpy(text, bytes, len);
+    text[len] = '\0';
+    free(bytes);
+    return text;
+}
+
 /* The loss column of a run's train_log.csv, as text. */
 static char *losses(const char *name) {
     char path[4400];
     snprintf(path, sizeof path, "%s/%s/train_log.csv", g_dir, name);
-    size_t len;
-    char *text = (char *)test_read_file(path, &len);
-    char *out = calloc(len + 1, 1), *o = out;
+    char *text = read_text(path);
+    char *out = calloc(strlen(text) + 1, 1), *o = out;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         char *a = strchr(line, ','), *b = a ? strchr(a + 1, ',') : NULL;
         if (!b) continue;
@@ -131,8 +142,7 @@ static void full_run_and_exact_resume(void **state) {
     assert_true(exists("whole", "model/text_encoder.safetensors"));
     char path[4400];
     snprintf(path, sizeof path, "%s/whole/checkpoints/latest", g_dir);
-    size_t len;
-    char *latest = (char *)test_read_file(path, &len);
+    char *latest = read_text(path);
     assert_contains(latest, "checkpoint-00000006.safetensors");
     free(latest);
     ldm_image img;
@@ -224,7 +234,7 @@ static void non_finite_loss_stops_the_run(void **state) {
     assert_int_not_equal(run(ini, 1, 0), LDM_OK);
     assert_contains(ldm_last_error(), "not finite at step 3");
     snprintf(path, sizeof path, "%s/nan/checkpoints/latest", g_dir);
-    char *latest = (char *)test_read_file(path, &len);
+    char *latest = read_text(path);
     assert_contains(latest, "checkpoint-00000002.safetensors");
     free(latest);
     assert_true(exists("nan", "checkpoints/checkpoint-00000002.safetensors"));
