@@ -10,6 +10,10 @@
    penultimate (128-d) feature space (FID's formula with this classifier instead of Inception), and,
    as the floor it is compared with, the same distance between an equally large real training
    subset and the test split.
+5. The autoencoder's ceiling: the model folder's autoencoder (loaded into tools/refgen/ae_torch.py)
+   reconstructs the real test images, through the codebook and without it (the LDM's latents are
+   the unquantized encoder outputs), and the classifier grades the reconstructions: no LDM on
+   these latents can do better than that.
 
     /usr/bin/python3 tools/eval_fashion_mnist.py --model runs/fashion-mnist/model \\
         [--sampler build/ldmcl-sample] [--per-class 100] [--steps 50] [--cfg-scale 3] \\
@@ -136,6 +140,55 @@ def frechet(f1, f2):
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(cross))
 
 
+def read_model_ini(path):
+    """The sections of a model folder's model.ini as dicts of strings."""
+    sections, cur = {}, None
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line[0] in ";#":
+                continue
+            if line.startswith("["):
+                cur = sections.setdefault(line.strip("[]"), {})
+            elif "=" in line and cur is not None:
+                k, v = line.split("=", 1)
+                cur[k.strip()] = v.strip()
+    return sections
+
+
+def autoencoder_ceiling(model_dir, classifier, x, y):
+    """Classifier accuracy per class on the autoencoder's reconstructions of x, with and without
+    the codebook, and their PSNR."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "refgen"))
+    from ae_torch import Autoencoder  # noqa: E402
+    ini = read_model_ini(os.path.join(model_dir, "model.ini"))["autoencoder"]
+    lists = ("down_channels", "mid_channels", "down_sample", "attn_down")
+    cfg = {k: (json.loads(v.replace("True", "true").replace("False", "false")) if k in lists
+               else v if k == "kind" else int(v)) for k, v in ini.items() if k != "checkpoint"}
+    cfg["im_channels"] = 1
+    ae = Autoencoder(cfg)
+    path = os.path.join(model_dir, "autoencoder.safetensors")
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header, data = json.loads(f.read(n)), f.read()
+    state = {k: torch.from_numpy(np.frombuffer(data[v["data_offsets"][0]:v["data_offsets"][1]],
+                                               np.float32).reshape(v["shape"]).copy())
+             for k, v in header.items() if k != "__metadata__"}
+    ae.load_state_dict(state)
+    ae.eval()
+    out = {}
+    with torch.no_grad():
+        z = ae.encoder(x * 2 - 1)
+        for name, lat in (("quantized", ae.quantize(z)[0] if cfg["kind"] == "vqvae" else z),
+                          ("unquantized", z)):
+            rec = (ae.decode(lat).clamp(-1, 1) + 1) / 2
+            pred = run(classifier, rec)[0].argmax(1)
+            acc = [float((pred[y == c] == c).float().mean()) for c in range(10)]
+            psnr = float(10 * np.log10(1 / ((rec - x) ** 2).mean().item()))
+            out[name] = {"per_class": acc, "mean": float(np.mean(acc)), "psnr": psnr}
+    return out
+
+
 def read_png(path):
     im = Image.open(path).convert("L")
     if im.size != (28, 28):
@@ -158,6 +211,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--work", default=None, help="where the generated PNGs go (default MODEL/eval)")
     ap.add_argument("--json", default=None, help="also write the figures here")
+    ap.add_argument("--no-autoencoder-ceiling", action="store_true",
+                    help="skip grading the autoencoder's reconstructions of the test images")
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     if args.per_class % args.batch_size:
@@ -204,11 +259,22 @@ def main():
     subset = torch.randperm(len(x_train), generator=g)[:len(gen_feats)]
     fd_real = frechet(run(model, x_train[subset])[1], test_feats)
 
-    print("\n| prompt | classified as the prompted class | classifier on real test images |")
-    print("|---|---|---|")
+    ceiling = None if args.no_autoencoder_ceiling else \
+        autoencoder_ceiling(args.model, model, x_test, y_test)
+    print("\n| prompt | classified as the prompted class | classifier on real test images |"
+          + (" on their reconstructions (codebook / none) |" if ceiling else ""))
+    print("|---|---|---|" + ("---|" if ceiling else ""))
     for c in range(10):
-        print(f"| {PROMPTS[c]} | {gen_acc[c] * 100:.0f}% | {real_acc[c] * 100:.1f}% |")
-    print(f"| **mean** | **{np.mean(gen_acc) * 100:.1f}%** | {np.mean(real_acc) * 100:.1f}% |")
+        extra = (f" {ceiling['quantized']['per_class'][c] * 100:.0f}% / "
+                 f"{ceiling['unquantized']['per_class'][c] * 100:.0f}% |") if ceiling else ""
+        print(f"| {PROMPTS[c]} | {gen_acc[c] * 100:.0f}% | {real_acc[c] * 100:.1f}% |" + extra)
+    extra = (f" {ceiling['quantized']['mean'] * 100:.1f}% / "
+             f"{ceiling['unquantized']['mean'] * 100:.1f}% |") if ceiling else ""
+    print(f"| **mean** | **{np.mean(gen_acc) * 100:.1f}%** | {np.mean(real_acc) * 100:.1f}% |" + extra)
+    if ceiling:
+        print(f"\nautoencoder reconstructions of the test images: PSNR "
+              f"{ceiling['quantized']['psnr']:.2f} dB through the codebook, "
+              f"{ceiling['unquantized']['psnr']:.2f} dB without")
     print(f"\nFrechet distance in the classifier's feature space, {len(gen_feats)} generated vs "
           f"the 10,000 test images: {fd:.2f} (real training images, same count, vs test: "
           f"{fd_real:.2f})")
@@ -221,7 +287,8 @@ def main():
                        "frechet": fd, "frechet_real_floor": fd_real,
                        "per_class": args.per_class, "steps": args.steps,
                        "cfg_scale": args.cfg_scale, "sampling_method": args.sampling_method,
-                       "sampling_seconds": sample_s}, f, indent=1)
+                       "sampling_seconds": sample_s, "autoencoder_ceiling": ceiling}, f,
+                      indent=1)
 
 
 if __name__ == "__main__":
