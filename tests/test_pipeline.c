@@ -4,12 +4,11 @@
  * of finite images; a missing file or a prompt that is not UTF-8 is named. Then ldmcl-sample on
  * the same folder: seeds per image, PNG files, the "parameters" text, a grid, the same bytes for
  * the same seed, and its errors. */
-#define _GNU_SOURCE /* memmem, popen */
+#define _GNU_SOURCE /* memmem */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ldmcl/ldmcl.h"
@@ -101,11 +100,7 @@ static void generates_from_a_model_folder(void **state) {
              "'%s' -m '%s' -p 'a sneaker, caf\xc3\xa9' -n 'a bag' --steps 4 --cfg-scale 3 -s 11 "
              "-b 2 -o '%s/img.png' --grid '%s/grid.png' 2>&1",
              LDMCL_SAMPLE_PROGRAM, g_dir, g_dir, g_dir);
-    FILE *f = popen(cmd, "r");
-    assert_non_null(f);
-    size_t got = fread(text, 1, sizeof text - 1, f);
-    text[got] = 0;
-    assert_int_equal(pclose(f), 0);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 0);
     assert_contains(text, "/img.png: seed=11");
     assert_contains(text, "/img_2.png: seed=12");
     assert_contains(text, "/grid.png: grid of 1 x 2 images");
@@ -145,7 +140,7 @@ static void generates_from_a_model_folder(void **state) {
     /* a prompt file (comments, blank lines, CR LF) and two images per pass: a 2 x 2 grid; the
      * second image of a pass carries its batch position */
     snprintf(path, sizeof path, "%s/prompts.txt", g_dir);
-    f = fopen(path, "w");
+    FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs("# classes\r\na sneaker\r\n\na bag\n", f);
     fclose(f);
@@ -153,10 +148,7 @@ static void generates_from_a_model_folder(void **state) {
              "'%s' -m '%s' --prompt-file '%s' --batch-size 2 --steps 3 --cfg-scale 2 -s 5 "
              "-o '%s/pf%%d.png' --grid '%s/pfgrid.png' 2>&1",
              LDMCL_SAMPLE_PROGRAM, g_dir, path, g_dir, g_dir);
-    f = popen(cmd, "r");
-    got = fread(text, 1, sizeof text - 1, f);
-    text[got] = 0;
-    assert_int_equal(pclose(f), 0);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 0);
     assert_contains(text, "/pf4.png: seed=5");
     assert_contains(text, "/pfgrid.png: grid of 2 x 2 images");
     snprintf(out, sizeof out, "%s/pfgrid.png", g_dir);
@@ -172,10 +164,7 @@ static void generates_from_a_model_folder(void **state) {
     snprintf(cmd, sizeof cmd,
              "'%s' -m '%s' -p 'a bag' --steps 3 --save-x0 1,3 -o '%s/pre.png' 2>&1",
              LDMCL_SAMPLE_PROGRAM, g_dir, g_dir);
-    f = popen(cmd, "r");
-    got = fread(text, 1, sizeof text - 1, f);
-    text[got] = 0;
-    assert_int_equal(pclose(f), 0);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 0);
     assert_contains(text, "/pre_x0-1.png: x0 after step 1");
     assert_contains(text, "/pre_x0-3.png: x0 after step 3 (t = 0)");
     snprintf(out, sizeof out, "%s/pre_x0-3.png", g_dir);
@@ -186,10 +175,7 @@ static void generates_from_a_model_folder(void **state) {
     assert_false(test_file_exists(out));
     snprintf(cmd, sizeof cmd, "'%s' -m '%s' -p x --save-x0 1,zero 2>&1", LDMCL_SAMPLE_PROGRAM,
              g_dir);
-    f = popen(cmd, "r");
-    got = fread(text, 1, sizeof text - 1, f);
-    text[got] = 0;
-    assert_int_equal(WEXITSTATUS(pclose(f)), 2);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
     assert_contains(text, "--save-x0 1,zero");
     /* an empty prompt file is an error naming it */
     f = fopen(path, "w");
@@ -198,23 +184,14 @@ static void generates_from_a_model_folder(void **state) {
     fclose(f);
     snprintf(cmd, sizeof cmd, "'%s' -m '%s' --prompt-file '%s' 2>&1", LDMCL_SAMPLE_PROGRAM, g_dir,
              path);
-    f = popen(cmd, "r");
-    got = fread(text, 1, sizeof text - 1, f);
-    text[got] = 0;
-    assert_int_equal(WEXITSTATUS(pclose(f)), 2);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
     assert_contains(text, "prompts.txt holds no prompt");
     /* bad flags: exit 2 with a message; a missing model: exit 1 naming the file */
     snprintf(cmd, sizeof cmd, "'%s' -m '%s' -p x --steps many 2>&1", LDMCL_SAMPLE_PROGRAM, g_dir);
-    f = popen(cmd, "r");
-    got = fread(text, 1, sizeof text - 1, f);
-    text[got] = 0;
-    assert_int_equal(WEXITSTATUS(pclose(f)), 2);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
     assert_contains(text, "--steps many: not a number");
     snprintf(cmd, sizeof cmd, "'%s' -m '%s/none' -p x 2>&1", LDMCL_SAMPLE_PROGRAM, g_dir);
-    f = popen(cmd, "r");
-    got = fread(text, 1, sizeof text - 1, f);
-    text[got] = 0;
-    assert_int_equal(WEXITSTATUS(pclose(f)), 1);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 1);
     assert_contains(text, "loading the model");
     assert_contains(text, "none/model.ini");
 

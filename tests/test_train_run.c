@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "test_util.h"
@@ -262,27 +261,18 @@ static void program_exit_codes(void **state) {
     (void)state;
     char cmd[9000], text[2048], ini[4400];
     snprintf(cmd, sizeof cmd, "'%s' --frobnicate 2>&1", LDMCL_TRAIN_PROGRAM);
-    FILE *f = popen(cmd, "r");
-    size_t got = fread(text, 1, sizeof text - 1, f);
-    text[got] = 0;
-    assert_int_equal(WEXITSTATUS(pclose(f)), 2);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
     assert_contains(text, "--frobnicate");
     snprintf(ini, sizeof ini, "%s/broken.ini", g_dir);
     test_write_file(ini, "[train]\nmax_train_steps = 6\nlearning_rate 1e-3\n", 46);
     snprintf(cmd, sizeof cmd, "'%s' '%s' 2>&1", LDMCL_TRAIN_PROGRAM, ini);
-    f = popen(cmd, "r");
-    got = fread(text, 1, sizeof text - 1, f);
-    text[got] = 0;
-    assert_int_equal(WEXITSTATUS(pclose(f)), 2);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
     assert_contains(text, "broken.ini:3");
     /* the finished run again, LDM stage only: resumes at the end, exits 0 */
     write_config("whole", 8, "", ini);
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s' '%s' --stage ldm --resume 2>&1", g_dir,
              LDMCL_TRAIN_PROGRAM, ini);
-    f = popen(cmd, "r");
-    got = fread(text, 1, sizeof text - 1, f);
-    text[got] = 0;
-    assert_int_equal(WEXITSTATUS(pclose(f)), 0);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 0);
     assert_contains(text, "resumed from");
 }
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "test_util.h"
@@ -154,4 +155,13 @@ double test_norm_err(const float *got, const float *want, size_t n) {
         den += (double)want[i] * want[i];
     }
     return num == 0 ? 0 : (den > 0 ? sqrt(num / den) : INFINITY);
+}
+
+int test_run_capture(const char *cmd, char *text, size_t size) {
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t got = fread(text, 1, size - 1, f);
+    text[got] = '\0';
+    int status = pclose(f);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

@@ -46,6 +46,9 @@ ldm_unet_config test_small_unet(int text_embed_dim, int num_timesteps, int num_d
 /* Reads a whole file into a malloc'ed buffer; fails the test if it cannot. */
 unsigned char *test_read_file(const char *path, size_t *len);
 void test_write_file(const char *path, const void *data, size_t len);
+/* Runs a shell command, its output (up to size - 1 bytes) into text, NUL-terminated; returns its
+ * exit status (-1 when it did not exit normally). */
+int test_run_capture(const char *cmd, char *text, size_t size);
 int test_file_exists(const char *path);
 
 /* A reference tensor of a safetensors file as malloc'ed floats (fails the test when missing);

@@ -281,19 +281,17 @@ typedef struct x0_saver {
     int first_index; /* the output index of the generation's first image */
 } x0_saver;
 
-/* Whether step k (0-based) is in the --save-x0 list. */
+/* Whether step k (0-based) is in the --save-x0 list (checked by x0_list_ok). */
 static int x0_want(void *user, int k, int steps) {
     const x0_saver *x = user;
     (void)steps;
     if (!strcmp(x->a->save_x0, "all")) return 1;
-    for (const char *q = x->a->save_x0; *q;) {
+    for (const char *q = x->a->save_x0;;) {
         char *end;
-        long v = strtol(q, &end, 10);
-        if (v == k + 1) return 1;
-        q = *end == ',' ? end + 1 : end;
-        if (end == q && *q) return 0;
+        if (strtol(q, &end, 10) == k + 1) return 1;
+        if (*end != ',') return 0;
+        q = end + 1;
     }
-    return 0;
 }
 
 static ldm_status x0_take(void *user, int k, int t, const float *images) {

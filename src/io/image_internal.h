@@ -4,6 +4,31 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+#include "internal.h"
+#include "ldmcl/image.h"
+
+/* The limits of ldm_image_limits' zero fields. */
+#define LDM_IMAGE_DEFAULT_MAX_SIDE 16384
+#define LDM_IMAGE_DEFAULT_MAX_PIXELS (64ull << 20)
+
+/* A reader's common start: the output cleared, the channel count checked. */
+static inline ldm_status ldm_image_read_begin(const char *path, int channels, ldm_image *out) {
+    memset(out, 0, sizeof *out);
+    if (channels != 1 && channels != 3)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "reading '%s': %d channels (1 or 3)", path,
+                        channels);
+    return LDM_OK;
+}
+
+/* The limits a reader applies: the caller's, defaults for what is zero or absent. */
+static inline ldm_image_limits ldm_image_limits_or_default(const ldm_image_limits *l) {
+    ldm_image_limits r = {LDM_IMAGE_DEFAULT_MAX_SIDE, LDM_IMAGE_DEFAULT_MAX_PIXELS};
+    if (l && l->max_side > 0) r.max_side = l->max_side;
+    if (l && l->max_pixels > 0) r.max_pixels = l->max_pixels;
+    return r;
+}
 
 /* PIL's convert("L"): L = (19595 R + 38470 G + 7471 B + 0x8000) >> 16, n pixels; in place is
  * allowed (gray[i] is written after rgb[3i..3i+2] are read). */

@@ -14,9 +14,6 @@
 #include "internal.h"
 #include "ldmcl/image.h"
 
-#define DEFAULT_MAX_SIDE 16384
-#define DEFAULT_MAX_PIXELS (64ull << 20)
-
 typedef struct png_failure {
     char message[512];
     char warning[200]; /* the last warning: libpng often says why just before it fails */
@@ -62,13 +59,9 @@ static void read_cleanup(read_state *r) {
 
 ldm_status ldm_png_read(const char *path, int channels, const ldm_image_limits *limits,
                         ldm_image *out) {
-    memset(out, 0, sizeof *out);
-    if (channels != 1 && channels != 3)
-        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "reading '%s': %d channels (1 or 3)", path,
-                        channels);
-    int max_side = limits && limits->max_side > 0 ? limits->max_side : DEFAULT_MAX_SIDE;
-    uint64_t max_pixels =
-        limits && limits->max_pixels > 0 ? limits->max_pixels : DEFAULT_MAX_PIXELS;
+    LDM_TRY(ldm_image_read_begin(path, channels, out));
+    const int max_side = ldm_image_limits_or_default(limits).max_side;
+    const uint64_t max_pixels = ldm_image_limits_or_default(limits).max_pixels;
     read_state *const r = calloc(1, sizeof *r);
     if (!r) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory reading '%s'", path);
     png_failure failure = {"", ""};
