@@ -274,6 +274,24 @@ static void program_exit_codes(void **state) {
              LDMCL_TRAIN_PROGRAM, ini);
     assert_int_equal(test_run_capture(cmd, text, sizeof text), 0);
     assert_contains(text, "resumed from");
+    /* --profile: step 2 of each stage timed by kernel; the losses are those of an unprofiled
+     * run */
+    snprintf(cmd, sizeof cmd, "'%s' '%s' --profile 0 2>&1", LDMCL_TRAIN_PROGRAM, ini);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
+    assert_contains(text, "--profile 0: a step number from 1");
+    write_config("profiled", 8, "", ini);
+    snprintf(cmd, sizeof cmd, "'%s' '%s' --profile 2 2>&1", LDMCL_TRAIN_PROGRAM, ini);
+    static char big[65536];
+    assert_int_equal(test_run_capture(cmd, big, sizeof big), 0);
+    assert_contains(big, "autoencoder step 2: ");
+    assert_contains(big, "ldm step 2: ");
+    assert_contains(big, "kinds of launch:\n");
+    assert_contains(big, "  gemm ");
+    assert_contains(big, "adam_step");
+    char *a = losses("parted"), *b = losses("profiled"); /* "whole" was cut short since */
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
 }
 
 static int setup(void **state) {

@@ -1,7 +1,7 @@
 /* tools/ldmcl_train.c: ldmcl-train, a whole training run from an INI config (ldmcl/run_config.h,
  * ldmcl/runner.h): the autoencoder, the latent cache, the text-conditioned LDM, the model folder.
- *   ldmcl-train CONFIG.ini [--stage all|autoencoder|ldm] [--resume] [--cl-device D]
- *               [--cl-platform P] [-v]
+ *   ldmcl-train CONFIG.ini [--stage all|autoencoder|ldm] [--resume] [--profile STEP]
+ *               [--cl-device D] [--cl-platform P] [-v]
  * On a terminal a progress bar (step, loss, it/s, ETA); otherwise plain lines. Exit status 0 on
  * success, 1 when the run fails (the message says why; checkpoints already written stay), 2 for
  * a bad command line or config. */
@@ -66,9 +66,11 @@ static void progress(void *user, const char *stage, int step, int total, float l
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ldmcl-train CONFIG.ini [--stage all|autoencoder|ldm] [--resume]\n"
-               "                   [--cl-device D] [--cl-platform P] [-v]\n"
+               "                   [--profile STEP] [--cl-device D] [--cl-platform P] [-v]\n"
                "  --stage S     all (default): the autoencoder, then the LDM; or one of them\n"
                "  --resume      continue from the output folder's latest checkpoint\n"
+               "  --profile N   time every launch of step N of each stage and print the device\n"
+               "                time by kernel (that step runs slower; the results are unchanged)\n"
                "  --cl-device D, --cl-platform P   OpenCL device (index or name substring)\n"
                "  -v            print the library's notes\n");
 }
@@ -97,6 +99,15 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "ldmcl-train: --stage %s: all, autoencoder or ldm\n", v);
                 return 2;
             }
+            i++;
+        } else if (!strcmp(a, "--profile") && v) {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*end || n < 1 || n > 1000000000) {
+                fprintf(stderr, "ldmcl-train: --profile %s: a step number from 1\n", v);
+                return 2;
+            }
+            ro.profile_step = (int)n;
             i++;
         } else if (!strcmp(a, "--stop-after") && v) { /* tests of resumption */
             ro.stop_after = atoi(v);

@@ -66,6 +66,9 @@ ldm_status ldm_cmd_replay_profiled(ldm_cmd *c, double *ms_by_launch);
 size_t ldm_cmd_count(const ldm_cmd *c);
 /* The label of recorded launch i. */
 const char *ldm_cmd_launch_label(const ldm_cmd *c, size_t i);
+/* What recorded launch i runs: its kernel's function name (written into buf), or "gemm", "fill"
+ * or "copy". */
+const char *ldm_cmd_launch_kind(const ldm_cmd *c, size_t i, char *buf, size_t size);
 
 /* Changes a scalar argument of a recorded kernel before the next replay (a step counter, a
  * learning rate). */

@@ -98,6 +98,19 @@ uint64_t ldm_ctx_device_bytes_in_use(const ldm_ctx *ctx);
 /* Waits for all queued work; reports asynchronous failures (e.g. a kernel killed by a watchdog). */
 ldm_status ldm_ctx_finish(ldm_ctx *ctx);
 
+/* Profiling by kernel. Between begin and end, every replay of a recorded command stream waits
+ * for each launch and adds its device time to a table keyed by what it runs (a kernel's function
+ * name, "gemm", "fill" or "copy"). Slows the replays it covers; for finding where time goes. */
+typedef struct ldm_profile_entry {
+    char name[64];
+    double ms;     /* device time, summed */
+    long launches; /* how many launches */
+} ldm_profile_entry;
+ldm_status ldm_ctx_profile_begin(ldm_ctx *ctx);
+/* Stops profiling and writes the table, longest first, into out (at most max entries; NULL with
+ * max 0 to discard). Returns the number of distinct entries (which may exceed max). */
+size_t ldm_ctx_profile_end(ldm_ctx *ctx, ldm_profile_entry *out, size_t max);
+
 /* Formats a byte count as "1.50 GiB", "12.0 KiB" or "512 B" into buf. Returns buf. */
 char *ldm_format_bytes(uint64_t bytes, char *buf, size_t size);
 

@@ -29,12 +29,14 @@ typedef void (*ldm_progress_fn)(void *user, const char *stage, int step, int tot
                                 double seconds);
 
 typedef struct ldm_run_options {
-    int stage;      /* LDM_STAGE_* */
-    int resume;     /* continue from output_dir/checkpoints/latest (as resume_from_checkpoint =
-                       latest) */
-    int stop_after; /* stop the LDM stage after this many steps of this process, as if killed
-                       (tests of resumption); 0: run to the end */
-    ldm_log_fn log; /* notes and warnings (may be NULL) */
+    int stage;        /* LDM_STAGE_* */
+    int resume;       /* continue from output_dir/checkpoints/latest (as resume_from_checkpoint =
+                         latest) */
+    int stop_after;   /* stop the LDM stage after this many steps of this process, as if killed
+                         (tests of resumption); 0: run to the end */
+    int profile_step; /* time each launch of this step (1-based) of each stage and report the
+                         device time by kernel through log; 0: none */
+    ldm_log_fn log;   /* notes and warnings (may be NULL) */
     void *log_user;
     ldm_progress_fn progress; /* after every step (may be NULL) */
     void *progress_user;

@@ -111,6 +111,24 @@ const char *ldm_cmd_launch_label(const ldm_cmd *c, size_t i) {
     return c->labels[c->launches[i].label];
 }
 
+const char *ldm_cmd_launch_kind(const ldm_cmd *c, size_t i, char *buf, size_t size) {
+    if (i >= c->n || size == 0) return "";
+    const launch *l = &c->launches[i];
+    switch (l->kind) {
+    case LAUNCH_GEMM:
+        return "gemm";
+    case LAUNCH_FILL:
+        return "fill";
+    case LAUNCH_COPY:
+        return "copy";
+    case LAUNCH_KERNEL:
+        break;
+    }
+    if (clGetKernelInfo(l->kernel, CL_KERNEL_FUNCTION_NAME, size, buf, NULL) != CL_SUCCESS)
+        snprintf(buf, size, "kernel");
+    return buf;
+}
+
 static ldm_status push(ldm_cmd *c, const launch *l) {
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 256;
@@ -280,7 +298,20 @@ static ldm_status replay_one(ldm_cmd *c, const launch *l, cl_event *ev) {
     return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "unknown launch kind %d", (int)l->kind);
 }
 
+/* A replay under ldm_ctx_profile_begin: each launch timed and added to the context's table. */
+static ldm_status replay_into_profile(ldm_cmd *c) {
+    double *ms = calloc(c->n ? c->n : 1, sizeof *ms);
+    if (!ms) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    ldm_status st = ldm_cmd_replay_profiled(c, ms);
+    char name[64];
+    for (size_t i = 0; st == LDM_OK && i < c->n; i++)
+        st = ldm_ctx_profile_add(c->ctx, ldm_cmd_launch_kind(c, i, name, sizeof name), ms[i]);
+    free(ms);
+    return st;
+}
+
 ldm_status ldm_cmd_replay(ldm_cmd *c) {
+    if (c->ctx->profiling) return replay_into_profile(c);
     for (size_t i = 0; i < c->n; i++) {
         ldm_status st = replay_one(c, &c->launches[i], NULL);
         if (st != LDM_OK) {

@@ -131,7 +131,48 @@ void ldm_ctx_destroy(ldm_ctx *ctx) {
     if (ctx->context) clReleaseContext(ctx->context);
     free(ctx->kernel_dir);
     free(ctx->cache_dir);
+    free(ctx->profile);
     free(ctx);
+}
+
+ldm_status ldm_ctx_profile_begin(ldm_ctx *ctx) {
+    ctx->profiling = 1;
+    ctx->n_profile = 0;
+    return ldm_ctx_finish(ctx);
+}
+
+ldm_status ldm_ctx_profile_add(ldm_ctx *ctx, const char *name, double ms) {
+    for (size_t i = 0; i < ctx->n_profile; i++)
+        if (strcmp(ctx->profile[i].name, name) == 0) {
+            ctx->profile[i].ms += ms;
+            ctx->profile[i].launches++;
+            return LDM_OK;
+        }
+    if (ctx->n_profile == ctx->cap_profile) {
+        size_t cap = ctx->cap_profile ? 2 * ctx->cap_profile : 32;
+        ldm_profile_entry *grown = realloc(ctx->profile, cap * sizeof *grown);
+        if (!grown) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+        ctx->profile = grown;
+        ctx->cap_profile = cap;
+    }
+    ldm_profile_entry *e = &ctx->profile[ctx->n_profile++];
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->ms = ms;
+    e->launches = 1;
+    return LDM_OK;
+}
+
+static int longest_first(const void *a, const void *b) {
+    double x = ((const ldm_profile_entry *)a)->ms, y = ((const ldm_profile_entry *)b)->ms;
+    return (x < y) - (x > y);
+}
+
+size_t ldm_ctx_profile_end(ldm_ctx *ctx, ldm_profile_entry *out, size_t max) {
+    ctx->profiling = 0;
+    if (ctx->n_profile) qsort(ctx->profile, ctx->n_profile, sizeof *ctx->profile, longest_first);
+    for (size_t i = 0; i < ctx->n_profile && i < max; i++)
+        out[i] = ctx->profile[i];
+    return ctx->n_profile;
 }
 
 const ldm_device_info *ldm_ctx_device_info(const ldm_ctx *ctx) {

@@ -74,7 +74,14 @@ struct ldm_ctx {
     uint64_t mem_limit;     /* 0: none beyond the device's */
     uint64_t max_alloc_cap; /* 0: the device's CL_DEVICE_MAX_MEM_ALLOC_SIZE */
     uint64_t mem_in_use;    /* bytes held by this context's arenas */
+
+    int profiling; /* between ldm_ctx_profile_begin and _end */
+    ldm_profile_entry *profile;
+    size_t n_profile, cap_profile;
 };
+
+/* Adds one launch's device time to the context's profile (ldm_ctx_profile_begin). */
+ldm_status ldm_ctx_profile_add(ldm_ctx *ctx, const char *name, double ms);
 
 /* Formats a message and hands it to the context's log function, if any. */
 void ldm_log(const ldm_ctx *ctx, ldm_log_level level, const char *fmt, ...)

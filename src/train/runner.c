@@ -24,6 +24,30 @@ void run_note(const run_ctx *r, ldm_log_level level, const char *fmt, ...) {
     r->o->log(r->o->log_user, level, msg);
 }
 
+ldm_status run_profile_begin(const run_ctx *r, int step) {
+    if (r->o->profile_step != step + 1) return LDM_OK;
+    return ldm_ctx_profile_begin(r->ctx);
+}
+
+ldm_status run_profile_report(const run_ctx *r, const char *stage, int step, double wall_s) {
+    if (r->o->profile_step != step + 1) return LDM_OK;
+    LDM_TRY(ldm_ctx_finish(r->ctx));
+    enum { shown = 24 };
+    ldm_profile_entry e[shown];
+    size_t n = ldm_ctx_profile_end(r->ctx, e, shown), m = n < shown ? n : shown;
+    double total = 0;
+    for (size_t i = 0; i < m; i++)
+        total += e[i].ms;
+    run_note(r, LDM_LOG_INFO,
+             "%s step %d: %.1f ms wall (each launch waited for), %.1f ms device time in the "
+             "%zu largest of %zu kinds of launch:",
+             stage, step + 1, wall_s * 1e3, total, m, n);
+    for (size_t i = 0; i < m; i++)
+        run_note(r, LDM_LOG_INFO, "  %-32s %9.2f ms %5.1f%% %6ld launches", e[i].name, e[i].ms,
+                 total > 0 ? 100 * e[i].ms / total : 0.0, e[i].launches);
+    return LDM_OK;
+}
+
 uint64_t run_mix(uint64_t x) {
     uint64_t z = x + 0x9e3779b97f4a7c15ull;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;

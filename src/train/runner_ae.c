@@ -104,7 +104,10 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
     for (int s = 0; st == LDM_OK && s < c->ae_steps; s++) {
         st = fill_batch(r, &pos, tc.batch, images, &skipped);
         ldm_ae_losses l;
+        double ts = now_s();
+        if (st == LDM_OK) st = run_profile_begin(r, s);
         if (st == LDM_OK) st = ldm_ae_trainer_step(t, images, &l);
+        if (st == LDM_OK) st = run_profile_report(r, "autoencoder", s, now_s() - ts);
         if (st != LDM_OK) break;
         if (!isfinite(l.g_total) || !isfinite(l.d_total)) {
             st = LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,

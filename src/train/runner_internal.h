@@ -38,6 +38,12 @@ ldm_status run_write_text(const char *path, const char *text);
 ldm_status run_sha256_file(const char *path, char hex[65]);
 int run_exists(const char *path);
 
+/* Profiling of one step (options profile_step): begin before step `step` (0-based) if it is the
+ * one asked for; report after it, through the log, the device time by kernel against the step's
+ * wall time. No-ops for other steps. */
+ldm_status run_profile_begin(const run_ctx *r, int step);
+ldm_status run_profile_report(const run_ctx *r, const char *stage, int step, double wall_s);
+
 /* The stages. */
 ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path);
 ldm_status run_latent_cache(run_ctx *r, const char *ae_path, char *cache_path);

@@ -505,6 +505,8 @@ ldm_status run_ldm_stage(run_ctx *r, const char *ae_path, const char *cache_path
             lr_set = lr;
         }
         float loss = 0;
+        double ts = now_s();
+        if (st == LDM_OK) st = run_profile_begin(r, step);
         for (int m = 0; st == LDM_OK && m < c->acc_steps; m++) {
             uint64_t p0 = ((uint64_t)step * c->acc_steps + (uint64_t)m) * (uint64_t)c->batch;
             st = write_batch(&s, p0);
@@ -524,6 +526,7 @@ ldm_status run_ldm_stage(run_ctx *r, const char *ae_path, const char *cache_path
         st = ldm_optimizer_step(s.opt);
         if (st == LDM_OK && s.ema) st = ldm_ema_update(s.ema);
         if (st == LDM_OK) st = ldm_graph_zero_grads(s.g);
+        if (st == LDM_OK) st = run_profile_report(r, "ldm", step, now_s() - ts);
         if (st != LDM_OK) break;
         double el = now_s() - t0;
         fprintf(csv, "%d,%.6g,%.6g,%.3f\n", step + 1, (double)loss, (double)lr, el);
