@@ -160,19 +160,28 @@ static void generates_from_a_model_folder(void **state) {
     assert_non_null(memmem(png, len, "a bag\nNegative prompt", 21));
     assert_non_null(memmem(png, len, "Batch size: 2, Batch pos: 1", 27));
     free(png);
-    /* x0 previews after chosen steps, named after each image; a bad list is refused */
+    /* x0 previews after chosen steps, named after each image, in output folders that do not
+     * exist yet; a bad list is refused */
     snprintf(cmd, sizeof cmd,
-             "'%s' -m '%s' -p 'a bag' --steps 3 --save-x0 1,3 -o '%s/pre.png' 2>&1",
+             "'%s' -m '%s' -p 'a bag' --steps 3 --save-x0 1,3 -o '%s/new/deeper/pre.png' 2>&1",
              LDMCL_SAMPLE_PROGRAM, g_dir, g_dir);
     assert_int_equal(test_run_capture(cmd, text, sizeof text), 0);
-    assert_contains(text, "/pre_x0-1.png: x0 after step 1");
-    assert_contains(text, "/pre_x0-3.png: x0 after step 3 (t = 0)");
-    snprintf(out, sizeof out, "%s/pre_x0-3.png", g_dir);
+    assert_contains(text, "/new/deeper/pre_x0-1.png: x0 after step 1");
+    assert_contains(text, "/new/deeper/pre_x0-3.png: x0 after step 3 (t = 0)");
+    snprintf(out, sizeof out, "%s/new/deeper/pre_x0-3.png", g_dir);
     assert_status(ldm_png_read(out, 1, NULL, &img), LDM_OK);
     assert_true(img.width == 8 && img.height == 8);
     ldm_image_free(&img);
-    snprintf(out, sizeof out, "%s/pre_x0-2.png", g_dir);
+    snprintf(out, sizeof out, "%s/new/deeper/pre_x0-2.png", g_dir);
     assert_false(test_file_exists(out));
+    snprintf(out, sizeof out, "%s/new/deeper/pre.png", g_dir);
+    assert_true(test_file_exists(out));
+    /* a folder that cannot be made (a file is in the way): named, before any work */
+    snprintf(cmd, sizeof cmd, "'%s' -m '%s' -p x -o '%s/prompts.txt/sub/x.png' 2>&1",
+             LDMCL_SAMPLE_PROGRAM, g_dir, g_dir);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 1);
+    assert_contains(text, "cannot create the output folder");
+    assert_contains(text, "prompts.txt/sub'");
     snprintf(cmd, sizeof cmd, "'%s' -m '%s' -p x --save-x0 1,zero 2>&1", LDMCL_SAMPLE_PROGRAM,
              g_dir);
     assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);

@@ -7,10 +7,12 @@
  * prompt per line (a grid row each); --save-x0 STEPS writes the decoded x0 prediction after the
  * chosen sampling steps (the reference writes all of them). Every image's seed is printed; PNGs
  * carry A1111's "parameters" text (iTXt when the prompt is not Latin-1). */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "ldmcl/ldmcl.h"
@@ -165,6 +167,31 @@ static void output_name(const char *pattern, int i, char *out, size_t size) {
 static int fail(const char *what) {
     fprintf(stderr, "ldmcl-sample: %s: %s\n", what, ldm_last_error());
     return 1;
+}
+
+/* Creates the folders above `path` (like mkdir -p on its dirname), so -o runs/today/x.png works.
+ * Returns 0, or 1 after naming the folder that could not be made. */
+static int make_parent_dirs(const char *path) {
+    char dir[4096];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
+        fprintf(stderr, "ldmcl-sample: output path too long: '%s'\n", path);
+        return 1;
+    }
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return 0;
+    *slash = '\0';
+    for (char *p = dir + 1;; p++) {
+        int end = *p == '\0';
+        if (*p != '/' && !end) continue;
+        *p = '\0';
+        if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+            fprintf(stderr, "ldmcl-sample: cannot create the output folder '%s': %s\n", dir,
+                    strerror(errno));
+            return 1;
+        }
+        if (end) return 0;
+        *p = '/';
+    }
 }
 
 typedef struct prompts {
@@ -335,6 +362,7 @@ int main(int argc, char **argv) {
                 a.save_x0);
         return 2;
     }
+    if (make_parent_dirs(a.output) != 0 || (a.grid && make_parent_dirs(a.grid) != 0)) return 1;
     prompts pr;
     if (prompts_read(&a, &pr) != 0) return 2;
     if (a.seed < 0) a.seed = (long long)(((uint64_t)time(NULL) * 2654435761u) & 0x7fffffff);
