@@ -3,8 +3,10 @@
  * config: both stages, checkpoints and their rotation, the model folder, validation grid and loss
  * plot; an interrupted run resumed gives the uninterrupted run's losses exactly; a second run
  * reuses the finished autoencoder and the latent cache, a changed dataset rebuilds the cache;
+ * random_flip caches and uses the mirrored images' latents; the autoencoder stage resumes exactly;
  * truncated and mismatched checkpoints are errors naming the file or tensor and change nothing;
  * a non-finite loss stops the run and keeps the checkpoints; the program's exit codes. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,15 +51,17 @@ static void make_dataset(const char *root) {
     test_write_file(path, "a left thing\n", 13);
 }
 
-/* Writes DIR/NAME.ini for output folder DIR/NAME; extra lines appended to [train]. */
-static void write_config(const char *name, int time_emb_dim, const char *extra, char *ini) {
+/* Writes DIR/NAME.ini for output folder DIR/NAME; extra lines appended to [dataset],
+ * [autoencoder] and [train]. */
+static void write_config_with(const char *name, int time_emb_dim, const char *dataset_extra,
+                              const char *ae_extra, const char *extra, char *ini) {
     sprintf(ini, "%s/%s.ini", g_dir, name);
     FILE *f = fopen(ini, "w");
     assert_non_null(f);
     fprintf(f,
-            "[dataset]\npath = data\nresolution = 16\nchannels = 1\n"
+            "[dataset]\npath = data\nresolution = 16\nchannels = 1\n%s"
             "[diffusion]\nnum_timesteps = 50\n"
-            "[autoencoder]\nz_channels = 2\ncodebook_size = 8\ndown_channels = [4, 8]\n"
+            "[autoencoder]\n%sz_channels = 2\ncodebook_size = 8\ndown_channels = [4, 8]\n"
             "mid_channels = [8, 8]\ndown_sample = [True]\nattn_down = [False]\n"
             "norm_channels = 2\nnum_heads = 1\n"
             "[autoencoder_train]\ntrain_batch_size = 4\nmax_train_steps = 3\n"
@@ -71,19 +75,29 @@ static void write_config(const char *name, int time_emb_dim, const char *extra, 
             "max_train_steps = 6\ncheckpointing_steps = 2\ncheckpoints_total_limit = 2\n"
             "use_ema = true\nvalidation_steps = 6\nvalidation_prompts = a left thing | right\n"
             "validation_sampling_steps = 2\n%s",
-            time_emb_dim, LDMCL_CLIP_BPE_DEFAULT, name, extra);
+            dataset_extra, ae_extra, time_emb_dim, LDMCL_CLIP_BPE_DEFAULT, name, extra);
     fclose(f);
 }
 
-static ldm_status run(const char *ini, int resume, int stop_after) {
+static void write_config(const char *name, int time_emb_dim, const char *extra, char *ini) {
+    write_config_with(name, time_emb_dim, "", "", extra, ini);
+}
+
+/* A run from the config file; stop_after / ae_stop_after as in ldm_run_options. */
+static ldm_status run_stopping(const char *ini, int resume, int stop_after, int ae_stop_after) {
     ldm_run_config c;
     assert_status(ldm_run_config_read(ini, &c), LDM_OK);
     ldm_run_options o = {.stage = LDM_STAGE_ALL,
                          .resume = resume,
                          .stop_after = stop_after,
+                         .ae_stop_after = ae_stop_after,
                          .log = test_capture_log};
     test_log_clear();
     return ldm_run_train(g_ctx, &c, &o);
+}
+
+static ldm_status run(const char *ini, int resume, int stop_after) {
+    return run_stopping(ini, resume, stop_after, 0);
 }
 
 /* A whole text file, NUL-terminated (test_read_file's buffer is not). */
@@ -167,6 +181,101 @@ static void full_run_and_exact_resume(void **state) {
     assert_null(strstr(b, "\n7,"));
     free(a);
     free(b);
+
+    /* the autoencoder stage stopped after 2 of its 3 steps (state saved at step 2; the
+     * discriminator is on from step 2), then resumed: the same log and the same autoencoder,
+     * byte for byte, and no state left behind */
+    write_config("aeparted", 8, "", ini);
+    assert_status(run_stopping(ini, 0, 0, 2), LDM_OK);
+    assert_contains(test_log_text(), "autoencoder: stopped after 2 steps");
+    assert_true(exists("aeparted", "autoencoder-state.safetensors"));
+    assert_true(exists("aeparted", "discriminator-state.safetensors"));
+    assert_false(exists("aeparted", "autoencoder.safetensors"));
+    assert_false(exists("aeparted", "latents.safetensors"));
+    assert_status(run_stopping(ini, 1, 1, 0), LDM_OK);
+    assert_contains(test_log_text(), "autoencoder: resumed from");
+    assert_contains(test_log_text(), "autoencoder-state.safetensors at step 2");
+    assert_false(exists("aeparted", "autoencoder-state.safetensors"));
+    assert_false(exists("aeparted", "discriminator-state.safetensors"));
+    const char *same[] = {"autoencoder_log.csv", "autoencoder.safetensors",
+                          "discriminator.safetensors"};
+    for (int i = 0; i < 3; i++) {
+        char pa[4400], pb[4400];
+        snprintf(pa, sizeof pa, "%s/whole/%s", g_dir, same[i]);
+        snprintf(pb, sizeof pb, "%s/aeparted/%s", g_dir, same[i]);
+        size_t la, lb;
+        unsigned char *x = test_read_file(pa, &la), *y = test_read_file(pb, &lb);
+        if (la != lb || memcmp(x, y, la)) fail_msg("%s differs after resuming", same[i]);
+        free(x);
+        free(y);
+    }
+}
+
+/* random_flip: the cache also holds the mirrored images' latents (each equal to encoding the
+ * mirrored image), and the LDM stage draws them: with the same autoencoder (a KL one, whose
+ * latents follow the image even after 3 steps), seed and captions the losses differ from the
+ * unflipped run's. */
+static void random_flip_uses_mirrored_latents(void **state) {
+    (void)state;
+    char ini[4400], path[4400];
+    write_config_with("vae", 8, "", "kind = vae\n", "", ini);
+    assert_status(run(ini, 0, 0), LDM_OK);
+    const char *ae = "kind = vae\ncheckpoint = vae/autoencoder.safetensors\n";
+    write_config_with("flip", 8, "random_flip = true\n", ae, "", ini);
+    assert_status(run(ini, 0, 0), LDM_OK);
+    char *a = losses("vae"), *b = losses("flip");
+    assert_string_not_equal(a, b);
+    free(a);
+    free(b);
+
+    ldm_run_config c;
+    assert_status(ldm_run_config_read(ini, &c), LDM_OK);
+    snprintf(path, sizeof path, "%s/flip/latents.safetensors", g_dir);
+    ldm_safetensors *st;
+    assert_status(ldm_safetensors_open(path, &st), LDM_OK);
+    const ldm_st_tensor *l = ldm_safetensors_find(st, "latents"),
+                        *f = ldm_safetensors_find(st, "latents_flipped"),
+                        *ix = ldm_safetensors_find(st, "indices");
+    assert_true(l && f && ix && f->ndim == 4 &&
+                !memcmp(f->shape, l->shape, 4 * sizeof l->shape[0]));
+    size_t n = (size_t)l->shape[0], lat = (size_t)(l->shape[1] * l->shape[2] * l->shape[3]);
+    float *plain = malloc(n * lat * sizeof *plain), *mirrored = malloc(n * lat * sizeof *mirrored),
+          *idx = malloc(n * sizeof *idx), *image = malloc(256 * sizeof *image), one[256];
+    assert_true(lat <= 256);
+    assert_status(ldm_safetensors_read_f32(st, l, plain), LDM_OK);
+    assert_status(ldm_safetensors_read_f32(st, f, mirrored), LDM_OK);
+    assert_status(ldm_safetensors_read_f32(st, ix, idx), LDM_OK);
+    ldm_safetensors_close(st);
+    snprintf(path, sizeof path, "%s/data", g_dir);
+    ldm_dataset_options dopt = {.size = 16, .channels = 1};
+    ldm_dataset *d;
+    assert_status(ldm_dataset_open(path, &dopt, &d), LDM_OK);
+    ldm_ae_codec *k;
+    assert_status(ldm_ae_codec_create(g_ctx, &c.ae, 1, 16, 16, 0, 0, &k), LDM_OK);
+    snprintf(path, sizeof path, "%s/vae/autoencoder.safetensors", g_dir);
+    assert_status(ldm_ae_codec_load(k, path), LDM_OK);
+    for (size_t i = 0; i < n; i += n - 1) { /* the first and the last */
+        assert_status(ldm_dataset_image(d, (size_t)idx[i], 1, image), LDM_OK);
+        assert_status(ldm_ae_codec_encode(k, image, one, NULL), LDM_OK);
+        double diff = 0, apart = 0;
+        for (size_t q = 0; q < lat; q++) {
+            diff = fmax(diff, fabs(one[q] - mirrored[i * lat + q]));
+            apart = fmax(apart, fabs(plain[i * lat + q] - mirrored[i * lat + q]));
+        }
+        assert_true(diff < 1e-4);
+        assert_true(apart > 1e-2); /* the images are not symmetric */
+    }
+    ldm_ae_codec_destroy(k);
+    ldm_dataset_destroy(d);
+    free(plain);
+    free(mirrored);
+    free(idx);
+    free(image);
+
+    /* the same run without random_flip: the cache is stale */
+    write_config_with("flip", 8, "", ae, "", ini);
+    assert_status(run(ini, 0, 1), LDM_OK);
+    assert_contains(test_log_text(), "is stale");
 }
 
 static void stale_cache_and_bad_checkpoints(void **state) {
@@ -317,6 +426,7 @@ static int teardown(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(full_run_and_exact_resume),
+        cmocka_unit_test(random_flip_uses_mirrored_latents),
         cmocka_unit_test(stale_cache_and_bad_checkpoints),
         cmocka_unit_test(non_finite_loss_stops_the_run),
         cmocka_unit_test(empty_dataset_is_an_error),

@@ -1,7 +1,9 @@
 /* ldmcl/runner.h: a whole training run from a run configuration (ldmcl/run_config.h), as
  * ldmcl-train drives it:
  *   1. the autoencoder on the dataset (skipped when [autoencoder] checkpoint names one, or when
- *      output_dir already holds a finished one);
+ *      output_dir already holds a finished one), its whole state saved every checkpointing_steps
+ *      (autoencoder-state.safetensors, discriminator-state.safetensors; removed when done) for
+ *      resume to continue exactly;
  *   2. the dataset encoded once into a latent cache, validated against the autoencoder file and
  *      the dataset (paths, sizes, modification times, resolution): a stale cache is rebuilt;
  *   3. the text-conditioned LDM on the cached latents with the captions (text encoder frozen,
@@ -29,14 +31,16 @@ typedef void (*ldm_progress_fn)(void *user, const char *stage, int step, int tot
                                 double seconds);
 
 typedef struct ldm_run_options {
-    int stage;        /* LDM_STAGE_* */
-    int resume;       /* continue from output_dir/checkpoints/latest (as resume_from_checkpoint =
-                         latest) */
-    int stop_after;   /* stop the LDM stage after this many steps of this process, as if killed
-                         (tests of resumption); 0: run to the end */
-    int profile_step; /* time each launch of this step (1-based) of each stage and report the
-                         device time by kernel through log; 0: none */
-    ldm_log_fn log;   /* notes and warnings (may be NULL) */
+    int stage;         /* LDM_STAGE_* */
+    int resume;        /* continue the autoencoder from its state, the LDM from
+                          output_dir/checkpoints/latest (as resume_from_checkpoint = latest) */
+    int stop_after;    /* stop the LDM stage after this many steps of this process, as if killed
+                          (tests of resumption); 0: run to the end */
+    int ae_stop_after; /* the same for the autoencoder stage (its state is saved every
+                          checkpointing_steps and --resume continues from it) */
+    int profile_step;  /* time each launch of this step (1-based) of each stage and report the
+                          device time by kernel through log; 0: none */
+    ldm_log_fn log;    /* notes and warnings (may be NULL) */
     void *log_user;
     ldm_progress_fn progress; /* after every step (may be NULL) */
     void *progress_user;

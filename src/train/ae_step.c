@@ -9,6 +9,8 @@
 #include "ldmcl/ae_train.h"
 #include "ldmcl/checkpoint.h"
 #include "ldmcl/ops.h"
+#include "ldmcl/safetensors.h"
+#include "ldmcl/train_state.h"
 
 #define DISC_PREFIX "discriminator."
 #define LPIPS_PREFIX "lpips."
@@ -336,6 +338,70 @@ ldm_status ldm_ae_trainer_load(ldm_ae_trainer *t, const char *ae_path, const cha
                             "discriminator checkpoint '%s' given, but disc_weight is 0", disc_path);
         LDM_TRY(ldm_graph_load(t->dg, disc_path, NULL));
     }
+    return LDM_OK;
+}
+
+#define STEP_KEY "ldmcl.ae_trainer_step"
+
+/* metadata_pairs with the trainer's step count added. */
+static ldm_status save_one(const char *path, ldm_graph *g, ldm_optimizer *opt, int step,
+                           const char *const *metadata_pairs) {
+    enum { max_pairs = 32 };
+    const char *pairs[2 * max_pairs + 3];
+    char steps[24];
+    snprintf(steps, sizeof steps, "%d", step);
+    int n = 0;
+    for (; metadata_pairs && metadata_pairs[n] && n < 2 * max_pairs; n += 2) {
+        pairs[n] = metadata_pairs[n];
+        pairs[n + 1] = metadata_pairs[n + 1];
+    }
+    pairs[n++] = STEP_KEY;
+    pairs[n++] = steps;
+    pairs[n] = NULL;
+    return ldm_train_state_save(path, g, opt, NULL, pairs);
+}
+
+static ldm_status read_step(const char *path, int *step) {
+    ldm_safetensors *st;
+    LDM_TRY(ldm_safetensors_open(path, &st));
+    const char *v = ldm_safetensors_metadata(st, STEP_KEY);
+    char *end = NULL;
+    long n = v ? strtol(v, &end, 10) : -1;
+    int ok = v && end != v && !*end && n >= 0 && n <= 1L << 30; /* before v is freed */
+    ldm_safetensors_close(st);
+    if (!ok)
+        return LDM_FAIL(LDM_ERR_FORMAT, "'%s' is not an autoencoder training state (no valid %s)",
+                        path, STEP_KEY);
+    *step = (int)n;
+    return LDM_OK;
+}
+
+ldm_status ldm_ae_trainer_save_state(ldm_ae_trainer *t, const char *gen_path, const char *disc_path,
+                                     const char *const *metadata_pairs) {
+    if (t->step % t->cfg.acc_steps != 0 || t->d_pending)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "autoencoder state at step %d: gradients are still being accumulated",
+                        t->step);
+    if (t->dg) LDM_TRY(save_one(disc_path, t->dg, t->opt_d, t->step, metadata_pairs));
+    return save_one(gen_path, t->gg, t->opt_g, t->step, metadata_pairs);
+}
+
+ldm_status ldm_ae_trainer_load_state(ldm_ae_trainer *t, const char *gen_path,
+                                     const char *disc_path) {
+    int step = 0, d_step = 0;
+    LDM_TRY(read_step(gen_path, &step));
+    if (t->dg) {
+        LDM_TRY(read_step(disc_path, &d_step));
+        if (d_step != step)
+            return LDM_FAIL(LDM_ERR_FORMAT,
+                            "'%s' is at step %d but '%s' at step %d: not one run's state", gen_path,
+                            step, disc_path, d_step);
+    }
+    LDM_TRY(ldm_train_state_load(gen_path, t->gg, t->opt_g, NULL));
+    if (t->dg) LDM_TRY(ldm_train_state_load(disc_path, t->dg, t->opt_d, NULL));
+    t->step = step;
+    t->d_pending = 0;
+    t->adv_written = -1.0f;
     return LDM_OK;
 }
 

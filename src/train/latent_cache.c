@@ -1,8 +1,9 @@
 /* src/train/latent_cache.c: the dataset encoded once by the autoencoder (see ldmcl/runner.h).
  * The cache file holds "latents" [n, z, h, w] and "indices" [n] (the dataset items they belong
- * to: unreadable images are left out), and in its metadata the SHA-256 of the autoencoder file and
- * a fingerprint of the dataset (every path with its size and modification time, the resolution
- * and channels). A cache whose keys differ is rebuilt, never reused. */
+ * to: unreadable images are left out), with random_flip also "latents_flipped" (the mirrored
+ * images), and in its metadata the SHA-256 of the autoencoder file and a fingerprint of the
+ * dataset (every path with its size and modification time, the resolution and channels, and
+ * random_flip). A cache whose keys differ is rebuilt, never reused. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +18,8 @@ static void fingerprint(const run_ctx *r, char hex[65]) {
     ldm_sha256 s;
     ldm_sha256_init(&s);
     char head[128];
-    snprintf(head, sizeof head, "ldmcl latent cache 1; resolution %d; channels %d",
-             r->c->resolution, r->c->channels);
+    snprintf(head, sizeof head, "ldmcl latent cache 1; resolution %d; channels %d%s",
+             r->c->resolution, r->c->channels, r->c->random_flip ? "; flipped too" : "");
     ldm_sha256_field(&s, head, strlen(head));
     for (size_t i = 0; i < ldm_dataset_count(r->data); i++) {
         const char *p = ldm_dataset_path(r->data, i);
@@ -71,7 +72,8 @@ ldm_status run_latent_cache(run_ctx *r, const char *ae_path, char *cache_path) {
     float *images = malloc((size_t)batch * per * sizeof *images);
     float *blat = malloc((size_t)batch * lat * sizeof *blat);
     float *all = malloc(n * lat * sizeof *all), *indices = malloc(n * sizeof *indices);
-    if (st == LDM_OK && (!images || !blat || !all || !indices))
+    float *flipped = c->random_flip ? malloc(n * lat * sizeof *flipped) : NULL;
+    if (st == LDM_OK && (!images || !blat || !all || !indices || (c->random_flip && !flipped)))
         st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory for %zu latents", n);
     size_t kept = 0, skipped = 0, i = 0;
     while (st == LDM_OK && i < n) {
@@ -93,10 +95,17 @@ ldm_status run_latent_cache(run_ctx *r, const char *ae_path, char *cache_path) {
         for (int q = b; q < batch; q++) /* pad the last batch */
             memcpy(images + (size_t)q * per, images, per * sizeof *images);
         st = ldm_ae_codec_encode(k, images, blat, NULL);
-        for (int q = 0; st == LDM_OK && q < b; q++) {
-            memcpy(all + kept * lat, blat + (size_t)q * lat, lat * sizeof *all);
-            indices[kept++] = (float)idx[q];
+        for (int q = 0; st == LDM_OK && q < b; q++)
+            memcpy(all + (kept + q) * lat, blat + (size_t)q * lat, lat * sizeof *all);
+        if (st == LDM_OK && flipped) { /* the same images mirrored */
+            for (int q = 0; st == LDM_OK && q < batch; q++)
+                st = ldm_dataset_image(r->data, idx[q < b ? q : 0], 1, images + (size_t)q * per);
+            if (st == LDM_OK) st = ldm_ae_codec_encode(k, images, blat, NULL);
+            for (int q = 0; st == LDM_OK && q < b; q++)
+                memcpy(flipped + (kept + q) * lat, blat + (size_t)q * lat, lat * sizeof *all);
         }
+        for (int q = 0; st == LDM_OK && q < b; q++)
+            indices[kept++] = (float)idx[q];
         if (r->o->progress && st == LDM_OK)
             r->o->progress(r->o->progress_user, "encoding", (int)i, (int)n, 0.0f, 0.0);
     }
@@ -114,8 +123,10 @@ ldm_status run_latent_cache(run_ctx *r, const char *ae_path, char *cache_path) {
                               NULL};
         int64_t s_lat[4] = {(int64_t)kept, shape[1], shape[2], shape[3]},
                 s_idx[1] = {(int64_t)kept};
-        ldm_st_entry e[2] = {{"latents", 4, s_lat, all}, {"indices", 1, s_idx, indices}};
-        st = ldm_safetensors_write(cache_path, e, 2, meta);
+        ldm_st_entry e[3] = {{"latents", 4, s_lat, all},
+                             {"indices", 1, s_idx, indices},
+                             {"latents_flipped", 4, s_lat, flipped}};
+        st = ldm_safetensors_write(cache_path, e, flipped ? 3 : 2, meta);
     }
     if (st == LDM_OK)
         run_note(r, LDM_LOG_INFO, "latent cache %s: %zu images encoded, %zu unreadable skipped",
@@ -123,6 +134,7 @@ ldm_status run_latent_cache(run_ctx *r, const char *ae_path, char *cache_path) {
     free(images);
     free(blat);
     free(all);
+    free(flipped);
     free(indices);
     ldm_ae_codec_destroy(k);
     return st;

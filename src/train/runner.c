@@ -206,7 +206,7 @@ ldm_status ldm_run_train(ldm_ctx *ctx, const ldm_run_config *config, const ldm_r
     ldm_run_config *c = malloc(sizeof *c); /* with epochs turned into steps */
     if (!c) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     *c = *config;
-    run_ctx r = {ctx, c, o, NULL, ""};
+    run_ctx r = {ctx, c, o, NULL, "", 0};
     snprintf(r.out, sizeof r.out, "%s", c->output_dir);
     ldm_status st = run_mkdirs(r.out);
     if (st == LDM_OK && !c->dataset_path[0])
@@ -248,10 +248,39 @@ ldm_status ldm_run_train(ldm_ctx *ctx, const ldm_run_config *config, const ldm_r
                           "the autoencoder stage, or set [autoencoder] checkpoint)",
                           ae_path);
     }
-    if (st == LDM_OK && o->stage != LDM_STAGE_AUTOENCODER)
-        st = run_latent_cache(&r, ae_path, cache);
-    if (st == LDM_OK && o->stage != LDM_STAGE_AUTOENCODER) st = run_ldm_stage(&r, ae_path, cache);
+    int later = st == LDM_OK && !r.stopped && o->stage != LDM_STAGE_AUTOENCODER;
+    if (later) st = run_latent_cache(&r, ae_path, cache);
+    if (later && st == LDM_OK) st = run_ldm_stage(&r, ae_path, cache);
     ldm_dataset_destroy(r.data);
     free(c);
+    return st;
+}
+
+ldm_status run_trim_log(const char *path, int step) {
+    FILE *f = fopen(path, "r");
+    if (!f) return LDM_OK;
+    size_t cap = 1 << 16, len = 0;
+    char *keep = malloc(cap), line[256];
+    if (!keep) {
+        fclose(f);
+        return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    }
+    keep[0] = 0;
+    while (fgets(line, sizeof line, f)) {
+        int k = atoi(line);
+        if (k > step) continue; /* the header reads as 0 */
+        size_t n = strlen(line);
+        if (len + n + 1 > cap) {
+            char *bigger = realloc(keep, 2 * cap + n);
+            if (!bigger) break;
+            keep = bigger;
+            cap = 2 * cap + n;
+        }
+        memcpy(keep + len, line, n + 1);
+        len += n;
+    }
+    fclose(f);
+    ldm_status st = run_write_text(path, keep);
+    free(keep);
     return st;
 }

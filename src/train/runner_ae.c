@@ -49,6 +49,59 @@ static ldm_status fill_batch(run_ctx *r, uint64_t *pos, int batch, float *images
     return LDM_OK;
 }
 
+/* The stage's resumable state (ldm_ae_trainer_save_state) with the data position and the count
+ * of skipped images. The state is one of the autoencoder's checkpoints; the autoencoder file
+ * itself is written only when the stage is done. */
+static ldm_status save_state(const run_ctx *r, ldm_ae_trainer *t, const char *gstate,
+                             const char *dstate, int step, uint64_t pos, size_t skipped) {
+    char steps[24], position[24], skips[24];
+    snprintf(steps, sizeof steps, "%d", step);
+    snprintf(position, sizeof position, "%llu", (unsigned long long)pos);
+    snprintf(skips, sizeof skips, "%zu", skipped);
+    const char *meta[] = {
+        "ldmcl.stage", "autoencoder in progress", "ldmcl.ae_step", steps, "ldmcl.data_position",
+        position,      "ldmcl.skipped",           skips,           NULL};
+    LDM_TRY(ldm_ae_trainer_save_state(t, gstate, dstate, meta));
+    run_note(r, LDM_LOG_DEBUG, "autoencoder: state at step %d saved in %s", step, gstate);
+    return LDM_OK;
+}
+
+static ldm_status meta_u64(const ldm_safetensors *st, const char *path, const char *key,
+                           uint64_t *out) {
+    const char *v = ldm_safetensors_metadata(st, key);
+    char *end = NULL;
+    unsigned long long n = v ? strtoull(v, &end, 10) : 0;
+    if (!v || *end)
+        return LDM_FAIL(LDM_ERR_FORMAT, "autoencoder state '%s': no valid %s", path, key);
+    *out = n;
+    return LDM_OK;
+}
+
+static ldm_status resume_state(const run_ctx *r, ldm_ae_trainer *t, const char *gstate,
+                               const char *dstate, int *start, uint64_t *pos, size_t *skipped) {
+    ldm_safetensors *st;
+    LDM_TRY(ldm_safetensors_open(gstate, &st));
+    uint64_t step = 0, position = 0, skips = 0;
+    ldm_status s = meta_u64(st, gstate, "ldmcl.ae_step", &step);
+    if (s == LDM_OK) s = meta_u64(st, gstate, "ldmcl.data_position", &position);
+    if (s == LDM_OK) s = meta_u64(st, gstate, "ldmcl.skipped", &skips);
+    ldm_safetensors_close(st);
+    LDM_TRY(s);
+    if (step > (uint64_t)r->c->ae_steps)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "autoencoder state '%s' is at step %llu, beyond max_train_steps = %d",
+                        gstate, (unsigned long long)step, r->c->ae_steps);
+    LDM_TRY(ldm_ae_trainer_load_state(t, gstate, dstate));
+    if ((uint64_t)ldm_ae_trainer_steps(t) != step)
+        return LDM_FAIL(LDM_ERR_FORMAT, "autoencoder state '%s': step %llu but trainer step %d",
+                        gstate, (unsigned long long)step, ldm_ae_trainer_steps(t));
+    *start = (int)step;
+    *pos = position;
+    *skipped = (size_t)skips;
+    run_note(r, LDM_LOG_INFO, "autoencoder: resumed from %s at step %d", gstate, *start);
+    return LDM_OK;
+}
+
 ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
     const ldm_run_config *c = r->c;
     if (c->ae_checkpoint[0]) {
@@ -92,16 +145,29 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
     size_t per = (size_t)c->channels * c->resolution * c->resolution, skipped = 0;
     float *images = malloc((size_t)tc.batch * per * sizeof *images);
     if (st == LDM_OK && !images) st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-    char csv_path[LDM_RUN_PATH], disc_path[LDM_RUN_PATH];
+    char csv_path[LDM_RUN_PATH], disc_path[LDM_RUN_PATH], gstate[LDM_RUN_PATH],
+        dstate[LDM_RUN_PATH];
     run_path(csv_path, r->out, "autoencoder_log.csv");
     run_path(disc_path, r->out, "discriminator.safetensors");
-    FILE *csv = st == LDM_OK ? fopen(csv_path, "w") : NULL;
-    if (st == LDM_OK && !csv) st = LDM_FAIL(LDM_ERR_IO, "cannot write '%s'", csv_path);
-    if (csv)
-        fprintf(csv, "step,recon,codebook,commitment,kl,perceptual,g_adv,d_total,codebook_used\n");
+    run_path(gstate, r->out, "autoencoder-state.safetensors");
+    run_path(dstate, r->out, "discriminator-state.safetensors");
     uint64_t pos = 0;
+    int start = 0;
+    if (st == LDM_OK && r->o->resume && run_exists(gstate))
+        st = resume_state(r, t, gstate, dstate, &start, &pos, &skipped);
+    else if (st == LDM_OK && run_exists(gstate))
+        run_note(r, LDM_LOG_INFO,
+                 "autoencoder: %s holds an unfinished run's state; starting over (--resume "
+                 "continues it)",
+                 gstate);
+    if (st == LDM_OK && start) st = run_trim_log(csv_path, start);
+    FILE *csv = st == LDM_OK ? fopen(csv_path, start ? "a" : "w") : NULL;
+    if (st == LDM_OK && !csv) st = LDM_FAIL(LDM_ERR_IO, "cannot write '%s'", csv_path);
+    if (csv && !start)
+        fprintf(csv, "step,recon,codebook,commitment,kl,perceptual,g_adv,d_total,codebook_used\n");
     double t0 = now_s();
-    for (int s = 0; st == LDM_OK && s < c->ae_steps; s++) {
+    int done_here = 0, stopped = 0;
+    for (int s = start; st == LDM_OK && s < c->ae_steps; s++) {
         st = fill_batch(r, &pos, tc.batch, images, &skipped);
         ldm_ae_losses l;
         double ts = now_s();
@@ -123,23 +189,36 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
         if (r->o->progress)
             r->o->progress(r->o->progress_user, "autoencoder", s + 1, c->ae_steps, l.recon,
                            now_s() - t0);
-        if ((s + 1) % c->checkpointing_steps == 0 && s + 1 < c->ae_steps) {
-            const char *meta[] = {"ldmcl.stage", "autoencoder in progress", NULL};
-            st = ldm_ae_trainer_save(t, ae_path, disc_path, meta);
+        if ((s + 1) % c->checkpointing_steps == 0 && (s + 1) % c->ae_acc_steps == 0 &&
+            s + 1 < c->ae_steps)
+            st = save_state(r, t, gstate, dstate, s + 1, pos, skipped);
+        if (st == LDM_OK && r->o->ae_stop_after > 0 && ++done_here == r->o->ae_stop_after &&
+            s + 1 < c->ae_steps) {
+            run_note(r, LDM_LOG_INFO,
+                     "autoencoder: stopped after %d steps (as asked); --resume continues from %s",
+                     done_here, gstate);
+            stopped = 1;
+            break;
         }
     }
     if (csv) fclose(csv);
-    if (st == LDM_OK) {
+    if (st == LDM_OK && stopped) {
+        r->stopped = 1; /* the later stages do not run */
+    } else if (st == LDM_OK) {
         char steps[32];
         snprintf(steps, sizeof steps, "%d", c->ae_steps);
         const char *meta[] = {"ldmcl.stage", "autoencoder complete", "ldmcl.ae_steps", steps, NULL};
         st = ldm_ae_trainer_save(t, ae_path, disc_path, meta);
     }
-    if (st == LDM_OK)
+    if (st == LDM_OK && !stopped) {
+        /* finished: the resumable state is no longer needed */
+        remove(gstate);
+        remove(dstate);
         run_note(r, LDM_LOG_INFO,
                  "autoencoder: %d steps in %.1f s; %zu unreadable images "
                  "skipped; saved %s",
-                 c->ae_steps, now_s() - t0, skipped, ae_path);
+                 c->ae_steps - start, now_s() - t0, skipped, ae_path);
+    }
     free(images);
     ldm_ae_trainer_destroy(t);
     return st;

@@ -16,6 +16,7 @@ typedef struct run_ctx {
     const ldm_run_options *o;
     ldm_dataset *data;
     char out[LDM_RUN_PATH]; /* output_dir */
+    int stopped;            /* a stage stopped early as asked (ae_stop_after): skip the rest */
 } run_ctx;
 
 void run_note(const run_ctx *r, ldm_log_level level, const char *fmt, ...)
@@ -37,6 +38,10 @@ ldm_status run_copy_file(const char *from, const char *to);
 ldm_status run_write_text(const char *path, const char *text);
 ldm_status run_sha256_file(const char *path, char hex[65]);
 int run_exists(const char *path);
+
+/* Keeps the lines of a CSV log whose first field is at most step (the header reads as 0), so a
+ * resumed run appends after the step it resumes from. A missing file is left missing. */
+ldm_status run_trim_log(const char *path, int step);
 
 /* Profiling of one step (options profile_step): begin before step `step` (0-based) if it is the
  * one asked for; report after it, through the log, the device time by kernel against the step's

@@ -35,6 +35,7 @@ typedef struct stage {
     ldm_clip_encoder *frozen; /* clip_frozen: the context of a batch */
     int trained_text;         /* the encoder is in the step */
     float *cache, *cache_idx; /* the latent cache */
+    float *cache_flipped;     /* the mirrored images' latents (random_flip), else NULL */
     size_t n, lat;
     int lat_hw;
     float *lat_batch, *ctx, *empty_ctx, *ids_f, *mask_f;
@@ -66,6 +67,19 @@ static ldm_status load_cache(stage *s, const char *path) {
         e = s->cache && s->cache_idx ? ldm_safetensors_read_f32(st, l, s->cache)
                                      : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
         if (e == LDM_OK) e = ldm_safetensors_read_f32(st, i, s->cache_idx);
+    }
+    if (e == LDM_OK && s->c->random_flip) {
+        const ldm_st_tensor *f = ldm_safetensors_find(st, "latents_flipped");
+        if (!f || f->ndim != 4 || memcmp(f->shape, l->shape, sizeof f->shape[0] * 4) != 0)
+            e = LDM_FAIL(LDM_ERR_FORMAT,
+                         "latent cache '%s' has no latents_flipped like its latents, but "
+                         "random_flip is on",
+                         path);
+        if (e == LDM_OK) {
+            s->cache_flipped = malloc(s->n * s->lat * sizeof *s->cache_flipped);
+            e = s->cache_flipped ? ldm_safetensors_read_f32(st, f, s->cache_flipped)
+                                 : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+        }
     }
     ldm_safetensors_close(st);
     return e;
@@ -175,7 +189,11 @@ static ldm_status write_batch(stage *s, uint64_t p0) {
     for (int b = 0; b < c->batch; b++) {
         uint64_t p = p0 + (uint64_t)b;
         size_t j = run_order(c->seed, s->n, p);
-        memcpy(s->lat_batch + (size_t)b * s->lat, s->cache + j * s->lat, s->lat * sizeof(float));
+        /* random_flip: the mirrored image's latent half of the time (its own draw) */
+        const float *from = s->cache_flipped && (run_mix(run_mix(c->seed ^ p) ^ 0xf11bu) & 1)
+                                ? s->cache_flipped
+                                : s->cache;
+        memcpy(s->lat_batch + (size_t)b * s->lat, from + j * s->lat, s->lat * sizeof(float));
         captions[b] =
             ldm_dataset_caption(s->r->data, (size_t)s->cache_idx[j], run_mix(c->seed ^ run_mix(p)));
     }
@@ -188,37 +206,6 @@ static ldm_status write_batch(stage *s, uint64_t p0) {
     }
     LDM_TRY(ldm_clip_encoder_run(s->frozen, s->ids, s->mask, s->ctx));
     return ldm_tensor_write(s->tg.context, s->ctx);
-}
-
-/* A resumed run's log keeps the lines up to the checkpoint's step (a killed run may have logged
- * steps after it). */
-static ldm_status trim_log(const char *path, int step) {
-    FILE *f = fopen(path, "r");
-    if (!f) return LDM_OK;
-    size_t cap = 1 << 16, len = 0;
-    char *keep = malloc(cap), line[256];
-    if (!keep) {
-        fclose(f);
-        return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-    }
-    keep[0] = 0;
-    while (fgets(line, sizeof line, f)) {
-        int k = atoi(line);
-        if (k > step) continue; /* the header reads as 0 */
-        size_t n = strlen(line);
-        if (len + n + 1 > cap) {
-            char *bigger = realloc(keep, 2 * cap + n);
-            if (!bigger) break;
-            keep = bigger;
-            cap = 2 * cap + n;
-        }
-        memcpy(keep + len, line, n + 1);
-        len += n;
-    }
-    fclose(f);
-    ldm_status st = run_write_text(path, keep);
-    free(keep);
-    return st;
 }
 
 /* The loss curve of the whole run, from its log. */
@@ -464,6 +451,7 @@ static void stage_free(stage *s) {
     ldm_schedule_destroy(s->sched);
     free(s->cache);
     free(s->cache_idx);
+    free(s->cache_flipped);
     free(s->lat_batch);
     free(s->ctx);
     free(s->empty_ctx);
@@ -491,7 +479,7 @@ ldm_status run_ldm_stage(run_ctx *r, const char *ae_path, const char *cache_path
     if (st == LDM_OK) st = resume(&s, &start);
     char csv_path[LDM_RUN_PATH];
     run_path(csv_path, r->out, "train_log.csv");
-    if (st == LDM_OK && start) st = trim_log(csv_path, start);
+    if (st == LDM_OK && start) st = run_trim_log(csv_path, start);
     FILE *csv = st == LDM_OK ? fopen(csv_path, start ? "a" : "w") : NULL;
     if (st == LDM_OK && !csv) st = LDM_FAIL(LDM_ERR_IO, "cannot write '%s'", csv_path);
     if (csv && !start) fprintf(csv, "step,loss,lr,seconds\n");
