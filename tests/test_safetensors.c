@@ -59,6 +59,14 @@ static void round_trip(void **state) {
     assert_string_equal(ldm_safetensors_metadata(st, "step"), "1200");
     assert_string_equal(ldm_safetensors_metadata(st, "schedule"), "scaled_linear");
     assert_null(ldm_safetensors_metadata(st, "missing"));
+    uint64_t n = 0;
+    assert_status(ldm_safetensors_metadata_u64(st, "step", &n), LDM_OK);
+    assert_int_equal(n, 1200);
+    assert_status(ldm_safetensors_metadata_u64(st, "schedule", &n), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "schedule = 'scaled_linear' is not a whole number");
+    assert_status(ldm_safetensors_metadata_u64(st, "missing", &n), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "model.safetensors' has no metadata missing");
+    assert_int_equal(n, 1200);
     const ldm_st_tensor *t = ldm_safetensors_find(st, "weight");
     assert_non_null(t);
     assert_int_equal(t->ndim, 2);

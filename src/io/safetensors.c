@@ -260,6 +260,19 @@ const char *ldm_safetensors_metadata(const ldm_safetensors *st, const char *key)
     return v ? v->string : NULL;
 }
 
+ldm_status ldm_safetensors_metadata_u64(const ldm_safetensors *st, const char *key, uint64_t *out) {
+    const char *v = ldm_safetensors_metadata(st, key);
+    if (!v) return LDM_FAIL(LDM_ERR_FORMAT, "'%s' has no metadata %s", st->path, key);
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (end == v || *end || errno || v[0] == '-')
+        return LDM_FAIL(LDM_ERR_FORMAT, "'%s': metadata %s = '%s' is not a whole number", st->path,
+                        key, v);
+    *out = x;
+    return LDM_OK;
+}
+
 const char *ldm_safetensors_path(const ldm_safetensors *st) {
     return st->path;
 }

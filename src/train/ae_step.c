@@ -364,16 +364,15 @@ static ldm_status save_one(const char *path, ldm_graph *g, ldm_optimizer *opt, i
 static ldm_status read_step(const char *path, int *step) {
     ldm_safetensors *st;
     LDM_TRY(ldm_safetensors_open(path, &st));
-    const char *v = ldm_safetensors_metadata(st, STEP_KEY);
-    char *end = NULL;
-    long n = v ? strtol(v, &end, 10) : -1;
-    int ok = v && end != v && !*end && n >= 0 && n <= 1L << 30; /* before v is freed */
+    uint64_t n = 0;
+    ldm_status s = ldm_safetensors_metadata_u64(st, STEP_KEY, &n);
     ldm_safetensors_close(st);
-    if (!ok)
-        return LDM_FAIL(LDM_ERR_FORMAT, "'%s' is not an autoencoder training state (no valid %s)",
-                        path, STEP_KEY);
-    *step = (int)n;
-    return LDM_OK;
+    if (s == LDM_OK && n > (uint64_t)1 << 30)
+        s = LDM_FAIL(LDM_ERR_FORMAT, "'%s': %s = %llu is not a step count", path, STEP_KEY,
+                     (unsigned long long)n);
+    if (s != LDM_OK) ldm_error_prefix("'%s' is not an autoencoder training state", path);
+    if (s == LDM_OK) *step = (int)n;
+    return s;
 }
 
 ldm_status ldm_ae_trainer_save_state(ldm_ae_trainer *t, const char *gen_path, const char *disc_path,

@@ -66,25 +66,14 @@ static ldm_status save_state(const run_ctx *r, ldm_ae_trainer *t, const char *gs
     return LDM_OK;
 }
 
-static ldm_status meta_u64(const ldm_safetensors *st, const char *path, const char *key,
-                           uint64_t *out) {
-    const char *v = ldm_safetensors_metadata(st, key);
-    char *end = NULL;
-    unsigned long long n = v ? strtoull(v, &end, 10) : 0;
-    if (!v || *end)
-        return LDM_FAIL(LDM_ERR_FORMAT, "autoencoder state '%s': no valid %s", path, key);
-    *out = n;
-    return LDM_OK;
-}
-
 static ldm_status resume_state(const run_ctx *r, ldm_ae_trainer *t, const char *gstate,
                                const char *dstate, int *start, uint64_t *pos, size_t *skipped) {
     ldm_safetensors *st;
     LDM_TRY(ldm_safetensors_open(gstate, &st));
     uint64_t step = 0, position = 0, skips = 0;
-    ldm_status s = meta_u64(st, gstate, "ldmcl.ae_step", &step);
-    if (s == LDM_OK) s = meta_u64(st, gstate, "ldmcl.data_position", &position);
-    if (s == LDM_OK) s = meta_u64(st, gstate, "ldmcl.skipped", &skips);
+    ldm_status s = ldm_safetensors_metadata_u64(st, "ldmcl.ae_step", &step);
+    if (s == LDM_OK) s = ldm_safetensors_metadata_u64(st, "ldmcl.data_position", &position);
+    if (s == LDM_OK) s = ldm_safetensors_metadata_u64(st, "ldmcl.skipped", &skips);
     ldm_safetensors_close(st);
     LDM_TRY(s);
     if (step > (uint64_t)r->c->ae_steps)

@@ -119,17 +119,6 @@ ldm_status ldm_train_state_save(const char *path, ldm_graph *g, ldm_optimizer *o
     return st;
 }
 
-static ldm_status count_from(ldm_safetensors *st, const char *path, const char *key,
-                             uint64_t *out) {
-    const char *v = ldm_safetensors_metadata(st, key);
-    char *end;
-    if (!v) return LDM_FAIL(LDM_ERR_FORMAT, "'%s' is not a training state: no %s", path, key);
-    unsigned long long x = strtoull(v, &end, 10);
-    if (*end || end == v) return LDM_FAIL(LDM_ERR_FORMAT, "'%s': %s = '%s'", path, key, v);
-    *out = x;
-    return LDM_OK;
-}
-
 /* Reads "<prefix><name>" for every trainable parameter into host copies (all or nothing). */
 static ldm_status read_group(ldm_safetensors *st, const char *path, ldm_graph *g,
                              const char *prefix, float ***out) {
@@ -175,9 +164,11 @@ ldm_status ldm_train_state_load(const char *path, ldm_graph *g, ldm_optimizer *o
     LDM_TRY(ldm_safetensors_open(path, &st));
     uint64_t graph_step = 0, opt_steps = 0, ema_updates = 0;
     float **m = NULL, **v = NULL, **e = NULL;
-    ldm_status s = count_from(st, path, "ldmcl.state.graph_step", &graph_step);
-    if (s == LDM_OK && opt) s = count_from(st, path, "ldmcl.state.optimizer_steps", &opt_steps);
-    if (s == LDM_OK && ema) s = count_from(st, path, "ldmcl.state.ema_updates", &ema_updates);
+    ldm_status s = ldm_safetensors_metadata_u64(st, "ldmcl.state.graph_step", &graph_step);
+    if (s == LDM_OK && opt)
+        s = ldm_safetensors_metadata_u64(st, "ldmcl.state.optimizer_steps", &opt_steps);
+    if (s == LDM_OK && ema)
+        s = ldm_safetensors_metadata_u64(st, "ldmcl.state.ema_updates", &ema_updates);
     if (s == LDM_OK && opt) s = read_group(st, path, g, "optimizer.exp_avg.", &m);
     if (s == LDM_OK && opt) s = read_group(st, path, g, "optimizer.exp_avg_sq.", &v);
     if (s == LDM_OK && ema) s = read_group(st, path, g, "ema.", &e);
