@@ -191,22 +191,20 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
         }
     }
     if (csv) fclose(csv);
-    if (st == LDM_OK && stopped) {
-        r->stopped = 1; /* the later stages do not run */
-    } else if (st == LDM_OK) {
+    r->stopped = stopped; /* as asked: the later stages do not run */
+    if (st == LDM_OK && !stopped) {
         char steps[32];
         snprintf(steps, sizeof steps, "%d", c->ae_steps);
         const char *meta[] = {"ldmcl.stage", "autoencoder complete", "ldmcl.ae_steps", steps, NULL};
         st = ldm_ae_trainer_save(t, ae_path, disc_path, meta);
-    }
-    if (st == LDM_OK && !stopped) {
-        /* finished: the resumable state is no longer needed */
-        remove(gstate);
-        remove(dstate);
-        run_note(r, LDM_LOG_INFO,
-                 "autoencoder: %d steps in %.1f s; %zu unreadable images "
-                 "skipped; saved %s",
-                 c->ae_steps - start, now_s() - t0, skipped, ae_path);
+        if (st == LDM_OK) {
+            /* finished: the resumable state is no longer needed */
+            remove(gstate);
+            remove(dstate);
+            run_note(r, LDM_LOG_INFO,
+                     "autoencoder: %d steps in %.1f s; %zu unreadable images skipped; saved %s",
+                     c->ae_steps - start, now_s() - t0, skipped, ae_path);
+        }
     }
     free(images);
     ldm_ae_trainer_destroy(t);
