@@ -34,23 +34,29 @@ def load_state_dict(path):
     return obj
 
 
+def convert(src, dst, kind):
+    """src (a reference .pth state_dict) -> dst (safetensors, float32, metadata kind and source).
+    Returns the number of tensors and of parameters written."""
+    sd = load_state_dict(src)
+    dropped = [k for k in sd if k.endswith(".num_batches_tracked")]
+    tensors = {k: v.detach().to(torch.float32).contiguous().numpy() for k, v in sd.items()
+               if k not in dropped}
+    if dropped:
+        print(f"left out {len(dropped)} BatchNorm num_batches_tracked counters")
+    st.write(dst, tensors, {"format": "ldmcl", "kind": kind,
+                            "source": os.path.basename(src),
+                            "converted_by": "tools/convert_reference.py"})
+    return len(tensors), sum(v.size for v in tensors.values())
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("input", help="reference checkpoint (.pth state_dict)")
     ap.add_argument("output", help="safetensors file to write")
     ap.add_argument("--kind", default="unet", choices=["unet", "vqvae", "vae", "discriminator"])
     args = ap.parse_args()
-    sd = load_state_dict(args.input)
-    dropped = [k for k in sd if k.endswith(".num_batches_tracked")]
-    tensors = {k: v.detach().to(torch.float32).contiguous().numpy() for k, v in sd.items()
-               if k not in dropped}
-    if dropped:
-        print(f"left out {len(dropped)} BatchNorm num_batches_tracked counters")
-    st.write(args.output, tensors, {"format": "ldmcl", "kind": args.kind,
-                                    "source": os.path.basename(args.input),
-                                    "converted_by": "tools/convert_reference.py"})
-    count = sum(v.size for v in tensors.values())
-    print(f"{args.output}: {len(tensors)} tensors, {count} parameters")
+    n, count = convert(args.input, args.output, args.kind)
+    print(f"{args.output}: {n} tensors, {count} parameters")
 
 
 if __name__ == "__main__":

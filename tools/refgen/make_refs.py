@@ -950,6 +950,164 @@ def converted_autoencoder(out_dir, repo):
     print(f"{out_dir}/converted_vqvae, converted_discriminator from the reference's classes")
 
 
+def reference_pipeline(out_dir, repo, lib_path):
+    """A whole text-conditioned model of the reference, sampled as its
+    tools/sample_ddpm_text_cond.py does: a tiny CLIP (transformers' CLIPTextModel and
+    CLIPTokenizer, saved as a Hugging Face folder), the reference's Unet and VQVAE (random
+    weights, saved as the reference saves them: a state_dict .pth) and its YAML config, put
+    together by tools/reference_model.py into tests/ref/reference_model/; then the reference's
+    sampling loop (its LinearNoiseScheduler, get_text_representation, guidance against the empty
+    prompt, vae.decode) run in float64 with ldmcl's random numbers (ldm_rng_host from
+    lib_path, the streams of src/sample/sampler.c) in place of torch.randn. The test: ldmcl's
+    pipeline on that folder gives the same images."""
+    import ctypes
+    import shutil
+    import subprocess
+    import tempfile
+    import yaml
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from transformers.models.clip.tokenization_clip import bytes_to_unicode
+    sys.path.insert(0, repo)
+    from models.unet_cond_base import Unet as ReferenceUnet  # the reference's code, not ours
+    from models.vqvae import VQVAE as ReferenceVQVAE
+    from scheduler.linear_noise_scheduler import LinearNoiseScheduler
+    from utils.text_utils import get_text_representation
+
+    lib = ctypes.CDLL(lib_path)
+    lib.ldm_rng_host.argtypes = [ctypes.c_int, ctypes.c_size_t, ctypes.c_uint64, ctypes.c_uint32,
+                                 ctypes.c_uint64, ctypes.POINTER(ctypes.c_float)]
+    lib.ldm_rng_host.restype = None
+
+    def ldmcl_randn(shape, seed, stream, step):
+        n = math.prod(shape)
+        buf = (ctypes.c_float * n)()
+        lib.ldm_rng_host(1, n, seed, stream, step, buf)  # LDM_DIST_NORMAL
+        return torch.tensor(list(buf), dtype=torch.float64).reshape(shape)
+
+    cfg = {
+        "dataset_params": {"im_path": "unused", "im_channels": 1, "im_size": 8, "name": "tiny"},
+        "diffusion_params": {"num_timesteps": 20, "beta_start": 0.002, "beta_end": 0.2},
+        "ldm_params": {
+            "down_channels": [8, 16, 16], "mid_channels": [16, 16], "down_sample": [True, False],
+            "attn_down": [True, True], "time_emb_dim": 8, "norm_channels": 4, "num_heads": 2,
+            "conv_out_channels": 8, "num_down_layers": 1, "num_mid_layers": 1,
+            "num_up_layers": 1,
+            "condition_config": {"condition_types": ["text"], "text_condition_config": {
+                "text_embed_model": "clip", "train_text_embed_model": False,
+                "text_embed_dim": 8, "cond_drop_prob": 0.1}}},
+        "autoencoder_params": {
+            "z_channels": 2, "codebook_size": 5, "down_channels": [4, 8], "mid_channels": [8, 8],
+            "down_sample": [True], "attn_down": [False], "norm_channels": 2, "num_heads": 2,
+            "num_down_layers": 1, "num_mid_layers": 1, "num_up_layers": 1},
+        "train_params": {"task_name": "tiny", "cf_guidance_scale": 3.0,
+                         "ldm_ckpt_name": "ddpm_ckpt_text_cond_clip.pth",
+                         "vqvae_autoencoder_ckpt_name": "vqvae_autoencoder_ckpt.pth"},
+    }
+    prompt, seed = "the photo of an ankle boot, on white", 4242
+    # a CLIP vocabulary in OpenAI's layout: the 256 byte symbols, with and without </w>, a few
+    # merges, the two special tokens
+    chars = list(bytes_to_unicode().values())
+    merges = [("t", "h"), ("th", "e</w>"), ("a", "n"), ("o", "n</w>"), ("o", "o"), ("b", "oo"),
+              ("boo", "t</w>")]
+    tokens = chars + [c + "</w>" for c in chars] + [a + b for a, b in merges]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    torch.manual_seed(8642)
+    unet = ReferenceUnet(cfg["autoencoder_params"]["z_channels"], cfg["ldm_params"]).eval()
+    vqvae = ReferenceVQVAE(1, cfg["autoencoder_params"]).eval()
+    clip = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokens), hidden_size=8, intermediate_size=16, num_hidden_layers=2,
+        num_attention_heads=2, max_position_embeddings=77, hidden_act="quick_gelu")).eval()
+    with torch.no_grad():
+        clip.text_model.embeddings.token_embedding.weight.normal_(0, 0.5)
+        for m in (unet, vqvae, clip):  # away from the trivial initial biases and norms
+            for p in m.parameters():
+                p.add_(0.05 * torch.randn(p.shape))
+    with tempfile.TemporaryDirectory() as tmp:
+        clip_dir = os.path.join(tmp, "clip")
+        os.makedirs(clip_dir)
+        with open(os.path.join(clip_dir, "vocab.json"), "w") as f:
+            json.dump({t: i for i, t in enumerate(tokens)}, f)
+        with open(os.path.join(clip_dir, "merges.txt"), "w") as f:
+            f.write("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+        tokenizer = CLIPTokenizer(os.path.join(clip_dir, "vocab.json"),
+                                  os.path.join(clip_dir, "merges.txt"))
+        tokenizer.save_pretrained(clip_dir)
+        clip.config.bos_token_id, clip.config.eos_token_id = len(tokens) - 2, len(tokens) - 1
+        clip.save_pretrained(clip_dir, safe_serialization=True)
+        run = os.path.join(tmp, "tiny")
+        os.makedirs(run)
+        torch.save(unet.state_dict(), os.path.join(run, cfg["train_params"]["ldm_ckpt_name"]))
+        torch.save(vqvae.state_dict(),
+                   os.path.join(run, cfg["train_params"]["vqvae_autoencoder_ckpt_name"]))
+        yml = os.path.join(tmp, "tiny_text_cond.yaml")
+        with open(yml, "w") as f:
+            yaml.safe_dump(cfg, f)
+        model_dir = os.path.join(out_dir, "reference_model")
+        shutil.rmtree(model_dir, ignore_errors=True)
+        subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "..",
+                                                     "reference_model.py"), yml, model_dir,
+                        "--clip", clip_dir, "--copy-clip", "--run-dir", tmp], check=True)
+
+    # The reference's sampling loop (tools/sample_ddpm_text_cond.py), in float64.
+    d = cfg["diffusion_params"]
+    sched = LinearNoiseScheduler(d["num_timesteps"], d["beta_start"], d["beta_end"])
+    T, scale = d["num_timesteps"], cfg["train_params"]["cf_guidance_scale"]
+    shape = (1, 2, 4, 4)
+    import scheduler.linear_noise_scheduler as ref_sched_module
+    step = {"k": 0}
+    real_torch = ref_sched_module.torch
+
+    class NoiseFromLdmcl:  # the scheduler's torch, with randn drawn from ldmcl's stream
+        def __getattr__(self, name):
+            return getattr(real_torch, name)
+
+        @staticmethod
+        def randn(shape_):
+            return ldmcl_randn(tuple(shape_), seed, 10, step["k"]).to(torch.get_default_dtype())
+
+    import models.unet_cond_base as ref_unet_module
+    time_embedding = ref_unet_module.get_time_embedding  # float32 by construction: cast
+
+    def sample(dtype):
+        ref_unet_module.get_time_embedding = lambda ts, dim: time_embedding(ts, dim).to(dtype)
+        ref_sched_module.torch = NoiseFromLdmcl()
+        torch.set_default_dtype(dtype)  # HF builds its causal mask in the default dtype
+        m_unet, m_vqvae, m_clip = unet.to(dtype), vqvae.to(dtype), clip.to(dtype)
+        for k in ("betas", "alphas", "alpha_cum_prod", "sqrt_alpha_cum_prod",
+                  "sqrt_one_minus_alpha_cum_prod"):
+            setattr(sched, k, getattr(sched, k).to(dtype))
+        try:
+            with torch.no_grad():
+                cond = {"text": get_text_representation([prompt], tokenizer, m_clip, "cpu")}
+                uncond = {"text": get_text_representation([""], tokenizer, m_clip, "cpu")}
+                xt = ldmcl_randn(shape, seed, 9, 0).to(dtype)  # STREAM_START
+                for k, i in enumerate(reversed(range(T))):
+                    step["k"] = k
+                    t = (torch.ones((xt.shape[0],)) * i).long()
+                    eps_c = m_unet(xt, t, cond)
+                    eps_u = m_unet(xt, t, uncond)
+                    eps = eps_u + scale * (eps_c - eps_u)
+                    xt, _ = sched.sample_prev_timestep(xt, eps.to(dtype), torch.as_tensor(i))
+                    xt = xt.to(dtype)
+                return xt, m_vqvae.decode(xt)
+        finally:
+            ref_sched_module.torch = real_torch
+            ref_unet_module.get_time_embedding = time_embedding
+            torch.set_default_dtype(torch.float32)
+
+    lat32, im32 = sample(torch.float32)
+    lat64, im64 = sample(torch.float64)
+    st.write(os.path.join(out_dir, "reference_model_samples.safetensors"),
+             {"latents": lat64.float().numpy(), "images": im64.float().numpy()},
+             {"prompt": prompt, "seed": str(seed), "guidance": str(scale),
+              "sampler": "ddpm (the reference's LinearNoiseScheduler.sample_prev_timestep)",
+              "torch_fp32_images_rel_err": str(rel_error(im32, im64))})
+    print(f"{out_dir}/reference_model/ and reference_model_samples.safetensors: the reference's "
+          f"pipeline, |images| <= {im64.abs().max().item():.3f}, latents "
+          f"{lat64.abs().max().item():.3f}; PyTorch float32 against float64: images "
+          f"{rel_error(im32, im64):.2e}, latents {rel_error(lat32, lat64):.2e}")
+
+
 def _ref_encoder_trunk(vq, x):
     out = vq.encoder_conv_in(x)
     for down in vq.encoder_layers:
@@ -964,7 +1122,12 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "tests", "ref"))
     ap.add_argument("families", nargs="*", help=f"default: all of {', '.join(FAMILIES)}")
     ap.add_argument("--reference-repo", help="a checkout of the reference repository: also write "
-                    "the converted-checkpoint references (needs einops)")
+                    "the converted-checkpoint references and the reference model folder with its "
+                    "samples (needs einops, transformers 4.x, PyYAML and --ldmcl-lib)")
+    ap.add_argument("--ldmcl-lib", default=os.path.join(os.path.dirname(__file__), "..", "..",
+                                                         "build", "libldmcl.so"),
+                    help="ldmcl's shared library, whose random numbers the reference pipeline's "
+                    "sampling draws (with --reference-repo)")
     ap.add_argument("--seed-unet", metavar="PATH", help="only write the full-size seed UNet "
                     "reference (about 1.4 GB) to PATH")
     args = ap.parse_args()
@@ -982,6 +1145,7 @@ def main():
         w.save(os.path.join(args.out, f"{name}.safetensors"))
     if args.reference_repo:
         converted(args.out, args.reference_repo)
+        reference_pipeline(args.out, args.reference_repo, args.ldmcl_lib)
 
 
 if __name__ == "__main__":
