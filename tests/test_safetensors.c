@@ -1,13 +1,16 @@
 /* tests/test_safetensors.c: the safetensors writer and the strict reader: a round trip with
  * metadata, F16/BF16/F64/I32 conversion, and every malformed file the reference parser rejects,
  * each with a message naming the file and, where there is one, the tensor. Also the JSON parser's
- * strictness. */
+ * strictness, and the atomic writes every file of ldmcl goes through (src/core/atomic_file.c). */
+#include <dirent.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "internal.h"
 #include "json.h"
 #include "ldmcl/safetensors.h"
 #include "test_util.h"
@@ -215,6 +218,79 @@ static void rejects_malformed_files(void **state) {
     assert_contains(ldm_last_error(), "/no/such/file.safetensors");
 }
 
+static int files_in(const char *dir) {
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* A written file has the mode a plain fopen gives (0666 less the umask), replaces the old one
+ * whole, and leaves no temporary behind; an abandoned or failed write leaves the old file. */
+static void writes_are_atomic(void **state) {
+    (void)state;
+    char dir[4200], path[4300];
+    snprintf(dir, sizeof dir, "%s/atomic", g_dir);
+    assert_int_equal(ldm_mkdirs(dir), 0);
+    snprintf(path, sizeof path, "%s/a.safetensors", dir);
+    float v[2] = {1, 2};
+    int64_t shape[1] = {2};
+    ldm_st_entry e[1] = {{"v", 1, shape, v}};
+    mode_t old = umask(022);
+    assert_status(ldm_safetensors_write(path, e, 1, NULL), LDM_OK);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0644);
+    umask(077);
+    v[0] = 5;
+    assert_status(ldm_safetensors_write(path, e, 1, NULL), LDM_OK); /* replaces it */
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    umask(old);
+    assert_int_equal(files_in(dir), 1);
+    ldm_safetensors *st;
+    assert_status(ldm_safetensors_open(path, &st), LDM_OK);
+    float got[2];
+    assert_status(ldm_safetensors_read_f32(st, ldm_safetensors_find(st, "v"), got), LDM_OK);
+    assert_true(got[0] == 5.0f && got[1] == 2.0f);
+    ldm_safetensors_close(st);
+
+    /* abandoned, and a commit after a failed write: the old file stays, no temporary */
+    ldm_atomic_file a;
+    assert_status(ldm_atomic_open(&a, path), LDM_OK);
+    fputs("half", a.f);
+    assert_int_equal(files_in(dir), 2);
+    ldm_atomic_abandon(&a);
+    assert_status(ldm_atomic_open(&a, path), LDM_OK);
+    fputs("half", a.f);
+    assert_status(ldm_atomic_commit(&a, 0), LDM_ERR_IO);
+    assert_contains(ldm_last_error(), "a.safetensors' failed");
+    assert_int_equal(files_in(dir), 1);
+    assert_status(ldm_safetensors_open(path, &st), LDM_OK);
+    ldm_safetensors_close(st);
+    /* two writers at once get two temporaries */
+    ldm_atomic_file b;
+    assert_status(ldm_atomic_open(&a, path), LDM_OK);
+    assert_status(ldm_atomic_open(&b, path), LDM_OK);
+    assert_string_not_equal(a.tmp, b.tmp);
+    fputs("first", a.f);
+    fputs("second", b.f);
+    assert_status(ldm_atomic_commit(&a, 1), LDM_OK);
+    assert_status(ldm_atomic_commit(&b, 1), LDM_OK);
+    size_t len;
+    char *text = (char *)test_read_file(path, &len);
+    assert_true(len == 6 && !memcmp(text, "second", 6));
+    free(text);
+    assert_int_equal(files_in(dir), 1);
+    /* a folder that does not exist: named */
+    snprintf(path, sizeof path, "%s/no/such/a.safetensors", dir);
+    assert_status(ldm_safetensors_write(path, e, 1, NULL), LDM_ERR_IO);
+    assert_contains(ldm_last_error(), "no/such/a.safetensors'");
+}
+
 static void json_is_strict(void **state) {
     (void)state;
     const char *bad[] = {"",
@@ -265,6 +341,7 @@ int main(void) {
         cmocka_unit_test(converts_half_bfloat_double_int),
         cmocka_unit_test(rejects_malformed_files),
         cmocka_unit_test(json_is_strict),
+        cmocka_unit_test(writes_are_atomic),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -169,7 +169,18 @@ static void full_run_and_exact_resume(void **state) {
     assert_status(run(ini, 0, 3), LDM_OK);
     assert_contains(test_log_text(), "stopped after 3 steps");
     assert_false(exists("parted", "model/model.ini"));
+    /* what a save killed in another process leaves: removed, and not counted as a checkpoint
+     * (counted, step 9 would make the rotation remove step 4's) */
+    char stale[4400];
+    snprintf(stale, sizeof stale, "%s/parted/checkpoints/checkpoint-00000009.safetensors.tmp.1.0",
+             g_dir);
+    test_write_file(stale, "half", 4);
     assert_status(run(ini, 1, 0), LDM_OK);
+    assert_false(test_file_exists(stale));
+    assert_contains(test_log_text(), "left by an interrupted save");
+    assert_true(exists("parted", "checkpoints/checkpoint-00000004.safetensors"));
+    assert_true(exists("parted", "checkpoints/checkpoint-00000006.safetensors"));
+    assert_false(exists("parted", "checkpoints/checkpoint-00000002.safetensors"));
     log = test_log_text();
     assert_contains(log, "stage one skipped");
     assert_contains(log, "matches the autoencoder and the dataset");

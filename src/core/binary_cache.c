@@ -131,13 +131,13 @@ int ldm_binary_cache_load(ldm_ctx *ctx, const char *key_hex, const char *options
     return 1;
 }
 
-static void store_failed(ldm_ctx *ctx, const char *what, const char *path) {
+/* why: what failed, naming the file or folder */
+static void store_failed(ldm_ctx *ctx, const char *why) {
     ctx->stats.disk_write_failures++;
     ldm_log(ctx, LDM_LOG_WARN,
-            "kernel cache: %s '%s' failed (%s); kernels still work, but will "
-            "be rebuilt next time. Set LDMCL_CL_CACHE_DIR to a writable directory, or "
-            "LDMCL_CL_CACHE=0 to turn the cache off",
-            what, path, strerror(errno));
+            "kernel cache: %s; kernels still work, but will be rebuilt next time. Set "
+            "LDMCL_CL_CACHE_DIR to a writable directory, or LDMCL_CL_CACHE=0 to turn the cache off",
+            why);
 }
 
 void ldm_binary_cache_store(ldm_ctx *ctx, const char *key_hex, cl_program program) {
@@ -165,38 +165,31 @@ void ldm_binary_cache_store(ldm_ctx *ctx, const char *key_hex, cl_program progra
     ldm_sha256_update(&s, bin, bin_len);
     ldm_sha256_final(&s, file + 88);
 
-    char path[4096], tmp[4200];
+    char path[4096];
     if (ldm_binary_cache_path(ctx, key_hex, path, sizeof path) != LDM_OK) {
         free(file);
         return;
     }
     int err = ldm_mkdirs(ctx->cache_dir);
     if (err) {
-        errno = err;
-        store_failed(ctx, "creating the directory", ctx->cache_dir);
+        char why[4300];
+        snprintf(why, sizeof why, "creating the directory '%s' failed: %s", ctx->cache_dir,
+                 strerror(err));
+        store_failed(ctx, why);
         free(file);
         return;
     }
-    snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        store_failed(ctx, "creating", tmp);
+    ldm_atomic_file a;
+    if (ldm_atomic_open(&a, path) != LDM_OK) {
+        store_failed(ctx, ldm_last_error());
         free(file);
         return;
     }
-    size_t total = HEADER_BYTES + bin_len, done = 0;
-    while (done < total) {
-        ssize_t n = write(fd, file + done, total - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        done += (size_t)n;
-    }
+    size_t total = HEADER_BYTES + bin_len;
+    int ok = fwrite(file, 1, total, a.f) == total;
     free(file);
-    int ok = done == total && fsync(fd) == 0;
-    if (close(fd) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        store_failed(ctx, "writing", path);
-        unlink(tmp);
+    if (ldm_atomic_commit(&a, ok) != LDM_OK) {
+        store_failed(ctx, ldm_last_error());
         return;
     }
     ctx->stats.disk_writes++;

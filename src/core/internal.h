@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "ldmcl/ldmcl.h"
 
@@ -129,6 +130,18 @@ char *ldm_strdup(const char *s);
 ldm_status ldm_read_file(const char *path, char **out, size_t *len);
 /* mkdir -p; 0 on success, else errno. */
 int ldm_mkdirs(const char *path);
+
+/* Atomic file writes (src/core/atomic_file.c): open a temporary next to path, write through f,
+ * then commit (ok = 0 when a write failed: the temporary is removed and the error names path)
+ * or abandon. A reader sees the old file or the whole new one. */
+typedef struct ldm_atomic_file {
+    FILE *f;
+    char path[4096];
+    char tmp[4160];
+} ldm_atomic_file;
+ldm_status ldm_atomic_open(ldm_atomic_file *a, const char *path);
+ldm_status ldm_atomic_commit(ldm_atomic_file *a, int ok);
+void ldm_atomic_abandon(ldm_atomic_file *a);
 /* Case-insensitive substring test. */
 int ldm_contains_nocase(const char *haystack, const char *needle);
 

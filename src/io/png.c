@@ -155,7 +155,7 @@ static int to_latin1(const char *s, char *out, size_t size) {
 }
 
 typedef struct write_state {
-    FILE *file;
+    FILE *file; /* the atomic file's: not closed here */
     png_structp png;
     png_infop info;
     png_textp text;
@@ -166,7 +166,6 @@ typedef struct write_state {
 
 static void write_cleanup(write_state *w) {
     if (w->png) png_destroy_write_struct(&w->png, w->info ? &w->info : NULL);
-    if (w->file) fclose(w->file);
     for (int i = 0; w->latin1 && i < w->n_text; i++)
         free(w->latin1[i]);
     free(w->latin1);
@@ -180,20 +179,15 @@ ldm_status ldm_png_write(const char *path, const ldm_image *img, const char *con
         (img->channels != 1 && img->channels != 3))
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "writing '%s': a %dx%d image of %d channels",
                         path, img->width, img->height, img->channels);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return LDM_FAIL(LDM_ERR_IO, "cannot create a temporary file next to '%s': %s", path,
-                        strerror(errno));
+    ldm_atomic_file a;
+    LDM_TRY(ldm_atomic_open(&a, path));
     write_state *const w = calloc(1, sizeof *w);
     if (!w) {
-        close(fd);
-        unlink(tmp);
+        ldm_atomic_abandon(&a);
         return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory writing '%s'", path);
     }
     png_failure failure = {"", ""};
-    w->file = fdopen(fd, "wb");
+    w->file = a.f;
     int n_pairs = 0;
     while (text_pairs && text_pairs[2 * n_pairs])
         n_pairs++;
@@ -202,15 +196,14 @@ ldm_status ldm_png_write(const char *path, const ldm_image *img, const char *con
     w->text = calloc((size_t)n_pairs + 1, sizeof *w->text);
     w->latin1 = calloc((size_t)n_pairs + 1, sizeof *w->latin1);
     w->rows = malloc((size_t)img->height * sizeof *w->rows);
-    if (!w->file || !w->png || !w->info || !w->text || !w->latin1 || !w->rows) {
-        if (!w->file) close(fd);
+    if (!w->png || !w->info || !w->text || !w->latin1 || !w->rows) {
         write_cleanup(w);
-        unlink(tmp);
+        ldm_atomic_abandon(&a);
         return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory writing '%s'", path);
     }
     if (setjmp(png_jmpbuf(w->png))) {
         write_cleanup(w);
-        unlink(tmp);
+        ldm_atomic_abandon(&a);
         return LDM_FAIL(LDM_ERR_IO, "writing '%s' failed: %s", path, failure.message);
     }
     png_init_io(w->png, w->file);
@@ -242,15 +235,6 @@ ldm_status ldm_png_write(const char *path, const ldm_image *img, const char *con
         w->rows[y] = img->pixels + (size_t)y * rowbytes;
     png_write_image(w->png, w->rows);
     png_write_end(w->png, NULL);
-    FILE *f = w->file;
-    w->file = NULL;
     write_cleanup(w);
-    int ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        ldm_status s = LDM_FAIL(LDM_ERR_IO, "writing '%s' failed: %s", path, strerror(errno));
-        unlink(tmp);
-        return s;
-    }
-    return LDM_OK;
+    return ldm_atomic_commit(&a, 1);
 }

@@ -418,19 +418,17 @@ ldm_status ldm_safetensors_write(const char *path, const ldm_st_entry *entries, 
         free(h);
         return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory writing '%s'", path);
     }
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
+    ldm_atomic_file a;
+    ldm_status st = ldm_atomic_open(&a, path);
+    if (st != LDM_OK) {
         free(h);
-        return LDM_FAIL(LDM_ERR_IO, "cannot create a temporary file next to '%s': %s", path,
-                        strerror(errno));
+        return st;
     }
-    FILE *f = fdopen(fd, "wb");
+    FILE *f = a.f;
     unsigned char hl[8];
     for (int i = 0; i < 8; i++)
         hl[i] = (unsigned char)((uint64_t)len >> (8 * i));
-    ok = f && write_all(f, hl, 8) && write_all(f, h, len);
+    ok = write_all(f, hl, 8) && write_all(f, h, len);
     free(h);
     for (size_t i = 0; ok && i < n; i++) {
         uint64_t numel = 1;
@@ -444,15 +442,5 @@ ldm_status ldm_safetensors_write(const char *path, const ldm_st_entry *entries, 
             ok = write_all(f, le, 4);
         }
     }
-    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (f)
-        ok = (fclose(f) == 0) && ok;
-    else
-        close(fd);
-    if (!ok || rename(tmp, path) != 0) {
-        ldm_status s = LDM_FAIL(LDM_ERR_IO, "writing '%s' failed: %s", path, strerror(errno));
-        unlink(tmp);
-        return s;
-    }
-    return LDM_OK;
+    return ldm_atomic_commit(&a, ok);
 }

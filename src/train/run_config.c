@@ -381,10 +381,9 @@ static void put_list(FILE *f, const char *key, const int *v, int n, int flags) {
 
 ldm_status ldm_run_config_write_model(const ldm_run_config *c, const char *path,
                                       const char *vocab) {
-    char tmp[LDM_RUN_PATH + 16];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return LDM_FAIL(LDM_ERR_IO, "cannot write '%s'", tmp);
+    ldm_atomic_file out;
+    LDM_TRY(ldm_atomic_open(&out, path));
+    FILE *f = out.f;
     static const char *const scheds[] = {"linear", "scaled_linear", "cosine"};
     static const char *const modes[] = {"none", "clip_frozen", "clip_finetune", "clip_scratch"};
     const ldm_unet_config *u = &c->unet;
@@ -425,11 +424,5 @@ ldm_status ldm_run_config_write_model(const ldm_run_config *c, const char *path,
                 c->clip.num_heads, c->clip.intermediate_size);
     if (c->text != LDM_TEXT_NONE)
         fprintf(f, "context_length = %d\nclip_skip = %d\n", c->context_length, c->clip_skip);
-    int ok = fflush(f) == 0 && !ferror(f);
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return LDM_FAIL(LDM_ERR_IO, "cannot write '%s'", path);
-    }
-    return LDM_OK;
+    return ldm_atomic_commit(&out, 1);
 }

@@ -114,42 +114,30 @@ ldm_status run_mkdirs(const char *dir) {
 }
 
 ldm_status run_write_text(const char *path, const char *text) {
-    char tmp[LDM_RUN_PATH + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return LDM_FAIL(LDM_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
-    int ok = fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return LDM_FAIL(LDM_ERR_IO, "cannot write '%s'", path);
-    }
-    return LDM_OK;
+    ldm_atomic_file a;
+    LDM_TRY(ldm_atomic_open(&a, path));
+    return ldm_atomic_commit(&a, fputs(text, a.f) >= 0);
 }
 
 ldm_status run_copy_file(const char *from, const char *to) {
     FILE *in = fopen(from, "rb");
     if (!in) return LDM_FAIL(LDM_ERR_NOT_FOUND, "cannot open '%s': %s", from, strerror(errno));
-    char tmp[LDM_RUN_PATH + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", to);
-    FILE *out = fopen(tmp, "wb");
-    if (!out) {
+    ldm_atomic_file a;
+    ldm_status st = ldm_atomic_open(&a, to);
+    if (st != LDM_OK) {
         fclose(in);
-        return LDM_FAIL(LDM_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
+        return st;
     }
     char buf[1 << 16];
     size_t n;
     int ok = 1;
     while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0)
-        ok = fwrite(buf, 1, n, out) == n;
-    ok = ok && !ferror(in) && fflush(out) == 0 && fsync(fileno(out)) == 0;
+        ok = fwrite(buf, 1, n, a.f) == n;
+    ok = ok && !ferror(in);
     fclose(in);
-    ok = (fclose(out) == 0) && ok;
-    if (!ok || rename(tmp, to) != 0) {
-        remove(tmp);
-        return LDM_FAIL(LDM_ERR_IO, "copying '%s' to '%s' failed", from, to);
-    }
-    return LDM_OK;
+    st = ldm_atomic_commit(&a, ok);
+    if (st != LDM_OK) ldm_error_prefix("copying '%s'", from);
+    return st;
 }
 
 ldm_status run_sha256_file(const char *path, char hex[65]) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ldmcl/autoencoder.h"
 #include "ldmcl/checkpoint.h"
@@ -237,16 +238,29 @@ static void checkpoint_name(char *out, const char *dir, int step) {
     run_format(out, "%s/checkpoint-%08d.safetensors", dir, step);
 }
 
-/* Removes the oldest checkpoints beyond the limit. */
+/* Removes the oldest checkpoints beyond the limit, and the temporaries of saves that another
+ * process began and never finished (killed mid-save; src/core/atomic_file.c names them
+ * NAME.tmp.PID.N). */
 static void rotate(stage *s, const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return;
     int steps[4096], n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL && n < 4096) {
-        int k;
-        char tail[32];
-        if (sscanf(e->d_name, "checkpoint-%8d.safetensor%1s", &k, tail) == 2) steps[n++] = k;
+        int k, end = 0;
+        long pid;
+        unsigned serial;
+        size_t len = strlen(e->d_name);
+        if (sscanf(e->d_name, "checkpoint-%8d.safetensors%n", &k, &end) == 1 && (size_t)end == len)
+            steps[n++] = k;
+        else if (sscanf(e->d_name, "checkpoint-%8d.safetensors.tmp.%ld.%u%n", &k, &pid, &serial,
+                        &end) == 3 &&
+                 (size_t)end == len && pid != (long)getpid()) {
+            char path[LDM_RUN_PATH];
+            run_format(path, "%s/%s", dir, e->d_name);
+            if (remove(path) == 0)
+                run_note(s->r, LDM_LOG_INFO, "removed %s, left by an interrupted save", path);
+        }
     }
     closedir(d);
     for (int kept = n; kept > s->c->checkpoints_limit; kept--) {
