@@ -34,7 +34,8 @@ static void values_and_getters(void **state) {
              "; a comment\n# another\n\n[train]\nseed = 1111\nlearning_rate = 5e-6\n"
              "use_ema = yes\n  [ldm]  \ndown_channels = [256, 384, 512, 768]\n"
              "down_sample = [True, True, False]\nprompt = a cat; very #1 cute\n"
-             "quoted = \"  spaced  \"\nlong = %s\nempty =\n",
+             "quoted = \"  spaced  \"\nlong = %s\nempty =\nmeans = [0.5, -1e-3 , 2]\n"
+             "stds = 1, x\n",
              long_prompt);
     ldm_ini *ini = parse(text);
     long seed = 0, list[8];
@@ -49,6 +50,13 @@ static void values_and_getters(void **state) {
     assert_true(count == 4 && list[0] == 256 && list[3] == 768);
     assert_status(ldm_ini_int_list(ini, "ldm", "down_sample", 0, 1, list, 8, &count), LDM_OK);
     assert_true(count == 3 && list[0] == 1 && list[2] == 0);
+    double dl[4];
+    assert_status(ldm_ini_double_list(ini, "ldm", "means", -10, 10, dl, 4, &count), LDM_OK);
+    assert_true(count == 3 && dl[0] == 0.5 && dl[1] == -1e-3 && dl[2] == 2.0);
+    assert_status(ldm_ini_double_list(ini, "ldm", "means", 0, 10, dl, 4, &count), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "item 2 outside [0, 10]");
+    assert_status(ldm_ini_double_list(ini, "ldm", "stds", 0, 10, dl, 4, &count), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "train.ini:16: [ldm] stds = 1, x: item 2 is not a finite");
     assert_status(ldm_ini_string(ini, "ldm", "prompt", &prompt), LDM_OK);
     assert_string_equal(prompt, "a cat; very #1 cute");
     assert_status(ldm_ini_string(ini, "ldm", "quoted", &quoted), LDM_OK);

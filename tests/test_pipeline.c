@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ldmcl/ldmcl.h"
@@ -17,7 +18,8 @@
 
 static char g_dir[4096];
 
-static void save_model(ldm_ctx *ctx, const ldm_run_config *c) {
+/* Writes the model's weights (random, from fixed seeds) into dir. */
+static void save_model_in(ldm_ctx *ctx, const ldm_run_config *c, const char *dir) {
     char path[4300];
     ldm_graph *g;
     /* UNet */
@@ -27,7 +29,7 @@ static void save_model(ldm_ctx *ctx, const ldm_run_config *c) {
              ldm_graph_input(g, "t", LDM_SHAPE(1)), &cond);
     assert_status(ldm_graph_compile(g), LDM_OK);
     assert_status(ldm_graph_init_params(g, 1, 0), LDM_OK);
-    snprintf(path, sizeof path, "%s/unet.safetensors", g_dir);
+    snprintf(path, sizeof path, "%s/unet.safetensors", dir);
     assert_status(ldm_graph_save(g, path, NULL), LDM_OK);
     ldm_graph_destroy(g);
     /* autoencoder */
@@ -39,7 +41,7 @@ static void save_model(ldm_ctx *ctx, const ldm_run_config *c) {
                                                   0, NULL, 0, &enc));
     assert_status(ldm_graph_compile(g), LDM_OK);
     assert_status(ldm_graph_init_params(g, 2, 0), LDM_OK);
-    snprintf(path, sizeof path, "%s/autoencoder.safetensors", g_dir);
+    snprintf(path, sizeof path, "%s/autoencoder.safetensors", dir);
     assert_status(ldm_graph_save(g, path, NULL), LDM_OK);
     ldm_graph_destroy(g);
     /* text encoder */
@@ -47,17 +49,20 @@ static void save_model(ldm_ctx *ctx, const ldm_run_config *c) {
     ldm_clip_text(g, &c->clip, ldm_graph_input(g, "ids", LDM_SHAPE(1, 8)), NULL, 0);
     assert_status(ldm_graph_compile(g), LDM_OK);
     assert_status(ldm_graph_init_params(g, 3, 0), LDM_OK);
-    snprintf(path, sizeof path, "%s/text_encoder.safetensors", g_dir);
+    snprintf(path, sizeof path, "%s/text_encoder.safetensors", dir);
     assert_status(ldm_graph_save(g, path, NULL), LDM_OK);
     ldm_graph_destroy(g);
 }
 
-static void generates_from_a_model_folder(void **state) {
-    (void)state;
+static void save_model(ldm_ctx *ctx, const ldm_run_config *c) {
+    save_model_in(ctx, c, g_dir);
+}
+
+/* The tiny model's model.ini (ae_extra: more [autoencoder] lines). */
+static void tiny_model_ini(char *ini, size_t size, const char *ae_extra) {
     const char *bpe = getenv("LDMCL_CLIP_BPE");
     if (!bpe || !*bpe) bpe = LDMCL_CLIP_BPE_DEFAULT;
-    char ini[8192], path[4300];
-    snprintf(ini, sizeof ini,
+    snprintf(ini, size,
              "[dataset]\nresolution = 8\nchannels = 1\n"
              "[diffusion]\nnum_timesteps = 50\n"
              "[ldm]\ndown_channels = [8, 8]\nmid_channels = [8, 8]\ndown_sample = [False]\n"
@@ -66,10 +71,16 @@ static void generates_from_a_model_folder(void **state) {
              "[autoencoder]\nz_channels = 2\ncodebook_size = 4\ndown_channels = [4, 8]\n"
              "mid_channels = [8, 8]\ndown_sample = [True]\nattn_down = [False]\n"
              "norm_channels = 4\nnum_heads = 2\nnum_down_layers = 1\nnum_mid_layers = 1\n"
-             "num_up_layers = 1\n"
+             "num_up_layers = 1\n%s"
              "[text]\nencoder = clip_scratch\nvocab = %s\nwidth = 8\nlayers = 1\nheads = 2\n"
              "intermediate_size = 16\ncontext_length = 8\n",
-             bpe);
+             ae_extra, bpe);
+}
+
+static void generates_from_a_model_folder(void **state) {
+    (void)state;
+    char ini[8192], path[4300];
+    tiny_model_ini(ini, sizeof ini, "");
     snprintf(path, sizeof path, "%s/model.ini", g_dir);
     test_write_file(path, ini, strlen(ini));
     ldm_run_config c;
@@ -212,6 +223,58 @@ static void generates_from_a_model_folder(void **state) {
     ldm_ctx_destroy(ctx);
 }
 
+/* A model.ini with latent_scaling: the sampled latents are those of the same model without it
+ * (the UNet works in the normalised space), and decoding first undoes the scaling per channel:
+ * its images are the unscaled model's decoding of z * std + mean. Without its statistics such a
+ * model.ini is refused. */
+static void undoes_latent_scaling_before_decoding(void **state) {
+    (void)state;
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    const char *kinds[2] = {"plain", "scaled"};
+    const char *extra[2] = {"", "latent_scaling = channel\nlatent_mean = [0.5, -1]\n"
+                                "latent_std = [2, 3]\n"};
+    ldm_pipeline *p[2];
+    ldm_pipeline_options o = {
+        .method = LDM_SAMPLER_DDIM, .steps = 3, .guidance_scale = 2.0f, .batch = 2};
+    for (int i = 0; i < 2; i++) {
+        char dir[4300], path[4400], ini[8192];
+        snprintf(dir, sizeof dir, "%s/%s", g_dir, kinds[i]);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        tiny_model_ini(ini, sizeof ini, extra[i]);
+        snprintf(path, sizeof path, "%s/model.ini", dir);
+        test_write_file(path, ini, strlen(ini));
+        ldm_run_config c;
+        assert_status(ldm_run_config_read(path, &c), LDM_OK);
+        save_model_in(ctx, &c, dir);
+        assert_status(ldm_pipeline_open(ctx, dir, &o, &p[i]), LDM_OK);
+    }
+    float z[2][2 * 2 * 4 * 4], img[2][2 * 64], want[2 * 64];
+    for (int i = 0; i < 2; i++)
+        assert_status(ldm_pipeline_generate_latents(p[i], "a bag", NULL, 5, z[i]), LDM_OK);
+    assert_memory_equal(z[0], z[1], sizeof z[0]);
+    assert_status(ldm_pipeline_generate(p[1], "a bag", NULL, 5, img[1]), LDM_OK);
+    assert_status(ldm_pipeline_generate(p[0], "a bag", NULL, 5, img[0]), LDM_OK);
+    assert_true(memcmp(img[0], img[1], sizeof img[0]) != 0);
+    for (int b = 0; b < 2; b++) /* [batch, channel, 4, 4]: channel 0 x2 + 0.5, channel 1 x3 - 1 */
+        for (int k = 0; k < 16; k++) {
+            z[0][(b * 2 + 0) * 16 + k] = z[0][(b * 2 + 0) * 16 + k] * 2.0f + 0.5f;
+            z[0][(b * 2 + 1) * 16 + k] = z[0][(b * 2 + 1) * 16 + k] * 3.0f - 1.0f;
+        }
+    assert_status(ldm_pipeline_decode(p[0], z[0], want), LDM_OK);
+    assert_true(test_rel_err(img[1], want, NULL, 2 * 64) < 1e-6);
+    for (int i = 0; i < 2; i++)
+        ldm_pipeline_destroy(p[i]);
+
+    char path[4400], ini[8192];
+    tiny_model_ini(ini, sizeof ini, "latent_scaling = global\n");
+    snprintf(path, sizeof path, "%s/scaled/model.ini", g_dir);
+    test_write_file(path, ini, strlen(ini));
+    snprintf(path, sizeof path, "%s/scaled", g_dir);
+    assert_status(ldm_pipeline_open(ctx, path, &o, &p[0]), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "latent_scaling without latent_mean and latent_std");
+    ldm_ctx_destroy(ctx);
+}
+
 /* A model of the reference implementation (its Unet, VQVAE and YAML, a Hugging Face CLIP folder)
  * assembled by tools/reference_model.py into tests/ref/reference_model/: ldmcl's pipeline and
  * ldmcl-sample give the images of the reference's own sampling loop (DDPM, guidance 3 against
@@ -289,6 +352,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(generates_from_a_model_folder),
         cmocka_unit_test(samples_a_reference_model),
+        cmocka_unit_test(undoes_latent_scaling_before_decoding),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -78,6 +78,21 @@ static void reads_a_whole_run(void **state) {
                 m.context_length == c.context_length && m.resolution == c.resolution);
     snprintf(want, sizeof want, "%s/vocab.txt.gz", g_dir);
     assert_string_equal(m.vocab, want);
+    assert_int_equal(m.latent_scaling, LDM_LATENT_NONE);
+    assert_int_equal(m.n_latent_stats, 0);
+
+    /* latent scaling with the statistics training resolved: written and read back */
+    c.latent_scaling = LDM_LATENT_CHANNEL;
+    c.n_latent_stats = 3;
+    float mean[3] = {-0.18494235f, 0.5f, 1e-7f}, std[3] = {0.3675335f, 0.17221402f, 1.0843543f};
+    memcpy(c.latent_mean, mean, sizeof mean);
+    memcpy(c.latent_std, std, sizeof std);
+    assert_status(ldm_run_config_write_model(&c, model, "vocab.txt.gz"), LDM_OK);
+    assert_status(ldm_run_config_read(model, &m), LDM_OK);
+    assert_int_equal(m.latent_scaling, LDM_LATENT_CHANNEL);
+    assert_int_equal(m.n_latent_stats, 3);
+    assert_memory_equal(m.latent_mean, mean, sizeof mean); /* %.9g: every float exactly */
+    assert_memory_equal(m.latent_std, std, sizeof std);
 
     /* defaults: the reference's mnist settings, text by a small CLIP from scratch */
     ldm_run_config d;
@@ -122,6 +137,20 @@ static void expect_error(const char *edit_from, const char *edit_to, ldm_status 
 
 static void errors_name_file_line_and_key(void **state) {
     (void)state;
+    expect_error("codebook_size = 20\n", "codebook_size = 20\nlatent_scaling = some\n",
+                 LDM_ERR_FORMAT,
+                 "[autoencoder] latent_scaling = some: one of none, global, channel");
+    expect_error("codebook_size = 20\n",
+                 "codebook_size = 20\nlatent_scaling = channel\nlatent_mean = [0, 1]\n"
+                 "latent_std = [1, 1]\n",
+                 LDM_ERR_FORMAT, "one value per latent channel (3); given 2 and 2");
+    expect_error("codebook_size = 20\n",
+                 "codebook_size = 20\nlatent_mean = [0, 1, 2]\nlatent_std = [1, 1, 1]\n",
+                 LDM_ERR_FORMAT, "go together, with latent_scaling global or channel");
+    expect_error("codebook_size = 20\n",
+                 "codebook_size = 20\nlatent_scaling = global\nlatent_mean = [0, 1, 2]\n"
+                 "latent_std = [1, 0, 1]\n",
+                 LDM_ERR_FORMAT, "latent_std = [1, 0, 1]: item 2 outside");
     expect_error("seed = 42\n", "sed = 42\n", LDM_ERR_FORMAT, "unknown key (a typo?): ");
     expect_error("seed = 42\n", "sed = 42\n", LDM_ERR_FORMAT, "bad.ini:45 [train] sed");
     expect_error("beta_schedule = scaled_linear", "beta_schedule = squared", LDM_ERR_FORMAT,
@@ -189,12 +218,43 @@ static int teardown(void **state) {
     return 0;
 }
 
+/* The statistics of a latent cache under each scaling, normalising and undoing it. */
+static void latent_statistics(void **state) {
+    (void)state;
+    /* 2 items x 2 channels x 3 values: channel 0 holds 1..6, channel 1 is 10 x (1, -1, ...) */
+    float z[12] = {1, 2, 3, 10, -10, 10, 4, 5, 6, -10, 10, -10}, mean[2], std[2];
+    assert_status(ldm_latent_stats(LDM_LATENT_CHANNEL, z, 2, 2, 3, mean, std), LDM_OK);
+    assert_true(fabsf(mean[0] - 3.5f) < 1e-6f && fabsf(std[0] - sqrtf(35.0f / 12.0f)) < 1e-6f);
+    assert_true(fabsf(mean[1]) < 1e-6f && fabsf(std[1] - 10.0f) < 1e-5f);
+    float y[12];
+    memcpy(y, z, sizeof z);
+    ldm_latents_normalize(y, 2, 2, 3, mean, std, 0);
+    assert_true(fabsf(y[0] - (1 - 3.5f) / std[0]) < 1e-6f && fabsf(y[3] - 1.0f) < 1e-6f);
+    ldm_latents_normalize(y, 2, 2, 3, mean, std, 1);
+    for (int i = 0; i < 12; i++)
+        assert_true(fabsf(y[i] - z[i]) < 1e-5f);
+    /* global: no shift, one standard deviation over all values (mean 1.75) */
+    assert_status(ldm_latent_stats(LDM_LATENT_GLOBAL, z, 2, 2, 3, mean, std), LDM_OK);
+    double m = 21.0 / 12.0, var = (91.0 + 600.0) / 12.0 - m * m;
+    assert_true(mean[0] == 0.0f && mean[1] == 0.0f);
+    assert_true(fabs(std[0] - sqrt(var)) < 1e-5 && std[1] == std[0]);
+    /* none: the identity */
+    assert_status(ldm_latent_stats(LDM_LATENT_NONE, z, 2, 2, 3, mean, std), LDM_OK);
+    assert_true(mean[1] == 0.0f && std[1] == 1.0f);
+    /* a constant channel cannot be scaled */
+    float k[6] = {1, 2, 7, 3, 4, 7};
+    assert_status(ldm_latent_stats(LDM_LATENT_CHANNEL, k, 2, 3, 1, mean, std),
+                  LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "latent channel 2 is constant (7)");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(reads_a_whole_run),
         cmocka_unit_test(clip_folder_sizes_the_text),
         cmocka_unit_test(errors_name_file_line_and_key),
         cmocka_unit_test(epochs_become_steps),
+        cmocka_unit_test(latent_statistics),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -289,6 +289,55 @@ static void random_flip_uses_mirrored_latents(void **state) {
     assert_contains(test_log_text(), "is stale");
 }
 
+/* latent_scaling = channel: the LDM trains on the cache standardised per channel (other losses
+ * than without), and the model folder's model.ini carries the cache's mean and standard
+ * deviation per channel, computed here from latents.safetensors. */
+static void latent_scaling_standardises_the_cache(void **state) {
+    (void)state;
+    char ini[4400], path[4400];
+    write_config_with("vae2", 8, "", "kind = vae\n", "", ini);
+    assert_status(run(ini, 0, 0), LDM_OK);
+    write_config_with("scaled", 8, "",
+                      "kind = vae\ncheckpoint = vae2/autoencoder.safetensors\n"
+                      "latent_scaling = channel\n",
+                      "", ini);
+    assert_status(run(ini, 0, 0), LDM_OK);
+    assert_contains(test_log_text(), "latent_scaling = channel: the latents are normalised");
+    char *a = losses("vae2"), *b = losses("scaled");
+    assert_string_not_equal(a, b);
+    free(a);
+    free(b);
+
+    snprintf(path, sizeof path, "%s/scaled/latents.safetensors", g_dir);
+    ldm_safetensors *st;
+    assert_status(ldm_safetensors_open(path, &st), LDM_OK);
+    const ldm_st_tensor *l = ldm_safetensors_find(st, "latents");
+    assert_true(l && l->ndim == 4 && l->shape[1] == 2);
+    size_t n = (size_t)l->shape[0], hw = (size_t)(l->shape[2] * l->shape[3]);
+    float *z = malloc(n * 2 * hw * sizeof *z);
+    assert_status(ldm_safetensors_read_f32(st, l, z), LDM_OK);
+    ldm_safetensors_close(st);
+    ldm_run_config m;
+    snprintf(path, sizeof path, "%s/scaled/model/model.ini", g_dir);
+    assert_status(ldm_run_config_read(path, &m), LDM_OK);
+    assert_int_equal(m.latent_scaling, LDM_LATENT_CHANNEL);
+    assert_int_equal(m.n_latent_stats, 2);
+    for (int c = 0; c < 2; c++) {
+        double sum = 0, sq = 0;
+        for (size_t i = 0; i < n; i++)
+            for (size_t k = 0; k < hw; k++) {
+                double v = z[(i * 2 + (size_t)c) * hw + k];
+                sum += v;
+                sq += v * v;
+            }
+        double mean = sum / (double)(n * hw), sd = sqrt(sq / (double)(n * hw) - mean * mean);
+        assert_true(fabs(m.latent_mean[c] - mean) <= 1e-5 * fmax(1.0, fabs(mean)));
+        assert_true(fabs(m.latent_std[c] - sd) <= 1e-5 * sd);
+        assert_true(sd > 1e-3); /* a KL autoencoder's latents vary */
+    }
+    free(z);
+}
+
 static void stale_cache_and_bad_checkpoints(void **state) {
     (void)state;
     char ini[4400], path[4400];
@@ -438,6 +487,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(full_run_and_exact_resume),
         cmocka_unit_test(random_flip_uses_mirrored_latents),
+        cmocka_unit_test(latent_scaling_standardises_the_cache),
         cmocka_unit_test(stale_cache_and_bad_checkpoints),
         cmocka_unit_test(non_finite_loss_stops_the_run),
         cmocka_unit_test(empty_dataset_is_an_error),

@@ -39,9 +39,12 @@ ldm_status ldm_ini_double(ldm_ini *ini, const char *section, const char *key, do
 /* true/false, yes/no, on/off, 1/0 (Python's True/False too). */
 ldm_status ldm_ini_bool(ldm_ini *ini, const char *section, const char *key, int *out);
 /* A comma-separated list of integers (brackets optional: [256, 384]); *count receives the count
- * (at most max_count). */
+ * (at most max_count, and at most 64). */
 ldm_status ldm_ini_int_list(ldm_ini *ini, const char *section, const char *key, long min, long max,
                             long *out, int max_count, int *count);
+/* The same for finite numbers (at most 64). */
+ldm_status ldm_ini_double_list(ldm_ini *ini, const char *section, const char *key, double min,
+                               double max, double *out, int max_count, int *count);
 
 /* LDM_OK, or an error listing every key no getter asked for (file:line [section] key). */
 ldm_status ldm_ini_check_unused(const ldm_ini *ini);

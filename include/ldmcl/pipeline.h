@@ -10,7 +10,8 @@
  *                             merges.txt
  * A prompt (and an optional negative prompt, the unconditional branch of guidance; "" by
  * default) is tokenized and encoded, the latents sampled (DDPM or DDIM, classifier-free
- * guidance), then decoded. Every file is checked when opened; errors name it. */
+ * guidance), then decoded (after undoing model.ini's latent_scaling, if any). Every file is checked
+ * when opened; errors name it. */
 #ifndef LDMCL_PIPELINE_H
 #define LDMCL_PIPELINE_H
 
@@ -47,6 +48,13 @@ const ldm_run_config *ldm_pipeline_config(const ldm_pipeline *p);
  * noise and every step's noise from seed. */
 ldm_status ldm_pipeline_generate(ldm_pipeline *p, const char *prompt, const char *negative,
                                  uint64_t seed, float *images);
+
+/* The two halves of ldm_pipeline_generate: the sampled latents [batch, z, h, w] as the UNet sees
+ * them (normalised when model.ini has latent_scaling), and their decoding (the scaling undone
+ * first; latents are not changed). */
+ldm_status ldm_pipeline_generate_latents(ldm_pipeline *p, const char *prompt, const char *negative,
+                                         uint64_t seed, float *latents);
+ldm_status ldm_pipeline_decode(ldm_pipeline *p, const float *latents, float *images);
 
 #ifdef __cplusplus
 }

@@ -11,7 +11,9 @@
  *                  num_up_layers
  *   [autoencoder]  kind (vqvae | vae), z_channels, codebook_size, down_channels, mid_channels,
  *                  down_sample, attn_down, norm_channels, num_heads, num_down_layers,
- *                  num_mid_layers, num_up_layers, checkpoint (a trained autoencoder: no stage one)
+ *                  num_mid_layers, num_up_layers, checkpoint (a trained autoencoder: no stage one),
+ *                  latent_scaling (none | global | channel: see ldm_latent_stats), and in a
+ *                  model.ini the statistics it resolved to: latent_mean, latent_std
  *   [text]         encoder (none | clip_frozen | clip_finetune | clip_scratch), clip_path (a
  *                  Hugging Face CLIP folder: config.json, model.safetensors, vocab.json,
  *                  merges.txt), vocab (OpenAI's bpe_simple_vocab_16e6.txt.gz, for clip_scratch),
@@ -53,6 +55,17 @@ typedef enum ldm_text_mode {
     LDM_TEXT_CLIP_SCRATCH   /* a CLIP-architecture encoder trained from scratch with the UNet */
 } ldm_text_mode;
 
+/* How the LDM sees the autoencoder's latents: as they are (the reference), divided by their
+ * standard deviation (the LDM paper's scale_by_std, Stable Diffusion's scale_factor), or each
+ * channel standardised by its own mean and standard deviation. */
+typedef enum ldm_latent_scaling {
+    LDM_LATENT_NONE = 0,
+    LDM_LATENT_GLOBAL,
+    LDM_LATENT_CHANNEL
+} ldm_latent_scaling;
+
+#define LDM_RUN_MAX_LATENT_CHANNELS 64
+
 typedef enum ldm_lr_schedule {
     LDM_LR_CONSTANT = 0,
     LDM_LR_CONSTANT_WITH_WARMUP,
@@ -75,6 +88,9 @@ typedef struct ldm_run_config {
     ldm_unet_config unet;
     ldm_autoencoder_config ae;
     char ae_checkpoint[LDM_RUN_PATH];
+    ldm_latent_scaling latent_scaling;
+    int n_latent_stats; /* 0, or z_channels when latent_mean and latent_std are set (model.ini) */
+    float latent_mean[LDM_RUN_MAX_LATENT_CHANNELS], latent_std[LDM_RUN_MAX_LATENT_CHANNELS];
     /* [text] */
     ldm_text_mode text;
     char clip_path[LDM_RUN_PATH], vocab[LDM_RUN_PATH];
@@ -113,6 +129,18 @@ ldm_status ldm_run_config_read(const char *path, ldm_run_config *c);
  * as the model.ini of a model folder, atomically. vocab: the file name the folder's tokenizer
  * vocabulary has (clip_scratch), or NULL. A frozen CLIP keeps its clip_path. */
 ldm_status ldm_run_config_write_model(const ldm_run_config *c, const char *path, const char *vocab);
+
+/* The statistics of a latent cache z [n, channels, hw] (hw values per channel and item) under a
+ * scaling: per channel mean and standard deviation (channel), zero and the standard deviation of
+ * all values (global), or zero and one (none). A constant channel (or cache) cannot be scaled:
+ * an error naming it. */
+ldm_status ldm_latent_stats(ldm_latent_scaling scaling, const float *z, size_t n, int channels,
+                            size_t hw, float *mean, float *std);
+
+/* z = (z - mean) / std per channel, or with inverse its undoing z = z * std + mean (before
+ * decoding sampled latents). */
+void ldm_latents_normalize(float *z, size_t n, int channels, size_t hw, const float *mean,
+                           const float *std, int inverse);
 
 /* The learning rate at a step (0-based) under the schedule with warm-up. */
 float ldm_run_lr_at(const ldm_run_config *c, int step);

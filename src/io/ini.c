@@ -294,15 +294,14 @@ ldm_status ldm_ini_bool(ldm_ini *ini, const char *section, const char *key, int 
     BAD_VALUE(e, "not a boolean (true/false, yes/no, on/off, 1/0)");
 }
 
-ldm_status ldm_ini_int_list(ldm_ini *ini, const char *section, const char *key, long min, long max,
-                            long *out, int max_count, int *count) {
-    entry *e = find(ini, section, key);
-    if (!e) return LDM_OK;
-    char buf[1024];
+/* The items of a list value (brackets optional) split at commas into buf, their starts in
+ * items; *count receives the count (an empty list has none). */
+static ldm_status split_list(const ldm_ini *ini, const entry *e, char *buf, size_t size,
+                             char **items, int max_count, int *count) {
     const char *v = e->value;
     size_t n = strlen(v);
     if (n >= 2 && v[0] == '[' && v[n - 1] == ']') v++, n -= 2;
-    if (n >= sizeof buf) BAD_VALUE(e, "too long");
+    if (n >= size) BAD_VALUE(e, "too long");
     memcpy(buf, v, n);
     buf[n] = 0;
     int k = 0;
@@ -311,15 +310,51 @@ ldm_status ldm_ini_int_list(ldm_ini *ini, const char *section, const char *key, 
         if (next) *next++ = 0;
         while (*p == ' ')
             p++;
+        for (char *q = p + strlen(p); q > p && q[-1] == ' ';)
+            *--q = 0;
         if (!*p && !next && k == 0) break; /* an empty list */
-        long x;
         if (k == max_count) BAD_VALUE(e, "more than %d values", max_count);
-        if (!strcasecmp(p, "true") || !strcasecmp(p, "false"))
-            x = !strcasecmp(p, "true");
-        else if (!parse_long(p, &x))
-            BAD_VALUE(e, "item %d is not an integer", k + 1);
-        if (x < min || x > max) BAD_VALUE(e, "item %d outside [%ld, %ld]", k + 1, min, max);
-        out[k++] = x;
+        items[k++] = p;
+    }
+    *count = k;
+    return LDM_OK;
+}
+
+ldm_status ldm_ini_int_list(ldm_ini *ini, const char *section, const char *key, long min, long max,
+                            long *out, int max_count, int *count) {
+    entry *e = find(ini, section, key);
+    if (!e) return LDM_OK;
+    char buf[1024], *items[64];
+    int k;
+    LDM_TRY(split_list(ini, e, buf, sizeof buf, items, max_count < 64 ? max_count : 64, &k));
+    for (int i = 0; i < k; i++) {
+        long x;
+        if (!strcasecmp(items[i], "true") || !strcasecmp(items[i], "false"))
+            x = !strcasecmp(items[i], "true");
+        else if (!parse_long(items[i], &x))
+            BAD_VALUE(e, "item %d is not an integer", i + 1);
+        if (x < min || x > max) BAD_VALUE(e, "item %d outside [%ld, %ld]", i + 1, min, max);
+        out[i] = x;
+    }
+    *count = k;
+    return LDM_OK;
+}
+
+ldm_status ldm_ini_double_list(ldm_ini *ini, const char *section, const char *key, double min,
+                               double max, double *out, int max_count, int *count) {
+    entry *e = find(ini, section, key);
+    if (!e) return LDM_OK;
+    char buf[4096], *items[64];
+    int k;
+    LDM_TRY(split_list(ini, e, buf, sizeof buf, items, max_count < 64 ? max_count : 64, &k));
+    for (int i = 0; i < k; i++) {
+        char *end;
+        errno = 0;
+        double x = strtod(items[i], &end);
+        if (end == items[i] || *end != 0 || errno == ERANGE || !isfinite(x))
+            BAD_VALUE(e, "item %d is not a finite number", i + 1);
+        if (x < min || x > max) BAD_VALUE(e, "item %d outside [%g, %g]", i + 1, min, max);
+        out[i] = x;
     }
     *count = k;
     return LDM_OK;

@@ -20,7 +20,8 @@ struct ldm_pipeline {
     ldm_clip_encoder *encoder; /* batch 1: one prompt at a time */
     int lat, lat_channels;
     float *context, *uncond, *latents;
-    float *preview; /* decoded x0 previews, with an x0 hook */
+    float *restored; /* latents with the model's latent scaling undone, to decode */
+    float *preview;  /* decoded x0 previews, with an x0 hook */
 };
 
 /* The sampler's x0 hook: decodes the latents, then hands the images to the caller's hook. */
@@ -31,7 +32,7 @@ static int preview_want(void *user, int k, int steps) {
 
 static ldm_status preview_take(void *user, int k, int t, const float *x0) {
     ldm_pipeline *p = user;
-    LDM_TRY(ldm_ae_codec_decode(p->codec, x0, p->preview));
+    LDM_TRY(ldm_pipeline_decode(p, x0, p->preview));
     return p->o.x0_hook.take(p->o.x0_hook.user, k, t, p->preview);
 }
 
@@ -45,6 +46,7 @@ void ldm_pipeline_destroy(ldm_pipeline *p) {
     free(p->context);
     free(p->uncond);
     free(p->latents);
+    free(p->restored);
     free(p->preview);
     free(p);
 }
@@ -99,6 +101,11 @@ ldm_status ldm_pipeline_open(ldm_ctx *ctx, const char *model_dir, const ldm_pipe
     if (st == LDM_OK)
         st = ldm_schedule_create(c->beta_schedule, c->num_timesteps, c->beta_start, c->beta_end,
                                  &p->schedule);
+    if (st == LDM_OK && c->latent_scaling != LDM_LATENT_NONE && !c->n_latent_stats)
+        st = LDM_FAIL(LDM_ERR_FORMAT,
+                      "'%s/model.ini': latent_scaling without latent_mean and latent_std (the "
+                      "statistics ldmcl-train writes into a model folder's model.ini)",
+                      model_dir);
     if (st == LDM_OK) st = open_text(ctx, p, model_dir);
     p->lat = ldm_autoencoder_latent_size(&c->ae, c->resolution);
     p->lat_channels = c->ae.z_channels;
@@ -126,9 +133,11 @@ ldm_status ldm_pipeline_open(ldm_ctx *ctx, const char *model_dir, const ldm_pipe
                                  &p->codec);
     snprintf(path, sizeof path, "%s/autoencoder.safetensors", model_dir);
     if (st == LDM_OK) st = ldm_ae_codec_load(p->codec, path);
-    p->latents =
-        malloc((size_t)p->o.batch * p->lat_channels * p->lat * p->lat * sizeof *p->latents);
-    if (st == LDM_OK && !p->latents) st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    size_t n_lat = (size_t)p->o.batch * p->lat_channels * p->lat * p->lat;
+    p->latents = malloc(n_lat * sizeof *p->latents);
+    p->restored = malloc(n_lat * sizeof *p->restored);
+    if (st == LDM_OK && (!p->latents || !p->restored))
+        st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     if (st != LDM_OK) {
         ldm_pipeline_destroy(p);
         return st;
@@ -137,8 +146,24 @@ ldm_status ldm_pipeline_open(ldm_ctx *ctx, const char *model_dir, const ldm_pipe
     return LDM_OK;
 }
 
+ldm_status ldm_pipeline_decode(ldm_pipeline *p, const float *latents, float *images) {
+    const ldm_run_config *c = &p->cfg;
+    if (c->latent_scaling == LDM_LATENT_NONE) return ldm_ae_codec_decode(p->codec, latents, images);
+    size_t hw = (size_t)p->lat * p->lat;
+    memcpy(p->restored, latents, (size_t)p->o.batch * p->lat_channels * hw * sizeof *latents);
+    ldm_latents_normalize(p->restored, (size_t)p->o.batch, p->lat_channels, hw, c->latent_mean,
+                          c->latent_std, 1);
+    return ldm_ae_codec_decode(p->codec, p->restored, images);
+}
+
 ldm_status ldm_pipeline_generate(ldm_pipeline *p, const char *prompt, const char *negative,
                                  uint64_t seed, float *images) {
+    LDM_TRY(ldm_pipeline_generate_latents(p, prompt, negative, seed, p->latents));
+    return ldm_pipeline_decode(p, p->latents, images);
+}
+
+ldm_status ldm_pipeline_generate_latents(ldm_pipeline *p, const char *prompt, const char *negative,
+                                         uint64_t seed, float *latents) {
     const ldm_run_config *c = &p->cfg;
     const float *context = NULL, *uncond = NULL;
     if (p->encoder) {
@@ -161,6 +186,5 @@ ldm_status ldm_pipeline_generate(ldm_pipeline *p, const char *prompt, const char
     }
     LDM_TRY(ldm_sampler_set_conditions(p->sampler, context, uncond, NULL, NULL));
     ldm_sampler_set_seed(p->sampler, seed);
-    LDM_TRY(ldm_sampler_run(p->sampler, p->latents));
-    return ldm_ae_codec_decode(p->codec, p->latents, images);
+    return ldm_sampler_run(p->sampler, latents);
 }

@@ -155,6 +155,33 @@ static ldm_status read_model(ldm_ini *ini, const char *p, ldm_run_config *c) {
     LDM_TRY(int_key(ini, "autoencoder", "num_down_layers", 1, 64, &a->num_down_layers));
     LDM_TRY(int_key(ini, "autoencoder", "num_mid_layers", 1, 64, &a->num_mid_layers));
     LDM_TRY(int_key(ini, "autoencoder", "num_up_layers", 1, 64, &a->num_up_layers));
+    static const char *const scalings[] = {"none", "global", "channel"};
+    int scaling = (int)c->latent_scaling;
+    LDM_TRY(enum_key(ini, p, "autoencoder", "latent_scaling", scalings, 3, &scaling));
+    c->latent_scaling = (ldm_latent_scaling)scaling;
+    double mean[LDM_RUN_MAX_LATENT_CHANNELS], std[LDM_RUN_MAX_LATENT_CHANNELS];
+    int n_mean = -1, n_std = -1;
+    LDM_TRY(ldm_ini_double_list(ini, "autoencoder", "latent_mean", -1e30, 1e30, mean,
+                                LDM_RUN_MAX_LATENT_CHANNELS, &n_mean));
+    LDM_TRY(ldm_ini_double_list(ini, "autoencoder", "latent_std", 1e-30, 1e30, std,
+                                LDM_RUN_MAX_LATENT_CHANNELS, &n_std));
+    if (n_mean >= 0 || n_std >= 0) {
+        if (c->latent_scaling == LDM_LATENT_NONE || n_mean != a->z_channels ||
+            n_std != a->z_channels)
+            return LDM_FAIL(LDM_ERR_FORMAT,
+                            "%s: [autoencoder] latent_mean and latent_std go together, with "
+                            "latent_scaling global or channel, one value per latent channel (%d); "
+                            "given %d and %d",
+                            p, a->z_channels, n_mean < 0 ? 0 : n_mean, n_std < 0 ? 0 : n_std);
+        c->n_latent_stats = a->z_channels;
+        for (int i = 0; i < a->z_channels; i++)
+            c->latent_mean[i] = (float)mean[i], c->latent_std[i] = (float)std[i];
+    }
+    if (c->latent_scaling != LDM_LATENT_NONE && a->z_channels > LDM_RUN_MAX_LATENT_CHANNELS)
+        return LDM_FAIL(LDM_ERR_FORMAT,
+                        "%s: [autoencoder] latent_scaling works on at most %d latent channels, "
+                        "z_channels is %d",
+                        p, LDM_RUN_MAX_LATENT_CHANNELS, a->z_channels);
     return path_key(ini, p, "autoencoder", "checkpoint", c->ae_checkpoint);
 }
 
@@ -415,6 +442,17 @@ ldm_status ldm_run_config_write_model(const ldm_run_config *c, const char *path,
             "num_up_layers = %d\n",
             a->norm_channels, a->num_heads, a->num_down_layers, a->num_mid_layers,
             a->num_up_layers);
+    if (c->latent_scaling != LDM_LATENT_NONE) {
+        static const char *const scalings[] = {"none", "global", "channel"};
+        fprintf(f, "latent_scaling = %s\n", scalings[c->latent_scaling]);
+        for (int k = 0; k < 2 && c->n_latent_stats; k++) {
+            const float *v = k ? c->latent_std : c->latent_mean;
+            fprintf(f, "%s = [", k ? "latent_std" : "latent_mean");
+            for (int i = 0; i < c->n_latent_stats; i++)
+                fprintf(f, "%s%.9g", i ? ", " : "", (double)v[i]);
+            fprintf(f, "]\n");
+        }
+    }
     fprintf(f, "[text]\nencoder = %s\n", modes[c->text]);
     if (c->text == LDM_TEXT_CLIP_FROZEN || c->text == LDM_TEXT_CLIP_FINETUNE)
         fprintf(f, "clip_path = %s\n", c->clip_path);

@@ -37,6 +37,9 @@ typedef struct stage {
     int trained_text;         /* the encoder is in the step */
     float *cache, *cache_idx; /* the latent cache */
     float *cache_flipped;     /* the mirrored images' latents (random_flip), else NULL */
+    /* latent_scaling: the cache's statistics, by which the cache is normalised on loading and
+     * sampled latents are restored before decoding */
+    float lat_mean[LDM_RUN_MAX_LATENT_CHANNELS], lat_std[LDM_RUN_MAX_LATENT_CHANNELS];
     size_t n, lat;
     int lat_hw;
     float *lat_batch, *ctx, *empty_ctx, *ids_f, *mask_f;
@@ -48,6 +51,31 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* latent_scaling: the statistics of the cache, then the cache (and its mirrored twin) normalised
+ * by them. */
+static ldm_status scale_cache(stage *s) {
+    const ldm_run_config *c = s->c;
+    int z = c->ae.z_channels;
+    size_t hw = (size_t)s->lat_hw * (size_t)s->lat_hw;
+    ldm_status st =
+        ldm_latent_stats(c->latent_scaling, s->cache, s->n, z, hw, s->lat_mean, s->lat_std);
+    if (st != LDM_OK) {
+        ldm_error_prefix("the latent cache");
+        return st;
+    }
+    ldm_latents_normalize(s->cache, s->n, z, hw, s->lat_mean, s->lat_std, 0);
+    if (s->cache_flipped)
+        ldm_latents_normalize(s->cache_flipped, s->n, z, hw, s->lat_mean, s->lat_std, 0);
+    char text[2048] = "";
+    for (int k = 0; k < z && strlen(text) + 64 < sizeof text; k++)
+        snprintf(text + strlen(text), sizeof text - strlen(text), "%s%.4g/%.4g", k ? ", " : "",
+                 (double)s->lat_mean[k], (double)s->lat_std[k]);
+    run_note(s->r, LDM_LOG_INFO,
+             "latent_scaling = %s: the latents are normalised by (mean/std per channel) %s",
+             c->latent_scaling == LDM_LATENT_GLOBAL ? "global" : "channel", text);
+    return LDM_OK;
 }
 
 static ldm_status load_cache(stage *s, const char *path) {
@@ -83,6 +111,7 @@ static ldm_status load_cache(stage *s, const char *path) {
         }
     }
     ldm_safetensors_close(st);
+    if (e == LDM_OK && s->c->latent_scaling != LDM_LATENT_NONE) e = scale_cache(s);
     return e;
 }
 
@@ -388,6 +417,9 @@ static ldm_status validate(stage *s, const char *ae_path, int step) {
     if (st == LDM_OK) st = ldm_clip_encode_prompts(enc, s->tok, empty, 1, uncond);
     if (st == LDM_OK) st = ldm_sampler_set_conditions(smp, ctx, uncond, NULL, NULL);
     if (st == LDM_OK) st = ldm_sampler_run(smp, lat);
+    if (st == LDM_OK && c->latent_scaling != LDM_LATENT_NONE)
+        ldm_latents_normalize(lat, (size_t)n, c->ae.z_channels, (size_t)s->lat_hw * s->lat_hw,
+                              s->lat_mean, s->lat_std, 1);
     if (st == LDM_OK)
         st = ldm_ae_codec_create(s->r->ctx, &c->ae, n, c->resolution, c->resolution, 0, 0, &codec);
     if (st == LDM_OK) st = ldm_ae_codec_load(codec, ae_path);
@@ -450,8 +482,18 @@ static ldm_status write_model(stage *s, const char *ae_path) {
         LDM_TRY(run_copy_file(c->vocab, path));
     }
     run_path(path, dir, "model.ini");
-    LDM_TRY(
-        ldm_run_config_write_model(c, path, c->text == LDM_TEXT_CLIP_SCRATCH ? VOCAB_NAME : NULL));
+    ldm_run_config *m = malloc(sizeof *m); /* with the latent statistics */
+    if (!m) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    *m = *c;
+    if (c->latent_scaling != LDM_LATENT_NONE) {
+        m->n_latent_stats = c->ae.z_channels;
+        memcpy(m->latent_mean, s->lat_mean, sizeof m->latent_mean);
+        memcpy(m->latent_std, s->lat_std, sizeof m->latent_std);
+    }
+    ldm_status st =
+        ldm_run_config_write_model(m, path, c->text == LDM_TEXT_CLIP_SCRATCH ? VOCAB_NAME : NULL);
+    free(m);
+    LDM_TRY(st);
     run_note(s->r, LDM_LOG_INFO, "model folder: %s (ldmcl-sample -m %s -p ...)", dir, dir);
     return LDM_OK;
 }

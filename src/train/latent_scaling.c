@@ -1,0 +1,62 @@
+/* src/train/latent_scaling.c: the statistics that put an autoencoder's latents on the scale the
+ * diffusion expects (ldm_latent_stats, ldm_latents_normalize; see ldmcl/run_config.h). */
+#include <math.h>
+
+#include "internal.h"
+#include "ldmcl/run_config.h"
+
+ldm_status ldm_latent_stats(ldm_latent_scaling scaling, const float *z, size_t n, int channels,
+                            size_t hw, float *mean, float *std) {
+    if (channels < 1 || channels > LDM_RUN_MAX_LATENT_CHANNELS || n == 0 || hw == 0)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "latent statistics of %zu items of %d channels x %zu values", n, channels,
+                        hw);
+    for (int c = 0; c < channels; c++)
+        mean[c] = 0.0f, std[c] = 1.0f;
+    if (scaling == LDM_LATENT_NONE) return LDM_OK;
+    double sum[LDM_RUN_MAX_LATENT_CHANNELS] = {0}, sq[LDM_RUN_MAX_LATENT_CHANNELS] = {0};
+    for (size_t i = 0; i < n; i++)
+        for (int c = 0; c < channels; c++) {
+            const float *v = z + (i * (size_t)channels + (size_t)c) * hw;
+            for (size_t k = 0; k < hw; k++) {
+                sum[c] += v[k];
+                sq[c] += (double)v[k] * v[k];
+            }
+        }
+    double count = (double)n * (double)hw;
+    if (scaling == LDM_LATENT_GLOBAL) {
+        double s = 0, q = 0;
+        for (int c = 0; c < channels; c++)
+            s += sum[c], q += sq[c];
+        double m = s / (count * channels), var = q / (count * channels) - m * m;
+        if (!(var > 1e-12))
+            return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                            "latent_scaling = global: the latents are constant (%g), nothing to "
+                            "scale by",
+                            m);
+        for (int c = 0; c < channels; c++)
+            std[c] = (float)sqrt(var);
+        return LDM_OK;
+    }
+    for (int c = 0; c < channels; c++) {
+        double m = sum[c] / count, var = sq[c] / count - m * m;
+        if (!(var > 1e-12))
+            return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                            "latent_scaling = channel: latent channel %d is constant (%g), nothing "
+                            "to scale by",
+                            c, m);
+        mean[c] = (float)m;
+        std[c] = (float)sqrt(var);
+    }
+    return LDM_OK;
+}
+
+void ldm_latents_normalize(float *z, size_t n, int channels, size_t hw, const float *mean,
+                           const float *std, int inverse) {
+    for (size_t i = 0; i < n; i++)
+        for (int c = 0; c < channels; c++) {
+            float *v = z + (i * (size_t)channels + (size_t)c) * hw;
+            for (size_t k = 0; k < hw; k++)
+                v[k] = inverse ? v[k] * std[c] + mean[c] : (v[k] - mean[c]) / std[c];
+        }
+}
