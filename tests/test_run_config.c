@@ -222,7 +222,7 @@ static int teardown(void **state) {
 static void latent_statistics(void **state) {
     (void)state;
     /* 2 items x 2 channels x 3 values: channel 0 holds 1..6, channel 1 is 10 x (1, -1, ...) */
-    float z[12] = {1, 2, 3, 10, -10, 10, 4, 5, 6, -10, 10, -10}, mean[2], std[2];
+    float z[12] = {1, 2, 3, 10, -10, 10, 4, 5, 6, -10, 10, -10}, mean[3], std[3]; /* 3: below */
     assert_status(ldm_latent_stats(LDM_LATENT_CHANNEL, z, 2, 2, 3, mean, std), LDM_OK);
     assert_true(fabsf(mean[0] - 3.5f) < 1e-6f && fabsf(std[0] - sqrtf(35.0f / 12.0f)) < 1e-6f);
     assert_true(fabsf(mean[1]) < 1e-6f && fabsf(std[1] - 10.0f) < 1e-5f);
