@@ -66,7 +66,10 @@ def value(v):
         return "[" + ", ".join(value(x) for x in v) + "]"
     if isinstance(v, (int, float)):
         return repr(v)
-    fail(f"unexpected value {v!r}")
+    try:  # PyYAML reads 1e-5 (no dot) as a string
+        return repr(float(v))
+    except (TypeError, ValueError):
+        fail(f"unexpected value {v!r}")
 
 
 def model_section(params, keys, path, name, allowed_extra=()):
