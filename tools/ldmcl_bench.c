@@ -4,7 +4,8 @@
  *   --bench LIST     copy, gemm, ops, unet, ae, ae-celebhq, clip, cache (comma-separated, or all):
  *                    device times from OpenCL profiling events, after warm-up, median of
  *                    repeats
- *   --json FILE      the same figures as JSON */
+ *   --json FILE      the same figures as JSON
+ *   --tune-gemm      measures CLBlast GEMM parameters for the device and keeps them (gemm.h) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,12 @@ static void usage(FILE *f) {
             "  --shapes seed|small   op shapes: the seed UNet's at batch 16 (default on a GPU)\n"
             "                        or small ones (default otherwise)\n"
             "  --json FILE           also write the figures as JSON\n"
+            "  --tune-gemm           measure CLBlast GEMM parameters for this device (a minute\n"
+            "                        on a CPU) and keep them in the kernel cache directory, where\n"
+            "                        every ldmcl program finds them; skipped when the device has\n"
+            "                        a tuning file already. Runs on its own\n"
+            "  --retune              with --tune-gemm: measure again even so\n"
+            "  --no-gemm-tuning      leave CLBlast's default GEMM parameters (to compare)\n"
             "  --cl-platform P       platform index or name substring (env LDMCL_CL_PLATFORM)\n"
             "  --cl-device D         device index or name substring (env LDMCL_CL_DEVICE);\n"
             "                        without --cl-platform an index counts over all platforms\n"
@@ -106,8 +113,49 @@ static int parse_count(const char *flag, const char *v, int *out) {
     return 1;
 }
 
+/* --tune-gemm: a context that leaves CLBlast's defaults alone, so they can be measured. */
+static int tune_gemm(const bench_settings *s, int retune, int verbose) {
+    ldm_ctx_options o;
+    ldm_ctx_options_init(&o);
+    o.platform = s->platform;
+    o.device = s->device;
+    o.log = print_log;
+    o.log_user = &verbose;
+    o.no_gemm_tuning = 1;
+    ldm_ctx *ctx = NULL;
+    if (ldm_ctx_create(&o, &ctx) != LDM_OK) {
+        fprintf(stderr, "ldmcl-bench: %s\n", ldm_last_error());
+        return 1;
+    }
+    const ldm_device_info *d = ldm_ctx_device_info(ctx);
+    printf("device: %s (%s), driver %s\n", d->device_name, d->platform_name, d->driver_version);
+    char path[4096];
+    ldm_status st = ldm_gemm_tuning_path(ctx, path, sizeof path);
+    FILE *f = st == LDM_OK && !retune ? fopen(path, "r") : NULL;
+    if (f) {
+        fclose(f);
+        printf("GEMM tuning: %s exists; --retune measures again\n", path);
+        ldm_ctx_destroy(ctx);
+        return 0;
+    }
+    ldm_gemm_tune_report r;
+    double t0 = bench_now_ms();
+    if (st == LDM_OK) st = ldm_gemm_tune(ctx, 0, &r);
+    ldm_ctx_destroy(ctx);
+    if (st != LDM_OK) {
+        fprintf(stderr, "ldmcl-bench: %s\n", ldm_last_error());
+        return 1;
+    }
+    printf("GEMM tuning: %d parameter sets timed (%d rejected) in %.0f s; the workload took "
+           "%.1f ms with CLBlast's defaults, %.1f ms with the chosen (%.2fx)\n"
+           "chosen: %s\nwritten: %s\n",
+           r.candidates, r.rejected, (bench_now_ms() - t0) / 1e3, r.default_ms, r.tuned_ms,
+           r.default_ms / r.tuned_ms, r.chosen, r.path);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    int do_list = 0, do_selftest = 0, verbose = 0;
+    int do_list = 0, do_selftest = 0, verbose = 0, do_tune = 0, retune = 0, no_tuning = 0;
     const char *bench_list = NULL, *json_path = NULL;
     int shapes = -1; /* -1: by device */
     int train_batch = 16;
@@ -118,6 +166,12 @@ int main(int argc, char **argv) {
             do_list = 1;
         else if (!strcmp(a, "--self-test"))
             do_selftest = 1;
+        else if (!strcmp(a, "--tune-gemm"))
+            do_tune = 1;
+        else if (!strcmp(a, "--retune"))
+            retune = 1;
+        else if (!strcmp(a, "--no-gemm-tuning"))
+            no_tuning = 1;
         else if (!strcmp(a, "-v") || !strcmp(a, "--verbose"))
             verbose = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -150,6 +204,16 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    if (do_tune && (do_list || do_selftest || bench_list || no_tuning)) {
+        fprintf(stderr, "ldmcl-bench: --tune-gemm runs on its own (CLBlast keeps the parameters "
+                        "it tried for the rest of the process)\n");
+        return 2;
+    }
+    if (retune && !do_tune) {
+        fprintf(stderr, "ldmcl-bench: --retune goes with --tune-gemm\n");
+        return 2;
+    }
+    if (do_tune) return tune_gemm(&s, retune, verbose);
     if (!do_list && !do_selftest && !bench_list) {
         usage(stderr);
         return 2;
@@ -199,14 +263,16 @@ int main(int argc, char **argv) {
     o.device = s.device;
     o.log = print_log;
     o.log_user = &verbose;
+    o.no_gemm_tuning = no_tuning;
     ldm_ctx *ctx = NULL;
     if (ldm_ctx_create(&o, &ctx) != LDM_OK) {
         fprintf(stderr, "ldmcl-bench: %s\n", ldm_last_error());
         return 1;
     }
     const ldm_device_info *d = ldm_ctx_device_info(ctx);
-    printf("device: %s (%s), driver %s, %s\n", d->device_name, d->platform_name, d->driver_version,
-           d->opencl_c_version);
+    printf("device: %s (%s), driver %s, %s; GEMMs: %s\n", d->device_name, d->platform_name,
+           d->driver_version, d->opencl_c_version,
+           ldm_ctx_gemm_tuned(ctx) ? "tuned parameters (--tune-gemm)" : "CLBlast's defaults");
     FILE *json = NULL;
     if (json_path && !(json = fopen(json_path, "w"))) {
         fprintf(stderr, "ldmcl-bench: cannot write '%s'\n", json_path);

@@ -62,6 +62,8 @@ typedef struct ldm_ctx_options {
     const char *cache_dir;  /* binary kernel cache directory; NULL: $LDMCL_CL_CACHE_DIR, then
                                $XDG_CACHE_HOME/ldmcl/kernels, then $HOME/.cache/ldmcl/kernels */
     int binary_cache;       /* 1 on, 0 off, -1 (default): on unless $LDMCL_CL_CACHE=0 */
+    int no_gemm_tuning;     /* 1: leave CLBlast's GEMM parameters alone (no tuning file); see
+                               ldm_gemm_tune in gemm.h */
     ldm_log_fn log;         /* NULL: messages are dropped */
     void *log_user;
 } ldm_ctx_options;

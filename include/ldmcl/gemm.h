@@ -42,6 +42,33 @@ ldm_status ldm_gemm_strided_batched(ldm_ctx *ctx, const ldm_gemm_shape *s, size_
                                     size_t stride_b, float beta, ldm_buf C, size_t stride_c,
                                     ldm_buf temp, size_t temp_bytes, cl_event *ev);
 
+/* ---- Tuning ----------------------------------------------------------------------------------
+ * CLBlast ships kernel parameters for many GPUs but none for CPU drivers such as pocl, where its
+ * defaults run the GEMMs of small convolutions several times slower than they can.
+ * ldm_gemm_tune times CLBlast's defaults and a set of candidate parameters on the GEMMs of
+ * small-UNet training (checking each candidate's results against a host product first), writes
+ * the fastest to the device's tuning file in the kernel cache directory, and applies it. Every
+ * context opened later on that device applies the file (unless its options say no_gemm_tuning).
+ * CLBlast keeps parameters process-wide and cannot restore its defaults, so: tune in a fresh
+ * process, from a context opened with no_gemm_tuning = 1, before any GEMM is planned; and when
+ * the defaults win, only later processes run them. quick: a few candidates on tiny shapes (for
+ * tests). */
+typedef struct ldm_gemm_tune_report {
+    double default_ms; /* the workload's time with CLBlast's defaults */
+    double tuned_ms;   /* with the chosen parameters (default_ms when those are the defaults) */
+    int candidates;    /* parameter sets timed, the defaults included */
+    int rejected;      /* of those, the ones CLBlast refused or that computed wrong results */
+    char chosen[1024]; /* the chosen parameters, or "CLBlast's defaults" */
+    char path[4096];   /* the tuning file written */
+} ldm_gemm_tune_report;
+ldm_status ldm_gemm_tune(ldm_ctx *ctx, int quick, ldm_gemm_tune_report *report);
+
+/* The device's tuning file (whether or not it exists); fails when the kernel cache is off. */
+ldm_status ldm_gemm_tuning_path(const ldm_ctx *ctx, char *buf, size_t size);
+
+/* Whether this context's GEMMs run parameters from a tuning file. */
+int ldm_ctx_gemm_tuned(const ldm_ctx *ctx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -115,8 +115,13 @@ ldm_status ldm_ctx_create(const ldm_ctx_options *opts, ldm_ctx **out) {
     ldm_log(ctx, LDM_LOG_DEBUG, "kernel sources: %s; binary cache: %s",
             ctx->kernel_dir ? ctx->kernel_dir : "embedded",
             ctx->cache_dir ? ctx->cache_dir : "off");
+    if (!opts->no_gemm_tuning) ldm_gemm_tuning_load(ctx);
     *out = ctx;
     return LDM_OK;
+}
+
+int ldm_ctx_gemm_tuned(const ldm_ctx *ctx) {
+    return ctx->gemm_tuned;
 }
 
 void ldm_ctx_destroy(ldm_ctx *ctx) {

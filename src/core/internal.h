@@ -76,6 +76,8 @@ struct ldm_ctx {
     uint64_t max_alloc_cap; /* 0: the device's CL_DEVICE_MAX_MEM_ALLOC_SIZE */
     uint64_t mem_in_use;    /* bytes held by this context's arenas */
 
+    int gemm_tuned; /* CLBlast runs parameters from a tuning file (gemm_tuning.c) */
+
     int profiling; /* between ldm_ctx_profile_begin and _end */
     ldm_profile_entry *profile;
     size_t n_profile, cap_profile;
@@ -122,6 +124,36 @@ ldm_status ldm_gemm_enqueue(ldm_ctx *ctx, const ldm_gemm_shape *s, size_t batch,
                             ldm_buf A, size_t stride_a, ldm_buf B, size_t stride_b, float beta,
                             ldm_buf C, size_t stride_c, cl_mem temp, const ldm_gemm_plan *plan,
                             cl_event *ev);
+
+/* ---- GEMM tuning (gemm_tuning.c, gemm_tune.c) ------------------------------------------- */
+
+#define LDM_GEMM_TUNING_MAX_PARAMS 24
+#define LDM_GEMM_TUNING_MAX_KERNELS 4
+/* One CLBlast kernel's parameters ("Xgemm", "GemmRoutine"), as CLBlastOverrideParameters takes
+ * them: every parameter the kernel has. */
+typedef struct ldm_gemm_tuning_kernel {
+    char kernel[32];
+    int n;
+    char names[LDM_GEMM_TUNING_MAX_PARAMS][32];
+    size_t values[LDM_GEMM_TUNING_MAX_PARAMS];
+} ldm_gemm_tuning_kernel;
+typedef struct ldm_gemm_tuning {
+    int n; /* 0: CLBlast's defaults */
+    ldm_gemm_tuning_kernel kernels[LDM_GEMM_TUNING_MAX_KERNELS];
+} ldm_gemm_tuning;
+/* Parses a tuning file's text (modified in place); errors name path and line. */
+ldm_status ldm_gemm_tuning_parse(const char *path, char *text, ldm_gemm_tuning *t);
+ldm_status ldm_gemm_tuning_load_file(const char *path, ldm_gemm_tuning *t);
+/* Hands the parameters to CLBlast for this context's device (for the whole process). */
+ldm_status ldm_gemm_tuning_apply(ldm_ctx *ctx, const ldm_gemm_tuning *t);
+ldm_status ldm_gemm_tuning_apply_kernel(ldm_ctx *ctx, const ldm_gemm_tuning_kernel *k);
+/* Whether this process has handed CLBlast any parameters (they stay for its lifetime). */
+int ldm_gemm_tuning_overridden(void);
+/* Writes the device's tuning file atomically; comment (may be NULL) goes in as a '#' line. */
+ldm_status ldm_gemm_tuning_save(ldm_ctx *ctx, const ldm_gemm_tuning *t, const char *comment);
+/* At context creation: applies the device's tuning file when there is one. A file that does not
+ * parse or that CLBlast rejects is reported as a warning naming it, and CLBlast's defaults stay. */
+void ldm_gemm_tuning_load(ldm_ctx *ctx);
 
 /* ---- small helpers (util.c) -------------------------------------------------------------- */
 
