@@ -63,6 +63,70 @@ kernel void col2im(const int C, const int H, const int W, const int KH, const in
     x[o] = acc ? x[o] + s : s;
 }
 
+// The same two for CPU drivers (pocl), where the launches above ran 7-15x slower than these:
+// one work-item per (image row, column row) loops over the row's pixels, so each writes or
+// reads a contiguous run instead of one element. Launched over (output row, row) for im2col
+// and (image row iy, row = n * C + c) for col2im. GPUs keep the kernels above: there adjacent
+// work-items must touch adjacent addresses.
+kernel void im2col_rows(const int C, const int H, const int W, const int KH, const int KW,
+                        const int SH, const int SW, const int PH, const int PW, const int Ho,
+                        const int Wo, const int nb, global float *col, const ulong col_off,
+                        global const float *x, const ulong x_off) {
+    const int oy = get_global_id(0), row = get_global_id(1);
+    if (oy >= Ho || row >= C * KH * KW * nb) return;
+    const int n = row % nb, k = row / nb;
+    const int kx = k % KW, ky = (k / KW) % KH, c = k / (KW * KH);
+    const int iy = oy * SH - PH + ky;
+    global float *dst = col + col_off + (ulong)row * Ho * Wo + oy * Wo;
+    if (iy < 0 || iy >= H) {
+        for (int ox = 0; ox < Wo; ox++)
+            dst[ox] = 0.0f;
+        return;
+    }
+    global const float *src = x + x_off + (((ulong)n * C + c) * H + iy) * W;
+    for (int ox = 0; ox < Wo; ox++) {
+        const int ix = ox * SW - PW + kx;
+        dst[ox] = ix >= 0 && ix < W ? src[ix] : 0.0f;
+    }
+}
+
+kernel void col2im_rows(const int C, const int H, const int W, const int KH, const int KW,
+                        const int SH, const int SW, const int PH, const int PW, const int Ho,
+                        const int Wo, const int nb, const int acc, global float *x,
+                        const ulong x_off, global const float *col, const ulong col_off) {
+    const int iy = get_global_id(0), row = get_global_id(1);
+    if (iy >= H || row >= nb * C) return;
+    const int c = row % C, n = row / C;
+    const int P = Ho * Wo;
+    global float *dst = x + x_off + (ulong)row * H * W + (ulong)iy * W;
+    for (int ix = 0; ix < W; ix++) {
+        float s = 0.0f;
+        for (int ky = 0; ky < KH; ky++) {
+            const int ty = iy + PH - ky;
+            if (ty < 0) continue;
+            int oy = ty;
+            if (SH != 1) {
+                if (ty % SH) continue;
+                oy = ty / SH;
+            }
+            if (oy >= Ho) continue;
+            for (int kx = 0; kx < KW; kx++) {
+                const int tx = ix + PW - kx;
+                if (tx < 0) continue;
+                int ox = tx;
+                if (SW != 1) {
+                    if (tx % SW) continue;
+                    ox = tx / SW;
+                }
+                if (ox >= Wo) continue;
+                const int k = (c * KH + ky) * KW + kx;
+                s += col[col_off + ((ulong)k * nb + n) * P + oy * Wo + ox];
+            }
+        }
+        dst[ix] = acc ? dst[ix] + s : s;
+    }
+}
+
 // y[b, a, p] = (acc ? y : 0) + x[a, b, p] (+ bias[a] when has_bias), x [A, B, P].
 kernel void swap01(const int A, const int B, const int P, const int acc, const int has_bias,
                    global float *y, const ulong y_off, global const float *x, const ulong x_off,

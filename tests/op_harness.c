@@ -285,3 +285,11 @@ void run_ref_family(const char *family, const op_entry *ops, int n_ops) {
     ldm_ctx_destroy(ctx);
     ldm_safetensors_close(st);
 }
+
+void run_ref_family_both_layouts(const char *family, const op_entry *ops, int n_ops) {
+    assert_int_equal(setenv("LDMCL_CPU_KERNELS", "1", 1), 0);
+    run_ref_family(family, ops, n_ops);
+    assert_int_equal(setenv("LDMCL_CPU_KERNELS", "0", 1), 0);
+    run_ref_family(family, ops, n_ops);
+    assert_int_equal(unsetenv("LDMCL_CPU_KERNELS"), 0);
+}

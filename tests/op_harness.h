@@ -34,6 +34,9 @@ typedef struct op_entry {
 /* Runs every case of tests/ref/<family>.safetensors; fails the test on any mismatch or on a
  * case whose op has no entry. */
 void run_ref_family(const char *family, const op_entry *ops, int n_ops);
+/* run_ref_family twice: with the kernels laid out for CPUs and with those for GPUs
+ * (LDMCL_CPU_KERNELS=1, then 0), so both are checked on any test device. */
+void run_ref_family_both_layouts(const char *family, const op_entry *ops, int n_ops);
 
 /* Number parameter of a case (fails the test when missing). */
 double case_number(const ldm_json *params, const char *key);

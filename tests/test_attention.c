@@ -1,7 +1,8 @@
 /* tests/test_attention.c: the fused attention core (packed self-attention, causal, and
  * cross-attention over 77 tokens with a key padding mask; head dims 8, 24 and 64) and the full
  * nn.MultiheadAttention against PyTorch (tests/ref/attention.safetensors); and the memory the
- * planner gives a self-attention block growing linearly with the number of tokens. */
+ * planner gives a self-attention block growing linearly with the number of tokens. Both kernel
+ * layouts (CPU, GPU) are checked. */
 #include <string.h>
 
 #include "op_harness.h"
@@ -41,7 +42,7 @@ static void attention_matches_pytorch(void **state) {
                             {"mha_self", b_mha_self, 0},
                             {"mha_causal", b_mha_causal, 0},
                             {"mha_cross", b_mha_self, (1u << 3) | (1u << 4)}};
-    run_ref_family("attention", ops, 5);
+    run_ref_family_both_layouts("attention", ops, 5);
 }
 
 /* Peak planned memory of a training step through self-attention over L tokens. */

@@ -1,5 +1,6 @@
 /* tests/test_norm.c: GroupNorm, LayerNorm, BatchNorm2d (training and evaluation) and F.normalize
- * against PyTorch (tests/ref/norm.safetensors), and BatchNorm's running-statistics update. */
+ * against PyTorch (tests/ref/norm.safetensors) with both kernel layouts (CPU, GPU), and
+ * BatchNorm's running-statistics update. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -33,7 +34,7 @@ static void norms_match_pytorch(void **state) {
                             {"layer_norm", b_layer_norm, 0},
                             {"batch_norm", b_batch_norm, 0},
                             {"l2_normalize", b_l2_normalize, 0}};
-    run_ref_family("norm", ops, 4);
+    run_ref_family_both_layouts("norm", ops, 4);
 }
 
 /* One training step moves the running statistics 10% towards the batch's (variance unbiased). */

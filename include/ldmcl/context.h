@@ -62,13 +62,16 @@ typedef struct ldm_ctx_options {
     const char *cache_dir;  /* binary kernel cache directory; NULL: $LDMCL_CL_CACHE_DIR, then
                                $XDG_CACHE_HOME/ldmcl/kernels, then $HOME/.cache/ldmcl/kernels */
     int binary_cache;       /* 1 on, 0 off, -1 (default): on unless $LDMCL_CL_CACHE=0 */
+    int cpu_kernels;        /* 1: kernel variants laid out for CPUs (cl/conv.cl's *_rows), 0: the
+                               ones for GPUs, -1 (default): $LDMCL_CPU_KERNELS (0 or 1), else by
+                               device type. Results are the same; only speed differs */
     int no_gemm_tuning;     /* 1: leave CLBlast's GEMM parameters alone (no tuning file); see
                                ldm_gemm_tune in gemm.h */
     ldm_log_fn log;         /* NULL: messages are dropped */
     void *log_user;
 } ldm_ctx_options;
 
-/* Sets every field to its default (NULLs and binary_cache = -1). */
+/* Sets every field to its default (NULLs, binary_cache = cpu_kernels = -1). */
 void ldm_ctx_options_init(ldm_ctx_options *o);
 
 typedef struct ldm_ctx ldm_ctx;
@@ -81,6 +84,9 @@ const ldm_device_info *ldm_ctx_device_info(const ldm_ctx *ctx);
 cl_context ldm_ctx_cl_context(const ldm_ctx *ctx);
 cl_command_queue ldm_ctx_queue(const ldm_ctx *ctx);
 cl_device_id ldm_ctx_cl_device(const ldm_ctx *ctx);
+
+/* Whether this context runs the CPU variants of kernels (ldm_ctx_options.cpu_kernels). */
+int ldm_ctx_cpu_kernels(const ldm_ctx *ctx);
 
 /* Where the binary kernel cache lives ("" when it is disabled). */
 const char *ldm_ctx_cache_dir(const ldm_ctx *ctx);

@@ -11,6 +11,7 @@
 void ldm_ctx_options_init(ldm_ctx_options *o) {
     memset(o, 0, sizeof *o);
     o->binary_cache = -1;
+    o->cpu_kernels = -1;
 }
 
 void ldm_log(const ldm_ctx *ctx, ldm_log_level level, const char *fmt, ...) {
@@ -99,6 +100,20 @@ ldm_status ldm_ctx_create(const ldm_ctx_options *opts, ldm_ctx **out) {
             return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
         }
     }
+    ctx->cpu_kernels = ctx->info.is_cpu;
+    const char *ck = getenv("LDMCL_CPU_KERNELS");
+    if (opts->cpu_kernels >= 0)
+        ctx->cpu_kernels = opts->cpu_kernels != 0;
+    else if (ck && *ck) {
+        if (strcmp(ck, "0") != 0 && strcmp(ck, "1") != 0) {
+            ldm_ctx_destroy(ctx);
+            return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                            "LDMCL_CPU_KERNELS is '%s': 1 (kernels laid out for CPUs), 0 (for "
+                            "GPUs), or unset (by device type)",
+                            ck);
+        }
+        ctx->cpu_kernels = ck[0] == '1';
+    }
     st = resolve_cache_dir(opts, &ctx->cache_dir);
     if (st != LDM_OK) {
         ldm_ctx_destroy(ctx);
@@ -112,12 +127,16 @@ ldm_status ldm_ctx_create(const ldm_ctx_options *opts, ldm_ctx **out) {
             ctx->info.platform_version, ctx->info.driver_version, ctx->info.opencl_c_version,
             ctx->info.compute_units, ldm_format_bytes(ctx->info.global_mem_bytes, gmem, 32),
             ldm_format_bytes(ctx->info.max_alloc_bytes, amem, 32), chosen_by);
-    ldm_log(ctx, LDM_LOG_DEBUG, "kernel sources: %s; binary cache: %s",
-            ctx->kernel_dir ? ctx->kernel_dir : "embedded",
-            ctx->cache_dir ? ctx->cache_dir : "off");
+    ldm_log(ctx, LDM_LOG_DEBUG, "kernel sources: %s; binary cache: %s; kernel layouts for %s",
+            ctx->kernel_dir ? ctx->kernel_dir : "embedded", ctx->cache_dir ? ctx->cache_dir : "off",
+            ctx->cpu_kernels ? "CPUs" : "GPUs");
     if (!opts->no_gemm_tuning) ldm_gemm_tuning_load(ctx);
     *out = ctx;
     return LDM_OK;
+}
+
+int ldm_ctx_cpu_kernels(const ldm_ctx *ctx) {
+    return ctx->cpu_kernels;
 }
 
 int ldm_ctx_gemm_tuned(const ldm_ctx *ctx) {

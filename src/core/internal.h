@@ -76,7 +76,8 @@ struct ldm_ctx {
     uint64_t max_alloc_cap; /* 0: the device's CL_DEVICE_MAX_MEM_ALLOC_SIZE */
     uint64_t mem_in_use;    /* bytes held by this context's arenas */
 
-    int gemm_tuned; /* CLBlast runs parameters from a tuning file (gemm_tuning.c) */
+    int cpu_kernels; /* ldm_ctx_options.cpu_kernels, resolved */
+    int gemm_tuned;  /* CLBlast runs parameters from a tuning file (gemm_tuning.c) */
 
     int profiling; /* between ldm_ctx_profile_begin and _end */
     ldm_profile_entry *profile;

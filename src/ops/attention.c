@@ -8,7 +8,18 @@
 #include "ops_internal.h"
 
 #define FILE_CL "attention.cl"
+#define FILE_CL_ROWS "attention_rows.cl" /* the CPU layout (ldm_ctx_cpu_kernels) */
 #define BQ 64
+
+static int cpu_layout(ldm_cmd *c) {
+    return ldm_ctx_cpu_kernels(ldm_cmd_ctx(c));
+}
+
+/* Work-groups: BQ queries for the tiled kernels; the driver's choice for the CPU layout. */
+static const size_t *attn_local(ldm_cmd *c) {
+    static const size_t local[3] = {BQ, 1, 1};
+    return cpu_layout(c) ? NULL : local;
+}
 
 static int tile_keys(int hd) {
     return hd <= 64 ? 32 : 16;
@@ -17,7 +28,7 @@ static int tile_keys(int hd) {
 static ldm_status kernel_for(ldm_cmd *c, const ldm_attn_geom *g, const char *name, cl_kernel *k) {
     char defines[96];
     snprintf(defines, sizeof defines, "-DHD=%d -DBQ=%d -DBK=%d", g->HD, BQ, tile_keys(g->HD));
-    return ldm_cmd_kernel(c, FILE_CL, name, defines, k);
+    return ldm_cmd_kernel(c, cpu_layout(c) ? FILE_CL_ROWS : FILE_CL, name, defines, k);
 }
 
 static ldm_status check_geom(const ldm_attn_geom *g) {
@@ -36,8 +47,8 @@ ldm_status ldm_attention_fwd(ldm_cmd *c, const ldm_attn_geom *g, ldm_buf o, ldm_
     LDM_TRY(ldm_set_args(k, "iiiiiiiiifiibbbbb", g->L, g->S, g->NH, g->q_stride, g->q_col,
                          g->k_stride, g->k_col, g->v_stride, g->v_col, (double)g->scale, g->causal,
                          mask.mem != NULL, o, lse, q_src, kv_src, ldm_unused_or(mask, q_src)));
-    size_t global[3] = {(size_t)g->L, (size_t)g->NH, (size_t)g->N}, local[3] = {BQ, 1, 1};
-    return ldm_cmd_launch(c, k, 3, global, local);
+    size_t global[3] = {(size_t)g->L, (size_t)g->NH, (size_t)g->N};
+    return ldm_cmd_launch(c, k, 3, global, attn_local(c));
 }
 
 size_t ldm_attention_bwd_scratch(const ldm_attn_geom *g) {
@@ -55,7 +66,7 @@ ldm_status ldm_attention_bwd(ldm_cmd *c, const ldm_attn_geom *g, int acc_q, ldm_
     LDM_TRY(ldm_set_args(k, "iibbb", g->L, g->NH, delta, dout, o));
     size_t gd[3] = {(size_t)g->L, (size_t)g->NH, (size_t)g->N};
     LDM_TRY(ldm_cmd_launch(c, k, 3, gd, NULL));
-    size_t local[3] = {BQ, 1, 1};
+    const size_t *local = attn_local(c);
     if (dkv_src.mem) {
         LDM_TRY(kernel_for(c, g, "attention_bwd_dkv", &k));
         LDM_TRY(ldm_set_args(k, "iiiiiiiiifiiibbbbbbb", g->L, g->S, g->NH, g->q_stride, g->q_col,

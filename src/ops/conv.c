@@ -69,6 +69,13 @@ static ldm_buf at(ldm_buf b, size_t off) {
 
 /* Work-groups of the 2-D im2col/col2im launches: pixels x rows. */
 static const size_t conv_local[2] = {32, 4};
+/* ... and of their CPU variants (*_rows): image rows x column rows. */
+static const size_t rows_local[2] = {1, 64};
+
+/* CPU drivers get the *_rows kernels (cl/conv.cl says why). */
+static int on_cpu(ldm_cmd *c) {
+    return ldm_ctx_cpu_kernels(ldm_cmd_ctx(c));
+}
 
 /* col [K, nb, P] from nb samples of an image [nb, C, H, W], windows as g describes with the
  * image taken as conv input. */
@@ -77,11 +84,13 @@ static ldm_status im2col(ldm_cmd *c, const ldm_conv_geom *g, int C, int H, int W
     size_t n = (size_t)C * window(g) * nb * (size_t)Ho * (size_t)Wo;
     LDM_TRY(ldm_check_count("im2col", n));
     cl_kernel k;
-    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "im2col", NULL, &k));
+    int cpu = on_cpu(c);
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, cpu ? "im2col_rows" : "im2col", NULL, &k));
     LDM_TRY(ldm_set_args(k, "iiiiiiiiiiiibb", C, H, W, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW, Ho,
                          Wo, (int)nb, col, img));
-    size_t global[2] = {(size_t)Ho * (size_t)Wo, n / ((size_t)Ho * (size_t)Wo)};
-    return ldm_cmd_launch(c, k, 2, global, conv_local);
+    size_t rows = n / ((size_t)Ho * (size_t)Wo);
+    size_t global[2] = {cpu ? (size_t)Ho : (size_t)Ho * (size_t)Wo, rows};
+    return ldm_cmd_launch(c, k, 2, global, cpu ? rows_local : conv_local);
 }
 
 static ldm_status col2im(ldm_cmd *c, const ldm_conv_geom *g, int C, int H, int W, int Ho, int Wo,
@@ -89,11 +98,12 @@ static ldm_status col2im(ldm_cmd *c, const ldm_conv_geom *g, int C, int H, int W
     size_t n = nb * (size_t)C * (size_t)H * (size_t)W;
     LDM_TRY(ldm_check_count("col2im", n));
     cl_kernel k;
-    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "col2im", NULL, &k));
+    int cpu = on_cpu(c);
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, cpu ? "col2im_rows" : "col2im", NULL, &k));
     LDM_TRY(ldm_set_args(k, "iiiiiiiiiiiiibb", C, H, W, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW,
                          Ho, Wo, (int)nb, acc, img, col));
-    size_t global[2] = {(size_t)H * (size_t)W, nb * (size_t)C};
-    return ldm_cmd_launch(c, k, 2, global, conv_local);
+    size_t global[2] = {cpu ? (size_t)H : (size_t)H * (size_t)W, nb * (size_t)C};
+    return ldm_cmd_launch(c, k, 2, global, cpu ? rows_local : conv_local);
 }
 
 /* y [B, A, P] = acc*y + x [A, B, P] (+ bias[a]). */

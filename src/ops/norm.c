@@ -5,8 +5,17 @@
 #include "ops_internal.h"
 
 #define FILE_CL "norm.cl"
-#define WG 256
-#define DEFINES "-DWG=256"
+
+/* Work-group size of the reductions: 256 on GPUs; 16 for the CPU layout (ldm_ctx_cpu_kernels),
+ * where idle work-items and barrier steps cost more than they save (GroupNorm at 7x7 with 2 to
+ * 4 channels per group has 100 to 200 elements per group). */
+static size_t norm_wg(ldm_cmd *c) {
+    return ldm_ctx_cpu_kernels(ldm_cmd_ctx(c)) ? 16 : 256;
+}
+
+static const char *norm_defines(ldm_cmd *c) {
+    return norm_wg(c) == 16 ? "-DWG=16" : "-DWG=256";
+}
 
 ldm_status ldm_group_norm_fwd(ldm_cmd *c, size_t N, size_t C, size_t P, size_t G, float eps,
                               ldm_buf y, ldm_buf mean, ldm_buf rstd, ldm_buf x, ldm_buf gamma,
@@ -15,10 +24,10 @@ ldm_status ldm_group_norm_fwd(ldm_cmd *c, size_t N, size_t C, size_t P, size_t G
     if (G == 0 || C % G)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "group_norm: %zu channels in %zu groups", C, G);
     cl_kernel k;
-    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_fwd", DEFINES, &k));
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_fwd", norm_defines(c), &k));
     LDM_TRY(ldm_set_args(k, "iiifbbbbbb", (int)C, (int)P, (int)G, (double)eps, y, mean, rstd, x,
                          gamma, beta));
-    size_t global = N * G * WG, local = WG;
+    size_t global = N * G * norm_wg(c), local = norm_wg(c);
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }
 
@@ -27,18 +36,18 @@ ldm_status ldm_group_norm_bwd(ldm_cmd *c, size_t N, size_t C, size_t P, size_t G
                               ldm_buf dy, ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma) {
     cl_kernel k;
     if (dx.mem) {
-        LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_dx", DEFINES, &k));
+        LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_dx", norm_defines(c), &k));
         LDM_TRY(ldm_set_args(k, "iiiibbbbbb", (int)C, (int)P, (int)G, acc_x, dx, dy, x, mean, rstd,
                              gamma));
-        size_t global = N * G * WG, local = WG;
+        size_t global = N * G * norm_wg(c), local = norm_wg(c);
         LDM_TRY(ldm_cmd_launch(c, k, 1, &global, &local));
     }
     if (dgamma.mem || dbeta.mem) {
-        LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_params", DEFINES, &k));
+        LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_params", norm_defines(c), &k));
         LDM_TRY(ldm_set_args(k, "iiiiibibbbbbii", (int)N, (int)C, (int)P, (int)G, acc_g,
                              ldm_unused_or(dgamma, dy), acc_b, ldm_unused_or(dbeta, dy), dy, x,
                              mean, rstd, dgamma.mem != NULL, dbeta.mem != NULL));
-        size_t global = C * WG, local = WG;
+        size_t global = C * norm_wg(c), local = norm_wg(c);
         LDM_TRY(ldm_cmd_launch(c, k, 1, &global, &local));
     }
     return LDM_OK;
@@ -48,9 +57,9 @@ ldm_status ldm_layer_norm_fwd(ldm_cmd *c, size_t R, size_t D, float eps, ldm_buf
                               ldm_buf rstd, ldm_buf x, ldm_buf gamma, ldm_buf beta) {
     LDM_TRY(ldm_check_count("layer_norm", R * D));
     cl_kernel k;
-    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "layer_norm_fwd", DEFINES, &k));
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "layer_norm_fwd", norm_defines(c), &k));
     LDM_TRY(ldm_set_args(k, "ifbbbbbb", (int)D, (double)eps, y, mean, rstd, x, gamma, beta));
-    size_t global = R * WG, local = WG;
+    size_t global = R * norm_wg(c), local = norm_wg(c);
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }
 
@@ -59,13 +68,13 @@ ldm_status ldm_layer_norm_bwd(ldm_cmd *c, size_t R, size_t D, int acc_x, ldm_buf
                               ldm_buf mean, ldm_buf rstd, ldm_buf gamma) {
     cl_kernel k;
     if (dx.mem) {
-        LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "layer_norm_bwd_dx", DEFINES, &k));
+        LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "layer_norm_bwd_dx", norm_defines(c), &k));
         LDM_TRY(ldm_set_args(k, "iibbbbbb", (int)D, acc_x, dx, dy, x, mean, rstd, gamma));
-        size_t global = R * WG, local = WG;
+        size_t global = R * norm_wg(c), local = norm_wg(c);
         LDM_TRY(ldm_cmd_launch(c, k, 1, &global, &local));
     }
     if (dgamma.mem || dbeta.mem) {
-        LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "layer_norm_bwd_params", DEFINES, &k));
+        LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "layer_norm_bwd_params", norm_defines(c), &k));
         LDM_TRY(ldm_set_args(k, "iiibibbbbbii", (int)R, (int)D, acc_g, ldm_unused_or(dgamma, dy),
                              acc_b, ldm_unused_or(dbeta, dy), dy, x, mean, rstd, dgamma.mem != NULL,
                              dbeta.mem != NULL));
@@ -81,10 +90,10 @@ ldm_status ldm_batch_norm_fwd(ldm_cmd *c, size_t N, size_t C, size_t P, float ep
                               ldm_buf running_var) {
     LDM_TRY(ldm_check_count("batch_norm", N * C * P));
     cl_kernel k;
-    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "batch_norm_fwd", DEFINES, &k));
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "batch_norm_fwd", norm_defines(c), &k));
     LDM_TRY(ldm_set_args(k, "iiiffibbbbbbbb", (int)N, (int)C, (int)P, (double)eps, (double)momentum,
                          training, y, mean, rstd, x, gamma, beta, running_mean, running_var));
-    size_t global = C * WG, local = WG;
+    size_t global = C * norm_wg(c), local = norm_wg(c);
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }
 
@@ -92,12 +101,12 @@ ldm_status ldm_batch_norm_bwd(ldm_cmd *c, size_t N, size_t C, size_t P, int trai
                               ldm_buf dx, int acc_g, ldm_buf dgamma, int acc_b, ldm_buf dbeta,
                               ldm_buf dy, ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma) {
     cl_kernel k;
-    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "batch_norm_bwd", DEFINES, &k));
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "batch_norm_bwd", norm_defines(c), &k));
     LDM_TRY(ldm_set_args(k, "iiiiibibibbbbbbiii", (int)N, (int)C, (int)P, training, acc_x,
                          ldm_unused_or(dx, dy), acc_g, ldm_unused_or(dgamma, dy), acc_b,
                          ldm_unused_or(dbeta, dy), dy, x, mean, rstd, gamma, dx.mem != NULL,
                          dgamma.mem != NULL, dbeta.mem != NULL));
-    size_t global = C * WG, local = WG;
+    size_t global = C * norm_wg(c), local = norm_wg(c);
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }
 
@@ -242,7 +251,7 @@ ldm_status ldm_l2norm_fwd(ldm_cmd *c, size_t N, size_t C, size_t P, float eps, l
                           ldm_buf x) {
     LDM_TRY(ldm_check_count("l2norm", N * C * P));
     cl_kernel k;
-    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "l2norm_fwd", DEFINES, &k));
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "l2norm_fwd", norm_defines(c), &k));
     LDM_TRY(ldm_set_args(k, "iiifbbb", (int)N, (int)C, (int)P, (double)eps, y, d, x));
     return ldm_launch_1d(c, k, N * P);
 }
@@ -251,7 +260,7 @@ ldm_status ldm_l2norm_bwd(ldm_cmd *c, size_t N, size_t C, size_t P, float eps, i
                           ldm_buf dy, ldm_buf x, ldm_buf d) {
     LDM_TRY(ldm_check_count("l2norm backward", N * C * P));
     cl_kernel k;
-    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "l2norm_bwd", DEFINES, &k));
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "l2norm_bwd", norm_defines(c), &k));
     LDM_TRY(ldm_set_args(k, "iiifibbbb", (int)N, (int)C, (int)P, (double)eps, acc, dx, dy, x, d));
     return ldm_launch_1d(c, k, N * P);
 }
