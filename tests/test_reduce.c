@@ -1,5 +1,6 @@
 /* tests/test_reduce.c: sum, mean, MSE and L1 losses against PyTorch
- * (tests/ref/reduce.safetensors), and long reductions against exact host sums. */
+ * (tests/ref/reduce.safetensors) with both kernel layouts, and long reductions against exact
+ * host sums. */
 #include <stdlib.h>
 
 #include "op_harness.h"
@@ -36,7 +37,7 @@ static void reductions_match_pytorch(void **state) {
                             {"mse", b_mse, 0},
                             {"l1", b_l1, 0},
                             {"mse_const", b_mse_const, 0}};
-    run_ref_family("reduce", ops, (int)(sizeof ops / sizeof ops[0]));
+    run_ref_family_both_layouts("reduce", ops, (int)(sizeof ops / sizeof ops[0]));
 }
 
 /* Lengths past 256 * 1024 use chunks longer than a work-group; small integers keep every

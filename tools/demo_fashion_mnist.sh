@@ -4,10 +4,12 @@
 # text prompts; with a GPU the same command is just faster.
 #   1. installs Debian's dataset-fashion-mnist when missing (apt, with sudo when not root);
 #   2. writes it into the dataset layout (data/fashion-mnist: PNGs + captions from the labels);
-#   3. ldmcl-train configs/fashion_mnist.ini: the autoencoder, the latent cache, the LDM with a
+#   3. ldmcl-bench --tune-gemm: CLBlast GEMM parameters for this device, once (skipped when it has
+#      them);
+#   4. ldmcl-train configs/fashion_mnist.ini: the autoencoder, the latent cache, the LDM with a
 #      small CLIP text encoder trained from scratch (runs/fashion-mnist; --resume, so running the
 #      script again continues or finishes at once);
-#   4. ldmcl-sample: eight images per class prompt, one row per class, in
+#   5. ldmcl-sample: eight images per class prompt, one row per class, in
 #      runs/fashion-mnist/grid.png.
 # Options are passed to ldmcl-train and ldmcl-sample (e.g. --cl-device 1).
 #   LDMCL_DEMO_LIMIT=N   use the first N training images (default 12000: the 30-minute budget)
@@ -33,6 +35,19 @@ if [ "$(cat "$data/.prepared" 2>/dev/null)" != "$limit" ]; then
     python3 tools/prepare_fashion_mnist.py "$data" --source "$source_dir" --limit "$limit"
     echo "$limit" > "$data/.prepared"
 fi
+
+# CLBlast has no tuned GEMM parameters for CPU drivers: measure them once for this device (about
+# two minutes on 2 cores; kept beside the kernel cache, where every ldmcl program finds them).
+device_args() {
+    while [ $# -gt 0 ]; do
+        case "$1" in
+        --cl-device | --cl-platform) [ $# -ge 2 ] && printf '%s\n%s\n' "$1" "$2"; shift ;;
+        esac
+        shift
+    done
+}
+mapfile -t tune_args < <(device_args "$@")
+build/ldmcl-bench --tune-gemm "${tune_args[@]}" | tail -n 3
 
 config=${LDMCL_DEMO_CONFIG:-configs/fashion_mnist.ini}
 out=$(sed -n 's/^output_dir *= *//p' "$config")

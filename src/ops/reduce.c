@@ -33,11 +33,14 @@ ldm_status ldm_sum_rows(ldm_cmd *c, size_t rows, size_t cols, float scale, int a
                         ldm_buf x) {
     LDM_TRY(ldm_check_count("sum_rows", rows * cols));
     cl_kernel k;
+    /* 16-wide on CPU layouts, where a 256-wide group's barrier steps cost more than they save
+     * (a bias gradient: 64 rows of 3,136). */
+    int wg = ldm_ctx_cpu_kernels(ldm_cmd_ctx(c)) ? 16 : WG;
     char defines[32];
-    snprintf(defines, sizeof defines, "-DWG=%d", WG);
+    snprintf(defines, sizeof defines, "-DWG=%d", wg);
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "sum_rows", defines, &k));
     LDM_TRY(ldm_set_args(k, "ifibb", (int)cols, (double)scale, acc, y, x));
-    size_t global = rows * WG, local = WG;
+    size_t global = rows * (size_t)wg, local = (size_t)wg;
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }
 
