@@ -181,7 +181,8 @@ void ldm_gemm_tuning_load(ldm_ctx *ctx) {
         if (ctx->info.is_cpu)
             ldm_log(ctx, LDM_LOG_INFO,
                     "GEMMs use CLBlast's default parameters, which are slow on CPU devices: "
-                    "`ldmcl-bench --tune-gemm` measures better ones for this device (a minute)");
+                    "`ldmcl-bench --tune-gemm` measures better ones for this device, once "
+                    "(minutes)");
         return;
     }
     fclose(f);
