@@ -21,11 +21,7 @@
 #define BK 32
 #endif
 
-inline int masked(const int i, const int j, const int causal, global const float *mask,
-                  const ulong mask_off, const int has_mask, const int n, const int S) {
-    if (causal && j > i) return 1;
-    return has_mask && mask[mask_off + (ulong)n * S + j] != 0.0f;
-}
+#include "attention_common.clh"
 
 // Stages rows [j0, j0 + BK) of head h of a key or value source into tile[BK][HD] (zeros past S).
 inline void load_tile(local float *tile, global const float *src, const ulong base,
@@ -92,18 +88,6 @@ void attention_fwd(const int L, const int S, const int NH, const int q_stride, c
     const ulong orow = o_off + ((ulong)n * L + i) * NH * HD + h * HD;
     for (int d = 0; d < HD; d++) o[orow + d] = acc[d] * inv;
     lse[lse_off + ((ulong)n * NH + h) * L + i] = l > 0.0f ? m + log(l) : -INFINITY;
-}
-
-// delta[n, h, i] = sum_d dO[n, i, h, d] * O[n, i, h, d]. global (L, NH, N).
-kernel void attention_bwd_delta(const int L, const int NH, global float *delta,
-                                const ulong delta_off, global const float *dout,
-                                const ulong dout_off, global const float *o, const ulong o_off) {
-    const int i = get_global_id(0), h = get_global_id(1), n = get_global_id(2);
-    if (i >= L) return;
-    const ulong row = ((ulong)n * L + i) * NH * HD + h * HD;
-    float s = 0.0f;
-    for (int d = 0; d < HD; d++) s += dout[dout_off + row + d] * o[o_off + row + d];
-    delta[delta_off + ((ulong)n * NH + h) * L + i] = s;
 }
 
 // dK and dV: one work-item per key, looping over all queries in tiles of BK staged in local
