@@ -55,6 +55,6 @@ out=$(realpath -m --relative-to=. "$(dirname "$config")/$out")
 mkdir -p "$out/final"
 build/ldmcl-train "$config" --resume "$@"
 build/ldmcl-sample -m "$out/model" --prompt-file configs/fashion_mnist_prompts.txt \
-    --batch-size 8 --steps 50 --cfg-scale 3 -s 1 -o "$out/final/%03d.png" \
+    --batch-size 8 --steps 50 --cfg-scale 5 -s 1 -o "$out/final/%03d.png" \
     --grid "$out/grid.png" "$@" | tail -n 1
 echo "demo: the ten classes, one row each: $out/grid.png"

@@ -16,7 +16,7 @@
    grades the reconstructions: an LDM on these latents can hardly do better than that.
 
     /usr/bin/python3 tools/eval_fashion_mnist.py --model runs/fashion-mnist/model \\
-        [--sampler build/ldmcl-sample] [--per-class 100] [--steps 50] [--cfg-scale 3] \\
+        [--sampler build/ldmcl-sample] [--per-class 100] [--steps 50] [--cfg-scale 5] \\
         [--classifier build/data/fashion_mnist_classifier.pt] [--work DIR] [--json FILE]
 
 Needs PyTorch, NumPy and Pillow (Debian: python3-torch python3-pil). The numbers are printed as a
@@ -208,7 +208,7 @@ def main():
     ap.add_argument("--per-class", type=int, default=100, help="generated images per prompt")
     ap.add_argument("--batch-size", type=int, default=50, help="ldmcl-sample's --batch-size")
     ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--cfg-scale", type=float, default=3.0)
+    ap.add_argument("--cfg-scale", type=float, default=5.0)  # as the demo samples
     ap.add_argument("--sampling-method", default="ddim")
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--work", default=None, help="where the generated PNGs go (default MODEL/eval)")
