@@ -24,17 +24,12 @@ kernel void im2col(const int C, const int H, const int W, const int KH, const in
     col[col_off + (ulong)row * P + p] = v;
 }
 
-// x[n, c, iy, ix] = (acc ? x : 0) + sum of col[(c, ky, kx), n, (oy, ox)] over the windows that
-// cover (iy, ix): oy*SH - PH + ky == iy and ox*SW - PW + kx == ix. Launched over
-// (q = iy * W + ix, row = n * C + c).
-kernel void col2im(const int C, const int H, const int W, const int KH, const int KW, const int SH,
-                   const int SW, const int PH, const int PW, const int Ho, const int Wo,
-                   const int nb, const int acc, global float *x, const ulong x_off,
-                   global const float *col, const ulong col_off) {
-    const int q = get_global_id(0), row = get_global_id(1);
-    if (q >= H * W || row >= nb * C) return;
-    const int c = row % C, n = row / C;
-    const int iy = q / W, ix = q - iy * W;
+// The sum col2im gathers for image pixel (c, iy, ix) of sample n: the column entries of every
+// window that covers it.
+inline float col2im_sum(const int c, const int n, const int iy, const int ix, const int KH,
+                        const int KW, const int SH, const int SW, const int PH, const int PW,
+                        const int Ho, const int Wo, const int nb, global const float *col,
+                        const ulong col_off) {
     const int P = Ho * Wo;
     float s = 0.0f;
     for (int ky = 0; ky < KH; ky++) {
@@ -59,6 +54,21 @@ kernel void col2im(const int C, const int H, const int W, const int KH, const in
             s += col[col_off + ((ulong)k * nb + n) * P + oy * Wo + ox];
         }
     }
+    return s;
+}
+
+// x[n, c, iy, ix] = (acc ? x : 0) + sum of col[(c, ky, kx), n, (oy, ox)] over the windows that
+// cover (iy, ix): oy*SH - PH + ky == iy and ox*SW - PW + kx == ix. Launched over
+// (q = iy * W + ix, row = n * C + c).
+kernel void col2im(const int C, const int H, const int W, const int KH, const int KW, const int SH,
+                   const int SW, const int PH, const int PW, const int Ho, const int Wo,
+                   const int nb, const int acc, global float *x, const ulong x_off,
+                   global const float *col, const ulong col_off) {
+    const int q = get_global_id(0), row = get_global_id(1);
+    if (q >= H * W || row >= nb * C) return;
+    const int c = row % C, n = row / C;
+    const int iy = q / W, ix = q - iy * W;
+    const float s = col2im_sum(c, n, iy, ix, KH, KW, SH, SW, PH, PW, Ho, Wo, nb, col, col_off);
     const ulong o = x_off + (ulong)row * H * W + q;
     x[o] = acc ? x[o] + s : s;
 }
@@ -97,32 +107,10 @@ kernel void col2im_rows(const int C, const int H, const int W, const int KH, con
     const int iy = get_global_id(0), row = get_global_id(1);
     if (iy >= H || row >= nb * C) return;
     const int c = row % C, n = row / C;
-    const int P = Ho * Wo;
     global float *dst = x + x_off + (ulong)row * H * W + (ulong)iy * W;
     for (int ix = 0; ix < W; ix++) {
-        float s = 0.0f;
-        for (int ky = 0; ky < KH; ky++) {
-            const int ty = iy + PH - ky;
-            if (ty < 0) continue;
-            int oy = ty;
-            if (SH != 1) {
-                if (ty % SH) continue;
-                oy = ty / SH;
-            }
-            if (oy >= Ho) continue;
-            for (int kx = 0; kx < KW; kx++) {
-                const int tx = ix + PW - kx;
-                if (tx < 0) continue;
-                int ox = tx;
-                if (SW != 1) {
-                    if (tx % SW) continue;
-                    ox = tx / SW;
-                }
-                if (ox >= Wo) continue;
-                const int k = (c * KH + ky) * KW + kx;
-                s += col[col_off + ((ulong)k * nb + n) * P + oy * Wo + ox];
-            }
-        }
+        const float s =
+            col2im_sum(c, n, iy, ix, KH, KW, SH, SW, PH, PW, Ho, Wo, nb, col, col_off);
         dst[ix] = acc ? dst[ix] + s : s;
     }
 }

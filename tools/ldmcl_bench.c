@@ -113,20 +113,28 @@ static int parse_count(const char *flag, const char *v, int *out) {
     return 1;
 }
 
-/* --tune-gemm: a context that leaves CLBlast's defaults alone, so they can be measured. */
-static int tune_gemm(const bench_settings *s, int retune, int verbose) {
+/* A context on the selected device, the library's notes printed when *verbose; NULL (the
+ * error printed) when it cannot be opened. */
+static ldm_ctx *open_context(const bench_settings *s, int *verbose, int no_gemm_tuning) {
     ldm_ctx_options o;
     ldm_ctx_options_init(&o);
     o.platform = s->platform;
     o.device = s->device;
     o.log = print_log;
-    o.log_user = &verbose;
-    o.no_gemm_tuning = 1;
+    o.log_user = verbose;
+    o.no_gemm_tuning = no_gemm_tuning;
     ldm_ctx *ctx = NULL;
     if (ldm_ctx_create(&o, &ctx) != LDM_OK) {
         fprintf(stderr, "ldmcl-bench: %s\n", ldm_last_error());
-        return 1;
+        return NULL;
     }
+    return ctx;
+}
+
+/* --tune-gemm: a context that leaves CLBlast's defaults alone, so they can be measured. */
+static int tune_gemm(const bench_settings *s, int retune, int verbose) {
+    ldm_ctx *ctx = open_context(s, &verbose, 1);
+    if (!ctx) return 1;
     const ldm_device_info *d = ldm_ctx_device_info(ctx);
     printf("device: %s (%s), driver %s\n", d->device_name, d->platform_name, d->driver_version);
     char path[4096];
@@ -257,18 +265,8 @@ int main(int argc, char **argv) {
         }
     }
 
-    ldm_ctx_options o;
-    ldm_ctx_options_init(&o);
-    o.platform = s.platform;
-    o.device = s.device;
-    o.log = print_log;
-    o.log_user = &verbose;
-    o.no_gemm_tuning = no_tuning;
-    ldm_ctx *ctx = NULL;
-    if (ldm_ctx_create(&o, &ctx) != LDM_OK) {
-        fprintf(stderr, "ldmcl-bench: %s\n", ldm_last_error());
-        return 1;
-    }
+    ldm_ctx *ctx = open_context(&s, &verbose, no_tuning);
+    if (!ctx) return 1;
     const ldm_device_info *d = ldm_ctx_device_info(ctx);
     printf("device: %s (%s), driver %s, %s; GEMMs: %s\n", d->device_name, d->platform_name,
            d->driver_version, d->opencl_c_version,
