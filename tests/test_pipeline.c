@@ -25,7 +25,8 @@ static void save_model_in(ldm_ctx *ctx, const ldm_run_config *c, const char *dir
     /* UNet */
     assert_status(ldm_graph_create(ctx, &g), LDM_OK);
     ldm_unet_cond cond = {ldm_graph_input(g, "ctx", LDM_SHAPE(1, 8, 8)), NULL, NULL};
-    ldm_unet(g, &c->unet, ldm_graph_input(g, "x", LDM_SHAPE(1, 2, 4, 4)),
+    int lat = ldm_run_latent_size(c);
+    ldm_unet(g, &c->unet, ldm_graph_input(g, "x", LDM_SHAPE(1, c->unet.im_channels, lat, lat)),
              ldm_graph_input(g, "t", LDM_SHAPE(1)), &cond);
     assert_status(ldm_graph_compile(g), LDM_OK);
     assert_status(ldm_graph_init_params(g, 1, 0), LDM_OK);
@@ -275,6 +276,52 @@ static void undoes_latent_scaling_before_decoding(void **state) {
     ldm_ctx_destroy(ctx);
 }
 
+/* A model.ini with latent_patch = 2 (and latent_scaling): the UNet samples 2x2x8 latents,
+ * each 2x2 patch of the autoencoder's 4x4x2 latents as channels, and decoding undoes the scaling,
+ * then puts the patches back (pixel_shuffle): its images are those the same autoencoder decodes
+ * from the rearranged latents. */
+static void undoes_latent_patch_before_decoding(void **state) {
+    (void)state;
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    const char *kinds[2] = {"unpatched", "patched"};
+    const char *extra[2] = {"", "latent_patch = 2\nlatent_scaling = channel\n"
+                                "latent_mean = [0, 1, 2, 3, 4, 5, 6, 7]\n"
+                                "latent_std = [1, 2, 3, 4, 5, 6, 7, 8]\n"};
+    ldm_pipeline *p[2];
+    ldm_pipeline_options o = {
+        .method = LDM_SAMPLER_DDIM, .steps = 3, .guidance_scale = 2.0f, .batch = 2};
+    for (int i = 0; i < 2; i++) {
+        char dir[4300], path[4400], ini[8192];
+        snprintf(dir, sizeof dir, "%s/%s", g_dir, kinds[i]);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        tiny_model_ini(ini, sizeof ini, extra[i]);
+        snprintf(path, sizeof path, "%s/model.ini", dir);
+        test_write_file(path, ini, strlen(ini));
+        ldm_run_config c;
+        assert_status(ldm_run_config_read(path, &c), LDM_OK);
+        assert_int_equal(c.unet.im_channels, i ? 8 : 2);
+        assert_int_equal(ldm_run_latent_size(&c), i ? 2 : 4);
+        save_model_in(ctx, &c, dir);
+        assert_status(ldm_pipeline_open(ctx, dir, &o, &p[i]), LDM_OK);
+    }
+    float z[2 * 8 * 2 * 2], plain[2 * 2 * 4 * 4], img[2 * 64], want[2 * 64];
+    assert_status(ldm_pipeline_generate_latents(p[1], "a bag", NULL, 5, z), LDM_OK);
+    for (int b = 0; b < 2; b++) /* patched channel k = c 4 + i 2 + j at (y, x): (c, 2y+i, 2x+j) */
+        for (int k = 0; k < 8; k++)
+            for (int y = 0; y < 2; y++)
+                for (int x = 0; x < 2; x++) {
+                    float v = z[((b * 8 + k) * 2 + y) * 2 + x] * (float)(k + 1) + (float)k;
+                    int c = k / 4, i = k / 2 % 2, j = k % 2;
+                    plain[((b * 2 + c) * 4 + 2 * y + i) * 4 + 2 * x + j] = v;
+                }
+    assert_status(ldm_pipeline_generate(p[1], "a bag", NULL, 5, img), LDM_OK);
+    assert_status(ldm_pipeline_decode(p[0], plain, want), LDM_OK);
+    assert_true(test_rel_err(img, want, NULL, 2 * 64) < 1e-6);
+    for (int i = 0; i < 2; i++)
+        ldm_pipeline_destroy(p[i]);
+    ldm_ctx_destroy(ctx);
+}
+
 /* A model of the reference implementation (its Unet, VQVAE and YAML, a Hugging Face CLIP folder)
  * assembled by tools/reference_model.py into tests/ref/reference_model/: ldmcl's pipeline and
  * ldmcl-sample give the images of the reference's own sampling loop (DDPM, guidance 3 against
@@ -353,6 +400,7 @@ int main(void) {
         cmocka_unit_test(generates_from_a_model_folder),
         cmocka_unit_test(samples_a_reference_model),
         cmocka_unit_test(undoes_latent_scaling_before_decoding),
+        cmocka_unit_test(undoes_latent_patch_before_decoding),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -122,6 +122,48 @@ static void clip_folder_sizes_the_text(void **state) {
     assert_int_equal(c.unet.text_embed_dim, 96);
 }
 
+/* latent_patch against PyTorch's pixel_unshuffle (tests/ref/latents.safetensors), and its
+ * inverse back: a permutation, so exactly. */
+static void latent_patch_is_pixel_unshuffle(void **state) {
+    (void)state;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/latents.safetensors", LDMCL_TEST_REF_DIR);
+    ldm_safetensors *st;
+    assert_status(ldm_safetensors_open(path, &st), LDM_OK);
+    int cases = 0;
+    for (size_t i = 0; i < ldm_safetensors_count(st); i++) {
+        const char *key = ldm_safetensors_at(st, i)->name;
+        size_t len = strlen(key);
+        if (len < 3 || strcmp(key + len - 3, ".in") != 0) continue;
+        char base[128], out_key[160];
+        snprintf(base, sizeof base, "%.*s", (int)(len - 3), key);
+        snprintf(out_key, sizeof out_key, "%s.out", base);
+        int ndim, shape[8], out_ndim, out_shape[8];
+        float *z = test_st_load(st, key, &ndim, shape);
+        float *want = test_st_load(st, out_key, &out_ndim, out_shape);
+        assert_int_equal(ndim, 4);
+        assert_int_equal(out_ndim, 4);
+        int p = shape[2] / out_shape[2];
+        assert_int_equal(out_shape[1], shape[1] * p * p);
+        size_t n = (size_t)shape[0] * shape[1] * shape[2] * shape[3];
+        float *got = malloc(n * sizeof *got), *back = malloc(n * sizeof *back);
+        assert_non_null(got);
+        assert_non_null(back);
+        ldm_latents_patchify(z, got, (size_t)shape[0], shape[1], shape[2], shape[3], p, 0);
+        assert_memory_equal(got, want, n * sizeof *got);
+        ldm_latents_patchify(got, back, (size_t)shape[0], out_shape[1], out_shape[2], out_shape[3],
+                             p, 1);
+        assert_memory_equal(back, z, n * sizeof *z);
+        free(z);
+        free(want);
+        free(got);
+        free(back);
+        cases++;
+    }
+    ldm_safetensors_close(st);
+    assert_int_equal(cases, 3);
+}
+
 static void expect_error(const char *edit_from, const char *edit_to, ldm_status want,
                          const char *message) {
     char text[8192];
@@ -143,7 +185,16 @@ static void errors_name_file_line_and_key(void **state) {
     expect_error("codebook_size = 20\n",
                  "codebook_size = 20\nlatent_scaling = channel\nlatent_mean = [0, 1]\n"
                  "latent_std = [1, 1]\n",
-                 LDM_ERR_FORMAT, "one value per latent channel (3); given 2 and 2");
+                 LDM_ERR_FORMAT, "one value per latent channel the LDM sees (3); given 2 and 2");
+    expect_error("codebook_size = 20\n", "codebook_size = 20\nlatent_patch = 2\n",
+                 LDM_ERR_INVALID_ARGUMENT,
+                 "[autoencoder] latent_patch = 2 does not divide the latents' size 7");
+    expect_error("codebook_size = 20\n", "codebook_size = 20\nlatent_patch = 9\n", LDM_ERR_FORMAT,
+                 "[autoencoder] latent_patch = 9: outside");
+    expect_error("codebook_size = 20\n",
+                 "codebook_size = 20\nlatent_patch = 7\nlatent_scaling = channel\n", LDM_ERR_FORMAT,
+                 "at most 64 latent channels, the LDM sees 147 (z_channels 3, "
+                 "latent_patch 7)");
     expect_error("codebook_size = 20\n",
                  "codebook_size = 20\nlatent_mean = [0, 1, 2]\nlatent_std = [1, 1, 1]\n",
                  LDM_ERR_FORMAT, "go together, with latent_scaling global or channel");
@@ -251,6 +302,7 @@ static void latent_statistics(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(reads_a_whole_run),
+        cmocka_unit_test(latent_patch_is_pixel_unshuffle),
         cmocka_unit_test(clip_folder_sizes_the_text),
         cmocka_unit_test(errors_name_file_line_and_key),
         cmocka_unit_test(epochs_become_steps),

@@ -165,7 +165,8 @@ def autoencoder_ceiling(model_dir, classifier, x, y):
     ini = read_model_ini(os.path.join(model_dir, "model.ini"))["autoencoder"]
     lists = ("down_channels", "mid_channels", "down_sample", "attn_down")
     cfg = {k: (json.loads(v.replace("True", "true").replace("False", "false")) if k in lists
-               else v if k == "kind" else int(v)) for k, v in ini.items() if k != "checkpoint"}
+               else v if k == "kind" else int(v)) for k, v in ini.items()
+           if k != "checkpoint" and not k.startswith("latent_")}
     cfg["im_channels"] = 1
     ae = Autoencoder(cfg)
     path = os.path.join(model_dir, "autoencoder.safetensors")

@@ -49,9 +49,10 @@ const ldm_run_config *ldm_pipeline_config(const ldm_pipeline *p);
 ldm_status ldm_pipeline_generate(ldm_pipeline *p, const char *prompt, const char *negative,
                                  uint64_t seed, float *images);
 
-/* The two halves of ldm_pipeline_generate: the sampled latents [batch, z, h, w] as the UNet sees
- * them (normalised when model.ini has latent_scaling), and their decoding (the scaling undone
- * first; latents are not changed). */
+/* The two halves of ldm_pipeline_generate: the sampled latents as the UNet sees them ([batch,
+ * ldm_run_latent_channels, ldm_run_latent_size, same]: normalised when model.ini has
+ * latent_scaling, patches as channels with latent_patch), and their decoding (the scaling and
+ * the patching undone first; latents are not changed). */
 ldm_status ldm_pipeline_generate_latents(ldm_pipeline *p, const char *prompt, const char *negative,
                                          uint64_t seed, float *latents);
 ldm_status ldm_pipeline_decode(ldm_pipeline *p, const float *latents, float *images);

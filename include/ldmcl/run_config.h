@@ -13,7 +13,8 @@
  *                  down_sample, attn_down, norm_channels, num_heads, num_down_layers,
  *                  num_mid_layers, num_up_layers, checkpoint (a trained autoencoder: no stage one),
  *                  latent_scaling (none | global | channel: see ldm_latent_stats), and in a
- *                  model.ini the statistics it resolved to: latent_mean, latent_std
+ *                  model.ini the statistics it resolved to: latent_mean, latent_std;
+ *                  latent_patch (see ldm_latents_patchify)
  *   [text]         encoder (none | clip_frozen | clip_finetune | clip_scratch), clip_path (a
  *                  Hugging Face CLIP folder: config.json, model.safetensors, vocab.json,
  *                  merges.txt), vocab (OpenAI's bpe_simple_vocab_16e6.txt.gz, for clip_scratch),
@@ -89,7 +90,11 @@ typedef struct ldm_run_config {
     ldm_autoencoder_config ae;
     char ae_checkpoint[LDM_RUN_PATH];
     ldm_latent_scaling latent_scaling;
-    int n_latent_stats; /* 0, or z_channels when latent_mean and latent_std are set (model.ini) */
+    int n_latent_stats; /* 0, or the LDM's latent channels when latent_mean and latent_std are
+                           set (model.ini) */
+    /* 1: the LDM sees the latents as they are (the reference); p > 1: each p x p patch of them as
+     * channels, z_channels p^2 channels at 1/p the size (ldm_latents_patchify) */
+    int latent_patch;
     float latent_mean[LDM_RUN_MAX_LATENT_CHANNELS], latent_std[LDM_RUN_MAX_LATENT_CHANNELS];
     /* [text] */
     ldm_text_mode text;
@@ -141,6 +146,18 @@ ldm_status ldm_latent_stats(ldm_latent_scaling scaling, const float *z, size_t n
  * decoding sampled latents). */
 void ldm_latents_normalize(float *z, size_t n, int channels, size_t hw, const float *mean,
                            const float *std, int inverse);
+
+/* The latents as the LDM sees them: channels (z_channels latent_patch^2) and height (the
+ * autoencoder's latent height / latent_patch; resolution is square). */
+int ldm_run_latent_channels(const ldm_run_config *c);
+int ldm_run_latent_size(const ldm_run_config *c);
+
+/* Latent patches as channels (PyTorch's pixel_unshuffle): z [n, channels, h, w] -> out [n,
+ * channels p^2, h / p, w / p] with out[c p^2 + i p + j][y][x] = z[c][y p + i][x p + j]; with
+ * inverse, the other way (pixel_shuffle: out [n, channels / p^2, h p, w p] from z [n, channels,
+ * h, w]). h and w (inverse: channels) must divide by p (p^2); z and out must not overlap. */
+void ldm_latents_patchify(const float *z, float *out, size_t n, int channels, int h, int w, int p,
+                          int inverse);
 
 /* The learning rate at a step (0-based) under the schedule with warm-up. */
 float ldm_run_lr_at(const ldm_run_config *c, int step);

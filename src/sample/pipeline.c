@@ -21,6 +21,7 @@ struct ldm_pipeline {
     int lat, lat_channels;
     float *context, *uncond, *latents;
     float *restored; /* latents with the model's latent scaling undone, to decode */
+    float *plain;    /* and with latent_patch undone: the autoencoder's latents */
     float *preview;  /* decoded x0 previews, with an x0 hook */
 };
 
@@ -47,6 +48,7 @@ void ldm_pipeline_destroy(ldm_pipeline *p) {
     free(p->uncond);
     free(p->latents);
     free(p->restored);
+    free(p->plain);
     free(p->preview);
     free(p);
 }
@@ -107,8 +109,8 @@ ldm_status ldm_pipeline_open(ldm_ctx *ctx, const char *model_dir, const ldm_pipe
                       "statistics ldmcl-train writes into a model folder's model.ini)",
                       model_dir);
     if (st == LDM_OK) st = open_text(ctx, p, model_dir);
-    p->lat = ldm_autoencoder_latent_size(&c->ae, c->resolution);
-    p->lat_channels = c->ae.z_channels;
+    p->lat = ldm_run_latent_size(c);
+    p->lat_channels = ldm_run_latent_channels(c);
     ldm_sampler_config sc = {.unet = &p->cfg.unet,
                              .schedule = p->schedule,
                              .batch = p->o.batch,
@@ -136,7 +138,8 @@ ldm_status ldm_pipeline_open(ldm_ctx *ctx, const char *model_dir, const ldm_pipe
     size_t n_lat = (size_t)p->o.batch * p->lat_channels * p->lat * p->lat;
     p->latents = malloc(n_lat * sizeof *p->latents);
     p->restored = malloc(n_lat * sizeof *p->restored);
-    if (st == LDM_OK && (!p->latents || !p->restored))
+    p->plain = malloc(n_lat * sizeof *p->plain);
+    if (st == LDM_OK && (!p->latents || !p->restored || !p->plain))
         st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     if (st != LDM_OK) {
         ldm_pipeline_destroy(p);
@@ -148,12 +151,19 @@ ldm_status ldm_pipeline_open(ldm_ctx *ctx, const char *model_dir, const ldm_pipe
 
 ldm_status ldm_pipeline_decode(ldm_pipeline *p, const float *latents, float *images) {
     const ldm_run_config *c = &p->cfg;
-    if (c->latent_scaling == LDM_LATENT_NONE) return ldm_ae_codec_decode(p->codec, latents, images);
-    size_t hw = (size_t)p->lat * p->lat;
-    memcpy(p->restored, latents, (size_t)p->o.batch * p->lat_channels * hw * sizeof *latents);
-    ldm_latents_normalize(p->restored, (size_t)p->o.batch, p->lat_channels, hw, c->latent_mean,
-                          c->latent_std, 1);
-    return ldm_ae_codec_decode(p->codec, p->restored, images);
+    if (c->latent_scaling != LDM_LATENT_NONE) {
+        size_t hw = (size_t)p->lat * p->lat;
+        memcpy(p->restored, latents, (size_t)p->o.batch * p->lat_channels * hw * sizeof *latents);
+        ldm_latents_normalize(p->restored, (size_t)p->o.batch, p->lat_channels, hw, c->latent_mean,
+                              c->latent_std, 1);
+        latents = p->restored;
+    }
+    if (c->latent_patch > 1) {
+        ldm_latents_patchify(latents, p->plain, (size_t)p->o.batch, p->lat_channels, p->lat, p->lat,
+                             c->latent_patch, 1);
+        latents = p->plain;
+    }
+    return ldm_ae_codec_decode(p->codec, latents, images);
 }
 
 ldm_status ldm_pipeline_generate(ldm_pipeline *p, const char *prompt, const char *negative,

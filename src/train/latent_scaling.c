@@ -1,5 +1,6 @@
-/* src/train/latent_scaling.c: the statistics that put an autoencoder's latents on the scale the
- * diffusion expects (ldm_latent_stats, ldm_latents_normalize; see ldmcl/run_config.h). */
+/* src/train/latent_scaling.c: the autoencoder's latents as the LDM sees them: the statistics
+ * that put them on the scale the diffusion expects (ldm_latent_stats, ldm_latents_normalize) and
+ * their patches as channels (ldm_latents_patchify; see ldmcl/run_config.h). */
 #include <math.h>
 
 #include "internal.h"
@@ -59,4 +60,36 @@ void ldm_latents_normalize(float *z, size_t n, int channels, size_t hw, const fl
             for (size_t k = 0; k < hw; k++)
                 v[k] = inverse ? v[k] * std[c] + mean[c] : (v[k] - mean[c]) / std[c];
         }
+}
+
+int ldm_run_latent_channels(const ldm_run_config *c) {
+    int p = c->latent_patch > 1 ? c->latent_patch : 1;
+    return c->ae.z_channels * p * p;
+}
+
+int ldm_run_latent_size(const ldm_run_config *c) {
+    int p = c->latent_patch > 1 ? c->latent_patch : 1;
+    return ldm_autoencoder_latent_size(&c->ae, c->resolution) / p;
+}
+
+void ldm_latents_patchify(const float *z, float *out, size_t n, int channels, int h, int w, int p,
+                          int inverse) {
+    /* (c, y, x) of the patched tensor [C, H, W] <-> (c / p^2, y p + i, x p + j) of the plain
+     * one [C / p^2, H p, W p] */
+    int pc = inverse ? channels : channels * p * p, ph = inverse ? h : h / p,
+        pw = inverse ? w : w / p;
+    size_t per = (size_t)pc * (size_t)ph * (size_t)pw;
+    for (size_t b = 0; b < n; b++)
+        for (int c = 0; c < pc; c++)
+            for (int y = 0; y < ph; y++)
+                for (int x = 0; x < pw; x++) {
+                    int k = c / (p * p), i = c / p % p, j = c % p;
+                    size_t patched = ((size_t)c * ph + (size_t)y) * pw + (size_t)x;
+                    size_t plain =
+                        ((size_t)k * ph * p + (size_t)(y * p + i)) * pw * p + (size_t)(x * p + j);
+                    if (inverse)
+                        out[b * per + plain] = z[b * per + patched];
+                    else
+                        out[b * per + patched] = z[b * per + plain];
+                }
 }

@@ -32,6 +32,7 @@ void ldm_run_config_init(ldm_run_config *c) {
                                 .num_mid_layers = 2,
                                 .num_up_layers = 2};
     ldm_autoencoder_config_mnist(&c->ae, LDM_AE_VQVAE);
+    c->latent_patch = 1;
     c->text = LDM_TEXT_CLIP_SCRATCH;
     c->clip = (ldm_clip_text_config){.vocab_size = 49408,
                                      .hidden_size = 128,
@@ -159,6 +160,8 @@ static ldm_status read_model(ldm_ini *ini, const char *p, ldm_run_config *c) {
     int scaling = (int)c->latent_scaling;
     LDM_TRY(enum_key(ini, p, "autoencoder", "latent_scaling", scalings, 3, &scaling));
     c->latent_scaling = (ldm_latent_scaling)scaling;
+    LDM_TRY(int_key(ini, "autoencoder", "latent_patch", 1, 8, &c->latent_patch));
+    const int lc = ldm_run_latent_channels(c);
     double mean[LDM_RUN_MAX_LATENT_CHANNELS], std[LDM_RUN_MAX_LATENT_CHANNELS];
     int n_mean = -1, n_std = -1;
     LDM_TRY(ldm_ini_double_list(ini, "autoencoder", "latent_mean", -1e30, 1e30, mean,
@@ -166,22 +169,21 @@ static ldm_status read_model(ldm_ini *ini, const char *p, ldm_run_config *c) {
     LDM_TRY(ldm_ini_double_list(ini, "autoencoder", "latent_std", 1e-30, 1e30, std,
                                 LDM_RUN_MAX_LATENT_CHANNELS, &n_std));
     if (n_mean >= 0 || n_std >= 0) {
-        if (c->latent_scaling == LDM_LATENT_NONE || n_mean != a->z_channels ||
-            n_std != a->z_channels)
+        if (c->latent_scaling == LDM_LATENT_NONE || n_mean != lc || n_std != lc)
             return LDM_FAIL(LDM_ERR_FORMAT,
                             "%s: [autoencoder] latent_mean and latent_std go together, with "
-                            "latent_scaling global or channel, one value per latent channel (%d); "
-                            "given %d and %d",
-                            p, a->z_channels, n_mean < 0 ? 0 : n_mean, n_std < 0 ? 0 : n_std);
-        c->n_latent_stats = a->z_channels;
-        for (int i = 0; i < a->z_channels; i++)
+                            "latent_scaling global or channel, one value per latent channel the "
+                            "LDM sees (%d); given %d and %d",
+                            p, lc, n_mean < 0 ? 0 : n_mean, n_std < 0 ? 0 : n_std);
+        c->n_latent_stats = lc;
+        for (int i = 0; i < lc; i++)
             c->latent_mean[i] = (float)mean[i], c->latent_std[i] = (float)std[i];
     }
-    if (c->latent_scaling != LDM_LATENT_NONE && a->z_channels > LDM_RUN_MAX_LATENT_CHANNELS)
+    if (c->latent_scaling != LDM_LATENT_NONE && lc > LDM_RUN_MAX_LATENT_CHANNELS)
         return LDM_FAIL(LDM_ERR_FORMAT,
                         "%s: [autoencoder] latent_scaling works on at most %d latent channels, "
-                        "z_channels is %d",
-                        p, LDM_RUN_MAX_LATENT_CHANNELS, a->z_channels);
+                        "the LDM sees %d (z_channels %d, latent_patch %d)",
+                        p, LDM_RUN_MAX_LATENT_CHANNELS, lc, a->z_channels, c->latent_patch);
     return path_key(ini, p, "autoencoder", "checkpoint", c->ae_checkpoint);
 }
 
@@ -291,7 +293,10 @@ static ldm_status check_run(ldm_run_config *c) {
                            p, c->resolution);
             lat /= 2;
         }
-    c->unet.im_channels = c->ae.z_channels;
+    if (lat % c->latent_patch)
+        return BAD("%s: [autoencoder] latent_patch = %d does not divide the latents' size %d", p,
+                   c->latent_patch, lat);
+    c->unet.im_channels = ldm_run_latent_channels(c);
     c->unet.num_timesteps = c->num_timesteps;
     if (c->text == LDM_TEXT_CLIP_FROZEN || c->text == LDM_TEXT_CLIP_FINETUNE) {
         if (!c->clip_path[0])
@@ -442,6 +447,7 @@ ldm_status ldm_run_config_write_model(const ldm_run_config *c, const char *path,
             "num_up_layers = %d\n",
             a->norm_channels, a->num_heads, a->num_down_layers, a->num_mid_layers,
             a->num_up_layers);
+    if (c->latent_patch > 1) fprintf(f, "latent_patch = %d\n", c->latent_patch);
     if (c->latent_scaling != LDM_LATENT_NONE) {
         static const char *const scalings[] = {"none", "global", "channel"};
         fprintf(f, "latent_scaling = %s\n", scalings[c->latent_scaling]);

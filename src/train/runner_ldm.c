@@ -57,7 +57,7 @@ static double now_s(void) {
  * by them. */
 static ldm_status scale_cache(stage *s) {
     const ldm_run_config *c = s->c;
-    int z = c->ae.z_channels;
+    int z = ldm_run_latent_channels(c);
     size_t hw = (size_t)s->lat_hw * (size_t)s->lat_hw;
     ldm_status st =
         ldm_latent_stats(c->latent_scaling, s->cache, s->n, z, hw, s->lat_mean, s->lat_std);
@@ -78,6 +78,24 @@ static ldm_status scale_cache(stage *s) {
     return LDM_OK;
 }
 
+/* latent_patch: the cache (and its mirrored twin) as the LDM sees it, patches as channels. */
+static ldm_status patch_cache(stage *s) {
+    const ldm_run_config *c = s->c;
+    int p = c->latent_patch;
+    float **caches[2] = {&s->cache, &s->cache_flipped};
+    for (int k = 0; k < 2; k++) {
+        if (!*caches[k]) continue;
+        float *patched = malloc(s->n * s->lat * sizeof *patched);
+        if (!patched) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+        ldm_latents_patchify(*caches[k], patched, s->n, c->ae.z_channels, s->lat_hw, s->lat_hw, p,
+                             0);
+        free(*caches[k]);
+        *caches[k] = patched;
+    }
+    s->lat_hw /= p;
+    return LDM_OK;
+}
+
 static ldm_status load_cache(stage *s, const char *path) {
     ldm_safetensors *st;
     LDM_TRY(ldm_safetensors_open(path, &st));
@@ -85,7 +103,8 @@ static ldm_status load_cache(stage *s, const char *path) {
     const ldm_st_tensor *i = ldm_safetensors_find(st, "indices");
     ldm_status e = LDM_OK;
     if (!l || !i || l->ndim != 4 || i->ndim != 1 || l->shape[0] != i->shape[0] ||
-        l->shape[1] != s->c->ae.z_channels || l->shape[2] != l->shape[3])
+        l->shape[1] != s->c->ae.z_channels || l->shape[2] != l->shape[3] ||
+        l->shape[2] % s->c->latent_patch)
         e = LDM_FAIL(LDM_ERR_FORMAT, "'%s' is not a latent cache of this autoencoder", path);
     if (e == LDM_OK) {
         s->n = (size_t)l->shape[0];
@@ -111,6 +130,7 @@ static ldm_status load_cache(stage *s, const char *path) {
         }
     }
     ldm_safetensors_close(st);
+    if (e == LDM_OK && s->c->latent_patch > 1) e = patch_cache(s);
     if (e == LDM_OK && s->c->latent_scaling != LDM_LATENT_NONE) e = scale_cache(s);
     return e;
 }
@@ -418,8 +438,18 @@ static ldm_status validate(stage *s, const char *ae_path, int step) {
     if (st == LDM_OK) st = ldm_sampler_set_conditions(smp, ctx, uncond, NULL, NULL);
     if (st == LDM_OK) st = ldm_sampler_run(smp, lat);
     if (st == LDM_OK && c->latent_scaling != LDM_LATENT_NONE)
-        ldm_latents_normalize(lat, (size_t)n, c->ae.z_channels, (size_t)s->lat_hw * s->lat_hw,
-                              s->lat_mean, s->lat_std, 1);
+        ldm_latents_normalize(lat, (size_t)n, ldm_run_latent_channels(c),
+                              (size_t)s->lat_hw * s->lat_hw, s->lat_mean, s->lat_std, 1);
+    if (st == LDM_OK && c->latent_patch > 1) { /* back to the autoencoder's latents */
+        float *plain = malloc((size_t)n * s->lat * sizeof *plain);
+        if (plain)
+            ldm_latents_patchify(lat, plain, (size_t)n, ldm_run_latent_channels(c), s->lat_hw,
+                                 s->lat_hw, c->latent_patch, 1);
+        else
+            st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+        free(lat);
+        lat = plain;
+    }
     if (st == LDM_OK)
         st = ldm_ae_codec_create(s->r->ctx, &c->ae, n, c->resolution, c->resolution, 0, 0, &codec);
     if (st == LDM_OK) st = ldm_ae_codec_load(codec, ae_path);
@@ -486,7 +516,7 @@ static ldm_status write_model(stage *s, const char *ae_path) {
     if (!m) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     *m = *c;
     if (c->latent_scaling != LDM_LATENT_NONE) {
-        m->n_latent_stats = c->ae.z_channels;
+        m->n_latent_stats = ldm_run_latent_channels(c);
         memcpy(m->latent_mean, s->lat_mean, sizeof m->latent_mean);
         memcpy(m->latent_std, s->lat_std, sizeof m->latent_std);
     }

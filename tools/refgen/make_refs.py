@@ -727,6 +727,17 @@ def image(w):
                 w.meta[key] = json.dumps({"file": os.path.basename(path), "channels": 3 if mode == "RGB" else 1, "size": size})
 
 
+@family
+def latents(w):
+    """latent_patch: PyTorch's pixel_unshuffle (patches as channels) of latent batches."""
+    for n, c, h, wd, p in [(2, 3, 4, 6, 2), (1, 2, 6, 3, 3), (1, 1, 2, 2, 1)]:
+        z = w.randn(n, c, h, wd)
+        key = f"patch{p}_{n}x{c}x{h}x{wd}"
+        w.tensors[key + ".in"] = z
+        w.tensors[key + ".out"] = torch.nn.functional.pixel_unshuffle(z, p)
+        w.meta[key] = json.dumps({"p": p})
+
+
 def ae_step(models, im, noise, cfg, dtype):
     """One generator step and one discriminator step of the reference's autoencoder training in
     dtype: loss terms, gradients, then one Adam step of each optimizer (betas 0.5, 0.999)."""
