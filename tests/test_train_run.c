@@ -390,6 +390,17 @@ static void stale_cache_and_bad_checkpoints(void **state) {
     assert_status(run(ini, 0, 1), LDM_OK);
     assert_contains(test_log_text(), "stage one skipped");
     assert_contains(test_log_text(), "is stale");
+    /* the same dataset folder by another path: the cache is kept */
+    char *text = read_text(ini);
+    char *at = strstr(text, "path = data\n");
+    assert_non_null(at);
+    char moved[8192];
+    snprintf(moved, sizeof moved, "%.*spath = ./data/.\n%s", (int)(at - text), text,
+             at + strlen("path = data\n"));
+    test_write_file(ini, moved, strlen(moved));
+    free(text);
+    assert_status(run(ini, 0, 1), LDM_OK);
+    assert_contains(test_log_text(), "matches the autoencoder and the dataset");
 
     /* a truncated latest checkpoint: an error naming it; the file and pointer are unchanged */
     snprintf(path, sizeof path, "%s/whole/checkpoints/checkpoint-00000006.safetensors", g_dir);

@@ -2,8 +2,9 @@
  * The cache file holds "latents" [n, z, h, w] and "indices" [n] (the dataset items they belong
  * to: unreadable images are left out), with random_flip also "latents_flipped" (the mirrored
  * images), and in its metadata the SHA-256 of the autoencoder file and a fingerprint of the
- * dataset (every path with its size and modification time, the resolution and channels, and
- * random_flip). A cache whose keys differ is rebuilt, never reused. */
+ * dataset (every file's path inside the dataset folder with its size and modification time, the
+ * resolution and channels, and random_flip: the same folder reached by another path, relative or
+ * absolute, keeps its cache). A cache whose keys differ is rebuilt, never reused. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +19,11 @@ static void fingerprint(const run_ctx *r, char hex[65]) {
     ldm_sha256 s;
     ldm_sha256_init(&s);
     char head[128];
-    snprintf(head, sizeof head, "ldmcl latent cache 1; resolution %d; channels %d%s",
+    snprintf(head, sizeof head, "ldmcl latent cache 2; resolution %d; channels %d%s",
              r->c->resolution, r->c->channels, r->c->random_flip ? "; flipped too" : "");
     ldm_sha256_field(&s, head, strlen(head));
+    const char *root = r->c->dataset_path;
+    size_t root_len = strlen(root);
     for (size_t i = 0; i < ldm_dataset_count(r->data); i++) {
         const char *p = ldm_dataset_path(r->data, i);
         struct stat st;
@@ -28,7 +31,9 @@ static void fingerprint(const run_ctx *r, char hex[65]) {
         if (stat(p, &st) == 0)
             snprintf(line, sizeof line, "%lld %lld.%09ld", (long long)st.st_size,
                      (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
-        ldm_sha256_field(&s, p, strlen(p));
+        const char *inside = p; /* the path inside the dataset folder */
+        if (!strncmp(p, root, root_len) && p[root_len] == '/') inside = p + root_len + 1;
+        ldm_sha256_field(&s, inside, strlen(inside));
         ldm_sha256_field(&s, line, strlen(line));
     }
     unsigned char digest[32];
