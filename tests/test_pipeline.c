@@ -224,6 +224,23 @@ static void generates_from_a_model_folder(void **state) {
     ldm_ctx_destroy(ctx);
 }
 
+/* A tiny model folder g_dir/name (its model.ini with ae_extra, random weights) opened as a
+ * pipeline; its configuration in *c. */
+static ldm_pipeline *open_tiny_model(ldm_ctx *ctx, const char *name, const char *ae_extra,
+                                     const ldm_pipeline_options *o, ldm_run_config *c) {
+    char dir[4300], path[4400], ini[8192];
+    snprintf(dir, sizeof dir, "%s/%s", g_dir, name);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    tiny_model_ini(ini, sizeof ini, ae_extra);
+    snprintf(path, sizeof path, "%s/model.ini", dir);
+    test_write_file(path, ini, strlen(ini));
+    assert_status(ldm_run_config_read(path, c), LDM_OK);
+    save_model_in(ctx, c, dir);
+    ldm_pipeline *p;
+    assert_status(ldm_pipeline_open(ctx, dir, o, &p), LDM_OK);
+    return p;
+}
+
 /* A model.ini with latent_scaling: the sampled latents are those of the same model without it
  * (the UNet works in the normalised space), and decoding first undoes the scaling per channel:
  * its images are the unscaled model's decoding of z * std + mean. Without its statistics such a
@@ -238,16 +255,8 @@ static void undoes_latent_scaling_before_decoding(void **state) {
     ldm_pipeline_options o = {
         .method = LDM_SAMPLER_DDIM, .steps = 3, .guidance_scale = 2.0f, .batch = 2};
     for (int i = 0; i < 2; i++) {
-        char dir[4300], path[4400], ini[8192];
-        snprintf(dir, sizeof dir, "%s/%s", g_dir, kinds[i]);
-        assert_int_equal(mkdir(dir, 0755), 0);
-        tiny_model_ini(ini, sizeof ini, extra[i]);
-        snprintf(path, sizeof path, "%s/model.ini", dir);
-        test_write_file(path, ini, strlen(ini));
         ldm_run_config c;
-        assert_status(ldm_run_config_read(path, &c), LDM_OK);
-        save_model_in(ctx, &c, dir);
-        assert_status(ldm_pipeline_open(ctx, dir, &o, &p[i]), LDM_OK);
+        p[i] = open_tiny_model(ctx, kinds[i], extra[i], &o, &c);
     }
     float z[2][2 * 2 * 4 * 4], img[2][2 * 64], want[2 * 64];
     for (int i = 0; i < 2; i++)
@@ -291,18 +300,10 @@ static void undoes_latent_patch_before_decoding(void **state) {
     ldm_pipeline_options o = {
         .method = LDM_SAMPLER_DDIM, .steps = 3, .guidance_scale = 2.0f, .batch = 2};
     for (int i = 0; i < 2; i++) {
-        char dir[4300], path[4400], ini[8192];
-        snprintf(dir, sizeof dir, "%s/%s", g_dir, kinds[i]);
-        assert_int_equal(mkdir(dir, 0755), 0);
-        tiny_model_ini(ini, sizeof ini, extra[i]);
-        snprintf(path, sizeof path, "%s/model.ini", dir);
-        test_write_file(path, ini, strlen(ini));
         ldm_run_config c;
-        assert_status(ldm_run_config_read(path, &c), LDM_OK);
+        p[i] = open_tiny_model(ctx, kinds[i], extra[i], &o, &c);
         assert_int_equal(c.unet.im_channels, i ? 8 : 2);
         assert_int_equal(ldm_run_latent_size(&c), i ? 2 : 4);
-        save_model_in(ctx, &c, dir);
-        assert_status(ldm_pipeline_open(ctx, dir, &o, &p[i]), LDM_OK);
     }
     float z[2 * 8 * 2 * 2], plain[2 * 2 * 4 * 4], img[2 * 64], want[2 * 64];
     assert_status(ldm_pipeline_generate_latents(p[1], "a bag", NULL, 5, z), LDM_OK);
