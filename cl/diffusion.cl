@@ -13,6 +13,19 @@ kernel void add_noise(const int total, const int per_sample, const int T, global
     out[out_off + i] = sqrt_ab[sa_off + ti] * x0[x0_off + i] + sqrt_1m_ab[sb_off + ti] * noise[noise_off + i];
 }
 
+// out = table[t_n] * x (+ out when acc), with a timestep per sample n: a loss weight by timestep
+// (min-SNR), forward and backward (the backward scales the gradient by the same table).
+kernel void timestep_scale(const int total, const int per_sample, const int T, const int acc,
+                           global float *out, const ulong out_off, global const float *x,
+                           const ulong x_off, global const float *t, const ulong t_off,
+                           global const float *table, const ulong table_off) {
+    const int i = get_global_id(0);
+    if (i >= total) return;
+    const int ti = clamp((int)t[t_off + i / per_sample], 0, T - 1);
+    const float v = table[table_off + ti] * x[x_off + i];
+    out[out_off + i] = acc ? out[out_off + i] + v : v;
+}
+
 // One sampler step, out = c_x * x_t + c_eps * eps + sigma * z, and optionally the predicted
 // x0 = clamp(x0_x * x_t + x0_eps * eps, -1, 1) for display. DDPM and DDIM differ only in the
 // coefficients, which the host computes in double precision.

@@ -37,7 +37,7 @@ static const char *g_full =
     "[train]\noutput_dir = runs/demo\nseed = 42\ntrain_batch_size = 32\nlearning_rate = 2e-4\n"
     "lr_scheduler = cosine\nlr_warmup_steps = 10\nmax_train_steps = 110\n"
     "validation_prompts = a photo of a sneaker | a bag; small | an ankle boot\n"
-    "use_ema = true\n";
+    "use_ema = true\nsnr_gamma = 5\nnoise_offset = 0.05\n";
 
 static void reads_a_whole_run(void **state) {
     (void)state;
@@ -58,6 +58,7 @@ static void reads_a_whole_run(void **state) {
     assert_int_equal(c.n_validation_prompts, 3);
     assert_string_equal(c.validation_prompts[1], "a bag; small");
     assert_true(c.use_ema && c.seed == 42 && c.batch == 32 && c.ae_batch == 16);
+    assert_true(c.snr_gamma == 5.0f && c.noise_offset == 0.05f);
     /* cosine with 10 warm-up steps over 110 */
     assert_true(ldm_run_lr_at(&c, 0) == 0.0f);
     assert_true(fabsf(ldm_run_lr_at(&c, 5) - 1e-4f) < 1e-9f);
@@ -208,6 +209,8 @@ static void errors_name_file_line_and_key(void **state) {
                  "[diffusion] beta_schedule = squared: one of linear, scaled_linear, cosine");
     expect_error("learning_rate = 2e-4", "learning_rate = fast", LDM_ERR_FORMAT,
                  "bad.ini:47: [train] learning_rate = fast: not a finite number");
+    expect_error("snr_gamma = 5", "snr_gamma = -1", LDM_ERR_FORMAT,
+                 "[train] snr_gamma = -1: outside");
     expect_error("vocab = ../vocab/bpe.txt.gz\n", "", LDM_ERR_INVALID_ARGUMENT,
                  "[text] encoder = clip_scratch needs vocab: OpenAI's bpe_simple_vocab_16e6");
     expect_error("encoder = clip_scratch", "encoder = clip_frozen", LDM_ERR_INVALID_ARGUMENT,

@@ -3,7 +3,8 @@
  * targets noise or velocity, and computes the same loss as the step written out by hand with
  * those draws; every run draws anew. With the CLIP text encoder recorded in the step, dropout
  * replaces ids by the empty prompt's and every gradient, the encoder's included, equals the
- * step written out by hand. */
+ * step written out by hand. diffusers' noise offset and min-SNR loss weighting follow their
+ * formulas. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -314,6 +315,73 @@ static void v_prediction_target(void **state) {
     ldm_ctx_destroy(ctx);
 }
 
+/* diffusers' --noise_offset and --snr_gamma: the noise gains one draw per sample and channel
+ * (scaled by the offset) and is the target; the loss is the batch mean of each sample's squared
+ * error weighted by min(SNR, gamma) / SNR of its timestep. */
+static void noise_offset_and_min_snr_loss(void **state) {
+    (void)state;
+    make_data();
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_schedule *s;
+    assert_status(ldm_schedule_create(LDM_SCHEDULE_SCALED_LINEAR, T, 0.00085, 0.012, &s), LDM_OK);
+    ldm_unet_config u = small_unet();
+    const float gamma = 2.0f, offset = 0.1f;
+    ldm_diffusion_train_config cfg = {.unet = &u,
+                                      .schedule = s,
+                                      .batch = N,
+                                      .height = H,
+                                      .width = W,
+                                      .context_len = S,
+                                      .prediction = LDM_PREDICT_EPSILON,
+                                      .snr_gamma = gamma,
+                                      .noise_offset = offset,
+                                      .seed = SEED};
+    ldm_graph *g;
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    ldm_diffusion_train_graph tg;
+    assert_status(ldm_diffusion_train_record(g, &cfg, &tg), LDM_OK);
+    assert_status(ldm_graph_compile(g), LDM_OK);
+    set_params(g);
+    assert_status(ldm_tensor_write(tg.latents, g_latents), LDM_OK);
+    assert_status(ldm_tensor_write(tg.context, g_context), LDM_OK);
+    int weighted = 0, unweighted = 0;
+    for (uint64_t step = 0; step < 2; step++) {
+        assert_status(ldm_graph_run(g), LDM_OK);
+        float t[N], loss, *noise = read_all(tg.noise), *pred = read_all(tg.prediction);
+        float *target = read_all(tg.target), *want = malloc(sizeof g_latents), shift[N * C];
+        assert_non_null(want);
+        assert_status(ldm_tensor_read(tg.t, t), LDM_OK);
+        assert_status(ldm_tensor_read(tg.loss, &loss), LDM_OK);
+        ldm_rng_host(LDM_DIST_NORMAL, N * C * H * W, SEED, LDM_STREAM_NOISE, step, want);
+        ldm_rng_host(LDM_DIST_NORMAL, N * C, SEED, LDM_STREAM_NOISE_OFFSET, step, shift);
+        double total = 0;
+        for (int n = 0; n < N; n++) {
+            double ab = s->alphas_cumprod[(int)t[n]], snr = ab / (1 - ab);
+            double w = (snr < gamma ? snr : gamma) / snr, se = 0;
+            weighted += w < 0.999, unweighted += w == 1.0;
+            for (int i = n * C * H * W; i < (n + 1) * C * H * W; i++) {
+                double nz = want[i] + (double)offset * shift[i / (H * W)];
+                assert_true(fabs(noise[i] - nz) <= 1e-6 * (fabs(nz) + 1));
+                assert_true(target[i] == noise[i]);
+                se += ((double)pred[i] - target[i]) * ((double)pred[i] - target[i]);
+            }
+            total += w * se / (C * H * W);
+        }
+        double want_loss = total / N;
+        printf("  step %d: t %g %g %g, loss %.7g (by hand %.7g)\n", (int)step, (double)t[0],
+               (double)t[1], (double)t[2], (double)loss, want_loss);
+        assert_true(fabs(loss - want_loss) <= 1e-5 * want_loss);
+        free(noise);
+        free(pred);
+        free(target);
+        free(want);
+    }
+    assert_true(weighted > 0 && unweighted > 0); /* both sides of the clip were drawn */
+    ldm_graph_destroy(g);
+    ldm_schedule_destroy(s);
+    ldm_ctx_destroy(ctx);
+}
+
 /* The prediction type and schedule travel with the model. */
 static void metadata_round_trip(void **state) {
     (void)state;
@@ -365,6 +433,7 @@ int main(void) {
         cmocka_unit_test(step_draws_and_loss_match_the_host),
         cmocka_unit_test(text_encoder_trains_with_the_unet),
         cmocka_unit_test(v_prediction_target),
+        cmocka_unit_test(noise_offset_and_min_snr_loss),
         cmocka_unit_test(metadata_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

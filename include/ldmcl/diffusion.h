@@ -45,6 +45,17 @@ ldm_tensor *ldm_add_noise(ldm_graph *g, const ldm_schedule *s, ldm_tensor *x0, l
 ldm_tensor *ldm_velocity(ldm_graph *g, const ldm_schedule *s, ldm_tensor *x0, ldm_tensor *noise,
                          ldm_tensor *t);
 
+/* The min-SNR-gamma loss weight of timestep t (Hang et al. 2023, diffusers' --snr_gamma), with
+ * SNR(t) = ab/(1 - ab): min(SNR, gamma) / SNR for epsilon prediction, min(SNR, gamma) /
+ * (SNR + 1) for v-prediction. */
+double ldm_min_snr_weight(const ldm_schedule *s, int t, double gamma, int v_prediction);
+
+/* Graph op: sqrt(w(t_n)) * x for x [N, ...] and t [N] (float-valued integers), w the weight
+ * above; the gradient flows to x. mean(out^2) with x = prediction - target is diffusers'
+ * min-SNR loss, mean over the batch of w(t_n) * mean((prediction - target)^2). */
+ldm_tensor *ldm_snr_loss_scale(ldm_graph *g, const ldm_schedule *s, float gamma, int v_prediction,
+                               ldm_tensor *x, ldm_tensor *t);
+
 /* Graph op: classifier-free-guidance dropout. Sample n of cond [N, ...] becomes null_row (one
  * sample's worth, e.g. the empty prompt's embedding; NULL: zeros) where u[n] < p (u[n] <= p when
  * inclusive), else stays. The reference drops text where uniform < p and keeps a class where

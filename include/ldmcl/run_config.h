@@ -27,7 +27,8 @@
  *                  constant_with_warmup | linear | cosine), lr_warmup_steps, max_train_steps,
  *                  gradient_accumulation_steps, checkpointing_steps, checkpoints_total_limit,
  *                  resume_from_checkpoint (latest | none | a path), use_ema, ema_decay,
- *                  max_grad_norm, validation_prompts (separated by " | "), validation_steps,
+ *                  max_grad_norm, snr_gamma (min-SNR loss weighting; 0: off), noise_offset,
+ *                  validation_prompts (separated by " | "), validation_steps,
  *                  validation_guidance_scale, validation_sampling_steps
  *
  * Absent keys take the defaults of ldm_run_config_init (the reference's mnist settings where it
@@ -117,6 +118,7 @@ typedef struct ldm_run_config {
      * counted */
     int epochs;
     float lr, ema_decay, max_grad_norm, validation_guidance_scale;
+    float snr_gamma, noise_offset; /* diffusers' --snr_gamma, --noise_offset; 0: off */
     ldm_lr_schedule lr_schedule;
     char resume[LDM_RUN_PATH]; /* "", "latest" or a path */
     int use_ema, validation_steps, validation_sampling_steps, n_validation_prompts;

@@ -29,6 +29,12 @@ typedef struct ldm_diffusion_train_config {
     int mask_height, mask_width; /* the mask's size when image-conditioned */
     float cond_drop_prob;        /* 0: no dropout */
     ldm_prediction prediction;
+    /* diffusers' --snr_gamma: each sample's squared error weighted by the min-SNR-gamma weight of
+     * its timestep (ldm_min_snr_weight); 0: unweighted, as the reference. */
+    float snr_gamma;
+    /* diffusers' --noise_offset: noise + noise_offset * one normal draw per sample and channel
+     * (LDM_STREAM_NOISE_OFFSET), broadcast over the image; the target takes it too. 0: none. */
+    float noise_offset;
     uint64_t seed;
     /* Text from token ids: the CLIP text encoder recorded in the step, its parameters trained with
      * the UNet's (fine-tuning loaded weights, or from scratch as the LDM paper); dropout replaces
@@ -80,7 +86,8 @@ enum {
     LDM_STREAM_NOISE = 2,
     LDM_STREAM_DROP_TEXT = 3,
     LDM_STREAM_DROP_CLASS = 4,
-    LDM_STREAM_DROP_MASK = 5
+    LDM_STREAM_DROP_MASK = 5,
+    LDM_STREAM_NOISE_OFFSET = 6
 };
 
 #ifdef __cplusplus

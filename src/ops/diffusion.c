@@ -1,5 +1,5 @@
-/* src/ops/diffusion.c: schedules (host, double precision), add_noise as a graph op, and the
- * DDPM/DDIM sampler steps and classifier-free guidance (cl/diffusion.cl). */
+/* src/ops/diffusion.c: schedules (host, double precision), add_noise and the min-SNR loss scale
+ * as graph ops, and the DDPM/DDIM sampler steps and classifier-free guidance (cl/diffusion.cl). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +138,66 @@ ldm_tensor *ldm_velocity(ldm_graph *g, const ldm_schedule *s, ldm_tensor *x0, ld
     if (!schedule_tables(g, s, -1.0, &ta, &tb)) return NULL;
     ldm_tensor *in[5] = {noise, x0, t, ta, tb};
     ldm_node *n = ldm_graph_add_node(g, &add_noise_op, "velocity", in, 5, x0->ndim, x0->shape);
+    return n ? n->out[0] : NULL;
+}
+
+/* ---- min-SNR loss weight ------------------------------------------------------------------ */
+
+static ldm_status launch_timestep_scale(ldm_cmd *c, const ldm_node *n, int acc, ldm_buf out,
+                                        ldm_buf x) {
+    const ldm_tensor *xt = n->in[0];
+    LDM_TRY(ldm_check_count("snr_loss_scale", xt->numel));
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "timestep_scale", NULL, &k));
+    LDM_TRY(ldm_set_args(k, "iiiibbbb", (int)xt->numel, (int)(xt->numel / (size_t)xt->shape[0]),
+                         n->in[2]->shape[0], acc, out, x, ldm_tensor_buf(n->in[1]),
+                         ldm_tensor_buf(n->in[2])));
+    return ldm_launch_1d(c, k, xt->numel);
+}
+
+static ldm_status snr_scale_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
+    (void)scratch;
+    return launch_timestep_scale(c, n, 0, ldm_tensor_buf(n->out[0]), ldm_tensor_buf(n->in[0]));
+}
+
+static ldm_status snr_scale_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
+    return a->din[0].mem ? launch_timestep_scale(c, n, a->acc[0], a->din[0], a->dout) : LDM_OK;
+}
+
+/* Inputs: x, t, the table sqrt(w[t]); the timesteps and the table take no gradient. */
+static const ldm_op_class snr_scale_op = {
+    "snr_loss_scale", snr_scale_fwd, snr_scale_bwd, 0u, 0u, 6u};
+
+double ldm_min_snr_weight(const ldm_schedule *s, int t, double gamma, int v_prediction) {
+    double ab = s->alphas_cumprod[t < 0 ? 0 : t >= s->T ? s->T - 1 : t];
+    double snr = ab / (1.0 - ab); /* ab < 1 for every schedule ldmcl builds */
+    double clipped = snr < gamma ? snr : gamma;
+    if (v_prediction) return clipped / (snr + 1.0);
+    return snr < gamma ? 1.0 : gamma / snr; /* min(snr, gamma) / snr, also where snr is 0 */
+}
+
+ldm_tensor *ldm_snr_loss_scale(ldm_graph *g, const ldm_schedule *s, float gamma, int v_prediction,
+                               ldm_tensor *x, ldm_tensor *t) {
+    if (!x || !t) return NULL;
+    if (!(gamma > 0.0f))
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                              "snr_loss_scale: gamma %g must be positive", (double)gamma);
+    if (t->numel != (size_t)x->shape[0])
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                              "snr_loss_scale: '%s' needs one timestep per sample (%d), has %zu",
+                              t->name, x->shape[0], t->numel);
+    float *w = malloc((size_t)s->T * sizeof *w);
+    if (!w) return LDM_GRAPH_FAIL(g, LDM_ERR_HOST_MEMORY, "out of host memory");
+    for (int i = 0; i < s->T; i++)
+        w[i] = (float)sqrt(ldm_min_snr_weight(s, i, gamma, v_prediction));
+    char name[96];
+    snprintf(name, sizeof name, "schedule_%p.sqrt_min_snr_%g_%s", (const void *)s, (double)gamma,
+             v_prediction ? "v" : "epsilon");
+    ldm_tensor *table = ldm_graph_constant(g, name, 1, &s->T, w);
+    free(w);
+    if (!table) return NULL;
+    ldm_tensor *in[3] = {x, t, table};
+    ldm_node *n = ldm_graph_add_node(g, &snr_scale_op, "snr_loss_scale", in, 3, x->ndim, x->shape);
     return n ? n->out[0] : NULL;
 }
 

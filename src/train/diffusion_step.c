@@ -1,4 +1,5 @@
 /* src/train/diffusion_step.c: records one latent-diffusion training step (see ldmcl/train.h). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,9 @@ ldm_status ldm_diffusion_train_record(ldm_graph *g, const ldm_diffusion_train_co
     if (cfg->batch < 1 || cfg->height < 1 || cfg->width < 1)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "training step: batch %d of %dx%d latents",
                         cfg->batch, cfg->height, cfg->width);
+    if (!(cfg->snr_gamma >= 0.0f) || !isfinite(cfg->noise_offset))
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "training step: snr_gamma %g, noise_offset %g",
+                        (double)cfg->snr_gamma, (double)cfg->noise_offset);
     if (!(cfg->cond_drop_prob >= 0.0f && cfg->cond_drop_prob <= 1.0f))
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "cond_drop_prob %g outside [0, 1]",
                         (double)cfg->cond_drop_prob);
@@ -33,6 +37,11 @@ ldm_status ldm_diffusion_train_record(ldm_graph *g, const ldm_diffusion_train_co
     out->noise =
         ldm_random(g, LDM_DIST_NORMAL, LDM_SHAPE(n, u->im_channels, cfg->height, cfg->width),
                    cfg->seed, LDM_STREAM_NOISE, 1.0f, 0.0f);
+    if (cfg->noise_offset != 0.0f) /* diffusers: noise += offset * randn(N, C, 1, 1) */
+        out->noise =
+            ldm_add_channels(g, out->noise,
+                             ldm_random(g, LDM_DIST_NORMAL, LDM_SHAPE(n, u->im_channels), cfg->seed,
+                                        LDM_STREAM_NOISE_OFFSET, cfg->noise_offset, 0.0f));
     ldm_tensor *xt = ldm_add_noise(g, cfg->schedule, out->latents, out->noise, out->t);
 
     ldm_unet_cond cond = {NULL, NULL, NULL};
@@ -97,7 +106,14 @@ ldm_status ldm_diffusion_train_record(ldm_graph *g, const ldm_diffusion_train_co
     out->target = cfg->prediction == LDM_PREDICT_V
                       ? ldm_velocity(g, cfg->schedule, out->latents, out->noise, out->t)
                       : out->noise;
-    out->loss = ldm_mse_loss(g, out->prediction, out->target);
+    if (cfg->snr_gamma > 0.0f) /* mean over the batch of w(t_n) * mean((pred - target)^2) */
+        out->loss = ldm_mse_loss_const(
+            g,
+            ldm_snr_loss_scale(g, cfg->schedule, cfg->snr_gamma, cfg->prediction == LDM_PREDICT_V,
+                               ldm_sub(g, out->prediction, out->target), out->t),
+            0.0f);
+    else
+        out->loss = ldm_mse_loss(g, out->prediction, out->target);
     ldm_tensor_keep(out->t);
     ldm_tensor_keep(out->noise);
     ldm_tensor_keep(out->prediction);

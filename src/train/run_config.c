@@ -252,6 +252,8 @@ static ldm_status read_training(ldm_ini *ini, const char *p, ldm_run_config *c) 
     LDM_TRY(ldm_ini_bool(ini, s, "use_ema", &c->use_ema));
     LDM_TRY(float_key(ini, s, "ema_decay", 0.0, 1.0, &c->ema_decay));
     LDM_TRY(float_key(ini, s, "max_grad_norm", 0.0, 1e9, &c->max_grad_norm));
+    LDM_TRY(float_key(ini, s, "snr_gamma", 0.0, 1e6, &c->snr_gamma));
+    LDM_TRY(float_key(ini, s, "noise_offset", 0.0, 10.0, &c->noise_offset));
     LDM_TRY(int_key(ini, s, "validation_steps", 0, 1L << 30, &c->validation_steps));
     LDM_TRY(
         float_key(ini, s, "validation_guidance_scale", 0.0, 100.0, &c->validation_guidance_scale));

@@ -195,6 +195,8 @@ static ldm_status setup_graph(stage *s) {
                                      .cond_drop_prob =
                                          c->text == LDM_TEXT_NONE ? 0 : c->cond_drop_prob,
                                      .prediction = c->prediction_type,
+                                     .snr_gamma = c->snr_gamma,
+                                     .noise_offset = c->noise_offset,
                                      .seed = c->seed,
                                      .text_encoder = s->trained_text ? &c->clip : NULL,
                                      .text_skip = c->clip_skip};

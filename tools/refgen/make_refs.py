@@ -379,6 +379,22 @@ def misc(w):
 
         w.case(f"timestep_{len(t_vals)}x{dim}", "timestep", [("t", t)], emb, grads=[], dim=dim,
                T=1000)
+    # diffusers' min-SNR-gamma loss weight (train_text_to_image.py, --snr_gamma) as a per-sample
+    # scale sqrt(w(t)) of prediction - target, on the mnist schedule (float64 throughout).
+    betas = torch.linspace(0.0015 ** 0.5, 0.0195 ** 0.5, 1000, dtype=torch.float64) ** 2
+    ab = torch.cumprod(1 - betas, 0)
+    t = torch.tensor([0.0, 40.0, 120.0, 999.0])
+    x = w.randn(4, 2, 3)
+    for gamma, pred in [(5.0, "epsilon"), (1.0, "v_prediction")]:
+        def snr_scale(x, t, gamma=gamma, pred=pred):
+            snr = ab[t.long()] / (1 - ab[t.long()])
+            weight = torch.stack([snr, gamma * torch.ones_like(snr)], dim=1).min(dim=1)[0]
+            weight = weight / snr if pred == "epsilon" else weight / (snr + 1)
+            return weight.sqrt()[:, None, None].to(x.dtype) * x
+
+        w.case(f"snr_scale_{pred}", "snr_scale", [("x", x), ("t", t)], snr_scale, grads=["x"],
+               gamma=gamma, v_prediction=int(pred == "v_prediction"), beta_start=0.0015,
+               beta_end=0.0195, T=1000)
 
 
 class ResBlock(torch.nn.Module):
