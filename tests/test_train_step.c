@@ -44,6 +44,19 @@ static void make_data(void) {
     ldm_rng_host(LDM_DIST_NORMAL, S * D, 1, 2, 0, g_empty);
 }
 
+/* The step recorded and compiled, its parameters set, the latents and context written. */
+static ldm_graph *record_step(ldm_ctx *ctx, const ldm_diffusion_train_config *cfg,
+                              ldm_diffusion_train_graph *tg) {
+    ldm_graph *g;
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    assert_status(ldm_diffusion_train_record(g, cfg, tg), LDM_OK);
+    assert_status(ldm_graph_compile(g), LDM_OK);
+    set_params(g);
+    assert_status(ldm_tensor_write(tg->latents, g_latents), LDM_OK);
+    assert_status(ldm_tensor_write(tg->context, g_context), LDM_OK);
+    return g;
+}
+
 /* The host's view of step `step`'s draws. */
 static void host_draws(uint64_t step, float *t, float *noise, float *context) {
     float u[N];
@@ -100,14 +113,8 @@ static void step_draws_and_loss_match_the_host(void **state) {
                                       .cond_drop_prob = P_DROP,
                                       .prediction = LDM_PREDICT_EPSILON,
                                       .seed = SEED};
-    ldm_graph *g;
-    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
     ldm_diffusion_train_graph tg;
-    assert_status(ldm_diffusion_train_record(g, &cfg, &tg), LDM_OK);
-    assert_status(ldm_graph_compile(g), LDM_OK);
-    set_params(g);
-    assert_status(ldm_tensor_write(tg.latents, g_latents), LDM_OK);
-    assert_status(ldm_tensor_write(tg.context, g_context), LDM_OK);
+    ldm_graph *g = record_step(ctx, &cfg, &tg);
     assert_status(ldm_tensor_write(tg.empty_context, g_empty), LDM_OK);
     int dropped_somewhere = 0, kept_somewhere = 0;
     for (uint64_t step = 0; step < 3; step++) {
@@ -288,15 +295,9 @@ static void v_prediction_target(void **state) {
                                       .context_len = S,
                                       .prediction = LDM_PREDICT_V,
                                       .seed = SEED};
-    ldm_graph *g;
-    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
     ldm_diffusion_train_graph tg;
-    assert_status(ldm_diffusion_train_record(g, &cfg, &tg), LDM_OK);
+    ldm_graph *g = record_step(ctx, &cfg, &tg);
     assert_null(tg.empty_context); /* no dropout */
-    assert_status(ldm_graph_compile(g), LDM_OK);
-    set_params(g);
-    assert_status(ldm_tensor_write(tg.latents, g_latents), LDM_OK);
-    assert_status(ldm_tensor_write(tg.context, g_context), LDM_OK);
     assert_status(ldm_graph_run(g), LDM_OK);
     float t[N], *noise = malloc(sizeof g_latents), *target = malloc(sizeof g_latents);
     assert_true(noise && target);
@@ -336,14 +337,8 @@ static void noise_offset_and_min_snr_loss(void **state) {
                                       .snr_gamma = gamma,
                                       .noise_offset = offset,
                                       .seed = SEED};
-    ldm_graph *g;
-    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
     ldm_diffusion_train_graph tg;
-    assert_status(ldm_diffusion_train_record(g, &cfg, &tg), LDM_OK);
-    assert_status(ldm_graph_compile(g), LDM_OK);
-    set_params(g);
-    assert_status(ldm_tensor_write(tg.latents, g_latents), LDM_OK);
-    assert_status(ldm_tensor_write(tg.context, g_context), LDM_OK);
+    ldm_graph *g = record_step(ctx, &cfg, &tg);
     int weighted = 0, unweighted = 0;
     for (uint64_t step = 0; step < 2; step++) {
         assert_status(ldm_graph_run(g), LDM_OK);
