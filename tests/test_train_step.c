@@ -338,7 +338,14 @@ static void noise_offset_and_min_snr_loss(void **state) {
                                       .noise_offset = offset,
                                       .seed = SEED};
     ldm_diffusion_train_graph tg;
-    ldm_graph *g = record_step(ctx, &cfg, &tg);
+    ldm_graph *g;
+    cfg.snr_gamma = -1.0f; /* refused with the value named */
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    assert_status(ldm_diffusion_train_record(g, &cfg, &tg), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "snr_gamma -1 must be 0 (off) or positive");
+    ldm_graph_destroy(g);
+    cfg.snr_gamma = gamma;
+    g = record_step(ctx, &cfg, &tg);
     int weighted = 0, unweighted = 0;
     for (uint64_t step = 0; step < 2; step++) {
         assert_status(ldm_graph_run(g), LDM_OK);

@@ -19,7 +19,9 @@ ldm_status ldm_diffusion_train_record(ldm_graph *g, const ldm_diffusion_train_co
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "training step: batch %d of %dx%d latents",
                         cfg->batch, cfg->height, cfg->width);
     if (!(cfg->snr_gamma >= 0.0f) || !isfinite(cfg->noise_offset))
-        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "training step: snr_gamma %g, noise_offset %g",
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "training step: snr_gamma %g must be 0 (off) or positive and noise_offset "
+                        "%g finite",
                         (double)cfg->snr_gamma, (double)cfg->noise_offset);
     if (!(cfg->cond_drop_prob >= 0.0f && cfg->cond_drop_prob <= 1.0f))
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "cond_drop_prob %g outside [0, 1]",
