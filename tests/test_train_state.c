@@ -135,9 +135,56 @@ static void resume_continues_exactly(void **state) {
     free(dir);
 }
 
+/* Two runs (an autoencoder and its discriminator, say) in one file under their prefixes: loaded
+ * back, each continues exactly; a file lacking one part changes neither. */
+static void two_parts_in_one_file(void **state) {
+    (void)state;
+    g_unet = test_small_unet(D, 1000, 1);
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    char *dir = test_make_tmpdir("state-parts");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/pair.safetensors", dir);
+    run a, c;
+    start(ctx, &a, 1);
+    start(ctx, &c, 3);
+    step(&a);
+    step(&c);
+    step(&c);
+    ldm_train_state_part saved[2] = {{NULL, a.g, a.opt, a.ema}, {"second.", c.g, c.opt, NULL}};
+    assert_status(ldm_train_state_save_parts(path, saved, 2, NULL), LDM_OK);
+    float want_a = step(&a), want_c = step(&c);
+
+    run b, d;
+    start(ctx, &b, 2);
+    start(ctx, &d, 4);
+    size_t count;
+    ldm_graph_trainable_buf(b.g, &count);
+    float *before = flat(ctx, ldm_graph_trainable_buf(b.g, &count), count);
+    ldm_train_state_part wrong[2] = {{NULL, b.g, b.opt, b.ema}, {"third.", d.g, d.opt, NULL}};
+    assert_status(ldm_train_state_load_parts(path, wrong, 2), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "third.");
+    float *after = flat(ctx, ldm_graph_trainable_buf(b.g, &count), count);
+    assert_memory_equal(before, after, count * sizeof *before); /* the first part is untouched */
+    free(before);
+    free(after);
+    ldm_train_state_part right[2] = {{NULL, b.g, b.opt, b.ema}, {"second.", d.g, d.opt, NULL}};
+    assert_status(ldm_train_state_load_parts(path, right, 2), LDM_OK);
+    float got_b = step(&b), got_d = step(&d);
+    assert_memory_equal(&got_b, &want_a, sizeof got_b);
+    assert_memory_equal(&got_d, &want_c, sizeof got_d);
+    stop(&a);
+    stop(&b);
+    stop(&c);
+    stop(&d);
+    ldm_ctx_destroy(ctx);
+    test_rmtree(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(resume_continues_exactly),
+        cmocka_unit_test(two_parts_in_one_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -103,15 +103,14 @@ ldm_status ldm_ae_trainer_save(ldm_ae_trainer *t, const char *ae_path, const cha
                                const char *const *metadata_pairs);
 ldm_status ldm_ae_trainer_load(ldm_ae_trainer *t, const char *ae_path, const char *disc_path);
 
-/* A resumable state (ldmcl/train_state.h): the generator graph's parameters, Adam moments and
- * random-draw counter with the trainer's step count in gen_path, and the discriminator's in
- * disc_path (ignored without one). Save between steps whose gradients were applied (a multiple
- * of acc_steps); metadata_pairs go into both files. Loading restores all of it, step count
- * included; the two files must come from the same step. */
-ldm_status ldm_ae_trainer_save_state(ldm_ae_trainer *t, const char *gen_path, const char *disc_path,
+/* A resumable state (ldmcl/train_state.h) in one file, written atomically: the generator
+ * graph's parameters, Adam moments and random-draw counter, the discriminator's (without one:
+ * none) under "discriminator_state.", and the trainer's step count. Save between steps whose
+ * gradients were applied (a multiple of acc_steps). Loading restores all of it, step count
+ * included, or nothing. */
+ldm_status ldm_ae_trainer_save_state(ldm_ae_trainer *t, const char *path,
                                      const char *const *metadata_pairs);
-ldm_status ldm_ae_trainer_load_state(ldm_ae_trainer *t, const char *gen_path,
-                                     const char *disc_path);
+ldm_status ldm_ae_trainer_load_state(ldm_ae_trainer *t, const char *path);
 
 /* The graphs (generator: autoencoder parameters under their names, LPIPS under "lpips.", the
  * discriminator's copy under "discriminator."; discriminator: its parameters), the output

@@ -6,6 +6,7 @@
 #define LDMCL_CHECKPOINT_H
 
 #include "ldmcl/graph.h"
+#include "ldmcl/safetensors.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,11 +39,17 @@ typedef struct ldm_load_options {
     int trainable_only;        /* only the graph's trainable parameters take part */
     const char *const *ignore; /* file tensors to skip by name (NULL-terminated; NULL: none),
                                   e.g. Hugging Face's text_model.embeddings.position_ids buffer */
+    const char *file_prefix;   /* the file names of the parameters start with it (one of several
+                                  models in one file: "discriminator_state." + name); NULL: none */
+    int check_only;            /* check names, shapes and dtypes, convert, change nothing */
 } ldm_load_options;
 
 /* Reads parameters by name (F32, F16, BF16, ... converted to F32). Fails, changing nothing, when
  * the file is malformed or (unless allowed) tensors are missing, unexpected or mis-shaped. */
 ldm_status ldm_graph_load(ldm_graph *g, const char *path, const ldm_load_options *options);
+/* The same from a file already open (one file read for several graphs or checks). */
+ldm_status ldm_graph_load_from(ldm_graph *g, const ldm_safetensors *st,
+                               const ldm_load_options *options);
 
 #ifdef __cplusplus
 }

@@ -24,6 +24,22 @@ ldm_status ldm_train_state_save(const char *path, ldm_graph *g, ldm_optimizer *o
  * an optimizer or EMA the file lacks is an error when one is given). */
 ldm_status ldm_train_state_load(const char *path, ldm_graph *g, ldm_optimizer *opt, ldm_ema *ema);
 
+/* Several models trained together (an autoencoder and its discriminator) in one file, so that
+ * they are replaced as one: part k's tensors are named prefix + the names above, its counters
+ * "ldmcl.state." + prefix + "graph_step" and so on (a NULL or "" prefix: the names above).
+ * Loading reads and checks every part before it changes any. */
+#define LDM_TRAIN_STATE_MAX_PARTS 4
+typedef struct ldm_train_state_part {
+    const char *prefix;
+    ldm_graph *g;
+    ldm_optimizer *opt; /* may be NULL */
+    ldm_ema *ema;       /* may be NULL */
+} ldm_train_state_part;
+ldm_status ldm_train_state_save_parts(const char *path, const ldm_train_state_part *parts,
+                                      int n_parts, const char *const *metadata_pairs);
+ldm_status ldm_train_state_load_parts(const char *path, const ldm_train_state_part *parts,
+                                      int n_parts);
+
 #ifdef __cplusplus
 }
 #endif

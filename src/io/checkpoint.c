@@ -100,23 +100,40 @@ static int shape_matches(const ldm_st_tensor *f, const ldm_tensor *t) {
 }
 
 ldm_status ldm_graph_load(ldm_graph *g, const char *path, const ldm_load_options *options) {
-    ldm_load_options defaults = {NULL, 0, 0, NULL, 0, NULL};
-    const ldm_load_options *o = options ? options : &defaults;
     if (!g->compiled)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "loading '%s': compile the graph first", path);
     ldm_safetensors *st;
     LDM_TRY(ldm_safetensors_open(path, &st));
+    ldm_status status = ldm_graph_load_from(g, st, options);
+    ldm_safetensors_close(st);
+    return status;
+}
+
+/* The file name of parameter t (NULL: not under the graph prefix) into buf. */
+static const char *stored_name(const ldm_tensor *t, const ldm_load_options *o, char *buf,
+                               size_t size) {
+    const char *name = file_name(t, o->graph_prefix);
+    if (!name || !o->file_prefix) return name;
+    snprintf(buf, size, "%s%s", o->file_prefix, name);
+    return buf;
+}
+
+ldm_status ldm_graph_load_from(ldm_graph *g, const ldm_safetensors *st,
+                               const ldm_load_options *options) {
+    ldm_load_options defaults = {0};
+    const ldm_load_options *o = options ? options : &defaults;
+    const char *path = ldm_safetensors_path(st);
+    if (!g->compiled)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "loading '%s': compile the graph first", path);
     char *missing = calloc(3, LIST_MAX), *unexpected = missing + LIST_MAX;
     char *misshaped = unexpected + LIST_MAX;
-    if (!missing) {
-        ldm_safetensors_close(st);
-        return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-    }
+    if (!missing) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     int n_missing = 0, n_unexpected = 0, n_misshaped = 0;
     size_t n = ldm_graph_param_count(g);
+    char buf[512];
     for (size_t i = 0; i < n; i++) {
         ldm_tensor *t = ldm_graph_param_at(g, i);
-        const char *name = file_name(t, o->graph_prefix);
+        const char *name = stored_name(t, o, buf, sizeof buf);
         if (!name || (o->trainable_only && !t->trainable)) continue;
         const ldm_st_tensor *f = ldm_safetensors_find(st, name);
         if (!f) {
@@ -135,15 +152,17 @@ ldm_status ldm_graph_load(ldm_graph *g, const char *path, const ldm_load_options
         }
     }
     size_t plen = o->only_prefix ? strlen(o->only_prefix) : 0;
+    size_t flen = o->file_prefix ? strlen(o->file_prefix) : 0;
     for (size_t i = 0; i < ldm_safetensors_count(st) && !o->allow_unexpected; i++) {
         const char *name = ldm_safetensors_at(st, i)->name;
         if (plen && strncmp(name, o->only_prefix, plen) != 0) continue;
+        if (flen && strncmp(name, o->file_prefix, flen) != 0) continue;
         int ignored = 0;
         for (int k = 0; o->ignore && o->ignore[k] && !ignored; k++)
             ignored = strcmp(name, o->ignore[k]) == 0;
         if (ignored) continue;
         char full[256];
-        snprintf(full, sizeof full, "%s%s", o->graph_prefix ? o->graph_prefix : "", name);
+        snprintf(full, sizeof full, "%s%s", o->graph_prefix ? o->graph_prefix : "", name + flen);
         ldm_tensor *t = ldm_graph_find(g, full);
         if (!t || t->kind != TK_PARAM || t->init || (o->trainable_only && !t->trainable))
             add_to(unexpected, LIST_MAX, &n_unexpected, name);
@@ -163,7 +182,7 @@ ldm_status ldm_graph_load(ldm_graph *g, const char *path, const ldm_load_options
     if (status == LDM_OK && !values) status = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of memory");
     for (size_t i = 0; i < n && status == LDM_OK; i++) {
         ldm_tensor *t = ldm_graph_param_at(g, i);
-        const char *name = file_name(t, o->graph_prefix);
+        const char *name = stored_name(t, o, buf, sizeof buf);
         if (o->trainable_only && !t->trainable) name = NULL;
         const ldm_st_tensor *f = name ? ldm_safetensors_find(st, name) : NULL;
         if (!f) continue;
@@ -173,12 +192,11 @@ ldm_status ldm_graph_load(ldm_graph *g, const char *path, const ldm_load_options
         else
             status = ldm_safetensors_read_f32(st, f, values[i]);
     }
-    for (size_t i = 0; i < n && status == LDM_OK; i++)
+    for (size_t i = 0; i < n && status == LDM_OK && !o->check_only; i++)
         if (values[i]) status = ldm_tensor_write(ldm_graph_param_at(g, i), values[i]);
     for (size_t i = 0; values && i < n; i++)
         free(values[i]);
     free(values);
     free(missing);
-    ldm_safetensors_close(st);
     return status;
 }

@@ -342,23 +342,14 @@ ldm_status ldm_ae_trainer_load(ldm_ae_trainer *t, const char *ae_path, const cha
 }
 
 #define STEP_KEY "ldmcl.ae_trainer_step"
+/* the discriminator's part of a state file */
+#define DISC_STATE_PREFIX "discriminator_state."
 
-/* metadata_pairs with the trainer's step count added. */
-static ldm_status save_one(const char *path, ldm_graph *g, ldm_optimizer *opt, int step,
-                           const char *const *metadata_pairs) {
-    enum { max_pairs = 32 };
-    const char *pairs[2 * max_pairs + 3];
-    char steps[24];
-    snprintf(steps, sizeof steps, "%d", step);
-    int n = 0;
-    for (; metadata_pairs && metadata_pairs[n] && n < 2 * max_pairs; n += 2) {
-        pairs[n] = metadata_pairs[n];
-        pairs[n + 1] = metadata_pairs[n + 1];
-    }
-    pairs[n++] = STEP_KEY;
-    pairs[n++] = steps;
-    pairs[n] = NULL;
-    return ldm_train_state_save(path, g, opt, NULL, pairs);
+/* The parts of a state: the generator graph, then the discriminator's when there is one. */
+static int state_parts(ldm_ae_trainer *t, ldm_train_state_part parts[2]) {
+    parts[0] = (ldm_train_state_part){NULL, t->gg, t->opt_g, NULL};
+    parts[1] = (ldm_train_state_part){DISC_STATE_PREFIX, t->dg, t->opt_d, NULL};
+    return t->dg ? 2 : 1;
 }
 
 static ldm_status read_step(const char *path, int *step) {
@@ -375,29 +366,37 @@ static ldm_status read_step(const char *path, int *step) {
     return s;
 }
 
-ldm_status ldm_ae_trainer_save_state(ldm_ae_trainer *t, const char *gen_path, const char *disc_path,
+ldm_status ldm_ae_trainer_save_state(ldm_ae_trainer *t, const char *path,
                                      const char *const *metadata_pairs) {
     if (t->step % t->cfg.acc_steps != 0 || t->d_pending)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
                         "autoencoder state at step %d: gradients are still being accumulated",
                         t->step);
-    if (t->dg) LDM_TRY(save_one(disc_path, t->dg, t->opt_d, t->step, metadata_pairs));
-    return save_one(gen_path, t->gg, t->opt_g, t->step, metadata_pairs);
+    enum { max_pairs = 32 };
+    const char *pairs[2 * max_pairs + 3];
+    char steps[24];
+    snprintf(steps, sizeof steps, "%d", t->step);
+    int n = 0;
+    for (; metadata_pairs && metadata_pairs[n] && n < 2 * max_pairs; n += 2) {
+        pairs[n] = metadata_pairs[n];
+        pairs[n + 1] = metadata_pairs[n + 1];
+    }
+    pairs[n++] = STEP_KEY;
+    pairs[n++] = steps;
+    pairs[n] = NULL;
+    ldm_train_state_part parts[2];
+    return ldm_train_state_save_parts(path, parts, state_parts(t, parts), pairs);
 }
 
-ldm_status ldm_ae_trainer_load_state(ldm_ae_trainer *t, const char *gen_path,
-                                     const char *disc_path) {
-    int step = 0, d_step = 0;
-    LDM_TRY(read_step(gen_path, &step));
-    if (t->dg) {
-        LDM_TRY(read_step(disc_path, &d_step));
-        if (d_step != step)
-            return LDM_FAIL(LDM_ERR_FORMAT,
-                            "'%s' is at step %d but '%s' at step %d: not one run's state", gen_path,
-                            step, disc_path, d_step);
+ldm_status ldm_ae_trainer_load_state(ldm_ae_trainer *t, const char *path) {
+    int step = 0;
+    LDM_TRY(read_step(path, &step));
+    ldm_train_state_part parts[2];
+    ldm_status s = ldm_train_state_load_parts(path, parts, state_parts(t, parts));
+    if (s != LDM_OK) {
+        ldm_error_prefix("autoencoder training state '%s'", path);
+        return s;
     }
-    LDM_TRY(ldm_train_state_load(gen_path, t->gg, t->opt_g, NULL));
-    if (t->dg) LDM_TRY(ldm_train_state_load(disc_path, t->dg, t->opt_d, NULL));
     t->step = step;
     t->d_pending = 0;
     t->adv_written = -1.0f;

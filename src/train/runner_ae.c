@@ -9,20 +9,39 @@
 #include "ldmcl/safetensors.h"
 #include "runner_internal.h"
 
+/* The stage's resumable state: the autoencoder's and the discriminator's, one file. */
+#define STATE_NAME "autoencoder-state.safetensors"
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* 1 when path is an autoencoder a finished stage wrote. */
-static int finished(const char *path) {
+/* Whether path holds the autoencoder of a finished stage (*done; 0 when there is no file). A
+ * file there that does not read as one (damaged, or not ldmcl's) is an error: it is never
+ * trained over. */
+static ldm_status finished(const char *path, int *done) {
+    *done = 0;
+    if (!run_exists(path)) return LDM_OK;
     ldm_safetensors *st;
-    if (!run_exists(path) || ldm_safetensors_open(path, &st) != LDM_OK) return 0;
+    ldm_status s = ldm_safetensors_open(path, &st);
+    if (s != LDM_OK) {
+        ldm_error_prefix("the finished autoencoder '%s' cannot be used (remove it to train stage "
+                         "one again)",
+                         path);
+        return s;
+    }
     const char *v = ldm_safetensors_metadata(st, "ldmcl.stage");
-    int done = v && !strcmp(v, "autoencoder complete");
+    *done = v && !strcmp(v, "autoencoder complete");
     ldm_safetensors_close(st);
-    return done;
+    if (!*done)
+        return LDM_FAIL(LDM_ERR_FORMAT,
+                        "'%s' is not the autoencoder of a finished stage (no ldmcl.stage = "
+                        "autoencoder complete): remove it to train stage one, or name it in "
+                        "[autoencoder] checkpoint",
+                        path);
+    return LDM_OK;
 }
 
 /* Fills batch images from training position *pos on, skipping unreadable ones. */
@@ -52,8 +71,8 @@ static ldm_status fill_batch(run_ctx *r, uint64_t *pos, int batch, float *images
 /* The stage's resumable state (ldm_ae_trainer_save_state) with the data position and the count
  * of skipped images. The state is one of the autoencoder's checkpoints; the autoencoder file
  * itself is written only when the stage is done. */
-static ldm_status save_state(const run_ctx *r, ldm_ae_trainer *t, const char *gstate,
-                             const char *dstate, int step, uint64_t pos, size_t skipped) {
+static ldm_status save_state(const run_ctx *r, ldm_ae_trainer *t, const char *state, int step,
+                             uint64_t pos, size_t skipped) {
     char steps[24], position[24], skips[24];
     snprintf(steps, sizeof steps, "%d", step);
     snprintf(position, sizeof position, "%llu", (unsigned long long)pos);
@@ -61,13 +80,13 @@ static ldm_status save_state(const run_ctx *r, ldm_ae_trainer *t, const char *gs
     const char *meta[] = {
         "ldmcl.stage", "autoencoder in progress", "ldmcl.ae_step", steps, "ldmcl.data_position",
         position,      "ldmcl.skipped",           skips,           NULL};
-    LDM_TRY(ldm_ae_trainer_save_state(t, gstate, dstate, meta));
-    run_note(r, LDM_LOG_DEBUG, "autoencoder: state at step %d saved in %s", step, gstate);
+    LDM_TRY(ldm_ae_trainer_save_state(t, state, meta));
+    run_note(r, LDM_LOG_DEBUG, "autoencoder: state at step %d saved in %s", step, state);
     return LDM_OK;
 }
 
-static ldm_status resume_state(const run_ctx *r, ldm_ae_trainer *t, const char *gstate,
-                               const char *dstate, int *start, uint64_t *pos, size_t *skipped) {
+static ldm_status resume_state(const run_ctx *r, ldm_ae_trainer *t, const char *gstate, int *start,
+                               uint64_t *pos, size_t *skipped) {
     ldm_safetensors *st;
     LDM_TRY(ldm_safetensors_open(gstate, &st));
     uint64_t step = 0, position = 0, skips = 0;
@@ -80,7 +99,7 @@ static ldm_status resume_state(const run_ctx *r, ldm_ae_trainer *t, const char *
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
                         "autoencoder state '%s' is at step %llu, beyond max_train_steps = %d",
                         gstate, (unsigned long long)step, r->c->ae_steps);
-    LDM_TRY(ldm_ae_trainer_load_state(t, gstate, dstate));
+    LDM_TRY(ldm_ae_trainer_load_state(t, gstate));
     if ((uint64_t)ldm_ae_trainer_steps(t) != step)
         return LDM_FAIL(LDM_ERR_FORMAT, "autoencoder state '%s': step %llu but trainer step %d",
                         gstate, (unsigned long long)step, ldm_ae_trainer_steps(t));
@@ -99,7 +118,14 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
         return LDM_OK;
     }
     run_path(ae_path, r->out, "autoencoder.safetensors");
-    if (finished(ae_path)) {
+    char gstate[LDM_RUN_PATH];
+    run_path(gstate, r->out, STATE_NAME);
+    int done;
+    LDM_TRY(finished(ae_path, &done));
+    if (done) {
+        /* a process killed after the stage's last save left its state behind */
+        if (run_exists(gstate) && remove(gstate) == 0)
+            run_note(r, LDM_LOG_INFO, "removed %s: the stage it belongs to is finished", gstate);
         run_note(r, LDM_LOG_INFO, "autoencoder: %s is finished; stage one skipped", ae_path);
         return LDM_OK;
     }
@@ -134,16 +160,13 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
     size_t per = (size_t)c->channels * c->resolution * c->resolution, skipped = 0;
     float *images = malloc((size_t)tc.batch * per * sizeof *images);
     if (st == LDM_OK && !images) st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-    char csv_path[LDM_RUN_PATH], disc_path[LDM_RUN_PATH], gstate[LDM_RUN_PATH],
-        dstate[LDM_RUN_PATH];
+    char csv_path[LDM_RUN_PATH], disc_path[LDM_RUN_PATH];
     run_path(csv_path, r->out, "autoencoder_log.csv");
     run_path(disc_path, r->out, "discriminator.safetensors");
-    run_path(gstate, r->out, "autoencoder-state.safetensors");
-    run_path(dstate, r->out, "discriminator-state.safetensors");
     uint64_t pos = 0;
     int start = 0;
     if (st == LDM_OK && r->o->resume && run_exists(gstate))
-        st = resume_state(r, t, gstate, dstate, &start, &pos, &skipped);
+        st = resume_state(r, t, gstate, &start, &pos, &skipped);
     else if (st == LDM_OK && run_exists(gstate))
         run_note(r, LDM_LOG_INFO,
                  "autoencoder: %s holds an unfinished run's state; starting over (--resume "
@@ -180,7 +203,7 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
                            now_s() - t0);
         if ((s + 1) % c->checkpointing_steps == 0 && (s + 1) % c->ae_acc_steps == 0 &&
             s + 1 < c->ae_steps)
-            st = save_state(r, t, gstate, dstate, s + 1, pos, skipped);
+            st = save_state(r, t, gstate, s + 1, pos, skipped);
         if (st == LDM_OK && r->o->ae_stop_after > 0 && ++done_here == r->o->ae_stop_after &&
             s + 1 < c->ae_steps) {
             run_note(r, LDM_LOG_INFO,
@@ -196,11 +219,12 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
         char steps[32];
         snprintf(steps, sizeof steps, "%d", c->ae_steps);
         const char *meta[] = {"ldmcl.stage", "autoencoder complete", "ldmcl.ae_steps", steps, NULL};
-        st = ldm_ae_trainer_save(t, ae_path, disc_path, meta);
+        /* the discriminator first: the autoencoder file marks the stage finished */
+        st = ldm_ae_trainer_save(t, NULL, disc_path, meta);
+        if (st == LDM_OK) st = ldm_ae_trainer_save(t, ae_path, NULL, meta);
         if (st == LDM_OK) {
             /* finished: the resumable state is no longer needed */
             remove(gstate);
-            remove(dstate);
             run_note(r, LDM_LOG_INFO,
                      "autoencoder: %d steps in %.1f s; %zu unreadable images skipped; saved %s",
                      c->ae_steps - start, now_s() - t0, skipped, ae_path);

@@ -1,6 +1,8 @@
 /* src/train/train_state.c: saving and restoring a training run (see ldmcl/train_state.h). The
  * optimizer's moments and the EMA are flat buffers laid out like the trainable parameters: each
- * parameter's slice is saved under its name. */
+ * parameter's slice is saved under its name. Several graphs (an autoencoder and its
+ * discriminator) go into one file, each part's names under its own prefix, so that they are
+ * written and replaced as one. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,42 +72,76 @@ static void free_entries(entries *es) {
     free(es->data);
 }
 
-ldm_status ldm_train_state_save(const char *path, ldm_graph *g, ldm_optimizer *opt, ldm_ema *ema,
-                                const char *const *metadata_pairs) {
-    if (!g->compiled)
-        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "saving '%s': compile the graph first", path);
-    entries es = {0};
+/* The metadata key of one of a part's counters: "ldmcl.state." + prefix + what. */
+static void counter_key(char *out, size_t size, const char *prefix, const char *what) {
+    snprintf(out, size, "ldmcl.state.%s%s", prefix ? prefix : "", what);
+}
+
+/* Adds a part's tensors: parameters under prefix + name, its moments and averages. */
+static ldm_status add_part(entries *es, const ldm_train_state_part *p) {
+    ldm_graph *g = p->g;
+    const char *pre = p->prefix ? p->prefix : "";
+    char name[256];
     ldm_status st = LDM_OK;
     for (size_t i = 0; i < ldm_graph_param_count(g) && st == LDM_OK; i++) {
         ldm_tensor *t = ldm_graph_param_at(g, i);
-        st = add(&es, g->ctx, "", t, t->buf);
-        if (st == LDM_OK && t->trainable && opt) {
-            st = add(&es, g->ctx, "optimizer.exp_avg.", t,
-                     slice(g, ldm_optimizer_moment(opt, 1), t));
+        st = add(es, g->ctx, pre, t, t->buf);
+        if (st == LDM_OK && t->trainable && p->opt) {
+            snprintf(name, sizeof name, "%soptimizer.exp_avg.", pre);
+            st = add(es, g->ctx, name, t, slice(g, ldm_optimizer_moment(p->opt, 1), t));
+            snprintf(name, sizeof name, "%soptimizer.exp_avg_sq.", pre);
             if (st == LDM_OK)
-                st = add(&es, g->ctx, "optimizer.exp_avg_sq.", t,
-                         slice(g, ldm_optimizer_moment(opt, 2), t));
+                st = add(es, g->ctx, name, t, slice(g, ldm_optimizer_moment(p->opt, 2), t));
         }
-        if (st == LDM_OK && t->trainable && ema)
-            st = add(&es, g->ctx, "ema.", t, slice(g, ldm_ema_buf(ema), t));
+        snprintf(name, sizeof name, "%sema.", pre);
+        if (st == LDM_OK && t->trainable && p->ema)
+            st = add(es, g->ctx, name, t, slice(g, ldm_ema_buf(p->ema), t));
     }
-    uint64_t graph_step = 0, opt_steps = 0, ema_updates = 0;
-    if (st == LDM_OK) st = ldm_graph_get_step(g, &graph_step);
-    if (st == LDM_OK && opt) st = ldm_optimizer_steps(opt, &opt_steps);
-    if (st == LDM_OK && ema) st = ldm_ema_updates(ema, &ema_updates);
-    char s_graph[32], s_opt[32], s_ema[32];
-    snprintf(s_graph, sizeof s_graph, "%llu", (unsigned long long)graph_step);
-    snprintf(s_opt, sizeof s_opt, "%llu", (unsigned long long)opt_steps);
-    snprintf(s_ema, sizeof s_ema, "%llu", (unsigned long long)ema_updates);
+    return st;
+}
+
+ldm_status ldm_train_state_save(const char *path, ldm_graph *g, ldm_optimizer *opt, ldm_ema *ema,
+                                const char *const *metadata_pairs) {
+    ldm_train_state_part part = {NULL, g, opt, ema};
+    return ldm_train_state_save_parts(path, &part, 1, metadata_pairs);
+}
+
+ldm_status ldm_train_state_save_parts(const char *path, const ldm_train_state_part *parts,
+                                      int n_parts, const char *const *metadata_pairs) {
+    if (n_parts < 1 || n_parts > LDM_TRAIN_STATE_MAX_PARTS)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "saving '%s': %d parts (1 to %d)", path, n_parts,
+                        LDM_TRAIN_STATE_MAX_PARTS);
+    for (int k = 0; k < n_parts; k++)
+        if (!parts[k].g->compiled)
+            return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "saving '%s': compile the graph first", path);
+    entries es = {0};
+    ldm_status st = LDM_OK;
+    enum { counters = 3 * LDM_TRAIN_STATE_MAX_PARTS };
+    char keys[counters][128], values[counters][32];
     const char *meta[2 * MAX_META + 1];
-    int m = 0;
-    meta[m++] = "ldmcl.state.graph_step";
-    meta[m++] = s_graph;
-    if (opt) meta[m++] = "ldmcl.state.optimizer_steps", meta[m++] = s_opt;
-    if (ema) meta[m++] = "ldmcl.state.ema_updates", meta[m++] = s_ema;
+    int m = 0, c = 0;
+    for (int k = 0; k < n_parts && st == LDM_OK; k++) {
+        const ldm_train_state_part *p = &parts[k];
+        st = add_part(&es, p);
+        uint64_t graph_step = 0, opt_steps = 0, ema_updates = 0;
+        if (st == LDM_OK) st = ldm_graph_get_step(p->g, &graph_step);
+        if (st == LDM_OK && p->opt) st = ldm_optimizer_steps(p->opt, &opt_steps);
+        if (st == LDM_OK && p->ema) st = ldm_ema_updates(p->ema, &ema_updates);
+        const char *what[3] = {"graph_step", p->opt ? "optimizer_steps" : NULL,
+                               p->ema ? "ema_updates" : NULL};
+        uint64_t value[3] = {graph_step, opt_steps, ema_updates};
+        for (int w = 0; w < 3 && st == LDM_OK; w++) {
+            if (!what[w]) continue;
+            counter_key(keys[c], sizeof keys[c], p->prefix, what[w]);
+            snprintf(values[c], sizeof values[c], "%llu", (unsigned long long)value[w]);
+            meta[m++] = keys[c];
+            meta[m++] = values[c];
+            c++;
+        }
+    }
     for (int i = 0; metadata_pairs && metadata_pairs[i] && metadata_pairs[i + 1]; i += 2) {
         if (m + 2 > 2 * MAX_META) {
-            st = LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "more than %d metadata pairs", MAX_META - 3);
+            st = LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "more than %d metadata pairs", MAX_META - c);
             break;
         }
         meta[m++] = metadata_pairs[i];
@@ -120,8 +156,9 @@ ldm_status ldm_train_state_save(const char *path, ldm_graph *g, ldm_optimizer *o
 }
 
 /* Reads "<prefix><name>" for every trainable parameter into host copies (all or nothing). */
-static ldm_status read_group(ldm_safetensors *st, const char *path, ldm_graph *g,
+static ldm_status read_group(const ldm_safetensors *st, ldm_graph *g, const char *part_prefix,
                              const char *prefix, float ***out) {
+    const char *path = ldm_safetensors_path(st);
     size_t n = ldm_graph_param_count(g);
     float **v = calloc(n ? n : 1, sizeof *v);
     if (!v) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
@@ -129,8 +166,8 @@ static ldm_status read_group(ldm_safetensors *st, const char *path, ldm_graph *g
     for (size_t i = 0; i < n && s == LDM_OK; i++) {
         ldm_tensor *t = ldm_graph_param_at(g, i);
         if (!t->trainable) continue;
-        char name[300];
-        snprintf(name, sizeof name, "%s%s", prefix, t->name);
+        char name[384];
+        snprintf(name, sizeof name, "%s%s%s", part_prefix ? part_prefix : "", prefix, t->name);
         const ldm_st_tensor *f = ldm_safetensors_find(st, name);
         if (!f || f->numel != t->numel) {
             s = LDM_FAIL(LDM_ERR_FORMAT, "training state '%s': tensor '%s' is %s", path, name,
@@ -157,42 +194,86 @@ static void free_group(ldm_graph *g, float **v) {
     free(v);
 }
 
-ldm_status ldm_train_state_load(const char *path, ldm_graph *g, ldm_optimizer *opt, ldm_ema *ema) {
-    if (!g->compiled)
-        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "loading '%s': compile the graph first", path);
-    ldm_safetensors *st;
-    LDM_TRY(ldm_safetensors_open(path, &st));
-    uint64_t graph_step = 0, opt_steps = 0, ema_updates = 0;
-    float **m = NULL, **v = NULL, **e = NULL;
-    ldm_status s = ldm_safetensors_metadata_u64(st, "ldmcl.state.graph_step", &graph_step);
-    if (s == LDM_OK && opt)
-        s = ldm_safetensors_metadata_u64(st, "ldmcl.state.optimizer_steps", &opt_steps);
-    if (s == LDM_OK && ema)
-        s = ldm_safetensors_metadata_u64(st, "ldmcl.state.ema_updates", &ema_updates);
-    if (s == LDM_OK && opt) s = read_group(st, path, g, "optimizer.exp_avg.", &m);
-    if (s == LDM_OK && opt) s = read_group(st, path, g, "optimizer.exp_avg_sq.", &v);
-    if (s == LDM_OK && ema) s = read_group(st, path, g, "ema.", &e);
-    ldm_safetensors_close(st);
-    /* Everything is on the host now: the parameters (checked by name and shape; the file's
-     * optimizer and EMA tensors are not the model's), then the rest. */
-    if (s == LDM_OK) {
-        ldm_load_options o = {.allow_unexpected = 1};
-        s = ldm_graph_load(g, path, &o);
-    }
+/* One part read into host memory and checked against its graph. */
+typedef struct loaded_part {
+    uint64_t graph_step, opt_steps, ema_updates;
+    float **m, **v, **e;
+} loaded_part;
+
+static ldm_status read_counter(const ldm_safetensors *st, const char *prefix, const char *what,
+                               uint64_t *out) {
+    char key[128];
+    counter_key(key, sizeof key, prefix, what);
+    return ldm_safetensors_metadata_u64(st, key, out);
+}
+
+static ldm_status read_part(const ldm_safetensors *st, const ldm_train_state_part *p,
+                            loaded_part *l) {
+    ldm_status s = read_counter(st, p->prefix, "graph_step", &l->graph_step);
+    if (s == LDM_OK && p->opt) s = read_counter(st, p->prefix, "optimizer_steps", &l->opt_steps);
+    if (s == LDM_OK && p->ema) s = read_counter(st, p->prefix, "ema_updates", &l->ema_updates);
+    if (s == LDM_OK && p->opt) s = read_group(st, p->g, p->prefix, "optimizer.exp_avg.", &l->m);
+    if (s == LDM_OK && p->opt) s = read_group(st, p->g, p->prefix, "optimizer.exp_avg_sq.", &l->v);
+    if (s == LDM_OK && p->ema) s = read_group(st, p->g, p->prefix, "ema.", &l->e);
+    /* the parameters by name and shape (the file's optimizer and EMA tensors and the other parts'
+     * tensors are not this model's), converted but not written yet */
+    ldm_load_options o = {.allow_unexpected = 1, .file_prefix = p->prefix, .check_only = 1};
+    if (s == LDM_OK) s = ldm_graph_load_from(p->g, st, &o);
+    return s;
+}
+
+static ldm_status apply_part(const ldm_safetensors *st, const ldm_train_state_part *p,
+                             const loaded_part *l) {
+    ldm_graph *g = p->g;
+    ldm_load_options o = {.allow_unexpected = 1, .file_prefix = p->prefix};
+    ldm_status s = ldm_graph_load_from(g, st, &o);
     for (size_t i = 0; s == LDM_OK && i < ldm_graph_param_count(g); i++) {
         ldm_tensor *t = ldm_graph_param_at(g, i);
         if (!t->trainable) continue;
-        if (m) s = ldm_buf_write(g->ctx, slice(g, ldm_optimizer_moment(opt, 1), t), m[i], t->numel);
-        if (s == LDM_OK && v)
-            s = ldm_buf_write(g->ctx, slice(g, ldm_optimizer_moment(opt, 2), t), v[i], t->numel);
-        if (s == LDM_OK && e)
-            s = ldm_buf_write(g->ctx, slice(g, ldm_ema_buf(ema), t), e[i], t->numel);
+        if (l->m)
+            s = ldm_buf_write(g->ctx, slice(g, ldm_optimizer_moment(p->opt, 1), t), l->m[i],
+                              t->numel);
+        if (s == LDM_OK && l->v)
+            s = ldm_buf_write(g->ctx, slice(g, ldm_optimizer_moment(p->opt, 2), t), l->v[i],
+                              t->numel);
+        if (s == LDM_OK && l->e)
+            s = ldm_buf_write(g->ctx, slice(g, ldm_ema_buf(p->ema), t), l->e[i], t->numel);
     }
-    if (s == LDM_OK) s = ldm_graph_set_step(g, graph_step);
-    if (s == LDM_OK && opt) s = ldm_optimizer_set_steps(opt, opt_steps);
-    if (s == LDM_OK && ema) s = ldm_ema_set_updates(ema, ema_updates);
-    free_group(g, m);
-    free_group(g, v);
-    free_group(g, e);
+    if (s == LDM_OK) s = ldm_graph_set_step(g, l->graph_step);
+    if (s == LDM_OK && p->opt) s = ldm_optimizer_set_steps(p->opt, l->opt_steps);
+    if (s == LDM_OK && p->ema) s = ldm_ema_set_updates(p->ema, l->ema_updates);
+    return s;
+}
+
+ldm_status ldm_train_state_load(const char *path, ldm_graph *g, ldm_optimizer *opt, ldm_ema *ema) {
+    ldm_train_state_part part = {NULL, g, opt, ema};
+    return ldm_train_state_load_parts(path, &part, 1);
+}
+
+ldm_status ldm_train_state_load_parts(const char *path, const ldm_train_state_part *parts,
+                                      int n_parts) {
+    if (n_parts < 1 || n_parts > LDM_TRAIN_STATE_MAX_PARTS)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "loading '%s': %d parts (1 to %d)", path, n_parts,
+                        LDM_TRAIN_STATE_MAX_PARTS);
+    for (int k = 0; k < n_parts; k++)
+        if (!parts[k].g->compiled)
+            return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "loading '%s': compile the graph first",
+                            path);
+    ldm_safetensors *st;
+    LDM_TRY(ldm_safetensors_open(path, &st));
+    loaded_part l[LDM_TRAIN_STATE_MAX_PARTS];
+    memset(l, 0, sizeof l);
+    /* Everything of every part is read and checked before anything changes. */
+    ldm_status s = LDM_OK;
+    for (int k = 0; k < n_parts && s == LDM_OK; k++)
+        s = read_part(st, &parts[k], &l[k]);
+    for (int k = 0; k < n_parts && s == LDM_OK; k++)
+        s = apply_part(st, &parts[k], &l[k]);
+    for (int k = 0; k < n_parts; k++) {
+        free_group(parts[k].g, l[k].m);
+        free_group(parts[k].g, l[k].v);
+        free_group(parts[k].g, l[k].e);
+    }
+    ldm_safetensors_close(st);
     return s;
 }
