@@ -415,18 +415,43 @@ static void stale_cache_and_bad_checkpoints(void **state) {
     assert_status(run(ini, 0, 1), LDM_OK);
     assert_contains(test_log_text(), "matches the autoencoder and the dataset");
 
-    /* a truncated latest checkpoint: an error naming it; the file and pointer are unchanged */
+    /* a truncated latest checkpoint: --resume falls back to the newest intact one (step 4),
+     * saying so, and goes on to the end; a damaged `latest` pointer too; with every checkpoint
+     * damaged, an error naming them that changes nothing */
     snprintf(path, sizeof path, "%s/whole/checkpoints/checkpoint-00000006.safetensors", g_dir);
     size_t len;
     unsigned char *bytes = test_read_file(path, &len);
     test_write_file(path, bytes, len / 2);
-    assert_int_not_equal(run(ini, 1, 0), LDM_OK);
-    assert_contains(ldm_last_error(), "checkpoint-00000006.safetensors");
+    free(bytes);
+    assert_status(run(ini, 1, 0), LDM_OK);
+    const char *log = test_log_text();
+    assert_contains(log, "checkpoint-00000006.safetensors is damaged, not used");
+    assert_contains(log, "resumed from the newest intact checkpoint");
+    assert_contains(log, "checkpoint-00000004.safetensors at step 4");
+    assert_true(exists("whole", "model/model.ini"));
+    char latest[4400];
+    snprintf(latest, sizeof latest, "%s/whole/checkpoints/latest", g_dir);
+    test_write_file(latest, "../../somewhere\n", 16);
+    assert_status(run(ini, 1, 0), LDM_OK);
+    assert_contains(test_log_text(), "does not name a checkpoint: using the newest intact one");
+    assert_contains(test_log_text(), "checkpoint-00000006.safetensors at step 6");
+    char four[4400];
+    snprintf(four, sizeof four, "%s/whole/checkpoints/checkpoint-00000004.safetensors", g_dir);
+    unsigned char *six = test_read_file(path, &len);
+    size_t len4;
+    unsigned char *keep4 = test_read_file(four, &len4);
+    test_write_file(path, six, 40);
+    test_write_file(four, keep4, 40);
+    assert_int_equal(run(ini, 1, 0), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "no intact checkpoint to resume from");
+    assert_contains(ldm_last_error(), "checkpoint-00000004.safetensors is damaged");
     size_t now;
     free(test_read_file(path, &now));
-    assert_int_equal(now, len / 2);
-    test_write_file(path, bytes, len);
-    free(bytes);
+    assert_int_equal(now, 40); /* nothing was written over */
+    test_write_file(path, six, len);
+    test_write_file(four, keep4, len4);
+    free(six);
+    free(keep4);
 
     /* a checkpoint of another UNet (time_emb_dim 16): an error naming a tensor */
     char other[4500];
@@ -470,6 +495,38 @@ static void non_finite_loss_stops_the_run(void **state) {
     assert_true(exists("nan", "checkpoints/checkpoint-00000002.safetensors"));
     assert_false(exists("nan", "checkpoints/checkpoint-00000004.safetensors"));
     assert_false(exists("nan", "model/model.ini"));
+}
+
+/* Every file the run needs is checked before the first step: a missing vocabulary or a bad
+ * validation prompt stops the run before stage one writes anything. */
+static void inputs_checked_before_the_first_step(void **state) {
+    (void)state;
+    char ini[4400];
+    write_config("novocab", 8, "", ini);
+    char *text = read_text(ini);
+    char *at = strstr(text, LDMCL_CLIP_BPE_DEFAULT);
+    assert_non_null(at);
+    char changed[8192];
+    snprintf(changed, sizeof changed, "%.*s/nowhere/vocab.txt.gz%s", (int)(at - text), text,
+             at + strlen(LDMCL_CLIP_BPE_DEFAULT));
+    test_write_file(ini, changed, strlen(changed));
+    free(text);
+    assert_int_not_equal(run(ini, 0, 0), LDM_OK);
+    assert_contains(ldm_last_error(), "[text] vocab");
+    assert_contains(ldm_last_error(), "/nowhere/vocab.txt.gz");
+    assert_false(exists("novocab", "autoencoder_log.csv"));
+    assert_false(exists("novocab", "autoencoder-state.safetensors"));
+
+    /* a damaged [autoencoder] checkpoint: named before the LDM stage starts */
+    char bad[4400], ae[4500];
+    snprintf(bad, sizeof bad, "%s/damaged.safetensors", g_dir);
+    test_write_file(bad, "\x10\0\0\0\0\0\0\0{\"a\":", 13);
+    snprintf(ae, sizeof ae, "checkpoint = %s\n", bad);
+    write_config_with("badae", 8, "", ae, "", ini);
+    assert_int_equal(run(ini, 0, 0), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "[autoencoder] checkpoint");
+    assert_contains(ldm_last_error(), "damaged.safetensors");
+    assert_false(exists("badae", "latents.safetensors"));
 }
 
 static void empty_dataset_is_an_error(void **state) {
@@ -552,6 +609,7 @@ int main(void) {
         cmocka_unit_test(latent_scaling_standardises_the_cache),
         cmocka_unit_test(stale_cache_and_bad_checkpoints),
         cmocka_unit_test(non_finite_loss_stops_the_run),
+        cmocka_unit_test(inputs_checked_before_the_first_step),
         cmocka_unit_test(empty_dataset_is_an_error),
         cmocka_unit_test(program_exit_codes),
     };

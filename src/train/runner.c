@@ -1,6 +1,7 @@
 /* src/train/runner.c: a whole training run (see ldmcl/runner.h): the stages in order, and what
  * they share: messages, the data order, files, the loss curve. */
 #define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -190,6 +191,44 @@ ldm_status run_plot_losses(const char *path, const float *losses, size_t n) {
     return st;
 }
 
+/* Whether name is a temporary of src/core/atomic_file.c (NAME.tmp.PID.N) that another process
+ * made. */
+static int foreign_temporary(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    while (t && strstr(t + 1, ".tmp."))
+        t = strstr(t + 1, ".tmp.");
+    if (!t || t == name) return 0;
+    long pid;
+    unsigned serial;
+    int end = 0;
+    if (sscanf(t, ".tmp.%ld.%u%n", &pid, &serial, &end) != 2 || t[end]) return 0;
+    return pid != (long)getpid();
+}
+
+void run_remove_temporaries(const run_ctx *r, const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!foreign_temporary(e->d_name)) continue;
+        char path[LDM_RUN_PATH];
+        run_format(path, "%s/%s", dir, e->d_name);
+        if (remove(path) == 0)
+            run_note(r, LDM_LOG_INFO, "removed %s, left by an interrupted save", path);
+    }
+    closedir(d);
+}
+
+/* Every folder a run writes into. */
+static void remove_all_temporaries(const run_ctx *r) {
+    const char *sub[] = {"", "/checkpoints", "/samples", "/model"};
+    for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) {
+        char dir[LDM_RUN_PATH];
+        run_format(dir, "%s%s", r->out, sub[i]);
+        run_remove_temporaries(r, dir);
+    }
+}
+
 ldm_status ldm_run_train(ldm_ctx *ctx, const ldm_run_config *config, const ldm_run_options *o) {
     ldm_run_config *c = malloc(sizeof *c); /* with epochs turned into steps */
     if (!c) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
@@ -197,6 +236,8 @@ ldm_status ldm_run_train(ldm_ctx *ctx, const ldm_run_config *config, const ldm_r
     run_ctx r = {ctx, c, o, NULL, "", 0};
     snprintf(r.out, sizeof r.out, "%s", c->output_dir);
     ldm_status st = run_mkdirs(r.out);
+    /* what a process killed mid-save left (a run never resumes from them) */
+    if (st == LDM_OK) remove_all_temporaries(&r);
     if (st == LDM_OK && !c->dataset_path[0])
         st = LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "%s: [dataset] path is not set", c->path);
     ldm_dataset_options dopt = {.size = c->resolution,
@@ -224,7 +265,8 @@ ldm_status ldm_run_train(ldm_ctx *ctx, const ldm_run_config *config, const ldm_r
                      c->max_steps);
     }
     char ae_path[LDM_RUN_PATH], cache[LDM_RUN_PATH];
-    if (o->stage != LDM_STAGE_LDM) st = run_autoencoder_stage(&r, ae_path);
+    st = run_check_inputs(&r);
+    if (st == LDM_OK && o->stage != LDM_STAGE_LDM) st = run_autoencoder_stage(&r, ae_path);
     if (st == LDM_OK && o->stage == LDM_STAGE_LDM) {
         if (c->ae_checkpoint[0])
             snprintf(ae_path, sizeof ae_path, "%s", c->ae_checkpoint);
@@ -245,30 +287,24 @@ ldm_status ldm_run_train(ldm_ctx *ctx, const ldm_run_config *config, const ldm_r
 }
 
 ldm_status run_trim_log(const char *path, int step) {
-    FILE *f = fopen(path, "r");
-    if (!f) return LDM_OK;
-    size_t cap = 1 << 16, len = 0;
-    char *keep = malloc(cap), line[256];
-    if (!keep) {
-        fclose(f);
-        return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-    }
-    keep[0] = 0;
-    while (fgets(line, sizeof line, f)) {
-        int k = atoi(line);
-        if (k > step) continue; /* the header reads as 0 */
-        size_t n = strlen(line);
-        if (len + n + 1 > cap) {
-            char *bigger = realloc(keep, 2 * cap + n);
-            if (!bigger) break;
-            keep = bigger;
-            cap = 2 * cap + n;
+    if (!run_exists(path)) return LDM_OK;
+    char *text;
+    size_t len;
+    LDM_TRY(ldm_read_file(path, &text, &len));
+    /* complete lines only: a process killed mid-write leaves a line without its end */
+    size_t keep = 0;
+    for (size_t at = 0; at < len;) {
+        char *nl = memchr(text + at, '\n', len - at);
+        if (!nl) break;
+        size_t n = (size_t)(nl - (text + at)) + 1;
+        if (atoi(text + at) <= step) { /* the header reads as 0 */
+            memmove(text + keep, text + at, n);
+            keep += n;
         }
-        memcpy(keep + len, line, n + 1);
-        len += n;
+        at += n;
     }
-    fclose(f);
-    ldm_status st = run_write_text(path, keep);
-    free(keep);
+    text[keep] = '\0';
+    ldm_status st = run_write_text(path, text);
+    free(text);
     return st;
 }

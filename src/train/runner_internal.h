@@ -38,6 +38,9 @@ ldm_status run_copy_file(const char *from, const char *to);
 ldm_status run_write_text(const char *path, const char *text);
 ldm_status run_sha256_file(const char *path, char hex[65]);
 int run_exists(const char *path);
+/* Removes the temporaries of atomic writes (NAME.tmp.PID.N, src/core/atomic_file.c) that
+ * another process began and never finished (killed mid-save) in dir, saying so. */
+void run_remove_temporaries(const run_ctx *r, const char *dir);
 
 /* Keeps the lines of a CSV log whose first field is at most step (the header reads as 0), so a
  * resumed run appends after the step it resumes from. A missing file is left missing. */
@@ -48,6 +51,9 @@ ldm_status run_trim_log(const char *path, int step);
  * wall time. No-ops for other steps. */
 ldm_status run_profile_begin(const run_ctx *r, int step);
 ldm_status run_profile_report(const run_ctx *r, const char *stage, int step, double wall_s);
+
+/* Every file the stages that will run read, checked before the first step (run_inputs.c). */
+ldm_status run_check_inputs(const run_ctx *r);
 
 /* The stages. */
 ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path);

@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,31 +290,28 @@ static void checkpoint_name(char *out, const char *dir, int step) {
     run_format(out, "%s/checkpoint-%08d.safetensors", dir, step);
 }
 
-/* Removes the oldest checkpoints beyond the limit, and the temporaries of saves that another
- * process began and never finished (killed mid-save; src/core/atomic_file.c names them
- * NAME.tmp.PID.N). */
-static void rotate(stage *s, const char *dir) {
+/* The steps of the checkpoint files in dir (at most max), in no order. */
+static int list_checkpoints(const char *dir, int *steps, int max) {
     DIR *d = opendir(dir);
-    if (!d) return;
-    int steps[4096], n = 0;
+    if (!d) return 0;
+    int n = 0;
     struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < 4096) {
+    while ((e = readdir(d)) != NULL && n < max) {
         int k, end = 0;
-        long pid;
-        unsigned serial;
-        size_t len = strlen(e->d_name);
-        if (sscanf(e->d_name, "checkpoint-%8d.safetensors%n", &k, &end) == 1 && (size_t)end == len)
+        if (sscanf(e->d_name, "checkpoint-%8d.safetensors%n", &k, &end) == 1 &&
+            (size_t)end == strlen(e->d_name) && k > 0)
             steps[n++] = k;
-        else if (sscanf(e->d_name, "checkpoint-%8d.safetensors.tmp.%ld.%u%n", &k, &pid, &serial,
-                        &end) == 3 &&
-                 (size_t)end == len && pid != (long)getpid()) {
-            char path[LDM_RUN_PATH];
-            run_format(path, "%s/%s", dir, e->d_name);
-            if (remove(path) == 0)
-                run_note(s->r, LDM_LOG_INFO, "removed %s, left by an interrupted save", path);
-        }
     }
     closedir(d);
+    return n;
+}
+
+/* Removes the oldest checkpoints beyond the limit (and the temporaries of saves another process
+ * began and never finished: ldm_run_train removes them too, but a process may have been killed
+ * since). */
+static void rotate(stage *s, const char *dir) {
+    run_remove_temporaries(s->r, dir);
+    int steps[4096], n = list_checkpoints(dir, steps, 4096);
     for (int kept = n; kept > s->c->checkpoints_limit; kept--) {
         int oldest = 0;
         for (int i = 1; i < n; i++)
@@ -340,48 +338,118 @@ static ldm_status save_checkpoint(stage *s, int step) {
     return LDM_OK;
 }
 
+static int by_step_descending(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x < y) - (x > y);
+}
+
+/* Restores the checkpoint at path; *step is its step. */
+static ldm_status load_checkpoint(stage *s, const char *path, int *step) {
+    ldm_safetensors *st;
+    LDM_TRY(ldm_safetensors_open(path, &st));
+    uint64_t k = 0;
+    ldm_status e = ldm_safetensors_metadata_u64(st, "ldmcl.run.step", &k);
+    ldm_safetensors_close(st);
+    if (e == LDM_OK && (k < 1 || k > INT32_MAX))
+        e = LDM_FAIL(LDM_ERR_FORMAT, "'%s': ldmcl.run.step = %llu is not a step", path,
+                     (unsigned long long)k);
+    LDM_TRY(e);
+    LDM_TRY(ldm_train_state_load(path, s->g, s->opt, s->ema));
+    *step = (int)k;
+    return LDM_OK;
+}
+
+/* The step named by checkpoints/latest, or 0 when it names none (a note says why). */
+static int latest_step(stage *s, const char *pointer) {
+    FILE *f = fopen(pointer, "r");
+    if (!f) return 0;
+    char name[256] = "";
+    int ok = fgets(name, sizeof name, f) != NULL, k = 0, end = 0;
+    fclose(f);
+    name[strcspn(name, "\r\n")] = 0;
+    if (!ok || sscanf(name, "checkpoint-%8d.safetensors%n", &k, &end) != 1 ||
+        (size_t)end != strlen(name) || k < 1) {
+        run_note(s->r, LDM_LOG_WARN, "'%s' does not name a checkpoint: using the newest intact one",
+                 pointer);
+        return 0;
+    }
+    return k;
+}
+
+/* --resume (or resume_from_checkpoint = latest): the checkpoint `latest` names, else (missing,
+ * damaged: a bit flip or a cut file fails its size or SHA-256 check) the newest intact one, saying
+ * so. A checkpoint that is intact but does not fit the model is an error, never skipped. */
+static ldm_status resume_latest(stage *s, int *start) {
+    char dir[LDM_RUN_PATH], pointer[LDM_RUN_PATH], path[LDM_RUN_PATH];
+    run_path(dir, s->r->out, "checkpoints");
+    run_path(pointer, dir, "latest");
+    int steps[4097], n = list_checkpoints(dir, steps + 1, 4096);
+    qsort(steps + 1, (size_t)n, sizeof *steps, by_step_descending);
+    int named = latest_step(s, pointer), first = 1;
+    if (named) { /* tried first, then the others newest first */
+        steps[0] = named;
+        first = 0;
+        for (int i = 1; i <= n; i++)
+            if (steps[i] == named) steps[i] = 0;
+    }
+    if (first > n) {
+        run_note(s->r, LDM_LOG_INFO, "no checkpoint to resume from in %s: starting afresh", dir);
+        return LDM_OK;
+    }
+    char damaged[2048] = "";
+    for (int i = first; i <= n; i++) {
+        if (!steps[i]) continue;
+        checkpoint_name(path, dir, steps[i]);
+        ldm_safetensors *st;
+        ldm_status e = ldm_safetensors_open(path, &st);
+        if (e == LDM_OK) {
+            ldm_safetensors_close(st);
+            LDM_TRY(load_checkpoint(s, path, start));
+            if (damaged[0])
+                run_note(s->r, LDM_LOG_WARN,
+                         "resumed from the newest intact checkpoint, %s, instead (%s)", path,
+                         damaged);
+            run_note(s->r, LDM_LOG_INFO, "resumed from %s at step %d", path, *start);
+            return LDM_OK;
+        }
+        run_note(s->r, LDM_LOG_WARN, "checkpoint %s is damaged, not used: %s", path,
+                 ldm_last_error());
+        size_t used = strlen(damaged);
+        if (used + strlen(path) + 16 < sizeof damaged)
+            snprintf(damaged + used, sizeof damaged - used, "%s%.*s is damaged", used ? "; " : "",
+                     (int)(sizeof damaged - used - 16), path);
+    }
+    return LDM_FAIL(LDM_ERR_FORMAT,
+                    "no intact checkpoint to resume from in %s (%s): restore one, or remove the "
+                    "folder to start afresh",
+                    dir, damaged);
+}
+
 /* The step to continue from (0 when starting afresh). */
 static ldm_status resume(stage *s, int *start) {
     *start = 0;
     const ldm_run_config *c = s->c;
-    char path[LDM_RUN_PATH];
-    int latest = s->r->o->resume || !strcmp(c->resume, "latest");
-    if (latest) {
-        char dir[LDM_RUN_PATH], pointer[LDM_RUN_PATH];
-        run_path(dir, s->r->out, "checkpoints");
-        run_path(pointer, dir, "latest");
-        FILE *f = fopen(pointer, "r");
-        if (!f) {
-            run_note(s->r, LDM_LOG_INFO, "no checkpoint to resume from in %s: starting afresh",
-                     dir);
-            return LDM_OK;
-        }
-        char name[256] = "";
-        int ok = fgets(name, sizeof name, f) != NULL;
-        fclose(f);
-        name[strcspn(name, "\r\n")] = 0;
-        if (!ok || !name[0] || strchr(name, '/'))
-            return LDM_FAIL(LDM_ERR_FORMAT, "'%s' does not name a checkpoint", pointer);
-        run_path(path, dir, name);
-    } else if (c->resume[0]) {
-        snprintf(path, sizeof path, "%s", c->resume);
-    } else {
-        return LDM_OK;
-    }
-    LDM_TRY(ldm_train_state_load(path, s->g, s->opt, s->ema));
-    ldm_safetensors *st;
-    LDM_TRY(ldm_safetensors_open(path, &st));
-    const char *v = ldm_safetensors_metadata(st, "ldmcl.run.step");
-    *start = v ? atoi(v) : 0;
-    ldm_safetensors_close(st);
-    if (*start <= 0) return LDM_FAIL(LDM_ERR_FORMAT, "'%s' has no ldmcl.run.step", path);
-    run_note(s->r, LDM_LOG_INFO, "resumed from %s at step %d", path, *start);
+    if (s->r->o->resume || !strcmp(c->resume, "latest")) return resume_latest(s, start);
+    if (!c->resume[0]) return LDM_OK;
+    LDM_TRY(load_checkpoint(s, c->resume, start));
+    run_note(s->r, LDM_LOG_INFO, "resumed from %s at step %d", c->resume, *start);
     return LDM_OK;
 }
 
 static int text_param(const char *name, void *user) {
     (void)user;
     return strncmp(name, "text_model.", 11) == 0;
+}
+
+static void grid_path(const stage *s, int step, char *out) {
+    run_format(out, "%s/samples/step-%08d.png", s->r->out, step);
+}
+
+/* Whether a validation grid is made after step. */
+static int validates_at(const stage *s, int step) {
+    const ldm_run_config *c = s->c;
+    return c->validation_steps > 0 && step % c->validation_steps == 0 &&
+           c->n_validation_prompts > 0 && c->text != LDM_TEXT_NONE;
 }
 
 /* Samples the validation prompts with the current weights into samples/step-N.png. */
@@ -467,7 +535,7 @@ static ldm_status validate(stage *s, const char *ae_path, int step) {
         char dir[LDM_RUN_PATH], path[LDM_RUN_PATH], desc[4096] = "";
         run_path(dir, s->r->out, "samples");
         st = run_mkdirs(dir);
-        run_format(path, "%s/step-%08d.png", dir, step);
+        grid_path(s, step, path);
         for (int i = 0; i < n; i++)
             snprintf(desc + strlen(desc), sizeof desc - strlen(desc), "%s%s", i ? " | " : "",
                      prompts[i]);
@@ -568,6 +636,12 @@ ldm_status run_ldm_stage(run_ctx *r, const char *ae_path, const char *cache_path
     char csv_path[LDM_RUN_PATH];
     run_path(csv_path, r->out, "train_log.csv");
     if (st == LDM_OK && start) st = run_trim_log(csv_path, start);
+    /* the grid of the step resumed from, when the process that saved its checkpoint died first */
+    char grid[LDM_RUN_PATH];
+    if (st == LDM_OK && start && validates_at(&s, start)) {
+        grid_path(&s, start, grid);
+        if (!run_exists(grid)) st = validate(&s, ae_path, start);
+    }
     FILE *csv = st == LDM_OK ? fopen(csv_path, start ? "a" : "w") : NULL;
     if (st == LDM_OK && !csv) st = LDM_FAIL(LDM_ERR_IO, "cannot write '%s'", csv_path);
     if (csv && !start) fprintf(csv, "step,loss,lr,seconds\n");
@@ -611,8 +685,7 @@ ldm_status run_ldm_stage(run_ctx *r, const char *ae_path, const char *cache_path
             r->o->progress(r->o->progress_user, "ldm", step + 1, c->max_steps, loss, el);
         if ((step + 1) % c->checkpointing_steps == 0 || step + 1 == c->max_steps)
             st = save_checkpoint(&s, step + 1);
-        if (st == LDM_OK && c->validation_steps > 0 && (step + 1) % c->validation_steps == 0)
-            st = validate(&s, ae_path, step + 1);
+        if (st == LDM_OK && validates_at(&s, step + 1)) st = validate(&s, ae_path, step + 1);
         finished = step + 1 == c->max_steps;
         if (r->o->stop_after > 0 && ++done_here == r->o->stop_after && !finished) {
             run_note(r, LDM_LOG_INFO, "stopped after %d steps of this run (step %d)", done_here,
