@@ -306,16 +306,17 @@ static int list_checkpoints(const char *dir, int *steps, int max) {
     return n;
 }
 
-/* Removes the oldest checkpoints beyond the limit (and the temporaries of saves another process
- * began and never finished: ldm_run_train removes them too, but a process may have been killed
- * since). */
-static void rotate(stage *s, const char *dir) {
+/* Removes the oldest checkpoints beyond the limit, never the one at step keep (the run's own
+ * newest, or the one it resumed from: a newer one may be damaged), and the temporaries of saves
+ * another process began and never finished. */
+static void rotate(stage *s, const char *dir, int keep) {
     run_remove_temporaries(s->r, dir);
     int steps[4096], n = list_checkpoints(dir, steps, 4096);
     for (int kept = n; kept > s->c->checkpoints_limit; kept--) {
-        int oldest = 0;
-        for (int i = 1; i < n; i++)
-            if (steps[i] < steps[oldest]) oldest = i;
+        int oldest = -1;
+        for (int i = 0; i < n; i++)
+            if (steps[i] != keep && (oldest < 0 || steps[i] < steps[oldest])) oldest = i;
+        if (oldest < 0) break;
         char path[LDM_RUN_PATH];
         checkpoint_name(path, dir, steps[oldest]);
         if (remove(path) == 0) run_note(s->r, LDM_LOG_INFO, "removed the old checkpoint %s", path);
@@ -334,7 +335,7 @@ static ldm_status save_checkpoint(stage *s, int step) {
     run_path(latest, dir, "latest");
     snprintf(text, sizeof text, "checkpoint-%08d.safetensors\n", step);
     LDM_TRY(run_write_text(latest, text)); /* the pointer moves only after the file is complete */
-    rotate(s, dir);
+    rotate(s, dir, step);
     return LDM_OK;
 }
 
@@ -405,6 +406,8 @@ static ldm_status resume_latest(stage *s, int *start) {
         if (e == LDM_OK) {
             ldm_safetensors_close(st);
             LDM_TRY(load_checkpoint(s, path, start));
+            /* a process killed between a save and the rotation left one too many */
+            rotate(s, dir, *start);
             if (damaged[0])
                 run_note(s->r, LDM_LOG_WARN,
                          "resumed from the newest intact checkpoint, %s, instead (%s)", path,

@@ -57,9 +57,9 @@ run_point() {
     local k=$1 when=$2 name="kill-$1-$2"
     make_config "$name"
     set +e
-    (cd "$work/$name" && LD_PRELOAD=$shim LDMCL_KILL_AT=$k LDMCL_KILL_WHEN=$when "$train" run.ini) \
-        >"$work/$name.log" 2>&1
-    local killed=$?
+    local killed # (the subshell keeps the shell's "Killed" report out of the output)
+    killed=$({ (cd "$work/$name" && LD_PRELOAD=$shim LDMCL_KILL_AT=$k LDMCL_KILL_WHEN=$when \
+        exec "$train" run.ini >"$work/$name.log" 2>&1); echo $?; } 2>/dev/null)
     (cd "$work/$name" && "$train" run.ini --resume) >>"$work/$name.log" 2>&1
     local resumed=$?
     set -e
