@@ -7,7 +7,9 @@
  *   - Prompts through the tokenizer and a frozen encoder, the empty prompt filling the batch.
  *   - A small Hugging Face folder written here: BPE merges, the pad token from
  *     tokenizer_config.json, and the errors: a missing or malformed file, a vocabulary without
- *     CLIP's special tokens, a prompt that is not UTF-8 (with its byte offset). */
+ *     CLIP's special tokens, a prompt that is not UTF-8 (with its byte offset).
+ *   - The longest text taken (a 64 KiB word, 32,767 combining marks): the ids of the previous,
+ *     quadratic implementation; longer text refused. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +129,65 @@ static void prompts_encode_with_the_empty_prompt_after_them(void **state) {
     ldm_clip_tokenizer_destroy(t);
 }
 
+/* Inputs that took seconds (BPE rescanning a word after each merge: 8 s for a 100,000-letter
+ * word; canonical ordering by insertion: 14 s for 200 KB of alternating combining marks): the
+ * longest text the tokenizer takes, as one random 65,536-letter word and as a letter followed by
+ * 32,767 combining marks of two classes, gives the ids the previous, quadratic implementation
+ * gave (the reference's algorithm, run once to write them here); one byte more is refused. */
+static void long_words_give_the_same_ids(void **state) {
+    (void)state;
+    ldm_clip_tokenizer *t;
+    assert_status(ldm_clip_tokenizer_load_bpe(bpe_path(), &t), LDM_OK);
+    const size_t n = LDM_CLIP_MAX_TEXT_BYTES;
+    char *s = malloc(n + 1);
+    assert_non_null(s);
+    uint32_t x = 12345;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        s[i] = (char)('a' + (x >> 16) % 26);
+    }
+    static const int32_t word[77] = {
+        49406, 548,   4397,  18289, 7548,  87,    76,    2651, 65,   8440,  71,    2166, 80,
+        18289, 9430,  89,    663,   76,    609,   1441,  2169, 80,   1082,  66,    921,  15534,
+        76,    27885, 17913, 89,    20572, 87,    10869, 3181, 8440, 73,    1021,  561,  1152,
+        664,   19329, 11581, 80,    87,    12476, 5063,  87,   89,   7536,  40591, 8498, 1836,
+        40917, 529,   1836,  73,    1291,  88,    4898,  778,  80,   10190, 69,    712,  8959,
+        557,   627,   80,    1470,  17913, 690,   552,   7905, 732,  86,    770,   49407};
+    int32_t ids[77], mask[77];
+    int count = 0;
+    assert_status(ldm_clip_tokenize(t, s, n, 77, 1, ids, mask, &count), LDM_OK);
+    assert_int_equal(count, 77);
+    assert_memory_equal(ids, word, sizeof word);
+    for (int k = 0; k < 77; k++)
+        assert_int_equal(mask[k], 1);
+    /* e, then U+0316 (class 220) and U+0301 (class 230) alternating: NFC moves every U+0316
+     * first and composes e + U+0301 into e-acute (4166); the marks' bytes are 136 and 244 */
+    s[0] = 'e';
+    for (size_t i = 0; i < (n - 1) / 2; i++) {
+        s[1 + 2 * i] = (char)0xCC;
+        s[2 + 2 * i] = (char)(i % 2 ? 0x81 : 0x96);
+    }
+    assert_status(ldm_clip_tokenize(t, s, n - 1, 77, 1, ids, mask, &count), LDM_OK);
+    assert_int_equal(count, 77);
+    assert_true(ids[0] == 49406 && ids[1] == 4166 && ids[76] == 49407);
+    for (int k = 2; k < 76; k++)
+        assert_int_equal(ids[k], k % 2 ? 244 : 136);
+    /* a short max_length keeps the start of the same text */
+    assert_status(ldm_clip_tokenize(t, s, n - 1, 5, 0, ids, NULL, &count), LDM_OK);
+    assert_int_equal(count, 5);
+    const int32_t head[5] = {49406, 4166, 136, 244, 49407};
+    assert_memory_equal(ids, head, sizeof head);
+    /* beyond the limit: refused, with both sizes */
+    memset(s, 'a', n + 1);
+    assert_status(ldm_clip_tokenize(t, s, n + 1, 77, 1, ids, mask, &count),
+                  LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(),
+                    "the prompt is 65537 bytes; the tokenizer takes at most 65536");
+    assert_int_equal(count, 0);
+    free(s);
+    ldm_clip_tokenizer_destroy(t);
+}
+
 static void write(const char *dir, const char *name, const char *content) {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -193,6 +254,7 @@ int main(void) {
         cmocka_unit_test(matches_hugging_face_on_the_corpus),
         cmocka_unit_test(prompts_encode_with_the_empty_prompt_after_them),
         cmocka_unit_test(small_folder_and_errors),
+        cmocka_unit_test(long_words_give_the_same_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -46,10 +46,16 @@ int ldm_clip_tokenizer_bos(const ldm_clip_tokenizer *t);
 int ldm_clip_tokenizer_eos(const ldm_clip_tokenizer *t);
 int ldm_clip_tokenizer_pad(const ldm_clip_tokenizer *t);
 
+/* The longest text ldm_clip_tokenize takes, in bytes (CLIP reads 77 tokens, a few hundred
+ * characters of ordinary text). */
+#define LDM_CLIP_MAX_TEXT_BYTES 65536
+
 /* Tokenizes text (UTF-8, len bytes): bos, the ids (at most max_length - 2), eos, then, with
  * pad, the pad token up to max_length. ids and mask (1: token, 0: padding; may be NULL) have
  * room for max_length; *count receives the number written. Invalid UTF-8 is an error naming the
- * byte offset. */
+ * byte offset, and so is text longer than LDM_CLIP_MAX_TEXT_BYTES. The work stops once the
+ * max_length - 2 ids that truncation keeps are known, and BPE takes O(n log n) in a word's
+ * length. */
 ldm_status ldm_clip_tokenize(ldm_clip_tokenizer *t, const char *text, size_t len, int max_length,
                              int pad, int32_t *ids, int32_t *mask, int *count);
 
