@@ -7,7 +7,9 @@
  *   - Prompts through the tokenizer and a frozen encoder, the empty prompt filling the batch.
  *   - A small Hugging Face folder written here: BPE merges, the pad token from
  *     tokenizer_config.json, and the errors: a missing or malformed file, a vocabulary without
- *     CLIP's special tokens, a prompt that is not UTF-8 (with its byte offset).
+ *     CLIP's special tokens, a prompt that is not UTF-8 (with its byte offset); files that are
+ *     not a vocabulary (a NUL byte, random bytes, no merges, symbols that are not byte-level
+ *     BPE's), named with their line.
  *   - The longest text taken (a 64 KiB word, 32,767 combining marks): the ids of the previous,
  *     quadratic implementation; longer text refused. */
 #include <stdio.h>
@@ -249,12 +251,83 @@ static void small_folder_and_errors(void **state) {
     free(dir);
 }
 
+/* Files that are not a vocabulary are refused, naming the file (and the line), instead of loading
+ * as a tokenizer of no merges that conditions on garbage: a NUL byte, random bytes, a header
+ * without merges, a symbol that is not UTF-8 or not one of byte-level BPE's characters; in both
+ * formats. */
+static void refuses_files_that_are_not_a_vocabulary(void **state) {
+    (void)state;
+    char *dir = test_make_tmpdir("tokbad");
+    char merges[4200], bpe[4200];
+    snprintf(merges, sizeof merges, "%s/merges.txt", dir);
+    snprintf(bpe, sizeof bpe, "%s/bpe.txt", dir);
+    write(dir, "vocab.json",
+          "{\"a\": 0, \"b\": 1, \"a</w>\": 2, \"b</w>\": 3, \"ab\": 4, \"<|startoftext|>\": 5, "
+          "\"<|endoftext|>\": 6}");
+    ldm_clip_tokenizer *t = NULL;
+    /* a NUL byte: its offset and line, in either format */
+    static const char with_nul[] = "#version: 0.2\na b\n\0a b</w>\n";
+    test_write_file(merges, with_nul, sizeof with_nul - 1);
+    assert_status(ldm_clip_tokenizer_load_dir(dir, &t), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "merges.txt' holds a NUL byte at byte offset 18 (line 3)");
+    assert_null(t);
+    test_write_file(bpe, with_nul, sizeof with_nul - 1);
+    assert_status(ldm_clip_tokenizer_load_bpe(bpe, &t), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "bpe.txt' holds a NUL byte at byte offset 18");
+    /* random bytes (no NUL among them) */
+    unsigned char noise[4096];
+    uint32_t x = 7;
+    for (size_t i = 0; i < sizeof noise; i++) {
+        x = x * 1103515245u + 12345u;
+        noise[i] = (unsigned char)(x >> 16);
+        if (!noise[i]) noise[i] = 1;
+    }
+    test_write_file(merges, noise, sizeof noise);
+    assert_status(ldm_clip_tokenizer_load_dir(dir, &t), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "merges.txt line ");
+    test_write_file(bpe, noise, sizeof noise);
+    assert_status(ldm_clip_tokenizer_load_bpe(bpe, &t), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "bpe.txt line ");
+    /* only a header: no merges */
+    write(dir, "merges.txt", "#version: 0.2\n");
+    assert_status(ldm_clip_tokenizer_load_dir(dir, &t), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "merges.txt holds no merges (1 line; the first is a header)");
+    test_write_file(bpe, "junk", 4);
+    assert_status(ldm_clip_tokenizer_load_bpe(bpe, &t), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "bpe.txt holds no merges");
+    /* symbols: not UTF-8; a character byte-level BPE never writes (a CJK ideograph, a space
+     * character's own code point) */
+    write(dir, "merges.txt", "#version: 0.2\na b\na \xff\n");
+    assert_status(ldm_clip_tokenizer_load_dir(dir, &t), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "merges.txt line 3: a merge symbol is not valid UTF-8 "
+                                      "(byte 0xFF)");
+    write(dir, "merges.txt", "#version: 0.2\na b\nab \xe4\xb8\xad</w>\n");
+    assert_status(ldm_clip_tokenizer_load_dir(dir, &t), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "merges.txt line 3: the merge symbol \"\xe4\xb8\xad</w>\" "
+                                      "holds U+4E2D");
+    write(dir, "merges.txt", "#version: 0.2\na\x7f b\n");
+    assert_status(ldm_clip_tokenizer_load_dir(dir, &t), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "line 2: the merge symbol \"a\x7f\" holds U+007F");
+    /* the same merges in order load, and merge */
+    write(dir, "merges.txt", "#version: 0.2\na b</w>\n");
+    assert_status(ldm_clip_tokenizer_load_dir(dir, &t), LDM_OK);
+    int32_t ids[4];
+    int n;
+    assert_status(ldm_clip_tokenize(t, "ab", 2, 4, 0, ids, NULL, &n), LDM_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(ids[1], 6); /* "ab</w>" is not in this vocabulary: unknown, CLIP's eos */
+    ldm_clip_tokenizer_destroy(t);
+    test_rmtree(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(matches_hugging_face_on_the_corpus),
         cmocka_unit_test(prompts_encode_with_the_empty_prompt_after_them),
         cmocka_unit_test(small_folder_and_errors),
         cmocka_unit_test(long_words_give_the_same_ids),
+        cmocka_unit_test(refuses_files_that_are_not_a_vocabulary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

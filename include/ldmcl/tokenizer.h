@@ -12,7 +12,9 @@
  * Vocabularies: a Hugging Face model folder (vocab.json + merges.txt, pad token from
  * tokenizer_config.json or special_tokens_map.json when present) or OpenAI's
  * bpe_simple_vocab_16e6.txt(.gz). As Hugging Face does, the first line of a merges file is a
- * header and at most 48,894 merges are read.
+ * header and at most 48,894 merges are read. A file with a NUL byte, a merge line that is not two
+ * symbols of byte-level BPE's 256 characters ("</w>" allowed at the end), or no merge at all is
+ * refused, naming the file (and line).
  * Where ldmcl and Hugging Face differ: CLIPTokenizerFast (the Rust tokenizer) neither drops
  * control characters nor splits CJK ideographs, so its ids differ from CLIPTokenizer's (and
  * ldmcl's) on such text; with ftfy installed, CLIPTokenizer repairs mojibake first, which ldmcl
