@@ -379,6 +379,33 @@ static void samples_a_reference_model(void **state) {
     }
     ldm_image_free(&img);
     free(want);
+
+    /* the same model whose text encoder embeds fewer tokens than its tokenizer has: refused when
+     * opened, naming both files and both sizes (ids past 499 would read past the embedding) */
+    char copy[4200], cmd2[9000];
+    snprintf(copy, sizeof copy, "%s/small_vocab", g_dir);
+    snprintf(cmd2, sizeof cmd2, "cp -r '%s' '%s'", model, copy);
+    assert_int_equal(system(cmd2), 0);
+    snprintf(path, sizeof path, "%s/clip/config.json", copy);
+    size_t clen;
+    char *config = (char *)test_read_file(path, &clen);
+    char *edited = malloc(clen + 1), *at = memmem(config, clen, "\"vocab_size\": 521", 17);
+    assert_true(edited && at);
+    memcpy(edited, config, clen);
+    memcpy(edited + (at - config), "\"vocab_size\": 500", 17);
+    test_write_file(path, edited, clen);
+    free(config);
+    free(edited);
+    assert_status(ldm_pipeline_open(ctx, copy, &o, &p), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "small_vocab/clip/vocab.json' has 521 tokens but the text "
+                                      "encoder ('");
+    assert_contains(ldm_last_error(), "small_vocab/clip/config.json') embeds 500 (vocab_size)");
+    snprintf(cmd, sizeof cmd, "'%s' -m '%s' -p x -o '%s/never.png' 2>&1", LDMCL_SAMPLE_PROGRAM,
+             copy, g_dir);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 1);
+    assert_contains(text, "has 521 tokens but the text encoder");
+    snprintf(path, sizeof path, "%s/never.png", g_dir);
+    assert_false(test_file_exists(path));
     ldm_ctx_destroy(ctx);
 }
 

@@ -119,6 +119,21 @@ static void prompts_encode_with_the_empty_prompt_after_them(void **state) {
     }
     assert_status(ldm_clip_encoder_run(e, ids, mask, want), LDM_OK);
     assert_memory_equal(got, want, 3 * 77 * 8 * sizeof *got);
+    /* a tokenizer of more tokens than the encoder embeds: refused before any work, naming the
+     * tokenizer's file and both sizes */
+    assert_status(ldm_clip_tokenizer_check_vocab(t, 49408, "config.json"), LDM_OK);
+    assert_status(ldm_clip_tokenizer_check_vocab(t, 1000, "its config.json"), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "bpe_simple_vocab_16e6.txt.gz' has 49408 tokens but the "
+                                      "text encoder (its config.json) embeds 1000 (vocab_size): "
+                                      "ids 1000 to 49407");
+    ldm_clip_text_config small = c;
+    small.vocab_size = 1000;
+    ldm_clip_encoder *e_small;
+    assert_status(ldm_clip_encoder_create(ctx, &small, 1, 77, 0, &e_small), LDM_OK);
+    assert_status(ldm_clip_encode_prompts(e_small, t, prompts, 1, got), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "has 49408 tokens but the text encoder");
+    assert_contains(ldm_last_error(), "embeds 1000");
+    ldm_clip_encoder_destroy(e_small);
     const char *bad[1] = {"ok \xff"};
     assert_status(ldm_clip_encode_prompts(e, t, bad, 1, got), LDM_ERR_FORMAT);
     assert_contains(ldm_last_error(), "prompt 0: ");

@@ -43,7 +43,13 @@ ldm_status ldm_clip_tokenizer_load_dir(const char *dir, ldm_clip_tokenizer **out
 ldm_status ldm_clip_tokenizer_load_bpe(const char *path, ldm_clip_tokenizer **out);
 void ldm_clip_tokenizer_destroy(ldm_clip_tokenizer *t);
 
+/* The number of ids the tokenizer can produce: they are 0 .. vocab_size - 1. */
 int ldm_clip_tokenizer_vocab_size(const ldm_clip_tokenizer *t);
+/* Fails with LDM_ERR_FORMAT, naming the tokenizer's file, encoder_source (what configured the
+ * text encoder, e.g. its config.json) and both sizes, when the tokenizer can produce ids that a
+ * text encoder embedding encoder_vocab_size tokens has no row for. */
+ldm_status ldm_clip_tokenizer_check_vocab(const ldm_clip_tokenizer *t, int encoder_vocab_size,
+                                          const char *encoder_source);
 int ldm_clip_tokenizer_bos(const ldm_clip_tokenizer *t);
 int ldm_clip_tokenizer_eos(const ldm_clip_tokenizer *t);
 int ldm_clip_tokenizer_pad(const ldm_clip_tokenizer *t);

@@ -64,6 +64,12 @@ static ldm_status open_text(ldm_ctx *ctx, ldm_pipeline *p, const char *dir) {
         LDM_TRY(ldm_clip_tokenizer_load_bpe(c->vocab, &p->tokenizer));
     else
         LDM_TRY(ldm_clip_tokenizer_load_dir(c->clip_path, &p->tokenizer));
+    char source[LDM_RUN_PATH + 64];
+    if (c->text == LDM_TEXT_CLIP_SCRATCH)
+        snprintf(source, sizeof source, "'%s' [text]", c->path);
+    else
+        snprintf(source, sizeof source, "'%s/config.json'", c->clip_path);
+    LDM_TRY(ldm_clip_tokenizer_check_vocab(p->tokenizer, c->clip.vocab_size, source));
     LDM_TRY(
         ldm_clip_encoder_create(ctx, &c->clip, 1, c->context_length, c->clip_skip, &p->encoder));
     char path[LDM_RUN_PATH + 64];

@@ -19,6 +19,7 @@ struct ldm_clip_tokenizer {
     char byte_char[256][3];
     int byte_char_len[256];
     int bos, eos, pad, unk;
+    char *source;     /* the file the ids come from (vocab.json or the BPE file), for messages */
     ldm_intern cache; /* pre-tokens already split into ids */
     int32_t **cache_ids;
     int *cache_n;

@@ -55,6 +55,7 @@ ldm_status ldm_clip_tokenizer_alloc(ldm_clip_tokenizer **out) {
 
 void ldm_clip_tokenizer_destroy(ldm_clip_tokenizer *t) {
     if (!t) return;
+    free(t->source);
     ldm_intern_free(&t->syms);
     free(t->sym_id);
     ldm_u64map_free(&t->merges);
@@ -319,6 +320,8 @@ ldm_status ldm_clip_tokenizer_load_hf(const char *vocab_json, const char *merges
         free(text);
     }
     if (st == LDM_OK) st = ldm_clip_set_specials(t, NULL, vocab_json);
+    if (st == LDM_OK && !(t->source = ldm_strdup(vocab_json)))
+        st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     if (st != LDM_OK) {
         ldm_clip_tokenizer_destroy(t);
         return st;
@@ -405,6 +408,8 @@ ldm_status ldm_clip_tokenizer_load_bpe(const char *path, ldm_clip_tokenizer **ou
     if (st == LDM_OK) st = ldm_clip_set_id(t, "<|endoftext|>", 13, 513 + n_merges, NULL);
     if (st == LDM_OK) t->vocab_size = 514 + n_merges;
     if (st == LDM_OK) st = ldm_clip_set_specials(t, NULL, path);
+    if (st == LDM_OK && !(t->source = ldm_strdup(path)))
+        st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     if (st != LDM_OK) {
         ldm_clip_tokenizer_destroy(t);
         return st;
@@ -415,6 +420,18 @@ ldm_status ldm_clip_tokenizer_load_bpe(const char *path, ldm_clip_tokenizer **ou
 
 int ldm_clip_tokenizer_vocab_size(const ldm_clip_tokenizer *t) {
     return t->vocab_size;
+}
+
+ldm_status ldm_clip_tokenizer_check_vocab(const ldm_clip_tokenizer *t, int encoder_vocab_size,
+                                          const char *encoder_source) {
+    if (t->vocab_size <= encoder_vocab_size) return LDM_OK;
+    return LDM_FAIL(LDM_ERR_FORMAT,
+                    "the tokenizer '%s' has %d tokens but the text encoder (%s) embeds %d "
+                    "(vocab_size): ids %d to %d would index past its embedding table. Use the "
+                    "tokenizer the encoder was trained with",
+                    t->source ? t->source : "?", t->vocab_size,
+                    encoder_source ? encoder_source : "?", encoder_vocab_size, encoder_vocab_size,
+                    t->vocab_size - 1);
 }
 
 int ldm_clip_tokenizer_bos(const ldm_clip_tokenizer *t) {

@@ -162,6 +162,12 @@ static ldm_status setup_text(stage *s) {
         LDM_TRY(ldm_clip_tokenizer_load_bpe(c->vocab, &s->tok));
     else
         LDM_TRY(ldm_clip_tokenizer_load_dir(c->clip_path, &s->tok));
+    char source[LDM_RUN_PATH + 64];
+    if (c->text == LDM_TEXT_CLIP_SCRATCH)
+        snprintf(source, sizeof source, "'%s' [text]", c->path);
+    else
+        snprintf(source, sizeof source, "'%s/config.json'", c->clip_path);
+    LDM_TRY(ldm_clip_tokenizer_check_vocab(s->tok, c->clip.vocab_size, source));
     size_t n = (size_t)c->batch * c->context_length;
     s->ids = malloc(n * sizeof *s->ids);
     s->mask = malloc(n * sizeof *s->mask);
