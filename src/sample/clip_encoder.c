@@ -113,7 +113,7 @@ ldm_status ldm_clip_encode_prompts(ldm_clip_encoder *e, ldm_clip_tokenizer *t,
         int got = 0;
         st = ldm_clip_tokenize(t, p, strlen(p), e->seq_len, 1, ids + (size_t)b * e->seq_len,
                                mask + (size_t)b * e->seq_len, &got);
-        if (st != LDM_OK) ldm_error_prefix("prompt %d: ", b);
+        if (st != LDM_OK) ldm_error_prefix("prompt %d", b);
     }
     if (st == LDM_OK) st = ldm_clip_encoder_run(e, ids, mask, out);
     free(ids);
