@@ -3,8 +3,9 @@
  * it, generated with DDIM and guidance: reproducible for a seed, different for another, a batch
  * of finite images; a missing file or a prompt that is not UTF-8 is named. Then ldmcl-sample on
  * the same folder: seeds per image, PNG files, the "parameters" text, a grid, the same bytes for
- * the same seed, and its errors. And a model of the reference implementation assembled by
- * tools/reference_model.py samples the reference's images. */
+ * the same seed, and its errors. Models of NaN or overflowing weights: errors, no PNG. And a model
+ * of the reference implementation assembled by tools/reference_model.py samples the reference's
+ * images. */
 #define _GNU_SOURCE /* memmem */
 #include <math.h>
 #include <stdio.h>
@@ -18,8 +19,25 @@
 
 static char g_dir[4096];
 
-/* Writes the model's weights (random, from fixed seeds) into dir. */
-static void save_model_in(ldm_ctx *ctx, const ldm_run_config *c, const char *dir) {
+/* Multiplies every parameter of g by k. */
+static void scale_params(ldm_graph *g, float k) {
+    for (size_t i = 0; i < ldm_graph_param_count(g); i++) {
+        ldm_tensor *p = ldm_graph_param_at(g, i);
+        size_t n = ldm_tensor_numel(p);
+        float *v = malloc(n * sizeof *v);
+        assert_non_null(v);
+        assert_status(ldm_tensor_read(p, v), LDM_OK);
+        for (size_t j = 0; j < n; j++)
+            v[j] *= k;
+        assert_status(ldm_tensor_write(p, v), LDM_OK);
+        free(v);
+    }
+}
+
+/* Writes the model's weights (random, from fixed seeds; the UNet's and the autoencoder's times
+ * unet_k and ae_k) into dir. */
+static void save_model_scaled(ldm_ctx *ctx, const ldm_run_config *c, const char *dir, float unet_k,
+                              float ae_k) {
     char path[4300];
     ldm_graph *g;
     /* UNet */
@@ -30,6 +48,7 @@ static void save_model_in(ldm_ctx *ctx, const ldm_run_config *c, const char *dir
              ldm_graph_input(g, "t", LDM_SHAPE(1)), &cond);
     assert_status(ldm_graph_compile(g), LDM_OK);
     assert_status(ldm_graph_init_params(g, 1, 0), LDM_OK);
+    if (unet_k != 1.0f) scale_params(g, unet_k);
     snprintf(path, sizeof path, "%s/unet.safetensors", dir);
     assert_status(ldm_graph_save(g, path, NULL), LDM_OK);
     ldm_graph_destroy(g);
@@ -42,6 +61,7 @@ static void save_model_in(ldm_ctx *ctx, const ldm_run_config *c, const char *dir
                                                   0, NULL, 0, &enc));
     assert_status(ldm_graph_compile(g), LDM_OK);
     assert_status(ldm_graph_init_params(g, 2, 0), LDM_OK);
+    if (ae_k != 1.0f) scale_params(g, ae_k);
     snprintf(path, sizeof path, "%s/autoencoder.safetensors", dir);
     assert_status(ldm_graph_save(g, path, NULL), LDM_OK);
     ldm_graph_destroy(g);
@@ -53,6 +73,10 @@ static void save_model_in(ldm_ctx *ctx, const ldm_run_config *c, const char *dir
     snprintf(path, sizeof path, "%s/text_encoder.safetensors", dir);
     assert_status(ldm_graph_save(g, path, NULL), LDM_OK);
     ldm_graph_destroy(g);
+}
+
+static void save_model_in(ldm_ctx *ctx, const ldm_run_config *c, const char *dir) {
+    save_model_scaled(ctx, c, dir, 1.0f, 1.0f);
 }
 
 static void save_model(ldm_ctx *ctx, const ldm_run_config *c) {
@@ -409,6 +433,61 @@ static void samples_a_reference_model(void **state) {
     ldm_ctx_destroy(ctx);
 }
 
+/* Garbage is an error, never a picture: a UNet file of NaN weights is refused when opened (the
+ * tensor named), and weights so large that the chain or the decoder overflows fail the generation
+ * naming the file to suspect; ldmcl-sample exits 1 and writes no PNG. */
+static void non_finite_models_are_errors(void **state) {
+    (void)state;
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    const char *names[3] = {"nan_unet", "huge_unet", "huge_ae"};
+    const float unet_k[3] = {NAN, 1e30f, 1.0f}, ae_k[3] = {1.0f, 1.0f, 1e30f};
+    ldm_pipeline_options o = {
+        .method = LDM_SAMPLER_DDIM, .steps = 3, .guidance_scale = 2.0f, .batch = 1};
+    for (int i = 0; i < 3; i++) {
+        char dir[4300], path[4400], ini[8192], cmd[9000], text[1024];
+        snprintf(dir, sizeof dir, "%s/%s", g_dir, names[i]);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        tiny_model_ini(ini, sizeof ini, "");
+        snprintf(path, sizeof path, "%s/model.ini", dir);
+        test_write_file(path, ini, strlen(ini));
+        ldm_run_config c;
+        assert_status(ldm_run_config_read(path, &c), LDM_OK);
+        save_model_scaled(ctx, &c, dir, unet_k[i], ae_k[i]);
+        ldm_pipeline *p = NULL;
+        float img[64];
+        if (i == 0) {
+            assert_status(ldm_pipeline_open(ctx, dir, &o, &p), LDM_ERR_FORMAT);
+        } else {
+            assert_status(ldm_pipeline_open(ctx, dir, &o, &p), LDM_OK);
+            assert_status(ldm_pipeline_generate(p, "a bag", NULL, 3, img), LDM_ERR_FORMAT);
+            ldm_pipeline_destroy(p);
+        }
+        snprintf(cmd, sizeof cmd, "'%s' -m '%s' -p 'a bag' --steps 3 -o '%s/out.png' 2>&1",
+                 LDMCL_SAMPLE_PROGRAM, dir, dir);
+        assert_int_equal(test_run_capture(cmd, text, sizeof text), 1);
+        snprintf(path, sizeof path, "%s/%s/unet.safetensors", g_dir, names[i]);
+        if (i == 0) {
+            assert_contains(text, "loading the model: ");
+            assert_contains(text, path);
+            assert_contains(text, "tensor 'conv_in.weight' holds 144 NaN or infinite values of "
+                                  "144 (the first at element 0: nan)");
+        } else if (i == 1) {
+            assert_contains(text, "generating: sampling with '");
+            assert_contains(text, path);
+            assert_contains(text, "the sampled latents hold 32 NaN/Inf values of 32 after step 1 "
+                                  "of 3");
+        } else {
+            snprintf(path, sizeof path, "%s/%s/autoencoder.safetensors", g_dir, names[i]);
+            assert_contains(text, "generating: ");
+            assert_contains(text, "the decoded images hold 64 NaN/Inf values of 64");
+            assert_contains(text, path);
+        }
+        snprintf(path, sizeof path, "%s/out.png", dir);
+        assert_false(test_file_exists(path));
+    }
+    ldm_ctx_destroy(ctx);
+}
+
 static int setup(void **state) {
     (void)state;
     char *dir = test_make_tmpdir("model");
@@ -429,6 +508,7 @@ int main(void) {
         cmocka_unit_test(samples_a_reference_model),
         cmocka_unit_test(undoes_latent_scaling_before_decoding),
         cmocka_unit_test(undoes_latent_patch_before_decoding),
+        cmocka_unit_test(non_finite_models_are_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -163,6 +163,8 @@ char *ldm_strdup(const char *s);
 ldm_status ldm_read_file(const char *path, char **out, size_t *len);
 /* mkdir -p; 0 on success, else errno. */
 int ldm_mkdirs(const char *path);
+/* How many of x[0..n) are NaN or infinite; *first (may be NULL) gets the first one's index. */
+size_t ldm_count_non_finite(const float *x, size_t n, size_t *first);
 
 /* Atomic file writes (src/core/atomic_file.c): open a temporary next to path, write through f,
  * then commit (ok = 0 when a write failed: the temporary is removed and the error names path)
