@@ -156,6 +156,11 @@ ldm_status ldm_gemm_tuning_save(ldm_ctx *ctx, const ldm_gemm_tuning *t, const ch
  * parse or that CLBlast rejects is reported as a warning naming it, and CLBlast's defaults stay. */
 void ldm_gemm_tuning_load(ldm_ctx *ctx);
 
+/* Device memory this context may still allocate (arena.c): the device's global memory or the
+ * context's limit, whichever is lower, less what its arenas hold; *limit and *which (may be NULL)
+ * get that bound and its description. */
+uint64_t ldm_ctx_free_bytes(const ldm_ctx *ctx, uint64_t *limit, const char **which);
+
 /* ---- small helpers (util.c) -------------------------------------------------------------- */
 
 char *ldm_strdup(const char *s);
