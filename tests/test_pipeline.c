@@ -223,6 +223,35 @@ static void generates_from_a_model_folder(void **state) {
              g_dir);
     assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
     assert_contains(text, "--save-x0 1,zero");
+    /* steps beyond the chain would write nothing: refused (DDIM: --steps; DDPM: the model's T) */
+    snprintf(cmd, sizeof cmd, "'%s' -m '%s' -p x --steps 2 --save-x0 1,99 -o '%s/late.png' 2>&1",
+             LDMCL_SAMPLE_PROGRAM, g_dir, g_dir);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
+    assert_contains(text, "--save-x0 1,99: step 99 is beyond the 2 sampling steps (--steps)");
+    snprintf(cmd, sizeof cmd,
+             "'%s' -m '%s' -p x --sampling-method ddpm --save-x0 51 -o '%s/late.png' 2>&1",
+             LDMCL_SAMPLE_PROGRAM, g_dir, g_dir);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
+    assert_contains(text,
+                    "step 51 is beyond the 50 sampling steps (DDPM takes all of the model's)");
+    snprintf(out, sizeof out, "%s/late.png", g_dir);
+    assert_false(test_file_exists(out));
+    /* -o counters: zero-padded widths give distinct names; a width whose names cannot be files
+     * (every one once came out the same, truncated) is refused before any work */
+    snprintf(cmd, sizeof cmd, "'%s' -m '%s' -p x --steps 1 -b 2 -o '%s/w-%%03d.png' 2>&1",
+             LDMCL_SAMPLE_PROGRAM, g_dir, g_dir);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 0);
+    assert_contains(text, "/w-001.png: seed=42");
+    assert_contains(text, "/w-002.png: seed=43");
+    snprintf(cmd, sizeof cmd, "'%s' -m '%s' -p x --steps 1 -b 2 -o '%s/x-%%0999d.png' 2>&1",
+             LDMCL_SAMPLE_PROGRAM, g_dir, g_dir);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
+    assert_contains(text, "x-%0999d.png: the names it makes for 2 images are too long (a file "
+                          "name takes at most 255 characters");
+    snprintf(cmd, sizeof cmd, "'%s' -m '%s' -p x --steps 1 -o '%s/x-%%099999999999d.png' 2>&1",
+             LDMCL_SAMPLE_PROGRAM, g_dir, g_dir);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
+    assert_contains(text, "are too long");
     /* an empty prompt file is an error naming it */
     f = fopen(path, "w");
     assert_non_null(f);
