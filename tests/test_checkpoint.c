@@ -1,6 +1,7 @@
 /* tests/test_checkpoint.c: a graph's parameters saved and loaded as safetensors under their names;
  * every missing, unexpected and mis-shaped tensor reported in one message, and nothing changed on
- * a failed load. */
+ * a failed load; NaN or infinite values refused, naming the tensor. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,11 +198,55 @@ static void subsets_by_prefix(void **state) {
     free(dir);
 }
 
+/* A file whose values are NaN or infinite (F32 and F16): refused, naming the file, the tensor, the
+ * count and the first, and nothing changed. */
+static void non_finite_values_are_refused(void **state) {
+    (void)state;
+    char *dir = test_make_tmpdir("ckpt");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/nan.safetensors", dir);
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_graph *a = small_model(ctx, 4), *b = small_model(ctx, 4);
+    fill_params(a, 1.0f);
+    fill_params(b, -2.0f);
+    float bias[4] = {1.0f, NAN, 3.0f, -INFINITY};
+    assert_status(ldm_tensor_write(ldm_graph_find(a, "conv.bias"), bias), LDM_OK);
+    assert_status(ldm_graph_save(a, path, NULL), LDM_OK);
+    assert_status(ldm_graph_load(b, path, NULL), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), path);
+    assert_contains(ldm_last_error(), "tensor 'conv.bias' holds 2 NaN or infinite values of 4 (the "
+                                      "first at element 1: nan)");
+    expect_params(b, -2.0f);
+    /* an F16 infinity (0x7C00) converts to an infinite float: refused the same way */
+    snprintf(path, sizeof path, "%s/inf16.safetensors", dir);
+    const char header[] = "{\"norm.bias\":{\"dtype\":\"F16\",\"shape\":[4],"
+                          "\"data_offsets\":[0,8]}}";
+    size_t hl = sizeof header - 1;
+    unsigned char file[256];
+    for (int i = 0; i < 8; i++)
+        file[i] = (unsigned char)(hl >> (8 * i));
+    memcpy(file + 8, header, hl);
+    const unsigned char half[8] = {0x00, 0x3C, 0x00, 0x7C, 0x00, 0x3C, 0x00, 0x3C}; /* 1 inf 1 1 */
+    memcpy(file + 8 + hl, half, 8);
+    test_write_file(path, file, 8 + hl + 8);
+    ldm_load_options o = {.allow_missing = 1};
+    assert_status(ldm_graph_load(b, path, &o), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "tensor 'norm.bias' holds 1 NaN or infinite values of 4 (the "
+                                      "first at element 1: inf)");
+    expect_params(b, -2.0f);
+    ldm_graph_destroy(a);
+    ldm_graph_destroy(b);
+    ldm_ctx_destroy(ctx);
+    test_rmtree(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(save_and_load),
         cmocka_unit_test(subsets_by_prefix),
         cmocka_unit_test(reports_every_problem_at_once),
+        cmocka_unit_test(non_finite_values_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -280,6 +280,7 @@ static void expect_config_error(const char *dir, const char *json, ldm_status wa
     assert_status(ldm_clip_text_config_read(path, &c), want);
     assert_contains(ldm_last_error(), path);
     assert_contains(ldm_last_error(), message);
+    assert_null(strstr(ldm_last_error(), ": : ")); /* one separator after the file's prefix */
 }
 
 static void bad_configs_name_file_and_key(void **state) {

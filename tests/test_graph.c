@@ -1,6 +1,7 @@
 /* tests/test_graph.c: the graph machinery itself: frozen parameters and inputs get no gradient
  * work, a replayed step allocates nothing and builds nothing, memory is reused by liveness, views
- * share storage, and misuse is reported at recording time. */
+ * share storage, and misuse is reported at recording time; sizes beyond INT_MAX elements and
+ * graphs beyond the device's memory are refused at compile with their exact byte counts. */
 #include <math.h>
 #include <string.h>
 
@@ -138,6 +139,50 @@ static void plan_spreads_over_buffers(void **state) {
     ldm_ctx_destroy(ctx);
 }
 
+/* Buffer sizes are size_t end to end. A convolution over a 16384 x 16384 image needs a column
+ * scratch of 2^28 positions x (9 + 1) = 2,684,354,560 elements (more than INT_MAX; once read as
+ * "size -1610612736"), and one over a 1 x 429,496,730 row 4,294,967,300 = 2^32 + 4 (once wrapped
+ * to 4 elements: an undersized buffer). Recorded, never run: compile refuses them with the exact
+ * byte count against the (lowered) largest allocation, and a graph whose buffers together exceed
+ * the context's memory limit is refused before any buffer is made. */
+static void huge_sizes_are_refused_with_their_bytes(void **state) {
+    (void)state;
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_ctx_set_max_allocation(ctx, (uint64_t)1 << 30);
+    const int widths[2] = {16384, 429496730}, heights[2] = {16384, 1};
+    const char *bytes[2] = {"need 10.0 GiB (10737418240 bytes) in one buffer, have 1.00 GiB",
+                            "need 16.0 GiB (17179869440 bytes) in one buffer, have 1.00 GiB"};
+    for (int i = 0; i < 2; i++) {
+        ldm_graph *g;
+        assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+        ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(1, 1, heights[i], widths[i]));
+        ldm_tensor *w = ldm_graph_param(g, "w", LDM_SHAPE(1, 1, 3, 3));
+        ldm_tensor_keep(ldm_conv2d(g, x, w, NULL, 1, 1));
+        assert_status(ldm_graph_compile(g), LDM_ERR_DEVICE_MEMORY);
+        assert_contains(ldm_last_error(), ".scratch' does not fit on '");
+        assert_contains(ldm_last_error(), bytes[i]);
+        assert_int_equal(ldm_ctx_device_bytes_in_use(ctx), 0);
+        ldm_graph_destroy(g);
+    }
+    /* every tensor fits one buffer (1 MiB each), together they need 3 MiB, with 2 MiB allowed */
+    ldm_ctx_set_max_allocation(ctx, 0);
+    ldm_ctx_set_memory_limit(ctx, (uint64_t)2 << 20);
+    ldm_graph *g;
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(512, 512));
+    ldm_tensor *y = ldm_silu(g, x);
+    ldm_tensor_keep(y);
+    ldm_tensor_keep(ldm_silu(g, y));
+    assert_status(ldm_graph_compile(g), LDM_ERR_DEVICE_MEMORY);
+    assert_contains(ldm_last_error(), "the graph does not fit on '");
+    assert_contains(ldm_last_error(), "need 3.00 MiB (3145728 bytes: parameters 0 B, inputs 1.00 "
+                                      "MiB, gradients 0 B, activations 2.00 MiB), have 2.00 MiB "
+                                      "free of 2.00 MiB (the memory limit set on this context)");
+    assert_int_equal(ldm_ctx_device_bytes_in_use(ctx), 0);
+    ldm_graph_destroy(g);
+    ldm_ctx_destroy(ctx);
+}
+
 static void views_share_storage_and_gradients(void **state) {
     (void)state;
     ldm_graph *g;
@@ -202,6 +247,7 @@ int main(void) {
         cmocka_unit_test(replay_allocates_and_builds_nothing),
         cmocka_unit_test(memory_is_reused_by_liveness),
         cmocka_unit_test(plan_spreads_over_buffers),
+        cmocka_unit_test(huge_sizes_are_refused_with_their_bytes),
         cmocka_unit_test(views_share_storage_and_gradients),
         cmocka_unit_test(misuse_is_reported),
     };

@@ -3,8 +3,9 @@
  * it, generated with DDIM and guidance: reproducible for a seed, different for another, a batch
  * of finite images; a missing file or a prompt that is not UTF-8 is named. Then ldmcl-sample on
  * the same folder: seeds per image, PNG files, the "parameters" text, a grid, the same bytes for
- * the same seed, and its errors. And a model of the reference implementation assembled by
- * tools/reference_model.py samples the reference's images. */
+ * the same seed, and its errors. Models of NaN or overflowing weights: errors, no PNG. And a model
+ * of the reference implementation assembled by tools/reference_model.py samples the reference's
+ * images. */
 #define _GNU_SOURCE /* memmem */
 #include <math.h>
 #include <stdio.h>
@@ -18,8 +19,25 @@
 
 static char g_dir[4096];
 
-/* Writes the model's weights (random, from fixed seeds) into dir. */
-static void save_model_in(ldm_ctx *ctx, const ldm_run_config *c, const char *dir) {
+/* Multiplies every parameter of g by k. */
+static void scale_params(ldm_graph *g, float k) {
+    for (size_t i = 0; i < ldm_graph_param_count(g); i++) {
+        ldm_tensor *p = ldm_graph_param_at(g, i);
+        size_t n = ldm_tensor_numel(p);
+        float *v = malloc(n * sizeof *v);
+        assert_non_null(v);
+        assert_status(ldm_tensor_read(p, v), LDM_OK);
+        for (size_t j = 0; j < n; j++)
+            v[j] *= k;
+        assert_status(ldm_tensor_write(p, v), LDM_OK);
+        free(v);
+    }
+}
+
+/* Writes the model's weights (random, from fixed seeds; the UNet's and the autoencoder's times
+ * unet_k and ae_k) into dir. */
+static void save_model_scaled(ldm_ctx *ctx, const ldm_run_config *c, const char *dir, float unet_k,
+                              float ae_k) {
     char path[4300];
     ldm_graph *g;
     /* UNet */
@@ -30,6 +48,7 @@ static void save_model_in(ldm_ctx *ctx, const ldm_run_config *c, const char *dir
              ldm_graph_input(g, "t", LDM_SHAPE(1)), &cond);
     assert_status(ldm_graph_compile(g), LDM_OK);
     assert_status(ldm_graph_init_params(g, 1, 0), LDM_OK);
+    if (unet_k != 1.0f) scale_params(g, unet_k);
     snprintf(path, sizeof path, "%s/unet.safetensors", dir);
     assert_status(ldm_graph_save(g, path, NULL), LDM_OK);
     ldm_graph_destroy(g);
@@ -42,6 +61,7 @@ static void save_model_in(ldm_ctx *ctx, const ldm_run_config *c, const char *dir
                                                   0, NULL, 0, &enc));
     assert_status(ldm_graph_compile(g), LDM_OK);
     assert_status(ldm_graph_init_params(g, 2, 0), LDM_OK);
+    if (ae_k != 1.0f) scale_params(g, ae_k);
     snprintf(path, sizeof path, "%s/autoencoder.safetensors", dir);
     assert_status(ldm_graph_save(g, path, NULL), LDM_OK);
     ldm_graph_destroy(g);
@@ -53,6 +73,10 @@ static void save_model_in(ldm_ctx *ctx, const ldm_run_config *c, const char *dir
     snprintf(path, sizeof path, "%s/text_encoder.safetensors", dir);
     assert_status(ldm_graph_save(g, path, NULL), LDM_OK);
     ldm_graph_destroy(g);
+}
+
+static void save_model_in(ldm_ctx *ctx, const ldm_run_config *c, const char *dir) {
+    save_model_scaled(ctx, c, dir, 1.0f, 1.0f);
 }
 
 static void save_model(ldm_ctx *ctx, const ldm_run_config *c) {
@@ -103,7 +127,7 @@ static void generates_from_a_model_folder(void **state) {
         assert_true(isfinite(a[i]));
     assert_true(memcmp(a, a + 64, 64 * sizeof *a) != 0); /* a batch draws one noise per image */
     assert_status(ldm_pipeline_generate(p, "bad \xc3", NULL, 7, a), LDM_ERR_FORMAT);
-    assert_contains(ldm_last_error(), "the prompt: ");
+    assert_contains(ldm_last_error(), "the prompt: prompt 0: src/text/clip_tokenize.c:");
     assert_contains(ldm_last_error(), "byte offset 4");
     ldm_pipeline_destroy(p);
 
@@ -199,6 +223,35 @@ static void generates_from_a_model_folder(void **state) {
              g_dir);
     assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
     assert_contains(text, "--save-x0 1,zero");
+    /* steps beyond the chain would write nothing: refused (DDIM: --steps; DDPM: the model's T) */
+    snprintf(cmd, sizeof cmd, "'%s' -m '%s' -p x --steps 2 --save-x0 1,99 -o '%s/late.png' 2>&1",
+             LDMCL_SAMPLE_PROGRAM, g_dir, g_dir);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
+    assert_contains(text, "--save-x0 1,99: step 99 is beyond the 2 sampling steps (--steps)");
+    snprintf(cmd, sizeof cmd,
+             "'%s' -m '%s' -p x --sampling-method ddpm --save-x0 51 -o '%s/late.png' 2>&1",
+             LDMCL_SAMPLE_PROGRAM, g_dir, g_dir);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
+    assert_contains(text,
+                    "step 51 is beyond the 50 sampling steps (DDPM takes all of the model's)");
+    snprintf(out, sizeof out, "%s/late.png", g_dir);
+    assert_false(test_file_exists(out));
+    /* -o counters: zero-padded widths give distinct names; a width whose names cannot be files
+     * (every one once came out the same, truncated) is refused before any work */
+    snprintf(cmd, sizeof cmd, "'%s' -m '%s' -p x --steps 1 -b 2 -o '%s/w-%%03d.png' 2>&1",
+             LDMCL_SAMPLE_PROGRAM, g_dir, g_dir);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 0);
+    assert_contains(text, "/w-001.png: seed=42");
+    assert_contains(text, "/w-002.png: seed=43");
+    snprintf(cmd, sizeof cmd, "'%s' -m '%s' -p x --steps 1 -b 2 -o '%s/x-%%0999d.png' 2>&1",
+             LDMCL_SAMPLE_PROGRAM, g_dir, g_dir);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
+    assert_contains(text, "x-%0999d.png: the names it makes for 2 images are too long (a file "
+                          "name takes at most 255 characters");
+    snprintf(cmd, sizeof cmd, "'%s' -m '%s' -p x --steps 1 -o '%s/x-%%099999999999d.png' 2>&1",
+             LDMCL_SAMPLE_PROGRAM, g_dir, g_dir);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
+    assert_contains(text, "are too long");
     /* an empty prompt file is an error naming it */
     f = fopen(path, "w");
     assert_non_null(f);
@@ -379,6 +432,88 @@ static void samples_a_reference_model(void **state) {
     }
     ldm_image_free(&img);
     free(want);
+
+    /* the same model whose text encoder embeds fewer tokens than its tokenizer has: refused when
+     * opened, naming both files and both sizes (ids past 499 would read past the embedding) */
+    char copy[4200], cmd2[9000];
+    snprintf(copy, sizeof copy, "%s/small_vocab", g_dir);
+    snprintf(cmd2, sizeof cmd2, "cp -r '%s' '%s'", model, copy);
+    assert_int_equal(system(cmd2), 0);
+    snprintf(path, sizeof path, "%s/clip/config.json", copy);
+    size_t clen;
+    char *config = (char *)test_read_file(path, &clen);
+    char *edited = malloc(clen + 1), *at = memmem(config, clen, "\"vocab_size\": 521", 17);
+    assert_true(edited && at);
+    memcpy(edited, config, clen);
+    memcpy(edited + (at - config), "\"vocab_size\": 500", 17);
+    test_write_file(path, edited, clen);
+    free(config);
+    free(edited);
+    assert_status(ldm_pipeline_open(ctx, copy, &o, &p), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "small_vocab/clip/vocab.json' has 521 tokens but the text "
+                                      "encoder ('");
+    assert_contains(ldm_last_error(), "small_vocab/clip/config.json') embeds 500 (vocab_size)");
+    snprintf(cmd, sizeof cmd, "'%s' -m '%s' -p x -o '%s/never.png' 2>&1", LDMCL_SAMPLE_PROGRAM,
+             copy, g_dir);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 1);
+    assert_contains(text, "has 521 tokens but the text encoder");
+    snprintf(path, sizeof path, "%s/never.png", g_dir);
+    assert_false(test_file_exists(path));
+    ldm_ctx_destroy(ctx);
+}
+
+/* Garbage is an error, never a picture: a UNet file of NaN weights is refused when opened (the
+ * tensor named), and weights so large that the chain or the decoder overflows fail the generation
+ * naming the file to suspect; ldmcl-sample exits 1 and writes no PNG. */
+static void non_finite_models_are_errors(void **state) {
+    (void)state;
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    const char *names[3] = {"nan_unet", "huge_unet", "huge_ae"};
+    const float unet_k[3] = {NAN, 1e30f, 1.0f}, ae_k[3] = {1.0f, 1.0f, 1e30f};
+    ldm_pipeline_options o = {
+        .method = LDM_SAMPLER_DDIM, .steps = 3, .guidance_scale = 2.0f, .batch = 1};
+    for (int i = 0; i < 3; i++) {
+        char dir[4300], path[4400], ini[8192], cmd[9000], text[1024];
+        snprintf(dir, sizeof dir, "%s/%s", g_dir, names[i]);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        tiny_model_ini(ini, sizeof ini, "");
+        snprintf(path, sizeof path, "%s/model.ini", dir);
+        test_write_file(path, ini, strlen(ini));
+        ldm_run_config c;
+        assert_status(ldm_run_config_read(path, &c), LDM_OK);
+        save_model_scaled(ctx, &c, dir, unet_k[i], ae_k[i]);
+        ldm_pipeline *p = NULL;
+        float img[64];
+        if (i == 0) {
+            assert_status(ldm_pipeline_open(ctx, dir, &o, &p), LDM_ERR_FORMAT);
+        } else {
+            assert_status(ldm_pipeline_open(ctx, dir, &o, &p), LDM_OK);
+            assert_status(ldm_pipeline_generate(p, "a bag", NULL, 3, img), LDM_ERR_FORMAT);
+            ldm_pipeline_destroy(p);
+        }
+        snprintf(cmd, sizeof cmd, "'%s' -m '%s' -p 'a bag' --steps 3 -o '%s/out.png' 2>&1",
+                 LDMCL_SAMPLE_PROGRAM, dir, dir);
+        assert_int_equal(test_run_capture(cmd, text, sizeof text), 1);
+        snprintf(path, sizeof path, "%s/%s/unet.safetensors", g_dir, names[i]);
+        if (i == 0) {
+            assert_contains(text, "loading the model: ");
+            assert_contains(text, path);
+            assert_contains(text, "tensor 'conv_in.weight' holds 144 NaN or infinite values of "
+                                  "144 (the first at element 0: nan)");
+        } else if (i == 1) {
+            assert_contains(text, "generating: sampling with '");
+            assert_contains(text, path);
+            assert_contains(text, "the sampled latents hold 32 NaN/Inf values of 32 after step 1 "
+                                  "of 3");
+        } else {
+            snprintf(path, sizeof path, "%s/%s/autoencoder.safetensors", g_dir, names[i]);
+            assert_contains(text, "generating: ");
+            assert_contains(text, "the decoded images hold 64 NaN/Inf values of 64");
+            assert_contains(text, path);
+        }
+        snprintf(path, sizeof path, "%s/out.png", dir);
+        assert_false(test_file_exists(path));
+    }
     ldm_ctx_destroy(ctx);
 }
 
@@ -402,6 +537,7 @@ int main(void) {
         cmocka_unit_test(samples_a_reference_model),
         cmocka_unit_test(undoes_latent_scaling_before_decoding),
         cmocka_unit_test(undoes_latent_patch_before_decoding),
+        cmocka_unit_test(non_finite_models_are_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

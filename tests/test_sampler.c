@@ -1,7 +1,8 @@
 /* tests/test_sampler.c: DDPM and DDIM sampling chains with a small text-conditioned UNet:
  * reproducible for a seed, guidance over identical conditions equal to no guidance (so the
  * batched unconditional and conditional halves line up), guidance that changes the result when
- * the conditions differ, and the v-prediction DDIM step against its formula. */
+ * the conditions differ, and the v-prediction DDIM step against its formula; a chain holding
+ * NaN/Inf is an error. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +211,51 @@ static void x0_previews(void **state) {
     free(p);
 }
 
+/* A chain that holds NaN or infinite values is an error, never latents: NaN weights (written to
+ * the device, as no file can bring them) show after the first step of four, an infinite weight
+ * at the end of a one-step chain. */
+static void non_finite_chains_are_errors(void **state) {
+    (void)state;
+    float out[N * C * H * W];
+    ldm_sampler_config cfg = {
+        &g_unet, g_sched, N, H, W, S, 0, 0, 1.0f, LDM_SAMPLER_DDIM, 4, 0.0f, LDM_PREDICT_EPSILON,
+        1,       g_hook};
+    ldm_sampler *s;
+    assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_OK);
+    ldm_graph *g = ldm_sampler_graph(s);
+    for (size_t i = 0; i < ldm_graph_param_count(g); i++) {
+        ldm_tensor *p = ldm_graph_param_at(g, i);
+        size_t n = ldm_tensor_numel(p);
+        float *v = malloc(n * sizeof *v);
+        assert_non_null(v);
+        for (size_t k = 0; k < n; k++)
+            v[k] = i == 0 ? NAN : 0.01f;
+        assert_status(ldm_tensor_write(p, v), LDM_OK);
+        free(v);
+    }
+    assert_status(ldm_sampler_set_conditions(s, g_context, NULL, NULL, NULL), LDM_OK);
+    assert_status(ldm_sampler_run(s, out), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(),
+                    "the sampled latents hold 512 NaN/Inf values of 512 after step "
+                    "1 of 4 (the first at element 0): the UNet's weights");
+    ldm_sampler_destroy(s);
+    /* one step: the check at the end (the early one is for longer chains) */
+    cfg.steps = 1;
+    assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_OK);
+    g = ldm_sampler_graph(s);
+    size_t n0 = ldm_tensor_numel(ldm_graph_param_at(g, 0));
+    float *v = malloc(n0 * sizeof *v);
+    assert_non_null(v);
+    for (size_t k = 0; k < n0; k++)
+        v[k] = k == 3 ? INFINITY : 0.01f;
+    assert_status(ldm_tensor_write(ldm_graph_param_at(g, 0), v), LDM_OK);
+    free(v);
+    assert_status(ldm_sampler_set_conditions(s, g_context, NULL, NULL, NULL), LDM_OK);
+    assert_status(ldm_sampler_run(s, out), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "NaN/Inf values of 512 after step 1 of 1");
+    ldm_sampler_destroy(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sampling_is_reproducible),
@@ -217,6 +263,7 @@ int main(void) {
         cmocka_unit_test(bad_sampler_configs_are_refused),
         cmocka_unit_test(ddim_v_step_follows_its_formula),
         cmocka_unit_test(x0_previews),
+        cmocka_unit_test(non_finite_chains_are_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

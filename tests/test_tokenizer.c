@@ -7,7 +7,11 @@
  *   - Prompts through the tokenizer and a frozen encoder, the empty prompt filling the batch.
  *   - A small Hugging Face folder written here: BPE merges, the pad token from
  *     tokenizer_config.json, and the errors: a missing or malformed file, a vocabulary without
- *     CLIP's special tokens, a prompt that is not UTF-8 (with its byte offset). */
+ *     CLIP's special tokens, a prompt that is not UTF-8 (with its byte offset); files that are
+ *     not a vocabulary (a NUL byte, random bytes, no merges, symbols that are not byte-level
+ *     BPE's), named with their line.
+ *   - The longest text taken (a 64 KiB word, 32,767 combining marks): the ids of the previous,
+ *     quadratic implementation; longer text refused. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,15 +119,89 @@ static void prompts_encode_with_the_empty_prompt_after_them(void **state) {
     }
     assert_status(ldm_clip_encoder_run(e, ids, mask, want), LDM_OK);
     assert_memory_equal(got, want, 3 * 77 * 8 * sizeof *got);
+    /* a tokenizer of more tokens than the encoder embeds: refused before any work, naming the
+     * tokenizer's file and both sizes */
+    assert_status(ldm_clip_tokenizer_check_vocab(t, 49408, "config.json"), LDM_OK);
+    assert_status(ldm_clip_tokenizer_check_vocab(t, 1000, "its config.json"), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "bpe_simple_vocab_16e6.txt.gz' has 49408 tokens but the "
+                                      "text encoder (its config.json) embeds 1000 (vocab_size): "
+                                      "ids 1000 to 49407");
+    ldm_clip_text_config small = c;
+    small.vocab_size = 1000;
+    ldm_clip_encoder *e_small;
+    assert_status(ldm_clip_encoder_create(ctx, &small, 1, 77, 0, &e_small), LDM_OK);
+    assert_status(ldm_clip_encode_prompts(e_small, t, prompts, 1, got), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "has 49408 tokens but the text encoder");
+    assert_contains(ldm_last_error(), "embeds 1000");
+    ldm_clip_encoder_destroy(e_small);
     const char *bad[1] = {"ok \xff"};
     assert_status(ldm_clip_encode_prompts(e, t, bad, 1, got), LDM_ERR_FORMAT);
-    assert_contains(ldm_last_error(), "prompt 0: ");
+    assert_contains(ldm_last_error(), "prompt 0: src/text/clip_tokenize.c:"); /* one colon */
     assert_contains(ldm_last_error(), "byte offset 3");
     free(got);
     free(want);
     ldm_graph_destroy(g);
     ldm_clip_encoder_destroy(e);
     ldm_ctx_destroy(ctx);
+    ldm_clip_tokenizer_destroy(t);
+}
+
+/* Inputs that took seconds (BPE rescanning a word after each merge: 8 s for a 100,000-letter
+ * word; canonical ordering by insertion: 14 s for 200 KB of alternating combining marks): the
+ * longest text the tokenizer takes, as one random 65,536-letter word and as a letter followed by
+ * 32,767 combining marks of two classes, gives the ids the previous, quadratic implementation
+ * gave (the reference's algorithm, run once to write them here); one byte more is refused. */
+static void long_words_give_the_same_ids(void **state) {
+    (void)state;
+    ldm_clip_tokenizer *t;
+    assert_status(ldm_clip_tokenizer_load_bpe(bpe_path(), &t), LDM_OK);
+    const size_t n = LDM_CLIP_MAX_TEXT_BYTES;
+    char *s = malloc(n + 1);
+    assert_non_null(s);
+    uint32_t x = 12345;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        s[i] = (char)('a' + (x >> 16) % 26);
+    }
+    static const int32_t word[77] = {
+        49406, 548,   4397,  18289, 7548,  87,    76,    2651, 65,   8440,  71,    2166, 80,
+        18289, 9430,  89,    663,   76,    609,   1441,  2169, 80,   1082,  66,    921,  15534,
+        76,    27885, 17913, 89,    20572, 87,    10869, 3181, 8440, 73,    1021,  561,  1152,
+        664,   19329, 11581, 80,    87,    12476, 5063,  87,   89,   7536,  40591, 8498, 1836,
+        40917, 529,   1836,  73,    1291,  88,    4898,  778,  80,   10190, 69,    712,  8959,
+        557,   627,   80,    1470,  17913, 690,   552,   7905, 732,  86,    770,   49407};
+    int32_t ids[77], mask[77];
+    int count = 0;
+    assert_status(ldm_clip_tokenize(t, s, n, 77, 1, ids, mask, &count), LDM_OK);
+    assert_int_equal(count, 77);
+    assert_memory_equal(ids, word, sizeof word);
+    for (int k = 0; k < 77; k++)
+        assert_int_equal(mask[k], 1);
+    /* e, then U+0316 (class 220) and U+0301 (class 230) alternating: NFC moves every U+0316
+     * first and composes e + U+0301 into e-acute (4166); the marks' bytes are 136 and 244 */
+    s[0] = 'e';
+    for (size_t i = 0; i < (n - 1) / 2; i++) {
+        s[1 + 2 * i] = (char)0xCC;
+        s[2 + 2 * i] = (char)(i % 2 ? 0x81 : 0x96);
+    }
+    assert_status(ldm_clip_tokenize(t, s, n - 1, 77, 1, ids, mask, &count), LDM_OK);
+    assert_int_equal(count, 77);
+    assert_true(ids[0] == 49406 && ids[1] == 4166 && ids[76] == 49407);
+    for (int k = 2; k < 76; k++)
+        assert_int_equal(ids[k], k % 2 ? 244 : 136);
+    /* a short max_length keeps the start of the same text */
+    assert_status(ldm_clip_tokenize(t, s, n - 1, 5, 0, ids, NULL, &count), LDM_OK);
+    assert_int_equal(count, 5);
+    const int32_t head[5] = {49406, 4166, 136, 244, 49407};
+    assert_memory_equal(ids, head, sizeof head);
+    /* beyond the limit: refused, with both sizes */
+    memset(s, 'a', n + 1);
+    assert_status(ldm_clip_tokenize(t, s, n + 1, 77, 1, ids, mask, &count),
+                  LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(),
+                    "the prompt is 65537 bytes; the tokenizer takes at most 65536");
+    assert_int_equal(count, 0);
+    free(s);
     ldm_clip_tokenizer_destroy(t);
 }
 
@@ -188,11 +266,83 @@ static void small_folder_and_errors(void **state) {
     free(dir);
 }
 
+/* Files that are not a vocabulary are refused, naming the file (and the line), instead of loading
+ * as a tokenizer of no merges that conditions on garbage: a NUL byte, random bytes, a header
+ * without merges, a symbol that is not UTF-8 or not one of byte-level BPE's characters; in both
+ * formats. */
+static void refuses_files_that_are_not_a_vocabulary(void **state) {
+    (void)state;
+    char *dir = test_make_tmpdir("tokbad");
+    char merges[4200], bpe[4200];
+    snprintf(merges, sizeof merges, "%s/merges.txt", dir);
+    snprintf(bpe, sizeof bpe, "%s/bpe.txt", dir);
+    write(dir, "vocab.json",
+          "{\"a\": 0, \"b\": 1, \"a</w>\": 2, \"b</w>\": 3, \"ab\": 4, \"<|startoftext|>\": 5, "
+          "\"<|endoftext|>\": 6}");
+    ldm_clip_tokenizer *t = NULL;
+    /* a NUL byte: its offset and line, in either format */
+    static const char with_nul[] = "#version: 0.2\na b\n\0a b</w>\n";
+    test_write_file(merges, with_nul, sizeof with_nul - 1);
+    assert_status(ldm_clip_tokenizer_load_dir(dir, &t), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "merges.txt' holds a NUL byte at byte offset 18 (line 3)");
+    assert_null(t);
+    test_write_file(bpe, with_nul, sizeof with_nul - 1);
+    assert_status(ldm_clip_tokenizer_load_bpe(bpe, &t), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "bpe.txt' holds a NUL byte at byte offset 18");
+    /* random bytes (no NUL among them) */
+    unsigned char noise[4096];
+    uint32_t x = 7;
+    for (size_t i = 0; i < sizeof noise; i++) {
+        x = x * 1103515245u + 12345u;
+        noise[i] = (unsigned char)(x >> 16);
+        if (!noise[i]) noise[i] = 1;
+    }
+    test_write_file(merges, noise, sizeof noise);
+    assert_status(ldm_clip_tokenizer_load_dir(dir, &t), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "merges.txt line ");
+    test_write_file(bpe, noise, sizeof noise);
+    assert_status(ldm_clip_tokenizer_load_bpe(bpe, &t), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "bpe.txt line ");
+    /* only a header: no merges */
+    write(dir, "merges.txt", "#version: 0.2\n");
+    assert_status(ldm_clip_tokenizer_load_dir(dir, &t), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "merges.txt holds no merges (1 line; the first is a header)");
+    test_write_file(bpe, "junk", 4);
+    assert_status(ldm_clip_tokenizer_load_bpe(bpe, &t), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "bpe.txt holds no merges");
+    /* symbols: not UTF-8; a character byte-level BPE never writes (a CJK ideograph, a space
+     * character's own code point) */
+    write(dir, "merges.txt", "#version: 0.2\na b\na \xff\n");
+    assert_status(ldm_clip_tokenizer_load_dir(dir, &t), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "merges.txt line 3: a merge symbol is not valid UTF-8 "
+                                      "(byte 0xFF)");
+    write(dir, "merges.txt", "#version: 0.2\na b\nab \xe4\xb8\xad</w>\n");
+    assert_status(ldm_clip_tokenizer_load_dir(dir, &t), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "merges.txt line 3: the merge symbol \"\xe4\xb8\xad</w>\" "
+                                      "holds U+4E2D");
+    write(dir, "merges.txt", "#version: 0.2\na\x7f b\n");
+    assert_status(ldm_clip_tokenizer_load_dir(dir, &t), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "line 2: the merge symbol \"a\x7f\" holds U+007F");
+    /* the same merges in order load, and merge */
+    write(dir, "merges.txt", "#version: 0.2\na b</w>\n");
+    assert_status(ldm_clip_tokenizer_load_dir(dir, &t), LDM_OK);
+    int32_t ids[4];
+    int n;
+    assert_status(ldm_clip_tokenize(t, "ab", 2, 4, 0, ids, NULL, &n), LDM_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(ids[1], 6); /* "ab</w>" is not in this vocabulary: unknown, CLIP's eos */
+    ldm_clip_tokenizer_destroy(t);
+    test_rmtree(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(matches_hugging_face_on_the_corpus),
         cmocka_unit_test(prompts_encode_with_the_empty_prompt_after_them),
         cmocka_unit_test(small_folder_and_errors),
+        cmocka_unit_test(long_words_give_the_same_ids),
+        cmocka_unit_test(refuses_files_that_are_not_a_vocabulary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,8 @@
  * reuses the finished autoencoder and the latent cache, a changed dataset rebuilds the cache;
  * random_flip caches and uses the mirrored images' latents; the autoencoder stage resumes exactly;
  * truncated and mismatched checkpoints are errors naming the file or tensor and change nothing;
- * a non-finite loss stops the run and keeps the checkpoints; the program's exit codes. */
+ * a non-finite loss stops the run and keeps the checkpoints; a tokenizer larger than the text
+ * encoder is refused; the program's exit codes. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -529,6 +530,22 @@ static void inputs_checked_before_the_first_step(void **state) {
     assert_false(exists("badae", "latents.safetensors"));
 }
 
+/* A text encoder configured with fewer tokens than the tokenizer has: stage two refuses to start,
+ * naming the tokenizer's file, the config and both sizes. */
+static void tokenizer_larger_than_the_encoder_is_refused(void **state) {
+    (void)state;
+    char ini[4400];
+    write_config("whole", 8, "", ini); /* the run the first test made */
+    ldm_run_config c;
+    assert_status(ldm_run_config_read(ini, &c), LDM_OK);
+    c.clip.vocab_size = 1000;
+    ldm_run_options o = {.stage = LDM_STAGE_ALL, .log = test_capture_log};
+    assert_status(ldm_run_train(g_ctx, &c, &o), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "bpe_simple_vocab_16e6.txt.gz' has 49408 tokens but the "
+                                      "text encoder ('");
+    assert_contains(ldm_last_error(), "whole.ini' [text]) embeds 1000 (vocab_size)");
+}
+
 static void empty_dataset_is_an_error(void **state) {
     (void)state;
     char ini[4400], path[2048];
@@ -610,6 +627,7 @@ int main(void) {
         cmocka_unit_test(stale_cache_and_bad_checkpoints),
         cmocka_unit_test(non_finite_loss_stops_the_run),
         cmocka_unit_test(inputs_checked_before_the_first_step),
+        cmocka_unit_test(tokenizer_larger_than_the_encoder_is_refused),
         cmocka_unit_test(empty_dataset_is_an_error),
         cmocka_unit_test(program_exit_codes),
     };

@@ -6,9 +6,11 @@
  * images per pass (generation g uses seed + g for all of them) and --prompt-file FILE takes one
  * prompt per line (a grid row each); --save-x0 STEPS writes the decoded x0 prediction after the
  * chosen sampling steps (the reference writes all of them). Every image's seed is printed; PNGs
- * carry A1111's "parameters" text (iTXt when the prompt is not Latin-1). */
+ * carry A1111's "parameters" text (iTXt when the prompt is not Latin-1). Before any work, -o names
+ * too long for a file and --save-x0 steps beyond the chain are refused (exit 2). */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,8 @@
 #include <time.h>
 
 #include "ldmcl/ldmcl.h"
+
+#define OUTPUT_MAX 4096 /* bytes of an output path, its NUL included */
 
 typedef struct args {
     const char *model, *prompt, *prompt_file, *negative, *output, *grid, *platform, *device;
@@ -137,31 +141,64 @@ static void print_log(void *user, ldm_log_level level, const char *message) {
 }
 
 /* output.png -> output_2.png for image i > 0; a pattern with %d or %0Nd gets i + 1 (the only
- * conversion accepted: the pattern is the user's, never a format string). */
-static void output_name(const char *pattern, int i, char *out, size_t size) {
+ * conversion accepted: the pattern is the user's, never a format string). Returns the name's
+ * length, or -1 when it does not fit `size` (checked for every image by output_ok first). */
+static int output_name(const char *pattern, int i, char *out, size_t size) {
     const char *pct = strchr(pattern, '%');
+    int n = -1;
     if (pct) {
         const char *q = pct + 1;
         int zero = *q == '0', width = 0;
         if (zero) q++;
-        while (*q >= '0' && *q <= '9' && width < 100)
-            width = width * 10 + (*q++ - '0');
+        while (*q >= '0' && *q <= '9') {
+            if (width <= OUTPUT_MAX) width = width * 10 + (*q - '0');
+            q++;
+        }
         if (*q == 'd') {
-            char num[128];
-            snprintf(num, sizeof num, zero ? "%0*d" : "%*d", width, i + 1);
-            snprintf(out, size, "%.*s%s%s", (int)(pct - pattern), pattern, num, q + 1);
-            return;
+            if (width > OUTPUT_MAX) return -1;
+            n = snprintf(out, size, zero ? "%.*s%0*d%s" : "%.*s%*d%s", (int)(pct - pattern),
+                         pattern, width, i + 1, q + 1);
+            return n < 0 || (size_t)n >= size ? -1 : n;
         }
     }
-    if (i == 0) {
-        snprintf(out, size, "%s", pattern);
-        return;
-    }
     const char *dot = strrchr(pattern, '.'), *slash = strrchr(pattern, '/');
-    if (dot && (!slash || dot > slash))
-        snprintf(out, size, "%.*s_%d%s", (int)(dot - pattern), pattern, i + 1, dot);
+    if (i == 0)
+        n = snprintf(out, size, "%s", pattern);
+    else if (dot && (!slash || dot > slash))
+        n = snprintf(out, size, "%.*s_%d%s", (int)(dot - pattern), pattern, i + 1, dot);
     else
-        snprintf(out, size, "%s_%d", pattern, i + 1);
+        n = snprintf(out, size, "%s_%d", pattern, i + 1);
+    return n < 0 || (size_t)n >= size ? -1 : n;
+}
+
+/* The --save-x0 preview name of an image name (stem_x0-STEP.png) into out; its length, or -1
+ * when it does not fit. */
+static int x0_name(const char *base, int step, char *out, size_t size) {
+    const char *dot = strrchr(base, '.'), *slash = strrchr(base, '/');
+    int stem = dot && (!slash || dot > slash) ? (int)(dot - base) : (int)strlen(base);
+    int n = snprintf(out, size, "%.*s_x0-%d.png", stem, base, step);
+    return n < 0 || (size_t)n >= size ? -1 : n;
+}
+
+/* Whether -o makes usable names for `images` images: each fits the path buffer and its file name
+ * NAME_MAX, with --save-x0's suffix too (the last image's name is the longest; distinct numbers
+ * make distinct names). Prints why not; 0 when usable. */
+static int output_ok(const args *a, int images) {
+    char name[OUTPUT_MAX], x0[OUTPUT_MAX];
+    int len = output_name(a->output, images - 1, name, sizeof name);
+    if (len >= 0 && a->save_x0) len = x0_name(name, INT_MAX, x0, sizeof x0);
+    const char *file = len >= 0 ? strrchr(a->save_x0 ? x0 : name, '/') : NULL;
+    file = file ? file + 1 : (a->save_x0 ? x0 : name);
+    if (len < 0 || strlen(file) > NAME_MAX) {
+        fprintf(stderr,
+                "ldmcl-sample: -o %s: the names it makes for %d image%s%s are too long (a file "
+                "name takes at most %d characters, a path %d); use a shorter name or counter "
+                "width (like img-%%04d.png)\n",
+                a->output, images, images == 1 ? "" : "s",
+                a->save_x0 ? " and their x0 previews" : "", NAME_MAX, OUTPUT_MAX - 1);
+        return -1;
+    }
+    return 0;
 }
 
 static int fail(const char *what) {
@@ -257,8 +294,8 @@ static int write_image(const args *a, const ldm_run_config *c, const char *promp
                        const float *image, int index, uint64_t seed, int pos) {
     int size = c->resolution, ch = c->channels;
     ldm_image img;
-    char path[4096], params[8192], batch[64] = "";
-    output_name(a->output, index, path, sizeof path);
+    char path[OUTPUT_MAX], params[8192], batch[64] = "";
+    output_name(a->output, index, path, sizeof path); /* fits: output_ok */
     if (a->batch_size > 1)
         snprintf(batch, sizeof batch, ", Batch size: %d, Batch pos: %d", a->batch_size, pos);
     snprintf(params, sizeof params,
@@ -325,11 +362,9 @@ static ldm_status x0_take(void *user, int k, int t, const float *images) {
     const x0_saver *x = user;
     size_t per = (size_t)x->c->channels * x->c->resolution * x->c->resolution;
     for (int j = 0; j < x->a->batch_size; j++) {
-        char base[4096], path[4200];
-        output_name(x->a->output, x->first_index + j, base, sizeof base);
-        const char *dot = strrchr(base, '.'), *slash = strrchr(base, '/');
-        int stem = dot && (!slash || dot > slash) ? (int)(dot - base) : (int)strlen(base);
-        snprintf(path, sizeof path, "%.*s_x0-%d.png", stem, base, k + 1);
+        char base[OUTPUT_MAX], path[OUTPUT_MAX];
+        output_name(x->a->output, x->first_index + j, base, sizeof base); /* fit: output_ok */
+        x0_name(base, k + 1, path, sizeof path);
         ldm_image img;
         ldm_status st = ldm_image_from_tensor(images + (size_t)j * per, x->c->channels,
                                               x->c->resolution, x->c->resolution, &img);
@@ -341,30 +376,58 @@ static ldm_status x0_take(void *user, int k, int t, const float *images) {
     return LDM_OK;
 }
 
-/* "all" or 1-based step numbers separated by commas. */
-static int x0_list_ok(const char *v) {
+/* "all" or 1-based step numbers separated by commas; *last gets the largest (0 for "all"). */
+static int x0_list_ok(const char *v, long *last) {
+    *last = 0;
     if (!strcmp(v, "all")) return 1;
     for (const char *q = v;;) {
         char *end;
+        errno = 0;
         long n = strtol(q, &end, 10);
-        if (end == q || n < 1) return 0;
+        if (end == q || n < 1 || errno == ERANGE) return 0;
+        if (n > *last) *last = n;
         if (!*end) return 1;
         if (*end != ',') return 0;
         q = end + 1;
     }
 }
 
+/* A --save-x0 step beyond the chain's `steps` would write nothing: refused (exit 2). */
+static int x0_steps_ok(const args *a, long last, int steps, const char *whose) {
+    if (last <= steps) return 1;
+    fprintf(stderr,
+            "ldmcl-sample: --save-x0 %s: step %ld is beyond the %d sampling steps (%s); choose "
+            "steps from 1 to %d\n",
+            a->save_x0, last, steps, whose, steps);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     args a;
     if (parse(argc, argv, &a) != 0) return 2;
-    if (a.save_x0 && !x0_list_ok(a.save_x0)) {
+    long x0_last = 0;
+    if (a.save_x0 && !x0_list_ok(a.save_x0, &x0_last)) {
         fprintf(stderr, "ldmcl-sample: --save-x0 %s: 'all' or step numbers from 1, like 1,10,20\n",
                 a.save_x0);
         return 2;
     }
-    if (make_parent_dirs(a.output) != 0 || (a.grid && make_parent_dirs(a.grid) != 0)) return 1;
+    if (a.save_x0 && !a.ddpm && !x0_steps_ok(&a, x0_last, a.steps, "--steps")) return 2;
     prompts pr;
     if (prompts_read(&a, &pr) != 0) return 2;
+    if ((long long)pr.count * a.batch_count * a.batch_size > INT_MAX) {
+        fprintf(stderr, "ldmcl-sample: %d prompts x %d generations x %d images: too many\n",
+                pr.count, a.batch_count, a.batch_size);
+        prompts_free(&pr);
+        return 2;
+    }
+    if (output_ok(&a, pr.count * a.batch_count * a.batch_size) != 0) {
+        prompts_free(&pr);
+        return 2;
+    }
+    if (make_parent_dirs(a.output) != 0 || (a.grid && make_parent_dirs(a.grid) != 0)) {
+        prompts_free(&pr);
+        return 1;
+    }
     if (a.seed < 0) a.seed = (long long)(((uint64_t)time(NULL) * 2654435761u) & 0x7fffffff);
     ldm_ctx_options co;
     ldm_ctx_options_init(&co);
@@ -393,6 +456,13 @@ int main(int argc, char **argv) {
     }
     const ldm_run_config *c = ldm_pipeline_config(p);
     saver.c = c;
+    if (a.save_x0 && a.ddpm &&
+        !x0_steps_ok(&a, x0_last, c->num_timesteps, "DDPM takes all of the model's")) {
+        ldm_pipeline_destroy(p);
+        ldm_ctx_destroy(ctx);
+        prompts_free(&pr);
+        return 2;
+    }
     int size = c->resolution, ch = c->channels, B = a.batch_size;
     int cols = a.batch_count * B;
     size_t per = (size_t)ch * size * size;

@@ -45,7 +45,8 @@ typedef struct ldm_load_options {
 } ldm_load_options;
 
 /* Reads parameters by name (F32, F16, BF16, ... converted to F32). Fails, changing nothing, when
- * the file is malformed or (unless allowed) tensors are missing, unexpected or mis-shaped. */
+ * the file is malformed, a tensor holds NaN or infinite values (named, with their count), or
+ * (unless allowed) tensors are missing, unexpected or mis-shaped. */
 ldm_status ldm_graph_load(ldm_graph *g, const char *path, const ldm_load_options *options);
 /* The same from a file already open (one file read for several graphs or checks). */
 ldm_status ldm_graph_load_from(ldm_graph *g, const ldm_safetensors *st,

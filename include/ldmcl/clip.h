@@ -66,7 +66,8 @@ ldm_status ldm_clip_encoder_run(ldm_clip_encoder *e, const int32_t *ids, const i
                                 float *out);
 /* The tokenizer's graph-ready ids: prompts[0 .. count) (count <= batch; the remaining rows get
  * the empty prompt) into out [batch, seq_len, hidden]. With count 1 and "" it is the empty
- * prompt's embedding that classifier-free guidance uses. */
+ * prompt's embedding that classifier-free guidance uses. A tokenizer with more tokens than the
+ * encoder's vocab_size is refused (ldm_clip_tokenizer_check_vocab). */
 struct ldm_clip_tokenizer;
 ldm_status ldm_clip_encode_prompts(ldm_clip_encoder *e, struct ldm_clip_tokenizer *t,
                                    const char *const *prompts, int count, float *out);

@@ -11,7 +11,8 @@
  * A prompt (and an optional negative prompt, the unconditional branch of guidance; "" by
  * default) is tokenized and encoded, the latents sampled (DDPM or DDIM, classifier-free
  * guidance), then decoded (after undoing model.ini's latent_scaling, if any). Every file is checked
- * when opened; errors name it. */
+ * when opened (weights must be finite); errors name it. Latents or images holding NaN or
+ * infinite values are an error naming the weights to suspect, never a result. */
 #ifndef LDMCL_PIPELINE_H
 #define LDMCL_PIPELINE_H
 

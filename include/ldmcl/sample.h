@@ -62,7 +62,8 @@ ldm_status ldm_sampler_set_conditions(ldm_sampler *s, const float *context,
 /* The seed of the next runs (the start noise and every step's noise). */
 void ldm_sampler_set_seed(ldm_sampler *s, uint64_t seed);
 
-/* Runs the whole chain; latents [N, C, H, W] receives x_0. */
+/* Runs the whole chain; latents [N, C, H, W] receives x_0. NaN or infinite values in the chain
+ * after the first step or at the end fail the run (LDM_ERR_FORMAT, naming the step). */
 ldm_status ldm_sampler_run(ldm_sampler *s, float *latents);
 
 #ifdef __cplusplus

@@ -12,7 +12,9 @@
  * Vocabularies: a Hugging Face model folder (vocab.json + merges.txt, pad token from
  * tokenizer_config.json or special_tokens_map.json when present) or OpenAI's
  * bpe_simple_vocab_16e6.txt(.gz). As Hugging Face does, the first line of a merges file is a
- * header and at most 48,894 merges are read.
+ * header and at most 48,894 merges are read. A file with a NUL byte, a merge line that is not two
+ * symbols of byte-level BPE's 256 characters ("</w>" allowed at the end), or no merge at all is
+ * refused, naming the file (and line).
  * Where ldmcl and Hugging Face differ: CLIPTokenizerFast (the Rust tokenizer) neither drops
  * control characters nor splits CJK ideographs, so its ids differ from CLIPTokenizer's (and
  * ldmcl's) on such text; with ftfy installed, CLIPTokenizer repairs mojibake first, which ldmcl
@@ -41,15 +43,27 @@ ldm_status ldm_clip_tokenizer_load_dir(const char *dir, ldm_clip_tokenizer **out
 ldm_status ldm_clip_tokenizer_load_bpe(const char *path, ldm_clip_tokenizer **out);
 void ldm_clip_tokenizer_destroy(ldm_clip_tokenizer *t);
 
+/* The number of ids the tokenizer can produce: they are 0 .. vocab_size - 1. */
 int ldm_clip_tokenizer_vocab_size(const ldm_clip_tokenizer *t);
+/* Fails with LDM_ERR_FORMAT, naming the tokenizer's file, encoder_source (what configured the
+ * text encoder, e.g. its config.json) and both sizes, when the tokenizer can produce ids that a
+ * text encoder embedding encoder_vocab_size tokens has no row for. */
+ldm_status ldm_clip_tokenizer_check_vocab(const ldm_clip_tokenizer *t, int encoder_vocab_size,
+                                          const char *encoder_source);
 int ldm_clip_tokenizer_bos(const ldm_clip_tokenizer *t);
 int ldm_clip_tokenizer_eos(const ldm_clip_tokenizer *t);
 int ldm_clip_tokenizer_pad(const ldm_clip_tokenizer *t);
 
+/* The longest text ldm_clip_tokenize takes, in bytes (CLIP reads 77 tokens, a few hundred
+ * characters of ordinary text). */
+#define LDM_CLIP_MAX_TEXT_BYTES 65536
+
 /* Tokenizes text (UTF-8, len bytes): bos, the ids (at most max_length - 2), eos, then, with
  * pad, the pad token up to max_length. ids and mask (1: token, 0: padding; may be NULL) have
  * room for max_length; *count receives the number written. Invalid UTF-8 is an error naming the
- * byte offset. */
+ * byte offset, and so is text longer than LDM_CLIP_MAX_TEXT_BYTES. The work stops once the
+ * max_length - 2 ids that truncation keeps are known, and BPE takes O(n log n) in a word's
+ * length. */
 ldm_status ldm_clip_tokenize(ldm_clip_tokenizer *t, const char *text, size_t len, int max_length,
                              int pad, int32_t *ids, int32_t *mask, int *count);
 

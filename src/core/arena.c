@@ -15,6 +15,18 @@ struct ldm_arena {
     char name[64];
 };
 
+uint64_t ldm_ctx_free_bytes(const ldm_ctx *ctx, uint64_t *limit, const char **which) {
+    uint64_t l = ctx->info.global_mem_bytes;
+    const char *w = "the device's global memory";
+    if (ctx->mem_limit && ctx->mem_limit < l) {
+        l = ctx->mem_limit;
+        w = "the memory limit set on this context";
+    }
+    if (limit) *limit = l;
+    if (which) *which = w;
+    return ctx->mem_in_use < l ? l - ctx->mem_in_use : 0;
+}
+
 /* Fails with "need X, have Y" when `bytes` more cannot be allocated on this context. */
 static ldm_status check_fits(const ldm_ctx *ctx, const char *name, uint64_t bytes) {
     const ldm_device_info *d = &ctx->info;
@@ -27,13 +39,9 @@ static ldm_status check_fits(const ldm_ctx *ctx, const char *name, uint64_t byte
                         "Reduce the batch size or resolution",
                         name, d->device_name, ldm_format_bytes(bytes, need, 32),
                         ldm_format_bytes(max_alloc, have, 32));
-    uint64_t limit = d->global_mem_bytes;
-    const char *which = "the device's global memory";
-    if (ctx->mem_limit && ctx->mem_limit < limit) {
-        limit = ctx->mem_limit;
-        which = "the memory limit set on this context";
-    }
-    uint64_t free_bytes = ctx->mem_in_use < limit ? limit - ctx->mem_in_use : 0;
+    uint64_t limit;
+    const char *which;
+    uint64_t free_bytes = ldm_ctx_free_bytes(ctx, &limit, &which);
     if (bytes > free_bytes)
         return LDM_FAIL(LDM_ERR_DEVICE_MEMORY,
                         "arena '%s' does not fit on '%s': need %s, have %s free of %s (%s; "

@@ -156,6 +156,11 @@ ldm_status ldm_gemm_tuning_save(ldm_ctx *ctx, const ldm_gemm_tuning *t, const ch
  * parse or that CLBlast rejects is reported as a warning naming it, and CLBlast's defaults stay. */
 void ldm_gemm_tuning_load(ldm_ctx *ctx);
 
+/* Device memory this context may still allocate (arena.c): the device's global memory or the
+ * context's limit, whichever is lower, less what its arenas hold; *limit and *which (may be NULL)
+ * get that bound and its description. */
+uint64_t ldm_ctx_free_bytes(const ldm_ctx *ctx, uint64_t *limit, const char **which);
+
 /* ---- small helpers (util.c) -------------------------------------------------------------- */
 
 char *ldm_strdup(const char *s);
@@ -163,6 +168,8 @@ char *ldm_strdup(const char *s);
 ldm_status ldm_read_file(const char *path, char **out, size_t *len);
 /* mkdir -p; 0 on success, else errno. */
 int ldm_mkdirs(const char *path);
+/* How many of x[0..n) are NaN or infinite; *first (may be NULL) gets the first one's index. */
+size_t ldm_count_non_finite(const float *x, size_t n, size_t *first);
 
 /* Atomic file writes (src/core/atomic_file.c): open a temporary next to path, write through f,
  * then commit (ok = 0 when a write failed: the temporary is removed and the error names path)

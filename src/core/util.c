@@ -1,6 +1,8 @@
-/* src/core/util.c: small host helpers the runtime shares: strings, whole-file reads, mkdir -p. */
+/* src/core/util.c: small host helpers the runtime shares: strings, whole-file reads, mkdir -p,
+ * counting non-finite values. */
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +69,13 @@ int ldm_mkdirs(const char *path) {
     struct stat st;
     if (stat(path, &st) != 0) return errno;
     return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+}
+
+size_t ldm_count_non_finite(const float *x, size_t n, size_t *first) {
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]) && bad++ == 0 && first) *first = i;
+    return bad;
 }
 
 int ldm_contains_nocase(const char *haystack, const char *needle) {

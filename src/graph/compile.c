@@ -55,6 +55,25 @@ static ldm_status allocate(ldm_graph *g, size_t peak, size_t bank) {
     /* Trainable parameters without a gradient (not on the loss's path) still get one, zero,
      * so the flat layouts match. */
     uint64_t b_grads = b_tr + b_lg;
+    /* all of it at once, before any buffer: need X, have Y */
+    uint64_t b_act = (uint64_t)peak * 4, b_all = b_tr + b_fr + b_in + b_act;
+    if (g->has_backward) b_all += b_grads;
+    uint64_t limit;
+    const char *which;
+    uint64_t have = ldm_ctx_free_bytes(g->ctx, &limit, &which);
+    if (st == LDM_OK && b_all > have) {
+        char need_s[32], have_s[32], limit_s[32], p_s[32], in_s[32], gr_s[32], act_s[32];
+        st = LDM_FAIL(LDM_ERR_DEVICE_MEMORY,
+                      "the graph does not fit on '%s': need %s (%llu bytes: parameters %s, "
+                      "inputs %s, gradients %s, activations %s), have %s free of %s (%s). "
+                      "Reduce the batch size or resolution",
+                      g->ctx->info.device_name, ldm_format_bytes(b_all, need_s, 32),
+                      (unsigned long long)b_all, ldm_format_bytes(b_tr + b_fr, p_s, 32),
+                      ldm_format_bytes(b_in, in_s, 32),
+                      ldm_format_bytes(g->has_backward ? b_grads : 0, gr_s, 32),
+                      ldm_format_bytes(b_act, act_s, 32), ldm_format_bytes(have, have_s, 32),
+                      ldm_format_bytes(limit, limit_s, 32), which);
+    }
     if (st == LDM_OK) st = carve(g, "trainable parameters", b_tr, &g->trainable, tr, n_tr, 0);
     if (st == LDM_OK) st = carve(g, "frozen parameters", b_fr, &g->frozen, fr, n_fr, 0);
     if (st == LDM_OK) st = carve(g, "inputs", b_in, &g->inputs, in, n_in, 0);
@@ -111,10 +130,8 @@ static ldm_status add_scratch(ldm_graph *g) {
             if (d == 1 && !g->has_backward) continue;
             char name[160];
             snprintf(name, sizeof name, "%s.scratch%s", n->label, d ? "_bwd" : "");
-            int shape[1] = {(int)need[d]};
-            ldm_tensor *t = ldm_graph_input(g, name, 1, shape);
-            if (!t) return g->status;
-            t->kind = TK_SCRATCH;
+            ldm_tensor *t = ldm_graph_scratch(g, name, need[d]);
+            if (!t) return ldm_restore_error(g->status, ldm_graph_error(g));
             n->scratch_t[d] = t;
         }
     }

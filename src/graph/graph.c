@@ -1,6 +1,8 @@
 /* src/graph/graph.c: the recording side of a graph: tensors (parameters, inputs, activations,
  * views), nodes, the sticky first error, and tensor accessors. */
+#include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +96,11 @@ static ldm_tensor *new_tensor(ldm_graph *g, const char *name, tensor_kind kind, 
         if (shape[i] < 1)
             return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
                                   "tensor '%s' has size %d in dimension %d", name, shape[i], i);
+        if (numel > SIZE_MAX / 4 / (size_t)shape[i])
+            return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                                  "tensor '%s' has more elements than a size_t counts in bytes "
+                                  "(dimension %d of %d)",
+                                  name, i, shape[i]);
         numel *= (size_t)shape[i];
     }
     GROW(g->tensors, g->n_tensors, g->cap_tensors, 64);
@@ -143,6 +150,19 @@ ldm_tensor *ldm_graph_constant(ldm_graph *g, const char *name, int ndim, const i
 
 ldm_tensor *ldm_graph_input(ldm_graph *g, const char *name, int ndim, const int *shape) {
     return new_tensor(g, name, TK_INPUT, ndim, shape);
+}
+
+ldm_tensor *ldm_graph_scratch(ldm_graph *g, const char *name, size_t numel) {
+    if (numel > SIZE_MAX / 4)
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                              "scratch '%s' of %zu elements is more than a size_t counts in bytes",
+                              name, numel);
+    int one[1] = {1};
+    ldm_tensor *t = new_tensor(g, name, TK_SCRATCH, 1, one);
+    if (!t) return NULL;
+    t->numel = numel; /* the size; shape[0] only shows it, saturated at INT_MAX */
+    t->shape[0] = numel > (size_t)INT_MAX ? INT_MAX : (int)numel;
+    return t;
 }
 
 void ldm_tensor_set_init(ldm_tensor *t, ldm_init kind, float a) {

@@ -127,6 +127,9 @@ ldm_tensor *ldm_graph_fail_at(ldm_graph *g, const char *file, int line, ldm_stat
  * (NULL after an error, which is recorded in g). Any input NULL means an earlier error. */
 ldm_node *ldm_graph_add_node(ldm_graph *g, const ldm_op_class *op, const char *label,
                              ldm_tensor *const *in, int n_in, int ndim, const int *shape);
+/* A scratch buffer of numel elements (sizes are size_t end to end: a scratch beyond INT_MAX
+ * elements is planned and checked against the device like any tensor). */
+ldm_tensor *ldm_graph_scratch(ldm_graph *g, const char *name, size_t numel);
 /* Adds a saved output (statistics kept for backward) of the given shape to node n. */
 ldm_tensor *ldm_node_add_saved(ldm_graph *g, ldm_node *n, int ndim, const int *shape);
 

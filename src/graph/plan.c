@@ -134,10 +134,10 @@ ldm_status ldm_graph_plan(ldm_graph *g, size_t bank_elems, size_t *peak_elems,
             char need[32], have[32];
             ldm_status st = LDM_FAIL(
                 LDM_ERR_DEVICE_MEMORY,
-                "tensor '%s' does not fit on '%s': need %s in one buffer, have %s (the device's "
-                "largest single allocation). Reduce the batch size or resolution",
+                "tensor '%s' does not fit on '%s': need %s (%llu bytes) in one buffer, have %s "
+                "(the device's largest single allocation). Reduce the batch size or resolution",
                 t->name, g->ctx->info.device_name, ldm_format_bytes((uint64_t)size * 4, need, 32),
-                ldm_format_bytes((uint64_t)bank_elems * 4, have, 32));
+                (unsigned long long)size * 4, ldm_format_bytes((uint64_t)bank_elems * 4, have, 32));
             free(list);
             free(placed);
             return st;

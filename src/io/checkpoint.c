@@ -1,4 +1,6 @@
-/* src/io/checkpoint.c: saving and loading a graph's parameters as safetensors. */
+/* src/io/checkpoint.c: saving and loading a graph's parameters as safetensors. Loading refuses
+ * NaN and infinite values, naming the tensor: no model has them, and they would only surface as
+ * black images or a NaN loss. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +193,14 @@ ldm_status ldm_graph_load_from(ldm_graph *g, const ldm_safetensors *st,
             status = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
         else
             status = ldm_safetensors_read_f32(st, f, values[i]);
+        size_t first = 0,
+               bad = status == LDM_OK ? ldm_count_non_finite(values[i], t->numel, &first) : 0;
+        if (bad)
+            status = LDM_FAIL(LDM_ERR_FORMAT,
+                              "checkpoint '%s': tensor '%s' holds %zu NaN or infinite values of "
+                              "%zu (the first at element %zu: %g). A corrupt file, or one saved "
+                              "from a run that diverged: ldmcl loads only finite weights",
+                              path, name, bad, t->numel, first, (double)values[i][first]);
     }
     for (size_t i = 0; i < n && status == LDM_OK && !o->check_only; i++)
         if (values[i]) status = ldm_tensor_write(ldm_graph_param_at(g, i), values[i]);

@@ -113,7 +113,7 @@ ldm_status ldm_clip_text_config_read(const char *path, ldm_clip_text_config *c) 
     ldm_json_free(root);
     if (st == LDM_OK) {
         st = ldm_clip_text_config_check(c);
-        if (st != LDM_OK) ldm_error_prefix("%s: ", path);
+        if (st != LDM_OK) ldm_error_prefix("%s", path);
     }
     return st;
 }

@@ -103,6 +103,8 @@ ldm_status ldm_clip_encode_prompts(ldm_clip_encoder *e, ldm_clip_tokenizer *t,
     if (count < 0 || count > e->batch)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "CLIP encoder: %d prompts for a batch of %d",
                         count, e->batch);
+    LDM_TRY(ldm_clip_tokenizer_check_vocab(
+        t, e->cfg.vocab_size, "the ldm_clip_text_config given to ldm_clip_encoder_create"));
     size_t n = (size_t)e->batch * (size_t)e->seq_len;
     int32_t *ids = malloc(n * sizeof *ids), *mask = malloc(n * sizeof *mask);
     ldm_status st = ids && mask ? LDM_OK : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
@@ -111,7 +113,7 @@ ldm_status ldm_clip_encode_prompts(ldm_clip_encoder *e, ldm_clip_tokenizer *t,
         int got = 0;
         st = ldm_clip_tokenize(t, p, strlen(p), e->seq_len, 1, ids + (size_t)b * e->seq_len,
                                mask + (size_t)b * e->seq_len, &got);
-        if (st != LDM_OK) ldm_error_prefix("prompt %d: ", b);
+        if (st != LDM_OK) ldm_error_prefix("prompt %d", b);
     }
     if (st == LDM_OK) st = ldm_clip_encoder_run(e, ids, mask, out);
     free(ids);

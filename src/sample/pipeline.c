@@ -20,9 +20,10 @@ struct ldm_pipeline {
     ldm_clip_encoder *encoder; /* batch 1: one prompt at a time */
     int lat, lat_channels;
     float *context, *uncond, *latents;
-    float *restored; /* latents with the model's latent scaling undone, to decode */
-    float *plain;    /* and with latent_patch undone: the autoencoder's latents */
-    float *preview;  /* decoded x0 previews, with an x0 hook */
+    float *restored;        /* latents with the model's latent scaling undone, to decode */
+    float *plain;           /* and with latent_patch undone: the autoencoder's latents */
+    float *preview;         /* decoded x0 previews, with an x0 hook */
+    char dir[LDM_RUN_PATH]; /* the model folder, for messages */
 };
 
 /* The sampler's x0 hook: decodes the latents, then hands the images to the caller's hook. */
@@ -64,6 +65,12 @@ static ldm_status open_text(ldm_ctx *ctx, ldm_pipeline *p, const char *dir) {
         LDM_TRY(ldm_clip_tokenizer_load_bpe(c->vocab, &p->tokenizer));
     else
         LDM_TRY(ldm_clip_tokenizer_load_dir(c->clip_path, &p->tokenizer));
+    char source[LDM_RUN_PATH + 64];
+    if (c->text == LDM_TEXT_CLIP_SCRATCH)
+        snprintf(source, sizeof source, "'%s' [text]", c->path);
+    else
+        snprintf(source, sizeof source, "'%s/config.json'", c->clip_path);
+    LDM_TRY(ldm_clip_tokenizer_check_vocab(p->tokenizer, c->clip.vocab_size, source));
     LDM_TRY(
         ldm_clip_encoder_create(ctx, &c->clip, 1, c->context_length, c->clip_skip, &p->encoder));
     char path[LDM_RUN_PATH + 64];
@@ -86,6 +93,7 @@ ldm_status ldm_pipeline_open(ldm_ctx *ctx, const char *model_dir, const ldm_pipe
     if (!p) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     p->o = *o;
     if (p->o.batch < 1) p->o.batch = 1;
+    snprintf(p->dir, sizeof p->dir, "%s", model_dir);
     char path[LDM_RUN_PATH + 64];
     snprintf(path, sizeof path, "%s/model.ini", model_dir);
     ldm_status st = ldm_run_config_read(path, &p->cfg);
@@ -163,7 +171,23 @@ ldm_status ldm_pipeline_decode(ldm_pipeline *p, const float *latents, float *ima
                              c->latent_patch, 1);
         latents = p->plain;
     }
-    return ldm_ae_codec_decode(p->codec, latents, images);
+    size_t n_lat = (size_t)p->o.batch * p->lat_channels * p->lat * p->lat;
+    size_t first = 0, bad = ldm_count_non_finite(latents, n_lat, &first);
+    if (bad)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "the latents to decode hold %zu NaN/Inf values of %zu (the first at "
+                        "element %zu)",
+                        bad, n_lat, first);
+    LDM_TRY(ldm_ae_codec_decode(p->codec, latents, images));
+    size_t n_img = (size_t)p->o.batch * c->channels * c->resolution * c->resolution;
+    bad = ldm_count_non_finite(images, n_img, &first);
+    if (bad)
+        return LDM_FAIL(LDM_ERR_FORMAT,
+                        "the decoded images hold %zu NaN/Inf values of %zu (the first at element "
+                        "%zu) though the latents are finite: the autoencoder's weights in "
+                        "'%s/autoencoder.safetensors' overflow or are not finite",
+                        bad, n_img, first, p->dir);
+    return LDM_OK;
 }
 
 ldm_status ldm_pipeline_generate(ldm_pipeline *p, const char *prompt, const char *negative,
@@ -196,5 +220,7 @@ ldm_status ldm_pipeline_generate_latents(ldm_pipeline *p, const char *prompt, co
     }
     LDM_TRY(ldm_sampler_set_conditions(p->sampler, context, uncond, NULL, NULL));
     ldm_sampler_set_seed(p->sampler, seed);
-    return ldm_sampler_run(p->sampler, latents);
+    ldm_status st = ldm_sampler_run(p->sampler, latents);
+    if (st != LDM_OK) ldm_error_prefix("sampling with '%s/unet.safetensors'", p->dir);
+    return st;
 }

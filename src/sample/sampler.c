@@ -1,7 +1,8 @@
 /* src/sample/sampler.c: DDPM and DDIM sampling with classifier-free guidance (see
  * ldmcl/sample.h). The UNet graph takes 2N samples with guidance (the N unconditional ones first)
  * and N without; every step copies x into its input, writes the timesteps, replays the graph,
- * combines the predictions and applies the sampler step. */
+ * combines the predictions and applies the sampler step. The chain is checked for NaN/Inf after
+ * the first step and at the end: garbage is an error, never latents. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,6 +155,23 @@ static ldm_status predict(ldm_sampler *s, int t) {
                            (ldm_buf){e.mem, e.off + s->n});
 }
 
+/* Fails when x (the chain after `step` of `steps`) holds NaN or infinite values. */
+static ldm_status check_finite(const float *x, size_t n, int step, int steps) {
+    size_t first = 0, bad = ldm_count_non_finite(x, n, &first);
+    if (!bad) return LDM_OK;
+    if (step == 1)
+        return LDM_FAIL(LDM_ERR_FORMAT,
+                        "the sampled latents hold %zu NaN/Inf values of %zu after step 1 of %d "
+                        "(the first at element %zu): the UNet's weights or its conditions are not "
+                        "finite, or its activations overflow",
+                        bad, n, steps, first);
+    return LDM_FAIL(LDM_ERR_FORMAT,
+                    "the sampled latents hold %zu NaN/Inf values of %zu after step %d of %d (the "
+                    "first at element %zu; they were finite after step 1): sampling diverged. "
+                    "Try a lower guidance scale, or check the UNet's weights",
+                    bad, n, step, steps, first);
+}
+
 void ldm_sampler_set_seed(ldm_sampler *s, uint64_t seed) {
     s->cfg.seed = seed;
 }
@@ -186,10 +204,15 @@ ldm_status ldm_sampler_run(ldm_sampler *s, float *latents) {
         else
             LDM_TRY(ldm_ddim_step_v(c, f->schedule, t, t_prev < 0 ? -1 : t_prev, f->eta, s->n, s->x,
                                     s->x, s->eps_g, z));
+        if (k == 0 && steps > 1) { /* one early look (latents as scratch): NaN weights show here */
+            LDM_TRY(ldm_buf_read(s->ctx, latents, s->x, s->n));
+            LDM_TRY(check_finite(latents, s->n, 1, steps));
+        }
         if (preview) {
             LDM_TRY(ldm_buf_read(s->ctx, s->x0_host, s->x0, s->n));
             LDM_TRY(h->take(h->user, k, t, s->x0_host));
         }
     }
-    return ldm_buf_read(s->ctx, latents, s->x, s->n);
+    LDM_TRY(ldm_buf_read(s->ctx, latents, s->x, s->n));
+    return check_finite(latents, s->n, steps, steps);
 }

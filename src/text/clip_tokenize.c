@@ -1,30 +1,11 @@
 /* src/text/clip_tokenize.c: CLIP's text pipeline, from UTF-8 to ids (see ldmcl/tokenizer.h):
  * special tokens, BERT's BasicTokenizer as CLIP configures it, the pre-tokenisation pattern,
- * byte-level BPE, then start/end tokens, truncation and padding. */
+ * byte-level BPE (clip_bpe.c), then start/end tokens, truncation and padding. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "clip_tokenizer_internal.h"
 #include "unicode.h"
-
-#define CACHE_MAX 65536 /* pre-tokens remembered (the cache is emptied when full) */
-
-typedef struct ids_vec {
-    int32_t *v;
-    size_t n, cap;
-} ids_vec;
-
-static int ids_push(ids_vec *a, int32_t id) {
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? 2 * a->cap : 64;
-        int32_t *v = realloc(a->v, cap * sizeof *v);
-        if (!v) return -1;
-        a->v = v;
-        a->cap = cap;
-    }
-    a->v[a->n++] = id;
-    return 0;
-}
 
 /* BasicTokenizer._is_chinese_char: the CJK ideograph blocks. */
 static int is_cjk(uint32_t c) {
@@ -74,88 +55,12 @@ static size_t pattern_match(const uint32_t *w, size_t n, size_t i) {
     return 0;
 }
 
-/* Byte-level BPE of one pre-token (its UTF-8 bytes), appending ids; cached. */
-static ldm_status bpe(ldm_clip_tokenizer *t, const unsigned char *bytes, size_t len, ids_vec *out) {
-    int hit = ldm_intern_find(&t->cache, (const char *)bytes, len);
-    if (hit >= 0) {
-        for (int k = 0; k < t->cache_n[hit]; k++)
-            if (ids_push(out, t->cache_ids[hit][k]) != 0) goto oom;
-        return LDM_OK;
-    }
-    int *word = malloc(len * sizeof *word);
-    if (!word) goto oom;
-    size_t n = len;
-    for (size_t k = 0; k < len; k++)
-        word[k] = k + 1 == len ? t->byte_end_sym[bytes[k]] : t->byte_sym[bytes[k]];
-    while (n > 1) {
-        int32_t best_rank = -1, rank, merged, best_merged = -1;
-        int first = -1, second = -1;
-        for (size_t k = 0; k + 1 < n; k++) {
-            uint64_t key = (uint64_t)(uint32_t)word[k] << 32 | (uint32_t)word[k + 1];
-            if (ldm_u64map_get(&t->merges, key, &rank, &merged) &&
-                (best_rank < 0 || rank < best_rank)) {
-                best_rank = rank;
-                best_merged = merged;
-                first = word[k];
-                second = word[k + 1];
-            }
-        }
-        if (best_rank < 0) break;
-        size_t w = 0;
-        for (size_t k = 0; k < n; k++) {
-            if (k + 1 < n && word[k] == first && word[k + 1] == second) {
-                word[w++] = best_merged;
-                k++;
-            } else {
-                word[w++] = word[k];
-            }
-        }
-        n = w;
-    }
-    size_t start = out->n;
-    for (size_t k = 0; k < n; k++) {
-        int32_t id = t->sym_id[word[k]];
-        if (ids_push(out, id >= 0 ? id : t->unk) != 0) {
-            free(word);
-            goto oom;
-        }
-    }
-    free(word);
-    /* remember it */
-    if (t->cache.count >= CACHE_MAX) {
-        for (int i = 0; i < t->cache.count; i++)
-            free(t->cache_ids[i]);
-        ldm_intern_free(&t->cache);
-    }
-    int slot = ldm_intern_add(&t->cache, (const char *)bytes, len);
-    if (slot < 0) goto oom;
-    if (slot >= t->cache_cap) {
-        int cap = t->cache_cap ? 2 * t->cache_cap : 1024;
-        while (cap <= slot)
-            cap *= 2;
-        int32_t **ids = realloc(t->cache_ids, (size_t)cap * sizeof *ids);
-        if (!ids) goto oom;
-        t->cache_ids = ids;
-        int *ns = realloc(t->cache_n, (size_t)cap * sizeof *ns);
-        if (!ns) goto oom;
-        t->cache_n = ns;
-        t->cache_cap = cap;
-    }
-    size_t count = out->n - start;
-    t->cache_ids[slot] = malloc((count ? count : 1) * sizeof **t->cache_ids);
-    if (!t->cache_ids[slot]) goto oom;
-    memcpy(t->cache_ids[slot], out->v + start, count * sizeof *out->v);
-    t->cache_n[slot] = (int)count;
-    return LDM_OK;
-oom:
-    return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory while tokenizing");
-}
-
-/* The pre-tokens of one lowercased word, through BPE. */
-static ldm_status word_ids(ldm_clip_tokenizer *t, const uint32_t *w, size_t n, ids_vec *out) {
+/* The pre-tokens of one lowercased word, through BPE, until out holds `limit` ids. */
+static ldm_status word_ids(ldm_clip_tokenizer *t, const uint32_t *w, size_t n, size_t limit,
+                           ldm_clip_ids *out) {
     unsigned char buf[4 * 256];
     size_t i = 0;
-    while (i < n) {
+    while (i < n && out->n < limit) {
         size_t len = pattern_match(w, n, i);
         if (!len) {
             i++;
@@ -172,11 +77,11 @@ static ldm_status word_ids(ldm_clip_tokenizer *t, const uint32_t *w, size_t n, i
          * lowercased from, say, <|ENDOFTEXT|>) is the special token. */
         ldm_status st = LDM_OK;
         if (nb == 15 && !memcmp(bytes, "<|startoftext|>", 15)) {
-            if (ids_push(out, t->bos) != 0) st = LDM_ERR_HOST_MEMORY;
+            if (ldm_clip_ids_push(out, t->bos) != 0) st = LDM_ERR_HOST_MEMORY;
         } else if (nb == 13 && !memcmp(bytes, "<|endoftext|>", 13)) {
-            if (ids_push(out, t->eos) != 0) st = LDM_ERR_HOST_MEMORY;
+            if (ldm_clip_ids_push(out, t->eos) != 0) st = LDM_ERR_HOST_MEMORY;
         } else {
-            st = bpe(t, bytes, nb, out);
+            st = ldm_clip_bpe(t, bytes, nb, out);
         }
         if (st == LDM_ERR_HOST_MEMORY)
             st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory while tokenizing");
@@ -188,8 +93,9 @@ static ldm_status word_ids(ldm_clip_tokenizer *t, const uint32_t *w, size_t n, i
 }
 
 /* BasicTokenizer(strip_accents=False, do_split_on_punc=False).tokenize, then the pattern and BPE
- * word by word. */
-static ldm_status plain_ids(ldm_clip_tokenizer *t, const uint32_t *s, size_t n, ids_vec *out) {
+ * word by word, until out holds `limit` ids (the rest would be truncated). */
+static ldm_status plain_ids(ldm_clip_tokenizer *t, const uint32_t *s, size_t n, size_t limit,
+                            ldm_clip_ids *out) {
     ldm_u32s clean = {0}, nfc = {0}, lower = {0};
     ldm_status st = LDM_OK;
     for (size_t i = 0; i < n && st == LDM_OK; i++) {
@@ -209,7 +115,7 @@ static ldm_status plain_ids(ldm_clip_tokenizer *t, const uint32_t *s, size_t n, 
     if (st == LDM_OK && ldm_uc_nfc(clean.v, clean.n, &nfc) != 0)
         st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory while tokenizing");
     size_t i = 0;
-    while (st == LDM_OK && i < nfc.n) { /* str.split(): runs of non-space characters */
+    while (st == LDM_OK && i < nfc.n && out->n < limit) { /* str.split(): non-space runs */
         if (ldm_uc_props(nfc.v[i]) & LDM_UC_ISSPACE) {
             i++;
             continue;
@@ -220,7 +126,7 @@ static ldm_status plain_ids(ldm_clip_tokenizer *t, const uint32_t *s, size_t n, 
         if (ldm_uc_lower_all(nfc.v + i, j - i, &lower) != 0)
             st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory while tokenizing");
         else
-            st = word_ids(t, lower.v, lower.n, out);
+            st = word_ids(t, lower.v, lower.n, limit, out);
         i = j;
     }
     ldm_u32s_free(&clean);
@@ -253,6 +159,11 @@ ldm_status ldm_clip_tokenize(ldm_clip_tokenizer *t, const char *text, size_t len
                         "tokenizing: max_length %d leaves no room for "
                         "the start and end tokens",
                         max_length);
+    if (len > LDM_CLIP_MAX_TEXT_BYTES)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "the prompt is %zu bytes; the tokenizer takes at most %d (of which only "
+                        "the first %d tokens are used): shorten it",
+                        len, LDM_CLIP_MAX_TEXT_BYTES, max_length - 2);
     ldm_u32s cps = {0};
     size_t bad = 0;
     int rc = ldm_utf8_decode(text, len, &cps, &bad);
@@ -264,18 +175,20 @@ ldm_status ldm_clip_tokenize(ldm_clip_tokenizer *t, const char *text, size_t len
                         (unsigned)(unsigned char)text[bad], bad);
     }
     if (rc != 0) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory while tokenizing");
-    ids_vec body = {0};
+    ldm_clip_ids body = {0};
     ldm_status st = LDM_OK;
+    /* no work once the ids that truncation keeps are known */
+    const size_t limit = (size_t)max_length - 2;
     size_t start = 0;
-    for (size_t i = 0; i <= cps.n && st == LDM_OK;) {
+    for (size_t i = 0; i <= cps.n && st == LDM_OK && body.n < limit;) {
         size_t slen = 0;
         int special = i < cps.n ? special_at(t, cps.v, cps.n, i, &slen) : -1;
         if (special < 0 && i < cps.n) {
             i++;
             continue;
         }
-        if (i > start) st = plain_ids(t, cps.v + start, i - start, &body);
-        if (st == LDM_OK && special >= 0 && ids_push(&body, special) != 0)
+        if (i > start) st = plain_ids(t, cps.v + start, i - start, limit, &body);
+        if (st == LDM_OK && special >= 0 && ldm_clip_ids_push(&body, special) != 0)
             st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory while tokenizing");
         if (i == cps.n) break;
         i += slen;
@@ -283,7 +196,7 @@ ldm_status ldm_clip_tokenize(ldm_clip_tokenizer *t, const char *text, size_t len
     }
     ldm_u32s_free(&cps);
     if (st == LDM_OK) {
-        size_t n = body.n < (size_t)(max_length - 2) ? body.n : (size_t)(max_length - 2);
+        size_t n = body.n < limit ? body.n : limit;
         int k = 0;
         ids[k++] = t->bos;
         for (size_t i = 0; i < n; i++)

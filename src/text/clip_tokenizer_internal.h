@@ -19,11 +19,25 @@ struct ldm_clip_tokenizer {
     char byte_char[256][3];
     int byte_char_len[256];
     int bos, eos, pad, unk;
+    char *source;     /* the file the ids come from (vocab.json or the BPE file), for messages */
     ldm_intern cache; /* pre-tokens already split into ids */
     int32_t **cache_ids;
     int *cache_n;
     int cache_cap;
 };
+
+/* A growable array of token ids. */
+typedef struct ldm_clip_ids {
+    int32_t *v;
+    size_t n, cap;
+} ldm_clip_ids;
+
+int ldm_clip_ids_push(ldm_clip_ids *a, int32_t id); /* 0, or -1 when out of memory */
+
+/* Byte-level BPE of one pre-token (its UTF-8 bytes), appending its ids to out (clip_bpe.c);
+ * cached. */
+ldm_status ldm_clip_bpe(ldm_clip_tokenizer *t, const unsigned char *bytes, size_t len,
+                        ldm_clip_ids *out);
 
 /* GPT-2's byte-to-character map: the printable bytes keep their code point, the others go to
  * U+0100 on, in byte order. order[k] is the k-th byte of OpenAI's vocabulary order. */

@@ -1,6 +1,8 @@
 /* src/text/clip_vocab.c: loading the CLIP tokenizer's vocabulary and merges, from a Hugging Face
  * folder (vocab.json, merges.txt, tokenizer_config.json / special_tokens_map.json) or from
- * OpenAI's bpe_simple_vocab_16e6.txt(.gz) (see ldmcl/tokenizer.h). */
+ * OpenAI's bpe_simple_vocab_16e6.txt(.gz) (see ldmcl/tokenizer.h). What is not such a file is
+ * refused rather than read as a tokenizer of few merges: a NUL byte, a merge line that is not two
+ * symbols of byte-level BPE's characters (named by file and line), no merge at all. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +55,7 @@ ldm_status ldm_clip_tokenizer_alloc(ldm_clip_tokenizer **out) {
 
 void ldm_clip_tokenizer_destroy(ldm_clip_tokenizer *t) {
     if (!t) return;
+    free(t->source);
     ldm_intern_free(&t->syms);
     free(t->sym_id);
     ldm_u64map_free(&t->merges);
@@ -161,9 +164,51 @@ static ldm_status read_text(const char *path, const char *what, char **out, size
         free(buf);
         return st;
     }
+    const char *nul = memchr(buf, 0, n);
+    if (nul) {
+        size_t off = (size_t)(nul - buf), line = 1;
+        for (const char *q = buf; q < nul; q++)
+            line += *q == '\n';
+        free(buf);
+        return LDM_FAIL(LDM_ERR_FORMAT,
+                        "the %s '%s' holds a NUL byte at byte offset %zu (line %zu): not a text "
+                        "file; fetch it again (tools/fetch_clip_vocab.sh for OpenAI's)",
+                        what, path, off, line);
+    }
     buf[n] = 0;
     *out = buf;
     *len = n;
+    return LDM_OK;
+}
+
+/* Is cp one of the 256 characters byte-level BPE writes bytes as (ldm_clip_byte_map)? */
+static int is_byte_char(uint32_t cp) {
+    return (cp >= '!' && cp <= '~') || (cp >= 0xA1 && cp <= 0xAC) || (cp >= 0xAE && cp <= 0xFF) ||
+           (cp >= 0x100 && cp < 0x100 + 68);
+}
+
+/* Checks that a merge part is byte-level BPE characters, "</w>" allowed at its end; else fails
+ * naming the file, the line and what is wrong. */
+static ldm_status check_symbol(const char *s, size_t len, const char *path, int line,
+                               ldm_u32s *cps) {
+    size_t body = len >= 4 && !memcmp(s + len - 4, "</w>", 4) ? len - 4 : len;
+    size_t bad = 0;
+    cps->n = 0;
+    int rc = ldm_utf8_decode(s, body, cps, &bad);
+    if (rc == -1) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    if (rc == -2)
+        return LDM_FAIL(LDM_ERR_FORMAT,
+                        "%s line %d: a merge symbol is not valid UTF-8 (byte 0x%02X): not a CLIP "
+                        "merges file, or a corrupt one",
+                        path, line, (unsigned)(unsigned char)s[bad]);
+    for (size_t i = 0; i < cps->n; i++)
+        if (!is_byte_char(cps->v[i]))
+            return LDM_FAIL(LDM_ERR_FORMAT,
+                            "%s line %d: the merge symbol \"%.*s\" holds U+%04X, which is not "
+                            "one of byte-level BPE's 256 characters: not a CLIP merges file",
+                            path, line, (int)(len < 60 ? len : 60), s, (unsigned)cps->v[i]);
+    if (body == 0)
+        return LDM_FAIL(LDM_ERR_FORMAT, "%s line %d: an empty merge symbol \"</w>\"", path, line);
     return LDM_OK;
 }
 
@@ -202,18 +247,25 @@ static ldm_status read_merges(ldm_clip_tokenizer *t, char *text, const char *pat
             p[--n] = 0;
     }
     int line = 0, rank = 0;
-    while (p && rank < LDM_CLIP_MAX_MERGES) {
+    ldm_u32s cps = {0};
+    ldm_status st = LDM_OK;
+    while (p && rank < LDM_CLIP_MAX_MERGES && st == LDM_OK) {
         char *next = strchr(p, '\n');
         if (next) *next++ = 0;
         if (line > 0) {
             char *a, *b;
             size_t la, lb;
-            if (!split_merge(p, &a, &la, &b, &lb))
-                return LDM_FAIL(LDM_ERR_FORMAT,
-                                "%s line %d: a merge must be two symbols separated by a space, "
-                                "found \"%.60s\"",
-                                path, line + 1, p);
-            LDM_TRY(ldm_clip_add_merge(t, a, la, b, lb, rank));
+            if (!split_merge(p, &a, &la, &b, &lb)) {
+                st = LDM_FAIL(LDM_ERR_FORMAT,
+                              "%s line %d: a merge must be two symbols separated by a space, "
+                              "found \"%.60s\"",
+                              path, line + 1, p);
+                break;
+            }
+            st = check_symbol(a, la, path, line + 1, &cps);
+            if (st == LDM_OK) st = check_symbol(b, lb, path, line + 1, &cps);
+            if (st == LDM_OK) st = ldm_clip_add_merge(t, a, la, b, lb, rank);
+            if (st != LDM_OK) break;
             if (result_syms) {
                 char joined[512];
                 memcpy(joined, a, la);
@@ -225,8 +277,14 @@ static ldm_status read_merges(ldm_clip_tokenizer *t, char *text, const char *pat
         line++;
         p = next;
     }
+    ldm_u32s_free(&cps);
+    if (st == LDM_OK && rank == 0)
+        st = LDM_FAIL(LDM_ERR_FORMAT,
+                      "%s holds no merges (%d line%s; the first is a header): not a CLIP merges "
+                      "file, or an empty one",
+                      path, line, line == 1 ? "" : "s");
     *n_merges = rank;
-    return LDM_OK;
+    return st;
 }
 
 ldm_status ldm_clip_tokenizer_load_hf(const char *vocab_json, const char *merges_txt,
@@ -262,6 +320,8 @@ ldm_status ldm_clip_tokenizer_load_hf(const char *vocab_json, const char *merges
         free(text);
     }
     if (st == LDM_OK) st = ldm_clip_set_specials(t, NULL, vocab_json);
+    if (st == LDM_OK && !(t->source = ldm_strdup(vocab_json)))
+        st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     if (st != LDM_OK) {
         ldm_clip_tokenizer_destroy(t);
         return st;
@@ -348,6 +408,8 @@ ldm_status ldm_clip_tokenizer_load_bpe(const char *path, ldm_clip_tokenizer **ou
     if (st == LDM_OK) st = ldm_clip_set_id(t, "<|endoftext|>", 13, 513 + n_merges, NULL);
     if (st == LDM_OK) t->vocab_size = 514 + n_merges;
     if (st == LDM_OK) st = ldm_clip_set_specials(t, NULL, path);
+    if (st == LDM_OK && !(t->source = ldm_strdup(path)))
+        st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     if (st != LDM_OK) {
         ldm_clip_tokenizer_destroy(t);
         return st;
@@ -358,6 +420,18 @@ ldm_status ldm_clip_tokenizer_load_bpe(const char *path, ldm_clip_tokenizer **ou
 
 int ldm_clip_tokenizer_vocab_size(const ldm_clip_tokenizer *t) {
     return t->vocab_size;
+}
+
+ldm_status ldm_clip_tokenizer_check_vocab(const ldm_clip_tokenizer *t, int encoder_vocab_size,
+                                          const char *encoder_source) {
+    if (t->vocab_size <= encoder_vocab_size) return LDM_OK;
+    return LDM_FAIL(LDM_ERR_FORMAT,
+                    "the tokenizer '%s' has %d tokens but the text encoder (%s) embeds %d "
+                    "(vocab_size): ids %d to %d would index past its embedding table. Use the "
+                    "tokenizer the encoder was trained with",
+                    t->source ? t->source : "?", t->vocab_size,
+                    encoder_source ? encoder_source : "?", encoder_vocab_size, encoder_vocab_size,
+                    t->vocab_size - 1);
 }
 
 int ldm_clip_tokenizer_bos(const ldm_clip_tokenizer *t) {

@@ -217,6 +217,58 @@ static uint32_t compose(uint32_t a, uint32_t b) {
     return 0;
 }
 
+static int by_key(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Canonical ordering: each run of non-starters sorted by combining class, stably. A short run by
+ * insertion; a long one by sorting (class, position, code point) keys, so that a run of n marks
+ * costs n log n, not n^2. 0, or -1 when out of memory. */
+static int order_marks(uint32_t *d, size_t m) {
+    uint64_t *keys = NULL;
+    size_t cap = 0;
+    for (size_t i = 0; i < m;) {
+        if (ccc(d[i]) == 0) {
+            i++;
+            continue;
+        }
+        size_t j = i;
+        while (j < m && ccc(d[j]) != 0)
+            j++;
+        size_t len = j - i;
+        if (len <= 16) {
+            for (size_t a = i + 1; a < j; a++) {
+                int ca = ccc(d[a]);
+                for (size_t b = a; b > i && ccc(d[b - 1]) > ca; b--) {
+                    uint32_t t = d[b];
+                    d[b] = d[b - 1];
+                    d[b - 1] = t;
+                }
+            }
+        } else {
+            if (len > cap) {
+                uint64_t *grown = realloc(keys, len * sizeof *keys);
+                if (!grown) {
+                    free(keys);
+                    return -1;
+                }
+                keys = grown;
+                cap = len;
+            }
+            /* class (8 bits) | position in the run (32 bits) | code point (21 bits) */
+            for (size_t k = 0; k < len; k++)
+                keys[k] = (uint64_t)ccc(d[i + k]) << 53 | (uint64_t)k << 21 | d[i + k];
+            qsort(keys, len, sizeof *keys, by_key);
+            for (size_t k = 0; k < len; k++)
+                d[i + k] = (uint32_t)(keys[k] & 0x1FFFFF);
+        }
+        i = j;
+    }
+    free(keys);
+    return 0;
+}
+
 int ldm_uc_nfc(const uint32_t *in, size_t n, ldm_u32s *out) {
     out->n = 0;
     int ascii = 1;
@@ -227,23 +279,12 @@ int ldm_uc_nfc(const uint32_t *in, size_t n, ldm_u32s *out) {
             if (ldm_u32s_push(out, in[i]) != 0) return -1;
         return 0;
     }
-    /* Full canonical decomposition, then canonical ordering (a stable insertion sort of each
-     * run of non-starters by combining class). */
+    /* Full canonical decomposition, then canonical ordering. */
     for (size_t i = 0; i < n; i++)
         if (decompose(in[i], out) != 0) return -1;
     uint32_t *d = out->v;
     size_t m = out->n;
-    for (size_t i = 1; i < m; i++) {
-        int ci = ccc(d[i]);
-        if (ci == 0) continue;
-        size_t j = i;
-        while (j > 0 && ccc(d[j - 1]) > ci) {
-            uint32_t t = d[j];
-            d[j] = d[j - 1];
-            d[j - 1] = t;
-            j--;
-        }
-    }
+    if (order_marks(d, m) != 0) return -1;
     /* Canonical composition: a character joins the last starter when nothing between them is
      * kept (adjacent) or the last kept one has a lower, non-zero combining class. */
     size_t w = 0, starter = (size_t)-1;

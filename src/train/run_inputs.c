@@ -1,8 +1,8 @@
 /* src/train/run_inputs.c: every file a training run will read, checked before its first step
  * (see ldmcl/runner.h): a missing vocabulary or a damaged LPIPS file is reported at once, not
  * after an hour of autoencoder training. Each file is opened and read as the stage will read it
- * (tokenizers built, safetensors headers and checksums verified); the validation prompts are
- * tokenized. Nothing is written. */
+ * (tokenizers built and their size checked against the text encoder's, safetensors headers and
+ * checksums verified); the validation prompts are tokenized. Nothing is written. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +35,12 @@ static ldm_status check_text(const ldm_run_config *c) {
                          c->text == LDM_TEXT_CLIP_SCRATCH ? "vocab" : "clip_path");
         return s;
     }
+    char source[LDM_RUN_PATH + 64];
+    if (c->text == LDM_TEXT_CLIP_SCRATCH)
+        snprintf(source, sizeof source, "'%s' [text]", c->path);
+    else
+        snprintf(source, sizeof source, "'%s/config.json'", c->clip_path);
+    s = ldm_clip_tokenizer_check_vocab(tok, c->clip.vocab_size, source);
     int len = c->context_length, got;
     int32_t *ids = malloc((size_t)len * sizeof *ids), *mask = malloc((size_t)len * sizeof *mask);
     if (!ids || !mask) s = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");

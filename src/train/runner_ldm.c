@@ -163,6 +163,7 @@ static ldm_status setup_text(stage *s) {
         LDM_TRY(ldm_clip_tokenizer_load_bpe(c->vocab, &s->tok));
     else
         LDM_TRY(ldm_clip_tokenizer_load_dir(c->clip_path, &s->tok));
+    /* (its size against the encoder's was checked before the run began: run_inputs.c) */
     size_t n = (size_t)c->batch * c->context_length;
     s->ids = malloc(n * sizeof *s->ids);
     s->mask = malloc(n * sizeof *s->mask);
@@ -527,6 +528,12 @@ static ldm_status validate(stage *s, const char *ae_path, int step) {
         st = ldm_ae_codec_create(s->r->ctx, &c->ae, n, c->resolution, c->resolution, 0, 0, &codec);
     if (st == LDM_OK) st = ldm_ae_codec_load(codec, ae_path);
     if (st == LDM_OK) st = ldm_ae_codec_decode(codec, lat, img);
+    size_t first = 0, bad = st == LDM_OK ? ldm_count_non_finite(img, (size_t)n * per, &first) : 0;
+    if (bad)
+        st = LDM_FAIL(LDM_ERR_FORMAT,
+                      "the decoded images hold %zu NaN/Inf values of %zu (the first at element "
+                      "%zu): the autoencoder '%s' overflows or is not finite",
+                      bad, (size_t)n * per, first, ae_path);
     if (st == LDM_OK) { /* the prompts side by side */
         int sz = c->resolution;
         for (int k = 0; k < c->channels; k++)
@@ -556,6 +563,7 @@ static ldm_status validate(stage *s, const char *ae_path, int step) {
     ldm_sampler_destroy(smp);
     ldm_clip_encoder_destroy(enc);
     ldm_ae_codec_destroy(codec);
+    if (st != LDM_OK) ldm_error_prefix("the validation samples at step %d", step);
     return st;
 }
 
