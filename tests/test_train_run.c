@@ -415,6 +415,15 @@ static void stale_cache_and_bad_checkpoints(void **state) {
     free(text);
     assert_status(run(ini, 0, 1), LDM_OK);
     assert_contains(test_log_text(), "matches the autoencoder and the dataset");
+    /* a damaged cache (cut short) is made again, saying why */
+    snprintf(path, sizeof path, "%s/whole/latents.safetensors", g_dir);
+    size_t cache_len;
+    unsigned char *cache = test_read_file(path, &cache_len);
+    test_write_file(path, cache, cache_len - 1);
+    free(cache);
+    assert_status(run(ini, 0, 1), LDM_OK);
+    assert_contains(test_log_text(), "latents.safetensors is damaged");
+    assert_contains(test_log_text(), "12 images encoded");
 
     /* a truncated latest checkpoint: --resume falls back to the newest intact one (step 4),
      * saying so, and goes on to the end; a damaged `latest` pointer too; with every checkpoint
@@ -528,6 +537,25 @@ static void inputs_checked_before_the_first_step(void **state) {
     assert_contains(ldm_last_error(), "[autoencoder] checkpoint");
     assert_contains(ldm_last_error(), "damaged.safetensors");
     assert_false(exists("badae", "latents.safetensors"));
+
+    /* a damaged finished autoencoder in the output folder: an error, never trained over */
+    char from[4400], to[4400];
+    write_config("damagedae", 8, "", ini);
+    snprintf(to, sizeof to, "%s/damagedae", g_dir);
+    assert_int_equal(mkdir(to, 0755), 0);
+    snprintf(from, sizeof from, "%s/whole/autoencoder.safetensors", g_dir);
+    snprintf(to, sizeof to, "%s/damagedae/autoencoder.safetensors", g_dir);
+    size_t len;
+    unsigned char *bytes = test_read_file(from, &len);
+    test_write_file(to, bytes, len - 4);
+    free(bytes);
+    assert_int_equal(run(ini, 0, 0), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "remove it to train stage one again");
+    assert_contains(ldm_last_error(), "damagedae/autoencoder.safetensors");
+    size_t now;
+    free(test_read_file(to, &now));
+    assert_int_equal(now, len - 4);
+    assert_false(exists("damagedae", "autoencoder_log.csv"));
 }
 
 /* A text encoder configured with fewer tokens than the tokenizer has: stage two refuses to start,

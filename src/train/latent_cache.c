@@ -55,15 +55,19 @@ ldm_status run_latent_cache(run_ctx *r, const char *ae_path, char *cache_path) {
             const char *d = ldm_safetensors_metadata(st, "ldmcl.cache.dataset_sha256");
             fresh = a && d && !strcmp(a, ae_sha) && !strcmp(d, data_fp);
             ldm_safetensors_close(st);
+            if (!fresh)
+                run_note(r, LDM_LOG_WARN,
+                         "latent cache %s is stale (another autoencoder or dataset): rebuilding it",
+                         cache_path);
+        } else { /* derived from the dataset: made again, nothing is lost */
+            run_note(r, LDM_LOG_WARN, "latent cache %s is damaged (%s): rebuilding it", cache_path,
+                     ldm_last_error());
         }
         if (fresh) {
             run_note(r, LDM_LOG_INFO, "latent cache %s matches the autoencoder and the dataset",
                      cache_path);
             return LDM_OK;
         }
-        run_note(r, LDM_LOG_WARN,
-                 "latent cache %s is stale (another autoencoder or dataset): rebuilding it",
-                 cache_path);
     }
     size_t n = ldm_dataset_count(r->data);
     int batch = 16;
