@@ -1,13 +1,15 @@
 /* tests/test_image.c: PNG files: gray and RGB written with text chunks (tEXt for Latin-1 text,
  * iTXt for the rest) and read back; other layouts (palette, 16-bit with alpha) converted on
  * reading; and the bad inputs: not a PNG, truncated, dimensions past the limits (IHDR checked
- * before any pixel memory), a missing file; and the reference's dataset transform (JPEG and PNG,
+ * before any pixel memory), a missing file, ancillary chunks declaring up to 2^31 bytes (skipped
+ * unread); and the reference's dataset transform (JPEG and PNG,
  * resize, center crop, flip) against torchvision. */
 #include <math.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <zlib.h>
 
 #include "json.h"
@@ -210,6 +212,98 @@ static void bad_files_are_refused_with_their_name(void **state) {
     assert_false(test_file_exists(p));
 }
 
+/* A chunk: length (as declared, not as given), type, the data given and a CRC over them. */
+static size_t put_chunk(unsigned char *out, const char *type, uint32_t declared,
+                        const unsigned char *data, size_t n) {
+    out[0] = (unsigned char)(declared >> 24), out[1] = (unsigned char)(declared >> 16);
+    out[2] = (unsigned char)(declared >> 8), out[3] = (unsigned char)declared;
+    memcpy(out + 4, type, 4);
+    if (n) memcpy(out + 8, data, n);
+    uLong crc = crc32(0, out + 4, (uInt)(4 + n));
+    out[8 + n] = (unsigned char)(crc >> 24), out[9 + n] = (unsigned char)(crc >> 16);
+    out[10 + n] = (unsigned char)(crc >> 8), out[11 + n] = (unsigned char)crc;
+    return 12 + n;
+}
+
+/* The peak memory of this process so far, in bytes. */
+static uint64_t peak_rss(void) {
+    struct rusage ru;
+    assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+    return (uint64_t)ru.ru_maxrss * 1024;
+}
+
+/* A PNG of about 100 bytes: signature, a 1x1 IHDR and one ancillary chunk that declares
+ * `declared` bytes but holds 40. */
+static void write_chunk_bomb(const char *path, const char *type, uint32_t declared) {
+    unsigned char buf[128];
+    size_t n = 8;
+    memcpy(buf, "\x89PNG\r\n\x1a\n", 8);
+    const unsigned char ihdr[13] = {0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0}; /* 1x1, 8-bit gray */
+    n += put_chunk(buf + n, "IHDR", 13, ihdr, 13);
+    unsigned char data[40];
+    memset(data, 'a', sizeof data);
+    data[5] = 0; /* a keyword's end */
+    n += put_chunk(buf + n, type, declared, data, sizeof data);
+    test_write_file(path, buf, n);
+}
+
+/* Ancillary chunks are skipped unread. libpng 1.6 only warns when one declares more than the
+ * chunk memory limit, and then allocated and cleared all of it: a 100-byte file with a tEXt
+ * chunk of 2^31 bytes took 2 GiB and seconds. Now such a file is refused at once and the peak
+ * memory of the process does not grow by the declared size; a valid file with ancillary chunks
+ * of any kind (broken ones too) reads as before. */
+static void huge_ancillary_chunks_are_skipped(void **state) {
+    (void)state;
+    const char *types[] = {"tEXt", "zTXt", "iTXt", "iCCP", "sPLT", "eXIf", "pCAL", "quUX"};
+    char p[4200];
+    ldm_image img;
+    const uint64_t before = peak_rss();
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        path_of(p, sizeof p, "bomb.png");
+        write_chunk_bomb(p, types[i], 256u << 20); /* 256 MiB */
+        assert_status(ldm_png_read(p, 1, NULL, &img), LDM_ERR_FORMAT);
+        assert_contains(ldm_last_error(), "bomb.png' is not a readable PNG: ");
+        assert_null(img.pixels);
+    }
+    if (peak_rss() > before + (64u << 20))
+        fail_msg("reading 100-byte PNGs raised the peak memory from %llu to %llu bytes",
+                 (unsigned long long)before, (unsigned long long)peak_rss());
+    path_of(p, sizeof p, "bomb31.png");
+    write_chunk_bomb(p, "tEXt", 0x7ffffff0u); /* just under 2^31 */
+    assert_status(ldm_png_read(p, 3, NULL, &img), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "bomb31.png' is not a readable PNG: ");
+    assert_contains(ldm_last_error(), "chunk data is too large");
+    assert_true(peak_rss() <= before + (64u << 20));
+
+    /* a valid file with a zTXt chunk of garbage and an unknown chunk after IHDR: read */
+    uint8_t px[3 * 2 * 3];
+    for (int i = 0; i < (int)sizeof px; i++)
+        px[i] = (uint8_t)(i * 13);
+    ldm_image src = {3, 2, 3, px};
+    path_of(p, sizeof p, "extra.png");
+    const char *text[] = {"parameters", "a photo", NULL};
+    assert_status(ldm_png_write(p, &src, text), LDM_OK);
+    size_t len;
+    unsigned char *bytes = test_read_file(p, &len);
+    unsigned char *spliced = malloc(len + 200);
+    assert_non_null(spliced);
+    const size_t after_ihdr = 8 + 25;
+    memcpy(spliced, bytes, after_ihdr);
+    size_t n = after_ihdr;
+    const unsigned char junk[16] = {'k', 0, 0, 0xde, 0xad, 0xbe, 0xef};
+    n += put_chunk(spliced + n, "zTXt", sizeof junk, junk, sizeof junk);
+    n += put_chunk(spliced + n, "quUX", sizeof junk, junk, sizeof junk);
+    memcpy(spliced + n, bytes + after_ihdr, len - after_ihdr);
+    n += len - after_ihdr;
+    test_write_file(p, spliced, n);
+    free(bytes);
+    free(spliced);
+    assert_status(ldm_png_read(p, 3, NULL, &img), LDM_OK);
+    assert_true(img.width == 3 && img.height == 2);
+    assert_memory_equal(img.pixels, px, sizeof px);
+    ldm_image_free(&img);
+}
+
 /* The reference's transform (torchvision Resize + CenterCrop + ToTensor, 2x - 1; PIL decoding
  * and resampling) of a JPEG and a PNG (tests/ref/image.safetensors): within one 8-bit level
  * (PIL resamples in fixed point). */
@@ -282,6 +376,7 @@ int main(void) {
         cmocka_unit_test(round_trip_with_text),
         cmocka_unit_test(other_layouts_are_converted),
         cmocka_unit_test(bad_files_are_refused_with_their_name),
+        cmocka_unit_test(huge_ancillary_chunks_are_skipped),
         cmocka_unit_test(dataset_transform_matches_torchvision),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

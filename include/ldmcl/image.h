@@ -29,7 +29,8 @@ typedef struct ldm_image_limits {
 
 /* Reads a PNG as channels = 1 (gray; color converted as PIL's "L": (19595 R + 38470 G + 7471 B +
  * 2^15) >> 16) or 3 (RGB; gray is replicated); alpha is dropped and 16-bit samples are reduced
- * to 8. limits may be NULL (the defaults). Errors name the file and what is wrong (not a PNG,
+ * to 8. limits may be NULL (the defaults). Ancillary chunks (text, ICC profile, Exif, gamma) are
+ * skipped unread, whatever size they declare. Errors name the file and what is wrong (not a PNG,
  * truncated, corrupt, too large); nothing is allocated then. */
 ldm_status ldm_png_read(const char *path, int channels, const ldm_image_limits *limits,
                         ldm_image *out);

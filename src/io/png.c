@@ -93,6 +93,11 @@ ldm_status ldm_png_read(const char *path, int channels, const ldm_image_limits *
     png_set_user_limits(r->png, (png_uint_32)max_side, (png_uint_32)max_side);
     png_set_chunk_cache_max(r->png, 128);
     png_set_chunk_malloc_max(r->png, 8u << 20);
+    /* The pixels need IHDR, PLTE, tRNS and IDAT only: every other chunk (text, ICC profile, Exif,
+     * suggested palette, gamma, unknown ones) is skipped unread. Reading, libpng 1.6 only warns
+     * about a chunk over the malloc limit above (a benign error) and then allocates and clears
+     * all of it: 2 GiB for a tEXt chunk that declares 2^31 bytes in a 100-byte file. */
+    png_set_keep_unknown_chunks(r->png, PNG_HANDLE_CHUNK_NEVER, NULL, -1);
     png_read_info(r->png, r->info);
     png_uint_32 w = png_get_image_width(r->png, r->info), h = png_get_image_height(r->png, r->info);
     if ((uint64_t)w * h > max_pixels) {
