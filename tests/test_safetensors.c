@@ -335,6 +335,60 @@ static void json_is_strict(void **state) {
     ldm_json_free(j);
 }
 
+/* 200,000 tensors of one float each, with __metadata__ in the middle: the file opens, every
+ * tensor is found by name at its place, a name that is not there is not found, and a duplicate
+ * name after all of them is still refused. The duplicate checks and the lookups go through a
+ * hash index: this took minutes when each key was compared with every earlier one. */
+static void many_tensors_open_and_are_found(void **state) {
+    (void)state;
+    enum { N = 200000 };
+    const size_t cap = (size_t)N * 96 + 256;
+    char *h = malloc(cap);
+    float *data = malloc((size_t)N * sizeof *data);
+    assert_non_null(h);
+    assert_non_null(data);
+    size_t len = 0;
+    h[len++] = '{';
+    for (size_t i = 0; i < N; i++) {
+        if (i) h[len++] = ',';
+        if (i == N / 2)
+            len += (size_t)snprintf(h + len, cap - len, "\"__metadata__\":{\"k\":\"v\"},");
+        len += (size_t)snprintf(h + len, cap - len,
+                                "\"down.%zu.weight\":{\"dtype\":\"F32\",\"shape\":[1],"
+                                "\"data_offsets\":[%zu,%zu]}",
+                                i, 4 * i, 4 * i + 4);
+        data[i] = (float)i;
+    }
+    snprintf(h + len, cap - len, "}");
+    ldm_safetensors *st;
+    const char *path = craft("many.safetensors", h, data, (size_t)N * sizeof *data);
+    assert_status(ldm_safetensors_open(path, &st), LDM_OK);
+    assert_int_equal(ldm_safetensors_count(st), N);
+    assert_string_equal(ldm_safetensors_metadata(st, "k"), "v");
+    assert_null(ldm_safetensors_find(st, "__metadata__"));
+    assert_null(ldm_safetensors_find(st, "down.200000.weight"));
+    assert_null(ldm_safetensors_find(st, "down.1.weigh"));
+    for (size_t i = 0; i < N; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "down.%zu.weight", i);
+        const ldm_st_tensor *t = ldm_safetensors_find(st, name);
+        if (!t || strcmp(t->name, name) || t->begin != 4 * i)
+            fail_msg("tensor '%s' not found at its place (got '%s')", name, t ? t->name : "none");
+    }
+    float v;
+    const ldm_st_tensor *last = ldm_safetensors_find(st, "down.199999.weight");
+    assert_status(ldm_safetensors_read_f32(st, last, &v), LDM_OK);
+    assert_true(v == 199999.0f);
+    ldm_safetensors_close(st);
+
+    /* the same with the first name again at the end */
+    snprintf(h + len, cap - len,
+             ",\"down.0.weight\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}");
+    expect_bad(craft("many_dup.safetensors", h, data, (size_t)N * sizeof *data), "duplicate key");
+    free(h);
+    free(data);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip),
@@ -342,6 +396,7 @@ int main(void) {
         cmocka_unit_test(rejects_malformed_files),
         cmocka_unit_test(json_is_strict),
         cmocka_unit_test(writes_are_atomic),
+        cmocka_unit_test(many_tensors_open_and_are_found),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

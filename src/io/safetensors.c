@@ -25,6 +25,7 @@ struct ldm_safetensors {
     ldm_st_tensor *tensors;
     size_t n;
     const ldm_json *metadata;
+    size_t metadata_pos; /* position of __metadata__ in the header, SIZE_MAX when absent */
 };
 
 static const struct {
@@ -157,6 +158,7 @@ static ldm_status validate(ldm_safetensors *st) {
     if (st->header->type != LDM_JSON_OBJECT)
         return BAD("safetensors file '%s': the header is not a JSON object", path);
     st->data_start = 8 + n;
+    st->metadata_pos = SIZE_MAX;
     st->tensors = calloc(st->header->count ? st->header->count : 1, sizeof *st->tensors);
     if (!st->tensors) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     for (size_t i = 0; i < st->header->count; i++) {
@@ -170,6 +172,7 @@ static ldm_status validate(ldm_safetensors *st) {
                     return BAD("safetensors file '%s': __metadata__ value '%s' is not a string",
                                path, v->keys[k]);
             st->metadata = v;
+            st->metadata_pos = i;
             continue;
         }
         LDM_TRY(parse_entry(path, key, v, &st->tensors[st->n]));
@@ -249,10 +252,12 @@ const ldm_st_tensor *ldm_safetensors_at(const ldm_safetensors *st, size_t i) {
     return i < st->n ? &st->tensors[i] : NULL;
 }
 
+/* Through the header's hash index: the tensors are the header's entries in order, less
+ * __metadata__. */
 const ldm_st_tensor *ldm_safetensors_find(const ldm_safetensors *st, const char *name) {
-    for (size_t i = 0; i < st->n; i++)
-        if (strcmp(st->tensors[i].name, name) == 0) return &st->tensors[i];
-    return NULL;
+    size_t i = ldm_json_find(st->header, name);
+    if (i == SIZE_MAX || i == st->metadata_pos) return NULL;
+    return &st->tensors[i > st->metadata_pos ? i - 1 : i];
 }
 
 const char *ldm_safetensors_metadata(const ldm_safetensors *st, const char *key) {
