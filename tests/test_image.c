@@ -2,7 +2,8 @@
  * iTXt for the rest) and read back; other layouts (palette, 16-bit with alpha) converted on
  * reading; and the bad inputs: not a PNG, truncated, dimensions past the limits (IHDR checked
  * before any pixel memory), a missing file, ancillary chunks declaring up to 2^31 bytes (skipped
- * unread); and the reference's dataset transform (JPEG and PNG,
+ * unread); progressive JPEGs (their pixels those of the baseline, more than 100 scans refused);
+ * and the reference's dataset transform (JPEG and PNG,
  * resize, center crop, flip) against torchvision. */
 #include <math.h>
 #include <png.h>
@@ -11,6 +12,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <zlib.h>
+
+#include <jpeglib.h>
 
 #include "json.h"
 #include "ldmcl/image.h"
@@ -304,6 +307,96 @@ static void huge_ancillary_chunks_are_skipped(void **state) {
     ldm_image_free(&img);
 }
 
+/* A w x h JPEG of a pattern (gray or RGB) written with libjpeg: baseline when scans is -1,
+ * libjpeg's progression (about 10 scans) when 0, else a progression of that many scans: the DC
+ * scan, then each AC coefficient in turn sent in 11 scans of successive approximation. */
+static void write_jpeg(const char *path, int w, int h, int channels, int scans) {
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr err;
+    c.err = jpeg_std_error(&err); /* exits on errors: a test failure */
+    jpeg_create_compress(&c);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    jpeg_stdio_dest(&c, f);
+    c.image_width = (JDIMENSION)w;
+    c.image_height = (JDIMENSION)h;
+    c.input_components = channels;
+    c.in_color_space = channels == 3 ? JCS_RGB : JCS_GRAYSCALE;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, 90, TRUE);
+    jpeg_scan_info *script = NULL;
+    if (scans == 0) jpeg_simple_progression(&c);
+    if (scans > 0) {
+        script = calloc((size_t)scans, sizeof *script);
+        assert_non_null(script);
+        script[0].comps_in_scan = channels;
+        for (int k = 0; k < channels; k++)
+            script[0].component_index[k] = k;
+        int n = 1;
+        for (int k = 0; k < channels && n < scans; k++)
+            for (int coef = 1; coef < 64 && n < scans; coef++)
+                for (int al = 10; al >= 0 && n < scans; al--, n++) {
+                    jpeg_scan_info *s = &script[n];
+                    s->comps_in_scan = 1;
+                    s->component_index[0] = k;
+                    s->Ss = s->Se = coef;
+                    s->Ah = al == 10 ? 0 : al + 1; /* the bits from 10 up first, then one a scan */
+                    s->Al = al;
+                }
+        assert_int_equal(n, scans);
+        c.scan_info = script;
+        c.num_scans = scans;
+    }
+    jpeg_start_compress(&c, TRUE);
+    uint8_t *row = malloc((size_t)w * (size_t)channels);
+    assert_non_null(row);
+    while (c.next_scanline < c.image_height) {
+        unsigned y = c.next_scanline;
+        for (int i = 0; i < w * channels; i++)
+            row[i] = (uint8_t)((unsigned)i * 5u + y * 3u + ((unsigned)i ^ y));
+        JSAMPROW r = row;
+        jpeg_write_scanlines(&c, &r, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    fclose(f);
+    free(row);
+    free(script);
+}
+
+/* A progressive JPEG decodes to the pixels of the baseline one (every coefficient bit sent);
+ * one of 100 scans decodes; one of 150 is refused with a message naming it: each scan walks the
+ * whole image, and 1000 scans in 400 KB took a minute. */
+static void progressive_jpeg_scans_are_limited(void **state) {
+    (void)state;
+    char base[4200], p[4200];
+    ldm_image a, b;
+    for (int channels = 1; channels <= 3; channels += 2) {
+        path_of(base, sizeof base, "baseline.jpg");
+        path_of(p, sizeof p, "progressive.jpg");
+        write_jpeg(base, 40, 24, channels, -1);
+        write_jpeg(p, 40, 24, channels, 0);
+        assert_status(ldm_jpeg_read(base, channels, NULL, &a), LDM_OK);
+        assert_status(ldm_jpeg_read(p, channels, NULL, &b), LDM_OK);
+        assert_true(b.width == 40 && b.height == 24 && b.channels == channels);
+        assert_memory_equal(a.pixels, b.pixels, (size_t)40 * 24 * channels);
+        ldm_image_free(&a);
+        ldm_image_free(&b);
+    }
+    path_of(p, sizeof p, "scans100.jpg");
+    write_jpeg(p, 64, 64, 1, 100);
+    assert_status(ldm_image_read(p, 1, NULL, &a), LDM_OK);
+    assert_true(a.width == 64 && a.height == 64);
+    ldm_image_free(&a);
+    path_of(p, sizeof p, "scans150.jpg");
+    write_jpeg(p, 64, 64, 3, 150);
+    assert_status(ldm_image_read(p, 3, NULL, &a), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(),
+                    "scans150.jpg' is a progressive JPEG of more than 100 scans (a normal one has "
+                    "about 10): refused");
+    assert_null(a.pixels);
+}
+
 /* The reference's transform (torchvision Resize + CenterCrop + ToTensor, 2x - 1; PIL decoding
  * and resampling) of a JPEG and a PNG (tests/ref/image.safetensors): within one 8-bit level
  * (PIL resamples in fixed point). */
@@ -377,6 +470,7 @@ int main(void) {
         cmocka_unit_test(other_layouts_are_converted),
         cmocka_unit_test(bad_files_are_refused_with_their_name),
         cmocka_unit_test(huge_ancillary_chunks_are_skipped),
+        cmocka_unit_test(progressive_jpeg_scans_are_limited),
         cmocka_unit_test(dataset_transform_matches_torchvision),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

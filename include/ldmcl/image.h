@@ -40,7 +40,8 @@ ldm_status ldm_png_read(const char *path, int channels, const ldm_image_limits *
 ldm_status ldm_png_write(const char *path, const ldm_image *img, const char *const *text_pairs);
 
 /* Reads a baseline or progressive JPEG (gray, YCbCr or RGB; not CMYK) as 1 or 3 channels, with
- * the same limits and errors. */
+ * the same limits and errors; a file of more than 100 scans is refused (a progressive one has
+ * about 10, and each scan costs a pass over the whole image). */
 ldm_status ldm_jpeg_read(const char *path, int channels, const ldm_image_limits *limits,
                          ldm_image *out);
 
