@@ -159,6 +159,12 @@ void ldm_gemm_tuning_load(ldm_ctx *ctx);
 /* ---- small helpers (util.c) -------------------------------------------------------------- */
 
 char *ldm_strdup(const char *s);
+/* Opens path for reading ("rb") only when it is a regular file (symbolic links followed): a FIFO
+ * would block the open, or the reads, forever, and a device never ends. Opened without blocking,
+ * checked with fstat, then set back to blocking. 0 on success; otherwise *out is NULL and the
+ * result is errno (it could not be opened) or -1 (*kind says what it is instead: "a FIFO (named
+ * pipe)", "a folder", ...). */
+int ldm_open_regular(const char *path, FILE **out, const char **kind);
 /* Reads a whole file; *out is malloc'ed with a terminating NUL not counted in *len. */
 ldm_status ldm_read_file(const char *path, char **out, size_t *len);
 /* mkdir -p; 0 on success, else errno. */

@@ -24,7 +24,7 @@ struct ldm_dataset {
     char ext[32];
     item *items;
     size_t n, cap;
-    size_t missing_captions, bad_lines;
+    size_t missing_captions, bad_lines, not_regular;
 };
 
 static void warn(const ldm_dataset *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -76,10 +76,17 @@ static ldm_status scan(ldm_dataset *d, const char *dir, int depth) {
         if (e->d_name[0] == '.') continue;
         char path[4096];
         if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path) continue;
-        if (is_dir(path))
+        struct stat sb;
+        int known = stat(path, &sb) == 0; /* else (a broken link) the read names the error */
+        if (known && S_ISDIR(sb.st_mode))
             st = scan(d, path, depth + 1);
-        else if (is_image_name(e->d_name))
+        else if (!is_image_name(e->d_name))
+            continue;
+        else if (!known || S_ISREG(sb.st_mode))
             st = add_item(d, path);
+        else if (d->not_regular++ < WARN_MAX) /* a FIFO would block the reader forever */
+            warn(d, "'%s' is %s, not a regular file: skipped", path,
+                 S_ISFIFO(sb.st_mode) ? "a FIFO (named pipe)" : "a device or a socket");
     }
     closedir(h);
     return st;
@@ -121,9 +128,17 @@ static int valid_utf8(const unsigned char *s, size_t n) {
 
 /* Reads the caption lines of it from path; a missing file leaves it without captions. */
 static ldm_status read_captions(ldm_dataset *d, item *it, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (d->missing_captions++ < WARN_MAX)
+    FILE *f;
+    const char *kind;
+    int err = ldm_open_regular(path, &f, &kind);
+    if (err) {
+        if (d->missing_captions++ >= WARN_MAX) return LDM_OK;
+        if (err < 0)
+            warn(d,
+                 "the caption file '%s' is %s, not a regular file: the empty caption is used "
+                 "for '%s'",
+                 path, kind, it->path);
+        else
             warn(d, "no caption for '%s' (looked for '%s'): the empty caption is used", it->path,
                  path);
         return LDM_OK;
@@ -202,6 +217,8 @@ ldm_status ldm_dataset_open(const char *dir, const ldm_dataset_options *o, ldm_d
         warn(d, "%zu of %zu images have no caption file in all", d->missing_captions, d->n);
     if (st == LDM_OK && d->bad_lines > WARN_MAX)
         warn(d, "%zu caption lines were not UTF-8 in all", d->bad_lines);
+    if (st == LDM_OK && d->not_regular > WARN_MAX)
+        warn(d, "%zu image names that are not regular files were skipped in all", d->not_regular);
     if (st != LDM_OK) {
         ldm_dataset_destroy(d);
         return st;

@@ -3,7 +3,6 @@
  * pixels live in a heap struct allocated before setjmp, so nothing leaks. A progressive file of
  * more than MAX_SCANS scans is refused: each scan walks the whole image, so a file of 400 KB and
  * 1000 scans took a minute to decode. */
-#include <errno.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,12 +62,10 @@ ldm_status ldm_jpeg_read(const char *path, int channels, const ldm_image_limits 
     const uint64_t max_pixels = ldm_image_limits_or_default(limits).max_pixels;
     jpeg_state *const s = calloc(1, sizeof *s);
     if (!s) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory reading '%s'", path);
-    s->file = fopen(path, "rb");
-    if (!s->file) {
-        ldm_status st =
-            LDM_FAIL(LDM_ERR_NOT_FOUND, "cannot open the image '%s': %s", path, strerror(errno));
+    ldm_status opened = ldm_image_open(path, &s->file);
+    if (opened != LDM_OK) {
         cleanup(s);
-        return st;
+        return opened;
     }
     s->cinfo.err = jpeg_std_error(&s->err);
     s->err.error_exit = on_error_exit;

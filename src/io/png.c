@@ -3,7 +3,6 @@
  * before setjmp and never reassigned after it, that the handlers free (thread-safe; no volatile
  * locals needed). */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,12 +64,10 @@ ldm_status ldm_png_read(const char *path, int channels, const ldm_image_limits *
     read_state *const r = calloc(1, sizeof *r);
     if (!r) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory reading '%s'", path);
     png_failure failure = {"", ""};
-    r->file = fopen(path, "rb");
-    if (!r->file) {
-        ldm_status st =
-            LDM_FAIL(LDM_ERR_NOT_FOUND, "cannot open the image '%s': %s", path, strerror(errno));
+    ldm_status opened = ldm_image_open(path, &r->file);
+    if (opened != LDM_OK) {
         read_cleanup(r);
-        return st;
+        return opened;
     }
     unsigned char sig[8];
     if (fread(sig, 1, 8, r->file) != 8 || png_sig_cmp(sig, 0, 8) != 0) {

@@ -210,7 +210,7 @@ ldm_status ldm_safetensors_open(const char *path, ldm_safetensors **out) {
         free(st);
         return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     }
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not block the open */
     if (fd < 0) {
         ldm_status s = LDM_FAIL(errno == ENOENT ? LDM_ERR_NOT_FOUND : LDM_ERR_IO,
                                 "cannot open safetensors file '%s': %s", path, strerror(errno));
