@@ -134,6 +134,10 @@ static void celebamask_hq_layout_and_errors(void **state) {
     snprintf(empty, sizeof empty, "%s/none", dir);
     assert_status(ldm_dataset_open(empty, &o, &d), LDM_ERR_NOT_FOUND);
     assert_contains(ldm_last_error(), "no dataset folder");
+    /* a caption extension too long is refused, not cut */
+    o.caption_ext = ".caption-extension-of-40-bytes-0123456789";
+    assert_status(ldm_dataset_open(dir, &o, &d), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "bytes, more than the 31 allowed");
     test_rmtree(dir);
     free(dir);
 }

@@ -12,6 +12,7 @@
 #include "ldmcl/dataset.h"
 
 #define WARN_MAX 10 /* warnings of one kind printed before a summary */
+#define EXT_MAX 32  /* a caption extension's bytes, with the NUL */
 
 typedef struct item {
     char *path;
@@ -21,10 +22,10 @@ typedef struct item {
 
 struct ldm_dataset {
     ldm_dataset_options o;
-    char ext[32];
+    char ext[EXT_MAX];
     item *items;
     size_t n, cap;
-    size_t missing_captions, bad_lines, not_regular;
+    size_t missing_captions, bad_lines, skipped_names;
 };
 
 static void warn(const ldm_dataset *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -75,7 +76,12 @@ static ldm_status scan(ldm_dataset *d, const char *dir, int depth) {
     while (st == LDM_OK && (e = readdir(h)) != NULL) {
         if (e->d_name[0] == '.') continue;
         char path[4096];
-        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path) continue;
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path) {
+            if (is_image_name(e->d_name) && d->skipped_names++ < WARN_MAX)
+                warn(d, "'%s/%s' is a path of more than %zu bytes: skipped", dir, e->d_name,
+                     sizeof path - 1);
+            continue;
+        }
         struct stat sb;
         int known = stat(path, &sb) == 0; /* else (a broken link) the read names the error */
         if (known && S_ISDIR(sb.st_mode))
@@ -84,7 +90,7 @@ static ldm_status scan(ldm_dataset *d, const char *dir, int depth) {
             continue;
         else if (!known || S_ISREG(sb.st_mode))
             st = add_item(d, path);
-        else if (d->not_regular++ < WARN_MAX) /* a FIFO would block the reader forever */
+        else if (d->skipped_names++ < WARN_MAX) /* a FIFO would block the reader forever */
             warn(d, "'%s' is %s, not a regular file: skipped", path,
                  S_ISFIFO(sb.st_mode) ? "a FIFO (named pipe)" : "a device or a socket");
     }
@@ -193,10 +199,16 @@ ldm_status ldm_dataset_open(const char *dir, const ldm_dataset_options *o, ldm_d
     if (o->size < 1 || (o->channels != 1 && o->channels != 3))
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "dataset '%s': size %d, %d channels (1 or 3)",
                         dir, o->size, o->channels);
+    const char *ext = o->caption_ext ? o->caption_ext : ".txt";
+    if (strlen(ext) >= EXT_MAX)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "dataset '%s': the caption extension '%.40s...' is %zu bytes, more than "
+                        "the %zu allowed",
+                        dir, ext, strlen(ext), (size_t)EXT_MAX - 1);
     ldm_dataset *d = calloc(1, sizeof *d);
     if (!d) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     d->o = *o;
-    snprintf(d->ext, sizeof d->ext, "%s", o->caption_ext ? o->caption_ext : ".txt");
+    snprintf(d->ext, sizeof d->ext, "%s", ext);
     char images[4096];
     snprintf(images, sizeof images, "%s/CelebA-HQ-img", dir);
     int celeb = is_dir(images);
@@ -217,8 +229,9 @@ ldm_status ldm_dataset_open(const char *dir, const ldm_dataset_options *o, ldm_d
         warn(d, "%zu of %zu images have no caption file in all", d->missing_captions, d->n);
     if (st == LDM_OK && d->bad_lines > WARN_MAX)
         warn(d, "%zu caption lines were not UTF-8 in all", d->bad_lines);
-    if (st == LDM_OK && d->not_regular > WARN_MAX)
-        warn(d, "%zu image names that are not regular files were skipped in all", d->not_regular);
+    if (st == LDM_OK && d->skipped_names > WARN_MAX)
+        warn(d, "%zu image names were skipped in all (not regular files, or too long)",
+             d->skipped_names);
     if (st != LDM_OK) {
         ldm_dataset_destroy(d);
         return st;

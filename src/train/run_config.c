@@ -67,17 +67,26 @@ void ldm_run_config_init(ldm_run_config *c) {
     c->validation_sampling_steps = 50;
 }
 
-/* A path value made relative to the config file's folder. */
+/* A path value made relative to the config file's folder; one too long for out
+ * (LDM_RUN_PATH) is an error naming file, line and key, never cut. */
 static ldm_status path_key(ldm_ini *ini, const char *config, const char *section, const char *key,
                            char *out) {
     const char *v = NULL;
     LDM_TRY(ldm_ini_string(ini, section, key, &v));
     if (!v) return LDM_OK;
     const char *slash = strrchr(config, '/');
-    if (v[0] == '/' || !slash || !v[0])
-        snprintf(out, LDM_RUN_PATH, "%s", v);
+    int relative = v[0] != '/' && slash && v[0];
+    size_t folder = relative ? (size_t)(slash - config) + 1 : 0, len = folder + strlen(v);
+    if (len >= LDM_RUN_PATH)
+        return LDM_FAIL(LDM_ERR_FORMAT,
+                        "%s:%d: [%s] %s: the path is %zu bytes%s, more than the %d a path may "
+                        "have: use a shorter one",
+                        config, ldm_ini_line(ini, section, key), section, key, len,
+                        relative ? " with the config's folder before it" : "", LDM_RUN_PATH - 1);
+    if (relative)
+        snprintf(out, LDM_RUN_PATH, "%.*s/%s", (int)(folder - 1), config, v);
     else
-        snprintf(out, LDM_RUN_PATH, "%.*s/%s", (int)(slash - config), config, v);
+        snprintf(out, LDM_RUN_PATH, "%s", v);
     return LDM_OK;
 }
 
@@ -346,6 +355,11 @@ static ldm_status check_run(ldm_run_config *c) {
 
 ldm_status ldm_run_config_read(const char *path, ldm_run_config *c) {
     ldm_run_config_init(c);
+    if (strlen(path) >= sizeof c->path)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "the config path '%.60s...' is %zu bytes, more than the %zu a path may "
+                        "have",
+                        path, strlen(path), sizeof c->path - 1);
     snprintf(c->path, sizeof c->path, "%s", path);
     ldm_ini *ini;
     LDM_TRY(ldm_ini_read(path, &ini));
@@ -355,7 +369,14 @@ ldm_status ldm_run_config_read(const char *path, ldm_run_config *c) {
     if (st == LDM_OK) st = ldm_ini_bool(ini, "dataset", "random_flip", &c->random_flip);
     const char *ext = NULL;
     if (st == LDM_OK) st = ldm_ini_string(ini, "dataset", "caption_extension", &ext);
-    if (ext) snprintf(c->caption_extension, sizeof c->caption_extension, "%s", ext);
+    if (ext && strlen(ext) >= sizeof c->caption_extension)
+        st = LDM_FAIL(LDM_ERR_FORMAT,
+                      "%s:%d: [dataset] caption_extension = %.40s...: %zu bytes, more than the %zu "
+                      "allowed",
+                      path, ldm_ini_line(ini, "dataset", "caption_extension"), ext, strlen(ext),
+                      sizeof c->caption_extension - 1);
+    else if (ext)
+        snprintf(c->caption_extension, sizeof c->caption_extension, "%s", ext);
     if (st == LDM_OK) st = int_key(ini, "diffusion", "num_timesteps", 1, 100000, &c->num_timesteps);
     if (st == LDM_OK) st = ldm_ini_double(ini, "diffusion", "beta_start", 0, 1, &c->beta_start);
     if (st == LDM_OK) st = ldm_ini_double(ini, "diffusion", "beta_end", 0, 1, &c->beta_end);
