@@ -1,17 +1,21 @@
 /* tests/test_safetensors.c: the safetensors writer and the strict reader: a round trip with
  * metadata, F16/BF16/F64/I32 conversion, and every malformed file the reference parser rejects,
  * each with a message naming the file and, where there is one, the tensor. Also the JSON parser's
- * strictness, and the atomic writes every file of ldmcl goes through (src/core/atomic_file.c). */
+ * strictness, and the atomic writes every file of ldmcl goes through (src/core/atomic_file.c),
+ * whose errors say why a write failed. */
 #include <dirent.h>
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "internal.h"
 #include "json.h"
+#include "ldmcl/image.h"
 #include "ldmcl/safetensors.h"
 #include "test_util.h"
 
@@ -291,6 +295,63 @@ static void writes_are_atomic(void **state) {
     assert_contains(ldm_last_error(), "no/such/a.safetensors'");
 }
 
+/* A write that fails says why: under a file size limit (SIGXFSZ ignored, so write fails with
+ * EFBIG) the safetensors and PNG writers and ldm_atomic_printf report "File too large" and leave
+ * no temporary; they used to say "a write error", errno lost. */
+static void write_errors_say_why(void **state) {
+    (void)state;
+    char dir[4200], path[4300];
+    snprintf(dir, sizeof dir, "%s/limited", g_dir);
+    assert_int_equal(ldm_mkdirs(dir), 0);
+    enum { N = 32768 }; /* 128 KiB of floats */
+    float *v = calloc(N, sizeof *v);
+    uint8_t *px = malloc(3 * 200 * 200);
+    assert_non_null(v);
+    assert_non_null(px);
+    uint32_t x = 12345;
+    for (int i = 0; i < 3 * 200 * 200; i++) /* noise: the PNG stays over 100 KiB */
+        px[i] = (uint8_t)((x = x * 1664525u + 1013904223u) >> 24);
+    int64_t shape[1] = {N};
+    ldm_st_entry e[1] = {{"big", 1, shape, v}};
+    ldm_image img = {200, 200, 3, px};
+
+    struct rlimit old, small;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small = old;
+    small.rlim_cur = 64 << 10;
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    snprintf(path, sizeof path, "%s/big.safetensors", dir);
+    ldm_status st_write = ldm_safetensors_write(path, e, 1, NULL);
+    char st_message[1024];
+    snprintf(st_message, sizeof st_message, "%s", ldm_last_error());
+    snprintf(path, sizeof path, "%s/big.png", dir);
+    ldm_status png_write = ldm_png_write(path, &img, NULL);
+    char png_message[1024];
+    snprintf(png_message, sizeof png_message, "%s", ldm_last_error());
+    snprintf(path, sizeof path, "%s/big.txt", dir);
+    ldm_atomic_file a;
+    ldm_status text_open = ldm_atomic_open(&a, path), text_write = LDM_ERR_IO;
+    if (text_open == LDM_OK) {
+        for (int i = 0; i < 20000; i++)
+            ldm_atomic_printf(&a, "line %d\n", i);
+        text_write = ldm_atomic_commit(&a, 1);
+    }
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, old_handler);
+
+    assert_int_equal(st_write, LDM_ERR_IO);
+    assert_contains(st_message, "big.safetensors' failed: File too large");
+    assert_int_equal(png_write, LDM_ERR_IO);
+    assert_contains(png_message, "big.png' failed: File too large");
+    assert_status(text_open, LDM_OK);
+    assert_int_equal(text_write, LDM_ERR_IO);
+    assert_contains(ldm_last_error(), "big.txt' failed: File too large");
+    assert_int_equal(files_in(dir), 0);
+    free(v);
+    free(px);
+}
+
 static void json_is_strict(void **state) {
     (void)state;
     const char *bad[] = {"",
@@ -396,6 +457,7 @@ int main(void) {
         cmocka_unit_test(rejects_malformed_files),
         cmocka_unit_test(json_is_strict),
         cmocka_unit_test(writes_are_atomic),
+        cmocka_unit_test(write_errors_say_why),
         cmocka_unit_test(many_tensors_open_and_are_found),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -170,15 +170,21 @@ ldm_status ldm_read_file(const char *path, char **out, size_t *len);
 /* mkdir -p; 0 on success, else errno. */
 int ldm_mkdirs(const char *path);
 
-/* Atomic file writes (src/core/atomic_file.c): open a temporary next to path, write through f,
- * then commit (ok = 0 when a write failed: the temporary is removed and the error names path)
- * or abandon. A reader sees the old file or the whole new one. */
+/* Atomic file writes (src/core/atomic_file.c): open a temporary next to path, write through
+ * ldm_atomic_write/printf (or f), then commit (ok = 0 when a write failed: the temporary is
+ * removed and the error names path and why: "No space left on device") or abandon. A reader
+ * sees the old file or the whole new one. */
 typedef struct ldm_atomic_file {
     FILE *f;
+    int err; /* errno of the first write that failed through ldm_atomic_write/printf, else 0 */
     char path[4096];
     char tmp[4160];
 } ldm_atomic_file;
 ldm_status ldm_atomic_open(ldm_atomic_file *a, const char *path);
+/* Write through a->f; on failure keep errno for the commit's message. 1 when all was written. */
+int ldm_atomic_write(ldm_atomic_file *a, const void *data, size_t n);
+int ldm_atomic_printf(ldm_atomic_file *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 ldm_status ldm_atomic_commit(ldm_atomic_file *a, int ok);
 void ldm_atomic_abandon(ldm_atomic_file *a);
 /* Case-insensitive substring test. */

@@ -157,7 +157,7 @@ static int to_latin1(const char *s, char *out, size_t size) {
 }
 
 typedef struct write_state {
-    FILE *file; /* the atomic file's: not closed here */
+    ldm_atomic_file out; /* the temporary file libpng writes into (write_data) */
     png_structp png;
     png_infop info;
     png_textp text;
@@ -176,20 +176,29 @@ static void write_cleanup(write_state *w) {
     free(w);
 }
 
+/* libpng's output: the atomic file, which keeps the errno of a failed write. */
+static void write_data(png_structp png, png_bytep data, size_t n) {
+    write_state *w = png_get_io_ptr(png);
+    if (!ldm_atomic_write(&w->out, data, n)) png_error(png, "Write Error");
+}
+
+static void flush_data(png_structp png) {
+    (void)png; /* the commit flushes */
+}
+
 ldm_status ldm_png_write(const char *path, const ldm_image *img, const char *const *text_pairs) {
     if (!img->pixels || img->width < 1 || img->height < 1 ||
         (img->channels != 1 && img->channels != 3))
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "writing '%s': a %dx%d image of %d channels",
                         path, img->width, img->height, img->channels);
-    ldm_atomic_file a;
-    LDM_TRY(ldm_atomic_open(&a, path));
     write_state *const w = calloc(1, sizeof *w);
-    if (!w) {
-        ldm_atomic_abandon(&a);
-        return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory writing '%s'", path);
+    if (!w) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory writing '%s'", path);
+    ldm_status opened = ldm_atomic_open(&w->out, path);
+    if (opened != LDM_OK) {
+        free(w);
+        return opened;
     }
     png_failure failure = {"", ""};
-    w->file = a.f;
     int n_pairs = 0;
     while (text_pairs && text_pairs[2 * n_pairs])
         n_pairs++;
@@ -199,16 +208,18 @@ ldm_status ldm_png_write(const char *path, const ldm_image *img, const char *con
     w->latin1 = calloc((size_t)n_pairs + 1, sizeof *w->latin1);
     w->rows = malloc((size_t)img->height * sizeof *w->rows);
     if (!w->png || !w->info || !w->text || !w->latin1 || !w->rows) {
+        ldm_atomic_abandon(&w->out);
         write_cleanup(w);
-        ldm_atomic_abandon(&a);
         return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory writing '%s'", path);
     }
     if (setjmp(png_jmpbuf(w->png))) {
+        int err = w->out.err;
+        ldm_atomic_abandon(&w->out);
         write_cleanup(w);
-        ldm_atomic_abandon(&a);
-        return LDM_FAIL(LDM_ERR_IO, "writing '%s' failed: %s", path, failure.message);
+        return LDM_FAIL(LDM_ERR_IO, "writing '%s' failed: %s", path,
+                        err ? strerror(err) : failure.message);
     }
-    png_init_io(w->png, w->file);
+    png_set_write_fn(w->png, w, write_data, flush_data);
     png_set_IHDR(w->png, w->info, (png_uint_32)img->width, (png_uint_32)img->height, 8,
                  img->channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
@@ -237,6 +248,7 @@ ldm_status ldm_png_write(const char *path, const ldm_image *img, const char *con
         w->rows[y] = img->pixels + (size_t)y * rowbytes;
     png_write_image(w->png, w->rows);
     png_write_end(w->png, NULL);
+    ldm_status st = ldm_atomic_commit(&w->out, 1);
     write_cleanup(w);
-    return ldm_atomic_commit(&a, 1);
+    return st;
 }

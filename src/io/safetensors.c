@@ -380,10 +380,6 @@ static int append(char **b, size_t *len, size_t *cap, const char *s, int quote) 
     return 1;
 }
 
-static int write_all(FILE *f, const void *p, size_t n) {
-    return fwrite(p, 1, n, f) == n;
-}
-
 ldm_status ldm_safetensors_write(const char *path, const ldm_st_entry *entries, size_t n,
                                  const char *const *metadata_pairs) {
     char *h = NULL;
@@ -429,11 +425,10 @@ ldm_status ldm_safetensors_write(const char *path, const ldm_st_entry *entries, 
         free(h);
         return st;
     }
-    FILE *f = a.f;
     unsigned char hl[8];
     for (int i = 0; i < 8; i++)
         hl[i] = (unsigned char)((uint64_t)len >> (8 * i));
-    ok = write_all(f, hl, 8) && write_all(f, h, len);
+    ok = ldm_atomic_write(&a, hl, 8) && ldm_atomic_write(&a, h, len);
     free(h);
     for (size_t i = 0; ok && i < n; i++) {
         uint64_t numel = 1;
@@ -444,7 +439,7 @@ ldm_status ldm_safetensors_write(const char *path, const ldm_st_entry *entries, 
             memcpy(&b, &entries[i].data[k], 4);
             unsigned char le[4] = {(unsigned char)b, (unsigned char)(b >> 8),
                                    (unsigned char)(b >> 16), (unsigned char)(b >> 24)};
-            ok = write_all(f, le, 4);
+            ok = ldm_atomic_write(&a, le, 4);
         }
     }
     return ldm_atomic_commit(&a, ok);
