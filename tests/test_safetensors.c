@@ -74,6 +74,27 @@ static void round_trip(void **state) {
     assert_status(ldm_safetensors_metadata_u64(st, "missing", &n), LDM_ERR_FORMAT);
     assert_contains(ldm_last_error(), "model.safetensors' has no metadata missing");
     assert_int_equal(n, 1200);
+    ldm_safetensors_close(st);
+    /* digits only: strtoull alone takes " -1" as 2^64 - 1 */
+    const char *numbers[] = {"neg",   " -1",
+                             "plus",  "+5",
+                             "space", " 5",
+                             "trail", "5 ",
+                             "big",   "18446744073709551616",
+                             "max",   "18446744073709551615",
+                             NULL};
+    assert_status(ldm_safetensors_write(path, e, 2, numbers), LDM_OK);
+    assert_status(ldm_safetensors_open(path, &st), LDM_OK);
+    for (int i = 0; i < 5; i++) {
+        n = 1200;
+        assert_status(ldm_safetensors_metadata_u64(st, numbers[2 * i], &n), LDM_ERR_FORMAT);
+        assert_contains(ldm_last_error(), "is not a whole number");
+        assert_int_equal(n, 1200);
+    }
+    assert_status(ldm_safetensors_metadata_u64(st, "max", &n), LDM_OK);
+    assert_true(n == UINT64_MAX);
+    ldm_safetensors_close(st);
+    assert_status(ldm_safetensors_open(path, &st), LDM_OK);
     const ldm_st_tensor *t = ldm_safetensors_find(st, "weight");
     assert_non_null(t);
     assert_int_equal(t->ndim, 2);

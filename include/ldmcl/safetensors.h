@@ -62,8 +62,9 @@ const ldm_st_tensor *ldm_safetensors_at(const ldm_safetensors *st, size_t i);
 const ldm_st_tensor *ldm_safetensors_find(const ldm_safetensors *st, const char *name);
 /* A value of the __metadata__ map, or NULL. */
 const char *ldm_safetensors_metadata(const ldm_safetensors *st, const char *key);
-/* The metadata value of key as a whole decimal number (a step, a count): LDM_ERR_FORMAT naming
- * the file and the key when it is missing or not one. */
+/* The metadata value of key as a whole decimal number (a step, a count), digits only:
+ * LDM_ERR_FORMAT naming the file and the key when it is missing or not one (a sign, spaces, or
+ * more than 2^64 - 1). */
 ldm_status ldm_safetensors_metadata_u64(const ldm_safetensors *st, const char *key, uint64_t *out);
 const char *ldm_safetensors_path(const ldm_safetensors *st);
 const char *ldm_dtype_name(ldm_dtype d);

@@ -270,8 +270,8 @@ ldm_status ldm_safetensors_metadata_u64(const ldm_safetensors *st, const char *k
     if (!v) return LDM_FAIL(LDM_ERR_FORMAT, "'%s' has no metadata %s", st->path, key);
     char *end;
     errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (end == v || *end || errno || v[0] == '-')
+    unsigned long long x = strtoull(v, &end, 10);  /* which skips spaces and takes a sign: */
+    if (v[0] < '0' || v[0] > '9' || *end || errno) /* " -1" would be 2^64 - 1 */
         return LDM_FAIL(LDM_ERR_FORMAT, "'%s': metadata %s = '%s' is not a whole number", st->path,
                         key, v);
     *out = x;
