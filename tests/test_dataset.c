@@ -2,7 +2,7 @@
  * non-images ignored), captions per line with blank and non-UTF-8 lines dropped (warned with
  * file:line), missing captions warned and empty, an unreadable image an error naming it, random
  * choices fixed by the key; the CelebAMask-HQ layout; an empty or absent folder; FIFOs named as
- * images or captions skipped, never opened. */
+ * images or captions skipped, never opened; caption lines of any length kept whole. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,11 +190,48 @@ static void fifos_are_skipped_not_opened(void **state) {
     free(dir);
 }
 
+/* A caption line of 20,000 bytes is one caption, not three (lines were read 8191 bytes at a
+ * time, each piece a caption of its own). */
+static void long_caption_lines_stay_whole(void **state) {
+    (void)state;
+    char *dir = test_make_tmpdir("longcap");
+    char path[4300];
+    snprintf(path, sizeof path, "%s/a.png", dir);
+    write_png(path, 8, 8, 1, 1);
+    enum { LONG = 20000 };
+    char *text = malloc(LONG + 16);
+    assert_non_null(text);
+    for (int i = 0; i < LONG; i++)
+        text[i] = "a sneaker "[i % 10];
+    text[LONG - 1] = 'x'; /* no trailing space to trim */
+    snprintf(text + LONG, 16, "\nshort\n");
+    put(dir, "a.txt", text);
+    ldm_dataset_options o = {.size = 8, .channels = 1};
+    ldm_dataset *d;
+    assert_status(ldm_dataset_open(dir, &o, &d), LDM_OK);
+    int seen_long = 0, seen_short = 0;
+    for (uint64_t key = 0; key < 64; key++) {
+        const char *c = ldm_dataset_caption(d, 0, key);
+        if (!strcmp(c, "short"))
+            seen_short = 1;
+        else if (strlen(c) == LONG && !memcmp(c, text, LONG))
+            seen_long = 1;
+        else
+            fail_msg("caption of %zu bytes: '%.40s...'", strlen(c), c);
+    }
+    assert_true(seen_long && seen_short);
+    ldm_dataset_destroy(d);
+    free(text);
+    test_rmtree(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(captioned_folder),
         cmocka_unit_test(celebamask_hq_layout_and_errors),
         cmocka_unit_test(fifos_are_skipped_not_opened),
+        cmocka_unit_test(long_caption_lines_stay_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

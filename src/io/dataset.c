@@ -149,12 +149,14 @@ static ldm_status read_captions(ldm_dataset *d, item *it, const char *path) {
                  path);
         return LDM_OK;
     }
-    char line[8192];
+    char *line = NULL; /* a whole line, however long: one line is one caption */
+    size_t line_cap = 0;
+    ssize_t got;
     int lineno = 0;
     ldm_status st = LDM_OK;
-    while (st == LDM_OK && fgets(line, sizeof line, f)) {
+    while (st == LDM_OK && (got = getline(&line, &line_cap, f)) >= 0) {
         lineno++;
-        size_t n = strlen(line);
+        size_t n = (size_t)got;
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
                          line[n - 1] == '\t'))
             line[--n] = 0;
@@ -175,6 +177,9 @@ static ldm_status read_captions(ldm_dataset *d, item *it, const char *path) {
         it->captions = caps;
         it->captions[it->n_captions++] = copy;
     }
+    if (st == LDM_OK && ferror(f) && d->bad_lines++ < WARN_MAX)
+        warn(d, "%s: a read error after line %d; the rest is ignored", path, lineno);
+    free(line);
     fclose(f);
     return st;
 }
