@@ -2,7 +2,7 @@
  * metadata, F16/BF16/F64/I32 conversion, and every malformed file the reference parser rejects,
  * each with a message naming the file and, where there is one, the tensor. Also the JSON parser's
  * strictness, and the atomic writes every file of ldmcl goes through (src/core/atomic_file.c),
- * whose errors say why a write failed. */
+ * whose errors say why a write failed; the SHA-256 of the data that ldmcl's files carry. */
 #include <dirent.h>
 #include <math.h>
 #include <signal.h>
@@ -17,6 +17,7 @@
 #include "json.h"
 #include "ldmcl/image.h"
 #include "ldmcl/safetensors.h"
+#include "sha256.h"
 #include "test_util.h"
 
 static char *g_dir;
@@ -373,6 +374,85 @@ static void write_errors_say_why(void **state) {
     free(px);
 }
 
+/* bytes[0..len) written as dir/name; returns the path (static buffer). */
+static const char *write_bytes(const char *name, const unsigned char *bytes, size_t len) {
+    static char path[4300];
+    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    test_write_file(path, bytes, len);
+    return path;
+}
+
+/* Every file ldmcl writes carries the SHA-256 of its data section (ldmcl.sha256), checked on
+ * opening: a flipped data bit, a changed checksum digit or a broken header is an error naming the
+ * file; a file without the key (other writers, older ldmcl) opens as before; a caller cannot set
+ * the key. */
+static void checksum_catches_damage(void **state) {
+    (void)state;
+    float a[5] = {1, 2, 3, 4, 5}, b[3] = {-1, 0.5f, 7};
+    int64_t sa[1] = {5}, sb[1] = {3};
+    ldm_st_entry e[2] = {{"a", 1, sa, a}, {"b", 1, sb, b}};
+    const char *meta[] = {"step", "7", NULL};
+    char path[4300];
+    snprintf(path, sizeof path, "%s/sum.safetensors", g_dir);
+    assert_status(ldm_safetensors_write(path, e, 2, meta), LDM_OK);
+    ldm_safetensors *st;
+    assert_status(ldm_safetensors_open(path, &st), LDM_OK);
+    assert_string_equal(ldm_safetensors_metadata(st, "step"), "7");
+    const char *stored = ldm_safetensors_metadata(st, "ldmcl.sha256");
+    assert_non_null(stored);
+    size_t len;
+    unsigned char *bytes = test_read_file(path, &len);
+    size_t data = 8 + (size_t)bytes[0] + ((size_t)bytes[1] << 8); /* a small header */
+    assert_int_equal(len - data, 32);                             /* 8 floats */
+    ldm_sha256 sha;
+    unsigned char digest[32];
+    char hex[65];
+    ldm_sha256_init(&sha);
+    ldm_sha256_update(&sha, bytes + data, len - data);
+    ldm_sha256_final(&sha, digest);
+    ldm_sha256_hex(digest, hex);
+    assert_string_equal(stored, hex); /* of the bytes after the header */
+    ldm_safetensors_close(st);
+
+    const char *why = "the tensor data do not match its SHA-256 (the file is damaged: bit flip or "
+                      "partial copy)";
+    bytes[len - 1] ^= 0x01; /* one bit of b[2] */
+    expect_bad(write_bytes("bitflip.safetensors", bytes, len), why);
+    bytes[len - 1] ^= 0x01;
+    char *digits = strstr((char *)bytes + 8, "\"ldmcl.sha256\":\"");
+    assert_non_null(digits);
+    digits += strlen("\"ldmcl.sha256\":\"");
+    char first = digits[0];
+    digits[0] = first == '0' ? '1' : '0'; /* the stored checksum itself */
+    expect_bad(write_bytes("digit.safetensors", bytes, len), why);
+    digits[0] = 'G';
+    expect_bad(write_bytes("notsum.safetensors", bytes, len), "is not 64 lower-case hex digits");
+    digits[0] = first;
+    digits[-1] = 'x'; /* the quote before the digits: no longer JSON */
+    expect_bad(write_bytes("header.safetensors", bytes, len), "invalid header JSON");
+    digits[-1] = '"';
+    assert_status(ldm_safetensors_open(write_bytes("fixed.safetensors", bytes, len), &st), LDM_OK);
+    ldm_safetensors_close(st);
+    free(bytes);
+
+    /* no checksum: opens as before */
+    const char *h = "{\"__metadata__\":{\"step\":\"3\"},"
+                    "\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+    float f[2] = {4, 5}, got[2];
+    assert_status(ldm_safetensors_open(craft("nosum.safetensors", h, f, 8), &st), LDM_OK);
+    assert_null(ldm_safetensors_metadata(st, "ldmcl.sha256"));
+    assert_status(ldm_safetensors_read_f32(st, ldm_safetensors_find(st, "t"), got), LDM_OK);
+    assert_true(got[0] == 4.0f && got[1] == 5.0f);
+    ldm_safetensors_close(st);
+
+    /* the key is ldmcl's: a caller passing it is refused and nothing is written */
+    const char *own[] = {"step", "7", "ldmcl.sha256", "0000", NULL};
+    snprintf(path, sizeof path, "%s/own.safetensors", g_dir);
+    assert_status(ldm_safetensors_write(path, e, 2, own), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "the metadata key ldmcl.sha256 is ldmcl's own");
+    assert_false(test_file_exists(path));
+}
+
 static void json_is_strict(void **state) {
     (void)state;
     const char *bad[] = {"",
@@ -479,6 +559,7 @@ int main(void) {
         cmocka_unit_test(json_is_strict),
         cmocka_unit_test(writes_are_atomic),
         cmocka_unit_test(write_errors_say_why),
+        cmocka_unit_test(checksum_catches_damage),
         cmocka_unit_test(many_tensors_open_and_are_found),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -50,7 +50,8 @@ ldm_status run_latent_cache(run_ctx *r, const char *ae_path, char *cache_path) {
     if (run_exists(cache_path)) {
         ldm_safetensors *st;
         int fresh = 0;
-        if (ldm_safetensors_open(cache_path, &st) == LDM_OK) {
+        ldm_status opened = ldm_safetensors_open(cache_path, &st);
+        if (opened == LDM_OK) {
             const char *a = ldm_safetensors_metadata(st, "ldmcl.cache.autoencoder_sha256");
             const char *d = ldm_safetensors_metadata(st, "ldmcl.cache.dataset_sha256");
             fresh = a && d && !strcmp(a, ae_sha) && !strcmp(d, data_fp);
@@ -61,9 +62,13 @@ ldm_status run_latent_cache(run_ctx *r, const char *ae_path, char *cache_path) {
                      cache_path);
             return LDM_OK;
         }
-        run_note(r, LDM_LOG_WARN,
-                 "latent cache %s is stale (another autoencoder or dataset): rebuilding it",
-                 cache_path);
+        if (opened != LDM_OK) /* damaged: its checksum, say */
+            run_note(r, LDM_LOG_WARN, "latent cache %s cannot be read (%s): rebuilding it",
+                     cache_path, ldm_last_error());
+        else
+            run_note(r, LDM_LOG_WARN,
+                     "latent cache %s is stale (another autoencoder or dataset): rebuilding it",
+                     cache_path);
     }
     size_t n = ldm_dataset_count(r->data);
     int batch = 16;
