@@ -15,7 +15,8 @@
 /* Keeps "file:line: <message>" for this thread and returns st. */
 ldm_status ldm_fail_at(const char *file, int line, ldm_status st, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-ldm_status ldm_vfail_at(const char *file, int line, ldm_status st, const char *fmt, va_list ap);
+ldm_status ldm_vfail_at(const char *file, int line, ldm_status st, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 /* For a failed OpenCL call: "file:line: <call> failed: CL_NAME (code) while <what>. <hint>". */
 ldm_status ldm_cl_fail_at(const char *file, int line, cl_int err, const char *call, const char *fmt,
