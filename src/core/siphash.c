@@ -1,7 +1,6 @@
 /* src/core/siphash.c: SipHash-2-4, written from the paper "SipHash: a fast short-input PRF"
  * (Aumasson, Bernstein, 2012), section 2: two compression rounds per 8-byte word, four
  * finalization rounds. */
-#define _DEFAULT_SOURCE
 #include <stdint.h>
 #include <string.h>
 #include <sys/random.h>
