@@ -1,11 +1,13 @@
 /* tests/test_dataset.c: a folder of captioned images: the files found (recursively, sorted,
  * non-images ignored), captions per line with blank and non-UTF-8 lines dropped (warned with
  * file:line), missing captions warned and empty, an unreadable image an error naming it, random
- * choices fixed by the key; the CelebAMask-HQ layout; an empty or absent folder. */
+ * choices fixed by the key; the CelebAMask-HQ layout; an empty or absent folder; FIFOs named as
+ * images or captions skipped, never opened; caption lines of any length kept whole. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "ldmcl/dataset.h"
 #include "test_util.h"
@@ -132,6 +134,94 @@ static void celebamask_hq_layout_and_errors(void **state) {
     snprintf(empty, sizeof empty, "%s/none", dir);
     assert_status(ldm_dataset_open(empty, &o, &d), LDM_ERR_NOT_FOUND);
     assert_contains(ldm_last_error(), "no dataset folder");
+    /* a caption extension too long is refused, not cut */
+    o.caption_ext = ".caption-extension-of-40-bytes-0123456789";
+    assert_status(ldm_dataset_open(dir, &o, &d), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "bytes, more than the 31 allowed");
+    test_rmtree(dir);
+    free(dir);
+}
+
+/* Image and caption names that are FIFOs: opening one would block until a writer comes, which
+ * hung ldmcl-train. The image FIFO is skipped with a warning naming it, the caption FIFO gives
+ * the empty caption, the readers refuse a FIFO they are given directly. An alarm turns a hang
+ * into a failure. */
+static void fifos_are_skipped_not_opened(void **state) {
+    (void)state;
+    char *dir = test_make_tmpdir("fifo");
+    char path[4300];
+    snprintf(path, sizeof path, "%s/a.png", dir);
+    write_png(path, 8, 8, 3, 1);
+    put(dir, "a.txt", "a shoe\n");
+    snprintf(path, sizeof path, "%s/b.png", dir);
+    write_png(path, 8, 8, 3, 2);
+    snprintf(path, sizeof path, "%s/b.txt", dir); /* b's caption file is a FIFO */
+    assert_int_equal(mkfifo(path, 0600), 0);
+    snprintf(path, sizeof path, "%s/pipe.png", dir); /* an image name that is a FIFO */
+    assert_int_equal(mkfifo(path, 0600), 0);
+
+    alarm(60);
+    g_log[0] = 0;
+    ldm_dataset_options o = {.size = 8, .channels = 3, .log = capture};
+    ldm_dataset *d;
+    assert_status(ldm_dataset_open(dir, &o, &d), LDM_OK);
+    assert_int_equal(ldm_dataset_count(d), 2);
+    assert_contains(g_log, "pipe.png' is a FIFO (named pipe), not a regular file: skipped");
+    assert_contains(g_log, "b.txt' is a FIFO (named pipe), not a regular file: the empty caption");
+    float img[3 * 8 * 8];
+    const char *caption;
+    for (size_t i = 0; i < ldm_dataset_count(d); i++)
+        assert_status(ldm_dataset_get(d, i, 0, img, &caption), LDM_OK);
+    assert_string_equal(caption, ""); /* b, the last */
+    ldm_dataset_destroy(d);
+
+    ldm_image im;
+    assert_status(ldm_image_read(path, 3, NULL, &im), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "pipe.png' is a FIFO (named pipe), not a regular file");
+    assert_status(ldm_png_read(path, 3, NULL, &im), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "pipe.png' is a FIFO (named pipe), not a regular file");
+    assert_status(ldm_jpeg_read(path, 3, NULL, &im), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "pipe.png' is a FIFO (named pipe), not a regular file");
+    ldm_safetensors *st;
+    assert_int_not_equal(ldm_safetensors_open(path, &st), LDM_OK);
+    assert_contains(ldm_last_error(), "pipe.png' is not a regular file");
+    alarm(0);
+    test_rmtree(dir);
+    free(dir);
+}
+
+/* A caption line of 20,000 bytes is one caption, not three (lines were read 8191 bytes at a
+ * time, each piece a caption of its own). */
+static void long_caption_lines_stay_whole(void **state) {
+    (void)state;
+    char *dir = test_make_tmpdir("longcap");
+    char path[4300];
+    snprintf(path, sizeof path, "%s/a.png", dir);
+    write_png(path, 8, 8, 1, 1);
+    enum { LONG = 20000 };
+    char *text = malloc(LONG + 16);
+    assert_non_null(text);
+    for (int i = 0; i < LONG; i++)
+        text[i] = "a sneaker "[i % 10];
+    text[LONG - 1] = 'x'; /* no trailing space to trim */
+    snprintf(text + LONG, 16, "\nshort\n");
+    put(dir, "a.txt", text);
+    ldm_dataset_options o = {.size = 8, .channels = 1};
+    ldm_dataset *d;
+    assert_status(ldm_dataset_open(dir, &o, &d), LDM_OK);
+    int seen_long = 0, seen_short = 0;
+    for (uint64_t key = 0; key < 64; key++) {
+        const char *c = ldm_dataset_caption(d, 0, key);
+        if (!strcmp(c, "short"))
+            seen_short = 1;
+        else if (strlen(c) == LONG && !memcmp(c, text, LONG))
+            seen_long = 1;
+        else
+            fail_msg("caption of %zu bytes: '%.40s...'", strlen(c), c);
+    }
+    assert_true(seen_long && seen_short);
+    ldm_dataset_destroy(d);
+    free(text);
     test_rmtree(dir);
     free(dir);
 }
@@ -140,6 +230,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(captioned_folder),
         cmocka_unit_test(celebamask_hq_layout_and_errors),
+        cmocka_unit_test(fifos_are_skipped_not_opened),
+        cmocka_unit_test(long_caption_lines_stay_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,14 +1,19 @@
 /* tests/test_image.c: PNG files: gray and RGB written with text chunks (tEXt for Latin-1 text,
  * iTXt for the rest) and read back; other layouts (palette, 16-bit with alpha) converted on
  * reading; and the bad inputs: not a PNG, truncated, dimensions past the limits (IHDR checked
- * before any pixel memory), a missing file; and the reference's dataset transform (JPEG and PNG,
+ * before any pixel memory), a missing file, ancillary chunks declaring up to 2^31 bytes (skipped
+ * unread); progressive JPEGs (their pixels those of the baseline, more than 100 scans refused);
+ * and the reference's dataset transform (JPEG and PNG,
  * resize, center crop, flip) against torchvision. */
 #include <math.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <zlib.h>
+
+#include <jpeglib.h>
 
 #include "json.h"
 #include "ldmcl/image.h"
@@ -210,6 +215,188 @@ static void bad_files_are_refused_with_their_name(void **state) {
     assert_false(test_file_exists(p));
 }
 
+/* A chunk: length (as declared, not as given), type, the data given and a CRC over them. */
+static size_t put_chunk(unsigned char *out, const char *type, uint32_t declared,
+                        const unsigned char *data, size_t n) {
+    out[0] = (unsigned char)(declared >> 24), out[1] = (unsigned char)(declared >> 16);
+    out[2] = (unsigned char)(declared >> 8), out[3] = (unsigned char)declared;
+    memcpy(out + 4, type, 4);
+    if (n) memcpy(out + 8, data, n);
+    uLong crc = crc32(0, out + 4, (uInt)(4 + n));
+    out[8 + n] = (unsigned char)(crc >> 24), out[9 + n] = (unsigned char)(crc >> 16);
+    out[10 + n] = (unsigned char)(crc >> 8), out[11 + n] = (unsigned char)crc;
+    return 12 + n;
+}
+
+/* The peak memory of this process so far, in bytes. */
+static uint64_t peak_rss(void) {
+    struct rusage ru;
+    assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+    return (uint64_t)ru.ru_maxrss * 1024;
+}
+
+/* A PNG of about 100 bytes: signature, a 1x1 IHDR and one ancillary chunk that declares
+ * `declared` bytes but holds 40. */
+static void write_chunk_bomb(const char *path, const char *type, uint32_t declared) {
+    unsigned char buf[128];
+    size_t n = 8;
+    memcpy(buf, "\x89PNG\r\n\x1a\n", 8);
+    const unsigned char ihdr[13] = {0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0}; /* 1x1, 8-bit gray */
+    n += put_chunk(buf + n, "IHDR", 13, ihdr, 13);
+    unsigned char data[40];
+    memset(data, 'a', sizeof data);
+    data[5] = 0; /* a keyword's end */
+    n += put_chunk(buf + n, type, declared, data, sizeof data);
+    test_write_file(path, buf, n);
+}
+
+/* Ancillary chunks are skipped unread. libpng 1.6 only warns when one declares more than the
+ * chunk memory limit, and then allocated and cleared all of it: a 100-byte file with a tEXt
+ * chunk of 2^31 bytes took 2 GiB and seconds. Now such a file is refused at once and the peak
+ * memory of the process does not grow by the declared size; a valid file with ancillary chunks
+ * of any kind (broken ones too) reads as before. */
+static void huge_ancillary_chunks_are_skipped(void **state) {
+    (void)state;
+    const char *types[] = {"tEXt", "zTXt", "iTXt", "iCCP", "sPLT", "eXIf", "pCAL", "quUX"};
+    char p[4200];
+    ldm_image img;
+    const uint64_t before = peak_rss();
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        path_of(p, sizeof p, "bomb.png");
+        write_chunk_bomb(p, types[i], 256u << 20); /* 256 MiB */
+        assert_status(ldm_png_read(p, 1, NULL, &img), LDM_ERR_FORMAT);
+        assert_contains(ldm_last_error(), "bomb.png' is not a readable PNG: ");
+        assert_null(img.pixels);
+    }
+    if (peak_rss() > before + (64u << 20))
+        fail_msg("reading 100-byte PNGs raised the peak memory from %llu to %llu bytes",
+                 (unsigned long long)before, (unsigned long long)peak_rss());
+    path_of(p, sizeof p, "bomb31.png");
+    write_chunk_bomb(p, "tEXt", 0x7ffffff0u); /* just under 2^31 */
+    assert_status(ldm_png_read(p, 3, NULL, &img), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "bomb31.png' is not a readable PNG: ");
+    assert_contains(ldm_last_error(), "chunk data is too large");
+    assert_true(peak_rss() <= before + (64u << 20));
+
+    /* a valid file with a zTXt chunk of garbage and an unknown chunk after IHDR: read */
+    uint8_t px[3 * 2 * 3];
+    for (int i = 0; i < (int)sizeof px; i++)
+        px[i] = (uint8_t)(i * 13);
+    ldm_image src = {3, 2, 3, px};
+    path_of(p, sizeof p, "extra.png");
+    const char *text[] = {"parameters", "a photo", NULL};
+    assert_status(ldm_png_write(p, &src, text), LDM_OK);
+    size_t len;
+    unsigned char *bytes = test_read_file(p, &len);
+    unsigned char *spliced = malloc(len + 200);
+    assert_non_null(spliced);
+    const size_t after_ihdr = 8 + 25;
+    memcpy(spliced, bytes, after_ihdr);
+    size_t n = after_ihdr;
+    const unsigned char junk[16] = {'k', 0, 0, 0xde, 0xad, 0xbe, 0xef};
+    n += put_chunk(spliced + n, "zTXt", sizeof junk, junk, sizeof junk);
+    n += put_chunk(spliced + n, "quUX", sizeof junk, junk, sizeof junk);
+    memcpy(spliced + n, bytes + after_ihdr, len - after_ihdr);
+    n += len - after_ihdr;
+    test_write_file(p, spliced, n);
+    free(bytes);
+    free(spliced);
+    assert_status(ldm_png_read(p, 3, NULL, &img), LDM_OK);
+    assert_true(img.width == 3 && img.height == 2);
+    assert_memory_equal(img.pixels, px, sizeof px);
+    ldm_image_free(&img);
+}
+
+/* A w x h JPEG of a pattern (gray or RGB) written with libjpeg: baseline when scans is -1,
+ * libjpeg's progression (about 10 scans) when 0, else a progression of that many scans: the DC
+ * scan, then each AC coefficient in turn sent in 11 scans of successive approximation. */
+static void write_jpeg(const char *path, int w, int h, int channels, int scans) {
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr err;
+    c.err = jpeg_std_error(&err); /* exits on errors: a test failure */
+    jpeg_create_compress(&c);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    jpeg_stdio_dest(&c, f);
+    c.image_width = (JDIMENSION)w;
+    c.image_height = (JDIMENSION)h;
+    c.input_components = channels;
+    c.in_color_space = channels == 3 ? JCS_RGB : JCS_GRAYSCALE;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, 90, TRUE);
+    jpeg_scan_info *script = NULL;
+    if (scans == 0) jpeg_simple_progression(&c);
+    if (scans > 0) {
+        script = calloc((size_t)scans, sizeof *script);
+        assert_non_null(script);
+        script[0].comps_in_scan = channels;
+        for (int k = 0; k < channels; k++)
+            script[0].component_index[k] = k;
+        int n = 1;
+        for (int k = 0; k < channels && n < scans; k++)
+            for (int coef = 1; coef < 64 && n < scans; coef++)
+                for (int al = 10; al >= 0 && n < scans; al--, n++) {
+                    jpeg_scan_info *s = &script[n];
+                    s->comps_in_scan = 1;
+                    s->component_index[0] = k;
+                    s->Ss = s->Se = coef;
+                    s->Ah = al == 10 ? 0 : al + 1; /* the bits from 10 up first, then one a scan */
+                    s->Al = al;
+                }
+        assert_int_equal(n, scans);
+        c.scan_info = script;
+        c.num_scans = scans;
+    }
+    jpeg_start_compress(&c, TRUE);
+    uint8_t *row = malloc((size_t)w * (size_t)channels);
+    assert_non_null(row);
+    while (c.next_scanline < c.image_height) {
+        unsigned y = c.next_scanline;
+        for (int i = 0; i < w * channels; i++)
+            row[i] = (uint8_t)((unsigned)i * 5u + y * 3u + ((unsigned)i ^ y));
+        JSAMPROW r = row;
+        jpeg_write_scanlines(&c, &r, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    fclose(f);
+    free(row);
+    free(script);
+}
+
+/* A progressive JPEG decodes to the pixels of the baseline one (every coefficient bit sent);
+ * one of 100 scans decodes; one of 150 is refused with a message naming it: each scan walks the
+ * whole image, and 1000 scans in 400 KB took a minute. */
+static void progressive_jpeg_scans_are_limited(void **state) {
+    (void)state;
+    char base[4200], p[4200];
+    ldm_image a, b;
+    for (int channels = 1; channels <= 3; channels += 2) {
+        path_of(base, sizeof base, "baseline.jpg");
+        path_of(p, sizeof p, "progressive.jpg");
+        write_jpeg(base, 40, 24, channels, -1);
+        write_jpeg(p, 40, 24, channels, 0);
+        assert_status(ldm_jpeg_read(base, channels, NULL, &a), LDM_OK);
+        assert_status(ldm_jpeg_read(p, channels, NULL, &b), LDM_OK);
+        assert_true(b.width == 40 && b.height == 24 && b.channels == channels);
+        assert_memory_equal(a.pixels, b.pixels, (size_t)40 * 24 * channels);
+        ldm_image_free(&a);
+        ldm_image_free(&b);
+    }
+    path_of(p, sizeof p, "scans100.jpg");
+    write_jpeg(p, 64, 64, 1, 100);
+    assert_status(ldm_image_read(p, 1, NULL, &a), LDM_OK);
+    assert_true(a.width == 64 && a.height == 64);
+    ldm_image_free(&a);
+    path_of(p, sizeof p, "scans150.jpg");
+    write_jpeg(p, 64, 64, 3, 150);
+    assert_status(ldm_image_read(p, 3, NULL, &a), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(),
+                    "scans150.jpg' is a progressive JPEG of more than 100 scans (a normal one has "
+                    "about 10): refused");
+    assert_null(a.pixels);
+}
+
 /* The reference's transform (torchvision Resize + CenterCrop + ToTensor, 2x - 1; PIL decoding
  * and resampling) of a JPEG and a PNG (tests/ref/image.safetensors): within one 8-bit level
  * (PIL resamples in fixed point). */
@@ -282,6 +469,8 @@ int main(void) {
         cmocka_unit_test(round_trip_with_text),
         cmocka_unit_test(other_layouts_are_converted),
         cmocka_unit_test(bad_files_are_refused_with_their_name),
+        cmocka_unit_test(huge_ancillary_chunks_are_skipped),
+        cmocka_unit_test(progressive_jpeg_scans_are_limited),
         cmocka_unit_test(dataset_transform_matches_torchvision),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -165,15 +165,20 @@ static void latent_patch_is_pixel_unshuffle(void **state) {
     assert_int_equal(cases, 3);
 }
 
-static void expect_error(const char *edit_from, const char *edit_to, ldm_status want,
-                         const char *message) {
-    char text[8192];
+/* g_full with edit_from replaced by edit_to, written as bad.ini; returns its path. */
+static const char *edited_config(const char *edit_from, const char *edit_to) {
+    static char text[16384];
     const char *at = strstr(g_full, edit_from);
     assert_non_null(at);
     snprintf(text, sizeof text, "%.*s%s%s", (int)(at - g_full), g_full, edit_to,
              at + strlen(edit_from));
+    return write_config("bad.ini", text);
+}
+
+static void expect_error(const char *edit_from, const char *edit_to, ldm_status want,
+                         const char *message) {
+    const char *path = edited_config(edit_from, edit_to);
     ldm_run_config c;
-    const char *path = write_config("bad.ini", text);
     assert_status(ldm_run_config_read(path, &c), want);
     assert_contains(ldm_last_error(), message);
 }
@@ -258,6 +263,45 @@ static void epochs_become_steps(void **state) {
     assert_int_equal(c.max_steps, 7);
 }
 
+/* A path or caption extension too long for its field is an error naming file, line and key;
+ * one that just fits is kept whole. They used to be cut silently. */
+static void long_values_are_errors_not_cut(void **state) {
+    (void)state;
+    char edit[4200], abs_path[LDM_RUN_PATH];
+    memset(abs_path, 'p', sizeof abs_path - 1); /* 4095 bytes: fits */
+    abs_path[0] = '/';
+    abs_path[sizeof abs_path - 1] = 0;
+    snprintf(edit, sizeof edit, "path = %s\n", abs_path);
+    ldm_run_config c;
+    assert_status(ldm_run_config_read(edited_config("path = data/fashion\n", edit), &c), LDM_OK);
+    assert_string_equal(c.dataset_path, abs_path);
+    snprintf(edit, sizeof edit, "path = %sq\n", abs_path); /* 4096 bytes */
+    expect_error("path = data/fashion\n", edit, LDM_ERR_FORMAT,
+                 "bad.ini:3: [dataset] path: the path is 4096 bytes, more than the 4095 a path "
+                 "may have");
+    /* relative: the config's folder counts */
+    snprintf(edit, sizeof edit, "vocab = %s\n", abs_path + 10);
+    expect_error("vocab = ../vocab/bpe.txt.gz\n", edit, LDM_ERR_FORMAT,
+                 "bad.ini:31: [text] vocab: the path is ");
+    assert_contains(ldm_last_error(), " bytes with the config's folder before it, more than the "
+                                      "4095 a path may have");
+
+    const char *ext31 = ".012345678901234567890123456789"; /* 31 bytes: fits */
+    snprintf(edit, sizeof edit, "random_flip = no\ncaption_extension = %s\n", ext31);
+    assert_status(ldm_run_config_read(edited_config("random_flip = no\n", edit), &c), LDM_OK);
+    assert_string_equal(c.caption_extension, ext31);
+    snprintf(edit, sizeof edit, "random_flip = no\ncaption_extension = %s0\n", ext31);
+    expect_error("random_flip = no\n", edit, LDM_ERR_FORMAT,
+                 "bad.ini:7: [dataset] caption_extension = .0123456789012345678901234567890...: "
+                 "32 bytes, more than the 31 allowed");
+
+    char long_name[5001];
+    memset(long_name, 'c', 5000);
+    long_name[5000] = 0;
+    assert_status(ldm_run_config_read(long_name, &c), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "is 5000 bytes, more than the 4095 a path may have");
+}
+
 static int setup(void **state) {
     (void)state;
     char *dir = test_make_tmpdir("runcfg");
@@ -308,6 +352,7 @@ int main(void) {
         cmocka_unit_test(latent_patch_is_pixel_unshuffle),
         cmocka_unit_test(clip_folder_sizes_the_text),
         cmocka_unit_test(errors_name_file_line_and_key),
+        cmocka_unit_test(long_values_are_errors_not_cut),
         cmocka_unit_test(epochs_become_steps),
         cmocka_unit_test(latent_statistics),
     };

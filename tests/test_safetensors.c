@@ -1,18 +1,23 @@
 /* tests/test_safetensors.c: the safetensors writer and the strict reader: a round trip with
  * metadata, F16/BF16/F64/I32 conversion, and every malformed file the reference parser rejects,
  * each with a message naming the file and, where there is one, the tensor. Also the JSON parser's
- * strictness, and the atomic writes every file of ldmcl goes through (src/core/atomic_file.c). */
+ * strictness, and the atomic writes every file of ldmcl goes through (src/core/atomic_file.c),
+ * whose errors say why a write failed; the SHA-256 of the data that ldmcl's files carry. */
 #include <dirent.h>
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "internal.h"
 #include "json.h"
+#include "ldmcl/image.h"
 #include "ldmcl/safetensors.h"
+#include "sha256.h"
 #include "test_util.h"
 
 static char *g_dir;
@@ -70,6 +75,27 @@ static void round_trip(void **state) {
     assert_status(ldm_safetensors_metadata_u64(st, "missing", &n), LDM_ERR_FORMAT);
     assert_contains(ldm_last_error(), "model.safetensors' has no metadata missing");
     assert_int_equal(n, 1200);
+    ldm_safetensors_close(st);
+    /* digits only: strtoull alone takes " -1" as 2^64 - 1 */
+    const char *numbers[] = {"neg",   " -1",
+                             "plus",  "+5",
+                             "space", " 5",
+                             "trail", "5 ",
+                             "big",   "18446744073709551616",
+                             "max",   "18446744073709551615",
+                             NULL};
+    assert_status(ldm_safetensors_write(path, e, 2, numbers), LDM_OK);
+    assert_status(ldm_safetensors_open(path, &st), LDM_OK);
+    for (int i = 0; i < 5; i++) {
+        n = 1200;
+        assert_status(ldm_safetensors_metadata_u64(st, numbers[2 * i], &n), LDM_ERR_FORMAT);
+        assert_contains(ldm_last_error(), "is not a whole number");
+        assert_int_equal(n, 1200);
+    }
+    assert_status(ldm_safetensors_metadata_u64(st, "max", &n), LDM_OK);
+    assert_true(n == UINT64_MAX);
+    ldm_safetensors_close(st);
+    assert_status(ldm_safetensors_open(path, &st), LDM_OK);
     const ldm_st_tensor *t = ldm_safetensors_find(st, "weight");
     assert_non_null(t);
     assert_int_equal(t->ndim, 2);
@@ -291,6 +317,142 @@ static void writes_are_atomic(void **state) {
     assert_contains(ldm_last_error(), "no/such/a.safetensors'");
 }
 
+/* A write that fails says why: under a file size limit (SIGXFSZ ignored, so write fails with
+ * EFBIG) the safetensors and PNG writers and ldm_atomic_printf report "File too large" and leave
+ * no temporary; they used to say "a write error", errno lost. */
+static void write_errors_say_why(void **state) {
+    (void)state;
+    char dir[4200], path[4300];
+    snprintf(dir, sizeof dir, "%s/limited", g_dir);
+    assert_int_equal(ldm_mkdirs(dir), 0);
+    enum { N = 32768 }; /* 128 KiB of floats */
+    float *v = calloc(N, sizeof *v);
+    uint8_t *px = malloc(3 * 200 * 200);
+    assert_non_null(v);
+    assert_non_null(px);
+    uint32_t x = 12345;
+    for (int i = 0; i < 3 * 200 * 200; i++) /* noise: the PNG stays over 100 KiB */
+        px[i] = (uint8_t)((x = x * 1664525u + 1013904223u) >> 24);
+    int64_t shape[1] = {N};
+    ldm_st_entry e[1] = {{"big", 1, shape, v}};
+    ldm_image img = {200, 200, 3, px};
+
+    struct rlimit old, small;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small = old;
+    small.rlim_cur = 64 << 10;
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    snprintf(path, sizeof path, "%s/big.safetensors", dir);
+    ldm_status st_write = ldm_safetensors_write(path, e, 1, NULL);
+    char st_message[1024];
+    snprintf(st_message, sizeof st_message, "%s", ldm_last_error());
+    snprintf(path, sizeof path, "%s/big.png", dir);
+    ldm_status png_write = ldm_png_write(path, &img, NULL);
+    char png_message[1024];
+    snprintf(png_message, sizeof png_message, "%s", ldm_last_error());
+    snprintf(path, sizeof path, "%s/big.txt", dir);
+    ldm_atomic_file a;
+    ldm_status text_open = ldm_atomic_open(&a, path), text_write = LDM_ERR_IO;
+    if (text_open == LDM_OK) {
+        for (int i = 0; i < 20000; i++)
+            ldm_atomic_printf(&a, "line %d\n", i);
+        text_write = ldm_atomic_commit(&a, 1);
+    }
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, old_handler);
+
+    assert_int_equal(st_write, LDM_ERR_IO);
+    assert_contains(st_message, "big.safetensors' failed: File too large");
+    assert_int_equal(png_write, LDM_ERR_IO);
+    assert_contains(png_message, "big.png' failed: File too large");
+    assert_status(text_open, LDM_OK);
+    assert_int_equal(text_write, LDM_ERR_IO);
+    assert_contains(ldm_last_error(), "big.txt' failed: File too large");
+    assert_int_equal(files_in(dir), 0);
+    free(v);
+    free(px);
+}
+
+/* bytes[0..len) written as dir/name; returns the path (static buffer). */
+static const char *write_bytes(const char *name, const unsigned char *bytes, size_t len) {
+    static char path[4300];
+    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    test_write_file(path, bytes, len);
+    return path;
+}
+
+/* Every file ldmcl writes carries the SHA-256 of its data section (ldmcl.sha256), checked on
+ * opening: a flipped data bit, a changed checksum digit or a broken header is an error naming the
+ * file; a file without the key (other writers, older ldmcl) opens as before; a caller cannot set
+ * the key. */
+static void checksum_catches_damage(void **state) {
+    (void)state;
+    float a[5] = {1, 2, 3, 4, 5}, b[3] = {-1, 0.5f, 7};
+    int64_t sa[1] = {5}, sb[1] = {3};
+    ldm_st_entry e[2] = {{"a", 1, sa, a}, {"b", 1, sb, b}};
+    const char *meta[] = {"step", "7", NULL};
+    char path[4300];
+    snprintf(path, sizeof path, "%s/sum.safetensors", g_dir);
+    assert_status(ldm_safetensors_write(path, e, 2, meta), LDM_OK);
+    ldm_safetensors *st;
+    assert_status(ldm_safetensors_open(path, &st), LDM_OK);
+    assert_string_equal(ldm_safetensors_metadata(st, "step"), "7");
+    const char *stored = ldm_safetensors_metadata(st, "ldmcl.sha256");
+    assert_non_null(stored);
+    size_t len;
+    unsigned char *bytes = test_read_file(path, &len);
+    size_t data = 8 + (size_t)bytes[0] + ((size_t)bytes[1] << 8); /* a small header */
+    assert_int_equal(len - data, 32);                             /* 8 floats */
+    ldm_sha256 sha;
+    unsigned char digest[32];
+    char hex[65];
+    ldm_sha256_init(&sha);
+    ldm_sha256_update(&sha, bytes + data, len - data);
+    ldm_sha256_final(&sha, digest);
+    ldm_sha256_hex(digest, hex);
+    assert_string_equal(stored, hex); /* of the bytes after the header */
+    ldm_safetensors_close(st);
+
+    const char *why = "the tensor data do not match its SHA-256 (the file is damaged: bit flip or "
+                      "partial copy)";
+    bytes[len - 1] ^= 0x01; /* one bit of b[2] */
+    expect_bad(write_bytes("bitflip.safetensors", bytes, len), why);
+    bytes[len - 1] ^= 0x01;
+    char *digits = strstr((char *)bytes + 8, "\"ldmcl.sha256\":\"");
+    assert_non_null(digits);
+    digits += strlen("\"ldmcl.sha256\":\"");
+    char first = digits[0];
+    digits[0] = first == '0' ? '1' : '0'; /* the stored checksum itself */
+    expect_bad(write_bytes("digit.safetensors", bytes, len), why);
+    digits[0] = 'G';
+    expect_bad(write_bytes("notsum.safetensors", bytes, len), "is not 64 lower-case hex digits");
+    digits[0] = first;
+    digits[-1] = 'x'; /* the quote before the digits: no longer JSON */
+    expect_bad(write_bytes("header.safetensors", bytes, len), "invalid header JSON");
+    digits[-1] = '"';
+    assert_status(ldm_safetensors_open(write_bytes("fixed.safetensors", bytes, len), &st), LDM_OK);
+    ldm_safetensors_close(st);
+    free(bytes);
+
+    /* no checksum: opens as before */
+    const char *h = "{\"__metadata__\":{\"step\":\"3\"},"
+                    "\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+    float f[2] = {4, 5}, got[2];
+    assert_status(ldm_safetensors_open(craft("nosum.safetensors", h, f, 8), &st), LDM_OK);
+    assert_null(ldm_safetensors_metadata(st, "ldmcl.sha256"));
+    assert_status(ldm_safetensors_read_f32(st, ldm_safetensors_find(st, "t"), got), LDM_OK);
+    assert_true(got[0] == 4.0f && got[1] == 5.0f);
+    ldm_safetensors_close(st);
+
+    /* the key is ldmcl's: a caller passing it is refused and nothing is written */
+    const char *own[] = {"step", "7", "ldmcl.sha256", "0000", NULL};
+    snprintf(path, sizeof path, "%s/own.safetensors", g_dir);
+    assert_status(ldm_safetensors_write(path, e, 2, own), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "the metadata key ldmcl.sha256 is ldmcl's own");
+    assert_false(test_file_exists(path));
+}
+
 static void json_is_strict(void **state) {
     (void)state;
     const char *bad[] = {"",
@@ -335,6 +497,60 @@ static void json_is_strict(void **state) {
     ldm_json_free(j);
 }
 
+/* 200,000 tensors of one float each, with __metadata__ in the middle: the file opens, every
+ * tensor is found by name at its place, a name that is not there is not found, and a duplicate
+ * name after all of them is still refused. The duplicate checks and the lookups go through a
+ * hash index: this took minutes when each key was compared with every earlier one. */
+static void many_tensors_open_and_are_found(void **state) {
+    (void)state;
+    enum { N = 200000 };
+    const size_t cap = (size_t)N * 96 + 256;
+    char *h = malloc(cap);
+    float *data = malloc((size_t)N * sizeof *data);
+    assert_non_null(h);
+    assert_non_null(data);
+    size_t len = 0;
+    h[len++] = '{';
+    for (size_t i = 0; i < N; i++) {
+        if (i) h[len++] = ',';
+        if (i == N / 2)
+            len += (size_t)snprintf(h + len, cap - len, "\"__metadata__\":{\"k\":\"v\"},");
+        len += (size_t)snprintf(h + len, cap - len,
+                                "\"down.%zu.weight\":{\"dtype\":\"F32\",\"shape\":[1],"
+                                "\"data_offsets\":[%zu,%zu]}",
+                                i, 4 * i, 4 * i + 4);
+        data[i] = (float)i;
+    }
+    snprintf(h + len, cap - len, "}");
+    ldm_safetensors *st;
+    const char *path = craft("many.safetensors", h, data, (size_t)N * sizeof *data);
+    assert_status(ldm_safetensors_open(path, &st), LDM_OK);
+    assert_int_equal(ldm_safetensors_count(st), N);
+    assert_string_equal(ldm_safetensors_metadata(st, "k"), "v");
+    assert_null(ldm_safetensors_find(st, "__metadata__"));
+    assert_null(ldm_safetensors_find(st, "down.200000.weight"));
+    assert_null(ldm_safetensors_find(st, "down.1.weigh"));
+    for (size_t i = 0; i < N; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "down.%zu.weight", i);
+        const ldm_st_tensor *t = ldm_safetensors_find(st, name);
+        if (!t || strcmp(t->name, name) || t->begin != 4 * i)
+            fail_msg("tensor '%s' not found at its place (got '%s')", name, t ? t->name : "none");
+    }
+    float v;
+    const ldm_st_tensor *last = ldm_safetensors_find(st, "down.199999.weight");
+    assert_status(ldm_safetensors_read_f32(st, last, &v), LDM_OK);
+    assert_true(v == 199999.0f);
+    ldm_safetensors_close(st);
+
+    /* the same with the first name again at the end */
+    snprintf(h + len, cap - len,
+             ",\"down.0.weight\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}");
+    expect_bad(craft("many_dup.safetensors", h, data, (size_t)N * sizeof *data), "duplicate key");
+    free(h);
+    free(data);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip),
@@ -342,6 +558,9 @@ int main(void) {
         cmocka_unit_test(rejects_malformed_files),
         cmocka_unit_test(json_is_strict),
         cmocka_unit_test(writes_are_atomic),
+        cmocka_unit_test(write_errors_say_why),
+        cmocka_unit_test(checksum_catches_damage),
+        cmocka_unit_test(many_tensors_open_and_are_found),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

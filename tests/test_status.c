@@ -1,10 +1,12 @@
 /* tests/test_status.c: status names, OpenCL/CLBlast error names, the kept error message, the
- * SHA-256 that keys the kernel cache, and byte formatting. No device needed. */
+ * SHA-256 that keys the kernel cache, the SipHash of the JSON key index, and byte formatting. No
+ * device needed. */
 #include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
 #include "sha256.h"
+#include "siphash.h"
 #include "test_util.h"
 
 static void status_names(void **state) {
@@ -113,6 +115,22 @@ static void sha256_fields_do_not_run_together(void **state) {
     assert_memory_not_equal(da, db, 32);
 }
 
+static void siphash_vectors(void **state) {
+    (void)state;
+    /* the paper's test key 00 01 .. 0f: the empty message, and its example 00 01 .. 0e */
+    unsigned char key[16], msg[15];
+    for (int i = 0; i < 16; i++)
+        key[i] = (unsigned char)i;
+    memcpy(msg, key, sizeof msg);
+    assert_true(ldm_siphash24(key, msg, 0) == 0x726fdb47dd0e0e31ull);
+    assert_true(ldm_siphash24(key, msg, 15) == 0xa129ca6149be45e5ull);
+    unsigned char k1[16], k2[16];
+    ldm_siphash_key(k1);
+    ldm_siphash_key(k2);
+    assert_memory_not_equal(k1, k2, sizeof k1);
+    assert_true(ldm_siphash24(k1, "abc", 3) != ldm_siphash24(k2, "abc", 3));
+}
+
 static void format_bytes(void **state) {
     (void)state;
     char b[32];
@@ -129,6 +147,7 @@ int main(void) {
         cmocka_unit_test(kept_message),
         cmocka_unit_test(sha256_vectors),
         cmocka_unit_test(sha256_fields_do_not_run_together),
+        cmocka_unit_test(siphash_vectors),
         cmocka_unit_test(format_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sha256.h"
 #include "test_util.h"
 
 static char g_dir[1024];
@@ -101,7 +102,7 @@ static ldm_status run(const char *ini, int resume, int stop_after) {
     return run_stopping(ini, resume, stop_after, 0);
 }
 
-/* A whole text file, NUL-terminated (test_read_file's buffer is not). */
+/* A whole text file as a string. */
 static char *read_text(const char *path) {
     size_t len;
     unsigned char *bytes = test_read_file(path, &len);
@@ -473,8 +474,9 @@ static void stale_cache_and_bad_checkpoints(void **state) {
     assert_false(exists("other", "checkpoints/latest"));
 }
 
-/* A latent cache whose values are NaN (as a corrupted file would give): the loss of the first
- * step after the resume is not finite; the run stops naming the step and writes no checkpoint. */
+/* A latent cache whose values are NaN (as a diverged autoencoder would give; the checksum made
+ * to match): the loss of the first step after the resume is not finite; the run stops naming the
+ * step and writes no checkpoint. A cache that fails its checksum is rebuilt. */
 static void non_finite_loss_stops_the_run(void **state) {
     (void)state;
     char ini[4400], path[4400];
@@ -494,6 +496,16 @@ static void non_finite_loss_stops_the_run(void **state) {
         header = header << 8 | bytes[i];
     assert_true(8 + header + end <= len);
     memset(bytes + 8 + header + begin, 0xff, end - begin); /* NaN */
+    ldm_sha256 sha;
+    unsigned char digest[32];
+    char hex[65];
+    ldm_sha256_init(&sha);
+    ldm_sha256_update(&sha, bytes + 8 + header, len - 8 - header);
+    ldm_sha256_final(&sha, digest);
+    ldm_sha256_hex(digest, hex);
+    char *sum = strstr((char *)bytes + 8, "\"ldmcl.sha256\":\"");
+    assert_non_null(sum);
+    memcpy(sum + strlen("\"ldmcl.sha256\":\""), hex, 64);
     test_write_file(path, bytes, len);
     free(bytes);
     assert_int_not_equal(run(ini, 1, 0), LDM_OK);
@@ -505,10 +517,23 @@ static void non_finite_loss_stops_the_run(void **state) {
     assert_true(exists("nan", "checkpoints/checkpoint-00000002.safetensors"));
     assert_false(exists("nan", "checkpoints/checkpoint-00000004.safetensors"));
     assert_false(exists("nan", "model/model.ini"));
+
+    /* the NaN cache with one more bit flipped: its checksum fails, it is rebuilt from the
+     * autoencoder and the run goes on */
+    snprintf(path, sizeof path, "%s/nan/latents.safetensors", g_dir);
+    bytes = test_read_file(path, &len);
+    bytes[8 + header + begin] ^= 0x01;
+    test_write_file(path, bytes, len);
+    free(bytes);
+    assert_status(run(ini, 1, 2), LDM_OK);
+    assert_contains(test_log_text(), "latents.safetensors is damaged (");
+    assert_contains(test_log_text(), "the tensor data do not match its SHA-256");
+    assert_true(exists("nan", "checkpoints/checkpoint-00000004.safetensors"));
 }
 
-/* Every file the run needs is checked before the first step: a missing vocabulary or a bad
- * validation prompt stops the run before stage one writes anything. */
+/* Every file the run needs is checked before the first step: a missing vocabulary or a damaged
+ * autoencoder checkpoint stops the run before anything is written; a damaged finished
+ * autoencoder in the output folder is an error that changes nothing. */
 static void inputs_checked_before_the_first_step(void **state) {
     (void)state;
     char ini[4400];

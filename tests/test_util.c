@@ -84,6 +84,7 @@ unsigned char *test_read_file(const char *path, size_t *len) {
     unsigned char *buf = malloc((size_t)n + 1);
     assert_non_null(buf);
     assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = 0;
     fclose(f);
     *len = (size_t)n;
     return buf;

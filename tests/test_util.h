@@ -43,7 +43,8 @@ void test_capture_log(void *user, ldm_log_level level, const char *message);
  * 2 heads): fast enough for pocl, with every kind of block. */
 ldm_unet_config test_small_unet(int text_embed_dim, int num_timesteps, int num_down_layers);
 
-/* Reads a whole file into a malloc'ed buffer; fails the test if it cannot. */
+/* Reads a whole file into a malloc'ed buffer, NUL-terminated (the NUL not counted in len);
+ * fails the test if it cannot. */
 unsigned char *test_read_file(const char *path, size_t *len);
 void test_write_file(const char *path, const void *data, size_t len);
 /* Runs a shell command, its output (up to size - 1 bytes) into text, NUL-terminated; returns its

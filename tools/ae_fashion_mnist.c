@@ -54,7 +54,7 @@ static int parse(int argc, char **argv, options *o) {
                    .size = "mnist",
                    .data = "/usr/share/datasets/fashion-mnist",
                    .seed = 1111};
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int used = 1;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -94,7 +94,6 @@ static int parse(int argc, char **argv, options *o) {
             fprintf(stderr, "ae-fashion-mnist: unknown option or missing value: %s\n", a);
             return -1;
         }
-        i++;
     }
     if (o->steps < 1 || o->batch < 1 || o->eval < 0 || o->log_every < 1 || !(o->lr > 0) ||
         (strcmp(o->kind, "vqvae") && strcmp(o->kind, "vae")) ||
@@ -228,8 +227,7 @@ int main(int argc, char **argv) {
     uint64_t rng = o.seed;
     shuffle(order, n_train, &rng);
     size_t pos = 0;
-    double t0 = now_s(), sum_recon = 0;
-    int n_recon = 0;
+    double t0 = now_s();
     for (int s = 1; s <= o.steps; s++) {
         for (int b = 0; b < o.batch; b++) {
             if (pos == n_train) {
@@ -245,8 +243,6 @@ int main(int argc, char **argv) {
         st = ldm_ae_trainer_step(t, batch, log ? &l : NULL);
         if (st != LDM_OK) return fail(st, "training");
         if (log) {
-            sum_recon += l.recon;
-            n_recon++;
             double el = now_s() - t0;
             printf("step %5d  recon %.5f  %s %.5f  commit %.5f  g_adv %.4f  d %.4f  codebook used "
                    "%d/%d  %.2f s/step\n",

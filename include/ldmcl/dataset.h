@@ -7,7 +7,9 @@
  *   and is dropped.
  *   Images: read when used (PNG, JPEG), resized and center-cropped to size x size as the
  *   reference's torchvision transform, optionally mirrored; an unreadable one is an error naming
- *   the file, which a trainer skips and counts. No images at all is an error.
+ *   the file, which a trainer skips and counts. No images at all is an error. Only regular files
+ *   are read: an image name that is a FIFO, device or socket is skipped with a warning naming
+ *   it, a caption file that is one gives the empty caption with a warning.
  * Random choices (caption, flip) come from a key the caller gives, so a resumed run repeats them.
  */
 #ifndef LDMCL_DATASET_H

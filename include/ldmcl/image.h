@@ -29,7 +29,8 @@ typedef struct ldm_image_limits {
 
 /* Reads a PNG as channels = 1 (gray; color converted as PIL's "L": (19595 R + 38470 G + 7471 B +
  * 2^15) >> 16) or 3 (RGB; gray is replicated); alpha is dropped and 16-bit samples are reduced
- * to 8. limits may be NULL (the defaults). Errors name the file and what is wrong (not a PNG,
+ * to 8. limits may be NULL (the defaults). Ancillary chunks (text, ICC profile, Exif, gamma) are
+ * skipped unread, whatever size they declare. Errors name the file and what is wrong (not a PNG,
  * truncated, corrupt, too large); nothing is allocated then. */
 ldm_status ldm_png_read(const char *path, int channels, const ldm_image_limits *limits,
                         ldm_image *out);
@@ -39,7 +40,8 @@ ldm_status ldm_png_read(const char *path, int channels, const ldm_image_limits *
 ldm_status ldm_png_write(const char *path, const ldm_image *img, const char *const *text_pairs);
 
 /* Reads a baseline or progressive JPEG (gray, YCbCr or RGB; not CMYK) as 1 or 3 channels, with
- * the same limits and errors. */
+ * the same limits and errors; a file of more than 100 scans is refused (a progressive one has
+ * about 10, and each scan costs a pass over the whole image). */
 ldm_status ldm_jpeg_read(const char *path, int channels, const ldm_image_limits *limits,
                          ldm_image *out);
 

@@ -46,6 +46,9 @@ ldm_status ldm_ini_int_list(ldm_ini *ini, const char *section, const char *key, 
 ldm_status ldm_ini_double_list(ldm_ini *ini, const char *section, const char *key, double min,
                                double max, double *out, int max_count, int *count);
 
+/* The line of key in section (for messages about its value), 0 when absent; marks nothing. */
+int ldm_ini_line(const ldm_ini *ini, const char *section, const char *key);
+
 /* LDM_OK, or an error listing every key no getter asked for (file:line [section] key). */
 ldm_status ldm_ini_check_unused(const ldm_ini *ini);
 

@@ -5,7 +5,9 @@
  * names, shapes against byte ranges (overflow-checked), offsets that tile the data buffer with no
  * gap and no overlap, and a file length that is exactly header + data. Every error names the file
  * and, where there is one, the tensor. F32, F16 and BF16 (and F64, I32, I64) read into F32.
- * The writer writes F32 to a temporary file and renames it into place. */
+ * The writer writes F32 to a temporary file and renames it into place, with the SHA-256 of the
+ * data section (every byte after the header) in the metadata as ldmcl.sha256 (lower-case hex);
+ * the reader checks it when a file has one, so a bit flip or a partial copy is an error. */
 #ifndef LDMCL_SAFETENSORS_H
 #define LDMCL_SAFETENSORS_H
 
@@ -62,8 +64,9 @@ const ldm_st_tensor *ldm_safetensors_at(const ldm_safetensors *st, size_t i);
 const ldm_st_tensor *ldm_safetensors_find(const ldm_safetensors *st, const char *name);
 /* A value of the __metadata__ map, or NULL. */
 const char *ldm_safetensors_metadata(const ldm_safetensors *st, const char *key);
-/* The metadata value of key as a whole decimal number (a step, a count): LDM_ERR_FORMAT naming
- * the file and the key when it is missing or not one. */
+/* The metadata value of key as a whole decimal number (a step, a count), digits only:
+ * LDM_ERR_FORMAT naming the file and the key when it is missing or not one (a sign, spaces, or
+ * more than 2^64 - 1). */
 ldm_status ldm_safetensors_metadata_u64(const ldm_safetensors *st, const char *key, uint64_t *out);
 const char *ldm_safetensors_path(const ldm_safetensors *st);
 const char *ldm_dtype_name(ldm_dtype d);
@@ -81,7 +84,8 @@ typedef struct ldm_st_entry {
 } ldm_st_entry;
 
 /* Writes F32 tensors (names unique) and string metadata (NULL-terminated pairs, may be NULL)
- * atomically: a temporary file next to path, fsync, rename. */
+ * atomically: a temporary file next to path, fsync, rename. The metadata gets ldmcl.sha256 too;
+ * passing that key is LDM_ERR_INVALID_ARGUMENT. */
 ldm_status ldm_safetensors_write(const char *path, const ldm_st_entry *entries, size_t n,
                                  const char *const *metadata_pairs);
 

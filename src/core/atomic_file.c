@@ -2,10 +2,13 @@
  * (checkpoints, safetensors, PNGs, model.ini, the kernel cache, the `latest` pointer): a new
  * temporary file next to the target, flushed and fsync'ed, then renamed onto it, then the folder
  * synced. The temporary file is created with O_EXCL and mode 0666 less the umask, so the result
- * has the permissions a plain fopen would give it, and two writers never share a temporary. */
+ * has the permissions a plain fopen would give it, and two writers never share a temporary. A
+ * failed write's errno is kept when it happens (ldm_atomic_write/printf), so that the error says
+ * why ("No space left on device", "File too large"), not just that a write failed. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -38,6 +41,24 @@ ldm_status ldm_atomic_open(ldm_atomic_file *a, const char *path) {
     return LDM_FAIL(LDM_ERR_IO, "cannot find a free temporary name next to '%s'", path);
 }
 
+int ldm_atomic_write(ldm_atomic_file *a, const void *data, size_t n) {
+    errno = 0;
+    if (n == 0 || fwrite(data, 1, n, a->f) == n) return 1;
+    if (!a->err) a->err = errno ? errno : EIO;
+    return 0;
+}
+
+int ldm_atomic_printf(ldm_atomic_file *a, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    errno = 0;
+    int n = vfprintf(a->f, fmt, ap);
+    va_end(ap);
+    if (n >= 0) return 1;
+    if (!a->err) a->err = errno ? errno : EIO;
+    return 0;
+}
+
 void ldm_atomic_abandon(ldm_atomic_file *a) {
     if (!a->f) return;
     fclose(a->f);
@@ -65,8 +86,13 @@ static void sync_folder(const char *path) {
 
 ldm_status ldm_atomic_commit(ldm_atomic_file *a, int ok) {
     if (!a->f) return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "'%s' is not being written", a->path);
-    int err = 0;
-    if (ok && (ferror(a->f) || fflush(a->f) != 0)) ok = 0, err = errno;
+    /* why a write failed: the errno kept when it failed, else what flushing the rest says */
+    int err = a->err;
+    if (err || ferror(a->f)) ok = 0;
+    if (fflush(a->f) != 0) {
+        if (!err) err = errno;
+        ok = 0;
+    }
     if (ok && fsync(fileno(a->f)) != 0) ok = 0, err = errno;
     if (fclose(a->f) != 0 && ok) ok = 0, err = errno;
     a->f = NULL;

@@ -186,7 +186,7 @@ void ldm_binary_cache_store(ldm_ctx *ctx, const char *key_hex, cl_program progra
         return;
     }
     size_t total = HEADER_BYTES + bin_len;
-    int ok = fwrite(file, 1, total, a.f) == total;
+    int ok = ldm_atomic_write(&a, file, total);
     free(file);
     if (ldm_atomic_commit(&a, ok) != LDM_OK) {
         store_failed(ctx, ldm_last_error());

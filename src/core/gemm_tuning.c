@@ -160,15 +160,15 @@ ldm_status ldm_gemm_tuning_save(ldm_ctx *ctx, const ldm_gemm_tuning *t, const ch
                         strerror(err));
     ldm_atomic_file a;
     LDM_TRY(ldm_atomic_open(&a, path));
-    int ok = fprintf(a.f, "%s\n# %s on %s, driver %s\n", HEADER, ctx->info.device_name,
-                     ctx->info.platform_name, ctx->info.driver_version) > 0;
-    if (comment && *comment) ok = ok && fprintf(a.f, "# %s\n", comment) > 0;
+    int ok = ldm_atomic_printf(&a, "%s\n# %s on %s, driver %s\n", HEADER, ctx->info.device_name,
+                               ctx->info.platform_name, ctx->info.driver_version);
+    if (comment && *comment) ok = ok && ldm_atomic_printf(&a, "# %s\n", comment);
     for (int i = 0; i < t->n && ok; i++) {
         const ldm_gemm_tuning_kernel *k = &t->kernels[i];
-        ok = fprintf(a.f, "%s", k->kernel) > 0;
+        ok = ldm_atomic_printf(&a, "%s", k->kernel);
         for (int j = 0; j < k->n && ok; j++)
-            ok = fprintf(a.f, " %s=%zu", k->names[j], k->values[j]) > 0;
-        ok = ok && fputc('\n', a.f) != EOF;
+            ok = ldm_atomic_printf(&a, " %s=%zu", k->names[j], k->values[j]);
+        ok = ok && ldm_atomic_write(&a, "\n", 1);
     }
     return ldm_atomic_commit(&a, ok);
 }

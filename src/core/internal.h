@@ -15,7 +15,8 @@
 /* Keeps "file:line: <message>" for this thread and returns st. */
 ldm_status ldm_fail_at(const char *file, int line, ldm_status st, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-ldm_status ldm_vfail_at(const char *file, int line, ldm_status st, const char *fmt, va_list ap);
+ldm_status ldm_vfail_at(const char *file, int line, ldm_status st, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 /* For a failed OpenCL call: "file:line: <call> failed: CL_NAME (code) while <what>. <hint>". */
 ldm_status ldm_cl_fail_at(const char *file, int line, cl_int err, const char *call, const char *fmt,
@@ -164,6 +165,12 @@ uint64_t ldm_ctx_free_bytes(const ldm_ctx *ctx, uint64_t *limit, const char **wh
 /* ---- small helpers (util.c) -------------------------------------------------------------- */
 
 char *ldm_strdup(const char *s);
+/* Opens path for reading ("rb") only when it is a regular file (symbolic links followed): a FIFO
+ * would block the open, or the reads, forever, and a device never ends. Opened without blocking,
+ * checked with fstat, then set back to blocking. 0 on success; otherwise *out is NULL and the
+ * result is errno (it could not be opened) or -1 (*kind says what it is instead: "a FIFO (named
+ * pipe)", "a folder", ...). */
+int ldm_open_regular(const char *path, FILE **out, const char **kind);
 /* Reads a whole file; *out is malloc'ed with a terminating NUL not counted in *len. */
 ldm_status ldm_read_file(const char *path, char **out, size_t *len);
 /* mkdir -p; 0 on success, else errno. */
@@ -171,15 +178,21 @@ int ldm_mkdirs(const char *path);
 /* How many of x[0..n) are NaN or infinite; *first (may be NULL) gets the first one's index. */
 size_t ldm_count_non_finite(const float *x, size_t n, size_t *first);
 
-/* Atomic file writes (src/core/atomic_file.c): open a temporary next to path, write through f,
- * then commit (ok = 0 when a write failed: the temporary is removed and the error names path)
- * or abandon. A reader sees the old file or the whole new one. */
+/* Atomic file writes (src/core/atomic_file.c): open a temporary next to path, write through
+ * ldm_atomic_write/printf (or f), then commit (ok = 0 when a write failed: the temporary is
+ * removed and the error names path and why: "No space left on device") or abandon. A reader
+ * sees the old file or the whole new one. */
 typedef struct ldm_atomic_file {
     FILE *f;
+    int err; /* errno of the first write that failed through ldm_atomic_write/printf, else 0 */
     char path[4096];
     char tmp[4160];
 } ldm_atomic_file;
 ldm_status ldm_atomic_open(ldm_atomic_file *a, const char *path);
+/* Write through a->f; on failure keep errno for the commit's message. 1 when all was written. */
+int ldm_atomic_write(ldm_atomic_file *a, const void *data, size_t n);
+int ldm_atomic_printf(ldm_atomic_file *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 ldm_status ldm_atomic_commit(ldm_atomic_file *a, int ok);
 void ldm_atomic_abandon(ldm_atomic_file *a);
 /* Case-insensitive substring test. */

@@ -23,6 +23,8 @@ static void message_reserve(size_t need) {
     g_message_cap = cap;
 }
 
+static void message_set_v(const char *prefix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 static void message_set_v(const char *prefix, const char *fmt, va_list ap) {
     va_list ap2;
     va_copy(ap2, ap);

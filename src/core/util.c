@@ -1,13 +1,15 @@
-/* src/core/util.c: small host helpers the runtime shares: strings, whole-file reads, mkdir -p,
- * counting non-finite values. */
+/* src/core/util.c: small host helpers the runtime shares: strings, whole-file reads, opening
+ * regular files only, mkdir -p, counting non-finite values. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -17,6 +19,42 @@ char *ldm_strdup(const char *s) {
     char *p = malloc(n);
     if (p) memcpy(p, s, n);
     return p;
+}
+
+static const char *file_kind(mode_t m) {
+    if (S_ISDIR(m)) return "a folder";
+    if (S_ISFIFO(m)) return "a FIFO (named pipe)";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISSOCK(m)) return "a socket";
+    return "something else";
+}
+
+int ldm_open_regular(const char *path, FILE **out, const char **kind) {
+    *out = NULL;
+    *kind = "";
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO's open returns at once */
+    if (fd < 0) return errno;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int err = errno;
+        close(fd);
+        return err;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        *kind = file_kind(sb.st_mode);
+        close(fd);
+        return -1;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags != -1) (void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    *out = fdopen(fd, "rb");
+    if (!*out) {
+        int err = errno;
+        close(fd);
+        return err;
+    }
+    return 0;
 }
 
 ldm_status ldm_read_file(const char *path, char **out, size_t *len) {

@@ -12,6 +12,7 @@
 #include "ldmcl/dataset.h"
 
 #define WARN_MAX 10 /* warnings of one kind printed before a summary */
+#define EXT_MAX 32  /* a caption extension's bytes, with the NUL */
 
 typedef struct item {
     char *path;
@@ -21,10 +22,10 @@ typedef struct item {
 
 struct ldm_dataset {
     ldm_dataset_options o;
-    char ext[32];
+    char ext[EXT_MAX];
     item *items;
     size_t n, cap;
-    size_t missing_captions, bad_lines;
+    size_t missing_captions, bad_lines, skipped_names;
 };
 
 static void warn(const ldm_dataset *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -75,11 +76,23 @@ static ldm_status scan(ldm_dataset *d, const char *dir, int depth) {
     while (st == LDM_OK && (e = readdir(h)) != NULL) {
         if (e->d_name[0] == '.') continue;
         char path[4096];
-        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path) continue;
-        if (is_dir(path))
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path) {
+            if (is_image_name(e->d_name) && d->skipped_names++ < WARN_MAX)
+                warn(d, "'%s/%s' is a path of more than %zu bytes: skipped", dir, e->d_name,
+                     sizeof path - 1);
+            continue;
+        }
+        struct stat sb;
+        int known = stat(path, &sb) == 0; /* else (a broken link) the read names the error */
+        if (known && S_ISDIR(sb.st_mode))
             st = scan(d, path, depth + 1);
-        else if (is_image_name(e->d_name))
+        else if (!is_image_name(e->d_name))
+            continue;
+        else if (!known || S_ISREG(sb.st_mode))
             st = add_item(d, path);
+        else if (d->skipped_names++ < WARN_MAX) /* a FIFO would block the reader forever */
+            warn(d, "'%s' is %s, not a regular file: skipped", path,
+                 S_ISFIFO(sb.st_mode) ? "a FIFO (named pipe)" : "a device or a socket");
     }
     closedir(h);
     return st;
@@ -121,19 +134,29 @@ static int valid_utf8(const unsigned char *s, size_t n) {
 
 /* Reads the caption lines of it from path; a missing file leaves it without captions. */
 static ldm_status read_captions(ldm_dataset *d, item *it, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (d->missing_captions++ < WARN_MAX)
+    FILE *f;
+    const char *kind;
+    int err = ldm_open_regular(path, &f, &kind);
+    if (err) {
+        if (d->missing_captions++ >= WARN_MAX) return LDM_OK;
+        if (err < 0)
+            warn(d,
+                 "the caption file '%s' is %s, not a regular file: the empty caption is used "
+                 "for '%s'",
+                 path, kind, it->path);
+        else
             warn(d, "no caption for '%s' (looked for '%s'): the empty caption is used", it->path,
                  path);
         return LDM_OK;
     }
-    char line[8192];
+    char *line = NULL; /* a whole line, however long: one line is one caption */
+    size_t line_cap = 0;
+    ssize_t got;
     int lineno = 0;
     ldm_status st = LDM_OK;
-    while (st == LDM_OK && fgets(line, sizeof line, f)) {
+    while (st == LDM_OK && (got = getline(&line, &line_cap, f)) >= 0) {
         lineno++;
-        size_t n = strlen(line);
+        size_t n = (size_t)got;
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
                          line[n - 1] == '\t'))
             line[--n] = 0;
@@ -154,6 +177,9 @@ static ldm_status read_captions(ldm_dataset *d, item *it, const char *path) {
         it->captions = caps;
         it->captions[it->n_captions++] = copy;
     }
+    if (st == LDM_OK && ferror(f) && d->bad_lines++ < WARN_MAX)
+        warn(d, "%s: a read error after line %d; the rest is ignored", path, lineno);
+    free(line);
     fclose(f);
     return st;
 }
@@ -178,10 +204,16 @@ ldm_status ldm_dataset_open(const char *dir, const ldm_dataset_options *o, ldm_d
     if (o->size < 1 || (o->channels != 1 && o->channels != 3))
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "dataset '%s': size %d, %d channels (1 or 3)",
                         dir, o->size, o->channels);
+    const char *ext = o->caption_ext ? o->caption_ext : ".txt";
+    if (strlen(ext) >= EXT_MAX)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "dataset '%s': the caption extension '%.40s...' is %zu bytes, more than "
+                        "the %zu allowed",
+                        dir, ext, strlen(ext), (size_t)EXT_MAX - 1);
     ldm_dataset *d = calloc(1, sizeof *d);
     if (!d) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     d->o = *o;
-    snprintf(d->ext, sizeof d->ext, "%s", o->caption_ext ? o->caption_ext : ".txt");
+    snprintf(d->ext, sizeof d->ext, "%s", ext);
     char images[4096];
     snprintf(images, sizeof images, "%s/CelebA-HQ-img", dir);
     int celeb = is_dir(images);
@@ -202,6 +234,9 @@ ldm_status ldm_dataset_open(const char *dir, const ldm_dataset_options *o, ldm_d
         warn(d, "%zu of %zu images have no caption file in all", d->missing_captions, d->n);
     if (st == LDM_OK && d->bad_lines > WARN_MAX)
         warn(d, "%zu caption lines were not UTF-8 in all", d->bad_lines);
+    if (st == LDM_OK && d->skipped_names > WARN_MAX)
+        warn(d, "%zu image names were skipped in all (not regular files, or too long)",
+             d->skipped_names);
     if (st != LDM_OK) {
         ldm_dataset_destroy(d);
         return st;

@@ -6,14 +6,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "image_internal.h"
 #include "internal.h"
 #include "ldmcl/image.h"
+
+ldm_status ldm_image_open(const char *path, FILE **f) {
+    const char *kind;
+    int err = ldm_open_regular(path, f, &kind);
+    if (err < 0)
+        return LDM_FAIL(LDM_ERR_FORMAT, "the image '%s' is %s, not a regular file: not read", path,
+                        kind);
+    if (err > 0)
+        return LDM_FAIL(LDM_ERR_NOT_FOUND, "cannot open the image '%s': %s", path, strerror(err));
+    return LDM_OK;
+}
 
 ldm_status ldm_image_read(const char *path, int channels, const ldm_image_limits *limits,
                           ldm_image *out) {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f) return LDM_FAIL(LDM_ERR_NOT_FOUND, "cannot open the image '%s'", path);
+    FILE *f;
+    LDM_TRY(ldm_image_open(path, &f));
     unsigned char head[8] = {0};
     size_t n = fread(head, 1, sizeof head, f);
     fclose(f);

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
@@ -12,6 +13,11 @@
 /* The limits of ldm_image_limits' zero fields. */
 #define LDM_IMAGE_DEFAULT_MAX_SIDE 16384
 #define LDM_IMAGE_DEFAULT_MAX_PIXELS (64ull << 20)
+
+/* Opens an image file for reading, only when it is a regular file (ldm_open_regular): a FIFO
+ * named *.png must not block a reader. LDM_ERR_NOT_FOUND when it cannot be opened,
+ * LDM_ERR_FORMAT when it is not a regular file; both name the file. (image.c) */
+ldm_status ldm_image_open(const char *path, FILE **f);
 
 /* A reader's common start: the output cleared, the channel count checked. */
 static inline ldm_status ldm_image_read_begin(const char *path, int channels, ldm_image *out) {

@@ -235,6 +235,13 @@ static entry *find(ldm_ini *ini, const char *section, const char *key) {
     return NULL;
 }
 
+int ldm_ini_line(const ldm_ini *ini, const char *section, const char *key) {
+    for (size_t i = 0; i < ini->n; i++)
+        if (!strcmp(ini->e[i].section, section) && !strcmp(ini->e[i].key, key))
+            return ini->e[i].line;
+    return 0;
+}
+
 #define BAD_VALUE(e, ...)                                                                          \
     do {                                                                                           \
         char why_[256];                                                                            \

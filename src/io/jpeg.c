@@ -1,7 +1,8 @@
 /* src/io/jpeg.c: JPEG reading through libjpeg-turbo (see ldmcl/image.h). libjpeg reports errors
  * through error_exit, which longjmps back here with the message kept; the decompressor and the
- * pixels live in a heap struct allocated before setjmp, so nothing leaks. */
-#include <errno.h>
+ * pixels live in a heap struct allocated before setjmp, so nothing leaks. A progressive file of
+ * more than MAX_SCANS scans is refused: each scan walks the whole image, so a file of 400 KB and
+ * 1000 scans took a minute to decode. */
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,11 +14,15 @@
 #include "internal.h"
 #include "ldmcl/image.h"
 
+#define MAX_SCANS 100 /* a progressive JPEG has about 10 */
+
 typedef struct jpeg_state {
     struct jpeg_decompress_struct cinfo;
     struct jpeg_error_mgr err;
+    struct jpeg_progress_mgr progress;
     jmp_buf jump;
     char message[JMSG_LENGTH_MAX];
+    int too_many_scans;
     FILE *file;
     uint8_t *pixels;
     int created;
@@ -27,6 +32,16 @@ static void on_error_exit(j_common_ptr c) {
     jpeg_state *s = (jpeg_state *)c->client_data;
     (*c->err->format_message)(c, s->message);
     longjmp(s->jump, 1);
+}
+
+/* libjpeg calls this before each row it decodes of each scan of a multi-scan file, after it has
+ * read the scan's header (input_scan_number counts them). */
+static void on_progress(j_common_ptr c) {
+    jpeg_state *s = (jpeg_state *)c->client_data;
+    if (s->cinfo.input_scan_number > MAX_SCANS) {
+        s->too_many_scans = 1;
+        longjmp(s->jump, 1);
+    }
 }
 
 static void on_output_message(j_common_ptr c) {
@@ -47,12 +62,10 @@ ldm_status ldm_jpeg_read(const char *path, int channels, const ldm_image_limits 
     const uint64_t max_pixels = ldm_image_limits_or_default(limits).max_pixels;
     jpeg_state *const s = calloc(1, sizeof *s);
     if (!s) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory reading '%s'", path);
-    s->file = fopen(path, "rb");
-    if (!s->file) {
-        ldm_status st =
-            LDM_FAIL(LDM_ERR_NOT_FOUND, "cannot open the image '%s': %s", path, strerror(errno));
+    ldm_status opened = ldm_image_open(path, &s->file);
+    if (opened != LDM_OK) {
         cleanup(s);
-        return st;
+        return opened;
     }
     s->cinfo.err = jpeg_std_error(&s->err);
     s->err.error_exit = on_error_exit;
@@ -60,12 +73,19 @@ ldm_status ldm_jpeg_read(const char *path, int channels, const ldm_image_limits 
     s->cinfo.client_data = s;
     if (setjmp(s->jump)) {
         ldm_status st =
-            LDM_FAIL(LDM_ERR_FORMAT, "'%s' is not a readable JPEG: %s", path, s->message);
+            s->too_many_scans
+                ? LDM_FAIL(LDM_ERR_FORMAT,
+                           "'%s' is a progressive JPEG of more than %d scans (a normal one has "
+                           "about 10): refused, as decoding so many takes minutes (re-encode it)",
+                           path, MAX_SCANS)
+                : LDM_FAIL(LDM_ERR_FORMAT, "'%s' is not a readable JPEG: %s", path, s->message);
         cleanup(s);
         return st;
     }
     jpeg_create_decompress(&s->cinfo);
     s->created = 1;
+    s->progress.progress_monitor = on_progress;
+    s->cinfo.progress = &s->progress;
     jpeg_stdio_src(&s->cinfo, s->file);
     jpeg_read_header(&s->cinfo, TRUE);
     unsigned w = s->cinfo.image_width, h = s->cinfo.image_height;

@@ -1,7 +1,8 @@
 /* src/io/json.c: a strict recursive-descent JSON parser (RFC 8259), written for untrusted input:
  * every byte is bounds-checked, strings must be valid UTF-8 (no surrogates, no overlongs),
- * escapes are decoded (\u pairs included), duplicate object keys are an error, and nesting is
- * limited to 64 levels. */
+ * escapes are decoded (\u pairs included), duplicate object keys are an error (found through
+ * each object's hash index, json_index.c, once it has a few keys), and nesting is limited to 64
+ * levels. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "json.h"
 
 #define MAX_DEPTH 64
+#define INDEX_FROM 8 /* objects of this many keys or more get a hash index */
 
 typedef struct parser {
     const unsigned char *p, *start, *end;
@@ -308,13 +310,20 @@ static int parse_container(parser *ps, ldm_json *out, int depth, int object) {
                 return 0;
             }
             if (!parse_string(ps, &key, &klen)) return 0;
-            for (size_t i = 0; i < out->count; i++)
-                if (strcmp(out->keys[i], key) == 0) {
-                    free(key);
-                    fail(ps, "duplicate key");
-                    return 0;
-                }
+            if (ldm_json_find(out, key) != SIZE_MAX) {
+                free(key);
+                fail(ps, "duplicate key");
+                return 0;
+            }
             out->keys[out->count] = key;
+            /* the index from the INDEX_FROM-th key on: earlier keys first */
+            if (out->index || out->count + 1 >= INDEX_FROM)
+                for (size_t i = out->index ? out->count : 0; i <= out->count; i++)
+                    if (!ldm_json_index_add(&out->index, out->keys, i)) {
+                        out->count++; /* so the key is freed */
+                        fail(ps, "out of memory");
+                        return 0;
+                    }
             skip_ws(ps);
             if (ps->p >= ps->end || *ps->p != ':') {
                 out->count++; /* so the key is freed */
@@ -380,6 +389,7 @@ static void free_contents(ldm_json *j) {
     }
     free(j->items);
     free(j->keys);
+    ldm_json_index_free(j->index);
 }
 
 void ldm_json_free(ldm_json *j) {
@@ -412,9 +422,15 @@ ldm_json *ldm_json_parse(const char *text, size_t len, char *err, size_t err_siz
     return root;
 }
 
-const ldm_json *ldm_json_get(const ldm_json *obj, const char *key) {
-    if (!obj || obj->type != LDM_JSON_OBJECT) return NULL;
+size_t ldm_json_find(const ldm_json *obj, const char *key) {
+    if (!obj || obj->type != LDM_JSON_OBJECT) return SIZE_MAX;
+    if (obj->index) return ldm_json_index_find(obj->index, obj->keys, key);
     for (size_t i = 0; i < obj->count; i++)
-        if (strcmp(obj->keys[i], key) == 0) return &obj->items[i];
-    return NULL;
+        if (strcmp(obj->keys[i], key) == 0) return i;
+    return SIZE_MAX;
+}
+
+const ldm_json *ldm_json_get(const ldm_json *obj, const char *key) {
+    size_t i = ldm_json_find(obj, key);
+    return i == SIZE_MAX ? NULL : &obj->items[i];
 }

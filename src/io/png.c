@@ -3,7 +3,6 @@
  * before setjmp and never reassigned after it, that the handlers free (thread-safe; no volatile
  * locals needed). */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,12 +64,10 @@ ldm_status ldm_png_read(const char *path, int channels, const ldm_image_limits *
     read_state *const r = calloc(1, sizeof *r);
     if (!r) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory reading '%s'", path);
     png_failure failure = {"", ""};
-    r->file = fopen(path, "rb");
-    if (!r->file) {
-        ldm_status st =
-            LDM_FAIL(LDM_ERR_NOT_FOUND, "cannot open the image '%s': %s", path, strerror(errno));
+    ldm_status opened = ldm_image_open(path, &r->file);
+    if (opened != LDM_OK) {
         read_cleanup(r);
-        return st;
+        return opened;
     }
     unsigned char sig[8];
     if (fread(sig, 1, 8, r->file) != 8 || png_sig_cmp(sig, 0, 8) != 0) {
@@ -93,6 +90,11 @@ ldm_status ldm_png_read(const char *path, int channels, const ldm_image_limits *
     png_set_user_limits(r->png, (png_uint_32)max_side, (png_uint_32)max_side);
     png_set_chunk_cache_max(r->png, 128);
     png_set_chunk_malloc_max(r->png, 8u << 20);
+    /* The pixels need IHDR, PLTE, tRNS and IDAT only: every other chunk (text, ICC profile, Exif,
+     * suggested palette, gamma, unknown ones) is skipped unread. Reading, libpng 1.6 only warns
+     * about a chunk over the malloc limit above (a benign error) and then allocates and clears
+     * all of it: 2 GiB for a tEXt chunk that declares 2^31 bytes in a 100-byte file. */
+    png_set_keep_unknown_chunks(r->png, PNG_HANDLE_CHUNK_NEVER, NULL, -1);
     png_read_info(r->png, r->info);
     png_uint_32 w = png_get_image_width(r->png, r->info), h = png_get_image_height(r->png, r->info);
     if ((uint64_t)w * h > max_pixels) {
@@ -155,7 +157,7 @@ static int to_latin1(const char *s, char *out, size_t size) {
 }
 
 typedef struct write_state {
-    FILE *file; /* the atomic file's: not closed here */
+    ldm_atomic_file out; /* the temporary file libpng writes into (write_data) */
     png_structp png;
     png_infop info;
     png_textp text;
@@ -174,20 +176,29 @@ static void write_cleanup(write_state *w) {
     free(w);
 }
 
+/* libpng's output: the atomic file, which keeps the errno of a failed write. */
+static void write_data(png_structp png, png_bytep data, size_t n) {
+    write_state *w = png_get_io_ptr(png);
+    if (!ldm_atomic_write(&w->out, data, n)) png_error(png, "Write Error");
+}
+
+static void flush_data(png_structp png) {
+    (void)png; /* the commit flushes */
+}
+
 ldm_status ldm_png_write(const char *path, const ldm_image *img, const char *const *text_pairs) {
     if (!img->pixels || img->width < 1 || img->height < 1 ||
         (img->channels != 1 && img->channels != 3))
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "writing '%s': a %dx%d image of %d channels",
                         path, img->width, img->height, img->channels);
-    ldm_atomic_file a;
-    LDM_TRY(ldm_atomic_open(&a, path));
     write_state *const w = calloc(1, sizeof *w);
-    if (!w) {
-        ldm_atomic_abandon(&a);
-        return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory writing '%s'", path);
+    if (!w) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory writing '%s'", path);
+    ldm_status opened = ldm_atomic_open(&w->out, path);
+    if (opened != LDM_OK) {
+        free(w);
+        return opened;
     }
     png_failure failure = {"", ""};
-    w->file = a.f;
     int n_pairs = 0;
     while (text_pairs && text_pairs[2 * n_pairs])
         n_pairs++;
@@ -197,16 +208,18 @@ ldm_status ldm_png_write(const char *path, const ldm_image *img, const char *con
     w->latin1 = calloc((size_t)n_pairs + 1, sizeof *w->latin1);
     w->rows = malloc((size_t)img->height * sizeof *w->rows);
     if (!w->png || !w->info || !w->text || !w->latin1 || !w->rows) {
+        ldm_atomic_abandon(&w->out);
         write_cleanup(w);
-        ldm_atomic_abandon(&a);
         return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory writing '%s'", path);
     }
     if (setjmp(png_jmpbuf(w->png))) {
+        int err = w->out.err;
+        ldm_atomic_abandon(&w->out);
         write_cleanup(w);
-        ldm_atomic_abandon(&a);
-        return LDM_FAIL(LDM_ERR_IO, "writing '%s' failed: %s", path, failure.message);
+        return LDM_FAIL(LDM_ERR_IO, "writing '%s' failed: %s", path,
+                        err ? strerror(err) : failure.message);
     }
-    png_init_io(w->png, w->file);
+    png_set_write_fn(w->png, w, write_data, flush_data);
     png_set_IHDR(w->png, w->info, (png_uint_32)img->width, (png_uint_32)img->height, 8,
                  img->channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
@@ -235,6 +248,7 @@ ldm_status ldm_png_write(const char *path, const ldm_image *img, const char *con
         w->rows[y] = img->pixels + (size_t)y * rowbytes;
     png_write_image(w->png, w->rows);
     png_write_end(w->png, NULL);
+    ldm_status st = ldm_atomic_commit(&w->out, 1);
     write_cleanup(w);
-    return ldm_atomic_commit(&a, 1);
+    return st;
 }

@@ -1,5 +1,7 @@
 /* src/io/safetensors.c: strict safetensors reader and an atomic float32 writer (format:
- * github.com/huggingface/safetensors, README "Format"; validation as in its Metadata::validate). */
+ * github.com/huggingface/safetensors, README "Format"; validation as in its Metadata::validate).
+ * The writer puts the SHA-256 of the data section into the metadata (ldmcl.sha256); the reader
+ * checks it when present, so a damaged file is an error, not silently wrong weights. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -13,8 +15,12 @@
 #include "internal.h"
 #include "json.h"
 #include "ldmcl/safetensors.h"
+#include "sha256.h"
 
 #define MAX_HEADER 100000000ull
+/* The metadata key of the data section's SHA-256 (lower-case hex), written by ldmcl and checked
+ * on opening when present. */
+#define SHA256_KEY "ldmcl.sha256"
 
 struct ldm_safetensors {
     char *path;
@@ -25,6 +31,7 @@ struct ldm_safetensors {
     ldm_st_tensor *tensors;
     size_t n;
     const ldm_json *metadata;
+    size_t metadata_pos; /* position of __metadata__ in the header, SIZE_MAX when absent */
 };
 
 static const struct {
@@ -133,6 +140,33 @@ static ldm_status parse_entry(const char *path, const char *name, const ldm_json
     return LDM_OK;
 }
 
+/* The data section against the SHA-256 ldmcl wrote into the metadata, when there is one (files
+ * of other writers, and of ldmcl before it wrote one, have none). */
+static ldm_status check_sha256(const ldm_safetensors *st) {
+    const ldm_json *want = ldm_json_get(st->metadata, SHA256_KEY);
+    if (!want) return LDM_OK;
+    int hex = want->length == 64;
+    for (size_t i = 0; hex && i < 64; i++)
+        hex = (want->string[i] >= '0' && want->string[i] <= '9') ||
+              (want->string[i] >= 'a' && want->string[i] <= 'f');
+    if (!hex)
+        return BAD("safetensors file '%s': metadata %s is not 64 lower-case hex digits (the file "
+                   "is damaged)",
+                   st->path, SHA256_KEY);
+    ldm_sha256 sha;
+    unsigned char digest[32];
+    char got[65];
+    ldm_sha256_init(&sha);
+    ldm_sha256_update(&sha, st->map + st->data_start, st->size - (size_t)st->data_start);
+    ldm_sha256_final(&sha, digest);
+    ldm_sha256_hex(digest, got);
+    if (memcmp(got, want->string, 64) != 0)
+        return BAD("safetensors file '%s': the tensor data do not match its SHA-256 (the file is "
+                   "damaged: bit flip or partial copy)",
+                   st->path);
+    return LDM_OK;
+}
+
 static ldm_status validate(ldm_safetensors *st) {
     const char *path = st->path;
     if (st->size < 8)
@@ -157,6 +191,7 @@ static ldm_status validate(ldm_safetensors *st) {
     if (st->header->type != LDM_JSON_OBJECT)
         return BAD("safetensors file '%s': the header is not a JSON object", path);
     st->data_start = 8 + n;
+    st->metadata_pos = SIZE_MAX;
     st->tensors = calloc(st->header->count ? st->header->count : 1, sizeof *st->tensors);
     if (!st->tensors) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     for (size_t i = 0; i < st->header->count; i++) {
@@ -170,6 +205,7 @@ static ldm_status validate(ldm_safetensors *st) {
                     return BAD("safetensors file '%s': __metadata__ value '%s' is not a string",
                                path, v->keys[k]);
             st->metadata = v;
+            st->metadata_pos = i;
             continue;
         }
         LDM_TRY(parse_entry(path, key, v, &st->tensors[st->n]));
@@ -197,7 +233,7 @@ static ldm_status validate(ldm_safetensors *st) {
                    "%zu (%s)",
                    path, (unsigned long long)(st->data_start + expect), st->size,
                    st->data_start + expect > st->size ? "truncated" : "trailing data");
-    return LDM_OK;
+    return check_sha256(st);
 }
 
 ldm_status ldm_safetensors_open(const char *path, ldm_safetensors **out) {
@@ -207,7 +243,7 @@ ldm_status ldm_safetensors_open(const char *path, ldm_safetensors **out) {
         free(st);
         return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     }
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not block the open */
     if (fd < 0) {
         ldm_status s = LDM_FAIL(errno == ENOENT ? LDM_ERR_NOT_FOUND : LDM_ERR_IO,
                                 "cannot open safetensors file '%s': %s", path, strerror(errno));
@@ -249,10 +285,12 @@ const ldm_st_tensor *ldm_safetensors_at(const ldm_safetensors *st, size_t i) {
     return i < st->n ? &st->tensors[i] : NULL;
 }
 
+/* Through the header's hash index: the tensors are the header's entries in order, less
+ * __metadata__. */
 const ldm_st_tensor *ldm_safetensors_find(const ldm_safetensors *st, const char *name) {
-    for (size_t i = 0; i < st->n; i++)
-        if (strcmp(st->tensors[i].name, name) == 0) return &st->tensors[i];
-    return NULL;
+    size_t i = ldm_json_find(st->header, name);
+    if (i == SIZE_MAX || i == st->metadata_pos) return NULL;
+    return &st->tensors[i > st->metadata_pos ? i - 1 : i];
 }
 
 const char *ldm_safetensors_metadata(const ldm_safetensors *st, const char *key) {
@@ -265,8 +303,8 @@ ldm_status ldm_safetensors_metadata_u64(const ldm_safetensors *st, const char *k
     if (!v) return LDM_FAIL(LDM_ERR_FORMAT, "'%s' has no metadata %s", st->path, key);
     char *end;
     errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (end == v || *end || errno || v[0] == '-')
+    unsigned long long x = strtoull(v, &end, 10);  /* which skips spaces and takes a sign: */
+    if (v[0] < '0' || v[0] > '9' || *end || errno) /* " -1" would be 2^64 - 1 */
         return LDM_FAIL(LDM_ERR_FORMAT, "'%s': metadata %s = '%s' is not a whole number", st->path,
                         key, v);
     *out = x;
@@ -375,29 +413,69 @@ static int append(char **b, size_t *len, size_t *cap, const char *s, int quote) 
     return 1;
 }
 
-static int write_all(FILE *f, const void *p, size_t n) {
-    return fwrite(p, 1, n, f) == n;
+/* The data section as written: each entry's floats little-endian, in order, handed to put in
+ * pieces; 0 when put fails. */
+static int put_data(const ldm_st_entry *entries, size_t n,
+                    int (*put)(void *user, const unsigned char *p, size_t len), void *user) {
+    unsigned char buf[1 << 14];
+    size_t fill = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t numel = 1;
+        for (int d = 0; d < entries[i].ndim; d++)
+            numel *= (uint64_t)entries[i].shape[d];
+        for (uint64_t k = 0; k < numel; k++) {
+            uint32_t b;
+            memcpy(&b, &entries[i].data[k], 4);
+            buf[fill] = (unsigned char)b, buf[fill + 1] = (unsigned char)(b >> 8);
+            buf[fill + 2] = (unsigned char)(b >> 16), buf[fill + 3] = (unsigned char)(b >> 24);
+            fill += 4;
+            if (fill == sizeof buf) {
+                if (!put(user, buf, fill)) return 0;
+                fill = 0;
+            }
+        }
+    }
+    return fill == 0 || put(user, buf, fill);
+}
+
+static int hash_piece(void *user, const unsigned char *p, size_t len) {
+    ldm_sha256_update(user, p, len);
+    return 1;
+}
+
+static int write_piece(void *user, const unsigned char *p, size_t len) {
+    return ldm_atomic_write(user, p, len);
 }
 
 ldm_status ldm_safetensors_write(const char *path, const ldm_st_entry *entries, size_t n,
                                  const char *const *metadata_pairs) {
+    for (size_t i = 0; metadata_pairs && metadata_pairs[i] && metadata_pairs[i + 1]; i += 2)
+        if (strcmp(metadata_pairs[i], SHA256_KEY) == 0)
+            return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                            "writing '%s': the metadata key %s is ldmcl's own (the checksum of "
+                            "the data, computed when writing): do not pass it",
+                            path, SHA256_KEY);
+    /* The checksum goes into the header, which comes first: a pass over the data for it. */
+    ldm_sha256 sha;
+    unsigned char digest[32];
+    char hex[65];
+    ldm_sha256_init(&sha);
+    put_data(entries, n, hash_piece, &sha);
+    ldm_sha256_final(&sha, digest);
+    ldm_sha256_hex(digest, hex);
+
     char *h = NULL;
     size_t len = 0, cap = 0;
-    int ok = append(&h, &len, &cap, "{", 0);
-    if (metadata_pairs && metadata_pairs[0]) {
-        ok = ok && append(&h, &len, &cap, "\"__metadata__\":{", 0);
-        for (size_t i = 0; ok && metadata_pairs[i] && metadata_pairs[i + 1]; i += 2) {
-            ok = ok && append(&h, &len, &cap, i ? "," : "", 0) &&
-                 append(&h, &len, &cap, metadata_pairs[i], 1) && append(&h, &len, &cap, ":", 0) &&
-                 append(&h, &len, &cap, metadata_pairs[i + 1], 1);
-        }
-        ok = ok && append(&h, &len, &cap, "}", 0);
-    }
+    int ok = append(&h, &len, &cap, "{\"__metadata__\":{", 0);
+    for (size_t i = 0; ok && metadata_pairs && metadata_pairs[i] && metadata_pairs[i + 1]; i += 2)
+        ok = append(&h, &len, &cap, metadata_pairs[i], 1) && append(&h, &len, &cap, ":", 0) &&
+             append(&h, &len, &cap, metadata_pairs[i + 1], 1) && append(&h, &len, &cap, ",", 0);
+    ok = ok && append(&h, &len, &cap, SHA256_KEY, 1) && append(&h, &len, &cap, ":", 0) &&
+         append(&h, &len, &cap, hex, 1) && append(&h, &len, &cap, "}", 0);
     uint64_t offset = 0;
     for (size_t i = 0; ok && i < n; i++) {
         char num[64];
-        ok = append(&h, &len, &cap, (i || (metadata_pairs && metadata_pairs[0])) ? "," : "", 0) &&
-             append(&h, &len, &cap, entries[i].name, 1) &&
+        ok = append(&h, &len, &cap, ",", 0) && append(&h, &len, &cap, entries[i].name, 1) &&
              append(&h, &len, &cap, ":{\"dtype\":\"F32\",\"shape\":[", 0);
         uint64_t numel = 1;
         for (int d = 0; ok && d < entries[i].ndim; d++) {
@@ -424,23 +502,11 @@ ldm_status ldm_safetensors_write(const char *path, const ldm_st_entry *entries, 
         free(h);
         return st;
     }
-    FILE *f = a.f;
     unsigned char hl[8];
     for (int i = 0; i < 8; i++)
         hl[i] = (unsigned char)((uint64_t)len >> (8 * i));
-    ok = write_all(f, hl, 8) && write_all(f, h, len);
+    ok = ldm_atomic_write(&a, hl, 8) && ldm_atomic_write(&a, h, len);
     free(h);
-    for (size_t i = 0; ok && i < n; i++) {
-        uint64_t numel = 1;
-        for (int d = 0; d < entries[i].ndim; d++)
-            numel *= (uint64_t)entries[i].shape[d];
-        for (uint64_t k = 0; ok && k < numel; k++) {
-            uint32_t b;
-            memcpy(&b, &entries[i].data[k], 4);
-            unsigned char le[4] = {(unsigned char)b, (unsigned char)(b >> 8),
-                                   (unsigned char)(b >> 16), (unsigned char)(b >> 24)};
-            ok = write_all(f, le, 4);
-        }
-    }
+    ok = ok && put_data(entries, n, write_piece, &a);
     return ldm_atomic_commit(&a, ok);
 }

@@ -50,7 +50,8 @@ ldm_status run_latent_cache(run_ctx *r, const char *ae_path, char *cache_path) {
     if (run_exists(cache_path)) {
         ldm_safetensors *st;
         int fresh = 0;
-        if (ldm_safetensors_open(cache_path, &st) == LDM_OK) {
+        ldm_status opened = ldm_safetensors_open(cache_path, &st);
+        if (opened == LDM_OK) {
             const char *a = ldm_safetensors_metadata(st, "ldmcl.cache.autoencoder_sha256");
             const char *d = ldm_safetensors_metadata(st, "ldmcl.cache.dataset_sha256");
             fresh = a && d && !strcmp(a, ae_sha) && !strcmp(d, data_fp);

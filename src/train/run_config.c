@@ -67,17 +67,26 @@ void ldm_run_config_init(ldm_run_config *c) {
     c->validation_sampling_steps = 50;
 }
 
-/* A path value made relative to the config file's folder. */
+/* A path value made relative to the config file's folder; one too long for out
+ * (LDM_RUN_PATH) is an error naming file, line and key, never cut. */
 static ldm_status path_key(ldm_ini *ini, const char *config, const char *section, const char *key,
                            char *out) {
     const char *v = NULL;
     LDM_TRY(ldm_ini_string(ini, section, key, &v));
     if (!v) return LDM_OK;
     const char *slash = strrchr(config, '/');
-    if (v[0] == '/' || !slash || !v[0])
-        snprintf(out, LDM_RUN_PATH, "%s", v);
+    int relative = v[0] != '/' && slash && v[0];
+    size_t folder = relative ? (size_t)(slash - config) + 1 : 0, len = folder + strlen(v);
+    if (len >= LDM_RUN_PATH)
+        return LDM_FAIL(LDM_ERR_FORMAT,
+                        "%s:%d: [%s] %s: the path is %zu bytes%s, more than the %d a path may "
+                        "have: use a shorter one",
+                        config, ldm_ini_line(ini, section, key), section, key, len,
+                        relative ? " with the config's folder before it" : "", LDM_RUN_PATH - 1);
+    if (relative)
+        snprintf(out, LDM_RUN_PATH, "%.*s/%s", (int)(folder - 1), config, v);
     else
-        snprintf(out, LDM_RUN_PATH, "%.*s/%s", (int)(slash - config), config, v);
+        snprintf(out, LDM_RUN_PATH, "%s", v);
     return LDM_OK;
 }
 
@@ -346,6 +355,11 @@ static ldm_status check_run(ldm_run_config *c) {
 
 ldm_status ldm_run_config_read(const char *path, ldm_run_config *c) {
     ldm_run_config_init(c);
+    if (strlen(path) >= sizeof c->path)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "the config path '%.60s...' is %zu bytes, more than the %zu a path may "
+                        "have",
+                        path, strlen(path), sizeof c->path - 1);
     snprintf(c->path, sizeof c->path, "%s", path);
     ldm_ini *ini;
     LDM_TRY(ldm_ini_read(path, &ini));
@@ -355,7 +369,14 @@ ldm_status ldm_run_config_read(const char *path, ldm_run_config *c) {
     if (st == LDM_OK) st = ldm_ini_bool(ini, "dataset", "random_flip", &c->random_flip);
     const char *ext = NULL;
     if (st == LDM_OK) st = ldm_ini_string(ini, "dataset", "caption_extension", &ext);
-    if (ext) snprintf(c->caption_extension, sizeof c->caption_extension, "%s", ext);
+    if (ext && strlen(ext) >= sizeof c->caption_extension)
+        st = LDM_FAIL(LDM_ERR_FORMAT,
+                      "%s:%d: [dataset] caption_extension = %.40s...: %zu bytes, more than the %zu "
+                      "allowed",
+                      path, ldm_ini_line(ini, "dataset", "caption_extension"), ext, strlen(ext),
+                      sizeof c->caption_extension - 1);
+    else if (ext)
+        snprintf(c->caption_extension, sizeof c->caption_extension, "%s", ext);
     if (st == LDM_OK) st = int_key(ini, "diffusion", "num_timesteps", 1, 100000, &c->num_timesteps);
     if (st == LDM_OK) st = ldm_ini_double(ini, "diffusion", "beta_start", 0, 1, &c->beta_start);
     if (st == LDM_OK) st = ldm_ini_double(ini, "diffusion", "beta_end", 0, 1, &c->beta_end);
@@ -401,74 +422,77 @@ float ldm_run_lr_at(const ldm_run_config *c, int step) {
     return lr;
 }
 
-static void put_list(FILE *f, const char *key, const int *v, int n, int flags) {
-    fprintf(f, "%s = [", key);
+static void put_list(ldm_atomic_file *f, const char *key, const int *v, int n, int flags) {
+    ldm_atomic_printf(f, "%s = [", key);
     for (int i = 0; i < n; i++) {
-        if (i) fprintf(f, ", ");
+        if (i) ldm_atomic_printf(f, ", ");
         if (flags)
-            fprintf(f, "%s", v[i] ? "True" : "False");
+            ldm_atomic_printf(f, "%s", v[i] ? "True" : "False");
         else
-            fprintf(f, "%d", v[i]);
+            ldm_atomic_printf(f, "%d", v[i]);
     }
-    fprintf(f, "]\n");
+    ldm_atomic_printf(f, "]\n");
 }
 
 ldm_status ldm_run_config_write_model(const ldm_run_config *c, const char *path,
                                       const char *vocab) {
     ldm_atomic_file out;
     LDM_TRY(ldm_atomic_open(&out, path));
-    FILE *f = out.f;
+    ldm_atomic_file *f = &out;
     static const char *const scheds[] = {"linear", "scaled_linear", "cosine"};
     static const char *const modes[] = {"none", "clip_frozen", "clip_finetune", "clip_scratch"};
     const ldm_unet_config *u = &c->unet;
     const ldm_autoencoder_config *a = &c->ae;
-    fprintf(f, "; model.ini: the model of a training run (written by ldmcl)\n");
-    fprintf(f, "[dataset]\nresolution = %d\nchannels = %d\n", c->resolution, c->channels);
-    fprintf(f, "[diffusion]\nnum_timesteps = %d\nbeta_start = %.17g\nbeta_end = %.17g\n",
-            c->num_timesteps, c->beta_start, c->beta_end);
-    fprintf(f, "beta_schedule = %s\nprediction_type = %s\n", scheds[c->beta_schedule],
-            c->prediction_type == LDM_PREDICT_V ? "v_prediction" : "epsilon");
-    fprintf(f, "[ldm]\n");
+    ldm_atomic_printf(f, "; model.ini: the model of a training run (written by ldmcl)\n");
+    ldm_atomic_printf(f, "[dataset]\nresolution = %d\nchannels = %d\n", c->resolution, c->channels);
+    ldm_atomic_printf(f, "[diffusion]\nnum_timesteps = %d\nbeta_start = %.17g\nbeta_end = %.17g\n",
+                      c->num_timesteps, c->beta_start, c->beta_end);
+    ldm_atomic_printf(f, "beta_schedule = %s\nprediction_type = %s\n", scheds[c->beta_schedule],
+                      c->prediction_type == LDM_PREDICT_V ? "v_prediction" : "epsilon");
+    ldm_atomic_printf(f, "[ldm]\n");
     put_list(f, "down_channels", u->down_channels, u->n_down, 0);
     put_list(f, "mid_channels", u->mid_channels, u->n_mid, 0);
     put_list(f, "down_sample", u->down_sample, u->n_down - 1, 1);
     put_list(f, "attn_down", u->attn_down, u->n_down - 1, 1);
-    fprintf(f,
-            "time_emb_dim = %d\nnorm_channels = %d\nnum_heads = %d\nconv_out_channels = %d\n"
-            "num_down_layers = %d\nnum_mid_layers = %d\nnum_up_layers = %d\n",
-            u->time_emb_dim, u->norm_channels, u->num_heads, u->conv_out_channels,
-            u->num_down_layers, u->num_mid_layers, u->num_up_layers);
-    fprintf(f, "[autoencoder]\nkind = %s\nz_channels = %d\ncodebook_size = %d\n",
-            a->kind == LDM_AE_VAE ? "vae" : "vqvae", a->z_channels, a->codebook_size);
+    ldm_atomic_printf(
+        f,
+        "time_emb_dim = %d\nnorm_channels = %d\nnum_heads = %d\nconv_out_channels = %d\n"
+        "num_down_layers = %d\nnum_mid_layers = %d\nnum_up_layers = %d\n",
+        u->time_emb_dim, u->norm_channels, u->num_heads, u->conv_out_channels, u->num_down_layers,
+        u->num_mid_layers, u->num_up_layers);
+    ldm_atomic_printf(f, "[autoencoder]\nkind = %s\nz_channels = %d\ncodebook_size = %d\n",
+                      a->kind == LDM_AE_VAE ? "vae" : "vqvae", a->z_channels, a->codebook_size);
     put_list(f, "down_channels", a->down_channels, a->n_down, 0);
     put_list(f, "mid_channels", a->mid_channels, a->n_mid, 0);
     put_list(f, "down_sample", a->down_sample, a->n_down - 1, 1);
     put_list(f, "attn_down", a->attn_down, a->n_down - 1, 1);
-    fprintf(f,
-            "norm_channels = %d\nnum_heads = %d\nnum_down_layers = %d\nnum_mid_layers = %d\n"
-            "num_up_layers = %d\n",
-            a->norm_channels, a->num_heads, a->num_down_layers, a->num_mid_layers,
-            a->num_up_layers);
-    if (c->latent_patch > 1) fprintf(f, "latent_patch = %d\n", c->latent_patch);
+    ldm_atomic_printf(
+        f,
+        "norm_channels = %d\nnum_heads = %d\nnum_down_layers = %d\nnum_mid_layers = %d\n"
+        "num_up_layers = %d\n",
+        a->norm_channels, a->num_heads, a->num_down_layers, a->num_mid_layers, a->num_up_layers);
+    if (c->latent_patch > 1) ldm_atomic_printf(f, "latent_patch = %d\n", c->latent_patch);
     if (c->latent_scaling != LDM_LATENT_NONE) {
         static const char *const scalings[] = {"none", "global", "channel"};
-        fprintf(f, "latent_scaling = %s\n", scalings[c->latent_scaling]);
+        ldm_atomic_printf(f, "latent_scaling = %s\n", scalings[c->latent_scaling]);
         for (int k = 0; k < 2 && c->n_latent_stats; k++) {
             const float *v = k ? c->latent_std : c->latent_mean;
-            fprintf(f, "%s = [", k ? "latent_std" : "latent_mean");
+            ldm_atomic_printf(f, "%s = [", k ? "latent_std" : "latent_mean");
             for (int i = 0; i < c->n_latent_stats; i++)
-                fprintf(f, "%s%.9g", i ? ", " : "", (double)v[i]);
-            fprintf(f, "]\n");
+                ldm_atomic_printf(f, "%s%.9g", i ? ", " : "", (double)v[i]);
+            ldm_atomic_printf(f, "]\n");
         }
     }
-    fprintf(f, "[text]\nencoder = %s\n", modes[c->text]);
+    ldm_atomic_printf(f, "[text]\nencoder = %s\n", modes[c->text]);
     if (c->text == LDM_TEXT_CLIP_FROZEN || c->text == LDM_TEXT_CLIP_FINETUNE)
-        fprintf(f, "clip_path = %s\n", c->clip_path);
+        ldm_atomic_printf(f, "clip_path = %s\n", c->clip_path);
     if (c->text == LDM_TEXT_CLIP_SCRATCH)
-        fprintf(f, "vocab = %s\nwidth = %d\nlayers = %d\nheads = %d\nintermediate_size = %d\n",
-                vocab ? vocab : c->vocab, c->clip.hidden_size, c->clip.num_layers,
-                c->clip.num_heads, c->clip.intermediate_size);
+        ldm_atomic_printf(
+            f, "vocab = %s\nwidth = %d\nlayers = %d\nheads = %d\nintermediate_size = %d\n",
+            vocab ? vocab : c->vocab, c->clip.hidden_size, c->clip.num_layers, c->clip.num_heads,
+            c->clip.intermediate_size);
     if (c->text != LDM_TEXT_NONE)
-        fprintf(f, "context_length = %d\nclip_skip = %d\n", c->context_length, c->clip_skip);
+        ldm_atomic_printf(f, "context_length = %d\nclip_skip = %d\n", c->context_length,
+                          c->clip_skip);
     return ldm_atomic_commit(&out, 1);
 }

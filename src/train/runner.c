@@ -117,7 +117,7 @@ ldm_status run_mkdirs(const char *dir) {
 ldm_status run_write_text(const char *path, const char *text) {
     ldm_atomic_file a;
     LDM_TRY(ldm_atomic_open(&a, path));
-    return ldm_atomic_commit(&a, fputs(text, a.f) >= 0);
+    return ldm_atomic_commit(&a, ldm_atomic_write(&a, text, strlen(text)));
 }
 
 ldm_status run_copy_file(const char *from, const char *to) {
@@ -133,7 +133,7 @@ ldm_status run_copy_file(const char *from, const char *to) {
     size_t n;
     int ok = 1;
     while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0)
-        ok = fwrite(buf, 1, n, a.f) == n;
+        ok = ldm_atomic_write(&a, buf, n);
     ok = ok && !ferror(in);
     fclose(in);
     st = ldm_atomic_commit(&a, ok);
