@@ -1,19 +1,20 @@
 /* tests/fuzz/fuzz_train_state.c: libFuzzer target for the training state loader
  * (ldm_train_state_load in src/train/train_state.c, with ldm_graph_load of src/io/checkpoint.c).
  * LLVMFuzzerInitialize builds, on the OpenCL device (pocl on CI), a compiled graph with three
- * parameters: "w" [5], one named like a Stable Diffusion weight (a long name, [2, 3]) and a
- * frozen "frozen" [5], with an Adam optimizer and an EMA. Each input is written as the state file
- * and loaded with the optimizer and the EMA, then without them.
- * With LDMCL_FUZZ_WRITE_SEED=<path> the target writes that graph's state (what
- * ldm_train_state_save writes: the seed of its corpus) and exits. */
+ * parameters: "w" [5], one with a long name ([2, 3]) and a frozen "frozen" [5], with an Adam
+ * optimizer and an EMA. Each input is written as the state file and loaded with the optimizer and
+ * the EMA, then without them. With LDMCL_FUZZ_WRITE_SEED=<path> the target writes that graph's
+ * state (what ldm_train_state_save writes: the seed of its corpus) and exits. */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "fuzz_util.h"
 #include "ldmcl/ldmcl.h"
 
+/* Graph names have no length limit; nested models make long ones (this one: 123 characters). */
 #define LONG_NAME                                                                                  \
-    "model.diffusion_model.output_blocks.11.1.transformer_blocks.0.attn1.to_out.0.weight"
+    "ema.model.diffusion_model.output_blocks.11.1.transformer_blocks.0.attn1.to_out.0.lora."       \
+    "adapters.subject.up_projection.weight"
 
 static char g_path[4200];
 static ldm_ctx *g_ctx;

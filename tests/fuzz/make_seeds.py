@@ -314,8 +314,8 @@ def seeds_train_state(build):
         subprocess.run([exe], env=dict(os.environ, LDMCL_FUZZ_WRITE_SEED=path), check=True)
         with open(path, "rb") as f:
             out("train_state", "library.safetensors", f.read())
-    long_name = ("model.diffusion_model.output_blocks.11.1.transformer_blocks.0.attn1.to_out.0."
-                 "weight")
+    long_name = ("ema.model.diffusion_model.output_blocks.11.1.transformer_blocks.0.attn1.to_out.0."
+                 "lora.adapters.subject.up_projection.weight")  # fuzz_train_state.c: LONG_NAME
     params = [("w", "F32", [5], [0.1, 0.2, 0.3, 0.4, 0.5]),
               (long_name, "F16", [2, 3], [1, 2, 3, 4, 5, 6]),
               ("frozen", "BF16", [5], [2, 2, 2, 2, 2])]
