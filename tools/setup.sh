@@ -6,6 +6,8 @@
 #   BUILD_DIR=dir        build somewhere else (default: build)
 #   CMAKE_ARGS="..."     extra cmake options, e.g. -DLDMCL_SANITIZE=ON
 #   EXTRA_PACKAGES="..." more Debian packages to install
+# The fuzz build (CC=clang CMAKE_ARGS="-DLDMCL_FUZZ=ON ...", tests/fuzz/README.md) gets clang and
+# libFuzzer installed too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +15,9 @@ packages=(build-essential cmake pkg-config ocl-icd-opencl-dev opencl-c-headers p
           libclblast-dev libpng-dev libjpeg62-turbo-dev libcmocka-dev zlib1g-dev
           python3-pip
           ${EXTRA_PACKAGES:-})
+case " ${CMAKE_ARGS:-} " in
+*" -DLDMCL_FUZZ=ON "*) packages+=(clang libclang-rt-14-dev) ;;
+esac
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -148,8 +148,9 @@ ldm_status ldm_graph_load_from(ldm_graph *g, const ldm_safetensors *st,
             for (int d = 0; d < f->ndim && len < (int)sizeof item; d++)
                 len += snprintf(item + len, sizeof item - (size_t)len, "%s%lld", d ? ", " : "",
                                 (long long)f->shape[d]);
-            snprintf(item + len, sizeof item - (size_t)len, "], model %s)",
-                     ldm_shape_str(t, ts, sizeof ts));
+            if (len < (int)sizeof item) /* else a long name and shape filled the item */
+                snprintf(item + len, sizeof item - (size_t)len, "], model %s)",
+                         ldm_shape_str(t, ts, sizeof ts));
             add_to(misshaped, LIST_MAX, &n_misshaped, item);
         }
     }

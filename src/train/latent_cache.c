@@ -4,7 +4,8 @@
  * images), and in its metadata the SHA-256 of the autoencoder file and a fingerprint of the
  * dataset (every file's path inside the dataset folder with its size and modification time, the
  * resolution and channels, and random_flip: the same folder reached by another path, relative or
- * absolute, keeps its cache). A cache whose keys differ is rebuilt, never reused. */
+ * absolute, keeps its cache). A cache whose keys differ is rebuilt, never reused. Stage two reads
+ * it back through run_latent_cache_read. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,4 +149,50 @@ ldm_status run_latent_cache(run_ctx *r, const char *ae_path, char *cache_path) {
     free(indices);
     ldm_ae_codec_destroy(k);
     return st;
+}
+
+void run_latents_free(run_latents *l) {
+    free(l->z);
+    free(l->idx);
+    free(l->z_flipped);
+    memset(l, 0, sizeof *l);
+}
+
+ldm_status run_latent_cache_read(const ldm_run_config *c, const char *path, run_latents *out) {
+    memset(out, 0, sizeof *out);
+    ldm_safetensors *st;
+    LDM_TRY(ldm_safetensors_open(path, &st));
+    const ldm_st_tensor *l = ldm_safetensors_find(st, "latents");
+    const ldm_st_tensor *i = ldm_safetensors_find(st, "indices");
+    ldm_status e = LDM_OK;
+    if (!l || !i || l->ndim != 4 || i->ndim != 1 || l->shape[0] != i->shape[0] ||
+        l->shape[1] != c->ae.z_channels || l->shape[2] != l->shape[3] ||
+        l->shape[2] % c->latent_patch)
+        e = LDM_FAIL(LDM_ERR_FORMAT, "'%s' is not a latent cache of this autoencoder", path);
+    if (e == LDM_OK) {
+        out->n = (size_t)l->shape[0];
+        out->hw = (int)l->shape[2];
+        out->lat = (size_t)l->shape[1] * l->shape[2] * l->shape[3];
+        out->z = malloc(out->n * out->lat * sizeof *out->z);
+        out->idx = malloc(out->n * sizeof *out->idx);
+        e = out->z && out->idx ? ldm_safetensors_read_f32(st, l, out->z)
+                               : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+        if (e == LDM_OK) e = ldm_safetensors_read_f32(st, i, out->idx);
+    }
+    if (e == LDM_OK && c->random_flip) {
+        const ldm_st_tensor *f = ldm_safetensors_find(st, "latents_flipped");
+        if (!f || f->ndim != 4 || memcmp(f->shape, l->shape, sizeof f->shape[0] * 4) != 0)
+            e = LDM_FAIL(LDM_ERR_FORMAT,
+                         "latent cache '%s' has no latents_flipped like its latents, but "
+                         "random_flip is on",
+                         path);
+        if (e == LDM_OK) {
+            out->z_flipped = malloc(out->n * out->lat * sizeof *out->z_flipped);
+            e = out->z_flipped ? ldm_safetensors_read_f32(st, f, out->z_flipped)
+                               : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+        }
+    }
+    ldm_safetensors_close(st);
+    if (e != LDM_OK) run_latents_free(out);
+    return e;
 }

@@ -55,6 +55,20 @@ ldm_status run_profile_report(const run_ctx *r, const char *stage, int step, dou
 /* Every file the stages that will run read, checked before the first step (run_inputs.c). */
 ldm_status run_check_inputs(const run_ctx *r);
 
+/* The latent cache read back for stage two (latent_cache.c): the latents [n, z_channels, hw, hw]
+ * as floats, lat = z_channels hw^2 per item, the dataset index of each item and, with
+ * random_flip, the mirrored images' latents (else NULL). */
+typedef struct run_latents {
+    float *z, *idx, *z_flipped;
+    size_t n, lat;
+    int hw;
+} run_latents;
+
+/* Reads the latent cache file at path and checks it against the run (z_channels, latent_patch,
+ * random_flip): an error naming the file when it does not fit, and then *out holds nothing. */
+ldm_status run_latent_cache_read(const ldm_run_config *c, const char *path, run_latents *out);
+void run_latents_free(run_latents *l);
+
 /* The stages. */
 ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path);
 ldm_status run_latent_cache(run_ctx *r, const char *ae_path, char *cache_path);

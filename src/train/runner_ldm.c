@@ -98,40 +98,16 @@ static ldm_status patch_cache(stage *s) {
 }
 
 static ldm_status load_cache(stage *s, const char *path) {
-    ldm_safetensors *st;
-    LDM_TRY(ldm_safetensors_open(path, &st));
-    const ldm_st_tensor *l = ldm_safetensors_find(st, "latents");
-    const ldm_st_tensor *i = ldm_safetensors_find(st, "indices");
+    run_latents l;
+    LDM_TRY(run_latent_cache_read(s->c, path, &l));
+    s->cache = l.z;
+    s->cache_idx = l.idx;
+    s->cache_flipped = l.z_flipped;
+    s->n = l.n;
+    s->lat = l.lat;
+    s->lat_hw = l.hw;
     ldm_status e = LDM_OK;
-    if (!l || !i || l->ndim != 4 || i->ndim != 1 || l->shape[0] != i->shape[0] ||
-        l->shape[1] != s->c->ae.z_channels || l->shape[2] != l->shape[3] ||
-        l->shape[2] % s->c->latent_patch)
-        e = LDM_FAIL(LDM_ERR_FORMAT, "'%s' is not a latent cache of this autoencoder", path);
-    if (e == LDM_OK) {
-        s->n = (size_t)l->shape[0];
-        s->lat_hw = (int)l->shape[2];
-        s->lat = (size_t)l->shape[1] * l->shape[2] * l->shape[3];
-        s->cache = malloc(s->n * s->lat * sizeof *s->cache);
-        s->cache_idx = malloc(s->n * sizeof *s->cache_idx);
-        e = s->cache && s->cache_idx ? ldm_safetensors_read_f32(st, l, s->cache)
-                                     : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-        if (e == LDM_OK) e = ldm_safetensors_read_f32(st, i, s->cache_idx);
-    }
-    if (e == LDM_OK && s->c->random_flip) {
-        const ldm_st_tensor *f = ldm_safetensors_find(st, "latents_flipped");
-        if (!f || f->ndim != 4 || memcmp(f->shape, l->shape, sizeof f->shape[0] * 4) != 0)
-            e = LDM_FAIL(LDM_ERR_FORMAT,
-                         "latent cache '%s' has no latents_flipped like its latents, but "
-                         "random_flip is on",
-                         path);
-        if (e == LDM_OK) {
-            s->cache_flipped = malloc(s->n * s->lat * sizeof *s->cache_flipped);
-            e = s->cache_flipped ? ldm_safetensors_read_f32(st, f, s->cache_flipped)
-                                 : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-        }
-    }
-    ldm_safetensors_close(st);
-    if (e == LDM_OK && s->c->latent_patch > 1) e = patch_cache(s);
+    if (s->c->latent_patch > 1) e = patch_cache(s);
     if (e == LDM_OK && s->c->latent_scaling != LDM_LATENT_NONE) e = scale_cache(s);
     return e;
 }
