@@ -477,15 +477,15 @@ static void stale_cache_and_bad_checkpoints(void **state) {
 /* A latent cache whose values are NaN (as a diverged autoencoder would give; the checksum made
  * to match): the loss of the first step after the resume is not finite; the run stops naming the
  * step and writes no checkpoint. A cache that fails its checksum is rebuilt. */
-static void non_finite_loss_stops_the_run(void **state) {
-    (void)state;
-    char ini[4400], path[4400];
-    write_config("nan", 8, "", ini);
-    assert_status(run(ini, 0, 2), LDM_OK);
-    snprintf(path, sizeof path, "%s/nan/latents.safetensors", g_dir);
+/* Overwrites the bytes of a tensor of a safetensors file (all of them with fill when bytes_in is
+ * NULL, else n bytes from its start) and puts the file's SHA-256 right, as a file written so
+ * would have it. */
+static void patch_tensor(const char *path, const char *name, const void *bytes_in, size_t n,
+                         int fill, uint64_t *header_out, uint64_t *begin_out) {
+    /* (header_out, begin_out: where the tensor's bytes start, 8 + header + begin) */
     ldm_safetensors *st;
     assert_status(ldm_safetensors_open(path, &st), LDM_OK);
-    const ldm_st_tensor *t = ldm_safetensors_find(st, "latents");
+    const ldm_st_tensor *t = ldm_safetensors_find(st, name);
     assert_non_null(t);
     uint64_t begin = t->begin, end = t->end;
     ldm_safetensors_close(st);
@@ -494,8 +494,11 @@ static void non_finite_loss_stops_the_run(void **state) {
     uint64_t header = 0;
     for (int i = 7; i >= 0; i--)
         header = header << 8 | bytes[i];
-    assert_true(8 + header + end <= len);
-    memset(bytes + 8 + header + begin, 0xff, end - begin); /* NaN */
+    assert_true(8 + header + end <= len && (bytes_in ? n <= end - begin : 1));
+    if (bytes_in)
+        memcpy(bytes + 8 + header + begin, bytes_in, n);
+    else
+        memset(bytes + 8 + header + begin, fill, end - begin);
     ldm_sha256 sha;
     unsigned char digest[32];
     char hex[65];
@@ -508,6 +511,36 @@ static void non_finite_loss_stops_the_run(void **state) {
     memcpy(sum + strlen("\"ldmcl.sha256\":\""), hex, 64);
     test_write_file(path, bytes, len);
     free(bytes);
+    if (header_out) *header_out = header;
+    if (begin_out) *begin_out = begin;
+}
+
+static void non_finite_loss_stops_the_run(void **state) {
+    (void)state;
+    char ini[4400], path[4400];
+    write_config("nan", 8, "", ini);
+    assert_status(run(ini, 0, 2), LDM_OK);
+    snprintf(path, sizeof path, "%s/nan/latents.safetensors", g_dir);
+    /* an index beyond the dataset (a cache of another dataset with a forged fingerprint): an
+     * error naming it, not a read beyond the captions */
+    float beyond = 99.0f;
+    unsigned char idx0[4];
+    {
+        ldm_safetensors *st;
+        assert_status(ldm_safetensors_open(path, &st), LDM_OK);
+        float first[64];
+        const ldm_st_tensor *t = ldm_safetensors_find(st, "indices");
+        assert_true(t && t->numel <= 64);
+        assert_status(ldm_safetensors_read_f32(st, t, first), LDM_OK);
+        memcpy(idx0, &first[0], 4);
+        ldm_safetensors_close(st);
+    }
+    patch_tensor(path, "indices", &beyond, 4, 0, NULL, NULL);
+    assert_int_equal(run(ini, 1, 0), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "indices[0] = 99 is not an item of the dataset (13 items)");
+    patch_tensor(path, "indices", idx0, 4, 0, NULL, NULL);
+    uint64_t header, begin;
+    patch_tensor(path, "latents", NULL, 0, 0xff, &header, &begin); /* NaN */
     assert_int_not_equal(run(ini, 1, 0), LDM_OK);
     assert_contains(ldm_last_error(), "not finite at step 3");
     snprintf(path, sizeof path, "%s/nan/checkpoints/latest", g_dir);
@@ -521,7 +554,8 @@ static void non_finite_loss_stops_the_run(void **state) {
     /* the NaN cache with one more bit flipped: its checksum fails, it is rebuilt from the
      * autoencoder and the run goes on */
     snprintf(path, sizeof path, "%s/nan/latents.safetensors", g_dir);
-    bytes = test_read_file(path, &len);
+    size_t len;
+    unsigned char *bytes = test_read_file(path, &len);
     bytes[8 + header + begin] ^= 0x01;
     test_write_file(path, bytes, len);
     free(bytes);

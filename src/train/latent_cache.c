@@ -6,6 +6,7 @@
  * resolution and channels, and random_flip: the same folder reached by another path, relative or
  * absolute, keeps its cache). A cache whose keys differ is rebuilt, never reused. Stage two reads
  * it back through run_latent_cache_read. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,17 +159,35 @@ void run_latents_free(run_latents *l) {
     memset(l, 0, sizeof *l);
 }
 
-ldm_status run_latent_cache_read(const ldm_run_config *c, const char *path, run_latents *out) {
+/* Every index a whole number below n_items (a NaN or negative one would index anything). */
+static ldm_status check_indices(const char *path, const float *idx, size_t n, size_t n_items) {
+    for (size_t k = 0; k < n; k++)
+        if (!(idx[k] >= 0 && (double)idx[k] < (double)n_items) || idx[k] != floorf(idx[k]))
+            return LDM_FAIL(LDM_ERR_FORMAT,
+                            "latent cache '%s': indices[%zu] = %g is not an item of the dataset "
+                            "(%zu items)",
+                            path, k, (double)idx[k], n_items);
+    return LDM_OK;
+}
+
+ldm_status run_latent_cache_read(const ldm_run_config *c, const char *path, size_t n_items,
+                                 run_latents *out) {
     memset(out, 0, sizeof *out);
     ldm_safetensors *st;
     LDM_TRY(ldm_safetensors_open(path, &st));
     const ldm_st_tensor *l = ldm_safetensors_find(st, "latents");
     const ldm_st_tensor *i = ldm_safetensors_find(st, "indices");
+    int hw = ldm_autoencoder_latent_size(&c->ae, c->resolution);
     ldm_status e = LDM_OK;
     if (!l || !i || l->ndim != 4 || i->ndim != 1 || l->shape[0] != i->shape[0] ||
-        l->shape[1] != c->ae.z_channels || l->shape[2] != l->shape[3] ||
+        l->shape[1] != c->ae.z_channels || l->shape[2] != hw || l->shape[3] != hw ||
         l->shape[2] % c->latent_patch)
-        e = LDM_FAIL(LDM_ERR_FORMAT, "'%s' is not a latent cache of this autoencoder", path);
+        e = LDM_FAIL(LDM_ERR_FORMAT,
+                     "'%s' is not a latent cache of this autoencoder (latents [n, %d, %d, %d] and "
+                     "indices [n] expected)",
+                     path, c->ae.z_channels, hw, hw);
+    else if (l->shape[0] < 1)
+        e = LDM_FAIL(LDM_ERR_FORMAT, "latent cache '%s' holds no latents", path);
     if (e == LDM_OK) {
         out->n = (size_t)l->shape[0];
         out->hw = (int)l->shape[2];
@@ -178,6 +197,7 @@ ldm_status run_latent_cache_read(const ldm_run_config *c, const char *path, run_
         e = out->z && out->idx ? ldm_safetensors_read_f32(st, l, out->z)
                                : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
         if (e == LDM_OK) e = ldm_safetensors_read_f32(st, i, out->idx);
+        if (e == LDM_OK) e = check_indices(path, out->idx, out->n, n_items);
     }
     if (e == LDM_OK && c->random_flip) {
         const ldm_st_tensor *f = ldm_safetensors_find(st, "latents_flipped");

@@ -64,9 +64,12 @@ typedef struct run_latents {
     int hw;
 } run_latents;
 
-/* Reads the latent cache file at path and checks it against the run (z_channels, latent_patch,
- * random_flip): an error naming the file when it does not fit, and then *out holds nothing. */
-ldm_status run_latent_cache_read(const ldm_run_config *c, const char *path, run_latents *out);
+/* Reads the latent cache file at path and checks it against the run (the autoencoder's latent
+ * shape, latent_patch, random_flip, at least one latent, every index a whole number below
+ * n_items, the dataset's size): an error naming the file when it does not fit, and then *out
+ * holds nothing. */
+ldm_status run_latent_cache_read(const ldm_run_config *c, const char *path, size_t n_items,
+                                 run_latents *out);
 void run_latents_free(run_latents *l);
 
 /* The stages. */

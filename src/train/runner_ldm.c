@@ -99,7 +99,7 @@ static ldm_status patch_cache(stage *s) {
 
 static ldm_status load_cache(stage *s, const char *path) {
     run_latents l;
-    LDM_TRY(run_latent_cache_read(s->c, path, &l));
+    LDM_TRY(run_latent_cache_read(s->c, path, ldm_dataset_count(s->r->data), &l));
     s->cache = l.z;
     s->cache_idx = l.idx;
     s->cache_flipped = l.z_flipped;
