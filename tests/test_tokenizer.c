@@ -323,6 +323,10 @@ static void refuses_files_that_are_not_a_vocabulary(void **state) {
     write(dir, "merges.txt", "#version: 0.2\na\x7f b\n");
     assert_status(ldm_clip_tokenizer_load_dir(dir, &t), LDM_ERR_FORMAT);
     assert_contains(ldm_last_error(), "line 2: the merge symbol \"a\x7f\" holds U+007F");
+    /* OpenAI's format ending in a newline loads, as OpenAI's reader takes it */
+    test_write_file(bpe, "#version: 0.2\na b</w>\n", 22);
+    assert_status(ldm_clip_tokenizer_load_bpe(bpe, &t), LDM_OK);
+    ldm_clip_tokenizer_destroy(t);
     /* the same merges in order load, and merge */
     write(dir, "merges.txt", "#version: 0.2\na b</w>\n");
     assert_status(ldm_clip_tokenizer_load_dir(dir, &t), LDM_OK);

@@ -252,6 +252,7 @@ static ldm_status read_merges(ldm_clip_tokenizer *t, char *text, const char *pat
     while (p && rank < LDM_CLIP_MAX_MERGES && st == LDM_OK) {
         char *next = strchr(p, '\n');
         if (next) *next++ = 0;
+        if (!next && !*p) break; /* after the newline that ends the text */
         if (line > 0) {
             char *a, *b;
             size_t la, lb;
