@@ -177,8 +177,18 @@ static void full_run_and_exact_resume(void **state) {
     snprintf(stale, sizeof stale, "%s/parted/checkpoints/checkpoint-00000009.safetensors.tmp.1.0",
              g_dir);
     test_write_file(stale, "half", 4);
+    /* and of every other file a run writes */
+    const char *others[] = {"latents.safetensors.tmp.1.3", "train_log.csv.tmp.1.4",
+                            "autoencoder-state.safetensors.tmp.1.5"};
+    char other[3][4400];
+    for (int i = 0; i < 3; i++) {
+        snprintf(other[i], sizeof other[i], "%s/parted/%s", g_dir, others[i]);
+        test_write_file(other[i], "half", 4);
+    }
     assert_status(run(ini, 1, 0), LDM_OK);
     assert_false(test_file_exists(stale));
+    for (int i = 0; i < 3; i++)
+        assert_false(test_file_exists(other[i]));
     assert_contains(test_log_text(), "left by an interrupted save");
     assert_true(exists("parted", "checkpoints/checkpoint-00000004.safetensors"));
     assert_true(exists("parted", "checkpoints/checkpoint-00000006.safetensors"));
@@ -194,6 +204,17 @@ static void full_run_and_exact_resume(void **state) {
     assert_null(strstr(b, "\n7,"));
     free(a);
     free(b);
+    /* killed after the last checkpoint, before its validation grid: the resumed run makes it */
+    snprintf(path, sizeof path, "%s/parted/samples/step-00000006.png", g_dir);
+    size_t grid_len;
+    unsigned char *grid = test_read_file(path, &grid_len);
+    assert_int_equal(remove(path), 0);
+    assert_status(run(ini, 1, 0), LDM_OK);
+    size_t again_len;
+    unsigned char *again = test_read_file(path, &again_len);
+    assert_true(grid_len == again_len && !memcmp(grid, again, grid_len));
+    free(grid);
+    free(again);
 
     /* the autoencoder stage stopped after 2 of its 3 steps (state saved at step 2; the
      * discriminator is on from step 2), then resumed: the same log and the same autoencoder,
@@ -235,6 +256,13 @@ static void full_run_and_exact_resume(void **state) {
         free(x);
         free(y);
     }
+    /* a state left by a process killed after the stage's last save: removed, saying so */
+    char leftover[4400];
+    snprintf(leftover, sizeof leftover, "%s/aeparted/autoencoder-state.safetensors", g_dir);
+    test_write_file(leftover, "left", 4);
+    assert_status(run_stopping(ini, 1, 1, 0), LDM_OK);
+    assert_contains(test_log_text(), "the stage it belongs to is finished");
+    assert_false(test_file_exists(leftover));
 }
 
 /* random_flip: the cache also holds the mirrored images' latents (each equal to encoding the
