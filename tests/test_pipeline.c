@@ -43,8 +43,9 @@ static void save_model_scaled(ldm_ctx *ctx, const ldm_run_config *c, const char 
     /* UNet */
     assert_status(ldm_graph_create(ctx, &g), LDM_OK);
     ldm_unet_cond cond = {ldm_graph_input(g, "ctx", LDM_SHAPE(1, 8, 8)), NULL, NULL};
-    int lat = ldm_run_latent_size(c);
-    ldm_unet(g, &c->unet, ldm_graph_input(g, "x", LDM_SHAPE(1, c->unet.im_channels, lat, lat)),
+    int lat = ldm_model_latent_size(&c->model);
+    ldm_unet(g, &c->model.unet,
+             ldm_graph_input(g, "x", LDM_SHAPE(1, c->model.unet.im_channels, lat, lat)),
              ldm_graph_input(g, "t", LDM_SHAPE(1)), &cond);
     assert_status(ldm_graph_compile(g), LDM_OK);
     assert_status(ldm_graph_init_params(g, 1, 0), LDM_OK);
@@ -55,8 +56,8 @@ static void save_model_scaled(ldm_ctx *ctx, const ldm_run_config *c, const char 
     /* autoencoder */
     assert_status(ldm_graph_create(ctx, &g), LDM_OK);
     ldm_ae_encoding enc;
-    ldm_autoencoder_decode(g, &c->ae,
-                           ldm_autoencoder_encode(g, &c->ae,
+    ldm_autoencoder_decode(g, &c->model.ae,
+                           ldm_autoencoder_encode(g, &c->model.ae,
                                                   ldm_graph_input(g, "im", LDM_SHAPE(1, 1, 8, 8)),
                                                   0, NULL, 0, &enc));
     assert_status(ldm_graph_compile(g), LDM_OK);
@@ -67,7 +68,7 @@ static void save_model_scaled(ldm_ctx *ctx, const ldm_run_config *c, const char 
     ldm_graph_destroy(g);
     /* text encoder */
     assert_status(ldm_graph_create(ctx, &g), LDM_OK);
-    ldm_clip_text(g, &c->clip, ldm_graph_input(g, "ids", LDM_SHAPE(1, 8)), NULL, 0);
+    ldm_clip_text(g, &c->model.clip, ldm_graph_input(g, "ids", LDM_SHAPE(1, 8)), NULL, 0);
     assert_status(ldm_graph_compile(g), LDM_OK);
     assert_status(ldm_graph_init_params(g, 3, 0), LDM_OK);
     snprintf(path, sizeof path, "%s/text_encoder.safetensors", dir);
@@ -355,8 +356,8 @@ static void undoes_latent_patch_before_decoding(void **state) {
     for (int i = 0; i < 2; i++) {
         ldm_run_config c;
         p[i] = open_tiny_model(ctx, kinds[i], extra[i], &o, &c);
-        assert_int_equal(c.unet.im_channels, i ? 8 : 2);
-        assert_int_equal(ldm_run_latent_size(&c), i ? 2 : 4);
+        assert_int_equal(c.model.unet.im_channels, i ? 8 : 2);
+        assert_int_equal(ldm_model_latent_size(&c.model), i ? 2 : 4);
     }
     float z[2 * 8 * 2 * 2], plain[2 * 2 * 4 * 4], img[2 * 64], want[2 * 64];
     assert_status(ldm_pipeline_generate_latents(p[1], "a bag", NULL, 5, z), LDM_OK);

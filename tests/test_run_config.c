@@ -47,14 +47,14 @@ static void reads_a_whole_run(void **state) {
     snprintf(want, sizeof want, "%s/data/fashion", g_dir);
     assert_string_equal(c.dataset_path, want);
     snprintf(want, sizeof want, "%s/../vocab/bpe.txt.gz", g_dir);
-    assert_string_equal(c.vocab, want);
-    assert_int_equal(c.prediction_type, LDM_PREDICT_V);
-    assert_int_equal(c.unet.n_down, 3);
-    assert_int_equal(c.unet.im_channels, 3);     /* the autoencoder's z_channels */
-    assert_int_equal(c.unet.text_embed_dim, 64); /* the text encoder's width */
-    assert_int_equal(c.ae.codebook_size, 20);
-    assert_int_equal(c.text, LDM_TEXT_CLIP_SCRATCH);
-    assert_int_equal(c.context_length, 16);
+    assert_string_equal(c.model.vocab, want);
+    assert_int_equal(c.model.prediction_type, LDM_PREDICT_V);
+    assert_int_equal(c.model.unet.n_down, 3);
+    assert_int_equal(c.model.unet.im_channels, 3);     /* the autoencoder's z_channels */
+    assert_int_equal(c.model.unet.text_embed_dim, 64); /* the text encoder's width */
+    assert_int_equal(c.model.ae.codebook_size, 20);
+    assert_int_equal(c.model.text, LDM_TEXT_CLIP_SCRATCH);
+    assert_int_equal(c.model.context_length, 16);
     assert_int_equal(c.n_validation_prompts, 3);
     assert_string_equal(c.validation_prompts[1], "a bag; small");
     assert_true(c.use_ema && c.seed == 42 && c.batch == 32 && c.ae_batch == 16);
@@ -69,38 +69,40 @@ static void reads_a_whole_run(void **state) {
     /* its model sections written as a model.ini read back the same */
     char model[4300];
     snprintf(model, sizeof model, "%s/model.ini", g_dir);
-    assert_status(ldm_run_config_write_model(&c, model, "vocab.txt.gz"), LDM_OK);
+    assert_status(ldm_model_config_write(&c.model, model, "vocab.txt.gz"), LDM_OK);
     ldm_run_config m;
     assert_status(ldm_run_config_read(model, &m), LDM_OK);
-    assert_memory_equal(&m.unet, &c.unet, sizeof m.unet);
-    assert_memory_equal(&m.ae, &c.ae, sizeof m.ae);
-    assert_memory_equal(&m.clip, &c.clip, sizeof m.clip);
-    assert_true(m.prediction_type == c.prediction_type && m.beta_end == c.beta_end &&
-                m.context_length == c.context_length && m.resolution == c.resolution);
+    assert_memory_equal(&m.model.unet, &c.model.unet, sizeof m.model.unet);
+    assert_memory_equal(&m.model.ae, &c.model.ae, sizeof m.model.ae);
+    assert_memory_equal(&m.model.clip, &c.model.clip, sizeof m.model.clip);
+    assert_true(m.model.prediction_type == c.model.prediction_type &&
+                m.model.beta_end == c.model.beta_end &&
+                m.model.context_length == c.model.context_length &&
+                m.model.resolution == c.model.resolution);
     snprintf(want, sizeof want, "%s/vocab.txt.gz", g_dir);
-    assert_string_equal(m.vocab, want);
-    assert_int_equal(m.latent_scaling, LDM_LATENT_NONE);
-    assert_int_equal(m.n_latent_stats, 0);
+    assert_string_equal(m.model.vocab, want);
+    assert_int_equal(m.model.latent_scaling, LDM_LATENT_NONE);
+    assert_int_equal(m.model.n_latent_stats, 0);
 
     /* latent scaling with the statistics training resolved: written and read back */
-    c.latent_scaling = LDM_LATENT_CHANNEL;
-    c.n_latent_stats = 3;
+    c.model.latent_scaling = LDM_LATENT_CHANNEL;
+    c.model.n_latent_stats = 3;
     float mean[3] = {-0.18494235f, 0.5f, 1e-7f}, std[3] = {0.3675335f, 0.17221402f, 1.0843543f};
-    memcpy(c.latent_mean, mean, sizeof mean);
-    memcpy(c.latent_std, std, sizeof std);
-    assert_status(ldm_run_config_write_model(&c, model, "vocab.txt.gz"), LDM_OK);
+    memcpy(c.model.latent_mean, mean, sizeof mean);
+    memcpy(c.model.latent_std, std, sizeof std);
+    assert_status(ldm_model_config_write(&c.model, model, "vocab.txt.gz"), LDM_OK);
     assert_status(ldm_run_config_read(model, &m), LDM_OK);
-    assert_int_equal(m.latent_scaling, LDM_LATENT_CHANNEL);
-    assert_int_equal(m.n_latent_stats, 3);
-    assert_memory_equal(m.latent_mean, mean, sizeof mean); /* %.9g: every float exactly */
-    assert_memory_equal(m.latent_std, std, sizeof std);
+    assert_int_equal(m.model.latent_scaling, LDM_LATENT_CHANNEL);
+    assert_int_equal(m.model.n_latent_stats, 3);
+    assert_memory_equal(m.model.latent_mean, mean, sizeof mean); /* %.9g: every float exactly */
+    assert_memory_equal(m.model.latent_std, std, sizeof std);
 
     /* defaults: the reference's mnist settings, text by a small CLIP from scratch */
     ldm_run_config d;
     ldm_run_config_init(&d);
-    assert_int_equal(d.ae.codebook_size, 20);
-    assert_int_equal(d.unet.down_channels[0], 128);
-    assert_true(d.beta_start == 0.0015 && d.lr == 1e-5f);
+    assert_int_equal(d.model.ae.codebook_size, 20);
+    assert_int_equal(d.model.unet.down_channels[0], 128);
+    assert_true(d.model.beta_start == 0.0015 && d.lr == 1e-5f);
 }
 
 /* A CLIP folder's config.json sizes the frozen encoder and the UNet's text width. */
@@ -119,8 +121,8 @@ static void clip_folder_sizes_the_text(void **state) {
              "[text]\nencoder = clip_frozen\nclip_path = clip\n[train]\nmax_train_steps = 5\n");
     ldm_run_config c;
     assert_status(ldm_run_config_read(write_config("frozen.ini", text), &c), LDM_OK);
-    assert_int_equal(c.clip.hidden_size, 96);
-    assert_int_equal(c.unet.text_embed_dim, 96);
+    assert_int_equal(c.model.clip.hidden_size, 96);
+    assert_int_equal(c.model.unet.text_embed_dim, 96);
 }
 
 /* latent_patch against PyTorch's pixel_unshuffle (tests/ref/latents.safetensors), and its
@@ -250,7 +252,7 @@ static void epochs_become_steps(void **state) {
     assert_status(ldm_run_config_read(path, &c), LDM_OK);
     assert_int_equal(c.ae_epochs, 2);
     assert_int_equal(c.epochs, 3);
-    assert_int_equal(c.ae.im_channels, 1);
+    assert_int_equal(c.model.ae.im_channels, 1);
     ldm_run_config_resolve_epochs(&c, 10);
     assert_int_equal(c.ae_steps, 5);  /* 2 * 10 / 4 */
     assert_int_equal(c.max_steps, 4); /* ceil(3 * 10 / 8) */

@@ -305,7 +305,7 @@ static void random_flip_uses_mirrored_latents(void **state) {
     ldm_dataset *d;
     assert_status(ldm_dataset_open(path, &dopt, &d), LDM_OK);
     ldm_ae_codec *k;
-    assert_status(ldm_ae_codec_create(g_ctx, &c.ae, 1, 16, 16, 0, 0, &k), LDM_OK);
+    assert_status(ldm_ae_codec_create(g_ctx, &c.model.ae, 1, 16, 16, 0, 0, &k), LDM_OK);
     snprintf(path, sizeof path, "%s/vae/autoencoder.safetensors", g_dir);
     assert_status(ldm_ae_codec_load(k, path), LDM_OK);
     for (size_t i = 0; i < n; i += n - 1) { /* the first and the last */
@@ -350,10 +350,10 @@ static void check_latent_stats(const char *name, int p) {
     ldm_run_config m;
     snprintf(path, sizeof path, "%s/%s/model/model.ini", g_dir, name);
     assert_status(ldm_run_config_read(path, &m), LDM_OK);
-    assert_int_equal(m.latent_scaling, LDM_LATENT_CHANNEL);
-    assert_int_equal(m.latent_patch, p);
-    assert_int_equal(m.n_latent_stats, 2 * p * p);
-    assert_int_equal(m.unet.im_channels, 2 * p * p);
+    assert_int_equal(m.model.latent_scaling, LDM_LATENT_CHANNEL);
+    assert_int_equal(m.model.latent_patch, p);
+    assert_int_equal(m.model.n_latent_stats, 2 * p * p);
+    assert_int_equal(m.model.unet.im_channels, 2 * p * p);
     for (int k = 0; k < 2 * p * p; k++) {
         int c = k / (p * p), i = k / p % p, j = k % p;
         double sum = 0, sq = 0, count = 0;
@@ -366,8 +366,8 @@ static void check_latent_stats(const char *name, int p) {
                     count++;
                 }
         double mean = sum / count, sd = sqrt(sq / count - mean * mean);
-        assert_true(fabs(m.latent_mean[k] - mean) <= 1e-5 * fmax(1.0, fabs(mean)));
-        assert_true(fabs(m.latent_std[k] - sd) <= 1e-5 * sd);
+        assert_true(fabs(m.model.latent_mean[k] - mean) <= 1e-5 * fmax(1.0, fabs(mean)));
+        assert_true(fabs(m.model.latent_std[k] - sd) <= 1e-5 * sd);
         assert_true(sd > 1e-3); /* a KL autoencoder's latents vary */
     }
     free(z);
@@ -653,7 +653,7 @@ static void tokenizer_larger_than_the_encoder_is_refused(void **state) {
     write_config("whole", 8, "", ini); /* the run the first test made */
     ldm_run_config c;
     assert_status(ldm_run_config_read(ini, &c), LDM_OK);
-    c.clip.vocab_size = 1000;
+    c.model.clip.vocab_size = 1000;
     ldm_run_options o = {.stage = LDM_STAGE_ALL, .log = test_capture_log};
     assert_status(ldm_run_train(g_ctx, &c, &o), LDM_ERR_FORMAT);
     assert_contains(ldm_last_error(), "bpe_simple_vocab_16e6.txt.gz' has 49408 tokens but the "

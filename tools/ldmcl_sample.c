@@ -290,7 +290,7 @@ static int prompts_read(const args *a, prompts *out) {
 }
 
 /* One image as a PNG with A1111's parameters text. */
-static int write_image(const args *a, const ldm_run_config *c, const char *prompt,
+static int write_image(const args *a, const ldm_model_config *c, const char *prompt,
                        const float *image, int index, uint64_t seed, int pos) {
     int size = c->resolution, ch = c->channels;
     ldm_image img;
@@ -341,7 +341,7 @@ static int write_grid(const char *path, const float *images, int rows, int cols,
 /* --save-x0: which steps, and where the previews of the current generation go. */
 typedef struct x0_saver {
     const args *a;
-    const ldm_run_config *c;
+    const ldm_model_config *c;
     int first_index; /* the output index of the generation's first image */
 } x0_saver;
 
@@ -454,7 +454,7 @@ int main(int argc, char **argv) {
         prompts_free(&pr);
         return rc;
     }
-    const ldm_run_config *c = ldm_pipeline_config(p);
+    const ldm_model_config *c = ldm_pipeline_config(p);
     saver.c = c;
     if (a.save_x0 && a.ddpm &&
         !x0_steps_ok(&a, x0_last, c->num_timesteps, "DDPM takes all of the model's")) {

@@ -1,8 +1,9 @@
 /* ldmcl/ldmcl.h: the public C API of ldmcl, a C11 + OpenCL framework for latent diffusion models.
  *
- * Layers (ARCHITECTURE.md): runtime (context, programs, buffers, GEMM) at the bottom; ops, graph,
- * models and pipeline build on it. Every call returns an ldm_status; ldm_last_error() has the
- * message of the last failure.
+ * Layers (docs/ARCHITECTURE.md), bottom up: core (context, programs, buffers, GEMM), io (files),
+ * graph (recording, backward, memory plan, replay, checkpoints), ops, nn (models), text
+ * (tokenizer), sample (model description, samplers, pipeline), train. Every call returns an
+ * ldm_status; ldm_last_error() has the message of the last failure.
  *
  * Shape letters used in comments across ldmcl, always in PyTorch order, e.g. [N, C, H, W]:
  *   N  batch                   C  channels          H, W  height, width
@@ -37,6 +38,7 @@
 #include "ldmcl/ini.h"
 #include "ldmcl/train.h"
 #include "ldmcl/train_state.h"
+#include "ldmcl/model.h"
 #include "ldmcl/run_config.h"
 #include "ldmcl/pipeline.h"
 #include "ldmcl/runner.h"

@@ -1,7 +1,7 @@
 /* ldmcl/pipeline.h: text to image with a trained model folder, as ldmcl-train writes it (or as a
  * person assembles one around converted reference checkpoints):
- *   model.ini                 the run configuration (its model sections: ldm, autoencoder, text,
- *                             diffusion, dataset resolution and channels)
+ *   model.ini                 the model's description (ldmcl/model.h: diffusion, ldm,
+ *                             autoencoder, text, dataset resolution and channels)
  *   unet.safetensors          the UNet (ldmcl metadata: prediction type and schedule)
  *   autoencoder.safetensors   the autoencoder
  *   text_encoder.safetensors  the CLIP text encoder when it was trained (clip_finetune,
@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#include "ldmcl/run_config.h"
+#include "ldmcl/model.h"
 #include "ldmcl/sample.h"
 
 #ifdef __cplusplus
@@ -42,8 +42,8 @@ ldm_status ldm_pipeline_open(ldm_ctx *ctx, const char *model_dir, const ldm_pipe
                              ldm_pipeline **out);
 void ldm_pipeline_destroy(ldm_pipeline *p);
 
-/* The model's configuration, and the images' shape [channels, size, size]. */
-const ldm_run_config *ldm_pipeline_config(const ldm_pipeline *p);
+/* The model's description, and the images' shape [channels, size, size]. */
+const ldm_model_config *ldm_pipeline_config(const ldm_pipeline *p);
 
 /* batch images [batch, C, size, size] (decoder output, about [-1, 1]) for a prompt; the start
  * noise and every step's noise from seed. */
@@ -51,7 +51,7 @@ ldm_status ldm_pipeline_generate(ldm_pipeline *p, const char *prompt, const char
                                  uint64_t seed, float *images);
 
 /* The two halves of ldm_pipeline_generate: the sampled latents as the UNet sees them ([batch,
- * ldm_run_latent_channels, ldm_run_latent_size, same]: normalised when model.ini has
+ * ldm_model_latent_channels, ldm_model_latent_size, same]: normalised when model.ini has
  * latent_scaling, patches as channels with latent_patch), and their decoding (the scaling and
  * the patching undone first; latents are not changed). */
 ldm_status ldm_pipeline_generate_latents(ldm_pipeline *p, const char *prompt, const char *negative,

@@ -11,7 +11,7 @@
 
 #include "ldmcl/diffusion.h"
 #include "ldmcl/graph.h"
-#include "ldmcl/train.h"
+#include "ldmcl/model.h"
 #include "ldmcl/unet.h"
 
 #ifdef __cplusplus

@@ -12,14 +12,13 @@
 
 #include "ldmcl/diffusion.h"
 #include "ldmcl/graph.h"
+#include "ldmcl/model.h"
 #include "ldmcl/clip.h"
 #include "ldmcl/unet.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef enum ldm_prediction { LDM_PREDICT_EPSILON = 0, LDM_PREDICT_V = 1 } ldm_prediction;
 
 typedef struct ldm_diffusion_train_config {
     const ldm_unet_config *unet;
@@ -65,20 +64,10 @@ ldm_status ldm_diffusion_train_record(ldm_graph *g, const ldm_diffusion_train_co
  * out: save it with ldm_graph_save_subset) with what sampling needs to know in the metadata:
  * ldmcl.prediction_type (epsilon | v_prediction), ldmcl.beta_schedule (linear | scaled_linear |
  * cosine), ldmcl.num_timesteps, ldmcl.beta_start, ldmcl.beta_end; plus extra pairs (may be NULL).
- * Files lacking them (converted reference checkpoints) read back as the reference's defaults. */
+ * Files lacking them (converted reference checkpoints) read back as the reference's defaults
+ * (ldm_diffusion_read_meta, ldmcl/model.h). */
 ldm_status ldm_diffusion_save(ldm_graph *g, const char *path, const ldm_diffusion_train_config *cfg,
                               const char *const *extra_pairs);
-
-typedef struct ldm_diffusion_meta {
-    ldm_prediction prediction;
-    ldm_schedule_kind schedule;
-    int num_timesteps;
-    double beta_start, beta_end;
-    int from_file; /* 1: the file said so; 0: the reference's defaults were assumed */
-} ldm_diffusion_meta;
-
-/* Reads those keys back; a key with an unknown value is an error naming file and key. */
-ldm_status ldm_diffusion_read_meta(const char *path, ldm_diffusion_meta *meta);
 
 /* Streams of the step's random draws (seed, stream, step). */
 enum {

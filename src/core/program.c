@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "ldmcl/version.h"
 #include "sha256.h"
 
 #define CACHE_FORMAT "ldmcl-binary-cache-v1"

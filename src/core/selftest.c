@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "ldmcl/selftest.h"
 #include "reference.h"
 
 typedef struct selftest {

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 
 #include "graph_internal.h"
-#include "ldmcl/ops/rng.h"
+#include "philox.h"
 
 /* FNV-1a of a name: the generator stream of its parameter. */
 static uint32_t name_stream(const char *name) {
@@ -32,8 +32,7 @@ ldm_status ldm_graph_init_params(ldm_graph *g, uint64_t seed, int skip_unruled) 
                 v[k] = t->init_a;
         } else {
             int normal = t->init_kind == LDM_INIT_NORMAL;
-            ldm_rng_host(normal ? LDM_DIST_NORMAL : LDM_DIST_UNIFORM, t->numel, seed,
-                         name_stream(t->name), 0, v);
+            ldm_philox_host(normal, t->numel, seed, name_stream(t->name), 0, v);
             for (size_t k = 0; k < t->numel; k++)
                 v[k] = normal ? t->init_a * v[k] : t->init_a * (2.0f * v[k] - 1.0f);
         }

@@ -1,38 +1,13 @@
-/* src/ops/rng.c: device random numbers (cl/rng.cl) and their host twin, both from the single
- * source cl/philox.clh. */
+/* src/ops/rng.c: device random numbers (cl/rng.cl), and their host twin (src/core/philox.c),
+ * both from the single source cl/philox.clh. */
 #include <string.h>
 
 #include "ops_internal.h"
-
-#define LDM_U32 uint32_t
-#define LDM_U64 uint64_t
-#define LDM_MULHI(a, b) ((uint32_t)(((uint64_t)(a) * (uint64_t)(b)) >> 32))
-#define LDM_INLINE static inline
-
-static inline float as_float_host(uint32_t u) {
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-static inline uint32_t as_uint_host(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-#define LDM_AS_FLOAT(x) as_float_host((uint32_t)(x))
-#define LDM_AS_UINT(x) as_uint_host(x)
-#include "../../cl/philox.clh"
+#include "philox.h"
 
 void ldm_rng_host(ldm_dist dist, size_t n, uint64_t seed, uint32_t stream, uint64_t step,
                   float *out) {
-    for (size_t b = 0; b * 4 < n; b++) {
-        float v[4];
-        ldm_random_block(seed, stream, step, (uint32_t)b, dist == LDM_DIST_NORMAL, v);
-        for (size_t k = 0; k < 4 && b * 4 + k < n; k++)
-            out[b * 4 + k] = v[k];
-    }
+    ldm_philox_host(dist == LDM_DIST_NORMAL, n, seed, stream, step, out);
 }
 
 ldm_status ldm_rng_fill(ldm_cmd *c, ldm_dist dist, size_t n, uint64_t seed, uint32_t stream,

@@ -11,7 +11,7 @@
 #include "ldmcl/tokenizer.h"
 
 struct ldm_pipeline {
-    ldm_run_config cfg;
+    ldm_model_config cfg;
     ldm_pipeline_options o;
     ldm_schedule *schedule;
     ldm_sampler *sampler;
@@ -23,7 +23,7 @@ struct ldm_pipeline {
     float *restored;        /* latents with the model's latent scaling undone, to decode */
     float *plain;           /* and with latent_patch undone: the autoencoder's latents */
     float *preview;         /* decoded x0 previews, with an x0 hook */
-    char dir[LDM_RUN_PATH]; /* the model folder, for messages */
+    char dir[LDM_MODEL_PATH]; /* the model folder, for messages */
 };
 
 /* The sampler's x0 hook: decodes the latents, then hands the images to the caller's hook. */
@@ -54,26 +54,26 @@ void ldm_pipeline_destroy(ldm_pipeline *p) {
     free(p);
 }
 
-const ldm_run_config *ldm_pipeline_config(const ldm_pipeline *p) {
+const ldm_model_config *ldm_pipeline_config(const ldm_pipeline *p) {
     return &p->cfg;
 }
 
 static ldm_status open_text(ldm_ctx *ctx, ldm_pipeline *p, const char *dir) {
-    const ldm_run_config *c = &p->cfg;
+    const ldm_model_config *c = &p->cfg;
     if (c->text == LDM_TEXT_NONE) return LDM_OK;
     if (c->text == LDM_TEXT_CLIP_SCRATCH)
         LDM_TRY(ldm_clip_tokenizer_load_bpe(c->vocab, &p->tokenizer));
     else
         LDM_TRY(ldm_clip_tokenizer_load_dir(c->clip_path, &p->tokenizer));
-    char source[LDM_RUN_PATH + 64];
+    char source[LDM_MODEL_PATH + 64];
     if (c->text == LDM_TEXT_CLIP_SCRATCH)
-        snprintf(source, sizeof source, "'%s' [text]", c->path);
+        snprintf(source, sizeof source, "'%s/model.ini' [text]", dir);
     else
         snprintf(source, sizeof source, "'%s/config.json'", c->clip_path);
     LDM_TRY(ldm_clip_tokenizer_check_vocab(p->tokenizer, c->clip.vocab_size, source));
     LDM_TRY(
         ldm_clip_encoder_create(ctx, &c->clip, 1, c->context_length, c->clip_skip, &p->encoder));
-    char path[LDM_RUN_PATH + 64];
+    char path[LDM_MODEL_PATH + 64];
     if (c->text == LDM_TEXT_CLIP_FROZEN)
         snprintf(path, sizeof path, "%s/model.safetensors", c->clip_path);
     else
@@ -94,10 +94,10 @@ ldm_status ldm_pipeline_open(ldm_ctx *ctx, const char *model_dir, const ldm_pipe
     p->o = *o;
     if (p->o.batch < 1) p->o.batch = 1;
     snprintf(p->dir, sizeof p->dir, "%s", model_dir);
-    char path[LDM_RUN_PATH + 64];
+    char path[LDM_MODEL_PATH + 64];
     snprintf(path, sizeof path, "%s/model.ini", model_dir);
-    ldm_status st = ldm_run_config_read(path, &p->cfg);
-    const ldm_run_config *c = &p->cfg;
+    ldm_status st = ldm_model_config_read(path, &p->cfg);
+    const ldm_model_config *c = &p->cfg;
     ldm_diffusion_meta meta;
     snprintf(path, sizeof path, "%s/unet.safetensors", model_dir);
     if (st == LDM_OK) st = ldm_diffusion_read_meta(path, &meta);
@@ -117,8 +117,8 @@ ldm_status ldm_pipeline_open(ldm_ctx *ctx, const char *model_dir, const ldm_pipe
                       "statistics ldmcl-train writes into a model folder's model.ini)",
                       model_dir);
     if (st == LDM_OK) st = open_text(ctx, p, model_dir);
-    p->lat = ldm_run_latent_size(c);
-    p->lat_channels = ldm_run_latent_channels(c);
+    p->lat = ldm_model_latent_size(c);
+    p->lat_channels = ldm_model_latent_channels(c);
     ldm_sampler_config sc = {.unet = &p->cfg.unet,
                              .schedule = p->schedule,
                              .batch = p->o.batch,
@@ -158,7 +158,7 @@ ldm_status ldm_pipeline_open(ldm_ctx *ctx, const char *model_dir, const ldm_pipe
 }
 
 ldm_status ldm_pipeline_decode(ldm_pipeline *p, const float *latents, float *images) {
-    const ldm_run_config *c = &p->cfg;
+    const ldm_model_config *c = &p->cfg;
     if (c->latent_scaling != LDM_LATENT_NONE) {
         size_t hw = (size_t)p->lat * p->lat;
         memcpy(p->restored, latents, (size_t)p->o.batch * p->lat_channels * hw * sizeof *latents);
@@ -198,7 +198,7 @@ ldm_status ldm_pipeline_generate(ldm_pipeline *p, const char *prompt, const char
 
 ldm_status ldm_pipeline_generate_latents(ldm_pipeline *p, const char *prompt, const char *negative,
                                          uint64_t seed, float *latents) {
-    const ldm_run_config *c = &p->cfg;
+    const ldm_model_config *c = &p->cfg;
     const float *context = NULL, *uncond = NULL;
     if (p->encoder) {
         size_t row = (size_t)c->context_length * (size_t)c->clip.hidden_size;

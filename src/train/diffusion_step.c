@@ -145,11 +145,11 @@ ldm_status ldm_diffusion_save(ldm_graph *g, const char *path, const ldm_diffusio
     snprintf(b0, sizeof b0, "%.17g", s->T > 0 ? s->betas[0] : 0.0);
     snprintf(b1, sizeof b1, "%.17g", s->T > 0 ? s->betas[s->T - 1] : 0.0);
     const char *pairs[64] = {
-        "ldmcl.prediction_type", cfg->prediction == LDM_PREDICT_V ? "v_prediction" : "epsilon",
-        "ldmcl.beta_schedule",   schedule_name(s->kind),
-        "ldmcl.num_timesteps",   T,
-        "ldmcl.beta_start",      b0,
-        "ldmcl.beta_end",        b1};
+        LDM_META_PREDICTION, cfg->prediction == LDM_PREDICT_V ? "v_prediction" : "epsilon",
+        LDM_META_SCHEDULE,   schedule_name(s->kind),
+        LDM_META_TIMESTEPS,  T,
+        LDM_META_BETA_START, b0,
+        LDM_META_BETA_END,   b1};
     int n = 10;
     for (int i = 0; extra_pairs && extra_pairs[i] && extra_pairs[i + 1] && n < 62; i += 2) {
         pairs[n++] = extra_pairs[i];
@@ -157,51 +157,4 @@ ldm_status ldm_diffusion_save(ldm_graph *g, const char *path, const ldm_diffusio
     }
     pairs[n] = NULL;
     return ldm_graph_save_filtered(g, path, pairs, unet_param, NULL);
-}
-
-ldm_status ldm_diffusion_read_meta(const char *path, ldm_diffusion_meta *m) {
-    /* The reference's celebhq text configs: epsilon, scaled_linear, 1000, 0.00085 .. 0.012. */
-    *m = (ldm_diffusion_meta){
-        LDM_PREDICT_EPSILON, LDM_SCHEDULE_SCALED_LINEAR, 1000, 0.00085, 0.012, 0};
-    ldm_safetensors *st;
-    LDM_TRY(ldm_safetensors_open(path, &st));
-    ldm_status status = LDM_OK;
-    const char *pred = ldm_safetensors_metadata(st, "ldmcl.prediction_type");
-    const char *sched = ldm_safetensors_metadata(st, "ldmcl.beta_schedule");
-    const char *T = ldm_safetensors_metadata(st, "ldmcl.num_timesteps");
-    const char *b0 = ldm_safetensors_metadata(st, "ldmcl.beta_start");
-    const char *b1 = ldm_safetensors_metadata(st, "ldmcl.beta_end");
-    if (pred) {
-        m->from_file = 1;
-        if (!strcmp(pred, "epsilon"))
-            m->prediction = LDM_PREDICT_EPSILON;
-        else if (!strcmp(pred, "v_prediction"))
-            m->prediction = LDM_PREDICT_V;
-        else
-            status = LDM_FAIL(LDM_ERR_FORMAT,
-                              "'%s': ldmcl.prediction_type '%s' is neither epsilon "
-                              "nor v_prediction",
-                              path, pred);
-    }
-    if (sched && status == LDM_OK) {
-        status = ldm_schedule_kind_from_name(sched, &m->schedule);
-        if (status != LDM_OK) ldm_error_prefix("'%s': ldmcl.beta_schedule", path);
-    }
-    char *end;
-    if (T && status == LDM_OK) {
-        long v = strtol(T, &end, 10);
-        if (*end || v < 1 || v > 100000)
-            status = LDM_FAIL(LDM_ERR_FORMAT, "'%s': ldmcl.num_timesteps '%s'", path, T);
-        m->num_timesteps = (int)v;
-    }
-    if (b0 && status == LDM_OK) {
-        m->beta_start = strtod(b0, &end);
-        if (*end) status = LDM_FAIL(LDM_ERR_FORMAT, "'%s': ldmcl.beta_start '%s'", path, b0);
-    }
-    if (b1 && status == LDM_OK) {
-        m->beta_end = strtod(b1, &end);
-        if (*end) status = LDM_FAIL(LDM_ERR_FORMAT, "'%s': ldmcl.beta_end '%s'", path, b1);
-    }
-    ldm_safetensors_close(st);
-    return status;
 }

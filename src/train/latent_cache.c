@@ -22,7 +22,8 @@ static void fingerprint(const run_ctx *r, char hex[65]) {
     ldm_sha256_init(&s);
     char head[128];
     snprintf(head, sizeof head, "ldmcl latent cache 2; resolution %d; channels %d%s",
-             r->c->resolution, r->c->channels, r->c->random_flip ? "; flipped too" : "");
+             r->c->model.resolution, r->c->model.channels,
+             r->c->random_flip ? "; flipped too" : "");
     ldm_sha256_field(&s, head, strlen(head));
     const char *root = r->c->dataset_path;
     size_t root_len = strlen(root);
@@ -75,11 +76,12 @@ ldm_status run_latent_cache(run_ctx *r, const char *ae_path, char *cache_path) {
     size_t n = ldm_dataset_count(r->data);
     int batch = 16;
     ldm_ae_codec *k;
-    LDM_TRY(ldm_ae_codec_create(r->ctx, &c->ae, batch, c->resolution, c->resolution, 0, 0, &k));
+    LDM_TRY(ldm_ae_codec_create(r->ctx, &c->model.ae, batch, c->model.resolution,
+                                c->model.resolution, 0, 0, &k));
     ldm_status st = ldm_ae_codec_load(k, ae_path);
     int shape[4];
     ldm_ae_codec_latent_shape(k, shape);
-    size_t per = (size_t)c->channels * c->resolution * c->resolution;
+    size_t per = (size_t)c->model.channels * c->model.resolution * c->model.resolution;
     size_t lat = (size_t)shape[1] * shape[2] * shape[3];
     float *images = malloc((size_t)batch * per * sizeof *images);
     float *blat = malloc((size_t)batch * lat * sizeof *blat);
@@ -177,15 +179,15 @@ ldm_status run_latent_cache_read(const ldm_run_config *c, const char *path, size
     LDM_TRY(ldm_safetensors_open(path, &st));
     const ldm_st_tensor *l = ldm_safetensors_find(st, "latents");
     const ldm_st_tensor *i = ldm_safetensors_find(st, "indices");
-    int hw = ldm_autoencoder_latent_size(&c->ae, c->resolution);
+    int hw = ldm_autoencoder_latent_size(&c->model.ae, c->model.resolution);
     ldm_status e = LDM_OK;
     if (!l || !i || l->ndim != 4 || i->ndim != 1 || l->shape[0] != i->shape[0] ||
-        l->shape[1] != c->ae.z_channels || l->shape[2] != hw || l->shape[3] != hw ||
-        l->shape[2] % c->latent_patch)
+        l->shape[1] != c->model.ae.z_channels || l->shape[2] != hw || l->shape[3] != hw ||
+        l->shape[2] % c->model.latent_patch)
         e = LDM_FAIL(LDM_ERR_FORMAT,
                      "'%s' is not a latent cache of this autoencoder (latents [n, %d, %d, %d] and "
                      "indices [n] expected)",
-                     path, c->ae.z_channels, hw, hw);
+                     path, c->model.ae.z_channels, hw, hw);
     else if (l->shape[0] < 1)
         e = LDM_FAIL(LDM_ERR_FORMAT, "latent cache '%s' holds no latents", path);
     if (e == LDM_OK) {

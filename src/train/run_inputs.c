@@ -27,21 +27,21 @@ static ldm_status check_safetensors(const char *what, const char *path) {
 /* The LDM stage's tokenizer, loaded as the stage loads it; the validation prompts through it. */
 static ldm_status check_text(const ldm_run_config *c) {
     ldm_clip_tokenizer *tok;
-    ldm_status s = c->text == LDM_TEXT_CLIP_SCRATCH
-                       ? ldm_clip_tokenizer_load_bpe(c->vocab, &tok)
-                       : ldm_clip_tokenizer_load_dir(c->clip_path, &tok);
+    ldm_status s = c->model.text == LDM_TEXT_CLIP_SCRATCH
+                       ? ldm_clip_tokenizer_load_bpe(c->model.vocab, &tok)
+                       : ldm_clip_tokenizer_load_dir(c->model.clip_path, &tok);
     if (s != LDM_OK) {
         ldm_error_prefix("%s: [text] %s", c->path,
-                         c->text == LDM_TEXT_CLIP_SCRATCH ? "vocab" : "clip_path");
+                         c->model.text == LDM_TEXT_CLIP_SCRATCH ? "vocab" : "clip_path");
         return s;
     }
     char source[LDM_RUN_PATH + 64];
-    if (c->text == LDM_TEXT_CLIP_SCRATCH)
+    if (c->model.text == LDM_TEXT_CLIP_SCRATCH)
         snprintf(source, sizeof source, "'%s' [text]", c->path);
     else
-        snprintf(source, sizeof source, "'%s/config.json'", c->clip_path);
-    s = ldm_clip_tokenizer_check_vocab(tok, c->clip.vocab_size, source);
-    int len = c->context_length, got;
+        snprintf(source, sizeof source, "'%s/config.json'", c->model.clip_path);
+    s = ldm_clip_tokenizer_check_vocab(tok, c->model.clip.vocab_size, source);
+    int len = c->model.context_length, got;
     int32_t *ids = malloc((size_t)len * sizeof *ids), *mask = malloc((size_t)len * sizeof *mask);
     if (!ids || !mask) s = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     for (int i = 0; i < c->n_validation_prompts && s == LDM_OK; i++) {
@@ -54,9 +54,9 @@ static ldm_status check_text(const ldm_run_config *c) {
     free(ids);
     free(mask);
     ldm_clip_tokenizer_destroy(tok);
-    if (s != LDM_OK || c->text == LDM_TEXT_CLIP_SCRATCH) return s;
+    if (s != LDM_OK || c->model.text == LDM_TEXT_CLIP_SCRATCH) return s;
     char path[LDM_RUN_PATH + 32];
-    snprintf(path, sizeof path, "%s/model.safetensors", c->clip_path);
+    snprintf(path, sizeof path, "%s/model.safetensors", c->model.clip_path);
     return check_safetensors("[text] clip_path", path);
 }
 
@@ -72,7 +72,7 @@ ldm_status run_check_inputs(const run_ctx *r) {
         LDM_TRY(check_safetensors(what, c->lpips_path));
     }
     if (!ldm_stage) return LDM_OK;
-    if (c->text != LDM_TEXT_NONE) LDM_TRY(check_text(c));
+    if (c->model.text != LDM_TEXT_NONE) LDM_TRY(check_text(c));
     if (c->resume[0] && strcmp(c->resume, "latest") && !r->o->resume) {
         snprintf(what, sizeof what, "%s: [train] resume_from_checkpoint", c->path);
         LDM_TRY(check_safetensors(what, c->resume));

@@ -240,8 +240,8 @@ ldm_status ldm_run_train(ldm_ctx *ctx, const ldm_run_config *config, const ldm_r
     if (st == LDM_OK) remove_all_temporaries(&r);
     if (st == LDM_OK && !c->dataset_path[0])
         st = LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "%s: [dataset] path is not set", c->path);
-    ldm_dataset_options dopt = {.size = c->resolution,
-                                .channels = c->channels,
+    ldm_dataset_options dopt = {.size = c->model.resolution,
+                                .channels = c->model.channels,
                                 .random_flip = c->random_flip,
                                 .caption_ext = c->caption_extension,
                                 .log = o->log,

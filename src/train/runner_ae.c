@@ -47,7 +47,7 @@ static ldm_status finished(const char *path, int *done) {
 /* Fills batch images from training position *pos on, skipping unreadable ones. */
 static ldm_status fill_batch(run_ctx *r, uint64_t *pos, int batch, float *images, size_t *skipped) {
     size_t n = ldm_dataset_count(r->data),
-           per = (size_t)r->c->channels * r->c->resolution * r->c->resolution;
+           per = (size_t)r->c->model.channels * r->c->model.resolution * r->c->model.resolution;
     size_t misses = 0;
     for (int b = 0; b < batch;) {
         size_t i = run_order(r->c->seed, n, *pos);
@@ -135,9 +135,9 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
                         "checkpoint: there is no autoencoder to use",
                         c->path);
     ldm_ae_train_config tc;
-    ldm_ae_train_config_init(&tc, &c->ae);
+    ldm_ae_train_config_init(&tc, &c->model.ae);
     tc.batch = c->ae_batch;
-    tc.height = tc.width = c->resolution;
+    tc.height = tc.width = c->model.resolution;
     tc.lr = c->ae_lr;
     tc.acc_steps = c->ae_acc_steps;
     tc.disc_start = c->ae_disc_start;
@@ -157,7 +157,7 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
     LDM_TRY(ldm_ae_trainer_create(r->ctx, &tc, &t));
     ldm_status st = ldm_ae_trainer_init_params(t, c->seed);
     if (st == LDM_OK && tc.perceptual_weight > 0) st = ldm_ae_trainer_load_lpips(t, c->lpips_path);
-    size_t per = (size_t)c->channels * c->resolution * c->resolution, skipped = 0;
+    size_t per = (size_t)c->model.channels * c->model.resolution * c->model.resolution, skipped = 0;
     float *images = malloc((size_t)tc.batch * per * sizeof *images);
     if (st == LDM_OK && !images) st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     char csv_path[LDM_RUN_PATH], disc_path[LDM_RUN_PATH];

@@ -20,6 +20,7 @@
 #include "ldmcl/safetensors.h"
 #include "ldmcl/sample.h"
 #include "ldmcl/tokenizer.h"
+#include "ldmcl/train.h"
 #include "ldmcl/train_state.h"
 #include "runner_internal.h"
 
@@ -40,7 +41,7 @@ typedef struct stage {
     float *cache_flipped;     /* the mirrored images' latents (random_flip), else NULL */
     /* latent_scaling: the cache's statistics, by which the cache is normalised on loading and
      * sampled latents are restored before decoding */
-    float lat_mean[LDM_RUN_MAX_LATENT_CHANNELS], lat_std[LDM_RUN_MAX_LATENT_CHANNELS];
+    float lat_mean[LDM_MODEL_MAX_LATENT_CHANNELS], lat_std[LDM_MODEL_MAX_LATENT_CHANNELS];
     size_t n, lat;
     int lat_hw;
     float *lat_batch, *ctx, *empty_ctx, *ids_f, *mask_f;
@@ -58,10 +59,10 @@ static double now_s(void) {
  * by them. */
 static ldm_status scale_cache(stage *s) {
     const ldm_run_config *c = s->c;
-    int z = ldm_run_latent_channels(c);
+    int z = ldm_model_latent_channels(&c->model);
     size_t hw = (size_t)s->lat_hw * (size_t)s->lat_hw;
     ldm_status st =
-        ldm_latent_stats(c->latent_scaling, s->cache, s->n, z, hw, s->lat_mean, s->lat_std);
+        ldm_latent_stats(c->model.latent_scaling, s->cache, s->n, z, hw, s->lat_mean, s->lat_std);
     if (st != LDM_OK) {
         ldm_error_prefix("the latent cache");
         return st;
@@ -75,21 +76,21 @@ static ldm_status scale_cache(stage *s) {
                  (double)s->lat_mean[k], (double)s->lat_std[k]);
     run_note(s->r, LDM_LOG_INFO,
              "latent_scaling = %s: the latents are normalised by (mean/std per channel) %s",
-             c->latent_scaling == LDM_LATENT_GLOBAL ? "global" : "channel", text);
+             c->model.latent_scaling == LDM_LATENT_GLOBAL ? "global" : "channel", text);
     return LDM_OK;
 }
 
 /* latent_patch: the cache (and its mirrored twin) as the LDM sees it, patches as channels. */
 static ldm_status patch_cache(stage *s) {
     const ldm_run_config *c = s->c;
-    int p = c->latent_patch;
+    int p = c->model.latent_patch;
     float **caches[2] = {&s->cache, &s->cache_flipped};
     for (int k = 0; k < 2; k++) {
         if (!*caches[k]) continue;
         float *patched = malloc(s->n * s->lat * sizeof *patched);
         if (!patched) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-        ldm_latents_patchify(*caches[k], patched, s->n, c->ae.z_channels, s->lat_hw, s->lat_hw, p,
-                             0);
+        ldm_latents_patchify(*caches[k], patched, s->n, c->model.ae.z_channels, s->lat_hw,
+                             s->lat_hw, p, 0);
         free(*caches[k]);
         *caches[k] = patched;
     }
@@ -107,14 +108,14 @@ static ldm_status load_cache(stage *s, const char *path) {
     s->lat = l.lat;
     s->lat_hw = l.hw;
     ldm_status e = LDM_OK;
-    if (s->c->latent_patch > 1) e = patch_cache(s);
-    if (e == LDM_OK && s->c->latent_scaling != LDM_LATENT_NONE) e = scale_cache(s);
+    if (s->c->model.latent_patch > 1) e = patch_cache(s);
+    if (e == LDM_OK && s->c->model.latent_scaling != LDM_LATENT_NONE) e = scale_cache(s);
     return e;
 }
 
 /* Tokenizes prompts[0..count) into the stage's ids and mask (ints and floats). */
 static ldm_status tokenize(stage *s, const char *const *prompts, int count) {
-    int len = s->c->context_length;
+    int len = s->c->model.context_length;
     for (int b = 0; b < count; b++) {
         int got;
         ldm_status st =
@@ -134,26 +135,26 @@ static ldm_status tokenize(stage *s, const char *const *prompts, int count) {
 
 static ldm_status setup_text(stage *s) {
     const ldm_run_config *c = s->c;
-    if (c->text == LDM_TEXT_NONE) return LDM_OK;
-    if (c->text == LDM_TEXT_CLIP_SCRATCH)
-        LDM_TRY(ldm_clip_tokenizer_load_bpe(c->vocab, &s->tok));
+    if (c->model.text == LDM_TEXT_NONE) return LDM_OK;
+    if (c->model.text == LDM_TEXT_CLIP_SCRATCH)
+        LDM_TRY(ldm_clip_tokenizer_load_bpe(c->model.vocab, &s->tok));
     else
-        LDM_TRY(ldm_clip_tokenizer_load_dir(c->clip_path, &s->tok));
+        LDM_TRY(ldm_clip_tokenizer_load_dir(c->model.clip_path, &s->tok));
     /* (its size against the encoder's was checked before the run began: run_inputs.c) */
-    size_t n = (size_t)c->batch * c->context_length;
+    size_t n = (size_t)c->batch * c->model.context_length;
     s->ids = malloc(n * sizeof *s->ids);
     s->mask = malloc(n * sizeof *s->mask);
     s->ids_f = malloc(n * sizeof *s->ids_f);
     s->mask_f = malloc(n * sizeof *s->mask_f);
     if (!s->ids || !s->mask || !s->ids_f || !s->mask_f)
         return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-    if (c->text != LDM_TEXT_CLIP_FROZEN) return LDM_OK;
+    if (c->model.text != LDM_TEXT_CLIP_FROZEN) return LDM_OK;
     char path[LDM_RUN_PATH + 32];
-    snprintf(path, sizeof path, "%s/model.safetensors", c->clip_path);
-    LDM_TRY(ldm_clip_encoder_create(s->r->ctx, &c->clip, c->batch, c->context_length, c->clip_skip,
-                                    &s->frozen));
+    snprintf(path, sizeof path, "%s/model.safetensors", c->model.clip_path);
+    LDM_TRY(ldm_clip_encoder_create(s->r->ctx, &c->model.clip, c->batch, c->model.context_length,
+                                    c->model.clip_skip, &s->frozen));
     LDM_TRY(ldm_clip_encoder_load(s->frozen, path));
-    size_t row = (size_t)c->context_length * c->clip.hidden_size;
+    size_t row = (size_t)c->model.context_length * c->model.clip.hidden_size;
     s->ctx = malloc((size_t)c->batch * row * sizeof *s->ctx);
     s->empty_ctx = malloc((size_t)c->batch * row * sizeof *s->empty_ctx);
     if (!s->ctx || !s->empty_ctx) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
@@ -163,31 +164,33 @@ static ldm_status setup_text(stage *s) {
 
 static ldm_status setup_graph(stage *s) {
     const ldm_run_config *c = s->c;
-    s->trained_text = c->text == LDM_TEXT_CLIP_SCRATCH || c->text == LDM_TEXT_CLIP_FINETUNE;
-    ldm_diffusion_train_config tc = {.unet = &c->unet,
+    s->trained_text =
+        c->model.text == LDM_TEXT_CLIP_SCRATCH || c->model.text == LDM_TEXT_CLIP_FINETUNE;
+    ldm_diffusion_train_config tc = {.unet = &c->model.unet,
                                      .schedule = s->sched,
                                      .batch = c->batch,
                                      .height = s->lat_hw,
                                      .width = s->lat_hw,
-                                     .context_len = c->context_length,
+                                     .context_len = c->model.context_length,
                                      .cond_drop_prob =
-                                         c->text == LDM_TEXT_NONE ? 0 : c->cond_drop_prob,
-                                     .prediction = c->prediction_type,
+                                         c->model.text == LDM_TEXT_NONE ? 0 : c->cond_drop_prob,
+                                     .prediction = c->model.prediction_type,
                                      .snr_gamma = c->snr_gamma,
                                      .noise_offset = c->noise_offset,
                                      .seed = c->seed,
-                                     .text_encoder = s->trained_text ? &c->clip : NULL,
-                                     .text_skip = c->clip_skip};
+                                     .text_encoder = s->trained_text ? &c->model.clip : NULL,
+                                     .text_skip = c->model.clip_skip};
     LDM_TRY(ldm_graph_create(s->r->ctx, &s->g));
     LDM_TRY(ldm_diffusion_train_record(s->g, &tc, &s->tg));
     LDM_TRY(ldm_graph_compile(s->g));
     LDM_TRY(ldm_graph_init_params(s->g, c->seed, 0));
-    if (c->text == LDM_TEXT_CLIP_FINETUNE) {
+    if (c->model.text == LDM_TEXT_CLIP_FINETUNE) {
         /* checked strictly by a frozen encoder first, then loaded by name into the step */
         char path[LDM_RUN_PATH + 32];
-        snprintf(path, sizeof path, "%s/model.safetensors", c->clip_path);
+        snprintf(path, sizeof path, "%s/model.safetensors", c->model.clip_path);
         ldm_clip_encoder *check;
-        LDM_TRY(ldm_clip_encoder_create(s->r->ctx, &c->clip, 1, c->context_length, 0, &check));
+        LDM_TRY(ldm_clip_encoder_create(s->r->ctx, &c->model.clip, 1, c->model.context_length, 0,
+                                        &check));
         ldm_status st = ldm_clip_encoder_load(check, path);
         ldm_clip_encoder_destroy(check);
         LDM_TRY(st);
@@ -228,7 +231,7 @@ static ldm_status write_batch(stage *s, uint64_t p0) {
             ldm_dataset_caption(s->r->data, (size_t)s->cache_idx[j], run_mix(c->seed ^ run_mix(p)));
     }
     LDM_TRY(ldm_tensor_write(s->tg.latents, s->lat_batch));
-    if (c->text == LDM_TEXT_NONE) return LDM_OK;
+    if (c->model.text == LDM_TEXT_NONE) return LDM_OK;
     LDM_TRY(tokenize(s, captions, c->batch));
     if (s->trained_text) {
         LDM_TRY(ldm_tensor_write(s->tg.ids, s->ids_f));
@@ -429,32 +432,32 @@ static void grid_path(const stage *s, int step, char *out) {
 static int validates_at(const stage *s, int step) {
     const ldm_run_config *c = s->c;
     return c->validation_steps > 0 && step % c->validation_steps == 0 &&
-           c->n_validation_prompts > 0 && c->text != LDM_TEXT_NONE;
+           c->n_validation_prompts > 0 && c->model.text != LDM_TEXT_NONE;
 }
 
 /* Samples the validation prompts with the current weights into samples/step-N.png. */
 static ldm_status validate(stage *s, const char *ae_path, int step) {
     const ldm_run_config *c = s->c;
     int n = c->n_validation_prompts;
-    if (n == 0 || c->text == LDM_TEXT_NONE) return LDM_OK;
-    ldm_sampler_config sc = {.unet = &c->unet,
+    if (n == 0 || c->model.text == LDM_TEXT_NONE) return LDM_OK;
+    ldm_sampler_config sc = {.unet = &c->model.unet,
                              .schedule = s->sched,
                              .batch = n,
                              .height = s->lat_hw,
                              .width = s->lat_hw,
-                             .context_len = c->context_length,
+                             .context_len = c->model.context_length,
                              .guidance_scale = c->validation_guidance_scale,
                              .method = LDM_SAMPLER_DDIM,
                              .steps = c->validation_sampling_steps,
-                             .prediction = c->prediction_type,
+                             .prediction = c->model.prediction_type,
                              .seed = c->seed};
     ldm_sampler *smp = NULL;
     ldm_clip_encoder *enc = NULL;
     ldm_ae_codec *codec = NULL;
-    size_t row = (size_t)c->context_length * c->clip.hidden_size;
+    size_t row = (size_t)c->model.context_length * c->model.clip.hidden_size;
     float *ctx = malloc((size_t)(n + 1) * row * sizeof *ctx);
     float *lat = malloc((size_t)n * s->lat * sizeof *lat);
-    size_t per = (size_t)c->channels * c->resolution * c->resolution;
+    size_t per = (size_t)c->model.channels * c->model.resolution * c->model.resolution;
     float *img = malloc((size_t)n * per * sizeof *img), *grid = malloc((size_t)n * per * 4);
     ldm_status st =
         ctx && lat && img && grid ? LDM_OK : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of memory");
@@ -470,11 +473,12 @@ static ldm_status validate(stage *s, const char *ae_path, int step) {
         }
     }
     if (st == LDM_OK)
-        st = ldm_clip_encoder_create(s->r->ctx, &c->clip, n, c->context_length, c->clip_skip, &enc);
+        st = ldm_clip_encoder_create(s->r->ctx, &c->model.clip, n, c->model.context_length,
+                                     c->model.clip_skip, &enc);
     if (st == LDM_OK && s->trained_text) st = ldm_clip_encoder_copy_from(enc, s->g);
     if (st == LDM_OK && !s->trained_text) {
         char path[LDM_RUN_PATH + 32];
-        snprintf(path, sizeof path, "%s/model.safetensors", c->clip_path);
+        snprintf(path, sizeof path, "%s/model.safetensors", c->model.clip_path);
         st = ldm_clip_encoder_load(enc, path);
     }
     const char *prompts[LDM_RUN_MAX_PROMPTS];
@@ -487,21 +491,22 @@ static ldm_status validate(stage *s, const char *ae_path, int step) {
     if (st == LDM_OK) st = ldm_clip_encode_prompts(enc, s->tok, empty, 1, uncond);
     if (st == LDM_OK) st = ldm_sampler_set_conditions(smp, ctx, uncond, NULL, NULL);
     if (st == LDM_OK) st = ldm_sampler_run(smp, lat);
-    if (st == LDM_OK && c->latent_scaling != LDM_LATENT_NONE)
-        ldm_latents_normalize(lat, (size_t)n, ldm_run_latent_channels(c),
+    if (st == LDM_OK && c->model.latent_scaling != LDM_LATENT_NONE)
+        ldm_latents_normalize(lat, (size_t)n, ldm_model_latent_channels(&c->model),
                               (size_t)s->lat_hw * s->lat_hw, s->lat_mean, s->lat_std, 1);
-    if (st == LDM_OK && c->latent_patch > 1) { /* back to the autoencoder's latents */
+    if (st == LDM_OK && c->model.latent_patch > 1) { /* back to the autoencoder's latents */
         float *plain = malloc((size_t)n * s->lat * sizeof *plain);
         if (plain)
-            ldm_latents_patchify(lat, plain, (size_t)n, ldm_run_latent_channels(c), s->lat_hw,
-                                 s->lat_hw, c->latent_patch, 1);
+            ldm_latents_patchify(lat, plain, (size_t)n, ldm_model_latent_channels(&c->model),
+                                 s->lat_hw, s->lat_hw, c->model.latent_patch, 1);
         else
             st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
         free(lat);
         lat = plain;
     }
     if (st == LDM_OK)
-        st = ldm_ae_codec_create(s->r->ctx, &c->ae, n, c->resolution, c->resolution, 0, 0, &codec);
+        st = ldm_ae_codec_create(s->r->ctx, &c->model.ae, n, c->model.resolution,
+                                 c->model.resolution, 0, 0, &codec);
     if (st == LDM_OK) st = ldm_ae_codec_load(codec, ae_path);
     if (st == LDM_OK) st = ldm_ae_codec_decode(codec, lat, img);
     size_t first = 0, bad = st == LDM_OK ? ldm_count_non_finite(img, (size_t)n * per, &first) : 0;
@@ -511,8 +516,8 @@ static ldm_status validate(stage *s, const char *ae_path, int step) {
                       "%zu): the autoencoder '%s' overflows or is not finite",
                       bad, (size_t)n * per, first, ae_path);
     if (st == LDM_OK) { /* the prompts side by side */
-        int sz = c->resolution;
-        for (int k = 0; k < c->channels; k++)
+        int sz = c->model.resolution;
+        for (int k = 0; k < c->model.channels; k++)
             for (int y = 0; y < sz; y++)
                 for (int i = 0; i < n; i++)
                     memcpy(grid + ((size_t)k * sz + y) * sz * n + (size_t)i * sz,
@@ -526,7 +531,7 @@ static ldm_status validate(stage *s, const char *ae_path, int step) {
             snprintf(desc + strlen(desc), sizeof desc - strlen(desc), "%s%s", i ? " | " : "",
                      prompts[i]);
         const char *text[] = {"prompts", desc, NULL};
-        if (st == LDM_OK) st = ldm_image_from_tensor(grid, c->channels, sz, sz * n, &out);
+        if (st == LDM_OK) st = ldm_image_from_tensor(grid, c->model.channels, sz, sz * n, &out);
         if (st == LDM_OK) st = ldm_png_write(path, &out, text);
         ldm_image_free(&out);
         if (st == LDM_OK) run_note(s->r, LDM_LOG_INFO, "validation samples: %s", path);
@@ -555,7 +560,7 @@ static ldm_status write_model(stage *s, const char *ae_path) {
         LDM_TRY(ldm_buf_copy(s->r->ctx, params, ldm_ema_buf(s->ema), count, NULL));
     }
     ldm_diffusion_train_config tc = {
-        .unet = &c->unet, .schedule = s->sched, .prediction = c->prediction_type};
+        .unet = &c->model.unet, .schedule = s->sched, .prediction = c->model.prediction_type};
     run_path(path, dir, "unet.safetensors");
     LDM_TRY(ldm_diffusion_save(s->g, path, &tc, NULL));
     if (s->trained_text) {
@@ -564,21 +569,21 @@ static ldm_status write_model(stage *s, const char *ae_path) {
     }
     run_path(path, dir, "autoencoder.safetensors");
     LDM_TRY(run_copy_file(ae_path, path));
-    if (c->text == LDM_TEXT_CLIP_SCRATCH) {
+    if (c->model.text == LDM_TEXT_CLIP_SCRATCH) {
         run_path(path, dir, VOCAB_NAME);
-        LDM_TRY(run_copy_file(c->vocab, path));
+        LDM_TRY(run_copy_file(c->model.vocab, path));
     }
     run_path(path, dir, "model.ini");
     ldm_run_config *m = malloc(sizeof *m); /* with the latent statistics */
     if (!m) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     *m = *c;
-    if (c->latent_scaling != LDM_LATENT_NONE) {
-        m->n_latent_stats = ldm_run_latent_channels(c);
-        memcpy(m->latent_mean, s->lat_mean, sizeof m->latent_mean);
-        memcpy(m->latent_std, s->lat_std, sizeof m->latent_std);
+    if (c->model.latent_scaling != LDM_LATENT_NONE) {
+        m->model.n_latent_stats = ldm_model_latent_channels(&c->model);
+        memcpy(m->model.latent_mean, s->lat_mean, sizeof m->model.latent_mean);
+        memcpy(m->model.latent_std, s->lat_std, sizeof m->model.latent_std);
     }
-    ldm_status st =
-        ldm_run_config_write_model(m, path, c->text == LDM_TEXT_CLIP_SCRATCH ? VOCAB_NAME : NULL);
+    ldm_status st = ldm_model_config_write(
+        &m->model, path, c->model.text == LDM_TEXT_CLIP_SCRATCH ? VOCAB_NAME : NULL);
     free(m);
     LDM_TRY(st);
     run_note(s->r, LDM_LOG_INFO, "model folder: %s (ldmcl-sample -m %s -p ...)", dir, dir);
@@ -610,8 +615,8 @@ ldm_status run_ldm_stage(run_ctx *r, const char *ae_path, const char *cache_path
     stage s = {.r = r, .c = c};
     ldm_status st = load_cache(&s, cache_path);
     if (st == LDM_OK)
-        st = ldm_schedule_create(c->beta_schedule, c->num_timesteps, c->beta_start, c->beta_end,
-                                 &s.sched);
+        st = ldm_schedule_create(c->model.beta_schedule, c->model.num_timesteps,
+                                 c->model.beta_start, c->model.beta_end, &s.sched);
     if (st == LDM_OK) st = setup_text(&s);
     s.lat_batch = malloc((size_t)c->batch * s.lat * sizeof *s.lat_batch);
     s.captions = malloc((size_t)c->batch * sizeof *s.captions);

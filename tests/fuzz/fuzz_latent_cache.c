@@ -20,33 +20,33 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     fuzz_path(g_path, sizeof g_path, "latents.safetensors");
     for (int k = 0; k < 3; k++) {
         ldm_run_config_init(&g_runs[k]);
-        g_runs[k].resolution = 16; /* 4x4 latents, as the seeds hold */
+        g_runs[k].model.resolution = 16; /* 4x4 latents, as the seeds hold */
     }
     g_runs[1].random_flip = 1;
-    g_runs[1].latent_patch = 2;
-    g_runs[1].latent_scaling = LDM_LATENT_CHANNEL;
-    g_runs[2].latent_scaling = LDM_LATENT_GLOBAL;
+    g_runs[1].model.latent_patch = 2;
+    g_runs[1].model.latent_scaling = LDM_LATENT_CHANNEL;
+    g_runs[2].model.latent_scaling = LDM_LATENT_GLOBAL;
     return 0;
 }
 
 /* runner_ldm.c's patch_cache and scale_cache, on the public functions they call. */
 static void as_the_ldm_sees_it(const ldm_run_config *c, run_latents *l) {
-    int p = c->latent_patch, hw = l->hw;
+    int p = c->model.latent_patch, hw = l->hw;
     float **zs[2] = {&l->z, &l->z_flipped};
     for (int k = 0; p > 1 && k < 2; k++) {
         if (!*zs[k]) continue;
         float *patched = malloc((l->n * l->lat ? l->n * l->lat : 1) * sizeof *patched);
         if (!patched) abort();
-        ldm_latents_patchify(*zs[k], patched, l->n, c->ae.z_channels, hw, hw, p, 0);
+        ldm_latents_patchify(*zs[k], patched, l->n, c->model.ae.z_channels, hw, hw, p, 0);
         free(*zs[k]);
         *zs[k] = patched;
     }
     hw /= p;
-    if (c->latent_scaling == LDM_LATENT_NONE) return;
-    int z = ldm_run_latent_channels(c);
+    if (c->model.latent_scaling == LDM_LATENT_NONE) return;
+    int z = ldm_model_latent_channels(&c->model);
     size_t plane = (size_t)hw * (size_t)hw;
-    float mean[LDM_RUN_MAX_LATENT_CHANNELS], std[LDM_RUN_MAX_LATENT_CHANNELS];
-    ldm_status st = ldm_latent_stats(c->latent_scaling, l->z, l->n, z, plane, mean, std);
+    float mean[LDM_MODEL_MAX_LATENT_CHANNELS], std[LDM_MODEL_MAX_LATENT_CHANNELS];
+    ldm_status st = ldm_latent_stats(c->model.latent_scaling, l->z, l->n, z, plane, mean, std);
     fuzz_status(st);
     if (st != LDM_OK) return;
     ldm_latents_normalize(l->z, l->n, z, plane, mean, std, 0);
@@ -63,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (l.z || l.idx || l.z_flipped) abort(); /* nothing is kept on failure */
             continue;
         }
-        if (l.lat != (size_t)g_runs[k].ae.z_channels * (size_t)l.hw * (size_t)l.hw) abort();
+        if (l.lat != (size_t)g_runs[k].model.ae.z_channels * (size_t)l.hw * (size_t)l.hw) abort();
         as_the_ldm_sees_it(&g_runs[k], &l);
         for (size_t i = 0; i < l.n; i++)
             g_sink += l.idx[i] + l.z[i * l.lat] + (l.z_flipped ? l.z_flipped[i * l.lat] : 0.0f);

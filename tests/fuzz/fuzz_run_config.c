@@ -41,13 +41,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ldm_status st = ldm_run_config_read(g_config, &g_c);
     fuzz_status(st);
     if (st != LDM_OK) return 0;
-    g_sink += ldm_run_latent_channels(&g_c) + ldm_run_latent_size(&g_c);
+    g_sink += ldm_model_latent_channels(&g_c.model) + ldm_model_latent_size(&g_c.model);
     for (int step = 0; step < 3; step++)
         g_sink += ldm_run_lr_at(&g_c, step * (g_c.max_steps / 2));
     g_sink += ldm_run_lr_at(&g_c, g_c.lr_warmup_steps);
     for (int k = 0; k < g_c.n_validation_prompts; k++)
         g_sink += (double)strlen(g_c.validation_prompts[k]);
-    st = ldm_run_config_write_model(&g_c, g_model, g_c.text == LDM_TEXT_CLIP_SCRATCH ? "v" : NULL);
+    st = ldm_model_config_write(&g_c.model, g_model,
+                                g_c.model.text == LDM_TEXT_CLIP_SCRATCH ? "v" : NULL);
     if (st != LDM_OK) {
         fprintf(stderr, "fuzz: a config that reads does not write: %s\n", ldm_last_error());
         abort();

@@ -1,21 +1,22 @@
-/* src/train/latent_scaling.c: the autoencoder's latents as the LDM sees them: the statistics
- * that put them on the scale the diffusion expects (ldm_latent_stats, ldm_latents_normalize) and
- * their patches as channels (ldm_latents_patchify; see ldmcl/run_config.h). */
+/* src/sample/latents.c: the autoencoder's latents as the LDM sees them: their shape, the
+ * statistics that put them on the scale the diffusion expects (ldm_latent_stats,
+ * ldm_latents_normalize) and their patches as channels (ldm_latents_patchify; see
+ * ldmcl/model.h). */
 #include <math.h>
 
-#include "internal.h"
-#include "ldmcl/run_config.h"
+#include "fail.h"
+#include "ldmcl/model.h"
 
 ldm_status ldm_latent_stats(ldm_latent_scaling scaling, const float *z, size_t n, int channels,
                             size_t hw, float *mean, float *std) {
-    if (channels < 1 || channels > LDM_RUN_MAX_LATENT_CHANNELS || n == 0 || hw == 0)
+    if (channels < 1 || channels > LDM_MODEL_MAX_LATENT_CHANNELS || n == 0 || hw == 0)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
                         "latent statistics of %zu items of %d channels x %zu values", n, channels,
                         hw);
     for (int c = 0; c < channels; c++)
         mean[c] = 0.0f, std[c] = 1.0f;
     if (scaling == LDM_LATENT_NONE) return LDM_OK;
-    double sum[LDM_RUN_MAX_LATENT_CHANNELS] = {0}, sq[LDM_RUN_MAX_LATENT_CHANNELS] = {0};
+    double sum[LDM_MODEL_MAX_LATENT_CHANNELS] = {0}, sq[LDM_MODEL_MAX_LATENT_CHANNELS] = {0};
     for (size_t i = 0; i < n; i++)
         for (int c = 0; c < channels; c++) {
             const float *v = z + (i * (size_t)channels + (size_t)c) * hw;
@@ -62,12 +63,12 @@ void ldm_latents_normalize(float *z, size_t n, int channels, size_t hw, const fl
         }
 }
 
-int ldm_run_latent_channels(const ldm_run_config *c) {
+int ldm_model_latent_channels(const ldm_model_config *c) {
     int p = c->latent_patch > 1 ? c->latent_patch : 1;
     return c->ae.z_channels * p * p;
 }
 
-int ldm_run_latent_size(const ldm_run_config *c) {
+int ldm_model_latent_size(const ldm_model_config *c) {
     int p = c->latent_patch > 1 ? c->latent_patch : 1;
     return ldm_autoencoder_latent_size(&c->ae, c->resolution) / p;
 }

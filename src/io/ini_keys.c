@@ -1,0 +1,68 @@
+/* src/io/ini_keys.c: typed INI keys as configs use them (see ini_keys.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "fail.h"
+#include "ini_keys.h"
+
+ldm_status ldm_ini_path_key(ldm_ini *ini, const char *config, const char *section, const char *key,
+                            char *out, size_t size) {
+    const char *v = NULL;
+    LDM_TRY(ldm_ini_string(ini, section, key, &v));
+    if (!v) return LDM_OK;
+    const char *slash = strrchr(config, '/');
+    int relative = v[0] != '/' && slash && v[0];
+    size_t folder = relative ? (size_t)(slash - config) + 1 : 0, len = folder + strlen(v);
+    if (len >= size)
+        return LDM_FAIL(LDM_ERR_FORMAT,
+                        "%s:%d: [%s] %s: the path is %zu bytes%s, more than the %zu a path may "
+                        "have: use a shorter one",
+                        config, ldm_ini_line(ini, section, key), section, key, len,
+                        relative ? " with the config's folder before it" : "", size - 1);
+    if (relative)
+        snprintf(out, size, "%.*s/%s", (int)(folder - 1), config, v);
+    else
+        snprintf(out, size, "%s", v);
+    return LDM_OK;
+}
+
+ldm_status ldm_ini_int_key(ldm_ini *ini, const char *section, const char *key, long lo, long hi,
+                           int *out) {
+    long v = *out;
+    LDM_TRY(ldm_ini_int(ini, section, key, lo, hi, &v));
+    *out = (int)v;
+    return LDM_OK;
+}
+
+ldm_status ldm_ini_float_key(ldm_ini *ini, const char *section, const char *key, double lo,
+                             double hi, float *out) {
+    double v = *out;
+    LDM_TRY(ldm_ini_double(ini, section, key, lo, hi, &v));
+    *out = (float)v;
+    return LDM_OK;
+}
+
+ldm_status ldm_ini_list_key(ldm_ini *ini, const char *section, const char *key, long lo, long hi,
+                            int *out, int max, int *n) {
+    long v[16];
+    int count = -1;
+    LDM_TRY(ldm_ini_int_list(ini, section, key, lo, hi, v, max < 16 ? max : 16, &count));
+    if (count < 0) return LDM_OK;
+    for (int i = 0; i < count; i++)
+        out[i] = (int)v[i];
+    if (n) *n = count;
+    return LDM_OK;
+}
+
+ldm_status ldm_ini_enum_key(ldm_ini *ini, const char *config, const char *section, const char *key,
+                            const char *const *names, int n_names, int *out) {
+    const char *v = NULL;
+    LDM_TRY(ldm_ini_string(ini, section, key, &v));
+    if (!v) return LDM_OK;
+    for (int i = 0; i < n_names; i++)
+        if (!strcmp(v, names[i])) return (*out = i), LDM_OK;
+    char list[256] = "";
+    for (int i = 0; i < n_names; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
+    return LDM_FAIL(LDM_ERR_FORMAT, "%s: [%s] %s = %s: one of %s", config, section, key, v, list);
+}
