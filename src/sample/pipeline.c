@@ -20,9 +20,9 @@ struct ldm_pipeline {
     ldm_clip_encoder *encoder; /* batch 1: one prompt at a time */
     int lat, lat_channels;
     float *context, *uncond, *latents;
-    float *restored;        /* latents with the model's latent scaling undone, to decode */
-    float *plain;           /* and with latent_patch undone: the autoencoder's latents */
-    float *preview;         /* decoded x0 previews, with an x0 hook */
+    float *restored;          /* latents with the model's latent scaling undone, to decode */
+    float *plain;             /* and with latent_patch undone: the autoencoder's latents */
+    float *preview;           /* decoded x0 previews, with an x0 hook */
     char dir[LDM_MODEL_PATH]; /* the model folder, for messages */
 };
 
