@@ -44,6 +44,12 @@ ldm_ctx *ldm_graph_ctx(const ldm_graph *g);
  * ldm_graph_error() keeps a copy). */
 ldm_status ldm_graph_status(const ldm_graph *g);
 const char *ldm_graph_error(const ldm_graph *g);
+/* For recording code (ops, models) that finds a bad argument: records the graph's first error
+ * ("file:line: message", as the failing recording call's), and returns NULL for the caller's
+ * tensor. */
+ldm_tensor *ldm_graph_fail_at(ldm_graph *g, const char *file, int line, ldm_status st,
+                              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+#define LDM_GRAPH_FAIL(g, st, ...) ldm_graph_fail_at((g), __FILE__, __LINE__, (st), __VA_ARGS__)
 
 /* A trainable parameter, named as in the reference's state_dict ("downs.0.resnet_conv_first...").
  */
@@ -135,6 +141,13 @@ int ldm_tensor_ndim(const ldm_tensor *t);
 int ldm_tensor_dim(const ldm_tensor *t, int i); /* negative i counts from the end */
 size_t ldm_tensor_numel(const ldm_tensor *t);
 ldm_buf ldm_tensor_buf(const ldm_tensor *t);
+/* Whether t is a parameter of its graph (ldm_graph_param). */
+int ldm_tensor_is_param(const ldm_tensor *t);
+/* "[2, 4, 8, 8]" into buf, for messages. */
+const char *ldm_shape_str(const ldm_tensor *t, char *buf, size_t size);
+/* 1 when a and b have the same shape; else 0, with the graph failed by a message naming the op
+ * (for recording code) and both tensors. */
+int ldm_check_same_shape(ldm_graph *g, const char *op, const ldm_tensor *a, const ldm_tensor *b);
 
 /* Parameters in creation order (for optimizers, checkpoints and name lookups). */
 size_t ldm_graph_param_count(const ldm_graph *g);

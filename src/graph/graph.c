@@ -353,6 +353,10 @@ ldm_buf ldm_tensor_buf(const ldm_tensor *t) {
     return (ldm_buf){t->base->buf.mem, t->base->buf.off + t->view_off};
 }
 
+int ldm_tensor_is_param(const ldm_tensor *t) {
+    return t->kind == TK_PARAM;
+}
+
 size_t ldm_graph_param_count(const ldm_graph *g) {
     return (size_t)g->n_params;
 }

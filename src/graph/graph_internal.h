@@ -118,11 +118,6 @@ struct ldm_graph {
     ldm_graph_memory memory;
 };
 
-/* Records the first error of a graph (LDM_FAIL-like) and returns NULL for the caller's tensor. */
-ldm_tensor *ldm_graph_fail_at(ldm_graph *g, const char *file, int line, ldm_status st,
-                              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-#define LDM_GRAPH_FAIL(g, st, ...) ldm_graph_fail_at((g), __FILE__, __LINE__, (st), __VA_ARGS__)
-
 /* Adds a node of class op with the given inputs and a result of the given shape. Returns the node
  * (NULL after an error, which is recorded in g). Any input NULL means an earlier error. */
 ldm_node *ldm_graph_add_node(ldm_graph *g, const ldm_op_class *op, const char *label,
@@ -137,11 +132,6 @@ ldm_tensor *ldm_node_add_saved(ldm_graph *g, ldm_node *n, int ndim, const int *s
 static inline ldm_tensor *ldm_storage(ldm_tensor *t) {
     return t->base ? t->base : t;
 }
-
-/* Shape checks for op recorders: fail the graph with a message naming the op and the tensors. */
-int ldm_check_same_shape(ldm_graph *g, const char *op, const ldm_tensor *a, const ldm_tensor *b);
-/* "[2, 4, 8, 8]" into buf. */
-const char *ldm_shape_str(const ldm_tensor *t, char *buf, size_t size);
 
 /* backward.c, plan.c */
 ldm_status ldm_graph_build_backward(ldm_graph *g);

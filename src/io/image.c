@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fail.h"
 #include "image_internal.h"
-#include "internal.h"
 #include "ldmcl/image.h"
 
 ldm_status ldm_image_open(const char *path, FILE **f) {

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "internal.h"
+#include "fail.h"
 #include "ldmcl/ini.h"
 
 typedef struct entry {

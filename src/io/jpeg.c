@@ -10,8 +10,8 @@
 
 #include <jpeglib.h>
 
+#include "fail.h"
 #include "image_internal.h"
-#include "internal.h"
 #include "ldmcl/image.h"
 
 #define MAX_SCANS 100 /* a progressive JPEG has about 10 */

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fail.h"
 #include "image_internal.h"
-#include "internal.h"
 #include "ldmcl/image.h"
 
 typedef struct png_failure {

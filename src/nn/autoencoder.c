@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "blocks.h"
-#include "graph_internal.h"
+#include "fail.h"
 #include "ldmcl/autoencoder.h"
 #include "ldmcl/ops.h"
 

@@ -4,7 +4,7 @@
 #include <stdio.h>
 
 #include "blocks.h"
-#include "graph_internal.h"
+#include "fail.h"
 #include "ldmcl/ops.h"
 
 ldm_tensor *nn_param(ldm_graph *g, int ndim, const int *shape, const char *fmt, ...) {
@@ -15,10 +15,10 @@ ldm_tensor *nn_param(ldm_graph *g, int ndim, const int *shape, const char *fmt, 
     va_end(ap);
     ldm_tensor *t = ldm_graph_find(g, name);
     if (!t) return ldm_graph_param(g, name, ndim, shape);
-    int same = t->ndim == ndim;
+    int same = ldm_tensor_ndim(t) == ndim;
     for (int d = 0; same && d < ndim; d++)
-        same = t->shape[d] == shape[d];
-    if (!same || t->kind != TK_PARAM)
+        same = ldm_tensor_dim(t, d) == shape[d];
+    if (!same || !ldm_tensor_is_param(t))
         return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
                               "parameter '%s' is used with two different shapes", name);
     return t;

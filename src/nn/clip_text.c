@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "blocks.h"
-#include "graph_internal.h"
+#include "fail.h"
 #include "json.h"
 #include "ldmcl/clip.h"
 #include "ldmcl/ops.h"

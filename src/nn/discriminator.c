@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "blocks.h"
-#include "graph_internal.h"
+#include "fail.h"
 #include "ldmcl/discriminator.h"
 #include "ldmcl/ops.h"
 
@@ -74,7 +74,7 @@ ldm_status ldm_discriminator_param_count(ldm_ctx *ctx, const ldm_discriminator_c
     if (st != LDM_OK) st = ldm_restore_error(st, ldm_graph_error(g));
     for (size_t i = 0; i < ldm_graph_param_count(g) && st == LDM_OK; i++) {
         ldm_tensor *t = ldm_graph_param_at(g, i);
-        if (!strstr(t->name, ".running_")) *count += ldm_tensor_numel(t);
+        if (!strstr(ldm_tensor_name(t), ".running_")) *count += ldm_tensor_numel(t);
     }
     ldm_graph_destroy(g);
     return st;

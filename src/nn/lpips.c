@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "blocks.h"
-#include "graph_internal.h"
+#include "fail.h"
 #include "ldmcl/lpips.h"
 #include "ldmcl/ops.h"
 

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "blocks.h"
-#include "graph_internal.h"
+#include "fail.h"
 #include "ldmcl/ops.h"
 #include "ldmcl/unet.h"
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph_internal.h"
+#include "fail.h"
 #include "ldmcl/autoencoder.h"
 #include "ldmcl/checkpoint.h"
 #include "ldmcl/safetensors.h"

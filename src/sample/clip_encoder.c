@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph_internal.h"
+#include "fail.h"
 #include "ldmcl/checkpoint.h"
 #include "ldmcl/clip.h"
 #include "ldmcl/tokenizer.h"

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph_internal.h"
+#include "fail.h"
 #include "ldmcl/ae_train.h"
 #include "ldmcl/checkpoint.h"
 #include "ldmcl/ops.h"

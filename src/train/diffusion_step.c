@@ -6,7 +6,7 @@
 
 #include "ldmcl/checkpoint.h"
 #include "ldmcl/safetensors.h"
-#include "graph_internal.h"
+#include "fail.h"
 #include "ldmcl/ops.h"
 #include "ldmcl/train.h"
 
@@ -121,7 +121,8 @@ ldm_status ldm_diffusion_train_record(ldm_graph *g, const ldm_diffusion_train_co
     ldm_tensor_keep(out->prediction);
     ldm_tensor_keep(out->target);
     ldm_tensor_keep(out->loss);
-    if (ldm_graph_status(g) != LDM_OK) return ldm_restore_error(g->status, ldm_graph_error(g));
+    if (ldm_graph_status(g) != LDM_OK)
+        return ldm_restore_error(ldm_graph_status(g), ldm_graph_error(g));
     return ldm_graph_backward(g, out->loss);
 }
 
