@@ -55,10 +55,11 @@ static void reads_a_whole_run(void **state) {
     assert_int_equal(c.model.ae.codebook_size, 20);
     assert_int_equal(c.model.text, LDM_TEXT_CLIP_SCRATCH);
     assert_int_equal(c.model.context_length, 16);
-    assert_int_equal(c.n_validation_prompts, 3);
-    assert_string_equal(c.validation_prompts[1], "a bag; small");
-    assert_true(c.use_ema && c.seed == 42 && c.batch == 32 && c.ae_batch == 16);
-    assert_true(c.snr_gamma == 5.0f && c.noise_offset == 0.05f);
+    assert_int_equal(c.ldm_train.n_validation_prompts, 3);
+    assert_string_equal(c.ldm_train.validation_prompts[1], "a bag; small");
+    assert_true(c.ldm_train.use_ema && c.seed == 42 && c.ldm_train.batch == 32 &&
+                c.ae_train.step.batch == 16);
+    assert_true(c.ldm_train.snr_gamma == 5.0f && c.ldm_train.noise_offset == 0.05f);
     /* cosine with 10 warm-up steps over 110 */
     assert_true(ldm_run_lr_at(&c, 0) == 0.0f);
     assert_true(fabsf(ldm_run_lr_at(&c, 5) - 1e-4f) < 1e-9f);
@@ -102,7 +103,7 @@ static void reads_a_whole_run(void **state) {
     ldm_run_config_init(&d);
     assert_int_equal(d.model.ae.codebook_size, 20);
     assert_int_equal(d.model.unet.down_channels[0], 128);
-    assert_true(d.model.beta_start == 0.0015 && d.lr == 1e-5f);
+    assert_true(d.model.beta_start == 0.0015 && d.ldm_train.lr == 1e-5f);
 }
 
 /* A CLIP folder's config.json sizes the frozen encoder and the UNet's text width. */
@@ -250,19 +251,19 @@ static void epochs_become_steps(void **state) {
                       "train_batch_size = 4\n"
                       "gradient_accumulation_steps = 2\n");
     assert_status(ldm_run_config_read(path, &c), LDM_OK);
-    assert_int_equal(c.ae_epochs, 2);
-    assert_int_equal(c.epochs, 3);
+    assert_int_equal(c.ae_train.epochs, 2);
+    assert_int_equal(c.ldm_train.epochs, 3);
     assert_int_equal(c.model.ae.im_channels, 1);
     ldm_run_config_resolve_epochs(&c, 10);
-    assert_int_equal(c.ae_steps, 5);  /* 2 * 10 / 4 */
-    assert_int_equal(c.max_steps, 4); /* ceil(3 * 10 / 8) */
-    assert_int_equal(c.epochs, 0);
+    assert_int_equal(c.ae_train.steps, 5);      /* 2 * 10 / 4 */
+    assert_int_equal(c.ldm_train.max_steps, 4); /* ceil(3 * 10 / 8) */
+    assert_int_equal(c.ldm_train.epochs, 0);
     path = write_config(
         "both.ini", "[text]\nencoder = none\n[train]\nnum_train_epochs = 3\nmax_train_steps = 7\n");
     assert_status(ldm_run_config_read(path, &c), LDM_OK);
-    assert_int_equal(c.epochs, 0);
+    assert_int_equal(c.ldm_train.epochs, 0);
     ldm_run_config_resolve_epochs(&c, 10);
-    assert_int_equal(c.max_steps, 7);
+    assert_int_equal(c.ldm_train.max_steps, 7);
 }
 
 /* A path or caption extension too long for its field is an error naming file, line and key;

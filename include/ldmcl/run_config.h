@@ -27,6 +27,7 @@
 
 #include <stdint.h>
 
+#include "ldmcl/ae_train.h"
 #include "ldmcl/model.h"
 
 #ifdef __cplusplus
@@ -43,6 +44,34 @@ typedef enum ldm_lr_schedule {
     LDM_LR_COSINE
 } ldm_lr_schedule;
 
+/* Stage one, [autoencoder_train]: the autoencoder's training step, given whole to
+ * ldm_ae_trainer_create (its defaults are ldm_ae_train_config_init's; the model, the image size
+ * and the seed are the run's, filled in when the config is read), and the stage's loop. */
+typedef struct ldm_run_autoencoder {
+    ldm_ae_train_config step; /* train_batch_size, learning_rate, gradient_accumulation_steps,
+                                 disc_start, disc_weight, codebook_weight, commitment_beta,
+                                 kl_weight, perceptual_weight */
+    int steps;                /* max_train_steps */
+    int epochs;               /* num_train_epochs (see ldm_run_diffusion.epochs) */
+    char lpips_path[LDM_RUN_PATH];
+} ldm_run_autoencoder;
+
+/* Stage two, [train] (and [text] cond_drop_prob): the LDM's training. */
+typedef struct ldm_run_diffusion {
+    int batch, max_steps, acc_steps, lr_warmup_steps, checkpointing_steps, checkpoints_limit;
+    /* num_train_epochs: > 0 when it was given and max_train_steps was not (max_train_steps wins,
+     * as in diffusers); ldm_run_config_resolve_epochs turns it into steps once the dataset is
+     * counted */
+    int epochs;
+    float lr, ema_decay, max_grad_norm, validation_guidance_scale;
+    float snr_gamma, noise_offset; /* diffusers' --snr_gamma, --noise_offset; 0: off */
+    float cond_drop_prob;          /* [text] cond_drop_prob */
+    ldm_lr_schedule lr_schedule;
+    char resume[LDM_RUN_PATH]; /* "", "latest" or a path */
+    int use_ema, validation_steps, validation_sampling_steps, n_validation_prompts;
+    char validation_prompts[LDM_RUN_MAX_PROMPTS][256];
+} ldm_run_diffusion;
+
 typedef struct ldm_run_config {
     char path[LDM_RUN_PATH]; /* the config file */
     ldm_model_config model;  /* the model trained */
@@ -52,28 +81,11 @@ typedef struct ldm_run_config {
     char caption_extension[32];
     /* [autoencoder] */
     char ae_checkpoint[LDM_RUN_PATH];
-    /* [text] */
-    float cond_drop_prob;
-    /* [autoencoder_train] */
-    int ae_batch, ae_steps, ae_acc_steps, ae_disc_start;
-    int ae_epochs; /* num_train_epochs (see epochs) */
-    float ae_lr, ae_disc_weight, ae_codebook_weight, ae_commitment_beta, ae_kl_weight,
-        ae_perceptual_weight;
-    char lpips_path[LDM_RUN_PATH];
-    /* [train] */
+    /* [train], for both stages */
     char output_dir[LDM_RUN_PATH];
     uint64_t seed;
-    int batch, max_steps, acc_steps, lr_warmup_steps, checkpointing_steps, checkpoints_limit;
-    /* num_train_epochs: > 0 when it was given and max_train_steps was not (max_train_steps wins,
-     * as in diffusers); ldm_run_config_resolve_epochs turns it into steps once the dataset is
-     * counted */
-    int epochs;
-    float lr, ema_decay, max_grad_norm, validation_guidance_scale;
-    float snr_gamma, noise_offset; /* diffusers' --snr_gamma, --noise_offset; 0: off */
-    ldm_lr_schedule lr_schedule;
-    char resume[LDM_RUN_PATH]; /* "", "latest" or a path */
-    int use_ema, validation_steps, validation_sampling_steps, n_validation_prompts;
-    char validation_prompts[LDM_RUN_MAX_PROMPTS][256];
+    ldm_run_autoencoder ae_train; /* stage one */
+    ldm_run_diffusion ldm_train;  /* stage two */
 } ldm_run_config;
 
 /* The defaults: the reference's mnist configs, text-conditioned by a small CLIP trained from
@@ -83,7 +95,11 @@ void ldm_run_config_init(ldm_run_config *c);
 /* Reads an INI file over the defaults and checks the whole run (models, sizes, paths). */
 ldm_status ldm_run_config_read(const char *path, ldm_run_config *c);
 
-/* The learning rate at a step (0-based) under the schedule with warm-up. */
+/* Stage one's training step, complete: the [autoencoder_train] section with the run's model,
+ * image size and seed. */
+void ldm_run_autoencoder_step(const ldm_run_config *c, ldm_ae_train_config *out);
+
+/* The learning rate of stage two at a step (0-based) under its schedule with warm-up. */
 float ldm_run_lr_at(const ldm_run_config *c, int step);
 
 /* Steps from epochs over a dataset of `images` images: ceil(epochs * images / (batch *

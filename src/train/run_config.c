@@ -14,28 +14,23 @@ void ldm_run_config_init(ldm_run_config *c) {
     memset(c, 0, sizeof *c);
     ldm_model_config_init(&c->model);
     snprintf(c->caption_extension, sizeof c->caption_extension, ".txt");
-    c->cond_drop_prob = 0.1f;
-    c->ae_batch = 64;
-    c->ae_steps = 1000;
-    c->ae_acc_steps = 1;
-    c->ae_disc_start = 1000;
-    c->ae_lr = 1e-4f;
-    c->ae_disc_weight = 0.5f;
-    c->ae_codebook_weight = 1.0f;
-    c->ae_commitment_beta = 0.2f;
-    c->ae_kl_weight = 5e-6f;
-    c->ae_perceptual_weight = 1.0f;
     snprintf(c->output_dir, sizeof c->output_dir, "output");
     c->seed = 1111;
-    c->batch = 64;
-    c->max_steps = 1000;
-    c->acc_steps = 1;
-    c->checkpointing_steps = 500;
-    c->checkpoints_limit = 3;
-    c->lr = 1e-5f;
-    c->ema_decay = 0.9999f;
-    c->validation_guidance_scale = 1.0f;
-    c->validation_sampling_steps = 50;
+    ldm_run_autoencoder *a = &c->ae_train;
+    ldm_ae_train_config_init(&a->step, &c->model.ae);
+    a->step.batch = 64;
+    a->steps = 1000;
+    ldm_run_diffusion *d = &c->ldm_train;
+    d->cond_drop_prob = 0.1f;
+    d->batch = 64;
+    d->max_steps = 1000;
+    d->acc_steps = 1;
+    d->checkpointing_steps = 500;
+    d->checkpoints_limit = 3;
+    d->lr = 1e-5f;
+    d->ema_decay = 0.9999f;
+    d->validation_guidance_scale = 1.0f;
+    d->validation_sampling_steps = 50;
 }
 
 /* max_train_steps, or num_train_epochs when max_train_steps is absent. */
@@ -49,64 +44,79 @@ static ldm_status steps_or_epochs(ldm_ini *ini, const char *s, int *steps, int *
     return LDM_OK;
 }
 
-static ldm_status read_training(ldm_ini *ini, const char *p, ldm_run_config *c) {
+static ldm_status read_autoencoder_training(ldm_ini *ini, const char *p, ldm_run_autoencoder *a) {
     const char *s = "autoencoder_train";
-    LDM_TRY(ldm_ini_int_key(ini, s, "train_batch_size", 1, 1 << 16, &c->ae_batch));
-    LDM_TRY(ldm_ini_float_key(ini, s, "learning_rate", 1e-12, 10.0, &c->ae_lr));
-    LDM_TRY(steps_or_epochs(ini, s, &c->ae_steps, &c->ae_epochs));
-    LDM_TRY(ldm_ini_int_key(ini, s, "gradient_accumulation_steps", 1, 1 << 16, &c->ae_acc_steps));
-    LDM_TRY(ldm_ini_int_key(ini, s, "disc_start", 0, 1L << 30, &c->ae_disc_start));
-    LDM_TRY(ldm_ini_float_key(ini, s, "disc_weight", 0.0, 1e6, &c->ae_disc_weight));
-    LDM_TRY(ldm_ini_float_key(ini, s, "codebook_weight", 0.0, 1e6, &c->ae_codebook_weight));
-    LDM_TRY(ldm_ini_float_key(ini, s, "commitment_beta", 0.0, 1e6, &c->ae_commitment_beta));
-    LDM_TRY(ldm_ini_float_key(ini, s, "kl_weight", 0.0, 1e6, &c->ae_kl_weight));
-    LDM_TRY(ldm_ini_float_key(ini, s, "perceptual_weight", 0.0, 1e6, &c->ae_perceptual_weight));
-    LDM_TRY(ldm_ini_path_key(ini, p, s, "lpips_path", c->lpips_path, sizeof c->lpips_path));
-    s = "train";
+    ldm_ae_train_config *t = &a->step;
+    LDM_TRY(ldm_ini_int_key(ini, s, "train_batch_size", 1, 1 << 16, &t->batch));
+    LDM_TRY(ldm_ini_float_key(ini, s, "learning_rate", 1e-12, 10.0, &t->lr));
+    LDM_TRY(steps_or_epochs(ini, s, &a->steps, &a->epochs));
+    LDM_TRY(ldm_ini_int_key(ini, s, "gradient_accumulation_steps", 1, 1 << 16, &t->acc_steps));
+    LDM_TRY(ldm_ini_int_key(ini, s, "disc_start", 0, 1L << 30, &t->disc_start));
+    LDM_TRY(ldm_ini_float_key(ini, s, "disc_weight", 0.0, 1e6, &t->disc_weight));
+    LDM_TRY(ldm_ini_float_key(ini, s, "codebook_weight", 0.0, 1e6, &t->codebook_weight));
+    LDM_TRY(ldm_ini_float_key(ini, s, "commitment_beta", 0.0, 1e6, &t->commitment_beta));
+    LDM_TRY(ldm_ini_float_key(ini, s, "kl_weight", 0.0, 1e6, &t->kl_weight));
+    LDM_TRY(ldm_ini_float_key(ini, s, "perceptual_weight", 0.0, 1e6, &t->perceptual_weight));
+    return ldm_ini_path_key(ini, p, s, "lpips_path", a->lpips_path, sizeof a->lpips_path);
+}
+
+static ldm_status read_prompts(ldm_ini *ini, const char *p, ldm_run_diffusion *d) {
+    const char *prompts = NULL;
+    LDM_TRY(ldm_ini_string(ini, "train", "validation_prompts", &prompts));
+    for (const char *q = prompts; q && *q;) {
+        const char *bar = strstr(q, " | ");
+        size_t n = bar ? (size_t)(bar - q) : strlen(q);
+        if (d->n_validation_prompts == LDM_RUN_MAX_PROMPTS || n >= 256)
+            return LDM_FAIL(LDM_ERR_FORMAT,
+                            "%s: [train] validation_prompts: at most %d prompts of 255 bytes", p,
+                            LDM_RUN_MAX_PROMPTS);
+        snprintf(d->validation_prompts[d->n_validation_prompts++], 256, "%.*s", (int)n, q);
+        q = bar ? bar + 3 : q + n;
+    }
+    return LDM_OK;
+}
+
+static ldm_status read_diffusion_training(ldm_ini *ini, const char *p, ldm_run_diffusion *d) {
+    const char *s = "train";
+    LDM_TRY(ldm_ini_float_key(ini, "text", "cond_drop_prob", 0.0, 1.0, &d->cond_drop_prob));
+    LDM_TRY(ldm_ini_int_key(ini, s, "train_batch_size", 1, 1 << 16, &d->batch));
+    LDM_TRY(ldm_ini_float_key(ini, s, "learning_rate", 1e-12, 10.0, &d->lr));
+    int sched = (int)d->lr_schedule;
+    static const char *const scheds[] = {"constant", "constant_with_warmup", "linear", "cosine"};
+    LDM_TRY(ldm_ini_enum_key(ini, p, s, "lr_scheduler", scheds, 4, &sched));
+    d->lr_schedule = (ldm_lr_schedule)sched;
+    LDM_TRY(ldm_ini_int_key(ini, s, "lr_warmup_steps", 0, 1L << 30, &d->lr_warmup_steps));
+    LDM_TRY(steps_or_epochs(ini, s, &d->max_steps, &d->epochs));
+    LDM_TRY(ldm_ini_int_key(ini, s, "gradient_accumulation_steps", 1, 1 << 16, &d->acc_steps));
+    LDM_TRY(ldm_ini_int_key(ini, s, "checkpointing_steps", 1, 1L << 30, &d->checkpointing_steps));
+    LDM_TRY(ldm_ini_int_key(ini, s, "checkpoints_total_limit", 1, 1 << 16, &d->checkpoints_limit));
+    const char *resume = NULL;
+    LDM_TRY(ldm_ini_string(ini, s, "resume_from_checkpoint", &resume));
+    if (resume && strcmp(resume, "none") && strcmp(resume, "latest"))
+        LDM_TRY(ldm_ini_path_key(ini, p, s, "resume_from_checkpoint", d->resume, sizeof d->resume));
+    else if (resume && !strcmp(resume, "latest"))
+        snprintf(d->resume, sizeof d->resume, "latest");
+    LDM_TRY(ldm_ini_bool(ini, s, "use_ema", &d->use_ema));
+    LDM_TRY(ldm_ini_float_key(ini, s, "ema_decay", 0.0, 1.0, &d->ema_decay));
+    LDM_TRY(ldm_ini_float_key(ini, s, "max_grad_norm", 0.0, 1e9, &d->max_grad_norm));
+    LDM_TRY(ldm_ini_float_key(ini, s, "snr_gamma", 0.0, 1e6, &d->snr_gamma));
+    LDM_TRY(ldm_ini_float_key(ini, s, "noise_offset", 0.0, 10.0, &d->noise_offset));
+    LDM_TRY(ldm_ini_int_key(ini, s, "validation_steps", 0, 1L << 30, &d->validation_steps));
+    LDM_TRY(ldm_ini_float_key(ini, s, "validation_guidance_scale", 0.0, 100.0,
+                              &d->validation_guidance_scale));
+    LDM_TRY(ldm_ini_int_key(ini, s, "validation_sampling_steps", 1, 100000,
+                            &d->validation_sampling_steps));
+    return read_prompts(ini, p, d);
+}
+
+static ldm_status read_run(ldm_ini *ini, const char *p, ldm_run_config *c) {
+    const char *s = "train";
     LDM_TRY(ldm_ini_path_key(ini, p, s, "output_dir", c->output_dir, sizeof c->output_dir));
     long seed = (long)c->seed;
     LDM_TRY(ldm_ini_int(ini, s, "seed", 0, 0x7fffffffffffffffL, &seed));
     c->seed = (uint64_t)seed;
-    LDM_TRY(ldm_ini_int_key(ini, s, "train_batch_size", 1, 1 << 16, &c->batch));
-    LDM_TRY(ldm_ini_float_key(ini, s, "learning_rate", 1e-12, 10.0, &c->lr));
-    int sched = (int)c->lr_schedule;
-    static const char *const scheds[] = {"constant", "constant_with_warmup", "linear", "cosine"};
-    LDM_TRY(ldm_ini_enum_key(ini, p, s, "lr_scheduler", scheds, 4, &sched));
-    c->lr_schedule = (ldm_lr_schedule)sched;
-    LDM_TRY(ldm_ini_int_key(ini, s, "lr_warmup_steps", 0, 1L << 30, &c->lr_warmup_steps));
-    LDM_TRY(steps_or_epochs(ini, s, &c->max_steps, &c->epochs));
-    LDM_TRY(ldm_ini_int_key(ini, s, "gradient_accumulation_steps", 1, 1 << 16, &c->acc_steps));
-    LDM_TRY(ldm_ini_int_key(ini, s, "checkpointing_steps", 1, 1L << 30, &c->checkpointing_steps));
-    LDM_TRY(ldm_ini_int_key(ini, s, "checkpoints_total_limit", 1, 1 << 16, &c->checkpoints_limit));
-    const char *resume = NULL;
-    LDM_TRY(ldm_ini_string(ini, s, "resume_from_checkpoint", &resume));
-    if (resume && strcmp(resume, "none") && strcmp(resume, "latest"))
-        LDM_TRY(ldm_ini_path_key(ini, p, s, "resume_from_checkpoint", c->resume, sizeof c->resume));
-    else if (resume && !strcmp(resume, "latest"))
-        snprintf(c->resume, sizeof c->resume, "latest");
-    LDM_TRY(ldm_ini_bool(ini, s, "use_ema", &c->use_ema));
-    LDM_TRY(ldm_ini_float_key(ini, s, "ema_decay", 0.0, 1.0, &c->ema_decay));
-    LDM_TRY(ldm_ini_float_key(ini, s, "max_grad_norm", 0.0, 1e9, &c->max_grad_norm));
-    LDM_TRY(ldm_ini_float_key(ini, s, "snr_gamma", 0.0, 1e6, &c->snr_gamma));
-    LDM_TRY(ldm_ini_float_key(ini, s, "noise_offset", 0.0, 10.0, &c->noise_offset));
-    LDM_TRY(ldm_ini_int_key(ini, s, "validation_steps", 0, 1L << 30, &c->validation_steps));
-    LDM_TRY(ldm_ini_float_key(ini, s, "validation_guidance_scale", 0.0, 100.0,
-                              &c->validation_guidance_scale));
-    LDM_TRY(ldm_ini_int_key(ini, s, "validation_sampling_steps", 1, 100000,
-                            &c->validation_sampling_steps));
-    const char *prompts = NULL;
-    LDM_TRY(ldm_ini_string(ini, s, "validation_prompts", &prompts));
-    for (const char *q = prompts; q && *q;) {
-        const char *bar = strstr(q, " | ");
-        size_t n = bar ? (size_t)(bar - q) : strlen(q);
-        if (c->n_validation_prompts == LDM_RUN_MAX_PROMPTS || n >= 256)
-            return LDM_FAIL(LDM_ERR_FORMAT,
-                            "%s: [train] validation_prompts: at most %d prompts of 255 bytes", p,
-                            LDM_RUN_MAX_PROMPTS);
-        snprintf(c->validation_prompts[c->n_validation_prompts++], 256, "%.*s", (int)n, q);
-        q = bar ? bar + 3 : q + n;
-    }
-    return LDM_OK;
+    LDM_TRY(read_autoencoder_training(ini, p, &c->ae_train));
+    return read_diffusion_training(ini, p, &c->ldm_train);
 }
 
 ldm_status ldm_run_config_read(const char *path, ldm_run_config *c) {
@@ -136,9 +146,7 @@ ldm_status ldm_run_config_read(const char *path, ldm_run_config *c) {
     if (st == LDM_OK)
         st = ldm_ini_path_key(ini, path, "autoencoder", "checkpoint", c->ae_checkpoint,
                               sizeof c->ae_checkpoint);
-    if (st == LDM_OK)
-        st = ldm_ini_float_key(ini, "text", "cond_drop_prob", 0.0, 1.0, &c->cond_drop_prob);
-    if (st == LDM_OK) st = read_training(ini, path, c);
+    if (st == LDM_OK) st = read_run(ini, path, c);
     if (st == LDM_OK) st = ldm_ini_check_unused(ini);
     ldm_ini_free(ini);
     if (st == LDM_OK) st = ldm_model_config_check(&c->model, path);
@@ -152,21 +160,31 @@ static int epoch_steps(int epochs, size_t images, int batch, int acc) {
 }
 
 void ldm_run_config_resolve_epochs(ldm_run_config *c, size_t images) {
-    if (c->ae_epochs > 0)
-        c->ae_steps = epoch_steps(c->ae_epochs, images, c->ae_batch, c->ae_acc_steps);
-    if (c->epochs > 0) c->max_steps = epoch_steps(c->epochs, images, c->batch, c->acc_steps);
-    c->ae_epochs = c->epochs = 0;
+    ldm_run_autoencoder *a = &c->ae_train;
+    ldm_run_diffusion *d = &c->ldm_train;
+    if (a->epochs > 0) a->steps = epoch_steps(a->epochs, images, a->step.batch, a->step.acc_steps);
+    if (d->epochs > 0) d->max_steps = epoch_steps(d->epochs, images, d->batch, d->acc_steps);
+    a->epochs = d->epochs = 0;
+}
+
+void ldm_run_autoencoder_step(const ldm_run_config *c, ldm_ae_train_config *out) {
+    *out = c->ae_train.step;
+    out->ae = c->model.ae;
+    ldm_discriminator_config_default(&out->disc, c->model.ae.im_channels);
+    out->height = out->width = c->model.resolution;
+    out->seed = c->seed;
 }
 
 float ldm_run_lr_at(const ldm_run_config *c, int step) {
-    float lr = c->lr;
-    int warm = c->lr_schedule == LDM_LR_CONSTANT ? 0 : c->lr_warmup_steps;
+    const ldm_run_diffusion *d = &c->ldm_train;
+    float lr = d->lr;
+    int warm = d->lr_schedule == LDM_LR_CONSTANT ? 0 : d->lr_warmup_steps;
     if (step < warm) return lr * (float)step / (float)warm; /* diffusers: 0 at step 0 */
-    int total = c->max_steps > warm ? c->max_steps - warm : 1;
+    int total = d->max_steps > warm ? d->max_steps - warm : 1;
     double progress = (double)(step - warm) / (double)total;
     if (progress > 1) progress = 1;
-    if (c->lr_schedule == LDM_LR_LINEAR) return lr * (float)(1.0 - progress);
-    if (c->lr_schedule == LDM_LR_COSINE)
+    if (d->lr_schedule == LDM_LR_LINEAR) return lr * (float)(1.0 - progress);
+    if (d->lr_schedule == LDM_LR_COSINE)
         return lr * (float)(0.5 * (1.0 + cos(3.14159265358979323846 * progress)));
     return lr;
 }

@@ -44,8 +44,8 @@ static ldm_status check_text(const ldm_run_config *c) {
     int len = c->model.context_length, got;
     int32_t *ids = malloc((size_t)len * sizeof *ids), *mask = malloc((size_t)len * sizeof *mask);
     if (!ids || !mask) s = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-    for (int i = 0; i < c->n_validation_prompts && s == LDM_OK; i++) {
-        const char *p = c->validation_prompts[i];
+    for (int i = 0; i < c->ldm_train.n_validation_prompts && s == LDM_OK; i++) {
+        const char *p = c->ldm_train.validation_prompts[i];
         s = ldm_clip_tokenize(tok, p, strlen(p), len, 1, ids, mask, &got);
         if (s != LDM_OK)
             ldm_error_prefix("%s: [train] validation_prompts, prompt %d (\"%.40s\")", c->path,
@@ -67,15 +67,15 @@ ldm_status run_check_inputs(const run_ctx *r) {
     if (c->ae_checkpoint[0]) {
         snprintf(what, sizeof what, "%s: [autoencoder] checkpoint", c->path);
         LDM_TRY(check_safetensors(what, c->ae_checkpoint));
-    } else if (ae_stage && c->ae_perceptual_weight > 0 && c->lpips_path[0]) {
+    } else if (ae_stage && c->ae_train.step.perceptual_weight > 0 && c->ae_train.lpips_path[0]) {
         snprintf(what, sizeof what, "%s: [autoencoder_train] lpips_path", c->path);
-        LDM_TRY(check_safetensors(what, c->lpips_path));
+        LDM_TRY(check_safetensors(what, c->ae_train.lpips_path));
     }
     if (!ldm_stage) return LDM_OK;
     if (c->model.text != LDM_TEXT_NONE) LDM_TRY(check_text(c));
-    if (c->resume[0] && strcmp(c->resume, "latest") && !r->o->resume) {
+    if (c->ldm_train.resume[0] && strcmp(c->ldm_train.resume, "latest") && !r->o->resume) {
         snprintf(what, sizeof what, "%s: [train] resume_from_checkpoint", c->path);
-        LDM_TRY(check_safetensors(what, c->resume));
+        LDM_TRY(check_safetensors(what, c->ldm_train.resume));
     }
     return LDM_OK;
 }

@@ -254,15 +254,15 @@ ldm_status ldm_run_train(ldm_ctx *ctx, const ldm_run_config *config, const ldm_r
     size_t n = ldm_dataset_count(r.data);
     run_note(&r, LDM_LOG_INFO, "dataset %s: %zu images, %zu without captions", c->dataset_path, n,
              ldm_dataset_missing_captions(r.data));
-    if (c->ae_epochs > 0 || c->epochs > 0) {
-        int ae_epochs = c->ae_epochs, epochs = c->epochs;
+    if (c->ae_train.epochs > 0 || c->ldm_train.epochs > 0) {
+        int ae_epochs = c->ae_train.epochs, epochs = c->ldm_train.epochs;
         ldm_run_config_resolve_epochs(c, n);
         if (ae_epochs > 0)
             run_note(&r, LDM_LOG_INFO, "autoencoder: %d epochs of %zu images = %d steps", ae_epochs,
-                     n, c->ae_steps);
+                     n, c->ae_train.steps);
         if (epochs > 0)
             run_note(&r, LDM_LOG_INFO, "ldm: %d epochs of %zu images = %d steps", epochs, n,
-                     c->max_steps);
+                     c->ldm_train.max_steps);
     }
     char ae_path[LDM_RUN_PATH], cache[LDM_RUN_PATH];
     st = run_check_inputs(&r);

@@ -95,10 +95,10 @@ static ldm_status resume_state(const run_ctx *r, ldm_ae_trainer *t, const char *
     if (s == LDM_OK) s = ldm_safetensors_metadata_u64(st, "ldmcl.skipped", &skips);
     ldm_safetensors_close(st);
     LDM_TRY(s);
-    if (step > (uint64_t)r->c->ae_steps)
+    if (step > (uint64_t)r->c->ae_train.steps)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
                         "autoencoder state '%s' is at step %llu, beyond max_train_steps = %d",
-                        gstate, (unsigned long long)step, r->c->ae_steps);
+                        gstate, (unsigned long long)step, r->c->ae_train.steps);
     LDM_TRY(ldm_ae_trainer_load_state(t, gstate));
     if ((uint64_t)ldm_ae_trainer_steps(t) != step)
         return LDM_FAIL(LDM_ERR_FORMAT, "autoencoder state '%s': step %llu but trainer step %d",
@@ -129,25 +129,14 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
         run_note(r, LDM_LOG_INFO, "autoencoder: %s is finished; stage one skipped", ae_path);
         return LDM_OK;
     }
-    if (c->ae_steps < 1)
+    if (c->ae_train.steps < 1)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
                         "%s: [autoencoder_train] max_train_steps = 0 and no [autoencoder] "
                         "checkpoint: there is no autoencoder to use",
                         c->path);
-    ldm_ae_train_config tc;
-    ldm_ae_train_config_init(&tc, &c->model.ae);
-    tc.batch = c->ae_batch;
-    tc.height = tc.width = c->model.resolution;
-    tc.lr = c->ae_lr;
-    tc.acc_steps = c->ae_acc_steps;
-    tc.disc_start = c->ae_disc_start;
-    tc.disc_weight = c->ae_disc_weight;
-    tc.codebook_weight = c->ae_codebook_weight;
-    tc.commitment_beta = c->ae_commitment_beta;
-    tc.kl_weight = c->ae_kl_weight;
-    tc.perceptual_weight = c->ae_perceptual_weight;
-    tc.seed = c->seed;
-    if (tc.perceptual_weight > 0 && !c->lpips_path[0])
+    ldm_ae_train_config tc; /* [autoencoder_train] with the run's model, size and seed */
+    ldm_run_autoencoder_step(c, &tc);
+    if (tc.perceptual_weight > 0 && !c->ae_train.lpips_path[0])
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
                         "%s: [autoencoder_train] perceptual_weight = %g needs lpips_path: convert "
                         "the LPIPS weights with tools/convert_lpips.py (torchvision's VGG16 and "
@@ -156,7 +145,8 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
     ldm_ae_trainer *t;
     LDM_TRY(ldm_ae_trainer_create(r->ctx, &tc, &t));
     ldm_status st = ldm_ae_trainer_init_params(t, c->seed);
-    if (st == LDM_OK && tc.perceptual_weight > 0) st = ldm_ae_trainer_load_lpips(t, c->lpips_path);
+    if (st == LDM_OK && tc.perceptual_weight > 0)
+        st = ldm_ae_trainer_load_lpips(t, c->ae_train.lpips_path);
     size_t per = (size_t)c->model.channels * c->model.resolution * c->model.resolution, skipped = 0;
     float *images = malloc((size_t)tc.batch * per * sizeof *images);
     if (st == LDM_OK && !images) st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
@@ -179,7 +169,7 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
         fprintf(csv, "step,recon,codebook,commitment,kl,perceptual,g_adv,d_total,codebook_used\n");
     double t0 = now_s();
     int done_here = 0, stopped = 0;
-    for (int s = start; st == LDM_OK && s < c->ae_steps; s++) {
+    for (int s = start; st == LDM_OK && s < c->ae_train.steps; s++) {
         st = fill_batch(r, &pos, tc.batch, images, &skipped);
         ldm_ae_losses l;
         double ts = now_s();
@@ -199,13 +189,13 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
                 (double)l.g_adv, (double)l.d_total, l.codebook_used);
         fflush(csv);
         if (r->o->progress)
-            r->o->progress(r->o->progress_user, "autoencoder", s + 1, c->ae_steps, l.recon,
+            r->o->progress(r->o->progress_user, "autoencoder", s + 1, c->ae_train.steps, l.recon,
                            now_s() - t0);
-        if ((s + 1) % c->checkpointing_steps == 0 && (s + 1) % c->ae_acc_steps == 0 &&
-            s + 1 < c->ae_steps)
+        if ((s + 1) % c->ldm_train.checkpointing_steps == 0 &&
+            (s + 1) % c->ae_train.step.acc_steps == 0 && s + 1 < c->ae_train.steps)
             st = save_state(r, t, gstate, s + 1, pos, skipped);
         if (st == LDM_OK && r->o->ae_stop_after > 0 && ++done_here == r->o->ae_stop_after &&
-            s + 1 < c->ae_steps) {
+            s + 1 < c->ae_train.steps) {
             run_note(r, LDM_LOG_INFO,
                      "autoencoder: stopped after %d steps (as asked); --resume continues from %s",
                      done_here, gstate);
@@ -217,7 +207,7 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
     r->stopped = stopped; /* as asked: the later stages do not run */
     if (st == LDM_OK && !stopped) {
         char steps[32];
-        snprintf(steps, sizeof steps, "%d", c->ae_steps);
+        snprintf(steps, sizeof steps, "%d", c->ae_train.steps);
         const char *meta[] = {"ldmcl.stage", "autoencoder complete", "ldmcl.ae_steps", steps, NULL};
         /* the discriminator first: the autoencoder file marks the stage finished */
         st = ldm_ae_trainer_save(t, NULL, disc_path, meta);
@@ -227,7 +217,7 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
             remove(gstate);
             run_note(r, LDM_LOG_INFO,
                      "autoencoder: %d steps in %.1f s; %zu unreadable images skipped; saved %s",
-                     c->ae_steps - start, now_s() - t0, skipped, ae_path);
+                     c->ae_train.steps - start, now_s() - t0, skipped, ae_path);
         }
     }
     free(images);

@@ -141,7 +141,7 @@ static ldm_status setup_text(stage *s) {
     else
         LDM_TRY(ldm_clip_tokenizer_load_dir(c->model.clip_path, &s->tok));
     /* (its size against the encoder's was checked before the run began: run_inputs.c) */
-    size_t n = (size_t)c->batch * c->model.context_length;
+    size_t n = (size_t)c->ldm_train.batch * c->model.context_length;
     s->ids = malloc(n * sizeof *s->ids);
     s->mask = malloc(n * sizeof *s->mask);
     s->ids_f = malloc(n * sizeof *s->ids_f);
@@ -151,12 +151,12 @@ static ldm_status setup_text(stage *s) {
     if (c->model.text != LDM_TEXT_CLIP_FROZEN) return LDM_OK;
     char path[LDM_RUN_PATH + 32];
     snprintf(path, sizeof path, "%s/model.safetensors", c->model.clip_path);
-    LDM_TRY(ldm_clip_encoder_create(s->r->ctx, &c->model.clip, c->batch, c->model.context_length,
-                                    c->model.clip_skip, &s->frozen));
+    LDM_TRY(ldm_clip_encoder_create(s->r->ctx, &c->model.clip, c->ldm_train.batch,
+                                    c->model.context_length, c->model.clip_skip, &s->frozen));
     LDM_TRY(ldm_clip_encoder_load(s->frozen, path));
     size_t row = (size_t)c->model.context_length * c->model.clip.hidden_size;
-    s->ctx = malloc((size_t)c->batch * row * sizeof *s->ctx);
-    s->empty_ctx = malloc((size_t)c->batch * row * sizeof *s->empty_ctx);
+    s->ctx = malloc((size_t)c->ldm_train.batch * row * sizeof *s->ctx);
+    s->empty_ctx = malloc((size_t)c->ldm_train.batch * row * sizeof *s->empty_ctx);
     if (!s->ctx || !s->empty_ctx) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     const char *empty[1] = {""}; /* computed once, for the whole run */
     return ldm_clip_encode_prompts(s->frozen, s->tok, empty, 1, s->empty_ctx);
@@ -166,20 +166,20 @@ static ldm_status setup_graph(stage *s) {
     const ldm_run_config *c = s->c;
     s->trained_text =
         c->model.text == LDM_TEXT_CLIP_SCRATCH || c->model.text == LDM_TEXT_CLIP_FINETUNE;
-    ldm_diffusion_train_config tc = {.unet = &c->model.unet,
-                                     .schedule = s->sched,
-                                     .batch = c->batch,
-                                     .height = s->lat_hw,
-                                     .width = s->lat_hw,
-                                     .context_len = c->model.context_length,
-                                     .cond_drop_prob =
-                                         c->model.text == LDM_TEXT_NONE ? 0 : c->cond_drop_prob,
-                                     .prediction = c->model.prediction_type,
-                                     .snr_gamma = c->snr_gamma,
-                                     .noise_offset = c->noise_offset,
-                                     .seed = c->seed,
-                                     .text_encoder = s->trained_text ? &c->model.clip : NULL,
-                                     .text_skip = c->model.clip_skip};
+    ldm_diffusion_train_config tc = {
+        .unet = &c->model.unet,
+        .schedule = s->sched,
+        .batch = c->ldm_train.batch,
+        .height = s->lat_hw,
+        .width = s->lat_hw,
+        .context_len = c->model.context_length,
+        .cond_drop_prob = c->model.text == LDM_TEXT_NONE ? 0 : c->ldm_train.cond_drop_prob,
+        .prediction = c->model.prediction_type,
+        .snr_gamma = c->ldm_train.snr_gamma,
+        .noise_offset = c->ldm_train.noise_offset,
+        .seed = c->seed,
+        .text_encoder = s->trained_text ? &c->model.clip : NULL,
+        .text_skip = c->model.clip_skip};
     LDM_TRY(ldm_graph_create(s->r->ctx, &s->g));
     LDM_TRY(ldm_diffusion_train_record(s->g, &tc, &s->tg));
     LDM_TRY(ldm_graph_compile(s->g));
@@ -208,10 +208,10 @@ static ldm_status setup_graph(stage *s) {
     }
     ldm_adam_config a;
     ldm_adam_config_init(&a);
-    a.lr = c->lr;
-    a.max_grad_norm = c->max_grad_norm;
+    a.lr = c->ldm_train.lr;
+    a.max_grad_norm = c->ldm_train.max_grad_norm;
     LDM_TRY(ldm_adam_create(s->g, &a, &s->opt));
-    if (c->use_ema) LDM_TRY(ldm_ema_create(s->g, c->ema_decay, 1, &s->ema));
+    if (c->ldm_train.use_ema) LDM_TRY(ldm_ema_create(s->g, c->ldm_train.ema_decay, 1, &s->ema));
     return LDM_OK;
 }
 
@@ -219,7 +219,7 @@ static ldm_status setup_graph(stage *s) {
 static ldm_status write_batch(stage *s, uint64_t p0) {
     const ldm_run_config *c = s->c;
     const char **captions = s->captions;
-    for (int b = 0; b < c->batch; b++) {
+    for (int b = 0; b < c->ldm_train.batch; b++) {
         uint64_t p = p0 + (uint64_t)b;
         size_t j = run_order(c->seed, s->n, p);
         /* random_flip: the mirrored image's latent half of the time (its own draw) */
@@ -232,7 +232,7 @@ static ldm_status write_batch(stage *s, uint64_t p0) {
     }
     LDM_TRY(ldm_tensor_write(s->tg.latents, s->lat_batch));
     if (c->model.text == LDM_TEXT_NONE) return LDM_OK;
-    LDM_TRY(tokenize(s, captions, c->batch));
+    LDM_TRY(tokenize(s, captions, c->ldm_train.batch));
     if (s->trained_text) {
         LDM_TRY(ldm_tensor_write(s->tg.ids, s->ids_f));
         return ldm_tensor_write(s->tg.ids_mask, s->mask_f);
@@ -292,7 +292,7 @@ static int list_checkpoints(const char *dir, int *steps, int max) {
 static void rotate(stage *s, const char *dir, int keep) {
     run_remove_temporaries(s->r, dir);
     int steps[4096], n = list_checkpoints(dir, steps, 4096);
-    for (int kept = n; kept > s->c->checkpoints_limit; kept--) {
+    for (int kept = n; kept > s->c->ldm_train.checkpoints_limit; kept--) {
         int oldest = -1;
         for (int i = 0; i < n; i++)
             if (steps[i] != keep && (oldest < 0 || steps[i] < steps[oldest])) oldest = i;
@@ -412,10 +412,10 @@ static ldm_status resume_latest(stage *s, int *start) {
 static ldm_status resume(stage *s, int *start) {
     *start = 0;
     const ldm_run_config *c = s->c;
-    if (s->r->o->resume || !strcmp(c->resume, "latest")) return resume_latest(s, start);
-    if (!c->resume[0]) return LDM_OK;
-    LDM_TRY(load_checkpoint(s, c->resume, start));
-    run_note(s->r, LDM_LOG_INFO, "resumed from %s at step %d", c->resume, *start);
+    if (s->r->o->resume || !strcmp(c->ldm_train.resume, "latest")) return resume_latest(s, start);
+    if (!c->ldm_train.resume[0]) return LDM_OK;
+    LDM_TRY(load_checkpoint(s, c->ldm_train.resume, start));
+    run_note(s->r, LDM_LOG_INFO, "resumed from %s at step %d", c->ldm_train.resume, *start);
     return LDM_OK;
 }
 
@@ -431,14 +431,14 @@ static void grid_path(const stage *s, int step, char *out) {
 /* Whether a validation grid is made after step. */
 static int validates_at(const stage *s, int step) {
     const ldm_run_config *c = s->c;
-    return c->validation_steps > 0 && step % c->validation_steps == 0 &&
-           c->n_validation_prompts > 0 && c->model.text != LDM_TEXT_NONE;
+    return c->ldm_train.validation_steps > 0 && step % c->ldm_train.validation_steps == 0 &&
+           c->ldm_train.n_validation_prompts > 0 && c->model.text != LDM_TEXT_NONE;
 }
 
 /* Samples the validation prompts with the current weights into samples/step-N.png. */
 static ldm_status validate(stage *s, const char *ae_path, int step) {
     const ldm_run_config *c = s->c;
-    int n = c->n_validation_prompts;
+    int n = c->ldm_train.n_validation_prompts;
     if (n == 0 || c->model.text == LDM_TEXT_NONE) return LDM_OK;
     ldm_sampler_config sc = {.unet = &c->model.unet,
                              .schedule = s->sched,
@@ -446,9 +446,9 @@ static ldm_status validate(stage *s, const char *ae_path, int step) {
                              .height = s->lat_hw,
                              .width = s->lat_hw,
                              .context_len = c->model.context_length,
-                             .guidance_scale = c->validation_guidance_scale,
+                             .guidance_scale = c->ldm_train.validation_guidance_scale,
                              .method = LDM_SAMPLER_DDIM,
-                             .steps = c->validation_sampling_steps,
+                             .steps = c->ldm_train.validation_sampling_steps,
                              .prediction = c->model.prediction_type,
                              .seed = c->seed};
     ldm_sampler *smp = NULL;
@@ -483,7 +483,7 @@ static ldm_status validate(stage *s, const char *ae_path, int step) {
     }
     const char *prompts[LDM_RUN_MAX_PROMPTS];
     for (int i = 0; i < n; i++)
-        prompts[i] = c->validation_prompts[i];
+        prompts[i] = c->ldm_train.validation_prompts[i];
     if (st == LDM_OK) st = ldm_clip_encode_prompts(enc, s->tok, prompts, n, ctx);
     const char *empty[1] = {""};
     float *uncond = malloc((size_t)n * row * sizeof *uncond);
@@ -618,8 +618,8 @@ ldm_status run_ldm_stage(run_ctx *r, const char *ae_path, const char *cache_path
         st = ldm_schedule_create(c->model.beta_schedule, c->model.num_timesteps,
                                  c->model.beta_start, c->model.beta_end, &s.sched);
     if (st == LDM_OK) st = setup_text(&s);
-    s.lat_batch = malloc((size_t)c->batch * s.lat * sizeof *s.lat_batch);
-    s.captions = malloc((size_t)c->batch * sizeof *s.captions);
+    s.lat_batch = malloc((size_t)c->ldm_train.batch * s.lat * sizeof *s.lat_batch);
+    s.captions = malloc((size_t)c->ldm_train.batch * sizeof *s.captions);
     if (st == LDM_OK && (!s.lat_batch || !s.captions))
         st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     if (st == LDM_OK) st = setup_graph(&s);
@@ -639,8 +639,8 @@ ldm_status run_ldm_stage(run_ctx *r, const char *ae_path, const char *cache_path
     if (csv && !start) fprintf(csv, "step,loss,lr,seconds\n");
     double t0 = now_s();
     float lr_set = -1;
-    int done_here = 0, finished = start >= c->max_steps;
-    for (int step = start; st == LDM_OK && step < c->max_steps; step++) {
+    int done_here = 0, finished = start >= c->ldm_train.max_steps;
+    for (int step = start; st == LDM_OK && step < c->ldm_train.max_steps; step++) {
         float lr = ldm_run_lr_at(c, step);
         if (lr != lr_set) {
             st = ldm_optimizer_set_lr(s.opt, lr);
@@ -649,13 +649,14 @@ ldm_status run_ldm_stage(run_ctx *r, const char *ae_path, const char *cache_path
         float loss = 0;
         double ts = now_s();
         if (st == LDM_OK) st = run_profile_begin(r, step);
-        for (int m = 0; st == LDM_OK && m < c->acc_steps; m++) {
-            uint64_t p0 = ((uint64_t)step * c->acc_steps + (uint64_t)m) * (uint64_t)c->batch;
+        for (int m = 0; st == LDM_OK && m < c->ldm_train.acc_steps; m++) {
+            uint64_t p0 = ((uint64_t)step * c->ldm_train.acc_steps + (uint64_t)m) *
+                          (uint64_t)c->ldm_train.batch;
             st = write_batch(&s, p0);
             float l = 0;
             if (st == LDM_OK) st = ldm_graph_run(s.g);
             if (st == LDM_OK) st = ldm_tensor_read(s.tg.loss, &l);
-            loss += l / (float)c->acc_steps;
+            loss += l / (float)c->ldm_train.acc_steps;
         }
         if (st != LDM_OK) break;
         if (!isfinite(loss)) {
@@ -674,11 +675,12 @@ ldm_status run_ldm_stage(run_ctx *r, const char *ae_path, const char *cache_path
         fprintf(csv, "%d,%.6g,%.6g,%.3f\n", step + 1, (double)loss, (double)lr, el);
         fflush(csv);
         if (r->o->progress)
-            r->o->progress(r->o->progress_user, "ldm", step + 1, c->max_steps, loss, el);
-        if ((step + 1) % c->checkpointing_steps == 0 || step + 1 == c->max_steps)
+            r->o->progress(r->o->progress_user, "ldm", step + 1, c->ldm_train.max_steps, loss, el);
+        if ((step + 1) % c->ldm_train.checkpointing_steps == 0 ||
+            step + 1 == c->ldm_train.max_steps)
             st = save_checkpoint(&s, step + 1);
         if (st == LDM_OK && validates_at(&s, step + 1)) st = validate(&s, ae_path, step + 1);
-        finished = step + 1 == c->max_steps;
+        finished = step + 1 == c->ldm_train.max_steps;
         if (r->o->stop_after > 0 && ++done_here == r->o->stop_after && !finished) {
             run_note(r, LDM_LOG_INFO, "stopped after %d steps of this run (step %d)", done_here,
                      step + 1);

@@ -43,10 +43,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (st != LDM_OK) return 0;
     g_sink += ldm_model_latent_channels(&g_c.model) + ldm_model_latent_size(&g_c.model);
     for (int step = 0; step < 3; step++)
-        g_sink += ldm_run_lr_at(&g_c, step * (g_c.max_steps / 2));
-    g_sink += ldm_run_lr_at(&g_c, g_c.lr_warmup_steps);
-    for (int k = 0; k < g_c.n_validation_prompts; k++)
-        g_sink += (double)strlen(g_c.validation_prompts[k]);
+        g_sink += ldm_run_lr_at(&g_c, step * (g_c.ldm_train.max_steps / 2));
+    g_sink += ldm_run_lr_at(&g_c, g_c.ldm_train.lr_warmup_steps);
+    for (int k = 0; k < g_c.ldm_train.n_validation_prompts; k++)
+        g_sink += (double)strlen(g_c.ldm_train.validation_prompts[k]);
     st = ldm_model_config_write(&g_c.model, g_model,
                                 g_c.model.text == LDM_TEXT_CLIP_SCRATCH ? "v" : NULL);
     if (st != LDM_OK) {
@@ -60,6 +60,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         abort();
     }
     ldm_run_config_resolve_epochs(&g_c, 1 + size % 100000);
-    g_sink += g_c.max_steps + g_c.ae_steps;
+    g_sink += g_c.ldm_train.max_steps + g_c.ae_train.steps;
     return 0;
 }
