@@ -52,6 +52,22 @@ ldm_status run_trim_log(const char *path, int step);
 ldm_status run_profile_begin(const run_ctx *r, int step);
 ldm_status run_profile_report(const run_ctx *r, const char *stage, int step, double wall_s);
 
+/* The checkpoint folder of a run (run_checkpoints.c):
+ * out/checkpoints/checkpoint-NNNNNNNN.safetensors and the `latest` pointer. A stage saves through
+ * save(user, path, step) and restores through load(user, path, &step); the folder keeps `limit`
+ * checkpoints. Resuming takes the one `latest` names or, when it is damaged (its size or SHA-256
+ * fails), the newest intact one, saying so; *step is 0 when there is none. An intact checkpoint
+ * that load refuses is an error, never skipped. */
+#define RUN_STEP_KEY "ldmcl.run.step"
+typedef ldm_status (*run_checkpoint_save_fn)(void *user, const char *path, int step);
+typedef ldm_status (*run_checkpoint_load_fn)(void *user, const char *path, int *step);
+ldm_status run_checkpoint_save(const run_ctx *r, int step, int limit, run_checkpoint_save_fn save,
+                               void *user);
+ldm_status run_checkpoint_resume(const run_ctx *r, int limit, run_checkpoint_load_fn load,
+                                 void *user, int *step);
+/* The step a checkpoint file records (RUN_STEP_KEY). */
+ldm_status run_checkpoint_step(const char *path, int *step);
+
 /* Every file the stages that will run read, checked before the first step (run_inputs.c). */
 ldm_status run_check_inputs(const run_ctx *r);
 

@@ -266,156 +266,34 @@ static ldm_status plot_log(const char *csv, const char *png) {
     return st;
 }
 
-static void checkpoint_name(char *out, const char *dir, int step) {
-    run_format(out, "%s/checkpoint-%08d.safetensors", dir, step);
+/* The stage's checkpoints (run_checkpoints.c): its whole training state and the step. */
+static ldm_status save_state(void *user, const char *path, int step) {
+    stage *s = user;
+    char text[32];
+    snprintf(text, sizeof text, "%d", step);
+    const char *meta[] = {RUN_STEP_KEY, text, "ldmcl.run.config", s->c->path, NULL};
+    return ldm_train_state_save(path, s->g, s->opt, s->ema, meta);
 }
 
-/* The steps of the checkpoint files in dir (at most max), in no order. */
-static int list_checkpoints(const char *dir, int *steps, int max) {
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < max) {
-        int k, end = 0;
-        if (sscanf(e->d_name, "checkpoint-%8d.safetensors%n", &k, &end) == 1 &&
-            (size_t)end == strlen(e->d_name) && k > 0)
-            steps[n++] = k;
-    }
-    closedir(d);
-    return n;
-}
-
-/* Removes the oldest checkpoints beyond the limit, never the one at step keep (the run's own
- * newest, or the one it resumed from: a newer one may be damaged), and the temporaries of saves
- * another process began and never finished. */
-static void rotate(stage *s, const char *dir, int keep) {
-    run_remove_temporaries(s->r, dir);
-    int steps[4096], n = list_checkpoints(dir, steps, 4096);
-    for (int kept = n; kept > s->c->ldm_train.checkpoints_limit; kept--) {
-        int oldest = -1;
-        for (int i = 0; i < n; i++)
-            if (steps[i] != keep && (oldest < 0 || steps[i] < steps[oldest])) oldest = i;
-        if (oldest < 0) break;
-        char path[LDM_RUN_PATH];
-        checkpoint_name(path, dir, steps[oldest]);
-        if (remove(path) == 0) run_note(s->r, LDM_LOG_INFO, "removed the old checkpoint %s", path);
-        steps[oldest] = steps[--n];
-    }
+static ldm_status load_state(void *user, const char *path, int *step) {
+    stage *s = user;
+    LDM_TRY(run_checkpoint_step(path, step));
+    return ldm_train_state_load(path, s->g, s->opt, s->ema);
 }
 
 static ldm_status save_checkpoint(stage *s, int step) {
-    char dir[LDM_RUN_PATH], path[LDM_RUN_PATH], latest[LDM_RUN_PATH], text[64];
-    run_path(dir, s->r->out, "checkpoints");
-    LDM_TRY(run_mkdirs(dir));
-    checkpoint_name(path, dir, step);
-    snprintf(text, sizeof text, "%d", step);
-    const char *meta[] = {"ldmcl.run.step", text, "ldmcl.run.config", s->c->path, NULL};
-    LDM_TRY(ldm_train_state_save(path, s->g, s->opt, s->ema, meta));
-    run_path(latest, dir, "latest");
-    snprintf(text, sizeof text, "checkpoint-%08d.safetensors\n", step);
-    LDM_TRY(run_write_text(latest, text)); /* the pointer moves only after the file is complete */
-    rotate(s, dir, step);
-    return LDM_OK;
-}
-
-static int by_step_descending(const void *a, const void *b) {
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x < y) - (x > y);
-}
-
-/* Restores the checkpoint at path; *step is its step. */
-static ldm_status load_checkpoint(stage *s, const char *path, int *step) {
-    ldm_safetensors *st;
-    LDM_TRY(ldm_safetensors_open(path, &st));
-    uint64_t k = 0;
-    ldm_status e = ldm_safetensors_metadata_u64(st, "ldmcl.run.step", &k);
-    ldm_safetensors_close(st);
-    if (e == LDM_OK && (k < 1 || k > INT32_MAX))
-        e = LDM_FAIL(LDM_ERR_FORMAT, "'%s': ldmcl.run.step = %llu is not a step", path,
-                     (unsigned long long)k);
-    LDM_TRY(e);
-    LDM_TRY(ldm_train_state_load(path, s->g, s->opt, s->ema));
-    *step = (int)k;
-    return LDM_OK;
-}
-
-/* The step named by checkpoints/latest, or 0 when it names none (a note says why). */
-static int latest_step(stage *s, const char *pointer) {
-    FILE *f = fopen(pointer, "r");
-    if (!f) return 0;
-    char name[256] = "";
-    int ok = fgets(name, sizeof name, f) != NULL, k = 0, end = 0;
-    fclose(f);
-    name[strcspn(name, "\r\n")] = 0;
-    if (!ok || sscanf(name, "checkpoint-%8d.safetensors%n", &k, &end) != 1 ||
-        (size_t)end != strlen(name) || k < 1) {
-        run_note(s->r, LDM_LOG_WARN, "'%s' does not name a checkpoint: using the newest intact one",
-                 pointer);
-        return 0;
-    }
-    return k;
-}
-
-/* --resume (or resume_from_checkpoint = latest): the checkpoint `latest` names, else (missing,
- * damaged: a bit flip or a cut file fails its size or SHA-256 check) the newest intact one, saying
- * so. A checkpoint that is intact but does not fit the model is an error, never skipped. */
-static ldm_status resume_latest(stage *s, int *start) {
-    char dir[LDM_RUN_PATH], pointer[LDM_RUN_PATH], path[LDM_RUN_PATH];
-    run_path(dir, s->r->out, "checkpoints");
-    run_path(pointer, dir, "latest");
-    int steps[4097], n = list_checkpoints(dir, steps + 1, 4096);
-    qsort(steps + 1, (size_t)n, sizeof *steps, by_step_descending);
-    int named = latest_step(s, pointer), first = 1;
-    if (named) { /* tried first, then the others newest first */
-        steps[0] = named;
-        first = 0;
-        for (int i = 1; i <= n; i++)
-            if (steps[i] == named) steps[i] = 0;
-    }
-    if (first > n) {
-        run_note(s->r, LDM_LOG_INFO, "no checkpoint to resume from in %s: starting afresh", dir);
-        return LDM_OK;
-    }
-    char damaged[2048] = "";
-    for (int i = first; i <= n; i++) {
-        if (!steps[i]) continue;
-        checkpoint_name(path, dir, steps[i]);
-        ldm_safetensors *st;
-        ldm_status e = ldm_safetensors_open(path, &st);
-        if (e == LDM_OK) {
-            ldm_safetensors_close(st);
-            LDM_TRY(load_checkpoint(s, path, start));
-            /* a process killed between a save and the rotation left one too many */
-            rotate(s, dir, *start);
-            if (damaged[0])
-                run_note(s->r, LDM_LOG_WARN,
-                         "resumed from the newest intact checkpoint, %s, instead (%s)", path,
-                         damaged);
-            run_note(s->r, LDM_LOG_INFO, "resumed from %s at step %d", path, *start);
-            return LDM_OK;
-        }
-        run_note(s->r, LDM_LOG_WARN, "checkpoint %s is damaged, not used: %s", path,
-                 ldm_last_error());
-        size_t used = strlen(damaged);
-        if (used + strlen(path) + 16 < sizeof damaged)
-            snprintf(damaged + used, sizeof damaged - used, "%s%.*s is damaged", used ? "; " : "",
-                     (int)(sizeof damaged - used - 16), path);
-    }
-    return LDM_FAIL(LDM_ERR_FORMAT,
-                    "no intact checkpoint to resume from in %s (%s): restore one, or remove the "
-                    "folder to start afresh",
-                    dir, damaged);
+    return run_checkpoint_save(s->r, step, s->c->ldm_train.checkpoints_limit, save_state, s);
 }
 
 /* The step to continue from (0 when starting afresh). */
 static ldm_status resume(stage *s, int *start) {
     *start = 0;
-    const ldm_run_config *c = s->c;
-    if (s->r->o->resume || !strcmp(c->ldm_train.resume, "latest")) return resume_latest(s, start);
-    if (!c->ldm_train.resume[0]) return LDM_OK;
-    LDM_TRY(load_checkpoint(s, c->ldm_train.resume, start));
-    run_note(s->r, LDM_LOG_INFO, "resumed from %s at step %d", c->ldm_train.resume, *start);
+    const ldm_run_diffusion *d = &s->c->ldm_train;
+    if (s->r->o->resume || !strcmp(d->resume, "latest"))
+        return run_checkpoint_resume(s->r, d->checkpoints_limit, load_state, s, start);
+    if (!d->resume[0]) return LDM_OK;
+    LDM_TRY(load_state(s, d->resume, start));
+    run_note(s->r, LDM_LOG_INFO, "resumed from %s at step %d", d->resume, *start);
     return LDM_OK;
 }
 
