@@ -1,12 +1,14 @@
 /* src/graph/compile.c: turns a recorded graph into arenas and a recording of launches, and runs
- * it. Arenas, one per lifetime: trainable parameters, frozen parameters, inputs, leaf gradients
- * (the trainable parameters' gradients first, in the same layout as the parameters, so that an
- * optimizer is one flat kernel) and the planned activations. */
+ * it. The parameters' values and gradients are its store's (params.c: trainable values, frozen
+ * values and the trainable ones' gradients, laid out alike so that an optimizer is one flat
+ * kernel), allocated when the first graph bound to the store compiles; the graph's own arenas,
+ * one per lifetime: constants, inputs, the inputs' gradients and the planned activations. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "graph_internal.h"
+#include "params.h"
 
 #define ALIGN ((uint64_t)LDM_ARENA_ALIGN_ELEMS)
 
@@ -28,21 +30,18 @@ static ldm_status carve(ldm_graph *g, const char *name, uint64_t bytes, ldm_aren
 }
 
 static ldm_status allocate(ldm_graph *g, size_t peak, size_t bank) {
-    int n = g->n_tensors, n_tr = 0, n_fr = 0, n_in = 0, n_lg = 0;
-    ldm_tensor **tr = malloc((size_t)n * sizeof *tr), **fr = malloc((size_t)n * sizeof *fr);
-    ldm_tensor **in = malloc((size_t)n * sizeof *in), **lg = malloc((size_t)n * sizeof *lg);
+    int n = g->n_tensors, n_co = 0, n_in = 0, n_lg = 0;
+    ldm_tensor **co = malloc((size_t)n * sizeof *co), **in = malloc((size_t)n * sizeof *in);
+    ldm_tensor **lg = malloc((size_t)n * sizeof *lg);
     ldm_status st = LDM_OK;
-    if (!tr || !fr || !in || !lg) st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-    uint64_t b_tr = 0, b_fr = 0, b_in = 0, b_lg = 0;
+    if (!co || !in || !lg) st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    uint64_t b_co = 0, b_in = 0, b_lg = 0;
     for (int i = 0; i < n && st == LDM_OK; i++) {
         ldm_tensor *t = g->tensors[i];
-        if (t->base) continue;
-        if (t->kind == TK_PARAM && t->trainable) {
-            tr[n_tr++] = t;
-            b_tr += aligned_bytes(t->numel);
-        } else if (t->kind == TK_PARAM) {
-            fr[n_fr++] = t;
-            b_fr += aligned_bytes(t->numel);
+        if (t->base || t->entry) continue; /* views; parameters live in the store */
+        if (t->kind == TK_PARAM) {         /* a constant */
+            co[n_co++] = t;
+            b_co += aligned_bytes(t->numel);
         } else if (t->kind == TK_INPUT) {
             in[n_in++] = t;
             b_in += aligned_bytes(t->numel);
@@ -52,11 +51,13 @@ static ldm_status allocate(ldm_graph *g, size_t peak, size_t bank) {
             }
         }
     }
-    /* Trainable parameters without a gradient (not on the loss's path) still get one, zero,
-     * so the flat layouts match. */
-    uint64_t b_grads = b_tr + b_lg;
+    /* The store's parameters: trainable ones get a gradient, zero when they are not on the loss's
+     * path, so that the flat layouts match. */
+    uint64_t b_tr, b_fr, b_pg;
+    ldm_params_pending_bytes(g->store, g->has_backward, &b_tr, &b_fr, &b_pg);
+    uint64_t b_grads = b_pg + b_lg;
     /* all of it at once, before any buffer: need X, have Y */
-    uint64_t b_act = (uint64_t)peak * 4, b_all = b_tr + b_fr + b_in + b_act;
+    uint64_t b_act = (uint64_t)peak * 4, b_all = b_tr + b_fr + b_co + b_in + b_act;
     if (g->has_backward) b_all += b_grads;
     uint64_t limit;
     const char *which;
@@ -68,23 +69,22 @@ static ldm_status allocate(ldm_graph *g, size_t peak, size_t bank) {
                       "inputs %s, gradients %s, activations %s), have %s free of %s (%s). "
                       "Reduce the batch size or resolution",
                       g->ctx->info.device_name, ldm_format_bytes(b_all, need_s, 32),
-                      (unsigned long long)b_all, ldm_format_bytes(b_tr + b_fr, p_s, 32),
+                      (unsigned long long)b_all, ldm_format_bytes(b_tr + b_fr + b_co, p_s, 32),
                       ldm_format_bytes(b_in, in_s, 32),
                       ldm_format_bytes(g->has_backward ? b_grads : 0, gr_s, 32),
                       ldm_format_bytes(b_act, act_s, 32), ldm_format_bytes(have, have_s, 32),
                       ldm_format_bytes(limit, limit_s, 32), which);
     }
-    if (st == LDM_OK) st = carve(g, "trainable parameters", b_tr, &g->trainable, tr, n_tr, 0);
-    if (st == LDM_OK) st = carve(g, "frozen parameters", b_fr, &g->frozen, fr, n_fr, 0);
+    if (st == LDM_OK) st = ldm_params_allocate(g->store, g->has_backward);
+    for (int i = 0; i < g->n_params && st == LDM_OK; i++) {
+        ldm_tensor *t = g->params[i];
+        t->buf = t->entry->value;
+        if (t->grad) t->grad->buf = t->entry->grad;
+    }
+    if (st == LDM_OK) st = carve(g, "constants", b_co, &g->constants, co, n_co, 0);
     if (st == LDM_OK) st = carve(g, "inputs", b_in, &g->inputs, in, n_in, 0);
-    if (st == LDM_OK && b_grads && g->has_backward) {
-        st = ldm_arena_create(g->ctx, "gradients", b_grads, &g->leaf_grads);
-        for (int i = 0; i < n_tr && st == LDM_OK; i++) {
-            ldm_tensor *t = tr[i];
-            ldm_buf b;
-            st = ldm_arena_take(g->leaf_grads, t->numel, t->name, &b);
-            if (t->grad) t->grad->buf = b;
-        }
+    if (st == LDM_OK && b_lg && g->has_backward) {
+        st = ldm_arena_create(g->ctx, "input gradients", b_lg, &g->leaf_grads);
         for (int i = 0; i < n_lg && st == LDM_OK; i++)
             st = ldm_arena_take(g->leaf_grads, lg[i]->numel, lg[i]->grad->name, &lg[i]->grad->buf);
     }
@@ -109,13 +109,16 @@ static ldm_status allocate(ldm_graph *g, size_t peak, size_t bank) {
             t->buf = (ldm_buf){ldm_arena_mem(g->activations[k]), t->plan_off - k * bank};
         }
     }
-    g->memory.trainable_bytes = b_tr;
-    g->memory.frozen_bytes = b_fr;
+    g->memory.trainable_bytes =
+        g->store->trainable ? ldm_arena_capacity_bytes(g->store->trainable) : 0;
+    g->memory.frozen_bytes =
+        b_co + (g->store->frozen ? ldm_arena_capacity_bytes(g->store->frozen) : 0);
     g->memory.input_bytes = b_in;
-    g->memory.leaf_grad_bytes = g->leaf_grads ? b_grads : 0;
+    g->memory.leaf_grad_bytes =
+        g->has_backward ? b_lg + (g->store->grads ? ldm_arena_capacity_bytes(g->store->grads) : 0)
+                        : 0;
     g->memory.activation_bytes = (uint64_t)peak * 4;
-    free(tr);
-    free(fr);
+    free(co);
     free(in);
     free(lg);
     return st;
@@ -239,11 +242,16 @@ ldm_status ldm_graph_run(ldm_graph *g) {
     return ldm_cmd_replay(g->cmd);
 }
 
+static ldm_status zero_arena(ldm_ctx *ctx, ldm_arena *a) {
+    if (!a) return LDM_OK;
+    ldm_buf all = {ldm_arena_mem(a), 0};
+    return ldm_buf_fill(ctx, all, 0.0f, (size_t)(ldm_arena_capacity_bytes(a) / 4));
+}
+
 ldm_status ldm_graph_zero_grads(ldm_graph *g) {
     LDM_TRY(need_compiled(g));
-    if (!g->leaf_grads) return LDM_OK;
-    ldm_buf all = {ldm_arena_mem(g->leaf_grads), 0};
-    return ldm_buf_fill(g->ctx, all, 0.0f, (size_t)(ldm_arena_capacity_bytes(g->leaf_grads) / 4));
+    if (g->has_backward) LDM_TRY(zero_arena(g->ctx, g->store->grads));
+    return zero_arena(g->ctx, g->leaf_grads);
 }
 
 ldm_tensor *ldm_graph_step_counter(ldm_graph *g) {
@@ -309,10 +317,12 @@ ldm_status ldm_tensor_read(ldm_tensor *t, float *data) {
 }
 
 ldm_buf ldm_graph_trainable_buf(const ldm_graph *g, size_t *count) {
-    *count = g->trainable ? (size_t)(ldm_arena_capacity_bytes(g->trainable) / 4) : 0;
-    return (ldm_buf){g->trainable ? ldm_arena_mem(g->trainable) : NULL, 0};
+    const ldm_arena *a = g->store->trainable;
+    *count = a ? (size_t)(ldm_arena_capacity_bytes(a) / 4) : 0;
+    return (ldm_buf){a ? ldm_arena_mem(a) : NULL, 0};
 }
 
 ldm_buf ldm_graph_trainable_grad_buf(const ldm_graph *g) {
-    return (ldm_buf){g->leaf_grads ? ldm_arena_mem(g->leaf_grads) : NULL, 0};
+    const ldm_arena *a = g->store->grads;
+    return (ldm_buf){a ? ldm_arena_mem(a) : NULL, 0};
 }

@@ -8,11 +8,17 @@
 #include <string.h>
 
 #include "graph_internal.h"
+#include "params.h"
 
 ldm_status ldm_graph_create(ldm_ctx *ctx, ldm_graph **out) {
     ldm_graph *g = calloc(1, sizeof *g);
     if (!g) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     g->ctx = ctx;
+    ldm_status st = ldm_params_create(ctx, &g->store);
+    if (st != LDM_OK) {
+        free(g);
+        return st;
+    }
     *out = g;
     return LDM_OK;
 }
@@ -20,8 +26,8 @@ ldm_status ldm_graph_create(ldm_ctx *ctx, ldm_graph **out) {
 void ldm_graph_destroy(ldm_graph *g) {
     if (!g) return;
     ldm_cmd_destroy(g->cmd);
-    ldm_arena_destroy(g->trainable);
-    ldm_arena_destroy(g->frozen);
+    ldm_params_release(g->store);
+    ldm_arena_destroy(g->constants);
     ldm_arena_destroy(g->inputs);
     ldm_arena_destroy(g->leaf_grads);
     for (int i = 0; i < g->n_banks; i++)
@@ -127,6 +133,23 @@ ldm_tensor *ldm_graph_param(ldm_graph *g, const char *name, int ndim, const int 
     GROW(g->params, g->n_params, g->cap_params, 64);
     ldm_tensor *t = new_tensor(g, name, TK_PARAM, ndim, shape);
     if (!t) return NULL;
+    ldm_param_entry *e = ldm_params_find(g->store, name);
+    if (e) { /* another graph's parameter in the same store */
+        int same = e->ndim == ndim;
+        for (int d = 0; same && d < ndim; d++)
+            same = e->shape[d] == shape[d];
+        if (!same) {
+            char want[64];
+            return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                                  "parameter '%s' is %s here but has another shape in the "
+                                  "parameter store",
+                                  name, ldm_shape_str(t, want, sizeof want));
+        }
+    } else if (!(e = ldm_params_add(g->store, name, ndim, shape, t))) {
+        keep_first_error(g, LDM_ERR_INVALID_ARGUMENT);
+        return NULL;
+    }
+    t->entry = e;
     t->trainable = 1;
     t->requires_grad = 1;
     g->params[g->n_params++] = t;

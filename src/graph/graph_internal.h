@@ -20,6 +20,8 @@ typedef enum tensor_kind {
 } tensor_kind;
 
 typedef struct ldm_node ldm_node;
+typedef struct ldm_params ldm_params;
+struct ldm_param_entry;
 
 struct ldm_tensor {
     ldm_graph *g;
@@ -40,6 +42,7 @@ struct ldm_tensor {
     float *init;        /* a constant's values, uploaded when the graph is compiled */
     ldm_init init_kind; /* a parameter's initialisation rule (ldm_graph_init_params) */
     float init_a;
+    struct ldm_param_entry *entry; /* a parameter's entry in its graph's store */
     ldm_buf buf;
     /* planning */
     int first, last; /* schedule positions of its first write and last read */
@@ -99,6 +102,7 @@ struct ldm_graph {
     int n_nodes, cap_nodes;
     ldm_tensor **params; /* in creation order */
     int n_params, cap_params;
+    ldm_params *store; /* where the parameters' values and gradients live (params.h) */
 
     ldm_tensor *step; /* the device step counter, when something reads it */
 
@@ -111,8 +115,8 @@ struct ldm_graph {
 
     /* compiled */
     int compiled;
-    ldm_arena *trainable, *frozen, *inputs, *leaf_grads;
-    ldm_arena *activations[LDM_MAX_BANKS]; /* the planned buffer, in banks */
+    ldm_arena *constants, *inputs, *leaf_grads; /* leaf_grads: inputs' gradients */
+    ldm_arena *activations[LDM_MAX_BANKS];      /* the planned buffer, in banks */
     int n_banks;
     ldm_cmd *cmd;
     ldm_graph_memory memory;
