@@ -44,8 +44,8 @@ static ldm_x0_hook g_hook; /* the next sample()'s x0 previews */
 static void sample(ldm_sampler_method method, int steps, float scale, uint64_t seed,
                    const float *uncond, float *out) {
     ldm_sampler_config cfg = {
-        &g_unet, g_sched, N, H, W, S, 0, 0, scale, method, steps, 0.0f, LDM_PREDICT_EPSILON,
-        seed,    g_hook};
+        &g_unet, g_sched, N,   H, W, S, 0, 0, scale, method, steps, 0.0f, LDM_PREDICT_EPSILON,
+        seed,    g_hook,  NULL};
     ldm_sampler *s;
     assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_OK);
     ldm_graph *g = ldm_sampler_graph(s);
@@ -116,7 +116,8 @@ static void bad_sampler_configs_are_refused(void **state) {
                               0.0f,
                               LDM_PREDICT_EPSILON,
                               1,
-                              {NULL, NULL, NULL}};
+                              {NULL, NULL, NULL},
+                              NULL};
     ldm_sampler *s = NULL;
     assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_ERR_INVALID_ARGUMENT);
     assert_contains(ldm_last_error(), "DDIM with 21 steps");
@@ -218,8 +219,8 @@ static void non_finite_chains_are_errors(void **state) {
     (void)state;
     float out[N * C * H * W];
     ldm_sampler_config cfg = {
-        &g_unet, g_sched, N, H, W, S, 0, 0, 1.0f, LDM_SAMPLER_DDIM, 4, 0.0f, LDM_PREDICT_EPSILON,
-        1,       g_hook};
+        &g_unet, g_sched, N,   H, W, S, 0, 0, 1.0f, LDM_SAMPLER_DDIM, 4, 0.0f, LDM_PREDICT_EPSILON,
+        1,       g_hook,  NULL};
     ldm_sampler *s;
     assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_OK);
     ldm_graph *g = ldm_sampler_graph(s);

@@ -257,8 +257,8 @@ int main(int argc, char **argv) {
 
     /* Evaluation: the test split through the encoder (quantized / mean latents) and decoder. */
     ldm_ae_codec *k;
-    st = ldm_ae_codec_create(ctx, &ae, o.batch, H, W, 0, 0, &k);
-    if (st == LDM_OK) st = ldm_ae_codec_copy_from(k, ldm_ae_trainer_generator(t));
+    st = ldm_ae_codec_create_in(ctx, ldm_graph_params(ldm_ae_trainer_generator(t)), &ae, o.batch, H,
+                                W, 0, 0, &k); /* the trainer's weights */
     if (st != LDM_OK) return fail(st, "creating the evaluation autoencoder");
     int lat[4];
     ldm_ae_codec_latent_shape(k, lat);

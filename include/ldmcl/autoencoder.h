@@ -89,12 +89,15 @@ typedef struct ldm_ae_codec ldm_ae_codec;
 
 ldm_status ldm_ae_codec_create(ldm_ctx *ctx, const ldm_autoencoder_config *c, int batch, int height,
                                int width, int vae_sample, uint64_t seed, ldm_ae_codec **out);
+/* The same with the weights of a parameter store (NULL: its own; the encoder and decoder always
+ * share one): a trainer's (ldm_graph_params of its generator), shared, not copied. */
+ldm_status ldm_ae_codec_create_in(ldm_ctx *ctx, ldm_params *params, const ldm_autoencoder_config *c,
+                                  int batch, int height, int width, int vae_sample, uint64_t seed,
+                                  ldm_ae_codec **out);
 void ldm_ae_codec_destroy(ldm_ae_codec *k);
 /* Weights from a checkpoint (ldmcl's or a converted reference one): every tensor the encoder and
  * decoder need must be there, and every tensor there must be one of theirs. */
 ldm_status ldm_ae_codec_load(ldm_ae_codec *k, const char *path);
-/* Weights from a graph holding the autoencoder's parameters under their names (a trainer's). */
-ldm_status ldm_ae_codec_copy_from(ldm_ae_codec *k, ldm_graph *src);
 /* images [batch, C, H, W] -> latents [batch, z, h, w]; indices [batch, h, w] of the VQ-VAE's
  * codebook entries when not NULL. Host arrays; waits. */
 ldm_status ldm_ae_codec_encode(ldm_ae_codec *k, const float *images, float *latents,

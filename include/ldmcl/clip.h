@@ -54,13 +54,16 @@ typedef struct ldm_clip_encoder ldm_clip_encoder;
 
 ldm_status ldm_clip_encoder_create(ldm_ctx *ctx, const ldm_clip_text_config *c, int batch,
                                    int seq_len, int skip, ldm_clip_encoder **out);
+/* The same with the weights of a parameter store (NULL: its own): a training step's that trains
+ * the encoder (text_model.* entries), shared, not copied. */
+ldm_status ldm_clip_encoder_create_in(ldm_ctx *ctx, ldm_params *params,
+                                      const ldm_clip_text_config *c, int batch, int seq_len,
+                                      int skip, ldm_clip_encoder **out);
 void ldm_clip_encoder_destroy(ldm_clip_encoder *e);
 /* Weights from a Hugging Face model.safetensors: a CLIPTextModel's, or a whole CLIPModel's (only
  * the text_model.* tensors are read; the vision tower, projections and the position_ids buffer
  * are ignored). Every text_model parameter must be there with its shape. */
 ldm_status ldm_clip_encoder_load(ldm_clip_encoder *e, const char *path);
-/* Weights from a graph holding text_model.* parameters (a step that trained the encoder). */
-ldm_status ldm_clip_encoder_copy_from(ldm_clip_encoder *e, ldm_graph *src);
 /* ids and mask [batch, seq_len] -> out [batch, seq_len, hidden] (host arrays; waits). */
 ldm_status ldm_clip_encoder_run(ldm_clip_encoder *e, const int32_t *ids, const int32_t *mask,
                                 float *out);

@@ -38,6 +38,20 @@ typedef struct ldm_tensor ldm_tensor;
 
 ldm_status ldm_graph_create(ldm_ctx *ctx, ldm_graph **out);
 void ldm_graph_destroy(ldm_graph *g);
+
+/* Parameter stores. A graph's parameters are entries of a store, which owns their values and
+ * gradients (trainable values in one flat buffer, their gradients in another laid out alike;
+ * frozen values apart). ldm_graph_create gives a graph a store of its own. A graph created in
+ * another graph's store records its parameters as that store's entries of the same names (and
+ * shapes): a training step, its validation sampler and text encoder, an autoencoder's encoder and
+ * decoder share one set of weights, with nothing copied. Whether an entry is trainable is decided
+ * by the graph that created it (ldm_tensor_set_trainable there, before the first compile in the
+ * store); in another graph ldm_tensor_set_trainable(p, 0) only keeps that graph from computing
+ * its gradient. A store is allocated when the first of its graphs compiles: record every graph's
+ * new parameters before that. It lives as long as a graph does. */
+typedef struct ldm_params ldm_params;
+ldm_params *ldm_graph_params(const ldm_graph *g);
+ldm_status ldm_graph_create_in(ldm_ctx *ctx, ldm_params *params, ldm_graph **out);
 ldm_ctx *ldm_graph_ctx(const ldm_graph *g);
 
 /* LDM_OK, or the first error met while recording (ldm_last_error() was set when it happened;

@@ -43,6 +43,9 @@ typedef struct ldm_sampler_config {
     ldm_prediction prediction;
     uint64_t seed;
     ldm_x0_hook x0_hook; /* zero: no previews */
+    /* NULL: the UNet's weights are the sampler's own (load them through ldm_sampler_graph); else
+     * they are this store's entries of the same names (a training step's: ldm_graph_params) */
+    ldm_params *params;
 } ldm_sampler_config;
 
 typedef struct ldm_sampler ldm_sampler;

@@ -78,6 +78,11 @@ static ldm_status allocate(ldm_graph *g, size_t peak, size_t bank) {
     if (st == LDM_OK) st = ldm_params_allocate(g->store, g->has_backward);
     for (int i = 0; i < g->n_params && st == LDM_OK; i++) {
         ldm_tensor *t = g->params[i];
+        if (t->trainable && !t->entry->trainable)
+            st = LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                          "parameter '%s' is frozen in its store (by the graph that created it): "
+                          "another graph cannot train it",
+                          t->name);
         t->buf = t->entry->value;
         if (t->grad) t->grad->buf = t->entry->grad;
     }

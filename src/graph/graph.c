@@ -23,6 +23,25 @@ ldm_status ldm_graph_create(ldm_ctx *ctx, ldm_graph **out) {
     return LDM_OK;
 }
 
+ldm_status ldm_graph_create_in(ldm_ctx *ctx, ldm_params *params, ldm_graph **out) {
+    if (!params) return ldm_graph_create(ctx, out);
+    if (params->ctx != ctx)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "a graph and its parameter store must be on the same context");
+    *out = NULL;
+    ldm_graph *g = calloc(1, sizeof *g);
+    if (!g) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    g->ctx = ctx;
+    g->store = params;
+    ldm_params_retain(params);
+    *out = g;
+    return LDM_OK;
+}
+
+ldm_params *ldm_graph_params(const ldm_graph *g) {
+    return g->store;
+}
+
 void ldm_graph_destroy(ldm_graph *g) {
     if (!g) return;
     ldm_cmd_destroy(g->cmd);
@@ -150,8 +169,9 @@ ldm_tensor *ldm_graph_param(ldm_graph *g, const char *name, int ndim, const int 
         return NULL;
     }
     t->entry = e;
-    t->trainable = 1;
-    t->requires_grad = 1;
+    /* in an allocated store the entry's place is fixed: a frozen one stays frozen */
+    t->trainable = g->store->allocated ? e->trainable : 1;
+    t->requires_grad = t->trainable;
     g->params[g->n_params++] = t;
     return t;
 }

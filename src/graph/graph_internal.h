@@ -20,7 +20,6 @@ typedef enum tensor_kind {
 } tensor_kind;
 
 typedef struct ldm_node ldm_node;
-typedef struct ldm_params ldm_params;
 struct ldm_param_entry;
 
 struct ldm_tensor {

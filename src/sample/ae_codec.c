@@ -21,6 +21,12 @@ struct ldm_ae_codec {
 
 ldm_status ldm_ae_codec_create(ldm_ctx *ctx, const ldm_autoencoder_config *c, int batch, int height,
                                int width, int vae_sample, uint64_t seed, ldm_ae_codec **out) {
+    return ldm_ae_codec_create_in(ctx, NULL, c, batch, height, width, vae_sample, seed, out);
+}
+
+ldm_status ldm_ae_codec_create_in(ldm_ctx *ctx, ldm_params *params, const ldm_autoencoder_config *c,
+                                  int batch, int height, int width, int vae_sample, uint64_t seed,
+                                  ldm_ae_codec **out) {
     *out = NULL;
     LDM_TRY(ldm_autoencoder_config_check(c));
     if (batch < 1 || height < 1 || width < 1)
@@ -35,7 +41,7 @@ ldm_status ldm_ae_codec_create(ldm_ctx *ctx, const ldm_autoencoder_config *c, in
     k->width = width;
     k->lat_h = ldm_autoencoder_latent_size(c, height);
     k->lat_w = ldm_autoencoder_latent_size(c, width);
-    ldm_status st = ldm_graph_create(ctx, &k->enc);
+    ldm_status st = ldm_graph_create_in(ctx, params, &k->enc);
     if (st == LDM_OK) {
         k->images =
             ldm_graph_input(k->enc, "images", LDM_SHAPE(batch, c->im_channels, height, width));
@@ -44,16 +50,18 @@ ldm_status ldm_ae_codec_create(ldm_ctx *ctx, const ldm_autoencoder_config *c, in
         k->indices = e.indices;
         if (k->latent) ldm_tensor_keep(k->latent);
         if (k->indices) ldm_tensor_keep(k->indices);
-        st = ldm_graph_compile(k->enc);
     }
-    if (st == LDM_OK) st = ldm_graph_create(ctx, &k->dec);
+    /* the decoder in the encoder's store: one set of weights. Both are recorded before either
+     * compiles (the first compile allocates the store). */
+    if (st == LDM_OK) st = ldm_graph_create_in(ctx, ldm_graph_params(k->enc), &k->dec);
     if (st == LDM_OK) {
         k->latents_in =
             ldm_graph_input(k->dec, "latents", LDM_SHAPE(batch, c->z_channels, k->lat_h, k->lat_w));
         k->decoded = ldm_autoencoder_decode(k->dec, c, k->latents_in);
         if (k->decoded) ldm_tensor_keep(k->decoded);
-        st = ldm_graph_compile(k->dec);
     }
+    if (st == LDM_OK) st = ldm_graph_compile(k->enc);
+    if (st == LDM_OK) st = ldm_graph_compile(k->dec);
     if (st != LDM_OK) {
         ldm_ae_codec_destroy(k);
         return st;
@@ -92,25 +100,6 @@ ldm_status ldm_ae_codec_load(ldm_ae_codec *k, const char *path) {
     ldm_load_options o = {.allow_unexpected = 1};
     LDM_TRY(ldm_graph_load(k->enc, path, &o));
     return ldm_graph_load(k->dec, path, &o);
-}
-
-/* Copies every parameter of dst from the same-named one of src. */
-static ldm_status copy_params(ldm_ctx *ctx, ldm_graph *dst, ldm_graph *src) {
-    for (size_t i = 0; i < ldm_graph_param_count(dst); i++) {
-        ldm_tensor *p = ldm_graph_param_at(dst, i);
-        ldm_tensor *q = ldm_graph_find(src, ldm_tensor_name(p));
-        if (!q || ldm_tensor_numel(q) != ldm_tensor_numel(p))
-            return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
-                            "autoencoder: the source graph has no parameter '%s' of %zu values",
-                            ldm_tensor_name(p), ldm_tensor_numel(p));
-        LDM_TRY(ldm_buf_copy(ctx, ldm_tensor_buf(p), ldm_tensor_buf(q), ldm_tensor_numel(p), NULL));
-    }
-    return LDM_OK;
-}
-
-ldm_status ldm_ae_codec_copy_from(ldm_ae_codec *k, ldm_graph *src) {
-    LDM_TRY(copy_params(k->ctx, k->enc, src));
-    return copy_params(k->ctx, k->dec, src);
 }
 
 ldm_status ldm_ae_codec_encode(ldm_ae_codec *k, const float *images, float *latents,

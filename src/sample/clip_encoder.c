@@ -18,6 +18,12 @@ struct ldm_clip_encoder {
 
 ldm_status ldm_clip_encoder_create(ldm_ctx *ctx, const ldm_clip_text_config *c, int batch,
                                    int seq_len, int skip, ldm_clip_encoder **out) {
+    return ldm_clip_encoder_create_in(ctx, NULL, c, batch, seq_len, skip, out);
+}
+
+ldm_status ldm_clip_encoder_create_in(ldm_ctx *ctx, ldm_params *params,
+                                      const ldm_clip_text_config *c, int batch, int seq_len,
+                                      int skip, ldm_clip_encoder **out) {
     *out = NULL;
     LDM_TRY(ldm_clip_text_config_check(c));
     if (batch < 1 || seq_len < 2 || seq_len > c->max_positions)
@@ -32,7 +38,7 @@ ldm_status ldm_clip_encoder_create(ldm_ctx *ctx, const ldm_clip_text_config *c, 
     e->seq_len = seq_len;
     e->host_ids = malloc((size_t)batch * (size_t)seq_len * sizeof *e->host_ids);
     e->host_mask = malloc((size_t)batch * (size_t)seq_len * sizeof *e->host_mask);
-    ldm_status st = e->host_ids && e->host_mask ? ldm_graph_create(ctx, &e->g)
+    ldm_status st = e->host_ids && e->host_mask ? ldm_graph_create_in(ctx, params, &e->g)
                                                 : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of memory");
     if (st == LDM_OK) {
         e->ids = ldm_graph_input(e->g, "ids", LDM_SHAPE(batch, seq_len));
@@ -63,20 +69,6 @@ ldm_status ldm_clip_encoder_load(ldm_clip_encoder *e, const char *path) {
     static const char *const ignore[] = {"text_model.embeddings.position_ids", NULL};
     ldm_load_options o = {.only_prefix = "text_model.", .ignore = ignore};
     return ldm_graph_load(e->g, path, &o);
-}
-
-ldm_status ldm_clip_encoder_copy_from(ldm_clip_encoder *e, ldm_graph *src) {
-    for (size_t i = 0; i < ldm_graph_param_count(e->g); i++) {
-        ldm_tensor *p = ldm_graph_param_at(e->g, i);
-        ldm_tensor *q = ldm_graph_find(src, ldm_tensor_name(p));
-        if (!q || ldm_tensor_numel(q) != ldm_tensor_numel(p))
-            return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
-                            "CLIP encoder: the source graph has no parameter '%s' of %zu values",
-                            ldm_tensor_name(p), ldm_tensor_numel(p));
-        LDM_TRY(
-            ldm_buf_copy(e->ctx, ldm_tensor_buf(p), ldm_tensor_buf(q), ldm_tensor_numel(p), NULL));
-    }
-    return LDM_OK;
 }
 
 ldm_status ldm_clip_encoder_run(ldm_clip_encoder *e, const int32_t *ids, const int32_t *mask,

@@ -27,7 +27,7 @@ struct ldm_sampler {
 static ldm_status record_unet(ldm_sampler *s) {
     const ldm_unet_config *u = s->cfg.unet;
     int r = s->rows, c = u->im_channels, h = s->cfg.height, w = s->cfg.width;
-    LDM_TRY(ldm_graph_create(s->ctx, &s->g));
+    LDM_TRY(ldm_graph_create_in(s->ctx, s->cfg.params, &s->g));
     ldm_graph *g = s->g;
     s->x_in = ldm_graph_input(g, "x", LDM_SHAPE(r, c, h, w));
     s->t = ldm_graph_input(g, "t", LDM_SHAPE(r));

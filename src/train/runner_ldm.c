@@ -328,7 +328,8 @@ static ldm_status validate(stage *s, const char *ae_path, int step) {
                              .method = LDM_SAMPLER_DDIM,
                              .steps = c->ldm_train.validation_sampling_steps,
                              .prediction = c->model.prediction_type,
-                             .seed = c->seed};
+                             .seed = c->seed,
+                             .params = ldm_graph_params(s->g)}; /* the step's UNet weights */
     ldm_sampler *smp = NULL;
     ldm_clip_encoder *enc = NULL;
     ldm_ae_codec *codec = NULL;
@@ -340,20 +341,11 @@ static ldm_status validate(stage *s, const char *ae_path, int step) {
     ldm_status st =
         ctx && lat && img && grid ? LDM_OK : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of memory");
     if (st == LDM_OK) st = ldm_sampler_create(s->r->ctx, &sc, &smp);
-    if (st == LDM_OK) {
-        ldm_graph *sg = ldm_sampler_graph(smp);
-        for (size_t i = 0; i < ldm_graph_param_count(sg) && st == LDM_OK; i++) {
-            ldm_tensor *p = ldm_graph_param_at(sg, i);
-            ldm_tensor *q = ldm_graph_find(s->g, ldm_tensor_name(p));
-            st = q ? ldm_buf_copy(s->r->ctx, ldm_tensor_buf(p), ldm_tensor_buf(q),
-                                  ldm_tensor_numel(p), NULL)
-                   : LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "no '%s'", ldm_tensor_name(p));
-        }
-    }
+    /* a text encoder trained with the UNet: the step's weights too; a frozen one: from its file */
     if (st == LDM_OK)
-        st = ldm_clip_encoder_create(s->r->ctx, &c->model.clip, n, c->model.context_length,
-                                     c->model.clip_skip, &enc);
-    if (st == LDM_OK && s->trained_text) st = ldm_clip_encoder_copy_from(enc, s->g);
+        st = ldm_clip_encoder_create_in(s->r->ctx, s->trained_text ? ldm_graph_params(s->g) : NULL,
+                                        &c->model.clip, n, c->model.context_length,
+                                        c->model.clip_skip, &enc);
     if (st == LDM_OK && !s->trained_text) {
         char path[LDM_RUN_PATH + 32];
         snprintf(path, sizeof path, "%s/model.safetensors", c->model.clip_path);
