@@ -118,6 +118,7 @@ ldm_status ldm_graph_init_params(ldm_graph *g, uint64_t seed, int skip_unruled);
 
 /* Plans memory, allocates the arenas, records every launch. */
 ldm_status ldm_graph_compile(ldm_graph *g);
+int ldm_graph_is_compiled(const ldm_graph *g);
 /* Enqueues the forward pass and, if generated, the backward pass. Leaf gradients accumulate
  * (+=) across runs until ldm_graph_zero_grads. Does not wait. */
 ldm_status ldm_graph_run(ldm_graph *g);
@@ -155,8 +156,9 @@ int ldm_tensor_ndim(const ldm_tensor *t);
 int ldm_tensor_dim(const ldm_tensor *t, int i); /* negative i counts from the end */
 size_t ldm_tensor_numel(const ldm_tensor *t);
 ldm_buf ldm_tensor_buf(const ldm_tensor *t);
-/* Whether t is a parameter of its graph (ldm_graph_param). */
+/* Whether t is a parameter of its graph (ldm_graph_param), and one this graph trains. */
 int ldm_tensor_is_param(const ldm_tensor *t);
+int ldm_tensor_is_trainable(const ldm_tensor *t);
 /* "[2, 4, 8, 8]" into buf, for messages. */
 const char *ldm_shape_str(const ldm_tensor *t, char *buf, size_t size);
 /* 1 when a and b have the same shape; else 0, with the graph failed by a message naming the op

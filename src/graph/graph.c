@@ -400,6 +400,14 @@ int ldm_tensor_is_param(const ldm_tensor *t) {
     return t->kind == TK_PARAM;
 }
 
+int ldm_tensor_is_trainable(const ldm_tensor *t) {
+    return t->kind == TK_PARAM && t->trainable;
+}
+
+int ldm_graph_is_compiled(const ldm_graph *g) {
+    return g->compiled;
+}
+
 size_t ldm_graph_param_count(const ldm_graph *g) {
     return (size_t)g->n_params;
 }

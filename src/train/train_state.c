@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph_internal.h"
+#include "fail.h"
 #include "ldmcl/checkpoint.h"
 #include "ldmcl/safetensors.h"
 #include "ldmcl/train_state.h"
@@ -18,7 +18,7 @@
 static ldm_buf slice(ldm_graph *g, ldm_buf flat, const ldm_tensor *t) {
     size_t count;
     ldm_buf base = ldm_graph_trainable_buf(g, &count);
-    return (ldm_buf){flat.mem, flat.off + (t->buf.off - base.off)};
+    return (ldm_buf){flat.mem, flat.off + (ldm_tensor_buf(t).off - base.off)};
 }
 
 typedef struct entries {
@@ -46,19 +46,22 @@ static ldm_status add(entries *es, ldm_ctx *ctx, const char *prefix, const ldm_t
         es->cap = cap;
     }
     size_t k = es->n;
-    es->names[k] = malloc(strlen(prefix) + strlen(t->name) + 1);
-    es->data[k] = malloc(t->numel * sizeof(float));
+    const char *tname = ldm_tensor_name(t);
+    size_t numel = ldm_tensor_numel(t);
+    es->names[k] = malloc(strlen(prefix) + strlen(tname) + 1);
+    es->data[k] = malloc(numel * sizeof(float));
     if (!es->names[k] || !es->data[k]) {
         free(es->names[k]);
         free(es->data[k]);
         return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory saving the training state");
     }
-    sprintf(es->names[k], "%s%s", prefix, t->name);
-    for (int d = 0; d < t->ndim; d++)
-        es->shapes[k][d] = t->shape[d];
-    es->e[k] = (ldm_st_entry){es->names[k], t->ndim, es->shapes[k], es->data[k]};
+    sprintf(es->names[k], "%s%s", prefix, tname);
+    int ndim = ldm_tensor_ndim(t);
+    for (int d = 0; d < ndim; d++)
+        es->shapes[k][d] = ldm_tensor_dim(t, d);
+    es->e[k] = (ldm_st_entry){es->names[k], ndim, es->shapes[k], es->data[k]};
     es->n++;
-    return ldm_buf_read(ctx, es->data[k], buf, t->numel);
+    return ldm_buf_read(ctx, es->data[k], buf, numel);
 }
 
 static void free_entries(entries *es) {
@@ -80,22 +83,24 @@ static void counter_key(char *out, size_t size, const char *prefix, const char *
 /* Adds a part's tensors: parameters under prefix + name, its moments and averages. */
 static ldm_status add_part(entries *es, const ldm_train_state_part *p) {
     ldm_graph *g = p->g;
+    ldm_ctx *ctx = ldm_graph_ctx(g);
     const char *pre = p->prefix ? p->prefix : "";
     char name[256];
     ldm_status st = LDM_OK;
     for (size_t i = 0; i < ldm_graph_param_count(g) && st == LDM_OK; i++) {
         ldm_tensor *t = ldm_graph_param_at(g, i);
-        st = add(es, g->ctx, pre, t, t->buf);
-        if (st == LDM_OK && t->trainable && p->opt) {
+        int trainable = ldm_tensor_is_trainable(t);
+        st = add(es, ctx, pre, t, ldm_tensor_buf(t));
+        if (st == LDM_OK && trainable && p->opt) {
             snprintf(name, sizeof name, "%soptimizer.exp_avg.", pre);
-            st = add(es, g->ctx, name, t, slice(g, ldm_optimizer_moment(p->opt, 1), t));
+            st = add(es, ctx, name, t, slice(g, ldm_optimizer_moment(p->opt, 1), t));
             snprintf(name, sizeof name, "%soptimizer.exp_avg_sq.", pre);
             if (st == LDM_OK)
-                st = add(es, g->ctx, name, t, slice(g, ldm_optimizer_moment(p->opt, 2), t));
+                st = add(es, ctx, name, t, slice(g, ldm_optimizer_moment(p->opt, 2), t));
         }
         snprintf(name, sizeof name, "%sema.", pre);
-        if (st == LDM_OK && t->trainable && p->ema)
-            st = add(es, g->ctx, name, t, slice(g, ldm_ema_buf(p->ema), t));
+        if (st == LDM_OK && trainable && p->ema)
+            st = add(es, ctx, name, t, slice(g, ldm_ema_buf(p->ema), t));
     }
     return st;
 }
@@ -112,7 +117,7 @@ ldm_status ldm_train_state_save_parts(const char *path, const ldm_train_state_pa
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "saving '%s': %d parts (1 to %d)", path, n_parts,
                         LDM_TRAIN_STATE_MAX_PARTS);
     for (int k = 0; k < n_parts; k++)
-        if (!parts[k].g->compiled)
+        if (!ldm_graph_is_compiled(parts[k].g))
             return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "saving '%s': compile the graph first", path);
     entries es = {0};
     ldm_status st = LDM_OK;
@@ -165,16 +170,18 @@ static ldm_status read_group(const ldm_safetensors *st, ldm_graph *g, const char
     ldm_status s = LDM_OK;
     for (size_t i = 0; i < n && s == LDM_OK; i++) {
         ldm_tensor *t = ldm_graph_param_at(g, i);
-        if (!t->trainable) continue;
+        if (!ldm_tensor_is_trainable(t)) continue;
+        size_t numel = ldm_tensor_numel(t);
         char name[384];
-        snprintf(name, sizeof name, "%s%s%s", part_prefix ? part_prefix : "", prefix, t->name);
+        snprintf(name, sizeof name, "%s%s%s", part_prefix ? part_prefix : "", prefix,
+                 ldm_tensor_name(t));
         const ldm_st_tensor *f = ldm_safetensors_find(st, name);
-        if (!f || f->numel != t->numel) {
+        if (!f || f->numel != numel) {
             s = LDM_FAIL(LDM_ERR_FORMAT, "training state '%s': tensor '%s' is %s", path, name,
                          f ? "of another size" : "missing");
             break;
         }
-        v[i] = malloc(t->numel * sizeof **v);
+        v[i] = malloc(numel * sizeof **v);
         s = v[i] ? ldm_safetensors_read_f32(st, f, v[i])
                  : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     }
@@ -225,19 +232,19 @@ static ldm_status read_part(const ldm_safetensors *st, const ldm_train_state_par
 static ldm_status apply_part(const ldm_safetensors *st, const ldm_train_state_part *p,
                              const loaded_part *l) {
     ldm_graph *g = p->g;
+    ldm_ctx *ctx = ldm_graph_ctx(g);
     ldm_load_options o = {.allow_unexpected = 1, .file_prefix = p->prefix};
     ldm_status s = ldm_graph_load_from(g, st, &o);
     for (size_t i = 0; s == LDM_OK && i < ldm_graph_param_count(g); i++) {
         ldm_tensor *t = ldm_graph_param_at(g, i);
-        if (!t->trainable) continue;
+        if (!ldm_tensor_is_trainable(t)) continue;
+        size_t numel = ldm_tensor_numel(t);
         if (l->m)
-            s = ldm_buf_write(g->ctx, slice(g, ldm_optimizer_moment(p->opt, 1), t), l->m[i],
-                              t->numel);
+            s = ldm_buf_write(ctx, slice(g, ldm_optimizer_moment(p->opt, 1), t), l->m[i], numel);
         if (s == LDM_OK && l->v)
-            s = ldm_buf_write(g->ctx, slice(g, ldm_optimizer_moment(p->opt, 2), t), l->v[i],
-                              t->numel);
+            s = ldm_buf_write(ctx, slice(g, ldm_optimizer_moment(p->opt, 2), t), l->v[i], numel);
         if (s == LDM_OK && l->e)
-            s = ldm_buf_write(g->ctx, slice(g, ldm_ema_buf(p->ema), t), l->e[i], t->numel);
+            s = ldm_buf_write(ctx, slice(g, ldm_ema_buf(p->ema), t), l->e[i], numel);
     }
     if (s == LDM_OK) s = ldm_graph_set_step(g, l->graph_step);
     if (s == LDM_OK && p->opt) s = ldm_optimizer_set_steps(p->opt, l->opt_steps);
@@ -256,7 +263,7 @@ ldm_status ldm_train_state_load_parts(const char *path, const ldm_train_state_pa
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "loading '%s': %d parts (1 to %d)", path, n_parts,
                         LDM_TRAIN_STATE_MAX_PARTS);
     for (int k = 0; k < n_parts; k++)
-        if (!parts[k].g->compiled)
+        if (!ldm_graph_is_compiled(parts[k].g))
             return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "loading '%s': compile the graph first",
                             path);
     ldm_safetensors *st;
