@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ldmcl/ae_train.h"
 #include "ldmcl/safetensors.h"
@@ -11,12 +10,6 @@
 
 /* The stage's resumable state: the autoencoder's and the discriminator's, one file. */
 #define STATE_NAME "autoencoder-state.safetensors"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Whether path holds the autoencoder of a finished stage (*done; 0 when there is no file). A
  * file there that does not read as one (damaged, or not ldmcl's) is an error: it is never
@@ -110,6 +103,62 @@ static ldm_status resume_state(const run_ctx *r, ldm_ae_trainer *t, const char *
     return LDM_OK;
 }
 
+/* ---- the stage's loop (run_loop.c) ------------------------------------------------------ */
+
+typedef struct ae_stage {
+    run_ctx *r;
+    ldm_ae_trainer *t;
+    const ldm_ae_train_config *tc;
+    float *images;
+    const char *state; /* the resumable state's file */
+    uint64_t pos;      /* the training order's position */
+    size_t skipped;    /* unreadable images */
+    ldm_ae_losses l;   /* the last step's */
+} ae_stage;
+
+static ldm_status ae_prepare(void *self, int step) {
+    (void)step;
+    ae_stage *a = self;
+    return fill_batch(a->r, &a->pos, a->tc->batch, a->images, &a->skipped);
+}
+
+static ldm_status ae_step(void *self, int step, float *loss) {
+    ae_stage *a = self;
+    LDM_TRY(ldm_ae_trainer_step(a->t, a->images, &a->l));
+    if (!isfinite(a->l.g_total) || !isfinite(a->l.d_total))
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "autoencoder: the loss is not finite at step %d (generator %g, "
+                        "discriminator %g): stopped; lower [autoencoder_train] learning_rate",
+                        step + 1, (double)a->l.g_total, (double)a->l.d_total);
+    *loss = a->l.recon;
+    return LDM_OK;
+}
+
+static void ae_log_line(void *self, int step, double seconds, char *line, size_t size) {
+    (void)seconds;
+    const ldm_ae_losses *l = &((const ae_stage *)self)->l;
+    snprintf(line, size, "%d,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%d", step + 1, (double)l->recon,
+             (double)l->codebook, (double)l->commitment, (double)l->kl, (double)l->perceptual,
+             (double)l->g_adv, (double)l->d_total, l->codebook_used);
+}
+
+static ldm_status ae_after(void *self, int step) {
+    ae_stage *a = self;
+    const ldm_run_config *c = a->r->c;
+    if ((step + 1) % c->ldm_train.checkpointing_steps == 0 && (step + 1) % a->tc->acc_steps == 0 &&
+        step + 1 < c->ae_train.steps)
+        return save_state(a->r, a->t, a->state, step + 1, a->pos, a->skipped);
+    return LDM_OK;
+}
+
+static void ae_stopped(void *self, int done, int step) {
+    (void)step;
+    const ae_stage *a = self;
+    run_note(a->r, LDM_LOG_INFO,
+             "autoencoder: stopped after %d steps (as asked); --resume continues from %s", done,
+             a->state);
+}
+
 ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
     const ldm_run_config *c = r->c;
     if (c->ae_checkpoint[0]) {
@@ -162,48 +211,24 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
                  "autoencoder: %s holds an unfinished run's state; starting over (--resume "
                  "continues it)",
                  gstate);
-    if (st == LDM_OK && start) st = run_trim_log(csv_path, start);
-    FILE *csv = st == LDM_OK ? fopen(csv_path, start ? "a" : "w") : NULL;
-    if (st == LDM_OK && !csv) st = LDM_FAIL(LDM_ERR_IO, "cannot write '%s'", csv_path);
-    if (csv && !start)
-        fprintf(csv, "step,recon,codebook,commitment,kl,perceptual,g_adv,d_total,codebook_used\n");
-    double t0 = now_s();
-    int done_here = 0, stopped = 0;
-    for (int s = start; st == LDM_OK && s < c->ae_train.steps; s++) {
-        st = fill_batch(r, &pos, tc.batch, images, &skipped);
-        ldm_ae_losses l;
-        double ts = now_s();
-        if (st == LDM_OK) st = run_profile_begin(r, s);
-        if (st == LDM_OK) st = ldm_ae_trainer_step(t, images, &l);
-        if (st == LDM_OK) st = run_profile_report(r, "autoencoder", s, now_s() - ts);
-        if (st != LDM_OK) break;
-        if (!isfinite(l.g_total) || !isfinite(l.d_total)) {
-            st = LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
-                          "autoencoder: the loss is not finite at step %d (generator %g, "
-                          "discriminator %g): stopped; lower [autoencoder_train] learning_rate",
-                          s + 1, (double)l.g_total, (double)l.d_total);
-            break;
-        }
-        fprintf(csv, "%d,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%d\n", s + 1, (double)l.recon,
-                (double)l.codebook, (double)l.commitment, (double)l.kl, (double)l.perceptual,
-                (double)l.g_adv, (double)l.d_total, l.codebook_used);
-        fflush(csv);
-        if (r->o->progress)
-            r->o->progress(r->o->progress_user, "autoencoder", s + 1, c->ae_train.steps, l.recon,
-                           now_s() - t0);
-        if ((s + 1) % c->ldm_train.checkpointing_steps == 0 &&
-            (s + 1) % c->ae_train.step.acc_steps == 0 && s + 1 < c->ae_train.steps)
-            st = save_state(r, t, gstate, s + 1, pos, skipped);
-        if (st == LDM_OK && r->o->ae_stop_after > 0 && ++done_here == r->o->ae_stop_after &&
-            s + 1 < c->ae_train.steps) {
-            run_note(r, LDM_LOG_INFO,
-                     "autoencoder: stopped after %d steps (as asked); --resume continues from %s",
-                     done_here, gstate);
-            stopped = 1;
-            break;
-        }
-    }
-    if (csv) fclose(csv);
+    ae_stage a = {r, t, &tc, images, gstate, pos, skipped, {0}};
+    run_stage_loop loop = {
+        .stage = "autoencoder",
+        .csv_path = csv_path,
+        .csv_header = "step,recon,codebook,commitment,kl,perceptual,g_adv,d_total,codebook_used",
+        .start = start,
+        .total = c->ae_train.steps,
+        .stop_after = r->o->ae_stop_after,
+        .self = &a,
+        .prepare = ae_prepare,
+        .step = ae_step,
+        .log_line = ae_log_line,
+        .after = ae_after,
+        .stopped = ae_stopped};
+    run_loop_end end = {0};
+    if (st == LDM_OK) st = run_loop(r, &loop, &end);
+    int stopped = end.stopped;
+    skipped = a.skipped;
     r->stopped = stopped; /* as asked: the later stages do not run */
     if (st == LDM_OK && !stopped) {
         char steps[32];
@@ -217,7 +242,7 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
             remove(gstate);
             run_note(r, LDM_LOG_INFO,
                      "autoencoder: %d steps in %.1f s; %zu unreadable images skipped; saved %s",
-                     c->ae_train.steps - start, now_s() - t0, skipped, ae_path);
+                     c->ae_train.steps - start, end.seconds, skipped, ae_path);
         }
     }
     free(images);

@@ -68,6 +68,31 @@ ldm_status run_checkpoint_resume(const run_ctx *r, int limit, run_checkpoint_loa
 /* The step a checkpoint file records (RUN_STEP_KEY). */
 ldm_status run_checkpoint_step(const char *path, int *step);
 
+/* The loop both stages share (run_loop.c). Steps start .. total-1 (0-based); each step:
+ * prepare (may be NULL: work outside the profiled step, e.g. reading images), step (the stage's
+ * step; *loss for the progress callback; a non-finite loss is the stage's to refuse), its CSV line
+ * (log_line, given the seconds since the loop began; csv_header when the log is new), after (may
+ * be NULL: checkpoints, validation). With stop_after > 0 the loop ends after that many steps of
+ * this process (before the last step), calling stopped. */
+typedef struct run_stage_loop {
+    const char *stage; /* "autoencoder", "ldm": progress and profile labels */
+    const char *csv_path, *csv_header;
+    int start, total, stop_after;
+    void *self;
+    ldm_status (*prepare)(void *self, int step);
+    ldm_status (*step)(void *self, int step, float *loss);
+    void (*log_line)(void *self, int step, double seconds, char *line, size_t size);
+    ldm_status (*after)(void *self, int step);
+    void (*stopped)(void *self, int done, int step);
+} run_stage_loop;
+typedef struct run_loop_end {
+    int finished; /* the last step is done */
+    int stopped;  /* stop_after ended the loop */
+    double seconds;
+} run_loop_end;
+ldm_status run_loop(run_ctx *r, const run_stage_loop *l, run_loop_end *end);
+double run_now_s(void);
+
 /* Every file the stages that will run read, checked before the first step (run_inputs.c). */
 ldm_status run_check_inputs(const run_ctx *r);
 

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ldmcl/autoencoder.h"
@@ -47,13 +46,9 @@ typedef struct stage {
     float *lat_batch, *ctx, *empty_ctx, *ids_f, *mask_f;
     int32_t *ids, *mask;
     const char **captions;
+    const char *ae_path; /* the autoencoder, for validation grids and the model folder */
+    float lr_set, loss;  /* the learning rate set, the last step's loss */
 } stage;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* latent_scaling: the statistics of the cache, then the cache (and its mirrored twin) normalised
  * by them. */
@@ -480,9 +475,62 @@ static void stage_free(stage *s) {
     free(s->captions);
 }
 
+/* ---- the stage's loop (run_loop.c) ------------------------------------------------------ */
+
+static ldm_status set_lr(void *self, int step) {
+    stage *s = self;
+    float lr = ldm_run_lr_at(s->c, step);
+    if (lr == s->lr_set) return LDM_OK;
+    s->lr_set = lr;
+    return ldm_optimizer_set_lr(s->opt, lr);
+}
+
+/* Micro-batches of the step, then the optimizer and the averages. */
+static ldm_status train_step(void *self, int step, float *loss) {
+    stage *s = self;
+    const ldm_run_diffusion *d = &s->c->ldm_train;
+    *loss = 0;
+    for (int m = 0; m < d->acc_steps; m++) {
+        uint64_t p0 = ((uint64_t)step * d->acc_steps + (uint64_t)m) * (uint64_t)d->batch;
+        LDM_TRY(write_batch(s, p0));
+        float l = 0;
+        LDM_TRY(ldm_graph_run(s->g));
+        LDM_TRY(ldm_tensor_read(s->tg.loss, &l));
+        *loss += l / (float)d->acc_steps;
+    }
+    if (!isfinite(*loss))
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "the loss is not finite at step %d: training stopped (the last "
+                        "checkpoint is kept; lower [train] learning_rate or set max_grad_norm)",
+                        step + 1);
+    s->loss = *loss;
+    LDM_TRY(ldm_optimizer_step(s->opt));
+    if (s->ema) LDM_TRY(ldm_ema_update(s->ema));
+    return ldm_graph_zero_grads(s->g);
+}
+
+static void log_line(void *self, int step, double seconds, char *line, size_t size) {
+    const stage *s = self;
+    snprintf(line, size, "%d,%.6g,%.6g,%.3f", step + 1, (double)s->loss, (double)s->lr_set,
+             seconds);
+}
+
+static ldm_status after_step(void *self, int step) {
+    stage *s = self;
+    const ldm_run_diffusion *d = &s->c->ldm_train;
+    if ((step + 1) % d->checkpointing_steps == 0 || step + 1 == d->max_steps)
+        LDM_TRY(save_checkpoint(s, step + 1));
+    return validates_at(s, step + 1) ? validate(s, s->ae_path, step + 1) : LDM_OK;
+}
+
+static void stopped(void *self, int done, int step) {
+    const stage *s = self;
+    run_note(s->r, LDM_LOG_INFO, "stopped after %d steps of this run (step %d)", done, step + 1);
+}
+
 ldm_status run_ldm_stage(run_ctx *r, const char *ae_path, const char *cache_path) {
     const ldm_run_config *c = r->c;
-    stage s = {.r = r, .c = c};
+    stage s = {.r = r, .c = c, .ae_path = ae_path, .lr_set = -1};
     ldm_status st = load_cache(&s, cache_path);
     if (st == LDM_OK)
         st = ldm_schedule_create(c->model.beta_schedule, c->model.num_timesteps,
@@ -497,68 +545,27 @@ ldm_status run_ldm_stage(run_ctx *r, const char *ae_path, const char *cache_path
     if (st == LDM_OK) st = resume(&s, &start);
     char csv_path[LDM_RUN_PATH];
     run_path(csv_path, r->out, "train_log.csv");
-    if (st == LDM_OK && start) st = run_trim_log(csv_path, start);
     /* the grid of the step resumed from, when the process that saved its checkpoint died first */
     char grid[LDM_RUN_PATH];
     if (st == LDM_OK && start && validates_at(&s, start)) {
         grid_path(&s, start, grid);
         if (!run_exists(grid)) st = validate(&s, ae_path, start);
     }
-    FILE *csv = st == LDM_OK ? fopen(csv_path, start ? "a" : "w") : NULL;
-    if (st == LDM_OK && !csv) st = LDM_FAIL(LDM_ERR_IO, "cannot write '%s'", csv_path);
-    if (csv && !start) fprintf(csv, "step,loss,lr,seconds\n");
-    double t0 = now_s();
-    float lr_set = -1;
-    int done_here = 0, finished = start >= c->ldm_train.max_steps;
-    for (int step = start; st == LDM_OK && step < c->ldm_train.max_steps; step++) {
-        float lr = ldm_run_lr_at(c, step);
-        if (lr != lr_set) {
-            st = ldm_optimizer_set_lr(s.opt, lr);
-            lr_set = lr;
-        }
-        float loss = 0;
-        double ts = now_s();
-        if (st == LDM_OK) st = run_profile_begin(r, step);
-        for (int m = 0; st == LDM_OK && m < c->ldm_train.acc_steps; m++) {
-            uint64_t p0 = ((uint64_t)step * c->ldm_train.acc_steps + (uint64_t)m) *
-                          (uint64_t)c->ldm_train.batch;
-            st = write_batch(&s, p0);
-            float l = 0;
-            if (st == LDM_OK) st = ldm_graph_run(s.g);
-            if (st == LDM_OK) st = ldm_tensor_read(s.tg.loss, &l);
-            loss += l / (float)c->ldm_train.acc_steps;
-        }
-        if (st != LDM_OK) break;
-        if (!isfinite(loss)) {
-            st = LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
-                          "the loss is not finite at step %d: training stopped (the last "
-                          "checkpoint is kept; lower [train] learning_rate or set max_grad_norm)",
-                          step + 1);
-            break;
-        }
-        st = ldm_optimizer_step(s.opt);
-        if (st == LDM_OK && s.ema) st = ldm_ema_update(s.ema);
-        if (st == LDM_OK) st = ldm_graph_zero_grads(s.g);
-        if (st == LDM_OK) st = run_profile_report(r, "ldm", step, now_s() - ts);
-        if (st != LDM_OK) break;
-        double el = now_s() - t0;
-        fprintf(csv, "%d,%.6g,%.6g,%.3f\n", step + 1, (double)loss, (double)lr, el);
-        fflush(csv);
-        if (r->o->progress)
-            r->o->progress(r->o->progress_user, "ldm", step + 1, c->ldm_train.max_steps, loss, el);
-        if ((step + 1) % c->ldm_train.checkpointing_steps == 0 ||
-            step + 1 == c->ldm_train.max_steps)
-            st = save_checkpoint(&s, step + 1);
-        if (st == LDM_OK && validates_at(&s, step + 1)) st = validate(&s, ae_path, step + 1);
-        finished = step + 1 == c->ldm_train.max_steps;
-        if (r->o->stop_after > 0 && ++done_here == r->o->stop_after && !finished) {
-            run_note(r, LDM_LOG_INFO, "stopped after %d steps of this run (step %d)", done_here,
-                     step + 1);
-            break;
-        }
-    }
-    if (csv) fclose(csv);
-    if (st == LDM_OK && finished) {
+    run_stage_loop loop = {.stage = "ldm",
+                           .csv_path = csv_path,
+                           .csv_header = "step,loss,lr,seconds",
+                           .start = start,
+                           .total = c->ldm_train.max_steps,
+                           .stop_after = r->o->stop_after,
+                           .self = &s,
+                           .prepare = set_lr,
+                           .step = train_step,
+                           .log_line = log_line,
+                           .after = after_step,
+                           .stopped = stopped};
+    run_loop_end end = {0};
+    if (st == LDM_OK) st = run_loop(r, &loop, &end);
+    if (st == LDM_OK && end.finished) {
         char png[LDM_RUN_PATH];
         run_path(png, r->out, "loss.png");
         st = plot_log(csv_path, png);
