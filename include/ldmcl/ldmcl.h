@@ -37,6 +37,7 @@
 #include "ldmcl/dataset.h"
 #include "ldmcl/ini.h"
 #include "ldmcl/train.h"
+#include "ldmcl/diffusion_trainer.h"
 #include "ldmcl/train_state.h"
 #include "ldmcl/model.h"
 #include "ldmcl/run_config.h"

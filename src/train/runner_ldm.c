@@ -1,26 +1,21 @@
 /* src/train/runner_ldm.c: stage two of a training run, the text-conditioned LDM on cached latents
- * (see ldmcl/runner.h): data order and captions, the text encoder in its mode, the step with
- * gradient accumulation, the learning-rate schedule and EMA, checkpoints and resumption,
- * validation grids, the logs and the model folder. */
+ * (see ldmcl/runner.h): the cache and its scaling, the data order and captions fed to the LDM's
+ * trainer (diffusion_trainer.c) with gradient accumulation and the learning-rate schedule,
+ * checkpoints and resumption, validation grids, the logs and the model folder. */
 #define _POSIX_C_SOURCE 200809L
-#include <dirent.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ldmcl/autoencoder.h"
-#include "ldmcl/checkpoint.h"
 #include "ldmcl/clip.h"
+#include "ldmcl/diffusion_trainer.h"
 #include "ldmcl/image.h"
-#include "ldmcl/ops.h"
 #include "ldmcl/safetensors.h"
 #include "ldmcl/sample.h"
 #include "ldmcl/tokenizer.h"
-#include "ldmcl/train.h"
-#include "ldmcl/train_state.h"
 #include "runner_internal.h"
 
 #define VOCAB_NAME "bpe_simple_vocab_16e6.txt.gz"
@@ -28,14 +23,7 @@
 typedef struct stage {
     run_ctx *r;
     const ldm_run_config *c;
-    ldm_schedule *sched;
-    ldm_graph *g;
-    ldm_diffusion_train_graph tg;
-    ldm_optimizer *opt;
-    ldm_ema *ema;
-    ldm_clip_tokenizer *tok;
-    ldm_clip_encoder *frozen; /* clip_frozen: the context of a batch */
-    int trained_text;         /* the encoder is in the step */
+    ldm_diffusion_trainer *t;
     float *cache, *cache_idx; /* the latent cache */
     float *cache_flipped;     /* the mirrored images' latents (random_flip), else NULL */
     /* latent_scaling: the cache's statistics, by which the cache is normalised on loading and
@@ -43,8 +31,7 @@ typedef struct stage {
     float lat_mean[LDM_MODEL_MAX_LATENT_CHANNELS], lat_std[LDM_MODEL_MAX_LATENT_CHANNELS];
     size_t n, lat;
     int lat_hw;
-    float *lat_batch, *ctx, *empty_ctx, *ids_f, *mask_f;
-    int32_t *ids, *mask;
+    float *lat_batch;
     const char **captions;
     const char *ae_path; /* the autoencoder, for validation grids and the model folder */
     float lr_set, loss;  /* the learning rate set, the last step's loss */
@@ -108,110 +95,8 @@ static ldm_status load_cache(stage *s, const char *path) {
     return e;
 }
 
-/* Tokenizes prompts[0..count) into the stage's ids and mask (ints and floats). */
-static ldm_status tokenize(stage *s, const char *const *prompts, int count) {
-    int len = s->c->model.context_length;
-    for (int b = 0; b < count; b++) {
-        int got;
-        ldm_status st =
-            ldm_clip_tokenize(s->tok, prompts[b], strlen(prompts[b]), len, 1,
-                              s->ids + (size_t)b * len, s->mask + (size_t)b * len, &got);
-        if (st != LDM_OK) {
-            ldm_error_prefix("caption \"%.60s\"", prompts[b]);
-            return st;
-        }
-    }
-    for (size_t k = 0; k < (size_t)count * len; k++) {
-        s->ids_f[k] = (float)s->ids[k];
-        s->mask_f[k] = (float)s->mask[k];
-    }
-    return LDM_OK;
-}
-
-static ldm_status setup_text(stage *s) {
-    const ldm_run_config *c = s->c;
-    if (c->model.text == LDM_TEXT_NONE) return LDM_OK;
-    if (c->model.text == LDM_TEXT_CLIP_SCRATCH)
-        LDM_TRY(ldm_clip_tokenizer_load_bpe(c->model.vocab, &s->tok));
-    else
-        LDM_TRY(ldm_clip_tokenizer_load_dir(c->model.clip_path, &s->tok));
-    /* (its size against the encoder's was checked before the run began: run_inputs.c) */
-    size_t n = (size_t)c->ldm_train.batch * c->model.context_length;
-    s->ids = malloc(n * sizeof *s->ids);
-    s->mask = malloc(n * sizeof *s->mask);
-    s->ids_f = malloc(n * sizeof *s->ids_f);
-    s->mask_f = malloc(n * sizeof *s->mask_f);
-    if (!s->ids || !s->mask || !s->ids_f || !s->mask_f)
-        return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-    if (c->model.text != LDM_TEXT_CLIP_FROZEN) return LDM_OK;
-    char path[LDM_RUN_PATH + 32];
-    snprintf(path, sizeof path, "%s/model.safetensors", c->model.clip_path);
-    LDM_TRY(ldm_clip_encoder_create(s->r->ctx, &c->model.clip, c->ldm_train.batch,
-                                    c->model.context_length, c->model.clip_skip, &s->frozen));
-    LDM_TRY(ldm_clip_encoder_load(s->frozen, path));
-    size_t row = (size_t)c->model.context_length * c->model.clip.hidden_size;
-    s->ctx = malloc((size_t)c->ldm_train.batch * row * sizeof *s->ctx);
-    s->empty_ctx = malloc((size_t)c->ldm_train.batch * row * sizeof *s->empty_ctx);
-    if (!s->ctx || !s->empty_ctx) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-    const char *empty[1] = {""}; /* computed once, for the whole run */
-    return ldm_clip_encode_prompts(s->frozen, s->tok, empty, 1, s->empty_ctx);
-}
-
-static ldm_status setup_graph(stage *s) {
-    const ldm_run_config *c = s->c;
-    s->trained_text =
-        c->model.text == LDM_TEXT_CLIP_SCRATCH || c->model.text == LDM_TEXT_CLIP_FINETUNE;
-    ldm_diffusion_train_config tc = {
-        .unet = &c->model.unet,
-        .schedule = s->sched,
-        .batch = c->ldm_train.batch,
-        .height = s->lat_hw,
-        .width = s->lat_hw,
-        .context_len = c->model.context_length,
-        .cond_drop_prob = c->model.text == LDM_TEXT_NONE ? 0 : c->ldm_train.cond_drop_prob,
-        .prediction = c->model.prediction_type,
-        .snr_gamma = c->ldm_train.snr_gamma,
-        .noise_offset = c->ldm_train.noise_offset,
-        .seed = c->seed,
-        .text_encoder = s->trained_text ? &c->model.clip : NULL,
-        .text_skip = c->model.clip_skip};
-    LDM_TRY(ldm_graph_create(s->r->ctx, &s->g));
-    LDM_TRY(ldm_diffusion_train_record(s->g, &tc, &s->tg));
-    LDM_TRY(ldm_graph_compile(s->g));
-    LDM_TRY(ldm_graph_init_params(s->g, c->seed, 0));
-    if (c->model.text == LDM_TEXT_CLIP_FINETUNE) {
-        /* checked strictly by a frozen encoder first, then loaded by name into the step */
-        char path[LDM_RUN_PATH + 32];
-        snprintf(path, sizeof path, "%s/model.safetensors", c->model.clip_path);
-        ldm_clip_encoder *check;
-        LDM_TRY(ldm_clip_encoder_create(s->r->ctx, &c->model.clip, 1, c->model.context_length, 0,
-                                        &check));
-        ldm_status st = ldm_clip_encoder_load(check, path);
-        ldm_clip_encoder_destroy(check);
-        LDM_TRY(st);
-        static const char *const ignore[] = {"text_model.embeddings.position_ids", NULL};
-        ldm_load_options o = {.only_prefix = "text_model.", .allow_missing = 1, .ignore = ignore};
-        LDM_TRY(ldm_graph_load(s->g, path, &o));
-    }
-    if (s->trained_text) {
-        const char *empty[1] = {""};
-        LDM_TRY(tokenize(s, empty, 1));
-        LDM_TRY(ldm_tensor_write(s->tg.empty_ids, s->ids_f));
-        LDM_TRY(ldm_tensor_write(s->tg.empty_mask, s->mask_f));
-    } else if (s->tg.empty_context) {
-        LDM_TRY(ldm_tensor_write(s->tg.empty_context, s->empty_ctx));
-    }
-    ldm_adam_config a;
-    ldm_adam_config_init(&a);
-    a.lr = c->ldm_train.lr;
-    a.max_grad_norm = c->ldm_train.max_grad_norm;
-    LDM_TRY(ldm_adam_create(s->g, &a, &s->opt));
-    if (c->ldm_train.use_ema) LDM_TRY(ldm_ema_create(s->g, c->ldm_train.ema_decay, 1, &s->ema));
-    return LDM_OK;
-}
-
-/* The inputs of micro-batch p0 .. p0 + batch of the training order. */
-static ldm_status write_batch(stage *s, uint64_t p0) {
+/* Micro-batch p0 .. p0 + batch of the training order through the trainer. */
+static ldm_status feed_batch(stage *s, uint64_t p0, float *loss) {
     const ldm_run_config *c = s->c;
     const char **captions = s->captions;
     for (int b = 0; b < c->ldm_train.batch; b++) {
@@ -225,15 +110,7 @@ static ldm_status write_batch(stage *s, uint64_t p0) {
         captions[b] =
             ldm_dataset_caption(s->r->data, (size_t)s->cache_idx[j], run_mix(c->seed ^ run_mix(p)));
     }
-    LDM_TRY(ldm_tensor_write(s->tg.latents, s->lat_batch));
-    if (c->model.text == LDM_TEXT_NONE) return LDM_OK;
-    LDM_TRY(tokenize(s, captions, c->ldm_train.batch));
-    if (s->trained_text) {
-        LDM_TRY(ldm_tensor_write(s->tg.ids, s->ids_f));
-        return ldm_tensor_write(s->tg.ids_mask, s->mask_f);
-    }
-    LDM_TRY(ldm_clip_encoder_run(s->frozen, s->ids, s->mask, s->ctx));
-    return ldm_tensor_write(s->tg.context, s->ctx);
+    return ldm_diffusion_trainer_forward_backward(s->t, s->lat_batch, captions, loss);
 }
 
 /* The loss curve of the whole run, from its log. */
@@ -267,13 +144,13 @@ static ldm_status save_state(void *user, const char *path, int step) {
     char text[32];
     snprintf(text, sizeof text, "%d", step);
     const char *meta[] = {RUN_STEP_KEY, text, "ldmcl.run.config", s->c->path, NULL};
-    return ldm_train_state_save(path, s->g, s->opt, s->ema, meta);
+    return ldm_diffusion_trainer_save_state(s->t, path, meta);
 }
 
 static ldm_status load_state(void *user, const char *path, int *step) {
     stage *s = user;
     LDM_TRY(run_checkpoint_step(path, step));
-    return ldm_train_state_load(path, s->g, s->opt, s->ema);
+    return ldm_diffusion_trainer_load_state(s->t, path);
 }
 
 static ldm_status save_checkpoint(stage *s, int step) {
@@ -292,11 +169,6 @@ static ldm_status resume(stage *s, int *start) {
     return LDM_OK;
 }
 
-static int text_param(const char *name, void *user) {
-    (void)user;
-    return strncmp(name, "text_model.", 11) == 0;
-}
-
 static void grid_path(const stage *s, int step, char *out) {
     run_format(out, "%s/samples/step-%08d.png", s->r->out, step);
 }
@@ -313,8 +185,11 @@ static ldm_status validate(stage *s, const char *ae_path, int step) {
     const ldm_run_config *c = s->c;
     int n = c->ldm_train.n_validation_prompts;
     if (n == 0 || c->model.text == LDM_TEXT_NONE) return LDM_OK;
+    ldm_graph *g = ldm_diffusion_trainer_graph(s->t);
+    ldm_clip_tokenizer *tok = ldm_diffusion_trainer_tokenizer(s->t);
+    int trained_text = ldm_diffusion_trainer_trains_text(s->t);
     ldm_sampler_config sc = {.unet = &c->model.unet,
-                             .schedule = s->sched,
+                             .schedule = ldm_diffusion_trainer_schedule(s->t),
                              .batch = n,
                              .height = s->lat_hw,
                              .width = s->lat_hw,
@@ -324,7 +199,8 @@ static ldm_status validate(stage *s, const char *ae_path, int step) {
                              .steps = c->ldm_train.validation_sampling_steps,
                              .prediction = c->model.prediction_type,
                              .seed = c->seed,
-                             .params = ldm_graph_params(s->g)}; /* the step's UNet weights */
+                             /* the step's UNet weights */
+                             .params = ldm_graph_params(g)};
     ldm_sampler *smp = NULL;
     ldm_clip_encoder *enc = NULL;
     ldm_ae_codec *codec = NULL;
@@ -338,10 +214,10 @@ static ldm_status validate(stage *s, const char *ae_path, int step) {
     if (st == LDM_OK) st = ldm_sampler_create(s->r->ctx, &sc, &smp);
     /* a text encoder trained with the UNet: the step's weights too; a frozen one: from its file */
     if (st == LDM_OK)
-        st = ldm_clip_encoder_create_in(s->r->ctx, s->trained_text ? ldm_graph_params(s->g) : NULL,
+        st = ldm_clip_encoder_create_in(s->r->ctx, trained_text ? ldm_graph_params(g) : NULL,
                                         &c->model.clip, n, c->model.context_length,
                                         c->model.clip_skip, &enc);
-    if (st == LDM_OK && !s->trained_text) {
+    if (st == LDM_OK && !trained_text) {
         char path[LDM_RUN_PATH + 32];
         snprintf(path, sizeof path, "%s/model.safetensors", c->model.clip_path);
         st = ldm_clip_encoder_load(enc, path);
@@ -349,11 +225,11 @@ static ldm_status validate(stage *s, const char *ae_path, int step) {
     const char *prompts[LDM_RUN_MAX_PROMPTS];
     for (int i = 0; i < n; i++)
         prompts[i] = c->ldm_train.validation_prompts[i];
-    if (st == LDM_OK) st = ldm_clip_encode_prompts(enc, s->tok, prompts, n, ctx);
+    if (st == LDM_OK) st = ldm_clip_encode_prompts(enc, tok, prompts, n, ctx);
     const char *empty[1] = {""};
     float *uncond = malloc((size_t)n * row * sizeof *uncond);
     if (st == LDM_OK && !uncond) st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-    if (st == LDM_OK) st = ldm_clip_encode_prompts(enc, s->tok, empty, 1, uncond);
+    if (st == LDM_OK) st = ldm_clip_encode_prompts(enc, tok, empty, 1, uncond);
     if (st == LDM_OK) st = ldm_sampler_set_conditions(smp, ctx, uncond, NULL, NULL);
     if (st == LDM_OK) st = ldm_sampler_run(smp, lat);
     if (st == LDM_OK && c->model.latent_scaling != LDM_LATENT_NONE)
@@ -419,19 +295,7 @@ static ldm_status write_model(stage *s, const char *ae_path) {
     char dir[LDM_RUN_PATH], path[LDM_RUN_PATH];
     run_path(dir, s->r->out, "model");
     LDM_TRY(run_mkdirs(dir));
-    if (s->ema) { /* the averaged weights are the model */
-        size_t count;
-        ldm_buf params = ldm_graph_trainable_buf(s->g, &count);
-        LDM_TRY(ldm_buf_copy(s->r->ctx, params, ldm_ema_buf(s->ema), count, NULL));
-    }
-    ldm_diffusion_train_config tc = {
-        .unet = &c->model.unet, .schedule = s->sched, .prediction = c->model.prediction_type};
-    run_path(path, dir, "unet.safetensors");
-    LDM_TRY(ldm_diffusion_save(s->g, path, &tc, NULL));
-    if (s->trained_text) {
-        run_path(path, dir, "text_encoder.safetensors");
-        LDM_TRY(ldm_graph_save_filtered(s->g, path, NULL, text_param, NULL));
-    }
+    LDM_TRY(ldm_diffusion_trainer_write_model(s->t, dir));
     run_path(path, dir, "autoencoder.safetensors");
     LDM_TRY(run_copy_file(ae_path, path));
     if (c->model.text == LDM_TEXT_CLIP_SCRATCH) {
@@ -456,22 +320,11 @@ static ldm_status write_model(stage *s, const char *ae_path) {
 }
 
 static void stage_free(stage *s) {
-    ldm_ema_destroy(s->ema);
-    ldm_optimizer_destroy(s->opt);
-    ldm_graph_destroy(s->g);
-    ldm_clip_encoder_destroy(s->frozen);
-    ldm_clip_tokenizer_destroy(s->tok);
-    ldm_schedule_destroy(s->sched);
+    ldm_diffusion_trainer_destroy(s->t);
     free(s->cache);
     free(s->cache_idx);
     free(s->cache_flipped);
     free(s->lat_batch);
-    free(s->ctx);
-    free(s->empty_ctx);
-    free(s->ids);
-    free(s->mask);
-    free(s->ids_f);
-    free(s->mask_f);
     free(s->captions);
 }
 
@@ -482,7 +335,7 @@ static ldm_status set_lr(void *self, int step) {
     float lr = ldm_run_lr_at(s->c, step);
     if (lr == s->lr_set) return LDM_OK;
     s->lr_set = lr;
-    return ldm_optimizer_set_lr(s->opt, lr);
+    return ldm_diffusion_trainer_set_lr(s->t, lr);
 }
 
 /* Micro-batches of the step, then the optimizer and the averages. */
@@ -492,10 +345,8 @@ static ldm_status train_step(void *self, int step, float *loss) {
     *loss = 0;
     for (int m = 0; m < d->acc_steps; m++) {
         uint64_t p0 = ((uint64_t)step * d->acc_steps + (uint64_t)m) * (uint64_t)d->batch;
-        LDM_TRY(write_batch(s, p0));
         float l = 0;
-        LDM_TRY(ldm_graph_run(s->g));
-        LDM_TRY(ldm_tensor_read(s->tg.loss, &l));
+        LDM_TRY(feed_batch(s, p0, &l));
         *loss += l / (float)d->acc_steps;
     }
     if (!isfinite(*loss))
@@ -504,9 +355,7 @@ static ldm_status train_step(void *self, int step, float *loss) {
                         "checkpoint is kept; lower [train] learning_rate or set max_grad_norm)",
                         step + 1);
     s->loss = *loss;
-    LDM_TRY(ldm_optimizer_step(s->opt));
-    if (s->ema) LDM_TRY(ldm_ema_update(s->ema));
-    return ldm_graph_zero_grads(s->g);
+    return ldm_diffusion_trainer_apply(s->t);
 }
 
 static void log_line(void *self, int step, double seconds, char *line, size_t size) {
@@ -533,14 +382,12 @@ ldm_status run_ldm_stage(run_ctx *r, const char *ae_path, const char *cache_path
     stage s = {.r = r, .c = c, .ae_path = ae_path, .lr_set = -1};
     ldm_status st = load_cache(&s, cache_path);
     if (st == LDM_OK)
-        st = ldm_schedule_create(c->model.beta_schedule, c->model.num_timesteps,
-                                 c->model.beta_start, c->model.beta_end, &s.sched);
-    if (st == LDM_OK) st = setup_text(&s);
+        st =
+            ldm_diffusion_trainer_create(r->ctx, &c->model, &c->ldm_train, s.lat_hw, c->seed, &s.t);
     s.lat_batch = malloc((size_t)c->ldm_train.batch * s.lat * sizeof *s.lat_batch);
     s.captions = malloc((size_t)c->ldm_train.batch * sizeof *s.captions);
     if (st == LDM_OK && (!s.lat_batch || !s.captions))
         st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-    if (st == LDM_OK) st = setup_graph(&s);
     int start = 0;
     if (st == LDM_OK) st = resume(&s, &start);
     char csv_path[LDM_RUN_PATH];
