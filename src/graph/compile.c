@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "graph_internal.h"
+#include "kernel_args.h"
 
 #define ALIGN ((uint64_t)LDM_ARENA_ALIGN_ELEMS)
 
@@ -148,7 +149,7 @@ static ldm_status count_step(ldm_graph *g) {
     cl_kernel k;
     ldm_cmd_set_label(g->cmd, "step counter");
     LDM_TRY(ldm_cmd_kernel(g->cmd, "optim.cl", "step_count", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "b", ldm_tensor_buf(g->step)));
+    LDM_TRY(ldm_args_step_count(k, ldm_tensor_buf(g->step)));
     size_t one = 1;
     return ldm_cmd_launch(g->cmd, k, 1, &one, NULL);
 }

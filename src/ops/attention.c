@@ -44,9 +44,9 @@ ldm_status ldm_attention_fwd(ldm_cmd *c, const ldm_attn_geom *g, ldm_buf o, ldm_
     LDM_TRY(check_geom(g));
     cl_kernel k;
     LDM_TRY(kernel_for(c, g, "attention_fwd", &k));
-    LDM_TRY(ldm_set_args(k, "iiiiiiiiifiibbbbb", g->L, g->S, g->NH, g->q_stride, g->q_col,
-                         g->k_stride, g->k_col, g->v_stride, g->v_col, (double)g->scale, g->causal,
-                         mask.mem != NULL, o, lse, q_src, kv_src, ldm_unused_or(mask, q_src)));
+    LDM_TRY(ldm_args_attention_fwd(
+        k, g->L, g->S, g->NH, g->q_stride, g->q_col, g->k_stride, g->k_col, g->v_stride, g->v_col,
+        g->scale, g->causal, mask.mem != NULL, o, lse, q_src, kv_src, ldm_unused_or(mask, q_src)));
     size_t global[3] = {(size_t)g->L, (size_t)g->NH, (size_t)g->N};
     return ldm_cmd_launch(c, k, 3, global, attn_local(c));
 }
@@ -63,25 +63,25 @@ ldm_status ldm_attention_bwd(ldm_cmd *c, const ldm_attn_geom *g, int acc_q, ldm_
     cl_kernel k;
     ldm_buf delta = scratch, m = ldm_unused_or(mask, q_src);
     LDM_TRY(kernel_for(c, g, "attention_bwd_delta", &k));
-    LDM_TRY(ldm_set_args(k, "iibbb", g->L, g->NH, delta, dout, o));
+    LDM_TRY(ldm_args_attention_bwd_delta(k, g->L, g->NH, delta, dout, o));
     size_t gd[3] = {(size_t)g->L, (size_t)g->NH, (size_t)g->N};
     LDM_TRY(ldm_cmd_launch(c, k, 3, gd, NULL));
     const size_t *local = attn_local(c);
     if (dkv_src.mem) {
         LDM_TRY(kernel_for(c, g, "attention_bwd_dkv", &k));
-        LDM_TRY(ldm_set_args(k, "iiiiiiiiifiiibbbbbbb", g->L, g->S, g->NH, g->q_stride, g->q_col,
-                             g->k_stride, g->k_col, g->v_stride, g->v_col, (double)g->scale,
-                             g->causal, mask.mem != NULL, acc_kv, dkv_src, dout, q_src, kv_src, lse,
-                             delta, m));
+        LDM_TRY(ldm_args_attention_bwd_dkv(k, g->L, g->S, g->NH, g->q_stride, g->q_col, g->k_stride,
+                                           g->k_col, g->v_stride, g->v_col, g->scale, g->causal,
+                                           mask.mem != NULL, acc_kv, dkv_src, dout, q_src, kv_src,
+                                           lse, delta, m));
         size_t global[3] = {(size_t)g->S, (size_t)g->NH, (size_t)g->N};
         LDM_TRY(ldm_cmd_launch(c, k, 3, global, local));
     }
     if (dq_src.mem) {
         LDM_TRY(kernel_for(c, g, "attention_bwd_dq", &k));
-        LDM_TRY(ldm_set_args(k, "iiiiiiiiifiiibbbbbbb", g->L, g->S, g->NH, g->q_stride, g->q_col,
-                             g->k_stride, g->k_col, g->v_stride, g->v_col, (double)g->scale,
-                             g->causal, mask.mem != NULL, acc_q, dq_src, dout, q_src, kv_src, lse,
-                             delta, m));
+        LDM_TRY(ldm_args_attention_bwd_dq(k, g->L, g->S, g->NH, g->q_stride, g->q_col, g->k_stride,
+                                          g->k_col, g->v_stride, g->v_col, g->scale, g->causal,
+                                          mask.mem != NULL, acc_q, dq_src, dout, q_src, kv_src, lse,
+                                          delta, m));
         size_t global[3] = {(size_t)g->L, (size_t)g->NH, (size_t)g->N};
         LDM_TRY(ldm_cmd_launch(c, k, 3, global, local));
     }

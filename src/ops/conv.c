@@ -86,8 +86,8 @@ static ldm_status im2col(ldm_cmd *c, const ldm_conv_geom *g, int C, int H, int W
     cl_kernel k;
     int cpu = on_cpu(c);
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, cpu ? "im2col_rows" : "im2col", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiiiiiiiiiiibb", C, H, W, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW, Ho,
-                         Wo, (int)nb, col, img));
+    LDM_TRY((cpu ? ldm_args_im2col_rows : ldm_args_im2col)(
+        k, C, H, W, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW, Ho, Wo, (int)nb, col, img));
     size_t rows = n / ((size_t)Ho * (size_t)Wo);
     size_t global[2] = {cpu ? (size_t)Ho : (size_t)Ho * (size_t)Wo, rows};
     return ldm_cmd_launch(c, k, 2, global, cpu ? rows_local : conv_local);
@@ -100,8 +100,8 @@ static ldm_status col2im(ldm_cmd *c, const ldm_conv_geom *g, int C, int H, int W
     cl_kernel k;
     int cpu = on_cpu(c);
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, cpu ? "col2im_rows" : "col2im", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiiiiiiiiiiiibb", C, H, W, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW,
-                         Ho, Wo, (int)nb, acc, img, col));
+    LDM_TRY((cpu ? ldm_args_col2im_rows : ldm_args_col2im)(
+        k, C, H, W, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW, Ho, Wo, (int)nb, acc, img, col));
     size_t global[2] = {cpu ? (size_t)H : (size_t)H * (size_t)W, nb * (size_t)C};
     return ldm_cmd_launch(c, k, 2, global, cpu ? rows_local : conv_local);
 }
@@ -112,8 +112,8 @@ static ldm_status swap01(ldm_cmd *c, size_t A, size_t B, size_t P, int acc, ldm_
     LDM_TRY(ldm_check_count("swap01", A * B * P));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "swap01", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiiiibbb", (int)A, (int)B, (int)P, acc, bias.mem != NULL, y, x,
-                         ldm_unused_or(bias, x)));
+    LDM_TRY(ldm_args_swap01(k, (int)A, (int)B, (int)P, acc, bias.mem != NULL, y, x,
+                            ldm_unused_or(bias, x)));
     return ldm_launch_1d(c, k, A * B * P);
 }
 

@@ -102,10 +102,10 @@ static ldm_status add_noise_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) 
     LDM_TRY(ldm_check_count("add_noise", x0->numel));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "add_noise", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiibbbbbb", (int)x0->numel, (int)per, n->in[3]->shape[0],
-                         ldm_tensor_buf(n->out[0]), ldm_tensor_buf(x0), ldm_tensor_buf(n->in[1]),
-                         ldm_tensor_buf(n->in[2]), ldm_tensor_buf(n->in[3]),
-                         ldm_tensor_buf(n->in[4])));
+    LDM_TRY(ldm_args_add_noise(k, (int)x0->numel, (int)per, n->in[3]->shape[0],
+                               ldm_tensor_buf(n->out[0]), ldm_tensor_buf(x0),
+                               ldm_tensor_buf(n->in[1]), ldm_tensor_buf(n->in[2]),
+                               ldm_tensor_buf(n->in[3]), ldm_tensor_buf(n->in[4])));
     return ldm_launch_1d(c, k, x0->numel);
 }
 
@@ -149,9 +149,9 @@ static ldm_status launch_timestep_scale(ldm_cmd *c, const ldm_node *n, int acc, 
     LDM_TRY(ldm_check_count("snr_loss_scale", xt->numel));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "timestep_scale", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiiibbbb", (int)xt->numel, (int)(xt->numel / (size_t)xt->shape[0]),
-                         n->in[2]->shape[0], acc, out, x, ldm_tensor_buf(n->in[1]),
-                         ldm_tensor_buf(n->in[2])));
+    LDM_TRY(ldm_args_timestep_scale(k, (int)xt->numel, (int)(xt->numel / (size_t)xt->shape[0]),
+                                    n->in[2]->shape[0], acc, out, x, ldm_tensor_buf(n->in[1]),
+                                    ldm_tensor_buf(n->in[2])));
     return ldm_launch_1d(c, k, xt->numel);
 }
 
@@ -210,9 +210,9 @@ static ldm_status drop_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "drop_condition", NULL, &k));
     ldm_buf null = n->ip[1] ? ldm_tensor_buf(n->in[2]) : ldm_tensor_buf(cond);
-    LDM_TRY(ldm_set_args(k, "iifiibbbb", (int)N, (int)R, (double)n->fp[0], n->ip[0], n->ip[1],
-                         ldm_tensor_buf(n->out[0]), ldm_tensor_buf(cond), null,
-                         ldm_tensor_buf(n->in[1])));
+    LDM_TRY(ldm_args_drop_condition(k, (int)N, (int)R, n->fp[0], n->ip[0], n->ip[1],
+                                    ldm_tensor_buf(n->out[0]), ldm_tensor_buf(cond), null,
+                                    ldm_tensor_buf(n->in[1])));
     return ldm_launch_1d(c, k, cond->numel);
 }
 
@@ -249,8 +249,9 @@ static ldm_status step_kernel(ldm_cmd *c, size_t n, double c_x, double c_eps, do
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "a stochastic step needs noise z");
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "diffusion_step", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "ifffffibbbbb", (int)n, c_x, c_eps, sigma, x0_x, x0_eps, x0.mem != NULL,
-                         out, ldm_unused_or(x0, out), xt, eps, ldm_unused_or(z, eps)));
+    LDM_TRY(ldm_args_diffusion_step(k, (int)n, (float)c_x, (float)c_eps, (float)sigma, (float)x0_x,
+                                    (float)x0_eps, x0.mem != NULL, out, ldm_unused_or(x0, out), xt,
+                                    eps, ldm_unused_or(z, eps)));
     return ldm_launch_1d(c, k, n);
 }
 

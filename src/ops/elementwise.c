@@ -20,7 +20,7 @@ ldm_status ldm_act_fwd(ldm_cmd *c, ldm_act act, float param, size_t n, ldm_buf y
     LDM_TRY(ldm_check_count("activation", n));
     cl_kernel k;
     LDM_TRY(act_kernel(c, act, "act_fwd", &k));
-    LDM_TRY(ldm_set_args(k, "ifbb", (int)n, (double)param, y, x));
+    LDM_TRY(ldm_args_act_fwd(k, (int)n, param, y, x));
     return ldm_launch_1d(c, k, n);
 }
 
@@ -29,7 +29,7 @@ ldm_status ldm_act_bwd(ldm_cmd *c, ldm_act act, float param, size_t n, int acc, 
     LDM_TRY(ldm_check_count("activation backward", n));
     cl_kernel k;
     LDM_TRY(act_kernel(c, act, "act_bwd", &k));
-    LDM_TRY(ldm_set_args(k, "ifibbb", (int)n, (double)param, acc, dx, dy, x));
+    LDM_TRY(ldm_args_act_bwd(k, (int)n, param, acc, dx, dy, x));
     return ldm_launch_1d(c, k, n);
 }
 
@@ -38,7 +38,7 @@ ldm_status ldm_axpby(ldm_cmd *c, size_t n, ldm_buf y, float alpha, ldm_buf a, fl
     LDM_TRY(ldm_check_count("axpby", n));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "axpby", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "ibfbfb", (int)n, y, (double)alpha, a, (double)beta, b));
+    LDM_TRY(ldm_args_axpby(k, (int)n, y, alpha, a, beta, b));
     return ldm_launch_1d(c, k, n);
 }
 
@@ -46,7 +46,7 @@ ldm_status ldm_affine_fwd(ldm_cmd *c, size_t n, ldm_buf y, float alpha, ldm_buf 
     LDM_TRY(ldm_check_count("affine", n));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "affine", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "ibfbf", (int)n, y, (double)alpha, x, (double)beta));
+    LDM_TRY(ldm_args_affine(k, (int)n, y, alpha, x, beta));
     return ldm_launch_1d(c, k, n);
 }
 
@@ -54,7 +54,7 @@ ldm_status ldm_accumulate(ldm_cmd *c, size_t n, int acc, ldm_buf dst, float alph
     LDM_TRY(ldm_check_count("accumulate", n));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "accumulate", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iibfb", (int)n, acc, dst, (double)alpha, src));
+    LDM_TRY(ldm_args_accumulate(k, (int)n, acc, dst, alpha, src));
     return ldm_launch_1d(c, k, n);
 }
 
@@ -62,7 +62,7 @@ ldm_status ldm_mul_fwd(ldm_cmd *c, size_t n, ldm_buf y, ldm_buf a, ldm_buf b) {
     LDM_TRY(ldm_check_count("mul", n));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "mul", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "ibbb", (int)n, y, a, b));
+    LDM_TRY(ldm_args_mul(k, (int)n, y, a, b));
     return ldm_launch_1d(c, k, n);
 }
 
@@ -70,7 +70,7 @@ ldm_status ldm_mul_acc(ldm_cmd *c, size_t n, int acc, ldm_buf dst, ldm_buf dy, l
     LDM_TRY(ldm_check_count("mul backward", n));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "mul_acc", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iibbb", (int)n, acc, dst, dy, b));
+    LDM_TRY(ldm_args_mul_acc(k, (int)n, acc, dst, dy, b));
     return ldm_launch_1d(c, k, n);
 }
 
@@ -78,7 +78,7 @@ ldm_status ldm_add_rows_fwd(ldm_cmd *c, size_t rows, size_t cols, ldm_buf y, ldm
     LDM_TRY(ldm_check_count("add_rows", rows * cols));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "add_rows", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iibbb", (int)rows, (int)cols, y, x, v));
+    LDM_TRY(ldm_args_add_rows(k, (int)rows, (int)cols, y, x, v));
     return ldm_launch_1d(c, k, rows * cols);
 }
 
@@ -86,7 +86,7 @@ ldm_status ldm_add_cols_inplace(ldm_cmd *c, size_t rows, size_t cols, ldm_buf y,
     LDM_TRY(ldm_check_count("add_cols", rows * cols));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "add_cols_inplace", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iibb", (int)rows, (int)cols, y, b));
+    LDM_TRY(ldm_args_add_cols_inplace(k, (int)rows, (int)cols, y, b));
     return ldm_launch_1d(c, k, rows * cols);
 }
 
@@ -94,7 +94,7 @@ ldm_status ldm_add_channel_bias(ldm_cmd *c, size_t N, size_t C, size_t P, ldm_bu
     LDM_TRY(ldm_check_count("add_channel_bias", N * C * P));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "add_channel_bias", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiibb", (int)(N * C * P), (int)C, (int)P, y, b));
+    LDM_TRY(ldm_args_add_channel_bias(k, (int)(N * C * P), (int)C, (int)P, y, b));
     return ldm_launch_1d(c, k, N * C * P);
 }
 

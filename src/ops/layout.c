@@ -12,7 +12,7 @@ ldm_status ldm_transpose12_fwd(ldm_cmd *c, size_t B, size_t R, size_t C, int acc
     LDM_TRY(ldm_check_count("transpose", B * R * C));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "transpose12", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiibb", (int)R, (int)C, acc, y, x));
+    LDM_TRY(ldm_args_transpose12(k, (int)R, (int)C, acc, y, x));
     size_t global[3] = {C, R, B}, local[3] = {16, 16, 1};
     return ldm_cmd_launch(c, k, 3, global, local);
 }
@@ -24,8 +24,8 @@ ldm_status ldm_copy_slice(ldm_cmd *c, size_t outer, size_t len, size_t inner, si
     LDM_TRY(ldm_check_count("copy_slice", n));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "copy_slice", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiiiiiiibb", (int)outer, (int)len, (int)inner, (int)src_mid,
-                         (int)src_start, (int)dst_mid, (int)dst_start, acc, dst, src));
+    LDM_TRY(ldm_args_copy_slice(k, (int)outer, (int)len, (int)inner, (int)src_mid, (int)src_start,
+                                (int)dst_mid, (int)dst_start, acc, dst, src));
     return ldm_launch_1d(c, k, n);
 }
 
@@ -159,8 +159,9 @@ static ldm_status resize_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     LDM_TRY(ldm_check_count("resize_nearest", total));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "resize_nearest", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiiiibb", x->shape[0] * x->shape[1], x->shape[2], x->shape[3],
-                         y->shape[2], y->shape[3], ldm_tensor_buf(n->out[0]), ldm_tensor_buf(x)));
+    LDM_TRY(ldm_args_resize_nearest(k, x->shape[0] * x->shape[1], x->shape[2], x->shape[3],
+                                    y->shape[2], y->shape[3], ldm_tensor_buf(n->out[0]),
+                                    ldm_tensor_buf(x)));
     return ldm_launch_1d(c, k, total);
 }
 

@@ -32,7 +32,7 @@ ldm_status ldm_embedding_fwd(ldm_cmd *c, size_t rows, size_t V, size_t D, ldm_bu
     LDM_TRY(ldm_check_count("embedding", rows * D));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, "embedding.cl", "embedding_fwd", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiibbb", (int)rows, (int)V, (int)D, y, index, w));
+    LDM_TRY(ldm_args_embedding_fwd(k, (int)rows, (int)V, (int)D, y, index, w));
     return ldm_launch_1d(c, k, rows * D);
 }
 
@@ -43,13 +43,13 @@ ldm_status ldm_embedding_bwd(ldm_cmd *c, size_t rows, size_t V, size_t D, int ac
     cl_kernel k;
     if (rows >= V) { /* a small table: a gather per table entry */
         LDM_TRY(ldm_cmd_kernel(c, "embedding.cl", "embedding_bwd", NULL, &k));
-        LDM_TRY(ldm_set_args(k, "iiiibbb", (int)rows, (int)V, (int)D, acc, dw, dy, index));
+        LDM_TRY(ldm_args_embedding_bwd(k, (int)rows, (int)V, (int)D, acc, dw, dy, index));
         return ldm_launch_1d(c, k, V * D);
     }
     /* A large table (a vocabulary): work per row, after zeroing when not accumulating. */
     if (!acc) LDM_TRY(ldm_cmd_fill(c, dw, 0.0f, V * D));
     LDM_TRY(ldm_cmd_kernel(c, "embedding.cl", "embedding_bwd_rows", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiiibbb", (int)rows, (int)V, (int)D, 1, dw, dy, index));
+    LDM_TRY(ldm_args_embedding_bwd_rows(k, (int)rows, (int)V, (int)D, 1, dw, dy, index));
     return ldm_launch_1d(c, k, rows * D);
 }
 

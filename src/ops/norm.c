@@ -25,8 +25,7 @@ ldm_status ldm_group_norm_fwd(ldm_cmd *c, size_t N, size_t C, size_t P, size_t G
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "group_norm: %zu channels in %zu groups", C, G);
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_fwd", norm_defines(c), &k));
-    LDM_TRY(ldm_set_args(k, "iiifbbbbbb", (int)C, (int)P, (int)G, (double)eps, y, mean, rstd, x,
-                         gamma, beta));
+    LDM_TRY(ldm_args_group_norm_fwd(k, (int)C, (int)P, (int)G, eps, y, mean, rstd, x, gamma, beta));
     size_t global = N * G * norm_wg(c), local = norm_wg(c);
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }
@@ -37,16 +36,16 @@ ldm_status ldm_group_norm_bwd(ldm_cmd *c, size_t N, size_t C, size_t P, size_t G
     cl_kernel k;
     if (dx.mem) {
         LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_dx", norm_defines(c), &k));
-        LDM_TRY(ldm_set_args(k, "iiiibbbbbb", (int)C, (int)P, (int)G, acc_x, dx, dy, x, mean, rstd,
-                             gamma));
+        LDM_TRY(ldm_args_group_norm_bwd_dx(k, (int)C, (int)P, (int)G, acc_x, dx, dy, x, mean, rstd,
+                                           gamma));
         size_t global = N * G * norm_wg(c), local = norm_wg(c);
         LDM_TRY(ldm_cmd_launch(c, k, 1, &global, &local));
     }
     if (dgamma.mem || dbeta.mem) {
         LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_params", norm_defines(c), &k));
-        LDM_TRY(ldm_set_args(k, "iiiiibibbbbbii", (int)N, (int)C, (int)P, (int)G, acc_g,
-                             ldm_unused_or(dgamma, dy), acc_b, ldm_unused_or(dbeta, dy), dy, x,
-                             mean, rstd, dgamma.mem != NULL, dbeta.mem != NULL));
+        LDM_TRY(ldm_args_group_norm_bwd_params(
+            k, (int)N, (int)C, (int)P, (int)G, acc_g, ldm_unused_or(dgamma, dy), acc_b,
+            ldm_unused_or(dbeta, dy), dy, x, mean, rstd, dgamma.mem != NULL, dbeta.mem != NULL));
         size_t global = C * norm_wg(c), local = norm_wg(c);
         LDM_TRY(ldm_cmd_launch(c, k, 1, &global, &local));
     }
@@ -58,7 +57,7 @@ ldm_status ldm_layer_norm_fwd(ldm_cmd *c, size_t R, size_t D, float eps, ldm_buf
     LDM_TRY(ldm_check_count("layer_norm", R * D));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "layer_norm_fwd", norm_defines(c), &k));
-    LDM_TRY(ldm_set_args(k, "ifbbbbbb", (int)D, (double)eps, y, mean, rstd, x, gamma, beta));
+    LDM_TRY(ldm_args_layer_norm_fwd(k, (int)D, eps, y, mean, rstd, x, gamma, beta));
     size_t global = R * norm_wg(c), local = norm_wg(c);
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }
@@ -69,15 +68,15 @@ ldm_status ldm_layer_norm_bwd(ldm_cmd *c, size_t R, size_t D, int acc_x, ldm_buf
     cl_kernel k;
     if (dx.mem) {
         LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "layer_norm_bwd_dx", norm_defines(c), &k));
-        LDM_TRY(ldm_set_args(k, "iibbbbbb", (int)D, acc_x, dx, dy, x, mean, rstd, gamma));
+        LDM_TRY(ldm_args_layer_norm_bwd_dx(k, (int)D, acc_x, dx, dy, x, mean, rstd, gamma));
         size_t global = R * norm_wg(c), local = norm_wg(c);
         LDM_TRY(ldm_cmd_launch(c, k, 1, &global, &local));
     }
     if (dgamma.mem || dbeta.mem) {
         LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "layer_norm_bwd_params", norm_defines(c), &k));
-        LDM_TRY(ldm_set_args(k, "iiibibbbbbii", (int)R, (int)D, acc_g, ldm_unused_or(dgamma, dy),
-                             acc_b, ldm_unused_or(dbeta, dy), dy, x, mean, rstd, dgamma.mem != NULL,
-                             dbeta.mem != NULL));
+        LDM_TRY(ldm_args_layer_norm_bwd_params(k, (int)R, (int)D, acc_g, ldm_unused_or(dgamma, dy),
+                                               acc_b, ldm_unused_or(dbeta, dy), dy, x, mean, rstd,
+                                               dgamma.mem != NULL, dbeta.mem != NULL));
         size_t global[2] = {D, 16}, local[2] = {16, 16};
         LDM_TRY(ldm_cmd_launch(c, k, 2, global, local));
     }
@@ -91,8 +90,8 @@ ldm_status ldm_batch_norm_fwd(ldm_cmd *c, size_t N, size_t C, size_t P, float ep
     LDM_TRY(ldm_check_count("batch_norm", N * C * P));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "batch_norm_fwd", norm_defines(c), &k));
-    LDM_TRY(ldm_set_args(k, "iiiffibbbbbbbb", (int)N, (int)C, (int)P, (double)eps, (double)momentum,
-                         training, y, mean, rstd, x, gamma, beta, running_mean, running_var));
+    LDM_TRY(ldm_args_batch_norm_fwd(k, (int)N, (int)C, (int)P, eps, momentum, training, y, mean,
+                                    rstd, x, gamma, beta, running_mean, running_var));
     size_t global = C * norm_wg(c), local = norm_wg(c);
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }
@@ -102,10 +101,10 @@ ldm_status ldm_batch_norm_bwd(ldm_cmd *c, size_t N, size_t C, size_t P, int trai
                               ldm_buf dy, ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma) {
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "batch_norm_bwd", norm_defines(c), &k));
-    LDM_TRY(ldm_set_args(k, "iiiiibibibbbbbbiii", (int)N, (int)C, (int)P, training, acc_x,
-                         ldm_unused_or(dx, dy), acc_g, ldm_unused_or(dgamma, dy), acc_b,
-                         ldm_unused_or(dbeta, dy), dy, x, mean, rstd, gamma, dx.mem != NULL,
-                         dgamma.mem != NULL, dbeta.mem != NULL));
+    LDM_TRY(ldm_args_batch_norm_bwd(k, (int)N, (int)C, (int)P, training, acc_x,
+                                    ldm_unused_or(dx, dy), acc_g, ldm_unused_or(dgamma, dy), acc_b,
+                                    ldm_unused_or(dbeta, dy), dy, x, mean, rstd, gamma,
+                                    dx.mem != NULL, dgamma.mem != NULL, dbeta.mem != NULL));
     size_t global = C * norm_wg(c), local = norm_wg(c);
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }
@@ -252,7 +251,7 @@ ldm_status ldm_l2norm_fwd(ldm_cmd *c, size_t N, size_t C, size_t P, float eps, l
     LDM_TRY(ldm_check_count("l2norm", N * C * P));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "l2norm_fwd", norm_defines(c), &k));
-    LDM_TRY(ldm_set_args(k, "iiifbbb", (int)N, (int)C, (int)P, (double)eps, y, d, x));
+    LDM_TRY(ldm_args_l2norm_fwd(k, (int)N, (int)C, (int)P, eps, y, d, x));
     return ldm_launch_1d(c, k, N * P);
 }
 
@@ -261,7 +260,7 @@ ldm_status ldm_l2norm_bwd(ldm_cmd *c, size_t N, size_t C, size_t P, float eps, i
     LDM_TRY(ldm_check_count("l2norm backward", N * C * P));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "l2norm_bwd", norm_defines(c), &k));
-    LDM_TRY(ldm_set_args(k, "iiifibbbb", (int)N, (int)C, (int)P, (double)eps, acc, dx, dy, x, d));
+    LDM_TRY(ldm_args_l2norm_bwd(k, (int)N, (int)C, (int)P, eps, acc, dx, dy, x, d));
     return ldm_launch_1d(c, k, N * P);
 }
 

@@ -5,6 +5,7 @@
 #include <limits.h>
 
 #include "graph_internal.h"
+#include "kernel_args.h"
 #include "ldmcl/ops.h"
 
 /* Work-group size of the 1-D element-wise kernels. */

@@ -13,7 +13,7 @@ ldm_status ldm_max_pool_fwd(ldm_cmd *c, size_t NC, size_t H, size_t W, int k, in
     LDM_TRY(ldm_check_count("max_pool2d", NC * H * W));
     cl_kernel kern;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "max_pool_fwd", NULL, &kern));
-    LDM_TRY(ldm_set_args(kern, "iiiiiiibb", (int)NC, (int)H, (int)W, (int)Ho, (int)Wo, k, s, y, x));
+    LDM_TRY(ldm_args_max_pool_fwd(kern, (int)NC, (int)H, (int)W, (int)Ho, (int)Wo, k, s, y, x));
     return ldm_launch_1d(c, kern, NC * Ho * Wo);
 }
 
@@ -23,8 +23,8 @@ ldm_status ldm_max_pool_bwd(ldm_cmd *c, size_t NC, size_t H, size_t W, int k, in
     LDM_TRY(ldm_check_count("max_pool2d backward", NC * H * W));
     cl_kernel kern;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "max_pool_bwd", NULL, &kern));
-    LDM_TRY(ldm_set_args(kern, "iiiiiiiibbb", (int)NC, (int)H, (int)W, (int)Ho, (int)Wo, k, s, acc,
-                         dx, dy, x));
+    LDM_TRY(ldm_args_max_pool_bwd(kern, (int)NC, (int)H, (int)W, (int)Ho, (int)Wo, k, s, acc, dx,
+                                  dy, x));
     return ldm_launch_1d(c, kern, NC * H * W);
 }
 

@@ -39,7 +39,7 @@ ldm_status ldm_sum_rows(ldm_cmd *c, size_t rows, size_t cols, float scale, int a
     char defines[32];
     snprintf(defines, sizeof defines, "-DWG=%d", wg);
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "sum_rows", defines, &k));
-    LDM_TRY(ldm_set_args(k, "ifibb", (int)cols, (double)scale, acc, y, x));
+    LDM_TRY(ldm_args_sum_rows(k, (int)cols, scale, acc, y, x));
     size_t global = rows * (size_t)wg, local = (size_t)wg;
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }
@@ -51,7 +51,7 @@ ldm_status ldm_sum_cols(ldm_cmd *c, size_t rows, size_t cols, float scale, int a
     char defines[32];
     snprintf(defines, sizeof defines, "-DWG=%d", WG);
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "sum_cols", defines, &k));
-    LDM_TRY(ldm_set_args(k, "iifibb", (int)rows, (int)cols, (double)scale, acc, y, x));
+    LDM_TRY(ldm_args_sum_cols(k, (int)rows, (int)cols, scale, acc, y, x));
     size_t global[2] = {cols, 16}, local[2] = {16, 16};
     return ldm_cmd_launch(c, k, 2, global, local);
 }
@@ -63,8 +63,7 @@ ldm_status ldm_reduce_fwd(ldm_cmd *c, ldm_reduce_term term, size_t n, float scal
     size_t chunk = chunk_of(n), groups = (n + chunk - 1) / chunk;
     cl_kernel k;
     LDM_TRY(reduce_kernel(c, "reduce_partial", term, &k));
-    LDM_TRY(ldm_set_args(k, "iifbbb", (int)n, (int)chunk, (double)cst, scratch, a,
-                         ldm_unused_or(b, a)));
+    LDM_TRY(ldm_args_reduce_partial(k, (int)n, (int)chunk, cst, scratch, a, ldm_unused_or(b, a)));
     size_t global = groups * WG, local = WG;
     LDM_TRY(ldm_cmd_launch(c, k, 1, &global, &local));
     return ldm_sum_rows(c, 1, groups, scale, 0, y, scratch);
@@ -75,8 +74,7 @@ ldm_status ldm_reduce_bwd(ldm_cmd *c, ldm_reduce_term term, size_t n, float scal
     LDM_TRY(ldm_check_count("reduction backward", n));
     cl_kernel k;
     LDM_TRY(reduce_kernel(c, "reduce_bwd", term, &k));
-    LDM_TRY(ldm_set_args(k, "iffibbbb", (int)n, (double)scale, (double)cst, acc, da, dy, a,
-                         ldm_unused_or(b, a)));
+    LDM_TRY(ldm_args_reduce_bwd(k, (int)n, scale, cst, acc, da, dy, a, ldm_unused_or(b, a)));
     return ldm_launch_1d(c, k, n);
 }
 

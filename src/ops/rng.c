@@ -17,9 +17,8 @@ ldm_status ldm_rng_fill(ldm_cmd *c, ldm_dist dist, size_t n, uint64_t seed, uint
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "unknown distribution %d", (int)dist);
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, "rng.cl", "rng_fill", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iluliffbib", (int)n, seed, (unsigned)stream, step_add, (int)dist,
-                         (double)scale, (double)shift, ldm_unused_or(counter, out),
-                         counter.mem != NULL, out));
+    LDM_TRY(ldm_args_rng_fill(k, (int)n, seed, (unsigned)stream, step_add, (int)dist, scale, shift,
+                              ldm_unused_or(counter, out), counter.mem != NULL, out));
     return ldm_launch_1d(c, k, (n + 3) / 4);
 }
 

@@ -7,7 +7,7 @@ ldm_status ldm_softmax_fwd(ldm_cmd *c, size_t R, size_t D, ldm_buf y, ldm_buf x)
     LDM_TRY(ldm_check_count("softmax", R * D));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, "softmax.cl", "softmax_fwd", "-DWG=256", &k));
-    LDM_TRY(ldm_set_args(k, "ibb", (int)D, y, x));
+    LDM_TRY(ldm_args_softmax_fwd(k, (int)D, y, x));
     size_t global = R * WG, local = WG;
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }
@@ -17,7 +17,7 @@ ldm_status ldm_softmax_bwd(ldm_cmd *c, size_t R, size_t D, int acc, ldm_buf dx, 
     LDM_TRY(ldm_check_count("softmax backward", R * D));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, "softmax.cl", "softmax_bwd", "-DWG=256", &k));
-    LDM_TRY(ldm_set_args(k, "iibbb", (int)D, acc, dx, dy, y));
+    LDM_TRY(ldm_args_softmax_bwd(k, (int)D, acc, dx, dy, y));
     size_t global = R * WG, local = WG;
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }

@@ -12,7 +12,7 @@ ldm_status ldm_vq_nearest_fwd(ldm_cmd *c, size_t R, size_t K, size_t D, ldm_buf 
                         K);
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, "vq.cl", "vq_nearest", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiibbb", (int)R, (int)K, (int)D, index, z, codebook));
+    LDM_TRY(ldm_args_vq_nearest(k, (int)R, (int)K, (int)D, index, z, codebook));
     return ldm_launch_1d(c, k, R);
 }
 
