@@ -125,6 +125,9 @@ static ldm_status allocate(ldm_graph *g, size_t peak, size_t bank) {
 static ldm_status add_scratch(ldm_graph *g) {
     for (int k = 0; k < g->n_nodes; k++) {
         ldm_node *n = g->nodes[k];
+        if (n->n_out != 1 + n->op->n_saved) /* the planner trusts what the op class says */
+            return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "%s: op %s saves %d tensors, its node has %d",
+                            n->label, n->op->name, n->op->n_saved, n->n_out - 1);
         size_t need[2] = {n->scratch_fwd, n->scratch_bwd};
         for (int d = 0; d < 2; d++) {
             if (!need[d]) continue;

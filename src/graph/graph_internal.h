@@ -56,15 +56,46 @@ typedef struct ldm_bwd_args {
     ldm_buf scratch;
 } ldm_bwd_args;
 
+/* What an op class says about the tensors of its nodes, as bits: backward reads input i
+ * (LDM_READS_IN), the result (LDM_READS_OUT) or the j-th tensor the forward saved
+ * (LDM_READS_SAVED, output 1 + j); input i never gets a gradient (LDM_INPUT, in no_grad). The
+ * memory planner keeps exactly what bwd_reads names alive until the node's backward step. */
+#define LDM_INPUT(i) (1u << (i))
+#define LDM_READS_IN(i) LDM_INPUT(i)
+#define LDM_READS_OUTPUT_(o) (1u << (LDM_MAX_IN + (o)))
+#define LDM_READS_OUT LDM_READS_OUTPUT_(0)
+#define LDM_READS_SAVED(j) LDM_READS_OUTPUT_(1 + (j))
+
+typedef ldm_status (*ldm_op_fwd_fn)(ldm_cmd *c, const ldm_node *n, ldm_buf scratch);
+typedef ldm_status (*ldm_op_bwd_fn)(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a);
+
+/* An op class, written with designated initialisers:
+ *     static const ldm_op_class gn_op = {.name = "group_norm", .fwd = gn_fwd, .bwd = gn_bwd,
+ *         .n_saved = 2, .bwd_reads = LDM_READS_IN(0) | LDM_READS_IN(1) | LDM_READS_SAVED(0) |
+ *         LDM_READS_SAVED(1)};
+ * Fields left out are 0: no backward, nothing saved, nothing read, every input differentiable. */
 typedef struct ldm_op_class {
     const char *name;
-    ldm_status (*fwd)(ldm_cmd *c, const ldm_node *n, ldm_buf scratch);
+    ldm_op_fwd_fn fwd;
     /* NULL: the op has no backward; a gradient that must pass through it is an error. */
-    ldm_status (*bwd)(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a);
-    unsigned bwd_reads_in;  /* bit i: backward reads input i */
-    unsigned bwd_reads_out; /* bit i: backward reads output i (0: the result; others saved) */
-    unsigned no_grad_in;    /* bit i: input i never gets a gradient (indices, masks) */
+    ldm_op_bwd_fn bwd;
+    int n_saved;        /* tensors the forward saves for backward: outputs 1 .. n_saved */
+    unsigned bwd_reads; /* LDM_READS_IN(i) | LDM_READS_OUT | LDM_READS_SAVED(j) */
+    unsigned no_grad;   /* LDM_INPUT(i): input i never gets a gradient (indices, masks) */
 } ldm_op_class;
+
+static inline int ldm_op_reads_input(const ldm_op_class *op, int i) {
+    return (op->bwd_reads & LDM_READS_IN(i)) != 0;
+}
+
+/* Output o of a node: 0 the result, 1 + j the j-th saved tensor. */
+static inline int ldm_op_reads_output(const ldm_op_class *op, int o) {
+    return (op->bwd_reads & LDM_READS_OUTPUT_(o)) != 0;
+}
+
+static inline int ldm_op_no_grad(const ldm_op_class *op, int i) {
+    return (op->no_grad & LDM_INPUT(i)) != 0;
+}
 
 struct ldm_node {
     const ldm_op_class *op;
@@ -72,7 +103,7 @@ struct ldm_node {
     char label[128];
     ldm_tensor *in[LDM_MAX_IN];
     int n_in;
-    ldm_tensor *out[LDM_MAX_OUT]; /* out[0] is the result; the others are saved for backward */
+    ldm_tensor *out[LDM_MAX_OUT]; /* out[0] the result; out[1 + j] saved for backward */
     int n_out;
     int ip[LDM_MAX_PARAMS];
     float fp[LDM_MAX_PARAMS];
@@ -125,7 +156,8 @@ ldm_node *ldm_graph_add_node(ldm_graph *g, const ldm_op_class *op, const char *l
 /* A scratch buffer of numel elements (sizes are size_t end to end: a scratch beyond INT_MAX
  * elements is planned and checked against the device like any tensor). */
 ldm_tensor *ldm_graph_scratch(ldm_graph *g, const char *name, size_t numel);
-/* Adds a saved output (statistics kept for backward) of the given shape to node n. */
+/* Adds a saved output (statistics kept for backward) of the given shape to node n: the op class's
+ * n_saved of them, in order, each the recorder's to make. */
 ldm_tensor *ldm_node_add_saved(ldm_graph *g, ldm_node *n, int ndim, const int *shape);
 
 /* The storage owner of a tensor (itself, or the base of a view). */

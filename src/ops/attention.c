@@ -129,8 +129,23 @@ static ldm_status attn_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_arg
 }
 
 /* Packed: inputs (qkv, [mask]); cross: (q, kv, [mask]). Masks take no gradient. */
-static const ldm_op_class packed_op = {"attention", attn_node_fwd, attn_node_bwd, 3u, 3u, 2u};
-static const ldm_op_class cross_op = {"cross_attention", attn_node_fwd, attn_node_bwd, 7u, 3u, 4u};
+static const ldm_op_class packed_op = {
+    .name = "attention",
+    .fwd = attn_node_fwd,
+    .bwd = attn_node_bwd,
+    .n_saved = 1,
+    .bwd_reads = LDM_READS_IN(0) | LDM_READS_IN(1) | LDM_READS_OUT | LDM_READS_SAVED(0),
+    .no_grad = LDM_INPUT(1),
+};
+static const ldm_op_class cross_op = {
+    .name = "cross_attention",
+    .fwd = attn_node_fwd,
+    .bwd = attn_node_bwd,
+    .n_saved = 1,
+    .bwd_reads =
+        LDM_READS_IN(0) | LDM_READS_IN(1) | LDM_READS_IN(2) | LDM_READS_OUT | LDM_READS_SAVED(0),
+    .no_grad = LDM_INPUT(2),
+};
 
 static ldm_tensor *record(ldm_graph *g, const ldm_op_class *op, ldm_tensor *q, ldm_tensor *kv,
                           int heads, int causal, ldm_tensor *mask) {

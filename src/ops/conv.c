@@ -249,7 +249,12 @@ static ldm_status conv_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_arg
                           BUF(n->in[0]), BUF(n->in[1]), a->scratch);
 }
 
-static const ldm_op_class conv_op = {"conv2d", conv_node_fwd, conv_node_bwd, 3u, 0u, 0u};
+static const ldm_op_class conv_op = {
+    .name = "conv2d",
+    .fwd = conv_node_fwd,
+    .bwd = conv_node_bwd,
+    .bwd_reads = LDM_READS_IN(0) | LDM_READS_IN(1),
+};
 
 static ldm_tensor *record_conv(ldm_graph *gr, ldm_tensor *x, ldm_tensor *w, ldm_tensor *b,
                                int stride, int pad, int transposed) {

@@ -111,7 +111,11 @@ static ldm_status add_noise_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) 
 
 /* No backward: a gradient that would flow into x0 or the noise is a recording error. The
  * timesteps and the tables (inputs 2 to 4) never take one. */
-static const ldm_op_class add_noise_op = {"add_noise", add_noise_fwd, NULL, 0u, 0u, 28u};
+static const ldm_op_class add_noise_op = {
+    .name = "add_noise",
+    .fwd = add_noise_fwd,
+    .no_grad = LDM_INPUT(2) | LDM_INPUT(3) | LDM_INPUT(4),
+};
 
 ldm_tensor *ldm_add_noise(ldm_graph *g, const ldm_schedule *s, ldm_tensor *x0, ldm_tensor *noise,
                           ldm_tensor *t) {
@@ -166,7 +170,11 @@ static ldm_status snr_scale_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_arg
 
 /* Inputs: x, t, the table sqrt(w[t]); the timesteps and the table take no gradient. */
 static const ldm_op_class snr_scale_op = {
-    "snr_loss_scale", snr_scale_fwd, snr_scale_bwd, 0u, 0u, 6u};
+    .name = "snr_loss_scale",
+    .fwd = snr_scale_fwd,
+    .bwd = snr_scale_bwd,
+    .no_grad = LDM_INPUT(1) | LDM_INPUT(2),
+};
 
 double ldm_min_snr_weight(const ldm_schedule *s, int t, double gamma, int v_prediction) {
     double ab = s->alphas_cumprod[t < 0 ? 0 : t >= s->T ? s->T - 1 : t];
@@ -218,7 +226,11 @@ static ldm_status drop_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
 
 /* Conditions are data (frozen text encoder, one-hot classes, masks): no backward; the random
  * draws never take a gradient. */
-static const ldm_op_class drop_op = {"drop_condition", drop_fwd, NULL, 0u, 0u, 2u};
+static const ldm_op_class drop_op = {
+    .name = "drop_condition",
+    .fwd = drop_fwd,
+    .no_grad = LDM_INPUT(1),
+};
 
 ldm_tensor *ldm_drop_condition(ldm_graph *g, ldm_tensor *cond, ldm_tensor *null_row, ldm_tensor *u,
                                float p, int inclusive) {

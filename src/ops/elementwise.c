@@ -113,7 +113,12 @@ static ldm_status act_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args
                        a->dout, IN(0));
 }
 
-static const ldm_op_class act_op = {"activation", act_node_fwd, act_node_bwd, 1u, 0u, 0u};
+static const ldm_op_class act_op = {
+    .name = "activation",
+    .fwd = act_node_fwd,
+    .bwd = act_node_bwd,
+    .bwd_reads = LDM_READS_IN(0),
+};
 
 static ldm_tensor *record_act(ldm_graph *g, ldm_tensor *x, ldm_act act, float param,
                               const char *name) {
@@ -155,7 +160,11 @@ static ldm_status detach_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
 }
 
 /* Its input never takes a gradient through it, so it needs no backward. */
-static const ldm_op_class detach_op = {"detach", detach_fwd, NULL, 0u, 0u, 1u};
+static const ldm_op_class detach_op = {
+    .name = "detach",
+    .fwd = detach_fwd,
+    .no_grad = LDM_INPUT(0),
+};
 
 ldm_tensor *ldm_detach(ldm_graph *g, ldm_tensor *x) {
     if (!x) return NULL;
@@ -177,7 +186,11 @@ static ldm_status axpby_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_ar
 }
 
 /* alpha*a + beta*b; with one input, the scale alpha*a. */
-static const ldm_op_class axpby_op = {"axpby", axpby_node_fwd, axpby_node_bwd, 0u, 0u, 0u};
+static const ldm_op_class axpby_op = {
+    .name = "axpby",
+    .fwd = axpby_node_fwd,
+    .bwd = axpby_node_bwd,
+};
 
 ldm_tensor *ldm_axpby_t(ldm_graph *g, float alpha, ldm_tensor *a, float beta, ldm_tensor *b) {
     if (!a || !b) return NULL;
@@ -219,7 +232,11 @@ static ldm_status affine_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_a
     return ldm_accumulate(c, n->out[0]->numel, a->acc[0], a->din[0], n->fp[0], a->dout);
 }
 
-static const ldm_op_class affine_op = {"affine", affine_node_fwd, affine_node_bwd, 0u, 0u, 0u};
+static const ldm_op_class affine_op = {
+    .name = "affine",
+    .fwd = affine_node_fwd,
+    .bwd = affine_node_bwd,
+};
 
 ldm_tensor *ldm_affine(ldm_graph *g, ldm_tensor *x, float alpha, float beta) {
     if (!x) return NULL;
@@ -242,7 +259,12 @@ static ldm_status mul_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args
     return LDM_OK;
 }
 
-static const ldm_op_class mul_op = {"mul", mul_node_fwd, mul_node_bwd, 3u, 0u, 0u};
+static const ldm_op_class mul_op = {
+    .name = "mul",
+    .fwd = mul_node_fwd,
+    .bwd = mul_node_bwd,
+    .bwd_reads = LDM_READS_IN(0) | LDM_READS_IN(1),
+};
 
 ldm_tensor *ldm_mul(ldm_graph *g, ldm_tensor *a, ldm_tensor *b) {
     if (!a || !b) return NULL;
@@ -266,7 +288,10 @@ static ldm_status add_channels_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_
 }
 
 static const ldm_op_class add_channels_op = {
-    "add_channels", add_channels_fwd, add_channels_bwd, 0u, 0u, 0u};
+    .name = "add_channels",
+    .fwd = add_channels_fwd,
+    .bwd = add_channels_bwd,
+};
 
 ldm_tensor *ldm_add_channels(ldm_graph *g, ldm_tensor *x, ldm_tensor *v) {
     if (!x || !v) return NULL;

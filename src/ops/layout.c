@@ -44,7 +44,11 @@ static ldm_status transpose_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_arg
                                a->dout);
 }
 
-static const ldm_op_class transpose_op = {"transpose12", transpose_fwd, transpose_bwd, 0u, 0u, 0u};
+static const ldm_op_class transpose_op = {
+    .name = "transpose12",
+    .fwd = transpose_fwd,
+    .bwd = transpose_bwd,
+};
 
 ldm_tensor *ldm_transpose12(ldm_graph *g, ldm_tensor *x) {
     if (!x) return NULL;
@@ -90,7 +94,11 @@ static ldm_status concat_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *
     return LDM_OK;
 }
 
-static const ldm_op_class concat_op = {"concat", concat_fwd, concat_bwd, 0u, 0u, 0u};
+static const ldm_op_class concat_op = {
+    .name = "concat",
+    .fwd = concat_fwd,
+    .bwd = concat_bwd,
+};
 
 ldm_tensor *ldm_concat(ldm_graph *g, ldm_tensor *a, ldm_tensor *b, int dim) {
     if (!a || !b) return NULL;
@@ -133,7 +141,11 @@ static ldm_status narrow_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *
                           a->dout);
 }
 
-static const ldm_op_class narrow_op = {"narrow", narrow_fwd, narrow_bwd, 0u, 0u, 0u};
+static const ldm_op_class narrow_op = {
+    .name = "narrow",
+    .fwd = narrow_fwd,
+    .bwd = narrow_bwd,
+};
 
 ldm_tensor *ldm_narrow(ldm_graph *g, ldm_tensor *x, int dim, int start, int length) {
     if (!x) return NULL;
@@ -166,7 +178,10 @@ static ldm_status resize_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
 }
 
 /* No backward: it resizes data (masks), and a gradient that would pass through it is an error. */
-static const ldm_op_class resize_op = {"resize_nearest", resize_fwd, NULL, 0u, 0u, 0u};
+static const ldm_op_class resize_op = {
+    .name = "resize_nearest",
+    .fwd = resize_fwd,
+};
 
 ldm_tensor *ldm_resize_nearest(ldm_graph *g, ldm_tensor *x, int height, int width) {
     if (!x) return NULL;

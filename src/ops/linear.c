@@ -71,7 +71,12 @@ static ldm_status linear_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_a
                           ldm_tensor_buf(n->in[0]), ldm_tensor_buf(n->in[1]));
 }
 
-static const ldm_op_class linear_op = {"linear", linear_node_fwd, linear_node_bwd, 3u, 0u, 0u};
+static const ldm_op_class linear_op = {
+    .name = "linear",
+    .fwd = linear_node_fwd,
+    .bwd = linear_node_bwd,
+    .bwd_reads = LDM_READS_IN(0) | LDM_READS_IN(1),
+};
 
 ldm_tensor *ldm_linear(ldm_graph *g, ldm_tensor *x, ldm_tensor *w, ldm_tensor *b) {
     if (!x || !w) return NULL;
@@ -109,7 +114,12 @@ static ldm_status embedding_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bw
 
 /* The indices (input 0) never get a gradient. */
 static const ldm_op_class embedding_op = {
-    "embedding", embedding_node_fwd, embedding_node_bwd, 1u, 0u, 1u};
+    .name = "embedding",
+    .fwd = embedding_node_fwd,
+    .bwd = embedding_node_bwd,
+    .bwd_reads = LDM_READS_IN(0),
+    .no_grad = LDM_INPUT(0),
+};
 
 ldm_tensor *ldm_embedding(ldm_graph *g, ldm_tensor *index, ldm_tensor *w) {
     if (!index || !w) return NULL;
@@ -152,7 +162,12 @@ static ldm_status matmul_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *
     return LDM_OK;
 }
 
-static const ldm_op_class matmul_op = {"matmul", matmul_fwd, matmul_bwd, 3u, 0u, 0u};
+static const ldm_op_class matmul_op = {
+    .name = "matmul",
+    .fwd = matmul_fwd,
+    .bwd = matmul_bwd,
+    .bwd_reads = LDM_READS_IN(0) | LDM_READS_IN(1),
+};
 
 ldm_tensor *ldm_matmul(ldm_graph *g, ldm_tensor *x, ldm_tensor *w) {
     if (!x || !w) return NULL;

@@ -134,7 +134,13 @@ static ldm_status gn_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args 
 }
 
 /* Backward reads x and gamma (inputs 0, 1) and the saved mean and rstd (outputs 1, 2). */
-static const ldm_op_class gn_op = {"group_norm", gn_node_fwd, gn_node_bwd, 3u, 6u, 0u};
+static const ldm_op_class gn_op = {
+    .name = "group_norm",
+    .fwd = gn_node_fwd,
+    .bwd = gn_node_bwd,
+    .n_saved = 2,
+    .bwd_reads = LDM_READS_IN(0) | LDM_READS_IN(1) | LDM_READS_SAVED(0) | LDM_READS_SAVED(1),
+};
 
 /* Adds the saved statistics (stats_shape) to a normalisation node. */
 static ldm_tensor *with_stats(ldm_graph *g, ldm_node *n, int ndim, const int *stats_shape) {
@@ -190,7 +196,13 @@ static ldm_status ln_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args 
                               BUF(n->in[1]));
 }
 
-static const ldm_op_class ln_op = {"layer_norm", ln_node_fwd, ln_node_bwd, 3u, 6u, 0u};
+static const ldm_op_class ln_op = {
+    .name = "layer_norm",
+    .fwd = ln_node_fwd,
+    .bwd = ln_node_bwd,
+    .n_saved = 2,
+    .bwd_reads = LDM_READS_IN(0) | LDM_READS_IN(1) | LDM_READS_SAVED(0) | LDM_READS_SAVED(1),
+};
 
 ldm_tensor *ldm_layer_norm(ldm_graph *g, ldm_tensor *x, float eps, ldm_tensor *gamma,
                            ldm_tensor *beta) {
@@ -221,7 +233,14 @@ static ldm_status bn_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args 
 }
 
 /* The running statistics (inputs 3, 4) never get a gradient. */
-static const ldm_op_class bn_op = {"batch_norm", bn_node_fwd, bn_node_bwd, 3u, 6u, 24u};
+static const ldm_op_class bn_op = {
+    .name = "batch_norm",
+    .fwd = bn_node_fwd,
+    .bwd = bn_node_bwd,
+    .n_saved = 2,
+    .bwd_reads = LDM_READS_IN(0) | LDM_READS_IN(1) | LDM_READS_SAVED(0) | LDM_READS_SAVED(1),
+    .no_grad = LDM_INPUT(3) | LDM_INPUT(4),
+};
 
 ldm_tensor *ldm_batch_norm(ldm_graph *g, ldm_tensor *x, ldm_tensor *gamma, ldm_tensor *beta,
                            ldm_tensor *running_mean, ldm_tensor *running_var, float momentum,
@@ -278,7 +297,13 @@ static ldm_status l2_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args 
 }
 
 /* Backward reads x and the saved denominators (output 1). */
-static const ldm_op_class l2_op = {"l2_normalize", l2_node_fwd, l2_node_bwd, 1u, 2u, 0u};
+static const ldm_op_class l2_op = {
+    .name = "l2_normalize",
+    .fwd = l2_node_fwd,
+    .bwd = l2_node_bwd,
+    .n_saved = 1,
+    .bwd_reads = LDM_READS_IN(0) | LDM_READS_SAVED(0),
+};
 
 ldm_tensor *ldm_l2_normalize(ldm_graph *g, ldm_tensor *x, float eps) {
     if (!x) return NULL;

@@ -43,7 +43,12 @@ static ldm_status pool_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a)
                             ldm_tensor_buf(x));
 }
 
-static const ldm_op_class pool_op = {"max_pool2d", pool_fwd, pool_bwd, 1u, 0u, 0u};
+static const ldm_op_class pool_op = {
+    .name = "max_pool2d",
+    .fwd = pool_fwd,
+    .bwd = pool_bwd,
+    .bwd_reads = LDM_READS_IN(0),
+};
 
 ldm_tensor *ldm_max_pool2d(ldm_graph *g, ldm_tensor *x, int k, int s) {
     if (!x) return NULL;

@@ -101,8 +101,17 @@ static ldm_status reduce_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_a
 }
 
 /* Losses read their inputs in backward; a plain sum or mean does not. */
-static const ldm_op_class loss_op = {"loss", reduce_node_fwd, reduce_node_bwd, 3u, 0u, 0u};
-static const ldm_op_class sum_op = {"sum", reduce_node_fwd, reduce_node_bwd, 0u, 0u, 0u};
+static const ldm_op_class loss_op = {
+    .name = "loss",
+    .fwd = reduce_node_fwd,
+    .bwd = reduce_node_bwd,
+    .bwd_reads = LDM_READS_IN(0) | LDM_READS_IN(1),
+};
+static const ldm_op_class sum_op = {
+    .name = "sum",
+    .fwd = reduce_node_fwd,
+    .bwd = reduce_node_bwd,
+};
 
 static ldm_tensor *record_reduce(ldm_graph *g, const char *name, ldm_reduce_term term,
                                  ldm_tensor *a, ldm_tensor *b, int mean, float cst) {

@@ -32,7 +32,11 @@ static ldm_status random_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
                         ldm_tensor_buf(n->in[0]), n->fp[0], n->fp[1], ldm_tensor_buf(n->out[0]));
 }
 
-static const ldm_op_class random_op = {"random", random_fwd, NULL, 0u, 0u, 1u};
+static const ldm_op_class random_op = {
+    .name = "random",
+    .fwd = random_fwd,
+    .no_grad = LDM_INPUT(0),
+};
 
 ldm_tensor *ldm_random(ldm_graph *g, ldm_dist dist, int ndim, const int *shape, uint64_t seed,
                        uint32_t stream, float scale, float shift) {

@@ -36,7 +36,12 @@ static ldm_status softmax_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_
 }
 
 /* Backward reads the result (output 0), not the input. */
-static const ldm_op_class softmax_op = {"softmax", softmax_node_fwd, softmax_node_bwd, 0u, 1u, 0u};
+static const ldm_op_class softmax_op = {
+    .name = "softmax",
+    .fwd = softmax_node_fwd,
+    .bwd = softmax_node_bwd,
+    .bwd_reads = LDM_READS_OUT,
+};
 
 ldm_tensor *ldm_softmax(ldm_graph *g, ldm_tensor *x) {
     if (!x) return NULL;

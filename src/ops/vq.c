@@ -26,7 +26,11 @@ static ldm_status vq_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
 }
 
 /* An index: neither input gets a gradient through it. */
-static const ldm_op_class vq_op = {"vq_nearest", vq_fwd, NULL, 0u, 0u, 3u};
+static const ldm_op_class vq_op = {
+    .name = "vq_nearest",
+    .fwd = vq_fwd,
+    .no_grad = LDM_INPUT(0) | LDM_INPUT(1),
+};
 
 ldm_tensor *ldm_vq_nearest(ldm_graph *g, ldm_tensor *z, ldm_tensor *codebook) {
     if (!z || !codebook) return NULL;
