@@ -168,11 +168,13 @@ static ldm_status snr_scale_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_arg
     return a->din[0].mem ? launch_timestep_scale(c, n, a->acc[0], a->din[0], a->dout) : LDM_OK;
 }
 
-/* Inputs: x, t, the table sqrt(w[t]); the timesteps and the table take no gradient. */
+/* Inputs: x, t, the table sqrt(w[t]); the timesteps and the table take no gradient, and the
+ * backward scales by the same table entries, so it reads both. */
 static const ldm_op_class snr_scale_op = {
     .name = "snr_loss_scale",
     .fwd = snr_scale_fwd,
     .bwd = snr_scale_bwd,
+    .bwd_reads = LDM_READS_IN(1) | LDM_READS_IN(2),
     .no_grad = LDM_INPUT(1) | LDM_INPUT(2),
 };
 
