@@ -250,7 +250,8 @@ static ldm_status nothing_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     return LDM_OK;
 }
 
-/* The memory planner trusts what an op class says it saves and reads; a class that reads a saved
+/* A node keeps the parameter struct it was recorded with, of the size its op class takes. The
+ * memory planner trusts what an op class says it saves and reads; a class that reads a saved
  * tensor it does not declare, or a node with more or fewer saved tensors than its class
  * declares, is refused. */
 static void op_classes_are_checked(void **state) {
@@ -267,17 +268,38 @@ static void op_classes_are_checked(void **state) {
         .n_saved = 1,
         .bwd_reads = LDM_READS_SAVED(0),
     };
+    typedef struct two_ints {
+        int a, b;
+    } two_ints;
+    static const ldm_op_class takes_two_ints = {
+        .name = "takes_two_ints",
+        .fwd = nothing_fwd,
+        .params_size = LDM_PARAMS_SIZE(two_ints),
+    };
     ldm_graph *g;
     assert_status(ldm_graph_create(g_ctx, &g), LDM_OK);
     ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(3));
-    assert_null(ldm_graph_add_node(g, &reads_undeclared, NULL, &x, 1, LDM_SHAPE(3)));
+    two_ints p = {3, -4};
+    ldm_node *n = ldm_graph_add_node(g, &takes_two_ints, LDM_PARAMS(p), NULL, &x, 1, LDM_SHAPE(3));
+    assert_non_null(n);
+    assert_int_equal(LDM_NODE_PARAMS(n, two_ints)->b, -4);
+    int one = 1;
+    assert_null(ldm_graph_add_node(g, &takes_two_ints, LDM_PARAMS(one), NULL, &x, 1, LDM_SHAPE(3)));
+    assert_status(ldm_graph_compile(g), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "takes_two_ints: recorded with 4 bytes of parameters, its op "
+                                      "class takes 8");
+    ldm_graph_destroy(g);
+
+    assert_status(ldm_graph_create(g_ctx, &g), LDM_OK);
+    x = ldm_graph_input(g, "x", LDM_SHAPE(3));
+    assert_null(ldm_graph_add_node(g, &reads_undeclared, LDM_NO_PARAMS, NULL, &x, 1, LDM_SHAPE(3)));
     assert_status(ldm_graph_compile(g), LDM_ERR_INVALID_ARGUMENT);
     assert_contains(ldm_last_error(), "op class reads_undeclared: saves 1 tensors");
     ldm_graph_destroy(g);
 
     assert_status(ldm_graph_create(g_ctx, &g), LDM_OK);
     x = ldm_graph_input(g, "x", LDM_SHAPE(3));
-    ldm_node *n = ldm_graph_add_node(g, &saves_one, NULL, &x, 1, LDM_SHAPE(3));
+    n = ldm_graph_add_node(g, &saves_one, LDM_NO_PARAMS, NULL, &x, 1, LDM_SHAPE(3));
     assert_non_null(n);
     assert_status(ldm_graph_compile(g), LDM_ERR_INVALID_ARGUMENT);
     assert_contains(ldm_last_error(), "op saves_one saves 1 tensors, its node has 0");
@@ -285,7 +307,7 @@ static void op_classes_are_checked(void **state) {
 
     assert_status(ldm_graph_create(g_ctx, &g), LDM_OK);
     x = ldm_graph_input(g, "x", LDM_SHAPE(3));
-    n = ldm_graph_add_node(g, &saves_one, NULL, &x, 1, LDM_SHAPE(3));
+    n = ldm_graph_add_node(g, &saves_one, LDM_NO_PARAMS, NULL, &x, 1, LDM_SHAPE(3));
     assert_non_null(ldm_node_add_saved(g, n, LDM_SHAPE(1)));
     assert_null(ldm_node_add_saved(g, n, LDM_SHAPE(1)));
     assert_status(ldm_graph_compile(g), LDM_ERR_INVALID_ARGUMENT);

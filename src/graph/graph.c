@@ -261,8 +261,9 @@ ldm_tensor *ldm_view_rows(ldm_graph *g, ldm_tensor *t, int start, int count) {
     return v;
 }
 
-ldm_node *ldm_graph_add_node(ldm_graph *g, const ldm_op_class *op, const char *label,
-                             ldm_tensor *const *in, int n_in, int ndim, const int *shape) {
+ldm_node *ldm_graph_add_node(ldm_graph *g, const ldm_op_class *op, const void *params,
+                             size_t params_size, const char *label, ldm_tensor *const *in, int n_in,
+                             int ndim, const int *shape) {
     if (g->status != LDM_OK) return NULL;
     for (int i = 0; i < n_in; i++)
         if (!in[i]) {
@@ -272,6 +273,13 @@ ldm_node *ldm_graph_add_node(ldm_graph *g, const ldm_op_class *op, const char *l
     if (g->has_backward) {
         LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
                        "%s recorded after the backward pass was generated", op->name);
+        return NULL;
+    }
+    if (params_size != op->params_size || params_size > LDM_NODE_PARAMS_BYTES ||
+        (params_size && !params)) {
+        LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                       "%s: recorded with %zu bytes of parameters, its op class takes %zu",
+                       op->name, params_size, op->params_size);
         return NULL;
     }
     if (op->n_saved < 0 || op->n_saved >= LDM_MAX_OUT ||
@@ -298,6 +306,7 @@ ldm_node *ldm_graph_add_node(ldm_graph *g, const ldm_op_class *op, const char *l
         return NULL;
     }
     n->op = op;
+    if (params_size) memcpy(n->params.bytes, params, params_size);
     n->index = g->n_nodes;
     snprintf(n->label, sizeof n->label, "%s", label && *label ? label : op->name);
     char name[160];

@@ -92,40 +92,33 @@ ldm_status ldm_attention_bwd(ldm_cmd *c, const ldm_attn_geom *g, int acc_q, ldm_
 
 #define BUF(t) ldm_tensor_buf(t)
 
-/* ip: [0] heads, [1] causal, [2] packed (1: one qkv input), [3] has mask. */
-static void node_geom(const ldm_node *n, ldm_attn_geom *g) {
-    const ldm_tensor *q = n->in[0], *kv = n->ip[2] ? n->in[0] : n->in[1];
-    int C = n->out[0]->shape[2], NH = n->ip[0];
-    *g = (ldm_attn_geom){q->shape[0], q->shape[1], kv->shape[1], NH,      C / NH, 0, 0, 0, 0,
-                         0,           0,           n->ip[1],     n->fp[0]};
-    g->q_stride = q->shape[2];
-    g->k_stride = g->v_stride = kv->shape[2];
-    g->k_col = n->ip[2] ? C : 0;
-    g->v_col = g->k_col + C;
-}
+/* A node's geometry, computed once when it is recorded; packed: one qkv input (else q and kv);
+ * has_mask: a key padding mask is the last input. */
+typedef struct attn_params {
+    ldm_attn_geom geom;
+    int packed, has_mask;
+} attn_params;
 
-static ldm_buf mask_of(const ldm_node *n) {
-    int at = n->ip[2] ? 1 : 2;
-    return n->ip[3] ? BUF(n->in[at]) : (ldm_buf){NULL, 0};
+static ldm_buf mask_of(const ldm_node *n, const attn_params *p) {
+    return p->has_mask ? BUF(n->in[p->packed ? 1 : 2]) : (ldm_buf){NULL, 0};
 }
 
 static ldm_status attn_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     (void)scratch;
-    ldm_attn_geom g;
-    node_geom(n, &g);
-    ldm_buf kv = n->ip[2] ? BUF(n->in[0]) : BUF(n->in[1]);
-    return ldm_attention_fwd(c, &g, BUF(n->out[0]), BUF(n->out[1]), BUF(n->in[0]), kv, mask_of(n));
+    const attn_params *p = LDM_NODE_PARAMS(n, attn_params);
+    ldm_buf kv = p->packed ? BUF(n->in[0]) : BUF(n->in[1]);
+    return ldm_attention_fwd(c, &p->geom, BUF(n->out[0]), BUF(n->out[1]), BUF(n->in[0]), kv,
+                             mask_of(n, p));
 }
 
 static ldm_status attn_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
-    ldm_attn_geom g;
-    node_geom(n, &g);
-    int packed = n->ip[2];
+    const attn_params *p = LDM_NODE_PARAMS(n, attn_params);
+    int packed = p->packed;
     ldm_buf kv = packed ? BUF(n->in[0]) : BUF(n->in[1]);
     ldm_buf dkv = packed ? a->din[0] : a->din[1];
     int acc_kv = packed ? a->acc[0] : a->acc[1];
-    return ldm_attention_bwd(c, &g, a->acc[0], a->din[0], acc_kv, dkv, a->dout, BUF(n->in[0]), kv,
-                             BUF(n->out[0]), BUF(n->out[1]), mask_of(n), a->scratch);
+    return ldm_attention_bwd(c, &p->geom, a->acc[0], a->din[0], acc_kv, dkv, a->dout, BUF(n->in[0]),
+                             kv, BUF(n->out[0]), BUF(n->out[1]), mask_of(n, p), a->scratch);
 }
 
 /* Packed: inputs (qkv, [mask]); cross: (q, kv, [mask]). Masks take no gradient. */
@@ -133,6 +126,7 @@ static const ldm_op_class packed_op = {
     .name = "attention",
     .fwd = attn_node_fwd,
     .bwd = attn_node_bwd,
+    .params_size = LDM_PARAMS_SIZE(attn_params),
     .n_saved = 1,
     .bwd_reads = LDM_READS_IN(0) | LDM_READS_IN(1) | LDM_READS_OUT | LDM_READS_SAVED(0),
     .no_grad = LDM_INPUT(1),
@@ -141,6 +135,7 @@ static const ldm_op_class cross_op = {
     .name = "cross_attention",
     .fwd = attn_node_fwd,
     .bwd = attn_node_bwd,
+    .params_size = LDM_PARAMS_SIZE(attn_params),
     .n_saved = 1,
     .bwd_reads =
         LDM_READS_IN(0) | LDM_READS_IN(1) | LDM_READS_IN(2) | LDM_READS_OUT | LDM_READS_SAVED(0),
@@ -167,21 +162,19 @@ static ldm_tensor *record(ldm_graph *g, const ldm_op_class *op, ldm_tensor *q, l
     if (C / heads > 256)
         return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT, "%s: head dim %d over 256", op->name,
                               C / heads);
+    attn_params p = {{q->shape[0], q->shape[1], src->shape[1], heads, C / heads, q->shape[2], 0,
+                      src->shape[2], packed ? C : 0, src->shape[2], (packed ? C : 0) + C,
+                      causal != 0, 1.0f / sqrtf((float)(C / heads))},
+                     packed,
+                     mask != NULL};
     ldm_tensor *in[3] = {q, packed ? mask : kv, packed ? NULL : mask};
     int n_in = packed ? (mask ? 2 : 1) : (mask ? 3 : 2);
     int shape[3] = {q->shape[0], q->shape[1], C};
-    ldm_node *n = ldm_graph_add_node(g, op, op->name, in, n_in, 3, shape);
+    ldm_node *n = ldm_graph_add_node(g, op, LDM_PARAMS(p), op->name, in, n_in, 3, shape);
     if (!n) return NULL;
-    n->ip[0] = heads;
-    n->ip[1] = causal != 0;
-    n->ip[2] = packed;
-    n->ip[3] = mask != NULL;
-    n->fp[0] = 1.0f / sqrtf((float)(C / heads));
     int lse_shape[3] = {q->shape[0], heads, q->shape[1]};
     if (!ldm_node_add_saved(g, n, 3, lse_shape)) return NULL;
-    ldm_attn_geom geom;
-    node_geom(n, &geom);
-    n->scratch_bwd = ldm_attention_bwd_scratch(&geom);
+    n->scratch_bwd = ldm_attention_bwd_scratch(&p.geom);
     return n->out[0];
 }
 

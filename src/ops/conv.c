@@ -216,43 +216,40 @@ ldm_status ldm_conv_transpose2d_bwd(ldm_cmd *c, const ldm_conv_geom *g, int acc_
 
 /* ---- graph level -------------------------------------------------------------------------- */
 
-static void node_geom(const ldm_node *n, ldm_conv_geom *g) {
-    const ldm_tensor *x = n->in[0], *w = n->in[1], *y = n->out[0];
-    int transposed = n->ip[4];
-    *g = (ldm_conv_geom){x->shape[0], x->shape[1], x->shape[2], x->shape[3], y->shape[1],
-                         w->shape[2], w->shape[3], n->ip[0],    n->ip[1],    n->ip[2],
-                         n->ip[3],    y->shape[2], y->shape[3]};
-    (void)transposed;
-}
+/* A node's geometry, computed once when it is recorded, and which of the two ops it is. */
+typedef struct conv_params {
+    ldm_conv_geom geom;
+    int transposed;
+} conv_params;
 
 #define BUF(t) ldm_tensor_buf(t)
 
 static ldm_status conv_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
-    ldm_conv_geom g;
-    node_geom(n, &g);
+    const conv_params *p = LDM_NODE_PARAMS(n, conv_params);
     ldm_buf b = n->n_in > 2 ? BUF(n->in[2]) : (ldm_buf){NULL, 0};
-    if (n->ip[4])
-        return ldm_conv_transpose2d_fwd(c, &g, BUF(n->out[0]), BUF(n->in[0]), BUF(n->in[1]), b,
-                                        scratch);
-    return ldm_conv2d_fwd(c, &g, BUF(n->out[0]), BUF(n->in[0]), BUF(n->in[1]), b, scratch);
+    if (p->transposed)
+        return ldm_conv_transpose2d_fwd(c, &p->geom, BUF(n->out[0]), BUF(n->in[0]), BUF(n->in[1]),
+                                        b, scratch);
+    return ldm_conv2d_fwd(c, &p->geom, BUF(n->out[0]), BUF(n->in[0]), BUF(n->in[1]), b, scratch);
 }
 
 static ldm_status conv_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
-    ldm_conv_geom g;
-    node_geom(n, &g);
+    const conv_params *p = LDM_NODE_PARAMS(n, conv_params);
     ldm_buf db = n->n_in > 2 ? a->din[2] : (ldm_buf){NULL, 0};
     int acc_b = n->n_in > 2 ? a->acc[2] : 0;
-    if (n->ip[4])
-        return ldm_conv_transpose2d_bwd(c, &g, a->acc[0], a->din[0], a->acc[1], a->din[1], acc_b,
-                                        db, a->dout, BUF(n->in[0]), BUF(n->in[1]), a->scratch);
-    return ldm_conv2d_bwd(c, &g, a->acc[0], a->din[0], a->acc[1], a->din[1], acc_b, db, a->dout,
-                          BUF(n->in[0]), BUF(n->in[1]), a->scratch);
+    if (p->transposed)
+        return ldm_conv_transpose2d_bwd(c, &p->geom, a->acc[0], a->din[0], a->acc[1], a->din[1],
+                                        acc_b, db, a->dout, BUF(n->in[0]), BUF(n->in[1]),
+                                        a->scratch);
+    return ldm_conv2d_bwd(c, &p->geom, a->acc[0], a->din[0], a->acc[1], a->din[1], acc_b, db,
+                          a->dout, BUF(n->in[0]), BUF(n->in[1]), a->scratch);
 }
 
 static const ldm_op_class conv_op = {
     .name = "conv2d",
     .fwd = conv_node_fwd,
     .bwd = conv_node_bwd,
+    .params_size = LDM_PARAMS_SIZE(conv_params),
     .bwd_reads = LDM_READS_IN(0) | LDM_READS_IN(1),
 };
 
@@ -281,15 +278,11 @@ static ldm_tensor *record_conv(ldm_graph *gr, ldm_tensor *x, ldm_tensor *w, ldm_
         snprintf(why, sizeof why, "%s", ldm_last_error());
         return LDM_GRAPH_FAIL(gr, LDM_ERR_INVALID_ARGUMENT, "%s of '%s': %s", name, x->name, why);
     }
+    conv_params p = {g, transposed};
     ldm_tensor *in[3] = {x, w, b};
     int shape[4] = {g.N, cout, g.Ho, g.Wo};
-    ldm_node *n = ldm_graph_add_node(gr, &conv_op, name, in, b ? 3 : 2, 4, shape);
+    ldm_node *n = ldm_graph_add_node(gr, &conv_op, LDM_PARAMS(p), name, in, b ? 3 : 2, 4, shape);
     if (!n) return NULL;
-    n->ip[0] = stride;
-    n->ip[1] = stride;
-    n->ip[2] = pad;
-    n->ip[3] = pad;
-    n->ip[4] = transposed;
     n->scratch_fwd = ldm_conv_scratch(&g, transposed, 0);
     n->scratch_bwd = ldm_conv_scratch(&g, transposed, 1);
     return n->out[0];

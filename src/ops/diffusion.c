@@ -128,7 +128,8 @@ ldm_tensor *ldm_add_noise(ldm_graph *g, const ldm_schedule *s, ldm_tensor *x0, l
     ldm_tensor *ta, *tb;
     if (!schedule_tables(g, s, 1.0, &ta, &tb)) return NULL;
     ldm_tensor *in[5] = {x0, noise, t, ta, tb};
-    ldm_node *n = ldm_graph_add_node(g, &add_noise_op, "add_noise", in, 5, x0->ndim, x0->shape);
+    ldm_node *n = ldm_graph_add_node(g, &add_noise_op, LDM_NO_PARAMS, "add_noise", in, 5, x0->ndim,
+                                     x0->shape);
     return n ? n->out[0] : NULL;
 }
 
@@ -141,7 +142,8 @@ ldm_tensor *ldm_velocity(ldm_graph *g, const ldm_schedule *s, ldm_tensor *x0, ld
     ldm_tensor *ta, *tb;
     if (!schedule_tables(g, s, -1.0, &ta, &tb)) return NULL;
     ldm_tensor *in[5] = {noise, x0, t, ta, tb};
-    ldm_node *n = ldm_graph_add_node(g, &add_noise_op, "velocity", in, 5, x0->ndim, x0->shape);
+    ldm_node *n =
+        ldm_graph_add_node(g, &add_noise_op, LDM_NO_PARAMS, "velocity", in, 5, x0->ndim, x0->shape);
     return n ? n->out[0] : NULL;
 }
 
@@ -207,20 +209,27 @@ ldm_tensor *ldm_snr_loss_scale(ldm_graph *g, const ldm_schedule *s, float gamma,
     free(w);
     if (!table) return NULL;
     ldm_tensor *in[3] = {x, t, table};
-    ldm_node *n = ldm_graph_add_node(g, &snr_scale_op, "snr_loss_scale", in, 3, x->ndim, x->shape);
+    ldm_node *n = ldm_graph_add_node(g, &snr_scale_op, LDM_NO_PARAMS, "snr_loss_scale", in, 3,
+                                     x->ndim, x->shape);
     return n ? n->out[0] : NULL;
 }
 
-/* ip: [0] inclusive, [1] has null; fp: [0] p. Inputs: cond, u, [null]. */
+/* Inputs: cond, u, [null]. Row n is dropped where u[n] < p (<= p when inclusive). */
+typedef struct drop_params {
+    float p;
+    int inclusive, has_null;
+} drop_params;
+
 static ldm_status drop_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     (void)scratch;
+    const drop_params *p = LDM_NODE_PARAMS(n, drop_params);
     const ldm_tensor *cond = n->in[0];
     size_t N = (size_t)cond->shape[0], R = cond->numel / N;
     LDM_TRY(ldm_check_count("drop_condition", cond->numel));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "drop_condition", NULL, &k));
-    ldm_buf null = n->ip[1] ? ldm_tensor_buf(n->in[2]) : ldm_tensor_buf(cond);
-    LDM_TRY(ldm_args_drop_condition(k, (int)N, (int)R, n->fp[0], n->ip[0], n->ip[1],
+    ldm_buf null = p->has_null ? ldm_tensor_buf(n->in[2]) : ldm_tensor_buf(cond);
+    LDM_TRY(ldm_args_drop_condition(k, (int)N, (int)R, p->p, p->inclusive, p->has_null,
                                     ldm_tensor_buf(n->out[0]), ldm_tensor_buf(cond), null,
                                     ldm_tensor_buf(n->in[1])));
     return ldm_launch_1d(c, k, cond->numel);
@@ -231,6 +240,7 @@ static ldm_status drop_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
 static const ldm_op_class drop_op = {
     .name = "drop_condition",
     .fwd = drop_fwd,
+    .params_size = LDM_PARAMS_SIZE(drop_params),
     .no_grad = LDM_INPUT(1),
 };
 
@@ -243,14 +253,11 @@ ldm_tensor *ldm_drop_condition(ldm_graph *g, ldm_tensor *cond, ldm_tensor *null_
                               "drop_condition: '%s' needs one draw per sample (%zu, has %zu) and a "
                               "null row of %zu elements",
                               cond->name, N, u->numel, cond->numel / N);
+    drop_params params = {p, inclusive != 0, null_row != NULL};
     ldm_tensor *in[3] = {cond, u, null_row};
-    ldm_node *n = ldm_graph_add_node(g, &drop_op, "drop_condition", in, null_row ? 3 : 2,
-                                     cond->ndim, cond->shape);
-    if (!n) return NULL;
-    n->ip[0] = inclusive != 0;
-    n->ip[1] = null_row != NULL;
-    n->fp[0] = p;
-    return n->out[0];
+    ldm_node *n = ldm_graph_add_node(g, &drop_op, LDM_PARAMS(params), "drop_condition", in,
+                                     null_row ? 3 : 2, cond->ndim, cond->shape);
+    return n ? n->out[0] : NULL;
 }
 
 /* ---- sampler steps ------------------------------------------------------------------------ */

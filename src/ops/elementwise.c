@@ -16,21 +16,21 @@ static ldm_status act_kernel(ldm_cmd *c, ldm_act act, const char *name, cl_kerne
     return ldm_cmd_kernel(c, FILE_CL, name, defines, k);
 }
 
-ldm_status ldm_act_fwd(ldm_cmd *c, ldm_act act, float param, size_t n, ldm_buf y, ldm_buf x) {
-    LDM_TRY(ldm_check_count("activation", n));
+ldm_status ldm_act_fwd(ldm_cmd *c, const ldm_act_params *p, ldm_buf y, ldm_buf x) {
+    LDM_TRY(ldm_check_count("activation", p->n));
     cl_kernel k;
-    LDM_TRY(act_kernel(c, act, "act_fwd", &k));
-    LDM_TRY(ldm_args_act_fwd(k, (int)n, param, y, x));
-    return ldm_launch_1d(c, k, n);
+    LDM_TRY(act_kernel(c, p->act, "act_fwd", &k));
+    LDM_TRY(ldm_args_act_fwd(k, (int)p->n, p->param, y, x));
+    return ldm_launch_1d(c, k, p->n);
 }
 
-ldm_status ldm_act_bwd(ldm_cmd *c, ldm_act act, float param, size_t n, int acc, ldm_buf dx,
-                       ldm_buf dy, ldm_buf x) {
-    LDM_TRY(ldm_check_count("activation backward", n));
+ldm_status ldm_act_bwd(ldm_cmd *c, const ldm_act_params *p, int acc, ldm_buf dx, ldm_buf dy,
+                       ldm_buf x) {
+    LDM_TRY(ldm_check_count("activation backward", p->n));
     cl_kernel k;
-    LDM_TRY(act_kernel(c, act, "act_bwd", &k));
-    LDM_TRY(ldm_args_act_bwd(k, (int)n, param, acc, dx, dy, x));
-    return ldm_launch_1d(c, k, n);
+    LDM_TRY(act_kernel(c, p->act, "act_bwd", &k));
+    LDM_TRY(ldm_args_act_bwd(k, (int)p->n, p->param, acc, dx, dy, x));
+    return ldm_launch_1d(c, k, p->n);
 }
 
 ldm_status ldm_axpby(ldm_cmd *c, size_t n, ldm_buf y, float alpha, ldm_buf a, float beta,
@@ -105,29 +105,27 @@ ldm_status ldm_add_channel_bias(ldm_cmd *c, size_t N, size_t C, size_t P, ldm_bu
 
 static ldm_status act_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     (void)scratch;
-    return ldm_act_fwd(c, (ldm_act)n->ip[0], n->fp[0], n->out[0]->numel, OUT, IN(0));
+    return ldm_act_fwd(c, LDM_NODE_PARAMS(n, ldm_act_params), OUT, IN(0));
 }
 
 static ldm_status act_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
-    return ldm_act_bwd(c, (ldm_act)n->ip[0], n->fp[0], n->out[0]->numel, a->acc[0], a->din[0],
-                       a->dout, IN(0));
+    return ldm_act_bwd(c, LDM_NODE_PARAMS(n, ldm_act_params), a->acc[0], a->din[0], a->dout, IN(0));
 }
 
 static const ldm_op_class act_op = {
     .name = "activation",
     .fwd = act_node_fwd,
     .bwd = act_node_bwd,
+    .params_size = LDM_PARAMS_SIZE(ldm_act_params),
     .bwd_reads = LDM_READS_IN(0),
 };
 
 static ldm_tensor *record_act(ldm_graph *g, ldm_tensor *x, ldm_act act, float param,
                               const char *name) {
     if (!x) return NULL;
-    ldm_node *n = ldm_graph_add_node(g, &act_op, name, &x, 1, x->ndim, x->shape);
-    if (!n) return NULL;
-    n->ip[0] = (int)act;
-    n->fp[0] = param;
-    return n->out[0];
+    ldm_act_params p = {act, param, x->numel};
+    ldm_node *n = ldm_graph_add_node(g, &act_op, LDM_PARAMS(p), name, &x, 1, x->ndim, x->shape);
+    return n ? n->out[0] : NULL;
 }
 
 ldm_tensor *ldm_silu(ldm_graph *g, ldm_tensor *x) {
@@ -168,20 +166,28 @@ static const ldm_op_class detach_op = {
 
 ldm_tensor *ldm_detach(ldm_graph *g, ldm_tensor *x) {
     if (!x) return NULL;
-    ldm_node *n = ldm_graph_add_node(g, &detach_op, "detach", &x, 1, x->ndim, x->shape);
+    ldm_node *n =
+        ldm_graph_add_node(g, &detach_op, LDM_NO_PARAMS, "detach", &x, 1, x->ndim, x->shape);
     return n ? n->out[0] : NULL;
 }
 
+/* coef[i]: the coefficient of input i (the second is 0 for a scale, which has one input). */
+typedef struct axpby_params {
+    float coef[2];
+} axpby_params;
+
 static ldm_status axpby_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     (void)scratch;
-    if (n->n_in == 1) return ldm_accumulate(c, n->out[0]->numel, 0, OUT, n->fp[0], IN(0));
-    return ldm_axpby(c, n->out[0]->numel, OUT, n->fp[0], IN(0), n->fp[1], IN(1));
+    const axpby_params *p = LDM_NODE_PARAMS(n, axpby_params);
+    if (n->n_in == 1) return ldm_accumulate(c, n->out[0]->numel, 0, OUT, p->coef[0], IN(0));
+    return ldm_axpby(c, n->out[0]->numel, OUT, p->coef[0], IN(0), p->coef[1], IN(1));
 }
 
 static ldm_status axpby_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
+    const axpby_params *p = LDM_NODE_PARAMS(n, axpby_params);
     for (int i = 0; i < n->n_in; i++)
         if (a->din[i].mem)
-            LDM_TRY(ldm_accumulate(c, n->out[0]->numel, a->acc[i], a->din[i], n->fp[i], a->dout));
+            LDM_TRY(ldm_accumulate(c, n->out[0]->numel, a->acc[i], a->din[i], p->coef[i], a->dout));
     return LDM_OK;
 }
 
@@ -190,6 +196,7 @@ static const ldm_op_class axpby_op = {
     .name = "axpby",
     .fwd = axpby_node_fwd,
     .bwd = axpby_node_bwd,
+    .params_size = LDM_PARAMS_SIZE(axpby_params),
 };
 
 ldm_tensor *ldm_axpby_t(ldm_graph *g, float alpha, ldm_tensor *a, float beta, ldm_tensor *b) {
@@ -198,12 +205,10 @@ ldm_tensor *ldm_axpby_t(ldm_graph *g, float alpha, ldm_tensor *a, float beta, ld
                        : alpha == 1.0f && beta == -1.0f ? "sub"
                                                         : "axpby";
     if (!ldm_check_same_shape(g, name, a, b)) return NULL;
+    axpby_params p = {{alpha, beta}};
     ldm_tensor *in[2] = {a, b};
-    ldm_node *n = ldm_graph_add_node(g, &axpby_op, name, in, 2, a->ndim, a->shape);
-    if (!n) return NULL;
-    n->fp[0] = alpha;
-    n->fp[1] = beta;
-    return n->out[0];
+    ldm_node *n = ldm_graph_add_node(g, &axpby_op, LDM_PARAMS(p), name, in, 2, a->ndim, a->shape);
+    return n ? n->out[0] : NULL;
 }
 
 ldm_tensor *ldm_add(ldm_graph *g, ldm_tensor *a, ldm_tensor *b) {
@@ -216,35 +221,41 @@ ldm_tensor *ldm_sub(ldm_graph *g, ldm_tensor *a, ldm_tensor *b) {
 
 ldm_tensor *ldm_scale(ldm_graph *g, ldm_tensor *x, float alpha) {
     if (!x) return NULL;
-    ldm_node *n = ldm_graph_add_node(g, &axpby_op, "scale", &x, 1, x->ndim, x->shape);
-    if (!n) return NULL;
-    n->fp[0] = alpha;
-    n->fp[1] = 0.0f;
-    return n->out[0];
+    axpby_params p = {{alpha, 0.0f}};
+    ldm_node *n =
+        ldm_graph_add_node(g, &axpby_op, LDM_PARAMS(p), "scale", &x, 1, x->ndim, x->shape);
+    return n ? n->out[0] : NULL;
 }
+
+/* alpha*x + beta. */
+typedef struct affine_params {
+    float alpha, beta;
+} affine_params;
 
 static ldm_status affine_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     (void)scratch;
-    return ldm_affine_fwd(c, n->out[0]->numel, OUT, n->fp[0], IN(0), n->fp[1]);
+    const affine_params *p = LDM_NODE_PARAMS(n, affine_params);
+    return ldm_affine_fwd(c, n->out[0]->numel, OUT, p->alpha, IN(0), p->beta);
 }
 
 static ldm_status affine_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
-    return ldm_accumulate(c, n->out[0]->numel, a->acc[0], a->din[0], n->fp[0], a->dout);
+    const affine_params *p = LDM_NODE_PARAMS(n, affine_params);
+    return ldm_accumulate(c, n->out[0]->numel, a->acc[0], a->din[0], p->alpha, a->dout);
 }
 
 static const ldm_op_class affine_op = {
     .name = "affine",
     .fwd = affine_node_fwd,
     .bwd = affine_node_bwd,
+    .params_size = LDM_PARAMS_SIZE(affine_params),
 };
 
 ldm_tensor *ldm_affine(ldm_graph *g, ldm_tensor *x, float alpha, float beta) {
     if (!x) return NULL;
-    ldm_node *n = ldm_graph_add_node(g, &affine_op, "affine", &x, 1, x->ndim, x->shape);
-    if (!n) return NULL;
-    n->fp[0] = alpha;
-    n->fp[1] = beta;
-    return n->out[0];
+    affine_params p = {alpha, beta};
+    ldm_node *n =
+        ldm_graph_add_node(g, &affine_op, LDM_PARAMS(p), "affine", &x, 1, x->ndim, x->shape);
+    return n ? n->out[0] : NULL;
 }
 
 static ldm_status mul_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
@@ -270,7 +281,7 @@ ldm_tensor *ldm_mul(ldm_graph *g, ldm_tensor *a, ldm_tensor *b) {
     if (!a || !b) return NULL;
     if (!ldm_check_same_shape(g, "mul", a, b)) return NULL;
     ldm_tensor *in[2] = {a, b};
-    ldm_node *n = ldm_graph_add_node(g, &mul_op, "mul", in, 2, a->ndim, a->shape);
+    ldm_node *n = ldm_graph_add_node(g, &mul_op, LDM_NO_PARAMS, "mul", in, 2, a->ndim, a->shape);
     return n ? n->out[0] : NULL;
 }
 
@@ -304,6 +315,7 @@ ldm_tensor *ldm_add_channels(ldm_graph *g, ldm_tensor *x, ldm_tensor *v) {
                               ldm_shape_str(v, sv, sizeof sv));
     }
     ldm_tensor *in[2] = {x, v};
-    ldm_node *n = ldm_graph_add_node(g, &add_channels_op, "add_channels", in, 2, x->ndim, x->shape);
+    ldm_node *n = ldm_graph_add_node(g, &add_channels_op, LDM_NO_PARAMS, "add_channels", in, 2,
+                                     x->ndim, x->shape);
     return n ? n->out[0] : NULL;
 }

@@ -95,7 +95,8 @@ ldm_tensor *ldm_linear(ldm_graph *g, ldm_tensor *x, ldm_tensor *w, ldm_tensor *b
         shape[i] = x->shape[i];
     shape[x->ndim - 1] = w->shape[0];
     ldm_tensor *in_t[3] = {x, w, b};
-    ldm_node *n = ldm_graph_add_node(g, &linear_op, "linear", in_t, b ? 3 : 2, x->ndim, shape);
+    ldm_node *n =
+        ldm_graph_add_node(g, &linear_op, LDM_NO_PARAMS, "linear", in_t, b ? 3 : 2, x->ndim, shape);
     return n ? n->out[0] : NULL;
 }
 
@@ -133,7 +134,8 @@ ldm_tensor *ldm_embedding(ldm_graph *g, ldm_tensor *index, ldm_tensor *w) {
         shape[i] = index->shape[i];
     shape[index->ndim] = w->shape[1];
     ldm_tensor *in[2] = {index, w};
-    ldm_node *n = ldm_graph_add_node(g, &embedding_op, "embedding", in, 2, index->ndim + 1, shape);
+    ldm_node *n = ldm_graph_add_node(g, &embedding_op, LDM_NO_PARAMS, "embedding", in, 2,
+                                     index->ndim + 1, shape);
     return n ? n->out[0] : NULL;
 }
 
@@ -183,6 +185,6 @@ ldm_tensor *ldm_matmul(ldm_graph *g, ldm_tensor *x, ldm_tensor *w) {
         shape[i] = x->shape[i];
     shape[x->ndim - 1] = w->shape[1];
     ldm_tensor *in[2] = {x, w};
-    ldm_node *n = ldm_graph_add_node(g, &matmul_op, "matmul", in, 2, x->ndim, shape);
+    ldm_node *n = ldm_graph_add_node(g, &matmul_op, LDM_NO_PARAMS, "matmul", in, 2, x->ndim, shape);
     return n ? n->out[0] : NULL;
 }

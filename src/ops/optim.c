@@ -48,10 +48,11 @@ static ldm_status record_adam(ldm_optimizer *o) {
     ldm_buf params = ldm_graph_trainable_buf(o->g, &o->count);
     ldm_buf grads = ldm_graph_trainable_grad_buf(o->g);
     ldm_cmd_set_label(c, "optimizer");
-    if (o->cfg.max_grad_norm > 0.0f)
-        LDM_TRY(ldm_reduce_fwd(c, LDM_TERM_SQUARE, o->count, 1.0f, 0.0f,
-                               (ldm_buf){o->state.mem, o->state.off + 2}, grads, grads,
+    if (o->cfg.max_grad_norm > 0.0f) {
+        ldm_reduce_params norm2 = {LDM_TERM_SQUARE, o->count, 1.0f, 0.0f};
+        LDM_TRY(ldm_reduce_fwd(c, &norm2, (ldm_buf){o->state.mem, o->state.off + 2}, grads, grads,
                                o->scratch));
+    }
     cl_kernel k;
     const ldm_adam_config *f = &o->cfg;
     size_t one = 1;

@@ -45,6 +45,7 @@ static const ldm_op_class softmax_op = {
 
 ldm_tensor *ldm_softmax(ldm_graph *g, ldm_tensor *x) {
     if (!x) return NULL;
-    ldm_node *n = ldm_graph_add_node(g, &softmax_op, "softmax", &x, 1, x->ndim, x->shape);
+    ldm_node *n =
+        ldm_graph_add_node(g, &softmax_op, LDM_NO_PARAMS, "softmax", &x, 1, x->ndim, x->shape);
     return n ? n->out[0] : NULL;
 }

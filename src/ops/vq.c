@@ -46,6 +46,6 @@ ldm_tensor *ldm_vq_nearest(ldm_graph *g, ldm_tensor *z, ldm_tensor *codebook) {
     for (int d = 0; d < z->ndim - 1; d++)
         shape[d] = z->shape[d];
     ldm_tensor *in[2] = {z, codebook};
-    ldm_node *n = ldm_graph_add_node(g, &vq_op, "vq_nearest", in, 2, nd, shape);
+    ldm_node *n = ldm_graph_add_node(g, &vq_op, LDM_NO_PARAMS, "vq_nearest", in, 2, nd, shape);
     return n ? n->out[0] : NULL;
 }
