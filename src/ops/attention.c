@@ -8,27 +8,23 @@
 #include "ops_internal.h"
 
 #define FILE_CL "attention.cl"
-#define FILE_CL_ROWS "attention_rows.cl" /* the CPU layout (ldm_ctx_cpu_kernels) */
-#define BQ 64
+#define FILE_CL_ROWS "attention_rows.cl" /* the CPU layout (tunables.c) */
 
-static int cpu_layout(ldm_cmd *c) {
-    return ldm_ctx_cpu_kernels(ldm_cmd_ctx(c));
-}
-
-/* Work-groups: BQ queries for the tiled kernels; the driver's choice for the CPU layout. */
-static const size_t *attn_local(ldm_cmd *c) {
-    static const size_t local[3] = {BQ, 1, 1};
-    return cpu_layout(c) ? NULL : local;
-}
-
-static int tile_keys(int hd) {
-    return hd <= 64 ? 32 : 16;
+/* Work-groups: a tile of queries for the tiled kernels, or the driver's choice (CPU layout); in
+ * *local, which the result points to when it is not NULL. */
+static const size_t *attn_local(ldm_cmd *c, size_t local[3]) {
+    const ldm_tunables *t = ldm_tunables_of(c);
+    local[0] = (size_t)t->attn_queries;
+    local[1] = local[2] = 1;
+    return t->attn_driver_local ? NULL : local;
 }
 
 static ldm_status kernel_for(ldm_cmd *c, const ldm_attn_geom *g, const char *name, cl_kernel *k) {
+    const ldm_tunables *t = ldm_tunables_of(c);
     char defines[96];
-    snprintf(defines, sizeof defines, "-DHD=%d -DBQ=%d -DBK=%d", g->HD, BQ, tile_keys(g->HD));
-    return ldm_cmd_kernel(c, cpu_layout(c) ? FILE_CL_ROWS : FILE_CL, name, defines, k);
+    snprintf(defines, sizeof defines, "-DHD=%d -DBQ=%d -DBK=%d", g->HD, t->attn_queries,
+             t->attn_keys[g->HD <= 64 ? 0 : 1]);
+    return ldm_cmd_kernel(c, t->cpu_layout ? FILE_CL_ROWS : FILE_CL, name, defines, k);
 }
 
 static ldm_status check_geom(const ldm_attn_geom *g) {
@@ -48,7 +44,8 @@ ldm_status ldm_attention_fwd(ldm_cmd *c, const ldm_attn_geom *g, ldm_buf o, ldm_
         k, g->L, g->S, g->NH, g->q_stride, g->q_col, g->k_stride, g->k_col, g->v_stride, g->v_col,
         g->scale, g->causal, mask.mem != NULL, o, lse, q_src, kv_src, ldm_unused_or(mask, q_src)));
     size_t global[3] = {(size_t)g->L, (size_t)g->NH, (size_t)g->N};
-    return ldm_cmd_launch(c, k, 3, global, attn_local(c));
+    size_t local[3];
+    return ldm_cmd_launch(c, k, 3, global, attn_local(c, local));
 }
 
 size_t ldm_attention_bwd_scratch(const ldm_attn_geom *g) {
@@ -66,7 +63,8 @@ ldm_status ldm_attention_bwd(ldm_cmd *c, const ldm_attn_geom *g, int acc_q, ldm_
     LDM_TRY(ldm_args_attention_bwd_delta(k, g->L, g->NH, delta, dout, o));
     size_t gd[3] = {(size_t)g->L, (size_t)g->NH, (size_t)g->N};
     LDM_TRY(ldm_cmd_launch(c, k, 3, gd, NULL));
-    const size_t *local = attn_local(c);
+    size_t local_sizes[3];
+    const size_t *local = attn_local(c, local_sizes);
     if (dkv_src.mem) {
         LDM_TRY(kernel_for(c, g, "attention_bwd_dkv", &k));
         LDM_TRY(ldm_args_attention_bwd_dkv(k, g->L, g->S, g->NH, g->q_stride, g->q_col, g->k_stride,

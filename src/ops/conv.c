@@ -67,14 +67,10 @@ static ldm_buf at(ldm_buf b, size_t off) {
     return (ldm_buf){b.mem, b.off + off};
 }
 
-/* Work-groups of the 2-D im2col/col2im launches: pixels x rows. */
-static const size_t conv_local[2] = {32, 4};
-/* ... and of their CPU variants (*_rows): image rows x column rows. */
-static const size_t rows_local[2] = {1, 64};
-
-/* CPU drivers get the *_rows kernels (cl/conv.cl says why). */
+/* CPU drivers get the *_rows kernels (cl/conv.cl says why); the work-groups of both layouts are
+ * in tunables.c. */
 static int on_cpu(ldm_cmd *c) {
-    return ldm_ctx_cpu_kernels(ldm_cmd_ctx(c));
+    return ldm_tunables_of(c)->cpu_layout;
 }
 
 /* col [K, nb, P] from nb samples of an image [nb, C, H, W], windows as g describes with the
@@ -90,7 +86,7 @@ static ldm_status im2col(ldm_cmd *c, const ldm_conv_geom *g, int C, int H, int W
         k, C, H, W, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW, Ho, Wo, (int)nb, col, img));
     size_t rows = n / ((size_t)Ho * (size_t)Wo);
     size_t global[2] = {cpu ? (size_t)Ho : (size_t)Ho * (size_t)Wo, rows};
-    return ldm_cmd_launch(c, k, 2, global, cpu ? rows_local : conv_local);
+    return ldm_cmd_launch(c, k, 2, global, ldm_tunables_of(c)->conv_local);
 }
 
 static ldm_status col2im(ldm_cmd *c, const ldm_conv_geom *g, int C, int H, int W, int Ho, int Wo,
@@ -103,7 +99,7 @@ static ldm_status col2im(ldm_cmd *c, const ldm_conv_geom *g, int C, int H, int W
     LDM_TRY((cpu ? ldm_args_col2im_rows : ldm_args_col2im)(
         k, C, H, W, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW, Ho, Wo, (int)nb, acc, img, col));
     size_t global[2] = {cpu ? (size_t)H : (size_t)H * (size_t)W, nb * (size_t)C};
-    return ldm_cmd_launch(c, k, 2, global, cpu ? rows_local : conv_local);
+    return ldm_cmd_launch(c, k, 2, global, ldm_tunables_of(c)->conv_local);
 }
 
 /* y [B, A, P] = acc*y + x [A, B, P] (+ bias[a]). */

@@ -6,16 +6,18 @@
 
 #define FILE_CL "norm.cl"
 
-/* Work-group size of the reductions: 256 on GPUs; 16 for the CPU layout (ldm_ctx_cpu_kernels),
- * where idle work-items and barrier steps cost more than they save (GroupNorm at 7x7 with 2 to
- * 4 channels per group has 100 to 200 elements per group). */
+/* Work-group size of the reductions (tunables.c). */
 static size_t norm_wg(ldm_cmd *c) {
-    return ldm_ctx_cpu_kernels(ldm_cmd_ctx(c)) ? 16 : 256;
+    return ldm_tunables_of(c)->norm_wg;
 }
 
-static const char *norm_defines(ldm_cmd *c) {
-    return norm_wg(c) == 16 ? "-DWG=16" : "-DWG=256";
+/* The program options that size the kernels' reductions to norm_wg(c), in buf. */
+static const char *norm_defines_in(ldm_cmd *c, char *buf, size_t size) {
+    snprintf(buf, size, "-DWG=%zu", norm_wg(c));
+    return buf;
 }
+
+#define norm_defines(c) norm_defines_in((c), (char[32]){0}, 32)
 
 ldm_status ldm_group_norm_fwd(ldm_cmd *c, const ldm_group_norm_params *p, ldm_buf y, ldm_buf mean,
                               ldm_buf rstd, ldm_buf x, ldm_buf gamma, ldm_buf beta) {

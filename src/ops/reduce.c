@@ -6,6 +6,8 @@
 #include "ops_internal.h"
 
 #define FILE_CL "reduce.cl"
+/* The first stage's work-group and its most partial sums: they size the scratch of a reduction
+ * (ldm_reduce_scratch), which is known when it is recorded, before any device. */
 #define WG 256
 #define MAX_PARTIALS 1024
 
@@ -33,14 +35,12 @@ ldm_status ldm_sum_rows(ldm_cmd *c, size_t rows, size_t cols, float scale, int a
                         ldm_buf x) {
     LDM_TRY(ldm_check_count("sum_rows", rows * cols));
     cl_kernel k;
-    /* 16-wide on CPU layouts, where a 256-wide group's barrier steps cost more than they save
-     * (a bias gradient: 64 rows of 3,136). */
-    int wg = ldm_ctx_cpu_kernels(ldm_cmd_ctx(c)) ? 16 : WG;
+    size_t wg = ldm_tunables_of(c)->sum_rows_wg;
     char defines[32];
-    snprintf(defines, sizeof defines, "-DWG=%d", wg);
+    snprintf(defines, sizeof defines, "-DWG=%zu", wg);
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "sum_rows", defines, &k));
     LDM_TRY(ldm_args_sum_rows(k, (int)cols, scale, acc, y, x));
-    size_t global = rows * (size_t)wg, local = (size_t)wg;
+    size_t global = rows * wg, local = wg;
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }
 

@@ -1,14 +1,23 @@
 /* src/ops/softmax.c: softmax over the last dimension (cl/softmax.cl). Backward reads the result. */
+#include <stdio.h>
+
 #include "ops_internal.h"
 
-#define WG 256
+/* The softmax kernel `name` with its rows' work-group size (tunables.c) in *wg. */
+static ldm_status softmax_kernel(ldm_cmd *c, const char *name, size_t *wg, cl_kernel *k) {
+    *wg = ldm_tunables_of(c)->softmax_wg;
+    char defines[32];
+    snprintf(defines, sizeof defines, "-DWG=%zu", *wg);
+    return ldm_cmd_kernel(c, "softmax.cl", name, defines, k);
+}
 
 ldm_status ldm_softmax_fwd(ldm_cmd *c, size_t R, size_t D, ldm_buf y, ldm_buf x) {
     LDM_TRY(ldm_check_count("softmax", R * D));
     cl_kernel k;
-    LDM_TRY(ldm_cmd_kernel(c, "softmax.cl", "softmax_fwd", "-DWG=256", &k));
+    size_t wg;
+    LDM_TRY(softmax_kernel(c, "softmax_fwd", &wg, &k));
     LDM_TRY(ldm_args_softmax_fwd(k, (int)D, y, x));
-    size_t global = R * WG, local = WG;
+    size_t global = R * wg, local = wg;
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }
 
@@ -16,9 +25,10 @@ ldm_status ldm_softmax_bwd(ldm_cmd *c, size_t R, size_t D, int acc, ldm_buf dx, 
                            ldm_buf y) {
     LDM_TRY(ldm_check_count("softmax backward", R * D));
     cl_kernel k;
-    LDM_TRY(ldm_cmd_kernel(c, "softmax.cl", "softmax_bwd", "-DWG=256", &k));
+    size_t wg;
+    LDM_TRY(softmax_kernel(c, "softmax_bwd", &wg, &k));
     LDM_TRY(ldm_args_softmax_bwd(k, (int)D, acc, dx, dy, y));
-    size_t global = R * WG, local = WG;
+    size_t global = R * wg, local = wg;
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }
 
