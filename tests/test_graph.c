@@ -1,10 +1,12 @@
 /* tests/test_graph.c: the graph machinery itself: frozen parameters and inputs get no gradient
  * work, a replayed step allocates nothing and builds nothing, memory is reused by liveness, views
- * share storage, and misuse is reported at recording time; sizes beyond INT_MAX elements and
- * graphs beyond the device's memory are refused at compile with their exact byte counts. */
+ * share storage, and misuse is reported at recording time (op classes that misstate what they
+ * save included); sizes beyond INT_MAX elements and graphs beyond the device's memory are refused
+ * at compile with their exact byte counts. */
 #include <math.h>
 #include <string.h>
 
+#include "graph_internal.h"
 #include "test_util.h"
 
 static ldm_ctx *g_ctx;
@@ -241,6 +243,78 @@ static void misuse_is_reported(void **state) {
     ldm_graph_destroy(g);
 }
 
+static ldm_status nothing_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
+    (void)c;
+    (void)n;
+    (void)scratch;
+    return LDM_OK;
+}
+
+/* A node keeps the parameter struct it was recorded with, of the size its op class takes. The
+ * memory planner trusts what an op class says it saves and reads; a class that reads a saved
+ * tensor it does not declare, or a node with more or fewer saved tensors than its class
+ * declares, is refused. */
+static void op_classes_are_checked(void **state) {
+    (void)state;
+    static const ldm_op_class reads_undeclared = {
+        .name = "reads_undeclared",
+        .fwd = nothing_fwd,
+        .n_saved = 1,
+        .bwd_reads = LDM_READS_IN(0) | LDM_READS_SAVED(1),
+    };
+    static const ldm_op_class saves_one = {
+        .name = "saves_one",
+        .fwd = nothing_fwd,
+        .n_saved = 1,
+        .bwd_reads = LDM_READS_SAVED(0),
+    };
+    typedef struct two_ints {
+        int a, b;
+    } two_ints;
+    static const ldm_op_class takes_two_ints = {
+        .name = "takes_two_ints",
+        .fwd = nothing_fwd,
+        .params_size = LDM_PARAMS_SIZE(two_ints),
+    };
+    ldm_graph *g;
+    assert_status(ldm_graph_create(g_ctx, &g), LDM_OK);
+    ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(3));
+    two_ints p = {3, -4};
+    ldm_node *n = ldm_graph_add_node(g, &takes_two_ints, LDM_PARAMS(p), NULL, &x, 1, LDM_SHAPE(3));
+    assert_non_null(n);
+    assert_int_equal(LDM_NODE_PARAMS(n, two_ints)->b, -4);
+    int one = 1;
+    assert_null(ldm_graph_add_node(g, &takes_two_ints, LDM_PARAMS(one), NULL, &x, 1, LDM_SHAPE(3)));
+    assert_status(ldm_graph_compile(g), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "takes_two_ints: recorded with 4 bytes of parameters, its op "
+                                      "class takes 8");
+    ldm_graph_destroy(g);
+
+    assert_status(ldm_graph_create(g_ctx, &g), LDM_OK);
+    x = ldm_graph_input(g, "x", LDM_SHAPE(3));
+    assert_null(ldm_graph_add_node(g, &reads_undeclared, LDM_NO_PARAMS, NULL, &x, 1, LDM_SHAPE(3)));
+    assert_status(ldm_graph_compile(g), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "op class reads_undeclared: saves 1 tensors");
+    ldm_graph_destroy(g);
+
+    assert_status(ldm_graph_create(g_ctx, &g), LDM_OK);
+    x = ldm_graph_input(g, "x", LDM_SHAPE(3));
+    n = ldm_graph_add_node(g, &saves_one, LDM_NO_PARAMS, NULL, &x, 1, LDM_SHAPE(3));
+    assert_non_null(n);
+    assert_status(ldm_graph_compile(g), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "op saves_one saves 1 tensors, its node has 0");
+    ldm_graph_destroy(g);
+
+    assert_status(ldm_graph_create(g_ctx, &g), LDM_OK);
+    x = ldm_graph_input(g, "x", LDM_SHAPE(3));
+    n = ldm_graph_add_node(g, &saves_one, LDM_NO_PARAMS, NULL, &x, 1, LDM_SHAPE(3));
+    assert_non_null(ldm_node_add_saved(g, n, LDM_SHAPE(1)));
+    assert_null(ldm_node_add_saved(g, n, LDM_SHAPE(1)));
+    assert_status(ldm_graph_compile(g), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "op saves_one saves 1 tensors, and one more was added");
+    ldm_graph_destroy(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(frozen_parameters_get_no_gradient_work),
@@ -250,6 +324,7 @@ int main(void) {
         cmocka_unit_test(huge_sizes_are_refused_with_their_bytes),
         cmocka_unit_test(views_share_storage_and_gradients),
         cmocka_unit_test(misuse_is_reported),
+        cmocka_unit_test(op_classes_are_checked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

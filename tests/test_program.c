@@ -174,6 +174,23 @@ static void missing_sources_and_kernels_are_named(void **state) {
     ldm_ctx_destroy(ctx);
 }
 
+/* Arguments that do not match the kernel's signature are refused before any is set. */
+static void argument_counts_are_checked(void **state) {
+    (void)state;
+    cl_kernel k;
+    assert_status(ldm_kernel_get(g_ctx, "selftest.cl", "selftest_axpby", NULL, &k), LDM_OK);
+    ldm_buf none = {NULL, 0};
+    /* n, a, x, b, y: seven arguments (a buffer is two); "ifbf" gives five. */
+    assert_status(ldm_set_args(k, "ifbf", 1, 2.0, none, 0.5), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(),
+                    "kernel 'selftest_axpby' takes 7 arguments, but 5 were given");
+    assert_status(ldm_set_args(k, "ifbfbi", 1, 2.0, none, 0.5, none, 3), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "takes 7 arguments, but 8 were given");
+    assert_status(ldm_kernel_check_args(k, "selftest_sum", 7), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "kernel 'selftest_sum' were set on kernel 'selftest_axpby'");
+    assert_status(ldm_kernel_check_args(k, "selftest_axpby", 7), LDM_OK);
+}
+
 static void directory_sources_match_embedded(void **state) {
     (void)state;
     ldm_ctx *ctx = test_ctx_open(NULL, LDMCL_SOURCE_CL_DIR);
@@ -235,6 +252,7 @@ int main(void) {
         cmocka_unit_test(broken_kernel_reports_file_options_and_log),
         cmocka_unit_test(includes_expand_once),
         cmocka_unit_test(missing_sources_and_kernels_are_named),
+        cmocka_unit_test(argument_counts_are_checked),
         cmocka_unit_test(directory_sources_match_embedded),
         cmocka_unit_test(memory_cache_reuses_programs_and_kernels),
     };

@@ -66,8 +66,14 @@ ldm_status ldm_arg_local(cl_kernel k, cl_uint *index, size_t bytes);
  *   b  ldm_buf (two arguments: the cl_mem and a cl_ulong element offset)
  *   i  int      u  unsigned     l  uint64_t     f  float (passed as double)
  *   L  local memory: a size_t byte count
- * e.g. ldm_set_args(k, "iifbb", N, C, eps, y, x). */
+ * e.g. ldm_set_args(k, "iifbb", N, C, eps, y, x). Fails, setting nothing, unless the format sets
+ * exactly the kernel's CL_KERNEL_NUM_ARGS arguments (the message names the kernel and both
+ * counts). */
 ldm_status ldm_set_args(cl_kernel k, const char *format, ...);
+
+/* LDM_OK when k is the kernel named `kernel` (NULL: any) and takes exactly `given` arguments
+ * (CL_KERNEL_NUM_ARGS); otherwise an error naming the kernel, the expected and the given count. */
+ldm_status ldm_kernel_check_args(cl_kernel k, const char *kernel, cl_uint given);
 
 /* Enqueues k over `dims` dimensions; each global size is rounded up to a multiple of the local
  * size (kernels guard their bounds), since not every device runs non-uniform work-groups.

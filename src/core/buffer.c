@@ -1,5 +1,6 @@
-/* src/core/buffer.c: host<->device copies, kernel arguments and kernel launches. Launch failures
- * name the kernel and its sizes. */
+/* src/core/buffer.c: host<->device copies, kernel arguments and kernel launches. Every launch
+ * code's arguments are checked against the kernel (its name, CL_KERNEL_NUM_ARGS) before any is
+ * set; launch failures name the kernel and its sizes. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -87,7 +88,46 @@ ldm_status ldm_arg_local(cl_kernel k, cl_uint *index, size_t bytes) {
     return set_arg(k, index, bytes, NULL);
 }
 
+ldm_status ldm_kernel_check_args(cl_kernel k, const char *kernel, cl_uint given) {
+    char name[128] = "?";
+    cl_int err = clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, sizeof name, name, NULL);
+    if (err != CL_SUCCESS)
+        return LDM_CL_FAIL(err, "clGetKernelInfo", "reading the name of a kernel (%s expected)",
+                           kernel ? kernel : "any");
+    name[sizeof name - 1] = '\0';
+    if (kernel && strcmp(name, kernel) != 0)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "the arguments of kernel '%s' were set on kernel '%s': the launch code "
+                        "and its kernel disagree",
+                        kernel, name);
+    cl_uint expected = 0;
+    err = clGetKernelInfo(k, CL_KERNEL_NUM_ARGS, sizeof expected, &expected, NULL);
+    if (err != CL_SUCCESS)
+        return LDM_CL_FAIL(err, "clGetKernelInfo", "reading the argument count of kernel '%s'",
+                           name);
+    if (expected != given)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "kernel '%s' takes %u arguments, but %u were given (a buffer counts two: "
+                        "its cl_mem and its element offset): the launch code and the kernel's "
+                        "signature in cl/ disagree",
+                        name, expected, given);
+    return LDM_OK;
+}
+
+/* How many kernel arguments a (checked) format of ldm_set_args sets. */
+static cl_uint format_args(const char *format) {
+    cl_uint n = 0;
+    for (const char *f = format; *f; f++)
+        n += *f == 'b' ? 2 : 1;
+    return n;
+}
+
 ldm_status ldm_set_args(cl_kernel k, const char *format, ...) {
+    for (const char *f = format; *f; f++)
+        if (!strchr("biulfL", *f))
+            return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "ldm_set_args: unknown letter '%c' in \"%s\"",
+                            *f, format);
+    LDM_TRY(ldm_kernel_check_args(k, NULL, format_args(format)));
     va_list ap;
     va_start(ap, format);
     cl_uint index = 0;
@@ -109,12 +149,9 @@ ldm_status ldm_set_args(cl_kernel k, const char *format, ...) {
         case 'f':
             st = ldm_arg_float(k, &index, (float)va_arg(ap, double));
             break;
-        case 'L':
+        default: /* 'L' */
             st = ldm_arg_local(k, &index, va_arg(ap, size_t));
             break;
-        default:
-            st = LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "ldm_set_args: unknown letter '%c' in \"%s\"",
-                          *f, format);
         }
     }
     va_end(ap);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "kernel_args.h"
 #include "ldmcl/selftest.h"
 #include "reference.h"
 
@@ -53,12 +54,7 @@ static ldm_status check_axpby(selftest *t) {
     bx.off += PAD; /* exercise the offset argument */
     cl_kernel k;
     LDM_TRY(ldm_kernel_get(t->ctx, "selftest.cl", "selftest_axpby", NULL, &k));
-    cl_uint i = 0;
-    LDM_TRY(ldm_arg_int(k, &i, N));
-    LDM_TRY(ldm_arg_float(k, &i, 1.5f));
-    LDM_TRY(ldm_arg_buf(k, &i, bx));
-    LDM_TRY(ldm_arg_float(k, &i, -0.25f));
-    LDM_TRY(ldm_arg_buf(k, &i, by));
+    LDM_TRY(ldm_args_selftest_axpby(k, N, 1.5f, bx, -0.25f, by));
     size_t global = N, local = 64;
     LDM_TRY(ldm_launch(t->ctx, k, 1, &global, &local, NULL));
     LDM_TRY(ldm_buf_read(t->ctx, got, by, N));
@@ -85,10 +81,7 @@ static ldm_status check_sum(selftest *t) {
     LDM_TRY(ldm_arena_take(t->arena, GROUPS, "partial sums", &bp));
     cl_kernel k;
     LDM_TRY(ldm_kernel_get(t->ctx, "selftest.cl", "selftest_sum", "-DWG=64 -DCHUNK=4", &k));
-    cl_uint i = 0;
-    LDM_TRY(ldm_arg_int(k, &i, N));
-    LDM_TRY(ldm_arg_buf(k, &i, bx));
-    LDM_TRY(ldm_arg_buf(k, &i, bp));
+    LDM_TRY(ldm_args_selftest_sum(k, N, bx, bp));
     size_t global = (size_t)GROUPS * WG, local = WG;
     LDM_TRY(ldm_launch(t->ctx, k, 1, &global, &local, NULL));
     float partial[GROUPS];

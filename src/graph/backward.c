@@ -61,7 +61,7 @@ ldm_status ldm_graph_build_backward(ldm_graph *g) {
         if (!out->grad || !written[out->id]) continue;
         int needed = 0;
         for (int i = 0; i < n->n_in; i++)
-            if (!((n->op->no_grad_in >> i) & 1) && n->in[i]->requires_grad) needed = 1;
+            if (!ldm_op_no_grad(n->op, i) && n->in[i]->requires_grad) needed = 1;
         if (!needed) continue;
         if (!n->op->bwd) {
             st = LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
@@ -75,7 +75,7 @@ ldm_status ldm_graph_build_backward(ldm_graph *g) {
         step.node = n;
         step.dout = out->grad;
         for (int i = 0; i < n->n_in; i++) {
-            if (((n->op->no_grad_in >> i) & 1) || !n->in[i]->requires_grad) continue;
+            if (ldm_op_no_grad(n->op, i) || !n->in[i]->requires_grad) continue;
             ldm_tensor *s = ldm_storage(n->in[i]);
             step.din[i] = grad_of(g, s);
             if (!step.din[i]) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "graph_internal.h"
+#include "kernel_args.h"
 #include "params.h"
 
 #define ALIGN ((uint64_t)LDM_ARENA_ALIGN_ELEMS)
@@ -132,6 +133,9 @@ static ldm_status allocate(ldm_graph *g, size_t peak, size_t bank) {
 static ldm_status add_scratch(ldm_graph *g) {
     for (int k = 0; k < g->n_nodes; k++) {
         ldm_node *n = g->nodes[k];
+        if (n->n_out != 1 + n->op->n_saved) /* the planner trusts what the op class says */
+            return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "%s: op %s saves %d tensors, its node has %d",
+                            n->label, n->op->name, n->op->n_saved, n->n_out - 1);
         size_t need[2] = {n->scratch_fwd, n->scratch_bwd};
         for (int d = 0; d < 2; d++) {
             if (!need[d]) continue;
@@ -156,7 +160,7 @@ static ldm_status count_step(ldm_graph *g) {
     cl_kernel k;
     ldm_cmd_set_label(g->cmd, "step counter");
     LDM_TRY(ldm_cmd_kernel(g->cmd, "optim.cl", "step_count", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "b", ldm_tensor_buf(g->step)));
+    LDM_TRY(ldm_args_step_count(k, ldm_tensor_buf(g->step)));
     size_t one = 1;
     return ldm_cmd_launch(g->cmd, k, 1, &one, NULL);
 }

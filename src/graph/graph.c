@@ -304,8 +304,9 @@ ldm_tensor *ldm_view_rows(ldm_graph *g, ldm_tensor *t, int start, int count) {
     return v;
 }
 
-ldm_node *ldm_graph_add_node(ldm_graph *g, const ldm_op_class *op, const char *label,
-                             ldm_tensor *const *in, int n_in, int ndim, const int *shape) {
+ldm_node *ldm_graph_add_node(ldm_graph *g, const ldm_op_class *op, const void *params,
+                             size_t params_size, const char *label, ldm_tensor *const *in, int n_in,
+                             int ndim, const int *shape) {
     if (g->status != LDM_OK) return NULL;
     for (int i = 0; i < n_in; i++)
         if (!in[i]) {
@@ -315,6 +316,21 @@ ldm_node *ldm_graph_add_node(ldm_graph *g, const ldm_op_class *op, const char *l
     if (g->has_backward) {
         LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
                        "%s recorded after the backward pass was generated", op->name);
+        return NULL;
+    }
+    if (params_size != op->params_size || params_size > LDM_NODE_PARAMS_BYTES ||
+        (params_size && !params)) {
+        LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                       "%s: recorded with %zu bytes of parameters, its op class takes %zu",
+                       op->name, params_size, op->params_size);
+        return NULL;
+    }
+    if (op->n_saved < 0 || op->n_saved >= LDM_MAX_OUT ||
+        (op->bwd_reads & ~(LDM_READS_SAVED(op->n_saved) - 1u)) != 0) {
+        LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                       "op class %s: saves %d tensors (at most %d) and its backward may read only "
+                       "those, its inputs and its result",
+                       op->name, op->n_saved, LDM_MAX_OUT - 1);
         return NULL;
     }
     if (g->n_nodes == g->cap_nodes) {
@@ -333,6 +349,7 @@ ldm_node *ldm_graph_add_node(ldm_graph *g, const ldm_op_class *op, const char *l
         return NULL;
     }
     n->op = op;
+    if (params_size) memcpy(n->params.bytes, params, params_size);
     n->index = g->n_nodes;
     snprintf(n->label, sizeof n->label, "%s", label && *label ? label : op->name);
     char name[160];
@@ -348,7 +365,7 @@ ldm_node *ldm_graph_add_node(ldm_graph *g, const ldm_op_class *op, const char *l
     n->n_out = 1;
     out->producer = n->index;
     for (int i = 0; i < n_in; i++) {
-        if ((op->no_grad_in >> i) & 1) continue;
+        if (ldm_op_no_grad(op, i)) continue;
         if (in[i]->requires_grad) out->requires_grad = 1;
     }
     g->nodes[g->n_nodes++] = n;
@@ -357,8 +374,10 @@ ldm_node *ldm_graph_add_node(ldm_graph *g, const ldm_op_class *op, const char *l
 
 ldm_tensor *ldm_node_add_saved(ldm_graph *g, ldm_node *n, int ndim, const int *shape) {
     if (!n || g->status != LDM_OK) return NULL;
-    if (n->n_out == LDM_MAX_OUT)
-        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT, "%s: too many saved tensors", n->label);
+    if (n->n_out > n->op->n_saved)
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                              "%s: op %s saves %d tensors, and one more was added", n->label,
+                              n->op->name, n->op->n_saved);
     char name[160];
     snprintf(name, sizeof name, "%.120s.saved%d", n->label, n->n_out);
     ldm_tensor *t = new_tensor(g, name, TK_ACTIVATION, ndim, shape);

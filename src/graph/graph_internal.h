@@ -3,13 +3,17 @@
 #ifndef LDMCL_GRAPH_INTERNAL_H
 #define LDMCL_GRAPH_INTERNAL_H
 
+#include <stddef.h>
+
 #include "internal.h"
 #include "ldmcl/graph.h"
 
 #define LDM_MAX_IN 8
 #define LDM_MAX_OUT 4
-#define LDM_MAX_PARAMS 8
 #define LDM_MAX_BANKS 64
+/* Bytes of a node's op parameters: each family's parameter struct must fit (checked where the
+ * struct is named, at compile time). */
+#define LDM_NODE_PARAMS_BYTES 96
 
 typedef enum tensor_kind {
     TK_PARAM,      /* persistent, in the trainable or the frozen arena */
@@ -58,15 +62,61 @@ typedef struct ldm_bwd_args {
     ldm_buf scratch;
 } ldm_bwd_args;
 
+/* What an op class says about the tensors of its nodes, as bits: backward reads input i
+ * (LDM_READS_IN), the result (LDM_READS_OUT) or the j-th tensor the forward saved
+ * (LDM_READS_SAVED, output 1 + j); input i never gets a gradient (LDM_INPUT, in no_grad). The
+ * memory planner keeps exactly what bwd_reads names alive until the node's backward step. */
+#define LDM_INPUT(i) (1u << (i))
+#define LDM_READS_IN(i) LDM_INPUT(i)
+#define LDM_READS_OUTPUT_(o) (1u << (LDM_MAX_IN + (o)))
+#define LDM_READS_OUT LDM_READS_OUTPUT_(0)
+#define LDM_READS_SAVED(j) LDM_READS_OUTPUT_(1 + (j))
+
+typedef ldm_status (*ldm_op_fwd_fn)(ldm_cmd *c, const ldm_node *n, ldm_buf scratch);
+typedef ldm_status (*ldm_op_bwd_fn)(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a);
+
+/* An op class, written with designated initialisers:
+ *     static const ldm_op_class gn_op = {.name = "group_norm", .fwd = gn_fwd, .bwd = gn_bwd,
+ *         .n_saved = 2, .bwd_reads = LDM_READS_IN(0) | LDM_READS_IN(1) | LDM_READS_SAVED(0) |
+ *         LDM_READS_SAVED(1)};
+ * Fields left out are 0: no backward, nothing saved, nothing read, every input differentiable. */
 typedef struct ldm_op_class {
     const char *name;
-    ldm_status (*fwd)(ldm_cmd *c, const ldm_node *n, ldm_buf scratch);
+    ldm_op_fwd_fn fwd;
     /* NULL: the op has no backward; a gradient that must pass through it is an error. */
-    ldm_status (*bwd)(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a);
-    unsigned bwd_reads_in;  /* bit i: backward reads input i */
-    unsigned bwd_reads_out; /* bit i: backward reads output i (0: the result; others saved) */
-    unsigned no_grad_in;    /* bit i: input i never gets a gradient (indices, masks) */
+    ldm_op_bwd_fn bwd;
+    size_t params_size; /* LDM_PARAMS_SIZE(its parameter struct); 0: it takes none */
+    int n_saved;        /* tensors the forward saves for backward: outputs 1 .. n_saved */
+    unsigned bwd_reads; /* LDM_READS_IN(i) | LDM_READS_OUT | LDM_READS_SAVED(j) */
+    unsigned no_grad;   /* LDM_INPUT(i): input i never gets a gradient (indices, masks) */
 } ldm_op_class;
+
+/* 0, or a compile error when a T does not fit a node's parameter bytes. */
+#define LDM_PARAMS_FIT_(T)                                                                         \
+    (0 * sizeof(struct {                                                                           \
+         _Static_assert(sizeof(T) <= LDM_NODE_PARAMS_BYTES, #T " does not fit a node's params");   \
+         int fits_;                                                                                \
+     }))
+/* sizeof(T), for ldm_op_class.params_size. */
+#define LDM_PARAMS_SIZE(T) (sizeof(T) + LDM_PARAMS_FIT_(T))
+/* The recorder's parameter struct p for ldm_graph_add_node (its address and size), or none. */
+#define LDM_PARAMS(p) (const void *)&(p), sizeof(p)
+#define LDM_NO_PARAMS NULL, 0
+/* A node's parameters as the T its op class takes (const T *), for the fwd and bwd functions. */
+#define LDM_NODE_PARAMS(n, T) ((const T *)(const void *)((n)->params.bytes + LDM_PARAMS_FIT_(T)))
+
+static inline int ldm_op_reads_input(const ldm_op_class *op, int i) {
+    return (op->bwd_reads & LDM_READS_IN(i)) != 0;
+}
+
+/* Output o of a node: 0 the result, 1 + j the j-th saved tensor. */
+static inline int ldm_op_reads_output(const ldm_op_class *op, int o) {
+    return (op->bwd_reads & LDM_READS_OUTPUT_(o)) != 0;
+}
+
+static inline int ldm_op_no_grad(const ldm_op_class *op, int i) {
+    return (op->no_grad & LDM_INPUT(i)) != 0;
+}
 
 struct ldm_node {
     const ldm_op_class *op;
@@ -74,10 +124,13 @@ struct ldm_node {
     char label[128];
     ldm_tensor *in[LDM_MAX_IN];
     int n_in;
-    ldm_tensor *out[LDM_MAX_OUT]; /* out[0] is the result; the others are saved for backward */
+    ldm_tensor *out[LDM_MAX_OUT]; /* out[0] the result; out[1 + j] saved for backward */
     int n_out;
-    int ip[LDM_MAX_PARAMS];
-    float fp[LDM_MAX_PARAMS];
+    /* The op's parameter struct (op->params_size bytes), as the recorder filled it. */
+    union {
+        max_align_t align_;
+        unsigned char bytes[LDM_NODE_PARAMS_BYTES];
+    } params;
     size_t scratch_fwd, scratch_bwd; /* elements of scratch each direction needs */
     ldm_tensor *scratch_t[2];        /* planned scratch tensors (forward, backward) */
 };
@@ -121,14 +174,18 @@ struct ldm_graph {
     ldm_graph_memory memory;
 };
 
-/* Adds a node of class op with the given inputs and a result of the given shape. Returns the node
- * (NULL after an error, which is recorded in g). Any input NULL means an earlier error. */
-ldm_node *ldm_graph_add_node(ldm_graph *g, const ldm_op_class *op, const char *label,
-                             ldm_tensor *const *in, int n_in, int ndim, const int *shape);
+/* Adds a node of class op with its parameters (LDM_PARAMS(p) or LDM_NO_PARAMS: params_size
+ * bytes copied into the node, which must be the class's params_size), the given inputs and a
+ * result of the given shape. Returns the node (NULL after an error, which is recorded in g). Any
+ * input NULL means an earlier error. */
+ldm_node *ldm_graph_add_node(ldm_graph *g, const ldm_op_class *op, const void *params,
+                             size_t params_size, const char *label, ldm_tensor *const *in, int n_in,
+                             int ndim, const int *shape);
 /* A scratch buffer of numel elements (sizes are size_t end to end: a scratch beyond INT_MAX
  * elements is planned and checked against the device like any tensor). */
 ldm_tensor *ldm_graph_scratch(ldm_graph *g, const char *name, size_t numel);
-/* Adds a saved output (statistics kept for backward) of the given shape to node n. */
+/* Adds a saved output (statistics kept for backward) of the given shape to node n: the op class's
+ * n_saved of them, in order, each the recorder's to make. */
 ldm_tensor *ldm_node_add_saved(ldm_graph *g, ldm_node *n, int ndim, const int *shape);
 
 /* The storage owner of a tensor (itself, or the base of a view). */

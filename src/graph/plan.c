@@ -89,10 +89,10 @@ ldm_status ldm_graph_plan(ldm_graph *g, size_t bank_elems, size_t *peak_elems,
         touch(s->dout, pos);
         for (int i = 0; i < n->n_in; i++) {
             touch(s->din[i], pos);
-            if ((n->op->bwd_reads_in >> i) & 1) touch(n->in[i], pos);
+            if (ldm_op_reads_input(n->op, i)) touch(n->in[i], pos);
         }
         for (int o = 0; o < n->n_out; o++)
-            if ((n->op->bwd_reads_out >> o) & 1) touch(n->out[o], pos);
+            if (ldm_op_reads_output(n->op, o)) touch(n->out[o], pos);
         touch(n->scratch_t[1], pos);
     }
 

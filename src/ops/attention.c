@@ -8,27 +8,23 @@
 #include "ops_internal.h"
 
 #define FILE_CL "attention.cl"
-#define FILE_CL_ROWS "attention_rows.cl" /* the CPU layout (ldm_ctx_cpu_kernels) */
-#define BQ 64
+#define FILE_CL_ROWS "attention_rows.cl" /* the CPU layout (tunables.c) */
 
-static int cpu_layout(ldm_cmd *c) {
-    return ldm_ctx_cpu_kernels(ldm_cmd_ctx(c));
-}
-
-/* Work-groups: BQ queries for the tiled kernels; the driver's choice for the CPU layout. */
-static const size_t *attn_local(ldm_cmd *c) {
-    static const size_t local[3] = {BQ, 1, 1};
-    return cpu_layout(c) ? NULL : local;
-}
-
-static int tile_keys(int hd) {
-    return hd <= 64 ? 32 : 16;
+/* Work-groups: a tile of queries for the tiled kernels, or the driver's choice (CPU layout); in
+ * *local, which the result points to when it is not NULL. */
+static const size_t *attn_local(ldm_cmd *c, size_t local[3]) {
+    const ldm_tunables *t = ldm_tunables_of(c);
+    local[0] = (size_t)t->attn_queries;
+    local[1] = local[2] = 1;
+    return t->attn_driver_local ? NULL : local;
 }
 
 static ldm_status kernel_for(ldm_cmd *c, const ldm_attn_geom *g, const char *name, cl_kernel *k) {
+    const ldm_tunables *t = ldm_tunables_of(c);
     char defines[96];
-    snprintf(defines, sizeof defines, "-DHD=%d -DBQ=%d -DBK=%d", g->HD, BQ, tile_keys(g->HD));
-    return ldm_cmd_kernel(c, cpu_layout(c) ? FILE_CL_ROWS : FILE_CL, name, defines, k);
+    snprintf(defines, sizeof defines, "-DHD=%d -DBQ=%d -DBK=%d", g->HD, t->attn_queries,
+             t->attn_keys[g->HD <= 64 ? 0 : 1]);
+    return ldm_cmd_kernel(c, t->cpu_layout ? FILE_CL_ROWS : FILE_CL, name, defines, k);
 }
 
 static ldm_status check_geom(const ldm_attn_geom *g) {
@@ -44,11 +40,12 @@ ldm_status ldm_attention_fwd(ldm_cmd *c, const ldm_attn_geom *g, ldm_buf o, ldm_
     LDM_TRY(check_geom(g));
     cl_kernel k;
     LDM_TRY(kernel_for(c, g, "attention_fwd", &k));
-    LDM_TRY(ldm_set_args(k, "iiiiiiiiifiibbbbb", g->L, g->S, g->NH, g->q_stride, g->q_col,
-                         g->k_stride, g->k_col, g->v_stride, g->v_col, (double)g->scale, g->causal,
-                         mask.mem != NULL, o, lse, q_src, kv_src, ldm_unused_or(mask, q_src)));
+    LDM_TRY(ldm_args_attention_fwd(
+        k, g->L, g->S, g->NH, g->q_stride, g->q_col, g->k_stride, g->k_col, g->v_stride, g->v_col,
+        g->scale, g->causal, mask.mem != NULL, o, lse, q_src, kv_src, ldm_unused_or(mask, q_src)));
     size_t global[3] = {(size_t)g->L, (size_t)g->NH, (size_t)g->N};
-    return ldm_cmd_launch(c, k, 3, global, attn_local(c));
+    size_t local[3];
+    return ldm_cmd_launch(c, k, 3, global, attn_local(c, local));
 }
 
 size_t ldm_attention_bwd_scratch(const ldm_attn_geom *g) {
@@ -63,25 +60,26 @@ ldm_status ldm_attention_bwd(ldm_cmd *c, const ldm_attn_geom *g, int acc_q, ldm_
     cl_kernel k;
     ldm_buf delta = scratch, m = ldm_unused_or(mask, q_src);
     LDM_TRY(kernel_for(c, g, "attention_bwd_delta", &k));
-    LDM_TRY(ldm_set_args(k, "iibbb", g->L, g->NH, delta, dout, o));
+    LDM_TRY(ldm_args_attention_bwd_delta(k, g->L, g->NH, delta, dout, o));
     size_t gd[3] = {(size_t)g->L, (size_t)g->NH, (size_t)g->N};
     LDM_TRY(ldm_cmd_launch(c, k, 3, gd, NULL));
-    const size_t *local = attn_local(c);
+    size_t local_sizes[3];
+    const size_t *local = attn_local(c, local_sizes);
     if (dkv_src.mem) {
         LDM_TRY(kernel_for(c, g, "attention_bwd_dkv", &k));
-        LDM_TRY(ldm_set_args(k, "iiiiiiiiifiiibbbbbbb", g->L, g->S, g->NH, g->q_stride, g->q_col,
-                             g->k_stride, g->k_col, g->v_stride, g->v_col, (double)g->scale,
-                             g->causal, mask.mem != NULL, acc_kv, dkv_src, dout, q_src, kv_src, lse,
-                             delta, m));
+        LDM_TRY(ldm_args_attention_bwd_dkv(k, g->L, g->S, g->NH, g->q_stride, g->q_col, g->k_stride,
+                                           g->k_col, g->v_stride, g->v_col, g->scale, g->causal,
+                                           mask.mem != NULL, acc_kv, dkv_src, dout, q_src, kv_src,
+                                           lse, delta, m));
         size_t global[3] = {(size_t)g->S, (size_t)g->NH, (size_t)g->N};
         LDM_TRY(ldm_cmd_launch(c, k, 3, global, local));
     }
     if (dq_src.mem) {
         LDM_TRY(kernel_for(c, g, "attention_bwd_dq", &k));
-        LDM_TRY(ldm_set_args(k, "iiiiiiiiifiiibbbbbbb", g->L, g->S, g->NH, g->q_stride, g->q_col,
-                             g->k_stride, g->k_col, g->v_stride, g->v_col, (double)g->scale,
-                             g->causal, mask.mem != NULL, acc_q, dq_src, dout, q_src, kv_src, lse,
-                             delta, m));
+        LDM_TRY(ldm_args_attention_bwd_dq(k, g->L, g->S, g->NH, g->q_stride, g->q_col, g->k_stride,
+                                          g->k_col, g->v_stride, g->v_col, g->scale, g->causal,
+                                          mask.mem != NULL, acc_q, dq_src, dout, q_src, kv_src, lse,
+                                          delta, m));
         size_t global[3] = {(size_t)g->L, (size_t)g->NH, (size_t)g->N};
         LDM_TRY(ldm_cmd_launch(c, k, 3, global, local));
     }
@@ -92,45 +90,55 @@ ldm_status ldm_attention_bwd(ldm_cmd *c, const ldm_attn_geom *g, int acc_q, ldm_
 
 #define BUF(t) ldm_tensor_buf(t)
 
-/* ip: [0] heads, [1] causal, [2] packed (1: one qkv input), [3] has mask. */
-static void node_geom(const ldm_node *n, ldm_attn_geom *g) {
-    const ldm_tensor *q = n->in[0], *kv = n->ip[2] ? n->in[0] : n->in[1];
-    int C = n->out[0]->shape[2], NH = n->ip[0];
-    *g = (ldm_attn_geom){q->shape[0], q->shape[1], kv->shape[1], NH,      C / NH, 0, 0, 0, 0,
-                         0,           0,           n->ip[1],     n->fp[0]};
-    g->q_stride = q->shape[2];
-    g->k_stride = g->v_stride = kv->shape[2];
-    g->k_col = n->ip[2] ? C : 0;
-    g->v_col = g->k_col + C;
-}
+/* A node's geometry, computed once when it is recorded; packed: one qkv input (else q and kv);
+ * has_mask: a key padding mask is the last input. */
+typedef struct attn_params {
+    ldm_attn_geom geom;
+    int packed, has_mask;
+} attn_params;
 
-static ldm_buf mask_of(const ldm_node *n) {
-    int at = n->ip[2] ? 1 : 2;
-    return n->ip[3] ? BUF(n->in[at]) : (ldm_buf){NULL, 0};
+static ldm_buf mask_of(const ldm_node *n, const attn_params *p) {
+    return p->has_mask ? BUF(n->in[p->packed ? 1 : 2]) : (ldm_buf){NULL, 0};
 }
 
 static ldm_status attn_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     (void)scratch;
-    ldm_attn_geom g;
-    node_geom(n, &g);
-    ldm_buf kv = n->ip[2] ? BUF(n->in[0]) : BUF(n->in[1]);
-    return ldm_attention_fwd(c, &g, BUF(n->out[0]), BUF(n->out[1]), BUF(n->in[0]), kv, mask_of(n));
+    const attn_params *p = LDM_NODE_PARAMS(n, attn_params);
+    ldm_buf kv = p->packed ? BUF(n->in[0]) : BUF(n->in[1]);
+    return ldm_attention_fwd(c, &p->geom, BUF(n->out[0]), BUF(n->out[1]), BUF(n->in[0]), kv,
+                             mask_of(n, p));
 }
 
 static ldm_status attn_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
-    ldm_attn_geom g;
-    node_geom(n, &g);
-    int packed = n->ip[2];
+    const attn_params *p = LDM_NODE_PARAMS(n, attn_params);
+    int packed = p->packed;
     ldm_buf kv = packed ? BUF(n->in[0]) : BUF(n->in[1]);
     ldm_buf dkv = packed ? a->din[0] : a->din[1];
     int acc_kv = packed ? a->acc[0] : a->acc[1];
-    return ldm_attention_bwd(c, &g, a->acc[0], a->din[0], acc_kv, dkv, a->dout, BUF(n->in[0]), kv,
-                             BUF(n->out[0]), BUF(n->out[1]), mask_of(n), a->scratch);
+    return ldm_attention_bwd(c, &p->geom, a->acc[0], a->din[0], acc_kv, dkv, a->dout, BUF(n->in[0]),
+                             kv, BUF(n->out[0]), BUF(n->out[1]), mask_of(n, p), a->scratch);
 }
 
 /* Packed: inputs (qkv, [mask]); cross: (q, kv, [mask]). Masks take no gradient. */
-static const ldm_op_class packed_op = {"attention", attn_node_fwd, attn_node_bwd, 3u, 3u, 2u};
-static const ldm_op_class cross_op = {"cross_attention", attn_node_fwd, attn_node_bwd, 7u, 3u, 4u};
+static const ldm_op_class packed_op = {
+    .name = "attention",
+    .fwd = attn_node_fwd,
+    .bwd = attn_node_bwd,
+    .params_size = LDM_PARAMS_SIZE(attn_params),
+    .n_saved = 1,
+    .bwd_reads = LDM_READS_IN(0) | LDM_READS_IN(1) | LDM_READS_OUT | LDM_READS_SAVED(0),
+    .no_grad = LDM_INPUT(1),
+};
+static const ldm_op_class cross_op = {
+    .name = "cross_attention",
+    .fwd = attn_node_fwd,
+    .bwd = attn_node_bwd,
+    .params_size = LDM_PARAMS_SIZE(attn_params),
+    .n_saved = 1,
+    .bwd_reads =
+        LDM_READS_IN(0) | LDM_READS_IN(1) | LDM_READS_IN(2) | LDM_READS_OUT | LDM_READS_SAVED(0),
+    .no_grad = LDM_INPUT(2),
+};
 
 static ldm_tensor *record(ldm_graph *g, const ldm_op_class *op, ldm_tensor *q, ldm_tensor *kv,
                           int heads, int causal, ldm_tensor *mask) {
@@ -152,21 +160,19 @@ static ldm_tensor *record(ldm_graph *g, const ldm_op_class *op, ldm_tensor *q, l
     if (C / heads > 256)
         return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT, "%s: head dim %d over 256", op->name,
                               C / heads);
+    attn_params p = {{q->shape[0], q->shape[1], src->shape[1], heads, C / heads, q->shape[2], 0,
+                      src->shape[2], packed ? C : 0, src->shape[2], (packed ? C : 0) + C,
+                      causal != 0, 1.0f / sqrtf((float)(C / heads))},
+                     packed,
+                     mask != NULL};
     ldm_tensor *in[3] = {q, packed ? mask : kv, packed ? NULL : mask};
     int n_in = packed ? (mask ? 2 : 1) : (mask ? 3 : 2);
     int shape[3] = {q->shape[0], q->shape[1], C};
-    ldm_node *n = ldm_graph_add_node(g, op, op->name, in, n_in, 3, shape);
+    ldm_node *n = ldm_graph_add_node(g, op, LDM_PARAMS(p), op->name, in, n_in, 3, shape);
     if (!n) return NULL;
-    n->ip[0] = heads;
-    n->ip[1] = causal != 0;
-    n->ip[2] = packed;
-    n->ip[3] = mask != NULL;
-    n->fp[0] = 1.0f / sqrtf((float)(C / heads));
     int lse_shape[3] = {q->shape[0], heads, q->shape[1]};
     if (!ldm_node_add_saved(g, n, 3, lse_shape)) return NULL;
-    ldm_attn_geom geom;
-    node_geom(n, &geom);
-    n->scratch_bwd = ldm_attention_bwd_scratch(&geom);
+    n->scratch_bwd = ldm_attention_bwd_scratch(&p.geom);
     return n->out[0];
 }
 

@@ -67,14 +67,10 @@ static ldm_buf at(ldm_buf b, size_t off) {
     return (ldm_buf){b.mem, b.off + off};
 }
 
-/* Work-groups of the 2-D im2col/col2im launches: pixels x rows. */
-static const size_t conv_local[2] = {32, 4};
-/* ... and of their CPU variants (*_rows): image rows x column rows. */
-static const size_t rows_local[2] = {1, 64};
-
-/* CPU drivers get the *_rows kernels (cl/conv.cl says why). */
+/* CPU drivers get the *_rows kernels (cl/conv.cl says why); the work-groups of both layouts are
+ * in tunables.c. */
 static int on_cpu(ldm_cmd *c) {
-    return ldm_ctx_cpu_kernels(ldm_cmd_ctx(c));
+    return ldm_tunables_of(c)->cpu_layout;
 }
 
 /* col [K, nb, P] from nb samples of an image [nb, C, H, W], windows as g describes with the
@@ -86,11 +82,11 @@ static ldm_status im2col(ldm_cmd *c, const ldm_conv_geom *g, int C, int H, int W
     cl_kernel k;
     int cpu = on_cpu(c);
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, cpu ? "im2col_rows" : "im2col", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiiiiiiiiiiibb", C, H, W, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW, Ho,
-                         Wo, (int)nb, col, img));
+    LDM_TRY((cpu ? ldm_args_im2col_rows : ldm_args_im2col)(
+        k, C, H, W, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW, Ho, Wo, (int)nb, col, img));
     size_t rows = n / ((size_t)Ho * (size_t)Wo);
     size_t global[2] = {cpu ? (size_t)Ho : (size_t)Ho * (size_t)Wo, rows};
-    return ldm_cmd_launch(c, k, 2, global, cpu ? rows_local : conv_local);
+    return ldm_cmd_launch(c, k, 2, global, ldm_tunables_of(c)->conv_local);
 }
 
 static ldm_status col2im(ldm_cmd *c, const ldm_conv_geom *g, int C, int H, int W, int Ho, int Wo,
@@ -100,10 +96,10 @@ static ldm_status col2im(ldm_cmd *c, const ldm_conv_geom *g, int C, int H, int W
     cl_kernel k;
     int cpu = on_cpu(c);
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, cpu ? "col2im_rows" : "col2im", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiiiiiiiiiiiibb", C, H, W, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW,
-                         Ho, Wo, (int)nb, acc, img, col));
+    LDM_TRY((cpu ? ldm_args_col2im_rows : ldm_args_col2im)(
+        k, C, H, W, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW, Ho, Wo, (int)nb, acc, img, col));
     size_t global[2] = {cpu ? (size_t)H : (size_t)H * (size_t)W, nb * (size_t)C};
-    return ldm_cmd_launch(c, k, 2, global, cpu ? rows_local : conv_local);
+    return ldm_cmd_launch(c, k, 2, global, ldm_tunables_of(c)->conv_local);
 }
 
 /* y [B, A, P] = acc*y + x [A, B, P] (+ bias[a]). */
@@ -112,8 +108,8 @@ static ldm_status swap01(ldm_cmd *c, size_t A, size_t B, size_t P, int acc, ldm_
     LDM_TRY(ldm_check_count("swap01", A * B * P));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "swap01", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiiiibbb", (int)A, (int)B, (int)P, acc, bias.mem != NULL, y, x,
-                         ldm_unused_or(bias, x)));
+    LDM_TRY(ldm_args_swap01(k, (int)A, (int)B, (int)P, acc, bias.mem != NULL, y, x,
+                            ldm_unused_or(bias, x)));
     return ldm_launch_1d(c, k, A * B * P);
 }
 
@@ -216,40 +212,42 @@ ldm_status ldm_conv_transpose2d_bwd(ldm_cmd *c, const ldm_conv_geom *g, int acc_
 
 /* ---- graph level -------------------------------------------------------------------------- */
 
-static void node_geom(const ldm_node *n, ldm_conv_geom *g) {
-    const ldm_tensor *x = n->in[0], *w = n->in[1], *y = n->out[0];
-    int transposed = n->ip[4];
-    *g = (ldm_conv_geom){x->shape[0], x->shape[1], x->shape[2], x->shape[3], y->shape[1],
-                         w->shape[2], w->shape[3], n->ip[0],    n->ip[1],    n->ip[2],
-                         n->ip[3],    y->shape[2], y->shape[3]};
-    (void)transposed;
-}
+/* A node's geometry, computed once when it is recorded, and which of the two ops it is. */
+typedef struct conv_params {
+    ldm_conv_geom geom;
+    int transposed;
+} conv_params;
 
 #define BUF(t) ldm_tensor_buf(t)
 
 static ldm_status conv_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
-    ldm_conv_geom g;
-    node_geom(n, &g);
+    const conv_params *p = LDM_NODE_PARAMS(n, conv_params);
     ldm_buf b = n->n_in > 2 ? BUF(n->in[2]) : (ldm_buf){NULL, 0};
-    if (n->ip[4])
-        return ldm_conv_transpose2d_fwd(c, &g, BUF(n->out[0]), BUF(n->in[0]), BUF(n->in[1]), b,
-                                        scratch);
-    return ldm_conv2d_fwd(c, &g, BUF(n->out[0]), BUF(n->in[0]), BUF(n->in[1]), b, scratch);
+    if (p->transposed)
+        return ldm_conv_transpose2d_fwd(c, &p->geom, BUF(n->out[0]), BUF(n->in[0]), BUF(n->in[1]),
+                                        b, scratch);
+    return ldm_conv2d_fwd(c, &p->geom, BUF(n->out[0]), BUF(n->in[0]), BUF(n->in[1]), b, scratch);
 }
 
 static ldm_status conv_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
-    ldm_conv_geom g;
-    node_geom(n, &g);
+    const conv_params *p = LDM_NODE_PARAMS(n, conv_params);
     ldm_buf db = n->n_in > 2 ? a->din[2] : (ldm_buf){NULL, 0};
     int acc_b = n->n_in > 2 ? a->acc[2] : 0;
-    if (n->ip[4])
-        return ldm_conv_transpose2d_bwd(c, &g, a->acc[0], a->din[0], a->acc[1], a->din[1], acc_b,
-                                        db, a->dout, BUF(n->in[0]), BUF(n->in[1]), a->scratch);
-    return ldm_conv2d_bwd(c, &g, a->acc[0], a->din[0], a->acc[1], a->din[1], acc_b, db, a->dout,
-                          BUF(n->in[0]), BUF(n->in[1]), a->scratch);
+    if (p->transposed)
+        return ldm_conv_transpose2d_bwd(c, &p->geom, a->acc[0], a->din[0], a->acc[1], a->din[1],
+                                        acc_b, db, a->dout, BUF(n->in[0]), BUF(n->in[1]),
+                                        a->scratch);
+    return ldm_conv2d_bwd(c, &p->geom, a->acc[0], a->din[0], a->acc[1], a->din[1], acc_b, db,
+                          a->dout, BUF(n->in[0]), BUF(n->in[1]), a->scratch);
 }
 
-static const ldm_op_class conv_op = {"conv2d", conv_node_fwd, conv_node_bwd, 3u, 0u, 0u};
+static const ldm_op_class conv_op = {
+    .name = "conv2d",
+    .fwd = conv_node_fwd,
+    .bwd = conv_node_bwd,
+    .params_size = LDM_PARAMS_SIZE(conv_params),
+    .bwd_reads = LDM_READS_IN(0) | LDM_READS_IN(1),
+};
 
 static ldm_tensor *record_conv(ldm_graph *gr, ldm_tensor *x, ldm_tensor *w, ldm_tensor *b,
                                int stride, int pad, int transposed) {
@@ -276,15 +274,11 @@ static ldm_tensor *record_conv(ldm_graph *gr, ldm_tensor *x, ldm_tensor *w, ldm_
         snprintf(why, sizeof why, "%s", ldm_last_error());
         return LDM_GRAPH_FAIL(gr, LDM_ERR_INVALID_ARGUMENT, "%s of '%s': %s", name, x->name, why);
     }
+    conv_params p = {g, transposed};
     ldm_tensor *in[3] = {x, w, b};
     int shape[4] = {g.N, cout, g.Ho, g.Wo};
-    ldm_node *n = ldm_graph_add_node(gr, &conv_op, name, in, b ? 3 : 2, 4, shape);
+    ldm_node *n = ldm_graph_add_node(gr, &conv_op, LDM_PARAMS(p), name, in, b ? 3 : 2, 4, shape);
     if (!n) return NULL;
-    n->ip[0] = stride;
-    n->ip[1] = stride;
-    n->ip[2] = pad;
-    n->ip[3] = pad;
-    n->ip[4] = transposed;
     n->scratch_fwd = ldm_conv_scratch(&g, transposed, 0);
     n->scratch_bwd = ldm_conv_scratch(&g, transposed, 1);
     return n->out[0];

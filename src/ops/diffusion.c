@@ -102,16 +102,20 @@ static ldm_status add_noise_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) 
     LDM_TRY(ldm_check_count("add_noise", x0->numel));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "add_noise", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiibbbbbb", (int)x0->numel, (int)per, n->in[3]->shape[0],
-                         ldm_tensor_buf(n->out[0]), ldm_tensor_buf(x0), ldm_tensor_buf(n->in[1]),
-                         ldm_tensor_buf(n->in[2]), ldm_tensor_buf(n->in[3]),
-                         ldm_tensor_buf(n->in[4])));
+    LDM_TRY(ldm_args_add_noise(k, (int)x0->numel, (int)per, n->in[3]->shape[0],
+                               ldm_tensor_buf(n->out[0]), ldm_tensor_buf(x0),
+                               ldm_tensor_buf(n->in[1]), ldm_tensor_buf(n->in[2]),
+                               ldm_tensor_buf(n->in[3]), ldm_tensor_buf(n->in[4])));
     return ldm_launch_1d(c, k, x0->numel);
 }
 
 /* No backward: a gradient that would flow into x0 or the noise is a recording error. The
  * timesteps and the tables (inputs 2 to 4) never take one. */
-static const ldm_op_class add_noise_op = {"add_noise", add_noise_fwd, NULL, 0u, 0u, 28u};
+static const ldm_op_class add_noise_op = {
+    .name = "add_noise",
+    .fwd = add_noise_fwd,
+    .no_grad = LDM_INPUT(2) | LDM_INPUT(3) | LDM_INPUT(4),
+};
 
 ldm_tensor *ldm_add_noise(ldm_graph *g, const ldm_schedule *s, ldm_tensor *x0, ldm_tensor *noise,
                           ldm_tensor *t) {
@@ -124,7 +128,8 @@ ldm_tensor *ldm_add_noise(ldm_graph *g, const ldm_schedule *s, ldm_tensor *x0, l
     ldm_tensor *ta, *tb;
     if (!schedule_tables(g, s, 1.0, &ta, &tb)) return NULL;
     ldm_tensor *in[5] = {x0, noise, t, ta, tb};
-    ldm_node *n = ldm_graph_add_node(g, &add_noise_op, "add_noise", in, 5, x0->ndim, x0->shape);
+    ldm_node *n = ldm_graph_add_node(g, &add_noise_op, LDM_NO_PARAMS, "add_noise", in, 5, x0->ndim,
+                                     x0->shape);
     return n ? n->out[0] : NULL;
 }
 
@@ -137,7 +142,8 @@ ldm_tensor *ldm_velocity(ldm_graph *g, const ldm_schedule *s, ldm_tensor *x0, ld
     ldm_tensor *ta, *tb;
     if (!schedule_tables(g, s, -1.0, &ta, &tb)) return NULL;
     ldm_tensor *in[5] = {noise, x0, t, ta, tb};
-    ldm_node *n = ldm_graph_add_node(g, &add_noise_op, "velocity", in, 5, x0->ndim, x0->shape);
+    ldm_node *n =
+        ldm_graph_add_node(g, &add_noise_op, LDM_NO_PARAMS, "velocity", in, 5, x0->ndim, x0->shape);
     return n ? n->out[0] : NULL;
 }
 
@@ -149,9 +155,9 @@ static ldm_status launch_timestep_scale(ldm_cmd *c, const ldm_node *n, int acc, 
     LDM_TRY(ldm_check_count("snr_loss_scale", xt->numel));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "timestep_scale", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiiibbbb", (int)xt->numel, (int)(xt->numel / (size_t)xt->shape[0]),
-                         n->in[2]->shape[0], acc, out, x, ldm_tensor_buf(n->in[1]),
-                         ldm_tensor_buf(n->in[2])));
+    LDM_TRY(ldm_args_timestep_scale(k, (int)xt->numel, (int)(xt->numel / (size_t)xt->shape[0]),
+                                    n->in[2]->shape[0], acc, out, x, ldm_tensor_buf(n->in[1]),
+                                    ldm_tensor_buf(n->in[2])));
     return ldm_launch_1d(c, k, xt->numel);
 }
 
@@ -164,9 +170,15 @@ static ldm_status snr_scale_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_arg
     return a->din[0].mem ? launch_timestep_scale(c, n, a->acc[0], a->din[0], a->dout) : LDM_OK;
 }
 
-/* Inputs: x, t, the table sqrt(w[t]); the timesteps and the table take no gradient. */
+/* Inputs: x, t, the table sqrt(w[t]); the timesteps and the table take no gradient, and the
+ * backward scales by the same table entries, so it reads both. */
 static const ldm_op_class snr_scale_op = {
-    "snr_loss_scale", snr_scale_fwd, snr_scale_bwd, 0u, 0u, 6u};
+    .name = "snr_loss_scale",
+    .fwd = snr_scale_fwd,
+    .bwd = snr_scale_bwd,
+    .bwd_reads = LDM_READS_IN(1) | LDM_READS_IN(2),
+    .no_grad = LDM_INPUT(1) | LDM_INPUT(2),
+};
 
 double ldm_min_snr_weight(const ldm_schedule *s, int t, double gamma, int v_prediction) {
     double ab = s->alphas_cumprod[t < 0 ? 0 : t >= s->T ? s->T - 1 : t];
@@ -197,28 +209,40 @@ ldm_tensor *ldm_snr_loss_scale(ldm_graph *g, const ldm_schedule *s, float gamma,
     free(w);
     if (!table) return NULL;
     ldm_tensor *in[3] = {x, t, table};
-    ldm_node *n = ldm_graph_add_node(g, &snr_scale_op, "snr_loss_scale", in, 3, x->ndim, x->shape);
+    ldm_node *n = ldm_graph_add_node(g, &snr_scale_op, LDM_NO_PARAMS, "snr_loss_scale", in, 3,
+                                     x->ndim, x->shape);
     return n ? n->out[0] : NULL;
 }
 
-/* ip: [0] inclusive, [1] has null; fp: [0] p. Inputs: cond, u, [null]. */
+/* Inputs: cond, u, [null]. Row n is dropped where u[n] < p (<= p when inclusive). */
+typedef struct drop_params {
+    float p;
+    int inclusive, has_null;
+} drop_params;
+
 static ldm_status drop_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     (void)scratch;
+    const drop_params *p = LDM_NODE_PARAMS(n, drop_params);
     const ldm_tensor *cond = n->in[0];
     size_t N = (size_t)cond->shape[0], R = cond->numel / N;
     LDM_TRY(ldm_check_count("drop_condition", cond->numel));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "drop_condition", NULL, &k));
-    ldm_buf null = n->ip[1] ? ldm_tensor_buf(n->in[2]) : ldm_tensor_buf(cond);
-    LDM_TRY(ldm_set_args(k, "iifiibbbb", (int)N, (int)R, (double)n->fp[0], n->ip[0], n->ip[1],
-                         ldm_tensor_buf(n->out[0]), ldm_tensor_buf(cond), null,
-                         ldm_tensor_buf(n->in[1])));
+    ldm_buf null = p->has_null ? ldm_tensor_buf(n->in[2]) : ldm_tensor_buf(cond);
+    LDM_TRY(ldm_args_drop_condition(k, (int)N, (int)R, p->p, p->inclusive, p->has_null,
+                                    ldm_tensor_buf(n->out[0]), ldm_tensor_buf(cond), null,
+                                    ldm_tensor_buf(n->in[1])));
     return ldm_launch_1d(c, k, cond->numel);
 }
 
 /* Conditions are data (frozen text encoder, one-hot classes, masks): no backward; the random
  * draws never take a gradient. */
-static const ldm_op_class drop_op = {"drop_condition", drop_fwd, NULL, 0u, 0u, 2u};
+static const ldm_op_class drop_op = {
+    .name = "drop_condition",
+    .fwd = drop_fwd,
+    .params_size = LDM_PARAMS_SIZE(drop_params),
+    .no_grad = LDM_INPUT(1),
+};
 
 ldm_tensor *ldm_drop_condition(ldm_graph *g, ldm_tensor *cond, ldm_tensor *null_row, ldm_tensor *u,
                                float p, int inclusive) {
@@ -229,14 +253,11 @@ ldm_tensor *ldm_drop_condition(ldm_graph *g, ldm_tensor *cond, ldm_tensor *null_
                               "drop_condition: '%s' needs one draw per sample (%zu, has %zu) and a "
                               "null row of %zu elements",
                               cond->name, N, u->numel, cond->numel / N);
+    drop_params params = {p, inclusive != 0, null_row != NULL};
     ldm_tensor *in[3] = {cond, u, null_row};
-    ldm_node *n = ldm_graph_add_node(g, &drop_op, "drop_condition", in, null_row ? 3 : 2,
-                                     cond->ndim, cond->shape);
-    if (!n) return NULL;
-    n->ip[0] = inclusive != 0;
-    n->ip[1] = null_row != NULL;
-    n->fp[0] = p;
-    return n->out[0];
+    ldm_node *n = ldm_graph_add_node(g, &drop_op, LDM_PARAMS(params), "drop_condition", in,
+                                     null_row ? 3 : 2, cond->ndim, cond->shape);
+    return n ? n->out[0] : NULL;
 }
 
 /* ---- sampler steps ------------------------------------------------------------------------ */
@@ -249,8 +270,9 @@ static ldm_status step_kernel(ldm_cmd *c, size_t n, double c_x, double c_eps, do
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "a stochastic step needs noise z");
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "diffusion_step", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "ifffffibbbbb", (int)n, c_x, c_eps, sigma, x0_x, x0_eps, x0.mem != NULL,
-                         out, ldm_unused_or(x0, out), xt, eps, ldm_unused_or(z, eps)));
+    LDM_TRY(ldm_args_diffusion_step(k, (int)n, (float)c_x, (float)c_eps, (float)sigma, (float)x0_x,
+                                    (float)x0_eps, x0.mem != NULL, out, ldm_unused_or(x0, out), xt,
+                                    eps, ldm_unused_or(z, eps)));
     return ldm_launch_1d(c, k, n);
 }
 

@@ -16,21 +16,21 @@ static ldm_status act_kernel(ldm_cmd *c, ldm_act act, const char *name, cl_kerne
     return ldm_cmd_kernel(c, FILE_CL, name, defines, k);
 }
 
-ldm_status ldm_act_fwd(ldm_cmd *c, ldm_act act, float param, size_t n, ldm_buf y, ldm_buf x) {
-    LDM_TRY(ldm_check_count("activation", n));
+ldm_status ldm_act_fwd(ldm_cmd *c, const ldm_act_params *p, ldm_buf y, ldm_buf x) {
+    LDM_TRY(ldm_check_count("activation", p->n));
     cl_kernel k;
-    LDM_TRY(act_kernel(c, act, "act_fwd", &k));
-    LDM_TRY(ldm_set_args(k, "ifbb", (int)n, (double)param, y, x));
-    return ldm_launch_1d(c, k, n);
+    LDM_TRY(act_kernel(c, p->act, "act_fwd", &k));
+    LDM_TRY(ldm_args_act_fwd(k, (int)p->n, p->param, y, x));
+    return ldm_launch_1d(c, k, p->n);
 }
 
-ldm_status ldm_act_bwd(ldm_cmd *c, ldm_act act, float param, size_t n, int acc, ldm_buf dx,
-                       ldm_buf dy, ldm_buf x) {
-    LDM_TRY(ldm_check_count("activation backward", n));
+ldm_status ldm_act_bwd(ldm_cmd *c, const ldm_act_params *p, int acc, ldm_buf dx, ldm_buf dy,
+                       ldm_buf x) {
+    LDM_TRY(ldm_check_count("activation backward", p->n));
     cl_kernel k;
-    LDM_TRY(act_kernel(c, act, "act_bwd", &k));
-    LDM_TRY(ldm_set_args(k, "ifibbb", (int)n, (double)param, acc, dx, dy, x));
-    return ldm_launch_1d(c, k, n);
+    LDM_TRY(act_kernel(c, p->act, "act_bwd", &k));
+    LDM_TRY(ldm_args_act_bwd(k, (int)p->n, p->param, acc, dx, dy, x));
+    return ldm_launch_1d(c, k, p->n);
 }
 
 ldm_status ldm_axpby(ldm_cmd *c, size_t n, ldm_buf y, float alpha, ldm_buf a, float beta,
@@ -38,7 +38,7 @@ ldm_status ldm_axpby(ldm_cmd *c, size_t n, ldm_buf y, float alpha, ldm_buf a, fl
     LDM_TRY(ldm_check_count("axpby", n));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "axpby", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "ibfbfb", (int)n, y, (double)alpha, a, (double)beta, b));
+    LDM_TRY(ldm_args_axpby(k, (int)n, y, alpha, a, beta, b));
     return ldm_launch_1d(c, k, n);
 }
 
@@ -46,7 +46,7 @@ ldm_status ldm_affine_fwd(ldm_cmd *c, size_t n, ldm_buf y, float alpha, ldm_buf 
     LDM_TRY(ldm_check_count("affine", n));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "affine", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "ibfbf", (int)n, y, (double)alpha, x, (double)beta));
+    LDM_TRY(ldm_args_affine(k, (int)n, y, alpha, x, beta));
     return ldm_launch_1d(c, k, n);
 }
 
@@ -54,7 +54,7 @@ ldm_status ldm_accumulate(ldm_cmd *c, size_t n, int acc, ldm_buf dst, float alph
     LDM_TRY(ldm_check_count("accumulate", n));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "accumulate", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iibfb", (int)n, acc, dst, (double)alpha, src));
+    LDM_TRY(ldm_args_accumulate(k, (int)n, acc, dst, alpha, src));
     return ldm_launch_1d(c, k, n);
 }
 
@@ -62,7 +62,7 @@ ldm_status ldm_mul_fwd(ldm_cmd *c, size_t n, ldm_buf y, ldm_buf a, ldm_buf b) {
     LDM_TRY(ldm_check_count("mul", n));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "mul", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "ibbb", (int)n, y, a, b));
+    LDM_TRY(ldm_args_mul(k, (int)n, y, a, b));
     return ldm_launch_1d(c, k, n);
 }
 
@@ -70,7 +70,7 @@ ldm_status ldm_mul_acc(ldm_cmd *c, size_t n, int acc, ldm_buf dst, ldm_buf dy, l
     LDM_TRY(ldm_check_count("mul backward", n));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "mul_acc", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iibbb", (int)n, acc, dst, dy, b));
+    LDM_TRY(ldm_args_mul_acc(k, (int)n, acc, dst, dy, b));
     return ldm_launch_1d(c, k, n);
 }
 
@@ -78,7 +78,7 @@ ldm_status ldm_add_rows_fwd(ldm_cmd *c, size_t rows, size_t cols, ldm_buf y, ldm
     LDM_TRY(ldm_check_count("add_rows", rows * cols));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "add_rows", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iibbb", (int)rows, (int)cols, y, x, v));
+    LDM_TRY(ldm_args_add_rows(k, (int)rows, (int)cols, y, x, v));
     return ldm_launch_1d(c, k, rows * cols);
 }
 
@@ -86,7 +86,7 @@ ldm_status ldm_add_cols_inplace(ldm_cmd *c, size_t rows, size_t cols, ldm_buf y,
     LDM_TRY(ldm_check_count("add_cols", rows * cols));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "add_cols_inplace", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iibb", (int)rows, (int)cols, y, b));
+    LDM_TRY(ldm_args_add_cols_inplace(k, (int)rows, (int)cols, y, b));
     return ldm_launch_1d(c, k, rows * cols);
 }
 
@@ -94,7 +94,7 @@ ldm_status ldm_add_channel_bias(ldm_cmd *c, size_t N, size_t C, size_t P, ldm_bu
     LDM_TRY(ldm_check_count("add_channel_bias", N * C * P));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "add_channel_bias", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiibb", (int)(N * C * P), (int)C, (int)P, y, b));
+    LDM_TRY(ldm_args_add_channel_bias(k, (int)(N * C * P), (int)C, (int)P, y, b));
     return ldm_launch_1d(c, k, N * C * P);
 }
 
@@ -105,24 +105,27 @@ ldm_status ldm_add_channel_bias(ldm_cmd *c, size_t N, size_t C, size_t P, ldm_bu
 
 static ldm_status act_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     (void)scratch;
-    return ldm_act_fwd(c, (ldm_act)n->ip[0], n->fp[0], n->out[0]->numel, OUT, IN(0));
+    return ldm_act_fwd(c, LDM_NODE_PARAMS(n, ldm_act_params), OUT, IN(0));
 }
 
 static ldm_status act_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
-    return ldm_act_bwd(c, (ldm_act)n->ip[0], n->fp[0], n->out[0]->numel, a->acc[0], a->din[0],
-                       a->dout, IN(0));
+    return ldm_act_bwd(c, LDM_NODE_PARAMS(n, ldm_act_params), a->acc[0], a->din[0], a->dout, IN(0));
 }
 
-static const ldm_op_class act_op = {"activation", act_node_fwd, act_node_bwd, 1u, 0u, 0u};
+static const ldm_op_class act_op = {
+    .name = "activation",
+    .fwd = act_node_fwd,
+    .bwd = act_node_bwd,
+    .params_size = LDM_PARAMS_SIZE(ldm_act_params),
+    .bwd_reads = LDM_READS_IN(0),
+};
 
 static ldm_tensor *record_act(ldm_graph *g, ldm_tensor *x, ldm_act act, float param,
                               const char *name) {
     if (!x) return NULL;
-    ldm_node *n = ldm_graph_add_node(g, &act_op, name, &x, 1, x->ndim, x->shape);
-    if (!n) return NULL;
-    n->ip[0] = (int)act;
-    n->fp[0] = param;
-    return n->out[0];
+    ldm_act_params p = {act, param, x->numel};
+    ldm_node *n = ldm_graph_add_node(g, &act_op, LDM_PARAMS(p), name, &x, 1, x->ndim, x->shape);
+    return n ? n->out[0] : NULL;
 }
 
 ldm_tensor *ldm_silu(ldm_graph *g, ldm_tensor *x) {
@@ -155,29 +158,46 @@ static ldm_status detach_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
 }
 
 /* Its input never takes a gradient through it, so it needs no backward. */
-static const ldm_op_class detach_op = {"detach", detach_fwd, NULL, 0u, 0u, 1u};
+static const ldm_op_class detach_op = {
+    .name = "detach",
+    .fwd = detach_fwd,
+    .no_grad = LDM_INPUT(0),
+};
 
 ldm_tensor *ldm_detach(ldm_graph *g, ldm_tensor *x) {
     if (!x) return NULL;
-    ldm_node *n = ldm_graph_add_node(g, &detach_op, "detach", &x, 1, x->ndim, x->shape);
+    ldm_node *n =
+        ldm_graph_add_node(g, &detach_op, LDM_NO_PARAMS, "detach", &x, 1, x->ndim, x->shape);
     return n ? n->out[0] : NULL;
 }
 
+/* coef[i]: the coefficient of input i (the second is 0 for a scale, which has one input). */
+typedef struct axpby_params {
+    float coef[2];
+} axpby_params;
+
 static ldm_status axpby_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     (void)scratch;
-    if (n->n_in == 1) return ldm_accumulate(c, n->out[0]->numel, 0, OUT, n->fp[0], IN(0));
-    return ldm_axpby(c, n->out[0]->numel, OUT, n->fp[0], IN(0), n->fp[1], IN(1));
+    const axpby_params *p = LDM_NODE_PARAMS(n, axpby_params);
+    if (n->n_in == 1) return ldm_accumulate(c, n->out[0]->numel, 0, OUT, p->coef[0], IN(0));
+    return ldm_axpby(c, n->out[0]->numel, OUT, p->coef[0], IN(0), p->coef[1], IN(1));
 }
 
 static ldm_status axpby_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
+    const axpby_params *p = LDM_NODE_PARAMS(n, axpby_params);
     for (int i = 0; i < n->n_in; i++)
         if (a->din[i].mem)
-            LDM_TRY(ldm_accumulate(c, n->out[0]->numel, a->acc[i], a->din[i], n->fp[i], a->dout));
+            LDM_TRY(ldm_accumulate(c, n->out[0]->numel, a->acc[i], a->din[i], p->coef[i], a->dout));
     return LDM_OK;
 }
 
 /* alpha*a + beta*b; with one input, the scale alpha*a. */
-static const ldm_op_class axpby_op = {"axpby", axpby_node_fwd, axpby_node_bwd, 0u, 0u, 0u};
+static const ldm_op_class axpby_op = {
+    .name = "axpby",
+    .fwd = axpby_node_fwd,
+    .bwd = axpby_node_bwd,
+    .params_size = LDM_PARAMS_SIZE(axpby_params),
+};
 
 ldm_tensor *ldm_axpby_t(ldm_graph *g, float alpha, ldm_tensor *a, float beta, ldm_tensor *b) {
     if (!a || !b) return NULL;
@@ -185,12 +205,10 @@ ldm_tensor *ldm_axpby_t(ldm_graph *g, float alpha, ldm_tensor *a, float beta, ld
                        : alpha == 1.0f && beta == -1.0f ? "sub"
                                                         : "axpby";
     if (!ldm_check_same_shape(g, name, a, b)) return NULL;
+    axpby_params p = {{alpha, beta}};
     ldm_tensor *in[2] = {a, b};
-    ldm_node *n = ldm_graph_add_node(g, &axpby_op, name, in, 2, a->ndim, a->shape);
-    if (!n) return NULL;
-    n->fp[0] = alpha;
-    n->fp[1] = beta;
-    return n->out[0];
+    ldm_node *n = ldm_graph_add_node(g, &axpby_op, LDM_PARAMS(p), name, in, 2, a->ndim, a->shape);
+    return n ? n->out[0] : NULL;
 }
 
 ldm_tensor *ldm_add(ldm_graph *g, ldm_tensor *a, ldm_tensor *b) {
@@ -203,31 +221,41 @@ ldm_tensor *ldm_sub(ldm_graph *g, ldm_tensor *a, ldm_tensor *b) {
 
 ldm_tensor *ldm_scale(ldm_graph *g, ldm_tensor *x, float alpha) {
     if (!x) return NULL;
-    ldm_node *n = ldm_graph_add_node(g, &axpby_op, "scale", &x, 1, x->ndim, x->shape);
-    if (!n) return NULL;
-    n->fp[0] = alpha;
-    n->fp[1] = 0.0f;
-    return n->out[0];
+    axpby_params p = {{alpha, 0.0f}};
+    ldm_node *n =
+        ldm_graph_add_node(g, &axpby_op, LDM_PARAMS(p), "scale", &x, 1, x->ndim, x->shape);
+    return n ? n->out[0] : NULL;
 }
+
+/* alpha*x + beta. */
+typedef struct affine_params {
+    float alpha, beta;
+} affine_params;
 
 static ldm_status affine_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     (void)scratch;
-    return ldm_affine_fwd(c, n->out[0]->numel, OUT, n->fp[0], IN(0), n->fp[1]);
+    const affine_params *p = LDM_NODE_PARAMS(n, affine_params);
+    return ldm_affine_fwd(c, n->out[0]->numel, OUT, p->alpha, IN(0), p->beta);
 }
 
 static ldm_status affine_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
-    return ldm_accumulate(c, n->out[0]->numel, a->acc[0], a->din[0], n->fp[0], a->dout);
+    const affine_params *p = LDM_NODE_PARAMS(n, affine_params);
+    return ldm_accumulate(c, n->out[0]->numel, a->acc[0], a->din[0], p->alpha, a->dout);
 }
 
-static const ldm_op_class affine_op = {"affine", affine_node_fwd, affine_node_bwd, 0u, 0u, 0u};
+static const ldm_op_class affine_op = {
+    .name = "affine",
+    .fwd = affine_node_fwd,
+    .bwd = affine_node_bwd,
+    .params_size = LDM_PARAMS_SIZE(affine_params),
+};
 
 ldm_tensor *ldm_affine(ldm_graph *g, ldm_tensor *x, float alpha, float beta) {
     if (!x) return NULL;
-    ldm_node *n = ldm_graph_add_node(g, &affine_op, "affine", &x, 1, x->ndim, x->shape);
-    if (!n) return NULL;
-    n->fp[0] = alpha;
-    n->fp[1] = beta;
-    return n->out[0];
+    affine_params p = {alpha, beta};
+    ldm_node *n =
+        ldm_graph_add_node(g, &affine_op, LDM_PARAMS(p), "affine", &x, 1, x->ndim, x->shape);
+    return n ? n->out[0] : NULL;
 }
 
 static ldm_status mul_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
@@ -242,13 +270,18 @@ static ldm_status mul_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args
     return LDM_OK;
 }
 
-static const ldm_op_class mul_op = {"mul", mul_node_fwd, mul_node_bwd, 3u, 0u, 0u};
+static const ldm_op_class mul_op = {
+    .name = "mul",
+    .fwd = mul_node_fwd,
+    .bwd = mul_node_bwd,
+    .bwd_reads = LDM_READS_IN(0) | LDM_READS_IN(1),
+};
 
 ldm_tensor *ldm_mul(ldm_graph *g, ldm_tensor *a, ldm_tensor *b) {
     if (!a || !b) return NULL;
     if (!ldm_check_same_shape(g, "mul", a, b)) return NULL;
     ldm_tensor *in[2] = {a, b};
-    ldm_node *n = ldm_graph_add_node(g, &mul_op, "mul", in, 2, a->ndim, a->shape);
+    ldm_node *n = ldm_graph_add_node(g, &mul_op, LDM_NO_PARAMS, "mul", in, 2, a->ndim, a->shape);
     return n ? n->out[0] : NULL;
 }
 
@@ -266,7 +299,10 @@ static ldm_status add_channels_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_
 }
 
 static const ldm_op_class add_channels_op = {
-    "add_channels", add_channels_fwd, add_channels_bwd, 0u, 0u, 0u};
+    .name = "add_channels",
+    .fwd = add_channels_fwd,
+    .bwd = add_channels_bwd,
+};
 
 ldm_tensor *ldm_add_channels(ldm_graph *g, ldm_tensor *x, ldm_tensor *v) {
     if (!x || !v) return NULL;
@@ -279,6 +315,7 @@ ldm_tensor *ldm_add_channels(ldm_graph *g, ldm_tensor *x, ldm_tensor *v) {
                               ldm_shape_str(v, sv, sizeof sv));
     }
     ldm_tensor *in[2] = {x, v};
-    ldm_node *n = ldm_graph_add_node(g, &add_channels_op, "add_channels", in, 2, x->ndim, x->shape);
+    ldm_node *n = ldm_graph_add_node(g, &add_channels_op, LDM_NO_PARAMS, "add_channels", in, 2,
+                                     x->ndim, x->shape);
     return n ? n->out[0] : NULL;
 }

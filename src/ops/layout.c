@@ -12,7 +12,7 @@ ldm_status ldm_transpose12_fwd(ldm_cmd *c, size_t B, size_t R, size_t C, int acc
     LDM_TRY(ldm_check_count("transpose", B * R * C));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "transpose12", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiibb", (int)R, (int)C, acc, y, x));
+    LDM_TRY(ldm_args_transpose12(k, (int)R, (int)C, acc, y, x));
     size_t global[3] = {C, R, B}, local[3] = {16, 16, 1};
     return ldm_cmd_launch(c, k, 3, global, local);
 }
@@ -24,8 +24,8 @@ ldm_status ldm_copy_slice(ldm_cmd *c, size_t outer, size_t len, size_t inner, si
     LDM_TRY(ldm_check_count("copy_slice", n));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "copy_slice", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiiiiiiibb", (int)outer, (int)len, (int)inner, (int)src_mid,
-                         (int)src_start, (int)dst_mid, (int)dst_start, acc, dst, src));
+    LDM_TRY(ldm_args_copy_slice(k, (int)outer, (int)len, (int)inner, (int)src_mid, (int)src_start,
+                                (int)dst_mid, (int)dst_start, acc, dst, src));
     return ldm_launch_1d(c, k, n);
 }
 
@@ -44,7 +44,11 @@ static ldm_status transpose_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_arg
                                a->dout);
 }
 
-static const ldm_op_class transpose_op = {"transpose12", transpose_fwd, transpose_bwd, 0u, 0u, 0u};
+static const ldm_op_class transpose_op = {
+    .name = "transpose12",
+    .fwd = transpose_fwd,
+    .bwd = transpose_bwd,
+};
 
 ldm_tensor *ldm_transpose12(ldm_graph *g, ldm_tensor *x) {
     if (!x) return NULL;
@@ -53,7 +57,8 @@ ldm_tensor *ldm_transpose12(ldm_graph *g, ldm_tensor *x) {
                               "transpose12: '%s' must be 3-D [B, R, C], it has %d dimensions",
                               x->name, x->ndim);
     int shape[3] = {x->shape[0], x->shape[2], x->shape[1]};
-    ldm_node *n = ldm_graph_add_node(g, &transpose_op, "transpose12", &x, 1, 3, shape);
+    ldm_node *n =
+        ldm_graph_add_node(g, &transpose_op, LDM_NO_PARAMS, "transpose12", &x, 1, 3, shape);
     return n ? n->out[0] : NULL;
 }
 
@@ -67,9 +72,18 @@ static void split_dims(const ldm_tensor *t, int dim, size_t *outer, size_t *inne
         *inner *= (size_t)t->shape[i];
 }
 
+/* Along which dimension: concat's two inputs, or narrow's input from `start`. */
+typedef struct concat_params {
+    int dim;
+} concat_params;
+
+typedef struct narrow_params {
+    int dim, start;
+} narrow_params;
+
 static ldm_status concat_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     (void)scratch;
-    int dim = n->ip[0];
+    int dim = LDM_NODE_PARAMS(n, concat_params)->dim;
     size_t outer, inner, na = (size_t)n->in[0]->shape[dim], nb = (size_t)n->in[1]->shape[dim];
     split_dims(n->out[0], dim, &outer, &inner);
     ldm_buf y = ldm_tensor_buf(n->out[0]);
@@ -78,7 +92,7 @@ static ldm_status concat_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
 }
 
 static ldm_status concat_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
-    int dim = n->ip[0];
+    int dim = LDM_NODE_PARAMS(n, concat_params)->dim;
     size_t outer, inner, na = (size_t)n->in[0]->shape[dim], nb = (size_t)n->in[1]->shape[dim];
     split_dims(n->out[0], dim, &outer, &inner);
     if (a->din[0].mem)
@@ -90,7 +104,12 @@ static ldm_status concat_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *
     return LDM_OK;
 }
 
-static const ldm_op_class concat_op = {"concat", concat_fwd, concat_bwd, 0u, 0u, 0u};
+static const ldm_op_class concat_op = {
+    .name = "concat",
+    .fwd = concat_fwd,
+    .bwd = concat_bwd,
+    .params_size = LDM_PARAMS_SIZE(concat_params),
+};
 
 ldm_tensor *ldm_concat(ldm_graph *g, ldm_tensor *a, ldm_tensor *b, int dim) {
     if (!a || !b) return NULL;
@@ -108,32 +127,38 @@ ldm_tensor *ldm_concat(ldm_graph *g, ldm_tensor *a, ldm_tensor *b, int dim) {
     for (int i = 0; i < a->ndim; i++)
         shape[i] = a->shape[i];
     shape[dim] += b->shape[dim];
+    concat_params p = {dim};
     ldm_tensor *in[2] = {a, b};
-    ldm_node *n = ldm_graph_add_node(g, &concat_op, "concat", in, 2, a->ndim, shape);
-    if (!n) return NULL;
-    n->ip[0] = dim;
-    return n->out[0];
+    ldm_node *n = ldm_graph_add_node(g, &concat_op, LDM_PARAMS(p), "concat", in, 2, a->ndim, shape);
+    return n ? n->out[0] : NULL;
 }
 
 static ldm_status narrow_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     (void)scratch;
-    int dim = n->ip[0];
+    const narrow_params *p = LDM_NODE_PARAMS(n, narrow_params);
+    int dim = p->dim;
     size_t outer, inner, mid = (size_t)n->in[0]->shape[dim], len = (size_t)n->out[0]->shape[dim];
     split_dims(n->in[0], dim, &outer, &inner);
-    return ldm_copy_slice(c, outer, len, inner, mid, (size_t)n->ip[1], len, 0, 0,
+    return ldm_copy_slice(c, outer, len, inner, mid, (size_t)p->start, len, 0, 0,
                           ldm_tensor_buf(n->out[0]), ldm_tensor_buf(n->in[0]));
 }
 
 static ldm_status narrow_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
-    int dim = n->ip[0];
+    const narrow_params *p = LDM_NODE_PARAMS(n, narrow_params);
+    int dim = p->dim;
     size_t outer, inner, mid = (size_t)n->in[0]->shape[dim], len = (size_t)n->out[0]->shape[dim];
     split_dims(n->in[0], dim, &outer, &inner);
     if (!a->acc[0]) LDM_TRY(ldm_cmd_fill(c, a->din[0], 0.0f, n->in[0]->numel));
-    return ldm_copy_slice(c, outer, len, inner, len, 0, mid, (size_t)n->ip[1], 1, a->din[0],
+    return ldm_copy_slice(c, outer, len, inner, len, 0, mid, (size_t)p->start, 1, a->din[0],
                           a->dout);
 }
 
-static const ldm_op_class narrow_op = {"narrow", narrow_fwd, narrow_bwd, 0u, 0u, 0u};
+static const ldm_op_class narrow_op = {
+    .name = "narrow",
+    .fwd = narrow_fwd,
+    .bwd = narrow_bwd,
+    .params_size = LDM_PARAMS_SIZE(narrow_params),
+};
 
 ldm_tensor *ldm_narrow(ldm_graph *g, ldm_tensor *x, int dim, int start, int length) {
     if (!x) return NULL;
@@ -145,11 +170,9 @@ ldm_tensor *ldm_narrow(ldm_graph *g, ldm_tensor *x, int dim, int start, int leng
     for (int i = 0; i < x->ndim; i++)
         shape[i] = x->shape[i];
     shape[dim] = length;
-    ldm_node *n = ldm_graph_add_node(g, &narrow_op, "narrow", &x, 1, x->ndim, shape);
-    if (!n) return NULL;
-    n->ip[0] = dim;
-    n->ip[1] = start;
-    return n->out[0];
+    narrow_params p = {dim, start};
+    ldm_node *n = ldm_graph_add_node(g, &narrow_op, LDM_PARAMS(p), "narrow", &x, 1, x->ndim, shape);
+    return n ? n->out[0] : NULL;
 }
 
 static ldm_status resize_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
@@ -159,13 +182,17 @@ static ldm_status resize_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     LDM_TRY(ldm_check_count("resize_nearest", total));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "resize_nearest", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiiiibb", x->shape[0] * x->shape[1], x->shape[2], x->shape[3],
-                         y->shape[2], y->shape[3], ldm_tensor_buf(n->out[0]), ldm_tensor_buf(x)));
+    LDM_TRY(ldm_args_resize_nearest(k, x->shape[0] * x->shape[1], x->shape[2], x->shape[3],
+                                    y->shape[2], y->shape[3], ldm_tensor_buf(n->out[0]),
+                                    ldm_tensor_buf(x)));
     return ldm_launch_1d(c, k, total);
 }
 
 /* No backward: it resizes data (masks), and a gradient that would pass through it is an error. */
-static const ldm_op_class resize_op = {"resize_nearest", resize_fwd, NULL, 0u, 0u, 0u};
+static const ldm_op_class resize_op = {
+    .name = "resize_nearest",
+    .fwd = resize_fwd,
+};
 
 ldm_tensor *ldm_resize_nearest(ldm_graph *g, ldm_tensor *x, int height, int width) {
     if (!x) return NULL;
@@ -174,6 +201,7 @@ ldm_tensor *ldm_resize_nearest(ldm_graph *g, ldm_tensor *x, int height, int widt
                               "resize_nearest: '%s' must be [N, C, H, W] and the size positive",
                               x->name);
     int shape[4] = {x->shape[0], x->shape[1], height, width};
-    ldm_node *n = ldm_graph_add_node(g, &resize_op, "resize_nearest", &x, 1, 4, shape);
+    ldm_node *n =
+        ldm_graph_add_node(g, &resize_op, LDM_NO_PARAMS, "resize_nearest", &x, 1, 4, shape);
     return n ? n->out[0] : NULL;
 }

@@ -32,7 +32,7 @@ ldm_status ldm_embedding_fwd(ldm_cmd *c, size_t rows, size_t V, size_t D, ldm_bu
     LDM_TRY(ldm_check_count("embedding", rows * D));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, "embedding.cl", "embedding_fwd", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiibbb", (int)rows, (int)V, (int)D, y, index, w));
+    LDM_TRY(ldm_args_embedding_fwd(k, (int)rows, (int)V, (int)D, y, index, w));
     return ldm_launch_1d(c, k, rows * D);
 }
 
@@ -43,13 +43,13 @@ ldm_status ldm_embedding_bwd(ldm_cmd *c, size_t rows, size_t V, size_t D, int ac
     cl_kernel k;
     if (rows >= V) { /* a small table: a gather per table entry */
         LDM_TRY(ldm_cmd_kernel(c, "embedding.cl", "embedding_bwd", NULL, &k));
-        LDM_TRY(ldm_set_args(k, "iiiibbb", (int)rows, (int)V, (int)D, acc, dw, dy, index));
+        LDM_TRY(ldm_args_embedding_bwd(k, (int)rows, (int)V, (int)D, acc, dw, dy, index));
         return ldm_launch_1d(c, k, V * D);
     }
     /* A large table (a vocabulary): work per row, after zeroing when not accumulating. */
     if (!acc) LDM_TRY(ldm_cmd_fill(c, dw, 0.0f, V * D));
     LDM_TRY(ldm_cmd_kernel(c, "embedding.cl", "embedding_bwd_rows", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiiibbb", (int)rows, (int)V, (int)D, 1, dw, dy, index));
+    LDM_TRY(ldm_args_embedding_bwd_rows(k, (int)rows, (int)V, (int)D, 1, dw, dy, index));
     return ldm_launch_1d(c, k, rows * D);
 }
 
@@ -71,7 +71,12 @@ static ldm_status linear_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_a
                           ldm_tensor_buf(n->in[0]), ldm_tensor_buf(n->in[1]));
 }
 
-static const ldm_op_class linear_op = {"linear", linear_node_fwd, linear_node_bwd, 3u, 0u, 0u};
+static const ldm_op_class linear_op = {
+    .name = "linear",
+    .fwd = linear_node_fwd,
+    .bwd = linear_node_bwd,
+    .bwd_reads = LDM_READS_IN(0) | LDM_READS_IN(1),
+};
 
 ldm_tensor *ldm_linear(ldm_graph *g, ldm_tensor *x, ldm_tensor *w, ldm_tensor *b) {
     if (!x || !w) return NULL;
@@ -90,7 +95,8 @@ ldm_tensor *ldm_linear(ldm_graph *g, ldm_tensor *x, ldm_tensor *w, ldm_tensor *b
         shape[i] = x->shape[i];
     shape[x->ndim - 1] = w->shape[0];
     ldm_tensor *in_t[3] = {x, w, b};
-    ldm_node *n = ldm_graph_add_node(g, &linear_op, "linear", in_t, b ? 3 : 2, x->ndim, shape);
+    ldm_node *n =
+        ldm_graph_add_node(g, &linear_op, LDM_NO_PARAMS, "linear", in_t, b ? 3 : 2, x->ndim, shape);
     return n ? n->out[0] : NULL;
 }
 
@@ -109,7 +115,12 @@ static ldm_status embedding_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bw
 
 /* The indices (input 0) never get a gradient. */
 static const ldm_op_class embedding_op = {
-    "embedding", embedding_node_fwd, embedding_node_bwd, 1u, 0u, 1u};
+    .name = "embedding",
+    .fwd = embedding_node_fwd,
+    .bwd = embedding_node_bwd,
+    .bwd_reads = LDM_READS_IN(0),
+    .no_grad = LDM_INPUT(0),
+};
 
 ldm_tensor *ldm_embedding(ldm_graph *g, ldm_tensor *index, ldm_tensor *w) {
     if (!index || !w) return NULL;
@@ -123,7 +134,8 @@ ldm_tensor *ldm_embedding(ldm_graph *g, ldm_tensor *index, ldm_tensor *w) {
         shape[i] = index->shape[i];
     shape[index->ndim] = w->shape[1];
     ldm_tensor *in[2] = {index, w};
-    ldm_node *n = ldm_graph_add_node(g, &embedding_op, "embedding", in, 2, index->ndim + 1, shape);
+    ldm_node *n = ldm_graph_add_node(g, &embedding_op, LDM_NO_PARAMS, "embedding", in, 2,
+                                     index->ndim + 1, shape);
     return n ? n->out[0] : NULL;
 }
 
@@ -152,7 +164,12 @@ static ldm_status matmul_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *
     return LDM_OK;
 }
 
-static const ldm_op_class matmul_op = {"matmul", matmul_fwd, matmul_bwd, 3u, 0u, 0u};
+static const ldm_op_class matmul_op = {
+    .name = "matmul",
+    .fwd = matmul_fwd,
+    .bwd = matmul_bwd,
+    .bwd_reads = LDM_READS_IN(0) | LDM_READS_IN(1),
+};
 
 ldm_tensor *ldm_matmul(ldm_graph *g, ldm_tensor *x, ldm_tensor *w) {
     if (!x || !w) return NULL;
@@ -168,6 +185,6 @@ ldm_tensor *ldm_matmul(ldm_graph *g, ldm_tensor *x, ldm_tensor *w) {
         shape[i] = x->shape[i];
     shape[x->ndim - 1] = w->shape[1];
     ldm_tensor *in[2] = {x, w};
-    ldm_node *n = ldm_graph_add_node(g, &matmul_op, "matmul", in, 2, x->ndim, shape);
+    ldm_node *n = ldm_graph_add_node(g, &matmul_op, LDM_NO_PARAMS, "matmul", in, 2, x->ndim, shape);
     return n ? n->out[0] : NULL;
 }

@@ -6,107 +6,109 @@
 
 #define FILE_CL "norm.cl"
 
-/* Work-group size of the reductions: 256 on GPUs; 16 for the CPU layout (ldm_ctx_cpu_kernels),
- * where idle work-items and barrier steps cost more than they save (GroupNorm at 7x7 with 2 to
- * 4 channels per group has 100 to 200 elements per group). */
+/* Work-group size of the reductions (tunables.c). */
 static size_t norm_wg(ldm_cmd *c) {
-    return ldm_ctx_cpu_kernels(ldm_cmd_ctx(c)) ? 16 : 256;
+    return ldm_tunables_of(c)->norm_wg;
 }
 
-static const char *norm_defines(ldm_cmd *c) {
-    return norm_wg(c) == 16 ? "-DWG=16" : "-DWG=256";
+/* The program options that size the kernels' reductions to norm_wg(c), in buf. */
+static const char *norm_defines_in(ldm_cmd *c, char *buf, size_t size) {
+    snprintf(buf, size, "-DWG=%zu", norm_wg(c));
+    return buf;
 }
 
-ldm_status ldm_group_norm_fwd(ldm_cmd *c, size_t N, size_t C, size_t P, size_t G, float eps,
-                              ldm_buf y, ldm_buf mean, ldm_buf rstd, ldm_buf x, ldm_buf gamma,
-                              ldm_buf beta) {
-    LDM_TRY(ldm_check_count("group_norm", N * C * P));
-    if (G == 0 || C % G)
-        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "group_norm: %zu channels in %zu groups", C, G);
+#define norm_defines(c) norm_defines_in((c), (char[32]){0}, 32)
+
+ldm_status ldm_group_norm_fwd(ldm_cmd *c, const ldm_group_norm_params *p, ldm_buf y, ldm_buf mean,
+                              ldm_buf rstd, ldm_buf x, ldm_buf gamma, ldm_buf beta) {
+    LDM_TRY(ldm_check_count("group_norm", p->N * p->C * p->P));
+    if (p->G == 0 || p->C % p->G)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "group_norm: %zu channels in %zu groups", p->C,
+                        p->G);
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_fwd", norm_defines(c), &k));
-    LDM_TRY(ldm_set_args(k, "iiifbbbbbb", (int)C, (int)P, (int)G, (double)eps, y, mean, rstd, x,
-                         gamma, beta));
-    size_t global = N * G * norm_wg(c), local = norm_wg(c);
+    LDM_TRY(ldm_args_group_norm_fwd(k, (int)p->C, (int)p->P, (int)p->G, p->eps, y, mean, rstd, x,
+                                    gamma, beta));
+    size_t global = p->N * p->G * norm_wg(c), local = norm_wg(c);
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }
 
-ldm_status ldm_group_norm_bwd(ldm_cmd *c, size_t N, size_t C, size_t P, size_t G, int acc_x,
-                              ldm_buf dx, int acc_g, ldm_buf dgamma, int acc_b, ldm_buf dbeta,
-                              ldm_buf dy, ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma) {
+ldm_status ldm_group_norm_bwd(ldm_cmd *c, const ldm_group_norm_params *p, int acc_x, ldm_buf dx,
+                              int acc_g, ldm_buf dgamma, int acc_b, ldm_buf dbeta, ldm_buf dy,
+                              ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma) {
     cl_kernel k;
+    int C = (int)p->C, P = (int)p->P, G = (int)p->G;
     if (dx.mem) {
         LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_dx", norm_defines(c), &k));
-        LDM_TRY(ldm_set_args(k, "iiiibbbbbb", (int)C, (int)P, (int)G, acc_x, dx, dy, x, mean, rstd,
-                             gamma));
-        size_t global = N * G * norm_wg(c), local = norm_wg(c);
+        LDM_TRY(ldm_args_group_norm_bwd_dx(k, C, P, G, acc_x, dx, dy, x, mean, rstd, gamma));
+        size_t global = p->N * p->G * norm_wg(c), local = norm_wg(c);
         LDM_TRY(ldm_cmd_launch(c, k, 1, &global, &local));
     }
     if (dgamma.mem || dbeta.mem) {
         LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_params", norm_defines(c), &k));
-        LDM_TRY(ldm_set_args(k, "iiiiibibbbbbii", (int)N, (int)C, (int)P, (int)G, acc_g,
-                             ldm_unused_or(dgamma, dy), acc_b, ldm_unused_or(dbeta, dy), dy, x,
-                             mean, rstd, dgamma.mem != NULL, dbeta.mem != NULL));
-        size_t global = C * norm_wg(c), local = norm_wg(c);
+        LDM_TRY(ldm_args_group_norm_bwd_params(
+            k, (int)p->N, C, P, G, acc_g, ldm_unused_or(dgamma, dy), acc_b,
+            ldm_unused_or(dbeta, dy), dy, x, mean, rstd, dgamma.mem != NULL, dbeta.mem != NULL));
+        size_t global = p->C * norm_wg(c), local = norm_wg(c);
         LDM_TRY(ldm_cmd_launch(c, k, 1, &global, &local));
     }
     return LDM_OK;
 }
 
-ldm_status ldm_layer_norm_fwd(ldm_cmd *c, size_t R, size_t D, float eps, ldm_buf y, ldm_buf mean,
+ldm_status ldm_layer_norm_fwd(ldm_cmd *c, const ldm_layer_norm_params *p, ldm_buf y, ldm_buf mean,
                               ldm_buf rstd, ldm_buf x, ldm_buf gamma, ldm_buf beta) {
-    LDM_TRY(ldm_check_count("layer_norm", R * D));
+    LDM_TRY(ldm_check_count("layer_norm", p->R * p->D));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "layer_norm_fwd", norm_defines(c), &k));
-    LDM_TRY(ldm_set_args(k, "ifbbbbbb", (int)D, (double)eps, y, mean, rstd, x, gamma, beta));
-    size_t global = R * norm_wg(c), local = norm_wg(c);
+    LDM_TRY(ldm_args_layer_norm_fwd(k, (int)p->D, p->eps, y, mean, rstd, x, gamma, beta));
+    size_t global = p->R * norm_wg(c), local = norm_wg(c);
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }
 
-ldm_status ldm_layer_norm_bwd(ldm_cmd *c, size_t R, size_t D, int acc_x, ldm_buf dx, int acc_g,
-                              ldm_buf dgamma, int acc_b, ldm_buf dbeta, ldm_buf dy, ldm_buf x,
-                              ldm_buf mean, ldm_buf rstd, ldm_buf gamma) {
+ldm_status ldm_layer_norm_bwd(ldm_cmd *c, const ldm_layer_norm_params *p, int acc_x, ldm_buf dx,
+                              int acc_g, ldm_buf dgamma, int acc_b, ldm_buf dbeta, ldm_buf dy,
+                              ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma) {
     cl_kernel k;
     if (dx.mem) {
         LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "layer_norm_bwd_dx", norm_defines(c), &k));
-        LDM_TRY(ldm_set_args(k, "iibbbbbb", (int)D, acc_x, dx, dy, x, mean, rstd, gamma));
-        size_t global = R * norm_wg(c), local = norm_wg(c);
+        LDM_TRY(ldm_args_layer_norm_bwd_dx(k, (int)p->D, acc_x, dx, dy, x, mean, rstd, gamma));
+        size_t global = p->R * norm_wg(c), local = norm_wg(c);
         LDM_TRY(ldm_cmd_launch(c, k, 1, &global, &local));
     }
     if (dgamma.mem || dbeta.mem) {
         LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "layer_norm_bwd_params", norm_defines(c), &k));
-        LDM_TRY(ldm_set_args(k, "iiibibbbbbii", (int)R, (int)D, acc_g, ldm_unused_or(dgamma, dy),
-                             acc_b, ldm_unused_or(dbeta, dy), dy, x, mean, rstd, dgamma.mem != NULL,
-                             dbeta.mem != NULL));
-        size_t global[2] = {D, 16}, local[2] = {16, 16};
+        LDM_TRY(ldm_args_layer_norm_bwd_params(
+            k, (int)p->R, (int)p->D, acc_g, ldm_unused_or(dgamma, dy), acc_b,
+            ldm_unused_or(dbeta, dy), dy, x, mean, rstd, dgamma.mem != NULL, dbeta.mem != NULL));
+        size_t global[2] = {p->D, 16}, local[2] = {16, 16};
         LDM_TRY(ldm_cmd_launch(c, k, 2, global, local));
     }
     return LDM_OK;
 }
 
-ldm_status ldm_batch_norm_fwd(ldm_cmd *c, size_t N, size_t C, size_t P, float eps, float momentum,
-                              int training, ldm_buf y, ldm_buf mean, ldm_buf rstd, ldm_buf x,
-                              ldm_buf gamma, ldm_buf beta, ldm_buf running_mean,
-                              ldm_buf running_var) {
-    LDM_TRY(ldm_check_count("batch_norm", N * C * P));
+ldm_status ldm_batch_norm_fwd(ldm_cmd *c, const ldm_batch_norm_params *p, ldm_buf y, ldm_buf mean,
+                              ldm_buf rstd, ldm_buf x, ldm_buf gamma, ldm_buf beta,
+                              ldm_buf running_mean, ldm_buf running_var) {
+    LDM_TRY(ldm_check_count("batch_norm", p->N * p->C * p->P));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "batch_norm_fwd", norm_defines(c), &k));
-    LDM_TRY(ldm_set_args(k, "iiiffibbbbbbbb", (int)N, (int)C, (int)P, (double)eps, (double)momentum,
-                         training, y, mean, rstd, x, gamma, beta, running_mean, running_var));
-    size_t global = C * norm_wg(c), local = norm_wg(c);
+    LDM_TRY(ldm_args_batch_norm_fwd(k, (int)p->N, (int)p->C, (int)p->P, p->eps, p->momentum,
+                                    p->training, y, mean, rstd, x, gamma, beta, running_mean,
+                                    running_var));
+    size_t global = p->C * norm_wg(c), local = norm_wg(c);
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }
 
-ldm_status ldm_batch_norm_bwd(ldm_cmd *c, size_t N, size_t C, size_t P, int training, int acc_x,
-                              ldm_buf dx, int acc_g, ldm_buf dgamma, int acc_b, ldm_buf dbeta,
-                              ldm_buf dy, ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma) {
+ldm_status ldm_batch_norm_bwd(ldm_cmd *c, const ldm_batch_norm_params *p, int acc_x, ldm_buf dx,
+                              int acc_g, ldm_buf dgamma, int acc_b, ldm_buf dbeta, ldm_buf dy,
+                              ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma) {
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "batch_norm_bwd", norm_defines(c), &k));
-    LDM_TRY(ldm_set_args(k, "iiiiibibibbbbbbiii", (int)N, (int)C, (int)P, training, acc_x,
-                         ldm_unused_or(dx, dy), acc_g, ldm_unused_or(dgamma, dy), acc_b,
-                         ldm_unused_or(dbeta, dy), dy, x, mean, rstd, gamma, dx.mem != NULL,
-                         dgamma.mem != NULL, dbeta.mem != NULL));
-    size_t global = C * norm_wg(c), local = norm_wg(c);
+    LDM_TRY(ldm_args_batch_norm_bwd(k, (int)p->N, (int)p->C, (int)p->P, p->training, acc_x,
+                                    ldm_unused_or(dx, dy), acc_g, ldm_unused_or(dgamma, dy), acc_b,
+                                    ldm_unused_or(dbeta, dy), dy, x, mean, rstd, gamma,
+                                    dx.mem != NULL, dgamma.mem != NULL, dbeta.mem != NULL));
+    size_t global = p->C * norm_wg(c), local = norm_wg(c);
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }
 
@@ -120,22 +122,26 @@ static size_t per_sample(const ldm_tensor *x) {
 
 static ldm_status gn_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     (void)scratch;
-    const ldm_tensor *x = n->in[0];
-    return ldm_group_norm_fwd(c, (size_t)x->shape[0], (size_t)x->shape[1], per_sample(x),
-                              (size_t)n->ip[0], n->fp[0], BUF(n->out[0]), BUF(n->out[1]),
-                              BUF(n->out[2]), BUF(x), BUF(n->in[1]), BUF(n->in[2]));
+    return ldm_group_norm_fwd(c, LDM_NODE_PARAMS(n, ldm_group_norm_params), BUF(n->out[0]),
+                              BUF(n->out[1]), BUF(n->out[2]), BUF(n->in[0]), BUF(n->in[1]),
+                              BUF(n->in[2]));
 }
 
 static ldm_status gn_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
-    const ldm_tensor *x = n->in[0];
-    return ldm_group_norm_bwd(c, (size_t)x->shape[0], (size_t)x->shape[1], per_sample(x),
-                              (size_t)n->ip[0], a->acc[0], a->din[0], a->acc[1], a->din[1],
-                              a->acc[2], a->din[2], a->dout, BUF(x), BUF(n->out[1]), BUF(n->out[2]),
-                              BUF(n->in[1]));
+    return ldm_group_norm_bwd(c, LDM_NODE_PARAMS(n, ldm_group_norm_params), a->acc[0], a->din[0],
+                              a->acc[1], a->din[1], a->acc[2], a->din[2], a->dout, BUF(n->in[0]),
+                              BUF(n->out[1]), BUF(n->out[2]), BUF(n->in[1]));
 }
 
 /* Backward reads x and gamma (inputs 0, 1) and the saved mean and rstd (outputs 1, 2). */
-static const ldm_op_class gn_op = {"group_norm", gn_node_fwd, gn_node_bwd, 3u, 6u, 0u};
+static const ldm_op_class gn_op = {
+    .name = "group_norm",
+    .fwd = gn_node_fwd,
+    .bwd = gn_node_bwd,
+    .params_size = LDM_PARAMS_SIZE(ldm_group_norm_params),
+    .n_saved = 2,
+    .bwd_reads = LDM_READS_IN(0) | LDM_READS_IN(1) | LDM_READS_SAVED(0) | LDM_READS_SAVED(1),
+};
 
 /* Adds the saved statistics (stats_shape) to a normalisation node. */
 static ldm_tensor *with_stats(ldm_graph *g, ldm_node *n, int ndim, const int *stats_shape) {
@@ -166,63 +172,73 @@ ldm_tensor *ldm_group_norm(ldm_graph *g, ldm_tensor *x, int groups, float eps, l
                               "%d groups",
                               x->name, x->ndim >= 2 ? x->shape[1] : 0, groups);
     if (!check_affine(g, "group_norm", x, x->shape[1], gamma, beta)) return NULL;
+    ldm_group_norm_params p = {(size_t)x->shape[0], (size_t)x->shape[1], per_sample(x),
+                               (size_t)groups, eps};
     ldm_tensor *in[3] = {x, gamma, beta};
-    ldm_node *n = ldm_graph_add_node(g, &gn_op, "group_norm", in, 3, x->ndim, x->shape);
-    if (!n) return NULL;
-    n->ip[0] = groups;
-    n->fp[0] = eps;
+    ldm_node *n =
+        ldm_graph_add_node(g, &gn_op, LDM_PARAMS(p), "group_norm", in, 3, x->ndim, x->shape);
     int stats[2] = {x->shape[0], groups};
     return with_stats(g, n, 2, stats);
 }
 
 static ldm_status ln_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     (void)scratch;
-    const ldm_tensor *x = n->in[0];
-    size_t D = (size_t)x->shape[x->ndim - 1];
-    return ldm_layer_norm_fwd(c, x->numel / D, D, n->fp[0], BUF(n->out[0]), BUF(n->out[1]),
-                              BUF(n->out[2]), BUF(x), BUF(n->in[1]), BUF(n->in[2]));
+    return ldm_layer_norm_fwd(c, LDM_NODE_PARAMS(n, ldm_layer_norm_params), BUF(n->out[0]),
+                              BUF(n->out[1]), BUF(n->out[2]), BUF(n->in[0]), BUF(n->in[1]),
+                              BUF(n->in[2]));
 }
 
 static ldm_status ln_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
-    const ldm_tensor *x = n->in[0];
-    size_t D = (size_t)x->shape[x->ndim - 1];
-    return ldm_layer_norm_bwd(c, x->numel / D, D, a->acc[0], a->din[0], a->acc[1], a->din[1],
-                              a->acc[2], a->din[2], a->dout, BUF(x), BUF(n->out[1]), BUF(n->out[2]),
-                              BUF(n->in[1]));
+    return ldm_layer_norm_bwd(c, LDM_NODE_PARAMS(n, ldm_layer_norm_params), a->acc[0], a->din[0],
+                              a->acc[1], a->din[1], a->acc[2], a->din[2], a->dout, BUF(n->in[0]),
+                              BUF(n->out[1]), BUF(n->out[2]), BUF(n->in[1]));
 }
 
-static const ldm_op_class ln_op = {"layer_norm", ln_node_fwd, ln_node_bwd, 3u, 6u, 0u};
+static const ldm_op_class ln_op = {
+    .name = "layer_norm",
+    .fwd = ln_node_fwd,
+    .bwd = ln_node_bwd,
+    .params_size = LDM_PARAMS_SIZE(ldm_layer_norm_params),
+    .n_saved = 2,
+    .bwd_reads = LDM_READS_IN(0) | LDM_READS_IN(1) | LDM_READS_SAVED(0) | LDM_READS_SAVED(1),
+};
 
 ldm_tensor *ldm_layer_norm(ldm_graph *g, ldm_tensor *x, float eps, ldm_tensor *gamma,
                            ldm_tensor *beta) {
     if (!x || !gamma || !beta) return NULL;
     int D = x->shape[x->ndim - 1];
     if (!check_affine(g, "layer_norm", x, D, gamma, beta)) return NULL;
+    ldm_layer_norm_params p = {x->numel / (size_t)D, (size_t)D, eps};
     ldm_tensor *in[3] = {x, gamma, beta};
-    ldm_node *n = ldm_graph_add_node(g, &ln_op, "layer_norm", in, 3, x->ndim, x->shape);
-    if (!n) return NULL;
-    n->fp[0] = eps;
+    ldm_node *n =
+        ldm_graph_add_node(g, &ln_op, LDM_PARAMS(p), "layer_norm", in, 3, x->ndim, x->shape);
     int rows = (int)(x->numel / (size_t)D);
     return with_stats(g, n, 1, &rows);
 }
 
 static ldm_status bn_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     (void)scratch;
-    const ldm_tensor *x = n->in[0];
-    return ldm_batch_norm_fwd(c, (size_t)x->shape[0], (size_t)x->shape[1], per_sample(x), n->fp[0],
-                              n->fp[1], n->ip[0], BUF(n->out[0]), BUF(n->out[1]), BUF(n->out[2]),
-                              BUF(x), BUF(n->in[1]), BUF(n->in[2]), BUF(n->in[3]), BUF(n->in[4]));
+    return ldm_batch_norm_fwd(c, LDM_NODE_PARAMS(n, ldm_batch_norm_params), BUF(n->out[0]),
+                              BUF(n->out[1]), BUF(n->out[2]), BUF(n->in[0]), BUF(n->in[1]),
+                              BUF(n->in[2]), BUF(n->in[3]), BUF(n->in[4]));
 }
 
 static ldm_status bn_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
-    const ldm_tensor *x = n->in[0];
-    return ldm_batch_norm_bwd(c, (size_t)x->shape[0], (size_t)x->shape[1], per_sample(x), n->ip[0],
-                              a->acc[0], a->din[0], a->acc[1], a->din[1], a->acc[2], a->din[2],
-                              a->dout, BUF(x), BUF(n->out[1]), BUF(n->out[2]), BUF(n->in[1]));
+    return ldm_batch_norm_bwd(c, LDM_NODE_PARAMS(n, ldm_batch_norm_params), a->acc[0], a->din[0],
+                              a->acc[1], a->din[1], a->acc[2], a->din[2], a->dout, BUF(n->in[0]),
+                              BUF(n->out[1]), BUF(n->out[2]), BUF(n->in[1]));
 }
 
 /* The running statistics (inputs 3, 4) never get a gradient. */
-static const ldm_op_class bn_op = {"batch_norm", bn_node_fwd, bn_node_bwd, 3u, 6u, 24u};
+static const ldm_op_class bn_op = {
+    .name = "batch_norm",
+    .fwd = bn_node_fwd,
+    .bwd = bn_node_bwd,
+    .params_size = LDM_PARAMS_SIZE(ldm_batch_norm_params),
+    .n_saved = 2,
+    .bwd_reads = LDM_READS_IN(0) | LDM_READS_IN(1) | LDM_READS_SAVED(0) | LDM_READS_SAVED(1),
+    .no_grad = LDM_INPUT(3) | LDM_INPUT(4),
+};
 
 ldm_tensor *ldm_batch_norm(ldm_graph *g, ldm_tensor *x, ldm_tensor *gamma, ldm_tensor *beta,
                            ldm_tensor *running_mean, ldm_tensor *running_var, float momentum,
@@ -236,59 +252,63 @@ ldm_tensor *ldm_batch_norm(ldm_graph *g, ldm_tensor *x, ldm_tensor *gamma, ldm_t
     if (!check_affine(g, "batch_norm", x, x->shape[1], gamma, beta) ||
         !check_affine(g, "batch_norm", x, x->shape[1], running_mean, running_var))
         return NULL;
+    ldm_batch_norm_params p = {
+        (size_t)x->shape[0], (size_t)x->shape[1], per_sample(x), eps, momentum, training != 0};
     ldm_tensor *in[5] = {x, gamma, beta, running_mean, running_var};
-    ldm_node *n = ldm_graph_add_node(g, &bn_op, "batch_norm", in, 5, x->ndim, x->shape);
-    if (!n) return NULL;
-    n->ip[0] = training != 0;
-    n->fp[0] = eps;
-    n->fp[1] = momentum;
+    ldm_node *n =
+        ldm_graph_add_node(g, &bn_op, LDM_PARAMS(p), "batch_norm", in, 5, x->ndim, x->shape);
     return with_stats(g, n, 1, &x->shape[1]);
 }
 
 /* ---- F.normalize over channels ------------------------------------------------------------ */
 
-ldm_status ldm_l2norm_fwd(ldm_cmd *c, size_t N, size_t C, size_t P, float eps, ldm_buf y, ldm_buf d,
-                          ldm_buf x) {
-    LDM_TRY(ldm_check_count("l2norm", N * C * P));
+ldm_status ldm_l2norm_fwd(ldm_cmd *c, const ldm_l2norm_params *p, ldm_buf y, ldm_buf d, ldm_buf x) {
+    LDM_TRY(ldm_check_count("l2norm", p->N * p->C * p->P));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "l2norm_fwd", norm_defines(c), &k));
-    LDM_TRY(ldm_set_args(k, "iiifbbb", (int)N, (int)C, (int)P, (double)eps, y, d, x));
-    return ldm_launch_1d(c, k, N * P);
+    LDM_TRY(ldm_args_l2norm_fwd(k, (int)p->N, (int)p->C, (int)p->P, p->eps, y, d, x));
+    return ldm_launch_1d(c, k, p->N * p->P);
 }
 
-ldm_status ldm_l2norm_bwd(ldm_cmd *c, size_t N, size_t C, size_t P, float eps, int acc, ldm_buf dx,
-                          ldm_buf dy, ldm_buf x, ldm_buf d) {
-    LDM_TRY(ldm_check_count("l2norm backward", N * C * P));
+ldm_status ldm_l2norm_bwd(ldm_cmd *c, const ldm_l2norm_params *p, int acc, ldm_buf dx, ldm_buf dy,
+                          ldm_buf x, ldm_buf d) {
+    LDM_TRY(ldm_check_count("l2norm backward", p->N * p->C * p->P));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "l2norm_bwd", norm_defines(c), &k));
-    LDM_TRY(ldm_set_args(k, "iiifibbbb", (int)N, (int)C, (int)P, (double)eps, acc, dx, dy, x, d));
-    return ldm_launch_1d(c, k, N * P);
+    LDM_TRY(ldm_args_l2norm_bwd(k, (int)p->N, (int)p->C, (int)p->P, p->eps, acc, dx, dy, x, d));
+    return ldm_launch_1d(c, k, p->N * p->P);
 }
 
 static ldm_status l2_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     (void)scratch;
-    const ldm_tensor *x = n->in[0];
-    return ldm_l2norm_fwd(c, (size_t)x->shape[0], (size_t)x->shape[1], per_sample(x), n->fp[0],
-                          BUF(n->out[0]), BUF(n->out[1]), BUF(x));
+    return ldm_l2norm_fwd(c, LDM_NODE_PARAMS(n, ldm_l2norm_params), BUF(n->out[0]), BUF(n->out[1]),
+                          BUF(n->in[0]));
 }
 
 static ldm_status l2_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
-    const ldm_tensor *x = n->in[0];
-    return ldm_l2norm_bwd(c, (size_t)x->shape[0], (size_t)x->shape[1], per_sample(x), n->fp[0],
-                          a->acc[0], a->din[0], a->dout, BUF(x), BUF(n->out[1]));
+    return ldm_l2norm_bwd(c, LDM_NODE_PARAMS(n, ldm_l2norm_params), a->acc[0], a->din[0], a->dout,
+                          BUF(n->in[0]), BUF(n->out[1]));
 }
 
 /* Backward reads x and the saved denominators (output 1). */
-static const ldm_op_class l2_op = {"l2_normalize", l2_node_fwd, l2_node_bwd, 1u, 2u, 0u};
+static const ldm_op_class l2_op = {
+    .name = "l2_normalize",
+    .fwd = l2_node_fwd,
+    .bwd = l2_node_bwd,
+    .params_size = LDM_PARAMS_SIZE(ldm_l2norm_params),
+    .n_saved = 1,
+    .bwd_reads = LDM_READS_IN(0) | LDM_READS_SAVED(0),
+};
 
 ldm_tensor *ldm_l2_normalize(ldm_graph *g, ldm_tensor *x, float eps) {
     if (!x) return NULL;
     if (x->ndim < 2)
         return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT, "l2_normalize: '%s' must be [N, C, ...]",
                               x->name);
-    ldm_node *n = ldm_graph_add_node(g, &l2_op, "l2_normalize", &x, 1, x->ndim, x->shape);
+    ldm_l2norm_params p = {(size_t)x->shape[0], (size_t)x->shape[1], per_sample(x), eps};
+    ldm_node *n =
+        ldm_graph_add_node(g, &l2_op, LDM_PARAMS(p), "l2_normalize", &x, 1, x->ndim, x->shape);
     if (!n) return NULL;
-    n->fp[0] = eps;
     int shape[LDM_MAX_DIMS] = {x->shape[0]};
     int nd = 1;
     for (int d = 2; d < x->ndim; d++)

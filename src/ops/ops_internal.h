@@ -5,10 +5,24 @@
 #include <limits.h>
 
 #include "graph_internal.h"
+#include "kernel_args.h"
 #include "ldmcl/ops.h"
 
-/* Work-group size of the 1-D element-wise kernels. */
-#define LDM_EW_WG 256
+/* One device class's work-group sizes and tiles, by op family (tunables.c). */
+typedef struct ldm_tunables {
+    int cpu_layout;        /* kernels laid out for CPU drivers: conv's *_rows, attention_rows.cl */
+    size_t elementwise_wg; /* 1-D element-wise launches (ldm_launch_1d) */
+    size_t norm_wg;        /* the reductions of norm.cl (-DWG) */
+    size_t sum_rows_wg;    /* sum_rows of reduce.cl (-DWG) */
+    size_t softmax_wg;     /* softmax.cl (-DWG) */
+    size_t conv_local[2];  /* work-groups of im2col and col2im (or their *_rows variants) */
+    int attn_queries;      /* queries per work-group of the tiled attention kernels (-DBQ) */
+    int attn_keys[2];      /* keys per tile (-DBK) for head dims up to 64, and above */
+    int attn_driver_local; /* attention launched at the driver's work-group size */
+} ldm_tunables;
+
+/* The table of the device class c's context runs on. */
+const ldm_tunables *ldm_tunables_of(ldm_cmd *c);
 
 /* Fails unless n fits the kernels' int indexing. */
 static inline ldm_status ldm_check_count(const char *op, size_t n) {
@@ -18,9 +32,9 @@ static inline ldm_status ldm_check_count(const char *op, size_t n) {
     return LDM_OK;
 }
 
-/* Launches a 1-D kernel over n work-items in groups of LDM_EW_WG. */
+/* Launches a 1-D kernel over n work-items in groups of the element-wise work-group size. */
 static inline ldm_status ldm_launch_1d(ldm_cmd *c, cl_kernel k, size_t n) {
-    size_t global = n, local = LDM_EW_WG;
+    size_t global = n, local = ldm_tunables_of(c)->elementwise_wg;
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }
 

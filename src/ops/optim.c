@@ -48,24 +48,24 @@ static ldm_status record_adam(ldm_optimizer *o) {
     ldm_buf params = ldm_graph_trainable_buf(o->g, &o->count);
     ldm_buf grads = ldm_graph_trainable_grad_buf(o->g);
     ldm_cmd_set_label(c, "optimizer");
-    if (o->cfg.max_grad_norm > 0.0f)
-        LDM_TRY(ldm_reduce_fwd(c, LDM_TERM_SQUARE, o->count, 1.0f, 0.0f,
-                               (ldm_buf){o->state.mem, o->state.off + 2}, grads, grads,
+    if (o->cfg.max_grad_norm > 0.0f) {
+        ldm_reduce_params norm2 = {LDM_TERM_SQUARE, o->count, 1.0f, 0.0f};
+        LDM_TRY(ldm_reduce_fwd(c, &norm2, (ldm_buf){o->state.mem, o->state.off + 2}, grads, grads,
                                o->scratch));
+    }
     cl_kernel k;
     const ldm_adam_config *f = &o->cfg;
     size_t one = 1;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "adam_prepare", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "fffb", (double)f->beta1, (double)f->beta2, (double)f->max_grad_norm,
-                         o->state));
+    LDM_TRY(ldm_args_adam_prepare(k, f->beta1, f->beta2, f->max_grad_norm, o->state));
     LDM_TRY(ldm_cmd_launch(c, k, 1, &one, NULL));
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "adam_step", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iffffifbbbbb", (int)o->count, (double)f->beta1, (double)f->beta2,
-                         (double)f->eps, (double)f->weight_decay, f->decoupled,
-                         (double)f->max_grad_norm, o->state, params, grads, o->m, o->v));
+    LDM_TRY(ldm_args_adam_step(k, (int)o->count, f->beta1, f->beta2, f->eps, f->weight_decay,
+                               f->decoupled, f->max_grad_norm, o->state, params, grads, o->m,
+                               o->v));
     LDM_TRY(ldm_launch_1d(c, k, o->count));
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "step_count", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "b", o->state));
+    LDM_TRY(ldm_args_step_count(k, o->state));
     LDM_TRY(ldm_cmd_launch(c, k, 1, &one, NULL));
     return ldm_cmd_finalize(c);
 }
@@ -165,11 +165,10 @@ ldm_status ldm_ema_create(ldm_graph *g, float decay, int warmup, ldm_ema **out) 
     cl_kernel k;
     if (st == LDM_OK) st = ldm_cmd_kernel(e->cmd, FILE_CL, "ema_update", NULL, &k);
     if (st == LDM_OK)
-        st = ldm_set_args(k, "ifibbb", (int)count, (double)decay, warmup != 0, e->counter, e->ema,
-                          params);
+        st = ldm_args_ema_update(k, (int)count, decay, warmup != 0, e->counter, e->ema, params);
     if (st == LDM_OK) st = ldm_launch_1d(e->cmd, k, count);
     if (st == LDM_OK) st = ldm_cmd_kernel(e->cmd, FILE_CL, "step_count", NULL, &k);
-    if (st == LDM_OK) st = ldm_set_args(k, "b", e->counter);
+    if (st == LDM_OK) st = ldm_args_step_count(k, e->counter);
     size_t one = 1;
     if (st == LDM_OK) st = ldm_cmd_launch(e->cmd, k, 1, &one, NULL);
     if (st != LDM_OK) {

@@ -17,35 +17,40 @@ ldm_status ldm_rng_fill(ldm_cmd *c, ldm_dist dist, size_t n, uint64_t seed, uint
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "unknown distribution %d", (int)dist);
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, "rng.cl", "rng_fill", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iluliffbib", (int)n, seed, (unsigned)stream, step_add, (int)dist,
-                         (double)scale, (double)shift, ldm_unused_or(counter, out),
-                         counter.mem != NULL, out));
+    LDM_TRY(ldm_args_rng_fill(k, (int)n, seed, (unsigned)stream, step_add, (int)dist, scale, shift,
+                              ldm_unused_or(counter, out), counter.mem != NULL, out));
     return ldm_launch_1d(c, k, (n + 3) / 4);
 }
 
 /* ---- graph level -------------------------------------------------------------------------- */
 
-/* ip: [0] dist, [1] stream, [2..3] seed low/high; fp: [0] scale, [1] shift. Input 0: the step. */
+/* What ldm_rng_fill draws for a random node; input 0 is the step counter. */
+typedef struct random_params {
+    ldm_dist dist;
+    uint32_t stream;
+    uint64_t seed;
+    float scale, shift;
+} random_params;
+
 static ldm_status random_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     (void)scratch;
-    uint64_t seed = (uint64_t)(uint32_t)n->ip[2] | (uint64_t)(uint32_t)n->ip[3] << 32;
-    return ldm_rng_fill(c, (ldm_dist)n->ip[0], n->out[0]->numel, seed, (uint32_t)n->ip[1], 0,
-                        ldm_tensor_buf(n->in[0]), n->fp[0], n->fp[1], ldm_tensor_buf(n->out[0]));
+    const random_params *p = LDM_NODE_PARAMS(n, random_params);
+    return ldm_rng_fill(c, p->dist, n->out[0]->numel, p->seed, p->stream, 0,
+                        ldm_tensor_buf(n->in[0]), p->scale, p->shift, ldm_tensor_buf(n->out[0]));
 }
 
-static const ldm_op_class random_op = {"random", random_fwd, NULL, 0u, 0u, 1u};
+static const ldm_op_class random_op = {
+    .name = "random",
+    .fwd = random_fwd,
+    .params_size = LDM_PARAMS_SIZE(random_params),
+    .no_grad = LDM_INPUT(0),
+};
 
 ldm_tensor *ldm_random(ldm_graph *g, ldm_dist dist, int ndim, const int *shape, uint64_t seed,
                        uint32_t stream, float scale, float shift) {
     ldm_tensor *step = ldm_graph_step_counter(g);
     if (!step) return NULL;
-    ldm_node *n = ldm_graph_add_node(g, &random_op, "random", &step, 1, ndim, shape);
-    if (!n) return NULL;
-    n->ip[0] = (int)dist;
-    n->ip[1] = (int)stream;
-    n->ip[2] = (int)(uint32_t)seed;
-    n->ip[3] = (int)(uint32_t)(seed >> 32);
-    n->fp[0] = scale;
-    n->fp[1] = shift;
-    return n->out[0];
+    random_params p = {dist, stream, seed, scale, shift};
+    ldm_node *n = ldm_graph_add_node(g, &random_op, LDM_PARAMS(p), "random", &step, 1, ndim, shape);
+    return n ? n->out[0] : NULL;
 }

@@ -12,7 +12,7 @@ ldm_status ldm_vq_nearest_fwd(ldm_cmd *c, size_t R, size_t K, size_t D, ldm_buf 
                         K);
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, "vq.cl", "vq_nearest", NULL, &k));
-    LDM_TRY(ldm_set_args(k, "iiibbb", (int)R, (int)K, (int)D, index, z, codebook));
+    LDM_TRY(ldm_args_vq_nearest(k, (int)R, (int)K, (int)D, index, z, codebook));
     return ldm_launch_1d(c, k, R);
 }
 
@@ -26,7 +26,11 @@ static ldm_status vq_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
 }
 
 /* An index: neither input gets a gradient through it. */
-static const ldm_op_class vq_op = {"vq_nearest", vq_fwd, NULL, 0u, 0u, 3u};
+static const ldm_op_class vq_op = {
+    .name = "vq_nearest",
+    .fwd = vq_fwd,
+    .no_grad = LDM_INPUT(0) | LDM_INPUT(1),
+};
 
 ldm_tensor *ldm_vq_nearest(ldm_graph *g, ldm_tensor *z, ldm_tensor *codebook) {
     if (!z || !codebook) return NULL;
@@ -42,6 +46,6 @@ ldm_tensor *ldm_vq_nearest(ldm_graph *g, ldm_tensor *z, ldm_tensor *codebook) {
     for (int d = 0; d < z->ndim - 1; d++)
         shape[d] = z->shape[d];
     ldm_tensor *in[2] = {z, codebook};
-    ldm_node *n = ldm_graph_add_node(g, &vq_op, "vq_nearest", in, 2, nd, shape);
+    ldm_node *n = ldm_graph_add_node(g, &vq_op, LDM_NO_PARAMS, "vq_nearest", in, 2, nd, shape);
     return n ? n->out[0] : NULL;
 }

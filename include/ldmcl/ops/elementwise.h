@@ -21,11 +21,17 @@ typedef enum ldm_act {
     LDM_ACT_EXP = 5
 } ldm_act;
 
-/* y = act(x) over n elements. */
-ldm_status ldm_act_fwd(ldm_cmd *c, ldm_act act, float param, size_t n, ldm_buf y, ldm_buf x);
+/* An activation over n elements. */
+typedef struct ldm_act_params {
+    ldm_act act;
+    float param;
+    size_t n;
+} ldm_act_params;
+/* y = act(x). */
+ldm_status ldm_act_fwd(ldm_cmd *c, const ldm_act_params *p, ldm_buf y, ldm_buf x);
 /* dx = acc*dx + dy * act'(x). */
-ldm_status ldm_act_bwd(ldm_cmd *c, ldm_act act, float param, size_t n, int acc, ldm_buf dx,
-                       ldm_buf dy, ldm_buf x);
+ldm_status ldm_act_bwd(ldm_cmd *c, const ldm_act_params *p, int acc, ldm_buf dx, ldm_buf dy,
+                       ldm_buf x);
 /* y = alpha*a + beta*b. */
 ldm_status ldm_axpby(ldm_cmd *c, size_t n, ldm_buf y, float alpha, ldm_buf a, float beta,
                      ldm_buf b);

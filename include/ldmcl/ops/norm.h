@@ -12,37 +12,53 @@
 extern "C" {
 #endif
 
-/* x, y [N, C, P]; gamma, beta [C]; mean, rstd [N, G]. C must be a multiple of G. */
-ldm_status ldm_group_norm_fwd(ldm_cmd *c, size_t N, size_t C, size_t P, size_t G, float eps,
-                              ldm_buf y, ldm_buf mean, ldm_buf rstd, ldm_buf x, ldm_buf gamma,
-                              ldm_buf beta);
-/* Gradients whose mem is NULL are skipped. */
-ldm_status ldm_group_norm_bwd(ldm_cmd *c, size_t N, size_t C, size_t P, size_t G, int acc_x,
-                              ldm_buf dx, int acc_g, ldm_buf dgamma, int acc_b, ldm_buf dbeta,
-                              ldm_buf dy, ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma);
-
-/* x, y [R, D]; gamma, beta [D]; mean, rstd [R]. */
-ldm_status ldm_layer_norm_fwd(ldm_cmd *c, size_t R, size_t D, float eps, ldm_buf y, ldm_buf mean,
+/* GroupNorm of x, y [N, C, P] in G groups (C a multiple of G); gamma, beta [C]; mean, rstd
+ * [N, G]. */
+typedef struct ldm_group_norm_params {
+    size_t N, C, P, G;
+    float eps;
+} ldm_group_norm_params;
+ldm_status ldm_group_norm_fwd(ldm_cmd *c, const ldm_group_norm_params *p, ldm_buf y, ldm_buf mean,
                               ldm_buf rstd, ldm_buf x, ldm_buf gamma, ldm_buf beta);
-ldm_status ldm_layer_norm_bwd(ldm_cmd *c, size_t R, size_t D, int acc_x, ldm_buf dx, int acc_g,
-                              ldm_buf dgamma, int acc_b, ldm_buf dbeta, ldm_buf dy, ldm_buf x,
-                              ldm_buf mean, ldm_buf rstd, ldm_buf gamma);
+/* Gradients whose mem is NULL are skipped. */
+ldm_status ldm_group_norm_bwd(ldm_cmd *c, const ldm_group_norm_params *p, int acc_x, ldm_buf dx,
+                              int acc_g, ldm_buf dgamma, int acc_b, ldm_buf dbeta, ldm_buf dy,
+                              ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma);
 
-/* x, y [N, C, P]; gamma, beta, running_mean, running_var, mean, rstd [C]. training: normalise
- * by batch statistics and update the running ones; otherwise normalise by the running ones. */
-ldm_status ldm_batch_norm_fwd(ldm_cmd *c, size_t N, size_t C, size_t P, float eps, float momentum,
-                              int training, ldm_buf y, ldm_buf mean, ldm_buf rstd, ldm_buf x,
-                              ldm_buf gamma, ldm_buf beta, ldm_buf running_mean,
-                              ldm_buf running_var);
-ldm_status ldm_batch_norm_bwd(ldm_cmd *c, size_t N, size_t C, size_t P, int training, int acc_x,
-                              ldm_buf dx, int acc_g, ldm_buf dgamma, int acc_b, ldm_buf dbeta,
-                              ldm_buf dy, ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma);
+/* LayerNorm of x, y [R, D]; gamma, beta [D]; mean, rstd [R]. */
+typedef struct ldm_layer_norm_params {
+    size_t R, D;
+    float eps;
+} ldm_layer_norm_params;
+ldm_status ldm_layer_norm_fwd(ldm_cmd *c, const ldm_layer_norm_params *p, ldm_buf y, ldm_buf mean,
+                              ldm_buf rstd, ldm_buf x, ldm_buf gamma, ldm_buf beta);
+ldm_status ldm_layer_norm_bwd(ldm_cmd *c, const ldm_layer_norm_params *p, int acc_x, ldm_buf dx,
+                              int acc_g, ldm_buf dgamma, int acc_b, ldm_buf dbeta, ldm_buf dy,
+                              ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma);
+
+/* BatchNorm of x, y [N, C, P]; gamma, beta, running_mean, running_var, mean, rstd [C]. training:
+ * normalise by batch statistics and update the running ones (by momentum); otherwise normalise
+ * by the running ones. */
+typedef struct ldm_batch_norm_params {
+    size_t N, C, P;
+    float eps, momentum;
+    int training;
+} ldm_batch_norm_params;
+ldm_status ldm_batch_norm_fwd(ldm_cmd *c, const ldm_batch_norm_params *p, ldm_buf y, ldm_buf mean,
+                              ldm_buf rstd, ldm_buf x, ldm_buf gamma, ldm_buf beta,
+                              ldm_buf running_mean, ldm_buf running_var);
+ldm_status ldm_batch_norm_bwd(ldm_cmd *c, const ldm_batch_norm_params *p, int acc_x, ldm_buf dx,
+                              int acc_g, ldm_buf dgamma, int acc_b, ldm_buf dbeta, ldm_buf dy,
+                              ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma);
 
 /* F.normalize(x, dim=1) of x, y [N, C, P]: y = x / d with d [N, P] = max(||x[n, :, p]||, eps). */
-ldm_status ldm_l2norm_fwd(ldm_cmd *c, size_t N, size_t C, size_t P, float eps, ldm_buf y, ldm_buf d,
-                          ldm_buf x);
-ldm_status ldm_l2norm_bwd(ldm_cmd *c, size_t N, size_t C, size_t P, float eps, int acc, ldm_buf dx,
-                          ldm_buf dy, ldm_buf x, ldm_buf d);
+typedef struct ldm_l2norm_params {
+    size_t N, C, P;
+    float eps;
+} ldm_l2norm_params;
+ldm_status ldm_l2norm_fwd(ldm_cmd *c, const ldm_l2norm_params *p, ldm_buf y, ldm_buf d, ldm_buf x);
+ldm_status ldm_l2norm_bwd(ldm_cmd *c, const ldm_l2norm_params *p, int acc, ldm_buf dx, ldm_buf dy,
+                          ldm_buf x, ldm_buf d);
 /* x [N, C, ...]. */
 ldm_tensor *ldm_group_norm(ldm_graph *g, ldm_tensor *x, int groups, float eps, ldm_tensor *gamma,
                            ldm_tensor *beta);

@@ -13,11 +13,14 @@ extern "C" {
 #endif
 
 /* x [NC, H, W] -> y [NC, (H - k) / s + 1, (W - k) / s + 1]. */
-ldm_status ldm_max_pool_fwd(ldm_cmd *c, size_t NC, size_t H, size_t W, int k, int s, ldm_buf y,
-                            ldm_buf x);
+typedef struct ldm_max_pool_params {
+    size_t NC, H, W;
+    int k, s;
+} ldm_max_pool_params;
+ldm_status ldm_max_pool_fwd(ldm_cmd *c, const ldm_max_pool_params *p, ldm_buf y, ldm_buf x);
 /* dx = acc*dx + dy routed to each window's maximum (recomputed from x). */
-ldm_status ldm_max_pool_bwd(ldm_cmd *c, size_t NC, size_t H, size_t W, int k, int s, int acc,
-                            ldm_buf dx, ldm_buf dy, ldm_buf x);
+ldm_status ldm_max_pool_bwd(ldm_cmd *c, const ldm_max_pool_params *p, int acc, ldm_buf dx,
+                            ldm_buf dy, ldm_buf x);
 
 /* x [N, C, H, W] -> [N, C, (H - k) / s + 1, (W - k) / s + 1]; H, W >= k. */
 ldm_tensor *ldm_max_pool2d(ldm_graph *g, ldm_tensor *x, int k, int s);

@@ -24,13 +24,19 @@ typedef enum ldm_reduce_term {
 
 /* Elements of scratch ldm_reduce_fwd needs for n elements. */
 size_t ldm_reduce_scratch(size_t n);
-/* y[0] = scale * sum_i term(a[i], b[i]) over n elements; b unused for VALUE and _CONST. */
-ldm_status ldm_reduce_fwd(ldm_cmd *c, ldm_reduce_term term, size_t n, float scale, float cst,
-                          ldm_buf y, ldm_buf a, ldm_buf b, ldm_buf scratch);
+/* scale * sum_i term(a[i], b[i]) over n elements (cst: the constant of _CONST). */
+typedef struct ldm_reduce_params {
+    ldm_reduce_term term;
+    size_t n;
+    float scale, cst;
+} ldm_reduce_params;
+/* y[0] = the sum; b unused for VALUE and _CONST. */
+ldm_status ldm_reduce_fwd(ldm_cmd *c, const ldm_reduce_params *p, ldm_buf y, ldm_buf a, ldm_buf b,
+                          ldm_buf scratch);
 /* da = acc*da + scale * dy[0] * d term/da. For the gradient of b swap a and b (the terms are
  * symmetric up to sign, which the swap supplies). */
-ldm_status ldm_reduce_bwd(ldm_cmd *c, ldm_reduce_term term, size_t n, float scale, float cst,
-                          int acc, ldm_buf da, ldm_buf dy, ldm_buf a, ldm_buf b);
+ldm_status ldm_reduce_bwd(ldm_cmd *c, const ldm_reduce_params *p, int acc, ldm_buf da, ldm_buf dy,
+                          ldm_buf a, ldm_buf b);
 /* y[r] = acc*y[r] + scale * sum_c x[r, c]; x [rows, cols]. */
 ldm_status ldm_sum_rows(ldm_cmd *c, size_t rows, size_t cols, float scale, int acc, ldm_buf y,
                         ldm_buf x);
