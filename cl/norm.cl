@@ -190,7 +190,8 @@ layer_norm_bwd_params(const int R, const int D, const int acc_g, global float *d
 // Evaluation (training 0): the running statistics normalise; mean/rstd save what was used.
 kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
 batch_norm_fwd(const int N, const int C, const int P, const float eps, const float momentum,
-               const int training, global float *y, const ulong y_off, global float *mean,
+               const int training, const int gated, global const float *gate,
+               const ulong gate_off, global float *y, const ulong y_off, global float *mean,
                const ulong mean_off, global float *rstd, const ulong rstd_off,
                global const float *x, const ulong x_off, global const float *gamma,
                const ulong g_off, global const float *beta, const ulong b_off,
@@ -214,10 +215,13 @@ batch_norm_fwd(const int N, const int C, const int P, const float eps, const flo
     if (training) {
         mu = batch_mu;
         r = rsqrt(var + eps);
+        // gated: the update's momentum scaled by gate[0] (0: the running statistics stay as
+        // they are; 1: as ungated)
+        const float m = gated ? momentum * gate[gate_off] : momentum;
         if (lid == 0) {
-            run_mean[rm_off + c] = (1.0f - momentum) * run_mean[rm_off + c] + momentum * mu;
+            run_mean[rm_off + c] = (1.0f - m) * run_mean[rm_off + c] + m * mu;
             const float unbiased = M > 1 ? var * M / (M - 1) : var;
-            run_var[rv_off + c] = (1.0f - momentum) * run_var[rv_off + c] + momentum * unbiased;
+            run_var[rv_off + c] = (1.0f - m) * run_var[rv_off + c] + m * unbiased;
         }
     } else {
         mu = run_mean[rm_off + c];

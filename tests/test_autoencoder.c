@@ -126,7 +126,7 @@ static void images_that_cannot_be_halved_are_an_error(void **state) {
     ldm_discriminator_config d;
     ldm_discriminator_config_default(&d, 1);
     x = ldm_graph_input(g, "images", LDM_SHAPE(2, 1, 8, 8));
-    assert_null(ldm_discriminator(g, &d, x, NULL, 1));
+    assert_null(ldm_discriminator(g, &d, x, NULL, 1, NULL));
     assert_status(ldm_graph_compile(g), LDM_ERR_INVALID_ARGUMENT);
     assert_contains(ldm_last_error(), "are too small: layer 3 gets 1x1");
     ldm_graph_destroy(g);
@@ -157,7 +157,7 @@ static void parameters_get_pytorchs_initialisation(void **state) {
     ldm_autoencoder_decode(g, &c, ldm_autoencoder_encode(g, &c, x, 0, NULL, 0, &enc));
     ldm_discriminator_config d;
     ldm_discriminator_config_default(&d, 1);
-    ldm_discriminator(g, &d, x, "disc.", 1);
+    ldm_discriminator(g, &d, x, "disc.", 1, NULL);
     ldm_unet_config u = test_small_unet(6, 1000, 1);
     u.num_classes = 3;
     u.image_cond_input_channels = 5;
@@ -276,7 +276,7 @@ static void converted_reference_autoencoder_computes_as_the_reference(void **sta
     assert_status(ldm_graph_create(ctx, &g), LDM_OK);
     ldm_discriminator_config d = {.im_channels = 1, .conv_channels = {4, 8, 8}, .n_conv = 3};
     ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(2, 1, 16, 16));
-    ldm_tensor *logits = ldm_discriminator(g, &d, x, NULL, 1);
+    ldm_tensor *logits = ldm_discriminator(g, &d, x, NULL, 1, NULL);
     ldm_tensor_keep(logits);
     assert_status(ldm_graph_compile(g), LDM_OK);
     assert_status(ldm_graph_load(g, path, NULL), LDM_OK);

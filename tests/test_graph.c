@@ -243,6 +243,91 @@ static void misuse_is_reported(void **state) {
     ldm_graph_destroy(g);
 }
 
+/* loss = mean(x * a * b) on graph g, with a trainable there and b not. */
+static void product_loss(ldm_graph *g, const char *a, const char *b) {
+    ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(3));
+    ldm_tensor *pa = ldm_graph_param(g, a, LDM_SHAPE(3));
+    ldm_tensor *pb = ldm_graph_param(g, b, LDM_SHAPE(3));
+    ldm_tensor_set_trainable(pb, 0);
+    assert_status(ldm_graph_backward(g, ldm_mean(g, ldm_mul(g, ldm_mul(g, x, pa), pb))), LDM_OK);
+}
+
+/* Two graphs in one store share the entries of the same names, each trains its own span of the
+ * store's gradient buffer (zeroing its gradients leaves the other's), and the store refuses a
+ * shape that differs, a parameter after it is allocated, and graphs whose trained parameters
+ * interleave. */
+static void graphs_share_a_parameter_store(void **state) {
+    (void)state;
+    ldm_graph *a, *b, *c;
+    assert_status(ldm_graph_create(g_ctx, &a), LDM_OK);
+    ldm_tensor *ax = ldm_graph_input(a, "x", LDM_SHAPE(3));
+    ldm_tensor *au = ldm_graph_param(a, "u", LDM_SHAPE(3)); /* a trains u */
+    assert_status(ldm_graph_create_in(g_ctx, ldm_graph_params(a), &b), LDM_OK);
+    product_loss(b, "v", "u");                              /* b trains v, reads u */
+    ldm_tensor *av = ldm_graph_param(a, "v", LDM_SHAPE(3)); /* b's entry: a only reads it */
+    ldm_tensor_set_trainable(av, 0);
+    assert_status(ldm_graph_backward(a, ldm_mean(a, ldm_mul(a, ldm_mul(a, ax, au), av))), LDM_OK);
+    assert_status(ldm_graph_create_in(g_ctx, ldm_graph_params(a), &c), LDM_OK);
+    assert_null(ldm_graph_param(c, "u", LDM_SHAPE(4)));
+    assert_contains(ldm_graph_error(c), "parameter 'u' is [4] here but has another shape");
+    ldm_graph_destroy(c);
+    assert_status(ldm_graph_compile(a), LDM_OK);
+    assert_status(ldm_graph_compile(b), LDM_OK);
+
+    ldm_tensor *bu = ldm_graph_find(b, "u"), *bv = ldm_graph_find(b, "v"),
+               *bx = ldm_graph_find(b, "x");
+    assert_true(ldm_tensor_buf(au).mem == ldm_tensor_buf(bu).mem);
+    assert_int_equal(ldm_tensor_buf(au).off, ldm_tensor_buf(bu).off);
+    assert_int_equal(ldm_tensor_buf(av).off, ldm_tensor_buf(bv).off);
+    const float x[3] = {1, 2, 3}, u[3] = {4, 5, 6}, v[3] = {7, 8, 9};
+    assert_status(ldm_tensor_write(au, u), LDM_OK);
+    assert_status(ldm_tensor_write(bv, v), LDM_OK);
+    float got[3];
+    assert_status(ldm_tensor_read(bu, got), LDM_OK); /* written through a, read through b */
+    assert_memory_equal(got, u, sizeof got);
+    assert_status(ldm_tensor_write(ax, x), LDM_OK);
+    assert_status(ldm_tensor_write(bx, x), LDM_OK);
+    assert_status(ldm_graph_zero_grads(a), LDM_OK);
+    assert_status(ldm_graph_zero_grads(b), LDM_OK);
+    assert_status(ldm_graph_run(a), LDM_OK);
+    assert_status(ldm_graph_run(b), LDM_OK);
+    assert_status(ldm_graph_zero_grads(a), LDM_OK); /* b's gradient stays */
+    float gu[3], gv[3];
+    assert_status(ldm_tensor_read(ldm_tensor_grad(au), gu), LDM_OK);
+    assert_status(ldm_tensor_read(ldm_tensor_grad(bv), gv), LDM_OK);
+    assert_null(ldm_tensor_grad(bu));
+    for (int i = 0; i < 3; i++) {
+        assert_true(gu[i] == 0.0f);
+        assert_float_equal(gv[i], x[i] * u[i] / 3.0f, 1e-6);
+    }
+    size_t na, nb;
+    ldm_buf ta = ldm_graph_trainable_buf(a, &na), tb = ldm_graph_trainable_buf(b, &nb);
+    assert_true(na >= 3 && nb >= 3);
+    assert_true(ta.off + na <= tb.off || tb.off + nb <= ta.off); /* two spans, apart */
+    assert_int_equal(ta.off, ldm_tensor_buf(au).off);
+    assert_int_equal(tb.off, ldm_tensor_buf(bv).off);
+
+    assert_status(ldm_graph_create_in(g_ctx, ldm_graph_params(a), &c), LDM_OK);
+    assert_null(ldm_graph_param(c, "w", LDM_SHAPE(3)));
+    assert_contains(ldm_graph_error(c), "the store is allocated");
+    ldm_graph_destroy(c);
+    ldm_graph_destroy(a);
+    ldm_graph_destroy(b); /* the store lives as long as a graph does */
+
+    /* a records p, b records q, then a records r: b's q lies among a's */
+    assert_status(ldm_graph_create(g_ctx, &a), LDM_OK);
+    ax = ldm_graph_input(a, "x", LDM_SHAPE(3));
+    ldm_tensor *p = ldm_graph_param(a, "p", LDM_SHAPE(3));
+    assert_status(ldm_graph_create_in(g_ctx, ldm_graph_params(a), &b), LDM_OK);
+    product_loss(b, "q", "p");
+    ldm_tensor *r = ldm_graph_param(a, "r", LDM_SHAPE(3));
+    assert_status(ldm_graph_backward(a, ldm_mean(a, ldm_mul(a, ldm_mul(a, ax, p), r))), LDM_OK);
+    assert_status(ldm_graph_compile(a), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "'q' lies among them but another graph trains it");
+    ldm_graph_destroy(b);
+    ldm_graph_destroy(a);
+}
+
 static ldm_status nothing_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     (void)c;
     (void)n;
@@ -324,6 +409,7 @@ int main(void) {
         cmocka_unit_test(huge_sizes_are_refused_with_their_bytes),
         cmocka_unit_test(views_share_storage_and_gradients),
         cmocka_unit_test(misuse_is_reported),
+        cmocka_unit_test(graphs_share_a_parameter_store),
         cmocka_unit_test(op_classes_are_checked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -6,13 +6,15 @@
  *                        [from step disc_start + 1],
  * two Adam optimizers (betas 0.5, 0.999 by default), both stepping every acc_steps steps.
  *
- * Two recorded graphs: the generator's (autoencoder, LPIPS and a frozen copy of the
- * discriminator, named "discriminator.*", so the adversarial gradient reaches the decoder but not
- * the discriminator) and the discriminator's (its two passes, fake then real). Before each
- * adversarial step the discriminator's parameters are copied into the generator graph, and the
- * running statistics its BatchNorms update there are copied back, so they see the same three
- * batches per step as the reference's. Before disc_start the generator graph still runs that
- * copy (its term weighted by 0: one recorded graph serves the whole run).
+ * Two recorded graphs on one parameter store: the discriminator's (its two passes, fake then
+ * real), which trains the discriminator's entries, and the generator's (autoencoder, LPIPS and the
+ * same discriminator entries, not trained there, so the adversarial gradient reaches the decoder
+ * but not the discriminator). No parameter is copied between them. The generator graph's
+ * BatchNorms move their running statistics only in adversarial steps (gated by the graph's
+ * "adversarial" input), so they see the same three batches per step as the reference's. Before
+ * disc_start the generator graph still runs the discriminator (its term weighted by 0: one
+ * recorded graph serves the whole run); the g_adv it logs then is the real discriminator's
+ * opinion of the reconstruction, which the reference does not compute.
  *
  * Where ldmcl differs from the reference, deliberately: the generator loss's gradient does not
  * reach the discriminator's parameters (the reference lets it accumulate into them before
@@ -112,8 +114,8 @@ ldm_status ldm_ae_trainer_save_state(ldm_ae_trainer *t, const char *path,
                                      const char *const *metadata_pairs);
 ldm_status ldm_ae_trainer_load_state(ldm_ae_trainer *t, const char *path);
 
-/* The graphs (generator: autoencoder parameters under their names, LPIPS under "lpips.", the
- * discriminator's copy under "discriminator."; discriminator: its parameters), the output
+/* The graphs (generator: autoencoder parameters under their names, LPIPS under "lpips.", and the
+ * discriminator's parameters, shared with its graph; discriminator: its parameters), the output
  * reconstruction of the last step, and the VAE noise input (NULL unless external_noise). */
 ldm_graph *ldm_ae_trainer_generator(ldm_ae_trainer *t);
 ldm_graph *ldm_ae_trainer_discriminator(ldm_ae_trainer *t); /* NULL without one */

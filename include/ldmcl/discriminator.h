@@ -29,9 +29,11 @@ void ldm_discriminator_config_default(ldm_discriminator_config *c, int im_channe
 /* Records the discriminator on x [N, im_channels, H, W] (H, W >= 16 for the default) with its
  * parameters named prefix + the state_dict name (prefix may be NULL). BatchNorm normalises by
  * batch statistics and updates its running ones when training, as the reference (always in
- * training mode) does; running_mean/var are frozen parameters. Returns logits [N, 1, h, w]. */
+ * training mode) does, unless stats_gate (one value; may be NULL) is 0: a pass the reference
+ * would not have made (the generator's before the adversarial loss starts) then leaves them
+ * alone; running_mean/var are frozen parameters. Returns logits [N, 1, h, w]. */
 ldm_tensor *ldm_discriminator(ldm_graph *g, const ldm_discriminator_config *c, ldm_tensor *x,
-                              const char *prefix, int training);
+                              const char *prefix, int training, ldm_tensor *stats_gate);
 
 /* Number of parameters (running statistics not counted, as in PyTorch's parameters()). */
 ldm_status ldm_discriminator_param_count(ldm_ctx *ctx, const ldm_discriminator_config *c,

@@ -30,6 +30,41 @@ static ldm_status carve(ldm_graph *g, const char *name, uint64_t bytes, ldm_aren
     return LDM_OK;
 }
 
+/* The stretch of the store's trainable arena that holds the parameters this graph trains. With
+ * a store of its own that is the whole arena; in a shared one (an autoencoder and its
+ * discriminator) the graph's parameters must lie together, with no other graph's trainable ones
+ * among them, or its optimizer would step those. */
+static ldm_status find_span(ldm_graph *g) {
+    ldm_params *p = g->store;
+    size_t lo = SIZE_MAX, hi = 0;
+    for (int i = 0; i < g->n_params; i++) {
+        ldm_tensor *t = g->params[i];
+        if (!t->trainable) continue;
+        size_t off = t->entry->value.off, end = off + (size_t)(aligned_bytes(t->numel) / 4);
+        if (off < lo) lo = off;
+        if (end > hi) hi = end;
+    }
+    g->span_off = lo == SIZE_MAX ? 0 : lo;
+    g->span_count = lo == SIZE_MAX ? 0 : hi - lo;
+    if (!g->has_backward) return LDM_OK;
+    for (int i = 0; i < p->n; i++) {
+        ldm_param_entry *e = p->entries[i];
+        if (!e->trainable || e->value.off < g->span_off ||
+            e->value.off >= g->span_off + g->span_count)
+            continue;
+        int mine = 0;
+        for (int k = 0; k < g->n_params && !mine; k++)
+            mine = g->params[k]->entry == e && g->params[k]->trainable;
+        if (!mine)
+            return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                            "the parameters this graph trains are not together in its store: '%s' "
+                            "lies among them but another graph trains it (record the graphs one "
+                            "after the other)",
+                            e->name);
+    }
+    return LDM_OK;
+}
+
 static ldm_status allocate(ldm_graph *g, size_t peak, size_t bank) {
     int n = g->n_tensors, n_co = 0, n_in = 0, n_lg = 0;
     ldm_tensor **co = malloc((size_t)n * sizeof *co), **in = malloc((size_t)n * sizeof *in);
@@ -87,6 +122,7 @@ static ldm_status allocate(ldm_graph *g, size_t peak, size_t bank) {
         t->buf = t->entry->value;
         if (t->grad) t->grad->buf = t->entry->grad;
     }
+    if (st == LDM_OK) st = find_span(g);
     if (st == LDM_OK) st = carve(g, "constants", b_co, &g->constants, co, n_co, 0);
     if (st == LDM_OK) st = carve(g, "inputs", b_in, &g->inputs, in, n_in, 0);
     if (st == LDM_OK && b_lg && g->has_backward) {
@@ -259,7 +295,10 @@ static ldm_status zero_arena(ldm_ctx *ctx, ldm_arena *a) {
 
 ldm_status ldm_graph_zero_grads(ldm_graph *g) {
     LDM_TRY(need_compiled(g));
-    if (g->has_backward) LDM_TRY(zero_arena(g->ctx, g->store->grads));
+    if (g->has_backward && g->store->grads && g->span_count) { /* this graph's gradients only */
+        ldm_buf mine = {ldm_arena_mem(g->store->grads), g->span_off};
+        LDM_TRY(ldm_buf_fill(g->ctx, mine, 0.0f, g->span_count));
+    }
     return zero_arena(g->ctx, g->leaf_grads);
 }
 
@@ -327,11 +366,11 @@ ldm_status ldm_tensor_read(ldm_tensor *t, float *data) {
 
 ldm_buf ldm_graph_trainable_buf(const ldm_graph *g, size_t *count) {
     const ldm_arena *a = g->store->trainable;
-    *count = a ? (size_t)(ldm_arena_capacity_bytes(a) / 4) : 0;
-    return (ldm_buf){a ? ldm_arena_mem(a) : NULL, 0};
+    *count = a ? g->span_count : 0;
+    return (ldm_buf){a ? ldm_arena_mem(a) : NULL, a ? g->span_off : 0};
 }
 
 ldm_buf ldm_graph_trainable_grad_buf(const ldm_graph *g) {
     const ldm_arena *a = g->store->grads;
-    return (ldm_buf){a ? ldm_arena_mem(a) : NULL, 0};
+    return (ldm_buf){a ? ldm_arena_mem(a) : NULL, a ? g->span_off : 0};
 }

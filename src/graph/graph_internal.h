@@ -155,6 +155,9 @@ struct ldm_graph {
     ldm_tensor **params; /* in creation order */
     int n_params, cap_params;
     ldm_params *store; /* where the parameters' values and gradients live (params.h) */
+    /* the stretch of the store's trainable values (and gradients, laid out alike) that holds the
+     * parameters this graph trains: its optimizer's, EMA's and training state's flat buffers */
+    size_t span_off, span_count;
 
     ldm_tensor *step; /* the device step counter, when something reads it */
 

@@ -17,7 +17,7 @@ void ldm_discriminator_config_default(ldm_discriminator_config *c, int im_channe
 }
 
 ldm_tensor *ldm_discriminator(ldm_graph *g, const ldm_discriminator_config *c, ldm_tensor *x,
-                              const char *prefix, int training) {
+                              const char *prefix, int training, ldm_tensor *stats_gate) {
     if (!x || ldm_graph_status(g) != LDM_OK) return NULL;
     const char *p = prefix ? prefix : "";
     char sx[64];
@@ -53,7 +53,7 @@ ldm_tensor *ldm_discriminator(ldm_graph *g, const ldm_discriminator_config *c, l
             ldm_tensor_set_trainable(rv, 0);
             nn_init_norm(w, b);
             nn_init_norm(rv, rm); /* running_var 1, running_mean 0 */
-            out = ldm_batch_norm(g, out, w, b, rm, rv, 0.1f, 1e-5f, training);
+            out = ldm_batch_norm(g, out, stats_gate, w, b, rm, rv, 0.1f, 1e-5f, training);
         }
         out = ldm_leaky_relu(g, out, 0.2f);
     }
@@ -69,7 +69,7 @@ ldm_status ldm_discriminator_param_count(ldm_ctx *ctx, const ldm_discriminator_c
     for (int i = 0; i < c->n_conv && i < LDM_DISC_MAX_LAYERS; i++)
         size *= 2;
     ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(1, c->im_channels, size, size));
-    ldm_discriminator(g, c, x, NULL, 1);
+    ldm_discriminator(g, c, x, NULL, 1, NULL);
     ldm_status st = ldm_graph_status(g);
     if (st != LDM_OK) st = ldm_restore_error(st, ldm_graph_error(g));
     for (size_t i = 0; i < ldm_graph_param_count(g) && st == LDM_OK; i++) {

@@ -88,13 +88,13 @@ ldm_status ldm_layer_norm_bwd(ldm_cmd *c, const ldm_layer_norm_params *p, int ac
 
 ldm_status ldm_batch_norm_fwd(ldm_cmd *c, const ldm_batch_norm_params *p, ldm_buf y, ldm_buf mean,
                               ldm_buf rstd, ldm_buf x, ldm_buf gamma, ldm_buf beta,
-                              ldm_buf running_mean, ldm_buf running_var) {
+                              ldm_buf running_mean, ldm_buf running_var, ldm_buf gate) {
     LDM_TRY(ldm_check_count("batch_norm", p->N * p->C * p->P));
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "batch_norm_fwd", norm_defines(c), &k));
     LDM_TRY(ldm_args_batch_norm_fwd(k, (int)p->N, (int)p->C, (int)p->P, p->eps, p->momentum,
-                                    p->training, y, mean, rstd, x, gamma, beta, running_mean,
-                                    running_var));
+                                    p->training, gate.mem != NULL, ldm_unused_or(gate, x), y, mean,
+                                    rstd, x, gamma, beta, running_mean, running_var));
     size_t global = p->C * norm_wg(c), local = norm_wg(c);
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }
@@ -218,9 +218,11 @@ ldm_tensor *ldm_layer_norm(ldm_graph *g, ldm_tensor *x, float eps, ldm_tensor *g
 
 static ldm_status bn_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     (void)scratch;
+    ldm_buf none = {NULL, 0};
     return ldm_batch_norm_fwd(c, LDM_NODE_PARAMS(n, ldm_batch_norm_params), BUF(n->out[0]),
                               BUF(n->out[1]), BUF(n->out[2]), BUF(n->in[0]), BUF(n->in[1]),
-                              BUF(n->in[2]), BUF(n->in[3]), BUF(n->in[4]));
+                              BUF(n->in[2]), BUF(n->in[3]), BUF(n->in[4]),
+                              n->n_in > 5 ? BUF(n->in[5]) : none);
 }
 
 static ldm_status bn_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
@@ -229,7 +231,8 @@ static ldm_status bn_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args 
                               BUF(n->out[1]), BUF(n->out[2]), BUF(n->in[1]));
 }
 
-/* The running statistics (inputs 3, 4) never get a gradient. */
+/* The running statistics (inputs 3, 4) and the gate of their update (input 5, when there is
+ * one) never get a gradient. */
 static const ldm_op_class bn_op = {
     .name = "batch_norm",
     .fwd = bn_node_fwd,
@@ -237,13 +240,16 @@ static const ldm_op_class bn_op = {
     .params_size = LDM_PARAMS_SIZE(ldm_batch_norm_params),
     .n_saved = 2,
     .bwd_reads = LDM_READS_IN(0) | LDM_READS_IN(1) | LDM_READS_SAVED(0) | LDM_READS_SAVED(1),
-    .no_grad = LDM_INPUT(3) | LDM_INPUT(4),
+    .no_grad = LDM_INPUT(3) | LDM_INPUT(4) | LDM_INPUT(5),
 };
 
-ldm_tensor *ldm_batch_norm(ldm_graph *g, ldm_tensor *x, ldm_tensor *gamma, ldm_tensor *beta,
-                           ldm_tensor *running_mean, ldm_tensor *running_var, float momentum,
-                           float eps, int training) {
+ldm_tensor *ldm_batch_norm(ldm_graph *g, ldm_tensor *x, ldm_tensor *gate, ldm_tensor *gamma,
+                           ldm_tensor *beta, ldm_tensor *running_mean, ldm_tensor *running_var,
+                           float momentum, float eps, int training) {
     if (!x || !gamma || !beta || !running_mean || !running_var) return NULL;
+    if (gate && gate->numel != 1)
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                              "batch_norm: the gate '%s' must be one value", gate->name);
     if (x->ndim < 2)
         return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
                               "batch_norm: '%s' must "
@@ -254,9 +260,9 @@ ldm_tensor *ldm_batch_norm(ldm_graph *g, ldm_tensor *x, ldm_tensor *gamma, ldm_t
         return NULL;
     ldm_batch_norm_params p = {
         (size_t)x->shape[0], (size_t)x->shape[1], per_sample(x), eps, momentum, training != 0};
-    ldm_tensor *in[5] = {x, gamma, beta, running_mean, running_var};
-    ldm_node *n =
-        ldm_graph_add_node(g, &bn_op, LDM_PARAMS(p), "batch_norm", in, 5, x->ndim, x->shape);
+    ldm_tensor *in[6] = {x, gamma, beta, running_mean, running_var, gate};
+    ldm_node *n = ldm_graph_add_node(g, &bn_op, LDM_PARAMS(p), "batch_norm", in, gate ? 6 : 5,
+                                     x->ndim, x->shape);
     return with_stats(g, n, 1, &x->shape[1]);
 }
 

@@ -12,7 +12,6 @@
 #include "ldmcl/safetensors.h"
 #include "ldmcl/train_state.h"
 
-#define DISC_PREFIX "discriminator."
 #define LPIPS_PREFIX "lpips."
 
 struct ldm_ae_trainer {
@@ -25,9 +24,6 @@ struct ldm_ae_trainer {
     ldm_tensor *recon, *codebook, *commitment, *kl, *perceptual, *g_adv, *g_total;
     /* discriminator graph */
     ldm_tensor *fake, *real, *d_fake, *d_real, *d_total;
-    /* discriminator parameters and their copies in the generator graph */
-    ldm_tensor **d_params, **d_copies;
-    size_t n_d_params;
     ldm_optimizer *opt_g, *opt_d;
     int step, d_pending;
     float adv_written; /* the value in adv_on (-1: not yet written) */
@@ -105,14 +101,16 @@ static ldm_status record_generator(ldm_ae_trainer *t) {
         loss = plus(g, loss, c->perceptual_weight, t->perceptual);
     }
     if (t->use_disc) {
-        ldm_tensor *logits = ldm_discriminator(g, &c->disc, t->out, DISC_PREFIX, 1);
-        t->g_adv = ldm_mse_loss_const(g, logits, 1.0f);
+        /* The discriminator's own weights (the same store's entries), which this graph does not
+         * train; its running statistics move only in adversarial steps, as the reference calls
+         * the discriminator in the generator's step only then. */
         t->adv_on = ldm_graph_input(g, "adversarial", LDM_SHAPE(1));
+        ldm_tensor *logits = ldm_discriminator(g, &c->disc, t->out, NULL, 1, t->adv_on);
+        t->g_adv = ldm_mse_loss_const(g, logits, 1.0f);
         loss = plus(g, loss, c->disc_weight, ldm_mul(g, t->adv_on, t->g_adv));
         for (size_t i = 0; i < ldm_graph_param_count(g); i++) {
             ldm_tensor *p = ldm_graph_param_at(g, i);
-            if (!strncmp(ldm_tensor_name(p), DISC_PREFIX, strlen(DISC_PREFIX)))
-                ldm_tensor_set_trainable(p, 0);
+            if (ldm_graph_find(t->dg, ldm_tensor_name(p))) ldm_tensor_set_trainable(p, 0);
         }
     }
     t->g_total = ldm_scale(g, loss, 1.0f / (float)c->acc_steps);
@@ -120,8 +118,7 @@ static ldm_status record_generator(ldm_ae_trainer *t) {
                           t->perceptual, t->g_adv, t->g_total,  t->indices};
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
         if (keep[i]) ldm_tensor_keep(keep[i]);
-    LDM_TRY(ldm_graph_backward(g, t->g_total));
-    return ldm_graph_compile(g);
+    return ldm_graph_backward(g, t->g_total);
 }
 
 static ldm_status record_discriminator(ldm_ae_trainer *t) {
@@ -131,34 +128,14 @@ static ldm_status record_discriminator(ldm_ae_trainer *t) {
         ldm_graph_input(g, "fake", LDM_SHAPE(c->batch, c->ae.im_channels, c->height, c->width));
     t->real =
         ldm_graph_input(g, "real", LDM_SHAPE(c->batch, c->ae.im_channels, c->height, c->width));
-    t->d_fake = ldm_mse_loss_const(g, ldm_discriminator(g, &c->disc, t->fake, NULL, 1), 0.0f);
-    t->d_real = ldm_mse_loss_const(g, ldm_discriminator(g, &c->disc, t->real, NULL, 1), 1.0f);
+    t->d_fake = ldm_mse_loss_const(g, ldm_discriminator(g, &c->disc, t->fake, NULL, 1, NULL), 0.0f);
+    t->d_real = ldm_mse_loss_const(g, ldm_discriminator(g, &c->disc, t->real, NULL, 1, NULL), 1.0f);
     t->d_total =
         ldm_scale(g, ldm_add(g, t->d_fake, t->d_real), c->disc_weight / 2.0f / (float)c->acc_steps);
     ldm_tensor_keep(t->d_fake);
     ldm_tensor_keep(t->d_real);
     ldm_tensor_keep(t->d_total);
-    LDM_TRY(ldm_graph_backward(g, t->d_total));
-    return ldm_graph_compile(g);
-}
-
-/* Pairs every discriminator parameter with its copy in the generator graph. */
-static ldm_status pair_disc_params(ldm_ae_trainer *t) {
-    t->n_d_params = ldm_graph_param_count(t->dg);
-    t->d_params = calloc(t->n_d_params ? t->n_d_params : 1, sizeof *t->d_params);
-    t->d_copies = calloc(t->n_d_params ? t->n_d_params : 1, sizeof *t->d_copies);
-    if (!t->d_params || !t->d_copies) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-    for (size_t i = 0; i < t->n_d_params; i++) {
-        ldm_tensor *p = ldm_graph_param_at(t->dg, i);
-        char name[256];
-        snprintf(name, sizeof name, DISC_PREFIX "%s", ldm_tensor_name(p));
-        t->d_params[i] = p;
-        t->d_copies[i] = ldm_graph_find(t->gg, name);
-        if (!t->d_copies[i])
-            return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "discriminator parameter '%s' has no copy",
-                            ldm_tensor_name(p));
-    }
-    return LDM_OK;
+    return ldm_graph_backward(g, t->d_total);
 }
 
 ldm_status ldm_ae_trainer_create(ldm_ctx *ctx, const ldm_ae_train_config *cfg,
@@ -172,11 +149,16 @@ ldm_status ldm_ae_trainer_create(ldm_ctx *ctx, const ldm_ae_train_config *cfg,
     t->use_disc = cfg->disc_weight > 0.0f;
     t->use_lpips = cfg->perceptual_weight > 0.0f;
     t->adv_written = -1.0f;
-    ldm_status st = ldm_graph_create(ctx, &t->gg);
-    if (st == LDM_OK) st = record_generator(t);
-    if (st == LDM_OK && t->use_disc) st = ldm_graph_create(ctx, &t->dg);
+    /* One parameter store: the discriminator is recorded first, so that its entries are
+     * trainable (its graph trains them) and lie together before the autoencoder's; the generator
+     * graph uses them without a copy. Both are recorded before either compiles. */
+    ldm_status st = LDM_OK;
+    if (t->use_disc) st = ldm_graph_create(ctx, &t->dg);
     if (st == LDM_OK && t->use_disc) st = record_discriminator(t);
-    if (st == LDM_OK && t->use_disc) st = pair_disc_params(t);
+    if (st == LDM_OK) st = ldm_graph_create_in(ctx, t->dg ? ldm_graph_params(t->dg) : NULL, &t->gg);
+    if (st == LDM_OK) st = record_generator(t);
+    if (st == LDM_OK) st = ldm_graph_compile(t->gg);
+    if (st == LDM_OK && t->use_disc) st = ldm_graph_compile(t->dg);
     ldm_adam_config adam;
     ldm_adam_config_init(&adam);
     adam.lr = cfg->lr;
@@ -203,8 +185,6 @@ void ldm_ae_trainer_destroy(ldm_ae_trainer *t) {
     ldm_optimizer_destroy(t->opt_d);
     ldm_graph_destroy(t->gg);
     ldm_graph_destroy(t->dg);
-    free(t->d_params);
-    free(t->d_copies);
     free(t->host_indices);
     free(t->used);
     free(t);
@@ -228,10 +208,6 @@ ldm_status ldm_ae_trainer_load_lpips(ldm_ae_trainer *t, const char *path) {
 
 static ldm_status copy_tensor(ldm_ctx *ctx, ldm_tensor *dst, ldm_tensor *src) {
     return ldm_buf_copy(ctx, ldm_tensor_buf(dst), ldm_tensor_buf(src), ldm_tensor_numel(src), NULL);
-}
-
-static int is_running_stat(const ldm_tensor *p) {
-    return strstr(ldm_tensor_name(p), ".running_") != NULL;
 }
 
 static ldm_status read_scalar(ldm_tensor *x, float *v) {
@@ -286,15 +262,8 @@ ldm_status ldm_ae_trainer_forward_backward(ldm_ae_trainer *t, const float *image
         LDM_TRY(ldm_tensor_write(t->adv_on, &on));
         t->adv_written = on;
     }
-    if (adversarial)
-        for (size_t i = 0; i < t->n_d_params; i++)
-            LDM_TRY(copy_tensor(t->ctx, t->d_copies[i], t->d_params[i]));
     LDM_TRY(ldm_graph_run(t->gg));
     if (adversarial) {
-        /* The generator pass moved the BatchNorm running statistics of the copy. */
-        for (size_t i = 0; i < t->n_d_params; i++)
-            if (is_running_stat(t->d_params[i]))
-                LDM_TRY(copy_tensor(t->ctx, t->d_params[i], t->d_copies[i]));
         LDM_TRY(copy_tensor(t->ctx, t->fake, t->out));
         LDM_TRY(copy_tensor(t->ctx, t->real, t->images));
         LDM_TRY(ldm_graph_run(t->dg));

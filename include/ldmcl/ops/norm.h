@@ -37,8 +37,8 @@ ldm_status ldm_layer_norm_bwd(ldm_cmd *c, const ldm_layer_norm_params *p, int ac
                               ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma);
 
 /* BatchNorm of x, y [N, C, P]; gamma, beta, running_mean, running_var, mean, rstd [C]. training:
- * normalise by batch statistics and update the running ones (by momentum); otherwise normalise
- * by the running ones. */
+ * normalise by batch statistics and update the running ones (by momentum, times gate[0] when gate
+ * is set: 0 leaves them as they are); otherwise normalise by the running ones. */
 typedef struct ldm_batch_norm_params {
     size_t N, C, P;
     float eps, momentum;
@@ -46,7 +46,7 @@ typedef struct ldm_batch_norm_params {
 } ldm_batch_norm_params;
 ldm_status ldm_batch_norm_fwd(ldm_cmd *c, const ldm_batch_norm_params *p, ldm_buf y, ldm_buf mean,
                               ldm_buf rstd, ldm_buf x, ldm_buf gamma, ldm_buf beta,
-                              ldm_buf running_mean, ldm_buf running_var);
+                              ldm_buf running_mean, ldm_buf running_var, ldm_buf gate);
 ldm_status ldm_batch_norm_bwd(ldm_cmd *c, const ldm_batch_norm_params *p, int acc_x, ldm_buf dx,
                               int acc_g, ldm_buf dgamma, int acc_b, ldm_buf dbeta, ldm_buf dy,
                               ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma);
@@ -67,9 +67,9 @@ ldm_tensor *ldm_layer_norm(ldm_graph *g, ldm_tensor *x, float eps, ldm_tensor *g
                            ldm_tensor *beta);
 /* x [N, C, ...]; running_mean and running_var are parameters kept frozen (they are statistics,
  * updated by every training run, not by an optimizer). */
-ldm_tensor *ldm_batch_norm(ldm_graph *g, ldm_tensor *x, ldm_tensor *gamma, ldm_tensor *beta,
-                           ldm_tensor *running_mean, ldm_tensor *running_var, float momentum,
-                           float eps, int training);
+ldm_tensor *ldm_batch_norm(ldm_graph *g, ldm_tensor *x, ldm_tensor *gate, ldm_tensor *gamma,
+                           ldm_tensor *beta, ldm_tensor *running_mean, ldm_tensor *running_var,
+                           float momentum, float eps, int training);
 /* F.normalize(x, dim=1, eps) of x [N, C, ...] (LPIPS's feature normalisation; eps 1e-12). */
 ldm_tensor *ldm_l2_normalize(ldm_graph *g, ldm_tensor *x, float eps);
 
