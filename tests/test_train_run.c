@@ -419,6 +419,74 @@ static void latent_scaling_standardises_the_cache(void **state) {
     ldm_pipeline_destroy(p);
 }
 
+/* Replaces the text file's first stretch from `from` up to (not including) `until` by `to`. */
+static void edit_file(const char *path, const char *from, const char *until, const char *to) {
+    char *text = read_text(path);
+    char *at = strstr(text, from), *end = at ? strstr(at, until) : NULL;
+    assert_non_null(end);
+    size_t len = (size_t)(at - text) + strlen(to) + strlen(end);
+    char *out = malloc(len + 1);
+    assert_non_null(out);
+    snprintf(out, len + 1, "%.*s%s%s", (int)(at - text), text, to, end);
+    test_write_file(path, out, len);
+    free(text);
+    free(out);
+}
+
+/* The validation grid of run NAME's last step is what ldmcl-sample's pipeline makes from the
+ * model folder (the same weights: no EMA) with the validation's prompts, seed and settings:
+ * validation runs that pipeline, bound to the trainer's weights. */
+static void grid_is_the_model_folders(const char *name, const char *ini) {
+    ldm_run_config c;
+    assert_status(ldm_run_config_read(ini, &c), LDM_OK);
+    char dir[4400], path[4400];
+    snprintf(dir, sizeof dir, "%s/%s/model", g_dir, name);
+    ldm_pipeline_options o = {.method = LDM_SAMPLER_DDIM,
+                              .steps = c.ldm_train.validation_sampling_steps,
+                              .guidance_scale = c.ldm_train.validation_guidance_scale,
+                              .batch = 2};
+    ldm_pipeline *p;
+    assert_status(ldm_pipeline_open(g_ctx, dir, &o, &p), LDM_OK);
+    const char *prompts[2] = {"a left thing", "right"};
+    float img[2 * 16 * 16], grid[16 * 32];
+    assert_status(ldm_pipeline_generate_each(p, prompts, "", c.seed, img), LDM_OK);
+    ldm_pipeline_destroy(p);
+    for (int y = 0; y < 16; y++)
+        for (int i = 0; i < 2; i++)
+            memcpy(grid + y * 32 + i * 16, img + i * 256 + y * 16, 16 * sizeof *grid);
+    ldm_image want, got;
+    assert_status(ldm_image_from_tensor(grid, 1, 16, 32, &want), LDM_OK);
+    snprintf(path, sizeof path, "%s/%s/samples/step-00000006.png", g_dir, name);
+    assert_status(ldm_png_read(path, 1, NULL, &got), LDM_OK);
+    assert_true(got.width == 32 && got.height == 16);
+    assert_memory_equal(got.pixels, want.pixels, 16 * 32);
+    ldm_image_free(&want);
+    ldm_image_free(&got);
+}
+
+/* Validation grids come from the pipeline ldmcl-sample runs, on the trainer's weights: with a
+ * text encoder trained in the step (clip_scratch) and with a frozen pretrained one (clip_frozen,
+ * the reference model's CLIP folder), whose weights the grid shares with the trainer's frozen
+ * encoder instead of reading them again. */
+static void validation_grids_are_the_pipelines(void **state) {
+    (void)state;
+    char ini[4400];
+    write_config("grid_scratch", 8, "", ini);
+    edit_file(ini, "use_ema = true", "\n", "use_ema = false");
+    assert_status(run(ini, 0, 0), LDM_OK);
+    grid_is_the_model_folders("grid_scratch", ini);
+
+    write_config("grid_frozen", 8, "", ini);
+    edit_file(ini, "use_ema = true", "\n", "use_ema = false");
+    char text[4400];
+    snprintf(text, sizeof text,
+             "[text]\nencoder = clip_frozen\nclip_path = %s/reference_model/clip\n",
+             LDMCL_TEST_REF_DIR);
+    edit_file(ini, "[text]", "[train]", text);
+    assert_status(run(ini, 0, 0), LDM_OK);
+    grid_is_the_model_folders("grid_frozen", ini);
+}
+
 static void stale_cache_and_bad_checkpoints(void **state) {
     (void)state;
     char ini[4400], path[4400];
@@ -739,6 +807,7 @@ int main(void) {
         cmocka_unit_test(full_run_and_exact_resume),
         cmocka_unit_test(random_flip_uses_mirrored_latents),
         cmocka_unit_test(latent_scaling_standardises_the_cache),
+        cmocka_unit_test(validation_grids_are_the_pipelines),
         cmocka_unit_test(stale_cache_and_bad_checkpoints),
         cmocka_unit_test(non_finite_loss_stops_the_run),
         cmocka_unit_test(inputs_checked_before_the_first_step),

@@ -60,6 +60,8 @@ ldm_status ldm_clip_encoder_create_in(ldm_ctx *ctx, ldm_params *params,
                                       const ldm_clip_text_config *c, int batch, int seq_len,
                                       int skip, ldm_clip_encoder **out);
 void ldm_clip_encoder_destroy(ldm_clip_encoder *e);
+/* The store holding its weights, for another encoder (another batch) to share them. */
+ldm_params *ldm_clip_encoder_params(const ldm_clip_encoder *e);
 /* Weights from a Hugging Face model.safetensors: a CLIPTextModel's, or a whole CLIPModel's (only
  * the text_model.* tensors are read; the vision tower, projections and the position_ids buffer
  * are ignored). Every text_model parameter must be there with its shape. */

@@ -46,12 +46,11 @@ ldm_status ldm_diffusion_trainer_load_state(ldm_diffusion_trainer *t, const char
 ldm_status ldm_diffusion_trainer_write_model(ldm_diffusion_trainer *t, const char *dir);
 
 /* What validation shares: the step's graph (its parameter store holds the UNet's and a trained
- * encoder's weights), the tokenizer (NULL without text), the noise schedule, and whether the
- * encoder is trained in the step. */
+ * encoder's weights), the store holding the text encoder's weights (the step's when it trains
+ * the encoder, the frozen encoder's, NULL without text), and the tokenizer (NULL without text). */
 ldm_graph *ldm_diffusion_trainer_graph(ldm_diffusion_trainer *t);
+ldm_params *ldm_diffusion_trainer_text_params(ldm_diffusion_trainer *t);
 ldm_clip_tokenizer *ldm_diffusion_trainer_tokenizer(ldm_diffusion_trainer *t);
-const ldm_schedule *ldm_diffusion_trainer_schedule(const ldm_diffusion_trainer *t);
-int ldm_diffusion_trainer_trains_text(const ldm_diffusion_trainer *t);
 
 #ifdef __cplusplus
 }

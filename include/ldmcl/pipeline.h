@@ -9,17 +9,20 @@
  *   the tokenizer's files     the config's vocab (clip_scratch) or clip_path's vocab.json and
  *                             merges.txt
  * A prompt (and an optional negative prompt, the unconditional branch of guidance; "" by
- * default) is tokenized and encoded, the latents sampled (DDPM or DDIM, classifier-free
- * guidance), then decoded (after undoing model.ini's latent_scaling, if any). Every file is checked
- * when opened (weights must be finite); errors name it. Latents or images holding NaN or
- * infinite values are an error naming the weights to suspect, never a result. */
+ * default) is tokenized and encoded (one recorded encoder for the batch), the latents sampled (DDPM
+ * or DDIM, classifier-free guidance), then decoded (after undoing model.ini's latent_scaling, if
+ * any). Every file is checked when opened (weights must be finite); errors name it. Latents or
+ * images holding NaN or infinite values are an error naming the weights to suspect, never a result.
+ */
 #ifndef LDMCL_PIPELINE_H
 #define LDMCL_PIPELINE_H
 
 #include <stdint.h>
 
+#include "ldmcl/graph.h"
 #include "ldmcl/model.h"
 #include "ldmcl/sample.h"
+#include "ldmcl/tokenizer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -40,6 +43,20 @@ typedef struct ldm_pipeline ldm_pipeline;
 
 ldm_status ldm_pipeline_open(ldm_ctx *ctx, const char *model_dir, const ldm_pipeline_options *o,
                              ldm_pipeline **out);
+
+/* A pipeline over weights already on the device, as a training run makes its validation grids:
+ * the UNet's and the text encoder's entries of parameter stores, bound, not copied (what a
+ * training step changes, the next generation uses), and the autoencoder read once from its file.
+ * model: the model's description, with latent_mean and latent_std when it has latent_scaling. */
+typedef struct ldm_pipeline_weights {
+    ldm_params *unet;              /* the store with the UNet's entries */
+    ldm_params *text;              /* the store with text_model.* (NULL without a text encoder) */
+    ldm_clip_tokenizer *tokenizer; /* borrowed: it must outlive the pipeline (NULL without text) */
+    const char *autoencoder;       /* the autoencoder's safetensors file */
+} ldm_pipeline_weights;
+ldm_status ldm_pipeline_create(ldm_ctx *ctx, const ldm_model_config *model,
+                               const ldm_pipeline_weights *w, const ldm_pipeline_options *o,
+                               ldm_pipeline **out);
 void ldm_pipeline_destroy(ldm_pipeline *p);
 
 /* The model's description, and the images' shape [channels, size, size]. */
@@ -49,6 +66,10 @@ const ldm_model_config *ldm_pipeline_config(const ldm_pipeline *p);
  * noise and every step's noise from seed. */
 ldm_status ldm_pipeline_generate(ldm_pipeline *p, const char *prompt, const char *negative,
                                  uint64_t seed, float *images);
+
+/* The same with a prompt per image: prompts[0 .. batch) (a validation grid's). */
+ldm_status ldm_pipeline_generate_each(ldm_pipeline *p, const char *const *prompts,
+                                      const char *negative, uint64_t seed, float *images);
 
 /* The two halves of ldm_pipeline_generate: the sampled latents as the UNet sees them ([batch,
  * ldm_model_latent_channels, ldm_model_latent_size, same]: normalised when model.ini has

@@ -21,6 +21,10 @@ ldm_status ldm_clip_encoder_create(ldm_ctx *ctx, const ldm_clip_text_config *c, 
     return ldm_clip_encoder_create_in(ctx, NULL, c, batch, seq_len, skip, out);
 }
 
+ldm_params *ldm_clip_encoder_params(const ldm_clip_encoder *e) {
+    return ldm_graph_params(e->g);
+}
+
 ldm_status ldm_clip_encoder_create_in(ldm_ctx *ctx, ldm_params *params,
                                       const ldm_clip_text_config *c, int batch, int seq_len,
                                       int skip, ldm_clip_encoder **out) {

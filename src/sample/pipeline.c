@@ -17,13 +17,16 @@ struct ldm_pipeline {
     ldm_sampler *sampler;
     ldm_ae_codec *codec;
     ldm_clip_tokenizer *tokenizer;
-    ldm_clip_encoder *encoder; /* batch 1: one prompt at a time */
+    int owns_tokenizer;
+    ldm_clip_encoder *encoder; /* for the batch's prompts */
     int lat, lat_channels;
+    const char **prompts; /* [batch]: the prompt of each image */
     float *context, *uncond, *latents;
-    float *restored;          /* latents with the model's latent scaling undone, to decode */
-    float *plain;             /* and with latent_patch undone: the autoencoder's latents */
-    float *preview;           /* decoded x0 previews, with an x0 hook */
-    char dir[LDM_MODEL_PATH]; /* the model folder, for messages */
+    float *restored; /* latents with the model's latent scaling undone, to decode */
+    float *plain;    /* and with latent_patch undone: the autoencoder's latents */
+    float *preview;  /* decoded x0 previews, with an x0 hook */
+    char unet_name[LDM_MODEL_PATH + 40]; /* the UNet's weights, for messages */
+    char ae_path[LDM_MODEL_PATH + 32];
 };
 
 /* The sampler's x0 hook: decodes the latents, then hands the images to the caller's hook. */
@@ -43,8 +46,9 @@ void ldm_pipeline_destroy(ldm_pipeline *p) {
     ldm_sampler_destroy(p->sampler);
     ldm_ae_codec_destroy(p->codec);
     ldm_clip_encoder_destroy(p->encoder);
-    ldm_clip_tokenizer_destroy(p->tokenizer);
+    if (p->owns_tokenizer) ldm_clip_tokenizer_destroy(p->tokenizer);
     ldm_schedule_destroy(p->schedule);
+    free(p->prompts);
     free(p->context);
     free(p->uncond);
     free(p->latents);
@@ -58,65 +62,54 @@ const ldm_model_config *ldm_pipeline_config(const ldm_pipeline *p) {
     return &p->cfg;
 }
 
-static ldm_status open_text(ldm_ctx *ctx, ldm_pipeline *p, const char *dir) {
+/* The tokenizer (a model folder's, or the caller's) and the text encoder on text_store (NULL:
+ * its own, loaded from dir's files). */
+static ldm_status open_text(ldm_ctx *ctx, ldm_pipeline *p, const char *dir, ldm_params *text_store,
+                            ldm_clip_tokenizer *tokenizer) {
     const ldm_model_config *c = &p->cfg;
     if (c->text == LDM_TEXT_NONE) return LDM_OK;
-    if (c->text == LDM_TEXT_CLIP_SCRATCH)
-        LDM_TRY(ldm_clip_tokenizer_load_bpe(c->vocab, &p->tokenizer));
-    else
-        LDM_TRY(ldm_clip_tokenizer_load_dir(c->clip_path, &p->tokenizer));
     char source[LDM_MODEL_PATH + 64];
-    if (c->text == LDM_TEXT_CLIP_SCRATCH)
-        snprintf(source, sizeof source, "'%s/model.ini' [text]", dir);
-    else
-        snprintf(source, sizeof source, "'%s/config.json'", c->clip_path);
+    if (tokenizer) {
+        p->tokenizer = tokenizer;
+        snprintf(source, sizeof source, "the model's [text]");
+    } else {
+        p->owns_tokenizer = 1;
+        if (c->text == LDM_TEXT_CLIP_SCRATCH)
+            LDM_TRY(ldm_clip_tokenizer_load_bpe(c->vocab, &p->tokenizer));
+        else
+            LDM_TRY(ldm_clip_tokenizer_load_dir(c->clip_path, &p->tokenizer));
+        if (c->text == LDM_TEXT_CLIP_SCRATCH)
+            snprintf(source, sizeof source, "'%s/model.ini' [text]", dir);
+        else
+            snprintf(source, sizeof source, "'%s/config.json'", c->clip_path);
+    }
     LDM_TRY(ldm_clip_tokenizer_check_vocab(p->tokenizer, c->clip.vocab_size, source));
-    LDM_TRY(
-        ldm_clip_encoder_create(ctx, &c->clip, 1, c->context_length, c->clip_skip, &p->encoder));
-    char path[LDM_MODEL_PATH + 64];
-    if (c->text == LDM_TEXT_CLIP_FROZEN)
-        snprintf(path, sizeof path, "%s/model.safetensors", c->clip_path);
-    else
-        snprintf(path, sizeof path, "%s/text_encoder.safetensors", dir);
-    LDM_TRY(ldm_clip_encoder_load(p->encoder, path));
+    LDM_TRY(ldm_clip_encoder_create_in(ctx, text_store, &c->clip, p->o.batch, c->context_length,
+                                       c->clip_skip, &p->encoder));
+    if (!text_store) {
+        char path[LDM_MODEL_PATH + 64];
+        if (c->text == LDM_TEXT_CLIP_FROZEN)
+            snprintf(path, sizeof path, "%s/model.safetensors", c->clip_path);
+        else
+            snprintf(path, sizeof path, "%s/text_encoder.safetensors", dir);
+        LDM_TRY(ldm_clip_encoder_load(p->encoder, path));
+    }
     size_t row = (size_t)c->context_length * (size_t)c->clip.hidden_size;
+    p->prompts = malloc((size_t)p->o.batch * sizeof *p->prompts);
     p->context = malloc((size_t)p->o.batch * row * sizeof *p->context);
-    p->uncond = malloc(row * sizeof *p->uncond);
-    if (!p->context || !p->uncond) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    p->uncond = malloc((size_t)p->o.batch * row * sizeof *p->uncond);
+    if (!p->prompts || !p->context || !p->uncond)
+        return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     return LDM_OK;
 }
 
-ldm_status ldm_pipeline_open(ldm_ctx *ctx, const char *model_dir, const ldm_pipeline_options *o,
-                             ldm_pipeline **out) {
-    *out = NULL;
-    ldm_pipeline *p = calloc(1, sizeof *p);
-    if (!p) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-    p->o = *o;
-    if (p->o.batch < 1) p->o.batch = 1;
-    snprintf(p->dir, sizeof p->dir, "%s", model_dir);
-    char path[LDM_MODEL_PATH + 64];
-    snprintf(path, sizeof path, "%s/model.ini", model_dir);
-    ldm_status st = ldm_model_config_read(path, &p->cfg);
+/* What every pipeline has: the schedule, the sampler on unet_store (NULL: its own, loaded from
+ * unet_path), the autoencoder from p->ae_path, the host arrays. */
+static ldm_status open_rest(ldm_ctx *ctx, ldm_pipeline *p, ldm_params *unet_store,
+                            const char *unet_path) {
     const ldm_model_config *c = &p->cfg;
-    ldm_diffusion_meta meta;
-    snprintf(path, sizeof path, "%s/unet.safetensors", model_dir);
-    if (st == LDM_OK) st = ldm_diffusion_read_meta(path, &meta);
-    if (st == LDM_OK && meta.from_file &&
-        (meta.num_timesteps != c->num_timesteps || meta.prediction != c->prediction_type))
-        st = LDM_FAIL(LDM_ERR_FORMAT,
-                      "'%s' was trained with %d timesteps and %s prediction; model.ini says %d "
-                      "and %s",
-                      path, meta.num_timesteps, meta.prediction == LDM_PREDICT_V ? "v" : "epsilon",
-                      c->num_timesteps, c->prediction_type == LDM_PREDICT_V ? "v" : "epsilon");
-    if (st == LDM_OK)
-        st = ldm_schedule_create(c->beta_schedule, c->num_timesteps, c->beta_start, c->beta_end,
-                                 &p->schedule);
-    if (st == LDM_OK && c->latent_scaling != LDM_LATENT_NONE && !c->n_latent_stats)
-        st = LDM_FAIL(LDM_ERR_FORMAT,
-                      "'%s/model.ini': latent_scaling without latent_mean and latent_std (the "
-                      "statistics ldmcl-train writes into a model folder's model.ini)",
-                      model_dir);
-    if (st == LDM_OK) st = open_text(ctx, p, model_dir);
+    LDM_TRY(ldm_schedule_create(c->beta_schedule, c->num_timesteps, c->beta_start, c->beta_end,
+                                &p->schedule));
     p->lat = ldm_model_latent_size(c);
     p->lat_channels = ldm_model_latent_channels(c);
     ldm_sampler_config sc = {.unet = &p->cfg.unet,
@@ -129,32 +122,133 @@ ldm_status ldm_pipeline_open(ldm_ctx *ctx, const char *model_dir, const ldm_pipe
                              .method = p->o.method,
                              .steps = p->o.steps,
                              .eta = p->o.eta,
-                             .prediction = c->prediction_type};
+                             .prediction = c->prediction_type,
+                             .params = unet_store};
     if (p->o.x0_hook.take) {
         sc.x0_hook = (ldm_x0_hook){preview_want, preview_take, p};
         p->preview = malloc((size_t)p->o.batch * c->channels * c->resolution * c->resolution *
                             sizeof *p->preview);
-        if (st == LDM_OK && !p->preview) st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+        if (!p->preview) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     }
-    if (st == LDM_OK) st = ldm_sampler_create(ctx, &sc, &p->sampler);
-    if (st == LDM_OK) st = ldm_graph_load(ldm_sampler_graph(p->sampler), path, NULL);
-    if (st == LDM_OK)
-        st = ldm_ae_codec_create(ctx, &c->ae, p->o.batch, c->resolution, c->resolution, 0, 0,
-                                 &p->codec);
-    snprintf(path, sizeof path, "%s/autoencoder.safetensors", model_dir);
-    if (st == LDM_OK) st = ldm_ae_codec_load(p->codec, path);
+    LDM_TRY(ldm_sampler_create(ctx, &sc, &p->sampler));
+    if (!unet_store) LDM_TRY(ldm_graph_load(ldm_sampler_graph(p->sampler), unet_path, NULL));
+    LDM_TRY(ldm_ae_codec_create(ctx, &c->ae, p->o.batch, c->resolution, c->resolution, 0, 0,
+                                &p->codec));
+    LDM_TRY(ldm_ae_codec_load(p->codec, p->ae_path));
     size_t n_lat = (size_t)p->o.batch * p->lat_channels * p->lat * p->lat;
     p->latents = malloc(n_lat * sizeof *p->latents);
     p->restored = malloc(n_lat * sizeof *p->restored);
     p->plain = malloc(n_lat * sizeof *p->plain);
-    if (st == LDM_OK && (!p->latents || !p->restored || !p->plain))
-        st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    if (!p->latents || !p->restored || !p->plain)
+        return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    return LDM_OK;
+}
+
+static ldm_status check_latent_stats(const ldm_model_config *c, const char *source) {
+    if (c->latent_scaling != LDM_LATENT_NONE && !c->n_latent_stats)
+        return LDM_FAIL(LDM_ERR_FORMAT,
+                        "%s: latent_scaling without latent_mean and latent_std (the statistics "
+                        "ldmcl-train writes into a model folder's model.ini)",
+                        source);
+    return LDM_OK;
+}
+
+static ldm_pipeline *new_pipeline(const ldm_pipeline_options *o) {
+    ldm_pipeline *p = calloc(1, sizeof *p);
+    if (!p) {
+        LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+        return NULL;
+    }
+    p->o = *o;
+    if (p->o.batch < 1) p->o.batch = 1;
+    return p;
+}
+
+ldm_status ldm_pipeline_open(ldm_ctx *ctx, const char *model_dir, const ldm_pipeline_options *o,
+                             ldm_pipeline **out) {
+    *out = NULL;
+    ldm_pipeline *p = new_pipeline(o);
+    if (!p) return LDM_ERR_HOST_MEMORY;
+    char path[LDM_MODEL_PATH + 64], unet_path[LDM_MODEL_PATH + 32];
+    snprintf(path, sizeof path, "%s/model.ini", model_dir);
+    snprintf(unet_path, sizeof unet_path, "%s/unet.safetensors", model_dir);
+    snprintf(p->unet_name, sizeof p->unet_name, "'%s'", unet_path);
+    snprintf(p->ae_path, sizeof p->ae_path, "%s/autoencoder.safetensors", model_dir);
+    ldm_status st = ldm_model_config_read(path, &p->cfg);
+    const ldm_model_config *c = &p->cfg;
+    ldm_diffusion_meta meta;
+    if (st == LDM_OK) st = ldm_diffusion_read_meta(unet_path, &meta);
+    if (st == LDM_OK && meta.from_file &&
+        (meta.num_timesteps != c->num_timesteps || meta.prediction != c->prediction_type))
+        st = LDM_FAIL(LDM_ERR_FORMAT,
+                      "'%s' was trained with %d timesteps and %s prediction; model.ini says %d "
+                      "and %s",
+                      unet_path, meta.num_timesteps,
+                      meta.prediction == LDM_PREDICT_V ? "v" : "epsilon", c->num_timesteps,
+                      c->prediction_type == LDM_PREDICT_V ? "v" : "epsilon");
+    snprintf(path, sizeof path, "'%s/model.ini'", model_dir);
+    if (st == LDM_OK) st = check_latent_stats(c, path);
+    if (st == LDM_OK) st = open_text(ctx, p, model_dir, NULL, NULL);
+    if (st == LDM_OK) st = open_rest(ctx, p, NULL, unet_path);
     if (st != LDM_OK) {
         ldm_pipeline_destroy(p);
         return st;
     }
     *out = p;
     return LDM_OK;
+}
+
+ldm_status ldm_pipeline_create(ldm_ctx *ctx, const ldm_model_config *model,
+                               const ldm_pipeline_weights *w, const ldm_pipeline_options *o,
+                               ldm_pipeline **out) {
+    *out = NULL;
+    if (!w->unet || (model->text != LDM_TEXT_NONE && (!w->text || !w->tokenizer)) ||
+        !w->autoencoder)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "a pipeline over stored weights needs the UNet's store, the autoencoder's "
+                        "file and, with a text encoder, its store and tokenizer");
+    ldm_pipeline *p = new_pipeline(o);
+    if (!p) return LDM_ERR_HOST_MEMORY;
+    p->cfg = *model;
+    snprintf(p->unet_name, sizeof p->unet_name, "the UNet's weights");
+    snprintf(p->ae_path, sizeof p->ae_path, "%s", w->autoencoder);
+    ldm_status st = check_latent_stats(model, "the model");
+    if (st == LDM_OK) st = open_text(ctx, p, NULL, w->text, w->tokenizer);
+    if (st == LDM_OK) st = open_rest(ctx, p, w->unet, NULL);
+    if (st != LDM_OK) {
+        ldm_pipeline_destroy(p);
+        return st;
+    }
+    *out = p;
+    return LDM_OK;
+}
+
+/* Encodes prompts[0 .. batch) and the negative prompt (what names them in an error), then samples
+ * the latents. */
+static ldm_status generate(ldm_pipeline *p, const char *const *prompts, const char *what,
+                           const char *negative, uint64_t seed, float *latents) {
+    const float *context = NULL, *uncond = NULL;
+    if (p->encoder) {
+        const char *neg[1] = {negative ? negative : ""};
+        ldm_status st =
+            ldm_clip_encode_prompts(p->encoder, p->tokenizer, prompts, p->o.batch, p->context);
+        if (st != LDM_OK) {
+            ldm_error_prefix("%s", what);
+            return st;
+        }
+        st = ldm_clip_encode_prompts(p->encoder, p->tokenizer, neg, 1, p->uncond);
+        if (st != LDM_OK) {
+            ldm_error_prefix("the negative prompt");
+            return st;
+        }
+        context = p->context;
+        uncond = p->uncond;
+    }
+    LDM_TRY(ldm_sampler_set_conditions(p->sampler, context, uncond, NULL, NULL));
+    ldm_sampler_set_seed(p->sampler, seed);
+    ldm_status st = ldm_sampler_run(p->sampler, latents);
+    if (st != LDM_OK) ldm_error_prefix("sampling with %s", p->unet_name);
+    return st;
 }
 
 ldm_status ldm_pipeline_decode(ldm_pipeline *p, const float *latents, float *images) {
@@ -185,8 +279,8 @@ ldm_status ldm_pipeline_decode(ldm_pipeline *p, const float *latents, float *ima
         return LDM_FAIL(LDM_ERR_FORMAT,
                         "the decoded images hold %zu NaN/Inf values of %zu (the first at element "
                         "%zu) though the latents are finite: the autoencoder's weights in "
-                        "'%s/autoencoder.safetensors' overflow or are not finite",
-                        bad, n_img, first, p->dir);
+                        "'%s' overflow or are not finite",
+                        bad, n_img, first, p->ae_path);
     return LDM_OK;
 }
 
@@ -196,31 +290,15 @@ ldm_status ldm_pipeline_generate(ldm_pipeline *p, const char *prompt, const char
     return ldm_pipeline_decode(p, p->latents, images);
 }
 
+ldm_status ldm_pipeline_generate_each(ldm_pipeline *p, const char *const *prompts,
+                                      const char *negative, uint64_t seed, float *images) {
+    LDM_TRY(generate(p, prompts, "the prompts", negative, seed, p->latents));
+    return ldm_pipeline_decode(p, p->latents, images);
+}
+
 ldm_status ldm_pipeline_generate_latents(ldm_pipeline *p, const char *prompt, const char *negative,
                                          uint64_t seed, float *latents) {
-    const ldm_model_config *c = &p->cfg;
-    const float *context = NULL, *uncond = NULL;
-    if (p->encoder) {
-        size_t row = (size_t)c->context_length * (size_t)c->clip.hidden_size;
-        const char *pos[1] = {prompt ? prompt : ""}, *neg[1] = {negative ? negative : ""};
-        ldm_status st = ldm_clip_encode_prompts(p->encoder, p->tokenizer, pos, 1, p->context);
-        if (st != LDM_OK) {
-            ldm_error_prefix("the prompt");
-            return st;
-        }
-        st = ldm_clip_encode_prompts(p->encoder, p->tokenizer, neg, 1, p->uncond);
-        if (st != LDM_OK) {
-            ldm_error_prefix("the negative prompt");
-            return st;
-        }
-        for (int b = 1; b < p->o.batch; b++)
-            memcpy(p->context + (size_t)b * row, p->context, row * sizeof *p->context);
-        context = p->context;
-        uncond = p->uncond;
-    }
-    LDM_TRY(ldm_sampler_set_conditions(p->sampler, context, uncond, NULL, NULL));
-    ldm_sampler_set_seed(p->sampler, seed);
-    ldm_status st = ldm_sampler_run(p->sampler, latents);
-    if (st != LDM_OK) ldm_error_prefix("sampling with '%s/unet.safetensors'", p->dir);
-    return st;
+    for (int b = 0; p->prompts && b < p->o.batch; b++)
+        p->prompts[b] = prompt ? prompt : "";
+    return generate(p, p->prompts, "the prompt", negative, seed, latents);
 }

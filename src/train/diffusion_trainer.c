@@ -237,10 +237,7 @@ ldm_clip_tokenizer *ldm_diffusion_trainer_tokenizer(ldm_diffusion_trainer *t) {
     return t->tok;
 }
 
-const ldm_schedule *ldm_diffusion_trainer_schedule(const ldm_diffusion_trainer *t) {
-    return t->sched;
-}
-
-int ldm_diffusion_trainer_trains_text(const ldm_diffusion_trainer *t) {
-    return t->trained_text;
+ldm_params *ldm_diffusion_trainer_text_params(ldm_diffusion_trainer *t) {
+    if (t->trained_text) return ldm_graph_params(t->g);
+    return t->frozen ? ldm_clip_encoder_params(t->frozen) : NULL;
 }

@@ -13,6 +13,7 @@
 #include "ldmcl/clip.h"
 #include "ldmcl/diffusion_trainer.h"
 #include "ldmcl/image.h"
+#include "ldmcl/pipeline.h"
 #include "ldmcl/safetensors.h"
 #include "ldmcl/sample.h"
 #include "ldmcl/tokenizer.h"
@@ -34,6 +35,7 @@ typedef struct stage {
     float *lat_batch;
     const char **captions;
     const char *ae_path; /* the autoencoder, for validation grids and the model folder */
+    ldm_pipeline *val;   /* the validation grids' pipeline, once made */
     float lr_set, loss;  /* the learning rate set, the last step's loss */
 } stage;
 
@@ -180,84 +182,50 @@ static int validates_at(const stage *s, int step) {
            c->ldm_train.n_validation_prompts > 0 && c->model.text != LDM_TEXT_NONE;
 }
 
-/* Samples the validation prompts with the current weights into samples/step-N.png. */
-static ldm_status validate(stage *s, const char *ae_path, int step) {
+/* The model's description as the model folder will hold it: with the latent statistics. */
+static void model_with_stats(const stage *s, ldm_model_config *m) {
+    *m = s->c->model;
+    if (m->latent_scaling == LDM_LATENT_NONE) return;
+    m->n_latent_stats = ldm_model_latent_channels(m);
+    memcpy(m->latent_mean, s->lat_mean, sizeof m->latent_mean);
+    memcpy(m->latent_std, s->lat_std, sizeof m->latent_std);
+}
+
+/* The pipeline that ldmcl-sample runs, over the trainer's weights (the step's parameter store,
+ * the text encoder's), made at the first grid and kept: a grid reads nothing from disk. */
+static ldm_status validation_pipeline(stage *s) {
+    if (s->val) return LDM_OK;
     const ldm_run_config *c = s->c;
-    int n = c->ldm_train.n_validation_prompts;
-    if (n == 0 || c->model.text == LDM_TEXT_NONE) return LDM_OK;
-    ldm_graph *g = ldm_diffusion_trainer_graph(s->t);
-    ldm_clip_tokenizer *tok = ldm_diffusion_trainer_tokenizer(s->t);
-    int trained_text = ldm_diffusion_trainer_trains_text(s->t);
-    ldm_sampler_config sc = {.unet = &c->model.unet,
-                             .schedule = ldm_diffusion_trainer_schedule(s->t),
-                             .batch = n,
-                             .height = s->lat_hw,
-                             .width = s->lat_hw,
-                             .context_len = c->model.context_length,
-                             .guidance_scale = c->ldm_train.validation_guidance_scale,
-                             .method = LDM_SAMPLER_DDIM,
-                             .steps = c->ldm_train.validation_sampling_steps,
-                             .prediction = c->model.prediction_type,
-                             .seed = c->seed,
-                             /* the step's UNet weights */
-                             .params = ldm_graph_params(g)};
-    ldm_sampler *smp = NULL;
-    ldm_clip_encoder *enc = NULL;
-    ldm_ae_codec *codec = NULL;
-    size_t row = (size_t)c->model.context_length * c->model.clip.hidden_size;
-    float *ctx = malloc((size_t)(n + 1) * row * sizeof *ctx);
-    float *lat = malloc((size_t)n * s->lat * sizeof *lat);
-    size_t per = (size_t)c->model.channels * c->model.resolution * c->model.resolution;
-    float *img = malloc((size_t)n * per * sizeof *img), *grid = malloc((size_t)n * per * 4);
-    ldm_status st =
-        ctx && lat && img && grid ? LDM_OK : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of memory");
-    if (st == LDM_OK) st = ldm_sampler_create(s->r->ctx, &sc, &smp);
-    /* a text encoder trained with the UNet: the step's weights too; a frozen one: from its file */
-    if (st == LDM_OK)
-        st = ldm_clip_encoder_create_in(s->r->ctx, trained_text ? ldm_graph_params(g) : NULL,
-                                        &c->model.clip, n, c->model.context_length,
-                                        c->model.clip_skip, &enc);
-    if (st == LDM_OK && !trained_text) {
-        char path[LDM_RUN_PATH + 32];
-        snprintf(path, sizeof path, "%s/model.safetensors", c->model.clip_path);
-        st = ldm_clip_encoder_load(enc, path);
-    }
+    ldm_model_config *m = malloc(sizeof *m);
+    if (!m) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    model_with_stats(s, m);
+    ldm_pipeline_options o = {.method = LDM_SAMPLER_DDIM,
+                              .steps = c->ldm_train.validation_sampling_steps,
+                              .guidance_scale = c->ldm_train.validation_guidance_scale,
+                              .batch = c->ldm_train.n_validation_prompts};
+    ldm_pipeline_weights w = {.unet = ldm_graph_params(ldm_diffusion_trainer_graph(s->t)),
+                              .text = ldm_diffusion_trainer_text_params(s->t),
+                              .tokenizer = ldm_diffusion_trainer_tokenizer(s->t),
+                              .autoencoder = s->ae_path};
+    ldm_status st = ldm_pipeline_create(s->r->ctx, m, &w, &o, &s->val);
+    free(m);
+    return st;
+}
+
+/* Samples the validation prompts with the current weights into samples/step-N.png: the prompts
+ * side by side, their texts in the PNG. */
+static ldm_status validate(stage *s, int step) {
+    const ldm_run_config *c = s->c;
+    int n = c->ldm_train.n_validation_prompts, sz = c->model.resolution;
     const char *prompts[LDM_RUN_MAX_PROMPTS];
     for (int i = 0; i < n; i++)
         prompts[i] = c->ldm_train.validation_prompts[i];
-    if (st == LDM_OK) st = ldm_clip_encode_prompts(enc, tok, prompts, n, ctx);
-    const char *empty[1] = {""};
-    float *uncond = malloc((size_t)n * row * sizeof *uncond);
-    if (st == LDM_OK && !uncond) st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-    if (st == LDM_OK) st = ldm_clip_encode_prompts(enc, tok, empty, 1, uncond);
-    if (st == LDM_OK) st = ldm_sampler_set_conditions(smp, ctx, uncond, NULL, NULL);
-    if (st == LDM_OK) st = ldm_sampler_run(smp, lat);
-    if (st == LDM_OK && c->model.latent_scaling != LDM_LATENT_NONE)
-        ldm_latents_normalize(lat, (size_t)n, ldm_model_latent_channels(&c->model),
-                              (size_t)s->lat_hw * s->lat_hw, s->lat_mean, s->lat_std, 1);
-    if (st == LDM_OK && c->model.latent_patch > 1) { /* back to the autoencoder's latents */
-        float *plain = malloc((size_t)n * s->lat * sizeof *plain);
-        if (plain)
-            ldm_latents_patchify(lat, plain, (size_t)n, ldm_model_latent_channels(&c->model),
-                                 s->lat_hw, s->lat_hw, c->model.latent_patch, 1);
-        else
-            st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-        free(lat);
-        lat = plain;
-    }
-    if (st == LDM_OK)
-        st = ldm_ae_codec_create(s->r->ctx, &c->model.ae, n, c->model.resolution,
-                                 c->model.resolution, 0, 0, &codec);
-    if (st == LDM_OK) st = ldm_ae_codec_load(codec, ae_path);
-    if (st == LDM_OK) st = ldm_ae_codec_decode(codec, lat, img);
-    size_t first = 0, bad = st == LDM_OK ? ldm_count_non_finite(img, (size_t)n * per, &first) : 0;
-    if (bad)
-        st = LDM_FAIL(LDM_ERR_FORMAT,
-                      "the decoded images hold %zu NaN/Inf values of %zu (the first at element "
-                      "%zu): the autoencoder '%s' overflows or is not finite",
-                      bad, (size_t)n * per, first, ae_path);
-    if (st == LDM_OK) { /* the prompts side by side */
-        int sz = c->model.resolution;
+    size_t per = (size_t)c->model.channels * sz * sz;
+    float *img = malloc((size_t)n * per * sizeof *img), *grid = malloc((size_t)n * per * 4);
+    ldm_status st = img && grid ? LDM_OK : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    if (st == LDM_OK) st = validation_pipeline(s);
+    if (st == LDM_OK) st = ldm_pipeline_generate_each(s->val, prompts, "", c->seed, img);
+    if (st == LDM_OK) {
         for (int k = 0; k < c->model.channels; k++)
             for (int y = 0; y < sz; y++)
                 for (int i = 0; i < n; i++)
@@ -277,14 +245,8 @@ static ldm_status validate(stage *s, const char *ae_path, int step) {
         ldm_image_free(&out);
         if (st == LDM_OK) run_note(s->r, LDM_LOG_INFO, "validation samples: %s", path);
     }
-    free(uncond);
-    free(ctx);
-    free(lat);
     free(img);
     free(grid);
-    ldm_sampler_destroy(smp);
-    ldm_clip_encoder_destroy(enc);
-    ldm_ae_codec_destroy(codec);
     if (st != LDM_OK) ldm_error_prefix("the validation samples at step %d", step);
     return st;
 }
@@ -303,16 +265,11 @@ static ldm_status write_model(stage *s, const char *ae_path) {
         LDM_TRY(run_copy_file(c->model.vocab, path));
     }
     run_path(path, dir, "model.ini");
-    ldm_run_config *m = malloc(sizeof *m); /* with the latent statistics */
+    ldm_model_config *m = malloc(sizeof *m);
     if (!m) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-    *m = *c;
-    if (c->model.latent_scaling != LDM_LATENT_NONE) {
-        m->model.n_latent_stats = ldm_model_latent_channels(&c->model);
-        memcpy(m->model.latent_mean, s->lat_mean, sizeof m->model.latent_mean);
-        memcpy(m->model.latent_std, s->lat_std, sizeof m->model.latent_std);
-    }
-    ldm_status st = ldm_model_config_write(
-        &m->model, path, c->model.text == LDM_TEXT_CLIP_SCRATCH ? VOCAB_NAME : NULL);
+    model_with_stats(s, m);
+    ldm_status st =
+        ldm_model_config_write(m, path, c->model.text == LDM_TEXT_CLIP_SCRATCH ? VOCAB_NAME : NULL);
     free(m);
     LDM_TRY(st);
     run_note(s->r, LDM_LOG_INFO, "model folder: %s (ldmcl-sample -m %s -p ...)", dir, dir);
@@ -320,6 +277,7 @@ static ldm_status write_model(stage *s, const char *ae_path) {
 }
 
 static void stage_free(stage *s) {
+    ldm_pipeline_destroy(s->val);
     ldm_diffusion_trainer_destroy(s->t);
     free(s->cache);
     free(s->cache_idx);
@@ -369,7 +327,7 @@ static ldm_status after_step(void *self, int step) {
     const ldm_run_diffusion *d = &s->c->ldm_train;
     if ((step + 1) % d->checkpointing_steps == 0 || step + 1 == d->max_steps)
         LDM_TRY(save_checkpoint(s, step + 1));
-    return validates_at(s, step + 1) ? validate(s, s->ae_path, step + 1) : LDM_OK;
+    return validates_at(s, step + 1) ? validate(s, step + 1) : LDM_OK;
 }
 
 static void stopped(void *self, int done, int step) {
@@ -396,7 +354,7 @@ ldm_status run_ldm_stage(run_ctx *r, const char *ae_path, const char *cache_path
     char grid[LDM_RUN_PATH];
     if (st == LDM_OK && start && validates_at(&s, start)) {
         grid_path(&s, start, grid);
-        if (!run_exists(grid)) st = validate(&s, ae_path, start);
+        if (!run_exists(grid)) st = validate(&s, start);
     }
     run_stage_loop loop = {.stage = "ldm",
                            .csv_path = csv_path,
