@@ -55,6 +55,16 @@ kernel void step_count(global float *state, const ulong state_off) {
 
 // ema = d * ema + (1 - d) * p with d = decay, or with warm-up min(decay, (1 + k) / (10 + k)) where
 // k = counter[0] counts the updates done before this one (diffusers' EMAModel).
+/* Exchanges a and b element by element: the EMA's weights into the model and back, in place. */
+kernel void swap_values(const int n, global float *a, const ulong a_off, global float *b,
+                        const ulong b_off) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const float t = a[a_off + i];
+    a[a_off + i] = b[b_off + i];
+    b[b_off + i] = t;
+}
+
 kernel void ema_update(const int n, const float decay, const int warmup, global const float *counter,
                        const ulong counter_off, global float *ema, const ulong ema_off,
                        global const float *p, const ulong p_off) {

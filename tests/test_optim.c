@@ -1,6 +1,6 @@
 /* tests/test_optim.c: the parameter EMA (with and without warm-up) against the formula computed
- * on the host, and the optimizer's refusal of a graph it cannot train. (Adam and AdamW with
- * clipping are checked against PyTorch in test_models.) */
+ * on the host, its exchange with the parameters, and the optimizer's refusal of a graph it cannot
+ * train. (Adam and AdamW with clipping are checked against PyTorch in test_models.) */
 #include <math.h>
 #include <stdlib.h>
 
@@ -43,6 +43,44 @@ static void ema_follows_the_formula(void **state) {
     ldm_ctx_destroy(ctx);
 }
 
+/* Swapping puts the averages into the graph's parameters and the trained weights into the EMA,
+ * with no memory taken; a second swap puts both back, bit for bit. */
+static void ema_swaps_in_place(void **state) {
+    (void)state;
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_graph *g;
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    ldm_tensor *w = ldm_graph_param(g, "w", LDM_SHAPE(5));
+    ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(5));
+    assert_status(ldm_graph_backward(g, ldm_sum(g, ldm_mul(g, w, x))), LDM_OK);
+    assert_status(ldm_graph_compile(g), LDM_OK);
+    const float p[5] = {1, 2, 3, 4, 5}, q[5] = {-3, 0.5f, 7, 1e-3f, -2};
+    assert_status(ldm_tensor_write(w, p), LDM_OK);
+    ldm_ema *e;
+    assert_status(ldm_ema_create(g, 0.5f, 0, &e), LDM_OK);
+    assert_status(ldm_tensor_write(w, q), LDM_OK);
+    assert_status(ldm_ema_update(e), LDM_OK);
+    float avg[5], got[5];
+    assert_status(ldm_buf_read(ctx, avg, ldm_ema_buf(e), 5), LDM_OK);
+    for (int i = 0; i < 5; i++)
+        assert_float_equal(avg[i], 0.5f * p[i] + 0.5f * q[i], 1e-6);
+    uint64_t bytes = ldm_ctx_device_bytes_in_use(ctx);
+    assert_status(ldm_ema_swap(e), LDM_OK);
+    assert_int_equal(ldm_ctx_device_bytes_in_use(ctx), bytes);
+    assert_status(ldm_tensor_read(w, got), LDM_OK);
+    assert_memory_equal(got, avg, sizeof got);
+    assert_status(ldm_buf_read(ctx, got, ldm_ema_buf(e), 5), LDM_OK);
+    assert_memory_equal(got, q, sizeof got);
+    assert_status(ldm_ema_swap(e), LDM_OK);
+    assert_status(ldm_tensor_read(w, got), LDM_OK);
+    assert_memory_equal(got, q, sizeof got);
+    assert_status(ldm_buf_read(ctx, got, ldm_ema_buf(e), 5), LDM_OK);
+    assert_memory_equal(got, avg, sizeof got);
+    ldm_ema_destroy(e);
+    ldm_graph_destroy(g);
+    ldm_ctx_destroy(ctx);
+}
+
 static void optimizer_needs_a_trainable_compiled_graph(void **state) {
     (void)state;
     ldm_ctx *ctx = test_ctx_open(NULL, NULL);
@@ -64,6 +102,7 @@ static void optimizer_needs_a_trainable_compiled_graph(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ema_follows_the_formula),
+        cmocka_unit_test(ema_swaps_in_place),
         cmocka_unit_test(optimizer_needs_a_trainable_compiled_graph),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

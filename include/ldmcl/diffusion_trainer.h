@@ -41,8 +41,8 @@ ldm_status ldm_diffusion_trainer_save_state(ldm_diffusion_trainer *t, const char
 ldm_status ldm_diffusion_trainer_load_state(ldm_diffusion_trainer *t, const char *path);
 
 /* The trained model's files into dir: unet.safetensors (with its diffusion metadata) and, when
- * the encoder was trained, text_encoder.safetensors; the EMA's weights when there is one (they
- * replace the trained ones: call it last). */
+ * the encoder was trained, text_encoder.safetensors; the EMA's weights when there is one (swapped
+ * with the trained ones for the writing and back: training may go on). */
 ldm_status ldm_diffusion_trainer_write_model(ldm_diffusion_trainer *t, const char *dir);
 
 /* What validation shares: the step's graph (its parameter store holds the UNet's and a trained

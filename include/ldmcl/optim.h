@@ -53,6 +53,10 @@ ldm_status ldm_ema_update(ldm_ema *e);
 /* Updates done (the warm-up's k), read and set when resuming. */
 ldm_status ldm_ema_updates(ldm_ema *e, uint64_t *updates);
 ldm_status ldm_ema_set_updates(ldm_ema *e, uint64_t updates);
+/* Exchanges the averaged parameters with the graph's, in place (no copy, no extra memory): after
+ * one call the graph computes with the averages (to save or sample them) and the EMA holds the
+ * trained weights; a second call puts both back. Update only between pairs of calls. */
+ldm_status ldm_ema_swap(ldm_ema *e);
 /* The averaged parameters, laid out like ldm_graph_trainable_buf. */
 ldm_buf ldm_ema_buf(const ldm_ema *e);
 

@@ -26,7 +26,7 @@ struct ldm_ema {
     ldm_graph *g;
     ldm_arena *arena;
     ldm_buf ema, counter;
-    ldm_cmd *cmd;
+    ldm_cmd *cmd, *swap; /* the update; the exchange with the parameters */
 };
 
 void ldm_adam_config_init(ldm_adam_config *cfg) {
@@ -171,6 +171,10 @@ ldm_status ldm_ema_create(ldm_graph *g, float decay, int warmup, ldm_ema **out) 
     if (st == LDM_OK) st = ldm_args_step_count(k, e->counter);
     size_t one = 1;
     if (st == LDM_OK) st = ldm_cmd_launch(e->cmd, k, 1, &one, NULL);
+    if (st == LDM_OK) st = ldm_cmd_create_recording(g->ctx, &e->swap);
+    if (st == LDM_OK) st = ldm_cmd_kernel(e->swap, FILE_CL, "swap_values", NULL, &k);
+    if (st == LDM_OK) st = ldm_args_swap_values(k, (int)count, e->ema, params);
+    if (st == LDM_OK) st = ldm_launch_1d(e->swap, k, count);
     if (st != LDM_OK) {
         ldm_ema_destroy(e);
         return st;
@@ -182,6 +186,7 @@ ldm_status ldm_ema_create(ldm_graph *g, float decay, int warmup, ldm_ema **out) 
 void ldm_ema_destroy(ldm_ema *e) {
     if (!e) return;
     ldm_cmd_destroy(e->cmd);
+    ldm_cmd_destroy(e->swap);
     ldm_arena_destroy(e->arena);
     free(e);
 }
@@ -203,6 +208,10 @@ ldm_status ldm_ema_updates(ldm_ema *e, uint64_t *updates) {
 
 ldm_status ldm_ema_update(ldm_ema *e) {
     return ldm_cmd_replay(e->cmd);
+}
+
+ldm_status ldm_ema_swap(ldm_ema *e) {
+    return ldm_cmd_replay(e->swap);
 }
 
 ldm_buf ldm_ema_buf(const ldm_ema *e) {

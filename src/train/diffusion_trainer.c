@@ -213,12 +213,7 @@ static int text_param(const char *name, void *user) {
     return strncmp(name, "text_model.", 11) == 0;
 }
 
-ldm_status ldm_diffusion_trainer_write_model(ldm_diffusion_trainer *t, const char *dir) {
-    if (t->ema) { /* the averaged weights are the model */
-        size_t count;
-        ldm_buf params = ldm_graph_trainable_buf(t->g, &count);
-        LDM_TRY(ldm_buf_copy(t->ctx, params, ldm_ema_buf(t->ema), count, NULL));
-    }
+static ldm_status write_weights(ldm_diffusion_trainer *t, const char *dir) {
     ldm_diffusion_train_config tc = {
         .unet = &t->model.unet, .schedule = t->sched, .prediction = t->model.prediction_type};
     char path[LDM_MODEL_PATH + 32];
@@ -227,6 +222,15 @@ ldm_status ldm_diffusion_trainer_write_model(ldm_diffusion_trainer *t, const cha
     if (!t->trained_text) return LDM_OK;
     snprintf(path, sizeof path, "%s/text_encoder.safetensors", dir);
     return ldm_graph_save_filtered(t->g, path, NULL, text_param, NULL);
+}
+
+ldm_status ldm_diffusion_trainer_write_model(ldm_diffusion_trainer *t, const char *dir) {
+    if (!t->ema) return write_weights(t, dir);
+    /* the averaged weights are the model: swapped in for the writing, then back */
+    LDM_TRY(ldm_ema_swap(t->ema));
+    ldm_status st = write_weights(t, dir);
+    ldm_status back = ldm_ema_swap(t->ema);
+    return st != LDM_OK ? st : back;
 }
 
 ldm_graph *ldm_diffusion_trainer_graph(ldm_diffusion_trainer *t) {
