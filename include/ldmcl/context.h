@@ -67,11 +67,16 @@ typedef struct ldm_ctx_options {
                                device type. Results are the same; only speed differs */
     int no_gemm_tuning;     /* 1: leave CLBlast's GEMM parameters alone (no tuning file); see
                                ldm_gemm_tune in gemm.h */
+    int kernel_transfers;   /* 1: host writes, fills and buffer copies run as kernels
+                               (cl/transfer.cl) instead of the driver's commands, 0: they do not,
+                               -1 (default): $LDMCL_KERNEL_TRANSFERS (0 or 1), else only on the
+                               Oclgrind simulator, whose uninitialised-value checks need it (see
+                               src/core/transfer.c). Results are the same */
     ldm_log_fn log;         /* NULL: messages are dropped */
     void *log_user;
 } ldm_ctx_options;
 
-/* Sets every field to its default (NULLs, binary_cache = cpu_kernels = -1). */
+/* Sets every field to its default (NULLs, binary_cache = cpu_kernels = kernel_transfers = -1). */
 void ldm_ctx_options_init(ldm_ctx_options *o);
 
 typedef struct ldm_ctx ldm_ctx;
@@ -87,6 +92,10 @@ cl_device_id ldm_ctx_cl_device(const ldm_ctx *ctx);
 
 /* Whether this context runs the CPU variants of kernels (ldm_ctx_options.cpu_kernels). */
 int ldm_ctx_cpu_kernels(const ldm_ctx *ctx);
+
+/* Whether this context's host writes, fills and copies run as kernels
+ * (ldm_ctx_options.kernel_transfers). */
+int ldm_ctx_kernel_transfers(const ldm_ctx *ctx);
 
 /* Where the binary kernel cache lives ("" when it is disabled). */
 const char *ldm_ctx_cache_dir(const ldm_ctx *ctx);

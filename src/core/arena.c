@@ -77,9 +77,20 @@ ldm_status ldm_arena_create(ldm_ctx *ctx, const char *name, uint64_t bytes, ldm_
     /* Drivers may allocate lazily: touch the whole buffer now (zero it) so that a device that
      * cannot back it fails here, with the arena's name, instead of in the middle of a step. */
     const cl_uint zero = 0;
-    err = clEnqueueFillBuffer(ctx->queue, a->mem, &zero, sizeof zero, 0, (size_t)bytes, 0, NULL,
-                              NULL);
-    if (err == CL_SUCCESS) err = clFinish(ctx->queue);
+    if (ctx->kernel_transfers) {
+        ldm_status st = ldm_transfer_zero_whole(ctx, a->mem, bytes);
+        if (st != LDM_OK) {
+            ldm_error_prefix("zeroing arena '%s'", name);
+            clReleaseMemObject(a->mem);
+            free(a);
+            return st;
+        }
+        err = CL_SUCCESS;
+    } else {
+        err = clEnqueueFillBuffer(ctx->queue, a->mem, &zero, sizeof zero, 0, (size_t)bytes, 0, NULL,
+                                  NULL);
+        if (err == CL_SUCCESS) err = clFinish(ctx->queue);
+    }
     if (err != CL_SUCCESS) {
         char need[32];
         ldm_status st = LDM_CL_FAIL(err, "clEnqueueFillBuffer", "zeroing arena '%s' of %s on '%s'",

@@ -9,6 +9,7 @@
 
 ldm_status ldm_buf_write(ldm_ctx *ctx, ldm_buf dst, const void *src, size_t count) {
     if (count == 0) return LDM_OK;
+    if (ctx->kernel_transfers) return ldm_transfer_write(ctx, dst, src, count);
     cl_int err = clEnqueueWriteBuffer(ctx->queue, dst.mem, CL_TRUE, dst.off * 4, count * 4, src, 0,
                                       NULL, NULL);
     if (err != CL_SUCCESS)
@@ -29,6 +30,7 @@ ldm_status ldm_buf_read(ldm_ctx *ctx, void *dst, ldm_buf src, size_t count) {
 
 ldm_status ldm_buf_copy(ldm_ctx *ctx, ldm_buf dst, ldm_buf src, size_t count, cl_event *ev) {
     if (count == 0) return LDM_OK;
+    if (ctx->kernel_transfers) return ldm_transfer_copy(ctx, dst, src, count, ev);
     cl_int err = clEnqueueCopyBuffer(ctx->queue, src.mem, dst.mem, src.off * 4, dst.off * 4,
                                      count * 4, 0, NULL, ev);
     if (err != CL_SUCCESS)
@@ -38,6 +40,7 @@ ldm_status ldm_buf_copy(ldm_ctx *ctx, ldm_buf dst, ldm_buf src, size_t count, cl
 
 ldm_status ldm_buf_fill(ldm_ctx *ctx, ldm_buf dst, float value, size_t count) {
     if (count == 0) return LDM_OK;
+    if (ctx->kernel_transfers) return ldm_transfer_fill(ctx, dst, value, count, NULL);
     cl_int err = clEnqueueFillBuffer(ctx->queue, dst.mem, &value, sizeof value, dst.off * 4,
                                      count * 4, 0, NULL, NULL);
     if (err != CL_SUCCESS)

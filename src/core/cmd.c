@@ -224,6 +224,7 @@ ldm_status ldm_cmd_gemm(ldm_cmd *c, const ldm_gemm_shape *s, float alpha, ldm_bu
 
 ldm_status ldm_cmd_fill(ldm_cmd *c, ldm_buf dst, float value, size_t count) {
     if (!c->recording) return ldm_buf_fill(c->ctx, dst, value, count);
+    if (c->ctx->kernel_transfers) LDM_TRY(ldm_transfer_prepare(c->ctx)); /* not in replays */
     launch l;
     memset(&l, 0, sizeof l);
     l.kind = LAUNCH_FILL;
@@ -235,6 +236,7 @@ ldm_status ldm_cmd_fill(ldm_cmd *c, ldm_buf dst, float value, size_t count) {
 
 ldm_status ldm_cmd_copy(ldm_cmd *c, ldm_buf dst, ldm_buf src, size_t count) {
     if (!c->recording) return ldm_buf_copy(c->ctx, dst, src, count, NULL);
+    if (c->ctx->kernel_transfers) LDM_TRY(ldm_transfer_prepare(c->ctx));
     launch l;
     memset(&l, 0, sizeof l);
     l.kind = LAUNCH_COPY;
@@ -286,6 +288,8 @@ static ldm_status replay_one(ldm_cmd *c, const launch *l, cl_event *ev) {
                                 l->stride_b, l->beta, l->c, l->stride_c,
                                 c->temp ? ldm_arena_mem(c->temp) : NULL, &l->plan, ev);
     case LAUNCH_FILL: {
+        if (c->ctx->kernel_transfers)
+            return ldm_transfer_fill(c->ctx, l->dst, l->value, l->count, ev);
         cl_int err = clEnqueueFillBuffer(c->ctx->queue, l->dst.mem, &l->value, sizeof l->value,
                                          l->dst.off * 4, l->count * 4, 0, NULL, ev);
         if (err != CL_SUCCESS)

@@ -12,6 +12,7 @@ void ldm_ctx_options_init(ldm_ctx_options *o) {
     memset(o, 0, sizeof *o);
     o->binary_cache = -1;
     o->cpu_kernels = -1;
+    o->kernel_transfers = -1;
 }
 
 void ldm_log(const ldm_ctx *ctx, ldm_log_level level, const char *fmt, ...) {
@@ -50,6 +51,21 @@ static ldm_status resolve_cache_dir(const ldm_ctx_options *o, char **out) {
                         "LDMCL_CL_CACHE_DIR (or HOME), or turn it off with LDMCL_CL_CACHE=0");
     *out = ldm_strdup(path);
     if (!*out) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    return LDM_OK;
+}
+
+/* A 0/1 setting: the option when it is 0 or 1, else the environment variable when it is set
+ * (only "0" or "1" accepted), else the default. */
+static ldm_status resolve_flag(int option, const char *env, int fallback, int *out) {
+    const char *v = getenv(env);
+    if (option >= 0)
+        *out = option != 0;
+    else if (v && *v) {
+        if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+            return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "%s is '%s': 1, 0, or unset", env, v);
+        *out = v[0] == '1';
+    } else
+        *out = fallback;
     return LDM_OK;
 }
 
@@ -114,6 +130,18 @@ ldm_status ldm_ctx_create(const ldm_ctx_options *opts, ldm_ctx **out) {
         }
         ctx->cpu_kernels = ck[0] == '1';
     }
+    st = resolve_flag(opts->kernel_transfers, "LDMCL_KERNEL_TRANSFERS",
+                      strstr(ctx->info.platform_name, "Oclgrind") != NULL, &ctx->kernel_transfers);
+    if (st != LDM_OK) {
+        ldm_ctx_destroy(ctx);
+        return st;
+    }
+    if (ctx->kernel_transfers)
+        ldm_log(ctx, LDM_LOG_INFO,
+                "host writes, fills and buffer copies run as kernels (cl/transfer.cl)%s",
+                opts->kernel_transfers < 0 && !getenv("LDMCL_KERNEL_TRANSFERS")
+                    ? ": the Oclgrind simulator tracks initialised memory through kernels only"
+                    : "");
     st = resolve_cache_dir(opts, &ctx->cache_dir);
     if (st != LDM_OK) {
         ldm_ctx_destroy(ctx);
@@ -135,6 +163,10 @@ ldm_status ldm_ctx_create(const ldm_ctx_options *opts, ldm_ctx **out) {
     return LDM_OK;
 }
 
+int ldm_ctx_kernel_transfers(const ldm_ctx *ctx) {
+    return ctx->kernel_transfers;
+}
+
 int ldm_ctx_cpu_kernels(const ldm_ctx *ctx) {
     return ctx->cpu_kernels;
 }
@@ -145,6 +177,8 @@ int ldm_ctx_gemm_tuned(const ldm_ctx *ctx) {
 
 void ldm_ctx_destroy(ldm_ctx *ctx) {
     if (!ctx) return;
+    for (int i = 0; i < 2; i++)
+        if (ctx->transfer_kernels[i]) clReleaseKernel(ctx->transfer_kernels[i]);
     ldm_cmd_destroy(ctx->immediate);
     ldm_program_cache_clear(ctx);
     free(ctx->programs);

@@ -56,13 +56,25 @@ struct ldm_ctx {
     uint64_t max_alloc_cap; /* 0: the device's CL_DEVICE_MAX_MEM_ALLOC_SIZE */
     uint64_t mem_in_use;    /* bytes held by this context's arenas */
 
-    int cpu_kernels; /* ldm_ctx_options.cpu_kernels, resolved */
-    int gemm_tuned;  /* CLBlast runs parameters from a tuning file (gemm_tuning.c) */
+    int cpu_kernels;               /* ldm_ctx_options.cpu_kernels, resolved */
+    int gemm_tuned;                /* CLBlast runs parameters from a tuning file (gemm_tuning.c) */
+    int kernel_transfers;          /* ldm_ctx_options.kernel_transfers, resolved (transfer.c) */
+    cl_kernel transfer_kernels[2]; /* fill and copy, made at first use (transfer.c) */
 
     int profiling; /* between ldm_ctx_profile_begin and _end */
     ldm_profile_entry *profile;
     size_t n_profile, cap_profile;
 };
+
+/* Host writes, fills and copies as kernels (transfer.c; used by buffer.c, arena.c and cmd.c when
+ * ctx->kernel_transfers): dst receives count floats from host memory, a value, or src. */
+ldm_status ldm_transfer_write(ldm_ctx *ctx, ldm_buf dst, const void *src, size_t count);
+ldm_status ldm_transfer_fill(ldm_ctx *ctx, ldm_buf dst, float value, size_t count, cl_event *ev);
+ldm_status ldm_transfer_copy(ldm_ctx *ctx, ldm_buf dst, ldm_buf src, size_t count, cl_event *ev);
+/* Makes the transfer kernels now (when a fill or copy is recorded), so replays look nothing up. */
+ldm_status ldm_transfer_prepare(ldm_ctx *ctx);
+/* Zeroes a new buffer of `bytes` by one host write of the whole of it (see transfer.c). */
+ldm_status ldm_transfer_zero_whole(ldm_ctx *ctx, cl_mem mem, uint64_t bytes);
 
 /* Adds one launch's device time to the context's profile (ldm_ctx_profile_begin). */
 ldm_status ldm_ctx_profile_add(ldm_ctx *ctx, const char *name, double ms);
