@@ -202,6 +202,32 @@ static void too_small_temporary_buffer_fails(void **state) {
     ldm_arena_destroy(arena);
 }
 
+/* CLBlast keeps the programs it builds for the process, each holding its OpenCL context; when the
+ * last ldm_ctx closes they go, and the context ends with it (not in CLBlast's destructor at exit,
+ * which crashed under the Oclgrind simulator). Runs alone: no other context may be open. */
+static void the_last_context_closed_leaves_no_opencl_context(void **state) {
+    (void)state;
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_gemm_shape s = {0, 0, 8, 8, 8, 8, 8, 8};
+    ldm_arena *arena;
+    assert_status(ldm_arena_create(ctx, "operands", 3 * 64 * 4, &arena), LDM_OK);
+    ldm_buf A, B, C, none = {NULL, 0};
+    assert_status(ldm_arena_take(arena, 64, "A", &A), LDM_OK);
+    assert_status(ldm_arena_take(arena, 64, "B", &B), LDM_OK);
+    assert_status(ldm_arena_take(arena, 64, "C", &C), LDM_OK);
+    assert_status(ldm_gemm(ctx, &s, 1.0f, A, B, 0.0f, C, none, 0, NULL), LDM_OK);
+    assert_status(ldm_ctx_finish(ctx), LDM_OK);
+    ldm_arena_destroy(arena);
+    cl_context cl = ldm_ctx_cl_context(ctx);
+    assert_int_equal(clRetainContext(cl), CL_SUCCESS);
+    ldm_ctx_destroy(ctx);
+    cl_uint refs = 0;
+    assert_int_equal(clGetContextInfo(cl, CL_CONTEXT_REFERENCE_COUNT, sizeof refs, &refs, NULL),
+                     CL_SUCCESS);
+    assert_int_equal(refs, 1); /* ours alone */
+    clReleaseContext(cl);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(awkward_sizes_all_transposes),
@@ -210,5 +236,9 @@ int main(void) {
         cmocka_unit_test(strided_batched_both_paths),
         cmocka_unit_test(too_small_temporary_buffer_fails),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    const struct CMUnitTest alone[] = {
+        cmocka_unit_test(the_last_context_closed_leaves_no_opencl_context),
+    };
+    int failed = cmocka_run_group_tests(tests, setup, teardown);
+    return failed + cmocka_run_group_tests(alone, NULL, NULL);
 }

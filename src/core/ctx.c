@@ -100,6 +100,7 @@ ldm_status ldm_ctx_create(const ldm_ctx_options *opts, ldm_ctx **out) {
         free(ctx);
         return st;
     }
+    ldm_gemm_context_opened();
     ctx->queue = clCreateCommandQueue(ctx->context, ctx->device, CL_QUEUE_PROFILING_ENABLE, &err);
     if (err != CL_SUCCESS) {
         st = LDM_CL_FAIL(err, "clCreateCommandQueue", "opening device '%s'", ctx->info.device_name);
@@ -186,7 +187,10 @@ void ldm_ctx_destroy(ldm_ctx *ctx) {
         clFinish(ctx->queue);
         clReleaseCommandQueue(ctx->queue);
     }
-    if (ctx->context) clReleaseContext(ctx->context);
+    if (ctx->context) {
+        ldm_gemm_context_closed();
+        clReleaseContext(ctx->context);
+    }
     free(ctx->kernel_dir);
     free(ctx->cache_dir);
     free(ctx->profile);

@@ -7,9 +7,25 @@
  * offsets, returns 0 exactly when neither path needs a copy; then one strided-batched call is
  * safe. Otherwise each item runs as a plain GEMM on the caller's temporary buffer. */
 #include <clblast_c.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include "internal.h"
+
+/* Contexts open in this process. CLBlast caches the programs it builds, per OpenCL context, for
+ * the whole process; each keeps its context alive. When the last ldm_ctx closes the cache is
+ * emptied, so that the contexts end with the ldm_ctxs that made them, not in CLBlast's static
+ * destructor at exit (which, under Oclgrind, releases the last context after LLVM's own
+ * static state is gone: "corrupted double-linked list" at exit). */
+static atomic_int open_contexts;
+
+void ldm_gemm_context_opened(void) {
+    atomic_fetch_add(&open_contexts, 1);
+}
+
+void ldm_gemm_context_closed(void) {
+    if (atomic_fetch_sub(&open_contexts, 1) == 1) CLBlastClearCache();
+}
 
 static ldm_status clblast_fail(const char *file, int line, CLBlastStatusCode code,
                                const char *routine, const ldm_gemm_shape *s) {

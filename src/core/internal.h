@@ -71,6 +71,11 @@ struct ldm_ctx {
 ldm_status ldm_transfer_write(ldm_ctx *ctx, ldm_buf dst, const void *src, size_t count);
 ldm_status ldm_transfer_fill(ldm_ctx *ctx, ldm_buf dst, float value, size_t count, cl_event *ev);
 ldm_status ldm_transfer_copy(ldm_ctx *ctx, ldm_buf dst, ldm_buf src, size_t count, cl_event *ev);
+/* Counts the contexts open in this process; when the last closes, CLBlast's program cache is
+ * emptied (gemm.c). */
+void ldm_gemm_context_opened(void);
+void ldm_gemm_context_closed(void);
+
 /* Makes the transfer kernels now (when a fill or copy is recorded), so replays look nothing up. */
 ldm_status ldm_transfer_prepare(ldm_ctx *ctx);
 /* Zeroes a new buffer of `bytes` by one host write of the whole of it (see transfer.c). */
