@@ -32,11 +32,15 @@ typedef struct op_entry {
 #define OP_REL_TOL 1e-4
 
 /* Runs every case of tests/ref/<family>.safetensors; fails the test on any mismatch or on a
- * case whose op has no entry. */
+ * case whose op has no entry. Under a GPU simulator ($LDMCL_TEST_SIMULATOR = a number of
+ * elements, tests/sim/run.sh) only the cases whose tensors hold at most that many elements run,
+ * each once (without step 2), and every op must have one; both_layouts runs the GPU layout only. */
 void run_ref_family(const char *family, const op_entry *ops, int n_ops);
 /* run_ref_family twice: with the kernels laid out for CPUs and with those for GPUs
  * (LDMCL_CPU_KERNELS=1, then 0), so both are checked on any test device. */
 void run_ref_family_both_layouts(const char *family, const op_entry *ops, int n_ops);
+/* $LDMCL_TEST_SIMULATOR as a number (0 when unset). */
+long op_simulator_budget(void);
 
 /* Number parameter of a case (fails the test when missing). */
 double case_number(const ldm_json *params, const char *key);
