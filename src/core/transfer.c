@@ -9,7 +9,7 @@
  * arena "uninitialised" and every later read a false report. Here an arena is zeroed by one host
  * write of the whole of it (a full, clean record whatever was there before); a host write goes
  * whole into a staging buffer from offset 0, and a kernel copies it into place; fills and copies
- * are kernels. tests/sim/ has the reproducer. */
+ * are kernels. tests/sim/offset_write_reproducer.c shows the behaviour alone. */
 #include <stdlib.h>
 
 #include "internal.h"
