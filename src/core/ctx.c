@@ -55,14 +55,15 @@ static ldm_status resolve_cache_dir(const ldm_ctx_options *o, char **out) {
 }
 
 /* A 0/1 setting: the option when it is 0 or 1, else the environment variable when it is set
- * (only "0" or "1" accepted), else the default. */
-static ldm_status resolve_flag(int option, const char *env, int fallback, int *out) {
+ * (only "0" or "1" accepted; `values` says what each means in the refusal), else the default. */
+static ldm_status resolve_flag(int option, const char *env, const char *values, int fallback,
+                               int *out) {
     const char *v = getenv(env);
     if (option >= 0)
         *out = option != 0;
     else if (v && *v) {
         if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
-            return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "%s is '%s': 1, 0, or unset", env, v);
+            return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "%s is '%s': %s", env, v, values);
         *out = v[0] == '1';
     } else
         *out = fallback;
@@ -117,22 +118,13 @@ ldm_status ldm_ctx_create(const ldm_ctx_options *opts, ldm_ctx **out) {
             return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
         }
     }
-    ctx->cpu_kernels = ctx->info.is_cpu;
-    const char *ck = getenv("LDMCL_CPU_KERNELS");
-    if (opts->cpu_kernels >= 0)
-        ctx->cpu_kernels = opts->cpu_kernels != 0;
-    else if (ck && *ck) {
-        if (strcmp(ck, "0") != 0 && strcmp(ck, "1") != 0) {
-            ldm_ctx_destroy(ctx);
-            return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
-                            "LDMCL_CPU_KERNELS is '%s': 1 (kernels laid out for CPUs), 0 (for "
-                            "GPUs), or unset (by device type)",
-                            ck);
-        }
-        ctx->cpu_kernels = ck[0] == '1';
-    }
-    st = resolve_flag(opts->kernel_transfers, "LDMCL_KERNEL_TRANSFERS",
-                      strstr(ctx->info.platform_name, "Oclgrind") != NULL, &ctx->kernel_transfers);
+    st = resolve_flag(opts->cpu_kernels, "LDMCL_CPU_KERNELS",
+                      "1 (kernels laid out for CPUs), 0 (for GPUs), or unset (by device type)",
+                      ctx->info.is_cpu, &ctx->cpu_kernels);
+    if (st == LDM_OK)
+        st = resolve_flag(opts->kernel_transfers, "LDMCL_KERNEL_TRANSFERS", "1, 0, or unset",
+                          strstr(ctx->info.platform_name, "Oclgrind") != NULL,
+                          &ctx->kernel_transfers);
     if (st != LDM_OK) {
         ldm_ctx_destroy(ctx);
         return st;

@@ -1,16 +1,7 @@
 """tools/refgen/refs_common.py: what the reference families share (make_refs.py runs them): the
 family registry, the error measures and the Writer of cases.
 
-Needs PyTorch on the CPU (Debian: apt install python3-torch). Each op family gets
-tests/ref/<family>.safetensors. Every case stores, in float32:
-    <case>.in.<name>    the inputs (activations and parameters), drawn with a fixed seed
-    <case>.out          the op's result
-    <case>.dy           a random upstream gradient
-    <case>.grad.<name>  d sum(out * dy) / d input, for the inputs that take a gradient
-and the metadata entry <case> holds a JSON object: the op, its parameters, the input names in
-order and which of them take a gradient. Results are computed in float64 from the float32 inputs,
-so the reference carries no float32 rounding of its own. The files are small (kilobytes) and
-committed; CI does not need PyTorch.
+What a case stores: make_refs.py's docstring.
 """
 import json
 import math
