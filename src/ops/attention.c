@@ -10,21 +10,80 @@
 #define FILE_CL "attention.cl"
 #define FILE_CL_ROWS "attention_rows.cl" /* the CPU layout (tunables.c) */
 
-/* Work-groups: a tile of queries for the tiled kernels, or the driver's choice (CPU layout); in
- * *local, which the result points to when it is not NULL. */
-static const size_t *attn_local(ldm_cmd *c, size_t local[3]) {
-    const ldm_tunables *t = ldm_tunables_of(c);
-    local[0] = (size_t)t->attn_queries;
-    local[1] = local[2] = 1;
-    return t->attn_driver_local ? NULL : local;
+/* The GPU layout's tiles: queries and keys per tile, and the work-group's side. */
+typedef struct attn_tiles {
+    int bq, bk, side;
+} attn_tiles;
+
+/* Local memory of the largest kernel (attention_bwd_dkv or attention_bwd_dq), in bytes. */
+static uint64_t attn_local_bytes(int hd, int bq, int bk) {
+    uint64_t row = (uint64_t)hd + 1, f = sizeof(float);
+    uint64_t dkv =
+        (2 * (uint64_t)bk + 2 * (uint64_t)bq) * row + 2 * (uint64_t)bk * (bq + 1) + 2 * bq;
+    uint64_t dq = (2 * (uint64_t)bq + 2 * (uint64_t)bk) * row + (uint64_t)bq * (bk + 1) + 2 * bq;
+    uint64_t fwd = ((uint64_t)bq + bk) * row + (uint64_t)bq * (bk + 1) + 3 * bq;
+    uint64_t m = dkv > dq ? dkv : dq;
+    return (m > fwd ? m : fwd) * f;
 }
 
-static ldm_status kernel_for(ldm_cmd *c, const ldm_attn_geom *g, const char *name, cl_kernel *k) {
+/* The tiles at head dim hd: the table's, the larger of queries and keys per tile halved (and at
+ * last the side) until the largest kernel's local arrays fit the device's local memory. Fails
+ * when the table's entries break the kernels' rules or no halving fits. */
+static ldm_status attn_fit(ldm_cmd *c, int hd, attn_tiles *out) {
+    const ldm_tunables *t = ldm_tunables_of(c);
+    int bq = t->attn_tile[0], bk = t->attn_tile[1], side = t->attn_side;
+    if (side < 1 || bq < side || bk < side || bq % side || bk % side)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "attention tunables: tiles of %d queries and %d keys are not multiples of "
+                        "the work-group side %d",
+                        bq, bk, side);
+    uint64_t budget = ldm_ctx_device_info(ldm_cmd_ctx(c))->local_mem_bytes;
+    while (attn_local_bytes(hd, bq, bk) > budget) {
+        if (bq > side && bq >= bk && bq % (2 * side) == 0)
+            bq /= 2;
+        else if (bk > side && bk % (2 * side) == 0)
+            bk /= 2;
+        else if (side > 1 && side % 2 == 0 && bq == side && bk == side)
+            bq = bk = side /= 2;
+        else
+            return LDM_FAIL(LDM_ERR_DEVICE_MEMORY,
+                            "attention at head dim %d: %llu bytes of local memory at tiles of %d "
+                            "queries and %d keys, none smaller, and the device has %llu",
+                            hd, (unsigned long long)attn_local_bytes(hd, bq, bk), bq, bk,
+                            (unsigned long long)budget);
+    }
+    *out = (attn_tiles){bq, bk, side};
+    return LDM_OK;
+}
+
+/* The kernel, and for the GPU layout its tiles (*tiles is zero for the CPU layout). */
+static ldm_status kernel_for(ldm_cmd *c, const ldm_attn_geom *g, const char *name, cl_kernel *k,
+                             attn_tiles *tiles) {
     const ldm_tunables *t = ldm_tunables_of(c);
     char defines[96];
-    snprintf(defines, sizeof defines, "-DHD=%d -DBQ=%d -DBK=%d", g->HD, t->attn_queries,
-             t->attn_keys[g->HD <= 64 ? 0 : 1]);
-    return ldm_cmd_kernel(c, t->cpu_layout ? FILE_CL_ROWS : FILE_CL, name, defines, k);
+    *tiles = (attn_tiles){0, 0, 0};
+    if (t->cpu_layout) {
+        snprintf(defines, sizeof defines, "-DHD=%d -DBK=%d", g->HD,
+                 t->attn_keys[g->HD <= 64 ? 0 : 1]);
+        return ldm_cmd_kernel(c, FILE_CL_ROWS, name, defines, k);
+    }
+    LDM_TRY(attn_fit(c, g->HD, tiles));
+    snprintf(defines, sizeof defines, "-DHD=%d -DBQ=%d -DBK=%d -DT=%d", g->HD, tiles->bq, tiles->bk,
+             tiles->side);
+    return ldm_cmd_kernel(c, FILE_CL, name, defines, k);
+}
+
+/* Launches k over `rows` queries or keys of each head: in blocks of `block` rows, one work-group
+ * of side x side each (GPU layout), or one work-item per row at the driver's work-group size
+ * (CPU layout, tiles zero). */
+static ldm_status attn_launch(ldm_cmd *c, cl_kernel k, const ldm_attn_geom *g, int rows, int block,
+                              const attn_tiles *tiles) {
+    size_t global[3] = {(size_t)rows, (size_t)g->NH, (size_t)g->N};
+    if (!tiles->side) return ldm_cmd_launch(c, k, 3, global, NULL);
+    size_t wg = (size_t)tiles->side * (size_t)tiles->side;
+    size_t local[3] = {wg, 1, 1};
+    global[0] = (((size_t)rows + (size_t)block - 1) / (size_t)block) * wg;
+    return ldm_cmd_launch(c, k, 3, global, local);
 }
 
 static ldm_status check_geom(const ldm_attn_geom *g) {
@@ -39,13 +98,12 @@ ldm_status ldm_attention_fwd(ldm_cmd *c, const ldm_attn_geom *g, ldm_buf o, ldm_
                              ldm_buf q_src, ldm_buf kv_src, ldm_buf mask) {
     LDM_TRY(check_geom(g));
     cl_kernel k;
-    LDM_TRY(kernel_for(c, g, "attention_fwd", &k));
+    attn_tiles tiles;
+    LDM_TRY(kernel_for(c, g, "attention_fwd", &k, &tiles));
     LDM_TRY(ldm_args_attention_fwd(
         k, g->L, g->S, g->NH, g->q_stride, g->q_col, g->k_stride, g->k_col, g->v_stride, g->v_col,
         g->scale, g->causal, mask.mem != NULL, o, lse, q_src, kv_src, ldm_unused_or(mask, q_src)));
-    size_t global[3] = {(size_t)g->L, (size_t)g->NH, (size_t)g->N};
-    size_t local[3];
-    return ldm_cmd_launch(c, k, 3, global, attn_local(c, local));
+    return attn_launch(c, k, g, g->L, tiles.bq, &tiles);
 }
 
 size_t ldm_attention_bwd_scratch(const ldm_attn_geom *g) {
@@ -59,29 +117,26 @@ ldm_status ldm_attention_bwd(ldm_cmd *c, const ldm_attn_geom *g, int acc_q, ldm_
     LDM_TRY(check_geom(g));
     cl_kernel k;
     ldm_buf delta = scratch, m = ldm_unused_or(mask, q_src);
-    LDM_TRY(kernel_for(c, g, "attention_bwd_delta", &k));
+    attn_tiles tiles;
+    LDM_TRY(kernel_for(c, g, "attention_bwd_delta", &k, &tiles));
     LDM_TRY(ldm_args_attention_bwd_delta(k, g->L, g->NH, delta, dout, o));
     size_t gd[3] = {(size_t)g->L, (size_t)g->NH, (size_t)g->N};
     LDM_TRY(ldm_cmd_launch(c, k, 3, gd, NULL));
-    size_t local_sizes[3];
-    const size_t *local = attn_local(c, local_sizes);
     if (dkv_src.mem) {
-        LDM_TRY(kernel_for(c, g, "attention_bwd_dkv", &k));
+        LDM_TRY(kernel_for(c, g, "attention_bwd_dkv", &k, &tiles));
         LDM_TRY(ldm_args_attention_bwd_dkv(k, g->L, g->S, g->NH, g->q_stride, g->q_col, g->k_stride,
                                            g->k_col, g->v_stride, g->v_col, g->scale, g->causal,
                                            mask.mem != NULL, acc_kv, dkv_src, dout, q_src, kv_src,
                                            lse, delta, m));
-        size_t global[3] = {(size_t)g->S, (size_t)g->NH, (size_t)g->N};
-        LDM_TRY(ldm_cmd_launch(c, k, 3, global, local));
+        LDM_TRY(attn_launch(c, k, g, g->S, tiles.bk, &tiles));
     }
     if (dq_src.mem) {
-        LDM_TRY(kernel_for(c, g, "attention_bwd_dq", &k));
+        LDM_TRY(kernel_for(c, g, "attention_bwd_dq", &k, &tiles));
         LDM_TRY(ldm_args_attention_bwd_dq(k, g->L, g->S, g->NH, g->q_stride, g->q_col, g->k_stride,
                                           g->k_col, g->v_stride, g->v_col, g->scale, g->causal,
                                           mask.mem != NULL, acc_q, dq_src, dout, q_src, kv_src, lse,
                                           delta, m));
-        size_t global[3] = {(size_t)g->L, (size_t)g->NH, (size_t)g->N};
-        LDM_TRY(ldm_cmd_launch(c, k, 3, global, local));
+        LDM_TRY(attn_launch(c, k, g, g->L, tiles.bq, &tiles));
     }
     return LDM_OK;
 }

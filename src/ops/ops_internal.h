@@ -16,9 +16,9 @@ typedef struct ldm_tunables {
     size_t sum_rows_wg;    /* sum_rows of reduce.cl (-DWG) */
     size_t softmax_wg;     /* softmax.cl (-DWG) */
     size_t conv_local[2];  /* work-groups of im2col and col2im (or their *_rows variants) */
-    int attn_queries;      /* queries per work-group of the tiled attention kernels (-DBQ) */
-    int attn_keys[2];      /* keys per tile (-DBK) for head dims up to 64, and above */
-    int attn_driver_local; /* attention launched at the driver's work-group size */
+    int attn_tile[2];      /* GPU attention: queries and keys per tile (-DBQ, -DBK), at most */
+    int attn_side;         /* GPU attention: work-groups of side x side work-items (-DT) */
+    int attn_keys[2];      /* CPU attention: keys per block (-DBK), head dims up to 64 and above */
 } ldm_tunables;
 
 /* The table of the device class c's context runs on. */

@@ -13,9 +13,9 @@ static const ldm_tunables gpu = {
     .sum_rows_wg = 256,
     .softmax_wg = 256,
     .conv_local = {32, 4}, /* pixels x rows of the column buffer */
-    .attn_queries = 64,
+    .attn_tile = {32, 16},
+    .attn_side = 8,
     .attn_keys = {32, 16},
-    .attn_driver_local = 0,
 };
 
 /* On CPU drivers idle work-items and barrier steps cost more than they save: 16-wide reductions
@@ -29,9 +29,9 @@ static const ldm_tunables cpu = {
     .sum_rows_wg = 16,
     .softmax_wg = 256,
     .conv_local = {1, 64}, /* image rows x column rows */
-    .attn_queries = 64,
+    .attn_tile = {32, 16},
+    .attn_side = 8,
     .attn_keys = {32, 16},
-    .attn_driver_local = 1,
 };
 
 const ldm_tunables *ldm_tunables_of(ldm_cmd *c) {
