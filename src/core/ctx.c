@@ -136,6 +136,7 @@ ldm_status ldm_ctx_create(const ldm_ctx_options *opts, ldm_ctx **out) {
                     ? ": the Oclgrind simulator tracks initialised memory through kernels only"
                     : "");
     st = resolve_cache_dir(opts, &ctx->cache_dir);
+    if (st == LDM_OK) st = ldm_tunables_resolve(ctx);
     if (st != LDM_OK) {
         ldm_ctx_destroy(ctx);
         return st;

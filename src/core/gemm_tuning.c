@@ -19,11 +19,13 @@
 
 #define HEADER "ldmcl-gemm-tuning 1"
 
-ldm_status ldm_gemm_tuning_path(const ldm_ctx *ctx, char *buf, size_t size) {
+ldm_status ldm_device_file_path(const ldm_ctx *ctx, const char *what, const char *prefix, char *buf,
+                                size_t size) {
     if (!ctx->cache_dir)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
-                        "GEMM tuning is kept in the kernel cache directory, which is off "
-                        "(LDMCL_CL_CACHE=0): turn the cache on or set LDMCL_CL_CACHE_DIR");
+                        "%s is kept in the kernel cache directory, which is off "
+                        "(LDMCL_CL_CACHE=0): turn the cache on or set LDMCL_CL_CACHE_DIR",
+                        what);
     const ldm_device_info *d = &ctx->info;
     ldm_sha256 s;
     ldm_sha256_init(&s);
@@ -36,11 +38,15 @@ ldm_status ldm_gemm_tuning_path(const ldm_ctx *ctx, char *buf, size_t size) {
     ldm_sha256_final(&s, digest);
     ldm_sha256_hex(digest, hex);
     hex[16] = '\0';
-    int n = snprintf(buf, size, "%s/gemm-tuning-%s.txt", ctx->cache_dir, hex);
+    int n = snprintf(buf, size, "%s/%s-%s.txt", ctx->cache_dir, prefix, hex);
     if (n < 0 || (size_t)n >= size)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "kernel cache path too long: '%s'",
                         ctx->cache_dir);
     return LDM_OK;
+}
+
+ldm_status ldm_gemm_tuning_path(const ldm_ctx *ctx, char *buf, size_t size) {
+    return ldm_device_file_path(ctx, "GEMM tuning", "gemm-tuning", buf, size);
 }
 
 static int overridden; /* CLBlast's database is process-wide and cannot be reset */

@@ -17,6 +17,7 @@
 #include "ldmcl/gemm.h"
 #include "ldmcl/program.h"
 #include "ldmcl/status.h"
+#include "tunables.h"
 
 /* ---- the context ------------------------------------------------------------------------- */
 
@@ -57,6 +58,7 @@ struct ldm_ctx {
     uint64_t mem_in_use;    /* bytes held by this context's arenas */
 
     int cpu_kernels;               /* ldm_ctx_options.cpu_kernels, resolved */
+    ldm_tunables tunables;         /* resolved at creation (tunables.c) */
     int gemm_tuned;                /* CLBlast runs parameters from a tuning file (gemm_tuning.c) */
     int kernel_transfers;          /* ldm_ctx_options.kernel_transfers, resolved (transfer.c) */
     cl_kernel transfer_kernels[2]; /* fill and copy, made at first use (transfer.c) */
@@ -191,6 +193,10 @@ int ldm_atomic_printf(ldm_atomic_file *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 ldm_status ldm_atomic_commit(ldm_atomic_file *a, int ok);
 void ldm_atomic_abandon(ldm_atomic_file *a);
+/* "<cache dir>/<prefix>-<hash of platform, device and driver>.txt": a file kept per device and
+ * driver (gemm_tuning.c); `what` names it when the cache is off. */
+ldm_status ldm_device_file_path(const ldm_ctx *ctx, const char *what, const char *prefix, char *buf,
+                                size_t size);
 /* Case-insensitive substring test. */
 int ldm_contains_nocase(const char *haystack, const char *needle);
 
