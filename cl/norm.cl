@@ -95,6 +95,147 @@ group_norm_bwd_params(const int N, const int C, const int P, const int G, const 
     }
 }
 
+// ---- GroupNorm split (the GPU layout at small batch): each group's M = (C/G)*P elements in
+// `splits` chunks of ceil(M / splits), one work-group per (chunk, group): global
+// (splits*WG, N*G), local (WG, 1). The chunks' statistics are merged by Chan's rule. ----
+
+// The chunk [*b, *e) of split s of a group of M elements.
+inline void split_range(const int M, const int splits, const int s, int *b, int *e) {
+    const int chunk = (M + splits - 1) / splits;
+    *b = min(M, s * chunk);
+    *e = min(M, *b + chunk);
+}
+
+// part[(ng*splits + s)*3 + 0..2] = the chunk's count, mean and sum of squared deviations from
+// its mean (two-pass, as the unsplit kernel).
+kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
+group_norm_split_stats(const int C, const int P, const int G, const int splits, global float *part,
+                       const ulong part_off, global const float *x, const ulong x_off) {
+    local float scratch[WG];
+    const uint lid = get_local_id(0);
+    const int s = get_group_id(0), ng = get_group_id(1), M = (C / G) * P;
+    const ulong base = x_off + (ulong)ng * M;
+    int b, e;
+    split_range(M, splits, s, &b, &e);
+    const int cnt = e - b;
+    float sum = 0.0f;
+    for (int i = b + lid; i < e; i += WG)
+        sum += x[base + i];
+    const float total = ldm_wg_sum(scratch, sum, lid, WG);
+    const float mu = cnt > 0 ? total / cnt : 0.0f;
+    float v = 0.0f;
+    for (int i = b + lid; i < e; i += WG) {
+        const float d = x[base + i] - mu;
+        v += d * d;
+    }
+    v = ldm_wg_sum(scratch, v, lid, WG);
+    if (lid == 0) {
+        const ulong o = part_off + ((ulong)ng * splits + s) * 3;
+        part[o] = (float)cnt;
+        part[o + 1] = mu;
+        part[o + 2] = v;
+    }
+}
+
+// mean and rstd of each group from its chunks. global (N*G).
+kernel void group_norm_split_finish(const int NG, const int splits, const float eps,
+                                    global float *mean, const ulong mean_off, global float *rstd,
+                                    const ulong rstd_off, global const float *part,
+                                    const ulong part_off) {
+    const int ng = get_global_id(0);
+    if (ng >= NG) return;
+    float n = 0.0f, mu = 0.0f, m2 = 0.0f;
+    for (int s = 0; s < splits; s++) {
+        const ulong o = part_off + ((ulong)ng * splits + s) * 3;
+        const float nb = part[o];
+        if (nb == 0.0f) continue;
+        const float delta = part[o + 1] - mu, nn = n + nb;
+        mu += delta * (nb / nn);
+        m2 += part[o + 2] + delta * delta * (n * nb / nn);
+        n = nn;
+    }
+    mean[mean_off + ng] = mu;
+    rstd[rstd_off + ng] = rsqrt(m2 / n + eps);
+}
+
+// y = (x - mean) * rstd * gamma + beta, one work-item per element of x [N, C, P].
+kernel void group_norm_apply(const int total, const int C, const int P, const int G,
+                             global float *y, const ulong y_off, global const float *x,
+                             const ulong x_off, global const float *mean, const ulong mean_off,
+                             global const float *rstd, const ulong rstd_off,
+                             global const float *gamma, const ulong g_off,
+                             global const float *beta, const ulong b_off) {
+    const int i = get_global_id(0);
+    if (i >= total) return;
+    const int c = (i / P) % C, ng = (i / (C * P)) * G + c / (C / G);
+    y[y_off + i] =
+        (x[x_off + i] - mean[mean_off + ng]) * rstd[rstd_off + ng] * gamma[g_off + c] + beta[b_off + c];
+}
+
+// part[(ng*splits + s)*2 + 0..1] = the chunk's sums of dy*gamma and dy*gamma*xhat.
+kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
+group_norm_bwd_split_sums(const int C, const int P, const int G, const int splits,
+                          global float *part, const ulong part_off, global const float *dy,
+                          const ulong dy_off, global const float *x, const ulong x_off,
+                          global const float *mean, const ulong mean_off,
+                          global const float *rstd, const ulong rstd_off,
+                          global const float *gamma, const ulong g_off) {
+    local float scratch[WG];
+    const uint lid = get_local_id(0);
+    const int s = get_group_id(0), ng = get_group_id(1), g = ng % G, cpg = C / G, M = cpg * P;
+    const ulong base = (ulong)ng * M;
+    const float mu = mean[mean_off + ng], r = rstd[rstd_off + ng];
+    int b, e;
+    split_range(M, splits, s, &b, &e);
+    float s1 = 0.0f, s2 = 0.0f;
+    for (int i = b + lid; i < e; i += WG) {
+        const float gy = dy[dy_off + base + i] * gamma[g_off + g * cpg + i / P];
+        s1 += gy;
+        s2 += gy * (x[x_off + base + i] - mu) * r;
+    }
+    s1 = ldm_wg_sum(scratch, s1, lid, WG);
+    s2 = ldm_wg_sum(scratch, s2, lid, WG);
+    if (lid == 0) {
+        const ulong o = part_off + ((ulong)ng * splits + s) * 2;
+        part[o] = s1;
+        part[o + 1] = s2;
+    }
+}
+
+// means[ng*2 + 0..1] = the group's means of dy*gamma and dy*gamma*xhat. global (N*G).
+kernel void group_norm_bwd_split_finish(const int NG, const int splits, const int M,
+                                        global float *means, const ulong means_off,
+                                        global const float *part, const ulong part_off) {
+    const int ng = get_global_id(0);
+    if (ng >= NG) return;
+    float s1 = 0.0f, s2 = 0.0f;
+    for (int s = 0; s < splits; s++) {
+        s1 += part[part_off + ((ulong)ng * splits + s) * 2];
+        s2 += part[part_off + ((ulong)ng * splits + s) * 2 + 1];
+    }
+    means[means_off + (ulong)ng * 2] = s1 / M;
+    means[means_off + (ulong)ng * 2 + 1] = s2 / M;
+}
+
+// dx from the group means, one work-item per element.
+kernel void group_norm_bwd_split_dx(const int total, const int C, const int P, const int G,
+                                    const int acc, global float *dx, const ulong dx_off,
+                                    global const float *dy, const ulong dy_off,
+                                    global const float *x, const ulong x_off,
+                                    global const float *mean, const ulong mean_off,
+                                    global const float *rstd, const ulong rstd_off,
+                                    global const float *gamma, const ulong g_off,
+                                    global const float *means, const ulong means_off) {
+    const int i = get_global_id(0);
+    if (i >= total) return;
+    const int c = (i / P) % C, ng = (i / (C * P)) * G + c / (C / G);
+    const float r = rstd[rstd_off + ng];
+    const float gy = dy[dy_off + i] * gamma[g_off + c];
+    const float xhat = (x[x_off + i] - mean[mean_off + ng]) * r;
+    const float d = r * (gy - means[means_off + (ulong)ng * 2] - xhat * means[means_off + (ulong)ng * 2 + 1]);
+    dx[dx_off + i] = acc ? dx[dx_off + i] + d : d;
+}
+
 // ---- LayerNorm over the last dimension D of x [R, D]; one work-group per row ----
 
 kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void

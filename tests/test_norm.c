@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "op_harness.h"
 
@@ -37,6 +38,124 @@ static void norms_match_pytorch(void **state) {
                             {"batch_norm", b_batch_norm, 0},
                             {"l2_normalize", b_l2_normalize, 0}};
     run_ref_family_both_layouts("norm", ops, 4);
+}
+
+/* The GPU layout's split GroupNorm (each group's sums over several work-groups) against the same
+ * references, every case split (norm_split_groups far above any case's groups, chunks of 4). */
+static void group_norm_split_matches_pytorch(void **state) {
+    (void)state;
+    const op_entry ops[] = {{"group_norm", b_group_norm, 0},
+                            {"layer_norm", b_layer_norm, 0},
+                            {"batch_norm", b_batch_norm, 0},
+                            {"l2_normalize", b_l2_normalize, 0}};
+    assert_int_equal(setenv("LDMCL_CPU_KERNELS", "0", 1), 0);
+    assert_int_equal(setenv("LDMCL_TUNABLES", "norm_split_groups=100000 norm_split_min=4", 1), 0);
+    run_ref_family("norm", ops, 4);
+    assert_int_equal(unsetenv("LDMCL_TUNABLES"), 0);
+    assert_int_equal(unsetenv("LDMCL_CPU_KERNELS"), 0);
+}
+
+/* y and the gradient of x (for the seed) of GroupNorm over one sample [1, 4, 64, 64] in 2 groups,
+ * by the GPU layout with `tunables`; *split: whether the split kernels ran (from the profile). */
+static void group_norm_once(const char *tunables, const float *hx, const float *hs, const float *wv,
+                            const float *bv, float *y, float *dx, int *split) {
+    assert_int_equal(setenv("LDMCL_CPU_KERNELS", "0", 1), 0);
+    assert_int_equal(setenv("LDMCL_TUNABLES", tunables, 1), 0);
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    assert_int_equal(unsetenv("LDMCL_TUNABLES"), 0);
+    assert_int_equal(unsetenv("LDMCL_CPU_KERNELS"), 0);
+    ldm_graph *g;
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(1, 4, 64, 64));
+    ldm_tensor *seed = ldm_graph_input(g, "seed", LDM_SHAPE(1, 4, 64, 64));
+    ldm_tensor *w = ldm_graph_param(g, "weight", LDM_SHAPE(4));
+    ldm_tensor *b = ldm_graph_param(g, "bias", LDM_SHAPE(4));
+    ldm_tensor_set_requires_grad(x, 1);
+    ldm_tensor *out = ldm_group_norm(g, x, 2, 1e-5f, w, b);
+    ldm_tensor_keep(out);
+    assert_status(ldm_graph_backward_seeded(g, out, seed), LDM_OK);
+    assert_status(ldm_graph_compile(g), LDM_OK);
+    assert_status(ldm_tensor_write(x, hx), LDM_OK);
+    assert_status(ldm_tensor_write(seed, hs), LDM_OK);
+    assert_status(ldm_tensor_write(w, wv), LDM_OK);
+    assert_status(ldm_tensor_write(b, bv), LDM_OK);
+    assert_status(ldm_ctx_profile_begin(ctx), LDM_OK);
+    assert_status(ldm_graph_run(g), LDM_OK);
+    assert_status(ldm_ctx_finish(ctx), LDM_OK);
+    ldm_profile_entry prof[64];
+    size_t np = ldm_ctx_profile_end(ctx, prof, 64);
+    int stats = 0, sums = 0;
+    for (size_t i = 0; i < np && i < 64; i++) {
+        stats |= strstr(prof[i].name, "group_norm_split_stats") != NULL;
+        sums |= strstr(prof[i].name, "group_norm_bwd_split_sums") != NULL;
+    }
+    assert_int_equal(stats, sums);
+    *split = stats;
+    assert_status(ldm_tensor_read(out, y), LDM_OK);
+    assert_status(ldm_tensor_read(ldm_tensor_grad(x), dx), LDM_OK);
+    ldm_graph_destroy(g);
+    ldm_ctx_destroy(ctx);
+}
+
+/* The same GroupNorm on the host in double: y and the gradient of x for the seed. */
+static void group_norm_host(const float *x, const float *seed, const float *w, const float *b,
+                            float *y, float *dx) {
+    enum { C = 4, G = 2, P = 64 * 64, M = C / G * P };
+    for (int g = 0; g < G; g++) {
+        const float *xg = x + g * M, *sg = seed + g * M;
+        double mu = 0, var = 0, m1 = 0, m2 = 0;
+        for (int i = 0; i < M; i++)
+            mu += xg[i];
+        mu /= M;
+        for (int i = 0; i < M; i++)
+            var += (xg[i] - mu) * (xg[i] - mu);
+        double r = 1.0 / sqrt(var / M + 1e-5);
+        for (int i = 0; i < M; i++) {
+            int c = g * (C / G) + i / P;
+            double gy = sg[i] * w[c], xhat = (xg[i] - mu) * r;
+            y[g * M + i] = (float)(xhat * w[c] + b[c]);
+            m1 += gy / M;
+            m2 += gy * xhat / M;
+        }
+        for (int i = 0; i < M; i++) {
+            int c = g * (C / G) + i / P;
+            double gy = sg[i] * w[c], xhat = (xg[i] - mu) * r;
+            dx[g * M + i] = (float)(r * (gy - m1 - xhat * m2));
+        }
+    }
+}
+
+/* At one sample the GPU layout splits by default on a device of any size (4 work-groups per
+ * compute unit wanted, 2 groups here); split and unsplit both match the host in double. */
+static void group_norm_splits_at_small_batch(void **state) {
+    (void)state;
+    size_t n = 4 * 64 * 64;
+    float *hx = malloc(n * sizeof *hx), *hs = malloc(n * sizeof *hs), *y = malloc(n * sizeof *y),
+          *dx = malloc(n * sizeof *dx), *want_y = malloc(n * sizeof *y),
+          *want_dx = malloc(n * sizeof *dx);
+    for (size_t i = 0; i < n; i++) {
+        hx[i] = (float)((i * 7919) % 1013) * 0.01f - 3.0f + (float)(i / 4096);
+        hs[i] = (float)((i * 104729) % 997) * 0.002f - 1.0f;
+    }
+    const float w[4] = {1.5f, 0.5f, -1, 2}, b[4] = {0.1f, 0, -0.2f, 1};
+    group_norm_host(hx, hs, w, b, want_y, want_dx);
+    for (int k = 0; k < 2; k++) {
+        int split;
+        group_norm_once(k ? "norm_split_groups=0" : "norm_split_min=1024", hx, hs, w, b, y, dx,
+                        &split);
+        assert_int_equal(split, !k);
+        double ey = test_rel_err(y, want_y, NULL, n), edx = test_rel_err(dx, want_dx, NULL, n);
+        printf("  %s: worst relative error against the host in double: y %.2e, dx %.2e\n",
+               k ? "one work-group per group" : "split", ey, edx);
+        assert_true(ey < OP_REL_TOL);
+        assert_true(edx < OP_REL_TOL);
+    }
+    free(hx);
+    free(hs);
+    free(y);
+    free(dx);
+    free(want_y);
+    free(want_dx);
 }
 
 /* One training step moves the running statistics 10% towards the batch's (variance unbiased). */
@@ -152,6 +271,8 @@ static void batch_norm_gate_holds_running_statistics(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(norms_match_pytorch),
+        cmocka_unit_test(group_norm_split_matches_pytorch),
+        cmocka_unit_test(group_norm_splits_at_small_batch),
         cmocka_unit_test(batch_norm_updates_running_statistics),
         cmocka_unit_test(batch_norm_gate_holds_running_statistics),
     };

@@ -21,7 +21,7 @@ typedef struct op_case {
     int a[8]; /* shape parameters, by kind (see build) */
 } op_case;
 
-/* Seed UNet (celebhq_text_cond) shapes at batch 16. */
+/* Seed UNet (celebhq_text_cond) shapes at batch 16, and two at sampling's batch. */
 static const op_case seed_cases[] = {
     {"conv_in 3x3 4->256 @32", CONV, {16, 4, 32, 256, 3, 1, 1}},
     {"conv 3x3 256->256 @32", CONV, {16, 256, 32, 256, 3, 1, 1}},
@@ -40,6 +40,9 @@ static const op_case seed_cases[] = {
     {"cross-attn 1024x77 C384 16h", ATTN_CROSS, {16, 1024, 77, 384, 16}},
     {"self-attn 256 tok C512 16h", ATTN_SELF, {16, 256, 512, 16}},
     {"layer_norm 77x512 (CLIP)", LAYERNORM, {16 * 77, 512}},
+    /* sampling at batch 2 (CFG: 4 rows): few groups and heads per compute unit */
+    {"group_norm 32g 256 @32 b4", GROUPNORM, {4, 256, 32, 32}},
+    {"self-attn 1024 tok C384 16h b4", ATTN_SELF, {4, 1024, 384, 16}},
 };
 
 static const op_case small_cases[] = {

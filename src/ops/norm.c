@@ -19,12 +19,60 @@ static const char *norm_defines_in(ldm_cmd *c, char *buf, size_t size) {
 
 #define norm_defines(c) norm_defines_in((c), (char[32]){0}, 32)
 
-ldm_status ldm_group_norm_fwd(ldm_cmd *c, const ldm_group_norm_params *p, ldm_buf y, ldm_buf mean,
-                              ldm_buf rstd, ldm_buf x, ldm_buf gamma, ldm_buf beta) {
+/* GroupNorm splits each group's sums over at most this many work-groups. */
+#define GN_MAX_SPLITS 64
+
+size_t ldm_group_norm_scratch(const ldm_group_norm_params *p) {
+    return p->N * p->G * (GN_MAX_SPLITS * 3 + 2);
+}
+
+/* Chunks per group: 1 (one work-group per group) unless the GPU layout would run fewer
+ * work-groups than norm_split_groups; then enough for that many, each of at least
+ * norm_split_min elements, at most GN_MAX_SPLITS; 1 without scratch. */
+static int gn_splits(ldm_cmd *c, const ldm_group_norm_params *p, ldm_buf scratch) {
+    const ldm_tunables *t = ldm_tunables_of(c);
+    size_t groups = p->N * p->G, M = p->C / p->G * p->P;
+    if (!scratch.mem || t->cpu_layout || groups >= (size_t)t->norm_split_groups) return 1;
+    size_t want = ((size_t)t->norm_split_groups + groups - 1) / groups;
+    size_t by_size = M / (size_t)t->norm_split_min;
+    if (want > by_size) want = by_size;
+    if (want > GN_MAX_SPLITS) want = GN_MAX_SPLITS;
+    return want > 1 ? (int)want : 1;
+}
+
+static ldm_status check_gn(const ldm_group_norm_params *p) {
     LDM_TRY(ldm_check_count("group_norm", p->N * p->C * p->P));
     if (p->G == 0 || p->C % p->G)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "group_norm: %zu channels in %zu groups", p->C,
                         p->G);
+    return LDM_OK;
+}
+
+/* The split forward: chunk statistics, merged per group, then y element by element. */
+static ldm_status gn_fwd_split(ldm_cmd *c, const ldm_group_norm_params *p, int splits, ldm_buf y,
+                               ldm_buf mean, ldm_buf rstd, ldm_buf x, ldm_buf gamma, ldm_buf beta,
+                               ldm_buf part) {
+    cl_kernel k;
+    int C = (int)p->C, P = (int)p->P, G = (int)p->G, NG = (int)(p->N * p->G);
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_split_stats", norm_defines(c), &k));
+    LDM_TRY(ldm_args_group_norm_split_stats(k, C, P, G, splits, part, x));
+    size_t global[2] = {(size_t)splits * norm_wg(c), (size_t)NG}, local[2] = {norm_wg(c), 1};
+    LDM_TRY(ldm_cmd_launch(c, k, 2, global, local));
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_split_finish", norm_defines(c), &k));
+    LDM_TRY(ldm_args_group_norm_split_finish(k, NG, splits, p->eps, mean, rstd, part));
+    LDM_TRY(ldm_launch_1d(c, k, (size_t)NG));
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_apply", norm_defines(c), &k));
+    size_t total = p->N * p->C * p->P;
+    LDM_TRY(ldm_args_group_norm_apply(k, (int)total, C, P, G, y, x, mean, rstd, gamma, beta));
+    return ldm_launch_1d(c, k, total);
+}
+
+ldm_status ldm_group_norm_fwd(ldm_cmd *c, const ldm_group_norm_params *p, ldm_buf y, ldm_buf mean,
+                              ldm_buf rstd, ldm_buf x, ldm_buf gamma, ldm_buf beta,
+                              ldm_buf scratch) {
+    LDM_TRY(check_gn(p));
+    int splits = gn_splits(c, p, scratch);
+    if (splits > 1) return gn_fwd_split(c, p, splits, y, mean, rstd, x, gamma, beta, scratch);
     cl_kernel k;
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_fwd", norm_defines(c), &k));
     LDM_TRY(ldm_args_group_norm_fwd(k, (int)p->C, (int)p->P, (int)p->G, p->eps, y, mean, rstd, x,
@@ -33,12 +81,39 @@ ldm_status ldm_group_norm_fwd(ldm_cmd *c, const ldm_group_norm_params *p, ldm_bu
     return ldm_cmd_launch(c, k, 1, &global, &local);
 }
 
+/* The split gradient of x: chunk sums, their means per group (after the chunks' sums in the
+ * scratch), then dx element by element. */
+static ldm_status gn_bwd_dx_split(ldm_cmd *c, const ldm_group_norm_params *p, int splits, int acc_x,
+                                  ldm_buf dx, ldm_buf dy, ldm_buf x, ldm_buf mean, ldm_buf rstd,
+                                  ldm_buf gamma, ldm_buf scratch) {
+    cl_kernel k;
+    int C = (int)p->C, P = (int)p->P, G = (int)p->G, NG = (int)(p->N * p->G);
+    ldm_buf part = scratch, means = {scratch.mem, scratch.off + (size_t)NG * GN_MAX_SPLITS * 3};
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_split_sums", norm_defines(c), &k));
+    LDM_TRY(ldm_args_group_norm_bwd_split_sums(k, C, P, G, splits, part, dy, x, mean, rstd, gamma));
+    size_t global[2] = {(size_t)splits * norm_wg(c), (size_t)NG}, local[2] = {norm_wg(c), 1};
+    LDM_TRY(ldm_cmd_launch(c, k, 2, global, local));
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_split_finish", norm_defines(c), &k));
+    LDM_TRY(ldm_args_group_norm_bwd_split_finish(k, NG, splits, (int)(p->C / p->G * p->P), means,
+                                                 part));
+    LDM_TRY(ldm_launch_1d(c, k, (size_t)NG));
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_split_dx", norm_defines(c), &k));
+    size_t total = p->N * p->C * p->P;
+    LDM_TRY(ldm_args_group_norm_bwd_split_dx(k, (int)total, C, P, G, acc_x, dx, dy, x, mean, rstd,
+                                             gamma, means));
+    return ldm_launch_1d(c, k, total);
+}
+
 ldm_status ldm_group_norm_bwd(ldm_cmd *c, const ldm_group_norm_params *p, int acc_x, ldm_buf dx,
                               int acc_g, ldm_buf dgamma, int acc_b, ldm_buf dbeta, ldm_buf dy,
-                              ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma) {
+                              ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma,
+                              ldm_buf scratch) {
     cl_kernel k;
     int C = (int)p->C, P = (int)p->P, G = (int)p->G;
-    if (dx.mem) {
+    int splits = gn_splits(c, p, scratch);
+    if (dx.mem && splits > 1)
+        LDM_TRY(gn_bwd_dx_split(c, p, splits, acc_x, dx, dy, x, mean, rstd, gamma, scratch));
+    else if (dx.mem) {
         LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_dx", norm_defines(c), &k));
         LDM_TRY(ldm_args_group_norm_bwd_dx(k, C, P, G, acc_x, dx, dy, x, mean, rstd, gamma));
         size_t global = p->N * p->G * norm_wg(c), local = norm_wg(c);
@@ -121,16 +196,15 @@ static size_t per_sample(const ldm_tensor *x) {
 }
 
 static ldm_status gn_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
-    (void)scratch;
     return ldm_group_norm_fwd(c, LDM_NODE_PARAMS(n, ldm_group_norm_params), BUF(n->out[0]),
                               BUF(n->out[1]), BUF(n->out[2]), BUF(n->in[0]), BUF(n->in[1]),
-                              BUF(n->in[2]));
+                              BUF(n->in[2]), scratch);
 }
 
 static ldm_status gn_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
     return ldm_group_norm_bwd(c, LDM_NODE_PARAMS(n, ldm_group_norm_params), a->acc[0], a->din[0],
                               a->acc[1], a->din[1], a->acc[2], a->din[2], a->dout, BUF(n->in[0]),
-                              BUF(n->out[1]), BUF(n->out[2]), BUF(n->in[1]));
+                              BUF(n->out[1]), BUF(n->out[2]), BUF(n->in[1]), a->scratch);
 }
 
 /* Backward reads x and gamma (inputs 0, 1) and the saved mean and rstd (outputs 1, 2). */
@@ -177,6 +251,7 @@ ldm_tensor *ldm_group_norm(ldm_graph *g, ldm_tensor *x, int groups, float eps, l
     ldm_tensor *in[3] = {x, gamma, beta};
     ldm_node *n =
         ldm_graph_add_node(g, &gn_op, LDM_PARAMS(p), "group_norm", in, 3, x->ndim, x->shape);
+    if (n) n->scratch_fwd = n->scratch_bwd = ldm_group_norm_scratch(&p);
     int stats[2] = {x->shape[0], groups};
     return with_stats(g, n, 2, stats);
 }

@@ -13,17 +13,22 @@ extern "C" {
 #endif
 
 /* GroupNorm of x, y [N, C, P] in G groups (C a multiple of G); gamma, beta [C]; mean, rstd
- * [N, G]. */
+ * [N, G]. scratch: ldm_group_norm_scratch(p) floats, with which the GPU layout splits each
+ * group's sums over several work-groups when there are few groups (tunables norm_split_*);
+ * without it (mem NULL), one work-group per group. */
 typedef struct ldm_group_norm_params {
     size_t N, C, P, G;
     float eps;
 } ldm_group_norm_params;
+size_t ldm_group_norm_scratch(const ldm_group_norm_params *p);
 ldm_status ldm_group_norm_fwd(ldm_cmd *c, const ldm_group_norm_params *p, ldm_buf y, ldm_buf mean,
-                              ldm_buf rstd, ldm_buf x, ldm_buf gamma, ldm_buf beta);
+                              ldm_buf rstd, ldm_buf x, ldm_buf gamma, ldm_buf beta,
+                              ldm_buf scratch);
 /* Gradients whose mem is NULL are skipped. */
 ldm_status ldm_group_norm_bwd(ldm_cmd *c, const ldm_group_norm_params *p, int acc_x, ldm_buf dx,
                               int acc_g, ldm_buf dgamma, int acc_b, ldm_buf dbeta, ldm_buf dy,
-                              ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma);
+                              ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma,
+                              ldm_buf scratch);
 
 /* LayerNorm of x, y [R, D]; gamma, beta [D]; mean, rstd [R]. */
 typedef struct ldm_layer_norm_params {
