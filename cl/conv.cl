@@ -1,6 +1,8 @@
 // cl/conv.cl: the data movement around convolution GEMMs, fp32, for a chunk of nb samples.
 // Column buffers are [K, nb, P]: row k = (channel, ky, kx) of the kernel window, then sample,
-// then output position p = (oy, ox), so one GEMM covers the whole chunk.
+// then output position p = (oy, ox), so one GEMM covers the whole chunk; or, with sample_major
+// (the GPU kernels only), [nb, K, P]: one block per sample, for strided-batched GEMMs that
+// write and read images in place.
 //   conv2d:            col = im2col(x); out = W [Cout, K] x col
 //   conv_transpose2d:  col = W^T x;     out = col2im(col)
 // col2im gathers (each output pixel sums the column entries that cover it): deterministic, no
@@ -11,11 +13,11 @@
 // divisions are done once per row, not per element (they dominated on CPUs).
 kernel void im2col(const int C, const int H, const int W, const int KH, const int KW,
                    const int SH, const int SW, const int PH, const int PW, const int Ho,
-                   const int Wo, const int nb, global float *col, const ulong col_off,
-                   global const float *x, const ulong x_off) {
-    const int P = Ho * Wo, p = get_global_id(0), row = get_global_id(1);
-    if (p >= P || row >= C * KH * KW * nb) return;
-    const int n = row % nb, k = row / nb;
+                   const int Wo, const int nb, const int sample_major, global float *col,
+                   const ulong col_off, global const float *x, const ulong x_off) {
+    const int P = Ho * Wo, p = get_global_id(0), row = get_global_id(1), K = C * KH * KW;
+    if (p >= P || row >= K * nb) return;
+    const int n = sample_major ? row / K : row % nb, k = sample_major ? row % K : row / nb;
     const int kx = k % KW, ky = (k / KW) % KH, c = k / (KW * KH);
     const int oy = p / Wo, ox = p - oy * Wo;
     const int iy = oy * SH - PH + ky, ix = ox * SW - PW + kx;
@@ -26,10 +28,10 @@ kernel void im2col(const int C, const int H, const int W, const int KH, const in
 
 // The sum col2im gathers for image pixel (c, iy, ix) of sample n: the column entries of every
 // window that covers it.
-inline float col2im_sum(const int c, const int n, const int iy, const int ix, const int KH,
-                        const int KW, const int SH, const int SW, const int PH, const int PW,
-                        const int Ho, const int Wo, const int nb, global const float *col,
-                        const ulong col_off) {
+inline float col2im_sum(const int C, const int c, const int n, const int iy, const int ix,
+                        const int KH, const int KW, const int SH, const int SW, const int PH,
+                        const int PW, const int Ho, const int Wo, const int nb,
+                        const int sample_major, global const float *col, const ulong col_off) {
     const int P = Ho * Wo;
     float s = 0.0f;
     for (int ky = 0; ky < KH; ky++) {
@@ -51,24 +53,27 @@ inline float col2im_sum(const int c, const int n, const int iy, const int ix, co
             }
             if (ox >= Wo) continue;
             const int k = (c * KH + ky) * KW + kx;
-            s += col[col_off + ((ulong)k * nb + n) * P + oy * Wo + ox];
+            const ulong row = sample_major ? (ulong)n * C * KH * KW + k : (ulong)k * nb + n;
+            s += col[col_off + row * P + oy * Wo + ox];
         }
     }
     return s;
 }
 
-// x[n, c, iy, ix] = (acc ? x : 0) + sum of col[(c, ky, kx), n, (oy, ox)] over the windows that
+// x[n, c, iy, ix] = (acc ? x : 0) + sum of col[(c, ky, kx), n, (oy, ox)] (or col[n, (c, ky, kx),
+// (oy, ox)] with sample_major) over the windows that
 // cover (iy, ix): oy*SH - PH + ky == iy and ox*SW - PW + kx == ix. Launched over
 // (q = iy * W + ix, row = n * C + c).
 kernel void col2im(const int C, const int H, const int W, const int KH, const int KW, const int SH,
                    const int SW, const int PH, const int PW, const int Ho, const int Wo,
-                   const int nb, const int acc, global float *x, const ulong x_off,
-                   global const float *col, const ulong col_off) {
+                   const int nb, const int sample_major, const int acc, global float *x,
+                   const ulong x_off, global const float *col, const ulong col_off) {
     const int q = get_global_id(0), row = get_global_id(1);
     if (q >= H * W || row >= nb * C) return;
     const int c = row % C, n = row / C;
     const int iy = q / W, ix = q - iy * W;
-    const float s = col2im_sum(c, n, iy, ix, KH, KW, SH, SW, PH, PW, Ho, Wo, nb, col, col_off);
+    const float s = col2im_sum(C, c, n, iy, ix, KH, KW, SH, SW, PH, PW, Ho, Wo, nb, sample_major,
+                               col, col_off);
     const ulong o = x_off + (ulong)row * H * W + q;
     x[o] = acc ? x[o] + s : s;
 }
@@ -110,7 +115,7 @@ kernel void col2im_rows(const int C, const int H, const int W, const int KH, con
     global float *dst = x + x_off + (ulong)row * H * W + (ulong)iy * W;
     for (int ix = 0; ix < W; ix++) {
         const float s =
-            col2im_sum(c, n, iy, ix, KH, KW, SH, SW, PH, PW, Ho, Wo, nb, col, col_off);
+            col2im_sum(C, c, n, iy, ix, KH, KW, SH, SW, PH, PW, Ho, Wo, nb, 0, col, col_off);
         dst[ix] = acc ? dst[ix] + s : s;
     }
 }

@@ -317,6 +317,15 @@ void run_ref_family(const char *family, const op_entry *ops, int n_ops) {
     ldm_safetensors_close(st);
 }
 
+void run_ref_family_gpu_tuned(const char *family, const op_entry *ops, int n_ops,
+                              const char *tunables) {
+    assert_int_equal(setenv("LDMCL_CPU_KERNELS", "0", 1), 0);
+    assert_int_equal(setenv("LDMCL_TUNABLES", tunables, 1), 0);
+    run_ref_family(family, ops, n_ops);
+    assert_int_equal(unsetenv("LDMCL_TUNABLES"), 0);
+    assert_int_equal(unsetenv("LDMCL_CPU_KERNELS"), 0);
+}
+
 void run_ref_family_both_layouts(const char *family, const op_entry *ops, int n_ops) {
     assert_int_equal(setenv("LDMCL_CPU_KERNELS", "1", 1), 0);
     if (!op_simulator_budget()) run_ref_family(family, ops, n_ops);

@@ -39,6 +39,10 @@ void run_ref_family(const char *family, const op_entry *ops, int n_ops);
 /* run_ref_family twice: with the kernels laid out for CPUs and with those for GPUs
  * (LDMCL_CPU_KERNELS=1, then 0), so both are checked on any test device. */
 void run_ref_family_both_layouts(const char *family, const op_entry *ops, int n_ops);
+/* run_ref_family with the GPU layout and $LDMCL_TUNABLES set to `tunables` (a variant of a
+ * family's GPU kernels that its default tunables do not choose on the test device). */
+void run_ref_family_gpu_tuned(const char *family, const op_entry *ops, int n_ops,
+                              const char *tunables);
 /* $LDMCL_TEST_SIMULATOR as a number (0 when unset). */
 long op_simulator_budget(void);
 

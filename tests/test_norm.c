@@ -48,11 +48,7 @@ static void group_norm_split_matches_pytorch(void **state) {
                             {"layer_norm", b_layer_norm, 0},
                             {"batch_norm", b_batch_norm, 0},
                             {"l2_normalize", b_l2_normalize, 0}};
-    assert_int_equal(setenv("LDMCL_CPU_KERNELS", "0", 1), 0);
-    assert_int_equal(setenv("LDMCL_TUNABLES", "norm_split_groups=100000 norm_split_min=4", 1), 0);
-    run_ref_family("norm", ops, 4);
-    assert_int_equal(unsetenv("LDMCL_TUNABLES"), 0);
-    assert_int_equal(unsetenv("LDMCL_CPU_KERNELS"), 0);
+    run_ref_family_gpu_tuned("norm", ops, 4, "norm_split_groups=100000 norm_split_min=4");
 }
 
 /* y and the gradient of x (for the seed) of GroupNorm over one sample [1, 4, 64, 64] in 2 groups,

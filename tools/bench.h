@@ -44,13 +44,25 @@ ldm_status bench_ops(ldm_ctx *ctx, const bench_settings *s, int seed_shapes, dou
 /* Program build from source against a load from ldmcl's binary cache, on fresh contexts. */
 ldm_status bench_cache(const bench_settings *s);
 
+/* One measured step: its batch, median device milliseconds, and the device memory the context
+ * held while the step's graph (and its optimizer) lived. */
+typedef struct bench_step {
+    int batch;
+    double ms;
+    uint64_t device_bytes;
+} bench_step;
+
 /* The seed UNet: sampling steps at batch 2 and 16, a training step at train_batch. json: its
  * members, each followed by a comma. */
 ldm_status bench_unet(ldm_ctx *ctx, const bench_settings *s, int train_batch, FILE *json);
 /* The seed UNet's training step at batch; with_text_encoder: the CLIP text encoder (real size,
- * random weights) recorded in the step and trained with the UNet. */
+ * random weights) recorded in the step and trained with the UNet. out (may be NULL) receives
+ * the figures. */
 ldm_status bench_unet_train_step(ldm_ctx *ctx, const bench_settings *s, int batch,
-                                 int with_text_encoder, FILE *json);
+                                 int with_text_encoder, FILE *json, bench_step *out);
+/* One sampling step of the seed UNet (one forward) at batch. */
+ldm_status bench_unet_sample_step(ldm_ctx *ctx, const bench_settings *s, int batch, FILE *json,
+                                  bench_step *out);
 
 /* The autoencoder: encode/decode throughput and a full training step (VQ-VAE, LPIPS,
  * discriminator), for the reference's mnist config (batch 64, 28x28) or celebhq (batch 4,
@@ -61,5 +73,15 @@ ldm_status bench_autoencoder(ldm_ctx *ctx, const bench_settings *s, int celebhq,
 /* The CLIP text encoder at its real size: prompts/s at batch 1 and 16, then the joint training
  * step with the seed UNet at train_batch. json: its members, each followed by a comma. */
 ldm_status bench_clip(ldm_ctx *ctx, const bench_settings *s, int train_batch, FILE *json);
+
+/* The device's facts, as --list-devices prints them. */
+void bench_print_device(const ldm_device_info *d);
+
+/* --report: device facts and tunables, the self-test, the op tests in op_tests_dir (both kernel
+ * layouts; skipped, and said so, when the directory holds none), copy and SGEMM peaks, every op's
+ * share of them, and the seed UNet's training step at train_batch and sampling step at batch 2
+ * with device memory; then a summary table to paste into an issue. json: all of it. */
+ldm_status bench_report(ldm_ctx *ctx, const bench_settings *s, int train_batch,
+                        const char *op_tests_dir, FILE *json);
 
 #endif

@@ -59,5 +59,5 @@ ldm_status bench_clip(ldm_ctx *ctx, const bench_settings *s, int train_batch, FI
     BENCH_TRY(encode_rate(ctx, s, 1, json));
     BENCH_TRY(encode_rate(ctx, s, 16, json));
     printf("joint training step, the encoder trained with the seed UNet:\n  ");
-    return bench_unet_train_step(ctx, s, train_batch, 1, json);
+    return bench_unet_train_step(ctx, s, train_batch, 1, json, NULL);
 }

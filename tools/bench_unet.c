@@ -60,7 +60,7 @@ static ldm_status token_inputs(ldm_diffusion_train_graph *tg, int batch) {
 }
 
 ldm_status bench_unet_train_step(ldm_ctx *ctx, const bench_settings *s, int batch,
-                                 int with_text_encoder, FILE *json) {
+                                 int with_text_encoder, FILE *json, bench_step *out) {
     ldm_unet_config u;
     ldm_unet_config_celebhq_text(&u);
     ldm_schedule *sched;
@@ -112,6 +112,7 @@ ldm_status bench_unet_train_step(ldm_ctx *ctx, const bench_settings *s, int batc
                batch, with_text_encoder ? "CLIP text encoder and " : "", ms, batch / (ms * 1e-3),
                loss);
         print_memory("training", ctx, g);
+        if (out) *out = (bench_step){batch, ms, ldm_ctx_device_bytes_in_use(ctx)};
         if (json)
             fprintf(
                 json,
@@ -128,7 +129,8 @@ ldm_status bench_unet_train_step(ldm_ctx *ctx, const bench_settings *s, int batc
     return st;
 }
 
-static ldm_status sample_step(ldm_ctx *ctx, const bench_settings *s, int batch, FILE *json) {
+ldm_status bench_unet_sample_step(ldm_ctx *ctx, const bench_settings *s, int batch, FILE *json,
+                                  bench_step *out) {
     ldm_unet_config u;
     ldm_unet_config_celebhq_text(&u);
     ldm_graph *g;
@@ -157,6 +159,7 @@ static ldm_status sample_step(ldm_ctx *ctx, const bench_settings *s, int batch, 
         printf("sampling step, batch %d (one UNet forward%s): %.1f ms\n", batch,
                batch == 2 ? "; one guided step for one image" : "", ms);
         print_memory("sampling", ctx, g);
+        if (out) *out = (bench_step){batch, ms, ldm_ctx_device_bytes_in_use(ctx)};
         if (json)
             fprintf(json,
                     "  \"unet_sample_step_batch%d\": {\"ms\": %.3f, \"activation_bytes\": %llu},\n",
@@ -174,7 +177,7 @@ ldm_status bench_unet(ldm_ctx *ctx, const bench_settings *s, int train_batch, FI
     BENCH_TRY(ldm_unet_param_count(ctx, &u, &params));
     printf("seed UNet (celebhq_text_cond): %zu parameters, latent 4x32x32, context 77x512\n",
            params);
-    BENCH_TRY(sample_step(ctx, s, 2, json));
-    BENCH_TRY(sample_step(ctx, s, 16, json));
-    return bench_unet_train_step(ctx, s, train_batch, 0, json);
+    BENCH_TRY(bench_unet_sample_step(ctx, s, 2, json, NULL));
+    BENCH_TRY(bench_unet_sample_step(ctx, s, 16, json, NULL));
+    return bench_unet_train_step(ctx, s, train_batch, 0, json, NULL);
 }

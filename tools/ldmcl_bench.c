@@ -5,6 +5,7 @@
  *                    device times from OpenCL profiling events, after warm-up, median of
  *                    repeats
  *   --json FILE      the same figures as JSON
+ *   --report         the device measured for an issue or the README (bench_report.c)
  *   --tune-gemm      measures CLBlast GEMM parameters for the device and keeps them (gemm.h) */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,14 @@ static void usage(FILE *f) {
             "  --bench unet          the seed UNet: sampling steps at batch 2 and 16, a training\n"
             "                        step at --train-batch (default 16)\n"
             "  --train-batch N       batch of the unet training step\n"
+            "  --report              a device report to paste into an issue: device facts and\n"
+            "                        tunables, self-test, the op tests (both kernel layouts),\n"
+            "                        copy and SGEMM peaks, every op's share of them, the seed\n"
+            "                        UNet's training step (--train-batch) and sampling step at\n"
+            "                        batch 2 with device memory, and a summary table (warm-up 1,\n"
+            "                        repeat 3 unless given)\n"
+            "  --op-tests DIR        where --report finds the op tests (default: tests/ beside\n"
+            "                        ldmcl-bench, as in the build folder)\n"
             "  --bench ae            the reference's mnist autoencoder (batch 64, 28x28): encode,\n"
             "                        decode and a training step with LPIPS and the discriminator\n"
             "  --bench ae-celebhq    the same for its celebhq autoencoder (batch 4, 256x256)\n"
@@ -58,6 +67,26 @@ static const char *yes_no(int v) {
     return v ? "yes" : "no";
 }
 
+void bench_print_device(const ldm_device_info *d) {
+    char g[32], a[32], l[32];
+    printf("device %d: platform %d \"%s\" (%s), device %d\n", d->global_index, d->platform_index,
+           d->platform_name, d->platform_version, d->device_index);
+    printf("  name            %s (%s, %s)\n", d->device_name, d->device_vendor,
+           d->is_gpu   ? "GPU"
+           : d->is_cpu ? "CPU"
+                       : "other");
+    printf("  version         %s; driver %s; %s\n", d->device_version, d->driver_version,
+           d->opencl_c_version);
+    printf("  compute units   %u; max work-group %zu\n", d->compute_units, d->max_work_group_size);
+    printf("  global memory   %s; max allocation %s\n",
+           ldm_format_bytes(d->global_mem_bytes, g, 32),
+           ldm_format_bytes(d->max_alloc_bytes, a, 32));
+    printf("  local memory    %s%s\n", ldm_format_bytes(d->local_mem_bytes, l, 32),
+           d->local_mem_is_global ? " (emulated in global memory)" : "");
+    printf("  fp16 %s, fp64 %s, subgroups %s\n", yes_no(d->has_fp16), yes_no(d->has_fp64),
+           yes_no(d->has_subgroups));
+}
+
 static int list_devices(void) {
     ldm_device_info *list = NULL;
     int n = 0;
@@ -71,27 +100,8 @@ static int list_devices(void) {
                "pocl-opencl-icd) or check /etc/OpenCL/vendors and $OCL_ICD_VENDORS.\n");
         return 1;
     }
-    for (int i = 0; i < n; i++) {
-        const ldm_device_info *d = &list[i];
-        char g[32], a[32], l[32];
-        printf("device %d: platform %d \"%s\" (%s), device %d\n", d->global_index,
-               d->platform_index, d->platform_name, d->platform_version, d->device_index);
-        printf("  name            %s (%s, %s)\n", d->device_name, d->device_vendor,
-               d->is_gpu   ? "GPU"
-               : d->is_cpu ? "CPU"
-                           : "other");
-        printf("  version         %s; driver %s; %s\n", d->device_version, d->driver_version,
-               d->opencl_c_version);
-        printf("  compute units   %u; max work-group %zu\n", d->compute_units,
-               d->max_work_group_size);
-        printf("  global memory   %s; max allocation %s\n",
-               ldm_format_bytes(d->global_mem_bytes, g, 32),
-               ldm_format_bytes(d->max_alloc_bytes, a, 32));
-        printf("  local memory    %s%s\n", ldm_format_bytes(d->local_mem_bytes, l, 32),
-               d->local_mem_is_global ? " (emulated in global memory)" : "");
-        printf("  fp16 %s, fp64 %s, subgroups %s\n", yes_no(d->has_fp16), yes_no(d->has_fp64),
-               yes_no(d->has_subgroups));
-    }
+    for (int i = 0; i < n; i++)
+        bench_print_device(&list[i]);
     free(list);
     return 0;
 }
@@ -162,9 +172,39 @@ static int tune_gemm(const bench_settings *s, int retune, int verbose) {
     return 0;
 }
 
+/* --report on the selected device; json_path (may be NULL) receives its figures. */
+static int report(const bench_settings *s, int train_batch, const char *op_tests_dir,
+                  const char *json_path, int verbose, int no_tuning) {
+    ldm_ctx *ctx = open_context(s, &verbose, no_tuning);
+    if (!ctx) return 1;
+    FILE *json = NULL;
+    if (json_path && !(json = fopen(json_path, "w"))) {
+        fprintf(stderr, "ldmcl-bench: cannot write '%s'\n", json_path);
+        ldm_ctx_destroy(ctx);
+        return 1;
+    }
+    const ldm_device_info *d = ldm_ctx_device_info(ctx);
+    if (json)
+        fprintf(json, "{\n  \"device\": \"%s\",\n  \"platform\": \"%s\",\n  \"driver\": \"%s\",\n",
+                d->device_name, d->platform_name, d->driver_version);
+    ldm_status st = bench_report(ctx, s, train_batch, op_tests_dir, json);
+    ldm_ctx_destroy(ctx);
+    if (json) {
+        fprintf(json, "  \"ldmcl_version\": \"%s\"\n}\n", LDMCL_VERSION);
+        fclose(json);
+    }
+    if (st == LDM_ERR_SELFTEST) return 1; /* said by the report */
+    if (st != LDM_OK) {
+        fprintf(stderr, "ldmcl-bench: %s\n", ldm_last_error());
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int do_list = 0, do_selftest = 0, verbose = 0, do_tune = 0, retune = 0, no_tuning = 0;
-    const char *bench_list = NULL, *json_path = NULL;
+    int do_report = 0, timing_given = 0;
+    const char *bench_list = NULL, *json_path = NULL, *op_tests_dir = NULL;
     int shapes = -1; /* -1: by device */
     int train_batch = 16;
     bench_settings s = {2, 10, NULL, NULL};
@@ -176,6 +216,10 @@ int main(int argc, char **argv) {
             do_selftest = 1;
         else if (!strcmp(a, "--tune-gemm"))
             do_tune = 1;
+        else if (!strcmp(a, "--report"))
+            do_report = 1;
+        else if (!strcmp(a, "--op-tests") && v)
+            op_tests_dir = argv[++i];
         else if (!strcmp(a, "--retune"))
             retune = 1;
         else if (!strcmp(a, "--no-gemm-tuning"))
@@ -201,9 +245,11 @@ int main(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--warmup")) {
             if (!parse_count(a, v, &s.warmup)) return 2;
+            timing_given = 1;
             i++;
         } else if (!strcmp(a, "--repeat")) {
             if (!parse_count(a, v, &s.repeat)) return 2;
+            timing_given = 1;
             if (s.repeat < 1) s.repeat = 1;
             i++;
         } else {
@@ -211,6 +257,15 @@ int main(int argc, char **argv) {
             usage(stderr);
             return 2;
         }
+    }
+    if (do_report && (do_list || do_selftest || bench_list || do_tune)) {
+        fprintf(stderr, "ldmcl-bench: --report runs on its own (it holds the self-test and the "
+                        "benchmarks)\n");
+        return 2;
+    }
+    if (do_report) {
+        if (!timing_given) s.warmup = 1, s.repeat = 3;
+        return report(&s, train_batch, op_tests_dir, json_path, verbose, no_tuning);
     }
     if (do_tune && (do_list || do_selftest || bench_list || no_tuning)) {
         fprintf(stderr, "ldmcl-bench: --tune-gemm runs on its own (CLBlast keeps the parameters "

@@ -93,6 +93,10 @@ cl_device_id ldm_ctx_cl_device(const ldm_ctx *ctx);
 /* Whether this context runs the CPU variants of kernels (ldm_ctx_options.cpu_kernels). */
 int ldm_ctx_cpu_kernels(const ldm_ctx *ctx);
 
+/* The kernels' work-group sizes and tiles this context runs (src/core/tunables.h), as the text
+ * $LDMCL_TUNABLES takes ("attn_tile=32,16 attn_side=8 ..."), into buf. */
+void ldm_ctx_tunables_text(const ldm_ctx *ctx, char *buf, size_t size);
+
 /* Whether this context's host writes, fills and copies run as kernels
  * (ldm_ctx_options.kernel_transfers). */
 int ldm_ctx_kernel_transfers(const ldm_ctx *ctx);

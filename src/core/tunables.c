@@ -22,10 +22,10 @@ typedef struct entry {
 #define E(field, n, sz, lo)                                                                        \
     { #field, offsetof(ldm_tunables, field), n, sz, lo }
 static const entry entries[] = {
-    E(cpu_layout, 1, 0, 0),        E(elementwise_wg, 1, 1, 1), E(norm_wg, 1, 1, 1),
-    E(sum_rows_wg, 1, 1, 1),       E(softmax_wg, 1, 1, 1),     E(conv_local, 2, 1, 1),
-    E(attn_tile, 2, 0, 1),         E(attn_side, 1, 0, 1),      E(attn_keys, 2, 0, 1),
-    E(norm_split_groups, 1, 0, 0), E(norm_split_min, 1, 0, 1),
+    E(cpu_layout, 1, 0, 0),   E(elementwise_wg, 1, 1, 1),    E(norm_wg, 1, 1, 1),
+    E(sum_rows_wg, 1, 1, 1),  E(softmax_wg, 1, 1, 1),        E(conv_local, 2, 1, 1),
+    E(conv_batched, 1, 0, 0), E(attn_tile, 2, 0, 1),         E(attn_side, 1, 0, 1),
+    E(attn_keys, 2, 0, 1),    E(norm_split_groups, 1, 0, 0), E(norm_split_min, 1, 0, 1),
 };
 #undef E
 #define N_ENTRIES (sizeof entries / sizeof *entries)
@@ -53,6 +53,7 @@ static void defaults(const ldm_device_info *d, int cpu_layout, ldm_tunables *t) 
         .sum_rows_wg = cpu_layout ? 16 : wg,
         .softmax_wg = wg,
         .conv_local = {cpu_layout ? 1 : 32, cpu_layout ? 64 : 4},
+        .conv_batched = 0,
         .attn_tile = {32, 16},
         .attn_side = 8,
         .attn_keys = {32, 16},
@@ -198,6 +199,10 @@ ldm_status ldm_tunables_resolve(ldm_ctx *ctx) {
 
 const ldm_tunables *ldm_ctx_tunables(const ldm_ctx *ctx) {
     return &ctx->tunables;
+}
+
+void ldm_ctx_tunables_text(const ldm_ctx *ctx, char *buf, size_t size) {
+    ldm_tunables_format(&ctx->tunables, buf, size);
 }
 
 void ldm_ctx_set_tunables(ldm_ctx *ctx, const ldm_tunables *t) {

@@ -73,31 +73,39 @@ static int on_cpu(ldm_cmd *c) {
     return ldm_tunables_of(c)->cpu_layout;
 }
 
-/* col [K, nb, P] from nb samples of an image [nb, C, H, W], windows as g describes with the
- * image taken as conv input. */
+/* col [K, nb, P] (or [nb, K, P] when sample_major, GPU layout only) from nb samples of an image
+ * [nb, C, H, W], windows as g describes with the image taken as conv input. */
 static ldm_status im2col(ldm_cmd *c, const ldm_conv_geom *g, int C, int H, int W, int Ho, int Wo,
-                         size_t nb, ldm_buf col, ldm_buf img) {
+                         size_t nb, int sample_major, ldm_buf col, ldm_buf img) {
     size_t n = (size_t)C * window(g) * nb * (size_t)Ho * (size_t)Wo;
     LDM_TRY(ldm_check_count("im2col", n));
     cl_kernel k;
     int cpu = on_cpu(c);
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, cpu ? "im2col_rows" : "im2col", NULL, &k));
-    LDM_TRY((cpu ? ldm_args_im2col_rows : ldm_args_im2col)(
-        k, C, H, W, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW, Ho, Wo, (int)nb, col, img));
+    if (cpu)
+        LDM_TRY(ldm_args_im2col_rows(k, C, H, W, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW, Ho, Wo,
+                                     (int)nb, col, img));
+    else
+        LDM_TRY(ldm_args_im2col(k, C, H, W, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW, Ho, Wo,
+                                (int)nb, sample_major, col, img));
     size_t rows = n / ((size_t)Ho * (size_t)Wo);
     size_t global[2] = {cpu ? (size_t)Ho : (size_t)Ho * (size_t)Wo, rows};
     return ldm_cmd_launch(c, k, 2, global, ldm_tunables_of(c)->conv_local);
 }
 
 static ldm_status col2im(ldm_cmd *c, const ldm_conv_geom *g, int C, int H, int W, int Ho, int Wo,
-                         size_t nb, int acc, ldm_buf img, ldm_buf col) {
+                         size_t nb, int sample_major, int acc, ldm_buf img, ldm_buf col) {
     size_t n = nb * (size_t)C * (size_t)H * (size_t)W;
     LDM_TRY(ldm_check_count("col2im", n));
     cl_kernel k;
     int cpu = on_cpu(c);
     LDM_TRY(ldm_cmd_kernel(c, FILE_CL, cpu ? "col2im_rows" : "col2im", NULL, &k));
-    LDM_TRY((cpu ? ldm_args_col2im_rows : ldm_args_col2im)(
-        k, C, H, W, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW, Ho, Wo, (int)nb, acc, img, col));
+    if (cpu)
+        LDM_TRY(ldm_args_col2im_rows(k, C, H, W, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW, Ho, Wo,
+                                     (int)nb, acc, img, col));
+    else
+        LDM_TRY(ldm_args_col2im(k, C, H, W, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW, Ho, Wo,
+                                (int)nb, sample_major, acc, img, col));
     size_t global[2] = {cpu ? (size_t)H : (size_t)H * (size_t)W, nb * (size_t)C};
     return ldm_cmd_launch(c, k, 2, global, ldm_tunables_of(c)->conv_local);
 }
@@ -113,6 +121,96 @@ static ldm_status swap01(ldm_cmd *c, size_t A, size_t B, size_t P, int acc, ldm_
     return ldm_launch_1d(c, k, A * B * P);
 }
 
+/* ---- the GPU layout's swap-free variant (tunable conv_batched) -------------------------------
+ * Columns per sample ([nb, K, P]) and strided-batched GEMMs that read and write the images in
+ * place: no transposed copy of y, dy or x. The weight gradient, a sum over samples, takes one GEMM
+ * per sample. Scratch: at most what the chunk was sized for (per_sample). */
+
+static int batched(ldm_cmd *c) {
+    const ldm_tunables *t = ldm_tunables_of(c);
+    return !t->cpu_layout && t->conv_batched;
+}
+
+/* db += sum over samples and positions of dy [m, cout, P], through part [m * cout]. */
+static ldm_status bias_grad(ldm_cmd *c, size_t m, size_t cout, size_t P, int acc, ldm_buf db,
+                            ldm_buf dy, ldm_buf part) {
+    LDM_TRY(ldm_sum_rows(c, m * cout, P, 1.0f, 0, part, dy));
+    return ldm_sum_cols(c, m, cout, 1.0f, acc, db, part);
+}
+
+/* dw [M, N] (+)= sum over the m samples of a[n] [M, P] x b[n] [N, P]^T. */
+static ldm_status weight_grad(ldm_cmd *c, size_t m, size_t M, size_t N, size_t P, int acc,
+                              ldm_buf dw, ldm_buf a, ldm_buf b) {
+    ldm_gemm_shape s = {0, 1, M, N, P, P, P, N};
+    for (size_t n = 0; n < m; n++)
+        LDM_TRY(ldm_cmd_gemm(c, &s, 1.0f, at(a, n * M * P), at(b, n * N * P),
+                             acc || n > 0 ? 1.0f : 0.0f, dw));
+    return LDM_OK;
+}
+
+static ldm_status conv2d_fwd_batched(ldm_cmd *c, const ldm_conv_geom *g, size_t n0, size_t m,
+                                     ldm_buf y, ldm_buf x, ldm_buf w, ldm_buf b, ldm_buf scratch) {
+    size_t K = (size_t)g->Cin * window(g), P = positions_out(g), cout = (size_t)g->Cout;
+    ldm_buf yc = at(y, n0 * cout * P);
+    LDM_TRY(im2col(c, g, g->Cin, g->H, g->W, g->Ho, g->Wo, m, 1, scratch,
+                   at(x, n0 * (size_t)g->Cin * positions_in(g))));
+    ldm_gemm_shape s = {0, 0, cout, P, K, K, P, P};
+    LDM_TRY(ldm_cmd_gemm_batched(c, &s, m, 1.0f, w, 0, scratch, K * P, 0.0f, yc, cout * P));
+    return b.mem ? ldm_add_channel_bias(c, m, cout, P, yc, b) : LDM_OK;
+}
+
+static ldm_status conv2d_bwd_batched(ldm_cmd *c, const ldm_conv_geom *g, size_t n0, size_t m,
+                                     int first, int acc_x, ldm_buf dx, int acc_w, ldm_buf dw,
+                                     int acc_b, ldm_buf db, ldm_buf dy, ldm_buf x, ldm_buf w,
+                                     ldm_buf scratch) {
+    size_t K = (size_t)g->Cin * window(g), P = positions_out(g), cout = (size_t)g->Cout;
+    ldm_buf col = scratch, dcol = at(scratch, K * m * P), part = at(dcol, K * m * P);
+    ldm_buf dyc = at(dy, n0 * cout * P);
+    if (db.mem) LDM_TRY(bias_grad(c, m, cout, P, first ? acc_b : 1, db, dyc, part));
+    if (dw.mem) {
+        LDM_TRY(im2col(c, g, g->Cin, g->H, g->W, g->Ho, g->Wo, m, 1, col,
+                       at(x, n0 * (size_t)g->Cin * positions_in(g))));
+        LDM_TRY(weight_grad(c, m, cout, K, P, !first || acc_w, dw, dyc, col));
+    }
+    if (dx.mem) {
+        ldm_gemm_shape s = {1, 0, K, P, cout, K, P, P};
+        LDM_TRY(ldm_cmd_gemm_batched(c, &s, m, 1.0f, w, 0, dyc, cout * P, 0.0f, dcol, K * P));
+        LDM_TRY(col2im(c, g, g->Cin, g->H, g->W, g->Ho, g->Wo, m, 1, acc_x,
+                       at(dx, n0 * (size_t)g->Cin * positions_in(g)), dcol));
+    }
+    return LDM_OK;
+}
+
+static ldm_status convt_fwd_batched(ldm_cmd *c, const ldm_conv_geom *g, size_t n0, size_t m,
+                                    ldm_buf y, ldm_buf x, ldm_buf w, ldm_buf b, ldm_buf scratch) {
+    size_t cin = (size_t)g->Cin, Kt = (size_t)g->Cout * window(g), P = positions_in(g);
+    ldm_buf yc = at(y, n0 * (size_t)g->Cout * positions_out(g));
+    ldm_gemm_shape s = {1, 0, Kt, P, cin, Kt, P, P};
+    LDM_TRY(ldm_cmd_gemm_batched(c, &s, m, 1.0f, w, 0, at(x, n0 * cin * P), cin * P, 0.0f, scratch,
+                                 Kt * P));
+    LDM_TRY(col2im(c, g, g->Cout, g->Ho, g->Wo, g->H, g->W, m, 1, 0, yc, scratch));
+    return b.mem ? ldm_add_channel_bias(c, m, (size_t)g->Cout, positions_out(g), yc, b) : LDM_OK;
+}
+
+static ldm_status convt_bwd_batched(ldm_cmd *c, const ldm_conv_geom *g, size_t n0, size_t m,
+                                    int first, int acc_x, ldm_buf dx, int acc_w, ldm_buf dw,
+                                    int acc_b, ldm_buf db, ldm_buf dy, ldm_buf x, ldm_buf w,
+                                    ldm_buf scratch) {
+    size_t cin = (size_t)g->Cin, cout = (size_t)g->Cout, Kt = cout * window(g);
+    size_t P = positions_in(g), Po = positions_out(g);
+    ldm_buf dcol = scratch, part = at(scratch, Kt * m * P), dyc = at(dy, n0 * cout * Po);
+    if (dx.mem || dw.mem) LDM_TRY(im2col(c, g, g->Cout, g->Ho, g->Wo, g->H, g->W, m, 1, dcol, dyc));
+    if (dx.mem) {
+        ldm_gemm_shape s = {0, 0, cin, P, Kt, Kt, P, P};
+        LDM_TRY(ldm_cmd_gemm_batched(c, &s, m, 1.0f, w, 0, dcol, Kt * P, acc_x ? 1.0f : 0.0f,
+                                     at(dx, n0 * cin * P), cin * P));
+    }
+    if (dw.mem)
+        LDM_TRY(weight_grad(c, m, cin, Kt, P, !first || acc_w, dw, at(x, n0 * cin * P), dcol));
+    if (db.mem) LDM_TRY(bias_grad(c, m, cout, Po, first ? acc_b : 1, db, dyc, part));
+    return LDM_OK;
+}
+
 ldm_status ldm_conv2d_fwd(ldm_cmd *c, const ldm_conv_geom *g, ldm_buf y, ldm_buf x, ldm_buf w,
                           ldm_buf b, ldm_buf scratch) {
     LDM_TRY(ldm_conv_geom_check(g, 0));
@@ -120,8 +218,12 @@ ldm_status ldm_conv2d_fwd(ldm_cmd *c, const ldm_conv_geom *g, ldm_buf y, ldm_buf
     size_t nb = chunk_samples(g, per_sample(g, 0, 0));
     for (size_t n0 = 0; n0 < (size_t)g->N; n0 += nb) {
         size_t m = (size_t)g->N - n0 < nb ? (size_t)g->N - n0 : nb;
+        if (batched(c)) {
+            LDM_TRY(conv2d_fwd_batched(c, g, n0, m, y, x, w, b, scratch));
+            continue;
+        }
         ldm_buf col = scratch, tmp = at(scratch, K * m * P);
-        LDM_TRY(im2col(c, g, g->Cin, g->H, g->W, g->Ho, g->Wo, m, col,
+        LDM_TRY(im2col(c, g, g->Cin, g->H, g->W, g->Ho, g->Wo, m, 0, col,
                        at(x, n0 * (size_t)g->Cin * positions_in(g))));
         ldm_gemm_shape s = {0, 0, cout, m * P, K, K, m * P, m * P};
         LDM_TRY(ldm_cmd_gemm(c, &s, 1.0f, w, col, 0.0f, tmp));
@@ -139,11 +241,16 @@ ldm_status ldm_conv2d_bwd(ldm_cmd *c, const ldm_conv_geom *g, int acc_x, ldm_buf
     for (size_t n0 = 0; n0 < (size_t)g->N; n0 += nb) {
         size_t m = (size_t)g->N - n0 < nb ? (size_t)g->N - n0 : nb;
         int first = n0 == 0;
+        if (batched(c)) {
+            LDM_TRY(conv2d_bwd_batched(c, g, n0, m, first, acc_x, dx, acc_w, dw, acc_b, db, dy, x,
+                                       w, scratch));
+            continue;
+        }
         ldm_buf col = scratch, dyr = at(scratch, K * m * P), dcol = at(dyr, cout * m * P);
         ldm_buf none = {NULL, 0};
         LDM_TRY(swap01(c, m, cout, P, 0, dyr, at(dy, n0 * cout * P), none));
         if (dw.mem) {
-            LDM_TRY(im2col(c, g, g->Cin, g->H, g->W, g->Ho, g->Wo, m, col,
+            LDM_TRY(im2col(c, g, g->Cin, g->H, g->W, g->Ho, g->Wo, m, 0, col,
                            at(x, n0 * (size_t)g->Cin * positions_in(g))));
             ldm_gemm_shape s = {0, 1, cout, K, m * P, m * P, m * P, K};
             LDM_TRY(ldm_cmd_gemm(c, &s, 1.0f, dyr, col, first && !acc_w ? 0.0f : 1.0f, dw));
@@ -152,7 +259,7 @@ ldm_status ldm_conv2d_bwd(ldm_cmd *c, const ldm_conv_geom *g, int acc_x, ldm_buf
         if (dx.mem) {
             ldm_gemm_shape s = {1, 0, K, m * P, cout, K, m * P, m * P};
             LDM_TRY(ldm_cmd_gemm(c, &s, 1.0f, w, dyr, 0.0f, dcol));
-            LDM_TRY(col2im(c, g, g->Cin, g->H, g->W, g->Ho, g->Wo, m, acc_x,
+            LDM_TRY(col2im(c, g, g->Cin, g->H, g->W, g->Ho, g->Wo, m, 0, acc_x,
                            at(dx, n0 * (size_t)g->Cin * positions_in(g)), dcol));
         }
     }
@@ -166,13 +273,17 @@ ldm_status ldm_conv_transpose2d_fwd(ldm_cmd *c, const ldm_conv_geom *g, ldm_buf 
     size_t nb = chunk_samples(g, per_sample(g, 1, 0));
     for (size_t n0 = 0; n0 < (size_t)g->N; n0 += nb) {
         size_t m = (size_t)g->N - n0 < nb ? (size_t)g->N - n0 : nb;
+        if (batched(c)) {
+            LDM_TRY(convt_fwd_batched(c, g, n0, m, y, x, w, b, scratch));
+            continue;
+        }
         ldm_buf xr = scratch, col = at(scratch, cin * m * P), none = {NULL, 0};
         ldm_buf yc = at(y, n0 * (size_t)g->Cout * positions_out(g));
         LDM_TRY(swap01(c, m, cin, P, 0, xr, at(x, n0 * cin * P), none));
         ldm_gemm_shape s = {1, 0, Kt, m * P, cin, Kt, m * P, m * P};
         LDM_TRY(ldm_cmd_gemm(c, &s, 1.0f, w, xr, 0.0f, col));
         /* The output image plays the convolution's input; x's positions its output. */
-        LDM_TRY(col2im(c, g, g->Cout, g->Ho, g->Wo, g->H, g->W, m, 0, yc, col));
+        LDM_TRY(col2im(c, g, g->Cout, g->Ho, g->Wo, g->H, g->W, m, 0, 0, yc, col));
         if (b.mem) LDM_TRY(ldm_add_channel_bias(c, m, (size_t)g->Cout, positions_out(g), yc, b));
     }
     return LDM_OK;
@@ -188,10 +299,15 @@ ldm_status ldm_conv_transpose2d_bwd(ldm_cmd *c, const ldm_conv_geom *g, int acc_
     for (size_t n0 = 0; n0 < (size_t)g->N; n0 += nb) {
         size_t m = (size_t)g->N - n0 < nb ? (size_t)g->N - n0 : nb;
         int first = n0 == 0;
+        if (batched(c)) {
+            LDM_TRY(convt_bwd_batched(c, g, n0, m, first, acc_x, dx, acc_w, dw, acc_b, db, dy, x, w,
+                                      scratch));
+            continue;
+        }
         ldm_buf dcol = scratch, xr = at(scratch, Kt * m * P), part = at(xr, cin * m * P);
         ldm_buf dyc = at(dy, n0 * cout * Po), none = {NULL, 0};
         if (dx.mem || dw.mem)
-            LDM_TRY(im2col(c, g, g->Cout, g->Ho, g->Wo, g->H, g->W, m, dcol, dyc));
+            LDM_TRY(im2col(c, g, g->Cout, g->Ho, g->Wo, g->H, g->W, m, 0, dcol, dyc));
         if (dx.mem) {
             ldm_gemm_shape s = {0, 0, cin, m * P, Kt, Kt, m * P, m * P};
             LDM_TRY(ldm_cmd_gemm(c, &s, 1.0f, w, dcol, 0.0f, xr));
