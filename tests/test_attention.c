@@ -33,16 +33,25 @@ static ldm_tensor *b_mha_causal(ldm_graph *g, ldm_tensor **in, int n, const ldm_
     return b_mha(g, in, n, p, 1);
 }
 
+static const op_entry ops[] = {{"attention_packed", b_packed, 0},
+                               {"attention_cross", b_cross, 0},
+                               {"mha_self", b_mha_self, 0},
+                               {"mha_causal", b_mha_causal, 0},
+                               {"mha_cross", b_mha_self, (1u << 3) | (1u << 4)}};
+
 /* The harness makes its inputs graph inputs; MultiheadAttention views rows of its in-projection,
  * which works on inputs as on parameters. */
 static void attention_matches_pytorch(void **state) {
     (void)state;
-    const op_entry ops[] = {{"attention_packed", b_packed, 0},
-                            {"attention_cross", b_cross, 0},
-                            {"mha_self", b_mha_self, 0},
-                            {"mha_causal", b_mha_causal, 0},
-                            {"mha_cross", b_mha_self, (1u << 3) | (1u << 4)}};
     run_ref_family_both_layouts("attention", ops, 5);
+}
+
+/* The GPU layout at other tiles than the defaults (what ldmcl-bench --tune may choose): bigger
+ * work-groups with more queries and keys per tile, and the smallest side. */
+static void attention_tiles_match_pytorch(void **state) {
+    (void)state;
+    run_ref_family_gpu_tuned("attention", ops, 5, "attn_tile=64,64 attn_side=16");
+    run_ref_family_gpu_tuned("attention", ops, 5, "attn_tile=16,8 attn_side=4");
 }
 
 /* Peak planned memory of a training step through self-attention over L tokens. */
@@ -81,6 +90,7 @@ static void memory_grows_linearly_with_tokens(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(attention_matches_pytorch),
+        cmocka_unit_test(attention_tiles_match_pytorch),
         cmocka_unit_test(memory_grows_linearly_with_tokens),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -41,6 +41,19 @@ ldm_status bench_gemm(ldm_ctx *ctx, const bench_settings *s, double *peak, FILE 
 ldm_status bench_ops(ldm_ctx *ctx, const bench_settings *s, int seed_shapes, double gemm_gflops,
                      double copy_gbps, FILE *json);
 
+/* One op case of bench_ops (by its name in either table) recorded and compiled with the
+ * context's tunables as they are now; timed: medians of the forward and backward device time. */
+typedef struct bench_op_graph bench_op_graph;
+ldm_status bench_op_graph_open(ldm_ctx *ctx, const char *name, bench_op_graph **out);
+ldm_status bench_op_graph_time(bench_op_graph *b, int warmup, int repeat, double *fwd_ms,
+                               double *bwd_ms);
+void bench_op_graph_close(bench_op_graph *b);
+
+/* --tune: measures candidate tunables for each kernel family on the op cases where they
+ * matter (seed shapes on a GPU, small ones otherwise), interleaved so that a drifting device
+ * treats all alike, and keeps the fastest as the device's tunables file. */
+ldm_status bench_tune(ldm_ctx *ctx, const bench_settings *s);
+
 /* Program build from source against a load from ldmcl's binary cache, on fresh contexts. */
 ldm_status bench_cache(const bench_settings *s);
 

@@ -164,12 +164,26 @@ static int is_backward(const char *label) {
     return n >= 9 && strcmp(label + n - 9, ".backward") == 0;
 }
 
-/* Times one case: median over repeats of the forward and the backward launches' device time. */
-static ldm_status time_case(ldm_ctx *ctx, const bench_settings *s, const op_case *oc, measured *m) {
+/* One case recorded and compiled, with its forward FLOPs and bytes. */
+struct bench_op_graph {
+    ldm_ctx *ctx;
     ldm_graph *g;
-    BENCH_TRY(ldm_graph_create(ctx, &g));
-    ldm_tensor *y = build(g, oc, &m->flop, &m->bytes);
-    ldm_status st = ldm_graph_status(g);
+    double flop, bytes;
+};
+
+static ldm_status open_case(ldm_ctx *ctx, const op_case *oc, bench_op_graph **out) {
+    *out = NULL;
+    bench_op_graph *b = calloc(1, sizeof *b);
+    if (!b) return LDM_ERR_HOST_MEMORY;
+    b->ctx = ctx;
+    ldm_status st = ldm_graph_create(ctx, &b->g);
+    if (st != LDM_OK) {
+        free(b);
+        return st;
+    }
+    ldm_graph *g = b->g;
+    ldm_tensor *y = build(g, oc, &b->flop, &b->bytes);
+    st = ldm_graph_status(g);
     if (y && st == LDM_OK) {
         int shape[LDM_MAX_DIMS];
         for (int i = 0; i < ldm_tensor_ndim(y); i++)
@@ -181,17 +195,44 @@ static ldm_status time_case(ldm_ctx *ctx, const bench_settings *s, const op_case
     } else if (st == LDM_OK) {
         st = ldm_graph_compile(g); /* reports the recording error */
     }
-    ldm_cmd *cmd = st == LDM_OK ? ldm_graph_commands(g) : NULL;
-    size_t nl = cmd ? ldm_cmd_count(cmd) : 0;
-    double *ms = calloc(nl ? nl : 1, sizeof *ms);
-    double *fwd = calloc((size_t)s->repeat, sizeof *fwd),
-           *bwd = calloc((size_t)s->repeat, sizeof *bwd);
-    if (!ms || !fwd || !bwd) st = LDM_ERR_HOST_MEMORY;
-    for (int r = 0; r < s->warmup && st == LDM_OK; r++) {
-        st = ldm_graph_run(g);
-        if (st == LDM_OK) st = ldm_ctx_finish(ctx);
+    if (st != LDM_OK) {
+        bench_op_graph_close(b);
+        return st;
     }
-    for (int r = 0; r < s->repeat && st == LDM_OK; r++) {
+    *out = b;
+    return LDM_OK;
+}
+
+ldm_status bench_op_graph_open(ldm_ctx *ctx, const char *name, bench_op_graph **out) {
+    const op_case *tables[2] = {seed_cases, small_cases};
+    size_t sizes[2] = {sizeof seed_cases / sizeof *seed_cases,
+                       sizeof small_cases / sizeof *small_cases};
+    for (int t = 0; t < 2; t++)
+        for (size_t i = 0; i < sizes[t]; i++)
+            if (!strcmp(tables[t][i].name, name)) return open_case(ctx, &tables[t][i], out);
+    fprintf(stderr, "no op case '%s'\n", name);
+    return LDM_ERR_INVALID_ARGUMENT;
+}
+
+void bench_op_graph_close(bench_op_graph *b) {
+    if (!b) return;
+    ldm_graph_destroy(b->g);
+    free(b);
+}
+
+ldm_status bench_op_graph_time(bench_op_graph *b, int warmup, int repeat, double *fwd_ms,
+                               double *bwd_ms) {
+    ldm_cmd *cmd = ldm_graph_commands(b->g);
+    size_t nl = ldm_cmd_count(cmd);
+    ldm_status st = LDM_OK;
+    double *ms = calloc(nl ? nl : 1, sizeof *ms);
+    double *fwd = calloc((size_t)repeat, sizeof *fwd), *bwd = calloc((size_t)repeat, sizeof *bwd);
+    if (!ms || !fwd || !bwd) st = LDM_ERR_HOST_MEMORY;
+    for (int r = 0; r < warmup && st == LDM_OK; r++) {
+        st = ldm_graph_run(b->g);
+        if (st == LDM_OK) st = ldm_ctx_finish(b->ctx);
+    }
+    for (int r = 0; r < repeat && st == LDM_OK; r++) {
         memset(ms, 0, nl * sizeof *ms);
         st = ldm_cmd_replay_profiled(cmd, ms);
         for (size_t i = 0; i < nl && st == LDM_OK; i++) {
@@ -203,13 +244,23 @@ static ldm_status time_case(ldm_ctx *ctx, const bench_settings *s, const op_case
         }
     }
     if (st == LDM_OK) {
-        m->fwd_ms = bench_median(fwd, s->repeat);
-        m->bwd_ms = bench_median(bwd, s->repeat);
+        *fwd_ms = bench_median(fwd, repeat);
+        *bwd_ms = bench_median(bwd, repeat);
     }
     free(ms);
     free(fwd);
     free(bwd);
-    ldm_graph_destroy(g);
+    return st;
+}
+
+/* Times one case: median over repeats of the forward and the backward launches' device time. */
+static ldm_status time_case(ldm_ctx *ctx, const bench_settings *s, const op_case *oc, measured *m) {
+    bench_op_graph *b;
+    BENCH_TRY(open_case(ctx, oc, &b));
+    m->flop = b->flop;
+    m->bytes = b->bytes;
+    ldm_status st = bench_op_graph_time(b, s->warmup, s->repeat, &m->fwd_ms, &m->bwd_ms);
+    bench_op_graph_close(b);
     return st;
 }
 

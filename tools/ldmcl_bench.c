@@ -6,7 +6,8 @@
  *                    repeats
  *   --json FILE      the same figures as JSON
  *   --report         the device measured for an issue or the README (bench_report.c)
- *   --tune-gemm      measures CLBlast GEMM parameters for the device and keeps them (gemm.h) */
+ *   --tune-gemm      measures CLBlast GEMM parameters for the device and keeps them (gemm.h)
+ *   --tune           measures the kernels' tunables for the device and keeps them (bench_tune.c) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,11 @@ static void usage(FILE *f) {
             "                        every ldmcl program finds them; skipped when the device has\n"
             "                        a tuning file already. Runs on its own\n"
             "  --retune              with --tune-gemm: measure again even so\n"
+            "  --tune                measure the kernels' work-group sizes and tiles (and which\n"
+            "                        variant of conv and GroupNorm runs) on this device and keep\n"
+            "                        the fastest beside the GEMM tuning, where every ldmcl\n"
+            "                        program finds them (LDMCL_TUNABLES overrides). Runs on its\n"
+            "                        own; minutes\n"
             "  --no-gemm-tuning      leave CLBlast's default GEMM parameters (to compare)\n"
             "  --cl-platform P       platform index or name substring (env LDMCL_CL_PLATFORM)\n"
             "  --cl-device D         device index or name substring (env LDMCL_CL_DEVICE);\n"
@@ -203,7 +209,7 @@ static int report(const bench_settings *s, int train_batch, const char *op_tests
 
 int main(int argc, char **argv) {
     int do_list = 0, do_selftest = 0, verbose = 0, do_tune = 0, retune = 0, no_tuning = 0;
-    int do_report = 0, timing_given = 0;
+    int do_report = 0, timing_given = 0, do_tune_kernels = 0;
     const char *bench_list = NULL, *json_path = NULL, *op_tests_dir = NULL;
     int shapes = -1; /* -1: by device */
     int train_batch = 16;
@@ -216,6 +222,8 @@ int main(int argc, char **argv) {
             do_selftest = 1;
         else if (!strcmp(a, "--tune-gemm"))
             do_tune = 1;
+        else if (!strcmp(a, "--tune"))
+            do_tune_kernels = 1;
         else if (!strcmp(a, "--report"))
             do_report = 1;
         else if (!strcmp(a, "--op-tests") && v)
@@ -257,6 +265,18 @@ int main(int argc, char **argv) {
             usage(stderr);
             return 2;
         }
+    }
+    if (do_tune_kernels && (do_list || do_selftest || bench_list || do_tune || do_report)) {
+        fprintf(stderr, "ldmcl-bench: --tune runs on its own\n");
+        return 2;
+    }
+    if (do_tune_kernels) {
+        ldm_ctx *ctx = open_context(&s, &verbose, no_tuning);
+        if (!ctx) return 1;
+        ldm_status st = bench_tune(ctx, &s);
+        if (st != LDM_OK) fprintf(stderr, "ldmcl-bench: %s\n", ldm_last_error());
+        ldm_ctx_destroy(ctx);
+        return st == LDM_OK ? 0 : 1;
     }
     if (do_report && (do_list || do_selftest || bench_list || do_tune)) {
         fprintf(stderr, "ldmcl-bench: --report runs on its own (it holds the self-test and the "

@@ -96,6 +96,12 @@ int ldm_ctx_cpu_kernels(const ldm_ctx *ctx);
 /* The kernels' work-group sizes and tiles this context runs (src/core/tunables.h), as the text
  * $LDMCL_TUNABLES takes ("attn_tile=32,16 attn_side=8 ..."), into buf. */
 void ldm_ctx_tunables_text(const ldm_ctx *ctx, char *buf, size_t size);
+/* Sets the entries in text over the context's table (for measuring candidates: graphs recorded
+ * afterwards use them). Fails naming the entry; the table is unchanged then. */
+ldm_status ldm_ctx_set_tunables_text(ldm_ctx *ctx, const char *text);
+/* Writes the context's table as the device's tunables file in the kernel cache directory, where
+ * every later context on this device and driver reads it; its path into path. */
+ldm_status ldm_ctx_save_tunables(ldm_ctx *ctx, const char *comment, char *path, size_t size);
 
 /* Whether this context's host writes, fills and copies run as kernels
  * (ldm_ctx_options.kernel_transfers). */

@@ -100,7 +100,10 @@ ldm_status ldm_tunables_parse(const char *where, const char *text, ldm_tunables 
         const char *eq = p;
         while (*eq && *eq != '=' && *eq != ' ' && *eq != '\n')
             eq++;
-        const entry *e = *eq == '=' ? find(p, (size_t)(eq - p)) : NULL;
+        if (*eq != '=')
+            return LDM_FAIL(LDM_ERR_FORMAT, "%s, line %d: expected name=value, got '%.*s'", where,
+                            line, (int)(eq - p), p);
+        const entry *e = find(p, (size_t)(eq - p));
         if (!e) {
             char known[512];
             names(known, sizeof known);
@@ -148,7 +151,9 @@ void ldm_tunables_format(const ldm_tunables *t, char *buf, size_t size) {
 }
 
 ldm_status ldm_tunables_path(const ldm_ctx *ctx, char *buf, size_t size) {
-    return ldm_device_file_path(ctx, "the tunables file", "tunables", buf, size);
+    return ldm_device_file_path(ctx, "the tunables file",
+                                ctx->cpu_kernels ? "tunables-cpu-layout" : "tunables-gpu-layout",
+                                buf, size);
 }
 
 /* The layout is the context's (LDMCL_CPU_KERNELS): a file or variable may not change it. */
@@ -172,20 +177,16 @@ ldm_status ldm_tunables_resolve(ldm_ctx *ctx) {
         if (f) {
             fclose(f);
             LDM_TRY(ldm_read_file(path, &text, &len));
-            ldm_tunables file = t;
-            ldm_status st = ldm_tunables_parse(path, text, &file);
+            ldm_status st = ldm_tunables_parse(path, text, &t);
             free(text);
+            if (st == LDM_OK) st = check_layout(ctx, &t, path);
             if (st != LDM_OK) {
                 char why[1024];
                 snprintf(why, sizeof why, "%s", ldm_last_error());
                 return LDM_FAIL(st, "%s (`ldmcl-bench --tune` writes the file anew; or delete it)",
                                 why);
             }
-            /* a file measured under the other layout does not apply to this one */
-            if (file.cpu_layout == t.cpu_layout) {
-                t = file;
-                ldm_log(ctx, LDM_LOG_INFO, "kernel tunables: %s", path);
-            }
+            ldm_log(ctx, LDM_LOG_INFO, "kernel tunables: %s", path);
         }
     }
     const char *env = getenv("LDMCL_TUNABLES");
@@ -205,8 +206,17 @@ void ldm_ctx_tunables_text(const ldm_ctx *ctx, char *buf, size_t size) {
     ldm_tunables_format(&ctx->tunables, buf, size);
 }
 
-void ldm_ctx_set_tunables(ldm_ctx *ctx, const ldm_tunables *t) {
-    ctx->tunables = *t;
+ldm_status ldm_ctx_set_tunables_text(ldm_ctx *ctx, const char *text) {
+    ldm_tunables t = ctx->tunables;
+    LDM_TRY(ldm_tunables_parse("tunables", text, &t));
+    LDM_TRY(check_layout(ctx, &t, "tunables"));
+    ctx->tunables = t;
+    return LDM_OK;
+}
+
+ldm_status ldm_ctx_save_tunables(ldm_ctx *ctx, const char *comment, char *path, size_t size) {
+    LDM_TRY(ldm_tunables_path(ctx, path, size));
+    return ldm_tunables_save(ctx, &ctx->tunables, comment);
 }
 
 ldm_status ldm_tunables_save(ldm_ctx *ctx, const ldm_tunables *t, const char *comment) {

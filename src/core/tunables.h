@@ -7,7 +7,7 @@
  * A family reads its entries here and nowhere else; sizes a kernel fixes itself
  * (reqd_work_group_size(16, 16, 1) of sum_cols, layer_norm_bwd_params and transpose12) and those
  * that fix a scratch size at recording, before any device is known (the reductions' first
- * stage, conv's chunk budget), stay in their family. */
+ * stage, conv's chunk budget, GroupNorm's most splits), stay in their family. */
 #ifndef LDMCL_CORE_TUNABLES_H
 #define LDMCL_CORE_TUNABLES_H
 
@@ -44,14 +44,11 @@ ldm_status ldm_tunables_parse(const char *where, const char *text, ldm_tunables 
 /* Writes every entry of t as text in buf (one line). */
 void ldm_tunables_format(const ldm_tunables *t, char *buf, size_t size);
 
-/* The path of the device's tunables file in the kernel cache directory. */
+/* The path of the device's tunables file in the kernel cache directory, one per kernel layout. */
 ldm_status ldm_tunables_path(const ldm_ctx *ctx, char *buf, size_t size);
 
 /* Writes t as the device's tunables file (atomically), with a comment line; and makes it ctx's
  * table. */
 ldm_status ldm_tunables_save(ldm_ctx *ctx, const ldm_tunables *t, const char *comment);
-
-/* Makes t ctx's table (for measuring candidates; kernels built under other values stay cached). */
-void ldm_ctx_set_tunables(ldm_ctx *ctx, const ldm_tunables *t);
 
 #endif
