@@ -50,9 +50,14 @@ ldm_status bench_op_graph_time(bench_op_graph *b, int warmup, int repeat, double
 void bench_op_graph_close(bench_op_graph *b);
 
 /* --tune: measures candidate tunables for each kernel family on the op cases where they
- * matter (seed shapes on a GPU, small ones otherwise), interleaved so that a drifting device
- * treats all alike, and keeps the fastest as the device's tunables file. */
-ldm_status bench_tune(ldm_ctx *ctx, const bench_settings *s);
+ * matter (the seed UNet's shapes when seed_shapes, else small ones), interleaved so that a
+ * drifting device treats all alike, and keeps the fastest as the device's tunables file.
+ * families_list: comma-separated family names to measure (NULL: all); the others keep their
+ * values. */
+ldm_status bench_tune(ldm_ctx *ctx, const bench_settings *s, int seed_shapes,
+                      const char *families_list);
+/* Whether every name in the comma-separated list is a family of --tune (else says which not). */
+int bench_tune_families_known(const char *list);
 
 /* Program build from source against a load from ldmcl's binary cache, on fresh contexts. */
 ldm_status bench_cache(const bench_settings *s);

@@ -1,6 +1,7 @@
 /* tools/bench_tune.c: ldmcl-bench --tune, the kernels' tunables measured on the user's device
  * (src/core/tunables.h): for each family, candidate settings are timed on the op cases where
- * they matter (the seed UNet's shapes on a GPU, small ones otherwise), round by round in turn so
+ * they matter (the seed UNet's shapes on a GPU, small ones otherwise, or as --shapes says; the
+ * CPU layout's families have small shapes only), round by round in turn so
  * that a device whose speed drifts treats every candidate alike; the fastest median wins and the
  * result is kept as the device's tunables file beside the kernel cache, next to the GEMM tuning
  * file of --tune-gemm. */
@@ -114,7 +115,38 @@ static ldm_status measure(ldm_ctx *ctx, const bench_settings *s, const char *bas
     return st;
 }
 
-ldm_status bench_tune(ldm_ctx *ctx, const bench_settings *s) {
+/* Whether name is in the comma-separated list (NULL: every family). */
+static int wanted(const char *list, const char *name) {
+    if (!list) return 1;
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && !strncmp(p, name, n)) return 1;
+        p += len + (p[len] == ',');
+    }
+    return 0;
+}
+
+int bench_tune_families_known(const char *list) {
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        int known = 0;
+        for (size_t f = 0; f < N_FAMILIES; f++)
+            known |= strlen(families[f].name) == len && !strncmp(p, families[f].name, len);
+        if (!known) {
+            fprintf(stderr,
+                    "ldmcl-bench: --tune-families: no family '%.*s' (attention, conv, "
+                    "group_norm, elementwise)\n",
+                    (int)len, p);
+            return 0;
+        }
+        p += len + (p[len] == ',');
+    }
+    return 1;
+}
+
+ldm_status bench_tune(ldm_ctx *ctx, const bench_settings *s, int seed_shapes,
+                      const char *families_list) {
     const ldm_device_info *d = ldm_ctx_device_info(ctx);
     int cpu = ldm_ctx_cpu_kernels(ctx);
     char base[1024], path[4096], comment[256];
@@ -124,8 +156,9 @@ ldm_status bench_tune(ldm_ctx *ctx, const bench_settings *s) {
            cpu ? "CPUs" : "GPUs", d->device_name, s->repeat);
     for (size_t f = 0; f < N_FAMILIES; f++) {
         const family *fam = &families[f];
-        if (fam->layout >= 0 && fam->layout != cpu) continue;
-        const char *const *cases = cpu || !d->is_gpu ? fam->cpu_cases : fam->gpu_cases;
+        if ((fam->layout >= 0 && fam->layout != cpu) || !wanted(families_list, fam->name)) continue;
+        const char *const *cases =
+            seed_shapes && fam->gpu_cases[0] ? fam->gpu_cases : fam->cpu_cases;
         char cand[MAX_CANDIDATES][256];
         double median[MAX_CANDIDATES] = {0};
         int nc = 0;
@@ -148,7 +181,7 @@ ldm_status bench_tune(ldm_ctx *ctx, const bench_settings *s) {
         if (best >= 0) BENCH_TRY(ldm_ctx_set_tunables_text(ctx, cand[best]));
     }
     snprintf(comment, sizeof comment, "measured by ldmcl-bench --tune (%s shapes, %d rounds)",
-             cpu || !d->is_gpu ? "small" : "seed", s->repeat);
+             seed_shapes ? "seed" : "small", s->repeat);
     BENCH_TRY(ldm_ctx_save_tunables(ctx, comment, path, sizeof path));
     ldm_ctx_tunables_text(ctx, base, sizeof base);
     printf("tunables: %s\nwritten: %s (read by every ldmcl program on this device and driver)\n",

@@ -38,8 +38,8 @@ static void usage(FILE *f) {
             "  --bench ae-celebhq    the same for its celebhq autoencoder (batch 4, 256x256)\n"
             "  --bench clip          the CLIP text encoder: prompts/s at batch 1 and 16, and the\n"
             "                        seed UNet's training step with the encoder trained too\n"
-            "  --shapes seed|small   op shapes: the seed UNet's at batch 16 (default on a GPU)\n"
-            "                        or small ones (default otherwise)\n"
+            "  --shapes seed|small   op shapes of --bench ops and --tune: the seed UNet's at\n"
+            "                        batch 16 (default on a GPU) or small ones (otherwise)\n"
             "  --json FILE           also write the figures as JSON\n"
             "  --tune-gemm           measure CLBlast GEMM parameters for this device (a minute\n"
             "                        on a CPU) and keep them in the kernel cache directory, where\n"
@@ -51,6 +51,8 @@ static void usage(FILE *f) {
             "                        the fastest beside the GEMM tuning, where every ldmcl\n"
             "                        program finds them (LDMCL_TUNABLES overrides). Runs on its\n"
             "                        own; minutes\n"
+            "  --tune-families LIST  with --tune: only these (attention, conv, group_norm,\n"
+            "                        elementwise); the others keep their values\n"
             "  --no-gemm-tuning      leave CLBlast's default GEMM parameters (to compare)\n"
             "  --cl-platform P       platform index or name substring (env LDMCL_CL_PLATFORM)\n"
             "  --cl-device D         device index or name substring (env LDMCL_CL_DEVICE);\n"
@@ -210,7 +212,7 @@ static int report(const bench_settings *s, int train_batch, const char *op_tests
 int main(int argc, char **argv) {
     int do_list = 0, do_selftest = 0, verbose = 0, do_tune = 0, retune = 0, no_tuning = 0;
     int do_report = 0, timing_given = 0, do_tune_kernels = 0;
-    const char *bench_list = NULL, *json_path = NULL, *op_tests_dir = NULL;
+    const char *bench_list = NULL, *json_path = NULL, *op_tests_dir = NULL, *tune_families = NULL;
     int shapes = -1; /* -1: by device */
     int train_batch = 16;
     bench_settings s = {2, 10, NULL, NULL};
@@ -224,6 +226,8 @@ int main(int argc, char **argv) {
             do_tune = 1;
         else if (!strcmp(a, "--tune"))
             do_tune_kernels = 1;
+        else if (!strcmp(a, "--tune-families") && v)
+            tune_families = argv[++i];
         else if (!strcmp(a, "--report"))
             do_report = 1;
         else if (!strcmp(a, "--op-tests") && v)
@@ -266,6 +270,11 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    if (tune_families && !do_tune_kernels) {
+        fprintf(stderr, "ldmcl-bench: --tune-families goes with --tune\n");
+        return 2;
+    }
+    if (tune_families && !bench_tune_families_known(tune_families)) return 2;
     if (do_tune_kernels && (do_list || do_selftest || bench_list || do_tune || do_report)) {
         fprintf(stderr, "ldmcl-bench: --tune runs on its own\n");
         return 2;
@@ -273,7 +282,8 @@ int main(int argc, char **argv) {
     if (do_tune_kernels) {
         ldm_ctx *ctx = open_context(&s, &verbose, no_tuning);
         if (!ctx) return 1;
-        ldm_status st = bench_tune(ctx, &s);
+        ldm_status st = bench_tune(ctx, &s, shapes < 0 ? ldm_ctx_device_info(ctx)->is_gpu : shapes,
+                                   tune_families);
         if (st != LDM_OK) fprintf(stderr, "ldmcl-bench: %s\n", ldm_last_error());
         ldm_ctx_destroy(ctx);
         return st == LDM_OK ? 0 : 1;
