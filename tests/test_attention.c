@@ -3,9 +3,8 @@
  * nn.MultiheadAttention against PyTorch (tests/ref/attention.safetensors); and the memory the
  * planner gives a self-attention block growing linearly with the number of tokens. Both kernel
  * layouts (CPU, GPU) are checked. */
-#include <string.h>
-
 #include <stdio.h>
+#include <string.h>
 
 #include "op_harness.h"
 
