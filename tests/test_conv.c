@@ -1,6 +1,6 @@
 /* tests/test_conv.c: Conv2d and ConvTranspose2d against PyTorch (tests/ref/conv.safetensors):
  * 3x3 s1 p1, 1x1, 4x4 s2 p1, odd sizes, C=1 and a 1x1 image; with and without bias; with the
- * kernels laid out for CPUs and for GPUs, and the GPU layout's swap-free variant (conv_batched).
+ * kernels laid out for CPUs and for GPUs, and the GPU layout in both its variants (conv_batched).
  * A bad LDMCL_CPU_KERNELS is an error. */
 #include "op_harness.h"
 
@@ -21,11 +21,12 @@ static void conv_matches_pytorch(void **state) {
     run_ref_family_both_layouts("conv", ops, 2);
 }
 
-/* Columns per sample and strided-batched GEMMs on the images in place (tunable conv_batched). */
-static void conv_batched_matches_pytorch(void **state) {
+/* The GPU layout's other variant (its default: columns per sample and strided-batched GEMMs on
+ * the images in place): one GEMM per chunk of samples and transposed copies (conv_batched=0). */
+static void conv_unbatched_matches_pytorch(void **state) {
     (void)state;
     const op_entry ops[] = {{"conv2d", b_conv, 0}, {"conv_transpose2d", b_convt, 0}};
-    run_ref_family_gpu_tuned("conv", ops, 2, "conv_batched=1");
+    run_ref_family_gpu_tuned("conv", ops, 2, "conv_batched=0");
 }
 
 static void bad_geometry_is_a_recording_error(void **state) {
@@ -67,7 +68,7 @@ static void bad_cpu_kernels_setting_is_an_error(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(conv_matches_pytorch),
-        cmocka_unit_test(conv_batched_matches_pytorch),
+        cmocka_unit_test(conv_unbatched_matches_pytorch),
         cmocka_unit_test(bad_geometry_is_a_recording_error),
         cmocka_unit_test(bad_cpu_kernels_setting_is_an_error),
     };

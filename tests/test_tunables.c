@@ -33,12 +33,14 @@ static void defaults_follow_layout_and_device(void **state) {
     assert_contains(text, "cpu_layout=0 ");
     assert_contains(text, want);
     assert_contains(text, "attn_tile=32,16 attn_side=8");
+    assert_contains(text, "conv_batched=1 ");
     ldm_ctx_destroy(ctx);
     assert_status(open_ctx(1, NULL, &ctx), LDM_OK);
     text_of(ctx, text, sizeof text);
     assert_contains(text, "cpu_layout=1 ");
     assert_contains(text, "norm_wg=16 ");
     assert_contains(text, "norm_split_groups=0 ");
+    assert_contains(text, "conv_batched=0 ");
     ldm_ctx_destroy(ctx);
 }
 
@@ -46,12 +48,12 @@ static void variable_sets_and_errors_name_the_entry(void **state) {
     (void)state;
     char text[1024];
     ldm_ctx *ctx;
-    assert_int_equal(setenv("LDMCL_TUNABLES", "norm_wg=64  attn_tile=16,8\tconv_batched=1", 1), 0);
+    assert_int_equal(setenv("LDMCL_TUNABLES", "norm_wg=64  attn_tile=16,8\tconv_batched=0", 1), 0);
     assert_status(open_ctx(0, NULL, &ctx), LDM_OK);
     text_of(ctx, text, sizeof text);
     assert_contains(text, "norm_wg=64 ");
     assert_contains(text, "attn_tile=16,8 ");
-    assert_contains(text, "conv_batched=1 ");
+    assert_contains(text, "conv_batched=0 ");
     ldm_ctx_destroy(ctx);
     const struct {
         const char *value, *message;

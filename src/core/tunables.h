@@ -22,8 +22,8 @@ typedef struct ldm_tunables {
     size_t sum_rows_wg;    /* sum_rows of reduce.cl (-DWG) */
     size_t softmax_wg;     /* softmax.cl (-DWG) */
     size_t conv_local[2];  /* work-groups of im2col and col2im (or their *_rows variants) */
-    int conv_batched;      /* GPU conv: strided-batched GEMMs on images in place, else one GEMM
-                              per chunk and a transposed copy (conv.c) */
+    int conv_batched;      /* GPU conv: strided-batched GEMMs on images in place (default), else
+                              one GEMM per chunk and a transposed copy (conv.c) */
     int attn_tile[2];      /* GPU attention: queries and keys per tile (-DBQ, -DBK), at most */
     int attn_side;         /* GPU attention: work-groups of side x side work-items (-DT) */
     int attn_keys[2];      /* CPU attention: keys per block (-DBK), head dims up to 64 and above */
