@@ -210,8 +210,8 @@ def attention_core(q, k, v, heads, causal=False, mask=None):
 
 @family
 def attention(w):
-    # Packed self-attention cores: head dims 8, 24, 64; L=1; L=70 spans two query blocks (64)
-    # and three key tiles (32); causal as in CLIP.
+    # Packed self-attention cores: head dims 8, 24, 64; L=1; L=70 spans three query tiles (32)
+    # and five key tiles (16) of the GPU layout; causal as in CLIP.
     for n, l, heads, hd, causal in [(2, 5, 2, 8, 0), (1, 1, 1, 8, 0), (1, 70, 2, 24, 0),
                                     (1, 33, 1, 64, 0), (2, 12, 2, 8, 1), (1, 70, 1, 24, 1)]:
         c = heads * hd
@@ -273,6 +273,23 @@ def attention(w):
         grads = [name for name, _ in inputs if name != "mask"]
         w.case(f"mha_{kind}_{n}x{l}x{s_len}_c{c}h{heads}", "mha_" + kind, inputs, mha, grads=grads,
                heads=heads)
+    # Cores small enough for the GPU simulator yet over several query tiles (32) and key tiles
+    # (16) of the GPU layout, drawn last so that the cases above stay as they were.
+    for n, l, heads, hd, causal in [(1, 40, 1, 8, 0), (1, 37, 1, 8, 1)]:
+        c = heads * hd
+        qkv = w.randn(n, l, 3 * c)
+        w.case(f"attention_packed_{n}x{l}_h{heads}x{hd}{'_causal' if causal else ''}",
+               "attention_packed", [("qkv", qkv)],
+               lambda x, c=c, h=heads, ca=causal: attention_core(x[..., :c], x[..., c:2 * c],
+                                                                  x[..., 2 * c:], h, bool(ca)),
+               heads=heads, causal=causal)
+    q, kv = w.randn(1, 35, 8), w.randn(1, 20, 16)
+    mask = torch.zeros(1, 20)
+    mask[0, 17:] = 1  # the last key tile partly padded
+    w.case("attention_cross_1x35x20_h1x8_mask", "attention_cross",
+           [("q", q), ("kv", kv), ("mask", mask)],
+           lambda q, kv, m: attention_core(q, kv[..., :8], kv[..., 8:], 1, mask=m),
+           grads=["q", "kv"], heads=1)
 
 
 @family
