@@ -6,7 +6,8 @@
  * Then the reference's UNet at a small configuration in each conditioning variant (text, class,
  * image mask, none). Bars: the loss within 1e-4 relative; every gradient tensor within 1e-4
  * norm-wise; the parameters after the steps within 1e-4 element-wise, or twice PyTorch's own
- * float32 error where that is larger. */
+ * float32 error where that is larger, and no less than PyTorch's element-wise float32 error in
+ * the gradients (after_bar says why). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,6 +143,18 @@ static double meta_number(const ldm_json *m, const char *key, double fallback) {
 
 static double bar(const ldm_json *m, const char *key) {
     return fmax(OP_REL_TOL, 2.0 * meta_number(m, key, 0.0));
+}
+
+/* The bar of the parameters after the steps, element-wise: bar() of PyTorch's own float32 error
+ * there, and no less than PyTorch's float32 error in the gradients, element-wise. Adam's step
+ * lr * m / sqrt(v) is scale-free, so an element's gradient error passes into its step whole, and
+ * where the steps nearly cancel (an after-value far below lr) the after-value's relative error is
+ * at least the gradient's: PyTorch's single float32 run sets a floor that another valid summation
+ * order crosses (unet_text under the GPU attention layout: 3.99e-4 at one bias element whose three
+ * steps of lr = 1e-3 sum to 5.5e-6, against 2 x 1.73e-4, while its gradients match PyTorch's
+ * float32 error: 2.89e-6 norm-wise both, 6.24e-4 element-wise against 6.65e-4). */
+static double after_bar(const ldm_json *m) {
+    return fmax(bar(m, "torch_fp32_after_err"), meta_number(m, "torch_fp32_grad_err", 0.0));
 }
 
 static void run_model(const char *name, ldm_tensor *(*build)(ldm_graph *, ldm_tensor **)) {
@@ -287,7 +300,7 @@ static void run_model(const char *name, ldm_tensor *(*build)(ldm_graph *, ldm_te
         if (den > 0) step_norm_err = fmax(step_norm_err, sqrt(num / den));
         free(before);
         double e = rel_err(got, want, skip, n);
-        if (e > bar(meta, "torch_fp32_after_err"))
+        if (e > after_bar(meta))
             fail_msg("%s: %s after %d steps off by %.3g", name, ldm_tensor_name(p), steps, e);
         after_err = fmax(after_err, e);
         free(got);
