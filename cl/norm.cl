@@ -236,6 +236,56 @@ kernel void group_norm_bwd_split_dx(const int total, const int C, const int P, c
     dx[dx_off + i] = acc ? dx[dx_off + i] + d : d;
 }
 
+// The parameter gradients split likewise: channel c's N*P elements in `splits` chunks, one
+// work-group per (chunk, channel): global (splits*WG, C); part[(c*splits + s)*2 + 0..1] = the
+// chunk's sums of dy*xhat and dy.
+kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
+group_norm_bwd_params_split_sums(const int N, const int C, const int P, const int G,
+                                 const int splits, global float *part, const ulong part_off,
+                                 global const float *dy, const ulong dy_off,
+                                 global const float *x, const ulong x_off,
+                                 global const float *mean, const ulong mean_off,
+                                 global const float *rstd, const ulong rstd_off) {
+    local float scratch[WG];
+    const uint lid = get_local_id(0);
+    const int s = get_group_id(0), c = get_group_id(1), g = c / (C / G);
+    int b, e;
+    split_range(N * P, splits, s, &b, &e);
+    float sg = 0.0f, sb = 0.0f;
+    for (int i = b + lid; i < e; i += WG) {
+        const int n = i / P, p = i % P;
+        const ulong o = ((ulong)n * C + c) * P + p;
+        const float d = dy[dy_off + o];
+        sg += d * (x[x_off + o] - mean[mean_off + n * G + g]) * rstd[rstd_off + n * G + g];
+        sb += d;
+    }
+    sg = ldm_wg_sum(scratch, sg, lid, WG);
+    sb = ldm_wg_sum(scratch, sb, lid, WG);
+    if (lid == 0) {
+        const ulong o = part_off + ((ulong)c * splits + s) * 2;
+        part[o] = sg;
+        part[o + 1] = sb;
+    }
+}
+
+// dgamma, dbeta from the chunks' sums. global (C).
+kernel void group_norm_bwd_params_split_finish(const int C, const int splits, const int acc_g,
+                                               global float *dgamma, const ulong dg_off,
+                                               const int acc_b, global float *dbeta,
+                                               const ulong db_off, global const float *part,
+                                               const ulong part_off, const int want_g,
+                                               const int want_b) {
+    const int c = get_global_id(0);
+    if (c >= C) return;
+    float sg = 0.0f, sb = 0.0f;
+    for (int s = 0; s < splits; s++) {
+        sg += part[part_off + ((ulong)c * splits + s) * 2];
+        sb += part[part_off + ((ulong)c * splits + s) * 2 + 1];
+    }
+    if (want_g) dgamma[dg_off + c] = acc_g ? dgamma[dg_off + c] + sg : sg;
+    if (want_b) dbeta[db_off + c] = acc_b ? dbeta[db_off + c] + sb : sb;
+}
+
 // ---- LayerNorm over the last dimension D of x [R, D]; one work-group per row ----
 
 kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void

@@ -51,10 +51,11 @@ static void group_norm_split_matches_pytorch(void **state) {
     run_ref_family_gpu_tuned("norm", ops, 4, "norm_split_groups=100000 norm_split_min=4");
 }
 
-/* y and the gradient of x (for the seed) of GroupNorm over one sample [1, 4, 64, 64] in 2 groups,
- * by the GPU layout with `tunables`; *split: whether the split kernels ran (from the profile). */
+/* y and the gradients of x, weight and bias (dgb: 4 + 4) for the seed of GroupNorm over one
+ * sample [1, 4, 64, 64] in 2 groups, by the GPU layout with `tunables`; *split: whether the split
+ * kernels ran (from the profile), all of them or none. */
 static void group_norm_once(const char *tunables, const float *hx, const float *hs, const float *wv,
-                            const float *bv, float *y, float *dx, int *split) {
+                            const float *bv, float *y, float *dx, float *dgb, int *split) {
     assert_int_equal(setenv("LDMCL_CPU_KERNELS", "0", 1), 0);
     assert_int_equal(setenv("LDMCL_TUNABLES", tunables, 1), 0);
     ldm_ctx *ctx = test_ctx_open(NULL, NULL);
@@ -80,23 +81,28 @@ static void group_norm_once(const char *tunables, const float *hx, const float *
     assert_status(ldm_ctx_finish(ctx), LDM_OK);
     ldm_profile_entry prof[64];
     size_t np = ldm_ctx_profile_end(ctx, prof, 64);
-    int stats = 0, sums = 0;
+    int stats = 0, sums = 0, params = 0;
     for (size_t i = 0; i < np && i < 64; i++) {
         stats |= strstr(prof[i].name, "group_norm_split_stats") != NULL;
         sums |= strstr(prof[i].name, "group_norm_bwd_split_sums") != NULL;
+        params |= strstr(prof[i].name, "group_norm_bwd_params_split_sums") != NULL;
     }
     assert_int_equal(stats, sums);
+    assert_int_equal(stats, params);
     *split = stats;
     assert_status(ldm_tensor_read(out, y), LDM_OK);
     assert_status(ldm_tensor_read(ldm_tensor_grad(x), dx), LDM_OK);
+    assert_status(ldm_tensor_read(ldm_tensor_grad(w), dgb), LDM_OK);
+    assert_status(ldm_tensor_read(ldm_tensor_grad(b), dgb + 4), LDM_OK);
     ldm_graph_destroy(g);
     ldm_ctx_destroy(ctx);
 }
 
-/* The same GroupNorm on the host in double: y and the gradient of x for the seed. */
+/* The same GroupNorm on the host in double: y and the gradients for the seed. */
 static void group_norm_host(const float *x, const float *seed, const float *w, const float *b,
-                            float *y, float *dx) {
+                            float *y, float *dx, float *dgb) {
     enum { C = 4, G = 2, P = 64 * 64, M = C / G * P };
+    double dg[C] = {0}, db[C] = {0};
     for (int g = 0; g < G; g++) {
         const float *xg = x + g * M, *sg = seed + g * M;
         double mu = 0, var = 0, m1 = 0, m2 = 0;
@@ -112,6 +118,8 @@ static void group_norm_host(const float *x, const float *seed, const float *w, c
             y[g * M + i] = (float)(xhat * w[c] + b[c]);
             m1 += gy / M;
             m2 += gy * xhat / M;
+            dg[c] += sg[i] * xhat;
+            db[c] += sg[i];
         }
         for (int i = 0; i < M; i++) {
             int c = g * (C / G) + i / P;
@@ -119,32 +127,41 @@ static void group_norm_host(const float *x, const float *seed, const float *w, c
             dx[g * M + i] = (float)(r * (gy - m1 - xhat * m2));
         }
     }
+    for (int c = 0; c < C; c++) {
+        dgb[c] = (float)dg[c];
+        dgb[C + c] = (float)db[c];
+    }
 }
 
 /* At one sample the GPU layout splits by default on a device of any size (4 work-groups per
- * compute unit wanted, 2 groups here); split and unsplit both match the host in double. */
+ * compute unit wanted, 2 groups and 4 channels here); split and unsplit both match the host in
+ * double. */
 static void group_norm_splits_at_small_batch(void **state) {
     (void)state;
     size_t n = 4 * 64 * 64;
     float *hx = malloc(n * sizeof *hx), *hs = malloc(n * sizeof *hs), *y = malloc(n * sizeof *y),
           *dx = malloc(n * sizeof *dx), *want_y = malloc(n * sizeof *y),
           *want_dx = malloc(n * sizeof *dx);
+    float dgb[8], want_dgb[8];
     for (size_t i = 0; i < n; i++) {
         hx[i] = (float)((i * 7919) % 1013) * 0.01f - 3.0f + (float)(i / 4096);
         hs[i] = (float)((i * 104729) % 997) * 0.002f - 1.0f;
     }
     const float w[4] = {1.5f, 0.5f, -1, 2}, b[4] = {0.1f, 0, -0.2f, 1};
-    group_norm_host(hx, hs, w, b, want_y, want_dx);
+    group_norm_host(hx, hs, w, b, want_y, want_dx, want_dgb);
     for (int k = 0; k < 2; k++) {
         int split;
-        group_norm_once(k ? "norm_split_groups=0" : "norm_split_min=1024", hx, hs, w, b, y, dx,
+        group_norm_once(k ? "norm_split_groups=0" : "norm_split_min=1024", hx, hs, w, b, y, dx, dgb,
                         &split);
         assert_int_equal(split, !k);
         double ey = test_rel_err(y, want_y, NULL, n), edx = test_rel_err(dx, want_dx, NULL, n);
-        printf("  %s: worst relative error against the host in double: y %.2e, dx %.2e\n",
-               k ? "one work-group per group" : "split", ey, edx);
+        double ep = test_rel_err(dgb, want_dgb, NULL, 8);
+        printf("  %s: worst relative error against the host in double: y %.2e, dx %.2e, "
+               "weight and bias gradients %.2e\n",
+               k ? "one work-group per group" : "split", ey, edx, ep);
         assert_true(ey < OP_REL_TOL);
         assert_true(edx < OP_REL_TOL);
+        assert_true(ep < OP_REL_TOL);
     }
     free(hx);
     free(hs);

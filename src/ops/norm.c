@@ -22,22 +22,32 @@ static const char *norm_defines_in(ldm_cmd *c, char *buf, size_t size) {
 /* GroupNorm splits each group's sums over at most this many work-groups. */
 #define GN_MAX_SPLITS 64
 
-size_t ldm_group_norm_scratch(const ldm_group_norm_params *p) {
+/* Scratch: the chunks' statistics or sums and the groups' means (N*G each), then the parameter
+ * gradients' chunk sums (C). */
+static size_t gn_params_part_at(const ldm_group_norm_params *p) {
     return p->N * p->G * (GN_MAX_SPLITS * 3 + 2);
 }
 
-/* Chunks per group: 1 (one work-group per group) unless the GPU layout would run fewer
- * work-groups than norm_split_groups; then enough for that many, each of at least
- * norm_split_min elements, at most GN_MAX_SPLITS; 1 without scratch. */
-static int gn_splits(ldm_cmd *c, const ldm_group_norm_params *p, ldm_buf scratch) {
+size_t ldm_group_norm_scratch(const ldm_group_norm_params *p) {
+    return gn_params_part_at(p) + p->C * GN_MAX_SPLITS * 2;
+}
+
+/* Chunks per reduction: 1 (one work-group each) unless the GPU layout would run fewer
+ * work-groups than norm_split_groups for `count` reductions of `elems` elements; then enough for
+ * that many, each of at least norm_split_min elements, at most GN_MAX_SPLITS; 1 without scratch. */
+static int splits_for(ldm_cmd *c, size_t count, size_t elems, ldm_buf scratch) {
     const ldm_tunables *t = ldm_tunables_of(c);
-    size_t groups = p->N * p->G, M = p->C / p->G * p->P;
-    if (!scratch.mem || t->cpu_layout || groups >= (size_t)t->norm_split_groups) return 1;
-    size_t want = ((size_t)t->norm_split_groups + groups - 1) / groups;
-    size_t by_size = M / (size_t)t->norm_split_min;
+    if (!scratch.mem || t->cpu_layout || count >= (size_t)t->norm_split_groups) return 1;
+    size_t want = ((size_t)t->norm_split_groups + count - 1) / count;
+    size_t by_size = elems / (size_t)t->norm_split_min;
     if (want > by_size) want = by_size;
     if (want > GN_MAX_SPLITS) want = GN_MAX_SPLITS;
     return want > 1 ? (int)want : 1;
+}
+
+/* Chunks per group of the statistics and of dx. */
+static int gn_splits(ldm_cmd *c, const ldm_group_norm_params *p, ldm_buf scratch) {
+    return splits_for(c, p->N * p->G, p->C / p->G * p->P, scratch);
 }
 
 static ldm_status check_gn(const ldm_group_norm_params *p) {
@@ -104,6 +114,26 @@ static ldm_status gn_bwd_dx_split(ldm_cmd *c, const ldm_group_norm_params *p, in
     return ldm_launch_1d(c, k, total);
 }
 
+/* The split parameter gradients: chunk sums per channel, then dgamma and dbeta per channel. */
+static ldm_status gn_bwd_params_split(ldm_cmd *c, const ldm_group_norm_params *p, int splits,
+                                      int acc_g, ldm_buf dgamma, int acc_b, ldm_buf dbeta,
+                                      ldm_buf dy, ldm_buf x, ldm_buf mean, ldm_buf rstd,
+                                      ldm_buf scratch) {
+    cl_kernel k;
+    int C = (int)p->C;
+    ldm_buf part = {scratch.mem, scratch.off + gn_params_part_at(p)};
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_params_split_sums", norm_defines(c), &k));
+    LDM_TRY(ldm_args_group_norm_bwd_params_split_sums(k, (int)p->N, C, (int)p->P, (int)p->G, splits,
+                                                      part, dy, x, mean, rstd));
+    size_t global[2] = {(size_t)splits * norm_wg(c), p->C}, local[2] = {norm_wg(c), 1};
+    LDM_TRY(ldm_cmd_launch(c, k, 2, global, local));
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_params_split_finish", norm_defines(c), &k));
+    LDM_TRY(ldm_args_group_norm_bwd_params_split_finish(
+        k, C, splits, acc_g, ldm_unused_or(dgamma, dy), acc_b, ldm_unused_or(dbeta, dy), part,
+        dgamma.mem != NULL, dbeta.mem != NULL));
+    return ldm_launch_1d(c, k, p->C);
+}
+
 ldm_status ldm_group_norm_bwd(ldm_cmd *c, const ldm_group_norm_params *p, int acc_x, ldm_buf dx,
                               int acc_g, ldm_buf dgamma, int acc_b, ldm_buf dbeta, ldm_buf dy,
                               ldm_buf x, ldm_buf mean, ldm_buf rstd, ldm_buf gamma,
@@ -119,15 +149,17 @@ ldm_status ldm_group_norm_bwd(ldm_cmd *c, const ldm_group_norm_params *p, int ac
         size_t global = p->N * p->G * norm_wg(c), local = norm_wg(c);
         LDM_TRY(ldm_cmd_launch(c, k, 1, &global, &local));
     }
-    if (dgamma.mem || dbeta.mem) {
-        LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_params", norm_defines(c), &k));
-        LDM_TRY(ldm_args_group_norm_bwd_params(
-            k, (int)p->N, C, P, G, acc_g, ldm_unused_or(dgamma, dy), acc_b,
-            ldm_unused_or(dbeta, dy), dy, x, mean, rstd, dgamma.mem != NULL, dbeta.mem != NULL));
-        size_t global = p->C * norm_wg(c), local = norm_wg(c);
-        LDM_TRY(ldm_cmd_launch(c, k, 1, &global, &local));
-    }
-    return LDM_OK;
+    if (!dgamma.mem && !dbeta.mem) return LDM_OK;
+    int psplits = splits_for(c, p->C, p->N * p->P, scratch);
+    if (psplits > 1)
+        return gn_bwd_params_split(c, p, psplits, acc_g, dgamma, acc_b, dbeta, dy, x, mean, rstd,
+                                   scratch);
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_params", norm_defines(c), &k));
+    LDM_TRY(ldm_args_group_norm_bwd_params(k, (int)p->N, C, P, G, acc_g, ldm_unused_or(dgamma, dy),
+                                           acc_b, ldm_unused_or(dbeta, dy), dy, x, mean, rstd,
+                                           dgamma.mem != NULL, dbeta.mem != NULL));
+    size_t global = p->C * norm_wg(c), local = norm_wg(c);
+    return ldm_cmd_launch(c, k, 1, &global, &local);
 }
 
 ldm_status ldm_layer_norm_fwd(ldm_cmd *c, const ldm_layer_norm_params *p, ldm_buf y, ldm_buf mean,
