@@ -133,9 +133,10 @@ static void group_norm_host(const float *x, const float *seed, const float *w, c
     }
 }
 
-/* At one sample the GPU layout splits by default on a device of any size (4 work-groups per
- * compute unit wanted, 2 groups and 4 channels here); split and unsplit both match the host in
- * double. */
+/* At one sample (2 groups, 4 channels) the GPU layout splits the statistics and dx by default on
+ * a device of any size (4 work-groups per compute unit wanted), the weight and bias gradients
+ * from 2 compute units; here both are split (norm_split_groups=64) and not (0), and both match
+ * the host in double. */
 static void group_norm_splits_at_small_batch(void **state) {
     (void)state;
     size_t n = 4 * 64 * 64;
@@ -151,8 +152,8 @@ static void group_norm_splits_at_small_batch(void **state) {
     group_norm_host(hx, hs, w, b, want_y, want_dx, want_dgb);
     for (int k = 0; k < 2; k++) {
         int split;
-        group_norm_once(k ? "norm_split_groups=0" : "norm_split_min=1024", hx, hs, w, b, y, dx, dgb,
-                        &split);
+        group_norm_once(k ? "norm_split_groups=0" : "norm_split_groups=64", hx, hs, w, b, y, dx,
+                        dgb, &split);
         assert_int_equal(split, !k);
         double ey = test_rel_err(y, want_y, NULL, n), edx = test_rel_err(dx, want_dx, NULL, n);
         double ep = test_rel_err(dgb, want_dgb, NULL, 8);
