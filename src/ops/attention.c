@@ -8,7 +8,7 @@
 #include "ops_internal.h"
 
 #define FILE_CL "attention.cl"
-#define FILE_CL_ROWS "attention_rows.cl" /* the CPU layout (tunables.c) */
+#define FILE_CL_ROWS "attention_rows.cl" /* the CPU layout (src/core/tunables.c) */
 
 /* The GPU layout's tiles: queries and keys per tile, and the work-group's side. */
 typedef struct attn_tiles {
@@ -37,7 +37,13 @@ static ldm_status attn_fit(ldm_cmd *c, int hd, attn_tiles *out) {
                         "attention tunables: tiles of %d queries and %d keys are not multiples of "
                         "the work-group side %d",
                         bq, bk, side);
-    uint64_t budget = ldm_ctx_device_info(ldm_cmd_ctx(c))->local_mem_bytes;
+    const ldm_device_info *d = ldm_ctx_device_info(ldm_cmd_ctx(c));
+    if ((size_t)side * (size_t)side > d->max_work_group_size)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "attention tunables: work-groups of %d x %d work-items, the device takes "
+                        "at most %zu",
+                        side, side, d->max_work_group_size);
+    uint64_t budget = d->local_mem_bytes;
     while (attn_local_bytes(hd, bq, bk) > budget) {
         if (bq > side && bq >= bk && bq % (2 * side) == 0)
             bq /= 2;

@@ -1,7 +1,8 @@
 /* src/ops/conv.c: Conv2d and ConvTranspose2d as im2col/col2im + one GEMM per chunk of samples
- * (kernels in cl/conv.cl). A chunk holds as many samples as keep the column buffers under
- * CHUNK_BUDGET elements of scratch. Nothing is saved for backward: the column buffer is
- * recomputed from x. Backward reads x and the weight. */
+ * with transposed copies around it, or (the GPU layout's default, tunable conv_batched)
+ * strided-batched GEMMs per sample on the images in place (kernels in cl/conv.cl). A chunk holds
+ * as many samples as keep the column buffers under CHUNK_BUDGET elements of scratch. Nothing is
+ * saved for backward: the column buffer is recomputed from x. Backward reads x and the weight. */
 #include <stdio.h>
 
 #include "ops_internal.h"
@@ -68,7 +69,7 @@ static ldm_buf at(ldm_buf b, size_t off) {
 }
 
 /* CPU drivers get the *_rows kernels (cl/conv.cl says why); the work-groups of both layouts are
- * in tunables.c. */
+ * in src/core/tunables.c. */
 static int on_cpu(ldm_cmd *c) {
     return ldm_tunables_of(c)->cpu_layout;
 }

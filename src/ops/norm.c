@@ -6,7 +6,7 @@
 
 #define FILE_CL "norm.cl"
 
-/* Work-group size of the reductions (tunables.c). */
+/* Work-group size of the reductions (src/core/tunables.c). */
 static size_t norm_wg(ldm_cmd *c) {
     return ldm_tunables_of(c)->norm_wg;
 }

@@ -3,7 +3,7 @@
 
 #include "ops_internal.h"
 
-/* The softmax kernel `name` with its rows' work-group size (tunables.c) in *wg. */
+/* The softmax kernel `name` with its rows' work-group size (src/core/tunables.c) in *wg. */
 static ldm_status softmax_kernel(ldm_cmd *c, const char *name, size_t *wg, cl_kernel *k) {
     *wg = ldm_tunables_of(c)->softmax_wg;
     char defines[32];
