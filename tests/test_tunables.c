@@ -62,6 +62,7 @@ static void variable_sets_and_errors_name_the_entry(void **state) {
         {"attn_tile=32", "attn_tile takes 2 whole numbers from 1"},
         {"norm_wg=0", "norm_wg takes 1 whole number from 1"},
         {"norm_wg=12x", "got '12x'"},
+        {"norm_wg=100", "norm_wg must be a power of two, got 100"},
         {"norm_wg", "expected name=value, got 'norm_wg'"},
         {"cpu_layout=1", "cpu_layout=1, but this context runs the kernels laid out for GPUs"},
     };

@@ -17,15 +17,16 @@ typedef struct entry {
     int count;
     int is_size; /* size_t values, else int */
     long min;    /* smallest value accepted */
+    int pow2;    /* only powers of two (the work-group sums halve their width) */
 } entry;
 
-#define E(field, n, sz, lo)                                                                        \
-    { #field, offsetof(ldm_tunables, field), n, sz, lo }
+#define E(field, n, sz, lo, p2)                                                                    \
+    { #field, offsetof(ldm_tunables, field), n, sz, lo, p2 }
 static const entry entries[] = {
-    E(cpu_layout, 1, 0, 0),   E(elementwise_wg, 1, 1, 1),    E(norm_wg, 1, 1, 1),
-    E(sum_rows_wg, 1, 1, 1),  E(softmax_wg, 1, 1, 1),        E(conv_local, 2, 1, 1),
-    E(conv_batched, 1, 0, 0), E(attn_tile, 2, 0, 1),         E(attn_side, 1, 0, 1),
-    E(attn_keys, 2, 0, 1),    E(norm_split_groups, 1, 0, 0), E(norm_split_min, 1, 0, 1),
+    E(cpu_layout, 1, 0, 0, 0),   E(elementwise_wg, 1, 1, 1, 0),    E(norm_wg, 1, 1, 1, 1),
+    E(sum_rows_wg, 1, 1, 1, 1),  E(softmax_wg, 1, 1, 1, 1),        E(conv_local, 2, 1, 1, 0),
+    E(conv_batched, 1, 0, 0, 0), E(attn_tile, 2, 0, 1, 0),         E(attn_side, 1, 0, 1, 0),
+    E(attn_keys, 2, 0, 1, 0),    E(norm_split_groups, 1, 0, 0, 0), E(norm_split_min, 1, 0, 1, 0),
 };
 #undef E
 #define N_ENTRIES (sizeof entries / sizeof *entries)
@@ -126,6 +127,9 @@ ldm_status ldm_tunables_parse(const char *where, const char *text, ldm_tunables 
                                 "commas; got '%.*s'",
                                 where, line, e->name, e->count, e->count > 1 ? "s" : "", e->min,
                                 (int)strcspn(eq + 1, " \t\r\n"), eq + 1);
+            if (e->pow2 && (v & (v - 1)))
+                return LDM_FAIL(LDM_ERR_FORMAT, "%s, line %d: %s must be a power of two, got %ld",
+                                where, line, e->name, v);
             char *at = (char *)t + e->offset;
             if (e->is_size)
                 ((size_t *)(void *)at)[k] = (size_t)v;
