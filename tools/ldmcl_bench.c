@@ -275,6 +275,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (tune_families && !bench_tune_families_known(tune_families)) return 2;
+    if (op_tests_dir && !do_report) {
+        fprintf(stderr, "ldmcl-bench: --op-tests goes with --report\n");
+        return 2;
+    }
     if (do_tune_kernels && (do_list || do_selftest || bench_list || do_tune || do_report)) {
         fprintf(stderr, "ldmcl-bench: --tune runs on its own\n");
         return 2;
