@@ -9,6 +9,63 @@
 #endif
 
 // ---- GroupNorm: x [N, C, P] (P = H*W), G groups of C/G channels; one work-group per (n, g) ----
+// (or, split, several per group: see below). The sums over a range [b, e) of a group's or a
+// channel's elements are shared by both; every work-item of the group must call them.
+
+// The mean of x[base + i], i in [b, e), and the sum of squared deviations from it (two-pass):
+// *mu and *m2 (0 and 0 for an empty range).
+inline void range_mean_m2(global const float *x, const ulong base, const int b, const int e,
+                          local float *scratch, const uint lid, float *mu, float *m2) {
+    float s = 0.0f;
+    for (int i = b + lid; i < e; i += WG)
+        s += x[base + i];
+    const float total = ldm_wg_sum(scratch, s, lid, WG);
+    const float m = e > b ? total / (e - b) : 0.0f;
+    float v = 0.0f;
+    for (int i = b + lid; i < e; i += WG) {
+        const float d = x[base + i] - m;
+        v += d * d;
+    }
+    *mu = m;
+    *m2 = ldm_wg_sum(scratch, v, lid, WG);
+}
+
+// Over elements [b, e) of the group starting at element base, whose first channel is c0: the
+// sums of gy = dy*gamma (*s1) and of gy*xhat (*s2).
+inline void range_dx_sums(const int b, const int e, const int P, const int c0, const ulong base,
+                          global const float *dy, const ulong dy_off, global const float *x,
+                          const ulong x_off, global const float *gamma, const ulong g_off,
+                          const float mu, const float r, local float *scratch, const uint lid,
+                          float *s1, float *s2) {
+    float a1 = 0.0f, a2 = 0.0f;
+    for (int i = b + lid; i < e; i += WG) {
+        const float gy = dy[dy_off + base + i] * gamma[g_off + c0 + i / P];
+        a1 += gy;
+        a2 += gy * (x[x_off + base + i] - mu) * r;
+    }
+    *s1 = ldm_wg_sum(scratch, a1, lid, WG);
+    *s2 = ldm_wg_sum(scratch, a2, lid, WG);
+}
+
+// Over elements i = n*P + p in [b, e) of channel c: the sums of dy*xhat (*sg) and dy (*sb).
+inline void channel_param_sums(const int b, const int e, const int C, const int P, const int G,
+                               const int c, global const float *dy, const ulong dy_off,
+                               global const float *x, const ulong x_off,
+                               global const float *mean, const ulong mean_off,
+                               global const float *rstd, const ulong rstd_off,
+                               local float *scratch, const uint lid, float *sg, float *sb) {
+    const int g = c / (C / G);
+    float ag = 0.0f, ab = 0.0f;
+    for (int i = b + lid; i < e; i += WG) {
+        const int n = i / P, p = i % P;
+        const ulong o = ((ulong)n * C + c) * P + p;
+        const float d = dy[dy_off + o];
+        ag += d * (x[x_off + o] - mean[mean_off + n * G + g]) * rstd[rstd_off + n * G + g];
+        ab += d;
+    }
+    *sg = ldm_wg_sum(scratch, ag, lid, WG);
+    *sb = ldm_wg_sum(scratch, ab, lid, WG);
+}
 
 kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
 group_norm_fwd(const int C, const int P, const int G, const float eps, global float *y,
@@ -20,16 +77,9 @@ group_norm_fwd(const int C, const int P, const int G, const float eps, global fl
     const uint lid = get_local_id(0);
     const int ng = get_group_id(0), g = ng % G, cpg = C / G, M = cpg * P;
     const ulong base = (ulong)ng * M; // the group's elements are contiguous
-    float s = 0.0f;
-    for (int i = lid; i < M; i += WG)
-        s += x[x_off + base + i];
-    const float mu = ldm_wg_sum(scratch, s, lid, WG) / M;
-    float v = 0.0f;
-    for (int i = lid; i < M; i += WG) {
-        const float d = x[x_off + base + i] - mu;
-        v += d * d;
-    }
-    const float r = rsqrt(ldm_wg_sum(scratch, v, lid, WG) / M + eps);
+    float mu, m2;
+    range_mean_m2(x, x_off + base, 0, M, scratch, lid, &mu, &m2);
+    const float r = rsqrt(m2 / M + eps);
     if (lid == 0) {
         mean[mean_off + ng] = mu;
         rstd[rstd_off + ng] = r;
@@ -52,14 +102,10 @@ group_norm_bwd_dx(const int C, const int P, const int G, const int acc, global f
     const int ng = get_group_id(0), g = ng % G, cpg = C / G, M = cpg * P;
     const ulong base = (ulong)ng * M;
     const float mu = mean[mean_off + ng], r = rstd[rstd_off + ng];
-    float s1 = 0.0f, s2 = 0.0f;
-    for (int i = lid; i < M; i += WG) {
-        const float gy = dy[dy_off + base + i] * gamma[g_off + g * cpg + i / P];
-        s1 += gy;
-        s2 += gy * (x[x_off + base + i] - mu) * r;
-    }
-    const float m1 = ldm_wg_sum(scratch, s1, lid, WG) / M;
-    const float m2 = ldm_wg_sum(scratch, s2, lid, WG) / M;
+    float s1, s2;
+    range_dx_sums(0, M, P, g * cpg, base, dy, dy_off, x, x_off, gamma, g_off, mu, r, scratch, lid,
+                  &s1, &s2);
+    const float m1 = s1 / M, m2 = s2 / M;
     for (int i = lid; i < M; i += WG) {
         const float gy = dy[dy_off + base + i] * gamma[g_off + g * cpg + i / P];
         const float xhat = (x[x_off + base + i] - mu) * r;
@@ -78,17 +124,10 @@ group_norm_bwd_params(const int N, const int C, const int P, const int G, const 
                       const ulong rstd_off, const int want_g, const int want_b) {
     local float scratch[WG];
     const uint lid = get_local_id(0);
-    const int c = get_group_id(0), g = c / (C / G);
-    float sg = 0.0f, sb = 0.0f;
-    for (int i = lid; i < N * P; i += WG) {
-        const int n = i / P, p = i % P;
-        const ulong o = ((ulong)n * C + c) * P + p;
-        const float d = dy[dy_off + o];
-        sg += d * (x[x_off + o] - mean[mean_off + n * G + g]) * rstd[rstd_off + n * G + g];
-        sb += d;
-    }
-    sg = ldm_wg_sum(scratch, sg, lid, WG);
-    sb = ldm_wg_sum(scratch, sb, lid, WG);
+    const int c = get_group_id(0);
+    float sg, sb;
+    channel_param_sums(0, N * P, C, P, G, c, dy, dy_off, x, x_off, mean, mean_off, rstd, rstd_off,
+                       scratch, lid, &sg, &sb);
     if (lid == 0) {
         if (want_g) dgamma[dg_off + c] = acc_g ? dgamma[dg_off + c] + sg : sg;
         if (want_b) dbeta[db_off + c] = acc_b ? dbeta[db_off + c] + sb : sb;
@@ -114,26 +153,15 @@ group_norm_split_stats(const int C, const int P, const int G, const int splits, 
     local float scratch[WG];
     const uint lid = get_local_id(0);
     const int s = get_group_id(0), ng = get_group_id(1), M = (C / G) * P;
-    const ulong base = x_off + (ulong)ng * M;
     int b, e;
     split_range(M, splits, s, &b, &e);
-    const int cnt = e - b;
-    float sum = 0.0f;
-    for (int i = b + lid; i < e; i += WG)
-        sum += x[base + i];
-    const float total = ldm_wg_sum(scratch, sum, lid, WG);
-    const float mu = cnt > 0 ? total / cnt : 0.0f;
-    float v = 0.0f;
-    for (int i = b + lid; i < e; i += WG) {
-        const float d = x[base + i] - mu;
-        v += d * d;
-    }
-    v = ldm_wg_sum(scratch, v, lid, WG);
+    float mu, m2;
+    range_mean_m2(x, x_off + (ulong)ng * M, b, e, scratch, lid, &mu, &m2);
     if (lid == 0) {
         const ulong o = part_off + ((ulong)ng * splits + s) * 3;
-        part[o] = (float)cnt;
+        part[o] = (float)(e - b);
         part[o + 1] = mu;
-        part[o + 2] = v;
+        part[o + 2] = m2;
     }
 }
 
@@ -187,14 +215,9 @@ group_norm_bwd_split_sums(const int C, const int P, const int G, const int split
     const float mu = mean[mean_off + ng], r = rstd[rstd_off + ng];
     int b, e;
     split_range(M, splits, s, &b, &e);
-    float s1 = 0.0f, s2 = 0.0f;
-    for (int i = b + lid; i < e; i += WG) {
-        const float gy = dy[dy_off + base + i] * gamma[g_off + g * cpg + i / P];
-        s1 += gy;
-        s2 += gy * (x[x_off + base + i] - mu) * r;
-    }
-    s1 = ldm_wg_sum(scratch, s1, lid, WG);
-    s2 = ldm_wg_sum(scratch, s2, lid, WG);
+    float s1, s2;
+    range_dx_sums(b, e, P, g * cpg, base, dy, dy_off, x, x_off, gamma, g_off, mu, r, scratch, lid,
+                  &s1, &s2);
     if (lid == 0) {
         const ulong o = part_off + ((ulong)ng * splits + s) * 2;
         part[o] = s1;
@@ -248,19 +271,12 @@ group_norm_bwd_params_split_sums(const int N, const int C, const int P, const in
                                  global const float *rstd, const ulong rstd_off) {
     local float scratch[WG];
     const uint lid = get_local_id(0);
-    const int s = get_group_id(0), c = get_group_id(1), g = c / (C / G);
+    const int s = get_group_id(0), c = get_group_id(1);
     int b, e;
     split_range(N * P, splits, s, &b, &e);
-    float sg = 0.0f, sb = 0.0f;
-    for (int i = b + lid; i < e; i += WG) {
-        const int n = i / P, p = i % P;
-        const ulong o = ((ulong)n * C + c) * P + p;
-        const float d = dy[dy_off + o];
-        sg += d * (x[x_off + o] - mean[mean_off + n * G + g]) * rstd[rstd_off + n * G + g];
-        sb += d;
-    }
-    sg = ldm_wg_sum(scratch, sg, lid, WG);
-    sb = ldm_wg_sum(scratch, sb, lid, WG);
+    float sg, sb;
+    channel_param_sums(b, e, C, P, G, c, dy, dy_off, x, x_off, mean, mean_off, rstd, rstd_off,
+                       scratch, lid, &sg, &sb);
     if (lid == 0) {
         const ulong o = part_off + ((ulong)c * splits + s) * 2;
         part[o] = sg;

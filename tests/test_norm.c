@@ -31,12 +31,13 @@ static ldm_tensor *b_l2_normalize(ldm_graph *g, ldm_tensor **in, int n, const ld
     return ldm_l2_normalize(g, in[0], (float)case_number(p, "eps"));
 }
 
+static const op_entry ops[] = {{"group_norm", b_group_norm, 0},
+                               {"layer_norm", b_layer_norm, 0},
+                               {"batch_norm", b_batch_norm, 0},
+                               {"l2_normalize", b_l2_normalize, 0}};
+
 static void norms_match_pytorch(void **state) {
     (void)state;
-    const op_entry ops[] = {{"group_norm", b_group_norm, 0},
-                            {"layer_norm", b_layer_norm, 0},
-                            {"batch_norm", b_batch_norm, 0},
-                            {"l2_normalize", b_l2_normalize, 0}};
     run_ref_family_both_layouts("norm", ops, 4);
 }
 
@@ -44,10 +45,6 @@ static void norms_match_pytorch(void **state) {
  * references, every case split (norm_split_groups far above any case's groups, chunks of 4). */
 static void group_norm_split_matches_pytorch(void **state) {
     (void)state;
-    const op_entry ops[] = {{"group_norm", b_group_norm, 0},
-                            {"layer_norm", b_layer_norm, 0},
-                            {"batch_norm", b_batch_norm, 0},
-                            {"l2_normalize", b_l2_normalize, 0}};
     run_ref_family_gpu_tuned("norm", ops, 4, "norm_split_groups=100000 norm_split_min=4");
 }
 

@@ -208,19 +208,24 @@ def attention_core(q, k, v, heads, causal=False, mask=None):
     return (scores.softmax(-1) @ v).transpose(1, 2).reshape(n, l, c)
 
 
+def packed_attention_case(w, n, l, heads, hd, causal):
+    """A packed self-attention core case: qkv [n, l, 3 * heads * hd], drawn here."""
+    c = heads * hd
+    qkv = w.randn(n, l, 3 * c)
+    w.case(f"attention_packed_{n}x{l}_h{heads}x{hd}{'_causal' if causal else ''}",
+           "attention_packed", [("qkv", qkv)],
+           lambda x, c=c, h=heads, ca=causal: attention_core(x[..., :c], x[..., c:2 * c],
+                                                              x[..., 2 * c:], h, bool(ca)),
+           heads=heads, causal=causal)
+
+
 @family
 def attention(w):
     # Packed self-attention cores: head dims 8, 24, 64; L=1; L=70 spans three query tiles (32)
     # and five key tiles (16) of the GPU layout; causal as in CLIP.
     for n, l, heads, hd, causal in [(2, 5, 2, 8, 0), (1, 1, 1, 8, 0), (1, 70, 2, 24, 0),
                                     (1, 33, 1, 64, 0), (2, 12, 2, 8, 1), (1, 70, 1, 24, 1)]:
-        c = heads * hd
-        qkv = w.randn(n, l, 3 * c)
-        w.case(f"attention_packed_{n}x{l}_h{heads}x{hd}{'_causal' if causal else ''}",
-               "attention_packed", [("qkv", qkv)],
-               lambda x, c=c, h=heads, ca=causal: attention_core(x[..., :c], x[..., c:2 * c],
-                                                                  x[..., 2 * c:], h, bool(ca)),
-               heads=heads, causal=causal)
+        packed_attention_case(w, n, l, heads, hd, causal)
     # Cross-attention cores over S=77 text tokens, with and without a key padding mask.
     for n, l, s_len, heads, hd, use_mask in [(2, 7, 77, 2, 8, 0), (2, 9, 77, 1, 24, 1),
                                              (1, 1, 5, 1, 64, 0)]:
@@ -277,13 +282,7 @@ def attention(w):
     # several query tiles (32) and key tiles (16) of the GPU layout, a head dim below its side
     # (8); drawn last so that the cases above stay as they were.
     for n, l, heads, hd, causal in [(1, 40, 1, 4, 0), (1, 37, 1, 4, 1)]:
-        c = heads * hd
-        qkv = w.randn(n, l, 3 * c)
-        w.case(f"attention_packed_{n}x{l}_h{heads}x{hd}{'_causal' if causal else ''}",
-               "attention_packed", [("qkv", qkv)],
-               lambda x, c=c, h=heads, ca=causal: attention_core(x[..., :c], x[..., c:2 * c],
-                                                                  x[..., 2 * c:], h, bool(ca)),
-               heads=heads, causal=causal)
+        packed_attention_case(w, n, l, heads, hd, causal)
     q, kv = w.randn(1, 35, 8), w.randn(1, 20, 16)
     mask = torch.zeros(1, 20)
     mask[0, 17:] = 1  # the last key tile partly padded
