@@ -439,6 +439,38 @@ static int setup(void **state) {
     return 0;
 }
 
+/* Flags ldmcl-sample refuses before it opens anything: unknown options (with the closest known
+ * one), values it does not take, outputs it cannot write as named; and --version. */
+static void sample_flags_are_checked(void **state) {
+    (void)state;
+    const struct {
+        const char *args, *message;
+    } bad[] = {
+        {"--bogus", "unknown option '--bogus' (see --help)"},
+        {"--vae x.safetensors", "unknown option '--vae' (see --help)"},
+        {"-m m -p p --stesp 3", "unknown option '--stesp' (did you mean '--steps'?"},
+        {"-m m -p p --steps 2.5", "--steps 2.5: not a value it takes"},
+        {"-m m -p p --cfg-scale x", "--cfg-scale x: not a number"},
+        {"-m m -p p -o out.jpg",
+         "-o 'out.jpg': ldmcl-sample writes PNG images; name the file .png"},
+        {"-m m -p p --grid g.webp", "--grid 'g.webp': ldmcl-sample writes PNG images"},
+        {"-m m -p", "'-p' needs a value"},
+    };
+    char cmd[512], text[2048];
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", LDMCL_SAMPLE_PROGRAM, bad[i].args);
+        assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
+        assert_contains(text, bad[i].message);
+    }
+    snprintf(cmd, sizeof cmd, "'%s' --version 2>&1", LDMCL_SAMPLE_PROGRAM);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 0);
+    assert_contains(text, "ldmcl-sample " LDMCL_VERSION "\n");
+    snprintf(cmd, sizeof cmd, "'%s' --help 2>&1", LDMCL_SAMPLE_PROGRAM);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 0);
+    assert_contains(text, "-h, --help");
+    assert_contains(text, "--version");
+}
+
 static int teardown(void **state) {
     (void)state;
     test_rmtree(g_dir);
@@ -451,6 +483,7 @@ int main(void) {
         cmocka_unit_test(undoes_latent_scaling_before_decoding),
         cmocka_unit_test(undoes_latent_patch_before_decoding),
         cmocka_unit_test(non_finite_models_are_errors),
+        cmocka_unit_test(sample_flags_are_checked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -371,7 +371,16 @@ static void program_exit_codes(void **state) {
     char cmd[9000], text[2048], ini[4400];
     snprintf(cmd, sizeof cmd, "'%s' --frobnicate 2>&1", LDMCL_TRAIN_PROGRAM);
     assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
-    assert_contains(text, "--frobnicate");
+    assert_contains(text, "unknown option '--frobnicate' (see --help)");
+    snprintf(cmd, sizeof cmd, "'%s' x.ini --stgae ldm 2>&1", LDMCL_TRAIN_PROGRAM);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
+    assert_contains(text, "unknown option '--stgae' (did you mean '--stage'?");
+    snprintf(cmd, sizeof cmd, "'%s' x.ini --stage 2>&1", LDMCL_TRAIN_PROGRAM);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
+    assert_contains(text, "'--stage' needs a value");
+    snprintf(cmd, sizeof cmd, "'%s' --version 2>&1", LDMCL_TRAIN_PROGRAM);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 0);
+    assert_contains(text, "ldmcl-train " LDMCL_VERSION "\n");
     snprintf(ini, sizeof ini, "%s/broken.ini", g_dir);
     test_write_file(ini, "[train]\nmax_train_steps = 6\nlearning_rate 1e-3\n", 46);
     snprintf(cmd, sizeof cmd, "'%s' '%s' 2>&1", LDMCL_TRAIN_PROGRAM, ini);

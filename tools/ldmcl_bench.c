@@ -60,6 +60,7 @@ static void usage(FILE *f) {
             "  --warmup N            untimed runs before timing (default 2)\n"
             "  --repeat N            timed runs, the median is reported (default 10)\n"
             "  -v, --verbose         print the library's notes (device choice, kernel cache)\n"
+            "  --version             print the version\n"
             "  -h, --help            this text\n"
             "Environment: LDMCL_CL_DIR (load cl/ sources from a directory), LDMCL_CL_CACHE=0\n"
             "(no binary kernel cache), LDMCL_CL_CACHE_DIR (its directory).\n");
@@ -218,7 +219,10 @@ int main(int argc, char **argv) {
     bench_settings s = {2, 10, NULL, NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--list-devices"))
+        if (!strcmp(a, "--version")) {
+            printf("ldmcl-bench %s\n", LDMCL_VERSION);
+            return 0;
+        } else if (!strcmp(a, "--list-devices"))
             do_list = 1;
         else if (!strcmp(a, "--self-test"))
             do_selftest = 1;

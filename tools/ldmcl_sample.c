@@ -14,9 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
+#include "cli_options.h"
 #include "ldmcl/ldmcl.h"
 
 #define OUTPUT_MAX 4096 /* bytes of an output path, its NUL included */
@@ -52,7 +54,54 @@ static void usage(FILE *f) {
             "                           (1-based, comma-separated, or all) as OUTPUT_x0-STEP.png\n"
             "  --disable-image-metadata no \"parameters\" text in the PNGs\n"
             "  --cl-platform P, --cl-device D   OpenCL platform/device (index or name)\n"
-            "  -v, --verbose            print the library's notes\n");
+            "  -v, --verbose            print the library's notes\n"
+            "  --version                print the version\n"
+            "  -h, --help               this text\n");
+}
+
+/* Every option, for telling a mistyped one from a known one. */
+static const char *const options[] = {"-m",
+                                      "--model",
+                                      "-p",
+                                      "--prompt",
+                                      "-n",
+                                      "--negative-prompt",
+                                      "--steps",
+                                      "--sampling-method",
+                                      "--cfg-scale",
+                                      "--eta",
+                                      "-s",
+                                      "--seed",
+                                      "--prompt-file",
+                                      "-b",
+                                      "--batch-count",
+                                      "--batch-size",
+                                      "-o",
+                                      "--output",
+                                      "--grid",
+                                      "--save-x0",
+                                      "--disable-image-metadata",
+                                      "--cl-platform",
+                                      "--cl-device",
+                                      "-v",
+                                      "--verbose",
+                                      "--version",
+                                      "-h",
+                                      "--help"};
+
+static int known_option(const char *k) {
+    for (size_t i = 0; i < sizeof options / sizeof *options; i++)
+        if (!strcmp(k, options[i])) return 1;
+    return 0;
+}
+
+/* ldmcl-sample writes PNG files: a name of another kind is refused, not filled with PNG bytes. */
+static int png_name(const char *flag, const char *path) {
+    size_t n = strlen(path);
+    if (n >= 4 && !strcasecmp(path + n - 4, ".png")) return 1;
+    fprintf(stderr, "ldmcl-sample: %s '%s': ldmcl-sample writes PNG images; name the file .png\n",
+            flag, path);
+    return 0;
 }
 
 static int parse(int argc, char **argv, args *a) {
@@ -67,8 +116,14 @@ static int parse(int argc, char **argv, args *a) {
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int value = 1;
-        if (!strcmp(k, "-h") || !strcmp(k, "--help")) {
+        if (!known_option(k)) {
+            cli_unknown_option("ldmcl-sample", k, options, sizeof options / sizeof *options);
+            return -1;
+        } else if (!strcmp(k, "-h") || !strcmp(k, "--help")) {
             usage(stdout);
+            exit(0);
+        } else if (!strcmp(k, "--version")) {
+            printf("ldmcl-sample %s\n", LDMCL_VERSION);
             exit(0);
         } else if (!strcmp(k, "--disable-image-metadata")) {
             a->metadata = 0, value = 0;
@@ -105,7 +160,7 @@ static int parse(int argc, char **argv, args *a) {
             char *end;
             double x = strtod(v, &end);
             if (*end || end == v) {
-                fprintf(stderr, "ldmcl-sample: %s %s: not a number (or unknown option)\n", k, v);
+                fprintf(stderr, "ldmcl-sample: %s %s: not a number\n", k, v);
                 return -1;
             }
             if (!strcmp(k, "--steps") && x >= 1 && x <= 100000 && x == (int)x)
@@ -122,12 +177,13 @@ static int parse(int argc, char **argv, args *a) {
             else if ((!strcmp(k, "-s") || !strcmp(k, "--seed")) && x == (long long)x)
                 a->seed = (long long)x;
             else {
-                fprintf(stderr, "ldmcl-sample: unknown option or bad value: %s %s\n", k, v);
+                fprintf(stderr, "ldmcl-sample: %s %s: not a value it takes (see --help)\n", k, v);
                 return -1;
             }
         }
         i += value;
     }
+    if (!png_name("-o", a->output) || (a->grid && !png_name("--grid", a->grid))) return -1;
     if (!a->model || !a->prompt == !a->prompt_file) {
         fprintf(stderr, "ldmcl-sample: -m MODEL_DIR and one of -p PROMPT or --prompt-file FILE are "
                         "required (see --help)\n");

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_options.h"
 #include "ldmcl/ldmcl.h"
 
 typedef struct progress_state {
@@ -73,8 +74,15 @@ static void usage(FILE *f) {
                "  --profile N   time every launch of step N of each stage and print the device\n"
                "                time by kernel (that step runs slower; the results are unchanged)\n"
                "  --cl-device D, --cl-platform P   OpenCL device (index or name substring)\n"
-               "  -v            print the library's notes\n");
+               "  -v            print the library's notes\n"
+               "  --version     print the version\n"
+               "  -h, --help    this text\n");
 }
+
+/* Every option, for telling a mistyped one from a known one. */
+static const char *const options[] = {
+    "--stage", "--resume",  "--profile", "--stop-after", "--cl-device", "--cl-platform",
+    "-v",      "--verbose", "--version", "-h",           "--help"};
 
 int main(int argc, char **argv) {
     const char *config = NULL, *device = NULL, *platform = NULL;
@@ -84,6 +92,9 @@ int main(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--version")) {
+            printf("ldmcl-train %s\n", LDMCL_VERSION);
             return 0;
         } else if (!strcmp(a, "--resume")) {
             ro.resume = 1;
@@ -119,9 +130,17 @@ int main(int argc, char **argv) {
             platform = v, i++;
         } else if (a[0] != '-' && !config) {
             config = a;
+        } else if (a[0] == '-') {
+            int known = 0;
+            for (size_t k = 0; k < sizeof options / sizeof *options; k++)
+                known |= !strcmp(a, options[k]);
+            if (known)
+                fprintf(stderr, "ldmcl-train: '%s' needs a value (see --help)\n", a);
+            else
+                cli_unknown_option("ldmcl-train", a, options, sizeof options / sizeof *options);
+            return 2;
         } else {
-            fprintf(stderr, "ldmcl-train: unknown or incomplete option '%s'\n", a);
-            usage(stderr);
+            fprintf(stderr, "ldmcl-train: one config at a time: '%s' after '%s'\n", a, config);
             return 2;
         }
     }
