@@ -462,6 +462,15 @@ static void sample_flags_are_checked(void **state) {
         assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
         assert_contains(text, bad[i].message);
     }
+    /* a user's error without ldmcl's source positions, unless -v */
+    snprintf(cmd, sizeof cmd, "'%s' -m /nonexistent-model -p x 2>&1", LDMCL_SAMPLE_PROGRAM);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 1);
+    assert_contains(text, "ldmcl-sample: loading the model: cannot open the config "
+                          "'/nonexistent-model/model.ini'");
+    assert_null(strstr(text, "src/"));
+    snprintf(cmd, sizeof cmd, "'%s' -m /nonexistent-model -p x -v 2>&1", LDMCL_SAMPLE_PROGRAM);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 1);
+    assert_contains(text, "src/");
     snprintf(cmd, sizeof cmd, "'%s' --version 2>&1", LDMCL_SAMPLE_PROGRAM);
     assert_int_equal(test_run_capture(cmd, text, sizeof text), 0);
     assert_contains(text, "ldmcl-sample " LDMCL_VERSION "\n");

@@ -386,6 +386,10 @@ static void program_exit_codes(void **state) {
     snprintf(cmd, sizeof cmd, "'%s' '%s' 2>&1", LDMCL_TRAIN_PROGRAM, ini);
     assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
     assert_contains(text, "broken.ini:3");
+    assert_null(strstr(text, "src/io/")); /* ldmcl's source positions only with -v */
+    snprintf(cmd, sizeof cmd, "'%s' '%s' -v 2>&1", LDMCL_TRAIN_PROGRAM, ini);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);
+    assert_contains(text, "src/io/ini.c:");
     /* the finished run again, LDM stage only: resumes at the end, exits 0 */
     write_config("whole", 8, "", ini);
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s' '%s' --stage ldm --resume 2>&1", g_dir,

@@ -1,6 +1,8 @@
-/* tools/cli_options.c: the closest known option to a mistyped one (cli_options.h). */
+/* tools/cli_options.c: the closest known option to a mistyped one, and messages without source
+ * positions (cli_options.h). */
 #include "cli_options.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -43,4 +45,31 @@ void cli_unknown_option(const char *program, const char *word, const char *const
                 near);
     else
         fprintf(stderr, "%s: unknown option '%s' (see --help)\n", program, word);
+}
+
+/* The length of a source position "src/<path>.c:<digits>: " at p, or 0. */
+static size_t position_at(const char *p) {
+    if (strncmp(p, "src/", 4)) return 0;
+    size_t n = 4;
+    while (p[n] && (isalnum((unsigned char)p[n]) || strchr("_/.-", p[n])))
+        n++;
+    if (n < 6 || strncmp(p + n - 2, ".c", 2) || p[n] != ':' || !isdigit((unsigned char)p[n + 1]))
+        return 0;
+    n++;
+    while (isdigit((unsigned char)p[n]))
+        n++;
+    return p[n] == ':' && p[n + 1] == ' ' ? n + 2 : 0;
+}
+
+const char *cli_user_text(const char *msg, int verbose, char *buf, size_t size) {
+    size_t used = 0;
+    for (const char *p = msg; *p && used + 1 < size;) {
+        size_t skip = verbose ? 0 : position_at(p);
+        if (skip)
+            p += skip;
+        else
+            buf[used++] = *p++;
+    }
+    buf[used] = '\0';
+    return buf;
 }

@@ -193,7 +193,9 @@ static int parse(int argc, char **argv, args *a) {
 }
 
 static void print_log(void *user, ldm_log_level level, const char *message) {
-    if (level >= LDM_LOG_WARN || *(int *)user) fprintf(stderr, "ldmcl: %s\n", message);
+    char text[4096];
+    if (level >= LDM_LOG_WARN || *(int *)user)
+        fprintf(stderr, "ldmcl: %s\n", cli_user_text(message, *(int *)user, text, sizeof text));
 }
 
 /* output.png -> output_2.png for image i > 0; a pattern with %d or %0Nd gets i + 1 (the only
@@ -257,8 +259,12 @@ static int output_ok(const args *a, int images) {
     return 0;
 }
 
+static int g_verbose; /* -v: the library's messages with their source positions */
+
 static int fail(const char *what) {
-    fprintf(stderr, "ldmcl-sample: %s: %s\n", what, ldm_last_error());
+    char text[4096];
+    fprintf(stderr, "ldmcl-sample: %s: %s\n", what,
+            cli_user_text(ldm_last_error(), g_verbose, text, sizeof text));
     return 1;
 }
 
@@ -461,6 +467,7 @@ static int x0_steps_ok(const args *a, long last, int steps, const char *whose) {
 int main(int argc, char **argv) {
     args a;
     if (parse(argc, argv, &a) != 0) return 2;
+    g_verbose = a.verbose;
     long x0_last = 0;
     if (a.save_x0 && !x0_list_ok(a.save_x0, &x0_last)) {
         fprintf(stderr, "ldmcl-sample: --save-x0 %s: 'all' or step numbers from 1, like 1,10,20\n",

@@ -24,8 +24,10 @@ static void print_log(void *user, ldm_log_level level, const char *message) {
     progress_state *p = user;
     if (level == LDM_LOG_DEBUG && !p->verbose) return;
     if (p->tty) fprintf(stdout, "\r\033[K");
+    char text[4096];
     fprintf(level == LDM_LOG_WARN ? stderr : stdout, "%s%s\n",
-            level == LDM_LOG_WARN ? "warning: " : "", message);
+            level == LDM_LOG_WARN ? "warning: " : "",
+            cli_user_text(message, p->verbose, text, sizeof text));
     fflush(stdout);
 }
 
@@ -63,6 +65,12 @@ static void progress(void *user, const char *stage, int step, int total, float l
         fflush(stdout);
         p->last_print = seconds;
     }
+}
+
+/* The library's last error, its source positions shown only with -v. */
+static const char *error_text(int verbose) {
+    static char text[4096];
+    return cli_user_text(ldm_last_error(), verbose, text, sizeof text);
 }
 
 static void usage(FILE *f) {
@@ -150,7 +158,7 @@ int main(int argc, char **argv) {
     }
     ldm_run_config *c = malloc(sizeof *c);
     if (!c || ldm_run_config_read(config, c) != LDM_OK) {
-        fprintf(stderr, "ldmcl-train: %s\n", c ? ldm_last_error() : "out of memory");
+        fprintf(stderr, "ldmcl-train: %s\n", c ? error_text(ps.verbose) : "out of memory");
         free(c);
         return 2;
     }
@@ -162,7 +170,7 @@ int main(int argc, char **argv) {
     co.log_user = &ps;
     ldm_ctx *ctx;
     if (ldm_ctx_create(&co, &ctx) != LDM_OK) {
-        fprintf(stderr, "ldmcl-train: %s\n", ldm_last_error());
+        fprintf(stderr, "ldmcl-train: %s\n", error_text(ps.verbose));
         free(c);
         return 1;
     }
@@ -175,7 +183,7 @@ int main(int argc, char **argv) {
     ldm_status st = ldm_run_train(ctx, c, &ro);
     if (st != LDM_OK) {
         if (ps.tty) printf("\n");
-        fprintf(stderr, "ldmcl-train: %s\n", ldm_last_error());
+        fprintf(stderr, "ldmcl-train: %s\n", error_text(ps.verbose));
     }
     ldm_ctx_destroy(ctx);
     free(c);
