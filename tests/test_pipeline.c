@@ -197,6 +197,15 @@ static void generates_from_a_model_folder(void **state) {
     assert_non_null(memmem(png, len, "a bag\nNegative prompt", 21));
     assert_non_null(memmem(png, len, "Batch size: 2, Batch pos: 1", 27));
     free(png);
+    /* a prompt longer than the model's context (8: 6 tokens besides start and end) is cut with a
+     * warning naming how many tokens were dropped, once for the two generations */
+    snprintf(cmd, sizeof cmd,
+             "'%s' -m '%s' -p 'a sneaker and a bag and a shirt' -b 2 --steps 2 -o '%s/long.png' "
+             "2>&1",
+             LDMCL_SAMPLE_PROGRAM, g_dir, g_dir);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 0);
+    assert_contains(text, "the prompt is 8 tokens; the model reads 6: the last 2 are dropped");
+    assert_null(strstr(strstr(text, "the last 2 are dropped") + 1, "the last 2 are dropped"));
     /* x0 previews after chosen steps, named after each image, in output folders that do not
      * exist yet; a bad list is refused */
     snprintf(cmd, sizeof cmd,

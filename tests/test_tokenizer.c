@@ -195,8 +195,23 @@ static void long_words_give_the_same_ids(void **state) {
     assert_int_equal(count, 5);
     const int32_t head[5] = {49406, 4166, 136, 244, 49407};
     assert_memory_equal(ids, head, sizeof head);
+    /* counted whole: what a max_length of the count plus 2 keeps entirely, and one less cuts */
+    int whole = 0;
+    assert_status(ldm_clip_token_count(t, "a photo of a cat", 16, &whole), LDM_OK);
+    assert_int_equal(whole, 5);
+    assert_status(ldm_clip_token_count(t, s, n - 1, &whole), LDM_OK);
+    assert_true(whole > 75);
+    int32_t *all = malloc(((size_t)whole + 3) * sizeof *all);
+    assert_non_null(all);
+    assert_status(ldm_clip_tokenize(t, s, n - 1, whole + 3, 0, all, NULL, &count), LDM_OK);
+    assert_int_equal(count, whole + 2); /* room for one more, and none came */
+    assert_true(all[whole + 1] == 49407 && all[whole] != 49407);
+    assert_memory_equal(all, head, 4 * sizeof *all); /* the same start as the short one */
+    free(all);
     /* beyond the limit: refused, with both sizes */
     memset(s, 'a', n + 1);
+    assert_status(ldm_clip_token_count(t, s, n + 1, &whole), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "the tokenizer takes at most 65536: shorten it");
     assert_status(ldm_clip_tokenize(t, s, n + 1, 77, 1, ids, mask, &count),
                   LDM_ERR_INVALID_ARGUMENT);
     assert_contains(ldm_last_error(),

@@ -67,6 +67,10 @@ int ldm_clip_tokenizer_pad(const ldm_clip_tokenizer *t);
 ldm_status ldm_clip_tokenize(ldm_clip_tokenizer *t, const char *text, size_t len, int max_length,
                              int pad, int32_t *ids, int32_t *mask, int *count);
 
+/* How many tokens text makes, without the start and end tokens and without truncation (so that
+ * a caller can say how many a max_length drops). Errors as ldm_clip_tokenize's. */
+ldm_status ldm_clip_token_count(ldm_clip_tokenizer *t, const char *text, size_t len, int *count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,8 +16,10 @@ struct ldm_pipeline {
     ldm_schedule *schedule;
     ldm_sampler *sampler;
     ldm_ae_codec *codec;
+    ldm_ctx *ctx;
     ldm_clip_tokenizer *tokenizer;
     int owns_tokenizer;
+    char *warned; /* the last prompt said to be cut (said once, not at every generation) */
     ldm_clip_encoder *encoder; /* for the batch's prompts */
     int lat, lat_channels;
     const char **prompts; /* [batch]: the prompt of each image */
@@ -47,6 +49,7 @@ void ldm_pipeline_destroy(ldm_pipeline *p) {
     ldm_ae_codec_destroy(p->codec);
     ldm_clip_encoder_destroy(p->encoder);
     if (p->owns_tokenizer) ldm_clip_tokenizer_destroy(p->tokenizer);
+    free(p->warned);
     ldm_schedule_destroy(p->schedule);
     free(p->prompts);
     free(p->context);
@@ -66,6 +69,7 @@ const ldm_model_config *ldm_pipeline_config(const ldm_pipeline *p) {
  * its own, loaded from dir's files). */
 static ldm_status open_text(ldm_ctx *ctx, ldm_pipeline *p, const char *dir, ldm_params *text_store,
                             ldm_clip_tokenizer *tokenizer) {
+    p->ctx = ctx;
     const ldm_model_config *c = &p->cfg;
     if (c->text == LDM_TEXT_NONE) return LDM_OK;
     char source[LDM_MODEL_PATH + 64];
@@ -223,6 +227,20 @@ ldm_status ldm_pipeline_create(ldm_ctx *ctx, const ldm_model_config *model,
     return LDM_OK;
 }
 
+/* Warns when text (named by what) has more tokens than the model reads: the rest is cut, as CLIP
+ * cuts it, but not silently. Once per prompt in a row of generations. */
+static void warn_if_cut(ldm_pipeline *p, const char *text, const char *what) {
+    int n = 0, reads = p->cfg.context_length - 2;
+    if (ldm_clip_token_count(p->tokenizer, text, strlen(text), &n) != LDM_OK || n <= reads) return;
+    if (p->warned && !strcmp(p->warned, text)) return;
+    free(p->warned);
+    p->warned = ldm_strdup(text);
+    ldm_log(p->ctx, LDM_LOG_WARN,
+            "%s is %d tokens; the model reads %d: the last %d are dropped (shorten it, or train "
+            "with a longer context_length)",
+            what, n, reads, n - reads);
+}
+
 /* Encodes prompts[0 .. batch) and the negative prompt (what names them in an error), then samples
  * the latents. */
 static ldm_status generate(ldm_pipeline *p, const char *const *prompts, const char *what,
@@ -230,6 +248,9 @@ static ldm_status generate(ldm_pipeline *p, const char *const *prompts, const ch
     const float *context = NULL, *uncond = NULL;
     if (p->encoder) {
         const char *neg[1] = {negative ? negative : ""};
+        for (int b = 0; b < p->o.batch; b++)
+            if (!b || prompts[b] != prompts[b - 1]) warn_if_cut(p, prompts[b], "the prompt");
+        warn_if_cut(p, neg[0], "the negative prompt");
         ldm_status st =
             ldm_clip_encode_prompts(p->encoder, p->tokenizer, prompts, p->o.batch, p->context);
         if (st != LDM_OK) {

@@ -151,19 +151,10 @@ static int special_at(const ldm_clip_tokenizer *t, const uint32_t *s, size_t n, 
     return -1;
 }
 
-ldm_status ldm_clip_tokenize(ldm_clip_tokenizer *t, const char *text, size_t len, int max_length,
-                             int pad, int32_t *ids, int32_t *mask, int *count) {
-    *count = 0;
-    if (max_length < 2)
-        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
-                        "tokenizing: max_length %d leaves no room for "
-                        "the start and end tokens",
-                        max_length);
-    if (len > LDM_CLIP_MAX_TEXT_BYTES)
-        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
-                        "the prompt is %zu bytes; the tokenizer takes at most %d (of which only "
-                        "the first %d tokens are used): shorten it",
-                        len, LDM_CLIP_MAX_TEXT_BYTES, max_length - 2);
+/* The ids of text (UTF-8, len bytes; special tokens as written) without bos and eos, into *body,
+ * stopping once `limit` are known. */
+static ldm_status body_ids(ldm_clip_tokenizer *t, const char *text, size_t len, size_t limit,
+                           ldm_clip_ids *body) {
     ldm_u32s cps = {0};
     size_t bad = 0;
     int rc = ldm_utf8_decode(text, len, &cps, &bad);
@@ -175,26 +166,53 @@ ldm_status ldm_clip_tokenize(ldm_clip_tokenizer *t, const char *text, size_t len
                         (unsigned)(unsigned char)text[bad], bad);
     }
     if (rc != 0) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory while tokenizing");
-    ldm_clip_ids body = {0};
     ldm_status st = LDM_OK;
-    /* no work once the ids that truncation keeps are known */
-    const size_t limit = (size_t)max_length - 2;
     size_t start = 0;
-    for (size_t i = 0; i <= cps.n && st == LDM_OK && body.n < limit;) {
+    for (size_t i = 0; i <= cps.n && st == LDM_OK && body->n < limit;) {
         size_t slen = 0;
         int special = i < cps.n ? special_at(t, cps.v, cps.n, i, &slen) : -1;
         if (special < 0 && i < cps.n) {
             i++;
             continue;
         }
-        if (i > start) st = plain_ids(t, cps.v + start, i - start, limit, &body);
-        if (st == LDM_OK && special >= 0 && ldm_clip_ids_push(&body, special) != 0)
+        if (i > start) st = plain_ids(t, cps.v + start, i - start, limit, body);
+        if (st == LDM_OK && special >= 0 && ldm_clip_ids_push(body, special) != 0)
             st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory while tokenizing");
         if (i == cps.n) break;
         i += slen;
         start = i;
     }
     ldm_u32s_free(&cps);
+    return st;
+}
+
+/* Text longer than LDM_CLIP_MAX_TEXT_BYTES is refused (max_length: what the caller reads, or 0). */
+static ldm_status check_length(size_t len, int max_length) {
+    if (len > LDM_CLIP_MAX_TEXT_BYTES && max_length > 0)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "the prompt is %zu bytes; the tokenizer takes at most %d (of which only "
+                        "the first %d tokens are used): shorten it",
+                        len, LDM_CLIP_MAX_TEXT_BYTES, max_length - 2);
+    if (len > LDM_CLIP_MAX_TEXT_BYTES)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "the prompt is %zu bytes; the tokenizer takes at most %d: shorten it", len,
+                        LDM_CLIP_MAX_TEXT_BYTES);
+    return LDM_OK;
+}
+
+ldm_status ldm_clip_tokenize(ldm_clip_tokenizer *t, const char *text, size_t len, int max_length,
+                             int pad, int32_t *ids, int32_t *mask, int *count) {
+    *count = 0;
+    if (max_length < 2)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "tokenizing: max_length %d leaves no room for "
+                        "the start and end tokens",
+                        max_length);
+    LDM_TRY(check_length(len, max_length));
+    ldm_clip_ids body = {0};
+    /* no work once the ids that truncation keeps are known */
+    const size_t limit = (size_t)max_length - 2;
+    ldm_status st = body_ids(t, text, len, limit, &body);
     if (st == LDM_OK) {
         size_t n = body.n < limit ? body.n : limit;
         int k = 0;
@@ -210,6 +228,16 @@ ldm_status ldm_clip_tokenize(ldm_clip_tokenizer *t, const char *text, size_t len
         }
         *count = k;
     }
+    free(body.v);
+    return st;
+}
+
+ldm_status ldm_clip_token_count(ldm_clip_tokenizer *t, const char *text, size_t len, int *count) {
+    *count = 0;
+    LDM_TRY(check_length(len, 0));
+    ldm_clip_ids body = {0};
+    ldm_status st = body_ids(t, text, len, (size_t)-1, &body);
+    if (st == LDM_OK) *count = (int)body.n;
     free(body.v);
     return st;
 }
