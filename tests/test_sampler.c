@@ -1,8 +1,10 @@
-/* tests/test_sampler.c: DDPM and DDIM sampling chains with a small text-conditioned UNet:
- * reproducible for a seed, guidance over identical conditions equal to no guidance (so the
- * batched unconditional and conditional halves line up), guidance that changes the result when
- * the conditions differ, and the v-prediction DDIM step against its formula; a chain holding
- * NaN/Inf is an error. */
+/* tests/test_sampler.c: sampling chains with a small text-conditioned UNet: every method
+ * (DDPM, DDIM and the sigma-space samplers) for epsilon and v models reproducible for a seed,
+ * each sample of a batch the image a batch of one gives with seed + i, guidance over identical
+ * conditions equal to no guidance (so the batched unconditional and conditional halves line up),
+ * guidance that changes the result when the conditions differ, x0 previews and progress, and the
+ * v-prediction DDIM step against its formula; a chain holding NaN/Inf is an error. (The
+ * samplers' arithmetic is checked against k-diffusion and diffusers in test_ksampler.) */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,14 +40,33 @@ static int teardown(void **state) {
     return 0;
 }
 
-static ldm_x0_hook g_hook; /* the next sample()'s x0 previews */
+static ldm_x0_hook g_hook;       /* the next sample()'s x0 previews */
+static ldm_step_hook g_progress; /* and progress */
+static ldm_prediction g_pred;    /* and prediction type */
+static float g_eta;              /* and eta */
+static int g_batch = N;          /* and batch (samples 0 .. g_batch of g_context) */
 
-/* Samples N latents; parameters are fixed host draws. */
+static ldm_sampler_config config(ldm_sampler_method method, int steps, float scale, uint64_t seed) {
+    return (ldm_sampler_config){.unet = &g_unet,
+                                .schedule = g_sched,
+                                .batch = g_batch,
+                                .height = H,
+                                .width = W,
+                                .context_len = S,
+                                .guidance_scale = scale,
+                                .method = method,
+                                .steps = steps,
+                                .eta = g_eta,
+                                .prediction = g_pred,
+                                .seed = seed,
+                                .x0_hook = g_hook,
+                                .progress = g_progress};
+}
+
+/* Samples g_batch latents; parameters are fixed host draws. */
 static void sample(ldm_sampler_method method, int steps, float scale, uint64_t seed,
                    const float *uncond, float *out) {
-    ldm_sampler_config cfg = {
-        &g_unet, g_sched, N,   H, W, S, 0, 0, scale, method, steps, 0.0f, LDM_PREDICT_EPSILON,
-        seed,    g_hook,  NULL};
+    ldm_sampler_config cfg = config(method, steps, scale, seed);
     ldm_sampler *s;
     assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_OK);
     ldm_graph *g = ldm_sampler_graph(s);
@@ -102,29 +123,25 @@ static void guidance_lines_up_its_halves(void **state) {
 
 static void bad_sampler_configs_are_refused(void **state) {
     (void)state;
-    ldm_sampler_config cfg = {&g_unet,
-                              g_sched,
-                              N,
-                              H,
-                              W,
-                              S,
-                              0,
-                              0,
-                              1.0f,
-                              LDM_SAMPLER_DDIM,
-                              T + 1,
-                              0.0f,
-                              LDM_PREDICT_EPSILON,
-                              1,
-                              {NULL, NULL, NULL},
-                              NULL};
+    ldm_sampler_config cfg = config(LDM_SAMPLER_DDIM, T + 1, 1.0f, 1);
     ldm_sampler *s = NULL;
     assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_ERR_INVALID_ARGUMENT);
     assert_contains(ldm_last_error(), "DDIM with 21 steps");
-    cfg.method = LDM_SAMPLER_DDPM;
-    cfg.prediction = LDM_PREDICT_V;
+    cfg.method = LDM_SAMPLER_EULER;
     assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_ERR_INVALID_ARGUMENT);
-    cfg.prediction = LDM_PREDICT_EPSILON;
+    assert_contains(ldm_last_error(), "21 sampling steps: 1 to 20");
+    cfg.method = LDM_SAMPLER_TCD; /* TCD picks from 50 original steps: T = 20 is too short */
+    cfg.steps = 4;
+    assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "needs T >= 50");
+    cfg.method = LDM_SAMPLER_DDIM;
+    cfg.eta = 1.5f;
+    assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "eta 1.5: 0 to 1");
+    cfg.eta = 0.0f;
+    cfg.method = LDM_SAMPLER_COUNT;
+    assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_ERR_INVALID_ARGUMENT);
+    cfg.method = LDM_SAMPLER_DDPM;
     cfg.guidance_scale = 3.0f;
     assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_OK);
     assert_status(ldm_sampler_set_conditions(s, g_context, NULL, NULL, NULL),
@@ -207,6 +224,27 @@ static void x0_previews(void **state) {
     assert_int_equal(p->calls, T);
     for (size_t i = 0; i < n; i++)
         assert_true(p->last[i] >= -1.0f && p->last[i] <= 1.0f); /* the reference's clamp */
+    /* v-prediction: DDPM and DDIM previews too; DDIM's last is its output again */
+    g_pred = LDM_PREDICT_V;
+    p->calls = 0;
+    sample(LDM_SAMPLER_DDPM, 0, 1.0f, 3, NULL, out);
+    assert_int_equal(p->calls, T);
+    p->calls = 0;
+    g_hook.want = want_first_and_last;
+    sample(LDM_SAMPLER_DDIM, 5, 1.0f, 3, NULL, out);
+    assert_int_equal(p->calls, 2);
+    for (size_t i = 0; i < n; i++)
+        assert_float_equal(p->last[i], fminf(fmaxf(out[i], -1.0f), 1.0f),
+                           1e-4f * (1.0f + fabsf(out[i])));
+    /* a sigma-space sampler: its last denoised estimate is its output (euler's last step) */
+    p->calls = 0;
+    sample(LDM_SAMPLER_EULER, 5, 1.0f, 3, NULL, out);
+    assert_int_equal(p->calls, 2);
+    assert_int_equal(p->last_k, 4);
+    for (size_t i = 0; i < n; i++)
+        assert_float_equal(p->last[i], fminf(fmaxf(out[i], -1.0f), 1.0f),
+                           1e-4f * (1.0f + fabsf(out[i])));
+    g_pred = LDM_PREDICT_EPSILON;
     g_hook = (ldm_x0_hook){NULL, NULL, NULL};
     free(out);
     free(p);
@@ -218,9 +256,7 @@ static void x0_previews(void **state) {
 static void non_finite_chains_are_errors(void **state) {
     (void)state;
     float out[N * C * H * W];
-    ldm_sampler_config cfg = {
-        &g_unet, g_sched, N,   H, W, S, 0, 0, 1.0f, LDM_SAMPLER_DDIM, 4, 0.0f, LDM_PREDICT_EPSILON,
-        1,       g_hook,  NULL};
+    ldm_sampler_config cfg = config(LDM_SAMPLER_DDIM, 4, 1.0f, 1);
     ldm_sampler *s;
     assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_OK);
     ldm_graph *g = ldm_sampler_graph(s);
@@ -257,6 +293,72 @@ static void non_finite_chains_are_errors(void **state) {
     ldm_sampler_destroy(s);
 }
 
+/* Every method, for epsilon and v models: finite, reproducible for a seed, another seed another
+ * result; the progress hook sees every step once (heun and dpm2 evaluate twice per step). */
+static int g_progress_calls;
+static void count_step(void *user, int k, int steps) {
+    (void)user;
+    assert_int_equal(k, g_progress_calls);
+    assert_true(k < steps);
+    g_progress_calls++;
+}
+
+static void every_method_samples_both_predictions(void **state) {
+    (void)state;
+    enum { M = N * C * H * W };
+    float a[M], b[M];
+    g_progress = (ldm_step_hook){count_step, NULL};
+    for (int v = 0; v < 2; v++) {
+        g_pred = v ? LDM_PREDICT_V : LDM_PREDICT_EPSILON;
+        for (int m = 0; m < LDM_SAMPLER_COUNT; m++) {
+            if (m == LDM_SAMPLER_TCD) continue; /* needs T >= 50: bad_sampler_configs */
+            int steps = m == LDM_SAMPLER_DDPM ? T : 3;
+            g_eta = m == LDM_SAMPLER_DDIM_TRAILING || m == LDM_SAMPLER_DDIM ? 0.5f : 0.0f;
+            g_progress_calls = 0;
+            sample((ldm_sampler_method)m, steps, 2.0f, 42, g_empty, a);
+            assert_int_equal(g_progress_calls, steps);
+            for (int i = 0; i < M; i++)
+                if (!isfinite(a[i]))
+                    fail_msg("%s: element %d not finite", ldm_sampler_method_name(m), i);
+            g_progress_calls = 0;
+            sample((ldm_sampler_method)m, steps, 2.0f, 42, g_empty, b);
+            assert_memory_equal(a, b, sizeof a);
+            g_progress_calls = 0;
+            sample((ldm_sampler_method)m, steps, 2.0f, 43, g_empty, b);
+            assert_memory_not_equal(a, b, sizeof a);
+        }
+    }
+    g_pred = LDM_PREDICT_EPSILON;
+    g_eta = 0.0f;
+    g_progress = (ldm_step_hook){NULL, NULL};
+}
+
+/* Sample 1 of a batch sampled with seed s is the sample a batch of one gives with seed s + 1
+ * (its own condition), for the device steps and the host samplers, with noise at every step. */
+static void batch_samples_reproduce_alone(void **state) {
+    (void)state;
+    enum { PER = C * H * W };
+    static const ldm_sampler_method methods[] = {LDM_SAMPLER_DDPM, LDM_SAMPLER_DDIM,
+                                                 LDM_SAMPLER_EULER_A, LDM_SAMPLER_LCM};
+    float both[N * PER], alone[PER], ctx1[S * D];
+    memcpy(ctx1, g_context, sizeof ctx1);
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        g_eta = methods[i] == LDM_SAMPLER_DDIM ? 1.0f : 0.0f;
+        int steps = methods[i] == LDM_SAMPLER_DDPM ? T : 4;
+        sample(methods[i], steps, 2.0f, 100, g_empty, both);
+        memcpy(g_context, g_context + S * D, sizeof ctx1); /* sample 1's condition first */
+        g_batch = 1;
+        sample(methods[i], steps, 2.0f, 101, g_empty, alone);
+        g_batch = N;
+        memcpy(g_context, ctx1, sizeof ctx1);
+        for (int k = 0; k < PER; k++)
+            if (fabsf(both[PER + k] - alone[k]) > 1e-4f * (1.0f + fabsf(alone[k])))
+                fail_msg("%s: sample 1 element %d is %g in the batch, %g alone",
+                         ldm_sampler_method_name(methods[i]), k, both[PER + k], alone[k]);
+    }
+    g_eta = 0.0f;
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sampling_is_reproducible),
@@ -265,6 +367,8 @@ int main(void) {
         cmocka_unit_test(ddim_v_step_follows_its_formula),
         cmocka_unit_test(x0_previews),
         cmocka_unit_test(non_finite_chains_are_errors),
+        cmocka_unit_test(every_method_samples_both_predictions),
+        cmocka_unit_test(batch_samples_reproduce_alone),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

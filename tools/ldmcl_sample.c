@@ -1,9 +1,10 @@
 /* tools/ldmcl_sample.c: ldmcl-sample, text to image with a trained model folder (ldmcl/pipeline.h).
  * Flags follow stable-diffusion.cpp's: -m model, -p prompt, -n negative prompt, --steps,
- * --sampling-method ddpm|ddim, --cfg-scale, -s/--seed (negative: random), -b/--batch-count (image
- * i uses seed + i), -o output (output.png, output_2.png, ...; or a printf pattern with %d), plus
- * --grid FILE, --eta, --disable-image-metadata and the device flags; --batch-size B makes B
- * images per pass (generation g uses seed + g for all of them) and --prompt-file FILE takes one
+ * --sampling-method (ddim, ddpm and stable-diffusion.cpp's samplers), --scheduler, --cfg-scale,
+ * -s/--seed (negative: random), -b/--batch-count, -o output (output.png, output_2.png, ...; or a
+ * printf pattern with %d), plus --grid FILE, --eta, --disable-image-metadata and the device flags;
+ * --batch-size B makes B images per pass (image j of generation g uses seed + g B + j, so each is
+ * reproducible alone) and --prompt-file FILE takes one
  * prompt per line (a grid row each); --save-x0 STEPS writes the decoded x0 prediction after the
  * chosen sampling steps (the reference writes all of them). Every image's seed is printed; PNGs
  * carry A1111's "parameters" text (iTXt when the prompt is not Latin-1). Before any work, -o names
@@ -17,18 +18,21 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli_options.h"
 #include "ldmcl/ldmcl.h"
-
-#define OUTPUT_MAX 4096 /* bytes of an output path, its NUL included */
+#include "sample_output.h"
 
 typedef struct args {
     const char *model, *prompt, *prompt_file, *negative, *output, *grid, *platform, *device;
     const char *save_x0; /* "all" or a comma-separated list of 1-based step numbers */
-    int steps, batch_count, batch_size, ddpm, metadata, verbose;
+    int steps, batch_count, batch_size, metadata, verbose;
+    ldm_sampler_method method;
+    ldm_sigma_schedule scheduler;
     float cfg_scale, eta;
     long long seed;
+    char model_hash[11]; /* the UNet file's, for the metadata */
 } args;
 
 static void usage(FILE *f) {
@@ -37,16 +41,22 @@ static void usage(FILE *f) {
             "  -m, --model DIR          a model folder (model.ini, unet/autoencoder safetensors)\n"
             "  -p, --prompt TEXT        the prompt\n"
             "  -n, --negative-prompt T  the unconditional branch of guidance (default \"\")\n"
-            "  --steps N                DDIM steps (default 20; DDPM always takes all T)\n"
-            "  --sampling-method M      ddim (default) or ddpm (the reference's sampler)\n"
+            "  --steps N                sampling steps (default 20; ddpm always takes all T)\n"
+            "  --sampling-method M      ddim (default), ddpm (the reference's), or one of\n"
+            "                           stable-diffusion.cpp's: euler, euler_a, heun, dpm2,\n"
+            "                           dpm++2s_a, dpm++2m, dpm++2mv2, ipndm, ipndm_v, lcm,\n"
+            "                           ddim_trailing, tcd\n"
+            "  --scheduler S            the sigma schedule of those: discrete (default), karras,\n"
+            "                           exponential, ays, sgm_uniform, simple\n"
             "  --cfg-scale F            classifier-free guidance scale (default 7.0; 1: off)\n"
-            "  --eta F                  DDIM noise (default 0)\n"
+            "  --eta F                  noise of ddim, ddim_trailing and tcd, 0 to 1 (default 0)\n"
             "  -s, --seed N             seed (default 42; negative: random)\n"
             "  --prompt-file FILE       one prompt per line instead of -p (blank lines and\n"
             "                           lines starting with # skipped); a grid row each\n"
-            "  -b, --batch-count N      generations per prompt; generation g uses seed + g\n"
-            "                           (default 1)\n"
-            "  --batch-size B           images per generation, made together (default 1)\n"
+            "  -b, --batch-count N      generations per prompt (default 1)\n"
+            "  --batch-size B           images per generation, made together (default 1);\n"
+            "                           image j of generation g uses seed + g*B + j, the same\n"
+            "                           image a run with that seed and batch size 1 makes\n"
             "  -o, --output PATH        output.png, output_2.png, ... or a pattern with %%d\n"
             "                           (default ./output.png)\n"
             "  --grid PATH              also write all images side by side\n"
@@ -68,6 +78,7 @@ static const char *const options[] = {"-m",
                                       "--negative-prompt",
                                       "--steps",
                                       "--sampling-method",
+                                      "--scheduler",
                                       "--cfg-scale",
                                       "--eta",
                                       "-s",
@@ -111,8 +122,10 @@ static int parse(int argc, char **argv, args *a) {
                 .batch_count = 1,
                 .batch_size = 1,
                 .metadata = 1,
+                .method = LDM_SAMPLER_DDIM,
                 .cfg_scale = 7.0f,
                 .seed = 42};
+    char text[1024];
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int value = 1;
@@ -151,11 +164,17 @@ static int parse(int argc, char **argv, args *a) {
         } else if (!strcmp(k, "--cl-device")) {
             a->device = v;
         } else if (!strcmp(k, "--sampling-method")) {
-            if (strcmp(v, "ddim") && strcmp(v, "ddpm")) {
-                fprintf(stderr, "ldmcl-sample: --sampling-method %s: ddim or ddpm\n", v);
+            if (ldm_sampler_method_from_name(v, &a->method) != LDM_OK) {
+                fprintf(stderr, "ldmcl-sample: --sampling-method: %s\n",
+                        cli_user_text(ldm_last_error(), 0, text, sizeof text));
                 return -1;
             }
-            a->ddpm = !strcmp(v, "ddpm");
+        } else if (!strcmp(k, "--scheduler")) {
+            if (ldm_sigma_schedule_from_name(v, &a->scheduler) != LDM_OK) {
+                fprintf(stderr, "ldmcl-sample: --scheduler: %s\n",
+                        cli_user_text(ldm_last_error(), 0, text, sizeof text));
+                return -1;
+            }
         } else {
             char *end;
             double x = strtod(v, &end);
@@ -172,7 +191,7 @@ static int parse(int argc, char **argv, args *a) {
                 a->batch_size = (int)x;
             else if (!strcmp(k, "--cfg-scale") && x >= 0 && x <= 100)
                 a->cfg_scale = (float)x;
-            else if (!strcmp(k, "--eta") && x >= 0 && x <= 10)
+            else if (!strcmp(k, "--eta") && x >= 0 && x <= 1)
                 a->eta = (float)x;
             else if ((!strcmp(k, "-s") || !strcmp(k, "--seed")) && x == (long long)x)
                 a->seed = (long long)x;
@@ -198,67 +217,6 @@ static void print_log(void *user, ldm_log_level level, const char *message) {
         fprintf(stderr, "ldmcl: %s\n", cli_user_text(message, *(int *)user, text, sizeof text));
 }
 
-/* output.png -> output_2.png for image i > 0; a pattern with %d or %0Nd gets i + 1 (the only
- * conversion accepted: the pattern is the user's, never a format string). Returns the name's
- * length, or -1 when it does not fit `size` (checked for every image by output_ok first). */
-static int output_name(const char *pattern, int i, char *out, size_t size) {
-    const char *pct = strchr(pattern, '%');
-    int n = -1;
-    if (pct) {
-        const char *q = pct + 1;
-        int zero = *q == '0', width = 0;
-        if (zero) q++;
-        while (*q >= '0' && *q <= '9') {
-            if (width <= OUTPUT_MAX) width = width * 10 + (*q - '0');
-            q++;
-        }
-        if (*q == 'd') {
-            if (width > OUTPUT_MAX) return -1;
-            n = snprintf(out, size, zero ? "%.*s%0*d%s" : "%.*s%*d%s", (int)(pct - pattern),
-                         pattern, width, i + 1, q + 1);
-            return n < 0 || (size_t)n >= size ? -1 : n;
-        }
-    }
-    const char *dot = strrchr(pattern, '.'), *slash = strrchr(pattern, '/');
-    if (i == 0)
-        n = snprintf(out, size, "%s", pattern);
-    else if (dot && (!slash || dot > slash))
-        n = snprintf(out, size, "%.*s_%d%s", (int)(dot - pattern), pattern, i + 1, dot);
-    else
-        n = snprintf(out, size, "%s_%d", pattern, i + 1);
-    return n < 0 || (size_t)n >= size ? -1 : n;
-}
-
-/* The --save-x0 preview name of an image name (stem_x0-STEP.png) into out; its length, or -1
- * when it does not fit. */
-static int x0_name(const char *base, int step, char *out, size_t size) {
-    const char *dot = strrchr(base, '.'), *slash = strrchr(base, '/');
-    int stem = dot && (!slash || dot > slash) ? (int)(dot - base) : (int)strlen(base);
-    int n = snprintf(out, size, "%.*s_x0-%d.png", stem, base, step);
-    return n < 0 || (size_t)n >= size ? -1 : n;
-}
-
-/* Whether -o makes usable names for `images` images: each fits the path buffer and its file name
- * NAME_MAX, with --save-x0's suffix too (the last image's name is the longest; distinct numbers
- * make distinct names). Prints why not; 0 when usable. */
-static int output_ok(const args *a, int images) {
-    char name[OUTPUT_MAX], x0[OUTPUT_MAX];
-    int len = output_name(a->output, images - 1, name, sizeof name);
-    if (len >= 0 && a->save_x0) len = x0_name(name, INT_MAX, x0, sizeof x0);
-    const char *file = len >= 0 ? strrchr(a->save_x0 ? x0 : name, '/') : NULL;
-    file = file ? file + 1 : (a->save_x0 ? x0 : name);
-    if (len < 0 || strlen(file) > NAME_MAX) {
-        fprintf(stderr,
-                "ldmcl-sample: -o %s: the names it makes for %d image%s%s are too long (a file "
-                "name takes at most %d characters, a path %d); use a shorter name or counter "
-                "width (like img-%%04d.png)\n",
-                a->output, images, images == 1 ? "" : "s",
-                a->save_x0 ? " and their x0 previews" : "", NAME_MAX, OUTPUT_MAX - 1);
-        return -1;
-    }
-    return 0;
-}
-
 static int g_verbose; /* -v: the library's messages with their source positions */
 
 static int fail(const char *what) {
@@ -266,31 +224,6 @@ static int fail(const char *what) {
     fprintf(stderr, "ldmcl-sample: %s: %s\n", what,
             cli_user_text(ldm_last_error(), g_verbose, text, sizeof text));
     return 1;
-}
-
-/* Creates the folders above `path` (like mkdir -p on its dirname), so -o runs/today/x.png works.
- * Returns 0, or 1 after naming the folder that could not be made. */
-static int make_parent_dirs(const char *path) {
-    char dir[4096];
-    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
-        fprintf(stderr, "ldmcl-sample: output path too long: '%s'\n", path);
-        return 1;
-    }
-    char *slash = strrchr(dir, '/');
-    if (!slash || slash == dir) return 0;
-    *slash = '\0';
-    for (char *p = dir + 1;; p++) {
-        int end = *p == '\0';
-        if (*p != '/' && !end) continue;
-        *p = '\0';
-        if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-            fprintf(stderr, "ldmcl-sample: cannot create the output folder '%s': %s\n", dir,
-                    strerror(errno));
-            return 1;
-        }
-        if (end) return 0;
-        *p = '/';
-    }
 }
 
 typedef struct prompts {
@@ -356,15 +289,23 @@ static int write_image(const args *a, const ldm_model_config *c, const char *pro
                        const float *image, int index, uint64_t seed, int pos) {
     int size = c->resolution, ch = c->channels;
     ldm_image img;
-    char path[OUTPUT_MAX], params[8192], batch[64] = "";
-    output_name(a->output, index, path, sizeof path); /* fits: output_ok */
-    if (a->batch_size > 1)
-        snprintf(batch, sizeof batch, ", Batch size: %d, Batch pos: %d", a->batch_size, pos);
-    snprintf(params, sizeof params,
-             "%s\nNegative prompt: %s\nSteps: %d, Sampler: %s, CFG scale: %g, Seed: %" PRIu64
-             ", Size: %dx%d%s, Model: %s, Version: ldmcl %s",
-             prompt, a->negative, a->ddpm ? c->num_timesteps : a->steps, a->ddpm ? "DDPM" : "DDIM",
-             (double)a->cfg_scale, seed, size, size, batch, a->model, LDMCL_VERSION);
+    char path[OUTPUT_MAX], params[8192];
+    output_name(a->output, index, path, sizeof path); /* fits: output_names_fit */
+    a1111_params ap = {.prompt = prompt,
+                       .negative = a->negative,
+                       .model_dir = a->model,
+                       .model_hash = a->model_hash[0] ? a->model_hash : NULL,
+                       .method = a->method,
+                       .scheduler = a->scheduler,
+                       .steps = a->method == LDM_SAMPLER_DDPM ? c->num_timesteps : a->steps,
+                       .width = size,
+                       .height = size,
+                       .batch_size = a->batch_size,
+                       .batch_pos = pos,
+                       .cfg_scale = a->cfg_scale,
+                       .eta = a->eta,
+                       .seed = seed};
+    a1111_parameters(&ap, params, sizeof params);
     const char *text[] = {"parameters", params, NULL};
     if (ldm_image_from_tensor(image, ch, size, size, &img) != LDM_OK ||
         ldm_png_write(path, &img, a->metadata ? text : NULL) != LDM_OK) {
@@ -425,7 +366,8 @@ static ldm_status x0_take(void *user, int k, int t, const float *images) {
     size_t per = (size_t)x->c->channels * x->c->resolution * x->c->resolution;
     for (int j = 0; j < x->a->batch_size; j++) {
         char base[OUTPUT_MAX], path[OUTPUT_MAX];
-        output_name(x->a->output, x->first_index + j, base, sizeof base); /* fit: output_ok */
+        output_name(x->a->output, x->first_index + j, base,
+                    sizeof base); /* fit: output_names_fit */
         x0_name(base, k + 1, path, sizeof path);
         ldm_image img;
         ldm_status st = ldm_image_from_tensor(images + (size_t)j * per, x->c->channels,
@@ -464,6 +406,26 @@ static int x0_steps_ok(const args *a, long last, int steps, const char *whose) {
     return 0;
 }
 
+/* A per-step line on a terminal: "step 3/20  0.41 s/it", rewritten in place. */
+typedef struct progress_line {
+    struct timespec start;
+} progress_line;
+
+static void show_step(void *user, int k, int steps) {
+    progress_line *p = user;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (k == 0 || p->start.tv_sec == 0) p->start = now;
+    double s =
+        (double)(now.tv_sec - p->start.tv_sec) + 1e-9 * (double)(now.tv_nsec - p->start.tv_nsec);
+    if (k == 0)
+        fprintf(stderr, "\rsampling: step 1/%d", steps);
+    else
+        fprintf(stderr, "\rsampling: step %d/%d  %.2f s/it   ", k + 1, steps, s / k);
+    if (k + 1 == steps) fputc('\n', stderr);
+    fflush(stderr);
+}
+
 int main(int argc, char **argv) {
     args a;
     if (parse(argc, argv, &a) != 0) return 2;
@@ -474,7 +436,8 @@ int main(int argc, char **argv) {
                 a.save_x0);
         return 2;
     }
-    if (a.save_x0 && !a.ddpm && !x0_steps_ok(&a, x0_last, a.steps, "--steps")) return 2;
+    if (a.save_x0 && a.method != LDM_SAMPLER_DDPM && !x0_steps_ok(&a, x0_last, a.steps, "--steps"))
+        return 2;
     prompts pr;
     if (prompts_read(&a, &pr) != 0) return 2;
     if ((long long)pr.count * a.batch_count * a.batch_size > INT_MAX) {
@@ -483,7 +446,8 @@ int main(int argc, char **argv) {
         prompts_free(&pr);
         return 2;
     }
-    if (output_ok(&a, pr.count * a.batch_count * a.batch_size) != 0) {
+    if (output_names_fit(a.output, pr.count * a.batch_count * a.batch_size, a.save_x0 != NULL) !=
+        0) {
         prompts_free(&pr);
         return 2;
     }
@@ -503,11 +467,14 @@ int main(int argc, char **argv) {
         prompts_free(&pr);
         return fail("opening the OpenCL device");
     }
-    ldm_pipeline_options po = {.method = a.ddpm ? LDM_SAMPLER_DDPM : LDM_SAMPLER_DDIM,
+    ldm_pipeline_options po = {.method = a.method,
                                .steps = a.steps,
                                .guidance_scale = a.cfg_scale,
                                .eta = a.eta,
-                               .batch = a.batch_size};
+                               .batch = a.batch_size,
+                               .scheduler = a.scheduler};
+    progress_line progress = {0};
+    if (isatty(fileno(stderr))) po.progress = (ldm_step_hook){show_step, &progress};
     x0_saver saver = {&a, NULL, 0};
     if (a.save_x0) po.x0_hook = (ldm_x0_hook){x0_want, x0_take, &saver};
     ldm_pipeline *p;
@@ -519,7 +486,13 @@ int main(int argc, char **argv) {
     }
     const ldm_model_config *c = ldm_pipeline_config(p);
     saver.c = c;
-    if (a.save_x0 && a.ddpm &&
+    char unet[OUTPUT_MAX], hex[65];
+    snprintf(unet, sizeof unet, "%s/unet.safetensors", a.model);
+    if (a.metadata && ldm_file_sha256(unet, hex) == LDM_OK) {
+        memcpy(a.model_hash, hex, 10);
+        a.model_hash[10] = '\0';
+    }
+    if (a.save_x0 && a.method == LDM_SAMPLER_DDPM &&
         !x0_steps_ok(&a, x0_last, c->num_timesteps, "DDPM takes all of the model's")) {
         ldm_pipeline_destroy(p);
         ldm_ctx_destroy(ctx);
@@ -533,7 +506,7 @@ int main(int argc, char **argv) {
     int rc = images ? 0 : fail("allocating the images");
     for (int r = 0; r < pr.count && rc == 0; r++)
         for (int g = 0; g < a.batch_count && rc == 0; g++) {
-            uint64_t seed = (uint64_t)a.seed + (uint64_t)g;
+            uint64_t seed = (uint64_t)a.seed + (uint64_t)g * (uint64_t)B;
             float *out = images + ((size_t)r * cols + (size_t)g * B) * per;
             saver.first_index = r * cols + g * B;
             if (ldm_pipeline_generate(p, pr.text[r], a.negative, seed, out) != LDM_OK) {
@@ -542,7 +515,7 @@ int main(int argc, char **argv) {
             }
             for (int j = 0; j < B && rc == 0; j++)
                 rc = write_image(&a, c, pr.text[r], out + (size_t)j * per, r * cols + g * B + j,
-                                 seed, j);
+                                 seed + (uint64_t)j, j);
         }
     if (rc == 0 && a.grid) rc = write_grid(a.grid, images, pr.count, cols, ch, size);
     free(images);

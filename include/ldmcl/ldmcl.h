@@ -44,6 +44,7 @@
 #include "ldmcl/pipeline.h"
 #include "ldmcl/runner.h"
 #include "ldmcl/sample.h"
+#include "ldmcl/ksampler.h"
 #include "ldmcl/safetensors.h"
 #include "ldmcl/checkpoint.h"
 #include "ldmcl/selftest.h"

@@ -29,14 +29,16 @@ extern "C" {
 #endif
 
 typedef struct ldm_pipeline_options {
-    ldm_sampler_method method; /* DDIM by default (0 = DDPM: all T steps) */
-    int steps;                 /* DDIM steps */
+    ldm_sampler_method method; /* ldmcl/sample.h (0 = DDPM: all T steps) */
+    int steps;                 /* sampling steps (not DDPM's) */
     float guidance_scale;      /* > 1: classifier-free guidance */
     float eta;
     int batch; /* images per generation */
     /* x0 previews (ldmcl/sample.h), decoded: take() receives images [batch, C, size, size]
      * (decoder output, about [-1, 1]) */
     ldm_x0_hook x0_hook;
+    ldm_sigma_schedule scheduler; /* the sigma-space samplers' levels (discrete: 0) */
+    ldm_step_hook progress;       /* after every sampling step (zero: none) */
 } ldm_pipeline_options;
 
 typedef struct ldm_pipeline ldm_pipeline;

@@ -89,6 +89,10 @@ typedef struct ldm_st_entry {
 ldm_status ldm_safetensors_write(const char *path, const ldm_st_entry *entries, size_t n,
                                  const char *const *metadata_pairs);
 
+/* The SHA-256 of a whole file as 64 lower-case hex digits (A1111's "Model hash" is the first
+ * 10 of its model file's). */
+ldm_status ldm_file_sha256(const char *path, char hex[65]);
+
 #ifdef __cplusplus
 }
 #endif

@@ -126,6 +126,8 @@ static ldm_status open_rest(ldm_ctx *ctx, ldm_pipeline *p, ldm_params *unet_stor
                              .method = p->o.method,
                              .steps = p->o.steps,
                              .eta = p->o.eta,
+                             .scheduler = p->o.scheduler,
+                             .progress = p->o.progress,
                              .prediction = c->prediction_type,
                              .params = unet_store};
     if (p->o.x0_hook.take) {

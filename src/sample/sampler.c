@@ -1,12 +1,17 @@
-/* src/sample/sampler.c: DDPM and DDIM sampling with classifier-free guidance (see
- * ldmcl/sample.h). The UNet graph takes 2N samples with guidance (the N unconditional ones first)
- * and N without; every step copies x into its input, writes the timesteps, replays the graph,
- * combines the predictions and applies the sampler step. The chain is checked for NaN/Inf after
- * the first step and at the end: garbage is an error, never latents. */
+/* src/sample/sampler.c: sampling with classifier-free guidance (see ldmcl/sample.h). The UNet
+ * graph takes 2N samples with guidance (the N unconditional ones first) and N without; every
+ * step copies x into its input, writes the timesteps, replays the graph and combines the
+ * predictions. DDPM and DDIM then apply their step on the device (a v prediction turned into
+ * epsilon where the step or a preview needs it); the sigma-space samplers (ldmcl/ksampler.h) run
+ * on the host around the same UNet call, which scales x by c_in and reads the guided prediction
+ * back as the denoised estimate. Sample i's noise is drawn with seed + i. The chain is checked
+ * for NaN/Inf after the first step and at the end: garbage is an error, never latents. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+#include "ldmcl/ksampler.h"
 #include "ldmcl/ops.h"
 #include "ldmcl/sample.h"
 
@@ -20,9 +25,16 @@ struct ldm_sampler {
     ldm_tensor *x_in, *t, *context, *class_onehot, *mask, *eps;
     ldm_arena *arena; /* x, guided eps, z, x0 scratch */
     ldm_buf x, eps_g, z, x0;
-    size_t n;                /* elements of x */
-    float *t_host, *x0_host; /* x0_host: with an x0 hook */
+    size_t n;                   /* elements of x */
+    float *t_host, *x0_host;    /* x0_host: with an x0 hook */
+    double *sigmas;             /* the sigma-space samplers' levels [steps + 1] */
+    float *host_in, *host_pred; /* their UNet input and guided prediction [n] */
+    int calls;                  /* UNet evaluations of the current run */
 };
+
+static int sigma_space(ldm_sampler_method m) {
+    return m != LDM_SAMPLER_DDPM && m != LDM_SAMPLER_DDIM;
+}
 
 static ldm_status record_unet(ldm_sampler *s) {
     const ldm_unet_config *u = s->cfg.unet;
@@ -53,16 +65,13 @@ ldm_status ldm_sampler_create(ldm_ctx *ctx, const ldm_sampler_config *cfg, ldm_s
     if (cfg->batch < 1 || cfg->height < 1 || cfg->width < 1)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "sampler: batch %d of %dx%d latents", cfg->batch,
                         cfg->height, cfg->width);
+    if ((int)cfg->method < 0 || cfg->method >= LDM_SAMPLER_COUNT)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "sampler: unknown method %d", (int)cfg->method);
     if (cfg->method == LDM_SAMPLER_DDIM && (cfg->steps < 1 || cfg->steps > cfg->schedule->T))
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "DDIM with %d steps: 1 to %d", cfg->steps,
                         cfg->schedule->T);
-    if (cfg->method == LDM_SAMPLER_DDPM && cfg->prediction != LDM_PREDICT_EPSILON)
-        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
-                        "the reference's DDPM step takes an epsilon prediction; sample a "
-                        "v-prediction model with DDIM");
-    if (cfg->x0_hook.take && cfg->prediction != LDM_PREDICT_EPSILON)
-        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
-                        "x0 previews need an epsilon-prediction model (this one predicts v)");
+    if (cfg->eta < 0.0f || !(cfg->eta <= 1.0f))
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "eta %g: 0 to 1", (double)cfg->eta);
     ldm_sampler *s = calloc(1, sizeof *s);
     if (!s) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     s->ctx = ctx;
@@ -81,6 +90,15 @@ ldm_status ldm_sampler_create(ldm_ctx *ctx, const ldm_sampler_config *cfg, ldm_s
     if (st == LDM_OK) st = ldm_arena_take(s->arena, s->n, "guided eps", &s->eps_g);
     if (st == LDM_OK) st = ldm_arena_take(s->arena, s->n, "z", &s->z);
     if (st == LDM_OK) st = ldm_arena_take(s->arena, s->n, "x0", &s->x0);
+    if (st == LDM_OK && sigma_space(cfg->method)) {
+        s->sigmas = malloc((size_t)(cfg->steps > 0 ? cfg->steps + 1 : 1) * sizeof *s->sigmas);
+        s->host_in = malloc(s->n * sizeof *s->host_in);
+        s->host_pred = malloc(s->n * sizeof *s->host_pred);
+        st = s->sigmas && s->host_in && s->host_pred
+                 ? ldm_ksampler_sigmas(cfg->method, cfg->schedule, cfg->scheduler, cfg->steps,
+                                       s->sigmas)
+                 : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    }
     if (st != LDM_OK) {
         ldm_sampler_destroy(s);
         return st;
@@ -95,6 +113,9 @@ void ldm_sampler_destroy(ldm_sampler *s) {
     ldm_graph_destroy(s->g);
     free(s->t_host);
     free(s->x0_host);
+    free(s->sigmas);
+    free(s->host_in);
+    free(s->host_pred);
     free(s);
 }
 
@@ -140,7 +161,7 @@ ldm_status ldm_sampler_set_conditions(ldm_sampler *s, const float *context,
 }
 
 /* One UNet evaluation at timestep t; leaves the (guided) prediction for x in s->eps_g. */
-static ldm_status predict(ldm_sampler *s, int t) {
+static ldm_status predict(ldm_sampler *s, double t) {
     ldm_buf xin = ldm_tensor_buf(s->x_in), e = ldm_tensor_buf(s->eps);
     ldm_cmd *c = ldm_ctx_immediate(s->ctx);
     LDM_TRY(ldm_buf_copy(s->ctx, xin, s->x, s->n, NULL));
@@ -149,6 +170,7 @@ static ldm_status predict(ldm_sampler *s, int t) {
     for (int i = 0; i < s->rows; i++)
         s->t_host[i] = (float)t;
     LDM_TRY(ldm_tensor_write(s->t, s->t_host));
+    s->calls++;
     LDM_TRY(ldm_graph_run(s->g));
     if (!s->cfg_on) return ldm_buf_copy(s->ctx, s->eps_g, e, s->n, NULL);
     return ldm_cfg_combine(c, s->n, s->cfg.guidance_scale, s->eps_g, e,
@@ -176,29 +198,56 @@ void ldm_sampler_set_seed(ldm_sampler *s, uint64_t seed) {
     s->cfg.seed = seed;
 }
 
-ldm_status ldm_sampler_run(ldm_sampler *s, float *latents) {
+/* Fills x (n values, the batch) with the draw (stream, step): sample i's slice keyed by seed + i.
+ */
+static ldm_status fill_noise(ldm_sampler *s, uint32_t stream, uint64_t step, ldm_buf x) {
+    size_t per = s->n / (size_t)s->cfg.batch;
+    ldm_buf none = {NULL, 0};
+    for (int i = 0; i < s->cfg.batch; i++)
+        LDM_TRY(ldm_rng_fill(ldm_ctx_immediate(s->ctx), LDM_DIST_NORMAL, per,
+                             s->cfg.seed + (uint64_t)i, stream, step, none, 1.0f, 0.0f,
+                             (ldm_buf){x.mem, x.off + (size_t)i * per}));
+    return LDM_OK;
+}
+
+static void host_noise(ldm_sampler *s, uint32_t stream, uint64_t step, float *z) {
+    size_t per = s->n / (size_t)s->cfg.batch;
+    for (int i = 0; i < s->cfg.batch; i++)
+        ldm_rng_host(LDM_DIST_NORMAL, per, s->cfg.seed + (uint64_t)i, stream, step,
+                     z + (size_t)i * per);
+}
+
+static void report_step(ldm_sampler *s, int k, int steps) {
+    if (s->cfg.progress.step) s->cfg.progress.step(s->cfg.progress.user, k, steps);
+}
+
+/* DDPM (t = T-1 .. 0) and DDIM (t_k = (steps-1-k) T/steps) with their steps on the device. */
+static ldm_status run_discrete(ldm_sampler *s, float *latents) {
     const ldm_sampler_config *f = &s->cfg;
     ldm_cmd *c = ldm_ctx_immediate(s->ctx);
     ldm_buf none = {NULL, 0};
-    LDM_TRY(
-        ldm_rng_fill(c, LDM_DIST_NORMAL, s->n, f->seed, STREAM_START, 0, none, 1.0f, 0.0f, s->x));
-    int T = f->schedule->T, steps = f->method == LDM_SAMPLER_DDPM ? T : f->steps;
+    LDM_TRY(fill_noise(s, STREAM_START, 0, s->x));
+    int T = f->schedule->T, ddpm = f->method == LDM_SAMPLER_DDPM, steps = ddpm ? T : f->steps;
     for (int k = 0; k < steps; k++) {
-        /* DDPM: t = T-1 .. 0. DDIM: evenly spaced, t_k = (steps-1-k) * (T / steps). */
-        int t = f->method == LDM_SAMPLER_DDPM ? T - 1 - k : (steps - 1 - k) * (T / steps);
-        int t_prev = f->method == LDM_SAMPLER_DDPM ? t - 1 : t - T / steps;
+        int t = ddpm ? T - 1 - k : (steps - 1 - k) * (T / steps);
+        int t_prev = ddpm ? t - 1 : t - T / steps;
         LDM_TRY(predict(s, t));
-        int noisy = f->method == LDM_SAMPLER_DDPM ? t > 0 : f->eta > 0.0f;
-        if (noisy)
-            LDM_TRY(ldm_rng_fill(c, LDM_DIST_NORMAL, s->n, f->seed, STREAM_STEP, (uint64_t)k, none,
-                                 1.0f, 0.0f, s->z));
+        int noisy = ddpm ? t > 0 : f->eta > 0.0f;
+        if (noisy) LDM_TRY(fill_noise(s, STREAM_STEP, (uint64_t)k, s->z));
         ldm_buf z = noisy ? s->z : none;
         const ldm_x0_hook *h = &f->x0_hook;
         int preview = h->take && (!h->want || h->want(h->user, k, steps));
         ldm_buf x0 = preview ? s->x0 : none;
-        if (f->method == LDM_SAMPLER_DDPM)
+        int v = f->prediction == LDM_PREDICT_V;
+        if (v && (ddpm || preview)) { /* eps = sqrt(ab) v + sqrt(1 - ab) x_t */
+            double ab = f->schedule->alphas_cumprod[t];
+            LDM_TRY(ldm_axpby(c, s->n, s->eps_g, (float)sqrt(ab), s->eps_g, (float)sqrt(1.0 - ab),
+                              s->x));
+            v = 0;
+        }
+        if (ddpm)
             LDM_TRY(ldm_ddpm_step(c, f->schedule, t, s->n, s->x, x0, s->x, s->eps_g, z));
-        else if (f->prediction == LDM_PREDICT_EPSILON)
+        else if (!v)
             LDM_TRY(ldm_ddim_step(c, f->schedule, t, t_prev < 0 ? -1 : t_prev, f->eta, s->n, s->x,
                                   x0, s->x, s->eps_g, z));
         else
@@ -212,7 +261,64 @@ ldm_status ldm_sampler_run(ldm_sampler *s, float *latents) {
             LDM_TRY(ldm_buf_read(s->ctx, s->x0_host, s->x0, s->n));
             LDM_TRY(h->take(h->user, k, t, s->x0_host));
         }
+        report_step(s, k, steps);
     }
     LDM_TRY(ldm_buf_read(s->ctx, latents, s->x, s->n));
     return check_finite(latents, s->n, steps, steps);
+}
+
+/* ---- the sigma-space samplers' view of the UNet ------------------------------------------ */
+
+static ldm_status k_denoise(void *user, const float *x, double sigma, float *denoised) {
+    ldm_sampler *s = user;
+    double c_in = 1.0 / sqrt(sigma * sigma + 1.0);
+    for (size_t i = 0; i < s->n; i++)
+        s->host_in[i] = (float)(x[i] * c_in);
+    LDM_TRY(ldm_buf_write(s->ctx, s->x, s->host_in, s->n));
+    LDM_TRY(predict(s, ldm_schedule_timestep(s->cfg.schedule, sigma)));
+    LDM_TRY(ldm_buf_read(s->ctx, s->host_pred, s->eps_g, s->n));
+    ldm_denoised_from_prediction(s->cfg.prediction, sigma, s->n, x, s->host_pred, denoised);
+    if (s->calls == 1) { /* NaN weights show in the first prediction */
+        size_t first = 0, bad = ldm_count_non_finite(denoised, s->n, &first);
+        if (bad)
+            return LDM_FAIL(LDM_ERR_FORMAT,
+                            "the UNet's first prediction holds %zu NaN/Inf values of %zu (the "
+                            "first at element %zu): the UNet's weights or its conditions are not "
+                            "finite, or its activations overflow",
+                            bad, s->n, first);
+    }
+    return LDM_OK;
+}
+
+static ldm_status k_noise(void *user, int draw, float *z) {
+    host_noise(user, STREAM_STEP, (uint64_t)draw, z);
+    return LDM_OK;
+}
+
+static ldm_status k_after_step(void *user, int k, int steps, double sigma, const float *den) {
+    ldm_sampler *s = user;
+    const ldm_x0_hook *h = &s->cfg.x0_hook;
+    if (h->take && (!h->want || h->want(h->user, k, steps))) {
+        for (size_t i = 0; i < s->n; i++) {
+            float v = den[i];
+            s->x0_host[i] = v < -1.0f ? -1.0f : v > 1.0f ? 1.0f : v;
+        }
+        double t = ldm_schedule_timestep(s->cfg.schedule, sigma);
+        LDM_TRY(h->take(h->user, k, (int)lround(t), s->x0_host));
+    }
+    report_step(s, k, steps);
+    return LDM_OK;
+}
+
+static ldm_status run_sigma_space(ldm_sampler *s, float *latents) {
+    const ldm_sampler_config *f = &s->cfg;
+    host_noise(s, STREAM_START, 0, latents);
+    ldm_denoiser d = {s->n, k_denoise, k_noise, k_after_step, s};
+    LDM_TRY(ldm_ksample(f->method, f->schedule, s->sigmas, f->steps, f->eta, &d, latents));
+    return check_finite(latents, s->n, f->steps, f->steps);
+}
+
+ldm_status ldm_sampler_run(ldm_sampler *s, float *latents) {
+    s->calls = 0;
+    return sigma_space(s->cfg.method) ? run_sigma_space(s, latents) : run_discrete(s, latents);
 }

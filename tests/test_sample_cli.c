@@ -1,0 +1,190 @@
+/* tests/test_sample_cli.c: ldmcl-sample's samplers and metadata through the program, on the tiny
+ * model folder (model_fixture.h) as an epsilon and as a v-prediction model: every
+ * --sampling-method by stable-diffusion.cpp's name with --scheduler, A1111's Sampler / Schedule
+ * type / Model hash / quoted Model name / Eta, DDPM and --save-x0 on v-prediction, each image of
+ * a --batch-size batch the image its own seed gives alone, and bad sampler flags refused. */
+#define _GNU_SOURCE /* memmem */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ldmcl/ldmcl.h"
+#include "model_fixture.h"
+#include "test_util.h"
+
+static char *g_dir;       /* the work folder */
+static char g_eps[4300];  /* the epsilon model ("tiny, eps:1": A1111 quotes such names) */
+static char g_v[4300];    /* the v-prediction model */
+static char g_cmd[20000]; /* scratch */
+static char g_text[8192]; /* a program's output */
+
+static int setup(void **state) {
+    (void)state;
+    g_dir = test_make_tmpdir("sample-cli");
+    snprintf(g_eps, sizeof g_eps, "%s/tiny, eps:1", g_dir);
+    snprintf(g_v, sizeof g_v, "%s/tiny-v", g_dir);
+    assert_int_equal(mkdir(g_eps, 0777), 0);
+    assert_int_equal(mkdir(g_v, 0777), 0);
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    fixture_model_folder(ctx, g_eps, "");
+    fixture_model_folder(ctx, g_v, "prediction_type = v_prediction\n");
+    ldm_ctx_destroy(ctx);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    test_rmtree(g_dir);
+    free(g_dir);
+    return 0;
+}
+
+/* Runs ldmcl-sample on model with args; its exit status, output in g_text. */
+static int sample(const char *model, const char *args) {
+    snprintf(g_cmd, sizeof g_cmd, "'%s' -m '%s' -p 'a bag' --cfg-scale 2 %s 2>&1",
+             LDMCL_SAMPLE_PROGRAM, model, args);
+    return test_run_capture(g_cmd, g_text, sizeof g_text);
+}
+
+/* The file's bytes hold text. */
+static void file_holds(const char *path, const char *text) {
+    size_t len;
+    char *png = (char *)test_read_file(path, &len);
+    assert_non_null(png);
+    if (!memmem(png, len, text, strlen(text))) fail_msg("%s lacks '%s'", path, text);
+    free(png);
+}
+
+static void every_sampler_by_name(void **state) {
+    (void)state;
+    static const struct {
+        const char *name, *a1111;
+    } methods[] = {{"ddim", "DDIM"},
+                   {"ddpm", "DDPM"},
+                   {"euler", "Euler"},
+                   {"euler_a", "Euler a"},
+                   {"heun", "Heun"},
+                   {"dpm2", "DPM2"},
+                   {"dpm++2s_a", "DPM++ 2S a"},
+                   {"dpm++2m", "DPM++ 2M"},
+                   {"dpm++2mv2", "dpm++2mv2"},
+                   {"ipndm", "ipndm"},
+                   {"ipndm_v", "ipndm_v"},
+                   {"lcm", "LCM"},
+                   {"ddim_trailing", "ddim_trailing"},
+                   {"tcd", "tcd"}};
+    static const char *schedules[] = {"discrete", "karras",      "exponential",
+                                      "ays",      "sgm_uniform", "simple"};
+    static const char *a1111_schedules[] = {"Uniform",          "Karras",      "Exponential",
+                                            "Align Your Steps", "SGM Uniform", "Simple"};
+    char hex[65], want[256], out[4400], unet[4400];
+    snprintf(unet, sizeof unet, "%s/unet.safetensors", g_eps);
+    assert_status(ldm_file_sha256(unet, hex), LDM_OK);
+    for (size_t i = 0; i < sizeof methods / sizeof *methods; i++) {
+        const char *model = i % 2 ? g_v : g_eps; /* both predictions, alternately */
+        char args[4600];
+        snprintf(out, sizeof out, "%s/m%zu.png", g_dir, i);
+        snprintf(args, sizeof args, "--sampling-method %s --scheduler %s --steps 3 -s 9 -o '%s'",
+                 methods[i].name, schedules[i % 6], out);
+        if (sample(model, args) != 0) fail_msg("%s: %s", methods[i].name, g_text);
+        snprintf(want, sizeof want, "Sampler: %s", methods[i].a1111);
+        file_holds(out, want);
+        int own_steps = !strcmp(methods[i].name, "ddpm") || !strcmp(methods[i].name, "ddim") ||
+                        !strcmp(methods[i].name, "ddim_trailing") ||
+                        !strcmp(methods[i].name, "tcd");
+        if (!own_steps) {
+            snprintf(want, sizeof want, "Schedule type: %s, CFG scale: 2", a1111_schedules[i % 6]);
+            file_holds(out, want);
+        }
+        file_holds(out, !strcmp(methods[i].name, "ddpm") ? "Steps: 50" : "Steps: 3");
+    }
+    /* A1111's model hash: the first 10 hex digits of the UNet file's SHA-256; the model's folder
+     * name, quoted as JSON because it holds ',' and ':' */
+    snprintf(out, sizeof out, "%s/m0.png", g_dir);
+    snprintf(want, sizeof want, "Model hash: %.10s, Model: \"tiny, eps:1\", Version", hex);
+    file_holds(out, want);
+    /* Eta where it is used */
+    snprintf(out, sizeof out, "%s/eta.png", g_dir);
+    char args[4600];
+    snprintf(args, sizeof args, "--sampling-method ddim_trailing --eta 0.5 --steps 2 -o '%s'", out);
+    assert_int_equal(sample(g_eps, args), 0);
+    file_holds(out, ", Eta: 0.5");
+}
+
+static void v_prediction_takes_ddpm_and_x0_previews(void **state) {
+    (void)state;
+    char args[4600], out[4400];
+    snprintf(args, sizeof args, "--sampling-method ddpm --save-x0 1,50 -o '%s/vd.png'", g_dir);
+    if (sample(g_v, args) != 0) fail_msg("%s", g_text);
+    assert_contains(g_text, "/vd_x0-50.png: x0 after step 50 (t = 0)");
+    snprintf(args, sizeof args, "--steps 3 --save-x0 all -o '%s/vi.png'", g_dir);
+    assert_int_equal(sample(g_v, args), 0);
+    assert_contains(g_text, "/vi_x0-3.png: x0 after step 3");
+    snprintf(args, sizeof args, "--sampling-method dpm++2m --steps 3 --save-x0 2 -o '%s/vk.png'",
+             g_dir);
+    assert_int_equal(sample(g_v, args), 0);
+    snprintf(out, sizeof out, "%s/vk_x0-2.png", g_dir);
+    assert_true(test_file_exists(out));
+}
+
+/* The pixels of a PNG. */
+static ldm_image read_png(const char *path) {
+    ldm_image img;
+    assert_status(ldm_png_read(path, 1, NULL, &img), LDM_OK);
+    return img;
+}
+
+static void batch_images_reproduce_alone(void **state) {
+    (void)state;
+    static const char *methods[] = {"euler_a", "ddim --eta 1", "ddpm"};
+    for (size_t i = 0; i < sizeof methods / sizeof *methods; i++) {
+        char args[4600], a[4400], b[4400];
+        snprintf(args, sizeof args,
+                 "--sampling-method %s --steps 3 --batch-size 2 -b 2 -s 20 -o '%s/bb%%d.png'",
+                 methods[i], g_dir);
+        assert_int_equal(sample(g_eps, args), 0);
+        assert_contains(g_text, "/bb4.png: seed=23"); /* generation 1, image 1: 20 + 2 + 1 */
+        snprintf(args, sizeof args, "--sampling-method %s --steps 3 -s 23 -o '%s/alone.png'",
+                 methods[i], g_dir);
+        assert_int_equal(sample(g_eps, args), 0);
+        snprintf(a, sizeof a, "%s/bb4.png", g_dir);
+        snprintf(b, sizeof b, "%s/alone.png", g_dir);
+        ldm_image x = read_png(a), y = read_png(b);
+        size_t n = (size_t)x.width * x.height, off = 0;
+        assert_true(x.width == y.width && x.height == y.height);
+        for (size_t k = 0; k < n; k++) /* 8-bit pixels: a rounding step at most */
+            off += abs((int)x.pixels[k] - (int)y.pixels[k]) > 1;
+        if (off) fail_msg("%s: %zu pixels differ between the batch and alone", methods[i], off);
+        ldm_image_free(&x);
+        ldm_image_free(&y);
+        file_holds(a, "Seed: 23,");
+    }
+}
+
+static void bad_sampler_flags_are_refused(void **state) {
+    (void)state;
+    assert_int_equal(sample(g_eps, "--sampling-method euler_ancestral"), 2);
+    assert_contains(g_text, "--sampling-method: unknown sampling method 'euler_ancestral' (known: "
+                            "ddpm, ddim, euler, euler_a, heun");
+    assert_int_equal(sample(g_eps, "--scheduler Karras"), 2);
+    assert_contains(g_text, "unknown scheduler 'Karras' (known: discrete, karras, exponential");
+    assert_int_equal(sample(g_eps, "--eta 1.5"), 2);
+    assert_contains(g_text, "--eta 1.5: not a value it takes");
+    char args[4600];
+    snprintf(args, sizeof args, "--sampling-method tcd --steps 60 -o '%s/tcd.png'", g_dir);
+    assert_int_equal(sample(g_eps, args), 1);
+    assert_contains(g_text, "tcd with 60 steps");
+    assert_null(strstr(g_text, "src/"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(every_sampler_by_name),
+        cmocka_unit_test(v_prediction_takes_ddpm_and_x0_previews),
+        cmocka_unit_test(batch_images_reproduce_alone),
+        cmocka_unit_test(bad_sampler_flags_are_refused),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
