@@ -145,7 +145,7 @@ static void inner(const traj *c, const float *x_in, double t, float *pred) {
     }
 }
 
-static ldm_status denoise(void *user, const float *x, double sigma, float *den) {
+static ldm_status denoise(void *user, float *x, double sigma, float *den) {
     traj *c = user;
     float x_in[N], pred[N];
     double c_in = 1.0 / sqrt(sigma * sigma + 1.0);
@@ -162,6 +162,14 @@ static ldm_status noise(void *user, int draw, float *z) {
         fail_msg("%s: draw %d, the reference drew %zu", c->key, draw, c->draws);
     memcpy(z, c->noise + (size_t)draw * N, N * sizeof *z);
     return LDM_OK;
+}
+
+static ldm_status noise_free(void *user, int draw, float *z) {
+    (void)user;
+    (void)draw;
+    (void)z;
+    fail_msg("a deterministic sampler drew noise");
+    return LDM_ERR_INVALID_ARGUMENT;
 }
 
 static ldm_status after_step(void *user, int k, int steps, double sigma, const float *den) {
@@ -210,7 +218,7 @@ static void check_case(const char *key, ldm_sampler_method m, ldm_prediction p,
         free(wt);
     }
     ldm_denoiser d = {N, denoise, noise, after_step, &c};
-    assert_status(ldm_ksample(m, g_sd, sigmas, STEPS, eta, &d, x), LDM_OK);
+    assert_status(ldm_ksample(m, g_sd, sigmas, STEPS, 0, eta, &d, NULL, x), LDM_OK);
     assert_int_equal(c.checked, STEPS);
     double got[N];
     for (int j = 0; j < N; j++)
@@ -258,6 +266,43 @@ static void samplers_match_k_diffusion_and_diffusers(void **state) {
     assert_int_equal(cases, 48);
 }
 
+/* img2img: running steps first .. S-1 of an S-step schedule from an init equals running a
+ * schedule that is those levels alone (k-diffusion's img2img: sigmas[first:], x = init + noise
+ * sigma); for ddim_trailing, starting at the first step's timestep from the init noised there. */
+static void partial_chains_start_from_the_init(void **state) {
+    (void)state;
+    static const ldm_sampler_method methods[] = {LDM_SAMPLER_EULER, LDM_SAMPLER_HEUN,
+                                                 LDM_SAMPLER_DPMPP_2M, LDM_SAMPLER_IPNDM_V};
+    float init[N], noise[N], a[N], b[N];
+    for (int j = 0; j < N; j++)
+        init[j] = 0.7f * cosf((float)j), noise[j] = sinf(3.0f * (float)j + 1.0f);
+    traj c = {.prediction = LDM_PREDICT_EPSILON, .key = "partial"};
+    ldm_denoiser d = {N, denoise, noise_free, NULL, &c};
+    for (size_t i = 0; i < sizeof methods / sizeof *methods; i++) {
+        double sg[STEPS + 1];
+        assert_status(ldm_sigmas(g_sd, LDM_SIGMAS_KARRAS, STEPS, sg), LDM_OK);
+        memcpy(a, noise, sizeof a);
+        memcpy(b, noise, sizeof b);
+        assert_status(ldm_ksample(methods[i], g_sd, sg, STEPS, 3, 0.0f, &d, init, a), LDM_OK);
+        assert_status(ldm_ksample(methods[i], g_sd, sg + 3, STEPS - 3, 0, 0.0f, &d, init, b),
+                      LDM_OK);
+        assert_memory_equal(a, b, sizeof a);
+    }
+    /* ddim_trailing from step 3 of 7: the init at timestep 570 (noise sqrt(1 - ab)) */
+    memcpy(a, noise, sizeof a);
+    double sg[STEPS + 1];
+    assert_status(
+        ldm_ksampler_sigmas(LDM_SAMPLER_DDIM_TRAILING, g_sd, LDM_SIGMAS_DISCRETE, STEPS, sg),
+        LDM_OK);
+    assert_true(fabs(ldm_schedule_timestep(g_sd, sg[3]) - 570.0) < 1e-6);
+    assert_status(ldm_ksample(LDM_SAMPLER_DDIM_TRAILING, g_sd, sg, STEPS, 3, 0.0f, &d, init, a),
+                  LDM_OK);
+    for (int j = 0; j < N; j++)
+        assert_true(isfinite(a[j]));
+    assert_status(ldm_ksample(LDM_SAMPLER_EULER, g_sd, sg, STEPS, STEPS, 0.0f, &d, init, a),
+                  LDM_ERR_INVALID_ARGUMENT);
+}
+
 static void bad_names_and_step_counts_are_refused(void **state) {
     (void)state;
     ldm_sampler_method m;
@@ -275,7 +320,7 @@ static void bad_names_and_step_counts_are_refused(void **state) {
     assert_status(ldm_ksampler_sigmas(LDM_SAMPLER_TCD, g_sd, LDM_SIGMAS_DISCRETE, 50, sig), LDM_OK);
     float x[N] = {0};
     ldm_denoiser d = {N, denoise, noise, NULL, NULL};
-    assert_status(ldm_ksample(LDM_SAMPLER_DDIM, g_sd, sig, 4, 0.0f, &d, x),
+    assert_status(ldm_ksample(LDM_SAMPLER_DDIM, g_sd, sig, 4, 0, 0.0f, &d, NULL, x),
                   LDM_ERR_INVALID_ARGUMENT);
     assert_contains(ldm_last_error(), "ddim is not a sigma-space sampler");
     assert_true(ldm_sampler_method_is_stochastic(LDM_SAMPLER_EULER_A, 0.0f));
@@ -287,6 +332,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(schedules_match_the_references),
         cmocka_unit_test(samplers_match_k_diffusion_and_diffusers),
+        cmocka_unit_test(partial_chains_start_from_the_init),
         cmocka_unit_test(bad_names_and_step_counts_are_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

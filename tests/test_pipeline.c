@@ -391,7 +391,7 @@ static void sample_flags_are_checked(void **state) {
         {"-m m -p p --grid g.webp", "--grid 'g.webp': ldmcl-sample writes PNG images"},
         {"-m m -p", "'-p' needs a value"},
     };
-    char cmd[512], text[2048];
+    char cmd[512], text[8192];
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", LDMCL_SAMPLE_PROGRAM, bad[i].args);
         assert_int_equal(test_run_capture(cmd, text, sizeof text), 2);

@@ -1,8 +1,9 @@
-/* tests/test_sample_cli.c: ldmcl-sample's samplers and metadata through the program, on the tiny
- * model folder (model_fixture.h) as an epsilon and as a v-prediction model: every
- * --sampling-method by stable-diffusion.cpp's name with --scheduler, A1111's Sampler / Schedule
- * type / Model hash / quoted Model name / Eta, DDPM and --save-x0 on v-prediction, each image of
- * a --batch-size batch the image its own seed gives alone, and bad sampler flags refused. */
+/* tests/test_sample_cli.c: ldmcl-sample's samplers, img2img and inpainting, and metadata through
+ * the program, on the tiny model folder (model_fixture.h) as an epsilon and as a v-prediction
+ * model: every --sampling-method by stable-diffusion.cpp's name with --scheduler, A1111's
+ * Sampler / Schedule type / Model hash / quoted Model name / Eta / Denoising strength, DDPM and
+ * --save-x0 on v-prediction, each image of a --batch-size batch the image its own seed gives
+ * alone, --init-img/--strength/--mask with their conversions and errors, and bad flags refused. */
 #define _GNU_SOURCE /* memmem */
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,6 +164,80 @@ static void batch_images_reproduce_alone(void **state) {
     }
 }
 
+/* Writes a size x size test image (gray or RGB) to path. */
+static void write_test_image(const char *path, int size, int channels, int black) {
+    ldm_image img = {size, size, channels, malloc((size_t)size * size * channels)};
+    assert_non_null(img.pixels);
+    for (int i = 0; i < size * size * channels; i++)
+        img.pixels[i] = black ? 0 : (unsigned char)((i * 37 + (i % channels) * 90) % 256);
+    assert_status(ldm_png_write(path, &img, NULL), LDM_OK);
+    ldm_image_free(&img);
+}
+
+static void img2img_and_inpainting(void **state) {
+    (void)state;
+    char init[4400], big[4400], black[4400], args[9000], a[4400], b[4400];
+    snprintf(init, sizeof init, "%s/init.png", g_dir);
+    snprintf(big, sizeof big, "%s/big-color.png", g_dir);
+    snprintf(black, sizeof black, "%s/black.png", g_dir);
+    write_test_image(init, 8, 1, 0);
+    write_test_image(big, 16, 3, 0);
+    write_test_image(black, 8, 1, 1);
+    /* img2img with any sampler; the strength in the metadata */
+    snprintf(args, sizeof args,
+             "-i '%s' --strength 0.3 --sampling-method euler --steps 10 -o '%s/i2i.png'", init,
+             g_dir);
+    if (sample(g_eps, args) != 0) fail_msg("%s", g_text);
+    snprintf(a, sizeof a, "%s/i2i.png", g_dir);
+    file_holds(a, "Denoising strength: 0.3");
+    /* another size and color: converted and resized, each with a note */
+    snprintf(args, sizeof args, "--init-img '%s' --steps 4 -o '%s/i2i-big.png'", big, g_dir);
+    assert_int_equal(sample(g_v, args), 0);
+    assert_contains(g_text, "is 16x16; resized to the model's 8x8");
+    assert_contains(g_text, "is in color; converted to gray");
+    /* a black mask keeps all of the init: every seed and sampler gives the same image (the
+     * autoencoder's reconstruction of the init) */
+    static const char *methods[] = {"ddim", "euler_a", "ddpm"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args,
+                 "-i '%s' --mask '%s' --strength 1 --sampling-method %s --steps 4 -s %d "
+                 "-o '%s/keep%d.png'",
+                 init, black, methods[i], 3 + i, g_dir, i);
+        if (sample(g_eps, args) != 0) fail_msg("%s", g_text);
+    }
+    snprintf(a, sizeof a, "%s/keep0.png", g_dir);
+    ldm_image x = read_png(a);
+    for (int i = 1; i < 3; i++) {
+        snprintf(b, sizeof b, "%s/keep%d.png", g_dir, i);
+        ldm_image y = read_png(b);
+        assert_memory_equal(x.pixels, y.pixels, (size_t)x.width * x.height);
+        ldm_image_free(&y);
+    }
+    ldm_image_free(&x);
+    /* a white mask repaints all: another seed, another image */
+    snprintf(args, sizeof args, "-i '%s' --mask '%s' -s 4 --steps 4 -o '%s/paint.png'", init, init,
+             g_dir);
+    assert_int_equal(sample(g_eps, args), 0);
+    /* bad inputs: each named, before any sampling (exit 2) */
+    snprintf(args, sizeof args, "-i '%s/missing.png' -o '%s/no.png'", g_dir, g_dir);
+    assert_int_equal(sample(g_eps, args), 2);
+    assert_contains(g_text, "missing.png");
+    snprintf(args, sizeof args, "-i '%s' --mask '%s/missing-mask.png' -o '%s/no.png'", init, g_dir,
+             g_dir);
+    assert_int_equal(sample(g_eps, args), 2);
+    assert_contains(g_text, "missing-mask.png");
+    snprintf(args, sizeof args, "-i '%s/tiny-v/model.ini' -o '%s/no.png'", g_dir, g_dir);
+    assert_int_equal(sample(g_eps, args), 2);
+    assert_contains(g_text, "model.ini");
+    snprintf(b, sizeof b, "%s/no.png", g_dir);
+    assert_false(test_file_exists(b));
+    assert_int_equal(sample(g_eps, "--mask m.png"), 2);
+    assert_contains(g_text, "--mask needs --init-img");
+    assert_int_equal(sample(g_eps, "-i x.png --strength 0"), 2);
+    assert_contains(g_text, "--strength 0: not a value it takes");
+    assert_int_equal(sample(g_eps, "-i x.png --strength 1.5"), 2);
+}
+
 static void bad_sampler_flags_are_refused(void **state) {
     (void)state;
     assert_int_equal(sample(g_eps, "--sampling-method euler_ancestral"), 2);
@@ -184,6 +259,7 @@ int main(void) {
         cmocka_unit_test(every_sampler_by_name),
         cmocka_unit_test(v_prediction_takes_ddpm_and_x0_previews),
         cmocka_unit_test(batch_images_reproduce_alone),
+        cmocka_unit_test(img2img_and_inpainting),
         cmocka_unit_test(bad_sampler_flags_are_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

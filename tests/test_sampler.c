@@ -359,6 +359,71 @@ static void batch_samples_reproduce_alone(void **state) {
     g_eta = 0.0f;
 }
 
+/* Samples with an init (and mask) set before the run. */
+static void sample_from(ldm_sampler_method method, int steps, uint64_t seed, const float *init,
+                        float strength, const float *mask, float *out) {
+    ldm_sampler_config cfg = config(method, steps, 2.0f, seed);
+    ldm_sampler *s;
+    assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_OK);
+    ldm_graph *g = ldm_sampler_graph(s);
+    for (size_t i = 0; i < ldm_graph_param_count(g); i++) {
+        ldm_tensor *p = ldm_graph_param_at(g, i);
+        size_t n = ldm_tensor_numel(p);
+        float *v = malloc(n * sizeof *v);
+        assert_non_null(v);
+        ldm_rng_host(LDM_DIST_NORMAL, n, 5, (uint32_t)i, 0, v);
+        for (size_t k = 0; k < n; k++)
+            v[k] *= 0.2f;
+        assert_status(ldm_tensor_write(p, v), LDM_OK);
+        free(v);
+    }
+    assert_status(ldm_sampler_set_conditions(s, g_context, g_empty, NULL, NULL), LDM_OK);
+    assert_status(ldm_sampler_set_init(s, init, 1.5f, NULL), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "strength 1.5: it must be in (0, 1]");
+    assert_status(ldm_sampler_set_init(s, init, strength, mask), LDM_OK);
+    assert_status(ldm_sampler_run(s, out), LDM_OK);
+    ldm_sampler_destroy(s);
+}
+
+static double mean_abs_diff(const float *a, const float *b, size_t n) {
+    double d = 0;
+    for (size_t i = 0; i < n; i++)
+        d += fabs((double)a[i] - b[i]);
+    return d / (double)n;
+}
+
+/* img2img: a low strength stays near the init, a full one does not; inpainting keeps the init
+ * where the mask is 0 (all of it: the init exactly) and changes nothing where it is 1 (all of
+ * it: img2img's result), for the device steps and the host samplers. */
+static void img2img_and_inpainting(void **state) {
+    (void)state;
+    enum { M = N * C * H * W };
+    static const ldm_sampler_method methods[] = {LDM_SAMPLER_DDIM, LDM_SAMPLER_DDPM,
+                                                 LDM_SAMPLER_EULER_A, LDM_SAMPLER_DPMPP_2M,
+                                                 LDM_SAMPLER_DDIM_TRAILING};
+    float init[M], low[M], full[M], masked[M], zeros[N * H * W], ones[N * H * W];
+    for (int i = 0; i < M; i++)
+        init[i] = 0.8f * sinf(0.37f * (float)i);
+    for (int i = 0; i < N * H * W; i++)
+        zeros[i] = 0.0f, ones[i] = 1.0f;
+    for (size_t i = 0; i < sizeof methods / sizeof *methods; i++) {
+        ldm_sampler_method m = methods[i];
+        int steps = m == LDM_SAMPLER_DDPM ? T : 10;
+        sample_from(m, steps, 5, init, 0.2f, NULL, low);
+        sample_from(m, steps, 5, init, 1.0f, NULL, full);
+        double d_low = mean_abs_diff(low, init, M), d_full = mean_abs_diff(full, init, M);
+        if (!(d_low < 0.5 * d_full))
+            fail_msg("%s: strength 0.2 moved %g from the init, 1.0 %g", ldm_sampler_method_name(m),
+                     d_low, d_full);
+        sample_from(m, steps, 5, init, 0.6f, zeros, masked);
+        for (int k = 0; k < M; k++)
+            assert_float_equal(masked[k], init[k], 1e-6f);
+        sample_from(m, steps, 5, init, 0.6f, NULL, low);
+        sample_from(m, steps, 5, init, 0.6f, ones, masked);
+        assert_memory_equal(low, masked, sizeof low);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sampling_is_reproducible),
@@ -369,6 +434,7 @@ int main(void) {
         cmocka_unit_test(non_finite_chains_are_errors),
         cmocka_unit_test(every_method_samples_both_predictions),
         cmocka_unit_test(batch_samples_reproduce_alone),
+        cmocka_unit_test(img2img_and_inpainting),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

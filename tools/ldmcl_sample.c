@@ -22,11 +22,14 @@
 
 #include "cli_options.h"
 #include "ldmcl/ldmcl.h"
+#include "sample_inputs.h"
 #include "sample_output.h"
 
 typedef struct args {
     const char *model, *prompt, *prompt_file, *negative, *output, *grid, *platform, *device;
-    const char *save_x0; /* "all" or a comma-separated list of 1-based step numbers */
+    const char *save_x0;         /* "all" or a comma-separated list of 1-based step numbers */
+    const char *init_img, *mask; /* img2img's start and inpainting's mask */
+    float strength;
     int steps, batch_count, batch_size, metadata, verbose;
     ldm_sampler_method method;
     ldm_sigma_schedule scheduler;
@@ -49,6 +52,12 @@ static void usage(FILE *f) {
             "  --scheduler S            the sigma schedule of those: discrete (default), karras,\n"
             "                           exponential, ays, sgm_uniform, simple\n"
             "  --cfg-scale F            classifier-free guidance scale (default 7.0; 1: off)\n"
+            "  -i, --init-img PATH      img2img: start from this image (PNG or JPEG; converted\n"
+            "                           to the model's channels and size, with a note)\n"
+            "  --strength S             how much of the chain img2img runs, 0 < S <= 1\n"
+            "                           (default 0.75; 1: from noise alone)\n"
+            "  --mask PATH              inpainting, with --init-img: white repaints, black\n"
+            "                           keeps (gray: partly; resized to the image, with a note)\n"
             "  --eta F                  noise of ddim, ddim_trailing and tcd, 0 to 1 (default 0)\n"
             "  -s, --seed N             seed (default 42; negative: random)\n"
             "  --prompt-file FILE       one prompt per line instead of -p (blank lines and\n"
@@ -80,6 +89,10 @@ static const char *const options[] = {"-m",
                                       "--sampling-method",
                                       "--scheduler",
                                       "--cfg-scale",
+                                      "-i",
+                                      "--init-img",
+                                      "--strength",
+                                      "--mask",
                                       "--eta",
                                       "-s",
                                       "--seed",
@@ -124,6 +137,7 @@ static int parse(int argc, char **argv, args *a) {
                 .metadata = 1,
                 .method = LDM_SAMPLER_DDIM,
                 .cfg_scale = 7.0f,
+                .strength = 0.75f,
                 .seed = 42};
     char text[1024];
     for (int i = 1; i < argc; i++) {
@@ -155,6 +169,10 @@ static int parse(int argc, char **argv, args *a) {
             a->negative = v;
         } else if (!strcmp(k, "-o") || !strcmp(k, "--output")) {
             a->output = v;
+        } else if (!strcmp(k, "-i") || !strcmp(k, "--init-img")) {
+            a->init_img = v;
+        } else if (!strcmp(k, "--mask")) {
+            a->mask = v;
         } else if (!strcmp(k, "--grid")) {
             a->grid = v;
         } else if (!strcmp(k, "--save-x0")) {
@@ -191,6 +209,8 @@ static int parse(int argc, char **argv, args *a) {
                 a->batch_size = (int)x;
             else if (!strcmp(k, "--cfg-scale") && x >= 0 && x <= 100)
                 a->cfg_scale = (float)x;
+            else if (!strcmp(k, "--strength") && x > 0 && x <= 1)
+                a->strength = (float)x;
             else if (!strcmp(k, "--eta") && x >= 0 && x <= 1)
                 a->eta = (float)x;
             else if ((!strcmp(k, "-s") || !strcmp(k, "--seed")) && x == (long long)x)
@@ -203,6 +223,10 @@ static int parse(int argc, char **argv, args *a) {
         i += value;
     }
     if (!png_name("-o", a->output) || (a->grid && !png_name("--grid", a->grid))) return -1;
+    if (a->mask && !a->init_img) {
+        fprintf(stderr, "ldmcl-sample: --mask needs --init-img (the image to inpaint)\n");
+        return -1;
+    }
     if (!a->model || !a->prompt == !a->prompt_file) {
         fprintf(stderr, "ldmcl-sample: -m MODEL_DIR and one of -p PROMPT or --prompt-file FILE are "
                         "required (see --help)\n");
@@ -304,6 +328,7 @@ static int write_image(const args *a, const ldm_model_config *c, const char *pro
                        .batch_pos = pos,
                        .cfg_scale = a->cfg_scale,
                        .eta = a->eta,
+                       .strength = a->init_img ? a->strength : 0.0f,
                        .seed = seed};
     a1111_parameters(&ap, params, sizeof params);
     const char *text[] = {"parameters", params, NULL};
@@ -436,7 +461,12 @@ int main(int argc, char **argv) {
                 a.save_x0);
         return 2;
     }
-    if (a.save_x0 && a.method != LDM_SAMPLER_DDPM && !x0_steps_ok(&a, x0_last, a.steps, "--steps"))
+    int run_steps = a.steps; /* img2img runs the last steps x strength of them */
+    if (a.init_img)
+        run_steps =
+            (int)((double)a.steps * a.strength) < 1 ? 1 : (int)((double)a.steps * a.strength);
+    if (a.save_x0 && a.method != LDM_SAMPLER_DDPM &&
+        !x0_steps_ok(&a, x0_last, run_steps, a.init_img ? "--steps x --strength" : "--steps"))
         return 2;
     prompts pr;
     if (prompts_read(&a, &pr) != 0) return 2;
@@ -503,13 +533,26 @@ int main(int argc, char **argv) {
     int cols = a.batch_count * B;
     size_t per = (size_t)ch * size * size;
     float *images = malloc((size_t)pr.count * cols * per * sizeof *images);
+    float *init = NULL, *mask = NULL;
     int rc = images ? 0 : fail("allocating the images");
+    if (rc == 0 && a.init_img) { /* bad image inputs are the user's: exit 2 */
+        init = malloc((size_t)B * per * sizeof *init);
+        if (a.mask) mask = malloc((size_t)B * size * size * sizeof *mask);
+        if (!init || (a.mask && !mask))
+            rc = fail("allocating the init image");
+        else if (read_init_image(a.init_img, ch, size, B, init) != 0 ||
+                 (a.mask && read_mask(a.mask, size, B, mask) != 0))
+            rc = 2;
+    }
     for (int r = 0; r < pr.count && rc == 0; r++)
         for (int g = 0; g < a.batch_count && rc == 0; g++) {
             uint64_t seed = (uint64_t)a.seed + (uint64_t)g * (uint64_t)B;
             float *out = images + ((size_t)r * cols + (size_t)g * B) * per;
             saver.first_index = r * cols + g * B;
-            if (ldm_pipeline_generate(p, pr.text[r], a.negative, seed, out) != LDM_OK) {
+            ldm_status st = init ? ldm_pipeline_generate_from(p, pr.text[r], a.negative, seed, init,
+                                                              mask, a.strength, out)
+                                 : ldm_pipeline_generate(p, pr.text[r], a.negative, seed, out);
+            if (st != LDM_OK) {
                 rc = fail("generating");
                 break;
             }
@@ -519,6 +562,8 @@ int main(int argc, char **argv) {
         }
     if (rc == 0 && a.grid) rc = write_grid(a.grid, images, pr.count, cols, ch, size);
     free(images);
+    free(init);
+    free(mask);
     ldm_pipeline_destroy(p);
     ldm_ctx_destroy(ctx);
     prompts_free(&pr);

@@ -36,13 +36,14 @@ ldm_status ldm_sigmas(const ldm_schedule *s, ldm_sigma_schedule kind, int steps,
 void ldm_denoised_from_prediction(ldm_prediction p, double sigma, size_t n, const float *x,
                                   const float *pred, float *denoised);
 
-/* What a sampler calls. denoise receives x (n values) at a noise level and writes D; noise fills
+/* What a sampler calls. denoise receives x (n values) at a noise level and writes D (it may
+ * change x first, as inpainting puts back the known region at that level); noise fills
  * n standard normal values for the draw numbered `draw` (0, 1, ... in the order the sampler
  * draws; one per step at most); after_step (optional) sees the step's denoised prediction. An
  * error from any stops the run and is returned. */
 typedef struct ldm_denoiser {
     size_t n;
-    ldm_status (*denoise)(void *user, const float *x, double sigma, float *denoised);
+    ldm_status (*denoise)(void *user, float *x, double sigma, float *denoised);
     ldm_status (*noise)(void *user, int draw, float *z);
     ldm_status (*after_step)(void *user, int k, int steps, double sigma, const float *denoised);
     void *user;
@@ -54,11 +55,14 @@ typedef struct ldm_denoiser {
 ldm_status ldm_ksampler_sigmas(ldm_sampler_method m, const ldm_schedule *s, ldm_sigma_schedule kind,
                                int steps, double *sigmas);
 
-/* Runs a sigma-space method (not DDPM or DDIM) from x = unit normal noise (n values, replaced by
- * the sample) over sigmas[0 .. steps] from ldm_ksampler_sigmas. eta: ddim_trailing's and tcd's
- * (gamma) stochasticity; the ancestral samplers use 1, as k-diffusion's defaults. */
+/* Runs a sigma-space method (not DDPM or DDIM) over steps first .. steps-1 of sigmas[0 .. steps]
+ * (from ldm_ksampler_sigmas), from x = unit normal noise (n values, replaced by the sample): the
+ * chain starts at x = noise sigma (txt2img: first 0, init NULL) or, from an init (img2img,
+ * SDEdit), at x = init + noise sigma (in DDPM space sqrt(ab) init + sqrt(1 - ab) noise). eta:
+ * ddim_trailing's and tcd's (gamma) stochasticity; the ancestral samplers use 1, as
+ * k-diffusion's defaults. Steps are reported to after_step counted from first. */
 ldm_status ldm_ksample(ldm_sampler_method m, const ldm_schedule *s, const double *sigmas, int steps,
-                       float eta, const ldm_denoiser *d, float *x);
+                       int first, float eta, const ldm_denoiser *d, const float *init, float *x);
 
 #ifdef __cplusplus
 }

@@ -73,6 +73,16 @@ ldm_status ldm_pipeline_generate(ldm_pipeline *p, const char *prompt, const char
 ldm_status ldm_pipeline_generate_each(ldm_pipeline *p, const char *const *prompts,
                                       const char *negative, uint64_t seed, float *images);
 
+/* img2img (SDEdit) and inpainting: init_images [batch, C, size, size] (about [-1, 1]) are
+ * encoded by the autoencoder (and patched and scaled as model.ini says), noised to the step that
+ * strength (0, 1] selects, and the rest of the chain denoises them (ldm_sampler_set_init). mask
+ * [batch, size, size] (NULL: img2img) in [0, 1], 1 where the image is repainted (white, as
+ * A1111), averaged over each latent cell: elsewhere the latents keep the init's, re-noised to
+ * every step's level. Any sampler. */
+ldm_status ldm_pipeline_generate_from(ldm_pipeline *p, const char *prompt, const char *negative,
+                                      uint64_t seed, const float *init_images, const float *mask,
+                                      float strength, float *images);
+
 /* The two halves of ldm_pipeline_generate: the sampled latents as the UNet sees them ([batch,
  * ldm_model_latent_channels, ldm_model_latent_size, same]: normalised when model.ini has
  * latent_scaling, patches as channels with latent_patch), and their decoding (the scaling and

@@ -117,6 +117,15 @@ ldm_status ldm_sampler_set_conditions(ldm_sampler *s, const float *context,
                                       const float *uncond_context, const float *class_onehot,
                                       const float *mask);
 
+/* img2img (SDEdit) and inpainting for the next runs: init [N, C, H, W] latents as the UNet sees
+ * them; the chain runs the last max(1, floor(steps strength)) of its steps (strength in (0, 1]:
+ * 1 starts from noise alone), from init noised to the first of them. mask [N, H, W] (NULL: none)
+ * in [0, 1], 1 where the image is repainted: before every UNet evaluation the rest of x is put
+ * back to init noised to that level (with the start noise), and the result keeps init there.
+ * Both arrays are borrowed until the runs end; init NULL goes back to text-to-image. */
+ldm_status ldm_sampler_set_init(ldm_sampler *s, const float *init, float strength,
+                                const float *mask);
+
 /* The seed of the next runs (the start noise and every step's noise). Sample i of the batch
  * draws its noise with seed + i, so each is the image a batch of one gives with that seed. */
 void ldm_sampler_set_seed(ldm_sampler *s, uint64_t seed);

@@ -24,17 +24,20 @@ enum { HISTORY = 3, TCD_ORIGINAL_STEPS = 50 };
 typedef struct run {
     const ldm_denoiser *d;
     size_t n;
-    int steps;
+    int first, steps;                           /* the steps first .. steps-1 of the schedule's */
     float *den, *tmp, *z, *old, *hist[HISTORY]; /* hist[0] the newest derivative */
     int draws;
 } run;
 
-static ldm_status denoise(run *r, const float *x, double sigma, float *out) {
+static ldm_status denoise(run *r, float *x, double sigma, float *out) {
     return r->d->denoise(r->d->user, x, sigma, out);
 }
 
+/* Reports step k of the schedule as step k - first of the run. */
 static ldm_status after(run *r, int k, double sigma, const float *den) {
-    return r->d->after_step ? r->d->after_step(r->d->user, k, r->steps, sigma, den) : LDM_OK;
+    return r->d->after_step
+               ? r->d->after_step(r->d->user, k - r->first, r->steps - r->first, sigma, den)
+               : LDM_OK;
 }
 
 /* x += scale * z with z a fresh draw. */
@@ -59,7 +62,7 @@ static void euler_step(run *r, float *x, const float *den, double sigma, double 
 }
 
 static ldm_status euler(run *r, const double *sg, float *x, int ancestral_noise) {
-    for (int k = 0; k < r->steps; k++) {
+    for (int k = r->first; k < r->steps; k++) {
         double s = sg[k], next = sg[k + 1], down = next, up = 0.0;
         LDM_TRY(denoise(r, x, s, r->den));
         LDM_TRY(after(r, k, s, r->den));
@@ -73,7 +76,7 @@ static ldm_status euler(run *r, const double *sg, float *x, int ancestral_noise)
 /* heun (second evaluation at the next level, the derivatives averaged) and dpm2 (second
  * evaluation at the geometric midpoint); both end with an Euler step into sigma 0. */
 static ldm_status second_order(run *r, const double *sg, float *x, int midpoint) {
-    for (int k = 0; k < r->steps; k++) {
+    for (int k = r->first; k < r->steps; k++) {
         double s = sg[k], next = sg[k + 1];
         LDM_TRY(denoise(r, x, s, r->den));
         LDM_TRY(after(r, k, s, r->den));
@@ -95,7 +98,7 @@ static ldm_status second_order(run *r, const double *sg, float *x, int midpoint)
 }
 
 static ldm_status dpmpp_2s_ancestral(run *r, const double *sg, float *x) {
-    for (int k = 0; k < r->steps; k++) {
+    for (int k = r->first; k < r->steps; k++) {
         double s = sg[k], next = sg[k + 1], down, up;
         LDM_TRY(denoise(r, x, s, r->den));
         LDM_TRY(after(r, k, s, r->den));
@@ -121,13 +124,13 @@ static ldm_status dpmpp_2s_ancestral(run *r, const double *sg, float *x) {
 /* DPM-Solver++(2M); v2 takes the exponential factor over the mean of the last two steps and the
  * ratio of the larger to the smaller. */
 static ldm_status dpmpp_2m(run *r, const double *sg, float *x, int v2) {
-    for (int k = 0; k < r->steps; k++) {
+    for (int k = r->first; k < r->steps; k++) {
         double s = sg[k], next = sg[k + 1];
         LDM_TRY(denoise(r, x, s, r->den));
         LDM_TRY(after(r, k, s, r->den));
         if (next == 0) {
             memcpy(x, r->den, r->n * sizeof *x);
-        } else if (k == 0) {
+        } else if (k == r->first) {
             double b = expm1(-(log(s) - log(next)));
             for (size_t i = 0; i < r->n; i++)
                 x[i] = (float)(next / s * x[i] - b * r->den[i]);
@@ -182,14 +185,14 @@ static void ipndm_weights(int order, int variable, const double *h, double *c) {
 }
 
 static ldm_status ipndm(run *r, const double *sg, float *x, int variable) {
-    for (int k = 0; k < r->steps; k++) {
+    for (int k = r->first; k < r->steps; k++) {
         double s = sg[k], next = sg[k + 1];
         LDM_TRY(denoise(r, x, s, r->den));
         LDM_TRY(after(r, k, s, r->den));
         float *d = r->tmp;
         for (size_t i = 0; i < r->n; i++)
             d[i] = (float)((x[i] - (double)r->den[i]) / s);
-        int order = k + 1 < 4 ? k + 1 : 4;
+        int order = k - r->first + 1 < 4 ? k - r->first + 1 : 4;
         double h[4] = {next - s, 0, 0, 0}, c[4];
         for (int j = 1; j < order; j++)
             h[j] = sg[k - j + 1] - sg[k - j];
@@ -213,7 +216,7 @@ static ldm_status ipndm(run *r, const double *sg, float *x, int variable) {
 }
 
 static ldm_status lcm(run *r, const double *sg, float *x) {
-    for (int k = 0; k < r->steps; k++) {
+    for (int k = r->first; k < r->steps; k++) {
         LDM_TRY(denoise(r, x, sg[k], r->den));
         LDM_TRY(after(r, k, sg[k], r->den));
         memcpy(x, r->den, r->n * sizeof *x);
@@ -245,9 +248,15 @@ static void trailing_timesteps(ldm_sampler_method m, int T, int steps, int k, in
 /* ddim_trailing and tcd in DDPM space x_t = sqrt(ab) x: the denoiser sees x_t sqrt(sigma^2 + 1)
  * at sigma(t), its eps = (that - D) / sigma. */
 static ldm_status ddim_family(run *r, ldm_sampler_method m, const ldm_schedule *s, float eta,
-                              float *x) {
+                              const float *init, float *x) {
     const double *ab = s->alphas_cumprod;
-    for (int k = 0; k < r->steps; k++) {
+    if (init) { /* x_t = sqrt(ab) init + sqrt(1 - ab) noise at the first step's timestep */
+        int t, prev;
+        trailing_timesteps(m, s->T, r->steps, r->first, &t, &prev);
+        for (size_t i = 0; i < r->n; i++)
+            x[i] = (float)(sqrt(ab[t]) * init[i] + sqrt(1.0 - ab[t]) * x[i]);
+    }
+    for (int k = r->first; k < r->steps; k++) {
         int t, prev;
         trailing_timesteps(m, s->T, r->steps, k, &t, &prev);
         double sigma = ldm_schedule_sigma(s, t), up = sqrt(sigma * sigma + 1.0);
@@ -305,14 +314,15 @@ ldm_status ldm_ksampler_sigmas(ldm_sampler_method m, const ldm_schedule *s, ldm_
 }
 
 ldm_status ldm_ksample(ldm_sampler_method m, const ldm_schedule *s, const double *sigmas, int steps,
-                       float eta, const ldm_denoiser *d, float *x) {
+                       int first, float eta, const ldm_denoiser *d, const float *init, float *x) {
     if (m == LDM_SAMPLER_DDPM || m == LDM_SAMPLER_DDIM || (int)m < 0 || m >= LDM_SAMPLER_COUNT)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "%s is not a sigma-space sampler",
                         ldm_sampler_method_name(m));
-    if (steps < 1 || !(sigmas[0] > 0))
-        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "%s: %d steps from sigma %g",
-                        ldm_sampler_method_name(m), steps, steps >= 1 ? sigmas[0] : 0.0);
-    run r = {.d = d, .n = d->n, .steps = steps};
+    if (steps < 1 || first < 0 || first >= steps || !(sigmas[first] > 0))
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "%s: steps %d to %d from sigma %g",
+                        ldm_sampler_method_name(m), first, steps,
+                        steps >= 1 && first >= 0 && first < steps ? sigmas[first] : 0.0);
+    run r = {.d = d, .n = d->n, .first = first, .steps = steps};
     float *block = malloc((4 + HISTORY) * d->n * sizeof *block);
     if (!block) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory (%zu latents)", d->n);
     float **slots[4 + HISTORY] = {&r.den, &r.tmp, &r.z, &r.old, &r.hist[0], &r.hist[1], &r.hist[2]};
@@ -320,10 +330,10 @@ ldm_status ldm_ksample(ldm_sampler_method m, const ldm_schedule *s, const double
         *slots[i] = block + (size_t)i * d->n;
     ldm_status st;
     if (m == LDM_SAMPLER_DDIM_TRAILING || m == LDM_SAMPLER_TCD) {
-        st = ddim_family(&r, m, s, eta, x);
+        st = ddim_family(&r, m, s, eta, init, x);
     } else {
-        for (size_t i = 0; i < d->n; i++) /* k-diffusion's start: unit noise times sigma_max */
-            x[i] = (float)(x[i] * sigmas[0]);
+        for (size_t i = 0; i < d->n; i++) /* k-diffusion's start: init + noise times sigma */
+            x[i] = (float)((init ? init[i] : 0.0) + x[i] * sigmas[first]);
         switch (m) {
         case LDM_SAMPLER_EULER:
             st = euler(&r, sigmas, x, 0);

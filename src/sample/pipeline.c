@@ -24,9 +24,10 @@ struct ldm_pipeline {
     int lat, lat_channels;
     const char **prompts; /* [batch]: the prompt of each image */
     float *context, *uncond, *latents;
-    float *restored; /* latents with the model's latent scaling undone, to decode */
-    float *plain;    /* and with latent_patch undone: the autoencoder's latents */
-    float *preview;  /* decoded x0 previews, with an x0 hook */
+    float *restored;            /* latents with the model's latent scaling undone, to decode */
+    float *plain;               /* and with latent_patch undone: the autoencoder's latents */
+    float *preview;             /* decoded x0 previews, with an x0 hook */
+    float *init_lat, *mask_lat; /* img2img's latents and inpainting's mask on the latent grid */
     char unet_name[LDM_MODEL_PATH + 40]; /* the UNet's weights, for messages */
     char ae_path[LDM_MODEL_PATH + 32];
 };
@@ -58,6 +59,8 @@ void ldm_pipeline_destroy(ldm_pipeline *p) {
     free(p->restored);
     free(p->plain);
     free(p->preview);
+    free(p->init_lat);
+    free(p->mask_lat);
     free(p);
 }
 
@@ -324,4 +327,60 @@ ldm_status ldm_pipeline_generate_latents(ldm_pipeline *p, const char *prompt, co
     for (int b = 0; p->prompts && b < p->o.batch; b++)
         p->prompts[b] = prompt ? prompt : "";
     return generate(p, p->prompts, "the prompt", negative, seed, latents);
+}
+
+/* The init images as the UNet sees them (encoded, patched, scaled) into p->init_lat, and the mask
+ * averaged over each latent cell into p->mask_lat. */
+static ldm_status prepare_init(ldm_pipeline *p, const float *init_images, const float *mask) {
+    const ldm_model_config *c = &p->cfg;
+    size_t B = (size_t)p->o.batch, hw = (size_t)p->lat * p->lat;
+    size_t n_lat = B * p->lat_channels * hw;
+    if (!p->init_lat) p->init_lat = malloc(n_lat * sizeof *p->init_lat);
+    if (!p->mask_lat) p->mask_lat = malloc(B * hw * sizeof *p->mask_lat);
+    if (!p->init_lat || !p->mask_lat) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    size_t n_img = B * c->channels * c->resolution * c->resolution, first = 0;
+    size_t bad = ldm_count_non_finite(init_images, n_img, &first);
+    if (bad)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "the init images hold %zu NaN/Inf values (the first at element %zu)", bad,
+                        first);
+    int shape[4];
+    ldm_ae_codec_latent_shape(p->codec, shape);
+    LDM_TRY(ldm_ae_codec_encode(p->codec, init_images, p->plain, NULL));
+    const float *z = p->plain;
+    if (c->latent_patch > 1) {
+        ldm_latents_patchify(p->plain, p->restored, B, shape[1], shape[2], shape[3],
+                             c->latent_patch, 0);
+        z = p->restored;
+    }
+    memcpy(p->init_lat, z, n_lat * sizeof *z);
+    if (c->latent_scaling != LDM_LATENT_NONE)
+        ldm_latents_normalize(p->init_lat, B, p->lat_channels, hw, c->latent_mean, c->latent_std,
+                              0);
+    if (!mask) return LDM_OK;
+    int f = c->resolution / p->lat; /* image pixels per latent cell, each way */
+    for (size_t b = 0; b < B; b++)
+        for (int y = 0; y < p->lat; y++)
+            for (int x = 0; x < p->lat; x++) {
+                double sum = 0;
+                for (int i = 0; i < f; i++)
+                    for (int j = 0; j < f; j++) {
+                        float m = mask[(b * c->resolution + (size_t)(y * f + i)) * c->resolution +
+                                       (size_t)(x * f + j)];
+                        sum += m < 0 ? 0 : m > 1 ? 1 : m;
+                    }
+                p->mask_lat[b * hw + (size_t)y * p->lat + x] = (float)(sum / (f * f));
+            }
+    return LDM_OK;
+}
+
+ldm_status ldm_pipeline_generate_from(ldm_pipeline *p, const char *prompt, const char *negative,
+                                      uint64_t seed, const float *init_images, const float *mask,
+                                      float strength, float *images) {
+    LDM_TRY(prepare_init(p, init_images, mask));
+    LDM_TRY(ldm_sampler_set_init(p->sampler, p->init_lat, strength, mask ? p->mask_lat : NULL));
+    ldm_status st = ldm_pipeline_generate_latents(p, prompt, negative, seed, p->latents);
+    ldm_sampler_set_init(p->sampler, NULL, 0.0f, NULL);
+    LDM_TRY(st);
+    return ldm_pipeline_decode(p, p->latents, images);
 }

@@ -25,9 +25,12 @@ struct ldm_sampler {
     ldm_tensor *x_in, *t, *context, *class_onehot, *mask, *eps;
     ldm_arena *arena; /* x, guided eps, z, x0 scratch */
     ldm_buf x, eps_g, z, x0;
-    size_t n;                   /* elements of x */
-    float *t_host, *x0_host;    /* x0_host: with an x0 hook */
-    double *sigmas;             /* the sigma-space samplers' levels [steps + 1] */
+    size_t n;                    /* elements of x */
+    float *t_host, *x0_host;     /* x0_host: with an x0 hook */
+    double *sigmas;              /* the sigma-space samplers' levels [steps + 1] */
+    const float *init, *inpaint; /* img2img's start [n] and inpainting's mask [batch, H W] */
+    float strength;
+    float *noise0, *blend;      /* the start noise [n] (inpainting re-noises with it), scratch */
     float *host_in, *host_pred; /* their UNet input and guided prediction [n] */
     int calls;                  /* UNet evaluations of the current run */
 };
@@ -114,6 +117,8 @@ void ldm_sampler_destroy(ldm_sampler *s) {
     free(s->t_host);
     free(s->x0_host);
     free(s->sigmas);
+    free(s->noise0);
+    free(s->blend);
     free(s->host_in);
     free(s->host_pred);
     free(s);
@@ -221,6 +226,42 @@ static void report_step(ldm_sampler *s, int k, int steps) {
     if (s->cfg.progress.step) s->cfg.progress.step(s->cfg.progress.user, k, steps);
 }
 
+ldm_status ldm_sampler_set_init(ldm_sampler *s, const float *init, float strength,
+                                const float *mask) {
+    if (!init) {
+        s->init = s->inpaint = NULL;
+        return LDM_OK;
+    }
+    if (!(strength > 0.0f && strength <= 1.0f))
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "strength %g: it must be in (0, 1]",
+                        (double)strength);
+    if (!s->noise0) s->noise0 = malloc(s->n * sizeof *s->noise0);
+    if (!s->blend) s->blend = malloc(s->n * sizeof *s->blend);
+    if (!s->noise0 || !s->blend) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    s->init = init;
+    s->inpaint = mask;
+    s->strength = strength;
+    return LDM_OK;
+}
+
+/* The first step of `steps` an init starts at: the last max(1, floor(steps strength)) steps run
+ * (diffusers' img2img, at least one). */
+static int first_step(const ldm_sampler *s, int steps) {
+    if (!s->init) return 0;
+    int run = (int)((double)steps * s->strength);
+    return steps - (run < 1 ? 1 : run);
+}
+
+/* Inpainting: x outside the mask (mask 0: keep) becomes init re-noised with the start noise,
+ * x_known = a init + b noise0; inside (1: repaint) it stays. */
+static void blend_known(const ldm_sampler *s, float *x, double a, double b) {
+    size_t c = (size_t)s->cfg.unet->im_channels, hw = s->n / (size_t)s->cfg.batch / c;
+    for (size_t i = 0; i < s->n; i++) {
+        double m = s->inpaint[i / (hw * c) * hw + i % hw];
+        x[i] = (float)(m * x[i] + (1.0 - m) * (a * s->init[i] + b * s->noise0[i]));
+    }
+}
+
 /* DDPM (t = T-1 .. 0) and DDIM (t_k = (steps-1-k) T/steps) with their steps on the device. */
 static ldm_status run_discrete(ldm_sampler *s, float *latents) {
     const ldm_sampler_config *f = &s->cfg;
@@ -228,7 +269,16 @@ static ldm_status run_discrete(ldm_sampler *s, float *latents) {
     ldm_buf none = {NULL, 0};
     LDM_TRY(fill_noise(s, STREAM_START, 0, s->x));
     int T = f->schedule->T, ddpm = f->method == LDM_SAMPLER_DDPM, steps = ddpm ? T : f->steps;
-    for (int k = 0; k < steps; k++) {
+    int first = first_step(s, steps);
+    if (s->init) { /* SDEdit: x_t = sqrt(ab) init + sqrt(1 - ab) noise at the first step's t */
+        int t0 = ddpm ? T - 1 - first : (steps - 1 - first) * (T / steps);
+        double ab = f->schedule->alphas_cumprod[t0];
+        LDM_TRY(ldm_buf_read(s->ctx, s->noise0, s->x, s->n));
+        for (size_t i = 0; i < s->n; i++)
+            s->blend[i] = (float)(sqrt(ab) * s->init[i] + sqrt(1.0 - ab) * s->noise0[i]);
+        LDM_TRY(ldm_buf_write(s->ctx, s->x, s->blend, s->n));
+    }
+    for (int k = first; k < steps; k++) {
         int t = ddpm ? T - 1 - k : (steps - 1 - k) * (T / steps);
         int t_prev = ddpm ? t - 1 : t - T / steps;
         LDM_TRY(predict(s, t));
@@ -236,7 +286,7 @@ static ldm_status run_discrete(ldm_sampler *s, float *latents) {
         if (noisy) LDM_TRY(fill_noise(s, STREAM_STEP, (uint64_t)k, s->z));
         ldm_buf z = noisy ? s->z : none;
         const ldm_x0_hook *h = &f->x0_hook;
-        int preview = h->take && (!h->want || h->want(h->user, k, steps));
+        int preview = h->take && (!h->want || h->want(h->user, k - first, steps - first));
         ldm_buf x0 = preview ? s->x0 : none;
         int v = f->prediction == LDM_PREDICT_V;
         if (v && (ddpm || preview)) { /* eps = sqrt(ab) v + sqrt(1 - ab) x_t */
@@ -253,24 +303,31 @@ static ldm_status run_discrete(ldm_sampler *s, float *latents) {
         else
             LDM_TRY(ldm_ddim_step_v(c, f->schedule, t, t_prev < 0 ? -1 : t_prev, f->eta, s->n, s->x,
                                     s->x, s->eps_g, z));
-        if (k == 0 && steps > 1) { /* one early look (latents as scratch): NaN weights show here */
+        if (s->inpaint) { /* the known region at t_prev (ab = 1 after the last step) */
+            double ap = t_prev >= 0 ? f->schedule->alphas_cumprod[t_prev] : 1.0;
+            LDM_TRY(ldm_buf_read(s->ctx, s->blend, s->x, s->n));
+            blend_known(s, s->blend, sqrt(ap), sqrt(1.0 - ap));
+            LDM_TRY(ldm_buf_write(s->ctx, s->x, s->blend, s->n));
+        }
+        if (k == first && steps - first > 1) { /* one early look (latents as scratch) */
             LDM_TRY(ldm_buf_read(s->ctx, latents, s->x, s->n));
-            LDM_TRY(check_finite(latents, s->n, 1, steps));
+            LDM_TRY(check_finite(latents, s->n, 1, steps - first));
         }
         if (preview) {
             LDM_TRY(ldm_buf_read(s->ctx, s->x0_host, s->x0, s->n));
-            LDM_TRY(h->take(h->user, k, t, s->x0_host));
+            LDM_TRY(h->take(h->user, k - first, t, s->x0_host));
         }
-        report_step(s, k, steps);
+        report_step(s, k - first, steps - first);
     }
     LDM_TRY(ldm_buf_read(s->ctx, latents, s->x, s->n));
-    return check_finite(latents, s->n, steps, steps);
+    return check_finite(latents, s->n, steps - first, steps - first);
 }
 
 /* ---- the sigma-space samplers' view of the UNet ------------------------------------------ */
 
-static ldm_status k_denoise(void *user, const float *x, double sigma, float *denoised) {
+static ldm_status k_denoise(void *user, float *x, double sigma, float *denoised) {
     ldm_sampler *s = user;
+    if (s->inpaint) blend_known(s, x, 1.0, sigma); /* x_known = init + sigma noise0 */
     double c_in = 1.0 / sqrt(sigma * sigma + 1.0);
     for (size_t i = 0; i < s->n; i++)
         s->host_in[i] = (float)(x[i] * c_in);
@@ -313,9 +370,13 @@ static ldm_status k_after_step(void *user, int k, int steps, double sigma, const
 static ldm_status run_sigma_space(ldm_sampler *s, float *latents) {
     const ldm_sampler_config *f = &s->cfg;
     host_noise(s, STREAM_START, 0, latents);
+    if (s->init) memcpy(s->noise0, latents, s->n * sizeof *latents);
     ldm_denoiser d = {s->n, k_denoise, k_noise, k_after_step, s};
-    LDM_TRY(ldm_ksample(f->method, f->schedule, s->sigmas, f->steps, f->eta, &d, latents));
-    return check_finite(latents, s->n, f->steps, f->steps);
+    int first = first_step(s, f->steps);
+    LDM_TRY(ldm_ksample(f->method, f->schedule, s->sigmas, f->steps, first, f->eta, &d, s->init,
+                        latents));
+    if (s->inpaint) blend_known(s, latents, 1.0, 0.0); /* the known region: the init itself */
+    return check_finite(latents, s->n, f->steps - first, f->steps - first);
 }
 
 ldm_status ldm_sampler_run(ldm_sampler *s, float *latents) {
