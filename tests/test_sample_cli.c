@@ -238,6 +238,47 @@ static void img2img_and_inpainting(void **state) {
     assert_int_equal(sample(g_eps, "-i x.png --strength 1.5"), 2);
 }
 
+/* -W/-H where the model takes them (its latents at another size), a clear error elsewhere;
+ * --scale for images, grids and previews; a grid carries its first image's text. */
+static void sizes_scale_and_grid_text(void **state) {
+    (void)state;
+    char args[9000], out[4400];
+    snprintf(args, sizeof args,
+             "-W 12 -H 6 --sampling-method euler --steps 3 -o '%s/wide.png' -i '%s/init.png' "
+             "--strength 0.5",
+             g_dir, g_dir);
+    if (sample(g_eps, args) != 0) fail_msg("%s", g_text);
+    assert_contains(g_text, "is 8x8; resized to the model's 12x6");
+    snprintf(out, sizeof out, "%s/wide.png", g_dir);
+    ldm_image img = read_png(out);
+    assert_true(img.width == 12 && img.height == 6);
+    ldm_image_free(&img);
+    file_holds(out, "Size: 12x6");
+    assert_int_equal(sample(g_eps, "-W 7"), 1);
+    assert_contains(g_text, "images of 7x8 (width x height): this model's sides must be multiples "
+                            "of 2 (its autoencoder's 2x and its UNet's 1x downsampling)");
+    snprintf(args, sizeof args,
+             "--scale 3 --steps 2 -b 2 --save-x0 2 -o '%s/big.png' --grid '%s/biggrid.png'", g_dir,
+             g_dir);
+    assert_int_equal(sample(g_eps, args), 0);
+    snprintf(out, sizeof out, "%s/big_2.png", g_dir);
+    img = read_png(out);
+    assert_true(img.width == 24 && img.height == 24);
+    ldm_image_free(&img);
+    snprintf(out, sizeof out, "%s/big_x0-2.png", g_dir);
+    img = read_png(out);
+    assert_true(img.width == 24 && img.height == 24);
+    ldm_image_free(&img);
+    snprintf(out, sizeof out, "%s/biggrid.png", g_dir);
+    img = read_png(out);
+    assert_true(img.width == 48 && img.height == 24);
+    ldm_image_free(&img);
+    file_holds(out, "a bag\nNegative prompt: \nSteps: 2");
+    file_holds(out, "Seed: 42,");
+    assert_int_equal(sample(g_eps, "--scale 0"), 2);
+    assert_contains(g_text, "--scale 0: not a value it takes");
+}
+
 static void bad_sampler_flags_are_refused(void **state) {
     (void)state;
     assert_int_equal(sample(g_eps, "--sampling-method euler_ancestral"), 2);
@@ -260,6 +301,7 @@ int main(void) {
         cmocka_unit_test(v_prediction_takes_ddpm_and_x0_previews),
         cmocka_unit_test(batch_images_reproduce_alone),
         cmocka_unit_test(img2img_and_inpainting),
+        cmocka_unit_test(sizes_scale_and_grid_text),
         cmocka_unit_test(bad_sampler_flags_are_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -31,6 +31,7 @@ typedef struct args {
     const char *init_img, *mask; /* img2img's start and inpainting's mask */
     float strength;
     int steps, batch_count, batch_size, metadata, verbose;
+    int height, width, scale; /* -H/-W (0: the model's), --scale */
     ldm_sampler_method method;
     ldm_sigma_schedule scheduler;
     float cfg_scale, eta;
@@ -68,7 +69,12 @@ static void usage(FILE *f) {
             "                           image a run with that seed and batch size 1 makes\n"
             "  -o, --output PATH        output.png, output_2.png, ... or a pattern with %%d\n"
             "                           (default ./output.png)\n"
-            "  --grid PATH              also write all images side by side\n"
+            "  --grid PATH              also write all images side by side (with the first\n"
+            "                           image's parameters text)\n"
+            "  -H, --height N, -W, --width N   image size where the model takes it (multiples of\n"
+            "                           its downsampling; default the model's resolution)\n"
+            "  --scale N                write images, grids and previews N times larger\n"
+            "                           (nearest neighbour; 1 to 64, default 1)\n"
             "  --save-x0 STEPS          also write the x0 prediction after these sampling steps\n"
             "                           (1-based, comma-separated, or all) as OUTPUT_x0-STEP.png\n"
             "  --disable-image-metadata no \"parameters\" text in the PNGs\n"
@@ -92,6 +98,11 @@ static const char *const options[] = {"-m",
                                       "-i",
                                       "--init-img",
                                       "--strength",
+                                      "-H",
+                                      "--height",
+                                      "-W",
+                                      "--width",
+                                      "--scale",
                                       "--mask",
                                       "--eta",
                                       "-s",
@@ -138,6 +149,7 @@ static int parse(int argc, char **argv, args *a) {
                 .method = LDM_SAMPLER_DDIM,
                 .cfg_scale = 7.0f,
                 .strength = 0.75f,
+                .scale = 1,
                 .seed = 42};
     char text[1024];
     for (int i = 1; i < argc; i++) {
@@ -209,6 +221,14 @@ static int parse(int argc, char **argv, args *a) {
                 a->batch_size = (int)x;
             else if (!strcmp(k, "--cfg-scale") && x >= 0 && x <= 100)
                 a->cfg_scale = (float)x;
+            else if ((!strcmp(k, "-H") || !strcmp(k, "--height")) && x >= 1 && x <= 65536 &&
+                     x == (int)x)
+                a->height = (int)x;
+            else if ((!strcmp(k, "-W") || !strcmp(k, "--width")) && x >= 1 && x <= 65536 &&
+                     x == (int)x)
+                a->width = (int)x;
+            else if (!strcmp(k, "--scale") && x >= 1 && x <= 64 && x == (int)x)
+                a->scale = (int)x;
             else if (!strcmp(k, "--strength") && x > 0 && x <= 1)
                 a->strength = (float)x;
             else if (!strcmp(k, "--eta") && x >= 0 && x <= 1)
@@ -308,13 +328,9 @@ static int prompts_read(const args *a, prompts *out) {
     return rc;
 }
 
-/* One image as a PNG with A1111's parameters text. */
-static int write_image(const args *a, const ldm_model_config *c, const char *prompt,
-                       const float *image, int index, uint64_t seed, int pos) {
-    int size = c->resolution, ch = c->channels;
-    ldm_image img;
-    char path[OUTPUT_MAX], params[8192];
-    output_name(a->output, index, path, sizeof path); /* fits: output_names_fit */
+/* A1111's parameters text of one image. */
+static void image_parameters(const args *a, const ldm_model_config *c, const char *prompt,
+                             uint64_t seed, int pos, char *out, size_t size) {
     a1111_params ap = {.prompt = prompt,
                        .negative = a->negative,
                        .model_dir = a->model,
@@ -322,46 +338,53 @@ static int write_image(const args *a, const ldm_model_config *c, const char *pro
                        .method = a->method,
                        .scheduler = a->scheduler,
                        .steps = a->method == LDM_SAMPLER_DDPM ? c->num_timesteps : a->steps,
-                       .width = size,
-                       .height = size,
+                       .width = a->width,
+                       .height = a->height,
                        .batch_size = a->batch_size,
                        .batch_pos = pos,
                        .cfg_scale = a->cfg_scale,
                        .eta = a->eta,
                        .strength = a->init_img ? a->strength : 0.0f,
                        .seed = seed};
-    a1111_parameters(&ap, params, sizeof params);
+    a1111_parameters(&ap, out, size);
+}
+
+/* One image as a PNG (--scale times larger) with A1111's parameters text. */
+static int write_image(const args *a, const ldm_model_config *c, const char *prompt,
+                       const float *image, int index, uint64_t seed, int pos) {
+    char path[OUTPUT_MAX], params[8192];
+    output_name(a->output, index, path, sizeof path); /* fits: output_names_fit */
+    image_parameters(a, c, prompt, seed, pos, params, sizeof params);
     const char *text[] = {"parameters", params, NULL};
-    if (ldm_image_from_tensor(image, ch, size, size, &img) != LDM_OK ||
-        ldm_png_write(path, &img, a->metadata ? text : NULL) != LDM_OK) {
-        ldm_image_free(&img);
+    if (write_png_scaled(path, image, c->channels, a->height, a->width, a->scale,
+                         a->metadata ? text : NULL) != LDM_OK)
         return fail("writing the image");
-    }
-    ldm_image_free(&img);
     printf("%s: seed=%" PRIu64 "\n", path, seed);
     return 0;
 }
 
-/* rows x cols images [C, size, size] as one image, row by row. */
-static int write_grid(const char *path, const float *images, int rows, int cols, int ch, int size) {
-    size_t per = (size_t)ch * size * size, W = (size_t)size * cols;
+/* rows x cols images [C, h, w] as one image, row by row, with the first image's text. */
+static int write_grid(const args *a, const ldm_model_config *c, const char *prompt, uint64_t seed,
+                      const float *images, int rows, int cols) {
+    int ch = c->channels, h = a->height, w = a->width;
+    size_t per = (size_t)ch * h * w, W = (size_t)w * cols;
     float *g = malloc((size_t)rows * cols * per * sizeof *g);
-    ldm_image grid;
     for (int r = 0; g && r < rows; r++)
         for (int k = 0; k < ch; k++)
-            for (int y = 0; y < size; y++)
+            for (int y = 0; y < h; y++)
                 for (int i = 0; i < cols; i++)
-                    memcpy(g + ((size_t)k * size * rows + (size_t)r * size + y) * W +
-                               (size_t)i * size,
-                           images + ((size_t)r * cols + i) * per + ((size_t)k * size + y) * size,
-                           size * sizeof *g);
+                    memcpy(g + ((size_t)k * h * rows + (size_t)r * h + y) * W + (size_t)i * w,
+                           images + ((size_t)r * cols + i) * per + ((size_t)k * h + y) * w,
+                           w * sizeof *g);
+    char params[8192];
+    image_parameters(a, c, prompt, seed, 0, params, sizeof params);
+    const char *text[] = {"parameters", params, NULL};
     int rc = 0;
-    if (!g || ldm_image_from_tensor(g, ch, size * rows, (int)W, &grid) != LDM_OK ||
-        ldm_png_write(path, &grid, NULL) != LDM_OK)
+    if (!g || write_png_scaled(a->grid, g, ch, h * rows, (int)W, a->scale,
+                               a->metadata ? text : NULL) != LDM_OK)
         rc = fail("writing the grid");
     else
-        printf("%s: grid of %d x %d images\n", path, rows, cols);
-    if (g) ldm_image_free(&grid);
+        printf("%s: grid of %d x %d images\n", a->grid, rows, cols);
     free(g);
     return rc;
 }
@@ -388,17 +411,14 @@ static int x0_want(void *user, int k, int steps) {
 
 static ldm_status x0_take(void *user, int k, int t, const float *images) {
     const x0_saver *x = user;
-    size_t per = (size_t)x->c->channels * x->c->resolution * x->c->resolution;
+    size_t per = (size_t)x->c->channels * x->a->height * x->a->width;
     for (int j = 0; j < x->a->batch_size; j++) {
         char base[OUTPUT_MAX], path[OUTPUT_MAX];
         output_name(x->a->output, x->first_index + j, base,
                     sizeof base); /* fit: output_names_fit */
         x0_name(base, k + 1, path, sizeof path);
-        ldm_image img;
-        ldm_status st = ldm_image_from_tensor(images + (size_t)j * per, x->c->channels,
-                                              x->c->resolution, x->c->resolution, &img);
-        if (st == LDM_OK) st = ldm_png_write(path, &img, NULL);
-        ldm_image_free(&img);
+        ldm_status st = write_png_scaled(path, images + (size_t)j * per, x->c->channels,
+                                         x->a->height, x->a->width, x->a->scale, NULL);
         if (st != LDM_OK) return st;
         printf("%s: x0 after step %d (t = %d)\n", path, k + 1, t);
     }
@@ -497,7 +517,9 @@ int main(int argc, char **argv) {
         prompts_free(&pr);
         return fail("opening the OpenCL device");
     }
-    ldm_pipeline_options po = {.method = a.method,
+    ldm_pipeline_options po = {.height = a.height,
+                               .width = a.width,
+                               .method = a.method,
                                .steps = a.steps,
                                .guidance_scale = a.cfg_scale,
                                .eta = a.eta,
@@ -529,19 +551,20 @@ int main(int argc, char **argv) {
         prompts_free(&pr);
         return 2;
     }
-    int size = c->resolution, ch = c->channels, B = a.batch_size;
+    ldm_pipeline_image_size(p, &a.height, &a.width);
+    int h = a.height, w = a.width, ch = c->channels, B = a.batch_size;
     int cols = a.batch_count * B;
-    size_t per = (size_t)ch * size * size;
+    size_t per = (size_t)ch * h * w;
     float *images = malloc((size_t)pr.count * cols * per * sizeof *images);
     float *init = NULL, *mask = NULL;
     int rc = images ? 0 : fail("allocating the images");
     if (rc == 0 && a.init_img) { /* bad image inputs are the user's: exit 2 */
         init = malloc((size_t)B * per * sizeof *init);
-        if (a.mask) mask = malloc((size_t)B * size * size * sizeof *mask);
+        if (a.mask) mask = malloc((size_t)B * h * w * sizeof *mask);
         if (!init || (a.mask && !mask))
             rc = fail("allocating the init image");
-        else if (read_init_image(a.init_img, ch, size, B, init) != 0 ||
-                 (a.mask && read_mask(a.mask, size, B, mask) != 0))
+        else if (read_init_image(a.init_img, ch, h, w, B, init) != 0 ||
+                 (a.mask && read_mask(a.mask, h, w, B, mask) != 0))
             rc = 2;
     }
     for (int r = 0; r < pr.count && rc == 0; r++)
@@ -560,7 +583,8 @@ int main(int argc, char **argv) {
                 rc = write_image(&a, c, pr.text[r], out + (size_t)j * per, r * cols + g * B + j,
                                  seed + (uint64_t)j, j);
         }
-    if (rc == 0 && a.grid) rc = write_grid(a.grid, images, pr.count, cols, ch, size);
+    if (rc == 0 && a.grid)
+        rc = write_grid(&a, c, pr.text[0], (uint64_t)a.seed, images, pr.count, cols);
     free(images);
     free(init);
     free(mask);

@@ -8,16 +8,16 @@
 #include "ldmcl/ldmcl.h"
 
 /* Reads path as `channels`; says when the file is resized. img is freed by the caller. */
-static int read_as(const char *flag, const char *path, int channels, int size, ldm_image *img) {
+static int read_as(const char *flag, const char *path, int channels, int h, int w, ldm_image *img) {
     if (ldm_image_read(path, channels, NULL, img) != LDM_OK) {
         fprintf(stderr, "ldmcl-sample: %s: %s\n", flag, ldm_last_error());
         return -1;
     }
-    if (img->width != size || img->height != size)
+    if (img->width != w || img->height != h)
         fprintf(stderr,
-                "ldmcl-sample: note: %s '%s' is %dx%d; resized to the model's %dx%d (shorter "
-                "side, then the centre)\n",
-                flag, path, img->width, img->height, size, size);
+                "ldmcl-sample: note: %s '%s' is %dx%d; resized to the model's %dx%d (scaled to "
+                "cover it, then the centre)\n",
+                flag, path, img->width, img->height, w, h);
     return 0;
 }
 
@@ -32,20 +32,20 @@ static int has_color(const ldm_image *img) {
 }
 
 /* The image as [channels, size, size] in [-1, 1], copied batch times. */
-static int to_batch(const ldm_image *img, int channels, int size, int batch, float *out) {
-    if (ldm_image_to_tensor(img, size, 0, out) != LDM_OK) {
+static int to_batch(const ldm_image *img, int channels, int h, int w, int batch, float *out) {
+    if (ldm_image_to_tensor_hw(img, h, w, 0, out) != LDM_OK) {
         fprintf(stderr, "ldmcl-sample: %s\n", ldm_last_error());
         return -1;
     }
-    size_t per = (size_t)channels * size * size;
+    size_t per = (size_t)channels * h * w;
     for (int b = 1; b < batch; b++)
         memcpy(out + (size_t)b * per, out, per * sizeof *out);
     return 0;
 }
 
-int read_init_image(const char *path, int channels, int size, int batch, float *out) {
+int read_init_image(const char *path, int channels, int h, int w, int batch, float *out) {
     ldm_image img = {0};
-    if (read_as("--init-img", path, 3, size, &img) != 0) return -1;
+    if (read_as("--init-img", path, 3, h, w, &img) != 0) return -1;
     if (channels == 1 && has_color(&img))
         fprintf(stderr,
                 "ldmcl-sample: note: --init-img '%s' is in color; converted to gray (the "
@@ -58,17 +58,17 @@ int read_init_image(const char *path, int channels, int size, int batch, float *
             return -1;
         }
     }
-    int rc = to_batch(&img, channels, size, batch, out);
+    int rc = to_batch(&img, channels, h, w, batch, out);
     ldm_image_free(&img);
     return rc;
 }
 
-int read_mask(const char *path, int size, int batch, float *out) {
+int read_mask(const char *path, int h, int w, int batch, float *out) {
     ldm_image img = {0};
-    if (read_as("--mask", path, 1, size, &img) != 0) return -1;
-    int rc = to_batch(&img, 1, size, batch, out);
+    if (read_as("--mask", path, 1, h, w, &img) != 0) return -1;
+    int rc = to_batch(&img, 1, h, w, batch, out);
     ldm_image_free(&img);
-    size_t n = (size_t)batch * size * size;
+    size_t n = (size_t)batch * h * w;
     for (size_t i = 0; rc == 0 && i < n; i++)
         out[i] = 0.5f * (out[i] + 1.0f);
     return rc;

@@ -5,14 +5,14 @@
 
 #include <stddef.h>
 
-/* The init image (PNG or JPEG) as batch copies of [channels, size, size] in [-1, 1]: converted to
- * the model's channels (color to gray as PIL's "L", gray to RGB replicated) and, when its size
- * differs, resized (shorter side to size, centre crop), each said on stderr. 0, or -1 after
+/* The init image (PNG or JPEG) as batch copies of [channels, h, w] in [-1, 1]: converted to the
+ * model's channels (color to gray as PIL's "L", gray to RGB replicated) and, when its size
+ * differs, resized (scaled to cover h x w, centre crop), each said on stderr. 0, or -1 after
  * naming the file and what is wrong. */
-int read_init_image(const char *path, int channels, int size, int batch, float *out);
+int read_init_image(const char *path, int channels, int h, int w, int batch, float *out);
 
-/* The mask (PNG or JPEG, read as gray) as batch copies of [size, size] in [0, 1]: white (1)
- * repaints, black (0) keeps; resized like the init image, with a note. 0, or -1. */
-int read_mask(const char *path, int size, int batch, float *out);
+/* The mask (PNG or JPEG, read as gray) as batch copies of [h, w] in [0, 1]: white (1) repaints,
+ * black (0) keeps; resized like the init image, with a note. 0, or -1. */
+int read_mask(const char *path, int h, int w, int batch, float *out);
 
 #endif

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -88,6 +89,31 @@ int make_parent_dirs(const char *path) {
         if (end) return 0;
         *p = '/';
     }
+}
+
+ldm_status write_png_scaled(const char *path, const float *x, int channels, int h, int w, int scale,
+                            const char *const *text) {
+    ldm_image img = {0}, big = {0};
+    ldm_status st = ldm_image_from_tensor(x, channels, h, w, &img);
+    if (st != LDM_OK) return st;
+    const ldm_image *out = &img;
+    if (scale > 1) {
+        size_t W = (size_t)w * scale, H = (size_t)h * scale;
+        big = (ldm_image){(int)W, (int)H, channels, malloc(W * H * channels)};
+        if (!big.pixels) {
+            ldm_image_free(&img);
+            return LDM_ERR_HOST_MEMORY;
+        }
+        for (size_t y = 0; y < H; y++)
+            for (size_t i = 0; i < W; i++)
+                memcpy(big.pixels + (y * W + i) * channels,
+                       img.pixels + ((y / scale) * w + i / scale) * channels, (size_t)channels);
+        out = &big;
+    }
+    st = ldm_png_write(path, out, text);
+    ldm_image_free(&img);
+    if (big.pixels) ldm_image_free(&big);
+    return st;
 }
 
 const char *a1111_sampler_name(ldm_sampler_method m) {

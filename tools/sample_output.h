@@ -25,6 +25,11 @@ int output_names_fit(const char *output, int images, int with_x0);
 /* Creates the folders above `path` (mkdir -p of its dirname). 0, or 1 after naming the folder. */
 int make_parent_dirs(const char *path);
 
+/* Floats [channels, h, w] in [-1, 1] as a PNG scale times larger (nearest neighbour), with
+ * text pairs (NULL-terminated; NULL: none). */
+ldm_status write_png_scaled(const char *path, const float *x, int channels, int h, int w, int scale,
+                            const char *const *text);
+
 /* One image's generation, as A1111 writes it. */
 typedef struct a1111_params {
     const char *prompt, *negative, *model_dir;

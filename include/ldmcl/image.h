@@ -54,6 +54,9 @@ ldm_status ldm_image_read(const char *path, int channels, const ldm_image_limits
  * in [-1, 1] (x / 127.5 - 1), channel-planar [C, size, size]. flip mirrors left-right. */
 ldm_status ldm_image_to_tensor(const ldm_image *img, int size, int flip, float *out);
 
+/* The same to out_h x out_w: scaled (as above) to cover it, the middle kept; [C, out_h, out_w]. */
+ldm_status ldm_image_to_tensor_hw(const ldm_image *img, int out_h, int out_w, int flip, float *out);
+
 /* Floats [C, H, W] in [-1, 1] (clamped) to an 8-bit image (allocated). */
 ldm_status ldm_image_from_tensor(const float *x, int channels, int height, int width,
                                  ldm_image *out);

@@ -34,11 +34,13 @@ typedef struct ldm_pipeline_options {
     float guidance_scale;      /* > 1: classifier-free guidance */
     float eta;
     int batch; /* images per generation */
-    /* x0 previews (ldmcl/sample.h), decoded: take() receives images [batch, C, size, size]
+    /* x0 previews (ldmcl/sample.h), decoded: take() receives images [batch, C, height, width]
      * (decoder output, about [-1, 1]) */
     ldm_x0_hook x0_hook;
     ldm_sigma_schedule scheduler; /* the sigma-space samplers' levels (discrete: 0) */
     ldm_step_hook progress;       /* after every sampling step (zero: none) */
+    int height, width;            /* of the images (0: the model's resolution); multiples of the
+                                     autoencoder's and the UNet's downsampling */
 } ldm_pipeline_options;
 
 typedef struct ldm_pipeline ldm_pipeline;
@@ -61,10 +63,12 @@ ldm_status ldm_pipeline_create(ldm_ctx *ctx, const ldm_model_config *model,
                                ldm_pipeline **out);
 void ldm_pipeline_destroy(ldm_pipeline *p);
 
-/* The model's description, and the images' shape [channels, size, size]. */
+/* The model's description (its channels), and the images' height and width (the model's
+ * resolution unless the options said otherwise). */
 const ldm_model_config *ldm_pipeline_config(const ldm_pipeline *p);
+void ldm_pipeline_image_size(const ldm_pipeline *p, int *height, int *width);
 
-/* batch images [batch, C, size, size] (decoder output, about [-1, 1]) for a prompt; the start
+/* batch images [batch, C, height, width] (decoder output, about [-1, 1]) for a prompt; the start
  * noise and every step's noise from seed. */
 ldm_status ldm_pipeline_generate(ldm_pipeline *p, const char *prompt, const char *negative,
                                  uint64_t seed, float *images);
@@ -73,10 +77,10 @@ ldm_status ldm_pipeline_generate(ldm_pipeline *p, const char *prompt, const char
 ldm_status ldm_pipeline_generate_each(ldm_pipeline *p, const char *const *prompts,
                                       const char *negative, uint64_t seed, float *images);
 
-/* img2img (SDEdit) and inpainting: init_images [batch, C, size, size] (about [-1, 1]) are
+/* img2img (SDEdit) and inpainting: init_images [batch, C, height, width] (about [-1, 1]) are
  * encoded by the autoencoder (and patched and scaled as model.ini says), noised to the step that
  * strength (0, 1] selects, and the rest of the chain denoises them (ldm_sampler_set_init). mask
- * [batch, size, size] (NULL: img2img) in [0, 1], 1 where the image is repainted (white, as
+ * [batch, height, width] (NULL: img2img) in [0, 1], 1 where the image is repainted (white, as
  * A1111), averaged over each latent cell: elsewhere the latents keep the init's, re-noised to
  * every step's level. Any sampler. */
 ldm_status ldm_pipeline_generate_from(ldm_pipeline *p, const char *prompt, const char *negative,

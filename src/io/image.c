@@ -66,18 +66,24 @@ static void resample_line(const uint8_t *src, int in, int stride, uint8_t *dst, 
 }
 
 ldm_status ldm_image_to_tensor(const ldm_image *img, int size, int flip, float *out) {
+    return ldm_image_to_tensor_hw(img, size, size, flip, out);
+}
+
+ldm_status ldm_image_to_tensor_hw(const ldm_image *img, int out_h, int out_w, int flip,
+                                  float *out) {
     int w = img->width, h = img->height, c = img->channels;
-    if (size < 1 || w < 1 || h < 1 || (c != 1 && c != 3))
-        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "resizing a %dx%d image of %d channels to %d", w,
-                        h, c, size);
-    /* torchvision's Resize(size): the shorter side to size, the longer int(size * long / short) */
+    if (out_h < 1 || out_w < 1 || w < 1 || h < 1 || (c != 1 && c != 3))
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "resizing a %dx%d image of %d channels to %dx%d",
+                        w, h, c, out_w, out_h);
+    /* scaled to cover out_w x out_h (for a square, torchvision's Resize(size): the shorter side
+     * to size, the longer int(size * long / short)) */
     int rw, rh;
-    if (w <= h) {
-        rw = size;
-        rh = (int)((long long)size * h / w);
+    if ((long long)w * out_h <= (long long)h * out_w) {
+        rw = out_w;
+        rh = (int)((long long)out_w * h / w);
     } else {
-        rh = size;
-        rw = (int)((long long)size * w / h);
+        rh = out_h;
+        rw = (int)((long long)out_h * w / h);
     }
     uint8_t *mid = malloc((size_t)h * (size_t)rw * (size_t)c);
     uint8_t *res = malloc((size_t)rh * (size_t)rw * (size_t)c);
@@ -96,14 +102,14 @@ ldm_status ldm_image_to_tensor(const ldm_image *img, int size, int flip, float *
         for (int k = 0; k < c; k++)
             resample_line(mid + (size_t)x * c + k, h, rw * c, res + (size_t)x * c + k, rh, rw * c,
                           weights);
-    /* CenterCrop(size): torchvision rounds the offsets */
-    int top = (int)lround((rh - size) / 2.0), left = (int)lround((rw - size) / 2.0);
+    /* CenterCrop: torchvision rounds the offsets */
+    int top = (int)lround((rh - out_h) / 2.0), left = (int)lround((rw - out_w) / 2.0);
     for (int k = 0; k < c; k++)
-        for (int y = 0; y < size; y++)
-            for (int x = 0; x < size; x++) {
-                int sx = left + (flip ? size - 1 - x : x);
+        for (int y = 0; y < out_h; y++)
+            for (int x = 0; x < out_w; x++) {
+                int sx = left + (flip ? out_w - 1 - x : x);
                 uint8_t v = res[((size_t)(top + y) * rw + sx) * c + k];
-                out[((size_t)k * size + y) * size + x] = (float)v / 127.5f - 1.0f;
+                out[((size_t)k * out_h + y) * out_w + x] = (float)v / 127.5f - 1.0f;
             }
     free(mid);
     free(res);

@@ -20,9 +20,10 @@ struct ldm_pipeline {
     ldm_clip_tokenizer *tokenizer;
     int owns_tokenizer;
     char *warned; /* the last prompt said to be cut (said once, not at every generation) */
-    ldm_clip_encoder *encoder; /* for the batch's prompts */
-    int lat, lat_channels;
-    const char **prompts; /* [batch]: the prompt of each image */
+    ldm_clip_encoder *encoder;      /* for the batch's prompts */
+    int lat_h, lat_w, lat_channels; /* the UNet's latents */
+    int img_h, img_w;               /* the images (the model's resolution, or -H/-W) */
+    const char **prompts;           /* [batch]: the prompt of each image */
     float *context, *uncond, *latents;
     float *restored;            /* latents with the model's latent scaling undone, to decode */
     float *plain;               /* and with latent_patch undone: the autoencoder's latents */
@@ -110,6 +111,31 @@ static ldm_status open_text(ldm_ctx *ctx, ldm_pipeline *p, const char *dir, ldm_
     return LDM_OK;
 }
 
+/* The images' and the UNet latents' sizes: the model's resolution, or the options' height and
+ * width where the autoencoder and the UNet take them (multiples of their downsampling). */
+static ldm_status image_size(ldm_pipeline *p) {
+    const ldm_model_config *c = &p->cfg;
+    int lat = ldm_model_latent_size(c), f = c->resolution / lat, d = 1;
+    for (int i = 0; i + 1 < c->unet.n_down; i++)
+        d *= c->unet.down_sample[i] ? 2 : 1;
+    p->img_h = p->o.height > 0 ? p->o.height : c->resolution;
+    p->img_w = p->o.width > 0 ? p->o.width : c->resolution;
+    if (p->img_h % (f * d) || p->img_w % (f * d) || p->img_h > 65536 || p->img_w > 65536)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "images of %dx%d (width x height): this model's sides must be multiples "
+                        "of %d (its autoencoder's %dx and its UNet's %dx downsampling), like %d "
+                        "or %d",
+                        p->img_w, p->img_h, f * d, f, d, c->resolution, c->resolution + f * d);
+    p->lat_h = p->img_h / f;
+    p->lat_w = p->img_w / f;
+    return LDM_OK;
+}
+
+void ldm_pipeline_image_size(const ldm_pipeline *p, int *height, int *width) {
+    *height = p->img_h;
+    *width = p->img_w;
+}
+
 /* What every pipeline has: the schedule, the sampler on unet_store (NULL: its own, loaded from
  * unet_path), the autoencoder from p->ae_path, the host arrays. */
 static ldm_status open_rest(ldm_ctx *ctx, ldm_pipeline *p, ldm_params *unet_store,
@@ -117,13 +143,13 @@ static ldm_status open_rest(ldm_ctx *ctx, ldm_pipeline *p, ldm_params *unet_stor
     const ldm_model_config *c = &p->cfg;
     LDM_TRY(ldm_schedule_create(c->beta_schedule, c->num_timesteps, c->beta_start, c->beta_end,
                                 &p->schedule));
-    p->lat = ldm_model_latent_size(c);
+    LDM_TRY(image_size(p));
     p->lat_channels = ldm_model_latent_channels(c);
     ldm_sampler_config sc = {.unet = &p->cfg.unet,
                              .schedule = p->schedule,
                              .batch = p->o.batch,
-                             .height = p->lat,
-                             .width = p->lat,
+                             .height = p->lat_h,
+                             .width = p->lat_w,
                              .context_len = c->context_length,
                              .guidance_scale = p->o.guidance_scale,
                              .method = p->o.method,
@@ -135,16 +161,15 @@ static ldm_status open_rest(ldm_ctx *ctx, ldm_pipeline *p, ldm_params *unet_stor
                              .params = unet_store};
     if (p->o.x0_hook.take) {
         sc.x0_hook = (ldm_x0_hook){preview_want, preview_take, p};
-        p->preview = malloc((size_t)p->o.batch * c->channels * c->resolution * c->resolution *
-                            sizeof *p->preview);
+        p->preview =
+            malloc((size_t)p->o.batch * c->channels * p->img_h * p->img_w * sizeof *p->preview);
         if (!p->preview) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     }
     LDM_TRY(ldm_sampler_create(ctx, &sc, &p->sampler));
     if (!unet_store) LDM_TRY(ldm_graph_load(ldm_sampler_graph(p->sampler), unet_path, NULL));
-    LDM_TRY(ldm_ae_codec_create(ctx, &c->ae, p->o.batch, c->resolution, c->resolution, 0, 0,
-                                &p->codec));
+    LDM_TRY(ldm_ae_codec_create(ctx, &c->ae, p->o.batch, p->img_h, p->img_w, 0, 0, &p->codec));
     LDM_TRY(ldm_ae_codec_load(p->codec, p->ae_path));
-    size_t n_lat = (size_t)p->o.batch * p->lat_channels * p->lat * p->lat;
+    size_t n_lat = (size_t)p->o.batch * p->lat_channels * p->lat_h * p->lat_w;
     p->latents = malloc(n_lat * sizeof *p->latents);
     p->restored = malloc(n_lat * sizeof *p->restored);
     p->plain = malloc(n_lat * sizeof *p->plain);
@@ -280,18 +305,18 @@ static ldm_status generate(ldm_pipeline *p, const char *const *prompts, const ch
 ldm_status ldm_pipeline_decode(ldm_pipeline *p, const float *latents, float *images) {
     const ldm_model_config *c = &p->cfg;
     if (c->latent_scaling != LDM_LATENT_NONE) {
-        size_t hw = (size_t)p->lat * p->lat;
+        size_t hw = (size_t)p->lat_h * p->lat_w;
         memcpy(p->restored, latents, (size_t)p->o.batch * p->lat_channels * hw * sizeof *latents);
         ldm_latents_normalize(p->restored, (size_t)p->o.batch, p->lat_channels, hw, c->latent_mean,
                               c->latent_std, 1);
         latents = p->restored;
     }
     if (c->latent_patch > 1) {
-        ldm_latents_patchify(latents, p->plain, (size_t)p->o.batch, p->lat_channels, p->lat, p->lat,
-                             c->latent_patch, 1);
+        ldm_latents_patchify(latents, p->plain, (size_t)p->o.batch, p->lat_channels, p->lat_h,
+                             p->lat_w, c->latent_patch, 1);
         latents = p->plain;
     }
-    size_t n_lat = (size_t)p->o.batch * p->lat_channels * p->lat * p->lat;
+    size_t n_lat = (size_t)p->o.batch * p->lat_channels * p->lat_h * p->lat_w;
     size_t first = 0, bad = ldm_count_non_finite(latents, n_lat, &first);
     if (bad)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
@@ -299,7 +324,7 @@ ldm_status ldm_pipeline_decode(ldm_pipeline *p, const float *latents, float *ima
                         "element %zu)",
                         bad, n_lat, first);
     LDM_TRY(ldm_ae_codec_decode(p->codec, latents, images));
-    size_t n_img = (size_t)p->o.batch * c->channels * c->resolution * c->resolution;
+    size_t n_img = (size_t)p->o.batch * c->channels * p->img_h * p->img_w;
     bad = ldm_count_non_finite(images, n_img, &first);
     if (bad)
         return LDM_FAIL(LDM_ERR_FORMAT,
@@ -333,12 +358,12 @@ ldm_status ldm_pipeline_generate_latents(ldm_pipeline *p, const char *prompt, co
  * averaged over each latent cell into p->mask_lat. */
 static ldm_status prepare_init(ldm_pipeline *p, const float *init_images, const float *mask) {
     const ldm_model_config *c = &p->cfg;
-    size_t B = (size_t)p->o.batch, hw = (size_t)p->lat * p->lat;
+    size_t B = (size_t)p->o.batch, hw = (size_t)p->lat_h * p->lat_w;
     size_t n_lat = B * p->lat_channels * hw;
     if (!p->init_lat) p->init_lat = malloc(n_lat * sizeof *p->init_lat);
     if (!p->mask_lat) p->mask_lat = malloc(B * hw * sizeof *p->mask_lat);
     if (!p->init_lat || !p->mask_lat) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-    size_t n_img = B * c->channels * c->resolution * c->resolution, first = 0;
+    size_t n_img = B * c->channels * p->img_h * p->img_w, first = 0;
     size_t bad = ldm_count_non_finite(init_images, n_img, &first);
     if (bad)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
@@ -358,18 +383,18 @@ static ldm_status prepare_init(ldm_pipeline *p, const float *init_images, const 
         ldm_latents_normalize(p->init_lat, B, p->lat_channels, hw, c->latent_mean, c->latent_std,
                               0);
     if (!mask) return LDM_OK;
-    int f = c->resolution / p->lat; /* image pixels per latent cell, each way */
+    int f = p->img_h / p->lat_h; /* image pixels per latent cell, each way */
     for (size_t b = 0; b < B; b++)
-        for (int y = 0; y < p->lat; y++)
-            for (int x = 0; x < p->lat; x++) {
+        for (int y = 0; y < p->lat_h; y++)
+            for (int x = 0; x < p->lat_w; x++) {
                 double sum = 0;
                 for (int i = 0; i < f; i++)
                     for (int j = 0; j < f; j++) {
-                        float m = mask[(b * c->resolution + (size_t)(y * f + i)) * c->resolution +
+                        float m = mask[(b * p->img_h + (size_t)(y * f + i)) * p->img_w +
                                        (size_t)(x * f + j)];
                         sum += m < 0 ? 0 : m > 1 ? 1 : m;
                     }
-                p->mask_lat[b * hw + (size_t)y * p->lat + x] = (float)(sum / (f * f));
+                p->mask_lat[b * hw + (size_t)y * p->lat_w + x] = (float)(sum / (f * f));
             }
     return LDM_OK;
 }
