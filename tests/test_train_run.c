@@ -210,7 +210,7 @@ static void random_flip_uses_mirrored_latents(void **state) {
 
     /* the same run without random_flip: the cache is stale */
     write_config_with("flip", 8, "", ae, "", ini);
-    assert_status(run(ini, 0, 1), LDM_OK);
+    assert_status(run(ini, 1, 1), LDM_OK);
     assert_contains(test_log_text(), "is stale");
 }
 
@@ -225,7 +225,7 @@ static void stale_cache_and_bad_checkpoints(void **state) {
     ldm_image img = {16, 16, 1, px};
     sleep(1); /* a different modification time even on coarse file systems */
     assert_status(ldm_png_write(path, &img, NULL), LDM_OK);
-    assert_status(run(ini, 0, 1), LDM_OK);
+    assert_status(run(ini, 1, 1), LDM_OK);
     assert_contains(test_log_text(), "stage one skipped");
     assert_contains(test_log_text(), "is stale");
     /* the same dataset folder by another path: the cache is kept */
@@ -237,7 +237,7 @@ static void stale_cache_and_bad_checkpoints(void **state) {
              at + strlen("path = data\n"));
     test_write_file(ini, moved, strlen(moved));
     free(text);
-    assert_status(run(ini, 0, 1), LDM_OK);
+    assert_status(run(ini, 1, 1), LDM_OK);
     assert_contains(test_log_text(), "matches the autoencoder and the dataset");
     /* a damaged cache (cut short) is made again, saying why */
     snprintf(path, sizeof path, "%s/whole/latents.safetensors", g_dir);
@@ -245,7 +245,7 @@ static void stale_cache_and_bad_checkpoints(void **state) {
     unsigned char *cache = test_read_file(path, &cache_len);
     test_write_file(path, cache, cache_len - 1);
     free(cache);
-    assert_status(run(ini, 0, 1), LDM_OK);
+    assert_status(run(ini, 1, 1), LDM_OK);
     assert_contains(test_log_text(), "latents.safetensors is damaged");
     assert_contains(test_log_text(), "12 images encoded");
 
@@ -358,7 +358,7 @@ static void tokenizer_larger_than_the_encoder_is_refused(void **state) {
     ldm_run_config c;
     assert_status(ldm_run_config_read(ini, &c), LDM_OK);
     c.model.clip.vocab_size = 1000;
-    ldm_run_options o = {.stage = LDM_STAGE_ALL, .log = test_capture_log};
+    ldm_run_options o = {.stage = LDM_STAGE_ALL, .resume = 1, .log = test_capture_log};
     assert_status(ldm_run_train(g_ctx, &c, &o), LDM_ERR_FORMAT);
     assert_contains(ldm_last_error(), "bpe_simple_vocab_16e6.txt.gz' has 49408 tokens but the "
                                       "text encoder ('");
@@ -414,6 +414,38 @@ static void program_exit_codes(void **state) {
     assert_string_equal(a, b);
     free(a);
     free(b);
+    /* a line per checkpoint and a summary at the end */
+    assert_contains(big, "checkpoint: step 4 saved in ");
+    assert_contains(big, "checkpoint-00000004.safetensors\n");
+    assert_contains(big, "done in 0:");
+    assert_contains(big, "profiled/model\n");
+    /* the same folder again without --resume: refused, saying what to do */
+    snprintf(cmd, sizeof cmd, "'%s' '%s' 2>&1", LDMCL_TRAIN_PROGRAM, ini);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 1);
+    assert_contains(text, "profiled' holds an earlier run's checkpoints");
+    assert_contains(text, "add --resume to continue that run");
+    /* on a terminal 50 columns wide (script(1) gives it a pseudo-terminal): the progress line
+     * is rewritten in place and never longer than 49 columns */
+    write_config("narrow", 8, "", ini);
+    snprintf(cmd, sizeof cmd, "script -qec \"stty cols 50 rows 24; '%s' '%s'\" /dev/null 2>&1",
+             LDMCL_TRAIN_PROGRAM, ini);
+    assert_int_equal(test_run_capture(cmd, big, sizeof big), 0);
+    assert_contains(big, "\r\033[Kldm 3/6  loss ");
+    assert_contains(big, " ETA 0:00:");
+    /* the progress lines: after \r\033[K, starting with a stage's name (log lines, which
+     * replace them, may be longer) */
+    int lines = 0;
+    for (const char *q = strstr(big, "\r\033[K"); q; q = strstr(q + 1, "\r\033[K")) {
+        const char *line = q + 4, *end = line;
+        while (*end && *end != '\r' && *end != '\n')
+            end++;
+        if (strncmp(line, "autoencoder ", 12) && strncmp(line, "ldm ", 4)) continue;
+        lines++;
+        if (end - line > 49)
+            fail_msg("a progress line of %d columns: %.*s", (int)(end - line), (int)(end - line),
+                     line);
+    }
+    assert_true(lines >= 9); /* 3 autoencoder steps, 6 of the LDM */
 }
 
 int main(void) {

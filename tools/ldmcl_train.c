@@ -2,69 +2,33 @@
  * ldmcl/runner.h): the autoencoder, the latent cache, the text-conditioned LDM, the model folder.
  *   ldmcl-train CONFIG.ini [--stage all|autoencoder|ldm] [--resume] [--profile STEP]
  *               [--cl-device D] [--cl-platform P] [-v]
- * On a terminal a progress bar (step, loss, it/s, ETA); otherwise plain lines. Exit status 0 on
+ * On a terminal a progress line that fits its width (tools/train_progress.c); otherwise plain
+ * lines; a summary at the end. Exit status 0 on
  * success, 1 when the run fails (the message says why; checkpoints already written stay), 2 for
  * a bad command line or config. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli_options.h"
 #include "ldmcl/ldmcl.h"
-
-typedef struct progress_state {
-    int tty, verbose;
-    const char *last_stage;
-    double last_print;
-    int first_step; /* the stage's first step in this process (after a resume: not 1) */
-} progress_state;
+#include "train_progress.h"
 
 static void print_log(void *user, ldm_log_level level, const char *message) {
-    progress_state *p = user;
+    train_progress *p = user;
     if (level == LDM_LOG_DEBUG && !p->verbose) return;
-    if (p->tty) fprintf(stdout, "\r\033[K");
+    if (p->tty && p->line_open) {
+        printf("\r\033[K"); /* the message takes the progress line's place; it comes back */
+        fflush(stdout);     /* before a warning on stderr */
+        p->line_open = 0;
+    }
     char text[4096];
     fprintf(level == LDM_LOG_WARN ? stderr : stdout, "%s%s\n",
             level == LDM_LOG_WARN ? "warning: " : "",
             cli_user_text(message, p->verbose, text, sizeof text));
     fflush(stdout);
-}
-
-static void progress(void *user, const char *stage, int step, int total, float loss,
-                     double seconds) {
-    progress_state *p = user;
-    if (!p->last_stage || strcmp(p->last_stage, stage)) {
-        p->last_stage = stage;
-        p->first_step = step;
-        p->last_print = 0;
-    }
-    /* steps of this process over its seconds (the runner's clock starts at the first step) */
-    int done = step - p->first_step + 1;
-    double rate = seconds > 0 ? done / seconds : 0, eta = rate > 0 ? (total - step) / rate : 0;
-    if (p->tty) {
-        int width = 30, fill = total > 0 ? (int)((long long)width * step / total) : 0;
-        char bar[64];
-        for (int i = 0; i < width; i++)
-            bar[i] = i < fill ? '#' : '.';
-        bar[width] = 0;
-        if (!strcmp(stage, "encoding"))
-            printf("\r\033[K%-11s [%s] %d/%d", stage, bar, step, total);
-        else
-            printf("\r\033[K%-11s [%s] %d/%d  loss %.5f  %.2f it/s  ETA %.0f s", stage, bar, step,
-                   total, (double)loss, rate, eta);
-        if (step == total) printf("\n");
-        fflush(stdout);
-        return;
-    }
-    /* plain lines: the first and last steps, and about every 10 s */
-    if (strcmp(stage, "encoding") &&
-        (step == p->first_step || step == total || seconds - p->last_print >= 10)) {
-        printf("%s step %d/%d loss %.6f %.3f it/s ETA %.0f s\n", stage, step, total, (double)loss,
-               rate, eta);
-        fflush(stdout);
-        p->last_print = seconds;
-    }
 }
 
 /* The library's last error, its source positions shown only with -v. */
@@ -95,7 +59,8 @@ static const char *const options[] = {
 int main(int argc, char **argv) {
     const char *config = NULL, *device = NULL, *platform = NULL;
     ldm_run_options ro = {0};
-    progress_state ps = {isatty(fileno(stdout)), 0, NULL, 0, 0};
+    train_progress ps;
+    train_progress_init(&ps, 0);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -178,12 +143,21 @@ int main(int argc, char **argv) {
     printf("device: %s (%s), driver %s\n", d->device_name, d->platform_name, d->driver_version);
     ro.log = print_log;
     ro.log_user = &ps;
-    ro.progress = progress;
+    ro.progress = train_progress_step;
     ro.progress_user = &ps;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     ldm_status st = ldm_run_train(ctx, c, &ro);
+    train_progress_break(&ps);
     if (st != LDM_OK) {
-        if (ps.tty) printf("\n");
         fprintf(stderr, "ldmcl-train: %s\n", error_text(ps.verbose));
+    } else if (!ro.stop_after && !ro.ae_stop_after) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        char model[LDM_RUN_PATH + 8];
+        snprintf(model, sizeof model, "%s/model", c->output_dir);
+        train_progress_summary(
+            &ps, (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec),
+            ro.stage == LDM_STAGE_AUTOENCODER ? c->output_dir : model);
     }
     ldm_ctx_destroy(ctx);
     free(c);

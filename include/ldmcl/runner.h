@@ -27,13 +27,26 @@ extern "C" {
 
 enum { LDM_STAGE_ALL = 0, LDM_STAGE_AUTOENCODER = 1, LDM_STAGE_LDM = 2 };
 
-typedef void (*ldm_progress_fn)(void *user, const char *stage, int step, int total, float loss,
-                                double seconds);
+/* Where a run is, after every step of a stage ("autoencoder", "encoding" the latent cache, "ldm"):
+ * the stage's step of total (1-based), the step's loss (0 while encoding), the seconds of the
+ * stage in this process; and the run's training step of its total (the stages this process
+ * trains: a finished or given autoencoder is not counted). */
+typedef struct ldm_run_progress {
+    const char *stage;
+    int step, total;
+    float loss;
+    double seconds;
+    int run_step, run_total;
+} ldm_run_progress;
+
+typedef void (*ldm_progress_fn)(void *user, const ldm_run_progress *p);
 
 typedef struct ldm_run_options {
     int stage;         /* LDM_STAGE_* */
     int resume;        /* continue the autoencoder from its state, the LDM from
-                          output_dir/checkpoints/latest (as resume_from_checkpoint = latest) */
+                          output_dir/checkpoints/latest (as resume_from_checkpoint = latest);
+                          without it, an output_dir holding an earlier run's checkpoints is
+                          refused (LDM_ERR_INVALID_ARGUMENT) */
     int stop_after;    /* stop the LDM stage after this many steps of this process, as if killed
                           (tests of resumption); 0: run to the end */
     int ae_stop_after; /* the same for the autoencoder stage (its state is saved every

@@ -5,6 +5,35 @@
 #include "fail.h"
 #include "ini_keys.h"
 
+/* Collapses "." segments, "name/.." pairs and repeated slashes in place, lexically (as realpath
+ * -m, without following links): configs/../runs/x -> runs/x. Leading ".." segments stay. */
+static void normalize_path(char *path) {
+    char tmp[4096], buf[4096];
+    if (!path[0] || strlen(path) >= sizeof tmp) return;
+    strcpy(tmp, path);
+    int absolute = tmp[0] == '/', n = 0;
+    char *seg[2048], *save = NULL;
+    for (char *tok = strtok_r(tmp, "/", &save); tok && n < 2048; tok = strtok_r(NULL, "/", &save)) {
+        if (!strcmp(tok, ".")) continue;
+        if (!strcmp(tok, "..") && n > 0 && strcmp(seg[n - 1], "..")) {
+            n--;
+            continue;
+        }
+        if (!strcmp(tok, "..") && absolute) continue; /* /.. is / */
+        seg[n++] = tok;
+    }
+    size_t used = 0;
+    if (absolute) buf[used++] = '/';
+    for (int i = 0; i < n; i++) { /* never longer than the path it came from */
+        size_t k = strlen(seg[i]);
+        if (i) buf[used++] = '/';
+        memcpy(buf + used, seg[i], k);
+        used += k;
+    }
+    buf[used] = '\0';
+    strcpy(path, used ? buf : ".");
+}
+
 ldm_status ldm_ini_path_key(ldm_ini *ini, const char *config, const char *section, const char *key,
                             char *out, size_t size) {
     const char *v = NULL;
@@ -23,6 +52,7 @@ ldm_status ldm_ini_path_key(ldm_ini *ini, const char *config, const char *sectio
         snprintf(out, size, "%.*s/%s", (int)(folder - 1), config, v);
     else
         snprintf(out, size, "%s", v);
+    normalize_path(out);
     return LDM_OK;
 }
 

@@ -120,8 +120,11 @@ ldm_status run_latent_cache(run_ctx *r, const char *ae_path, char *cache_path) {
         }
         for (int q = 0; st == LDM_OK && q < b; q++)
             indices[kept++] = (float)idx[q];
-        if (r->o->progress && st == LDM_OK)
-            r->o->progress(r->o->progress_user, "encoding", (int)i, (int)n, 0.0f, 0.0);
+        if (r->o->progress && st == LDM_OK) {
+            ldm_run_progress p = {
+                "encoding", (int)i, (int)n, 0.0f, 0.0, r->ae_total, r->ae_total + r->ldm_total};
+            r->o->progress(r->o->progress_user, &p);
+        }
     }
     if (st == LDM_OK && kept == 0)
         st = LDM_FAIL(LDM_ERR_FORMAT, "no image of '%s' could be encoded", c->dataset_path);

@@ -32,6 +32,11 @@ static int list_checkpoints(const char *dir, int *steps, int max) {
     return n;
 }
 
+int run_has_checkpoints(const char *dir) {
+    int step;
+    return list_checkpoints(dir, &step, 1) > 0;
+}
+
 /* Removes the oldest checkpoints beyond the limit, never the one at step keep (the run's own
  * newest, or the one it resumed from: a newer one may be damaged), and the temporaries of saves
  * another process began and never finished. */
@@ -45,7 +50,7 @@ static void rotate(const run_ctx *r, const char *dir, int limit, int keep) {
         if (oldest < 0) break;
         char path[LDM_RUN_PATH];
         checkpoint_name(path, dir, steps[oldest]);
-        if (remove(path) == 0) run_note(r, LDM_LOG_INFO, "removed the old checkpoint %s", path);
+        if (remove(path) == 0) run_note(r, LDM_LOG_DEBUG, "removed the old checkpoint %s", path);
         steps[oldest] = steps[--n];
     }
 }
@@ -60,6 +65,7 @@ ldm_status run_checkpoint_save(const run_ctx *r, int step, int limit, run_checkp
     run_path(latest, dir, "latest");
     snprintf(text, sizeof text, "checkpoint-%08d.safetensors\n", step);
     LDM_TRY(run_write_text(latest, text)); /* the pointer moves only after the file is complete */
+    run_note(r, LDM_LOG_INFO, "checkpoint: step %d saved in %s", step, path);
     rotate(r, dir, limit, step);
     return LDM_OK;
 }

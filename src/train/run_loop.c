@@ -3,6 +3,7 @@
  * optional preparation and the profiler's markers, its log line, the progress callback, the
  * stage's own work after a step (checkpoints, validation), and stopping early as asked. */
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "runner_internal.h"
@@ -37,8 +38,17 @@ ldm_status run_loop(run_ctx *r, const run_stage_loop *l, run_loop_end *end) {
         l->log_line(l->self, step, el, line, sizeof line);
         fprintf(csv, "%s\n", line);
         fflush(csv);
-        if (r->o->progress)
-            r->o->progress(r->o->progress_user, l->stage, step + 1, l->total, loss, el);
+        if (r->o->progress) {
+            int before = strcmp(l->stage, "autoencoder") ? r->ae_total : 0;
+            ldm_run_progress p = {l->stage,
+                                  step + 1,
+                                  l->total,
+                                  loss,
+                                  el,
+                                  before + step + 1,
+                                  r->ae_total + r->ldm_total};
+            r->o->progress(r->o->progress_user, &p);
+        }
         if (l->after) st = l->after(l->self, step);
         end->finished = step + 1 == l->total;
         if (st == LDM_OK && l->stop_after > 0 && ++done_here == l->stop_after && !end->finished) {

@@ -52,11 +52,26 @@ static void remove_all_temporaries(const run_ctx *r) {
     }
 }
 
+/* Without --resume, an output folder holding an earlier run's checkpoints (the LDM's, or the
+ * autoencoder's unfinished state) is refused: starting afresh would overwrite them. */
+static ldm_status refuse_earlier_run(const run_ctx *r) {
+    char dir[LDM_RUN_PATH], state[LDM_RUN_PATH];
+    run_path(dir, r->out, "checkpoints");
+    run_path(state, r->out, RUN_AE_STATE_NAME);
+    const char *found = run_has_checkpoints(dir) ? dir : run_exists(state) ? state : NULL;
+    if (!found) return LDM_OK;
+    return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                    "output_dir '%s' holds an earlier run's checkpoints (%s): add --resume to "
+                    "continue that run, or set another output_dir (or remove that folder) to "
+                    "start afresh",
+                    r->out, found);
+}
+
 ldm_status ldm_run_train(ldm_ctx *ctx, const ldm_run_config *config, const ldm_run_options *o) {
     ldm_run_config *c = malloc(sizeof *c); /* with epochs turned into steps */
     if (!c) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     *c = *config;
-    run_ctx r = {ctx, c, o, NULL, "", 0};
+    run_ctx r = {.ctx = ctx, .c = c, .o = o};
     snprintf(r.out, sizeof r.out, "%s", c->output_dir);
     ldm_status st = run_mkdirs(r.out);
     /* what a process killed mid-save left (a run never resumes from them) */
@@ -87,8 +102,11 @@ ldm_status ldm_run_train(ldm_ctx *ctx, const ldm_run_config *config, const ldm_r
             run_note(&r, LDM_LOG_INFO, "ldm: %d epochs of %zu images = %d steps", epochs, n,
                      c->ldm_train.max_steps);
     }
+    r.ae_total = o->stage != LDM_STAGE_LDM ? c->ae_train.steps : 0; /* 0 when it is skipped */
+    r.ldm_total = o->stage != LDM_STAGE_AUTOENCODER ? c->ldm_train.max_steps : 0;
     char ae_path[LDM_RUN_PATH], cache[LDM_RUN_PATH];
-    st = run_check_inputs(&r);
+    st = o->resume ? LDM_OK : refuse_earlier_run(&r);
+    if (st == LDM_OK) st = run_check_inputs(&r);
     if (st == LDM_OK && o->stage != LDM_STAGE_LDM) st = run_autoencoder_stage(&r, ae_path);
     if (st == LDM_OK && o->stage == LDM_STAGE_LDM) {
         if (c->ae_checkpoint[0])

@@ -9,7 +9,7 @@
 #include "runner_internal.h"
 
 /* The stage's resumable state: the autoencoder's and the discriminator's, one file. */
-#define STATE_NAME "autoencoder-state.safetensors"
+#define STATE_NAME RUN_AE_STATE_NAME
 
 /* Whether path holds the autoencoder of a finished stage (*done; 0 when there is no file). A
  * file there that does not read as one (damaged, or not ldmcl's) is an error: it is never
@@ -74,7 +74,7 @@ static ldm_status save_state(const run_ctx *r, ldm_ae_trainer *t, const char *st
         "ldmcl.stage", "autoencoder in progress", "ldmcl.ae_step", steps, "ldmcl.data_position",
         position,      "ldmcl.skipped",           skips,           NULL};
     LDM_TRY(ldm_ae_trainer_save_state(t, state, meta));
-    run_note(r, LDM_LOG_DEBUG, "autoencoder: state at step %d saved in %s", step, state);
+    run_note(r, LDM_LOG_INFO, "checkpoint: autoencoder step %d saved in %s", step, state);
     return LDM_OK;
 }
 
@@ -164,6 +164,7 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
     if (c->ae_checkpoint[0]) {
         snprintf(ae_path, LDM_RUN_PATH, "%s", c->ae_checkpoint);
         run_note(r, LDM_LOG_INFO, "autoencoder: using %s", ae_path);
+        r->ae_total = 0;
         return LDM_OK;
     }
     run_path(ae_path, r->out, "autoencoder.safetensors");
@@ -176,6 +177,7 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
         if (run_exists(gstate) && remove(gstate) == 0)
             run_note(r, LDM_LOG_INFO, "removed %s: the stage it belongs to is finished", gstate);
         run_note(r, LDM_LOG_INFO, "autoencoder: %s is finished; stage one skipped", ae_path);
+        r->ae_total = 0;
         return LDM_OK;
     }
     if (c->ae_train.steps < 1)

@@ -15,9 +15,16 @@ typedef struct run_ctx {
     const ldm_run_config *c;
     const ldm_run_options *o;
     ldm_dataset *data;
-    char out[LDM_RUN_PATH]; /* output_dir */
-    int stopped;            /* a stage stopped early as asked (ae_stop_after): skip the rest */
+    char out[LDM_RUN_PATH];  /* output_dir */
+    int stopped;             /* a stage stopped early as asked (ae_stop_after): skip the rest */
+    int ae_total, ldm_total; /* the steps of the stages this process trains (progress) */
 } run_ctx;
+
+/* The autoencoder stage's state while it trains (output_dir/RUN_AE_STATE_NAME). */
+#define RUN_AE_STATE_NAME "autoencoder-state.safetensors"
+
+/* Whether dir holds a checkpoint-NNNNNNNN.safetensors. */
+int run_has_checkpoints(const char *dir);
 
 void run_note(const run_ctx *r, ldm_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
