@@ -120,9 +120,15 @@ static void tunes_writes_and_reapplies(void **state) {
     ldm_ctx *ctx;
     assert_status(ldm_ctx_create(&o, &ctx), LDM_OK);
     ldm_gemm_tune_report r;
+    test_log_clear();
     assert_status(ldm_gemm_tune(ctx, 1, &r), LDM_OK);
     assert_true(r.default_ms > 0 && r.tuned_ms > 0 && r.tuned_ms <= r.default_ms);
     assert_true(r.candidates >= 4); /* the defaults, two Xgemm sets, one threshold */
+    /* its progress: what it times, then each set as it goes */
+    assert_contains(test_log_text(), "GEMM tuning: timing 4 parameter sets on ");
+    assert_contains(test_log_text(), "GEMM tuning: set 1 of 4, CLBlast's defaults: ");
+    assert_contains(test_log_text(), "GEMM tuning: set 2 of 4 (Xgemm GEMMK=0");
+    assert_contains(test_log_text(), "GEMM tuning: set 4 of 4 (the best Xgemm set from GEMMs");
     assert_int_equal(r.rejected, 0);
     assert_true(test_file_exists(r.path));
     char path[4096];

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "bench.h"
+#include "cli_options.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -66,9 +67,11 @@ static void usage(FILE *f) {
             "(no binary kernel cache), LDMCL_CL_CACHE_DIR (its directory).\n");
 }
 
+/* user: 1 (-v) prints every note, 2 the notes and warnings but not the debugging ones (what
+ * --tune-gemm shows of its progress), 0 warnings only. */
 static void print_log(void *user, ldm_log_level level, const char *message) {
     int verbose = *(int *)user;
-    if (level == LDM_LOG_WARN || verbose)
+    if (level == LDM_LOG_WARN || verbose == 1 || (verbose == 2 && level == LDM_LOG_INFO))
         fprintf(stderr, "ldmcl: %s%s\n", level == LDM_LOG_WARN ? "warning: " : "", message);
 }
 
@@ -152,6 +155,7 @@ static ldm_ctx *open_context(const bench_settings *s, int *verbose, int no_gemm_
 
 /* --tune-gemm: a context that leaves CLBlast's defaults alone, so they can be measured. */
 static int tune_gemm(const bench_settings *s, int retune, int verbose) {
+    if (!verbose) verbose = 2; /* the tuning's progress */
     ldm_ctx *ctx = open_context(s, &verbose, 1);
     if (!ctx) return 1;
     const ldm_device_info *d = ldm_ctx_device_info(ctx);
@@ -209,6 +213,14 @@ static int report(const bench_settings *s, int train_batch, const char *op_tests
     }
     return 0;
 }
+
+/* Every option, for telling a mistyped one from a known one. */
+static const char *const options[] = {
+    "--list-devices", "--self-test", "--tune-gemm", "--tune",           "--tune-families",
+    "--report",       "--op-tests",  "--retune",    "--no-gemm-tuning", "-v",
+    "--verbose",      "-h",          "--help",      "--version",        "--bench",
+    "--cl-platform",  "--cl-device", "--json",      "--train-batch",    "--shapes",
+    "--warmup",       "--repeat"};
 
 int main(int argc, char **argv) {
     int do_list = 0, do_selftest = 0, verbose = 0, do_tune = 0, retune = 0, no_tuning = 0;
@@ -269,8 +281,15 @@ int main(int argc, char **argv) {
             if (s.repeat < 1) s.repeat = 1;
             i++;
         } else {
-            fprintf(stderr, "ldmcl-bench: unknown or incomplete option '%s'\n", a);
-            usage(stderr);
+            int known = 0;
+            for (size_t k = 0; k < sizeof options / sizeof *options; k++)
+                known |= !strcmp(a, options[k]);
+            if (!known)
+                cli_unknown_option("ldmcl-bench", a, options, sizeof options / sizeof *options);
+            else if (!v)
+                fprintf(stderr, "ldmcl-bench: '%s' needs a value (see --help)\n", a);
+            else
+                fprintf(stderr, "ldmcl-bench: %s %s: not a value it takes (see --help)\n", a, v);
             return 2;
         }
     }

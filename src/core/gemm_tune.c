@@ -226,11 +226,26 @@ static ldm_status search(tune_bufs *b, int quick, ldm_gemm_tune_report *r, ldm_g
     int reps = quick ? 1 : 3;
     ldm_ctx *ctx = b->ctx;
 
+    static const int grid[][5] = {
+        {32, 64, 4, 4, 8}, {64, 64, 4, 4, 8}, {64, 32, 4, 4, 8},
+        {32, 32, 4, 4, 8}, {32, 32, 4, 2, 8}, {64, 64, 4, 4, 16},
+    };
+    static const size_t thresholds[] = {64, 128, 256, 512};
+    size_t n_grid = quick ? 2 : sizeof grid / sizeof *grid;
+    size_t n_thr = quick ? 1 : sizeof thresholds / sizeof *thresholds;
+    int total = 1 + (int)n_thr;
+    for (size_t g = 0; g < n_grid; g++)
+        total += (size_t)(8 * grid[g][4]) <= ctx->info.max_work_group_size;
+    ldm_log(ctx, LDM_LOG_INFO,
+            "GEMM tuning: timing %d parameter sets on %zu GEMM shapes of small-UNet training "
+            "(each about %d times; a minute or two on a 2-core CPU)",
+            total, n_shapes, reps);
     LDM_TRY(time_shapes(b, shapes, n_shapes, reps, &r->default_ms));
     r->tuned_ms = r->default_ms;
     r->candidates = 1;
     memset(best, 0, sizeof *best);
-    ldm_log(ctx, LDM_LOG_INFO, "GEMM tuning: CLBlast's defaults %.1f ms", r->default_ms);
+    ldm_log(ctx, LDM_LOG_INFO, "GEMM tuning: set 1 of %d, CLBlast's defaults: %.1f ms", total,
+            r->default_ms);
 
     /* 2. Xgemm parameter sets, every GEMM on the indirect path. */
     ldm_gemm_tuning_kernel all_indirect, xg, best_xg;
@@ -238,13 +253,8 @@ static ldm_status search(tune_bufs *b, int quick, ldm_gemm_tune_report *r, ldm_g
     int ok;
     LDM_TRY(try_apply(ctx, &all_indirect, &ok));
     if (!ok) return LDM_OK; /* this CLBlast has no such knob: keep the defaults */
-    /* MWG, NWG, VWM, VWN, NDIMC (= NDIMB). VWM = 2 measured 1.2-1.5x slower on pocl 3.1 (AMD
-     * EPYC, AVX-512), so it is left out. */
-    static const int grid[][5] = {
-        {32, 64, 4, 4, 8}, {64, 64, 4, 4, 8}, {64, 32, 4, 4, 8},
-        {32, 32, 4, 4, 8}, {32, 32, 4, 2, 8}, {64, 64, 4, 4, 16},
-    };
-    size_t n_grid = quick ? 2 : sizeof grid / sizeof *grid;
+    /* grid: MWG, NWG, VWM, VWN, NDIMC (= NDIMB). VWM = 2 measured 1.2-1.5x slower on pocl 3.1
+     * (AMD EPYC, AVX-512), so it is left out. */
     double best_xg_ms = INFINITY;
     for (size_t g = 0; g < n_grid; g++) {
         if ((size_t)(8 * grid[g][4]) > ctx->info.max_work_group_size) continue;
@@ -258,13 +268,16 @@ static ldm_status search(tune_bufs *b, int quick, ldm_gemm_tune_report *r, ldm_g
             ok = 0;
         }
         if (ok && time_shapes(b, shapes, quick ? n_shapes : 12, reps, &ms) != LDM_OK) ok = 0;
-        if (!ok) {
-            r->rejected++;
-            continue;
-        }
         char what[256];
         describe(&(ldm_gemm_tuning){1, {xg}}, what, sizeof what);
-        ldm_log(ctx, LDM_LOG_DEBUG, "GEMM tuning: %.1f ms for the convolutions with %s", ms, what);
+        if (!ok) {
+            r->rejected++;
+            ldm_log(ctx, LDM_LOG_INFO, "GEMM tuning: set %d of %d (%s): not usable here",
+                    r->candidates, total, what);
+            continue;
+        }
+        ldm_log(ctx, LDM_LOG_INFO, "GEMM tuning: set %d of %d (%s): %.1f ms for the convolutions",
+                r->candidates, total, what, ms);
         if (ms < best_xg_ms) {
             best_xg_ms = ms;
             best_xg = xg;
@@ -275,8 +288,6 @@ static ldm_status search(tune_bufs *b, int quick, ldm_gemm_tune_report *r, ldm_g
     if (!ok) return LDM_OK;
 
     /* 3. Where the indirect path starts (m*n*k >= threshold^3). */
-    static const size_t thresholds[] = {64, 128, 256, 512};
-    size_t n_thr = quick ? 1 : sizeof thresholds / sizeof *thresholds;
     for (size_t i = 0; i < n_thr; i++) {
         ldm_gemm_tuning_kernel routine;
         routine_candidate(quick ? 1 : thresholds[i], &routine);
@@ -288,8 +299,9 @@ static ldm_status search(tune_bufs *b, int quick, ldm_gemm_tune_report *r, ldm_g
             r->rejected++;
             continue;
         }
-        ldm_log(ctx, LDM_LOG_INFO, "GEMM tuning: %.1f ms with the best Xgemm set, threshold %zu",
-                ms, routine.values[0]);
+        ldm_log(ctx, LDM_LOG_INFO,
+                "GEMM tuning: set %d of %d (the best Xgemm set from GEMMs of %zu^3): %.1f ms",
+                r->candidates, total, routine.values[0], ms);
         if (ms < r->tuned_ms) {
             r->tuned_ms = ms;
             best->n = 2;
