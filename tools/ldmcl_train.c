@@ -40,9 +40,12 @@ static const char *error_text(int verbose) {
 static void usage(FILE *f) {
     fprintf(f, "usage: ldmcl-train CONFIG.ini [--stage all|autoencoder|ldm] [--resume]\n"
                "                   [--profile STEP] [--cl-device D] [--cl-platform P] [-v]\n"
+               "       ldmcl-train --print-config CONFIG.ini\n"
                "  --stage S     all (default): the autoencoder, then the LDM; or one of them\n"
                "  --resume      continue from the output folder's last state (the autoencoder's\n"
                "                every checkpointing_steps, then the LDM's latest checkpoint)\n"
+               "  --print-config  print the config as ldmcl reads it, every key with its value or\n"
+               "                default (docs/CONFIG.md says what each does), and exit\n"
                "  --profile N   time every launch of step N of each stage and print the device\n"
                "                time by kernel (that step runs slower; the results are unchanged)\n"
                "  --cl-device D, --cl-platform P   OpenCL device (index or name substring)\n"
@@ -54,10 +57,11 @@ static void usage(FILE *f) {
 /* Every option, for telling a mistyped one from a known one. */
 static const char *const options[] = {
     "--stage", "--resume",  "--profile", "--stop-after", "--cl-device", "--cl-platform",
-    "-v",      "--verbose", "--version", "-h",           "--help"};
+    "-v",      "--verbose", "--version", "-h",           "--help",      "--print-config"};
 
 int main(int argc, char **argv) {
     const char *config = NULL, *device = NULL, *platform = NULL;
+    int print_config = 0;
     ldm_run_options ro = {0};
     train_progress ps;
     train_progress_init(&ps, 0);
@@ -71,6 +75,8 @@ int main(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--resume")) {
             ro.resume = 1;
+        } else if (!strcmp(a, "--print-config")) {
+            print_config = 1;
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
             ps.verbose = 1;
         } else if (!strcmp(a, "--stage") && v) {
@@ -119,6 +125,11 @@ int main(int argc, char **argv) {
     }
     if (!config) {
         usage(stderr);
+        return 2;
+    }
+    if (print_config) {
+        if (ldm_run_config_print(config, stdout) == LDM_OK) return 0;
+        fprintf(stderr, "ldmcl-train: %s\n", error_text(ps.verbose));
         return 2;
     }
     ldm_run_config *c = malloc(sizeof *c);

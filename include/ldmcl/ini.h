@@ -52,6 +52,19 @@ int ldm_ini_line(const ldm_ini *ini, const char *section, const char *key);
 /* LDM_OK, or an error listing every key no getter asked for (file:line [section] key). */
 ldm_status ldm_ini_check_unused(const ldm_ini *ini);
 
+/* Every key a getter asked for, present or not, in the order first asked, with the value it
+ * resolved to as it would be written (integers; numbers with the digits that read back; true or
+ * false; a string or list as given, empty when absent): what a reader reads, defaults included
+ * (ldmcl-train --print-config). ldm_ini_note sets a key's value (a name for one of a set, a
+ * default a caller applies itself); later notes of a key replace earlier ones. */
+void ldm_ini_note(ldm_ini *ini, const char *section, const char *key, const char *value);
+size_t ldm_ini_lookup_count(const ldm_ini *ini);
+void ldm_ini_lookup_at(const ldm_ini *ini, size_t i, const char **section, const char **key,
+                       const char **value);
+
+/* The shortest %g text of v that reads back as v (as a float when as_float). */
+void ldm_ini_format_number(double v, int as_float, char *text, size_t size);
+
 #ifdef __cplusplus
 }
 #endif

@@ -26,8 +26,10 @@
 #define LDMCL_RUN_CONFIG_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "ldmcl/ae_train.h"
+#include "ldmcl/ini.h"
 #include "ldmcl/model.h"
 
 #ifdef __cplusplus
@@ -94,6 +96,15 @@ void ldm_run_config_init(ldm_run_config *c);
 
 /* Reads an INI file over the defaults and checks the whole run (models, sizes, paths). */
 ldm_status ldm_run_config_read(const char *path, ldm_run_config *c);
+
+/* The same from a parsed INI (path: the config's, for relative paths and messages); the INI then
+ * holds every key the reader asked for with its resolved value (ldm_ini_lookup_at). */
+ldm_status ldm_run_config_read_ini(ldm_ini *ini, const char *path, ldm_run_config *c);
+
+/* The config at path as the reader resolves it, defaults included, as INI text to f: every key
+ * it reads, section by section ([section] headers in the order first read). Reading that text
+ * back gives the same config. */
+ldm_status ldm_run_config_print(const char *path, FILE *f);
 
 /* Stage one's training step, complete: the [autoencoder_train] section with the run's model,
  * image size and seed. */

@@ -15,12 +15,18 @@ typedef struct entry {
     int line, used;
 } entry;
 
+typedef struct lookup {
+    char *section, *key, *value;
+} lookup;
+
 struct ldm_ini {
     char *name;
     entry *e;
     size_t n, cap;
     char **sections;
     size_t n_sections;
+    lookup *asked; /* every key a getter asked for, with the value it resolved to */
+    size_t n_asked, cap_asked;
 };
 
 void ldm_ini_free(ldm_ini *ini) {
@@ -34,7 +40,59 @@ void ldm_ini_free(ldm_ini *ini) {
     free(ini->sections);
     free(ini->e);
     free(ini->name);
+    for (size_t i = 0; i < ini->n_asked; i++) {
+        free(ini->asked[i].section);
+        free(ini->asked[i].key);
+        free(ini->asked[i].value);
+    }
+    free(ini->asked);
     free(ini);
+}
+
+void ldm_ini_note(ldm_ini *ini, const char *section, const char *key, const char *value) {
+    size_t i = 0;
+    while (i < ini->n_asked &&
+           (strcmp(ini->asked[i].section, section) || strcmp(ini->asked[i].key, key)))
+        i++;
+    char *v = strdup(value ? value : "");
+    if (!v) return; /* out of memory: the record is a convenience, reading goes on */
+    if (i < ini->n_asked) {
+        free(ini->asked[i].value);
+        ini->asked[i].value = v;
+        return;
+    }
+    if (ini->n_asked == ini->cap_asked) {
+        size_t cap = ini->cap_asked ? 2 * ini->cap_asked : 64;
+        lookup *grown = realloc(ini->asked, cap * sizeof *grown);
+        if (!grown) {
+            free(v);
+            return;
+        }
+        ini->asked = grown;
+        ini->cap_asked = cap;
+    }
+    lookup *l = &ini->asked[ini->n_asked];
+    l->section = strdup(section);
+    l->key = strdup(key);
+    l->value = v;
+    if (!l->section || !l->key) {
+        free(l->section);
+        free(l->key);
+        free(v);
+        return;
+    }
+    ini->n_asked++;
+}
+
+size_t ldm_ini_lookup_count(const ldm_ini *ini) {
+    return ini->n_asked;
+}
+
+void ldm_ini_lookup_at(const ldm_ini *ini, size_t i, const char **section, const char **key,
+                       const char **value) {
+    *section = ini->asked[i].section;
+    *key = ini->asked[i].key;
+    *value = ini->asked[i].value;
 }
 
 static char *dup_n(const char *s, size_t n) {
@@ -253,6 +311,7 @@ int ldm_ini_line(const ldm_ini *ini, const char *section, const char *key) {
 ldm_status ldm_ini_string(ldm_ini *ini, const char *section, const char *key, const char **out) {
     entry *e = find(ini, section, key);
     if (e) *out = e->value;
+    ldm_ini_note(ini, section, key, *out);
     return LDM_OK;
 }
 
@@ -265,21 +324,39 @@ static int parse_long(const char *s, long *v) {
     return end != s && *end == 0 && errno == 0;
 }
 
+/* Notes a number as the value a key resolved to. */
+static void note_long(ldm_ini *ini, const char *section, const char *key, long v) {
+    char text[32];
+    snprintf(text, sizeof text, "%ld", v);
+    ldm_ini_note(ini, section, key, text);
+}
+
 ldm_status ldm_ini_int(ldm_ini *ini, const char *section, const char *key, long min, long max,
                        long *out) {
     entry *e = find(ini, section, key);
-    if (!e) return LDM_OK;
-    long v;
-    if (!parse_long(e->value, &v)) BAD_VALUE(e, "not an integer");
-    if (v < min || v > max) BAD_VALUE(e, "outside [%ld, %ld]", min, max);
-    *out = v;
+    if (e) {
+        long v;
+        if (!parse_long(e->value, &v)) BAD_VALUE(e, "not an integer");
+        if (v < min || v > max) BAD_VALUE(e, "outside [%ld, %ld]", min, max);
+        *out = v;
+    }
+    note_long(ini, section, key, *out);
     return LDM_OK;
 }
+
+static ldm_status read_double(ldm_ini *ini, entry *e, double min, double max, double *out);
 
 ldm_status ldm_ini_double(ldm_ini *ini, const char *section, const char *key, double min,
                           double max, double *out) {
     entry *e = find(ini, section, key);
-    if (!e) return LDM_OK;
+    if (e) LDM_TRY(read_double(ini, e, min, max, out));
+    char text[40];
+    ldm_ini_format_number(*out, 0, text, sizeof text);
+    ldm_ini_note(ini, section, key, text);
+    return LDM_OK;
+}
+
+static ldm_status read_double(ldm_ini *ini, entry *e, double min, double max, double *out) {
     char *end;
     errno = 0;
     double v = strtod(e->value, &end);
@@ -290,15 +367,27 @@ ldm_status ldm_ini_double(ldm_ini *ini, const char *section, const char *key, do
     return LDM_OK;
 }
 
+/* The shortest %g form of v that reads back as the same double (or float, when as_float). */
+void ldm_ini_format_number(double v, int as_float, char *text, size_t size) {
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(text, size, "%.*g", digits, v);
+        double back = strtod(text, NULL);
+        if (as_float ? (float)back == (float)v : back == v) return;
+    }
+}
+
 ldm_status ldm_ini_bool(ldm_ini *ini, const char *section, const char *key, int *out) {
     entry *e = find(ini, section, key);
-    if (!e) return LDM_OK;
-    const char *t[] = {"true", "yes", "on", "1"}, *f[] = {"false", "no", "off", "0"};
-    for (int i = 0; i < 4; i++) {
-        if (!strcasecmp(e->value, t[i])) return (*out = 1), LDM_OK;
-        if (!strcasecmp(e->value, f[i])) return (*out = 0), LDM_OK;
+    if (e) {
+        const char *t[] = {"true", "yes", "on", "1"}, *f[] = {"false", "no", "off", "0"};
+        int v = -1;
+        for (int i = 0; i < 4 && v < 0; i++)
+            v = !strcasecmp(e->value, t[i]) ? 1 : !strcasecmp(e->value, f[i]) ? 0 : -1;
+        if (v < 0) BAD_VALUE(e, "not a boolean (true/false, yes/no, on/off, 1/0)");
+        *out = v;
     }
-    BAD_VALUE(e, "not a boolean (true/false, yes/no, on/off, 1/0)");
+    ldm_ini_note(ini, section, key, *out ? "true" : "false");
+    return LDM_OK;
 }
 
 /* The items of a list value (brackets optional) split at commas into buf, their starts in
@@ -330,6 +419,7 @@ static ldm_status split_list(const ldm_ini *ini, const entry *e, char *buf, size
 ldm_status ldm_ini_int_list(ldm_ini *ini, const char *section, const char *key, long min, long max,
                             long *out, int max_count, int *count) {
     entry *e = find(ini, section, key);
+    ldm_ini_note(ini, section, key, e ? e->value : "");
     if (!e) return LDM_OK;
     char buf[1024], *items[64];
     int k;
@@ -350,6 +440,7 @@ ldm_status ldm_ini_int_list(ldm_ini *ini, const char *section, const char *key, 
 ldm_status ldm_ini_double_list(ldm_ini *ini, const char *section, const char *key, double min,
                                double max, double *out, int max_count, int *count) {
     entry *e = find(ini, section, key);
+    ldm_ini_note(ini, section, key, e ? e->value : "");
     if (!e) return LDM_OK;
     char buf[4096], *items[64];
     int k;

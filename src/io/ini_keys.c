@@ -38,7 +38,10 @@ ldm_status ldm_ini_path_key(ldm_ini *ini, const char *config, const char *sectio
                             char *out, size_t size) {
     const char *v = NULL;
     LDM_TRY(ldm_ini_string(ini, section, key, &v));
-    if (!v) return LDM_OK;
+    if (!v) {
+        ldm_ini_note(ini, section, key, out); /* the caller's default */
+        return LDM_OK;
+    }
     const char *slash = strrchr(config, '/');
     int relative = v[0] != '/' && slash && v[0];
     size_t folder = relative ? (size_t)(slash - config) + 1 : 0, len = folder + strlen(v);
@@ -53,6 +56,9 @@ ldm_status ldm_ini_path_key(ldm_ini *ini, const char *config, const char *sectio
     else
         snprintf(out, size, "%s", v);
     normalize_path(out);
+    size_t kept = strlen(out); /* the bytes after it zeroed: what the longer form left there */
+    memset(out + kept, 0, size - kept);
+    ldm_ini_note(ini, section, key, out);
     return LDM_OK;
 }
 
@@ -69,6 +75,9 @@ ldm_status ldm_ini_float_key(ldm_ini *ini, const char *section, const char *key,
     double v = *out;
     LDM_TRY(ldm_ini_double(ini, section, key, lo, hi, &v));
     *out = (float)v;
+    char text[40];
+    ldm_ini_format_number(*out, 1, text, sizeof text);
+    ldm_ini_note(ini, section, key, text);
     return LDM_OK;
 }
 
@@ -77,20 +86,33 @@ ldm_status ldm_ini_list_key(ldm_ini *ini, const char *section, const char *key, 
     long v[16];
     int count = -1;
     LDM_TRY(ldm_ini_int_list(ini, section, key, lo, hi, v, max < 16 ? max : 16, &count));
-    if (count < 0) return LDM_OK;
-    for (int i = 0; i < count; i++)
-        out[i] = (int)v[i];
-    if (n) *n = count;
+    if (count >= 0) {
+        for (int i = 0; i < count; i++)
+            out[i] = (int)v[i];
+        if (n) *n = count;
+    }
+    ldm_ini_note_list(ini, section, key, out, n ? *n : max);
     return LDM_OK;
+}
+
+void ldm_ini_note_list(ldm_ini *ini, const char *section, const char *key, const int *v, int n) {
+    char text[256] = "[";
+    for (int i = 0; i < n && strlen(text) + 16 < sizeof text; i++)
+        snprintf(text + strlen(text), sizeof text - strlen(text), "%s%d", i ? ", " : "", v[i]);
+    strcat(text, "]");
+    ldm_ini_note(ini, section, key, text);
 }
 
 ldm_status ldm_ini_enum_key(ldm_ini *ini, const char *config, const char *section, const char *key,
                             const char *const *names, int n_names, int *out) {
     const char *v = NULL;
     LDM_TRY(ldm_ini_string(ini, section, key, &v));
-    if (!v) return LDM_OK;
-    for (int i = 0; i < n_names; i++)
-        if (!strcmp(v, names[i])) return (*out = i), LDM_OK;
+    for (int i = 0; v && i < n_names; i++)
+        if (!strcmp(v, names[i])) *out = i, v = NULL;
+    if (!v) {
+        if (*out >= 0 && *out < n_names) ldm_ini_note(ini, section, key, names[*out]);
+        return LDM_OK;
+    }
     char list[256] = "";
     for (int i = 0; i < n_names; i++)
         snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);

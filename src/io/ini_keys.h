@@ -19,6 +19,8 @@ ldm_status ldm_ini_float_key(ldm_ini *ini, const char *section, const char *key,
  * is present. */
 ldm_status ldm_ini_list_key(ldm_ini *ini, const char *section, const char *key, long lo, long hi,
                             int *out, int max, int *n);
+/* Notes the list v[0 .. n) as the value key resolved to (ldm_ini_note), in brackets. */
+void ldm_ini_note_list(ldm_ini *ini, const char *section, const char *key, const int *v, int n);
 /* One of names[0..n_names): *out gets its index. */
 ldm_status ldm_ini_enum_key(ldm_ini *ini, const char *config, const char *section, const char *key,
                             const char *const *names, int n_names, int *out);

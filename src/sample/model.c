@@ -71,6 +71,8 @@ static ldm_status read_unet(ldm_ini *ini, ldm_unet_config *u) {
         ldm_ini_list_key(ini, "ldm", "mid_channels", 1, 1 << 14, u->mid_channels, M, &u->n_mid));
     LDM_TRY(ldm_ini_list_key(ini, "ldm", "down_sample", 0, 1, u->down_sample, M, NULL));
     LDM_TRY(ldm_ini_list_key(ini, "ldm", "attn_down", 0, 1, u->attn_down, M, NULL));
+    ldm_ini_note_list(ini, "ldm", "down_sample", u->down_sample, u->n_down - 1); /* as it uses */
+    ldm_ini_note_list(ini, "ldm", "attn_down", u->attn_down, u->n_down - 1);
     LDM_TRY(ldm_ini_int_key(ini, "ldm", "time_emb_dim", 2, 1 << 14, &u->time_emb_dim));
     LDM_TRY(ldm_ini_int_key(ini, "ldm", "norm_channels", 1, 1 << 14, &u->norm_channels));
     LDM_TRY(ldm_ini_int_key(ini, "ldm", "num_heads", 1, 1 << 10, &u->num_heads));
@@ -94,6 +96,8 @@ static ldm_status read_autoencoder(ldm_ini *ini, const char *p, ldm_model_config
     LDM_TRY(ldm_ini_list_key(ini, s, "mid_channels", 1, 1 << 14, a->mid_channels, A, &a->n_mid));
     LDM_TRY(ldm_ini_list_key(ini, s, "down_sample", 0, 1, a->down_sample, A, NULL));
     LDM_TRY(ldm_ini_list_key(ini, s, "attn_down", 0, 1, a->attn_down, A, NULL));
+    ldm_ini_note_list(ini, s, "down_sample", a->down_sample, a->n_down - 1);
+    ldm_ini_note_list(ini, s, "attn_down", a->attn_down, a->n_down - 1);
     LDM_TRY(ldm_ini_int_key(ini, s, "norm_channels", 1, 1 << 14, &a->norm_channels));
     LDM_TRY(ldm_ini_int_key(ini, s, "num_heads", 1, 1 << 10, &a->num_heads));
     LDM_TRY(ldm_ini_int_key(ini, s, "num_down_layers", 1, 64, &a->num_down_layers));

@@ -119,16 +119,64 @@ static ldm_status read_run(ldm_ini *ini, const char *p, ldm_run_config *c) {
     return read_diffusion_training(ini, p, &c->ldm_train);
 }
 
+static ldm_status check_path_length(const char *path, const ldm_run_config *c) {
+    if (strlen(path) < sizeof c->path) return LDM_OK;
+    return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                    "the config path '%.60s...' is %zu bytes, more than the %zu a path may have",
+                    path, strlen(path), sizeof c->path - 1);
+}
+
 ldm_status ldm_run_config_read(const char *path, ldm_run_config *c) {
     ldm_run_config_init(c);
-    if (strlen(path) >= sizeof c->path)
-        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
-                        "the config path '%.60s...' is %zu bytes, more than the %zu a path may "
-                        "have",
-                        path, strlen(path), sizeof c->path - 1);
-    snprintf(c->path, sizeof c->path, "%s", path);
+    LDM_TRY(check_path_length(path, c));
     ldm_ini *ini;
     LDM_TRY(ldm_ini_read(path, &ini));
+    ldm_status st = ldm_run_config_read_ini(ini, path, c);
+    ldm_ini_free(ini);
+    return st;
+}
+
+ldm_status ldm_run_config_print(const char *path, FILE *f) {
+    ldm_run_config *c = malloc(sizeof *c);
+    if (!c) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    ldm_ini *ini = NULL;
+    ldm_status st = ldm_ini_read(path, &ini);
+    if (st == LDM_OK) st = ldm_run_config_read_ini(ini, path, c);
+    size_t n = st == LDM_OK ? ldm_ini_lookup_count(ini) : 0;
+    for (size_t i = 0; i < n; i++) { /* each section once, its keys in the order read */
+        const char *sec, *key, *value, *s2, *k2, *v2;
+        ldm_ini_lookup_at(ini, i, &sec, &key, &value);
+        size_t j = 0;
+        for (; j < i; j++) {
+            ldm_ini_lookup_at(ini, j, &s2, &k2, &v2);
+            if (!strcmp(s2, sec)) break;
+        }
+        if (j < i) continue; /* printed with the section's first key */
+        if (!i)
+            fprintf(f,
+                    "; %s as ldmcl reads it, defaults included; relative paths are the current "
+                    "directory's\n\n",
+                    path);
+        fprintf(f, "%s[%s]\n", i ? "\n" : "", sec);
+        for (j = i; j < n; j++) {
+            ldm_ini_lookup_at(ini, j, &s2, &k2, &v2);
+            if (strcmp(s2, sec)) continue;
+            if (*v2)
+                fprintf(f, "%s = %s\n", k2, v2);
+            else /* unset, and no default: a comment, so that the text reads back the same */
+                fprintf(f, "; %s =\n", k2);
+        }
+    }
+    if (st == LDM_OK && ferror(f)) st = LDM_FAIL(LDM_ERR_IO, "writing the config failed");
+    if (ini) ldm_ini_free(ini);
+    free(c);
+    return st;
+}
+
+ldm_status ldm_run_config_read_ini(ldm_ini *ini, const char *path, ldm_run_config *c) {
+    ldm_run_config_init(c);
+    LDM_TRY(check_path_length(path, c));
+    snprintf(c->path, sizeof c->path, "%s", path);
     ldm_status st =
         ldm_ini_path_key(ini, path, "dataset", "path", c->dataset_path, sizeof c->dataset_path);
     if (st == LDM_OK) st = ldm_ini_bool(ini, "dataset", "random_flip", &c->random_flip);
@@ -142,13 +190,13 @@ ldm_status ldm_run_config_read(const char *path, ldm_run_config *c) {
                       sizeof c->caption_extension - 1);
     else if (ext)
         snprintf(c->caption_extension, sizeof c->caption_extension, "%s", ext);
+    ldm_ini_note(ini, "dataset", "caption_extension", c->caption_extension);
     if (st == LDM_OK) st = ldm_model_config_read_ini(ini, path, &c->model);
     if (st == LDM_OK)
         st = ldm_ini_path_key(ini, path, "autoencoder", "checkpoint", c->ae_checkpoint,
                               sizeof c->ae_checkpoint);
     if (st == LDM_OK) st = read_run(ini, path, c);
     if (st == LDM_OK) st = ldm_ini_check_unused(ini);
-    ldm_ini_free(ini);
     if (st == LDM_OK) st = ldm_model_config_check(&c->model, path);
     return st;
 }
