@@ -419,6 +419,15 @@ static void program_exit_codes(void **state) {
     assert_contains(big, "checkpoint-00000004.safetensors\n");
     assert_contains(big, "done in 0:");
     assert_contains(big, "profiled/model\n");
+    /* and the command it says samples the model works as printed */
+    const char *hint = strstr(big, "sample it: ");
+    assert_non_null(hint);
+    hint += strlen("sample it: ");
+    const char *eol = strchr(hint, '\n');
+    assert_non_null(eol);
+    snprintf(cmd, sizeof cmd, "cd '%s' && %.*s --steps 2 2>&1", g_dir, (int)(eol - hint), hint);
+    assert_int_equal(test_run_capture(cmd, text, sizeof text), 0);
+    assert_contains(text, "output.png: seed=42");
     /* the same folder again without --resume: refused, saying what to do */
     snprintf(cmd, sizeof cmd, "'%s' '%s' 2>&1", LDMCL_TRAIN_PROGRAM, ini);
     assert_int_equal(test_run_capture(cmd, text, sizeof text), 1);

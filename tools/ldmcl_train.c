@@ -164,11 +164,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "ldmcl-train: %s\n", error_text(ps.verbose));
     } else if (!ro.stop_after && !ro.ae_stop_after) {
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        char model[LDM_RUN_PATH + 8];
+        char model[LDM_RUN_PATH + 8], sampler[4096] = "ldmcl-sample";
         snprintf(model, sizeof model, "%s/model", c->output_dir);
+        const char *slash = strrchr(argv[0], '/'); /* the ldmcl-sample beside this program */
+        if (slash)
+            snprintf(sampler, sizeof sampler, "%.*s/ldmcl-sample", (int)(slash - argv[0]), argv[0]);
+        int ldm = ro.stage != LDM_STAGE_AUTOENCODER;
         train_progress_summary(
             &ps, (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec),
-            ro.stage == LDM_STAGE_AUTOENCODER ? c->output_dir : model);
+            ldm ? model : c->output_dir, ldm ? sampler : NULL,
+            c->ldm_train.n_validation_prompts ? c->ldm_train.validation_prompts[0] : NULL);
     }
     ldm_ctx_destroy(ctx);
     free(c);

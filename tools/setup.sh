@@ -25,15 +25,25 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || {
+            echo "setup: installing packages needs root: run this as root, or install sudo" >&2
+            exit 1
+        }
+        sudo="sudo"
+    fi
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
 build_dir=${BUILD_DIR:-build}
+echo "setup: building into $build_dir/"
 # shellcheck disable=SC2086
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${CMAKE_ARGS:-} >/dev/null
 cmake --build "$build_dir" -j"$(nproc)"
 # OpenAI's CLIP vocabulary for the tokenizer test and the demo (from PyPI's open-clip-torch wheel).
-tools/fetch_clip_vocab.sh "$build_dir/data" ||
-    echo "setup: could not fetch the CLIP vocabulary (PyPI unreachable?): test_tokenizer will fail" >&2
+tools/fetch_clip_vocab.sh "$build_dir/data" || cat >&2 <<EOF
+setup: could not fetch OpenAI's CLIP vocabulary (PyPI unreachable?). The demo and the tokenizer's
+       tests need it: put bpe_simple_vocab_16e6.txt.gz (in the open_clip_torch wheel, or OpenAI's
+       CLIP repository) into $build_dir/data/, or run tools/fetch_clip_vocab.sh where PyPI is reachable.
+EOF

@@ -99,11 +99,31 @@ void train_progress_step(void *user, const ldm_run_progress *r) {
     }
 }
 
-void train_progress_summary(const train_progress *p, double seconds, const char *model_dir) {
+/* s in single quotes for a POSIX shell (a ' inside as '\''). */
+static void print_quoted(const char *s) {
+    putchar('\'');
+    for (; *s; s++)
+        if (*s == '\'')
+            fputs("'\\''", stdout);
+        else
+            putchar(*s);
+    putchar('\'');
+}
+
+void train_progress_summary(const train_progress *p, double seconds, const char *model_dir,
+                            const char *sampler, const char *prompt) {
     char t[32];
     printf("done in %s:", train_hms(seconds, t, sizeof t));
     if (p->ae_steps) printf(" autoencoder %d steps (loss %.5f);", p->ae_steps, p->ae_loss);
     if (p->ldm_steps) printf(" ldm %d steps (loss %.5f);", p->ldm_steps, p->ldm_loss);
     if (!p->ae_steps && !p->ldm_steps) printf(" nothing left to train;");
     printf(" the model: %s\n", model_dir);
+    if (!sampler) return;
+    printf("sample it: ");
+    print_quoted(sampler);
+    printf(" -m ");
+    print_quoted(model_dir);
+    printf(" -p ");
+    print_quoted(prompt && *prompt ? prompt : "a photo");
+    printf(" -o output.png\n");
 }

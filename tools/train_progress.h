@@ -27,8 +27,11 @@ void train_progress_step(void *user, const ldm_run_progress *r);
 /* Ends an open progress line (before a log message or an error). */
 void train_progress_break(train_progress *p);
 
-/* The summary: wall time, steps and final (smoothed) losses of each stage, the model folder. */
-void train_progress_summary(const train_progress *p, double seconds, const char *model_dir);
+/* The summary: wall time, steps and final (smoothed) losses of each stage, the model folder;
+ * with a sampler (the ldmcl-sample beside this program) and a prompt, the command that samples
+ * the model, runnable as printed. */
+void train_progress_summary(const train_progress *p, double seconds, const char *model_dir,
+                            const char *sampler, const char *prompt);
 
 /* h:mm:ss of seconds into buf. */
 const char *train_hms(double seconds, char *buf, size_t size);

@@ -272,7 +272,7 @@ static ldm_status write_model(stage *s, const char *ae_path) {
         ldm_model_config_write(m, path, c->model.text == LDM_TEXT_CLIP_SCRATCH ? VOCAB_NAME : NULL);
     free(m);
     LDM_TRY(st);
-    run_note(s->r, LDM_LOG_INFO, "model folder: %s (ldmcl-sample -m %s -p ...)", dir, dir);
+    run_note(s->r, LDM_LOG_INFO, "model folder: %s", dir);
     return LDM_OK;
 }
 
