@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "draw.h"
 #include "sha256.h"
 #include "train_fixture.h"
 
@@ -34,6 +35,8 @@ static void full_run_and_exact_resume(void **state) {
     assert_false(exists("whole", "checkpoints/checkpoint-00000002.safetensors")); /* rotated */
     assert_true(exists("whole", "samples/step-00000006.png"));
     assert_true(exists("whole", "loss.png"));
+    assert_true(exists("whole", "autoencoder_loss.png"));
+    assert_true(exists("whole", "samples/autoencoder-step-00000003.png")); /* the stage's end */
     assert_true(exists("whole", "model/model.ini"));
     assert_true(exists("whole", "model/unet.safetensors"));
     assert_true(exists("whole", "model/text_encoder.safetensors"));
@@ -45,7 +48,13 @@ static void full_run_and_exact_resume(void **state) {
     ldm_image img;
     snprintf(path, sizeof path, "%s/whole/samples/step-00000006.png", g_dir);
     assert_status(ldm_png_read(path, 1, NULL, &img), LDM_OK);
-    assert_true(img.height == 16 && img.width == 32); /* one row, two prompts */
+    /* a title line, then a row per prompt: its 16-pixel image enlarged to 96, captioned */
+    assert_int_equal(img.height, 16 + 2 * (96 + 4));
+    assert_true(img.width > 4 + 96 + 4 + ldm_draw_text_width("a left thing", 1));
+    ldm_image_free(&img);
+    snprintf(path, sizeof path, "%s/whole/loss.png", g_dir);
+    assert_status(ldm_png_read(path, 3, NULL, &img), LDM_OK);
+    assert_true(img.width == 720 && img.height == 360);
     ldm_image_free(&img);
 
     /* interrupted after 3 steps (last checkpoint: step 2), then resumed: the same losses */

@@ -142,9 +142,40 @@ static void ae_log_line(void *self, int step, double seconds, char *line, size_t
              (double)l->g_adv, (double)l->d_total, l->codebook_used);
 }
 
+/* samples/autoencoder-step-N.png: up to eight of the step's images beside their reconstructions
+ * (the reference's input and reconstruction samples). */
+static ldm_status ae_grid(ae_stage *a, int step) {
+    const ldm_run_config *c = a->r->c;
+    int n = a->tc->batch < 8 ? a->tc->batch : 8, sz = c->model.resolution;
+    size_t per = (size_t)c->model.channels * sz * sz;
+    ldm_tensor *out = ldm_ae_trainer_output(a->t);
+    float *recon = malloc(ldm_tensor_numel(out) * sizeof *recon);
+    float *pairs = malloc(2 * (size_t)n * per * sizeof *pairs);
+    ldm_status st = recon && pairs ? ldm_tensor_read(out, recon)
+                                   : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    for (int i = 0; st == LDM_OK && i < n; i++) {
+        memcpy(pairs + (size_t)(2 * i) * per, a->images + (size_t)i * per, per * sizeof *pairs);
+        memcpy(pairs + (size_t)(2 * i + 1) * per, recon + (size_t)i * per, per * sizeof *pairs);
+    }
+    char dir[LDM_RUN_PATH], path[LDM_RUN_PATH], title[96];
+    run_path(dir, a->r->out, "samples");
+    if (st == LDM_OK) st = run_mkdirs(dir);
+    run_format(path, "%s/autoencoder-step-%08d.png", dir, step);
+    snprintf(title, sizeof title, "autoencoder step %d: input | reconstruction", step);
+    if (st == LDM_OK)
+        st = run_write_grid(path, pairs, n, 2, c->model.channels, sz, NULL, title, NULL);
+    if (st == LDM_OK) run_note(a->r, LDM_LOG_INFO, "autoencoder samples: %s", path);
+    free(recon);
+    free(pairs);
+    return st;
+}
+
 static ldm_status ae_after(void *self, int step) {
     ae_stage *a = self;
     const ldm_run_config *c = a->r->c;
+    int every = c->ldm_train.validation_steps;
+    if (every > 0 && ((step + 1) % every == 0 || step + 1 == c->ae_train.steps))
+        LDM_TRY(ae_grid(a, step + 1));
     if ((step + 1) % c->ldm_train.checkpointing_steps == 0 && (step + 1) % a->tc->acc_steps == 0 &&
         step + 1 < c->ae_train.steps)
         return save_state(a->r, a->t, a->state, step + 1, a->pos, a->skipped);
@@ -245,6 +276,9 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
             run_note(r, LDM_LOG_INFO,
                      "autoencoder: %d steps in %.1f s; %zu unreadable images skipped; saved %s",
                      c->ae_train.steps - start, end.seconds, skipped, ae_path);
+            char png[LDM_RUN_PATH];
+            run_path(png, r->out, "autoencoder_loss.png");
+            st = run_plot_log(csv_path, png, "autoencoder reconstruction");
         }
     }
     free(images);

@@ -125,7 +125,17 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path);
 ldm_status run_latent_cache(run_ctx *r, const char *ae_path, char *cache_path);
 ldm_status run_ldm_stage(run_ctx *r, const char *ae_path, const char *cache_path);
 
-/* A loss-curve PNG of losses[0..n) (one per step), log-scaled. */
-ldm_status run_plot_losses(const char *path, const float *losses, size_t n);
+/* A loss-curve PNG of losses[0..n) (one per step): axes and tick labels, log-scaled, the
+ * moving average drawn over the losses; title names the stage. */
+ldm_status run_plot_losses(const char *path, const char *title, const float *losses, size_t n);
+/* The same from a stage's CSV log (its second column, one row per step after a header). */
+ldm_status run_plot_log(const char *csv, const char *png, const char *title);
+
+/* images [rows * cols][channels, size, size] (about [-1, 1]) as a PNG grid, row by row: tiles
+ * enlarged to at least 96 pixels, captions[r] right of row r (NULL: none), a title (NULL: none),
+ * text_pairs in the PNG (NULL-terminated; NULL: none). */
+ldm_status run_write_grid(const char *path, const float *images, int rows, int cols, int channels,
+                          int size, const char *const *captions, const char *title,
+                          const char *const *text_pairs);
 
 #endif

@@ -115,31 +115,6 @@ static ldm_status feed_batch(stage *s, uint64_t p0, float *loss) {
     return ldm_diffusion_trainer_forward_backward(s->t, s->lat_batch, captions, loss);
 }
 
-/* The loss curve of the whole run, from its log. */
-static ldm_status plot_log(const char *csv, const char *png) {
-    FILE *f = fopen(csv, "r");
-    if (!f) return LDM_FAIL(LDM_ERR_NOT_FOUND, "cannot read '%s'", csv);
-    size_t n = 0, cap = 1024;
-    float *losses = malloc(cap * sizeof *losses);
-    char line[256];
-    while (losses && fgets(line, sizeof line, f)) {
-        char *comma = strchr(line, ',');
-        if (atoi(line) <= 0 || !comma) continue;
-        if (n == cap) {
-            float *bigger = realloc(losses, 2 * cap * sizeof *losses);
-            if (!bigger) break;
-            losses = bigger;
-            cap *= 2;
-        }
-        losses[n++] = strtof(comma + 1, NULL);
-    }
-    fclose(f);
-    ldm_status st = losses ? run_plot_losses(png, losses, n)
-                           : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-    free(losses);
-    return st;
-}
-
 /* The stage's checkpoints (run_checkpoints.c): its whole training state and the step. */
 static ldm_status save_state(void *user, const char *path, int step) {
     stage *s = user;
@@ -212,8 +187,8 @@ static ldm_status validation_pipeline(stage *s) {
     return st;
 }
 
-/* Samples the validation prompts with the current weights into samples/step-N.png: the prompts
- * side by side, their texts in the PNG. */
+/* Samples the validation prompts with the current weights into samples/step-N.png: a row per
+ * prompt, captioned, the tiles enlarged to a viewable size; the prompts' texts in the PNG too. */
 static ldm_status validate(stage *s, int step) {
     const ldm_run_config *c = s->c;
     int n = c->ldm_train.n_validation_prompts, sz = c->model.resolution;
@@ -221,32 +196,27 @@ static ldm_status validate(stage *s, int step) {
     for (int i = 0; i < n; i++)
         prompts[i] = c->ldm_train.validation_prompts[i];
     size_t per = (size_t)c->model.channels * sz * sz;
-    float *img = malloc((size_t)n * per * sizeof *img), *grid = malloc((size_t)n * per * 4);
-    ldm_status st = img && grid ? LDM_OK : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    float *img = malloc((size_t)n * per * sizeof *img);
+    ldm_status st = img ? LDM_OK : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     if (st == LDM_OK) st = validation_pipeline(s);
     if (st == LDM_OK) st = ldm_pipeline_generate_each(s->val, prompts, "", c->seed, img);
     if (st == LDM_OK) {
-        for (int k = 0; k < c->model.channels; k++)
-            for (int y = 0; y < sz; y++)
-                for (int i = 0; i < n; i++)
-                    memcpy(grid + ((size_t)k * sz + y) * sz * n + (size_t)i * sz,
-                           img + i * per + ((size_t)k * sz + y) * sz, sz * sizeof *grid);
-        ldm_image out = {0};
-        char dir[LDM_RUN_PATH], path[LDM_RUN_PATH], desc[4096] = "";
+        char dir[LDM_RUN_PATH], path[LDM_RUN_PATH], desc[4096] = "", title[160];
         run_path(dir, s->r->out, "samples");
         st = run_mkdirs(dir);
         grid_path(s, step, path);
         for (int i = 0; i < n; i++)
             snprintf(desc + strlen(desc), sizeof desc - strlen(desc), "%s%s", i ? " | " : "",
                      prompts[i]);
+        snprintf(title, sizeof title, "step %d: DDIM %d steps, guidance %g, seed %llu", step,
+                 c->ldm_train.validation_sampling_steps,
+                 (double)c->ldm_train.validation_guidance_scale, (unsigned long long)c->seed);
         const char *text[] = {"prompts", desc, NULL};
-        if (st == LDM_OK) st = ldm_image_from_tensor(grid, c->model.channels, sz, sz * n, &out);
-        if (st == LDM_OK) st = ldm_png_write(path, &out, text);
-        ldm_image_free(&out);
+        if (st == LDM_OK)
+            st = run_write_grid(path, img, n, 1, c->model.channels, sz, prompts, title, text);
         if (st == LDM_OK) run_note(s->r, LDM_LOG_INFO, "validation samples: %s", path);
     }
     free(img);
-    free(grid);
     if (st != LDM_OK) ldm_error_prefix("the validation samples at step %d", step);
     return st;
 }
@@ -373,7 +343,7 @@ ldm_status run_ldm_stage(run_ctx *r, const char *ae_path, const char *cache_path
     if (st == LDM_OK && end.finished) {
         char png[LDM_RUN_PATH];
         run_path(png, r->out, "loss.png");
-        st = plot_log(csv_path, png);
+        st = run_plot_log(csv_path, png, "ldm");
         if (st == LDM_OK) st = write_model(&s, ae_path);
     }
     stage_free(&s);
