@@ -17,6 +17,7 @@
 
     /usr/bin/python3 tools/eval_fashion_mnist.py --model runs/fashion-mnist/model \\
         [--sampler build/ldmcl-sample] [--per-class 100] [--steps 50] [--cfg-scale 5] \\
+        [--sampling-method ddim] [--scheduler discrete] \\
         [--classifier build/data/fashion_mnist_classifier.pt] [--work DIR] [--json FILE]
 
 Needs PyTorch, NumPy and Pillow (Debian: python3-torch python3-pil). The numbers are printed as a
@@ -210,7 +211,8 @@ def main():
     ap.add_argument("--batch-size", type=int, default=50, help="ldmcl-sample's --batch-size")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--cfg-scale", type=float, default=5.0)  # as the demo samples
-    ap.add_argument("--sampling-method", default="ddim")
+    ap.add_argument("--sampling-method", default="ddim", help="any of ldmcl-sample's")
+    ap.add_argument("--scheduler", default="discrete", help="the sigma schedule of the sigma-space samplers")
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--work", default=None, help="where the generated PNGs go (default MODEL/eval)")
     ap.add_argument("--json", default=None, help="also write the figures here")
@@ -246,6 +248,7 @@ def main():
         os.makedirs(d, exist_ok=True)
         cmd = [args.sampler, "-m", args.model, "-p", prompt, "--steps", str(args.steps),
                "--cfg-scale", str(args.cfg_scale), "--sampling-method", args.sampling_method,
+               "--scheduler", args.scheduler,
                "-s", str(args.seed + 1000 * c), "-b", str(args.per_class // args.batch_size),
                "--batch-size", str(args.batch_size), "-o", os.path.join(d, "%03d.png")]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
