@@ -279,6 +279,18 @@ static void sizes_scale_and_grid_text(void **state) {
     assert_contains(g_text, "--scale 0: not a value it takes");
 }
 
+/* On a terminal (script(1) gives it one), a line per sampling step with its s/it. */
+static void a_terminal_sees_each_step(void **state) {
+    (void)state;
+    snprintf(g_cmd, sizeof g_cmd,
+             "script -qec \"'%s' -m '%s' -p 'a bag' --steps 3 -o '%s/tty.png'\" /dev/null 2>&1",
+             LDMCL_SAMPLE_PROGRAM, g_eps, g_dir);
+    assert_int_equal(test_run_capture(g_cmd, g_text, sizeof g_text), 0);
+    assert_contains(g_text, "\rsampling: step 1/3");
+    assert_contains(g_text, "\rsampling: step 3/3  ");
+    assert_contains(g_text, " s/it");
+}
+
 static void bad_sampler_flags_are_refused(void **state) {
     (void)state;
     assert_int_equal(sample(g_eps, "--sampling-method euler_ancestral"), 2);
@@ -302,6 +314,7 @@ int main(void) {
         cmocka_unit_test(batch_images_reproduce_alone),
         cmocka_unit_test(img2img_and_inpainting),
         cmocka_unit_test(sizes_scale_and_grid_text),
+        cmocka_unit_test(a_terminal_sees_each_step),
         cmocka_unit_test(bad_sampler_flags_are_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
