@@ -31,6 +31,10 @@ void fixture_save_model(ldm_ctx *ctx, const ldm_run_config *c, const char *dir, 
     /* UNet */
     assert_status(ldm_graph_create(ctx, &g), LDM_OK);
     ldm_unet_cond cond = {ldm_graph_input(g, "ctx", LDM_SHAPE(1, 8, 8)), NULL, NULL};
+    if (c->model.unet.image_cond_input_channels) /* a mask-conditioned UNet */
+        cond.mask = ldm_graph_input(g, "mask",
+                                    LDM_SHAPE(1, c->model.unet.image_cond_input_channels,
+                                              c->model.image_cond_h, c->model.image_cond_w));
     int lat = ldm_model_latent_size(&c->model);
     ldm_unet(g, &c->model.unet,
              ldm_graph_input(g, "x", LDM_SHAPE(1, c->model.unet.im_channels, lat, lat)),
@@ -64,14 +68,15 @@ void fixture_save_model(ldm_ctx *ctx, const ldm_run_config *c, const char *dir, 
     ldm_graph_destroy(g);
 }
 
-void fixture_model_ini(char *ini, size_t size, const char *diffusion_extra, const char *ae_extra) {
+void fixture_model_ini(char *ini, size_t size, const char *diffusion_extra, const char *ldm_extra,
+                       const char *ae_extra) {
     const char *bpe = getenv("LDMCL_CLIP_BPE");
     if (!bpe || !*bpe) bpe = LDMCL_CLIP_BPE_DEFAULT;
     snprintf(ini, size,
              "[dataset]\nresolution = 8\nchannels = 1\n"
              "[diffusion]\nnum_timesteps = 50\n%s"
              "[ldm]\ndown_channels = [8, 8]\nmid_channels = [8, 8]\ndown_sample = [False]\n"
-             "attn_down = [True]\ntime_emb_dim = 8\nnorm_channels = 4\nnum_heads = 2\n"
+             "attn_down = [True]\ntime_emb_dim = 8\nnorm_channels = 4\nnum_heads = 2\n%s"
              "conv_out_channels = 8\nnum_down_layers = 1\nnum_mid_layers = 1\nnum_up_layers = 1\n"
              "[autoencoder]\nz_channels = 2\ncodebook_size = 4\ndown_channels = [4, 8]\n"
              "mid_channels = [8, 8]\ndown_sample = [True]\nattn_down = [False]\n"
@@ -79,15 +84,17 @@ void fixture_model_ini(char *ini, size_t size, const char *diffusion_extra, cons
              "num_up_layers = 1\n%s"
              "[text]\nencoder = clip_scratch\nvocab = %s\nwidth = 8\nlayers = 1\nheads = 2\n"
              "intermediate_size = 16\ncontext_length = 8\n",
-             diffusion_extra, ae_extra, bpe);
+             diffusion_extra, ldm_extra, ae_extra, bpe);
 }
 
-void fixture_model_folder(ldm_ctx *ctx, const char *dir, const char *diffusion_extra) {
+void fixture_model_folder(ldm_ctx *ctx, const char *dir, const char *diffusion_extra,
+                          const char *ldm_extra) {
     char ini[8192], path[4300];
-    fixture_model_ini(ini, sizeof ini, diffusion_extra, "");
+    fixture_model_ini(ini, sizeof ini, diffusion_extra, ldm_extra, "");
     snprintf(path, sizeof path, "%s/model.ini", dir);
     test_write_file(path, ini, strlen(ini));
-    ldm_run_config c;
-    assert_status(ldm_run_config_read(path, &c), LDM_OK);
+    ldm_run_config c; /* the model's part, as ldmcl-sample reads it */
+    ldm_run_config_init(&c);
+    assert_status(ldm_model_config_read(path, &c.model), LDM_OK);
     fixture_save_model(ctx, &c, dir, 1.0f, 1.0f);
 }

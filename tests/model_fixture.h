@@ -8,14 +8,16 @@
 
 #include "ldmcl/ldmcl.h"
 
-/* The model.ini text; diffusion_extra and ae_extra: more [diffusion] and [autoencoder] lines. */
-void fixture_model_ini(char *ini, size_t size, const char *diffusion_extra, const char *ae_extra);
+/* The model.ini text; the extras: more [diffusion], [ldm] and [autoencoder] lines. */
+void fixture_model_ini(char *ini, size_t size, const char *diffusion_extra, const char *ldm_extra,
+                       const char *ae_extra);
 
 /* The weights into dir (the UNet's and the autoencoder's multiplied by unet_k and ae_k). */
 void fixture_save_model(ldm_ctx *ctx, const ldm_run_config *c, const char *dir, float unet_k,
                         float ae_k);
 
-/* A whole folder: model.ini (with diffusion_extra) and the weights. */
-void fixture_model_folder(ldm_ctx *ctx, const char *dir, const char *diffusion_extra);
+/* A whole folder: model.ini (with the extra [diffusion] and [ldm] lines) and the weights. */
+void fixture_model_folder(ldm_ctx *ctx, const char *dir, const char *diffusion_extra,
+                          const char *ldm_extra);
 
 #endif

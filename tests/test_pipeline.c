@@ -30,7 +30,7 @@ static void save_model(ldm_ctx *ctx, const ldm_run_config *c) {
 static void generates_from_a_model_folder(void **state) {
     (void)state;
     char ini[8192], path[4300];
-    fixture_model_ini(ini, sizeof ini, "", "");
+    fixture_model_ini(ini, sizeof ini, "", "", "");
     snprintf(path, sizeof path, "%s/model.ini", g_dir);
     test_write_file(path, ini, strlen(ini));
     ldm_run_config c;
@@ -219,7 +219,7 @@ static ldm_pipeline *open_tiny_model(ldm_ctx *ctx, const char *name, const char 
     char dir[4300], path[4400], ini[8192];
     snprintf(dir, sizeof dir, "%s/%s", g_dir, name);
     assert_int_equal(mkdir(dir, 0755), 0);
-    fixture_model_ini(ini, sizeof ini, "", ae_extra);
+    fixture_model_ini(ini, sizeof ini, "", "", ae_extra);
     snprintf(path, sizeof path, "%s/model.ini", dir);
     test_write_file(path, ini, strlen(ini));
     assert_status(ldm_run_config_read(path, c), LDM_OK);
@@ -264,7 +264,7 @@ static void undoes_latent_scaling_before_decoding(void **state) {
         ldm_pipeline_destroy(p[i]);
 
     char path[4400], ini[8192];
-    fixture_model_ini(ini, sizeof ini, "", "latent_scaling = global\n");
+    fixture_model_ini(ini, sizeof ini, "", "", "latent_scaling = global\n");
     snprintf(path, sizeof path, "%s/scaled/model.ini", g_dir);
     test_write_file(path, ini, strlen(ini));
     snprintf(path, sizeof path, "%s/scaled", g_dir);
@@ -325,7 +325,7 @@ static void non_finite_models_are_errors(void **state) {
         char dir[4300], path[4400], ini[8192], cmd[9000], text[1024];
         snprintf(dir, sizeof dir, "%s/%s", g_dir, names[i]);
         assert_int_equal(mkdir(dir, 0755), 0);
-        fixture_model_ini(ini, sizeof ini, "", "");
+        fixture_model_ini(ini, sizeof ini, "", "", "");
         snprintf(path, sizeof path, "%s/model.ini", dir);
         test_write_file(path, ini, strlen(ini));
         ldm_run_config c;

@@ -18,6 +18,7 @@
 static char *g_dir;       /* the work folder */
 static char g_eps[4300];  /* the epsilon model ("tiny, eps:1": A1111 quotes such names) */
 static char g_v[4300];    /* the v-prediction model */
+static char g_mask[4300]; /* a mask-conditioned one (3 segmentation classes at 8x8) */
 static char g_cmd[20000]; /* scratch */
 static char g_text[8192]; /* a program's output */
 
@@ -26,11 +27,16 @@ static int setup(void **state) {
     g_dir = test_make_tmpdir("sample-cli");
     snprintf(g_eps, sizeof g_eps, "%s/tiny, eps:1", g_dir);
     snprintf(g_v, sizeof g_v, "%s/tiny-v", g_dir);
+    snprintf(g_mask, sizeof g_mask, "%s/tiny-mask", g_dir);
     assert_int_equal(mkdir(g_eps, 0777), 0);
     assert_int_equal(mkdir(g_v, 0777), 0);
+    assert_int_equal(mkdir(g_mask, 0777), 0);
     ldm_ctx *ctx = test_ctx_open(NULL, NULL);
-    fixture_model_folder(ctx, g_eps, "");
-    fixture_model_folder(ctx, g_v, "prediction_type = v_prediction\n");
+    fixture_model_folder(ctx, g_eps, "", "");
+    fixture_model_folder(ctx, g_v, "prediction_type = v_prediction\n", "");
+    fixture_model_folder(ctx, g_mask, "",
+                         "image_condition_input_channels = 3\nimage_condition_output_channels = 2\n"
+                         "image_condition_h = 8\nimage_condition_w = 8\n");
     ldm_ctx_destroy(ctx);
     return 0;
 }
@@ -279,6 +285,45 @@ static void sizes_scale_and_grid_text(void **state) {
     assert_contains(g_text, "--scale 0: not a value it takes");
 }
 
+/* A mask-conditioned UNet (the reference's image_condition_config) takes its segmentation mask
+ * from --mask: labels one-hot, resized by nearest label; another mask, another image; none, an
+ * error saying what to give. */
+static void mask_conditioned_models_take_their_mask(void **state) {
+    (void)state;
+    char m1[4400], m2[4400], args[9000], a[4400], b[4400];
+    snprintf(m1, sizeof m1, "%s/labels1.png", g_dir);
+    snprintf(m2, sizeof m2, "%s/labels2.png", g_dir);
+    uint8_t px[16 * 16];
+    for (int i = 0; i < 16 * 16; i++)
+        px[i] = (uint8_t)(i % 16 < 8 ? 1 : 3); /* left: class 1, right: class 3 */
+    ldm_image img = {16, 16, 1, px};
+    assert_status(ldm_png_write(m1, &img, NULL), LDM_OK);
+    for (int i = 0; i < 16 * 16; i++)
+        px[i] = (uint8_t)(i / 16 < 8 ? 2 : 9); /* top: class 2; bottom: beyond the 3 classes */
+    assert_status(ldm_png_write(m2, &img, NULL), LDM_OK);
+    snprintf(args, sizeof args, "--mask '%s' --steps 3 -o '%s/seg1.png'", m1, g_dir);
+    if (sample(g_mask, args) != 0) fail_msg("%s", g_text);
+    assert_contains(g_text, "labels1.png' is 16x16; resized to the model's 8x8 (nearest label)");
+    snprintf(args, sizeof args, "--mask '%s' --steps 3 -o '%s/seg2.png'", m2, g_dir);
+    assert_int_equal(sample(g_mask, args), 0);
+    assert_contains(g_text, "32 pixels have labels above the model's 3 classes");
+    snprintf(a, sizeof a, "%s/seg1.png", g_dir);
+    snprintf(b, sizeof b, "%s/seg2.png", g_dir);
+    ldm_image x = read_png(a), y = read_png(b);
+    assert_memory_not_equal(x.pixels, y.pixels, (size_t)x.width * x.height);
+    ldm_image_free(&x);
+    ldm_image_free(&y);
+    assert_int_equal(sample(g_mask, "--steps 2"), 2);
+    assert_contains(g_text, "this model is conditioned on a segmentation mask (3 classes, 8x8): "
+                            "give it with --mask");
+    /* a training config for such a UNet is refused: no dataset gives masks */
+    char ini[4400];
+    snprintf(ini, sizeof ini, "%s/model.ini", g_mask);
+    snprintf(g_cmd, sizeof g_cmd, "'%s' '%s' 2>&1", LDMCL_TRAIN_PROGRAM, ini);
+    assert_int_equal(test_run_capture(g_cmd, g_text, sizeof g_text), 2);
+    assert_contains(g_text, "ldmcl-train cannot train a mask-conditioned UNet yet");
+}
+
 /* On a terminal (script(1) gives it one), a line per sampling step with its s/it. */
 static void a_terminal_sees_each_step(void **state) {
     (void)state;
@@ -314,6 +359,7 @@ int main(void) {
         cmocka_unit_test(batch_images_reproduce_alone),
         cmocka_unit_test(img2img_and_inpainting),
         cmocka_unit_test(sizes_scale_and_grid_text),
+        cmocka_unit_test(mask_conditioned_models_take_their_mask),
         cmocka_unit_test(a_terminal_sees_each_step),
         cmocka_unit_test(bad_sampler_flags_are_refused),
     };

@@ -40,48 +40,50 @@ typedef struct args {
 } args;
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: ldmcl-sample -m MODEL_DIR -p PROMPT [options]\n"
-            "  -m, --model DIR          a model folder (model.ini, unet/autoencoder safetensors)\n"
-            "  -p, --prompt TEXT        the prompt\n"
-            "  -n, --negative-prompt T  the unconditional branch of guidance (default \"\")\n"
-            "  --steps N                sampling steps (default 20; ddpm always takes all T)\n"
-            "  --sampling-method M      ddim (default), ddpm (the reference's), or one of\n"
-            "                           stable-diffusion.cpp's: euler, euler_a, heun, dpm2,\n"
-            "                           dpm++2s_a, dpm++2m, dpm++2mv2, ipndm, ipndm_v, lcm,\n"
-            "                           ddim_trailing, tcd\n"
-            "  --scheduler S            the sigma schedule of those: discrete (default), karras,\n"
-            "                           exponential, ays, sgm_uniform, simple\n"
-            "  --cfg-scale F            classifier-free guidance scale (default 7.0; 1: off)\n"
-            "  -i, --init-img PATH      img2img: start from this image (PNG or JPEG; converted\n"
-            "                           to the model's channels and size, with a note)\n"
-            "  --strength S             how much of the chain img2img runs, 0 < S <= 1\n"
-            "                           (default 0.75; 1: from noise alone)\n"
-            "  --mask PATH              inpainting, with --init-img: white repaints, black\n"
-            "                           keeps (gray: partly; resized to the image, with a note)\n"
-            "  --eta F                  noise of ddim, ddim_trailing and tcd, 0 to 1 (default 0)\n"
-            "  -s, --seed N             seed (default 42; negative: random)\n"
-            "  --prompt-file FILE       one prompt per line instead of -p (blank lines and\n"
-            "                           lines starting with # skipped); a grid row each\n"
-            "  -b, --batch-count N      generations per prompt (default 1)\n"
-            "  --batch-size B           images per generation, made together (default 1);\n"
-            "                           image j of generation g uses seed + g*B + j, the same\n"
-            "                           image a run with that seed and batch size 1 makes\n"
-            "  -o, --output PATH        output.png, output_2.png, ... or a pattern with %%d\n"
-            "                           (default ./output.png)\n"
-            "  --grid PATH              also write all images side by side (with the first\n"
-            "                           image's parameters text)\n"
-            "  -H, --height N, -W, --width N   image size where the model takes it (multiples of\n"
-            "                           its downsampling; default the model's resolution)\n"
-            "  --scale N                write images, grids and previews N times larger\n"
-            "                           (nearest neighbour; 1 to 64, default 1)\n"
-            "  --save-x0 STEPS          also write the x0 prediction after these sampling steps\n"
-            "                           (1-based, comma-separated, or all) as OUTPUT_x0-STEP.png\n"
-            "  --disable-image-metadata no \"parameters\" text in the PNGs\n"
-            "  --cl-platform P, --cl-device D   OpenCL platform/device (index or name)\n"
-            "  -v, --verbose            print the library's notes\n"
-            "  --version                print the version\n"
-            "  -h, --help               this text\n");
+    fprintf(
+        f, "usage: ldmcl-sample -m MODEL_DIR -p PROMPT [options]\n"
+           "  -m, --model DIR          a model folder (model.ini, unet/autoencoder safetensors)\n"
+           "  -p, --prompt TEXT        the prompt\n"
+           "  -n, --negative-prompt T  the unconditional branch of guidance (default \"\")\n"
+           "  --steps N                sampling steps (default 20; ddpm always takes all T)\n"
+           "  --sampling-method M      ddim (default), ddpm (the reference's), or one of\n"
+           "                           stable-diffusion.cpp's: euler, euler_a, heun, dpm2,\n"
+           "                           dpm++2s_a, dpm++2m, dpm++2mv2, ipndm, ipndm_v, lcm,\n"
+           "                           ddim_trailing, tcd\n"
+           "  --scheduler S            the sigma schedule of those: discrete (default), karras,\n"
+           "                           exponential, ays, sgm_uniform, simple\n"
+           "  --cfg-scale F            classifier-free guidance scale (default 7.0; 1: off)\n"
+           "  -i, --init-img PATH      img2img: start from this image (PNG or JPEG; converted\n"
+           "                           to the model's channels and size, with a note)\n"
+           "  --strength S             how much of the chain img2img runs, 0 < S <= 1\n"
+           "                           (default 0.75; 1: from noise alone)\n"
+           "  --mask PATH              inpainting, with --init-img: white repaints, black\n"
+           "                           keeps (gray: partly; resized to the image, with a note);\n"
+           "                           for a mask-conditioned UNet, its segmentation mask (a gray\n"
+           "                           PNG of class labels, 0 the background)\n"
+           "  --eta F                  noise of ddim, ddim_trailing and tcd, 0 to 1 (default 0)\n"
+           "  -s, --seed N             seed (default 42; negative: random)\n"
+           "  --prompt-file FILE       one prompt per line instead of -p (blank lines and\n"
+           "                           lines starting with # skipped); a grid row each\n"
+           "  -b, --batch-count N      generations per prompt (default 1)\n"
+           "  --batch-size B           images per generation, made together (default 1);\n"
+           "                           image j of generation g uses seed + g*B + j, the same\n"
+           "                           image a run with that seed and batch size 1 makes\n"
+           "  -o, --output PATH        output.png, output_2.png, ... or a pattern with %%d\n"
+           "                           (default ./output.png)\n"
+           "  --grid PATH              also write all images side by side (with the first\n"
+           "                           image's parameters text)\n"
+           "  -H, --height N, -W, --width N   image size where the model takes it (multiples of\n"
+           "                           its downsampling; default the model's resolution)\n"
+           "  --scale N                write images, grids and previews N times larger\n"
+           "                           (nearest neighbour; 1 to 64, default 1)\n"
+           "  --save-x0 STEPS          also write the x0 prediction after these sampling steps\n"
+           "                           (1-based, comma-separated, or all) as OUTPUT_x0-STEP.png\n"
+           "  --disable-image-metadata no \"parameters\" text in the PNGs\n"
+           "  --cl-platform P, --cl-device D   OpenCL platform/device (index or name)\n"
+           "  -v, --verbose            print the library's notes\n"
+           "  --version                print the version\n"
+           "  -h, --help               this text\n");
 }
 
 /* Every option, for telling a mistyped one from a known one. */
@@ -243,10 +245,7 @@ static int parse(int argc, char **argv, args *a) {
         i += value;
     }
     if (!png_name("-o", a->output) || (a->grid && !png_name("--grid", a->grid))) return -1;
-    if (a->mask && !a->init_img) {
-        fprintf(stderr, "ldmcl-sample: --mask needs --init-img (the image to inpaint)\n");
-        return -1;
-    }
+
     if (!a->model || !a->prompt == !a->prompt_file) {
         fprintf(stderr, "ldmcl-sample: -m MODEL_DIR and one of -p PROMPT or --prompt-file FILE are "
                         "required (see --help)\n");
@@ -558,13 +557,34 @@ int main(int argc, char **argv) {
     float *images = malloc((size_t)pr.count * cols * per * sizeof *images);
     float *init = NULL, *mask = NULL;
     int rc = images ? 0 : fail("allocating the images");
+    int classes = c->unet.image_cond_input_channels; /* a mask-conditioned UNet: --mask is that */
+    if (rc == 0 && classes && !a.mask) {
+        fprintf(stderr,
+                "ldmcl-sample: this model is conditioned on a segmentation mask (%d classes, "
+                "%dx%d): give it with --mask (a gray PNG of class labels, 0 the background)\n",
+                classes, c->image_cond_w, c->image_cond_h);
+        rc = 2;
+    } else if (rc == 0 && a.mask && !a.init_img && !classes) {
+        fprintf(stderr, "ldmcl-sample: --mask needs --init-img (the image to inpaint)\n");
+        rc = 2;
+    } else if (rc == 0 && classes) {
+        size_t n = (size_t)B * classes * c->image_cond_h * c->image_cond_w;
+        float *labels = malloc(n * sizeof *labels);
+        if (!labels)
+            rc = fail("allocating the mask");
+        else if (read_mask_labels(a.mask, classes, c->image_cond_h, c->image_cond_w, B, labels))
+            rc = 2;
+        else if (ldm_pipeline_set_mask_condition(p, labels) != LDM_OK)
+            rc = fail("the mask");
+        free(labels);
+    }
     if (rc == 0 && a.init_img) { /* bad image inputs are the user's: exit 2 */
         init = malloc((size_t)B * per * sizeof *init);
-        if (a.mask) mask = malloc((size_t)B * h * w * sizeof *mask);
-        if (!init || (a.mask && !mask))
+        if (a.mask && !classes) mask = malloc((size_t)B * h * w * sizeof *mask); /* inpainting */
+        if (!init || (a.mask && !classes && !mask))
             rc = fail("allocating the init image");
         else if (read_init_image(a.init_img, ch, h, w, B, init) != 0 ||
-                 (a.mask && read_mask(a.mask, h, w, B, mask) != 0))
+                 (mask && read_mask(a.mask, h, w, B, mask) != 0))
             rc = 2;
     }
     for (int r = 0; r < pr.count && rc == 0; r++)

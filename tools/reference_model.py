@@ -87,9 +87,10 @@ def text_condition(ldm, path):
     if cond is None:
         return None
     types = cond.get("condition_types", [])
-    if types != ["text"]:
+    if sorted(types) not in (["text"], ["image", "text"]):
         fail(f"{path}: ldm_params.condition_config.condition_types = {types}: ldmcl-sample "
-             "generates from text prompts alone (['text'])")
+             "takes text prompts, with or without a segmentation mask (['text'] or "
+             "['text', 'image'])")
     text = cond.get("text_condition_config") or {}
     model = text.get("text_embed_model")
     if model != "clip":
@@ -173,6 +174,13 @@ def main():
              "prediction_type = epsilon",
              "[ldm]"]
     lines += model_section(ldm, UNET_KEYS, args.config, "ldm_params", ["condition_config"])
+    image = (ldm.get("condition_config") or {}).get("image_condition_config")
+    if image and "image" in ldm["condition_config"].get("condition_types", []):
+        # the segmentation mask a celebhq_text_image_cond UNet takes (ldmcl-sample --mask)
+        lines += [f"image_condition_input_channels = {image['image_condition_input_channels']}",
+                  f"image_condition_output_channels = {image['image_condition_output_channels']}",
+                  f"image_condition_h = {image['image_condition_h']}",
+                  f"image_condition_w = {image['image_condition_w']}"]
     lines += ["[autoencoder]", "kind = vqvae"]
     lines += model_section(ae, VQVAE_KEYS, args.config, "autoencoder_params")
     lines.append("[text]")

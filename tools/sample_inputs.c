@@ -63,6 +63,39 @@ int read_init_image(const char *path, int channels, int h, int w, int batch, flo
     return rc;
 }
 
+int read_mask_labels(const char *path, int classes, int h, int w, int batch, float *out) {
+    ldm_image img = {0};
+    if (ldm_image_read(path, 1, NULL, &img) != LDM_OK) {
+        fprintf(stderr, "ldmcl-sample: --mask: %s\n", ldm_last_error());
+        return -1;
+    }
+    if (img.width != w || img.height != h)
+        fprintf(stderr,
+                "ldmcl-sample: note: --mask '%s' is %dx%d; resized to the model's %dx%d (nearest "
+                "label)\n",
+                path, img.width, img.height, w, h);
+    size_t per = (size_t)classes * h * w, outside = 0;
+    memset(out, 0, per * sizeof *out);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int sy = (int)((long long)y * img.height / h), sx = (int)((long long)x * img.width / w);
+            int label = img.pixels[(size_t)sy * img.width + sx];
+            if (label > classes)
+                outside++;
+            else if (label > 0)
+                out[((size_t)(label - 1) * h + y) * w + x] = 1.0f;
+        }
+    ldm_image_free(&img);
+    if (outside)
+        fprintf(stderr,
+                "ldmcl-sample: note: --mask '%s': %zu pixels have labels above the model's %d "
+                "classes; they condition nothing\n",
+                path, outside, classes);
+    for (int b = 1; b < batch; b++)
+        memcpy(out + (size_t)b * per, out, per * sizeof *out);
+    return 0;
+}
+
 int read_mask(const char *path, int h, int w, int batch, float *out) {
     ldm_image img = {0};
     if (read_as("--mask", path, 1, h, w, &img) != 0) return -1;

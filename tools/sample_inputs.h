@@ -15,4 +15,11 @@ int read_init_image(const char *path, int channels, int h, int w, int batch, flo
  * black (0) keeps; resized like the init image, with a note. 0, or -1. */
 int read_mask(const char *path, int h, int w, int batch, float *out);
 
+/* A segmentation mask for a mask-conditioned UNet (the reference's CelebAMask-HQ masks: a gray
+ * PNG whose values are class labels, 0 the background) as batch copies of one-hot
+ * [classes, h, w]: channel k is 1 where the label is k + 1. Resized by nearest neighbour (labels
+ * are not blended), with a note; labels above classes are counted in a note and left out. 0, or
+ * -1 after naming the file. */
+int read_mask_labels(const char *path, int classes, int h, int w, int batch, float *out);
+
 #endif

@@ -8,7 +8,9 @@
  *                  cosine), prediction_type (epsilon | v_prediction)
  *   [ldm]          down_channels, mid_channels, down_sample, attn_down, time_emb_dim,
  *                  norm_channels, num_heads, conv_out_channels, num_down_layers, num_mid_layers,
- *                  num_up_layers
+ *                  num_up_layers; image_condition_input_channels, image_condition_output_channels,
+ *                  image_condition_h, image_condition_w (the reference's image_condition_config:
+ *                  a one-hot segmentation mask as a condition; 0: none)
  *   [autoencoder]  kind (vqvae | vae), z_channels, codebook_size, down_channels, mid_channels,
  *                  down_sample, attn_down, norm_channels, num_heads, num_down_layers,
  *                  num_mid_layers, num_up_layers, latent_scaling (none | global | channel: see
@@ -82,6 +84,9 @@ typedef struct ldm_model_config {
     char clip_path[LDM_MODEL_PATH], vocab[LDM_MODEL_PATH];
     ldm_clip_text_config clip; /* clip_scratch: from width, layers, ...; else read from clip_path */
     int context_length, clip_skip;
+    /* [ldm] image_condition_h, image_condition_w: the size of the segmentation mask an
+     * image-conditioned UNet (unet.image_cond_input_channels > 0) takes */
+    int image_cond_h, image_cond_w;
 } ldm_model_config;
 
 /* The defaults: the reference's mnist model, text-conditioned by a small CLIP trained from

@@ -77,6 +77,13 @@ ldm_status ldm_pipeline_generate(ldm_pipeline *p, const char *prompt, const char
 ldm_status ldm_pipeline_generate_each(ldm_pipeline *p, const char *const *prompts,
                                       const char *negative, uint64_t seed, float *images);
 
+/* A mask-conditioned UNet's condition (model.ini [ldm] image_condition_*, the reference's
+ * image_condition_config) for the next generations: mask [batch, image_condition_input_channels,
+ * image_condition_h, image_condition_w], one-hot segmentation classes, copied. The
+ * unconditional branch of guidance sees zeros, as the reference's sampler. Generating without
+ * one is an error saying so. */
+ldm_status ldm_pipeline_set_mask_condition(ldm_pipeline *p, const float *mask);
+
 /* img2img (SDEdit) and inpainting: init_images [batch, C, height, width] (about [-1, 1]) are
  * encoded by the autoencoder (and patched and scaled as model.ini says), noised to the step that
  * strength (0, 1] selects, and the rest of the chain denoises them (ldm_sampler_set_init). mask

@@ -82,6 +82,18 @@ static ldm_status read_unet(ldm_ini *ini, ldm_unet_config *u) {
     return ldm_ini_int_key(ini, "ldm", "num_up_layers", 1, 64, &u->num_up_layers);
 }
 
+/* The reference's image_condition_config: a segmentation mask of in channels (one-hot) at h x w,
+ * turned into out channels by a 1x1 convolution and concatenated to the latents. */
+static ldm_status read_image_condition(ldm_ini *ini, ldm_model_config *m) {
+    ldm_unet_config *u = &m->unet;
+    LDM_TRY(ldm_ini_int_key(ini, "ldm", "image_condition_input_channels", 0, 1024,
+                            &u->image_cond_input_channels));
+    LDM_TRY(ldm_ini_int_key(ini, "ldm", "image_condition_output_channels", 0, 1024,
+                            &u->image_cond_output_channels));
+    LDM_TRY(ldm_ini_int_key(ini, "ldm", "image_condition_h", 0, 16384, &m->image_cond_h));
+    return ldm_ini_int_key(ini, "ldm", "image_condition_w", 0, 16384, &m->image_cond_w);
+}
+
 static ldm_status read_autoencoder(ldm_ini *ini, const char *p, ldm_model_config *m) {
     ldm_autoencoder_config *a = &m->ae;
     int kind = (int)a->kind;
@@ -151,6 +163,7 @@ static ldm_status read_text(ldm_ini *ini, const char *p, ldm_model_config *m) {
 ldm_status ldm_model_config_read_ini(ldm_ini *ini, const char *path, ldm_model_config *m) {
     LDM_TRY(read_diffusion(ini, path, m));
     LDM_TRY(read_unet(ini, &m->unet));
+    LDM_TRY(read_image_condition(ini, m));
     LDM_TRY(read_autoencoder(ini, path, m));
     return read_text(ini, path, m);
 }
@@ -210,6 +223,10 @@ ldm_status ldm_model_config_check(ldm_model_config *m, const char *p) {
         ldm_error_prefix("%s: [ldm]", p);
         return st;
     }
+    if (m->unet.image_cond_input_channels && (m->image_cond_h < 1 || m->image_cond_w < 1))
+        return BAD("%s: [ldm] image_condition_input_channels = %d needs the mask's size, "
+                   "image_condition_h and image_condition_w",
+                   p, m->unet.image_cond_input_channels);
     for (int i = 0; i < m->unet.n_down - 1; i++)
         if (m->unet.down_sample[i]) {
             if (lat % 2)
@@ -270,6 +287,12 @@ ldm_status ldm_model_config_write(const ldm_model_config *c, const char *path, c
         "num_down_layers = %d\nnum_mid_layers = %d\nnum_up_layers = %d\n",
         u->time_emb_dim, u->norm_channels, u->num_heads, u->conv_out_channels, u->num_down_layers,
         u->num_mid_layers, u->num_up_layers);
+    if (u->image_cond_input_channels)
+        ldm_atomic_printf(f,
+                          "image_condition_input_channels = %d\nimage_condition_output_channels = "
+                          "%d\nimage_condition_h = %d\nimage_condition_w = %d\n",
+                          u->image_cond_input_channels, u->image_cond_output_channels,
+                          c->image_cond_h, c->image_cond_w);
     ldm_atomic_printf(f, "[autoencoder]\nkind = %s\nz_channels = %d\ncodebook_size = %d\n",
                       a->kind == LDM_AE_VAE ? "vae" : "vqvae", a->z_channels, a->codebook_size);
     put_list(f, "down_channels", a->down_channels, a->n_down, 0);

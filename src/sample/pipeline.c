@@ -29,6 +29,7 @@ struct ldm_pipeline {
     float *plain;               /* and with latent_patch undone: the autoencoder's latents */
     float *preview;             /* decoded x0 previews, with an x0 hook */
     float *init_lat, *mask_lat; /* img2img's latents and inpainting's mask on the latent grid */
+    float *mask_cond;           /* a mask-conditioned UNet's segmentation mask, [batch, ...] */
     char unet_name[LDM_MODEL_PATH + 40]; /* the UNet's weights, for messages */
     char ae_path[LDM_MODEL_PATH + 32];
 };
@@ -62,6 +63,7 @@ void ldm_pipeline_destroy(ldm_pipeline *p) {
     free(p->preview);
     free(p->init_lat);
     free(p->mask_lat);
+    free(p->mask_cond);
     free(p);
 }
 
@@ -151,6 +153,8 @@ static ldm_status open_rest(ldm_ctx *ctx, ldm_pipeline *p, ldm_params *unet_stor
                              .height = p->lat_h,
                              .width = p->lat_w,
                              .context_len = c->context_length,
+                             .mask_height = c->image_cond_h,
+                             .mask_width = c->image_cond_w,
                              .guidance_scale = p->o.guidance_scale,
                              .method = p->o.method,
                              .steps = p->o.steps,
@@ -271,6 +275,24 @@ static void warn_if_cut(ldm_pipeline *p, const char *text, const char *what) {
             what, n, reads, n - reads);
 }
 
+static int c_needs_mask(const ldm_pipeline *p) {
+    return p->cfg.unet.image_cond_input_channels > 0;
+}
+
+ldm_status ldm_pipeline_set_mask_condition(ldm_pipeline *p, const float *mask) {
+    const ldm_model_config *c = &p->cfg;
+    if (!c_needs_mask(p))
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "this model takes no mask condition (model.ini has no [ldm] "
+                        "image_condition_input_channels)");
+    size_t n =
+        (size_t)p->o.batch * c->unet.image_cond_input_channels * c->image_cond_h * c->image_cond_w;
+    if (!p->mask_cond && !(p->mask_cond = malloc(n * sizeof *p->mask_cond)))
+        return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    memcpy(p->mask_cond, mask, n * sizeof *mask);
+    return LDM_OK;
+}
+
 /* Encodes prompts[0 .. batch) and the negative prompt (what names them in an error), then samples
  * the latents. */
 static ldm_status generate(ldm_pipeline *p, const char *const *prompts, const char *what,
@@ -295,7 +317,12 @@ static ldm_status generate(ldm_pipeline *p, const char *const *prompts, const ch
         context = p->context;
         uncond = p->uncond;
     }
-    LDM_TRY(ldm_sampler_set_conditions(p->sampler, context, uncond, NULL, NULL));
+    if (c_needs_mask(p) && !p->mask_cond)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "this model is conditioned on a segmentation mask (model.ini [ldm] "
+                        "image_condition_input_channels = %d): give one (ldmcl-sample --mask)",
+                        p->cfg.unet.image_cond_input_channels);
+    LDM_TRY(ldm_sampler_set_conditions(p->sampler, context, uncond, NULL, p->mask_cond));
     ldm_sampler_set_seed(p->sampler, seed);
     ldm_status st = ldm_sampler_run(p->sampler, latents);
     if (st != LDM_OK) ldm_error_prefix("sampling with %s", p->unet_name);

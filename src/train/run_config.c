@@ -198,6 +198,12 @@ ldm_status ldm_run_config_read_ini(ldm_ini *ini, const char *path, ldm_run_confi
     if (st == LDM_OK) st = read_run(ini, path, c);
     if (st == LDM_OK) st = ldm_ini_check_unused(ini);
     if (st == LDM_OK) st = ldm_model_config_check(&c->model, path);
+    if (st == LDM_OK && c->model.unet.image_cond_input_channels)
+        st = LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                      "%s: [ldm] image_condition_input_channels: ldmcl-train cannot train a "
+                      "mask-conditioned UNet yet (it reads no masks from datasets); "
+                      "ldmcl-sample samples one converted from the reference",
+                      path);
     return st;
 }
 
