@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 model=${1:?usage: tools/eval_samplers.sh MODEL_DIR [OUT_DIR]}
 out=${2:-$model/eval-samplers}
 mkdir -p "$out"
-runs=${SAMPLERS:-"ddim:50:discrete ddim:20:discrete euler_a:20:discrete euler:20:karras dpm++2m:20:karras heun:10:karras dpm++2s_a:10:karras lcm:8:discrete ipndm_v:10:karras"}
+runs=${SAMPLERS:-"ddim:50:discrete euler_a:20:discrete ddim:20:discrete dpm++2m:20:karras heun:10:karras dpm++2s_a:10:karras lcm:8:discrete"}
 for r in $runs; do
     IFS=: read -r method steps scheduler <<<"$r"
     json=$out/$method-$steps-$scheduler.json
