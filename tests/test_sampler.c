@@ -63,12 +63,8 @@ static ldm_sampler_config config(ldm_sampler_method method, int steps, float sca
                                 .progress = g_progress};
 }
 
-/* Samples g_batch latents; parameters are fixed host draws. */
-static void sample(ldm_sampler_method method, int steps, float scale, uint64_t seed,
-                   const float *uncond, float *out) {
-    ldm_sampler_config cfg = config(method, steps, scale, seed);
-    ldm_sampler *s;
-    assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_OK);
+/* The UNet's parameters: fixed host draws. */
+static void write_weights(ldm_sampler *s) {
     ldm_graph *g = ldm_sampler_graph(s);
     for (size_t i = 0; i < ldm_graph_param_count(g); i++) {
         ldm_tensor *p = ldm_graph_param_at(g, i);
@@ -81,6 +77,15 @@ static void sample(ldm_sampler_method method, int steps, float scale, uint64_t s
         assert_status(ldm_tensor_write(p, v), LDM_OK);
         free(v);
     }
+}
+
+/* Samples g_batch latents with write_weights' parameters. */
+static void sample(ldm_sampler_method method, int steps, float scale, uint64_t seed,
+                   const float *uncond, float *out) {
+    ldm_sampler_config cfg = config(method, steps, scale, seed);
+    ldm_sampler *s;
+    assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_OK);
+    write_weights(s);
     assert_status(ldm_sampler_set_conditions(s, g_context, uncond, NULL, NULL), LDM_OK);
     assert_status(ldm_sampler_run(s, out), LDM_OK);
     ldm_sampler_destroy(s);
@@ -365,18 +370,7 @@ static void sample_from(ldm_sampler_method method, int steps, uint64_t seed, con
     ldm_sampler_config cfg = config(method, steps, 2.0f, seed);
     ldm_sampler *s;
     assert_status(ldm_sampler_create(g_ctx, &cfg, &s), LDM_OK);
-    ldm_graph *g = ldm_sampler_graph(s);
-    for (size_t i = 0; i < ldm_graph_param_count(g); i++) {
-        ldm_tensor *p = ldm_graph_param_at(g, i);
-        size_t n = ldm_tensor_numel(p);
-        float *v = malloc(n * sizeof *v);
-        assert_non_null(v);
-        ldm_rng_host(LDM_DIST_NORMAL, n, 5, (uint32_t)i, 0, v);
-        for (size_t k = 0; k < n; k++)
-            v[k] *= 0.2f;
-        assert_status(ldm_tensor_write(p, v), LDM_OK);
-        free(v);
-    }
+    write_weights(s);
     assert_status(ldm_sampler_set_conditions(s, g_context, g_empty, NULL, NULL), LDM_OK);
     assert_status(ldm_sampler_set_init(s, init, 1.5f, NULL), LDM_ERR_INVALID_ARGUMENT);
     assert_contains(ldm_last_error(), "strength 1.5: it must be in (0, 1]");

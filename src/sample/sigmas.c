@@ -42,15 +42,24 @@ static const char *name_list(const char *const *names, int n, char *buf, size_t 
     return buf;
 }
 
-ldm_status ldm_sampler_method_from_name(const char *name, ldm_sampler_method *out) {
-    for (int i = 0; i < LDM_SAMPLER_COUNT; i++)
-        if (name && !strcmp(name, METHOD_NAMES[i])) {
-            *out = (ldm_sampler_method)i;
+/* The index of name in names[0 .. n), or an error naming what it is and the known names. */
+static ldm_status find_name(const char *const *names, int n, const char *name, const char *what,
+                            int *out) {
+    for (int i = 0; i < n; i++)
+        if (name && !strcmp(name, names[i])) {
+            *out = i;
             return LDM_OK;
         }
     char buf[256];
-    return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "unknown sampling method '%s' (known: %s)",
-                    name ? name : "", name_list(METHOD_NAMES, LDM_SAMPLER_COUNT, buf, sizeof buf));
+    return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "unknown %s '%s' (known: %s)", what, name ? name : "",
+                    name_list(names, n, buf, sizeof buf));
+}
+
+ldm_status ldm_sampler_method_from_name(const char *name, ldm_sampler_method *out) {
+    int i;
+    LDM_TRY(find_name(METHOD_NAMES, LDM_SAMPLER_COUNT, name, "sampling method", &i));
+    *out = (ldm_sampler_method)i;
+    return LDM_OK;
 }
 
 const char *ldm_sampler_method_name(ldm_sampler_method m) {
@@ -58,14 +67,10 @@ const char *ldm_sampler_method_name(ldm_sampler_method m) {
 }
 
 ldm_status ldm_sigma_schedule_from_name(const char *name, ldm_sigma_schedule *out) {
-    for (int i = 0; i < LDM_SIGMAS_COUNT; i++)
-        if (name && !strcmp(name, SCHEDULE_NAMES[i])) {
-            *out = (ldm_sigma_schedule)i;
-            return LDM_OK;
-        }
-    char buf[160];
-    return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "unknown scheduler '%s' (known: %s)",
-                    name ? name : "", name_list(SCHEDULE_NAMES, LDM_SIGMAS_COUNT, buf, sizeof buf));
+    int i;
+    LDM_TRY(find_name(SCHEDULE_NAMES, LDM_SIGMAS_COUNT, name, "scheduler", &i));
+    *out = (ldm_sigma_schedule)i;
+    return LDM_OK;
 }
 
 const char *ldm_sigma_schedule_name(ldm_sigma_schedule s) {
