@@ -9,8 +9,9 @@
  *   the tokenizer's files     the config's vocab (clip_scratch) or clip_path's vocab.json and
  *                             merges.txt
  * A prompt (and an optional negative prompt, the unconditional branch of guidance; "" by
- * default) is tokenized and encoded (one recorded encoder for the batch), the latents sampled (DDPM
- * or DDIM, classifier-free guidance), then decoded (after undoing model.ini's latent_scaling, if
+ * default) is tokenized and encoded (one recorded encoder for the batch), the latents sampled (any
+ * sampler of ldmcl/sample.h, classifier-free guidance; from an init image for img2img and
+ * inpainting), then decoded (after undoing model.ini's latent_scaling, if
  * any). Every file is checked when opened (weights must be finite); errors name it. Latents or
  * images holding NaN or infinite values are an error naming the weights to suspect, never a result.
  */

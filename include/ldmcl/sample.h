@@ -1,9 +1,11 @@
 /* ldmcl/sample.h: sampling latents with a UNet: the reference's DDPM ancestral sampler (all T
- * steps, its exact mean and variance) or DDIM (any number of steps, eta), with classifier-free
+ * steps, its exact mean and variance), DDIM (any number of steps, eta), or the sigma-space
+ * samplers of k-diffusion and stable-diffusion.cpp (ldmcl/ksampler.h), with classifier-free
  * guidance eps_u + s (eps_c - eps_u) computed from one batched forward pass over the
- * unconditional and conditional inputs. The UNet is recorded once (forward only, memory reused
- * aggressively) and replayed at every step; the start noise and each step's noise come from the
- * counter-based generator keyed by the seed, so a run is reproducible on any device. */
+ * unconditional and conditional inputs; from noise, or from an init (img2img, inpainting). The
+ * UNet is recorded once (forward only, memory reused aggressively) and replayed at every step;
+ * the start noise and each step's noise come from the counter-based generator keyed by the seed
+ * and the sample's index, so a run is reproducible on any device. */
 #ifndef LDMCL_SAMPLE_H
 #define LDMCL_SAMPLE_H
 
