@@ -269,64 +269,6 @@ static int fail(const char *what) {
     return 1;
 }
 
-typedef struct prompts {
-    char **text;
-    int count;
-} prompts;
-
-static void prompts_free(prompts *p) {
-    for (int i = 0; i < p->count; i++)
-        free(p->text[i]);
-    free(p->text);
-}
-
-/* The prompts: -p's, or the file's non-blank lines that do not start with '#' (CR LF allowed). */
-static int prompts_read(const args *a, prompts *out) {
-    *out = (prompts){0};
-    if (!a->prompt_file) {
-        out->text = malloc(sizeof *out->text);
-        if (!out->text || !(out->text[0] = strdup(a->prompt))) return -1;
-        out->count = 1;
-        return 0;
-    }
-    FILE *f = fopen(a->prompt_file, "rb");
-    if (!f) {
-        perror(a->prompt_file);
-        return -1;
-    }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    int rc = 0;
-    while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = '\0';
-        if (len == 0 || line[0] == '#') continue;
-        char **grown = realloc(out->text, (size_t)(out->count + 1) * sizeof *grown);
-        if (!grown) {
-            rc = -1;
-            break;
-        }
-        out->text = grown;
-        if (!(out->text[out->count] = strdup(line)))
-            rc = -1;
-        else
-            out->count++;
-    }
-    if (ferror(f)) {
-        fprintf(stderr, "ldmcl-sample: reading %s failed\n", a->prompt_file);
-        rc = -1;
-    }
-    free(line);
-    fclose(f);
-    if (rc == 0 && out->count == 0) {
-        fprintf(stderr, "ldmcl-sample: %s holds no prompt\n", a->prompt_file);
-        rc = -1;
-    }
-    if (rc != 0) prompts_free(out);
-    return rc;
-}
-
 /* A1111's parameters text of one image. */
 static void image_parameters(const args *a, const ldm_model_config *c, const char *prompt,
                              uint64_t seed, int pos, char *out, size_t size) {
@@ -488,7 +430,7 @@ int main(int argc, char **argv) {
         !x0_steps_ok(&a, x0_last, run_steps, a.init_img ? "--steps x --strength" : "--steps"))
         return 2;
     prompts pr;
-    if (prompts_read(&a, &pr) != 0) return 2;
+    if (prompts_read(a.prompt, a.prompt_file, &pr) != 0) return 2;
     if ((long long)pr.count * a.batch_count * a.batch_size > INT_MAX) {
         fprintf(stderr, "ldmcl-sample: %d prompts x %d generations x %d images: too many\n",
                 pr.count, a.batch_count, a.batch_size);

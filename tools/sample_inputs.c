@@ -1,4 +1,4 @@
-/* tools/sample_inputs.c: ldmcl-sample's --init-img and --mask (see sample_inputs.h). */
+/* tools/sample_inputs.c: ldmcl-sample's prompts, --init-img and --mask (see sample_inputs.h). */
 #include "sample_inputs.h"
 
 #include <stdio.h>
@@ -104,5 +104,57 @@ int read_mask(const char *path, int h, int w, int batch, float *out) {
     size_t n = (size_t)batch * h * w;
     for (size_t i = 0; rc == 0 && i < n; i++)
         out[i] = 0.5f * (out[i] + 1.0f);
+    return rc;
+}
+
+void prompts_free(prompts *p) {
+    for (int i = 0; i < p->count; i++)
+        free(p->text[i]);
+    free(p->text);
+}
+
+int prompts_read(const char *prompt, const char *prompt_file, prompts *out) {
+    *out = (prompts){0};
+    if (!prompt_file) {
+        out->text = malloc(sizeof *out->text);
+        if (!out->text || !(out->text[0] = strdup(prompt))) return -1;
+        out->count = 1;
+        return 0;
+    }
+    FILE *f = fopen(prompt_file, "rb");
+    if (!f) {
+        perror(prompt_file);
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int rc = 0;
+    while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len == 0 || line[0] == '#') continue;
+        char **grown = realloc(out->text, (size_t)(out->count + 1) * sizeof *grown);
+        if (!grown) {
+            rc = -1;
+            break;
+        }
+        out->text = grown;
+        if (!(out->text[out->count] = strdup(line)))
+            rc = -1;
+        else
+            out->count++;
+    }
+    if (ferror(f)) {
+        fprintf(stderr, "ldmcl-sample: reading %s failed\n", prompt_file);
+        rc = -1;
+    }
+    free(line);
+    fclose(f);
+    if (rc == 0 && out->count == 0) {
+        fprintf(stderr, "ldmcl-sample: %s holds no prompt\n", prompt_file);
+        rc = -1;
+    }
+    if (rc != 0) prompts_free(out);
     return rc;
 }

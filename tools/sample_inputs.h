@@ -1,5 +1,6 @@
-/* tools/sample_inputs.h: ldmcl-sample's image inputs: --init-img and --mask read, converted and
- * resized for the model, with a note for every conversion and an error naming the file. */
+/* tools/sample_inputs.h: ldmcl-sample's inputs besides flags: the prompts (-p or
+ * --prompt-file), and --init-img and --mask read, converted and resized for the model, with a
+ * note for every conversion and an error naming the file. */
 #ifndef LDMCL_TOOLS_SAMPLE_INPUTS_H
 #define LDMCL_TOOLS_SAMPLE_INPUTS_H
 
@@ -21,5 +22,15 @@ int read_mask(const char *path, int h, int w, int batch, float *out);
  * are not blended), with a note; labels above classes are counted in a note and left out. 0, or
  * -1 after naming the file. */
 int read_mask_labels(const char *path, int classes, int h, int w, int batch, float *out);
+
+typedef struct prompts {
+    char **text;
+    int count;
+} prompts;
+
+/* The prompts: prompt, or prompt_file's non-blank lines that do not start with '#' (CR LF
+ * allowed). 0, or -1 after saying why (an unreadable or empty file). */
+int prompts_read(const char *prompt, const char *prompt_file, prompts *out);
+void prompts_free(prompts *p);
 
 #endif
