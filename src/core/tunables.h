@@ -18,7 +18,7 @@
 typedef struct ldm_tunables {
     int cpu_layout;        /* kernels laid out for CPU drivers: conv's *_rows, attention_rows.cl */
     size_t elementwise_wg; /* 1-D element-wise launches (ldm_launch_1d) */
-    size_t norm_wg;        /* the reductions of norm.cl (-DWG) */
+    size_t norm_wg;        /* the reductions of norm.cl, group_norm.cl (-DWG) */
     size_t sum_rows_wg;    /* sum_rows of reduce.cl (-DWG) */
     size_t softmax_wg;     /* softmax.cl (-DWG) */
     size_t conv_local[2];  /* work-groups of im2col and col2im (or their *_rows variants) */

@@ -1,10 +1,11 @@
-/* src/ops/norm.c: GroupNorm, LayerNorm and BatchNorm2d (cl/norm.cl). Each saves mean and rstd
- * (outputs 1 and 2 of its node); each backward reads x, gamma and those. */
+/* src/ops/norm.c: GroupNorm (cl/group_norm.cl), LayerNorm and BatchNorm2d (cl/norm.cl). Each saves
+ * mean and rstd (outputs 1 and 2 of its node); each backward reads x, gamma and those. */
 #include <stdio.h>
 
 #include "ops_internal.h"
 
 #define FILE_CL "norm.cl"
+#define FILE_GN "group_norm.cl"
 
 /* Work-group size of the reductions (src/core/tunables.c). */
 static size_t norm_wg(ldm_cmd *c) {
@@ -64,14 +65,14 @@ static ldm_status gn_fwd_split(ldm_cmd *c, const ldm_group_norm_params *p, int s
                                ldm_buf part) {
     cl_kernel k;
     int C = (int)p->C, P = (int)p->P, G = (int)p->G, NG = (int)(p->N * p->G);
-    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_split_stats", norm_defines(c), &k));
+    LDM_TRY(ldm_cmd_kernel(c, FILE_GN, "group_norm_split_stats", norm_defines(c), &k));
     LDM_TRY(ldm_args_group_norm_split_stats(k, C, P, G, splits, part, x));
     size_t global[2] = {(size_t)splits * norm_wg(c), (size_t)NG}, local[2] = {norm_wg(c), 1};
     LDM_TRY(ldm_cmd_launch(c, k, 2, global, local));
-    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_split_finish", norm_defines(c), &k));
+    LDM_TRY(ldm_cmd_kernel(c, FILE_GN, "group_norm_split_finish", norm_defines(c), &k));
     LDM_TRY(ldm_args_group_norm_split_finish(k, NG, splits, p->eps, mean, rstd, part));
     LDM_TRY(ldm_launch_1d(c, k, (size_t)NG));
-    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_apply", norm_defines(c), &k));
+    LDM_TRY(ldm_cmd_kernel(c, FILE_GN, "group_norm_apply", norm_defines(c), &k));
     size_t total = p->N * p->C * p->P;
     LDM_TRY(ldm_args_group_norm_apply(k, (int)total, C, P, G, y, x, mean, rstd, gamma, beta));
     return ldm_launch_1d(c, k, total);
@@ -84,7 +85,7 @@ ldm_status ldm_group_norm_fwd(ldm_cmd *c, const ldm_group_norm_params *p, ldm_bu
     int splits = gn_splits(c, p, scratch);
     if (splits > 1) return gn_fwd_split(c, p, splits, y, mean, rstd, x, gamma, beta, scratch);
     cl_kernel k;
-    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_fwd", norm_defines(c), &k));
+    LDM_TRY(ldm_cmd_kernel(c, FILE_GN, "group_norm_fwd", norm_defines(c), &k));
     LDM_TRY(ldm_args_group_norm_fwd(k, (int)p->C, (int)p->P, (int)p->G, p->eps, y, mean, rstd, x,
                                     gamma, beta));
     size_t global = p->N * p->G * norm_wg(c), local = norm_wg(c);
@@ -99,15 +100,15 @@ static ldm_status gn_bwd_dx_split(ldm_cmd *c, const ldm_group_norm_params *p, in
     cl_kernel k;
     int C = (int)p->C, P = (int)p->P, G = (int)p->G, NG = (int)(p->N * p->G);
     ldm_buf part = scratch, means = {scratch.mem, scratch.off + (size_t)NG * GN_MAX_SPLITS * 3};
-    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_split_sums", norm_defines(c), &k));
+    LDM_TRY(ldm_cmd_kernel(c, FILE_GN, "group_norm_bwd_split_sums", norm_defines(c), &k));
     LDM_TRY(ldm_args_group_norm_bwd_split_sums(k, C, P, G, splits, part, dy, x, mean, rstd, gamma));
     size_t global[2] = {(size_t)splits * norm_wg(c), (size_t)NG}, local[2] = {norm_wg(c), 1};
     LDM_TRY(ldm_cmd_launch(c, k, 2, global, local));
-    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_split_finish", norm_defines(c), &k));
+    LDM_TRY(ldm_cmd_kernel(c, FILE_GN, "group_norm_bwd_split_finish", norm_defines(c), &k));
     LDM_TRY(ldm_args_group_norm_bwd_split_finish(k, NG, splits, (int)(p->C / p->G * p->P), means,
                                                  part));
     LDM_TRY(ldm_launch_1d(c, k, (size_t)NG));
-    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_split_dx", norm_defines(c), &k));
+    LDM_TRY(ldm_cmd_kernel(c, FILE_GN, "group_norm_bwd_split_dx", norm_defines(c), &k));
     size_t total = p->N * p->C * p->P;
     LDM_TRY(ldm_args_group_norm_bwd_split_dx(k, (int)total, C, P, G, acc_x, dx, dy, x, mean, rstd,
                                              gamma, means));
@@ -122,12 +123,12 @@ static ldm_status gn_bwd_params_split(ldm_cmd *c, const ldm_group_norm_params *p
     cl_kernel k;
     int C = (int)p->C;
     ldm_buf part = {scratch.mem, scratch.off + gn_params_part_at(p)};
-    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_params_split_sums", norm_defines(c), &k));
+    LDM_TRY(ldm_cmd_kernel(c, FILE_GN, "group_norm_bwd_params_split_sums", norm_defines(c), &k));
     LDM_TRY(ldm_args_group_norm_bwd_params_split_sums(k, (int)p->N, C, (int)p->P, (int)p->G, splits,
                                                       part, dy, x, mean, rstd));
     size_t global[2] = {(size_t)splits * norm_wg(c), p->C}, local[2] = {norm_wg(c), 1};
     LDM_TRY(ldm_cmd_launch(c, k, 2, global, local));
-    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_params_split_finish", norm_defines(c), &k));
+    LDM_TRY(ldm_cmd_kernel(c, FILE_GN, "group_norm_bwd_params_split_finish", norm_defines(c), &k));
     LDM_TRY(ldm_args_group_norm_bwd_params_split_finish(
         k, C, splits, acc_g, ldm_unused_or(dgamma, dy), acc_b, ldm_unused_or(dbeta, dy), part,
         dgamma.mem != NULL, dbeta.mem != NULL));
@@ -144,7 +145,7 @@ ldm_status ldm_group_norm_bwd(ldm_cmd *c, const ldm_group_norm_params *p, int ac
     if (dx.mem && splits > 1)
         LDM_TRY(gn_bwd_dx_split(c, p, splits, acc_x, dx, dy, x, mean, rstd, gamma, scratch));
     else if (dx.mem) {
-        LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_dx", norm_defines(c), &k));
+        LDM_TRY(ldm_cmd_kernel(c, FILE_GN, "group_norm_bwd_dx", norm_defines(c), &k));
         LDM_TRY(ldm_args_group_norm_bwd_dx(k, C, P, G, acc_x, dx, dy, x, mean, rstd, gamma));
         size_t global = p->N * p->G * norm_wg(c), local = norm_wg(c);
         LDM_TRY(ldm_cmd_launch(c, k, 1, &global, &local));
@@ -154,7 +155,7 @@ ldm_status ldm_group_norm_bwd(ldm_cmd *c, const ldm_group_norm_params *p, int ac
     if (psplits > 1)
         return gn_bwd_params_split(c, p, psplits, acc_g, dgamma, acc_b, dbeta, dy, x, mean, rstd,
                                    scratch);
-    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "group_norm_bwd_params", norm_defines(c), &k));
+    LDM_TRY(ldm_cmd_kernel(c, FILE_GN, "group_norm_bwd_params", norm_defines(c), &k));
     LDM_TRY(ldm_args_group_norm_bwd_params(k, (int)p->N, C, P, G, acc_g, ldm_unused_or(dgamma, dy),
                                            acc_b, ldm_unused_or(dbeta, dy), dy, x, mean, rstd,
                                            dgamma.mem != NULL, dbeta.mem != NULL));
