@@ -267,8 +267,12 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
         char steps[32];
         snprintf(steps, sizeof steps, "%d", c->ae_train.steps);
         const char *meta[] = {"ldmcl.stage", "autoencoder complete", "ldmcl.ae_steps", steps, NULL};
-        /* the discriminator first: the autoencoder file marks the stage finished */
-        st = ldm_ae_trainer_save(t, NULL, disc_path, meta);
+        /* the loss plot, then the discriminator, then the autoencoder file, which marks the stage
+         * finished: a process killed before that point redoes them all on --resume */
+        char png[LDM_RUN_PATH];
+        run_path(png, r->out, "autoencoder_loss.png");
+        st = run_plot_log(csv_path, png, "autoencoder reconstruction");
+        if (st == LDM_OK) st = ldm_ae_trainer_save(t, NULL, disc_path, meta);
         if (st == LDM_OK) st = ldm_ae_trainer_save(t, ae_path, NULL, meta);
         if (st == LDM_OK) {
             /* finished: the resumable state is no longer needed */
@@ -276,9 +280,6 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
             run_note(r, LDM_LOG_INFO,
                      "autoencoder: %d steps in %.1f s; %zu unreadable images skipped; saved %s",
                      c->ae_train.steps - start, end.seconds, skipped, ae_path);
-            char png[LDM_RUN_PATH];
-            run_path(png, r->out, "autoencoder_loss.png");
-            st = run_plot_log(csv_path, png, "autoencoder reconstruction");
         }
     }
     free(images);
