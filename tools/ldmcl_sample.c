@@ -24,6 +24,7 @@
 #include "ldmcl/ldmcl.h"
 #include "sample_inputs.h"
 #include "sample_output.h"
+#include "sample_previews.h"
 
 typedef struct args {
     const char *model, *prompt, *prompt_file, *negative, *output, *grid, *platform, *device;
@@ -330,88 +331,6 @@ static int write_grid(const args *a, const ldm_model_config *c, const char *prom
     return rc;
 }
 
-/* --save-x0: which steps, and where the previews of the current generation go. */
-typedef struct x0_saver {
-    const args *a;
-    const ldm_model_config *c;
-    int first_index; /* the output index of the generation's first image */
-} x0_saver;
-
-/* Whether step k (0-based) is in the --save-x0 list (checked by x0_list_ok). */
-static int x0_want(void *user, int k, int steps) {
-    const x0_saver *x = user;
-    (void)steps;
-    if (!strcmp(x->a->save_x0, "all")) return 1;
-    for (const char *q = x->a->save_x0;;) {
-        char *end;
-        if (strtol(q, &end, 10) == k + 1) return 1;
-        if (*end != ',') return 0;
-        q = end + 1;
-    }
-}
-
-static ldm_status x0_take(void *user, int k, int t, const float *images) {
-    const x0_saver *x = user;
-    size_t per = (size_t)x->c->channels * x->a->height * x->a->width;
-    for (int j = 0; j < x->a->batch_size; j++) {
-        char base[OUTPUT_MAX], path[OUTPUT_MAX];
-        output_name(x->a->output, x->first_index + j, base,
-                    sizeof base); /* fit: output_names_fit */
-        x0_name(base, k + 1, path, sizeof path);
-        ldm_status st = write_png_scaled(path, images + (size_t)j * per, x->c->channels,
-                                         x->a->height, x->a->width, x->a->scale, NULL);
-        if (st != LDM_OK) return st;
-        printf("%s: x0 after step %d (t = %d)\n", path, k + 1, t);
-    }
-    return LDM_OK;
-}
-
-/* "all" or 1-based step numbers separated by commas; *last gets the largest (0 for "all"). */
-static int x0_list_ok(const char *v, long *last) {
-    *last = 0;
-    if (!strcmp(v, "all")) return 1;
-    for (const char *q = v;;) {
-        char *end;
-        errno = 0;
-        long n = strtol(q, &end, 10);
-        if (end == q || n < 1 || errno == ERANGE) return 0;
-        if (n > *last) *last = n;
-        if (!*end) return 1;
-        if (*end != ',') return 0;
-        q = end + 1;
-    }
-}
-
-/* A --save-x0 step beyond the chain's `steps` would write nothing: refused (exit 2). */
-static int x0_steps_ok(const args *a, long last, int steps, const char *whose) {
-    if (last <= steps) return 1;
-    fprintf(stderr,
-            "ldmcl-sample: --save-x0 %s: step %ld is beyond the %d sampling steps (%s); choose "
-            "steps from 1 to %d\n",
-            a->save_x0, last, steps, whose, steps);
-    return 0;
-}
-
-/* A per-step line on a terminal: "step 3/20  0.41 s/it", rewritten in place. */
-typedef struct progress_line {
-    struct timespec start;
-} progress_line;
-
-static void show_step(void *user, int k, int steps) {
-    progress_line *p = user;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (k == 0 || p->start.tv_sec == 0) p->start = now;
-    double s =
-        (double)(now.tv_sec - p->start.tv_sec) + 1e-9 * (double)(now.tv_nsec - p->start.tv_nsec);
-    if (k == 0)
-        fprintf(stderr, "\rsampling: step 1/%d", steps);
-    else
-        fprintf(stderr, "\rsampling: step %d/%d  %.2f s/it   ", k + 1, steps, s / k);
-    if (k + 1 == steps) fputc('\n', stderr);
-    fflush(stderr);
-}
-
 int main(int argc, char **argv) {
     args a;
     if (parse(argc, argv, &a) != 0) return 2;
@@ -427,7 +346,8 @@ int main(int argc, char **argv) {
         run_steps =
             (int)((double)a.steps * a.strength) < 1 ? 1 : (int)((double)a.steps * a.strength);
     if (a.save_x0 && a.method != LDM_SAMPLER_DDPM &&
-        !x0_steps_ok(&a, x0_last, run_steps, a.init_img ? "--steps x --strength" : "--steps"))
+        !x0_steps_ok(a.save_x0, x0_last, run_steps,
+                     a.init_img ? "--steps x --strength" : "--steps"))
         return 2;
     prompts pr;
     if (prompts_read(a.prompt, a.prompt_file, &pr) != 0) return 2;
@@ -468,7 +388,8 @@ int main(int argc, char **argv) {
                                .scheduler = a.scheduler};
     progress_line progress = {0};
     if (isatty(fileno(stderr))) po.progress = (ldm_step_hook){show_step, &progress};
-    x0_saver saver = {&a, NULL, 0};
+    x0_saver saver = {
+        .steps = a.save_x0, .output = a.output, .batch = a.batch_size, .scale = a.scale};
     if (a.save_x0) po.x0_hook = (ldm_x0_hook){x0_want, x0_take, &saver};
     ldm_pipeline *p;
     if (ldm_pipeline_open(ctx, a.model, &po, &p) != LDM_OK) {
@@ -478,7 +399,7 @@ int main(int argc, char **argv) {
         return rc;
     }
     const ldm_model_config *c = ldm_pipeline_config(p);
-    saver.c = c;
+    saver.channels = c->channels;
     char unet[OUTPUT_MAX], hex[65];
     snprintf(unet, sizeof unet, "%s/unet.safetensors", a.model);
     if (a.metadata && ldm_file_sha256(unet, hex) == LDM_OK) {
@@ -486,13 +407,15 @@ int main(int argc, char **argv) {
         a.model_hash[10] = '\0';
     }
     if (a.save_x0 && a.method == LDM_SAMPLER_DDPM &&
-        !x0_steps_ok(&a, x0_last, c->num_timesteps, "DDPM takes all of the model's")) {
+        !x0_steps_ok(a.save_x0, x0_last, c->num_timesteps, "DDPM takes all of the model's")) {
         ldm_pipeline_destroy(p);
         ldm_ctx_destroy(ctx);
         prompts_free(&pr);
         return 2;
     }
     ldm_pipeline_image_size(p, &a.height, &a.width);
+    saver.height = a.height;
+    saver.width = a.width;
     int h = a.height, w = a.width, ch = c->channels, B = a.batch_size;
     int cols = a.batch_count * B;
     size_t per = (size_t)ch * h * w;

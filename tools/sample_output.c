@@ -177,7 +177,7 @@ static unsigned utf8_next(const unsigned char *s, int *len) {
 }
 
 /* A value as A1111's quote(): as is, unless it holds ',', ':' or a newline; then as Python's
- * json.dumps writes it (ASCII only, \uXXXX escapes). */
+ * json.dumps writes it (ASCII only; other characters as backslash-u and four hex digits). */
 static void put_value(char *out, size_t size, size_t *used, const char *v) {
     if (!strpbrk(v, ",:\n")) {
         put(out, size, used, "%s", v);

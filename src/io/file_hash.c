@@ -11,7 +11,7 @@
 ldm_status ldm_file_sha256(const char *path, char hex[65]) {
     hex[0] = '\0';
     FILE *f = fopen(path, "rb");
-    if (!f) return LDM_FAIL(LDM_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    if (!f) return LDM_FAIL(LDM_ERR_NOT_FOUND, "cannot open '%s': %s", path, strerror(errno));
     ldm_sha256 s;
     ldm_sha256_init(&s);
     unsigned char buf[1 << 16];
@@ -20,7 +20,7 @@ ldm_status ldm_file_sha256(const char *path, char hex[65]) {
         ldm_sha256_update(&s, buf, n);
     int bad = ferror(f);
     fclose(f);
-    if (bad) return LDM_FAIL(LDM_ERR_IO, "reading '%s' failed", path);
+    if (bad) return LDM_FAIL(LDM_ERR_IO, "cannot read '%s'", path);
     unsigned char digest[32];
     ldm_sha256_final(&s, digest);
     ldm_sha256_hex(digest, hex);

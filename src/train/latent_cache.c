@@ -48,7 +48,7 @@ ldm_status run_latent_cache(run_ctx *r, const char *ae_path, char *cache_path) {
     const ldm_run_config *c = r->c;
     run_path(cache_path, r->out, "latents.safetensors");
     char ae_sha[65], data_fp[65];
-    LDM_TRY(run_sha256_file(ae_path, ae_sha));
+    LDM_TRY(ldm_file_sha256(ae_path, ae_sha));
     fingerprint(r, data_fp);
     if (run_exists(cache_path)) {
         ldm_safetensors *st;

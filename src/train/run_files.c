@@ -13,7 +13,6 @@
 
 #include "internal.h"
 #include "runner_internal.h"
-#include "sha256.h"
 
 void run_path(char *out, const char *dir, const char *name) {
     snprintf(out, LDM_RUN_PATH, "%s/%s", dir, name);
@@ -72,23 +71,6 @@ ldm_status run_copy_file(const char *from, const char *to) {
     st = ldm_atomic_commit(&a, ok);
     if (st != LDM_OK) ldm_error_prefix("copying '%s'", from);
     return st;
-}
-
-ldm_status run_sha256_file(const char *path, char hex[65]) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return LDM_FAIL(LDM_ERR_NOT_FOUND, "cannot open '%s': %s", path, strerror(errno));
-    ldm_sha256 s;
-    ldm_sha256_init(&s);
-    unsigned char buf[1 << 16], digest[32];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        ldm_sha256_update(&s, buf, n);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) return LDM_FAIL(LDM_ERR_IO, "cannot read '%s'", path);
-    ldm_sha256_final(&s, digest);
-    ldm_sha256_hex(digest, hex);
-    return LDM_OK;
 }
 
 /* Whether name is a temporary of src/core/atomic_file.c (NAME.tmp.PID.N) that another process

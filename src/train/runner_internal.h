@@ -36,14 +36,14 @@ size_t run_order(uint64_t seed, size_t n, uint64_t p);
 /* splitmix64 */
 uint64_t run_mix(uint64_t x);
 
-/* Files: join, make a folder (and its parents), copy, write text atomically, SHA-256 hex. */
+/* Files: join, make a folder (and its parents), copy, write text atomically (a file's SHA-256:
+ * ldm_file_sha256). */
 void run_path(char *out, const char *dir, const char *name);
 /* printf into a path buffer of LDM_RUN_PATH bytes (truncating). */
 void run_format(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 ldm_status run_mkdirs(const char *dir);
 ldm_status run_copy_file(const char *from, const char *to);
 ldm_status run_write_text(const char *path, const char *text);
-ldm_status run_sha256_file(const char *path, char hex[65]);
 int run_exists(const char *path);
 /* Removes the temporaries of atomic writes (NAME.tmp.PID.N, src/core/atomic_file.c) that
  * another process began and never finished (killed mid-save) in dir, saying so. */
