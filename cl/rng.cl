@@ -9,19 +9,23 @@
 #define LDM_INLINE inline
 #include "philox.clh"
 
-// out[i] for i < n; one work-item per block of 4. dist 0 uniform [0, 1), 1 normal, then
-// out = r * scale + shift; dist 2 integers: out = min(floor(u * scale), scale - 1) + shift for
-// u uniform (scale a positive integer count).
-kernel void rng_fill(const int n, const ulong seed, const uint stream, const ulong step_add,
-                     const int dist, const float scale, const float shift,
+// out[i] = element first + i of the stream for i < n; one work-item per block of 4 of the stream
+// (block first / 4 + work-item). dist 0 uniform [0, 1), 1 normal, then out = r * scale + shift;
+// dist 2 integers: out = min(floor(u * scale), scale - 1) + shift for u uniform (scale a positive
+// integer count).
+kernel void rng_fill(const int n, const ulong first, const ulong seed, const uint stream,
+                     const ulong step_add, const int dist, const float scale, const float shift,
                      global const float *counter, const ulong counter_off, const int use_counter,
                      global float *out, const ulong out_off) {
-    const int b = get_global_id(0);
-    if (b * 4 >= n) return;
+    const ulong b = first / 4 + get_global_id(0);
+    if (b * 4 >= first + (ulong)n) return;
     const ulong step = (use_counter ? (ulong)as_uint(counter[counter_off]) : 0) + step_add;
     float v[4];
     ldm_random_block(seed, stream, step, (uint)b, dist == 1, v);
-    for (int k = 0; k < 4 && b * 4 + k < n; k++)
-        out[out_off + b * 4 + k] =
+    for (int k = 0; k < 4; k++) {
+        const ulong e = b * 4 + k;
+        if (e < first || e >= first + (ulong)n) continue;
+        out[out_off + (e - first)] =
             dist == 2 ? fmin(floor(v[k] * scale), scale - 1.0f) + shift : v[k] * scale + shift;
+    }
 }

@@ -60,6 +60,71 @@ static void device_equals_host_bit_for_bit(void **state) {
         }
 }
 
+/* A part of a draw (a rank's share of a batch) is that stretch of the whole draw, for starts and
+ * lengths on and off the blocks of 4; and a graph made part k of K draws part k of the batch. */
+static void parts_are_stretches_of_the_whole(void **state) {
+    (void)state;
+    const size_t n = 1013; /* past the last start + the longest length */
+    float *whole = malloc(n * sizeof *whole), *part = malloc(n * sizeof *part);
+    assert_non_null(whole);
+    assert_non_null(part);
+    ldm_buf none = {NULL, 0};
+    const uint64_t firsts[] = {0, 1, 3, 4, 5, 250, 997};
+    const size_t lens[] = {1, 2, 3, 4, 6, 7};
+    for (int d = 0; d < 3; d++) {
+        ldm_rng_host(d == 1 ? LDM_DIST_NORMAL : LDM_DIST_UNIFORM, n, 11, 2u, 5, whole);
+        for (size_t f = 0; f < sizeof firsts / sizeof firsts[0]; f++)
+            for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+                uint64_t first = firsts[f];
+                size_t len = lens[l];
+                ldm_arena_reset(g_arena);
+                ldm_buf out;
+                assert_status(ldm_arena_take(g_arena, len + 8, "out", &out), LDM_OK);
+                assert_status(ldm_buf_fill(g_ctx, out, -7.0f, len + 8), LDM_OK);
+                assert_status(ldm_rng_fill_part(ldm_ctx_immediate(g_ctx), (ldm_dist)d, first, len,
+                                                11, 2u, 5, none, 1.0f, 0.0f, out),
+                              LDM_OK);
+                assert_status(ldm_buf_read(g_ctx, part, out, len + 8), LDM_OK);
+                for (size_t i = 0; i < len; i++) {
+                    float want = d == 2 ? fminf(floorf(whole[first + i]), 0.0f) : whole[first + i];
+                    if (memcmp(&part[i], &want, 4) != 0)
+                        fail_msg("dist %d, elements %llu + %zu: element %zu is %.9g, the whole "
+                                 "draw's %.9g",
+                                 d, (unsigned long long)first, len, i, part[i], want);
+                }
+                for (size_t i = len; i < len + 8; i++) /* nothing written past the part */
+                    assert_float_equal(part[i], -7.0f, 0.0f);
+                float host[8];
+                ldm_rng_host_part(d == 1 ? LDM_DIST_NORMAL : LDM_DIST_UNIFORM, first, len, 11, 2u,
+                                  5, host);
+                assert_memory_equal(host, whole + first, len * sizeof *host);
+            }
+    }
+    /* graphs: two halves of a batch of 3 draw the batch of 6 */
+    float full[6 * 5], half[2][3 * 5];
+    for (int parts = 1; parts <= 2; parts++)
+        for (int k = 0; k < parts; k++) {
+            ldm_graph *g;
+            assert_status(ldm_graph_create(g_ctx, &g), LDM_OK);
+            assert_status(ldm_graph_set_batch_part(g, k, parts), LDM_OK);
+            ldm_tensor *r = ldm_random(g, LDM_DIST_NORMAL, LDM_SHAPE(6 / parts, 5), 9, 1, 1, 0);
+            assert_non_null(r);
+            ldm_tensor_keep(r);
+            assert_status(ldm_graph_compile(g), LDM_OK);
+            assert_status(ldm_graph_run(g), LDM_OK);
+            assert_status(ldm_tensor_read(r, parts == 1 ? full : half[k]), LDM_OK);
+            ldm_graph_destroy(g);
+        }
+    assert_memory_equal(half[0], full, sizeof half[0]);
+    assert_memory_equal(half[1], full + 15, sizeof half[1]);
+    ldm_graph *g;
+    assert_status(ldm_graph_create(g_ctx, &g), LDM_OK);
+    assert_status(ldm_graph_set_batch_part(g, 2, 2), LDM_ERR_INVALID_ARGUMENT);
+    ldm_graph_destroy(g);
+    free(whole);
+    free(part);
+}
+
 static void keys_change_the_numbers(void **state) {
     (void)state;
     const size_t n = 64;
@@ -122,6 +187,7 @@ static void moments_are_right(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(device_equals_host_bit_for_bit),
+        cmocka_unit_test(parts_are_stretches_of_the_whole),
         cmocka_unit_test(keys_change_the_numbers),
         cmocka_unit_test(moments_are_right),
     };

@@ -14,6 +14,7 @@ static void status_names(void **state) {
     assert_string_equal(ldm_status_name(LDM_OK), "LDM_OK");
     assert_string_equal(ldm_status_name(LDM_ERR_BUILD), "LDM_ERR_BUILD");
     assert_string_equal(ldm_status_name(LDM_ERR_SELFTEST), "LDM_ERR_SELFTEST");
+    assert_string_equal(ldm_status_name(LDM_ERR_JOB), "LDM_ERR_JOB");
     assert_string_equal(ldm_status_name((ldm_status)99), "LDM_ERR_UNKNOWN");
 }
 

@@ -58,6 +58,9 @@ ldm_status ldm_cmd_finalize(ldm_cmd *c);
 
 /* Enqueues every recorded launch in order. Does not wait. */
 ldm_status ldm_cmd_replay(ldm_cmd *c);
+/* Enqueues recorded launches from .. to-1 (a replay in pieces, with other commands between;
+ * never profiled). Does not wait. */
+ldm_status ldm_cmd_replay_range(ldm_cmd *c, size_t from, size_t to);
 
 /* Enqueues every recorded launch with a profiling event and adds each launch's device time in
  * milliseconds to ms_by_launch[i] (ldm_cmd_count entries). Waits for the device. */

@@ -129,6 +129,12 @@ ldm_status ldm_graph_zero_grads(ldm_graph *g);
 ldm_tensor *ldm_graph_step_counter(ldm_graph *g);
 ldm_status ldm_graph_set_step(ldm_graph *g, uint64_t step);
 ldm_status ldm_graph_get_step(ldm_graph *g, uint64_t *step);
+/* Data parallelism: the graph computes part `part` of `parts` equal parts of a batch (its
+ * inputs' first dimension). Random tensors recorded after this draw that part of what the whole
+ * batch's would draw (ldm_random), so that `parts` graphs, each given its part of a batch, draw
+ * together what one graph given the whole batch draws. Before recording; default part 0 of 1. */
+ldm_status ldm_graph_set_batch_part(ldm_graph *g, int part, int parts);
+void ldm_graph_batch_part(const ldm_graph *g, int *part, int *parts);
 /* The recorded launches (for profiling by op label), valid after compile. */
 ldm_cmd *ldm_graph_commands(ldm_graph *g);
 

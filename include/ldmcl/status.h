@@ -22,7 +22,9 @@ typedef enum ldm_status {
     LDM_ERR_CLBLAST = 8,          /* a CLBlast routine failed */
     LDM_ERR_NOT_FOUND = 9,        /* a kernel source, kernel name or file is missing */
     LDM_ERR_FORMAT = 10,          /* an input file or value is malformed */
-    LDM_ERR_SELFTEST = 11         /* a device self-test computed a wrong result */
+    LDM_ERR_SELFTEST = 11,        /* a device self-test computed a wrong result */
+    LDM_ERR_JOB = 12              /* another process of a data-parallel job failed, died, did not
+                                      answer in time, or holds other values (ldmcl/job.h) */
 } ldm_status;
 
 /* "LDM_ERR_OPENCL" etc.; never NULL. */

@@ -316,7 +316,14 @@ static ldm_status replay_into_profile(ldm_cmd *c) {
 
 ldm_status ldm_cmd_replay(ldm_cmd *c) {
     if (c->ctx->profiling) return replay_into_profile(c);
-    for (size_t i = 0; i < c->n; i++) {
+    return ldm_cmd_replay_range(c, 0, c->n);
+}
+
+ldm_status ldm_cmd_replay_range(ldm_cmd *c, size_t from, size_t to) {
+    if (from > to || to > c->n)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "launches %zu .. %zu of a recording of %zu", from,
+                        to, c->n);
+    for (size_t i = from; i < to; i++) {
         ldm_status st = replay_one(c, &c->launches[i], NULL);
         if (st != LDM_OK) {
             if (c->launches[i].label >= 0)

@@ -25,12 +25,19 @@ static inline uint32_t as_uint_host(float f) {
 #define LDM_AS_UINT(x) as_uint_host(x)
 #include "../../cl/philox.clh"
 
-void ldm_philox_host(int normal, size_t n, uint64_t seed, uint32_t stream, uint64_t step,
-                     float *out) {
-    for (size_t b = 0; b * 4 < n; b++) {
+void ldm_philox_host_part(int normal, uint64_t first, size_t n, uint64_t seed, uint32_t stream,
+                          uint64_t step, float *out) {
+    for (uint64_t b = first / 4; b * 4 < first + n; b++) {
         float v[4];
         ldm_random_block(seed, stream, step, (uint32_t)b, normal, v);
-        for (size_t k = 0; k < 4 && b * 4 + k < n; k++)
-            out[b * 4 + k] = v[k];
+        for (uint64_t k = 0; k < 4; k++) {
+            uint64_t e = b * 4 + k;
+            if (e >= first && e < first + n) out[e - first] = v[k];
+        }
     }
+}
+
+void ldm_philox_host(int normal, size_t n, uint64_t seed, uint32_t stream, uint64_t step,
+                     float *out) {
+    ldm_philox_host_part(normal, 0, n, seed, stream, step, out);
 }

@@ -11,5 +11,8 @@
  * stream, step); element i comes from Philox4x32-10 block i / 4. */
 void ldm_philox_host(int normal, size_t n, uint64_t seed, uint32_t stream, uint64_t step,
                      float *out);
+/* out[i] = element first + i of the same. */
+void ldm_philox_host_part(int normal, uint64_t first, size_t n, uint64_t seed, uint32_t stream,
+                          uint64_t step, float *out);
 
 #endif

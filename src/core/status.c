@@ -143,6 +143,8 @@ const char *ldm_status_name(ldm_status s) {
         return "LDM_ERR_FORMAT";
     case LDM_ERR_SELFTEST:
         return "LDM_ERR_SELFTEST";
+    case LDM_ERR_JOB:
+        return "LDM_ERR_JOB";
     }
     return "LDM_ERR_UNKNOWN";
 }

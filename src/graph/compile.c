@@ -222,6 +222,8 @@ static ldm_status record_passes(ldm_graph *g) {
     }
     if (!g->has_backward) return LDM_OK;
     ldm_tensor *lg = ldm_storage(g->loss)->grad;
+    g->bwd_end = malloc((size_t)(g->n_steps ? g->n_steps : 1) * sizeof *g->bwd_end);
+    if (!g->bwd_end) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     ldm_cmd_set_label(c, "backward seed");
     if (g->seed)
         LDM_TRY(ldm_cmd_copy(c, lg->buf, ldm_tensor_buf(g->seed), lg->numel));
@@ -247,6 +249,7 @@ static ldm_status record_passes(ldm_graph *g) {
             ldm_error_prefix("recording the backward of '%s'", n->label);
             return st;
         }
+        g->bwd_end[j] = ldm_cmd_count(c);
     }
     return LDM_OK;
 }
@@ -326,6 +329,22 @@ ldm_status ldm_graph_get_step(ldm_graph *g, uint64_t *step) {
     if (g->step) LDM_TRY(ldm_buf_read(g->ctx, &bits, ldm_tensor_buf(g->step), 1));
     *step = bits;
     return LDM_OK;
+}
+
+ldm_status ldm_graph_set_batch_part(ldm_graph *g, int part, int parts) {
+    if (g->n_nodes > 0 || g->compiled)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "a graph's batch part is set before anything is recorded on it");
+    if (parts < 1 || part < 0 || part >= parts)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "batch part %d of %d", part, parts);
+    g->batch_part = part;
+    g->batch_parts = parts;
+    return LDM_OK;
+}
+
+void ldm_graph_batch_part(const ldm_graph *g, int *part, int *parts) {
+    *part = g->batch_part;
+    *parts = g->batch_parts > 0 ? g->batch_parts : 1;
 }
 
 ldm_cmd *ldm_graph_commands(ldm_graph *g) {

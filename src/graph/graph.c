@@ -61,6 +61,7 @@ void ldm_graph_destroy(ldm_graph *g) {
     free(g->nodes);
     free(g->params);
     free(g->steps);
+    free(g->bwd_end);
     free(g->error);
     free(g);
 }

@@ -160,6 +160,8 @@ struct ldm_graph {
     size_t span_off, span_count;
 
     ldm_tensor *step; /* the device step counter, when something reads it */
+    int batch_part, batch_parts; /* ldm_graph_set_batch_part; parts 0 means 1 */
+    size_t *bwd_end; /* compiled: the launches recorded up to the end of backward step j */
 
     /* backward */
     int has_backward;

@@ -27,8 +27,15 @@ typedef enum ldm_dist {
 ldm_status ldm_rng_fill(ldm_cmd *c, ldm_dist dist, size_t n, uint64_t seed, uint32_t stream,
                         uint64_t step_add, ldm_buf counter, float scale, float shift, ldm_buf out);
 
+/* The same, out[i] being element first + i of the stream (a part of a larger draw). */
+ldm_status ldm_rng_fill_part(ldm_cmd *c, ldm_dist dist, uint64_t first, size_t n, uint64_t seed,
+                             uint32_t stream, uint64_t step_add, ldm_buf counter, float scale,
+                             float shift, ldm_buf out);
+
 /* Graph op: a tensor of random numbers drawn anew at every run, keyed by (seed, stream, the
- * graph's step counter). */
+ * graph's step counter). Its first dimension is the batch: on a graph that computes part k of K
+ * of a batch (ldm_graph_set_batch_part) it holds part k of the numbers the whole batch's tensor
+ * (K times larger) holds. */
 ldm_tensor *ldm_random(ldm_graph *g, ldm_dist dist, int ndim, const int *shape, uint64_t seed,
                        uint32_t stream, float scale, float shift);
 
@@ -36,6 +43,9 @@ ldm_tensor *ldm_random(ldm_graph *g, ldm_dist dist, int ndim, const int *shape, 
  * LDM_DIST_INTEGER the uniform draws before scaling). */
 void ldm_rng_host(ldm_dist dist, size_t n, uint64_t seed, uint32_t stream, uint64_t step,
                   float *out);
+/* Elements first .. first + n of the same. */
+void ldm_rng_host_part(ldm_dist dist, uint64_t first, size_t n, uint64_t seed, uint32_t stream,
+                       uint64_t step, float *out);
 
 #ifdef __cplusplus
 }

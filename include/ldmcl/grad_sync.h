@@ -1,0 +1,57 @@
+/* ldmcl/grad_sync.h: data-parallel gradients. A graph run whose trainable gradients come out
+ * averaged over the ranks of a job (ldmcl/job.h): the graph's span of the gradient arena is cut
+ * into buckets of whole parameters; the recorded launches are replayed in pieces, and after the
+ * backward step that finishes a bucket's last parameter the bucket is read into host memory (one
+ * pinned, mapped staging buffer as large as the span) while the device goes on with the rest of
+ * backward; each bucket's sum over the ranks (MPI_Iallreduce) starts as soon as its read is done,
+ * overlapping the backward still running, and the averages are written back before the
+ * optimizer's launches, which follow in the same queue.
+ *
+ * The sums are the MPI library's MPI_SUM over MPI_FLOAT, bucket by bucket in a fixed order, so a
+ * result never depends on timing; the average is the sum times 1/N. Every rank gets the same
+ * values (so parameters stay identical); ldm_grad_sync_run on a job of one is ldm_graph_run. */
+#ifndef LDMCL_GRAD_SYNC_H
+#define LDMCL_GRAD_SYNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ldmcl/graph.h"
+#include "ldmcl/job.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ldm_grad_sync ldm_grad_sync;
+
+/* For a compiled graph with a backward pass. bucket_bytes: the size of a bucket (0: 25 MiB, as
+ * PyTorch's DistributedDataParallel); a parameter is never split. */
+ldm_status ldm_grad_sync_create(ldm_graph *g, ldm_job *job, size_t bucket_bytes,
+                                ldm_grad_sync **out);
+void ldm_grad_sync_destroy(ldm_grad_sync *s);
+
+/* Runs the graph once (ldm_graph_run) and averages its trainable gradients over the job: on
+ * return they are final on the device (the writes are enqueued; commands enqueued later see
+ * them). Gradients accumulated by earlier runs are part of what is averaged, so with gradient
+ * accumulation only the last micro-batch's run needs to be this one. */
+ldm_status ldm_grad_sync_run(ldm_grad_sync *s);
+
+/* Averages the graph's trainable gradients as they are now (no run). */
+ldm_status ldm_grad_sync_now(ldm_grad_sync *s);
+
+typedef struct ldm_grad_sync_stats {
+    size_t buckets;
+    uint64_t bytes;     /* of one rank's gradients, per run */
+    uint64_t runs;      /* synchronised runs so far */
+    double comm_s;      /* summed over runs: from the first bucket's sum to the last's end */
+    double exposed_s;   /* of that, after the last bucket's read (the backward pass done) */
+    double last_comm_s; /* the last run's */
+    double last_exposed_s;
+} ldm_grad_sync_stats;
+ldm_grad_sync_stats ldm_grad_sync_get_stats(const ldm_grad_sync *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
