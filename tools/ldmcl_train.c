@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli_options.h"
+#include "train_job.h"
 #include "ldmcl/ldmcl.h"
 #include "train_progress.h"
 
@@ -50,6 +51,12 @@ static void usage(FILE *f) {
                "                time by kernel (that step runs slower; the results are unchanged)\n"
                "  --cl-device D, --cl-platform P   OpenCL device (index or name substring)\n"
                "  -v            print the library's notes\n"
+               "Data-parallel: mpirun -np N ldmcl-train CONFIG.ini (a build with MPI). [train] and\n"
+               "[autoencoder_train] batch are per rank. Each rank takes its device: --cl-device\n"
+               "D0,D1,.. gives local rank r entry r, one D all ranks, none: local rank r the\n"
+               "platform's device r modulo its devices. Rank 0 writes the files and the log.\n"
+               "  --job-timeout S  a rank waits at most S seconds for the others (default 600),\n"
+               "                then the job stops naming the ranks that did not arrive\n"
                "  --version     print the version\n"
                "  -h, --help    this text\n");
 }
@@ -57,9 +64,37 @@ static void usage(FILE *f) {
 /* Every option, for telling a mistyped one from a known one. */
 static const char *const options[] = {
     "--stage", "--resume",  "--profile", "--stop-after", "--cl-device", "--cl-platform",
-    "-v",      "--verbose", "--version", "-h",           "--help",      "--print-config"};
+    "-v",      "--verbose", "--version", "-h",           "--help",      "--print-config",
+    "--job-timeout"};
+
+/* A job's rank r other than 0 names itself in what it prints. */
+static int g_rank;
+
+static void print_error(const char *what) {
+    if (g_rank)
+        fprintf(stderr, "ldmcl-train (rank %d): %s\n", g_rank, what);
+    else
+        fprintf(stderr, "ldmcl-train: %s\n", what);
+}
+
+static int run(int argc, char **argv, ldm_job *job);
 
 int main(int argc, char **argv) {
+    /* under mpirun or srun: one rank of a data-parallel job (alone: a job of one) */
+    ldm_job *job = NULL;
+    if (ldm_job_init(&argc, &argv, &job) != LDM_OK) {
+        fprintf(stderr, "ldmcl-train: %s\n", ldm_last_error());
+        return 1;
+    }
+    g_rank = ldm_job_rank(job);
+    int rc = run(argc, argv, job);
+    if (rc < 0) ldm_job_abort(job, -rc); /* a failure the other ranks do not know of */
+    ldm_job_finalize(job);
+    return rc;
+}
+
+/* Exit status, negative when the job must be ended at once. */
+static int run(int argc, char **argv, ldm_job *job) {
     const char *config = NULL, *device = NULL, *platform = NULL;
     int print_config = 0;
     ldm_run_options ro = {0};
@@ -107,6 +142,15 @@ int main(int argc, char **argv) {
             device = v, i++;
         } else if (!strcmp(a, "--cl-platform") && v) {
             platform = v, i++;
+        } else if (!strcmp(a, "--job-timeout") && v) {
+            char *end;
+            double sec = strtod(v, &end);
+            if (*end || !(sec >= 1 && sec <= 1e6)) {
+                fprintf(stderr, "ldmcl-train: --job-timeout %s: seconds, from 1\n", v);
+                return 2;
+            }
+            ldm_job_set_timeout(job, sec);
+            i++;
         } else if (a[0] != '-' && !config) {
             config = a;
         } else if (a[0] == '-') {
@@ -132,26 +176,47 @@ int main(int argc, char **argv) {
         fprintf(stderr, "ldmcl-train: %s\n", error_text(ps.verbose));
         return 2;
     }
+    /* every rank reads the config; a config error is reported once, by the lowest rank */
     ldm_run_config *c = malloc(sizeof *c);
-    if (!c || ldm_run_config_read(config, c) != LDM_OK) {
-        fprintf(stderr, "ldmcl-train: %s\n", c ? error_text(ps.verbose) : "out of memory");
+    int read_ok = c && ldm_run_config_read(config, c) == LDM_OK, all_ok = 1, bad = -1;
+    char read_error[4096];
+    snprintf(read_error, sizeof read_error, "%s", c ? error_text(ps.verbose) : "out of memory");
+    if (ldm_job_agree(job, read_ok, &all_ok, &bad, "reading the config") != LDM_OK) {
+        print_error(error_text(ps.verbose));
+        free(c);
+        return -1;
+    }
+    if (!all_ok) {
+        if (bad == g_rank) print_error(read_error);
         free(c);
         return 2;
     }
+    char device_buf[256];
     ldm_ctx_options co;
     ldm_ctx_options_init(&co);
-    co.device = device;
+    co.device = train_job_device(job, device, platform, device_buf, sizeof device_buf);
     co.platform = platform;
     co.log = print_log;
     co.log_user = &ps;
-    ldm_ctx *ctx;
-    if (ldm_ctx_create(&co, &ctx) != LDM_OK) {
-        fprintf(stderr, "ldmcl-train: %s\n", error_text(ps.verbose));
+    ldm_ctx *ctx = NULL;
+    int ctx_ok = ldm_ctx_create(&co, &ctx) == LDM_OK;
+    if (!ctx_ok) print_error(error_text(ps.verbose));
+    if (ldm_job_agree(job, ctx_ok, &all_ok, &bad, "opening the devices") != LDM_OK || !all_ok) {
+        ldm_ctx_destroy(ctx);
         free(c);
         return 1;
     }
     const ldm_device_info *d = ldm_ctx_device_info(ctx);
-    printf("device: %s (%s), driver %s\n", d->device_name, d->platform_name, d->driver_version);
+    if (ldm_job_size(job) > 1)
+        printf("rank %d of %d (local rank %d): device %s (%s), driver %s\n", g_rank,
+               ldm_job_size(job), ldm_job_local_rank(job), d->device_name, d->platform_name,
+               d->driver_version);
+    else
+        printf("device: %s (%s), driver %s\n", d->device_name, d->platform_name,
+               d->driver_version);
+    struct ldm_run_outcome outcome = {0, 0};
+    ro.job = job;
+    ro.outcome = &outcome;
     ro.log = print_log;
     ro.log_user = &ps;
     ro.progress = train_progress_step;
@@ -161,8 +226,8 @@ int main(int argc, char **argv) {
     ldm_status st = ldm_run_train(ctx, c, &ro);
     train_progress_break(&ps);
     if (st != LDM_OK) {
-        fprintf(stderr, "ldmcl-train: %s\n", error_text(ps.verbose));
-    } else if (!ro.stop_after && !ro.ae_stop_after) {
+        if (!outcome.reported_elsewhere) print_error(error_text(ps.verbose));
+    } else if (!ro.stop_after && !ro.ae_stop_after && !g_rank) {
         clock_gettime(CLOCK_MONOTONIC, &t1);
         char model[LDM_RUN_PATH + 8], sampler[4096] = "ldmcl-sample";
         snprintf(model, sizeof model, "%s/model", c->output_dir);
@@ -177,5 +242,6 @@ int main(int argc, char **argv) {
     }
     ldm_ctx_destroy(ctx);
     free(c);
+    if (st != LDM_OK && ldm_job_size(job) > 1 && !outcome.together) return -1;
     return st == LDM_OK ? 0 : 1;
 }

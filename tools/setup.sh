@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
           libclblast-dev libpng-dev libjpeg62-turbo-dev libcmocka-dev zlib1g-dev
-          python3-pip
+          python3-pip libopenmpi-dev openmpi-bin
           ${EXTRA_PACKAGES:-})
 case " ${CMAKE_ARGS:-} " in
 *" -DLDMCL_FUZZ=ON "*) packages+=(clang libclang-rt-14-dev) ;;

@@ -30,6 +30,7 @@
 #include "ldmcl/autoencoder.h"
 #include "ldmcl/discriminator.h"
 #include "ldmcl/graph.h"
+#include "ldmcl/job.h"
 #include "ldmcl/lpips.h"
 #include "ldmcl/optim.h"
 
@@ -48,6 +49,13 @@ typedef struct ldm_ae_train_config {
     float lr, beta1, beta2;
     uint64_t seed;      /* the VAE's sampling noise */
     int external_noise; /* VAE: the noise is the input `vae_noise`, written by the caller */
+    ldm_job *job;       /* data parallelism (NULL: alone): batch is this rank's part of a batch
+                           job-size times larger; the last micro-batch before the optimizers
+                           step averages both graphs' gradients over the job, losses are the
+                           job's means (with losses asked for: a collective per micro-batch),
+                           and the BatchNorms' running statistics are averaged after each
+                           adversarial step (the running variance then leaves out the spread of
+                           the ranks' batch means) */
 } ldm_ae_train_config;
 
 /* The reference's train_params for an autoencoder config: codebook 1, commitment 0.2, KL 5e-6,
@@ -113,6 +121,10 @@ ldm_status ldm_ae_trainer_load(ldm_ae_trainer *t, const char *ae_path, const cha
 ldm_status ldm_ae_trainer_save_state(ldm_ae_trainer *t, const char *path,
                                      const char *const *metadata_pairs);
 ldm_status ldm_ae_trainer_load_state(ldm_ae_trainer *t, const char *path);
+
+/* Data parallelism: LDM_ERR_JOB naming the tensor when this rank's state is not rank 0's
+ * (ldm_train_state_check_same). A collective. */
+ldm_status ldm_ae_trainer_check_same(ldm_ae_trainer *t);
 
 /* The graphs (generator: autoencoder parameters under their names, LPIPS under "lpips.", and the
  * discriminator's parameters, shared with its graph; discriminator: its parameters), the output

@@ -9,7 +9,9 @@
 
 #include "ldmcl/clip.h"
 #include "ldmcl/diffusion.h"
+#include "ldmcl/grad_sync.h"
 #include "ldmcl/graph.h"
+#include "ldmcl/job.h"
 #include "ldmcl/run_config.h"
 #include "ldmcl/tokenizer.h"
 
@@ -25,6 +27,14 @@ typedef struct ldm_diffusion_trainer ldm_diffusion_trainer;
 ldm_status ldm_diffusion_trainer_create(ldm_ctx *ctx, const ldm_model_config *model,
                                         const ldm_run_diffusion *train, int latent_size,
                                         uint64_t seed, ldm_diffusion_trainer **out);
+/* The same as one rank of a data-parallel job (job NULL or of one: alone): the batch is this
+ * rank's part of a batch job-size times larger (its random draws those of that part), and the
+ * last micro-batch before each optimizer step averages the gradients over the job
+ * (ldmcl/grad_sync.h), so every rank steps alike. */
+ldm_status ldm_diffusion_trainer_create_in_job(ldm_ctx *ctx, const ldm_model_config *model,
+                                               const ldm_run_diffusion *train, int latent_size,
+                                               uint64_t seed, ldm_job *job,
+                                               ldm_diffusion_trainer **out);
 void ldm_diffusion_trainer_destroy(ldm_diffusion_trainer *t);
 
 /* latents [batch, C, h, w] and captions[batch] (none without a text encoder): forward and
@@ -39,6 +49,12 @@ ldm_status ldm_diffusion_trainer_apply(ldm_diffusion_trainer *t);
 ldm_status ldm_diffusion_trainer_save_state(ldm_diffusion_trainer *t, const char *path,
                                             const char *const *metadata_pairs);
 ldm_status ldm_diffusion_trainer_load_state(ldm_diffusion_trainer *t, const char *path);
+
+/* Data parallelism: LDM_ERR_JOB naming the tensor when this rank's state (parameters, moments,
+ * averages, counters) is not rank 0's (ldm_train_state_check_same). A collective. */
+ldm_status ldm_diffusion_trainer_check_same(ldm_diffusion_trainer *t);
+/* The gradient averaging (NULL alone), for its figures. */
+ldm_grad_sync *ldm_diffusion_trainer_grad_sync(ldm_diffusion_trainer *t);
 
 /* The trained model's files into dir: unet.safetensors (with its diffusion metadata) and, when
  * the encoder was trained, text_encoder.safetensors; the EMA's weights when there is one (swapped

@@ -55,7 +55,8 @@ ldm_status ldm_job_min_int(ldm_job *d, int *x, size_t n, const char *what);
 ldm_status ldm_job_max_u8(ldm_job *d, uint8_t *x, size_t n, const char *what);
 /* bytes of x from root to every rank. */
 ldm_status ldm_job_broadcast(ldm_job *d, void *x, size_t bytes, int root, const char *what);
-/* Rank r's mine[0..counts[r]) into all (on root only; may be NULL elsewhere), rank after rank. */
+/* Rank r's mine[0..counts[r]) into all (on root only; may be NULL elsewhere), rank after rank.
+ * On root 0, all may be mine: its own part is then already in place. */
 ldm_status ldm_job_gather(ldm_job *d, const float *mine, const size_t *counts, float *all, int root,
                           const char *what);
 /* Every rank learns whether every rank is ok: *all_ok = 1 when all passed ok = 1, and *first_bad

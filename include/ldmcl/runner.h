@@ -19,6 +19,7 @@
 #define LDMCL_RUNNER_H
 
 #include "ldmcl/context.h"
+#include "ldmcl/job.h"
 #include "ldmcl/run_config.h"
 
 #ifdef __cplusplus
@@ -57,6 +58,18 @@ typedef struct ldm_run_options {
     void *log_user;
     ldm_progress_fn progress; /* after every step (may be NULL) */
     void *progress_user;
+    ldm_job *job; /* data parallelism (NULL: alone): this process is one rank of the job; the
+                     batch of both stages is per rank (the global batch is batch x ranks x
+                     accumulation), each rank takes its slice of every global batch of the one
+                     data order, gradients are averaged, rank 0 alone writes files, logs and
+                     calls progress (other ranks' warnings go to their log, prefixed) */
+    /* Data parallelism, what the program needs to end a failed run well (may be NULL): together
+       is set when every rank returns the failure at once (no rank is left waiting: no need to
+       abort the job), reported_elsewhere when a lower rank holds the same failure's message
+       (this one need not print it). */
+    struct ldm_run_outcome {
+        int together, reported_elsewhere;
+    } *outcome;
 } ldm_run_options;
 
 ldm_status ldm_run_train(ldm_ctx *ctx, const ldm_run_config *c, const ldm_run_options *o);

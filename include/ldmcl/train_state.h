@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "ldmcl/graph.h"
+#include "ldmcl/job.h"
 #include "ldmcl/optim.h"
 
 #ifdef __cplusplus
@@ -38,6 +39,13 @@ typedef struct ldm_train_state_part {
 ldm_status ldm_train_state_save_parts(const char *path, const ldm_train_state_part *parts,
                                       int n_parts, const char *const *metadata_pairs);
 ldm_status ldm_train_state_load_parts(const char *path, const ldm_train_state_part *parts,
+                                      int n_parts);
+
+/* Data parallelism: checks that every rank of the job holds the same state (a hash of each
+ * tensor a state file would hold, and the counters, against rank 0's). A difference is
+ * LDM_ERR_JOB naming the tensor (on the ranks that differ; the others name the rank). A
+ * collective; a job of one is always the same. */
+ldm_status ldm_train_state_check_same(ldm_job *job, const ldm_train_state_part *parts,
                                       int n_parts);
 
 #ifdef __cplusplus

@@ -393,7 +393,9 @@ ldm_status ldm_job_gather(ldm_job *d, const float *mine, const size_t *counts, f
     if (st == LDM_OK) st = roll_call(d);
     if (st == LDM_OK) {
         MPI_Request r;
-        int err = MPI_Igatherv(mine, cnt[d->rank], MPI_FLOAT, all, cnt, displ, MPI_FLOAT, root,
+        /* root's own part already in place (all == mine): MPI forbids the buffers to alias */
+        const void *send = d->rank == root && all == mine ? MPI_IN_PLACE : (const void *)mine;
+        int err = MPI_Igatherv(send, cnt[d->rank], MPI_FLOAT, all, cnt, displ, MPI_FLOAT, root,
                                d->world, &r);
         st = err != MPI_SUCCESS ? mpi_fail(err, "MPI_Igatherv", what)
                                 : wait_requests(d, 1, &r, what);

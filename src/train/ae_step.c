@@ -8,6 +8,7 @@
 #include "fail.h"
 #include "ldmcl/ae_train.h"
 #include "ldmcl/checkpoint.h"
+#include "ldmcl/grad_sync.h"
 #include "ldmcl/ops.h"
 #include "ldmcl/safetensors.h"
 #include "ldmcl/train_state.h"
@@ -29,6 +30,7 @@ struct ldm_ae_trainer {
     float adv_written; /* the value in adv_on (-1: not yet written) */
     float *host_indices;
     unsigned char *used;
+    ldm_grad_sync *g_sync, *d_sync; /* data parallelism: a job of more than one */
 };
 
 void ldm_ae_train_config_init(ldm_ae_train_config *c, const ldm_autoencoder_config *ae) {
@@ -153,12 +155,18 @@ ldm_status ldm_ae_trainer_create(ldm_ctx *ctx, const ldm_ae_train_config *cfg,
      * trainable (its graph trains them) and lie together before the autoencoder's; the generator
      * graph uses them without a copy. Both are recorded before either compiles. */
     ldm_status st = LDM_OK;
+    int rank = ldm_job_rank(cfg->job), ranks = ldm_job_size(cfg->job);
     if (t->use_disc) st = ldm_graph_create(ctx, &t->dg);
+    if (st == LDM_OK && t->use_disc) st = ldm_graph_set_batch_part(t->dg, rank, ranks);
     if (st == LDM_OK && t->use_disc) st = record_discriminator(t);
     if (st == LDM_OK) st = ldm_graph_create_in(ctx, t->dg ? ldm_graph_params(t->dg) : NULL, &t->gg);
+    if (st == LDM_OK) st = ldm_graph_set_batch_part(t->gg, rank, ranks);
     if (st == LDM_OK) st = record_generator(t);
     if (st == LDM_OK) st = ldm_graph_compile(t->gg);
     if (st == LDM_OK && t->use_disc) st = ldm_graph_compile(t->dg);
+    if (st == LDM_OK && ranks > 1) st = ldm_grad_sync_create(t->gg, cfg->job, 0, &t->g_sync);
+    if (st == LDM_OK && ranks > 1 && t->use_disc)
+        st = ldm_grad_sync_create(t->dg, cfg->job, 0, &t->d_sync);
     ldm_adam_config adam;
     ldm_adam_config_init(&adam);
     adam.lr = cfg->lr;
@@ -181,6 +189,8 @@ ldm_status ldm_ae_trainer_create(ldm_ctx *ctx, const ldm_ae_train_config *cfg,
 
 void ldm_ae_trainer_destroy(ldm_ae_trainer *t) {
     if (!t) return;
+    ldm_grad_sync_destroy(t->g_sync);
+    ldm_grad_sync_destroy(t->d_sync);
     ldm_optimizer_destroy(t->opt_g);
     ldm_optimizer_destroy(t->opt_d);
     ldm_graph_destroy(t->gg);
@@ -246,6 +256,50 @@ static ldm_status read_losses(ldm_ae_trainer *t, int adversarial, ldm_ae_losses 
     return LDM_OK;
 }
 
+/* Data parallelism: the job's mean of the losses, and the codebook entries any rank used. */
+static ldm_status job_losses(ldm_ae_trainer *t, ldm_ae_losses *l) {
+    ldm_job *job = t->cfg.job;
+    int ranks = ldm_job_size(job);
+    if (ranks == 1) return LDM_OK;
+    float v[10] = {l->recon,   l->codebook, l->commitment, l->kl,     l->perceptual,
+                   l->g_adv,   l->g_total,  l->d_fake,     l->d_real, l->d_total};
+    LDM_TRY(ldm_job_sum(job, v, 10, "the autoencoder's losses"));
+    float *dst[10] = {&l->recon, &l->codebook, &l->commitment, &l->kl,     &l->perceptual,
+                      &l->g_adv, &l->g_total,  &l->d_fake,     &l->d_real, &l->d_total};
+    for (int i = 0; i < 10; i++)
+        *dst[i] = v[i] / (float)ranks;
+    if (!t->indices) return LDM_OK;
+    LDM_TRY(ldm_job_max_u8(job, t->used, (size_t)t->cfg.ae.codebook_size, "the codebook usage"));
+    l->codebook_used = 0;
+    for (int k = 0; k < t->cfg.ae.codebook_size; k++)
+        l->codebook_used += t->used[k] != 0;
+    return LDM_OK;
+}
+
+/* Data parallelism: the BatchNorms' running statistics (the discriminator's entries, which both
+ * graphs move) averaged over the job after an adversarial step. The running mean is then the one
+ * the whole batch gives; the running variance the mean of the ranks' unbiased variances, which
+ * leaves out the spread of the ranks' means (and the whole batch's unbiasing factor). */
+static ldm_status job_running_stats(ldm_ae_trainer *t) {
+    ldm_job *job = t->cfg.job;
+    if (ldm_job_size(job) == 1 || !t->dg) return LDM_OK;
+    for (size_t i = 0; i < ldm_graph_param_count(t->dg); i++) {
+        ldm_tensor *p = ldm_graph_param_at(t->dg, i);
+        if (!strstr(ldm_tensor_name(p), ".running_")) continue;
+        size_t n = ldm_tensor_numel(p);
+        float *v = malloc(n * sizeof *v);
+        if (!v) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+        ldm_status st = ldm_tensor_read(p, v);
+        if (st == LDM_OK) st = ldm_job_sum(job, v, n, "the BatchNorms' running statistics");
+        for (size_t k = 0; st == LDM_OK && k < n; k++)
+            v[k] /= (float)ldm_job_size(job);
+        if (st == LDM_OK) st = ldm_tensor_write(p, v);
+        free(v);
+        LDM_TRY(st);
+    }
+    return LDM_OK;
+}
+
 ldm_status ldm_ae_trainer_forward_backward(ldm_ae_trainer *t, const float *images,
                                            ldm_ae_losses *losses) {
     if (t->use_lpips && !t->lpips_loaded)
@@ -262,15 +316,20 @@ ldm_status ldm_ae_trainer_forward_backward(ldm_ae_trainer *t, const float *image
         LDM_TRY(ldm_tensor_write(t->adv_on, &on));
         t->adv_written = on;
     }
-    LDM_TRY(ldm_graph_run(t->gg));
+    /* the last micro-batch before the optimizers step averages the gradients over the job */
+    int last = (t->step + 1) % t->cfg.acc_steps == 0;
+    LDM_TRY(last && t->g_sync ? ldm_grad_sync_run(t->g_sync) : ldm_graph_run(t->gg));
     if (adversarial) {
         LDM_TRY(copy_tensor(t->ctx, t->fake, t->out));
         LDM_TRY(copy_tensor(t->ctx, t->real, t->images));
-        LDM_TRY(ldm_graph_run(t->dg));
+        LDM_TRY(last && t->d_sync ? ldm_grad_sync_run(t->d_sync) : ldm_graph_run(t->dg));
         t->d_pending = 1;
+        LDM_TRY(job_running_stats(t));
     }
     t->step++;
-    return losses ? read_losses(t, adversarial, losses) : LDM_OK;
+    if (!losses) return LDM_OK;
+    LDM_TRY(read_losses(t, adversarial, losses));
+    return job_losses(t, losses);
 }
 
 ldm_status ldm_ae_trainer_apply(ldm_ae_trainer *t) {
@@ -370,6 +429,11 @@ ldm_status ldm_ae_trainer_load_state(ldm_ae_trainer *t, const char *path) {
     t->d_pending = 0;
     t->adv_written = -1.0f;
     return LDM_OK;
+}
+
+ldm_status ldm_ae_trainer_check_same(ldm_ae_trainer *t) {
+    ldm_train_state_part parts[2];
+    return ldm_train_state_check_same(t->cfg.job, parts, state_parts(t, parts));
 }
 
 ldm_graph *ldm_ae_trainer_generator(ldm_ae_trainer *t) {

@@ -6,6 +6,7 @@
 #include "fail.h"
 #include "ldmcl/checkpoint.h"
 #include "ldmcl/diffusion_trainer.h"
+#include "ldmcl/grad_sync.h"
 #include "ldmcl/optim.h"
 #include "ldmcl/train.h"
 #include "ldmcl/train_state.h"
@@ -24,6 +25,9 @@ struct ldm_diffusion_trainer {
     ldm_clip_tokenizer *tok;
     ldm_clip_encoder *frozen; /* clip_frozen: the context of a batch */
     int trained_text;         /* the encoder is in the step */
+    ldm_job *job;             /* data parallelism: this rank's part of each batch (NULL: alone) */
+    ldm_grad_sync *sync;      /* gradients averaged over the job (a job of more than one) */
+    int micro;                /* micro-batches since the last optimizer step */
     float *context, *empty_ctx, *ids_f, *mask_f;
     int32_t *ids, *mask;
 };
@@ -111,8 +115,10 @@ static ldm_status setup_graph(ldm_diffusion_trainer *t) {
                                      .text_encoder = t->trained_text ? &m->clip : NULL,
                                      .text_skip = m->clip_skip};
     LDM_TRY(ldm_graph_create(t->ctx, &t->g));
+    LDM_TRY(ldm_graph_set_batch_part(t->g, ldm_job_rank(t->job), ldm_job_size(t->job)));
     LDM_TRY(ldm_diffusion_train_record(t->g, &tc, &t->tg));
     LDM_TRY(ldm_graph_compile(t->g));
+    if (ldm_job_size(t->job) > 1) LDM_TRY(ldm_grad_sync_create(t->g, t->job, 0, &t->sync));
     LDM_TRY(ldm_graph_init_params(t->g, t->seed, 0));
     if (m->text == LDM_TEXT_CLIP_FINETUNE) LDM_TRY(load_pretrained_text(t));
     if (t->trained_text) {
@@ -135,10 +141,18 @@ static ldm_status setup_graph(ldm_diffusion_trainer *t) {
 ldm_status ldm_diffusion_trainer_create(ldm_ctx *ctx, const ldm_model_config *model,
                                         const ldm_run_diffusion *train, int latent_size,
                                         uint64_t seed, ldm_diffusion_trainer **out) {
+    return ldm_diffusion_trainer_create_in_job(ctx, model, train, latent_size, seed, NULL, out);
+}
+
+ldm_status ldm_diffusion_trainer_create_in_job(ldm_ctx *ctx, const ldm_model_config *model,
+                                               const ldm_run_diffusion *train, int latent_size,
+                                               uint64_t seed, ldm_job *job,
+                                               ldm_diffusion_trainer **out) {
     *out = NULL;
     ldm_diffusion_trainer *t = calloc(1, sizeof *t);
     if (!t) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     t->ctx = ctx;
+    t->job = job;
     t->model = *model;
     t->train = *train;
     t->lat_hw = latent_size;
@@ -159,6 +173,7 @@ void ldm_diffusion_trainer_destroy(ldm_diffusion_trainer *t) {
     if (!t) return;
     ldm_ema_destroy(t->ema);
     ldm_optimizer_destroy(t->opt);
+    ldm_grad_sync_destroy(t->sync);
     ldm_graph_destroy(t->g);
     ldm_clip_encoder_destroy(t->frozen);
     ldm_clip_tokenizer_destroy(t->tok);
@@ -185,7 +200,9 @@ ldm_status ldm_diffusion_trainer_forward_backward(ldm_diffusion_trainer *t, cons
             LDM_TRY(ldm_tensor_write(t->tg.context, t->context));
         }
     }
-    LDM_TRY(ldm_graph_run(t->g));
+    /* the step's last micro-batch: its run averages the accumulated gradients over the job */
+    int last = ++t->micro >= t->train.acc_steps;
+    LDM_TRY(last && t->sync ? ldm_grad_sync_run(t->sync) : ldm_graph_run(t->g));
     return ldm_tensor_read(t->tg.loss, loss);
 }
 
@@ -194,6 +211,12 @@ ldm_status ldm_diffusion_trainer_set_lr(ldm_diffusion_trainer *t, float lr) {
 }
 
 ldm_status ldm_diffusion_trainer_apply(ldm_diffusion_trainer *t) {
+    if (t->sync && t->micro < t->train.acc_steps)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "a data-parallel optimizer step after %d of %d micro-batches: every rank "
+                        "applies after acc_steps micro-batches",
+                        t->micro, t->train.acc_steps);
+    t->micro = 0;
     LDM_TRY(ldm_optimizer_step(t->opt));
     if (t->ema) LDM_TRY(ldm_ema_update(t->ema));
     return ldm_graph_zero_grads(t->g);
@@ -205,7 +228,17 @@ ldm_status ldm_diffusion_trainer_save_state(ldm_diffusion_trainer *t, const char
 }
 
 ldm_status ldm_diffusion_trainer_load_state(ldm_diffusion_trainer *t, const char *path) {
+    t->micro = 0;
     return ldm_train_state_load(path, t->g, t->opt, t->ema);
+}
+
+ldm_status ldm_diffusion_trainer_check_same(ldm_diffusion_trainer *t) {
+    ldm_train_state_part part = {NULL, t->g, t->opt, t->ema};
+    return ldm_train_state_check_same(t->job, &part, 1);
+}
+
+ldm_grad_sync *ldm_diffusion_trainer_grad_sync(ldm_diffusion_trainer *t) {
+    return t->sync;
 }
 
 static int text_param(const char *name, void *user) {

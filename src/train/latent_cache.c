@@ -44,6 +44,66 @@ static void fingerprint(const run_ctx *r, char hex[65]) {
     ldm_sha256_hex(digest, hex);
 }
 
+/* Encodes the readable items of [i0, i1) into all (and their mirrored images into flipped, when
+ * not NULL) from element 0 on, their dataset indices into indices; *kept encoded, *skipped
+ * unreadable. */
+static ldm_status encode_items(run_ctx *r, ldm_ae_codec *k, size_t i0, size_t i1, size_t lat,
+                               float *all, float *flipped, float *indices, size_t *kept,
+                               size_t *skipped) {
+    const ldm_run_config *c = r->c;
+    enum { batch = 16 };
+    size_t per = (size_t)c->model.channels * c->model.resolution * c->model.resolution;
+    float *images = malloc((size_t)batch * per * sizeof *images);
+    float *blat = malloc((size_t)batch * lat * sizeof *blat);
+    ldm_status st = images && blat ? LDM_OK : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    size_t i = i0;
+    while (st == LDM_OK && i < i1) {
+        int b = 0;
+        size_t idx[batch];
+        while (b < batch && i < i1) {
+            ldm_status s = ldm_dataset_image(r->data, i, 0, images + (size_t)b * per);
+            if (s == LDM_OK) {
+                idx[b++] = i;
+            } else if (s == LDM_ERR_FORMAT || s == LDM_ERR_NOT_FOUND) {
+                if ((*skipped)++ < 10) run_note(r, LDM_LOG_WARN, "skipped: %s", ldm_last_error());
+            } else {
+                st = s;
+                break;
+            }
+            i++;
+        }
+        if (st != LDM_OK || b == 0) break;
+        for (int q = b; q < batch; q++) /* pad the last batch */
+            memcpy(images + (size_t)q * per, images, per * sizeof *images);
+        st = ldm_ae_codec_encode(k, images, blat, NULL);
+        for (int q = 0; st == LDM_OK && q < b; q++)
+            memcpy(all + (*kept + q) * lat, blat + (size_t)q * lat, lat * sizeof *all);
+        if (st == LDM_OK && flipped) { /* the same images mirrored */
+            for (int q = 0; st == LDM_OK && q < batch; q++)
+                st = ldm_dataset_image(r->data, idx[q < b ? q : 0], 1, images + (size_t)q * per);
+            if (st == LDM_OK) st = ldm_ae_codec_encode(k, images, blat, NULL);
+            for (int q = 0; st == LDM_OK && q < b; q++)
+                memcpy(flipped + (*kept + q) * lat, blat + (size_t)q * lat, lat * sizeof *all);
+        }
+        for (int q = 0; st == LDM_OK && q < b; q++)
+            indices[(*kept)++] = (float)idx[q];
+        if (r->o->progress && st == LDM_OK && ldm_job_rank(r->job) == 0) {
+            int ranks = ldm_job_size(r->job); /* this rank's shard, as a share of the whole */
+            ldm_run_progress p = {"encoding",
+                                  (int)((i - i0) * (size_t)ranks),
+                                  (int)((i1 - i0) * (size_t)ranks),
+                                  0.0f,
+                                  0.0,
+                                  r->ae_total,
+                                  r->ae_total + r->ldm_total};
+            r->o->progress(r->o->progress_user, &p);
+        }
+    }
+    free(images);
+    free(blat);
+    return st;
+}
+
 ldm_status run_latent_cache(run_ctx *r, const char *ae_path, char *cache_path) {
     const ldm_run_config *c = r->c;
     run_path(cache_path, r->out, "latents.safetensors");
@@ -81,54 +141,46 @@ ldm_status run_latent_cache(run_ctx *r, const char *ae_path, char *cache_path) {
     ldm_status st = ldm_ae_codec_load(k, ae_path);
     int shape[4];
     ldm_ae_codec_latent_shape(k, shape);
-    size_t per = (size_t)c->model.channels * c->model.resolution * c->model.resolution;
     size_t lat = (size_t)shape[1] * shape[2] * shape[3];
-    float *images = malloc((size_t)batch * per * sizeof *images);
-    float *blat = malloc((size_t)batch * lat * sizeof *blat);
+    /* data parallelism: each rank encodes its shard of the items, rank 0 gathers and writes */
+    int rank = ldm_job_rank(r->job), ranks = ldm_job_size(r->job);
+    size_t i0 = n * (size_t)rank / (size_t)ranks, i1 = n * (size_t)(rank + 1) / (size_t)ranks;
     float *all = malloc(n * lat * sizeof *all), *indices = malloc(n * sizeof *indices);
     float *flipped = c->random_flip ? malloc(n * lat * sizeof *flipped) : NULL;
-    if (st == LDM_OK && (!images || !blat || !all || !indices || (c->random_flip && !flipped)))
+    if (st == LDM_OK && (!all || !indices || (c->random_flip && !flipped)))
         st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory for %zu latents", n);
-    size_t kept = 0, skipped = 0, i = 0;
-    while (st == LDM_OK && i < n) {
-        int b = 0;
-        size_t idx[64];
-        while (b < batch && i < n) {
-            ldm_status s = ldm_dataset_image(r->data, i, 0, images + (size_t)b * per);
-            if (s == LDM_OK) {
-                idx[b++] = i;
-            } else if (s == LDM_ERR_FORMAT || s == LDM_ERR_NOT_FOUND) {
-                if (skipped++ < 10) run_note(r, LDM_LOG_WARN, "skipped: %s", ldm_last_error());
-            } else {
-                st = s;
-                break;
-            }
-            i++;
+    size_t kept = 0, skipped = 0;
+    if (st == LDM_OK)
+        st = encode_items(r, k, i0, i1, lat, all, flipped, indices, &kept, &skipped);
+    /* every rank's counts, then the shards rank after rank */
+    double *counts = calloc(2 * (size_t)ranks, sizeof *counts);
+    size_t *sizes = calloc((size_t)ranks, sizeof *sizes);
+    if (st == LDM_OK && (!counts || !sizes)) st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of memory");
+    if (st == LDM_OK && ranks > 1) {
+        counts[2 * rank] = (double)kept;
+        counts[2 * rank + 1] = (double)skipped;
+        st = ldm_job_sum_f64(r->job, counts, 2 * (size_t)ranks, "the latent cache's counts");
+        size_t total = 0, total_skipped = 0;
+        for (int q = 0; q < ranks; q++) {
+            total += (size_t)counts[2 * q];
+            total_skipped += (size_t)counts[2 * q + 1];
         }
-        if (st != LDM_OK || b == 0) break;
-        for (int q = b; q < batch; q++) /* pad the last batch */
-            memcpy(images + (size_t)q * per, images, per * sizeof *images);
-        st = ldm_ae_codec_encode(k, images, blat, NULL);
-        for (int q = 0; st == LDM_OK && q < b; q++)
-            memcpy(all + (kept + q) * lat, blat + (size_t)q * lat, lat * sizeof *all);
-        if (st == LDM_OK && flipped) { /* the same images mirrored */
-            for (int q = 0; st == LDM_OK && q < batch; q++)
-                st = ldm_dataset_image(r->data, idx[q < b ? q : 0], 1, images + (size_t)q * per);
-            if (st == LDM_OK) st = ldm_ae_codec_encode(k, images, blat, NULL);
-            for (int q = 0; st == LDM_OK && q < b; q++)
-                memcpy(flipped + (kept + q) * lat, blat + (size_t)q * lat, lat * sizeof *all);
+        float *z[3] = {all, flipped, indices};
+        size_t per[3] = {lat, lat, 1};
+        for (int w = 0; w < 3 && st == LDM_OK; w++) {
+            if (!z[w]) continue;
+            for (int q = 0; q < ranks; q++)
+                sizes[q] = (size_t)counts[2 * q] * per[w];
+            /* rank 0 gathers in place: its own shard is already first */
+            st = ldm_job_gather(r->job, z[w], sizes, rank == 0 ? z[w] : NULL, 0,
+                                "the latent cache's shards");
         }
-        for (int q = 0; st == LDM_OK && q < b; q++)
-            indices[kept++] = (float)idx[q];
-        if (r->o->progress && st == LDM_OK) {
-            ldm_run_progress p = {
-                "encoding", (int)i, (int)n, 0.0f, 0.0, r->ae_total, r->ae_total + r->ldm_total};
-            r->o->progress(r->o->progress_user, &p);
-        }
+        kept = total;
+        skipped = total_skipped;
     }
     if (st == LDM_OK && kept == 0)
         st = LDM_FAIL(LDM_ERR_FORMAT, "no image of '%s' could be encoded", c->dataset_path);
-    if (st == LDM_OK) {
+    if (st == LDM_OK && rank == 0) {
         char count[32];
         snprintf(count, sizeof count, "%zu", kept);
         const char *meta[] = {"ldmcl.cache.autoencoder_sha256",
@@ -146,10 +198,13 @@ ldm_status run_latent_cache(run_ctx *r, const char *ae_path, char *cache_path) {
         st = ldm_safetensors_write(cache_path, e, flipped ? 3 : 2, meta);
     }
     if (st == LDM_OK)
-        run_note(r, LDM_LOG_INFO, "latent cache %s: %zu images encoded, %zu unreadable skipped",
-                 cache_path, kept, skipped);
-    free(images);
-    free(blat);
+        run_note(r, LDM_LOG_INFO,
+                 "latent cache %s: %zu images encoded%s, %zu unreadable skipped", cache_path, kept,
+                 ranks > 1 ? " in shards by every rank" : "", skipped);
+    /* the others read the file once rank 0 has written it */
+    if (st == LDM_OK) st = run_all_ok(r, LDM_OK, "writing the latent cache");
+    free(counts);
+    free(sizes);
     free(all);
     free(flipped);
     free(indices);

@@ -18,10 +18,13 @@ ldm_status run_loop(run_ctx *r, const run_stage_loop *l, run_loop_end *end) {
     end->finished = l->start >= l->total;
     end->stopped = 0;
     end->seconds = 0;
-    if (l->start) LDM_TRY(run_trim_log(l->csv_path, l->start));
-    FILE *csv = fopen(l->csv_path, l->start ? "a" : "w");
-    if (!csv) return LDM_FAIL(LDM_ERR_IO, "cannot write '%s'", l->csv_path);
-    if (!l->start) fprintf(csv, "%s\n", l->csv_header);
+    FILE *csv = NULL; /* rank 0's alone */
+    if (RUN_WRITES(r)) {
+        if (l->start) LDM_TRY(run_trim_log(l->csv_path, l->start));
+        csv = fopen(l->csv_path, l->start ? "a" : "w");
+        if (!csv) return LDM_FAIL(LDM_ERR_IO, "cannot write '%s'", l->csv_path);
+        if (!l->start) fprintf(csv, "%s\n", l->csv_header);
+    }
     double t0 = run_now_s();
     int done_here = 0;
     ldm_status st = LDM_OK;
@@ -36,9 +39,11 @@ ldm_status run_loop(run_ctx *r, const run_stage_loop *l, run_loop_end *end) {
         double el = run_now_s() - t0;
         char line[512];
         l->log_line(l->self, step, el, line, sizeof line);
-        fprintf(csv, "%s\n", line);
-        fflush(csv);
-        if (r->o->progress) {
+        if (csv) {
+            fprintf(csv, "%s\n", line);
+            fflush(csv);
+        }
+        if (r->o->progress && RUN_WRITES(r)) {
             int before = strcmp(l->stage, "autoencoder") ? r->ae_total : 0;
             ldm_run_progress p = {l->stage,
                                   step + 1,
@@ -57,7 +62,7 @@ ldm_status run_loop(run_ctx *r, const run_stage_loop *l, run_loop_end *end) {
             break;
         }
     }
-    fclose(csv);
+    if (csv) fclose(csv);
     end->seconds = run_now_s() - t0;
     return st;
 }

@@ -9,13 +9,35 @@
 #include "runner_internal.h"
 
 void run_note(const run_ctx *r, ldm_log_level level, const char *fmt, ...) {
-    if (!r->o->log) return;
+    /* rank 0 speaks for the job; the others only warn, naming themselves */
+    if (!r->o->log || (r->rank != 0 && level < LDM_LOG_WARN)) return;
     char msg[2048];
+    int head = r->rank ? snprintf(msg, sizeof msg, "rank %d: ", r->rank) : 0;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(msg + head, sizeof msg - (size_t)head, fmt, ap);
     va_end(ap);
     r->o->log(r->o->log_user, level, msg);
+}
+
+ldm_status run_all_ok(const run_ctx *r, ldm_status st, const char *what) {
+    if (r->ranks == 1) return st;
+    int all = 0, bad = -1;
+    char *kept = st != LDM_OK ? strdup(ldm_last_error()) : NULL;
+    ldm_status agreed = ldm_job_agree(r->job, st == LDM_OK, &all, &bad, what);
+    if (agreed == LDM_OK && !all && r->o->outcome) {
+        r->o->outcome->together = 1;
+        r->o->outcome->reported_elsewhere = bad < r->rank;
+    }
+    if (st != LDM_OK) {
+        ldm_status back = ldm_restore_error(st, kept ? kept : "");
+        free(kept);
+        return back;
+    }
+    if (agreed != LDM_OK) return agreed;
+    if (!all)
+        return LDM_FAIL(LDM_ERR_JOB, "rank %d failed while %s (it says why)", bad, what);
+    return LDM_OK;
 }
 
 ldm_status run_profile_begin(const run_ctx *r, int step) {
@@ -71,11 +93,17 @@ ldm_status ldm_run_train(ldm_ctx *ctx, const ldm_run_config *config, const ldm_r
     ldm_run_config *c = malloc(sizeof *c); /* with epochs turned into steps */
     if (!c) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     *c = *config;
-    run_ctx r = {.ctx = ctx, .c = c, .o = o};
+    run_ctx r = {.ctx = ctx,
+                 .c = c,
+                 .o = o,
+                 .job = o->job,
+                 .rank = ldm_job_rank(o->job),
+                 .ranks = ldm_job_size(o->job)};
     snprintf(r.out, sizeof r.out, "%s", c->output_dir);
-    ldm_status st = run_mkdirs(r.out);
+    ldm_status st = RUN_WRITES(&r) ? run_mkdirs(r.out) : LDM_OK;
     /* what a process killed mid-save left (a run never resumes from them) */
-    if (st == LDM_OK) remove_all_temporaries(&r);
+    if (st == LDM_OK && RUN_WRITES(&r)) remove_all_temporaries(&r);
+    st = run_all_ok(&r, st, "making the output folder");
     if (st == LDM_OK && !c->dataset_path[0])
         st = LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "%s: [dataset] path is not set", c->path);
     ldm_dataset_options dopt = {.size = c->model.resolution,
@@ -92,9 +120,20 @@ ldm_status ldm_run_train(ldm_ctx *ctx, const ldm_run_config *config, const ldm_r
     size_t n = ldm_dataset_count(r.data);
     run_note(&r, LDM_LOG_INFO, "dataset %s: %zu images, %zu without captions", c->dataset_path, n,
              ldm_dataset_missing_captions(r.data));
+    if (r.ranks > 1)
+        run_note(&r, LDM_LOG_INFO,
+                 "data parallel: %d ranks (%s); global batch: autoencoder %d x %d x %d, ldm %d x "
+                 "%d x %d (per rank x ranks x accumulation)",
+                 r.ranks, ldm_job_library(), c->ae_train.step.batch, r.ranks,
+                 c->ae_train.step.acc_steps, c->ldm_train.batch, r.ranks, c->ldm_train.acc_steps);
     if (c->ae_train.epochs > 0 || c->ldm_train.epochs > 0) {
         int ae_epochs = c->ae_train.epochs, epochs = c->ldm_train.epochs;
+        /* an epoch is the dataset once over the global batch (every rank's) */
+        c->ae_train.step.batch *= r.ranks;
+        c->ldm_train.batch *= r.ranks;
         ldm_run_config_resolve_epochs(c, n);
+        c->ae_train.step.batch /= r.ranks;
+        c->ldm_train.batch /= r.ranks;
         if (ae_epochs > 0)
             run_note(&r, LDM_LOG_INFO, "autoencoder: %d epochs of %zu images = %d steps", ae_epochs,
                      n, c->ae_train.steps);
@@ -107,7 +146,11 @@ ldm_status ldm_run_train(ldm_ctx *ctx, const ldm_run_config *config, const ldm_r
     char ae_path[LDM_RUN_PATH], cache[LDM_RUN_PATH];
     st = o->resume ? LDM_OK : refuse_earlier_run(&r);
     if (st == LDM_OK) st = run_check_inputs(&r);
-    if (st == LDM_OK && o->stage != LDM_STAGE_LDM) st = run_autoencoder_stage(&r, ae_path);
+    st = run_all_ok(&r, st, "checking the run's inputs");
+    if (st == LDM_OK && o->stage != LDM_STAGE_LDM) {
+        st = run_autoencoder_stage(&r, ae_path);
+        st = run_all_ok(&r, st, "the autoencoder stage"); /* then its file is there for all */
+    }
     if (st == LDM_OK && o->stage == LDM_STAGE_LDM) {
         if (c->ae_checkpoint[0])
             snprintf(ae_path, sizeof ae_path, "%s", c->ae_checkpoint);

@@ -116,10 +116,34 @@ typedef struct ae_stage {
     ldm_ae_losses l;   /* the last step's */
 } ae_stage;
 
+/* This rank's slice of the global micro-batch from position pos: rank k reads from pos + k x
+ * batch on. Every rank then goes on from the furthest position any rank reached, so that without
+ * unreadable images N ranks see exactly the samples one rank with the global batch sees; an
+ * unreadable image makes its rank take the next position, which may be the next rank's first
+ * (that sample is then seen twice in the global batch; each skip is logged). */
 static ldm_status ae_prepare(void *self, int step) {
     (void)step;
     ae_stage *a = self;
-    return fill_batch(a->r, &a->pos, a->tc->batch, a->images, &a->skipped);
+    run_ctx *r = a->r;
+    if (r->ranks == 1) return fill_batch(r, &a->pos, a->tc->batch, a->images, &a->skipped);
+    uint64_t pos = a->pos + (uint64_t)r->rank * (uint64_t)a->tc->batch;
+    size_t skipped = 0;
+    ldm_status st = fill_batch(r, &pos, a->tc->batch, a->images, &skipped);
+    LDM_TRY(run_all_ok(r, st, "reading the images of a batch"));
+    double v[2] = {(double)(pos - a->pos), (double)skipped}; /* the reach, as a sum of one-hots */
+    double *all = calloc(2 * (size_t)r->ranks, sizeof *all);
+    if (!all) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    all[2 * r->rank] = v[0];
+    all[2 * r->rank + 1] = v[1];
+    st = ldm_job_sum_f64(r->job, all, 2 * (size_t)r->ranks, "the batch's positions");
+    uint64_t reach = 0;
+    for (int k = 0; st == LDM_OK && k < r->ranks; k++) {
+        if ((uint64_t)all[2 * k] > reach) reach = (uint64_t)all[2 * k];
+        a->skipped += (size_t)all[2 * k + 1];
+    }
+    free(all);
+    a->pos += reach;
+    return st;
 }
 
 static ldm_status ae_step(void *self, int step, float *loss) {
@@ -173,12 +197,14 @@ static ldm_status ae_grid(ae_stage *a, int step) {
 static ldm_status ae_after(void *self, int step) {
     ae_stage *a = self;
     const ldm_run_config *c = a->r->c;
-    int every = c->ldm_train.validation_steps;
-    if (every > 0 && ((step + 1) % every == 0 || step + 1 == c->ae_train.steps))
+    int every = c->ldm_train.validation_steps, writes = RUN_WRITES(a->r);
+    if (writes && every > 0 && ((step + 1) % every == 0 || step + 1 == c->ae_train.steps))
         LDM_TRY(ae_grid(a, step + 1));
     if ((step + 1) % c->ldm_train.checkpointing_steps == 0 && (step + 1) % a->tc->acc_steps == 0 &&
-        step + 1 < c->ae_train.steps)
-        return save_state(a->r, a->t, a->state, step + 1, a->pos, a->skipped);
+        step + 1 < c->ae_train.steps) {
+        LDM_TRY(ldm_ae_trainer_check_same(a->t)); /* every rank holds rank 0's state */
+        if (writes) return save_state(a->r, a->t, a->state, step + 1, a->pos, a->skipped);
+    }
     return LDM_OK;
 }
 
@@ -205,7 +231,7 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
     LDM_TRY(finished(ae_path, &done));
     if (done) {
         /* a process killed after the stage's last save left its state behind */
-        if (run_exists(gstate) && remove(gstate) == 0)
+        if (RUN_WRITES(r) && run_exists(gstate) && remove(gstate) == 0)
             run_note(r, LDM_LOG_INFO, "removed %s: the stage it belongs to is finished", gstate);
         run_note(r, LDM_LOG_INFO, "autoencoder: %s is finished; stage one skipped", ae_path);
         r->ae_total = 0;
@@ -218,6 +244,7 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
                         c->path);
     ldm_ae_train_config tc; /* [autoencoder_train] with the run's model, size and seed */
     ldm_run_autoencoder_step(c, &tc);
+    tc.job = r->job;
     if (tc.perceptual_weight > 0 && !c->ae_train.lpips_path[0])
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
                         "%s: [autoencoder_train] perceptual_weight = %g needs lpips_path: convert "
@@ -263,7 +290,8 @@ ldm_status run_autoencoder_stage(run_ctx *r, char *ae_path) {
     int stopped = end.stopped;
     skipped = a.skipped;
     r->stopped = stopped; /* as asked: the later stages do not run */
-    if (st == LDM_OK && !stopped) {
+    if (st == LDM_OK && !stopped) st = ldm_ae_trainer_check_same(t);
+    if (st == LDM_OK && !stopped && RUN_WRITES(r)) {
         char steps[32];
         snprintf(steps, sizeof steps, "%d", c->ae_train.steps);
         const char *meta[] = {"ldmcl.stage", "autoencoder complete", "ldmcl.ae_steps", steps, NULL};

@@ -18,7 +18,17 @@ typedef struct run_ctx {
     char out[LDM_RUN_PATH];  /* output_dir */
     int stopped;             /* a stage stopped early as asked (ae_stop_after): skip the rest */
     int ae_total, ldm_total; /* the steps of the stages this process trains (progress) */
+    ldm_job *job;            /* o->job: data parallelism (NULL: alone) */
+    int rank, ranks;
 } run_ctx;
+
+/* Whether this process writes the run's files, logs and progress (rank 0). */
+#define RUN_WRITES(r) ((r)->rank == 0)
+
+/* Every rank learns whether every rank's st is LDM_OK (a collective): returns st where it
+ * failed here, LDM_ERR_JOB naming the first failing rank where it failed elsewhere. Also the
+ * point after which the others may read what rank 0 wrote. */
+ldm_status run_all_ok(const run_ctx *r, ldm_status st, const char *what);
 
 /* The autoencoder stage's state while it trains (output_dir/RUN_AE_STATE_NAME). */
 #define RUN_AE_STATE_NAME "autoencoder-state.safetensors"

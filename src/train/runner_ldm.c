@@ -36,8 +36,21 @@ typedef struct stage {
     const char **captions;
     const char *ae_path; /* the autoencoder, for validation grids and the model folder */
     ldm_pipeline *val;   /* the validation grids' pipeline, once made */
-    float lr_set, loss;  /* the learning rate set, the last step's loss */
+    float lr_set, loss;  /* the learning rate set, the last step's loss (the job's mean) */
+    /* the global sample position of step `step` is step x global batch + shift: 0 unless the
+     * run resumed with another number of ranks, from the checkpoint's sample position */
+    int64_t shift;
 } stage;
+
+/* Samples the job sees per optimizer step: per rank x ranks x accumulation. */
+static uint64_t global_batch(const stage *s) {
+    const ldm_run_diffusion *d = &s->c->ldm_train;
+    return (uint64_t)d->batch * (uint64_t)s->r->ranks * (uint64_t)d->acc_steps;
+}
+
+static uint64_t sample_position(const stage *s, int step) {
+    return (uint64_t)((int64_t)((uint64_t)step * global_batch(s)) + s->shift);
+}
 
 /* latent_scaling: the statistics of the cache, then the cache (and its mirrored twin) normalised
  * by them. */
@@ -97,7 +110,8 @@ static ldm_status load_cache(stage *s, const char *path) {
     return e;
 }
 
-/* Micro-batch p0 .. p0 + batch of the training order through the trainer. */
+/* Micro-batch p0 .. p0 + batch of the training order through the trainer (this rank's slice
+ * of a global micro-batch). */
 static ldm_status feed_batch(stage *s, uint64_t p0, float *loss) {
     const ldm_run_config *c = s->c;
     const char **captions = s->captions;
@@ -116,21 +130,54 @@ static ldm_status feed_batch(stage *s, uint64_t p0, float *loss) {
 }
 
 /* The stage's checkpoints (run_checkpoints.c): its whole training state and the step. */
+#define SAMPLES_KEY "ldmcl.run.samples" /* the global sample position after the step */
+#define RANKS_KEY "ldmcl.run.ranks"
+
 static ldm_status save_state(void *user, const char *path, int step) {
     stage *s = user;
-    char text[32];
+    char text[32], samples[32], ranks[16];
     snprintf(text, sizeof text, "%d", step);
-    const char *meta[] = {RUN_STEP_KEY, text, "ldmcl.run.config", s->c->path, NULL};
+    snprintf(samples, sizeof samples, "%llu", (unsigned long long)sample_position(s, step));
+    snprintf(ranks, sizeof ranks, "%d", s->r->ranks);
+    const char *meta[] = {RUN_STEP_KEY, text,    "ldmcl.run.config", s->c->path,
+                          SAMPLES_KEY,  samples, RANKS_KEY,          ranks,
+                          NULL};
     return ldm_diffusion_trainer_save_state(s->t, path, meta);
+}
+
+/* The sample position a checkpoint records, and the ranks that wrote it (both absent from
+ * checkpoints of earlier versions: then the position of its step with this job's batch). */
+static ldm_status read_position(stage *s, const char *path, int step) {
+    ldm_safetensors *st;
+    LDM_TRY(ldm_safetensors_open(path, &st));
+    uint64_t samples = 0, ranks = 0;
+    int has = ldm_safetensors_metadata(st, SAMPLES_KEY) != NULL;
+    ldm_status e = has ? ldm_safetensors_metadata_u64(st, SAMPLES_KEY, &samples) : LDM_OK;
+    if (e == LDM_OK && ldm_safetensors_metadata(st, RANKS_KEY))
+        e = ldm_safetensors_metadata_u64(st, RANKS_KEY, &ranks);
+    ldm_safetensors_close(st);
+    LDM_TRY(e);
+    s->shift = has ? (int64_t)samples - (int64_t)((uint64_t)step * global_batch(s)) : 0;
+    if (s->shift != 0 || (ranks && ranks != (uint64_t)s->r->ranks))
+        run_note(s->r, LDM_LOG_INFO,
+                 "%s was written by %llu rank(s), this job has %d: it continues from global "
+                 "sample position %llu (step %d), %llu samples per step from here",
+                 path, (unsigned long long)ranks, s->r->ranks, (unsigned long long)samples, step,
+                 (unsigned long long)global_batch(s));
+    return LDM_OK;
 }
 
 static ldm_status load_state(void *user, const char *path, int *step) {
     stage *s = user;
     LDM_TRY(run_checkpoint_step(path, step));
-    return ldm_diffusion_trainer_load_state(s->t, path);
+    LDM_TRY(ldm_diffusion_trainer_load_state(s->t, path));
+    return read_position(s, path, *step);
 }
 
+/* Every rank checks that it holds rank 0's state; rank 0 saves it. */
 static ldm_status save_checkpoint(stage *s, int step) {
+    LDM_TRY(ldm_diffusion_trainer_check_same(s->t));
+    if (!RUN_WRITES(s->r)) return LDM_OK;
     return run_checkpoint_save(s->r, step, s->c->ldm_train.checkpoints_limit, save_state, s);
 }
 
@@ -271,11 +318,17 @@ static ldm_status train_step(void *self, int step, float *loss) {
     stage *s = self;
     const ldm_run_diffusion *d = &s->c->ldm_train;
     *loss = 0;
+    uint64_t micro = (uint64_t)d->batch * (uint64_t)s->r->ranks; /* the global micro-batch */
     for (int m = 0; m < d->acc_steps; m++) {
-        uint64_t p0 = ((uint64_t)step * d->acc_steps + (uint64_t)m) * (uint64_t)d->batch;
+        uint64_t p0 =
+            sample_position(s, step) + (uint64_t)m * micro + (uint64_t)s->r->rank * d->batch;
         float l = 0;
         LDM_TRY(feed_batch(s, p0, &l));
         *loss += l / (float)d->acc_steps;
+    }
+    if (s->r->ranks > 1) { /* the job's mean loss: what one rank with the whole batch logs */
+        LDM_TRY(ldm_job_sum(s->r->job, loss, 1, "the step's loss"));
+        *loss /= (float)s->r->ranks;
     }
     if (!isfinite(*loss))
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
@@ -297,7 +350,7 @@ static ldm_status after_step(void *self, int step) {
     const ldm_run_diffusion *d = &s->c->ldm_train;
     if ((step + 1) % d->checkpointing_steps == 0 || step + 1 == d->max_steps)
         LDM_TRY(save_checkpoint(s, step + 1));
-    return validates_at(s, step + 1) ? validate(s, step + 1) : LDM_OK;
+    return validates_at(s, step + 1) && RUN_WRITES(s->r) ? validate(s, step + 1) : LDM_OK;
 }
 
 static void stopped(void *self, int done, int step) {
@@ -310,8 +363,8 @@ ldm_status run_ldm_stage(run_ctx *r, const char *ae_path, const char *cache_path
     stage s = {.r = r, .c = c, .ae_path = ae_path, .lr_set = -1};
     ldm_status st = load_cache(&s, cache_path);
     if (st == LDM_OK)
-        st =
-            ldm_diffusion_trainer_create(r->ctx, &c->model, &c->ldm_train, s.lat_hw, c->seed, &s.t);
+        st = ldm_diffusion_trainer_create_in_job(r->ctx, &c->model, &c->ldm_train, s.lat_hw,
+                                                 c->seed, r->job, &s.t);
     s.lat_batch = malloc((size_t)c->ldm_train.batch * s.lat * sizeof *s.lat_batch);
     s.captions = malloc((size_t)c->ldm_train.batch * sizeof *s.captions);
     if (st == LDM_OK && (!s.lat_batch || !s.captions))
@@ -322,7 +375,7 @@ ldm_status run_ldm_stage(run_ctx *r, const char *ae_path, const char *cache_path
     run_path(csv_path, r->out, "train_log.csv");
     /* the grid of the step resumed from, when the process that saved its checkpoint died first */
     char grid[LDM_RUN_PATH];
-    if (st == LDM_OK && start && validates_at(&s, start)) {
+    if (st == LDM_OK && start && validates_at(&s, start) && RUN_WRITES(r)) {
         grid_path(&s, start, grid);
         if (!run_exists(grid)) st = validate(&s, start);
     }
@@ -340,7 +393,7 @@ ldm_status run_ldm_stage(run_ctx *r, const char *ae_path, const char *cache_path
                            .stopped = stopped};
     run_loop_end end = {0};
     if (st == LDM_OK) st = run_loop(r, &loop, &end);
-    if (st == LDM_OK && end.finished) {
+    if (st == LDM_OK && end.finished && RUN_WRITES(r)) {
         char png[LDM_RUN_PATH];
         run_path(png, r->out, "loss.png");
         st = run_plot_log(csv_path, png, "ldm");

@@ -11,6 +11,7 @@
 #include "ldmcl/checkpoint.h"
 #include "ldmcl/safetensors.h"
 #include "ldmcl/train_state.h"
+#include "siphash.h"
 
 #define MAX_META 64
 
@@ -156,6 +157,70 @@ ldm_status ldm_train_state_save_parts(const char *path, const ldm_train_state_pa
     for (size_t i = 0; i < es.n; i++) /* the shapes array moved as it grew */
         es.e[i].shape = es.shapes[i];
     if (st == LDM_OK) st = ldm_safetensors_write(path, es.e, es.n, meta);
+    free_entries(&es);
+    return st;
+}
+
+ldm_status ldm_train_state_check_same(ldm_job *job, const ldm_train_state_part *parts,
+                                      int n_parts) {
+    if (ldm_job_size(job) == 1) return LDM_OK;
+    entries es = {0};
+    ldm_status st = LDM_OK;
+    for (int k = 0; k < n_parts && st == LDM_OK; k++)
+        st = add_part(&es, &parts[k]);
+    /* one hash per tensor (a fixed key: the same on every rank), then the counters */
+    size_t n = es.n + 3 * (size_t)n_parts;
+    uint64_t *mine = st == LDM_OK ? calloc(2 * n, sizeof *mine) : NULL;
+    if (st == LDM_OK && !mine) st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    static const unsigned char key[16] = "ldmcl same state";
+    for (size_t i = 0; st == LDM_OK && i < es.n; i++) {
+        size_t numel = 1;
+        for (int d = 0; d < es.e[i].ndim; d++) /* es.shapes: the array moved as it grew */
+            numel *= (size_t)es.shapes[i][d];
+        mine[i] = ldm_siphash24(key, es.data[i], numel * sizeof(float));
+    }
+    for (int k = 0; st == LDM_OK && k < n_parts; k++) {
+        uint64_t *c = mine + es.n + 3 * (size_t)k;
+        st = ldm_graph_get_step(parts[k].g, &c[0]);
+        if (st == LDM_OK && parts[k].opt) st = ldm_optimizer_steps(parts[k].opt, &c[1]);
+        if (st == LDM_OK && parts[k].ema) st = ldm_ema_updates(parts[k].ema, &c[2]);
+    }
+    uint64_t *first = mine ? mine + n : NULL;
+    if (st == LDM_OK) {
+        memcpy(first, mine, n * sizeof *first);
+        st = ldm_job_broadcast(job, first, n * sizeof *first, 0, "rank 0's state hashes");
+    }
+    size_t differs = n;
+    for (size_t i = 0; st == LDM_OK && i < n && differs == n; i++)
+        if (mine[i] != first[i]) differs = i;
+    /* every rank learns whether some rank differs (then each that does names its tensor) */
+    int all_same = 1, bad = -1;
+    if (st == LDM_OK)
+        st = ldm_job_agree(job, differs == n, &all_same, &bad, "comparing the training states");
+    if (st == LDM_OK && !all_same) {
+        const char *what = "";
+        char counter[64];
+        if (differs < es.n) {
+            what = es.names[differs];
+        } else if (differs < n) {
+            static const char *const counters[3] = {"graph step counter", "optimizer step count",
+                                                    "EMA update count"};
+            size_t c = differs - es.n;
+            snprintf(counter, sizeof counter, "part %zu's %s", c / 3, counters[c % 3]);
+            what = counter;
+        }
+        st = differs < n
+                 ? LDM_FAIL(LDM_ERR_JOB,
+                            "rank %d's training state differs from rank 0's: tensor '%s' (the "
+                            "ranks must hold identical parameters, moments and averages; the run "
+                            "stops, its last checkpoint is rank 0's)",
+                            ldm_job_rank(job), what)
+                 : LDM_FAIL(LDM_ERR_JOB,
+                            "rank %d's training state differs from rank 0's (rank %d names the "
+                            "tensor); the run stops, its last checkpoint is rank 0's",
+                            bad, bad);
+    }
+    free(mine);
     free_entries(&es);
     return st;
 }
