@@ -39,33 +39,33 @@ static const char *error_text(int verbose) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: ldmcl-train CONFIG.ini [--stage all|autoencoder|ldm] [--resume]\n"
-               "                   [--profile STEP] [--cl-device D] [--cl-platform P] [-v]\n"
-               "       ldmcl-train --print-config CONFIG.ini\n"
-               "  --stage S     all (default): the autoencoder, then the LDM; or one of them\n"
-               "  --resume      continue from the output folder's last state (the autoencoder's\n"
-               "                every checkpointing_steps, then the LDM's latest checkpoint)\n"
-               "  --print-config  print the config as ldmcl reads it, every key with its value or\n"
-               "                default (docs/CONFIG.md says what each does), and exit\n"
-               "  --profile N   time every launch of step N of each stage and print the device\n"
-               "                time by kernel (that step runs slower; the results are unchanged)\n"
-               "  --cl-device D, --cl-platform P   OpenCL device (index or name substring)\n"
-               "  -v            print the library's notes\n"
-               "Data-parallel: mpirun -np N ldmcl-train CONFIG.ini (a build with MPI). [train] and\n"
-               "[autoencoder_train] batch are per rank. Each rank takes its device: --cl-device\n"
-               "D0,D1,.. gives local rank r entry r, one D all ranks, none: local rank r the\n"
-               "platform's device r modulo its devices. Rank 0 writes the files and the log.\n"
-               "  --job-timeout S  a rank waits at most S seconds for the others (default 600),\n"
-               "                then the job stops naming the ranks that did not arrive\n"
-               "  --version     print the version\n"
-               "  -h, --help    this text\n");
+    fprintf(f,
+            "usage: ldmcl-train CONFIG.ini [--stage all|autoencoder|ldm] [--resume]\n"
+            "                   [--profile STEP] [--cl-device D] [--cl-platform P] [-v]\n"
+            "       ldmcl-train --print-config CONFIG.ini\n"
+            "  --stage S     all (default): the autoencoder, then the LDM; or one of them\n"
+            "  --resume      continue from the output folder's last state (the autoencoder's\n"
+            "                every checkpointing_steps, then the LDM's latest checkpoint)\n"
+            "  --print-config  print the config as ldmcl reads it, every key with its value or\n"
+            "                default (docs/CONFIG.md says what each does), and exit\n"
+            "  --profile N   time every launch of step N of each stage and print the device\n"
+            "                time by kernel (that step runs slower; the results are unchanged)\n"
+            "  --cl-device D, --cl-platform P   OpenCL device (index or name substring)\n"
+            "  -v            print the library's notes\n"
+            "Data-parallel: mpirun -np N ldmcl-train CONFIG.ini (a build with MPI). [train] and\n"
+            "[autoencoder_train] batch are per rank. Each rank takes its device: --cl-device\n"
+            "D0,D1,.. gives local rank r entry r, one D all ranks, none: local rank r the\n"
+            "platform's device r modulo its devices. Rank 0 writes the files and the log.\n"
+            "  --job-timeout S  a rank waits at most S seconds for the others (default 600),\n"
+            "                then the job stops naming the ranks that did not arrive\n"
+            "  --version     print the version\n"
+            "  -h, --help    this text\n");
 }
 
 /* Every option, for telling a mistyped one from a known one. */
 static const char *const options[] = {
-    "--stage", "--resume",  "--profile", "--stop-after", "--cl-device", "--cl-platform",
-    "-v",      "--verbose", "--version", "-h",           "--help",      "--print-config",
-    "--job-timeout"};
+    "--stage",   "--resume",  "--profile", "--stop-after", "--cl-device",    "--cl-platform", "-v",
+    "--verbose", "--version", "-h",        "--help",       "--print-config", "--job-timeout"};
 
 /* A job's rank r other than 0 names itself in what it prints. */
 static int g_rank;
@@ -212,8 +212,7 @@ static int run(int argc, char **argv, ldm_job *job) {
                ldm_job_size(job), ldm_job_local_rank(job), d->device_name, d->platform_name,
                d->driver_version);
     else
-        printf("device: %s (%s), driver %s\n", d->device_name, d->platform_name,
-               d->driver_version);
+        printf("device: %s (%s), driver %s\n", d->device_name, d->platform_name, d->driver_version);
     struct ldm_run_outcome outcome = {0, 0};
     ro.job = job;
     ro.outcome = &outcome;

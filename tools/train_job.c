@@ -13,10 +13,18 @@ static int all_digits(const char *s) {
     return 1;
 }
 
-/* Whether device info d belongs to the platform named by p (index or name substring). */
+/* Whether device info d belongs to the platform named by p (index or name substring, in any
+ * case, as the library matches it). */
 static int on_platform(const ldm_device_info *d, const char *p) {
     if (all_digits(p)) return d->platform_index == atoi(p);
-    return strstr(d->platform_name, p) != NULL;
+    size_t n = strlen(p);
+    for (const char *h = d->platform_name; *h; h++) {
+        size_t k = 0;
+        while (k < n && h[k] && tolower((unsigned char)h[k]) == tolower((unsigned char)p[k]))
+            k++;
+        if (k == n) return 1;
+    }
+    return n == 0;
 }
 
 const char *train_job_device(const ldm_job *job, const char *device, const char *platform,

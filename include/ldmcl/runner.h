@@ -69,7 +69,7 @@ typedef struct ldm_run_options {
        (this one need not print it). */
     struct ldm_run_outcome {
         int together, reported_elsewhere;
-    } *outcome;
+    } * outcome;
 } ldm_run_options;
 
 ldm_status ldm_run_train(ldm_ctx *ctx, const ldm_run_config *c, const ldm_run_options *o);

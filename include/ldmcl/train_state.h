@@ -45,8 +45,7 @@ ldm_status ldm_train_state_load_parts(const char *path, const ldm_train_state_pa
  * tensor a state file would hold, and the counters, against rank 0's). A difference is
  * LDM_ERR_JOB naming the tensor (on the ranks that differ; the others name the rank). A
  * collective; a job of one is always the same. */
-ldm_status ldm_train_state_check_same(ldm_job *job, const ldm_train_state_part *parts,
-                                      int n_parts);
+ldm_status ldm_train_state_check_same(ldm_job *job, const ldm_train_state_part *parts, int n_parts);
 
 #ifdef __cplusplus
 }

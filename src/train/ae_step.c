@@ -261,8 +261,8 @@ static ldm_status job_losses(ldm_ae_trainer *t, ldm_ae_losses *l) {
     ldm_job *job = t->cfg.job;
     int ranks = ldm_job_size(job);
     if (ranks == 1) return LDM_OK;
-    float v[10] = {l->recon,   l->codebook, l->commitment, l->kl,     l->perceptual,
-                   l->g_adv,   l->g_total,  l->d_fake,     l->d_real, l->d_total};
+    float v[10] = {l->recon, l->codebook, l->commitment, l->kl,     l->perceptual,
+                   l->g_adv, l->g_total,  l->d_fake,     l->d_real, l->d_total};
     LDM_TRY(ldm_job_sum(job, v, 10, "the autoencoder's losses"));
     float *dst[10] = {&l->recon, &l->codebook, &l->commitment, &l->kl,     &l->perceptual,
                       &l->g_adv, &l->g_total,  &l->d_fake,     &l->d_real, &l->d_total};

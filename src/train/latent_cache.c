@@ -150,8 +150,7 @@ ldm_status run_latent_cache(run_ctx *r, const char *ae_path, char *cache_path) {
     if (st == LDM_OK && (!all || !indices || (c->random_flip && !flipped)))
         st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory for %zu latents", n);
     size_t kept = 0, skipped = 0;
-    if (st == LDM_OK)
-        st = encode_items(r, k, i0, i1, lat, all, flipped, indices, &kept, &skipped);
+    if (st == LDM_OK) st = encode_items(r, k, i0, i1, lat, all, flipped, indices, &kept, &skipped);
     /* every rank's counts, then the shards rank after rank */
     double *counts = calloc(2 * (size_t)ranks, sizeof *counts);
     size_t *sizes = calloc((size_t)ranks, sizeof *sizes);
@@ -198,9 +197,8 @@ ldm_status run_latent_cache(run_ctx *r, const char *ae_path, char *cache_path) {
         st = ldm_safetensors_write(cache_path, e, flipped ? 3 : 2, meta);
     }
     if (st == LDM_OK)
-        run_note(r, LDM_LOG_INFO,
-                 "latent cache %s: %zu images encoded%s, %zu unreadable skipped", cache_path, kept,
-                 ranks > 1 ? " in shards by every rank" : "", skipped);
+        run_note(r, LDM_LOG_INFO, "latent cache %s: %zu images encoded%s, %zu unreadable skipped",
+                 cache_path, kept, ranks > 1 ? " in shards by every rank" : "", skipped);
     /* the others read the file once rank 0 has written it */
     if (st == LDM_OK) st = run_all_ok(r, LDM_OK, "writing the latent cache");
     free(counts);

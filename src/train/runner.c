@@ -35,8 +35,7 @@ ldm_status run_all_ok(const run_ctx *r, ldm_status st, const char *what) {
         return back;
     }
     if (agreed != LDM_OK) return agreed;
-    if (!all)
-        return LDM_FAIL(LDM_ERR_JOB, "rank %d failed while %s (it says why)", bad, what);
+    if (!all) return LDM_FAIL(LDM_ERR_JOB, "rank %d failed while %s (it says why)", bad, what);
     return LDM_OK;
 }
 

@@ -139,9 +139,9 @@ static ldm_status save_state(void *user, const char *path, int step) {
     snprintf(text, sizeof text, "%d", step);
     snprintf(samples, sizeof samples, "%llu", (unsigned long long)sample_position(s, step));
     snprintf(ranks, sizeof ranks, "%d", s->r->ranks);
-    const char *meta[] = {RUN_STEP_KEY, text,    "ldmcl.run.config", s->c->path,
-                          SAMPLES_KEY,  samples, RANKS_KEY,          ranks,
-                          NULL};
+    const char *meta[] = {RUN_STEP_KEY, text,        "ldmcl.run.config",
+                          s->c->path,   SAMPLES_KEY, samples,
+                          RANKS_KEY,    ranks,       NULL};
     return ldm_diffusion_trainer_save_state(s->t, path, meta);
 }
 
