@@ -59,6 +59,13 @@ ldm_status bench_tune(ldm_ctx *ctx, const bench_settings *s, int seed_shapes,
 /* Whether every name in the comma-separated list is a family of --tune (else says which not). */
 int bench_tune_families_known(const char *list);
 
+/* Data parallelism (run under mpirun -np N; tools/bench_job.c): the gradients' sum over the job
+ * for the seed UNet's and the default model's gradients, with the device-host copies around it;
+ * the default model's training step as one rank, with the share of the sum the backward pass
+ * hides. Rank 0 prints. */
+ldm_status bench_allreduce(ldm_ctx *ctx, ldm_job *job, const bench_settings *s, FILE *json);
+ldm_status bench_job_step(ldm_ctx *ctx, ldm_job *job, const bench_settings *s, FILE *json);
+
 /* Program build from source against a load from ldmcl's binary cache, on fresh contexts. */
 ldm_status bench_cache(const bench_settings *s);
 

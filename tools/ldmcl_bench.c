@@ -3,7 +3,7 @@
  *   --self-test      checks this device's results against host references
  *   --bench LIST     copy, gemm, ops, unet, ae, ae-celebhq, clip, cache (comma-separated, or all):
  *                    device times from OpenCL profiling events, after warm-up, median of
- *                    repeats
+ *                    repeats; allreduce, job-step under mpirun (bench_job.c: wall-clock medians)
  *   --json FILE      the same figures as JSON
  *   --report         the device measured for an issue or the README (bench_report.c)
  *   --tune-gemm      measures CLBlast GEMM parameters for the device and keeps them (gemm.h)
@@ -14,7 +14,11 @@
 #include <time.h>
 
 #include "bench.h"
+#include "train_job.h"
 #include "cli_options.h"
+
+/* Under mpirun (--bench allreduce, job-step): this process's rank of the job (alone: of one). */
+static ldm_job *g_job;
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -37,6 +41,12 @@ static void usage(FILE *f) {
             "  --bench ae            the reference's mnist autoencoder (batch 64, 28x28): encode,\n"
             "                        decode and a training step with LPIPS and the discriminator\n"
             "  --bench ae-celebhq    the same for its celebhq autoencoder (batch 4, 256x256)\n"
+            "  --bench allreduce     under mpirun -np N: the gradients' sum over the ranks (in\n"
+            "                        buckets, as training does) for the seed UNet's 474 MB and\n"
+            "                        the default model's, and the device-host copies around it\n"
+            "  --bench job-step      under mpirun -np N: the default model's training step as one\n"
+            "                        rank (configs/fashion_mnist.ini: run from the source tree)\n"
+            "                        and the share of the gradients' sum hidden by backward\n"
             "  --bench clip          the CLIP text encoder: prompts/s at batch 1 and 16, and the\n"
             "                        seed UNet's training step with the encoder trained too\n"
             "  --shapes seed|small   op shapes of --bench ops and --tune: the seed UNet's at\n"
@@ -141,7 +151,8 @@ static ldm_ctx *open_context(const bench_settings *s, int *verbose, int no_gemm_
     ldm_ctx_options o;
     ldm_ctx_options_init(&o);
     o.platform = s->platform;
-    o.device = s->device;
+    static char device[256]; /* a rank of a job: its own device (as ldmcl-train chooses) */
+    o.device = train_job_device(g_job, s->device, s->platform, device, sizeof device);
     o.log = print_log;
     o.log_user = verbose;
     o.no_gemm_tuning = no_gemm_tuning;
@@ -222,7 +233,20 @@ static const char *const options[] = {
     "--cl-platform",  "--cl-device", "--json",      "--train-batch",    "--shapes",
     "--warmup",       "--repeat"};
 
+static int bench_main(int argc, char **argv);
+
 int main(int argc, char **argv) {
+    if (ldm_job_init(&argc, &argv, &g_job) != LDM_OK) {
+        fprintf(stderr, "ldmcl-bench: %s\n", ldm_last_error());
+        return 1;
+    }
+    int rc = bench_main(argc, argv);
+    if (rc && ldm_job_size(g_job) > 1) ldm_job_abort(g_job, rc);
+    ldm_job_finalize(g_job);
+    return rc;
+}
+
+static int bench_main(int argc, char **argv) {
     int do_list = 0, do_selftest = 0, verbose = 0, do_tune = 0, retune = 0, no_tuning = 0;
     int do_report = 0, timing_given = 0, do_tune_kernels = 0;
     const char *bench_list = NULL, *json_path = NULL, *op_tests_dir = NULL, *tune_families = NULL;
@@ -344,6 +368,7 @@ int main(int argc, char **argv) {
 
     int bench_copy_on = 0, bench_gemm_on = 0, bench_cache_on = 0, bench_ops_on = 0;
     int bench_unet_on = 0, bench_ae_on = 0, bench_ae_celebhq_on = 0, bench_clip_on = 0;
+    int bench_allreduce_on = 0, bench_job_step_on = 0;
     if (bench_list) {
         char list[256];
         snprintf(list, sizeof list, "%s", bench_list);
@@ -360,6 +385,10 @@ int main(int argc, char **argv) {
                 bench_ae_celebhq_on = 1;
             else if (!strcmp(tok, "clip"))
                 bench_clip_on = 1;
+            else if (!strcmp(tok, "allreduce"))
+                bench_allreduce_on = 1;
+            else if (!strcmp(tok, "job-step"))
+                bench_job_step_on = 1;
             else if (!strcmp(tok, "copy"))
                 bench_copy_on = 1;
             else if (!strcmp(tok, "gemm"))
@@ -370,7 +399,7 @@ int main(int argc, char **argv) {
                 fprintf(
                     stderr,
                     "ldmcl-bench: unknown benchmark '%s' (copy, gemm, ops, unet, ae, ae-celebhq, "
-                    "cache, all)\n",
+                    "clip, allreduce, job-step, cache, all)\n",
                     tok);
                 return 2;
             }
@@ -380,9 +409,10 @@ int main(int argc, char **argv) {
     ldm_ctx *ctx = open_context(&s, &verbose, no_tuning);
     if (!ctx) return 1;
     const ldm_device_info *d = ldm_ctx_device_info(ctx);
-    printf("device: %s (%s), driver %s, %s; GEMMs: %s\n", d->device_name, d->platform_name,
-           d->driver_version, d->opencl_c_version,
-           ldm_ctx_gemm_tuned(ctx) ? "tuned parameters (--tune-gemm)" : "CLBlast's defaults");
+    if (ldm_job_rank(g_job) == 0)
+        printf("device: %s (%s), driver %s, %s; GEMMs: %s\n", d->device_name, d->platform_name,
+               d->driver_version, d->opencl_c_version,
+               ldm_ctx_gemm_tuned(ctx) ? "tuned parameters (--tune-gemm)" : "CLBlast's defaults");
     FILE *json = NULL;
     if (json_path && !(json = fopen(json_path, "w"))) {
         fprintf(stderr, "ldmcl-bench: cannot write '%s'\n", json_path);
@@ -407,6 +437,8 @@ int main(int argc, char **argv) {
     if (st == LDM_OK && bench_ae_on) st = bench_autoencoder(ctx, &s, 0, json);
     if (st == LDM_OK && bench_ae_celebhq_on) st = bench_autoencoder(ctx, &s, 1, json);
     if (st == LDM_OK && bench_clip_on) st = bench_clip(ctx, &s, train_batch, json);
+    if (st == LDM_OK && bench_allreduce_on) st = bench_allreduce(ctx, g_job, &s, json);
+    if (st == LDM_OK && bench_job_step_on) st = bench_job_step(ctx, g_job, &s, json);
     ldm_ctx_destroy(ctx);
     if (st == LDM_OK && bench_cache_on) st = bench_cache(&s);
     if (json) {

@@ -25,8 +25,9 @@ extern "C" {
 
 typedef struct ldm_grad_sync ldm_grad_sync;
 
-/* For a compiled graph with a backward pass. bucket_bytes: the size of a bucket (0: 25 MiB, as
- * PyTorch's DistributedDataParallel); a parameter is never split. */
+/* For a compiled graph with a backward pass. bucket_bytes: the size of a bucket (0: 25 MiB as
+ * PyTorch's DistributedDataParallel, but an eighth of the gradients when that is less, down to
+ * 1 MiB, so that a small model overlaps too); a parameter is never split. */
 ldm_status ldm_grad_sync_create(ldm_graph *g, ldm_job *job, size_t bucket_bytes,
                                 ldm_grad_sync **out);
 void ldm_grad_sync_destroy(ldm_grad_sync *s);

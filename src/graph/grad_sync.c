@@ -10,7 +10,10 @@
 #include "ldmcl/grad_sync.h"
 #include "params.h"
 
-#define DEFAULT_BUCKET_BYTES ((size_t)25 << 20)
+/* 25 MiB as PyTorch's DistributedDataParallel, but at least 8 buckets down to 1 MiB each, so
+ * that a small model's sum overlaps its backward too */
+#define MAX_BUCKET_BYTES ((size_t)25 << 20)
+#define MIN_BUCKET_BYTES ((size_t)1 << 20)
 
 typedef struct bucket {
     size_t off, count; /* in the gradient arena, elements */
@@ -110,8 +113,12 @@ ldm_status ldm_grad_sync_create(ldm_graph *g, ldm_job *job, size_t bucket_bytes,
     s->g = g;
     s->job = job;
     s->ctx = g->ctx;
-    ldm_status st = make_buckets(s, bucket_bytes ? bucket_bytes : DEFAULT_BUCKET_BYTES);
     size_t bytes = g->span_count * 4;
+    if (!bucket_bytes) {
+        bucket_bytes = bytes / 8 < MAX_BUCKET_BYTES ? bytes / 8 : MAX_BUCKET_BYTES;
+        if (bucket_bytes < MIN_BUCKET_BYTES) bucket_bytes = MIN_BUCKET_BYTES;
+    }
+    ldm_status st = make_buckets(s, bucket_bytes);
     if (st == LDM_OK && ldm_job_size(job) > 1 && bytes) {
         cl_int err;
         s->staging = clCreateBuffer(s->ctx->context, CL_MEM_ALLOC_HOST_PTR | CL_MEM_READ_WRITE,
