@@ -159,7 +159,7 @@ struct ldm_graph {
      * parameters this graph trains: its optimizer's, EMA's and training state's flat buffers */
     size_t span_off, span_count;
 
-    ldm_tensor *step; /* the device step counter, when something reads it */
+    ldm_tensor *step;            /* the device step counter, when something reads it */
     int batch_part, batch_parts; /* ldm_graph_set_batch_part; parts 0 means 1 */
     size_t *bwd_end; /* compiled: the launches recorded up to the end of backward step j */
 
