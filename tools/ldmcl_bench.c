@@ -202,7 +202,7 @@ static int report(const bench_settings *s, int train_batch, const char *op_tests
     ldm_ctx *ctx = open_context(s, &verbose, no_tuning);
     if (!ctx) return 1;
     FILE *json = NULL;
-    if (json_path && !(json = fopen(json_path, "w"))) {
+    if (json_path && ldm_job_rank(g_job) == 0 && !(json = fopen(json_path, "w"))) {
         fprintf(stderr, "ldmcl-bench: cannot write '%s'\n", json_path);
         ldm_ctx_destroy(ctx);
         return 1;
@@ -414,7 +414,7 @@ static int bench_main(int argc, char **argv) {
                d->driver_version, d->opencl_c_version,
                ldm_ctx_gemm_tuned(ctx) ? "tuned parameters (--tune-gemm)" : "CLBlast's defaults");
     FILE *json = NULL;
-    if (json_path && !(json = fopen(json_path, "w"))) {
+    if (json_path && ldm_job_rank(g_job) == 0 && !(json = fopen(json_path, "w"))) {
         fprintf(stderr, "ldmcl-bench: cannot write '%s'\n", json_path);
         ldm_ctx_destroy(ctx);
         return 1;

@@ -4,8 +4,8 @@
  * backward step that finishes a bucket's last parameter the bucket is read into host memory (one
  * pinned, mapped staging buffer as large as the span) while the device goes on with the rest of
  * backward; each bucket's sum over the ranks (MPI_Iallreduce) starts as soon as its read is done,
- * overlapping the backward still running, and the averages are written back before the
- * optimizer's launches, which follow in the same queue.
+ * overlapping the backward still running, and each bucket's average is written back as soon as
+ * its sum is done, before the optimizer's launches, which follow in the same queue.
  *
  * The sums are the MPI library's MPI_SUM over MPI_FLOAT, bucket by bucket in a fixed order, so a
  * result never depends on timing; the average is the sum times 1/N. Every rank gets the same
@@ -40,6 +40,10 @@ ldm_status ldm_grad_sync_run(ldm_grad_sync *s);
 
 /* Averages the graph's trainable gradients as they are now (no run). */
 ldm_status ldm_grad_sync_now(ldm_grad_sync *s);
+
+/* Overlap on (the default) or off: off, ldm_grad_sync_run replays the whole run before reading
+ * any bucket (what overlap buys, measured by ldmcl-bench --bench job-step). */
+void ldm_grad_sync_set_overlap(ldm_grad_sync *s, int on);
 
 typedef struct ldm_grad_sync_stats {
     size_t buckets;

@@ -64,11 +64,13 @@ ldm_status ldm_job_gather(ldm_job *d, const float *mine, const size_t *counts, f
 ldm_status ldm_job_agree(ldm_job *d, int ok, int *all_ok, int *first_bad, const char *what);
 
 /* Non-blocking sums in place (MPI_Iallreduce), for buffers that must not change until they are
- * done. start returns an id; test says whether it is done (without waiting); wait waits for every
- * started sum (the timeout bounds the wait). At most LDM_JOB_MAX_PENDING at once. */
+ * done. start returns an id; test says whether it is done (without waiting); wait waits for one,
+ * wait_all for every started sum and then forgets them (the timeout bounds each wait). At most
+ * LDM_JOB_MAX_PENDING at once. */
 #define LDM_JOB_MAX_PENDING 256
 ldm_status ldm_job_sum_start(ldm_job *d, float *x, size_t n, int *id);
 ldm_status ldm_job_sum_test(ldm_job *d, int id, int *done);
+ldm_status ldm_job_sum_wait(ldm_job *d, int id, const char *what);
 ldm_status ldm_job_sum_wait_all(ldm_job *d, const char *what);
 
 #ifdef __cplusplus

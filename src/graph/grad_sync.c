@@ -31,6 +31,7 @@ struct ldm_grad_sync {
     cl_mem staging; /* pinned host memory, mapped once at host */
     float *host;    /* host[k] is gradient arena element span_off + k */
     ldm_grad_sync_stats stats;
+    int after; /* ldm_grad_sync_set_overlap(s, 0): the sums after the whole run */
 };
 
 static double now_s(void) {
@@ -156,6 +157,10 @@ void ldm_grad_sync_destroy(ldm_grad_sync *s) {
     free(s);
 }
 
+void ldm_grad_sync_set_overlap(ldm_grad_sync *s, int on) {
+    s->after = !on;
+}
+
 ldm_grad_sync_stats ldm_grad_sync_get_stats(const ldm_grad_sync *s) {
     return s->stats;
 }
@@ -183,9 +188,9 @@ static ldm_status event_done(cl_event ev, int *done) {
 
 /* Starts each bucket's sum as its read completes, in bucket order (so that every rank starts
  * them in the same order), letting earlier sums progress meanwhile. *first: when the first sum
- * started; *last_read: when the last bucket's read was seen done (the backward pass, but for the
- * few launches after its last parameter, is then done). */
-static ldm_status start_sums(ldm_grad_sync *s, double *first, double *last_read) {
+ * started; *backward_done: when the backward pass was seen done: the last bucket's read done
+ * (but for the few launches after its last parameter), or with overlap off the first's. */
+static ldm_status start_sums(ldm_grad_sync *s, double *first, double *backward_done) {
     cl_int err = clFlush(s->ctx->queue);
     if (err != CL_SUCCESS) return LDM_CL_FAIL(err, "clFlush", "averaging gradients");
     for (size_t k = 0; k < s->n; k++) {
@@ -197,23 +202,25 @@ static ldm_status start_sums(ldm_grad_sync *s, double *first, double *last_read)
             for (size_t e = 0; e < k; e++) /* progress for the sums in flight */
                 LDM_TRY(ldm_job_sum_test(s->job, s->b[e].sum, &done));
             if (idle > 64) {
-                struct timespec ts = {0, 50000};
+                struct timespec ts = {0, idle > 256 ? 2000000 : 50000};
                 nanosleep(&ts, NULL);
             }
         }
         if (k == 0) *first = now_s();
-        *last_read = now_s();
+        if (k == 0 || !s->after) *backward_done = now_s();
         LDM_TRY(ldm_job_sum_start(s->job, s->host + (b->off - s->g->span_off), b->count, &b->sum));
     }
     return LDM_OK;
 }
 
-/* The sums done: averages written back. */
-static ldm_status write_back(ldm_grad_sync *s) {
+/* Each bucket's average written back as soon as its sum is done (in the order they started,
+ * which is the order MPI completes them): only the last bucket's write follows the last sum. */
+static ldm_status write_back(ldm_grad_sync *s, double *done) {
     cl_mem grads = ldm_arena_mem(s->g->store->grads);
     float inv = 1.0f / (float)ldm_job_size(s->job);
     for (size_t k = 0; k < s->n; k++) {
         bucket *b = &s->b[k];
+        LDM_TRY(ldm_job_sum_wait(s->job, b->sum, "the gradients' sum over the job"));
         float *h = s->host + (b->off - s->g->span_off);
         for (size_t i = 0; i < b->count; i++)
             h[i] *= inv;
@@ -222,13 +229,19 @@ static ldm_status write_back(ldm_grad_sync *s) {
                                           h, 0, NULL, NULL);
         if (err != CL_SUCCESS)
             return LDM_CL_FAIL(err, "clEnqueueWriteBuffer", "writing averaged gradients back");
+        clFlush(s->ctx->queue);
     }
-    return LDM_OK;
+    *done = now_s();
+    return ldm_job_sum_wait_all(s->job, "the gradients' sum over the job"); /* (all done) */
 }
 
 static ldm_status sync(ldm_grad_sync *s, int run) {
     ldm_cmd *c = s->g->cmd;
     size_t at = 0;
+    if (run && s->after) { /* the whole run, then every read */
+        LDM_TRY(ldm_cmd_replay_range(c, 0, ldm_cmd_count(c)));
+        run = 0;
+    }
     for (size_t k = 0; k < s->n; k++) {
         size_t to = run ? s->b[k].ready : 0;
         if (to > at) LDM_TRY(ldm_cmd_replay_range(c, at, to));
@@ -236,14 +249,13 @@ static ldm_status sync(ldm_grad_sync *s, int run) {
         LDM_TRY(read_bucket(s, &s->b[k]));
     }
     if (run) LDM_TRY(ldm_cmd_replay_range(c, at, ldm_cmd_count(c)));
-    double first = 0, last_read = 0;
-    LDM_TRY(start_sums(s, &first, &last_read));
-    LDM_TRY(ldm_job_sum_wait_all(s->job, "the gradients' sum over the job"));
-    double done = now_s();
-    LDM_TRY(write_back(s));
+    double first = 0, backward_done = 0;
+    LDM_TRY(start_sums(s, &first, &backward_done));
+    double done = 0;
+    LDM_TRY(write_back(s, &done));
     s->stats.runs++;
     s->stats.last_comm_s = done - first;
-    s->stats.last_exposed_s = done - last_read;
+    s->stats.last_exposed_s = done - backward_done;
     s->stats.comm_s += s->stats.last_comm_s;
     s->stats.exposed_s += s->stats.last_exposed_s;
     return LDM_OK;
