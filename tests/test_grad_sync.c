@@ -86,13 +86,15 @@ static float *grads_of(net *n, size_t *count) {
     return v;
 }
 
-/* Two micro-batches: the first run plain, the second synchronised (overlapped, or after it). */
-static float *part_grads(int overlapped, size_t bucket_bytes, size_t *count) {
+/* Two micro-batches: the first run plain, the second synchronised (overlapped, or after it),
+ * the buckets reaching the host as `host` says. */
+static float *part_grads(int overlapped, size_t bucket_bytes, ldm_grad_sync_host host,
+                         size_t *count) {
     int rank = ldm_job_rank(g_job), size = ldm_job_size(g_job);
     net n;
     net_make(&n, PER, rank, size);
     ldm_grad_sync *s;
-    assert_status(ldm_grad_sync_create(n.g, g_job, bucket_bytes, &s), LDM_OK);
+    assert_status(ldm_grad_sync_create_with(n.g, g_job, bucket_bytes, host, &s), LDM_OK);
     net_feed(&n, rank * PER, PER, 0);
     assert_status(ldm_graph_run(n.g), LDM_OK);
     net_feed(&n, rank * PER, PER, 1);
@@ -117,10 +119,14 @@ static void parts_average_to_the_whole_batch(void **state) {
     (void)state;
     int size = ldm_job_size(g_job);
     size_t count, count2, count_full;
-    float *g = part_grads(1, 4, &count);
-    float *after = part_grads(0, 0, &count2);
+    float *g = part_grads(1, 4, LDM_GRAD_SYNC_MAP, &count);
+    float *after = part_grads(0, 0, LDM_GRAD_SYNC_AUTO, &count2);
     assert_int_equal(count, count2);
-    /* overlapped, bucket by bucket, equals averaging after the run, bit for bit */
+    /* overlapped, bucket by bucket, equals averaging after the run, bit for bit; buckets mapped
+     * in place or copied through the staging alike */
+    assert_memory_equal(g, after, count * sizeof *g);
+    free(after);
+    after = part_grads(1, 4, LDM_GRAD_SYNC_STAGE, &count2);
     assert_memory_equal(g, after, count * sizeof *g);
     /* every rank holds rank 0's values */
     float *mine = malloc(count * sizeof *mine);

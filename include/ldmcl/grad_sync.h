@@ -1,11 +1,12 @@
 /* ldmcl/grad_sync.h: data-parallel gradients. A graph run whose trainable gradients come out
  * averaged over the ranks of a job (ldmcl/job.h): the graph's span of the gradient arena is cut
  * into buckets of whole parameters; the recorded launches are replayed in pieces, and after the
- * backward step that finishes a bucket's last parameter the bucket is read into host memory (one
- * pinned, mapped staging buffer as large as the span) while the device goes on with the rest of
- * backward; each bucket's sum over the ranks (MPI_Iallreduce) starts as soon as its read is done,
- * overlapping the backward still running, and each bucket's average is written back as soon as
- * its sum is done, before the optimizer's launches, which follow in the same queue.
+ * backward step that finishes a bucket's last parameter the bucket is brought to host memory
+ * (mapped in place where the device shares host memory, else read into one pinned staging buffer
+ * as large as the span) while the device goes on with the rest of backward; each bucket's sum over
+ * the ranks (MPI_Iallreduce) starts as soon as its read is done, overlapping the backward still
+ * running, and each bucket's average is written back as soon as its sum is done, before the
+ * optimizer's launches, which follow in the same queue.
  *
  * The sums are the MPI library's MPI_SUM over MPI_FLOAT, bucket by bucket in a fixed order, so a
  * result never depends on timing; the average is the sum times 1/N. Every rank gets the same
@@ -30,6 +31,16 @@ typedef struct ldm_grad_sync ldm_grad_sync;
  * 1 MiB, so that a small model overlaps too); a parameter is never split. */
 ldm_status ldm_grad_sync_create(ldm_graph *g, ldm_job *job, size_t bucket_bytes,
                                 ldm_grad_sync **out);
+/* How a bucket reaches the host: AUTO maps it in place where the device shares host memory
+ * (CL_DEVICE_HOST_UNIFIED_MEMORY: CPUs, integrated GPUs: no copy) and copies it through the
+ * pinned staging elsewhere; MAP and STAGE choose (both give the same values). */
+typedef enum ldm_grad_sync_host {
+    LDM_GRAD_SYNC_AUTO = -1,
+    LDM_GRAD_SYNC_MAP = 0,
+    LDM_GRAD_SYNC_STAGE = 1
+} ldm_grad_sync_host;
+ldm_status ldm_grad_sync_create_with(ldm_graph *g, ldm_job *job, size_t bucket_bytes,
+                                     ldm_grad_sync_host host, ldm_grad_sync **out);
 void ldm_grad_sync_destroy(ldm_grad_sync *s);
 
 /* Runs the graph once (ldm_graph_run) and averages its trainable gradients over the job: on

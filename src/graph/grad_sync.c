@@ -20,6 +20,7 @@ typedef struct bucket {
     size_t ready;      /* replay launches [0, ready) before the bucket is final */
     cl_event read;
     int sum;
+    float *mapped; /* LDM_GRAD_SYNC_MAP: the bucket mapped in place while it is summed */
 } bucket;
 
 struct ldm_grad_sync {
@@ -28,6 +29,8 @@ struct ldm_grad_sync {
     ldm_ctx *ctx;
     bucket *b; /* by readiness */
     size_t n;
+    int active;     /* a job of more than one, with gradients */
+    int map;        /* the buckets mapped in place, else copied through the staging */
     cl_mem staging; /* pinned host memory, mapped once at host */
     float *host;    /* host[k] is gradient arena element span_off + k */
     ldm_grad_sync_stats stats;
@@ -104,6 +107,20 @@ static ldm_status make_buckets(ldm_grad_sync *s, size_t bucket_bytes) {
 
 ldm_status ldm_grad_sync_create(ldm_graph *g, ldm_job *job, size_t bucket_bytes,
                                 ldm_grad_sync **out) {
+    return ldm_grad_sync_create_with(g, job, bucket_bytes, LDM_GRAD_SYNC_AUTO, out);
+}
+
+/* Whether the device shares host memory (CL_DEVICE_HOST_UNIFIED_MEMORY: CPUs, integrated GPUs). */
+static int shares_host_memory(ldm_ctx *ctx) {
+    cl_bool unified = CL_FALSE;
+    if (clGetDeviceInfo(ctx->device, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified,
+                        NULL) != CL_SUCCESS)
+        return 0;
+    return unified == CL_TRUE;
+}
+
+ldm_status ldm_grad_sync_create_with(ldm_graph *g, ldm_job *job, size_t bucket_bytes,
+                                     ldm_grad_sync_host host, ldm_grad_sync **out) {
     *out = NULL;
     if (!g->compiled || !g->has_backward || !g->bwd_end)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
@@ -120,7 +137,10 @@ ldm_status ldm_grad_sync_create(ldm_graph *g, ldm_job *job, size_t bucket_bytes,
         if (bucket_bytes < MIN_BUCKET_BYTES) bucket_bytes = MIN_BUCKET_BYTES;
     }
     ldm_status st = make_buckets(s, bucket_bytes);
-    if (st == LDM_OK && ldm_job_size(job) > 1 && bytes) {
+    s->active = ldm_job_size(job) > 1 && bytes > 0;
+    s->map =
+        host == LDM_GRAD_SYNC_MAP || (host == LDM_GRAD_SYNC_AUTO && shares_host_memory(s->ctx));
+    if (st == LDM_OK && s->active && !s->map) {
         cl_int err;
         s->staging = clCreateBuffer(s->ctx->context, CL_MEM_ALLOC_HOST_PTR | CL_MEM_READ_WRITE,
                                     bytes, NULL, &err);
@@ -146,8 +166,13 @@ ldm_status ldm_grad_sync_create(ldm_graph *g, ldm_job *job, size_t bucket_bytes,
 
 void ldm_grad_sync_destroy(ldm_grad_sync *s) {
     if (!s) return;
-    for (size_t k = 0; k < s->n; k++)
+    for (size_t k = 0; k < s->n; k++) {
+        if (s->b[k].mapped) /* a sum that failed half-way */
+            clEnqueueUnmapMemObject(s->ctx->queue, ldm_arena_mem(s->g->store->grads),
+                                    s->b[k].mapped, 0, NULL, NULL);
         if (s->b[k].read) clReleaseEvent(s->b[k].read);
+    }
+    if (s->map) clFinish(s->ctx->queue);
     if (s->host) {
         clEnqueueUnmapMemObject(s->ctx->queue, s->staging, s->host, 0, NULL, NULL);
         clFinish(s->ctx->queue);
@@ -165,12 +190,26 @@ ldm_grad_sync_stats ldm_grad_sync_get_stats(const ldm_grad_sync *s) {
     return s->stats;
 }
 
+/* The bucket's values on the host (valid once its read or map is done). */
+static float *on_host(const ldm_grad_sync *s, const bucket *b) {
+    return s->map ? b->mapped : s->host + (b->off - s->g->span_off);
+}
+
+/* Enqueues the bucket's way to the host: a map in place, or a read into the staging. */
 static ldm_status read_bucket(ldm_grad_sync *s, bucket *b) {
     cl_mem grads = ldm_arena_mem(s->g->store->grads);
     if (b->read) clReleaseEvent(b->read);
     b->read = NULL;
-    cl_int err = clEnqueueReadBuffer(s->ctx->queue, grads, CL_FALSE, b->off * 4, b->count * 4,
-                                     s->host + (b->off - s->g->span_off), 0, NULL, &b->read);
+    cl_int err;
+    if (s->map) { /* the rest of backward writes other parts of the arena, never this one */
+        b->mapped = clEnqueueMapBuffer(s->ctx->queue, grads, CL_FALSE, CL_MAP_READ | CL_MAP_WRITE,
+                                       b->off * 4, b->count * 4, 0, NULL, &b->read, &err);
+        if (err != CL_SUCCESS)
+            return LDM_CL_FAIL(err, "clEnqueueMapBuffer", "mapping a gradient bucket");
+        return LDM_OK;
+    }
+    err = clEnqueueReadBuffer(s->ctx->queue, grads, CL_FALSE, b->off * 4, b->count * 4,
+                              on_host(s, b), 0, NULL, &b->read);
     if (err != CL_SUCCESS)
         return LDM_CL_FAIL(err, "clEnqueueReadBuffer", "reading a gradient bucket to the host");
     return LDM_OK;
@@ -208,7 +247,7 @@ static ldm_status start_sums(ldm_grad_sync *s, double *first, double *backward_d
         }
         if (k == 0) *first = now_s();
         if (k == 0 || !s->after) *backward_done = now_s();
-        LDM_TRY(ldm_job_sum_start(s->job, s->host + (b->off - s->g->span_off), b->count, &b->sum));
+        LDM_TRY(ldm_job_sum_start(s->job, on_host(s, b), b->count, &b->sum));
     }
     return LDM_OK;
 }
@@ -221,14 +260,21 @@ static ldm_status write_back(ldm_grad_sync *s, double *done) {
     for (size_t k = 0; k < s->n; k++) {
         bucket *b = &s->b[k];
         LDM_TRY(ldm_job_sum_wait(s->job, b->sum, "the gradients' sum over the job"));
-        float *h = s->host + (b->off - s->g->span_off);
+        float *h = on_host(s, b);
         for (size_t i = 0; i < b->count; i++)
             h[i] *= inv;
-        /* the staging stays untouched until a later read, which the queue orders after this */
-        cl_int err = clEnqueueWriteBuffer(s->ctx->queue, grads, CL_FALSE, b->off * 4, b->count * 4,
-                                          h, 0, NULL, NULL);
-        if (err != CL_SUCCESS)
-            return LDM_CL_FAIL(err, "clEnqueueWriteBuffer", "writing averaged gradients back");
+        cl_int err;
+        if (s->map) {
+            err = clEnqueueUnmapMemObject(s->ctx->queue, grads, h, 0, NULL, NULL);
+            b->mapped = NULL;
+            if (err != CL_SUCCESS)
+                return LDM_CL_FAIL(err, "clEnqueueUnmapMemObject", "unmapping a gradient bucket");
+        } else { /* the staging stays untouched until a later read, queued after this */
+            err = clEnqueueWriteBuffer(s->ctx->queue, grads, CL_FALSE, b->off * 4, b->count * 4, h,
+                                       0, NULL, NULL);
+            if (err != CL_SUCCESS)
+                return LDM_CL_FAIL(err, "clEnqueueWriteBuffer", "writing averaged gradients back");
+        }
         clFlush(s->ctx->queue);
     }
     *done = now_s();
@@ -262,13 +308,13 @@ static ldm_status sync(ldm_grad_sync *s, int run) {
 }
 
 ldm_status ldm_grad_sync_run(ldm_grad_sync *s) {
-    if (ldm_job_size(s->job) == 1 || !s->host) return ldm_graph_run(s->g);
+    if (!s->active) return ldm_graph_run(s->g);
     ldm_status st = sync(s, 1);
     if (st != LDM_OK) ldm_error_prefix("a data-parallel training step");
     return st;
 }
 
 ldm_status ldm_grad_sync_now(ldm_grad_sync *s) {
-    if (ldm_job_size(s->job) == 1 || !s->host) return LDM_OK;
+    if (!s->active) return LDM_OK;
     return sync(s, 0);
 }
