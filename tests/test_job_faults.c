@@ -256,8 +256,46 @@ static void the_writer_killed_mid_checkpoint_leaves_the_last_one(void **state) {
     }
 }
 
+/* A run stopped by a 2-rank job continues in one process from the same global sample position,
+ * saying so. */
+static void resume_with_another_number_of_ranks(void **state) {
+    (void)state;
+    char ini[1200], cmd[4096];
+    config("regrouped", ini);
+    assert_int_equal(run_job("regrouped", "", "--stop-after 4"), 0);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' regrouped.ini --resume > regrouped.alone 2>&1",
+             g_dir, LDMCL_TRAIN_PROGRAM);
+    assert_int_equal(system(cmd), 0);
+    char path[1300];
+    snprintf(path, sizeof path, "%s/regrouped.alone", g_dir);
+    char *out = read_text(path);
+    /* the checkpoint of step 3 (every 3), after 3 steps of 2 ranks x batch 4: 24 samples */
+    says(out, "this job has 1");
+    assert_contains(out, "was written by 2 rank(s), this job has 1: it continues from global "
+                         "sample position 24 (step 3), 4 samples per step from here");
+    free(out);
+    assert_true(exists("regrouped", "model/unet.safetensors"));
+}
+
+/* A config error is found by every rank and said once. */
+static void a_config_error_is_reported_once(void **state) {
+    (void)state;
+    char ini[1200];
+    config("badconfig", ini);
+    edit_file(ini, "learning_rate = 1e-3", "\n", "learning_rate = -1");
+    assert_int_equal(run_job("badconfig", "", ""), 2);
+    char *out = job_output("badconfig");
+    const char *first = strstr(out, "learning_rate");
+    assert_non_null(first);
+    says(out, "learning_rate");
+    assert_null(strstr(first + 1, "learning_rate")); /* once, not once per rank */
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_config_error_is_reported_once),
+        cmocka_unit_test(resume_with_another_number_of_ranks),
         cmocka_unit_test(a_killed_rank_ends_the_job_and_resume_is_exact),
         cmocka_unit_test(a_hung_rank_is_named_and_the_run_resumes),
         cmocka_unit_test(the_writer_killed_mid_checkpoint_leaves_the_last_one),
@@ -275,7 +313,7 @@ static void skipped(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(skipped)};
-    return cmocka_run_tests(tests);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }
 
 #endif

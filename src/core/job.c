@@ -36,12 +36,6 @@ struct ldm_job {
 #endif
 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int ldm_job_rank(const ldm_job *d) {
     return d ? d->rank : 0;
 }
@@ -81,11 +75,13 @@ ldm_status ldm_job_init(int *argc, char ***argv, ldm_job **out) {
     (void)argc;
     (void)argv;
     *out = NULL;
-    if (launched() && getenv("OMPI_COMM_WORLD_SIZE") && strcmp(getenv("OMPI_COMM_WORLD_SIZE"), "1"))
+    const char *n =
+        getenv("OMPI_COMM_WORLD_SIZE") ? getenv("OMPI_COMM_WORLD_SIZE") : getenv("PMI_SIZE");
+    if (n && atoi(n) > 1)
         return LDM_FAIL(LDM_ERR_JOB,
                         "started by mpirun as one of %s processes, but this ldmcl was built "
                         "without MPI: rebuild with -DLDMCL_MPI=ON (Debian: libopenmpi-dev)",
-                        getenv("OMPI_COMM_WORLD_SIZE"));
+                        n);
     ldm_job *d = calloc(1, sizeof *d);
     if (!d) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     d->size = d->local_size = 1;
@@ -146,12 +142,6 @@ ldm_status ldm_job_sum_test(ldm_job *d, int id, int *done) {
     return LDM_OK;
 }
 ldm_status ldm_job_sum_wait(ldm_job *d, int id, const char *what) {
-    if (!d || d->size == 1 || id < 0) return LDM_OK;
-    if (id >= d->n_pending) return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "no sum %d in flight", id);
-    return wait_requests(d, 1, &d->pending[id], what);
-}
-
-ldm_status ldm_job_sum_wait(ldm_job *d, int id, const char *what) {
     (void)d, (void)id, (void)what;
     return LDM_OK;
 }
@@ -161,6 +151,12 @@ ldm_status ldm_job_sum_wait_all(ldm_job *d, const char *what) {
 }
 
 #else /* LDMCL_HAVE_MPI */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 int ldm_job_built(void) {
     return 1;

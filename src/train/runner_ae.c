@@ -66,13 +66,22 @@ static ldm_status fill_batch(run_ctx *r, uint64_t *pos, int batch, float *images
  * itself is written only when the stage is done. */
 static ldm_status save_state(const run_ctx *r, ldm_ae_trainer *t, const char *state, int step,
                              uint64_t pos, size_t skipped) {
-    char steps[24], position[24], skips[24];
+    char steps[24], position[24], skips[24], ranks[16];
     snprintf(steps, sizeof steps, "%d", step);
     snprintf(position, sizeof position, "%llu", (unsigned long long)pos);
     snprintf(skips, sizeof skips, "%zu", skipped);
-    const char *meta[] = {
-        "ldmcl.stage", "autoencoder in progress", "ldmcl.ae_step", steps, "ldmcl.data_position",
-        position,      "ldmcl.skipped",           skips,           NULL};
+    snprintf(ranks, sizeof ranks, "%d", r->ranks);
+    const char *meta[] = {"ldmcl.stage",
+                          "autoencoder in progress",
+                          "ldmcl.ae_step",
+                          steps,
+                          "ldmcl.data_position", /* global: over every rank's images */
+                          position,
+                          "ldmcl.skipped",
+                          skips,
+                          RUN_RANKS_KEY,
+                          ranks,
+                          NULL};
     LDM_TRY(ldm_ae_trainer_save_state(t, state, meta));
     run_note(r, LDM_LOG_INFO, "checkpoint: autoencoder step %d saved in %s", step, state);
     return LDM_OK;
@@ -86,7 +95,16 @@ static ldm_status resume_state(const run_ctx *r, ldm_ae_trainer *t, const char *
     ldm_status s = ldm_safetensors_metadata_u64(st, "ldmcl.ae_step", &step);
     if (s == LDM_OK) s = ldm_safetensors_metadata_u64(st, "ldmcl.data_position", &position);
     if (s == LDM_OK) s = ldm_safetensors_metadata_u64(st, "ldmcl.skipped", &skips);
+    uint64_t ranks = 0; /* absent from states of earlier versions */
+    if (s == LDM_OK && ldm_safetensors_metadata(st, RUN_RANKS_KEY))
+        s = ldm_safetensors_metadata_u64(st, RUN_RANKS_KEY, &ranks);
     ldm_safetensors_close(st);
+    if (s == LDM_OK && ranks && ranks != (uint64_t)r->ranks)
+        run_note(r, LDM_LOG_INFO,
+                 "autoencoder: %s was written by %llu rank(s), this job has %d: it continues "
+                 "from global image position %llu, %d images per step from here",
+                 gstate, (unsigned long long)ranks, r->ranks, (unsigned long long)position,
+                 r->c->ae_train.step.batch * r->ranks);
     LDM_TRY(s);
     if (step > (uint64_t)r->c->ae_train.steps)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,

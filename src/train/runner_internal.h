@@ -76,6 +76,7 @@ ldm_status run_profile_report(const run_ctx *r, const char *stage, int step, dou
  * fails), the newest intact one, saying so; *step is 0 when there is none. An intact checkpoint
  * that load refuses is an error, never skipped. */
 #define RUN_STEP_KEY "ldmcl.run.step"
+#define RUN_RANKS_KEY "ldmcl.run.ranks" /* the data-parallel ranks that wrote a state */
 typedef ldm_status (*run_checkpoint_save_fn)(void *user, const char *path, int step);
 typedef ldm_status (*run_checkpoint_load_fn)(void *user, const char *path, int *step);
 ldm_status run_checkpoint_save(const run_ctx *r, int step, int limit, run_checkpoint_save_fn save,

@@ -131,7 +131,6 @@ static ldm_status feed_batch(stage *s, uint64_t p0, float *loss) {
 
 /* The stage's checkpoints (run_checkpoints.c): its whole training state and the step. */
 #define SAMPLES_KEY "ldmcl.run.samples" /* the global sample position after the step */
-#define RANKS_KEY "ldmcl.run.ranks"
 
 static ldm_status save_state(void *user, const char *path, int step) {
     stage *s = user;
@@ -139,9 +138,9 @@ static ldm_status save_state(void *user, const char *path, int step) {
     snprintf(text, sizeof text, "%d", step);
     snprintf(samples, sizeof samples, "%llu", (unsigned long long)sample_position(s, step));
     snprintf(ranks, sizeof ranks, "%d", s->r->ranks);
-    const char *meta[] = {RUN_STEP_KEY, text,        "ldmcl.run.config",
-                          s->c->path,   SAMPLES_KEY, samples,
-                          RANKS_KEY,    ranks,       NULL};
+    const char *meta[] = {RUN_STEP_KEY,  text,        "ldmcl.run.config",
+                          s->c->path,    SAMPLES_KEY, samples,
+                          RUN_RANKS_KEY, ranks,       NULL};
     return ldm_diffusion_trainer_save_state(s->t, path, meta);
 }
 
@@ -153,8 +152,8 @@ static ldm_status read_position(stage *s, const char *path, int step) {
     uint64_t samples = 0, ranks = 0;
     int has = ldm_safetensors_metadata(st, SAMPLES_KEY) != NULL;
     ldm_status e = has ? ldm_safetensors_metadata_u64(st, SAMPLES_KEY, &samples) : LDM_OK;
-    if (e == LDM_OK && ldm_safetensors_metadata(st, RANKS_KEY))
-        e = ldm_safetensors_metadata_u64(st, RANKS_KEY, &ranks);
+    if (e == LDM_OK && ldm_safetensors_metadata(st, RUN_RANKS_KEY))
+        e = ldm_safetensors_metadata_u64(st, RUN_RANKS_KEY, &ranks);
     ldm_safetensors_close(st);
     LDM_TRY(e);
     s->shift = has ? (int64_t)samples - (int64_t)((uint64_t)step * global_batch(s)) : 0;
