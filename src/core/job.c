@@ -55,13 +55,6 @@ double ldm_job_timeout(const ldm_job *d) {
     return d ? d->timeout_s : 0;
 }
 
-static int launched(void) {
-    const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-        if (getenv(vars[i])) return 1;
-    return 0;
-}
-
 #ifndef LDMCL_HAVE_MPI
 
 int ldm_job_built(void) {
@@ -151,6 +144,13 @@ ldm_status ldm_job_sum_wait_all(ldm_job *d, const char *what) {
 }
 
 #else /* LDMCL_HAVE_MPI */
+
+static int launched(void) {
+    const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        if (getenv(vars[i])) return 1;
+    return 0;
+}
 
 static double now_s(void) {
     struct timespec ts;
