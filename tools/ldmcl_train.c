@@ -52,14 +52,14 @@ static void usage(FILE *f) {
             "                time by kernel (that step runs slower; the results are unchanged)\n"
             "  --cl-device D, --cl-platform P   OpenCL device (index or name substring)\n"
             "  -v            print the library's notes\n"
-            "Data-parallel: mpirun -np N ldmcl-train CONFIG.ini (a build with MPI). [train] and\n"
-            "[autoencoder_train] batch are per rank. Each rank takes its device: --cl-device\n"
-            "D0,D1,.. gives local rank r entry r, one D all ranks, none: local rank r the\n"
-            "platform's device r modulo its devices. Rank 0 writes the files and the log.\n"
             "  --job-timeout S  a rank waits at most S seconds for the others (default 600),\n"
             "                then the job stops naming the ranks that did not arrive\n"
             "  --version     print the version\n"
-            "  -h, --help    this text\n");
+            "  -h, --help    this text\n"
+            "Data-parallel: mpirun -np N ldmcl-train CONFIG.ini (a build with MPI). [train] and\n"
+            "[autoencoder_train] batch are per rank. Each rank takes its device: --cl-device\n"
+            "D0,D1,.. gives local rank r entry r, one D all ranks, none: local rank r the\n"
+            "platform's device r modulo its devices. Rank 0 writes the files and the log.\n");
 }
 
 /* Every option, for telling a mistyped one from a known one. */
