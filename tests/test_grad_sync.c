@@ -11,6 +11,8 @@
 #include "ldmcl/grad_sync.h"
 #include "ldmcl/job.h"
 #include "ldmcl/ops.h"
+#include "ldmcl/optim.h"
+#include "ldmcl/train_state.h"
 #include "test_util.h"
 
 enum { PER = 3, IN = 8, HID = 16, OUT = 4 };
@@ -191,10 +193,39 @@ static void job_collectives(void **state) {
         }
 }
 
+/* The same state passes; one weight changed on the last rank stops every rank, the changed one
+ * naming the tensor and the others the rank. */
+static void a_rank_that_differs_is_named(void **state) {
+    (void)state;
+    int rank = ldm_job_rank(g_job), size = ldm_job_size(g_job);
+    net n;
+    net_make(&n, PER, rank, size);
+    ldm_adam_config a;
+    ldm_adam_config_init(&a);
+    ldm_optimizer *opt;
+    assert_status(ldm_adam_create(n.g, &a, &opt), LDM_OK);
+    ldm_train_state_part part = {NULL, n.g, opt, NULL};
+    assert_status(ldm_train_state_check_same(g_job, &part, 1), LDM_OK);
+    if (size > 1) {
+        if (rank == size - 1) {
+            float b[OUT] = {0.5f, 0.25f, 0.125f, 1.0f};
+            assert_status(ldm_tensor_write(n.w[3], b), LDM_OK);
+        }
+        assert_status(ldm_train_state_check_same(g_job, &part, 1), LDM_ERR_JOB);
+        if (rank == size - 1)
+            assert_contains(ldm_last_error(), "tensor 'l2.bias'");
+        else
+            assert_contains(ldm_last_error(), "differs from rank 0's (rank");
+    }
+    ldm_optimizer_destroy(opt);
+    ldm_graph_destroy(n.g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(job_collectives),
         cmocka_unit_test(parts_average_to_the_whole_batch),
+        cmocka_unit_test(a_rank_that_differs_is_named),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
