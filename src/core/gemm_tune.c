@@ -82,12 +82,6 @@ static void routine_candidate(size_t threshold, ldm_gemm_tuning_kernel *k) {
     k->n = 1;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 typedef struct tune_bufs {
     ldm_ctx *ctx;
     cl_mem a, b, c, temp;
@@ -139,9 +133,9 @@ static ldm_status time_shapes(tune_bufs *b, const tune_shape *shapes, size_t n, 
     for (size_t i = 0; i < n; i++) {
         LDM_TRY(run_shape(b, &shapes[i]));
         for (int r = 0; r < reps; r++) {
-            double t0 = now_s();
+            double t0 = ldm_now_s();
             LDM_TRY(run_shape(b, &shapes[i]));
-            times[r] = 1e3 * (now_s() - t0);
+            times[r] = 1e3 * (ldm_now_s() - t0);
         }
         qsort(times, (size_t)reps, sizeof *times, cmp_double);
         sum += times[reps / 2];

@@ -163,6 +163,8 @@ uint64_t ldm_ctx_free_bytes(const ldm_ctx *ctx, uint64_t *limit, const char **wh
 /* ---- small helpers (util.c) -------------------------------------------------------------- */
 
 char *ldm_strdup(const char *s);
+/* Seconds from a monotonic clock (for intervals). */
+double ldm_now_s(void);
 /* Opens path for reading ("rb") only when it is a regular file (symbolic links followed): a FIFO
  * would block the open, or the reads, forever, and a device never ends. Opened without blocking,
  * checked with fstat, then set back to blocking. 0 on success; otherwise *out is NULL and the

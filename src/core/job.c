@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "fail.h"
+#include "internal.h"
 #include "ldmcl/job.h"
 
 #ifdef LDMCL_HAVE_MPI
@@ -152,12 +153,6 @@ static int launched(void) {
     return 0;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int ldm_job_built(void) {
     return 1;
 }
@@ -246,7 +241,7 @@ static ldm_status timed_out(ldm_job *d, const char *what) {
 
 /* Waits for requests with the job's deadline, letting the roll call progress. */
 static ldm_status wait_requests(ldm_job *d, int n, MPI_Request *req, const char *what) {
-    double deadline = now_s() + d->timeout_s;
+    double deadline = ldm_now_s() + d->timeout_s;
     long idle = 0;
     for (;;) {
         /* request by request: MPICH's MPI_Testall prototype with MPI_STATUSES_IGNORE trips GCC's
@@ -260,7 +255,7 @@ static ldm_status wait_requests(ldm_job *d, int n, MPI_Request *req, const char 
         }
         if (all) return LDM_OK;
         LDM_TRY(roll_progress(d));
-        if (now_s() > deadline) return timed_out(d, what);
+        if (ldm_now_s() > deadline) return timed_out(d, what);
         if (++idle > 64) { /* then sleep between polls: the device's threads need the cores */
             struct timespec ts = {0, idle > 4096 ? 1000000 : 50000};
             nanosleep(&ts, NULL);

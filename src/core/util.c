@@ -1,5 +1,5 @@
 /* src/core/util.c: small host helpers the runtime shares: strings, whole-file reads, opening
- * regular files only, mkdir -p, counting non-finite values. */
+ * regular files only, mkdir -p, counting non-finite values, a monotonic clock. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -7,11 +7,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include "internal.h"
+
+double ldm_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 char *ldm_strdup(const char *s) {
     if (!s) return NULL;

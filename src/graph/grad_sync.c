@@ -37,12 +37,6 @@ struct ldm_grad_sync {
     int after; /* ldm_grad_sync_set_overlap(s, 0): the sums after the whole run */
 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int by_ready(const void *a, const void *b) {
     const bucket *x = a, *y = b;
     if (x->ready != y->ready) return x->ready < y->ready ? -1 : 1;
@@ -235,18 +229,18 @@ static ldm_status start_sums(ldm_grad_sync *s, double *first, double *backward_d
     for (size_t k = 0; k < s->n; k++) {
         bucket *b = &s->b[k];
         for (long idle = 0;; idle++) {
-            int done = 0;
-            LDM_TRY(event_done(b->read, &done));
-            if (done) break;
+            int read = 0, summed;
+            LDM_TRY(event_done(b->read, &read));
+            if (read) break;
             for (size_t e = 0; e < k; e++) /* progress for the sums in flight */
-                LDM_TRY(ldm_job_sum_test(s->job, s->b[e].sum, &done));
+                LDM_TRY(ldm_job_sum_test(s->job, s->b[e].sum, &summed));
             if (idle > 64) {
                 struct timespec ts = {0, idle > 256 ? 2000000 : 50000};
                 nanosleep(&ts, NULL);
             }
         }
-        if (k == 0) *first = now_s();
-        if (k == 0 || !s->after) *backward_done = now_s();
+        if (k == 0) *first = ldm_now_s();
+        if (k == 0 || !s->after) *backward_done = ldm_now_s();
         LDM_TRY(ldm_job_sum_start(s->job, on_host(s, b), b->count, &b->sum));
     }
     return LDM_OK;
@@ -277,7 +271,7 @@ static ldm_status write_back(ldm_grad_sync *s, double *done) {
         }
         clFlush(s->ctx->queue);
     }
-    *done = now_s();
+    *done = ldm_now_s();
     return ldm_job_sum_wait_all(s->job, "the gradients' sum over the job"); /* (all done) */
 }
 
@@ -290,8 +284,10 @@ static ldm_status sync(ldm_grad_sync *s, int run) {
     }
     for (size_t k = 0; k < s->n; k++) {
         size_t to = run ? s->b[k].ready : 0;
-        if (to > at) LDM_TRY(ldm_cmd_replay_range(c, at, to));
-        if (to > at) at = to;
+        if (to > at) {
+            LDM_TRY(ldm_cmd_replay_range(c, at, to));
+            at = to;
+        }
         LDM_TRY(read_bucket(s, &s->b[k]));
     }
     if (run) LDM_TRY(ldm_cmd_replay_range(c, at, ldm_cmd_count(c)));

@@ -8,12 +8,6 @@
 
 #include "runner_internal.h"
 
-double run_now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 ldm_status run_loop(run_ctx *r, const run_stage_loop *l, run_loop_end *end) {
     end->finished = l->start >= l->total;
     end->stopped = 0;
@@ -25,18 +19,18 @@ ldm_status run_loop(run_ctx *r, const run_stage_loop *l, run_loop_end *end) {
         if (!csv) return LDM_FAIL(LDM_ERR_IO, "cannot write '%s'", l->csv_path);
         if (!l->start) fprintf(csv, "%s\n", l->csv_header);
     }
-    double t0 = run_now_s();
+    double t0 = ldm_now_s();
     int done_here = 0;
     ldm_status st = LDM_OK;
     for (int step = l->start; st == LDM_OK && step < l->total; step++) {
         if (l->prepare) st = l->prepare(l->self, step);
-        double ts = run_now_s();
+        double ts = ldm_now_s();
         if (st == LDM_OK) st = run_profile_begin(r, step);
         float loss = 0;
         if (st == LDM_OK) st = l->step(l->self, step, &loss);
-        if (st == LDM_OK) st = run_profile_report(r, l->stage, step, run_now_s() - ts);
+        if (st == LDM_OK) st = run_profile_report(r, l->stage, step, ldm_now_s() - ts);
         if (st != LDM_OK) break;
-        double el = run_now_s() - t0;
+        double el = ldm_now_s() - t0;
         char line[512];
         l->log_line(l->self, step, el, line, sizeof line);
         if (csv) {
@@ -63,6 +57,6 @@ ldm_status run_loop(run_ctx *r, const run_stage_loop *l, run_loop_end *end) {
         }
     }
     if (csv) fclose(csv);
-    end->seconds = run_now_s() - t0;
+    end->seconds = ldm_now_s() - t0;
     return st;
 }

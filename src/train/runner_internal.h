@@ -109,7 +109,6 @@ typedef struct run_loop_end {
     double seconds;
 } run_loop_end;
 ldm_status run_loop(run_ctx *r, const run_stage_loop *l, run_loop_end *end);
-double run_now_s(void);
 
 /* Every file the stages that will run read, checked before the first step (run_inputs.c). */
 ldm_status run_check_inputs(const run_ctx *r);
