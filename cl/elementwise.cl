@@ -3,6 +3,7 @@
 //   1 silu: x * sigmoid(x)            2 leaky_relu: x > 0 ? x : slope * x
 //   3 gelu: x * Phi(x) (exact, erf)   4 quick_gelu: x * sigmoid(1.702 x)
 //   5 exp: e^x
+// GEGLU (x's first half times GELU of its second) is its own pair of kernels.
 // Backward kernels take acc: 0 overwrites the gradient, 1 adds to it.
 #ifndef ACT
 #define ACT 1
@@ -12,13 +13,24 @@ inline float sigmoid_f(const float x) {
     return 1.0f / (1.0f + exp(-x));
 }
 
+// GELU, exact (erf) form, and its derivative Phi(x) + x phi(x)
+inline float gelu_erf_f(const float x) {
+    return 0.5f * x * (1.0f + erf(x * 0.70710678118654752f));
+}
+
+inline float gelu_erf_df(const float x) {
+    const float cdf = 0.5f * (1.0f + erf(x * 0.70710678118654752f));
+    const float pdf = 0.39894228040143268f * exp(-0.5f * x * x);
+    return cdf + x * pdf;
+}
+
 inline float act_f(const float x, const float p) {
 #if ACT == 1
     return x * sigmoid_f(x);
 #elif ACT == 2
     return x > 0.0f ? x : p * x;
 #elif ACT == 3
-    return 0.5f * x * (1.0f + erf(x * 0.70710678118654752f));
+    return gelu_erf_f(x);
 #elif ACT == 4
     return x * sigmoid_f(1.702f * x);
 #elif ACT == 5
@@ -36,9 +48,7 @@ inline float act_df(const float x, const float p) {
 #elif ACT == 2
     return x > 0.0f ? 1.0f : p;
 #elif ACT == 3
-    const float cdf = 0.5f * (1.0f + erf(x * 0.70710678118654752f));
-    const float pdf = 0.39894228040143268f * exp(-0.5f * x * x);
-    return cdf + x * pdf;
+    return gelu_erf_df(x);
 #elif ACT == 4
     const float s = sigmoid_f(1.702f * x);
     return s * (1.0f + 1.702f * x * (1.0f - s));
@@ -60,6 +70,29 @@ kernel void act_bwd(const int n, const float p, const int acc, global float *dx,
     if (i >= n) return;
     const float g = dy[dy_off + i] * act_df(x[x_off + i], p);
     dx[dx_off + i] = acc ? dx[dx_off + i] + g : g;
+}
+
+// GEGLU over rows of x [rows, 2D]: y[r, i] = x[r, i] * gelu(x[r, D + i]) (diffusers' GEGLU: the
+// projection's first half times GELU of its second), n = rows * D.
+kernel void geglu_fwd(const int n, const int D, global float *y, const ulong y_off,
+                      global const float *x, const ulong x_off) {
+    const int t = get_global_id(0);
+    if (t >= n) return;
+    const ulong a = x_off + (ulong)(t / D) * (ulong)(2 * D) + (ulong)(t % D);
+    y[y_off + t] = x[a] * gelu_erf_f(x[a + D]);
+}
+
+// dx[r, i] = dy gelu(gate), dx[r, D + i] = dy x[r, i] gelu'(gate); acc adds to dx.
+kernel void geglu_bwd(const int n, const int D, const int acc, global float *dx, const ulong dx_off,
+                      global const float *dy, const ulong dy_off, global const float *x,
+                      const ulong x_off) {
+    const int t = get_global_id(0);
+    if (t >= n) return;
+    const ulong r = (ulong)(t / D) * (ulong)(2 * D) + (ulong)(t % D);
+    const float g = dy[dy_off + t], a = x[x_off + r], gate = x[x_off + r + D];
+    const float da = g * gelu_erf_f(gate), dgate = g * a * gelu_erf_df(gate);
+    dx[dx_off + r] = acc ? dx[dx_off + r] + da : da;
+    dx[dx_off + r + D] = acc ? dx[dx_off + r + D] + dgate : dgate;
 }
 
 // y = alpha * a + beta * b

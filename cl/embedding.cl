@@ -47,3 +47,18 @@ kernel void embedding_bwd_rows(const int rows, const int V, const int D, const i
     const ulong o = dw_off + (ulong)v * D + d;
     dw[o] = acc ? dw[o] + s : s;
 }
+
+// Sinusoidal embeddings of real-valued timesteps (Stable Diffusion's, diffusers'
+// get_timestep_embedding): y[n, i] = sin(t[n] freq[i]) and y[n, halfdim + i] = cos(t[n] freq[i])
+// for i < halfdim, the halves swapped when cos_first; n = N * halfdim.
+kernel void timestep_sinusoid(const int n, const int halfdim, const int cos_first, global float *y,
+                              const ulong y_off, global const float *t, const ulong t_off,
+                              global const float *freq, const ulong freq_off) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int r = i / halfdim, d = i % halfdim;
+    const float arg = t[t_off + r] * freq[freq_off + d];
+    const ulong row = y_off + (ulong)r * (ulong)(2 * halfdim);
+    y[row + (cos_first ? halfdim : 0) + d] = sin(arg);
+    y[row + (cos_first ? 0 : halfdim) + d] = cos(arg);
+}

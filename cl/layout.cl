@@ -36,6 +36,11 @@ kernel void copy_slice(const int outer, const int len, const int inner, const in
     dst[d] = acc ? dst[d] + src[s] : src[s];
 }
 
+// The source index resize_nearest takes for output o of out from in.
+inline int nearest_src(const int o, const int in, const int out) {
+    return min((int)floor((float)o * ((float)in / (float)out)), in - 1);
+}
+
 // y[n, c, oy, ox] = x[n, c, iy, ix] with i = min(floor(o * in / out), in - 1), the source index
 // PyTorch's F.interpolate(mode='nearest') takes (its scale computed in float).
 kernel void resize_nearest(const int NC, const int H, const int W, const int Ho, const int Wo,
@@ -44,7 +49,25 @@ kernel void resize_nearest(const int NC, const int H, const int W, const int Ho,
     const int t = get_global_id(0);
     if (t >= NC * Ho * Wo) return;
     const int ox = t % Wo, oy = (t / Wo) % Ho, nc = t / (Wo * Ho);
-    const float sy = (float)H / (float)Ho, sx = (float)W / (float)Wo;
-    const int iy = min((int)floor((float)oy * sy), H - 1), ix = min((int)floor((float)ox * sx), W - 1);
+    const int iy = nearest_src(oy, H, Ho), ix = nearest_src(ox, W, Wo);
     y[y_off + t] = x[x_off + ((ulong)nc * H + iy) * W + ix];
+}
+
+// dx[n, c, iy, ix] = acc dx + the sum of dy over the outputs whose source it is: those lie in
+// [iy out / in - 1, (iy + 1) out / in + 1], checked with the forward's own index formula.
+kernel void resize_nearest_bwd(const int NC, const int H, const int W, const int Ho, const int Wo,
+                               const int acc, global float *dx, const ulong dx_off,
+                               global const float *dy, const ulong dy_off) {
+    const int t = get_global_id(0);
+    if (t >= NC * H * W) return;
+    const int ix = t % W, iy = (t / W) % H, nc = t / (W * H);
+    const int y0 = max(iy * Ho / H - 1, 0), y1 = min((iy + 1) * Ho / H + 1, Ho - 1);
+    const int x0 = max(ix * Wo / W - 1, 0), x1 = min((ix + 1) * Wo / W + 1, Wo - 1);
+    float s = 0.0f;
+    for (int oy = y0; oy <= y1; oy++) {
+        if (nearest_src(oy, H, Ho) != iy) continue;
+        for (int ox = x0; ox <= x1; ox++)
+            if (nearest_src(ox, W, Wo) == ix) s += dy[dy_off + ((ulong)nc * Ho + oy) * Wo + ox];
+    }
+    dx[dx_off + t] = acc ? dx[dx_off + t] + s : s;
 }

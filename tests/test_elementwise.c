@@ -1,4 +1,4 @@
-/* tests/test_elementwise.c: activations, exp, add/sub/scale/mul, detach and the per-channel
+/* tests/test_elementwise.c: activations, exp, add/sub/scale/mul, detach, GEGLU and the per-channel
  * broadcast add against PyTorch (tests/ref/elementwise.safetensors), with accumulation and finite
  * differences. */
 #include <string.h>
@@ -67,6 +67,11 @@ static ldm_tensor *b_add_channels(ldm_graph *g, ldm_tensor **in, int n, const ld
     return ldm_add_channels(g, in[0], in[1]);
 }
 
+static ldm_tensor *b_geglu(ldm_graph *g, ldm_tensor **in, int n, const ldm_json *p) {
+    (void)n, (void)p;
+    return ldm_geglu(g, in[0]);
+}
+
 static void elementwise_matches_pytorch(void **state) {
     (void)state;
     const op_entry ops[] = {
@@ -84,6 +89,7 @@ static void elementwise_matches_pytorch(void **state) {
         {"exp", b_exp, 0},
         {"mul_detach", b_mul_detach, 0},
         {"affine", b_affine, 0},
+        {"geglu", b_geglu, 0},
     };
     run_ref_family("elementwise", ops, (int)(sizeof ops / sizeof ops[0]));
 }

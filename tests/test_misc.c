@@ -1,6 +1,6 @@
-/* tests/test_misc.c: softmax, the reference's sinusoidal timestep embedding and diffusers'
- * min-SNR loss scale against PyTorch (tests/ref/misc.safetensors); the min-SNR backward with
- * timesteps that the memory planner could reuse. */
+/* tests/test_misc.c: softmax, the sinusoidal timestep embeddings (the reference's, Stable
+ * Diffusion's) and diffusers' min-SNR loss scale against PyTorch (tests/ref/misc.safetensors); the
+ * min-SNR backward with timesteps that the memory planner could reuse. */
 #include "ldmcl/diffusion.h"
 #include "op_harness.h"
 
@@ -27,11 +27,20 @@ static ldm_tensor *b_snr_scale(ldm_graph *g, ldm_tensor **in, int n, const ldm_j
     return out;
 }
 
+static ldm_tensor *b_timestep_sinusoidal(ldm_graph *g, ldm_tensor **in, int n, const ldm_json *p) {
+    (void)n;
+    return ldm_timestep_sinusoidal(g, in[0], (int)case_number(p, "dim"),
+                                   (int)case_number(p, "cos_first"),
+                                   (float)case_number(p, "freq_shift"));
+}
+
 static void misc_matches_pytorch(void **state) {
     (void)state;
-    const op_entry ops[] = {
-        {"softmax", b_softmax, 0}, {"timestep", b_timestep, 0}, {"snr_scale", b_snr_scale, 0}};
-    run_ref_family("misc", ops, 3);
+    const op_entry ops[] = {{"softmax", b_softmax, 0},
+                            {"timestep", b_timestep, 0},
+                            {"snr_scale", b_snr_scale, 0},
+                            {"timestep_sinusoidal", b_timestep_sinusoidal, 0}};
+    run_ref_family("misc", ops, (int)(sizeof ops / sizeof ops[0]));
 }
 
 /* The gradient of x through loss = mean(linear(snr_loss_scale(x, t), w)), with t drawn on the

@@ -1,7 +1,7 @@
-/* src/ops/elementwise.c: activations (silu, leaky_relu, gelu, quick_gelu, exp), alpha*a + beta*b,
- * multiply, the broadcast add of a per-channel vector and detach; kernels in cl/elementwise.cl.
- * Backward of an activation reads its input x; of a multiply, both inputs; the others read
- * nothing but the upstream gradient. */
+/* src/ops/elementwise.c: activations (silu, leaky_relu, gelu, quick_gelu, exp), GEGLU,
+ * alpha*a + beta*b, multiply, the broadcast add of a per-channel vector and detach; kernels in
+ * cl/elementwise.cl. Backward of an activation reads its input x; of a multiply, both inputs; the
+ * others read nothing but the upstream gradient. */
 #include <stdio.h>
 
 #include "ops_internal.h"
@@ -74,6 +74,23 @@ ldm_status ldm_mul_acc(ldm_cmd *c, size_t n, int acc, ldm_buf dst, ldm_buf dy, l
     return ldm_launch_1d(c, k, n);
 }
 
+ldm_status ldm_geglu_fwd(ldm_cmd *c, size_t rows, size_t D, ldm_buf y, ldm_buf x) {
+    LDM_TRY(ldm_check_count("geglu", 2 * rows * D));
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "geglu_fwd", NULL, &k));
+    LDM_TRY(ldm_args_geglu_fwd(k, (int)(rows * D), (int)D, y, x));
+    return ldm_launch_1d(c, k, rows * D);
+}
+
+ldm_status ldm_geglu_bwd(ldm_cmd *c, size_t rows, size_t D, int acc, ldm_buf dx, ldm_buf dy,
+                         ldm_buf x) {
+    LDM_TRY(ldm_check_count("geglu backward", 2 * rows * D));
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "geglu_bwd", NULL, &k));
+    LDM_TRY(ldm_args_geglu_bwd(k, (int)(rows * D), (int)D, acc, dx, dy, x));
+    return ldm_launch_1d(c, k, rows * D);
+}
+
 ldm_status ldm_add_rows_fwd(ldm_cmd *c, size_t rows, size_t cols, ldm_buf y, ldm_buf x, ldm_buf v) {
     LDM_TRY(ldm_check_count("add_rows", rows * cols));
     cl_kernel k;
@@ -142,6 +159,39 @@ ldm_tensor *ldm_gelu(ldm_graph *g, ldm_tensor *x) {
 
 ldm_tensor *ldm_quick_gelu(ldm_graph *g, ldm_tensor *x) {
     return record_act(g, x, LDM_ACT_QUICK_GELU, 0.0f, "quick_gelu");
+}
+
+/* The last dimension of the output is D; the rows are everything before it. */
+static ldm_status geglu_node_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
+    (void)scratch;
+    size_t D = (size_t)n->out[0]->shape[n->out[0]->ndim - 1];
+    return ldm_geglu_fwd(c, n->out[0]->numel / D, D, OUT, IN(0));
+}
+
+static ldm_status geglu_node_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
+    size_t D = (size_t)n->out[0]->shape[n->out[0]->ndim - 1];
+    return ldm_geglu_bwd(c, n->out[0]->numel / D, D, a->acc[0], a->din[0], a->dout, IN(0));
+}
+
+static const ldm_op_class geglu_op = {
+    .name = "geglu",
+    .fwd = geglu_node_fwd,
+    .bwd = geglu_node_bwd,
+    .bwd_reads = LDM_READS_IN(0),
+};
+
+ldm_tensor *ldm_geglu(ldm_graph *g, ldm_tensor *x) {
+    if (!x) return NULL;
+    int shape[LDM_MAX_DIMS];
+    for (int i = 0; i < x->ndim; i++)
+        shape[i] = x->shape[i];
+    if (shape[x->ndim - 1] % 2)
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                              "geglu: the last dimension of '%s' (%d) must be even", x->name,
+                              shape[x->ndim - 1]);
+    shape[x->ndim - 1] /= 2;
+    ldm_node *n = ldm_graph_add_node(g, &geglu_op, LDM_NO_PARAMS, "geglu", &x, 1, x->ndim, shape);
+    return n ? n->out[0] : NULL;
 }
 
 ldm_tensor *ldm_relu(ldm_graph *g, ldm_tensor *x) {

@@ -188,10 +188,21 @@ static ldm_status resize_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
     return ldm_launch_1d(c, k, total);
 }
 
-/* No backward: it resizes data (masks), and a gradient that would pass through it is an error. */
+static ldm_status resize_bwd(ldm_cmd *c, const ldm_node *n, const ldm_bwd_args *a) {
+    const ldm_tensor *x = n->in[0], *y = n->out[0];
+    LDM_TRY(ldm_check_count("resize_nearest backward", x->numel));
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "resize_nearest_bwd", NULL, &k));
+    LDM_TRY(ldm_args_resize_nearest_bwd(k, x->shape[0] * x->shape[1], x->shape[2], x->shape[3],
+                                        y->shape[2], y->shape[3], a->acc[0], a->din[0], a->dout));
+    return ldm_launch_1d(c, k, x->numel);
+}
+
+/* Backward sums the upstream gradient over the outputs each input was copied to. */
 static const ldm_op_class resize_op = {
     .name = "resize_nearest",
     .fwd = resize_fwd,
+    .bwd = resize_bwd,
 };
 
 ldm_tensor *ldm_resize_nearest(ldm_graph *g, ldm_tensor *x, int height, int width) {

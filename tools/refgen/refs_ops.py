@@ -46,6 +46,10 @@ def elementwise(w):
     # detach: only the first factor carries a gradient.
     w.case("mul_detach_3x7", "mul_detach", [("a", w.randn(3, 7))], lambda a: a * a.detach(),
            finite_differences=False)
+    # GEGLU (Stable Diffusion's feed-forward): the first half times GELU of the second.
+    for shape in [(2, 5, 8), (1, 2), (3, 70)]:
+        w.case("geglu_" + "x".join(map(str, shape)), "geglu", [("x", w.randn(*shape) * 2)],
+               lambda x: x.chunk(2, -1)[0] * F.gelu(x.chunk(2, -1)[1]))
 
 
 @family
@@ -96,6 +100,12 @@ def layout(w):
     x = w.randn(2, 5, 3)
     w.case("narrow_dim1", "narrow", [("x", x)], lambda x: x.narrow(1, 1, 2), dim=1, start=1, length=2)
     w.case("narrow_dim2", "narrow", [("x", x)], lambda x: x.narrow(2, 2, 1), dim=2, start=2, length=1)
+    # Nearest resizing: x2 (Stable Diffusion's Upsample), non-integer up and down.
+    for shape, size in [((2, 3, 4, 5), (8, 10)), ((1, 2, 3, 5), (7, 4)), ((1, 1, 6, 6), (4, 9))]:
+        tag = "x".join(map(str, shape)) + "_to_" + "x".join(map(str, size))
+        w.case(f"resize_nearest_{tag}", "resize_nearest", [("x", w.randn(*shape))],
+               lambda x, s=size: F.interpolate(x, size=s, mode="nearest"), height=size[0],
+               width=size[1])
 
 
 @family
@@ -326,3 +336,19 @@ def misc(w):
         w.case(f"snr_scale_{pred}", "snr_scale", [("x", x), ("t", t)], snr_scale, grads=["x"],
                gamma=gamma, v_prediction=int(pred == "v_prediction"), beta_start=0.0015,
                beta_end=0.0195, T=1000)
+    # (last: each case draws its upstream gradient, so earlier cases keep their values)
+    # Stable Diffusion's timestep embedding of real-valued t (diffusers' get_timestep_embedding,
+    # float64 here): cos first (flip_sin_to_cos) with shift 0, and sin first with shift 1.
+    for t_vals, dim, flip, shift in [([0.0, 1.0, 480.25, 999.0], 32, 1, 0.0),
+                                     ([3.5, 17.0], 6, 0, 1.0), ([2.0], 2, 1, 0.0)]:
+        def sd_emb(t, dim=dim, flip=flip, shift=shift):
+            half = dim // 2
+            freq = torch.exp(-math.log(10000) * torch.arange(half, dtype=t.dtype) / (half - shift))
+            e = t[:, None] * freq[None]
+            e = torch.cat([torch.sin(e), torch.cos(e)], dim=-1)
+            return torch.cat([e[:, half:], e[:, :half]], dim=-1) if flip else e
+
+        w.case(f"timestep_sinusoidal_{len(t_vals)}x{dim}", "timestep_sinusoidal",
+               [("t", torch.tensor(t_vals, dtype=torch.float32))], sd_emb, grads=[], dim=dim,
+               cos_first=flip, freq_shift=shift)
+

@@ -1,6 +1,6 @@
 /* ldmcl/ops/elementwise.h: activations, exp, add/sub/scale, multiply, broadcast add over rows,
- * stop-gradient. torch references: F.silu, F.leaky_relu, F.relu, F.gelu (exact, erf), quick_gelu
- * x*sigmoid(1.702x), torch.exp, Tensor.detach. */
+ * stop-gradient, GEGLU. torch references: F.silu, F.leaky_relu, F.relu, F.gelu (exact, erf),
+ * quick_gelu x*sigmoid(1.702x), torch.exp, Tensor.detach, a * F.gelu(gate) of x.chunk(2, -1). */
 #ifndef LDMCL_OPS_ELEMENTWISE_H
 #define LDMCL_OPS_ELEMENTWISE_H
 
@@ -43,6 +43,11 @@ ldm_status ldm_accumulate(ldm_cmd *c, size_t n, int acc, ldm_buf dst, float alph
 ldm_status ldm_mul_fwd(ldm_cmd *c, size_t n, ldm_buf y, ldm_buf a, ldm_buf b);
 /* dst = acc*dst + dy*b (the gradient of a in y = a*b). */
 ldm_status ldm_mul_acc(ldm_cmd *c, size_t n, int acc, ldm_buf dst, ldm_buf dy, ldm_buf b);
+/* GEGLU: y [rows, D] = x[:, :D] * gelu(x[:, D:]) of x [rows, 2D] (gelu exact). */
+ldm_status ldm_geglu_fwd(ldm_cmd *c, size_t rows, size_t D, ldm_buf y, ldm_buf x);
+/* dx [rows, 2D] = acc*dx + the gradient of both halves. */
+ldm_status ldm_geglu_bwd(ldm_cmd *c, size_t rows, size_t D, int acc, ldm_buf dx, ldm_buf dy,
+                         ldm_buf x);
 /* y[r, c] = x[r, c] + v[r]: x, y [rows, cols], v [rows]. */
 ldm_status ldm_add_rows_fwd(ldm_cmd *c, size_t rows, size_t cols, ldm_buf y, ldm_buf x, ldm_buf v);
 
@@ -56,6 +61,9 @@ ldm_tensor *ldm_silu(ldm_graph *g, ldm_tensor *x);
 ldm_tensor *ldm_leaky_relu(ldm_graph *g, ldm_tensor *x, float negative_slope);
 ldm_tensor *ldm_gelu(ldm_graph *g, ldm_tensor *x);
 ldm_tensor *ldm_quick_gelu(ldm_graph *g, ldm_tensor *x);
+/* diffusers' GEGLU after its projection: x [..., 2D] -> x[..., :D] * gelu(x[..., D:]) [..., D]
+ * (Stable Diffusion's feed-forward). */
+ldm_tensor *ldm_geglu(ldm_graph *g, ldm_tensor *x);
 /* max(x, 0) (a leaky ReLU of slope 0: the gradient at 0 is 0, as PyTorch's). */
 ldm_tensor *ldm_relu(ldm_graph *g, ldm_tensor *x);
 ldm_tensor *ldm_exp(ldm_graph *g, ldm_tensor *x);

@@ -25,7 +25,8 @@ ldm_status ldm_copy_slice(ldm_cmd *c, size_t outer, size_t len, size_t inner, si
 ldm_tensor *ldm_transpose12(ldm_graph *g, ldm_tensor *x);
 /* torch.cat([a, b], dim). */
 ldm_tensor *ldm_concat(ldm_graph *g, ldm_tensor *a, ldm_tensor *b, int dim);
-/* F.interpolate(x, size=(height, width)) with mode 'nearest'; x [N, C, H, W]. No backward. */
+/* F.interpolate(x, size=(height, width)) with mode 'nearest'; x [N, C, H, W] (any sizes, up or
+ * down; backward sums over the outputs each input went to). */
 ldm_tensor *ldm_resize_nearest(ldm_graph *g, ldm_tensor *x, int height, int width);
 /* x.narrow(dim, start, length), copied. */
 ldm_tensor *ldm_narrow(ldm_graph *g, ldm_tensor *x, int dim, int start, int length);
