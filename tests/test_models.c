@@ -15,6 +15,7 @@
 
 #include "ldmcl/optim.h"
 #include "ldmcl/safetensors.h"
+#include "ldmcl/sd_unet.h"
 #include "ldmcl/unet.h"
 #include "op_harness.h"
 
@@ -120,6 +121,32 @@ static ldm_tensor *unet(ldm_graph *g, ldm_tensor **in) {
     return ldm_unet(g, &g_unet, in[0], in[1], &cond);
 }
 
+/* The Stable Diffusion UNet configuration stored with a case (ldm_sd_unet_config's fields). */
+static ldm_sd_unet_config g_sd;
+
+static void sd_config_from(const ldm_json *meta) {
+    const ldm_json *c = ldm_json_get(meta, "sd_config");
+    assert_non_null(c);
+    memset(&g_sd, 0, sizeof g_sd);
+    g_sd.in_channels = json_int(c, "in_channels");
+    g_sd.out_channels = json_int(c, "out_channels");
+    g_sd.model_channels = json_int(c, "model_channels");
+    g_sd.n_levels = json_ints(c, "channel_mult", g_sd.channel_mult);
+    assert_int_equal(json_ints(c, "attn_levels", g_sd.attn_levels), g_sd.n_levels);
+    g_sd.num_res_blocks = json_int(c, "num_res_blocks");
+    g_sd.num_heads = json_int(c, "num_heads");
+    g_sd.head_channels = json_int(c, "head_channels");
+    g_sd.transformer_depth = json_int(c, "transformer_depth");
+    g_sd.context_dim = json_int(c, "context_dim");
+    g_sd.linear_proj = json_int(c, "linear_proj");
+    g_sd.norm_groups = json_int(c, "norm_groups");
+}
+
+/* in: x, t (real-valued), context. */
+static ldm_tensor *sd_unet(ldm_graph *g, ldm_tensor **in) {
+    return ldm_sd_unet(g, &g_sd, in[0], in[1], in[2]);
+}
+
 static ldm_tensor *skipstack(ldm_graph *g, ldm_tensor **in) {
     ldm_tensor *s = ldm_conv2d(g, in[0], P(g, "conv_in.weight"), P(g, "conv_in.bias"), 1, 1);
     ldm_tensor *h = ldm_conv2d(g, s, P(g, "down.weight"), P(g, "down.bias"), 2, 1);
@@ -164,6 +191,7 @@ static void run_model(const char *name, ldm_tensor *(*build)(ldm_graph *, ldm_te
     ldm_json *meta = ldm_json_parse(meta_text, strlen(meta_text), err, sizeof err);
     assert_non_null(meta);
     if (ldm_json_get(meta, "config")) unet_config_from(meta);
+    if (ldm_json_get(meta, "sd_config")) sd_config_from(meta);
     ldm_ctx *ctx = test_ctx_open(NULL, NULL);
     ldm_graph *g;
     assert_status(ldm_graph_create(ctx, &g), LDM_OK);
@@ -382,6 +410,18 @@ static void unet_image_matches_pytorch(void **state) {
     with_file("unet", "unet_image", unet);
 }
 
+/* Stable Diffusion's UNet against diffusers' UNet2DConditionModel (tools/refgen/make_sd_refs.py),
+ * its weights under the original repository's names. */
+static void sd_unet_sd1_matches_diffusers(void **state) {
+    (void)state;
+    with_file("sd_unet", "sd_unet_sd1", sd_unet);
+}
+
+static void sd_unet_sd2_matches_diffusers(void **state) {
+    (void)state;
+    with_file("sd_unet", "sd_unet_sd2", sd_unet);
+}
+
 static void unet_uncond_matches_pytorch(void **state) {
     (void)state;
     with_file("unet", "unet_uncond", unet);
@@ -396,6 +436,8 @@ int main(void) {
         cmocka_unit_test(unet_class_matches_pytorch),
         cmocka_unit_test(unet_image_matches_pytorch),
         cmocka_unit_test(unet_uncond_matches_pytorch),
+        cmocka_unit_test(sd_unet_sd1_matches_diffusers),
+        cmocka_unit_test(sd_unet_sd2_matches_diffusers),
         cmocka_unit_test(unet_seed_matches_pytorch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -29,6 +29,7 @@
 #include "ldmcl/optim.h"
 #include "ldmcl/diffusion.h"
 #include "ldmcl/unet.h"
+#include "ldmcl/sd_unet.h"
 #include "ldmcl/autoencoder.h"
 #include "ldmcl/discriminator.h"
 #include "ldmcl/lpips.h"

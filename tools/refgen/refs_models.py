@@ -76,11 +76,13 @@ class SkipStack(torch.nn.Module):
         return self.conv_out(torch.cat([h, s], 1))
 
 
-def model_case(w, name, module, inputs, target, opt, steps=3, call=None):
+def model_case(w, name, module, inputs, target, opt, steps=3, call=None, rename=None):
     """Loss = mse(module(*inputs), target); its gradients, and the parameters after `steps`
     optimizer steps, in float64 (and PyTorch float32 beside it for the error bar). call(m, *ins)
-    runs the module when its forward takes keyword inputs."""
+    runs the module when its forward takes keyword inputs; rename(key) gives the name a
+    parameter is stored under (default: its state_dict key)."""
     call = call or (lambda m, *ins: m(*ins))
+    rename = rename or (lambda k: k)
     params32 = {k: v.detach().clone() for k, v in module.state_dict().items()}
     results = {}
     for dtype in (torch.float64, torch.float32):
@@ -117,12 +119,12 @@ def model_case(w, name, module, inputs, target, opt, steps=3, call=None):
     w.tensors[f"{name}.loss"] = loss64.float()
     w.tensors[f"{name}.out"] = out64.float()
     for k, v in params32.items():
-        w.tensors[f"{name}.param.{k}"] = v
+        w.tensors[f"{name}.param.{rename(k)}"] = v
     for k in grads64:
-        w.tensors[f"{name}.grad.{k}"] = grads64[k].float()
-        w.tensors[f"{name}.after.{k}"] = after64[k].float()
+        w.tensors[f"{name}.grad.{rename(k)}"] = grads64[k].float()
+        w.tensors[f"{name}.after.{rename(k)}"] = after64[k].float()
         if skip[k].any():
-            w.tensors[f"{name}.skip.{k}"] = skip[k]
+            w.tensors[f"{name}.skip.{rename(k)}"] = skip[k]
     w.meta[name] = json.dumps({
         "model": name, "n_inputs": len(inputs), "steps": steps, **opt,
         "torch_fp32_loss_err": rel_error(loss32, loss64),
