@@ -30,6 +30,7 @@
 #include "ldmcl/diffusion.h"
 #include "ldmcl/unet.h"
 #include "ldmcl/sd_unet.h"
+#include "ldmcl/sd_vae.h"
 #include "ldmcl/autoencoder.h"
 #include "ldmcl/discriminator.h"
 #include "ldmcl/lpips.h"

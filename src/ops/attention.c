@@ -271,3 +271,30 @@ ldm_tensor *ldm_multihead_attention(ldm_graph *g, ldm_tensor *x, ldm_tensor *con
     }
     return ldm_linear(g, core, out_proj_weight, out_proj_bias);
 }
+
+ldm_tensor *ldm_attention_one_head_chunked(ldm_graph *g, ldm_tensor *qkv, int chunk) {
+    if (!qkv) return NULL;
+    if (qkv->ndim != 3 || qkv->shape[2] % 3 || chunk < 1)
+        return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
+                              "attention_one_head_chunked: '%s' must be [N, L, 3C], chunk %d "
+                              "positive",
+                              qkv->name, chunk);
+    int N = qkv->shape[0], L = qkv->shape[1], C = qkv->shape[2] / 3;
+    float scale = 1.0f / sqrtf((float)C);
+    ldm_tensor *out = NULL;
+    for (int n = 0; n < N; n++) {
+        ldm_tensor *rows = ldm_reshape(g, ldm_narrow(g, qkv, 0, n, 1), LDM_SHAPE(L, 3 * C));
+        ldm_tensor *k = ldm_narrow(g, rows, 1, C, C), *v = ldm_narrow(g, rows, 1, 2 * C, C);
+        ldm_tensor *sample = NULL;
+        for (int i0 = 0; i0 < L; i0 += chunk) {
+            int len = L - i0 < chunk ? L - i0 : chunk;
+            ldm_tensor *q = ldm_narrow(g, ldm_narrow(g, rows, 0, i0, len), 1, 0, C);
+            ldm_tensor *p = ldm_softmax(g, ldm_scale(g, ldm_linear(g, q, k, NULL), scale));
+            ldm_tensor *o = ldm_matmul(g, p, v); /* [len, C] */
+            sample = sample ? ldm_concat(g, sample, o, 0) : o;
+        }
+        sample = ldm_reshape(g, sample, LDM_SHAPE(1, L, C));
+        out = out ? ldm_concat(g, out, sample, 0) : sample;
+    }
+    return out;
+}

@@ -9,7 +9,8 @@ the 1.x family (1x1-conv projections, fixed heads) and the 2.x family (linear pr
 channel heads scaled down, 9 input channels as the inpainting UNet), with random weights stored
 under the original repository's names (tools/refgen/sd_names.py), each a model case as
 make_refs.py writes them (refs_models.model_case: output, MSE loss, every gradient and three Adam
-steps, in float64 with PyTorch float32's error beside it) with its ldmcl configuration.
+steps, in float64 with PyTorch float32's error beside it) with its ldmcl configuration;
+tests/ref/sd_vae.safetensors: the encoder and the decoder of a tiny AutoencoderKL likewise.
 """
 import argparse
 import json
@@ -21,7 +22,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from refs_common import Writer  # noqa: E402
 from refs_models import model_case  # noqa: E402
-from sd_names import unet_to_original  # noqa: E402
+from sd_names import unet_to_original, vae_to_original  # noqa: E402
 
 # ldmcl's ldm_sd_unet_config and the diffusers arguments of the same model.
 UNETS = {
@@ -72,8 +73,8 @@ def sd_unet(w):
                 p.add_(0.05 * torch.randn(p.shape, generator=w.gen))
         up_attn = [t.startswith("CrossAttn") for t in dcfg["up_block_types"]]
 
-        def rename(k, L=dcfg["layers_per_block"], up_attn=up_attn):
-            return unet_to_original(k, L, up_attn)
+        def store(k, v, L=dcfg["layers_per_block"], up_attn=up_attn):
+            return unet_to_original(k, L, up_attn), v
 
         x = w.randn(2, cfg["in_channels"], 8, 8)
         t = torch.tensor([17.5, 903.0])  # real-valued, as k-diffusion's samplers pass them
@@ -83,9 +84,52 @@ def sd_unet(w):
             return m(x, t, encoder_hidden_states=c).sample
 
         model_case(w, name, model, [x, t, context], w.randn(2, 4, 8, 8), {"lr": 1e-3},
-                   call=call, rename=rename)
+                   call=call, store=store)
         meta = json.loads(w.meta[name])
         meta["sd_config"] = cfg
+        w.meta[name] = json.dumps(meta)
+
+
+# ldmcl's ldm_sd_vae_config and diffusers' AutoencoderKL arguments of the same model.
+VAE = (dict(in_channels=3, out_channels=3, ch=8, ch_mult=[1, 2, 2], num_res_blocks=2,
+            z_channels=4, embed_dim=4, norm_groups=4),
+       dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 3,
+            up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(8, 16, 16),
+            layers_per_block=2, latent_channels=4, norm_num_groups=4, sample_size=16))
+
+
+def sd_vae(w):
+    """The encoder (x -> the posterior's mean and log-variance side by side) and the decoder
+    (unscaled latents -> images) of a tiny AutoencoderKL, each a model case."""
+    from diffusers import AutoencoderKL
+    cfg, dcfg = VAE
+    torch.manual_seed(77)
+    vae = AutoencoderKL(**dcfg)
+    with torch.no_grad():
+        for p in vae.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=w.gen))
+
+    class Part(torch.nn.Module):
+        def __init__(self, **parts):
+            super().__init__()
+            for k, v in parts.items():
+                setattr(self, k, v)
+
+    def store(k, v):
+        key, conv = vae_to_original(k, len(cfg["ch_mult"]))
+        return key, (v.reshape(*v.shape, 1, 1) if conv else v)
+
+    enc = Part(encoder=vae.encoder, quant_conv=vae.quant_conv)
+    dec = Part(post_quant_conv=vae.post_quant_conv, decoder=vae.decoder)
+    x = w.randn(2, 3, 16, 16).clamp(-1, 1)
+    model_case(w, "sd_vae_encode", enc, [x], w.randn(2, 8, 4, 4), {"lr": 1e-3},
+               call=lambda m, x: m.quant_conv(m.encoder(x)), store=store)
+    z = w.randn(2, 4, 4, 4)
+    model_case(w, "sd_vae_decode", dec, [z], w.randn(2, 3, 16, 16), {"lr": 1e-3},
+               call=lambda m, z: m.decoder(m.post_quant_conv(z)), store=store)
+    for name in ("sd_vae_encode", "sd_vae_decode"):
+        meta = json.loads(w.meta[name])
+        meta["vae_config"] = cfg
         w.meta[name] = json.dumps(meta)
 
 
@@ -96,8 +140,10 @@ def main():
     torch.set_num_threads(2)
     w = Writer(seed=20261207)
     sd_unet(w)
-    path = os.path.join(args.out, "sd_unet.safetensors")
-    w.save(path)
+    w.save(os.path.join(args.out, "sd_unet.safetensors"))
+    w = Writer(seed=20261208)
+    sd_vae(w)
+    w.save(os.path.join(args.out, "sd_vae.safetensors"))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,12 @@ single-file checkpoint's model.diffusion_model.*), which ldmcl records. Written 
 models' module structure: diffusers' down_blocks.i.{resnets,attentions}.j are the original's
 input_blocks.(1 + i (L + 1) + j).{0,1}, its downsamplers the block after them; up_blocks.i the
 output_blocks i (L + 1) + j, L = layers_per_block.
+
+The KL autoencoder's: diffusers' encoder.down_blocks.i / decoder.up_blocks.i are the original's
+encoder.down.i / decoder.up.(levels - 1 - i) (diffusers counts decoder levels from the deepest),
+resnets.j is block.j, mid_block.resnets.0/1 mid.block_1/2, and the mid attention's group_norm,
+to_q, to_k, to_v, to_out.0 (Linear [C, C]) are attn_1's norm, q, k, v, proj_out (1x1 convs
+[C, C, 1, 1]: vae_to_original says to reshape).
 """
 import re
 
@@ -51,3 +57,40 @@ def unet_to_original(key, layers_per_block, up_has_attention):
         i = int(m[1])
         return f"output_blocks.{i * (L + 1) + L}.{2 if up_has_attention[i] else 1}.conv.{m[2]}"
     raise KeyError(f"no original name for diffusers UNet key {key!r}")
+
+
+VAE_RESNET = {"norm1": "norm1", "conv1": "conv1", "norm2": "norm2", "conv2": "conv2",
+              "conv_shortcut": "nin_shortcut"}
+VAE_ATTN = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
+
+
+def vae_to_original(key, levels):
+    """key: a diffusers AutoencoderKL state_dict key -> (original name, whether a Linear weight
+    becomes a 1x1 conv's)."""
+    for part in ("encoder", "decoder"):
+        for a, b in (("conv_norm_out", "norm_out"), ("conv_in", "conv_in"),
+                     ("conv_out", "conv_out")):
+            if key.startswith(f"{part}.{a}."):
+                return f"{part}.{b}.{key.split('.')[-1]}", False
+    for a in ("quant_conv", "post_quant_conv"):
+        if key.startswith(a + "."):
+            return key, False
+    m = re.match(r"(encoder|decoder)\.mid_block\.resnets\.(\d)\.(\w+)\.(\w+)$", key)
+    if m:
+        return f"{m[1]}.mid.block_{int(m[2]) + 1}.{VAE_RESNET[m[3]]}.{m[4]}", False
+    m = re.match(r"(encoder|decoder)\.mid_block\.attentions\.0\.(.+)\.(weight|bias)$", key)
+    if m:
+        return f"{m[1]}.mid.attn_1.{VAE_ATTN[m[2]]}.{m[3]}", m[2] != "group_norm" and m[3] == "weight"
+    m = re.match(r"encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\.(\w+)\.(\w+)$", key)
+    if m:
+        return f"encoder.down.{m[1]}.block.{m[2]}.{VAE_RESNET[m[3]]}.{m[4]}", False
+    m = re.match(r"encoder\.down_blocks\.(\d+)\.downsamplers\.0\.conv\.(\w+)$", key)
+    if m:
+        return f"encoder.down.{m[1]}.downsample.conv.{m[2]}", False
+    m = re.match(r"decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.(\w+)\.(\w+)$", key)
+    if m:
+        return f"decoder.up.{levels - 1 - int(m[1])}.block.{m[2]}.{VAE_RESNET[m[3]]}.{m[4]}", False
+    m = re.match(r"decoder\.up_blocks\.(\d+)\.upsamplers\.0\.conv\.(\w+)$", key)
+    if m:
+        return f"decoder.up.{levels - 1 - int(m[1])}.upsample.conv.{m[2]}", False
+    raise KeyError(f"no original name for diffusers AutoencoderKL key {key!r}")

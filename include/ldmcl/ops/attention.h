@@ -43,6 +43,12 @@ ldm_tensor *ldm_attention_packed(ldm_graph *g, ldm_tensor *qkv, int heads, int c
 /* The core over queries q [N, L, C] and packed keys and values kv [N, S, 2*C] -> [N, L, C]. */
 ldm_tensor *ldm_attention_cross(ldm_graph *g, ldm_tensor *q, ldm_tensor *kv, int heads,
                                 ldm_tensor *mask);
+/* One head over a packed projection qkv [N, L, 3*C] -> [N, L, C] with no limit on the head's
+ * width (the fused core takes at most 256: Stable Diffusion's VAE attends with one head of 512),
+ * written with GEMMs: scores of `chunk` queries at a time against all keys, softmax, times the
+ * values. Memory: chunk x L scores per chunk (the planner reuses them from chunk to chunk when
+ * nothing needs them for backward). */
+ldm_tensor *ldm_attention_one_head_chunked(ldm_graph *g, ldm_tensor *qkv, int chunk);
 /* nn.MultiheadAttention(C, heads, batch_first=True)(x, ctx, ctx) with ctx = x when context is
  * NULL. x [N, L, C], context [N, S, C]; in_proj_weight [3C, C] and in_proj_bias [3C] must be
  * parameters (their rows are viewed for cross-attention); key_padding_mask [N, S] or NULL. */

@@ -1,10 +1,11 @@
-/* tests/test_sd_unet.c: Stable Diffusion's UNet at its published sizes (parameter counts equal
- * diffusers' UNet2DConditionModel at the SD 1.5, 1.5-inpainting and 2.1 configs: counted with
- * diffusers 0.31) and its refusals of bad configurations and inputs. Its numbers against diffusers
- * are in test_models.c (sd_unet_*). */
+/* tests/test_sd_models.c: Stable Diffusion's models at their published sizes (parameter counts
+ * equal diffusers' UNet2DConditionModel at the SD 1.5, 1.5-inpainting and 2.1 configs and
+ * AutoencoderKL at SD's: counted with diffusers 0.31) and their refusals of bad configurations
+ * and inputs. Their numbers against diffusers are in test_models.c (sd_unet_*, sd_vae_*). */
 #include <string.h>
 
 #include "ldmcl/sd_unet.h"
+#include "ldmcl/sd_vae.h"
 #include "test_util.h"
 
 static size_t count(ldm_ctx *ctx, const ldm_sd_unet_config *c) {
@@ -23,6 +24,11 @@ static void parameter_counts_equal_diffusers(void **state) {
     assert_int_equal(count(ctx, &c), 859535364);
     ldm_sd_unet_config_sd2(&c);
     assert_int_equal(count(ctx, &c), 865910724);
+    ldm_sd_vae_config v;
+    ldm_sd_vae_config_sd(&v);
+    size_t n = 0;
+    assert_status(ldm_sd_vae_param_count(ctx, &v, &n), LDM_OK);
+    assert_int_equal(n, 83653863);
     ldm_ctx_destroy(ctx);
 }
 
@@ -72,11 +78,35 @@ static void bad_inputs_are_recording_errors(void **state) {
     ldm_ctx_destroy(ctx);
 }
 
+static void vae_refuses_bad_sizes(void **state) {
+    (void)state;
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_sd_vae_config v;
+    ldm_sd_vae_config_sd(&v);
+    ldm_graph *g;
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    ldm_tensor *x = ldm_graph_input(g, "image", LDM_SHAPE(1, 3, 60, 64));
+    assert_null(ldm_sd_vae_encode(g, &v, x, NULL));
+    assert_contains(ldm_graph_error(g), "'image' [1, 3, 60, 64] must be [N, 3, H, W] with H and W "
+                                        "multiples of 8");
+    ldm_graph_destroy(g);
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    ldm_tensor *z = ldm_graph_input(g, "latent", LDM_SHAPE(1, 8, 8, 8));
+    assert_null(ldm_sd_vae_decode(g, &v, z));
+    assert_contains(ldm_graph_error(g), "must be [N, 4, H, W]");
+    ldm_graph_destroy(g);
+    v.norm_groups = 24;
+    assert_status(ldm_sd_vae_config_check(&v), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "level 0: 128 channels are not divisible by norm_groups 24");
+    ldm_ctx_destroy(ctx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parameter_counts_equal_diffusers),
         cmocka_unit_test(bad_configs_are_named),
         cmocka_unit_test(bad_inputs_are_recording_errors),
+        cmocka_unit_test(vae_refuses_bad_sizes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
