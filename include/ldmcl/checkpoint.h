@@ -28,6 +28,18 @@ ldm_status ldm_graph_save_filtered(ldm_graph *g, const char *path,
                                    const char *const *metadata_pairs, ldm_param_filter filter,
                                    void *user);
 
+/* Where a parameter's values are in a file whose names or packing differ from the graph's
+ * (diffusers' folder layout, OpenCLIP's packed q, k, v projections). */
+typedef struct ldm_load_source {
+    char name[256];          /* the file tensor */
+    int64_t row_start, rows; /* a block of rows of its first dimension; rows 0: all of it */
+    int any_shape;           /* accept another shape of as many elements (a Linear's [C, C] as
+                                a 1x1 convolution's [C, C, 1, 1]) */
+} ldm_load_source;
+/* Fills src for the parameter `name` (its graph name less graph_prefix); returns 0 when the file
+ * has no tensor for it (then it is missing). */
+typedef int (*ldm_load_map)(const char *name, ldm_load_source *src, void *user);
+
 typedef struct ldm_load_options {
     const char *only_prefix;   /* consider only file tensors whose names start with it (e.g.
                                   "text_model." in a full CLIPModel file); NULL: all */
@@ -42,6 +54,10 @@ typedef struct ldm_load_options {
     const char *file_prefix;   /* the file names of the parameters start with it (one of several
                                   models in one file: "discriminator_state." + name); NULL: none */
     int check_only;            /* check names, shapes and dtypes, convert, change nothing */
+    ldm_load_map map;          /* where each parameter is in the file (file_prefix is then not
+                                  used; a file tensor no parameter reads is unexpected); NULL:
+                                  by name */
+    void *map_user;
 } ldm_load_options;
 
 /* Reads parameters by name (F32, F16, BF16, ... converted to F32). Fails, changing nothing, when

@@ -46,6 +46,7 @@
 #include "ldmcl/model.h"
 #include "ldmcl/run_config.h"
 #include "ldmcl/pipeline.h"
+#include "ldmcl/sd_model.h"
 #include "ldmcl/runner.h"
 #include "ldmcl/sample.h"
 #include "ldmcl/ksampler.h"

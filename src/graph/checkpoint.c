@@ -111,13 +111,53 @@ ldm_status ldm_graph_load(ldm_graph *g, const char *path, const ldm_load_options
     return status;
 }
 
-/* The file name of parameter t (NULL: not under the graph prefix) into buf. */
-static const char *stored_name(const ldm_tensor *t, const ldm_load_options *o, char *buf,
-                               size_t size) {
+/* Where parameter t is in the file into src (NULL: not under the graph prefix); the name to
+ * report. A parameter the map places nowhere gets its own name and row_start -1 (missing). */
+static const char *stored_name(const ldm_tensor *t, const ldm_load_options *o,
+                               ldm_load_source *src) {
+    memset(src, 0, sizeof *src);
     const char *name = file_name(t, o->graph_prefix);
-    if (!name || !o->file_prefix) return name;
-    snprintf(buf, size, "%s%s", o->file_prefix, name);
-    return buf;
+    if (!name) return NULL;
+    if (o->map) {
+        if (!o->map(name, src, o->map_user)) {
+            snprintf(src->name, sizeof src->name, "%s", name);
+            src->row_start = -1;
+        }
+        return src->name;
+    }
+    snprintf(src->name, sizeof src->name, "%s%s", o->file_prefix ? o->file_prefix : "", name);
+    return src->name;
+}
+
+/* The file tensor of a source, or NULL when the file lacks it. */
+static const ldm_st_tensor *source_tensor(const ldm_safetensors *st, const ldm_load_source *src) {
+    return src->row_start < 0 ? NULL : ldm_safetensors_find(st, src->name);
+}
+
+/* Whether the source's part of file tensor f fits parameter t. */
+static int source_fits(const ldm_st_tensor *f, const ldm_load_source *src, const ldm_tensor *t) {
+    if (src->rows) {
+        if (f->ndim < 1 || src->rows < 0 || src->row_start + src->rows > f->shape[0]) return 0;
+        return f->numel / (uint64_t)f->shape[0] * (uint64_t)src->rows == t->numel &&
+               (src->any_shape || (t->shape[0] == src->rows && f->ndim == t->ndim));
+    }
+    if (src->any_shape) return f->numel == t->numel;
+    return shape_matches(f, t);
+}
+
+/* The source's values of parameter t into dst (t->numel floats). */
+static ldm_status read_source(const ldm_safetensors *st, const ldm_st_tensor *f,
+                              const ldm_load_source *src, float *dst) {
+    if (!src->rows) return ldm_safetensors_read_f32(st, f, dst);
+    float *all = malloc(f->numel * sizeof *all);
+    if (!all) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    ldm_status status = ldm_safetensors_read_f32(st, f, all);
+    uint64_t row = f->numel / (uint64_t)f->shape[0];
+    if (status == LDM_OK)
+        memcpy(dst, all + (uint64_t)src->row_start * row,
+               (size_t)((uint64_t)src->rows * row) * sizeof *dst);
+    free(all);
+    return status;
 }
 
 ldm_status ldm_graph_load_from(ldm_graph *g, const ldm_safetensors *st,
@@ -131,18 +171,24 @@ ldm_status ldm_graph_load_from(ldm_graph *g, const ldm_safetensors *st,
     char *misshaped = unexpected + LIST_MAX;
     if (!missing) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     int n_missing = 0, n_unexpected = 0, n_misshaped = 0;
-    size_t n = ldm_graph_param_count(g);
-    char buf[512];
+    size_t n = ldm_graph_param_count(g), n_file = ldm_safetensors_count(st);
+    unsigned char *used = o->map ? calloc(n_file ? n_file : 1, 1) : NULL;
+    if (o->map && !used) {
+        free(missing);
+        return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    }
+    ldm_load_source src;
     for (size_t i = 0; i < n; i++) {
         ldm_tensor *t = ldm_graph_param_at(g, i);
-        const char *name = stored_name(t, o, buf, sizeof buf);
+        const char *name = stored_name(t, o, &src);
         if (!name || (o->trainable_only && !t->trainable)) continue;
-        const ldm_st_tensor *f = ldm_safetensors_find(st, name);
+        const ldm_st_tensor *f = source_tensor(st, &src);
         if (!f) {
             if (!o->allow_missing) add_to(missing, LIST_MAX, &n_missing, name);
             continue;
         }
-        if (!shape_matches(f, t)) {
+        if (used) used[f - ldm_safetensors_at(st, 0)] = 1;
+        if (!source_fits(f, &src, t)) {
             char item[256], ts[64];
             int len = snprintf(item, sizeof item, "%s (file [", name);
             for (int d = 0; d < f->ndim && len < (int)sizeof item; d++)
@@ -155,8 +201,8 @@ ldm_status ldm_graph_load_from(ldm_graph *g, const ldm_safetensors *st,
         }
     }
     size_t plen = o->only_prefix ? strlen(o->only_prefix) : 0;
-    size_t flen = o->file_prefix ? strlen(o->file_prefix) : 0;
-    for (size_t i = 0; i < ldm_safetensors_count(st) && !o->allow_unexpected; i++) {
+    size_t flen = o->file_prefix && !o->map ? strlen(o->file_prefix) : 0;
+    for (size_t i = 0; i < n_file && !o->allow_unexpected; i++) {
         const char *name = ldm_safetensors_at(st, i)->name;
         if (plen && strncmp(name, o->only_prefix, plen) != 0) continue;
         if (flen && strncmp(name, o->file_prefix, flen) != 0) continue;
@@ -164,12 +210,17 @@ ldm_status ldm_graph_load_from(ldm_graph *g, const ldm_safetensors *st,
         for (int k = 0; o->ignore && o->ignore[k] && !ignored; k++)
             ignored = strcmp(name, o->ignore[k]) == 0;
         if (ignored) continue;
+        if (used) {
+            if (!used[i]) add_to(unexpected, LIST_MAX, &n_unexpected, name);
+            continue;
+        }
         char full[256];
         snprintf(full, sizeof full, "%s%s", o->graph_prefix ? o->graph_prefix : "", name + flen);
         ldm_tensor *t = ldm_graph_find(g, full);
         if (!t || t->kind != TK_PARAM || t->init || (o->trainable_only && !t->trainable))
             add_to(unexpected, LIST_MAX, &n_unexpected, name);
     }
+    free(used);
     ldm_status status = LDM_OK;
     if (n_missing || n_unexpected || n_misshaped) {
         status =
@@ -185,15 +236,15 @@ ldm_status ldm_graph_load_from(ldm_graph *g, const ldm_safetensors *st,
     if (status == LDM_OK && !values) status = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of memory");
     for (size_t i = 0; i < n && status == LDM_OK; i++) {
         ldm_tensor *t = ldm_graph_param_at(g, i);
-        const char *name = stored_name(t, o, buf, sizeof buf);
+        const char *name = stored_name(t, o, &src);
         if (o->trainable_only && !t->trainable) name = NULL;
-        const ldm_st_tensor *f = name ? ldm_safetensors_find(st, name) : NULL;
+        const ldm_st_tensor *f = name ? source_tensor(st, &src) : NULL;
         if (!f) continue;
         values[i] = malloc(t->numel * sizeof *values[i]);
         if (!values[i])
             status = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
         else
-            status = ldm_safetensors_read_f32(st, f, values[i]);
+            status = read_source(st, f, &src, values[i]);
         size_t first = 0,
                bad = status == LDM_OK ? ldm_count_non_finite(values[i], t->numel, &first) : 0;
         if (bad)

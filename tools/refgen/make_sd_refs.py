@@ -10,7 +10,9 @@ channel heads scaled down, 9 input channels as the inpainting UNet), with random
 under the original repository's names (tools/refgen/sd_names.py), each a model case as
 make_refs.py writes them (refs_models.model_case: output, MSE loss, every gradient and three Adam
 steps, in float64 with PyTorch float32's error beside it) with its ldmcl configuration;
-tests/ref/sd_vae.safetensors: the encoder and the decoder of a tiny AutoencoderKL likewise.
+tests/ref/sd_vae.safetensors: the encoder and the decoder of a tiny AutoencoderKL likewise;
+tests/ref/sd/: tiny whole SD 1.x and 2.x models in the single-file and diffusers layouts with
+what diffusers and transformers compute from them (sd_checkpoints below).
 """
 import argparse
 import json
@@ -133,6 +135,127 @@ def sd_vae(w):
         w.meta[name] = json.dumps(meta)
 
 
+TEXT = {  # transformers' CLIPTextConfig of the tiny text encoders
+    "sd1": dict(vocab_size=64, hidden_size=12, intermediate_size=20, num_hidden_layers=2,
+                num_attention_heads=3, max_position_embeddings=77, hidden_act="quick_gelu"),
+    "sd2": dict(vocab_size=64, hidden_size=20, intermediate_size=24, num_hidden_layers=3,
+                num_attention_heads=4, max_position_embeddings=77, hidden_act="gelu"),
+}
+
+
+def openclip_text(state):
+    """Hugging Face CLIPTextModel tensors -> OpenCLIP's text tower (the 2.x single file's
+    cond_stage_model.model.*), q, k, v packed into in_proj."""
+    out, layers = {}, 1 + max(int(k.split(".")[3]) for k in state if ".layers." in k)
+    e = "text_model.embeddings."
+    out["token_embedding.weight"] = state[e + "token_embedding.weight"]
+    out["positional_embedding"] = state[e + "position_embedding.weight"]
+    out["ln_final.weight"] = state["text_model.final_layer_norm.weight"]
+    out["ln_final.bias"] = state["text_model.final_layer_norm.bias"]
+    for i in range(layers):
+        a, b = f"text_model.encoder.layers.{i}.", f"transformer.resblocks.{i}."
+        for leaf in ("weight", "bias"):
+            out[b + "attn.in_proj_" + leaf] = torch.cat(
+                [state[a + f"self_attn.{p}_proj.{leaf}"] for p in "qkv"], 0)
+            for x, y in (("layer_norm1", "ln_1"), ("layer_norm2", "ln_2"),
+                         ("self_attn.out_proj", "attn.out_proj"), ("mlp.fc1", "mlp.c_fc"),
+                         ("mlp.fc2", "mlp.c_proj")):
+                out[b + y + "." + leaf] = state[a + x + "." + leaf]
+    width = out["token_embedding.weight"].shape[1]
+    out["text_projection"] = torch.randn(width, width)  # not used for conditioning
+    out["logit_scale"] = torch.tensor(4.6)
+    return out
+
+
+def sd_checkpoints(out_dir):
+    """Tiny SD 1.x and 2.x (inpainting, v-prediction) models with random weights, in both layouts
+    users have: the original single file (F16, OpenCLIP for 2.x) and diffusers' folder (the UNet
+    as the .fp16 variant), and what diffusers/transformers compute with those very (F16-rounded)
+    weights: tests/ref/sd_checkpoints.safetensors."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPTextConfig, CLIPTextModel
+    import shutil
+    gen = torch.Generator().manual_seed(99)
+    want = {}
+    for fam, unet_name in (("sd1", "sd_unet_sd1"), ("sd2", "sd_unet_sd2")):
+        cfg, dcfg, seq = UNETS[unet_name]
+        torch.manual_seed(5 + len(fam))
+        unet = UNet2DConditionModel(sample_size=8, **dcfg)
+        vae = AutoencoderKL(**VAE[1])
+        text = CLIPTextModel(CLIPTextConfig(**TEXT[fam]))
+        for m in (unet, vae, text):
+            with torch.no_grad():
+                for p in m.parameters():  # F16-representable values, all visibly non-zero
+                    p.copy_((p + 0.05 * torch.randn(p.shape, generator=gen)).half().float())
+            m.eval()
+        if fam == "sd2":  # the v-prediction test (ComfyUI's) reads this bias' spread
+            unet.up_blocks[-1].attentions[-1].transformer_blocks[0].norm1.bias.data.copy_(
+                (0.2 * torch.randn(8, generator=gen)).half().float())
+        up_attn = [t.startswith("CrossAttn") for t in dcfg["up_block_types"]]
+        single = {}
+        for k, v in unet.state_dict().items():
+            single["model.diffusion_model." + unet_to_original(k, dcfg["layers_per_block"],
+                                                               up_attn)] = v
+        for k, v in vae.state_dict().items():
+            name, conv = vae_to_original(k, len(VAE[0]["ch_mult"]))
+            single["first_stage_model." + name] = v.reshape(*v.shape, 1, 1) if conv else v
+        ts = {k: v for k, v in text.state_dict().items() if "position_ids" not in k}
+        if fam == "sd1":
+            for k, v in ts.items():
+                single["cond_stage_model.transformer." + k] = v
+        else:
+            for k, v in openclip_text(ts).items():
+                single["cond_stage_model.model." + k] = v
+        overrides = {"unet": {"norm_groups": cfg["norm_groups"]},
+                     "vae": {"norm_groups": VAE[0]["norm_groups"]},
+                     "text": {"num_heads": TEXT[fam]["num_attention_heads"]}}
+        if cfg["num_heads"]:
+            overrides["unet"]["num_heads"] = cfg["num_heads"]
+        else:
+            overrides["unet"]["head_channels"] = cfg["head_channels"]
+        save_file({k: v.half().contiguous() for k, v in single.items()},
+                  os.path.join(out_dir, f"{fam}_single.safetensors"),
+                  metadata={"ldmcl.sd_config": json.dumps(overrides)})
+        folder = os.path.join(out_dir, f"{fam}_diffusers")
+        shutil.rmtree(folder, ignore_errors=True)
+        unet.half().save_pretrained(os.path.join(folder, "unet"), variant="fp16")
+        unet.float()
+        vae.half().save_pretrained(os.path.join(folder, "vae"), variant="fp16")
+        vae.float()
+        cut = text
+        if fam == "sd2":  # diffusers' 2.x folders hold the encoder cut at its penultimate layer
+            cut = CLIPTextModel(CLIPTextConfig(**dict(TEXT[fam], num_hidden_layers=2)))
+            cut.load_state_dict({k: v for k, v in text.state_dict().items()
+                                 if ".layers.2." not in k})
+        cut.save_pretrained(os.path.join(folder, "text_encoder"), safe_serialization=True)
+        os.makedirs(os.path.join(folder, "scheduler"), exist_ok=True)
+        with open(os.path.join(folder, "scheduler", "scheduler_config.json"), "w") as f:
+            json.dump({"_class_name": "DDIMScheduler", "beta_start": 0.00085, "beta_end": 0.012,
+                       "beta_schedule": "scaled_linear", "num_train_timesteps": 1000,
+                       "prediction_type": "v_prediction" if fam == "sd2" else "epsilon"}, f)
+        # what the models compute, in float64
+        x = torch.randn(1, cfg["in_channels"], 8, 8, generator=gen)
+        t = torch.tensor([321.75])
+        ids = torch.randint(0, TEXT[fam]["vocab_size"], (1, 77), generator=gen)
+        z = torch.randn(1, 4, 4, 4, generator=gen)
+        image = torch.rand(1, 3, 16, 16, generator=gen) * 2 - 1
+        with torch.no_grad():
+            torch.set_default_dtype(torch.float64)  # transformers' causal mask in float64
+            hs = text.double()(ids, output_hidden_states=True).hidden_states
+            torch.set_default_dtype(torch.float32)
+            context = text.text_model.final_layer_norm(hs[-2] if fam == "sd2" else hs[-1])
+            out = unet.double()(x.double(), t.double(), encoder_hidden_states=context).sample
+            decoded = vae.double().decode(z.double()).sample
+            mean = vae.encode(image.double()).latent_dist.mean
+        want.update({f"{fam}.text.ids": ids.float(), f"{fam}.text.out": context.float(),
+                     f"{fam}.unet.x": x, f"{fam}.unet.t": t, f"{fam}.unet.out": out.float(),
+                     f"{fam}.vae.z": z, f"{fam}.vae.decoded": decoded.float(),
+                     f"{fam}.vae.image": image, f"{fam}.vae.mean": mean.float()})
+    save_file({k: v.float().contiguous() for k, v in want.items()},
+              os.path.join(out_dir, "sd_checkpoints.safetensors"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "tests", "ref"))
@@ -144,6 +267,9 @@ def main():
     w = Writer(seed=20261208)
     sd_vae(w)
     w.save(os.path.join(args.out, "sd_vae.safetensors"))
+    sd_dir = os.path.join(args.out, "sd")
+    os.makedirs(sd_dir, exist_ok=True)
+    sd_checkpoints(sd_dir)
 
 
 if __name__ == "__main__":

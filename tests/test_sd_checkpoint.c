@@ -1,0 +1,279 @@
+/* tests/test_sd_checkpoint.c: pretrained Stable Diffusion files as users have them
+ * (tests/ref/sd/, tools/refgen/make_sd_refs.py): tiny SD 1.x and 2.x (inpainting, v-prediction)
+ * models with random F16 weights in the original single-file layout (OpenCLIP for 2.x) and in
+ * diffusers' folder layout are inspected (family, sizes, prediction) and loaded, and their UNet,
+ * VAE decoder and encoder and text encoder compute what diffusers and transformers compute from
+ * the same weights (float64 references; bar 1e-4 norm-wise). Then the refusals: a pickle, SDXL,
+ * SD3, a LoRA-less unknown file, a file without its text encoder, a truncated file, a tensor of
+ * the wrong shape. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ldmcl/sd_model.h"
+#include "test_util.h"
+
+static ldm_safetensors *g_want;
+
+static float *want(const char *key, int *ndim, int *shape) {
+    return test_st_load(g_want, key, ndim, shape);
+}
+
+/* Runs a one-input model graph on the reference input in_key and compares with out_key. */
+typedef ldm_tensor *(*record_fn)(ldm_graph *g, const ldm_sd_model *m, ldm_tensor **in);
+typedef ldm_status (*load_fn)(const ldm_sd_model *m, ldm_graph *g);
+
+static double run_against(ldm_ctx *ctx, const ldm_sd_model *m, const char *fam,
+                          const char *const *in_keys, int n_in, const char *out_key,
+                          record_fn record, load_fn load) {
+    ldm_graph *g;
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    ldm_tensor *in[3];
+    float *data[3];
+    char key[128];
+    for (int i = 0; i < n_in; i++) {
+        int ndim, shape[LDM_MAX_DIMS];
+        snprintf(key, sizeof key, "%s.%s", fam, in_keys[i]);
+        data[i] = want(key, &ndim, shape);
+        in[i] = ldm_graph_input(g, in_keys[i], ndim, shape);
+    }
+    ldm_tensor *out = record(g, m, in);
+    assert_non_null(out);
+    ldm_tensor_keep(out);
+    for (size_t i = 0; i < ldm_graph_param_count(g); i++)
+        ldm_tensor_set_trainable(ldm_graph_param_at(g, i), 0);
+    assert_status(ldm_graph_compile(g), LDM_OK);
+    assert_status(load(m, g), LDM_OK);
+    for (int i = 0; i < n_in; i++) {
+        assert_status(ldm_tensor_write(in[i], data[i]), LDM_OK);
+        free(data[i]);
+    }
+    assert_status(ldm_graph_run(g), LDM_OK);
+    size_t n = ldm_tensor_numel(out);
+    float *got = malloc(n * sizeof *got);
+    assert_non_null(got);
+    assert_status(ldm_tensor_read(out, got), LDM_OK);
+    snprintf(key, sizeof key, "%s.%s", fam, out_key);
+    float *w = want(key, NULL, NULL);
+    double e = test_norm_err(got, w, n);
+    free(got);
+    free(w);
+    ldm_graph_destroy(g);
+    return e;
+}
+
+static ldm_tensor *rec_unet(ldm_graph *g, const ldm_sd_model *m, ldm_tensor **in) {
+    return ldm_sd_unet(g, &m->unet, in[0], in[1], in[2]);
+}
+
+static ldm_tensor *rec_decode(ldm_graph *g, const ldm_sd_model *m, ldm_tensor **in) {
+    return ldm_sd_vae_decode(g, &m->vae, in[0]);
+}
+
+static ldm_tensor *rec_encode(ldm_graph *g, const ldm_sd_model *m, ldm_tensor **in) {
+    return ldm_sd_vae_encode(g, &m->vae, in[0], NULL);
+}
+
+static ldm_tensor *rec_text(ldm_graph *g, const ldm_sd_model *m, ldm_tensor **in) {
+    return ldm_clip_text(g, &m->text, in[0], NULL, m->text_skip);
+}
+
+static void check_model(const char *fam, const char *layout) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/sd/%s_%s%s", LDMCL_TEST_REF_DIR, fam, layout,
+             strcmp(layout, "single") ? "" : ".safetensors");
+    ldm_sd_model m;
+    assert_status(ldm_sd_model_inspect(path, &m), LDM_OK);
+    char what[256];
+    ldm_sd_model_describe(&m, what, sizeof what);
+    int sd2 = !strcmp(fam, "sd2");
+    assert_int_equal(m.family, sd2 ? LDM_SD_2 : LDM_SD_1);
+    assert_int_equal(m.inpainting, sd2);
+    assert_int_equal(m.prediction, sd2 ? LDM_PREDICT_V : LDM_PREDICT_EPSILON);
+    assert_int_equal(m.unet.n_levels, sd2 ? 2 : 3);
+    assert_int_equal(m.unet.linear_proj, sd2);
+    assert_string_equal(m.weights, "F16");
+    assert_int_equal(m.pad_token, sd2 ? 0 : 49407);
+
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    assert_status(ldm_sd_model_inspect(path, &m), LDM_OK);
+    const char *unet_in[] = {"unet.x", "unet.t", "text.out"};
+    const char *z[] = {"vae.z"}, *image[] = {"vae.image"}, *ids[] = {"text.ids"};
+    double eu = run_against(ctx, &m, fam, unet_in, 3, "unet.out", rec_unet, ldm_sd_load_unet);
+    double ed = run_against(ctx, &m, fam, z, 1, "vae.decoded", rec_decode, ldm_sd_load_vae);
+    double ee = run_against(ctx, &m, fam, image, 1, "vae.mean", rec_encode, ldm_sd_load_vae);
+    double et = run_against(ctx, &m, fam, ids, 1, "text.out", rec_text, ldm_sd_load_text);
+    print_message("  %s: %s (prediction: %s); against diffusers/transformers (norm-wise): UNet "
+                  "%.2e, VAE decoder %.2e, encoder %.2e, text encoder %.2e\n",
+                  path + strlen(LDMCL_TEST_REF_DIR) + 1, what, m.prediction_how, eu, ed, ee, et);
+    assert_true(eu < 1e-4 && ed < 1e-4 && ee < 1e-4 && et < 1e-4);
+    ldm_ctx_destroy(ctx);
+}
+
+static void sd1_single_file(void **state) {
+    (void)state;
+    check_model("sd1", "single");
+}
+
+static void sd1_diffusers_folder(void **state) {
+    (void)state;
+    check_model("sd1", "diffusers");
+}
+
+static void sd2_single_file(void **state) {
+    (void)state;
+    check_model("sd2", "single");
+}
+
+static void sd2_diffusers_folder(void **state) {
+    (void)state;
+    check_model("sd2", "diffusers");
+}
+
+/* A file of the given tensors ([2] F32 each), under dir. */
+static void write_names(const char *path, const char *const *names) {
+    static const float v[2] = {0.5f, -0.5f};
+    static const int64_t two[1] = {2};
+    ldm_st_entry e[8];
+    size_t n = 0;
+    for (; names[n]; n++)
+        e[n] = (ldm_st_entry){names[n], 1, two, v};
+    assert_status(ldm_safetensors_write(path, e, n, NULL), LDM_OK);
+}
+
+/* The sd1 single file rewritten as F32 without the tensors starting with drop, and with the one
+ * named reshape (if any) given another shape. */
+static void rewrite(const char *path, const char *drop, const char *reshape) {
+    char src[4096];
+    snprintf(src, sizeof src, "%s/sd/sd1_single.safetensors", LDMCL_TEST_REF_DIR);
+    ldm_safetensors *st;
+    assert_status(ldm_safetensors_open(src, &st), LDM_OK);
+    size_t n = ldm_safetensors_count(st), k = 0;
+    ldm_st_entry *e = calloc(n, sizeof *e);
+    int64_t(*shapes)[LDM_ST_MAX_DIMS] = calloc(n, sizeof *shapes);
+    float **data = calloc(n, sizeof *data);
+    for (size_t i = 0; i < n; i++) {
+        const ldm_st_tensor *t = ldm_safetensors_at(st, i);
+        if (drop && !strncmp(t->name, drop, strlen(drop))) continue;
+        data[k] = malloc(t->numel * sizeof(float));
+        assert_status(ldm_safetensors_read_f32(st, t, data[k]), LDM_OK);
+        e[k].name = t->name;
+        e[k].ndim = t->ndim;
+        for (int d = 0; d < t->ndim; d++)
+            shapes[k][d] = t->shape[d];
+        if (reshape && !strcmp(t->name, reshape)) { /* [a, b, ...] -> [a * b ..., 1] */
+            e[k].ndim = 2;
+            shapes[k][0] = (int64_t)t->numel;
+            shapes[k][1] = 1;
+        }
+        e[k].shape = shapes[k];
+        e[k].data = data[k];
+        k++;
+    }
+    const char *meta[] = {"ldmcl.sd_config", ldm_safetensors_metadata(st, "ldmcl.sd_config"), NULL};
+    assert_status(ldm_safetensors_write(path, e, k, meta), LDM_OK);
+    for (size_t i = 0; i < k; i++)
+        free(data[i]);
+    free(data);
+    free(shapes);
+    free(e);
+    ldm_safetensors_close(st);
+}
+
+static void expect_refusal(const char *path, const char *message) {
+    ldm_sd_model m;
+    ldm_status st = ldm_sd_model_inspect(path, &m);
+    if (st == LDM_OK) fail_msg("'%s' was accepted; expected \"%s\"", path, message);
+    assert_contains(ldm_last_error(), message);
+}
+
+static void bad_files_are_refused_by_name(void **state) {
+    (void)state;
+    char *dir = test_make_tmpdir("sd_bad");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.ckpt", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs("PK", f);
+    fclose(f);
+    expect_refusal(path, "is a PyTorch pickle: ldmcl does not read pickles");
+    expect_refusal(path, "torch.load");
+
+    snprintf(path, sizeof path, "%s/xl.safetensors", dir);
+    const char *xl[] = {"conditioner.embedders.0.transformer.text_model.final_layer_norm.weight",
+                        "model.diffusion_model.input_blocks.0.0.weight", NULL};
+    write_names(path, xl);
+    expect_refusal(path, "is an SDXL checkpoint");
+    snprintf(path, sizeof path, "%s/sd3.safetensors", dir);
+    const char *sd3[] = {"model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight", NULL};
+    write_names(path, sd3);
+    expect_refusal(path, "is a Stable Diffusion 3 (MMDiT) checkpoint");
+    snprintf(path, sizeof path, "%s/unknown.safetensors", dir);
+    const char *unknown[] = {"net.0.weight", "net.0.bias",  "net.2.weight",
+                             "net.2.bias",   "head.weight", NULL};
+    write_names(path, unknown);
+    expect_refusal(path, "has no Stable Diffusion UNet (model.diffusion_model.input_blocks.0.0."
+                         "weight)");
+
+    snprintf(path, sizeof path, "%s/no_text.safetensors", dir);
+    rewrite(path, "cond_stage_model.", NULL);
+    expect_refusal(path, "has no text encoder");
+
+    /* truncated: the header promises more bytes than the file has */
+    snprintf(path, sizeof path, "%s/truncated.safetensors", dir);
+    rewrite(path, NULL, NULL);
+    FILE *t = fopen(path, "r+b");
+    assert_non_null(t);
+    fseek(t, 0, SEEK_END);
+    long size = ftell(t);
+    fclose(t);
+    assert_int_equal(truncate(path, size / 2), 0);
+    expect_refusal(path, "truncated.safetensors");
+
+    /* a tensor of another shape: inspecting passes (it reads other tensors), loading names it */
+    snprintf(path, sizeof path, "%s/misshaped.safetensors", dir);
+    const char *bad = "model.diffusion_model.input_blocks.1.0.in_layers.2.bias";
+    rewrite(path, NULL, bad);
+    ldm_sd_model m;
+    assert_status(ldm_sd_model_inspect(path, &m), LDM_OK);
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_graph *g;
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(1, 4, 8, 8));
+    ldm_tensor *tt = ldm_graph_input(g, "t", LDM_SHAPE(1));
+    ldm_tensor *c = ldm_graph_input(g, "c", LDM_SHAPE(1, 77, m.unet.context_dim));
+    ldm_tensor_keep(ldm_sd_unet(g, &m.unet, x, tt, c));
+    assert_status(ldm_graph_compile(g), LDM_OK);
+    assert_status(ldm_sd_load_unet(&m, g), LDM_ERR_FORMAT);
+    assert_contains(ldm_last_error(), "1 with another shape (model.diffusion_model.input_blocks.1."
+                                      "0.in_layers.2.bias (file [8, 1], model [8]))");
+    ldm_graph_destroy(g);
+    ldm_ctx_destroy(ctx);
+    test_rmtree(dir);
+    free(dir);
+}
+
+static int setup(void **state) {
+    (void)state;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/sd/sd_checkpoints.safetensors", LDMCL_TEST_REF_DIR);
+    return ldm_safetensors_open(path, &g_want) == LDM_OK ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    ldm_safetensors_close(g_want);
+    return 0;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(sd1_single_file),
+        cmocka_unit_test(sd1_diffusers_folder),
+        cmocka_unit_test(sd2_single_file),
+        cmocka_unit_test(sd2_diffusers_folder),
+        cmocka_unit_test(bad_files_are_refused_by_name),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
