@@ -6,11 +6,13 @@
  * the same weights (float64 references; bar 1e-4 norm-wise). Then the refusals: a pickle, SDXL,
  * SD3, a LoRA-less unknown file, a file without its text encoder, a truncated file, a tensor of
  * the wrong shape. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "ldmcl/ksampler.h"
 #include "ldmcl/sd_model.h"
 #include "test_util.h"
 
@@ -129,6 +131,59 @@ static void sd2_single_file(void **state) {
 static void sd2_diffusers_folder(void **state) {
     (void)state;
     check_model("sd2", "diffusers");
+}
+
+/* 4 Euler steps over Karras sigmas with guidance 7.5 from seed 42's noise: the tiny 1.x model's
+ * latents against diffusers' EulerDiscreteScheduler and UNet stepping the same chain. */
+static void sd1_trajectory_matches_diffusers(void **state) {
+    (void)state;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/sd/sd1_single.safetensors", LDMCL_TEST_REF_DIR);
+    ldm_sd_model m;
+    assert_status(ldm_sd_model_inspect(path, &m), LDM_OK);
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_schedule *s;
+    assert_status(ldm_schedule_create(LDM_SCHEDULE_SCALED_LINEAR, m.num_timesteps, m.beta_start,
+                                      m.beta_end, &s),
+                  LDM_OK);
+    double sigmas[5];
+    assert_status(ldm_ksampler_sigmas(LDM_SAMPLER_EULER, s, LDM_SIGMAS_KARRAS, 4, sigmas), LDM_OK);
+    float *want_sigmas = want("sd1.trajectory.sigmas", NULL, NULL);
+    for (int i = 0; i < 5; i++)
+        assert_true(fabs(sigmas[i] - want_sigmas[i]) <= 1e-5 * fabs(want_sigmas[i]) + 1e-7);
+    ldm_sampler_config sc = {.sd_unet = &m.unet,
+                             .schedule = s,
+                             .batch = 1,
+                             .height = 8,
+                             .width = 8,
+                             .context_len = 77,
+                             .guidance_scale = 7.5f,
+                             .method = LDM_SAMPLER_EULER,
+                             .steps = 4,
+                             .scheduler = LDM_SIGMAS_KARRAS,
+                             .prediction = LDM_PREDICT_EPSILON,
+                             .seed = 42};
+    ldm_sampler *sampler;
+    assert_status(ldm_sampler_create(ctx, &sc, &sampler), LDM_OK);
+    assert_status(ldm_sd_load_unet(&m, ldm_sampler_graph(sampler)), LDM_OK);
+    float *cond = want("sd1.trajectory.cond", NULL, NULL);
+    float *uncond = want("sd1.trajectory.uncond", NULL, NULL);
+    assert_status(ldm_sampler_set_conditions(sampler, cond, uncond, NULL, NULL), LDM_OK);
+    float got[4 * 8 * 8];
+    assert_status(ldm_sampler_run(sampler, got), LDM_OK);
+    float *w = want("sd1.trajectory.latents", NULL, NULL);
+    double e = test_norm_err(got, w, 4 * 8 * 8);
+    print_message("  euler, karras, 4 steps, guidance 7.5: latents %.2e norm-wise from diffusers' "
+                  "(sigmas %.4f .. %.4f)\n",
+                  e, sigmas[0], sigmas[3]);
+    assert_true(e < 1e-4);
+    free(w);
+    free(cond);
+    free(uncond);
+    free(want_sigmas);
+    ldm_sampler_destroy(sampler);
+    ldm_schedule_destroy(s);
+    ldm_ctx_destroy(ctx);
 }
 
 /* A file of the given tensors ([2] F32 each), under dir. */
@@ -273,6 +328,7 @@ int main(void) {
         cmocka_unit_test(sd1_diffusers_folder),
         cmocka_unit_test(sd2_single_file),
         cmocka_unit_test(sd2_diffusers_folder),
+        cmocka_unit_test(sd1_trajectory_matches_diffusers),
         cmocka_unit_test(bad_files_are_refused_by_name),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

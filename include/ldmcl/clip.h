@@ -62,6 +62,12 @@ ldm_status ldm_clip_encoder_create_in(ldm_ctx *ctx, ldm_params *params,
 void ldm_clip_encoder_destroy(ldm_clip_encoder *e);
 /* The store holding its weights, for another encoder (another batch) to share them. */
 ldm_params *ldm_clip_encoder_params(const ldm_clip_encoder *e);
+/* How prompts are padded to seq_len from now on: with pad_id (-1: the tokenizer's pad token),
+ * and the padding masked from attention (1, Hugging Face's attention_mask; the default) or
+ * attended as tokens (0: Stable Diffusion's text encoders see all 77 positions). */
+void ldm_clip_encoder_set_padding(ldm_clip_encoder *e, int pad_id, int mask_padding);
+/* Its compiled graph (to load weights from files of other layouts: ldmcl/sd_model.h). */
+ldm_graph *ldm_clip_encoder_graph(const ldm_clip_encoder *e);
 /* Weights from a Hugging Face model.safetensors: a CLIPTextModel's, or a whole CLIPModel's (only
  * the text_model.* tensors are read; the vision tower, projections and the position_ids buffer
  * are ignored). Every text_model parameter must be there with its shape. */

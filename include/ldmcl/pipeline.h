@@ -42,12 +42,27 @@ typedef struct ldm_pipeline_options {
     ldm_step_hook progress;       /* after every sampling step (zero: none) */
     int height, width;            /* of the images (0: the model's resolution); multiples of the
                                      autoencoder's and the UNet's downsampling */
+    /* Stable Diffusion checkpoints (ldmcl/sd_model.h) */
+    const char *tokenizer; /* CLIP's vocabulary (bpe_simple_vocab_16e6.txt.gz or a Hugging Face
+                              tokenizer folder) for a single file, which holds none; NULL: a
+                              diffusers folder's tokenizer/ */
+    int clip_skip;         /* A1111's: 0 or 1 the model's own layer, 2 one layer earlier, ... */
+    int prediction;        /* 0: what the model says; 1 epsilon; 2 v */
 } ldm_pipeline_options;
 
 typedef struct ldm_pipeline ldm_pipeline;
 
+/* model_dir: a model folder (model.ini), or a Stable Diffusion 1.x/2.x checkpoint as users have
+ * it (a .safetensors single file or a diffusers folder: ldmcl/sd_model.h; its resolution is
+ * 512, or 768 for 2.x v-prediction; 8 pixels per latent). */
 ldm_status ldm_pipeline_open(ldm_ctx *ctx, const char *model_dir, const ldm_pipeline_options *o,
                              ldm_pipeline **out);
+/* The Stable Diffusion model a pipeline runs (NULL for a model folder's). */
+struct ldm_sd_model;
+const struct ldm_sd_model *ldm_pipeline_sd_model(const ldm_pipeline *p);
+/* Whether path is a Stable Diffusion checkpoint (a file, or a folder with unet/config.json and no
+ * model.ini) rather than a model folder. */
+int ldm_pipeline_is_sd(const char *path);
 
 /* A pipeline over weights already on the device, as a training run makes its validation grids:
  * the UNet's and the text encoder's entries of parameter stores, bound, not copied (what a

@@ -14,6 +14,7 @@
 #include "ldmcl/diffusion.h"
 #include "ldmcl/graph.h"
 #include "ldmcl/model.h"
+#include "ldmcl/sd_unet.h"
 #include "ldmcl/unet.h"
 
 #ifdef __cplusplus
@@ -87,6 +88,10 @@ typedef struct ldm_step_hook {
 
 typedef struct ldm_sampler_config {
     const ldm_unet_config *unet;
+    /* or Stable Diffusion's UNet (unet NULL): text-conditioned; with 9 input channels (the
+     * inpainting UNet) the set_conditions mask is its 5 extra channels [N, 5, H, W] (the mask
+     * and the masked image's latents), given to the unconditional rows of guidance too */
+    const ldm_sd_unet_config *sd_unet;
     const ldm_schedule *schedule;
     int batch, height, width; /* latents [batch, im_channels, height, width] */
     int context_len;

@@ -69,6 +69,15 @@ ldm_status ldm_sd_load_unet(const ldm_sd_model *m, ldm_graph *g);
 ldm_status ldm_sd_load_vae(const ldm_sd_model *m, ldm_graph *g);
 ldm_status ldm_sd_load_text(const ldm_sd_model *m, ldm_graph *g);
 
+/* The VAE for inference: images [batch, 3, height, width] (about [-1, 1]) to latents as the
+ * UNet sees them (the posterior's mean times scaling_factor) and back. */
+typedef struct ldm_sd_codec ldm_sd_codec;
+ldm_status ldm_sd_codec_create(ldm_ctx *ctx, const ldm_sd_model *m, int batch, int height,
+                               int width, ldm_sd_codec **out);
+void ldm_sd_codec_destroy(ldm_sd_codec *k);
+ldm_status ldm_sd_codec_encode(ldm_sd_codec *k, const float *images, float *latents);
+ldm_status ldm_sd_codec_decode(ldm_sd_codec *k, const float *latents, float *images);
+
 #ifdef __cplusplus
 }
 #endif

@@ -14,7 +14,13 @@ struct ldm_clip_encoder {
     ldm_graph *g;
     ldm_tensor *ids, *mask, *out;
     float *host_ids, *host_mask;
+    int pad_id, mask_padding; /* ldm_clip_encoder_set_padding */
 };
+
+void ldm_clip_encoder_set_padding(ldm_clip_encoder *e, int pad_id, int mask_padding) {
+    e->pad_id = pad_id;
+    e->mask_padding = mask_padding;
+}
 
 ldm_status ldm_clip_encoder_create(ldm_ctx *ctx, const ldm_clip_text_config *c, int batch,
                                    int seq_len, int skip, ldm_clip_encoder **out) {
@@ -23,6 +29,10 @@ ldm_status ldm_clip_encoder_create(ldm_ctx *ctx, const ldm_clip_text_config *c, 
 
 ldm_params *ldm_clip_encoder_params(const ldm_clip_encoder *e) {
     return ldm_graph_params(e->g);
+}
+
+ldm_graph *ldm_clip_encoder_graph(const ldm_clip_encoder *e) {
+    return e->g;
 }
 
 ldm_status ldm_clip_encoder_create_in(ldm_ctx *ctx, ldm_params *params,
@@ -38,6 +48,8 @@ ldm_status ldm_clip_encoder_create_in(ldm_ctx *ctx, ldm_params *params,
     if (!e) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     e->ctx = ctx;
     e->cfg = *c;
+    e->pad_id = -1;
+    e->mask_padding = 1;
     e->batch = batch;
     e->seq_len = seq_len;
     e->host_ids = malloc((size_t)batch * (size_t)seq_len * sizeof *e->host_ids);
@@ -107,9 +119,13 @@ ldm_status ldm_clip_encode_prompts(ldm_clip_encoder *e, ldm_clip_tokenizer *t,
     for (int b = 0; b < e->batch && st == LDM_OK; b++) {
         const char *p = b < count ? prompts[b] : "";
         int got = 0;
-        st = ldm_clip_tokenize(t, p, strlen(p), e->seq_len, 1, ids + (size_t)b * e->seq_len,
-                               mask + (size_t)b * e->seq_len, &got);
+        int32_t *row_ids = ids + (size_t)b * e->seq_len, *row_mask = mask + (size_t)b * e->seq_len;
+        st = ldm_clip_tokenize(t, p, strlen(p), e->seq_len, 1, row_ids, row_mask, &got);
         if (st != LDM_OK) ldm_error_prefix("prompt %d", b);
+        for (int i = 0; i < e->seq_len && st == LDM_OK; i++) {
+            if (!row_mask[i] && e->pad_id >= 0) row_ids[i] = e->pad_id;
+            if (!e->mask_padding) row_mask[i] = 1;
+        }
     }
     if (st == LDM_OK) st = ldm_clip_encoder_run(e, ids, mask, out);
     free(ids);

@@ -8,31 +8,9 @@
 #include "ldmcl/checkpoint.h"
 #include "ldmcl/clip.h"
 #include "ldmcl/pipeline.h"
+#include "ldmcl/sd_model.h"
 #include "ldmcl/tokenizer.h"
-
-struct ldm_pipeline {
-    ldm_model_config cfg;
-    ldm_pipeline_options o;
-    ldm_schedule *schedule;
-    ldm_sampler *sampler;
-    ldm_ae_codec *codec;
-    ldm_ctx *ctx;
-    ldm_clip_tokenizer *tokenizer;
-    int owns_tokenizer;
-    char *warned; /* the last prompt said to be cut (said once, not at every generation) */
-    ldm_clip_encoder *encoder;      /* for the batch's prompts */
-    int lat_h, lat_w, lat_channels; /* the UNet's latents */
-    int img_h, img_w;               /* the images (the model's resolution, or -H/-W) */
-    const char **prompts;           /* [batch]: the prompt of each image */
-    float *context, *uncond, *latents;
-    float *restored;            /* latents with the model's latent scaling undone, to decode */
-    float *plain;               /* and with latent_patch undone: the autoencoder's latents */
-    float *preview;             /* decoded x0 previews, with an x0 hook */
-    float *init_lat, *mask_lat; /* img2img's latents and inpainting's mask on the latent grid */
-    float *mask_cond;           /* a mask-conditioned UNet's segmentation mask, [batch, ...] */
-    char unet_name[LDM_MODEL_PATH + 40]; /* the UNet's weights, for messages */
-    char ae_path[LDM_MODEL_PATH + 32];
-};
+#include "pipeline_internal.h"
 
 /* The sampler's x0 hook: decodes the latents, then hands the images to the caller's hook. */
 static int preview_want(void *user, int k, int steps) {
@@ -44,6 +22,10 @@ static ldm_status preview_take(void *user, int k, int t, const float *x0) {
     ldm_pipeline *p = user;
     LDM_TRY(ldm_pipeline_decode(p, x0, p->preview));
     return p->o.x0_hook.take(p->o.x0_hook.user, k, t, p->preview);
+}
+
+ldm_x0_hook ldm_pipeline_preview_hook(ldm_pipeline *p) {
+    return p->o.x0_hook.take ? (ldm_x0_hook){preview_want, preview_take, p} : (ldm_x0_hook){0};
 }
 
 void ldm_pipeline_destroy(ldm_pipeline *p) {
@@ -64,6 +46,9 @@ void ldm_pipeline_destroy(ldm_pipeline *p) {
     free(p->init_lat);
     free(p->mask_lat);
     free(p->mask_cond);
+    free(p->masked);
+    ldm_sd_codec_destroy(p->sd_codec);
+    free(p->sd);
     free(p);
 }
 
@@ -207,6 +192,15 @@ ldm_status ldm_pipeline_open(ldm_ctx *ctx, const char *model_dir, const ldm_pipe
     *out = NULL;
     ldm_pipeline *p = new_pipeline(o);
     if (!p) return LDM_ERR_HOST_MEMORY;
+    if (ldm_pipeline_is_sd(model_dir)) {
+        ldm_status st = ldm_sd_pipeline_open(ctx, p, model_dir);
+        if (st != LDM_OK) {
+            ldm_pipeline_destroy(p);
+            return st;
+        }
+        *out = p;
+        return LDM_OK;
+    }
     char path[LDM_MODEL_PATH + 64], unet_path[LDM_MODEL_PATH + 32];
     snprintf(path, sizeof path, "%s/model.ini", model_dir);
     snprintf(unet_path, sizeof unet_path, "%s/unet.safetensors", model_dir);
@@ -276,12 +270,12 @@ static void warn_if_cut(ldm_pipeline *p, const char *text, const char *what) {
 }
 
 static int c_needs_mask(const ldm_pipeline *p) {
-    return p->cfg.unet.image_cond_input_channels > 0;
+    return p->sd ? p->sd->inpainting : p->cfg.unet.image_cond_input_channels > 0;
 }
 
 ldm_status ldm_pipeline_set_mask_condition(ldm_pipeline *p, const float *mask) {
     const ldm_model_config *c = &p->cfg;
-    if (!c_needs_mask(p))
+    if (!c_needs_mask(p) || p->sd)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
                         "this model takes no mask condition (model.ini has no [ldm] "
                         "image_condition_input_channels)");
@@ -317,6 +311,11 @@ static ldm_status generate(ldm_pipeline *p, const char *const *prompts, const ch
         context = p->context;
         uncond = p->uncond;
     }
+    if (p->sd && p->sd->inpainting && !p->mask_cond)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "'%s' has an inpainting UNet: give the image and the mask to repaint "
+                        "(ldmcl-sample --init-img and --mask)",
+                        p->sd->path);
     if (c_needs_mask(p) && !p->mask_cond)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
                         "this model is conditioned on a segmentation mask (model.ini [ldm] "
@@ -330,6 +329,7 @@ static ldm_status generate(ldm_pipeline *p, const char *const *prompts, const ch
 }
 
 ldm_status ldm_pipeline_decode(ldm_pipeline *p, const float *latents, float *images) {
+    if (p->sd) return ldm_sd_pipeline_decode(p, latents, images);
     const ldm_model_config *c = &p->cfg;
     if (c->latent_scaling != LDM_LATENT_NONE) {
         size_t hw = (size_t)p->lat_h * p->lat_w;
@@ -429,8 +429,18 @@ static ldm_status prepare_init(ldm_pipeline *p, const float *init_images, const 
 ldm_status ldm_pipeline_generate_from(ldm_pipeline *p, const char *prompt, const char *negative,
                                       uint64_t seed, const float *init_images, const float *mask,
                                       float strength, float *images) {
-    LDM_TRY(prepare_init(p, init_images, mask));
-    LDM_TRY(ldm_sampler_set_init(p->sampler, p->init_lat, strength, mask ? p->mask_lat : NULL));
+    if (p->sd) {
+        LDM_TRY(ldm_sd_pipeline_prepare_init(p, init_images, mask));
+        if (p->sd->inpainting && !mask)
+            return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                            "'%s' has an inpainting UNet: give the mask to repaint (--mask)",
+                            p->sd->path);
+    } else {
+        LDM_TRY(prepare_init(p, init_images, mask));
+    }
+    /* the inpainting UNet sees the mask and the kept image itself: no blending */
+    int blend = mask && !(p->sd && p->sd->inpainting);
+    LDM_TRY(ldm_sampler_set_init(p->sampler, p->init_lat, strength, blend ? p->mask_lat : NULL));
     ldm_status st = ldm_pipeline_generate_latents(p, prompt, negative, seed, p->latents);
     ldm_sampler_set_init(p->sampler, NULL, 0.0f, NULL);
     LDM_TRY(st);

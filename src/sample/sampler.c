@@ -35,17 +35,41 @@ struct ldm_sampler {
     int calls;                  /* UNet evaluations of the current run */
 };
 
+/* The latents' channels. */
+static int latent_channels(const ldm_sampler_config *c) {
+    return c->sd_unet ? c->sd_unet->out_channels : c->unet->im_channels;
+}
+
 static int sigma_space(ldm_sampler_method m) {
     return m != LDM_SAMPLER_DDPM && m != LDM_SAMPLER_DDIM;
 }
 
+/* Stable Diffusion's UNet on x, t and the text; the inpainting UNet's extra channels
+ * concatenated after x (after the samplers' input scaling, as diffusers does). */
+static ldm_tensor *record_sd_unet(ldm_sampler *s) {
+    const ldm_sd_unet_config *u = s->cfg.sd_unet;
+    int r = s->rows, h = s->cfg.height, w = s->cfg.width, extra = u->in_channels - u->out_channels;
+    ldm_tensor *x = s->x_in;
+    s->context = ldm_graph_input(s->g, "context", LDM_SHAPE(r, s->cfg.context_len, u->context_dim));
+    if (extra > 0) {
+        s->mask = ldm_graph_input(s->g, "inpainting", LDM_SHAPE(r, extra, h, w));
+        x = ldm_concat(s->g, x, s->mask, 1);
+    }
+    return ldm_sd_unet(s->g, u, x, s->t, s->context);
+}
+
 static ldm_status record_unet(ldm_sampler *s) {
     const ldm_unet_config *u = s->cfg.unet;
-    int r = s->rows, c = u->im_channels, h = s->cfg.height, w = s->cfg.width;
+    int r = s->rows, c = latent_channels(&s->cfg), h = s->cfg.height, w = s->cfg.width;
     LDM_TRY(ldm_graph_create_in(s->ctx, s->cfg.params, &s->g));
     ldm_graph *g = s->g;
     s->x_in = ldm_graph_input(g, "x", LDM_SHAPE(r, c, h, w));
     s->t = ldm_graph_input(g, "t", LDM_SHAPE(r));
+    if (s->cfg.sd_unet) {
+        s->eps = record_sd_unet(s);
+        ldm_tensor_keep(s->eps);
+        return ldm_graph_compile(g);
+    }
     ldm_unet_cond cond = {NULL, NULL, NULL};
     if (u->text_embed_dim)
         cond.context = s->context =
@@ -64,7 +88,9 @@ static ldm_status record_unet(ldm_sampler *s) {
 
 ldm_status ldm_sampler_create(ldm_ctx *ctx, const ldm_sampler_config *cfg, ldm_sampler **out) {
     *out = NULL;
-    LDM_TRY(ldm_unet_config_check(cfg->unet));
+    if (!cfg->unet == !cfg->sd_unet)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "sampler: give one UNet configuration");
+    LDM_TRY(cfg->unet ? ldm_unet_config_check(cfg->unet) : ldm_sd_unet_config_check(cfg->sd_unet));
     if (cfg->batch < 1 || cfg->height < 1 || cfg->width < 1)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "sampler: batch %d of %dx%d latents", cfg->batch,
                         cfg->height, cfg->width);
@@ -81,7 +107,7 @@ ldm_status ldm_sampler_create(ldm_ctx *ctx, const ldm_sampler_config *cfg, ldm_s
     s->cfg = *cfg;
     s->cfg_on = cfg->guidance_scale > 1.0f;
     s->rows = cfg->batch * (s->cfg_on ? 2 : 1);
-    s->n = (size_t)cfg->batch * cfg->unet->im_channels * cfg->height * cfg->width;
+    s->n = (size_t)cfg->batch * latent_channels(cfg) * cfg->height * cfg->width;
     s->t_host = malloc((size_t)s->rows * sizeof *s->t_host);
     if (cfg->x0_hook.take) s->x0_host = malloc(s->n * sizeof *s->x0_host);
     ldm_status st = s->t_host && (s->x0_host || !cfg->x0_hook.take)
@@ -150,13 +176,38 @@ static ldm_status write_rows(ldm_sampler *s, ldm_tensor *t, const float *cond, c
     return st;
 }
 
+/* Writes `per` floats per sample to both the unconditional and the conditional rows (the
+ * inpainting UNet's mask and masked latents, which guidance keeps in both passes). */
+static ldm_status write_rows_twice(ldm_sampler *s, ldm_tensor *t, const float *cond, size_t per,
+                                   const char *what) {
+    if (!t) return LDM_OK;
+    if (!cond)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "sampler: the model needs a %s condition", what);
+    size_t n = (size_t)s->cfg.batch;
+    float *rows = malloc((size_t)s->rows * per * sizeof *rows);
+    if (!rows) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    for (int copy = 0; copy < (s->cfg_on ? 2 : 1); copy++)
+        memcpy(rows + (size_t)copy * n * per, cond, n * per * sizeof *rows);
+    ldm_status st = ldm_tensor_write(t, rows);
+    free(rows);
+    return st;
+}
+
 ldm_status ldm_sampler_set_conditions(ldm_sampler *s, const float *context,
                                       const float *uncond_context, const float *class_onehot,
                                       const float *mask) {
-    const ldm_unet_config *u = s->cfg.unet;
     if (s->context && s->cfg_on && !uncond_context)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
                         "sampler: guidance with text needs the empty prompt's embedding");
+    if (s->cfg.sd_unet) {
+        const ldm_sd_unet_config *u = s->cfg.sd_unet;
+        size_t hw = (size_t)s->cfg.height * s->cfg.width;
+        LDM_TRY(write_rows(s, s->context, context, uncond_context,
+                           (size_t)s->cfg.context_len * u->context_dim, "text"));
+        return write_rows_twice(s, s->mask, mask, (size_t)(u->in_channels - u->out_channels) * hw,
+                                "inpainting");
+    }
+    const ldm_unet_config *u = s->cfg.unet;
     LDM_TRY(write_rows(s, s->context, context, uncond_context,
                        (size_t)s->cfg.context_len * u->text_embed_dim, "text"));
     LDM_TRY(write_rows(s, s->class_onehot, class_onehot, NULL, (size_t)u->num_classes, "class"));
@@ -255,7 +306,7 @@ static int first_step(const ldm_sampler *s, int steps) {
 /* Inpainting: x outside the mask (mask 0: keep) becomes init re-noised with the start noise,
  * x_known = a init + b noise0; inside (1: repaint) it stays. */
 static void blend_known(const ldm_sampler *s, float *x, double a, double b) {
-    size_t c = (size_t)s->cfg.unet->im_channels, hw = s->n / (size_t)s->cfg.batch / c;
+    size_t c = (size_t)latent_channels(&s->cfg), hw = s->n / (size_t)s->cfg.batch / c;
     for (size_t i = 0; i < s->n; i++) {
         double m = s->inpaint[i / (hw * c) * hw + i % hw];
         x[i] = (float)(m * x[i] + (1.0 - m) * (a * s->init[i] + b * s->noise0[i]));

@@ -167,7 +167,7 @@ def openclip_text(state):
     return out
 
 
-def sd_checkpoints(out_dir):
+def sd_checkpoints(out_dir, lib_path):
     """Tiny SD 1.x and 2.x (inpainting, v-prediction) models with random weights, in both layouts
     users have: the original single file (F16, OpenCLIP for 2.x) and diffusers' folder (the UNet
     as the .fp16 variant), and what diffusers/transformers compute with those very (F16-rounded)
@@ -252,13 +252,57 @@ def sd_checkpoints(out_dir):
                      f"{fam}.unet.x": x, f"{fam}.unet.t": t, f"{fam}.unet.out": out.float(),
                      f"{fam}.vae.z": z, f"{fam}.vae.decoded": decoded.float(),
                      f"{fam}.vae.image": image, f"{fam}.vae.mean": mean.float()})
+        if fam == "sd1":
+            want.update(trajectory(unet, text, ids, gen, lib_path))
     save_file({k: v.float().contiguous() for k, v in want.items()},
               os.path.join(out_dir, "sd_checkpoints.safetensors"))
+
+
+def trajectory(unet, text, ids, gen, lib_path):
+    """4 steps of Euler over Karras sigmas with guidance 7.5, as diffusers' EulerDiscreteScheduler
+    steps them (use_karras_sigmas, linspace spacing: the model's whole sigma range) with the tiny
+    1.x UNet, from ldmcl's start noise for seed 42 (ldm_rng_host through ctypes) times the first
+    sigma, as k-diffusion and stable-diffusion.cpp start (diffusers' pipeline would multiply by
+    sqrt(sigma^2 + 1) under linspace spacing). float64."""
+    import ctypes
+    import math
+    from diffusers import EulerDiscreteScheduler
+    lib = ctypes.CDLL(lib_path)
+    lib.ldm_rng_host.argtypes = [ctypes.c_int, ctypes.c_size_t, ctypes.c_uint64, ctypes.c_uint32,
+                                 ctypes.c_uint64, ctypes.POINTER(ctypes.c_float)]
+    shape = (1, 4, 8, 8)
+    buf = (ctypes.c_float * math.prod(shape))()
+    lib.ldm_rng_host(1, len(buf), 42, 9, 0, buf)  # normal; the sampler's start stream
+    noise = torch.tensor(list(buf), dtype=torch.float64).reshape(shape)
+    sched = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012,
+                                   beta_schedule="scaled_linear", use_karras_sigmas=True,
+                                   timestep_spacing="linspace")
+    sched.set_timesteps(4)
+    uncond_ids = torch.randint(0, 64, (1, 77), generator=gen)
+    with torch.no_grad():
+        torch.set_default_dtype(torch.float64)
+        ctx = [text.text_model.final_layer_norm(text(i, output_hidden_states=True).hidden_states[-1])
+               for i in (uncond_ids, ids)]
+        torch.set_default_dtype(torch.float32)
+        context = torch.cat(ctx, 0)
+        x = noise * sched.sigmas[0].double()
+        for t in sched.timesteps:
+            x_in = sched.scale_model_input(x, t)
+            eps = unet(torch.cat([x_in] * 2), t.double().repeat(2),
+                       encoder_hidden_states=context).sample
+            eps = eps[:1] + 7.5 * (eps[1:] - eps[:1])
+            x = sched.step(eps, t, x).prev_sample
+    return {"sd1.trajectory.uncond": ctx[0].float(), "sd1.trajectory.cond": ctx[1].float(),
+            "sd1.trajectory.latents": x.float(),
+            "sd1.trajectory.sigmas": sched.sigmas.float()}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "tests", "ref"))
+    ap.add_argument("--ldmcl-lib", default=os.path.join(os.path.dirname(__file__), "..", "..",
+                                                         "build", "libldmcl.so"),
+                    help="ldmcl's shared library, whose random numbers the trajectory starts from")
     args = ap.parse_args()
     torch.set_num_threads(2)
     w = Writer(seed=20261207)
@@ -269,7 +313,7 @@ def main():
     w.save(os.path.join(args.out, "sd_vae.safetensors"))
     sd_dir = os.path.join(args.out, "sd")
     os.makedirs(sd_dir, exist_ok=True)
-    sd_checkpoints(sd_dir)
+    sd_checkpoints(sd_dir, args.ldmcl_lib)
 
 
 if __name__ == "__main__":
