@@ -14,6 +14,7 @@
 
 #include "ldmcl/ksampler.h"
 #include "ldmcl/sd_model.h"
+#include "sd_fixture.h"
 #include "test_util.h"
 
 static ldm_safetensors *g_want;
@@ -197,45 +198,6 @@ static void write_names(const char *path, const char *const *names) {
     assert_status(ldm_safetensors_write(path, e, n, NULL), LDM_OK);
 }
 
-/* The sd1 single file rewritten as F32 without the tensors starting with drop, and with the one
- * named reshape (if any) given another shape. */
-static void rewrite(const char *path, const char *drop, const char *reshape) {
-    char src[4096];
-    snprintf(src, sizeof src, "%s/sd/sd1_single.safetensors", LDMCL_TEST_REF_DIR);
-    ldm_safetensors *st;
-    assert_status(ldm_safetensors_open(src, &st), LDM_OK);
-    size_t n = ldm_safetensors_count(st), k = 0;
-    ldm_st_entry *e = calloc(n, sizeof *e);
-    int64_t(*shapes)[LDM_ST_MAX_DIMS] = calloc(n, sizeof *shapes);
-    float **data = calloc(n, sizeof *data);
-    for (size_t i = 0; i < n; i++) {
-        const ldm_st_tensor *t = ldm_safetensors_at(st, i);
-        if (drop && !strncmp(t->name, drop, strlen(drop))) continue;
-        data[k] = malloc(t->numel * sizeof(float));
-        assert_status(ldm_safetensors_read_f32(st, t, data[k]), LDM_OK);
-        e[k].name = t->name;
-        e[k].ndim = t->ndim;
-        for (int d = 0; d < t->ndim; d++)
-            shapes[k][d] = t->shape[d];
-        if (reshape && !strcmp(t->name, reshape)) { /* [a, b, ...] -> [a * b ..., 1] */
-            e[k].ndim = 2;
-            shapes[k][0] = (int64_t)t->numel;
-            shapes[k][1] = 1;
-        }
-        e[k].shape = shapes[k];
-        e[k].data = data[k];
-        k++;
-    }
-    const char *meta[] = {"ldmcl.sd_config", ldm_safetensors_metadata(st, "ldmcl.sd_config"), NULL};
-    assert_status(ldm_safetensors_write(path, e, k, meta), LDM_OK);
-    for (size_t i = 0; i < k; i++)
-        free(data[i]);
-    free(data);
-    free(shapes);
-    free(e);
-    ldm_safetensors_close(st);
-}
-
 static void expect_refusal(const char *path, const char *message) {
     ldm_sd_model m;
     ldm_status st = ldm_sd_model_inspect(path, &m);
@@ -272,12 +234,12 @@ static void bad_files_are_refused_by_name(void **state) {
                          "weight)");
 
     snprintf(path, sizeof path, "%s/no_text.safetensors", dir);
-    rewrite(path, "cond_stage_model.", NULL);
+    sd_fixture_rewrite("sd1_single.safetensors", path, "cond_stage_model.", NULL, 0);
     expect_refusal(path, "has no text encoder");
 
     /* truncated: the header promises more bytes than the file has */
     snprintf(path, sizeof path, "%s/truncated.safetensors", dir);
-    rewrite(path, NULL, NULL);
+    sd_fixture_rewrite("sd1_single.safetensors", path, NULL, NULL, 0);
     FILE *t = fopen(path, "r+b");
     assert_non_null(t);
     fseek(t, 0, SEEK_END);
@@ -289,7 +251,7 @@ static void bad_files_are_refused_by_name(void **state) {
     /* a tensor of another shape: inspecting passes (it reads other tensors), loading names it */
     snprintf(path, sizeof path, "%s/misshaped.safetensors", dir);
     const char *bad = "model.diffusion_model.input_blocks.1.0.in_layers.2.bias";
-    rewrite(path, NULL, bad);
+    sd_fixture_rewrite("sd1_single.safetensors", path, NULL, bad, 0);
     ldm_sd_model m;
     assert_status(ldm_sd_model_inspect(path, &m), LDM_OK);
     ldm_ctx *ctx = test_ctx_open(NULL, NULL);
