@@ -13,6 +13,7 @@
 
 #include "ldmcl/ldmcl.h"
 #include "model_fixture.h"
+#include "sd_fixture.h"
 #include "test_util.h"
 
 static char *g_dir;       /* the work folder */
@@ -336,6 +337,53 @@ static void a_terminal_sees_each_step(void **state) {
     assert_contains(g_text, " s/it");
 }
 
+/* A Stable Diffusion single file (the tiny 1.x model, its token embedding grown to CLIP's
+ * vocabulary; F32 as the fixture writes it) and the 2.x inpainting one from the command line. */
+static void stable_diffusion_checkpoints(void **state) {
+    (void)state;
+    char sd1[4400], sd2[4400], args[9000], init[4400], mask[4400], out[4400];
+    snprintf(sd1, sizeof sd1, "%s/sd1.safetensors", g_dir);
+    snprintf(sd2, sizeof sd2, "%s/sd2-inpainting.safetensors", g_dir);
+    sd_fixture_rewrite("sd1_single.safetensors", sd1, NULL, NULL, 49408);
+    sd_fixture_rewrite("sd2_single.safetensors", sd2, NULL, NULL, 49408);
+    snprintf(args, sizeof args, "-H 64 -W 64 --steps 2 -o '%s/sd.png'", g_dir);
+    assert_int_equal(sample(sd1, args), 1);
+    assert_contains(g_text, "is a single-file checkpoint: it holds no tokenizer. Give CLIP's "
+                            "vocabulary with --tokenizer");
+    snprintf(args, sizeof args,
+             "--tokenizer '%s' -H 64 -W 64 --steps 2 --sampling-method euler --scheduler karras "
+             "--clip-skip 2 -o '%s/sd.png'",
+             LDMCL_CLIP_BPE_DEFAULT, g_dir);
+    if (sample(sd1, args) != 0) fail_msg("%s", g_text);
+    assert_contains(g_text, "SD 1.x epsilon, single file, F32 weights (prediction: epsilon, as "
+                            "every 1.x model)");
+    snprintf(out, sizeof out, "%s/sd.png", g_dir);
+    ldm_image img = read_png(out);
+    assert_int_equal(img.width, 64);
+    free(img.pixels);
+    file_holds(out, "Sampler: Euler, Schedule type: Karras");
+    file_holds(out, "Model: sd1, Clip skip: 2");
+    /* the inpainting UNet: no mask is refused; with one it repaints; --prediction overrides */
+    snprintf(init, sizeof init, "%s/sd-init.png", g_dir);
+    snprintf(mask, sizeof mask, "%s/sd-mask.png", g_dir);
+    write_test_image(init, 64, 3, 0);
+    write_test_image(mask, 64, 1, 0);
+    snprintf(args, sizeof args, "--tokenizer '%s' -H 64 -W 64 --steps 2 -o '%s/sd2.png'",
+             LDMCL_CLIP_BPE_DEFAULT, g_dir);
+    assert_int_equal(sample(sd2, args), 1);
+    assert_contains(g_text, "has an inpainting UNet: give the image and the mask");
+    snprintf(args, sizeof args,
+             "--tokenizer '%s' -H 64 -W 64 --steps 2 -i '%s' --mask '%s' --prediction eps "
+             "--sampling-method dpm++2m -o '%s/sd2.png'",
+             LDMCL_CLIP_BPE_DEFAULT, init, mask, g_dir);
+    if (sample(sd2, args) != 0) fail_msg("%s", g_text);
+    assert_contains(g_text, "SD 2.x epsilon (inpainting UNet), single file, F32 weights "
+                            "(prediction: epsilon, as asked)");
+    snprintf(args, sizeof args, "--prediction x -o '%s/x.png'", g_dir);
+    assert_int_equal(sample(sd2, args), 2);
+    assert_contains(g_text, "--prediction x: eps or v");
+}
+
 static void bad_sampler_flags_are_refused(void **state) {
     (void)state;
     assert_int_equal(sample(g_eps, "--sampling-method euler_ancestral"), 2);
@@ -361,6 +409,7 @@ int main(void) {
         cmocka_unit_test(sizes_scale_and_grid_text),
         cmocka_unit_test(mask_conditioned_models_take_their_mask),
         cmocka_unit_test(a_terminal_sees_each_step),
+        cmocka_unit_test(stable_diffusion_checkpoints),
         cmocka_unit_test(bad_sampler_flags_are_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,4 +1,5 @@
-/* tools/ldmcl_sample.c: ldmcl-sample, text to image with a trained model folder (ldmcl/pipeline.h).
+/* tools/ldmcl_sample.c: ldmcl-sample, text to image with a trained model folder or a Stable
+ * Diffusion 1.x/2.x checkpoint (a .safetensors file or a diffusers folder; ldmcl/pipeline.h).
  * Flags follow stable-diffusion.cpp's: -m model, -p prompt, -n negative prompt, --steps,
  * --sampling-method (ddim, ddpm and stable-diffusion.cpp's samplers), --scheduler, --cfg-scale,
  * -s/--seed (negative: random), -b/--batch-count, -o output (output.png, output_2.png, ...; or a
@@ -30,6 +31,8 @@ typedef struct args {
     const char *model, *prompt, *prompt_file, *negative, *output, *grid, *platform, *device;
     const char *save_x0;         /* "all" or a comma-separated list of 1-based step numbers */
     const char *init_img, *mask; /* img2img's start and inpainting's mask */
+    const char *tokenizer;       /* CLIP's vocabulary for an SD single file */
+    int clip_skip, prediction;   /* SD: A1111's clip skip; 0 the model's prediction, 1 eps, 2 v */
     float strength;
     int steps, batch_count, batch_size, metadata, verbose;
     int height, width, scale; /* -H/-W (0: the model's), --scale */
@@ -42,8 +45,16 @@ typedef struct args {
 
 static void usage(FILE *f) {
     fprintf(
-        f, "usage: ldmcl-sample -m MODEL_DIR -p PROMPT [options]\n"
-           "  -m, --model DIR          a model folder (model.ini, unet/autoencoder safetensors)\n"
+        f, "usage: ldmcl-sample -m MODEL -p PROMPT [options]\n"
+           "  -m, --model PATH         a model folder (model.ini, unet/autoencoder safetensors),\n"
+           "                           or a Stable Diffusion 1.x/2.x checkpoint: a .safetensors\n"
+           "                           file (F32/F16/BF16) or a diffusers folder\n"
+           "  --tokenizer PATH         CLIP's vocabulary for an SD .safetensors file, which holds\n"
+           "                           none: bpe_simple_vocab_16e6.txt.gz or a Hugging Face\n"
+           "                           tokenizer folder\n"
+           "  --clip-skip N            SD: condition on the text encoder's N-th layer from the\n"
+           "                           end (1, the default, is the model's own)\n"
+           "  --prediction P           SD: eps or v, overriding what ldmcl detects\n"
            "  -p, --prompt TEXT        the prompt\n"
            "  -n, --negative-prompt T  the unconditional branch of guidance (default \"\")\n"
            "  --steps N                sampling steps (default 20; ddpm always takes all T)\n"
@@ -90,6 +101,9 @@ static void usage(FILE *f) {
 /* Every option, for telling a mistyped one from a known one. */
 static const char *const options[] = {"-m",
                                       "--model",
+                                      "--tokenizer",
+                                      "--clip-skip",
+                                      "--prediction",
                                       "-p",
                                       "--prompt",
                                       "-n",
@@ -188,6 +202,17 @@ static int parse(int argc, char **argv, args *a) {
             a->init_img = v;
         } else if (!strcmp(k, "--mask")) {
             a->mask = v;
+        } else if (!strcmp(k, "--tokenizer")) {
+            a->tokenizer = v;
+        } else if (!strcmp(k, "--prediction")) {
+            if (!strcmp(v, "eps") || !strcmp(v, "epsilon"))
+                a->prediction = 1;
+            else if (!strcmp(v, "v") || !strcmp(v, "v_prediction"))
+                a->prediction = 2;
+            else {
+                fprintf(stderr, "ldmcl-sample: --prediction %s: eps or v\n", v);
+                return -1;
+            }
         } else if (!strcmp(k, "--grid")) {
             a->grid = v;
         } else if (!strcmp(k, "--save-x0")) {
@@ -236,6 +261,8 @@ static int parse(int argc, char **argv, args *a) {
                 a->strength = (float)x;
             else if (!strcmp(k, "--eta") && x >= 0 && x <= 1)
                 a->eta = (float)x;
+            else if (!strcmp(k, "--clip-skip") && x >= 0 && x <= 64 && x == (int)x)
+                a->clip_skip = (int)x;
             else if ((!strcmp(k, "-s") || !strcmp(k, "--seed")) && x == (long long)x)
                 a->seed = (long long)x;
             else {
@@ -248,7 +275,7 @@ static int parse(int argc, char **argv, args *a) {
     if (!png_name("-o", a->output) || (a->grid && !png_name("--grid", a->grid))) return -1;
 
     if (!a->model || !a->prompt == !a->prompt_file) {
-        fprintf(stderr, "ldmcl-sample: -m MODEL_DIR and one of -p PROMPT or --prompt-file FILE are "
+        fprintf(stderr, "ldmcl-sample: -m MODEL and one of -p PROMPT or --prompt-file FILE are "
                         "required (see --help)\n");
         return -1;
     }
@@ -287,6 +314,7 @@ static void image_parameters(const args *a, const ldm_model_config *c, const cha
                        .cfg_scale = a->cfg_scale,
                        .eta = a->eta,
                        .strength = a->init_img ? a->strength : 0.0f,
+                       .clip_skip = a->clip_skip,
                        .seed = seed};
     a1111_parameters(&ap, out, size);
 }
@@ -385,7 +413,10 @@ int main(int argc, char **argv) {
                                .guidance_scale = a.cfg_scale,
                                .eta = a.eta,
                                .batch = a.batch_size,
-                               .scheduler = a.scheduler};
+                               .scheduler = a.scheduler,
+                               .tokenizer = a.tokenizer,
+                               .clip_skip = a.clip_skip,
+                               .prediction = a.prediction};
     progress_line progress = {0};
     if (isatty(fileno(stderr))) po.progress = (ldm_step_hook){show_step, &progress};
     x0_saver saver = {
@@ -401,7 +432,16 @@ int main(int argc, char **argv) {
     const ldm_model_config *c = ldm_pipeline_config(p);
     saver.channels = c->channels;
     char unet[OUTPUT_MAX], hex[65];
-    snprintf(unet, sizeof unet, "%s/unet.safetensors", a.model);
+    const ldm_sd_model *sd = ldm_pipeline_sd_model(p);
+    if (sd) { /* A1111's model hash is its checkpoint file's; a folder's UNet's */
+        char what[256];
+        ldm_sd_model_describe(sd, what, sizeof what);
+        fprintf(stderr, "ldmcl-sample: %s: %s (prediction: %s)\n", a.model, what,
+                sd->prediction_how);
+        snprintf(unet, sizeof unet, "%s", sd->unet_file);
+    } else {
+        snprintf(unet, sizeof unet, "%s/unet.safetensors", a.model);
+    }
     if (a.metadata && ldm_file_sha256(unet, hex) == LDM_OK) {
         memcpy(a.model_hash, hex, 10);
         a.model_hash[10] = '\0';

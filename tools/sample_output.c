@@ -224,10 +224,12 @@ void a1111_parameters(const a1111_params *p, char *out, size_t size) {
     size_t n = strlen(name);
     while (n > 1 && name[n - 1] == '/')
         name[--n] = '\0';
+    if (n > 12 && !strcmp(name + n - 12, ".safetensors")) name[n - 12] = '\0';
     const char *base = strrchr(name, '/');
     put(out, size, &used, ", Model: ");
     put_value(out, size, &used, base && base[1] ? base + 1 : name);
     if (p->strength > 0) put(out, size, &used, ", Denoising strength: %g", (double)p->strength);
+    if (p->clip_skip > 1) put(out, size, &used, ", Clip skip: %d", p->clip_skip);
     if (p->eta > 0 && (p->method == LDM_SAMPLER_DDIM || p->method == LDM_SAMPLER_DDIM_TRAILING ||
                        p->method == LDM_SAMPLER_TCD))
         put(out, size, &used, ", Eta: %g", (double)p->eta);

@@ -37,13 +37,15 @@ typedef struct a1111_params {
     ldm_sampler_method method;
     ldm_sigma_schedule scheduler;
     int steps, width, height, batch_size, batch_pos;
+    int clip_skip;                  /* written when above 1, as A1111 */
     float cfg_scale, eta, strength; /* strength: img2img's (0: none) */
     uint64_t seed;
 } a1111_params;
 
 /* A1111's "parameters" text (prompt, "Negative prompt: ...", then "Steps: ..., Sampler: ...,
- * Schedule type: ..., CFG scale, Seed, Size, Model hash, Model, Denoising strength, Eta, Batch
- * size/pos, Version"), values holding ',', ':' or a newline quoted as A1111 quotes them (JSON). */
+ * Schedule type: ..., CFG scale, Seed, Size, Model hash, Model (a checkpoint file's name without
+ * .safetensors), Denoising strength, Clip skip, Eta, Batch size/pos, Version"), values holding ',',
+ * ':' or a newline quoted as A1111 quotes them (JSON). */
 void a1111_parameters(const a1111_params *p, char *out, size_t size);
 
 /* A1111's name of a sampler ("Euler a", "DPM++ 2M") and of a sigma schedule ("Karras"); methods

@@ -74,6 +74,11 @@ static int openclip(const char *name, ldm_load_source *src, void *user) {
 ldm_status ldm_sd_load_text(const ldm_sd_model *m, ldm_graph *g) {
     ldm_load_options o = {0};
     o.ignore = position_ids;
+    /* a graph that skips the last layers (clip skip) does not read them */
+    char last[128];
+    snprintf(last, sizeof last, "text_model.encoder.layers.%d.mlp.fc1.weight",
+             m->text.num_layers - 1);
+    o.allow_unexpected = ldm_graph_find(g, last) == NULL;
     if (m->layout == LDM_SD_DIFFUSERS) {
         o.only_prefix = "text_model.";
         return ldm_graph_load(g, m->text_file, &o);
