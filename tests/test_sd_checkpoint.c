@@ -114,6 +114,23 @@ static void check_model(const char *fam, const char *layout) {
     ldm_ctx_destroy(ctx);
 }
 
+/* The weights over several buffers when the device's largest allocation is small (capped at
+ * 64 KiB here; the tiny UNet's weights are about 400 KiB): the same numbers. */
+static void weights_span_several_buffers(void **state) {
+    (void)state;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/sd/sd1_single.safetensors", LDMCL_TEST_REF_DIR);
+    ldm_sd_model m;
+    assert_status(ldm_sd_model_inspect(path, &m), LDM_OK);
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_ctx_set_max_allocation(ctx, 64 << 10);
+    const char *unet_in[] = {"unet.x", "unet.t", "text.out"};
+    double e = run_against(ctx, &m, "sd1", unet_in, 3, "unet.out", rec_unet, ldm_sd_load_unet);
+    print_message("  UNet with buffers of at most 64 KiB: %.2e norm-wise from diffusers\n", e);
+    assert_true(e < 1e-4);
+    ldm_ctx_destroy(ctx);
+}
+
 static void sd1_single_file(void **state) {
     (void)state;
     check_model("sd1", "single");
@@ -291,6 +308,7 @@ int main(void) {
         cmocka_unit_test(sd2_single_file),
         cmocka_unit_test(sd2_diffusers_folder),
         cmocka_unit_test(sd1_trajectory_matches_diffusers),
+        cmocka_unit_test(weights_span_several_buffers),
         cmocka_unit_test(bad_files_are_refused_by_name),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

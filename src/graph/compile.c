@@ -153,8 +153,9 @@ static ldm_status allocate(ldm_graph *g, size_t peak, size_t bank) {
     }
     g->memory.trainable_bytes =
         g->store->trainable ? ldm_arena_capacity_bytes(g->store->trainable) : 0;
-    g->memory.frozen_bytes =
-        b_co + (g->store->frozen ? ldm_arena_capacity_bytes(g->store->frozen) : 0);
+    g->memory.frozen_bytes = b_co;
+    for (int i = 0; i < g->store->n_frozen; i++)
+        g->memory.frozen_bytes += ldm_arena_capacity_bytes(g->store->frozen[i]);
     g->memory.input_bytes = b_in;
     g->memory.leaf_grad_bytes =
         g->has_backward ? b_lg + (g->store->grads ? ldm_arena_capacity_bytes(g->store->grads) : 0)

@@ -26,7 +26,9 @@ void ldm_params_retain(ldm_params *p) {
 void ldm_params_release(ldm_params *p) {
     if (!p || --p->refs > 0) return;
     ldm_arena_destroy(p->trainable);
-    ldm_arena_destroy(p->frozen);
+    for (int i = 0; i < p->n_frozen; i++)
+        ldm_arena_destroy(p->frozen[i]);
+    free(p->frozen);
     ldm_arena_destroy(p->grads);
     for (int i = 0; i < p->n; i++)
         free(p->entries[i]);
@@ -112,6 +114,41 @@ static ldm_status carve(ldm_params *p, const char *name, uint64_t bytes, int tra
     return LDM_OK;
 }
 
+/* The frozen entries in arenas of at most the device's largest allocation each, in order. */
+static ldm_status carve_frozen(ldm_params *p, uint64_t bytes) {
+    if (bytes == 0) return LDM_OK;
+    uint64_t max = ldm_ctx_max_allocation(p->ctx);
+    int first = 0;
+    while (first < p->n) {
+        uint64_t size = 0;
+        int last = first;
+        for (; last < p->n; last++) {
+            ldm_param_entry *e = p->entries[last];
+            if (e->trainable) continue;
+            uint64_t b = aligned_bytes(e->numel);
+            if (size && size + b > max) break;
+            size += b; /* an entry alone above the limit: the arena's creation says so */
+        }
+        if (size == 0) break;
+        ldm_arena **more = realloc(p->frozen, (size_t)(p->n_frozen + 1) * sizeof *more);
+        if (!more) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+        p->frozen = more;
+        ldm_arena **arena = &p->frozen[p->n_frozen];
+        *arena = NULL;
+        LDM_TRY(ldm_arena_create(p->ctx,
+                                 p->n_frozen || last < p->n ? "frozen parameters (one of several)"
+                                                            : "frozen parameters",
+                                 size, arena));
+        p->n_frozen++;
+        for (int i = first; i < last; i++) {
+            ldm_param_entry *e = p->entries[i];
+            if (!e->trainable) LDM_TRY(ldm_arena_take(*arena, e->numel, e->name, &e->value));
+        }
+        first = last;
+    }
+    return LDM_OK;
+}
+
 ldm_status ldm_params_allocate(ldm_params *p, int grads) {
     uint64_t tr, fr, gr;
     ldm_params_pending_bytes(p, grads, &tr, &fr, &gr);
@@ -121,7 +158,7 @@ ldm_status ldm_params_allocate(ldm_params *p, int grads) {
             p->entries[i]->owner = NULL; /* its graph may go before the store */
         }
         LDM_TRY(carve(p, "trainable parameters", tr, 1, 0, &p->trainable));
-        LDM_TRY(carve(p, "frozen parameters", fr, 0, 0, &p->frozen));
+        LDM_TRY(carve_frozen(p, fr));
         p->allocated = 1;
     }
     if (gr && !p->has_grads) {

@@ -28,7 +28,11 @@ struct ldm_params {
     ldm_param_entry **entries; /* in creation order */
     int n, cap;
     int allocated, has_grads;
-    ldm_arena *trainable, *frozen, *grads;
+    ldm_arena *trainable, *grads;
+    /* frozen values in as many arenas as CL_DEVICE_MAX_MEM_ALLOC_SIZE needs (trainable values
+     * and gradients stay one span each: an optimizer steps them in one pass) */
+    ldm_arena **frozen;
+    int n_frozen;
     int refs; /* graphs bound to it, plus one for a creator that keeps it */
 };
 
@@ -41,8 +45,9 @@ ldm_param_entry *ldm_params_find(const ldm_params *p, const char *name);
  * when memory runs out (the caller fails its graph). */
 ldm_param_entry *ldm_params_add(ldm_params *p, const char *name, int ndim, const int *shape,
                                 ldm_tensor *owner);
-/* Allocates the values of every entry (trainable ones in creation order, then frozen ones) and,
- * with grads, the gradients of the trainable ones; a later call with grads adds the gradients. */
+/* Allocates the values of every entry (trainable ones in creation order, then frozen ones, split
+ * over several buffers where one would exceed the device's largest allocation) and, with grads,
+ * the gradients of the trainable ones; a later call with grads adds the gradients. */
 ldm_status ldm_params_allocate(ldm_params *p, int grads);
 /* Bytes the store still has to allocate for values (and gradients, with grads). */
 uint64_t ldm_params_pending_bytes(const ldm_params *p, int grads, uint64_t *trainable,

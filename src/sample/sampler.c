@@ -68,6 +68,9 @@ static ldm_status record_unet(ldm_sampler *s) {
     if (s->cfg.sd_unet) {
         s->eps = record_sd_unet(s);
         ldm_tensor_keep(s->eps);
+        /* its own weights are frozen: they may then span several device buffers */
+        for (size_t i = 0; !s->cfg.params && i < ldm_graph_param_count(g); i++)
+            ldm_tensor_set_trainable(ldm_graph_param_at(g, i), 0);
         return ldm_graph_compile(g);
     }
     ldm_unet_cond cond = {NULL, NULL, NULL};
