@@ -17,6 +17,8 @@ static void flags_are_checked(void **state) {
         {"--bogus", "unknown option '--bogus' (see --help)", 2},
         {"--json", "'--json' needs a value (see --help)", 2},
         {"--shapes big", "--shapes big: not a value it takes (see --help)", 2},
+        {"--random sd3", "--random sd3: not a value it takes (see --help)", 2},
+        {"--bench sd --model /nonexistent.safetensors", "cannot open the model '/nonexistent", 1},
         {"--repeat x", "--repeat needs a count from 0 to 100000, got 'x'", 2},
         {"--version", "ldmcl-bench " LDMCL_VERSION "\n", 0},
         {"--help", "-h, --help", 0},

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "ldmcl/ksampler.h"
 #include "ldmcl/sd_model.h"
 #include "sd_fixture.h"
@@ -37,7 +38,7 @@ static double run_against(ldm_ctx *ctx, const ldm_sd_model *m, const char *fam,
     char key[128];
     for (int i = 0; i < n_in; i++) {
         int ndim, shape[LDM_MAX_DIMS];
-        snprintf(key, sizeof key, "%s.%s", fam, in_keys[i]);
+        snprintf(key, sizeof key, "%s%s%s", fam ? fam : "", fam ? "." : "", in_keys[i]);
         data[i] = want(key, &ndim, shape);
         in[i] = ldm_graph_input(g, in_keys[i], ndim, shape);
     }
@@ -57,7 +58,7 @@ static double run_against(ldm_ctx *ctx, const ldm_sd_model *m, const char *fam,
     float *got = malloc(n * sizeof *got);
     assert_non_null(got);
     assert_status(ldm_tensor_read(out, got), LDM_OK);
-    snprintf(key, sizeof key, "%s.%s", fam, out_key);
+    snprintf(key, sizeof key, "%s%s%s", fam ? fam : "", fam ? "." : "", out_key);
     float *w = want(key, NULL, NULL);
     double e = test_norm_err(got, w, n);
     free(got);
@@ -129,6 +130,38 @@ static void weights_span_several_buffers(void **state) {
     print_message("  UNet with buffers of at most 64 KiB: %.2e norm-wise from diffusers\n", e);
     assert_true(e < 1e-4);
     ldm_ctx_destroy(ctx);
+}
+
+/* tools/check_sd_full.sh: a full-size SD 1.5 or 2.1 single file with random weights and
+ * diffusers' UNet forward at 64x64 latents ($LDMCL_SD_FULL: the files' common stem); skipped
+ * otherwise. */
+static void full_size_unet(void **state) {
+    (void)state;
+    const char *stem = getenv("LDMCL_SD_FULL");
+    if (!stem || !*stem) skip();
+    char path[4096], ref[4096];
+    snprintf(path, sizeof path, "%s.safetensors", stem);
+    snprintf(ref, sizeof ref, "%s-reference.safetensors", stem);
+    ldm_sd_model m;
+    assert_status(ldm_sd_model_inspect(path, &m), LDM_OK);
+    char what[256];
+    ldm_sd_model_describe(&m, what, sizeof what);
+    ldm_safetensors *keep = g_want;
+    assert_status(ldm_safetensors_open(ref, &g_want), LDM_OK);
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    size_t params = 0;
+    assert_status(ldm_sd_unet_param_count(ctx, &m.unet, &params), LDM_OK);
+    const char *in[] = {"x", "t", "context"};
+    double t0 = ldm_now_s();
+    /* keys without a family prefix: run_against adds "<fam>." */
+    double e = run_against(ctx, &m, NULL, in, 3, "out", rec_unet, ldm_sd_load_unet);
+    print_message("  %s: %s, %zu UNet parameters; forward at 64x64 against diffusers: %.2e "
+                  "norm-wise (compile, load and run %.1f s)\n",
+                  path, what, params, e, ldm_now_s() - t0);
+    assert_true(e < 1e-4);
+    ldm_ctx_destroy(ctx);
+    ldm_safetensors_close(g_want);
+    g_want = keep;
 }
 
 static void sd1_single_file(void **state) {
@@ -309,6 +342,7 @@ int main(void) {
         cmocka_unit_test(sd2_diffusers_folder),
         cmocka_unit_test(sd1_trajectory_matches_diffusers),
         cmocka_unit_test(weights_span_several_buffers),
+        cmocka_unit_test(full_size_unet),
         cmocka_unit_test(bad_files_are_refused_by_name),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -99,6 +99,12 @@ ldm_status bench_autoencoder(ldm_ctx *ctx, const bench_settings *s, int celebhq,
  * step with the seed UNet at train_batch. json: its members, each followed by a comma. */
 ldm_status bench_clip(ldm_ctx *ctx, const bench_settings *s, int train_batch, FILE *json);
 
+/* Stable Diffusion (tools/bench_sd.c): a checkpoint (model: a file or diffusers folder) or, with
+ * model NULL, the published config random ("sd15", "sd21"; NULL: sd15) at 256x256 and 512x512:
+ * a guided sampling step, the VAE's decode, device memory. json: members, each with a comma. */
+ldm_status bench_sd(ldm_ctx *ctx, const bench_settings *s, const char *model, const char *random,
+                    FILE *json);
+
 /* The device's facts, as --list-devices prints them. */
 void bench_print_device(const ldm_device_info *d);
 

@@ -47,6 +47,11 @@ static void usage(FILE *f) {
             "  --bench job-step      under mpirun -np N: the default model's training step as one\n"
             "                        rank (configs/fashion_mnist.ini: run from the source tree)\n"
             "                        and the share of the gradients' sum hidden by backward\n"
+            "");
+    fprintf(f,
+            "  --bench sd            Stable Diffusion at 256x256 and 512x512: a guided sampling\n"
+            "                        step, the VAE decode, device memory; of --model FILE|DIR or\n"
+            "                        of --random sd15|sd21 (random weights; default sd15)\n"
             "  --bench clip          the CLIP text encoder: prompts/s at batch 1 and 16, and the\n"
             "                        seed UNet's training step with the encoder trained too\n"
             "  --shapes seed|small   op shapes of --bench ops and --tune: the seed UNet's at\n"
@@ -231,7 +236,7 @@ static const char *const options[] = {
     "--report",       "--op-tests",  "--retune",    "--no-gemm-tuning", "-v",
     "--verbose",      "-h",          "--help",      "--version",        "--bench",
     "--cl-platform",  "--cl-device", "--json",      "--train-batch",    "--shapes",
-    "--warmup",       "--repeat"};
+    "--model",        "--random",    "--warmup",    "--repeat"};
 
 static int bench_main(int argc, char **argv);
 
@@ -252,6 +257,7 @@ static int bench_main(int argc, char **argv) {
     const char *bench_list = NULL, *json_path = NULL, *op_tests_dir = NULL, *tune_families = NULL;
     int shapes = -1; /* -1: by device */
     int train_batch = 16;
+    const char *sd_model = NULL, *sd_random = NULL; /* --bench sd */
     bench_settings s = {2, 10, NULL, NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -289,6 +295,10 @@ static int bench_main(int argc, char **argv) {
             s.device = argv[++i];
         else if (!strcmp(a, "--json") && v)
             json_path = argv[++i];
+        else if (!strcmp(a, "--model") && v)
+            sd_model = argv[++i];
+        else if (!strcmp(a, "--random") && v && (!strcmp(v, "sd15") || !strcmp(v, "sd21")))
+            sd_random = argv[++i];
         else if (!strcmp(a, "--train-batch")) {
             if (!parse_count(a, v, &train_batch) || train_batch < 1) return 2;
             i++;
@@ -368,7 +378,7 @@ static int bench_main(int argc, char **argv) {
 
     int bench_copy_on = 0, bench_gemm_on = 0, bench_cache_on = 0, bench_ops_on = 0;
     int bench_unet_on = 0, bench_ae_on = 0, bench_ae_celebhq_on = 0, bench_clip_on = 0;
-    int bench_allreduce_on = 0, bench_job_step_on = 0;
+    int bench_allreduce_on = 0, bench_job_step_on = 0, bench_sd_on = 0;
     if (bench_list) {
         char list[256];
         snprintf(list, sizeof list, "%s", bench_list);
@@ -385,6 +395,8 @@ static int bench_main(int argc, char **argv) {
                 bench_ae_celebhq_on = 1;
             else if (!strcmp(tok, "clip"))
                 bench_clip_on = 1;
+            else if (!strcmp(tok, "sd"))
+                bench_sd_on = 1;
             else if (!strcmp(tok, "allreduce"))
                 bench_allreduce_on = 1;
             else if (!strcmp(tok, "job-step"))
@@ -399,7 +411,7 @@ static int bench_main(int argc, char **argv) {
                 fprintf(
                     stderr,
                     "ldmcl-bench: unknown benchmark '%s' (copy, gemm, ops, unet, ae, ae-celebhq, "
-                    "clip, allreduce, job-step, cache, all)\n",
+                    "clip, sd, allreduce, job-step, cache, all)\n",
                     tok);
                 return 2;
             }
@@ -437,6 +449,7 @@ static int bench_main(int argc, char **argv) {
     if (st == LDM_OK && bench_ae_on) st = bench_autoencoder(ctx, &s, 0, json);
     if (st == LDM_OK && bench_ae_celebhq_on) st = bench_autoencoder(ctx, &s, 1, json);
     if (st == LDM_OK && bench_clip_on) st = bench_clip(ctx, &s, train_batch, json);
+    if (st == LDM_OK && bench_sd_on) st = bench_sd(ctx, &s, sd_model, sd_random, json);
     if (st == LDM_OK && bench_allreduce_on) st = bench_allreduce(ctx, g_job, &s, json);
     if (st == LDM_OK && bench_job_step_on) st = bench_job_step(ctx, g_job, &s, json);
     ldm_ctx_destroy(ctx);

@@ -297,14 +297,77 @@ def trajectory(unet, text, ids, gen, lib_path):
             "sd1.trajectory.sigmas": sched.sigmas.float()}
 
 
+FULL = {  # the published configs (diffusers' config.json of SD 1.5 and SD 2.1)
+    "sd15": dict(cross_attention_dim=768, attention_head_dim=8),
+    "sd21": dict(cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20),
+                 use_linear_projection=True),
+}
+
+
+def sd_full(kind, dir_):
+    """A full-size SD 1.5 or 2.1 UNet with random weights (F16-representable) as a whole single
+    file (with a VAE and a text encoder of the family, random too) and one UNet forward at 64x64
+    latents, batch 1, in float64: dir_/<kind>.safetensors and dir_/<kind>-reference.safetensors.
+    Seeded: the same files every time."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPTextConfig, CLIPTextModel
+    torch.manual_seed(1234)
+    gen = torch.Generator().manual_seed(4321)
+    unet = UNet2DConditionModel(
+        sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+        block_out_channels=(320, 640, 1280, 1280),
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3, **FULL[kind]).eval()
+    vae = AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4,
+                        block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+                        latent_channels=4).eval()
+    width = FULL[kind]["cross_attention_dim"]
+    text = CLIPTextModel(CLIPTextConfig(
+        hidden_size=width, intermediate_size=4 * width, num_hidden_layers=12 if kind == "sd15" else 24,
+        num_attention_heads=width // 64, hidden_act="quick_gelu" if kind == "sd15" else "gelu"))
+    with torch.no_grad():  # diffusers zero-initialises some layers: give them values too
+        for p in unet.parameters():
+            p.copy_((p + 0.02 * torch.randn(p.shape, generator=gen)).half().float())
+    up_attn = [not t.startswith("Up") for t in unet.config.up_block_types]
+    single = {"model.diffusion_model." + unet_to_original(k, 2, up_attn): v
+              for k, v in unet.state_dict().items()}
+    for k, v in vae.state_dict().items():
+        name, conv = vae_to_original(k, 4)
+        single["first_stage_model." + name] = v.reshape(*v.shape, 1, 1) if conv else v
+    ts = {k: v for k, v in text.state_dict().items() if "position_ids" not in k}
+    if kind == "sd15":
+        single.update({"cond_stage_model.transformer." + k: v for k, v in ts.items()})
+    else:
+        single.update({"cond_stage_model.model." + k: v for k, v in openclip_text(ts).items()})
+    save_file({k: v.half().contiguous() for k, v in single.items()},
+              os.path.join(dir_, f"{kind}.safetensors"))
+    del single, vae, text
+    x = torch.randn(1, 4, 64, 64, generator=gen)
+    t = torch.tensor([500.0])
+    context = torch.randn(1, 77, width, generator=gen)
+    with torch.no_grad():
+        out = unet.double()(x.double(), t.double(), encoder_hidden_states=context.double()).sample
+    save_file({"x": x, "t": t, "context": context, "out": out.float().contiguous()},
+              os.path.join(dir_, f"{kind}-reference.safetensors"))
+    print(f"{dir_}/{kind}.safetensors: {sum(p.numel() for p in unet.parameters())} UNet parameters")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "tests", "ref"))
     ap.add_argument("--ldmcl-lib", default=os.path.join(os.path.dirname(__file__), "..", "..",
                                                          "build", "libldmcl.so"),
                     help="ldmcl's shared library, whose random numbers the trajectory starts from")
+    ap.add_argument("--full", metavar="KIND", choices=sorted(FULL),
+                    help="only write the full-size check's model and reference into --out")
     args = ap.parse_args()
     torch.set_num_threads(2)
+    if args.full:
+        zero_mask_attention()
+        sd_full(args.full, args.out)
+        return
     w = Writer(seed=20261207)
     sd_unet(w)
     w.save(os.path.join(args.out, "sd_unet.safetensors"))

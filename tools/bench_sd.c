@@ -1,0 +1,143 @@
+/* tools/bench_sd.c: ldmcl-bench --bench sd: a Stable Diffusion model (a checkpoint, or SD 1.5's
+ * or 2.1's published configs with random weights) at 256x256 and 512x512: one sampling step with
+ * classifier-free guidance (one UNet forward at batch 2), the VAE's decode of one image, and the
+ * device memory each holds (weights, planned activations, the context's buffers). Device times
+ * from profiling events, after warm-up, medians of repeats. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+static ldm_status randomise(ldm_ctx *ctx, ldm_graph *g, ldm_tensor **in, int n_in) {
+    ldm_cmd *c = ldm_ctx_immediate(ctx);
+    ldm_buf none = {NULL, 0};
+    for (size_t i = 0; i < ldm_graph_param_count(g); i++) {
+        ldm_tensor *p = ldm_graph_param_at(g, i);
+        BENCH_TRY(ldm_rng_fill(c, LDM_DIST_NORMAL, ldm_tensor_numel(p), 5, (uint32_t)i, 0, none,
+                               0.02f, 0.0f, ldm_tensor_buf(p)));
+    }
+    for (int i = 0; i < n_in; i++)
+        BENCH_TRY(ldm_rng_fill(c, LDM_DIST_NORMAL, ldm_tensor_numel(in[i]), 6, (uint32_t)i, 0, none,
+                               1.0f, 0.0f, ldm_tensor_buf(in[i])));
+    return ldm_ctx_finish(ctx);
+}
+
+/* Median device milliseconds of a graph's run. */
+static ldm_status time_runs(ldm_ctx *ctx, const bench_settings *s, ldm_graph *g, double *ms) {
+    double *t = calloc((size_t)s->repeat, sizeof *t);
+    if (!t) return LDM_ERR_HOST_MEMORY;
+    ldm_status st = LDM_OK;
+    for (int r = -s->warmup; r < s->repeat && st == LDM_OK; r++) {
+        cl_event a, b;
+        if ((st = bench_marker(ctx, &a)) != LDM_OK) break;
+        st = ldm_graph_run(g);
+        if (st == LDM_OK) st = bench_marker(ctx, &b);
+        double v = 0;
+        if (st == LDM_OK) st = bench_span_ms(a, b, &v);
+        if (r >= 0) t[r] = v;
+    }
+    if (st == LDM_OK) *ms = bench_median(t, s->repeat);
+    free(t);
+    return st;
+}
+
+/* One guided sampling step's UNet forward (batch 2) at side x side pixels. */
+static ldm_status unet_step(ldm_ctx *ctx, const bench_settings *s, const ldm_sd_model *m,
+                            int random, int side, FILE *json) {
+    int lat = side / 8;
+    ldm_graph *g;
+    BENCH_TRY(ldm_graph_create(ctx, &g));
+    ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(2, m->unet.in_channels, lat, lat));
+    ldm_tensor *t = ldm_graph_input(g, "t", LDM_SHAPE(2));
+    ldm_tensor *c = ldm_graph_input(g, "context", LDM_SHAPE(2, 77, m->unet.context_dim));
+    ldm_tensor_keep(ldm_sd_unet(g, &m->unet, x, t, c));
+    for (size_t i = 0; i < ldm_graph_param_count(g); i++)
+        ldm_tensor_set_trainable(ldm_graph_param_at(g, i), 0);
+    ldm_status st = ldm_graph_compile(g);
+    ldm_tensor *ins[3] = {x, t, c};
+    if (st == LDM_OK) st = random ? randomise(ctx, g, ins, 3) : ldm_sd_load_unet(m, g);
+    if (st == LDM_OK && !random) st = randomise(ctx, g, ins, 0);
+    float tv[2] = {500.0f, 500.0f};
+    if (st == LDM_OK) st = ldm_tensor_write(t, tv);
+    double ms = 0;
+    if (st == LDM_OK) st = time_runs(ctx, s, g, &ms);
+    if (st == LDM_OK) {
+        ldm_graph_memory mem = ldm_graph_memory_report(g);
+        char w[32], a[32], all[32];
+        printf("  %dx%d, guided step (UNet at batch 2): %.0f ms; weights %s, activations %s "
+               "planned, %s on the device in all\n",
+               side, side, ms, ldm_format_bytes(mem.frozen_bytes, w, 32),
+               ldm_format_bytes(mem.activation_bytes, a, 32),
+               ldm_format_bytes(ldm_ctx_device_bytes_in_use(ctx), all, 32));
+        if (json)
+            fprintf(json,
+                    "  \"sd_step_%d\": {\"ms\": %.3f, \"activation_bytes\": %llu, "
+                    "\"device_bytes\": %llu},\n",
+                    side, ms, (unsigned long long)mem.activation_bytes,
+                    (unsigned long long)ldm_ctx_device_bytes_in_use(ctx));
+    }
+    ldm_graph_destroy(g);
+    return st;
+}
+
+/* The VAE decoding one image of side x side pixels. */
+static ldm_status vae_decode(ldm_ctx *ctx, const bench_settings *s, const ldm_sd_model *m,
+                             int random, int side, FILE *json) {
+    int lat = side / 8;
+    ldm_graph *g;
+    BENCH_TRY(ldm_graph_create(ctx, &g));
+    ldm_tensor *z = ldm_graph_input(g, "z", LDM_SHAPE(1, m->vae.embed_dim, lat, lat));
+    ldm_tensor_keep(ldm_sd_vae_decode(g, &m->vae, z));
+    for (size_t i = 0; i < ldm_graph_param_count(g); i++)
+        ldm_tensor_set_trainable(ldm_graph_param_at(g, i), 0);
+    ldm_status st = ldm_graph_compile(g);
+    if (st == LDM_OK) st = random ? randomise(ctx, g, &z, 1) : ldm_sd_load_vae(m, g);
+    if (st == LDM_OK && !random) st = randomise(ctx, g, &z, 0);
+    double ms = 0;
+    if (st == LDM_OK) st = time_runs(ctx, s, g, &ms);
+    if (st == LDM_OK) {
+        char a[32], all[32];
+        printf("  %dx%d, VAE decode of one image: %.0f ms; activations %s planned, %s on the "
+               "device in all\n",
+               side, side, ms, ldm_format_bytes(ldm_graph_memory_report(g).activation_bytes, a, 32),
+               ldm_format_bytes(ldm_ctx_device_bytes_in_use(ctx), all, 32));
+        if (json) fprintf(json, "  \"sd_vae_decode_%d\": {\"ms\": %.3f},\n", side, ms);
+    }
+    ldm_graph_destroy(g);
+    return st;
+}
+
+ldm_status bench_sd(ldm_ctx *ctx, const bench_settings *s, const char *model, const char *random,
+                    FILE *json) {
+    ldm_sd_model m;
+    int is_random = model == NULL;
+    if (model) {
+        BENCH_TRY(ldm_sd_model_inspect(model, &m));
+    } else {
+        memset(&m, 0, sizeof m);
+        int sd2 = random && !strcmp(random, "sd21");
+        if (random && !sd2 && strcmp(random, "sd15")) {
+            fprintf(stderr, "ldmcl-bench: --random %s: sd15 or sd21\n", random);
+            return LDM_ERR_INVALID_ARGUMENT;
+        }
+        if (sd2)
+            ldm_sd_unet_config_sd2(&m.unet);
+        else
+            ldm_sd_unet_config_sd1(&m.unet);
+        ldm_sd_vae_config_sd(&m.vae);
+    }
+    size_t params = 0;
+    BENCH_TRY(ldm_sd_unet_param_count(ctx, &m.unet, &params));
+    printf("Stable Diffusion %s: UNet %zu parameters (context %d)\n",
+           model ? model
+                 : (random && !strcmp(random, "sd21") ? "2.1 (random weights)"
+                                                      : "1.5 (random weights)"),
+           params, m.unet.context_dim);
+    static const int sides[] = {256, 512};
+    for (int i = 0; i < 2; i++) {
+        BENCH_TRY(unet_step(ctx, s, &m, is_random, sides[i], json));
+        BENCH_TRY(vae_decode(ctx, s, &m, is_random, sides[i], json));
+    }
+    return LDM_OK;
+}
