@@ -352,7 +352,7 @@ static void stable_diffusion_checkpoints(void **state) {
                             "vocabulary with --tokenizer");
     snprintf(args, sizeof args,
              "--tokenizer '%s' -H 64 -W 64 --steps 2 --sampling-method euler --scheduler karras "
-             "--clip-skip 2 -o '%s/sd.png'",
+             "--clip-skip 2 --vae-tiling -o '%s/sd.png'",
              LDMCL_CLIP_BPE_DEFAULT, g_dir);
     if (sample(sd1, args) != 0) fail_msg("%s", g_text);
     assert_contains(g_text, "SD 1.x epsilon, single file, F32 weights (prediction: epsilon, as "

@@ -164,6 +164,54 @@ static void full_size_unet(void **state) {
     g_want = keep;
 }
 
+/* Decoding a tile at a time: a latent within one tile decodes exactly as whole; a 16x16 latent
+ * in tiles of 8 (3 x 3 tiles, starting at cells 0, 6, 8) is finite and, where only one tile
+ * covers a pixel, that tile's decode itself (elsewhere the overlapping tiles' blend). */
+static void vae_tiling(void **state) {
+    (void)state;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/sd/sd1_single.safetensors", LDMCL_TEST_REF_DIR);
+    ldm_sd_model m;
+    assert_status(ldm_sd_model_inspect(path, &m), LDM_OK);
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    enum { L = 16, S = 64 };
+    static float z[4 * L * L], whole[3 * S * S], tiled[3 * S * S], same[3 * S * S];
+    uint32_t x = 7;
+    for (int i = 0; i < 4 * L * L; i++)
+        z[i] = ((float)((x = x * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f) * 0.4f;
+    ldm_sd_codec *a, *b, *c;
+    assert_status(ldm_sd_codec_create(ctx, &m, 1, S, S, 0, &a), LDM_OK);
+    assert_status(ldm_sd_codec_create(ctx, &m, 1, S, S, 8, &b), LDM_OK);
+    assert_status(ldm_sd_codec_create(ctx, &m, 1, S, S, 32, &c), LDM_OK);
+    assert_status(ldm_sd_codec_decode(a, z, whole), LDM_OK);
+    assert_status(ldm_sd_codec_decode(b, z, tiled), LDM_OK);
+    assert_status(ldm_sd_codec_decode(c, z, same), LDM_OK);
+    assert_true(test_norm_err(same, whole, 3 * S * S) == 0.0);
+    for (int i = 0; i < 3 * S * S; i++)
+        assert_true(isfinite(tiled[i]));
+    /* tiles start at latent cells 0, 6 and 8 each way: pixels 0..23 are the first tile's alone */
+    static float corner[4 * 8 * 8], first[3 * 32 * 32];
+    for (int ch = 0; ch < 4; ch++)
+        for (int y = 0; y < 8; y++)
+            memcpy(corner + (ch * 8 + y) * 8, z + (ch * L + y) * L, 8 * sizeof *z);
+    ldm_sd_codec *d;
+    assert_status(ldm_sd_codec_create(ctx, &m, 1, 32, 32, 0, &d), LDM_OK);
+    assert_status(ldm_sd_codec_decode(d, corner, first), LDM_OK);
+    for (int ch = 0; ch < 3; ch++)
+        for (int y = 0; y < 24; y++)
+            for (int xx = 0; xx < 24; xx++)
+                assert_true(tiled[(ch * S + y) * S + xx] == first[(ch * 32 + y) * 32 + xx]);
+    print_message("  VAE decode of a 16x16 latent in tiles of 8: %.3f norm-wise from the whole "
+                  "decode (this tiny random VAE's GroupNorms see each tile's statistics)\n",
+                  test_norm_err(tiled, whole, 3 * S * S));
+    ldm_sd_codec_destroy(a);
+    ldm_sd_codec_destroy(b);
+    ldm_sd_codec_destroy(c);
+    ldm_sd_codec_destroy(d);
+    assert_status(ldm_sd_codec_create(ctx, &m, 1, S, S, 6, &a), LDM_ERR_INVALID_ARGUMENT);
+    ldm_ctx_destroy(ctx);
+}
+
 static void sd1_single_file(void **state) {
     (void)state;
     check_model("sd1", "single");
@@ -343,6 +391,7 @@ int main(void) {
         cmocka_unit_test(sd1_trajectory_matches_diffusers),
         cmocka_unit_test(weights_span_several_buffers),
         cmocka_unit_test(full_size_unet),
+        cmocka_unit_test(vae_tiling),
         cmocka_unit_test(bad_files_are_refused_by_name),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

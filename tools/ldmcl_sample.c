@@ -33,6 +33,7 @@ typedef struct args {
     const char *init_img, *mask; /* img2img's start and inpainting's mask */
     const char *tokenizer;       /* CLIP's vocabulary for an SD single file */
     int clip_skip, prediction;   /* SD: A1111's clip skip; 0 the model's prediction, 1 eps, 2 v */
+    int vae_tiling;              /* SD: decode 32x32-cell tiles with blended seams */
     float strength;
     int steps, batch_count, batch_size, metadata, verbose;
     int height, width, scale; /* -H/-W (0: the model's), --scale */
@@ -55,6 +56,8 @@ static void usage(FILE *f) {
            "  --clip-skip N            SD: condition on the text encoder's N-th layer from the\n"
            "                           end (1, the default, is the model's own)\n"
            "  --prediction P           SD: eps or v, overriding what ldmcl detects\n"
+           "  --vae-tiling             SD: decode in tiles of 256x256 pixels, seams blended\n"
+           "                           (the decoder's memory a tile's, not the image's)\n"
            "  -p, --prompt TEXT        the prompt\n"
            "  -n, --negative-prompt T  the unconditional branch of guidance (default \"\")\n"
            "  --steps N                sampling steps (default 20; ddpm always takes all T)\n"
@@ -104,6 +107,7 @@ static const char *const options[] = {"-m",
                                       "--tokenizer",
                                       "--clip-skip",
                                       "--prediction",
+                                      "--vae-tiling",
                                       "-p",
                                       "--prompt",
                                       "-n",
@@ -181,6 +185,8 @@ static int parse(int argc, char **argv, args *a) {
         } else if (!strcmp(k, "--version")) {
             printf("ldmcl-sample %s\n", LDMCL_VERSION);
             exit(0);
+        } else if (!strcmp(k, "--vae-tiling")) {
+            a->vae_tiling = 1, value = 0;
         } else if (!strcmp(k, "--disable-image-metadata")) {
             a->metadata = 0, value = 0;
         } else if (!strcmp(k, "-v") || !strcmp(k, "--verbose")) {
@@ -416,7 +422,8 @@ int main(int argc, char **argv) {
                                .scheduler = a.scheduler,
                                .tokenizer = a.tokenizer,
                                .clip_skip = a.clip_skip,
-                               .prediction = a.prediction};
+                               .prediction = a.prediction,
+                               .vae_tile = a.vae_tiling ? 32 : 0};
     progress_line progress = {0};
     if (isatty(fileno(stderr))) po.progress = (ldm_step_hook){show_step, &progress};
     x0_saver saver = {

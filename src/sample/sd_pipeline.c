@@ -139,7 +139,8 @@ ldm_status ldm_sd_pipeline_open(ldm_ctx *ctx, ldm_pipeline *p, const char *path)
     }
     LDM_TRY(ldm_sampler_create(ctx, &sc, &p->sampler));
     LDM_TRY(ldm_sd_load_unet(m, ldm_sampler_graph(p->sampler)));
-    LDM_TRY(ldm_sd_codec_create(ctx, m, p->o.batch, p->img_h, p->img_w, &p->sd_codec));
+    LDM_TRY(
+        ldm_sd_codec_create(ctx, m, p->o.batch, p->img_h, p->img_w, p->o.vae_tile, &p->sd_codec));
     size_t n_lat = (size_t)p->o.batch * p->lat_channels * p->lat_h * p->lat_w;
     p->latents = malloc(n_lat * sizeof *p->latents);
     if (!p->latents) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
