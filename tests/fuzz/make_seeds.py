@@ -323,6 +323,38 @@ def seeds_train_state(build):
         safetensors(params, {"ldmcl.state.graph_step": "7"}))
 
 
+def seeds_sd_model():
+    """A minimal SD 1.x single file (the shapes inspection reads, tiny) and a diffusers folder's
+    configs (first byte: the layout, fuzz_sd_model.c)."""
+    u, v, c = "model.diffusion_model.", "first_stage_model.", "cond_stage_model.transformer.text_model."
+    z = lambda *shape: (lambda n: [0.0] * n)(__import__("math").prod(shape))
+    t = lambda name, *shape: (name, "F16", list(shape), z(*shape))
+    single = safetensors([
+        t(u + "input_blocks.0.0.weight", 8, 4, 1, 1), t(u + "out.2.weight", 4, 8, 1, 1),
+        t(u + "input_blocks.1.0.in_layers.2.weight", 8, 8, 1, 1),
+        t(u + "input_blocks.1.1.norm.weight", 8), t(u + "input_blocks.2.0.op.weight", 8, 8, 1, 1),
+        t(u + "input_blocks.3.0.in_layers.2.weight", 16, 8, 1, 1),
+        t(u + "middle_block.1.transformer_blocks.0.attn2.to_k.weight", 16, 4),
+        t(u + "middle_block.1.transformer_blocks.0.norm1.weight", 16),
+        t(u + "middle_block.1.proj_in.weight", 16, 16, 1, 1),
+        t(v + "encoder.conv_in.weight", 8, 3, 1, 1), t(v + "encoder.conv_out.weight", 8, 8, 1, 1),
+        t(v + "quant_conv.weight", 8, 8, 1, 1), t(v + "decoder.conv_out.weight", 3, 8, 1, 1),
+        t(v + "encoder.down.0.block.0.conv1.weight", 8, 8, 1, 1),
+        t(c + "embeddings.token_embedding.weight", 5, 4),
+        t(c + "embeddings.position_embedding.weight", 3, 4),
+        t(c + "encoder.layers.0.mlp.fc1.weight", 6, 4)],
+        metadata={"ldmcl.sd_config": '{"unet": {"num_heads": 2, "norm_groups": 4}, '
+                  '"vae": {"norm_groups": 4}, "text": {"num_heads": 1}}'})
+    out("sd_model", "single.bin", b"\x00" + single)
+    folder = SEP.join([
+        repo("tests/ref/sd/sd1_diffusers/unet/config.json"),
+        repo("tests/ref/sd/sd1_diffusers/vae/config.json"),
+        repo("tests/ref/sd/sd1_diffusers/text_encoder/config.json"),
+        repo("tests/ref/sd/sd1_diffusers/scheduler/scheduler_config.json"),
+        safetensors([("conv_in.weight", "F16", [2], [0.0, 1.0])])])
+    out("sd_model", "diffusers.bin", b"\x01" + folder)
+
+
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build-fuzz")
     seeds_safetensors()
@@ -332,6 +364,7 @@ def main():
     seeds_text()
     seeds_dataset()
     seeds_train_state(build)
+    seeds_sd_model()
 
 
 if __name__ == "__main__":
