@@ -25,6 +25,12 @@ double bench_median(double *v, int n);
 ldm_status bench_marker(ldm_ctx *ctx, cl_event *ev);
 ldm_status bench_span_ms(cl_event a, cl_event b, double *ms);
 
+/* The median device milliseconds of fn(user) over the settings' repeats, after its warm-ups
+ * (between profiling markers). */
+typedef ldm_status (*bench_timed_fn)(void *user);
+ldm_status bench_time(ldm_ctx *ctx, const bench_settings *s, bench_timed_fn fn, void *user,
+                      double *median_ms);
+
 /* Wall-clock milliseconds from a monotonic clock. */
 double bench_now_ms(void);
 

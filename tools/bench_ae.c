@@ -30,28 +30,6 @@ static float *random_images(size_t n) {
     return v;
 }
 
-/* Times fn over the settings' repeats (device time between markers). */
-typedef ldm_status (*timed_fn)(void *user);
-
-static ldm_status time_it(ldm_ctx *ctx, const bench_settings *s, timed_fn fn, void *user,
-                          double *median_ms) {
-    double *t = calloc((size_t)s->repeat, sizeof *t);
-    if (!t) return LDM_ERR_HOST_MEMORY;
-    ldm_status st = LDM_OK;
-    for (int r = -s->warmup; r < s->repeat && st == LDM_OK; r++) {
-        cl_event a, b;
-        if ((st = bench_marker(ctx, &a)) != LDM_OK) break;
-        st = fn(user);
-        if (st == LDM_OK) st = bench_marker(ctx, &b);
-        double ms = 0;
-        if (st == LDM_OK) st = bench_span_ms(a, b, &ms);
-        if (r >= 0) t[r] = ms;
-    }
-    if (st == LDM_OK) *median_ms = bench_median(t, s->repeat);
-    free(t);
-    return st;
-}
-
 typedef struct train_job {
     ldm_ae_trainer *t;
     const float *images;
@@ -97,7 +75,7 @@ static ldm_status train_step(ldm_ctx *ctx, const bench_settings *s, const char *
     if (!images) st = LDM_ERR_HOST_MEMORY;
     train_job job = {t, images};
     double ms = 0;
-    if (st == LDM_OK) st = time_it(ctx, s, train_once, &job, &ms);
+    if (st == LDM_OK) st = bench_time(ctx, s, train_once, &job, &ms);
     if (st == LDM_OK) {
         printf("  training step, batch %d (VQ-VAE fwd+bwd, LPIPS, adversarial; discriminator "
                "fwd+bwd x2; two Adam steps): %.1f ms, %.2f images/s\n",
@@ -149,9 +127,9 @@ static ldm_status encode_decode(ldm_ctx *ctx, const bench_settings *s, const cha
     /* The codec's weights stay as compiled (zeros): the same kernels run on the same shapes. */
     codec_job job = {k, images, latents, decoded, 0};
     double enc_ms = 0, dec_ms = 0;
-    if (st == LDM_OK) st = time_it(ctx, s, codec_once, &job, &enc_ms);
+    if (st == LDM_OK) st = bench_time(ctx, s, codec_once, &job, &enc_ms);
     job.decode = 1;
-    if (st == LDM_OK) st = time_it(ctx, s, codec_once, &job, &dec_ms);
+    if (st == LDM_OK) st = bench_time(ctx, s, codec_once, &job, &dec_ms);
     if (st == LDM_OK) {
         char all[32];
         printf("  encode, batch %d -> %dx%dx%d latents: %.1f ms, %.2f images/s; decode: %.1f ms, "

@@ -23,23 +23,8 @@ static ldm_status randomise(ldm_ctx *ctx, ldm_graph *g, ldm_tensor **in, int n_i
     return ldm_ctx_finish(ctx);
 }
 
-/* Median device milliseconds of a graph's run. */
-static ldm_status time_runs(ldm_ctx *ctx, const bench_settings *s, ldm_graph *g, double *ms) {
-    double *t = calloc((size_t)s->repeat, sizeof *t);
-    if (!t) return LDM_ERR_HOST_MEMORY;
-    ldm_status st = LDM_OK;
-    for (int r = -s->warmup; r < s->repeat && st == LDM_OK; r++) {
-        cl_event a, b;
-        if ((st = bench_marker(ctx, &a)) != LDM_OK) break;
-        st = ldm_graph_run(g);
-        if (st == LDM_OK) st = bench_marker(ctx, &b);
-        double v = 0;
-        if (st == LDM_OK) st = bench_span_ms(a, b, &v);
-        if (r >= 0) t[r] = v;
-    }
-    if (st == LDM_OK) *ms = bench_median(t, s->repeat);
-    free(t);
-    return st;
+static ldm_status run_graph(void *g) {
+    return ldm_graph_run(g);
 }
 
 /* One guided sampling step's UNet forward (batch 2) at side x side pixels. */
@@ -61,7 +46,7 @@ static ldm_status unet_step(ldm_ctx *ctx, const bench_settings *s, const ldm_sd_
     float tv[2] = {500.0f, 500.0f};
     if (st == LDM_OK) st = ldm_tensor_write(t, tv);
     double ms = 0;
-    if (st == LDM_OK) st = time_runs(ctx, s, g, &ms);
+    if (st == LDM_OK) st = bench_time(ctx, s, run_graph, g, &ms);
     if (st == LDM_OK) {
         ldm_graph_memory mem = ldm_graph_memory_report(g);
         char w[32], a[32], all[32];
@@ -95,7 +80,7 @@ static ldm_status vae_decode(ldm_ctx *ctx, const bench_settings *s, const ldm_sd
     if (st == LDM_OK) st = random ? randomise(ctx, g, &z, 1) : ldm_sd_load_vae(m, g);
     if (st == LDM_OK && !random) st = randomise(ctx, g, &z, 0);
     double ms = 0;
-    if (st == LDM_OK) st = time_runs(ctx, s, g, &ms);
+    if (st == LDM_OK) st = bench_time(ctx, s, run_graph, g, &ms);
     if (st == LDM_OK) {
         char a[32], all[32];
         printf("  %dx%d, VAE decode of one image: %.0f ms; activations %s planned, %s on the "

@@ -475,6 +475,25 @@ double bench_median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+ldm_status bench_time(ldm_ctx *ctx, const bench_settings *s, bench_timed_fn fn, void *user,
+                      double *median_ms) {
+    double *t = calloc((size_t)s->repeat, sizeof *t);
+    if (!t) return LDM_ERR_HOST_MEMORY;
+    ldm_status st = LDM_OK;
+    for (int r = -s->warmup; r < s->repeat && st == LDM_OK; r++) {
+        cl_event a, b;
+        if ((st = bench_marker(ctx, &a)) != LDM_OK) break;
+        st = fn(user);
+        if (st == LDM_OK) st = bench_marker(ctx, &b);
+        double ms = 0;
+        if (st == LDM_OK) st = bench_span_ms(a, b, &ms);
+        if (r >= 0) t[r] = ms;
+    }
+    if (st == LDM_OK) *median_ms = bench_median(t, s->repeat);
+    free(t);
+    return st;
+}
+
 double bench_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

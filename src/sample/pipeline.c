@@ -89,12 +89,34 @@ static ldm_status open_text(ldm_ctx *ctx, ldm_pipeline *p, const char *dir, ldm_
             snprintf(path, sizeof path, "%s/text_encoder.safetensors", dir);
         LDM_TRY(ldm_clip_encoder_load(p->encoder, path));
     }
-    size_t row = (size_t)c->context_length * (size_t)c->clip.hidden_size;
+    return ldm_pipeline_alloc_text(p);
+}
+
+ldm_status ldm_pipeline_alloc_text(ldm_pipeline *p) {
+    size_t row = (size_t)p->cfg.context_length * (size_t)p->cfg.clip.hidden_size;
     p->prompts = malloc((size_t)p->o.batch * sizeof *p->prompts);
     p->context = malloc((size_t)p->o.batch * row * sizeof *p->context);
     p->uncond = malloc((size_t)p->o.batch * row * sizeof *p->uncond);
     if (!p->prompts || !p->context || !p->uncond)
         return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    return LDM_OK;
+}
+
+ldm_status ldm_pipeline_check_finite(const float *latents, size_t n_lat, const float *images,
+                                     size_t n_img, const char *what, const char *weights) {
+    size_t first = 0, bad = latents ? ldm_count_non_finite(latents, n_lat, &first) : 0;
+    if (bad)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "the latents to decode hold %zu NaN/Inf values of %zu (the first at "
+                        "element %zu)",
+                        bad, n_lat, first);
+    bad = images ? ldm_count_non_finite(images, n_img, &first) : 0;
+    if (bad)
+        return LDM_FAIL(LDM_ERR_FORMAT,
+                        "the decoded images hold %zu NaN/Inf values of %zu (the first at element "
+                        "%zu) though the latents are finite: the %s's weights in '%s' overflow "
+                        "or are not finite",
+                        bad, n_img, first, what, weights);
     return LDM_OK;
 }
 
@@ -344,22 +366,10 @@ ldm_status ldm_pipeline_decode(ldm_pipeline *p, const float *latents, float *ima
         latents = p->plain;
     }
     size_t n_lat = (size_t)p->o.batch * p->lat_channels * p->lat_h * p->lat_w;
-    size_t first = 0, bad = ldm_count_non_finite(latents, n_lat, &first);
-    if (bad)
-        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
-                        "the latents to decode hold %zu NaN/Inf values of %zu (the first at "
-                        "element %zu)",
-                        bad, n_lat, first);
-    LDM_TRY(ldm_ae_codec_decode(p->codec, latents, images));
     size_t n_img = (size_t)p->o.batch * c->channels * p->img_h * p->img_w;
-    bad = ldm_count_non_finite(images, n_img, &first);
-    if (bad)
-        return LDM_FAIL(LDM_ERR_FORMAT,
-                        "the decoded images hold %zu NaN/Inf values of %zu (the first at element "
-                        "%zu) though the latents are finite: the autoencoder's weights in "
-                        "'%s' overflow or are not finite",
-                        bad, n_img, first, p->ae_path);
-    return LDM_OK;
+    LDM_TRY(ldm_pipeline_check_finite(latents, n_lat, NULL, 0, "autoencoder", p->ae_path));
+    LDM_TRY(ldm_ae_codec_decode(p->codec, latents, images));
+    return ldm_pipeline_check_finite(NULL, 0, images, n_img, "autoencoder", p->ae_path);
 }
 
 ldm_status ldm_pipeline_generate(ldm_pipeline *p, const char *prompt, const char *negative,

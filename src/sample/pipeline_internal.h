@@ -36,6 +36,13 @@ struct ldm_pipeline {
     float *masked;          /* SD inpainting: the init images with the repainted part zeroed */
 };
 
+/* The host arrays of the batch's prompts and their contexts (rows of context_length x hidden). */
+ldm_status ldm_pipeline_alloc_text(ldm_pipeline *p);
+/* Fails, naming the weights in `weights`, when the latents to decode or the decoded images (n_lat
+ * and n_img values) hold NaN or infinite values. */
+ldm_status ldm_pipeline_check_finite(const float *latents, size_t n_lat, const float *images,
+                                     size_t n_img, const char *what, const char *weights);
+
 /* The sampler's x0 hook that decodes previews for the options' hook (NULL take: none). */
 ldm_x0_hook ldm_pipeline_preview_hook(ldm_pipeline *p);
 

@@ -73,13 +73,7 @@ static ldm_status open_text(ldm_ctx *ctx, ldm_pipeline *p) {
                                     &p->encoder));
     ldm_clip_encoder_set_padding(p->encoder, p->sd->pad_token, 0);
     LDM_TRY(ldm_sd_load_text(p->sd, ldm_clip_encoder_graph(p->encoder)));
-    size_t row = (size_t)c->context_length * (size_t)c->clip.hidden_size;
-    p->prompts = malloc((size_t)p->o.batch * sizeof *p->prompts);
-    p->context = malloc((size_t)p->o.batch * row * sizeof *p->context);
-    p->uncond = malloc((size_t)p->o.batch * row * sizeof *p->uncond);
-    if (!p->prompts || !p->context || !p->uncond)
-        return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-    return LDM_OK;
+    return ldm_pipeline_alloc_text(p);
 }
 
 static ldm_status image_size(ldm_pipeline *p) {
@@ -148,23 +142,11 @@ ldm_status ldm_sd_pipeline_open(ldm_ctx *ctx, ldm_pipeline *p, const char *path)
 }
 
 ldm_status ldm_sd_pipeline_decode(ldm_pipeline *p, const float *latents, float *images) {
-    size_t n_lat = (size_t)p->o.batch * p->lat_channels * p->lat_h * p->lat_w, first = 0;
-    size_t bad = ldm_count_non_finite(latents, n_lat, &first);
-    if (bad)
-        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
-                        "the latents to decode hold %zu NaN/Inf values of %zu (the first at "
-                        "element %zu)",
-                        bad, n_lat, first);
-    LDM_TRY(ldm_sd_codec_decode(p->sd_codec, latents, images));
+    size_t n_lat = (size_t)p->o.batch * p->lat_channels * p->lat_h * p->lat_w;
     size_t n_img = (size_t)p->o.batch * p->cfg.channels * p->img_h * p->img_w;
-    bad = ldm_count_non_finite(images, n_img, &first);
-    if (bad)
-        return LDM_FAIL(LDM_ERR_FORMAT,
-                        "the decoded images hold %zu NaN/Inf values of %zu (the first at element "
-                        "%zu) though the latents are finite: the VAE's weights in '%s' overflow "
-                        "or are not finite",
-                        bad, n_img, first, p->ae_path);
-    return LDM_OK;
+    LDM_TRY(ldm_pipeline_check_finite(latents, n_lat, NULL, 0, "VAE", p->ae_path));
+    LDM_TRY(ldm_sd_codec_decode(p->sd_codec, latents, images));
+    return ldm_pipeline_check_finite(NULL, 0, images, n_img, "VAE", p->ae_path);
 }
 
 ldm_status ldm_sd_pipeline_prepare_init(ldm_pipeline *p, const float *init_images,
