@@ -363,6 +363,15 @@ static void bad_files_are_refused_by_name(void **state) {
     assert_status(ldm_sd_load_unet(&m, g), LDM_ERR_FORMAT);
     assert_contains(ldm_last_error(), "1 with another shape (model.diffusion_model.input_blocks.1."
                                       "0.in_layers.2.bias (file [8, 1], model [8]))");
+    /* the VAE's attention projections stored as Linear weights (files converted from diffusers)
+     * load as the original's 1x1 convolutions */
+    snprintf(path, sizeof path, "%s/linear_vae.safetensors", dir);
+    sd_fixture_rewrite("sd1_single.safetensors", path, NULL,
+                       "first_stage_model.decoder.mid.attn_1.q.weight", 0);
+    assert_status(ldm_sd_model_inspect(path, &m), LDM_OK);
+    const char *z[] = {"vae.z"};
+    assert_true(run_against(ctx, &m, "sd1", z, 1, "vae.decoded", rec_decode, ldm_sd_load_vae) <
+                1e-4);
     ldm_graph_destroy(g);
     ldm_ctx_destroy(ctx);
     test_rmtree(dir);

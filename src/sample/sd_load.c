@@ -54,10 +54,24 @@ ldm_status ldm_sd_load_unet(const ldm_sd_model *m, ldm_graph *g) {
     return ldm_graph_load(g, m->unet_file, &o);
 }
 
+/* The single file's VAE tensor of a parameter; the mid attention's projections may be stored as
+ * 1x1 convolutions [C, C, 1, 1] (the original) or as Linear [C, C] (files converted from
+ * diffusers). */
+static int single_file_vae(const char *name, ldm_load_source *src, void *user) {
+    (void)user;
+    memset(src, 0, sizeof *src);
+    snprintf(src->name, sizeof src->name, "first_stage_model.%s", name);
+    size_t n = strlen(name);
+    src->any_shape = strstr(name, ".attn_1.") && !strstr(name, ".norm.") && n > 7 &&
+                     !strcmp(name + n - 7, ".weight");
+    return 1;
+}
+
 ldm_status ldm_sd_load_vae(const ldm_sd_model *m, ldm_graph *g) {
     if (m->layout == LDM_SD_DIFFUSERS) return load_renamed(g, m->vae_file, m, 1);
     ldm_load_options o = {0};
-    o.only_prefix = o.file_prefix = "first_stage_model.";
+    o.only_prefix = "first_stage_model.";
+    o.map = single_file_vae;
     o.allow_unexpected = 1; /* a graph may hold the encoder or the decoder alone */
     return ldm_graph_load(g, m->vae_file, &o);
 }
