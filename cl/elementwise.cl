@@ -95,6 +95,14 @@ kernel void geglu_bwd(const int n, const int D, const int acc, global float *dx,
     dx[dx_off + r + D] = acc ? dx[dx_off + r + D] + dgate : dgate;
 }
 
+// y[i] = x's half i, for n IEEE halves stored two per 4-byte element from x_off: a parameter
+// kept in half precision, expanded where it is used.
+kernel void half_to_float(const int n, global float *y, const ulong y_off, global const uint *x,
+                          const ulong x_off) {
+    const int i = get_global_id(0);
+    if (i < n) y[y_off + i] = vload_half(i, (global const half *)(x + x_off));
+}
+
 // y = alpha * a + beta * b
 kernel void axpby(const int n, global float *y, const ulong y_off, const float alpha,
                   global const float *a, const ulong a_off, const float beta,

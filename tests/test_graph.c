@@ -400,6 +400,47 @@ static void op_classes_are_checked(void **state) {
     ldm_graph_destroy(g);
 }
 
+/* Parameters stored in half precision: written and read as floats, rounded to nearest even
+ * (ties to even, subnormals, overflow to infinity), expanded exactly by ldm_half_weight; a
+ * trainable one is refused when the store is allocated. */
+static void half_precision_parameters(void **state) {
+    (void)state;
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_graph *g;
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    ldm_graph_set_half_weights(g, 1);
+    enum { N = 9 };
+    ldm_tensor *w = ldm_graph_param(g, "w", LDM_SHAPE(N));
+    ldm_tensor_set_trainable(w, 0);
+    ldm_tensor *y = ldm_scale(g, ldm_half_weight(g, w), 1.0f);
+    ldm_tensor_keep(y);
+    assert_status(ldm_graph_compile(g), LDM_OK);
+    const float in[N] = {1.0f,     1.0f + 0x1p-11f, 1.0f + 0x3p-12f, -2.5f, 65504.0f,
+                         65520.0f, 0x1p-24f,        0x1p-26f,        1e-8f};
+    const float want[N] = {1.0f, 1.0f, 1.0f + 0x1p-10f, -2.5f, 65504.0f, INFINITY, 0x1p-24f,
+                           0.0f, 0.0f};
+    float back[N], out[N];
+    assert_status(ldm_tensor_write(w, in), LDM_OK);
+    assert_status(ldm_tensor_read(w, back), LDM_OK);
+    assert_status(ldm_graph_run(g), LDM_OK);
+    assert_status(ldm_tensor_read(y, out), LDM_OK);
+    for (int i = 0; i < N; i++) {
+        if (back[i] != want[i])
+            fail_msg("%d: %a read back as %a, want %a", i, in[i], back[i], want[i]);
+        assert_true(out[i] == want[i]);
+    }
+    ldm_graph_destroy(g);
+    assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    ldm_graph_set_half_weights(g, 1);
+    w = ldm_graph_param(g, "w", LDM_SHAPE(4));
+    ldm_tensor_keep(ldm_half_weight(g, w));
+    assert_status(ldm_graph_compile(g), LDM_ERR_INVALID_ARGUMENT);
+    assert_contains(ldm_last_error(), "parameter 'w' is stored in half precision, which is for "
+                                      "frozen weights");
+    ldm_graph_destroy(g);
+    ldm_ctx_destroy(ctx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(frozen_parameters_get_no_gradient_work),
@@ -411,6 +452,7 @@ int main(void) {
         cmocka_unit_test(misuse_is_reported),
         cmocka_unit_test(graphs_share_a_parameter_store),
         cmocka_unit_test(op_classes_are_checked),
+        cmocka_unit_test(half_precision_parameters),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

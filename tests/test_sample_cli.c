@@ -374,7 +374,7 @@ static void stable_diffusion_checkpoints(void **state) {
     assert_contains(g_text, "has an inpainting UNet: give the image and the mask");
     snprintf(args, sizeof args,
              "--tokenizer '%s' -H 64 -W 64 --steps 2 -i '%s' --mask '%s' --prediction eps "
-             "--sampling-method dpm++2m -o '%s/sd2.png'",
+             "--sampling-method dpm++2m --weights f16 -o '%s/sd2.png'",
              LDMCL_CLIP_BPE_DEFAULT, init, mask, g_dir);
     if (sample(sd2, args) != 0) fail_msg("%s", g_text);
     assert_contains(g_text, "SD 2.x epsilon (inpainting UNet), single file, F32 weights "
@@ -382,6 +382,9 @@ static void stable_diffusion_checkpoints(void **state) {
     snprintf(args, sizeof args, "--prediction x -o '%s/x.png'", g_dir);
     assert_int_equal(sample(sd2, args), 2);
     assert_contains(g_text, "--prediction x: eps or v");
+    snprintf(args, sizeof args, "--weights f8 -o '%s/x.png'", g_dir);
+    assert_int_equal(sample(sd2, args), 2);
+    assert_contains(g_text, "--weights f8: f32 or f16");
 }
 
 static void bad_sampler_flags_are_refused(void **state) {

@@ -19,6 +19,9 @@
 #include "test_util.h"
 
 static ldm_safetensors *g_want;
+static int g_half;               /* run_against records with half-precision weights */
+static uint64_t g_weights_bytes; /* and reports the device bytes its weights took */
+static float *g_out;             /* and keeps its output (when not NULL: freed by the caller) */
 
 static float *want(const char *key, int *ndim, int *shape) {
     return test_st_load(g_want, key, ndim, shape);
@@ -33,6 +36,7 @@ static double run_against(ldm_ctx *ctx, const ldm_sd_model *m, const char *fam,
                           record_fn record, load_fn load) {
     ldm_graph *g;
     assert_status(ldm_graph_create(ctx, &g), LDM_OK);
+    ldm_graph_set_half_weights(g, g_half);
     ldm_tensor *in[3];
     float *data[3];
     char key[128];
@@ -61,7 +65,9 @@ static double run_against(ldm_ctx *ctx, const ldm_sd_model *m, const char *fam,
     snprintf(key, sizeof key, "%s%s%s", fam ? fam : "", fam ? "." : "", out_key);
     float *w = want(key, NULL, NULL);
     double e = test_norm_err(got, w, n);
-    free(got);
+    g_weights_bytes = ldm_graph_memory_report(g).frozen_bytes;
+    free(g_out);
+    g_out = got;
     free(w);
     ldm_graph_destroy(g);
     return e;
@@ -180,9 +186,9 @@ static void vae_tiling(void **state) {
     for (int i = 0; i < 4 * L * L; i++)
         z[i] = ((float)((x = x * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f) * 0.4f;
     ldm_sd_codec *a, *b, *c;
-    assert_status(ldm_sd_codec_create(ctx, &m, 1, S, S, 0, &a), LDM_OK);
-    assert_status(ldm_sd_codec_create(ctx, &m, 1, S, S, 8, &b), LDM_OK);
-    assert_status(ldm_sd_codec_create(ctx, &m, 1, S, S, 32, &c), LDM_OK);
+    assert_status(ldm_sd_codec_create(ctx, &m, 1, S, S, 0, 0, &a), LDM_OK);
+    assert_status(ldm_sd_codec_create(ctx, &m, 1, S, S, 8, 0, &b), LDM_OK);
+    assert_status(ldm_sd_codec_create(ctx, &m, 1, S, S, 32, 0, &c), LDM_OK);
     assert_status(ldm_sd_codec_decode(a, z, whole), LDM_OK);
     assert_status(ldm_sd_codec_decode(b, z, tiled), LDM_OK);
     assert_status(ldm_sd_codec_decode(c, z, same), LDM_OK);
@@ -195,7 +201,7 @@ static void vae_tiling(void **state) {
         for (int y = 0; y < 8; y++)
             memcpy(corner + (ch * 8 + y) * 8, z + (ch * L + y) * L, 8 * sizeof *z);
     ldm_sd_codec *d;
-    assert_status(ldm_sd_codec_create(ctx, &m, 1, 32, 32, 0, &d), LDM_OK);
+    assert_status(ldm_sd_codec_create(ctx, &m, 1, 32, 32, 0, 0, &d), LDM_OK);
     assert_status(ldm_sd_codec_decode(d, corner, first), LDM_OK);
     for (int ch = 0; ch < 3; ch++)
         for (int y = 0; y < 24; y++)
@@ -208,7 +214,50 @@ static void vae_tiling(void **state) {
     ldm_sd_codec_destroy(b);
     ldm_sd_codec_destroy(c);
     ldm_sd_codec_destroy(d);
-    assert_status(ldm_sd_codec_create(ctx, &m, 1, S, S, 6, &a), LDM_ERR_INVALID_ARGUMENT);
+    assert_status(ldm_sd_codec_create(ctx, &m, 1, S, S, 6, 0, &a), LDM_ERR_INVALID_ARGUMENT);
+    ldm_ctx_destroy(ctx);
+}
+
+/* Weights kept in half precision on the device: the tiny models' weights are F16 values, so the
+ * UNet and the VAE compute exactly what they compute from float weights, from half the memory. */
+static void half_precision_weights(void **state) {
+    (void)state;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/sd/sd2_single.safetensors", LDMCL_TEST_REF_DIR);
+    ldm_sd_model m;
+    assert_status(ldm_sd_model_inspect(path, &m), LDM_OK);
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    const char *unet_in[] = {"unet.x", "unet.t", "text.out"}, *z[] = {"vae.z"};
+    struct {
+        const char *what;
+        const char *const *in;
+        int n_in;
+        const char *out;
+        record_fn rec;
+        load_fn load;
+        size_t n;
+    } cases[] = {{"UNet", unet_in, 3, "unet.out", rec_unet, ldm_sd_load_unet, 4 * 8 * 8},
+                 {"VAE decoder", z, 1, "vae.decoded", rec_decode, ldm_sd_load_vae, 3 * 16 * 16}};
+    for (int i = 0; i < 2; i++) {
+        g_half = 0;
+        run_against(ctx, &m, "sd2", cases[i].in, cases[i].n_in, cases[i].out, cases[i].rec,
+                    cases[i].load);
+        float *f32 = g_out;
+        uint64_t f32_bytes = g_weights_bytes;
+        g_out = NULL;
+        g_half = 1;
+        double e = run_against(ctx, &m, "sd2", cases[i].in, cases[i].n_in, cases[i].out,
+                               cases[i].rec, cases[i].load);
+        g_half = 0;
+        print_message("  %s with half-precision weights: %.2e norm-wise from diffusers, weights "
+                      "%llu bytes (float: %llu)\n",
+                      cases[i].what, e, (unsigned long long)g_weights_bytes,
+                      (unsigned long long)f32_bytes);
+        for (size_t k = 0; k < cases[i].n; k++)
+            assert_true(f32[k] == g_out[k]);
+        assert_true(g_weights_bytes * 10 < f32_bytes * 6);
+        free(f32);
+    }
     ldm_ctx_destroy(ctx);
 }
 
@@ -387,6 +436,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
+    free(g_out);
     ldm_safetensors_close(g_want);
     return 0;
 }
@@ -401,6 +451,7 @@ int main(void) {
         cmocka_unit_test(weights_span_several_buffers),
         cmocka_unit_test(full_size_unet),
         cmocka_unit_test(vae_tiling),
+        cmocka_unit_test(half_precision_weights),
         cmocka_unit_test(bad_files_are_refused_by_name),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

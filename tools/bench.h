@@ -109,7 +109,7 @@ ldm_status bench_clip(ldm_ctx *ctx, const bench_settings *s, int train_batch, FI
  * model NULL, the published config random ("sd15", "sd21"; NULL: sd15) at 256x256 and 512x512:
  * a guided sampling step, the VAE's decode, device memory. json: members, each with a comma. */
 ldm_status bench_sd(ldm_ctx *ctx, const bench_settings *s, const char *model, const char *random,
-                    FILE *json);
+                    int half_weights, FILE *json);
 
 /* The device's facts, as --list-devices prints them. */
 void bench_print_device(const ldm_device_info *d);

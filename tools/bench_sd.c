@@ -9,14 +9,36 @@
 
 #include "bench.h"
 
-static ldm_status randomise(ldm_ctx *ctx, ldm_graph *g, ldm_tensor **in, int n_in) {
+/* Random weights: N(0, 0.02) drawn on the device; half-precision ones drawn on the host (uniform
+ * of the same spread) and converted as they are written. */
+static ldm_status random_weights(ldm_ctx *ctx, ldm_graph *g) {
     ldm_cmd *c = ldm_ctx_immediate(ctx);
     ldm_buf none = {NULL, 0};
+    uint32_t x = 12345;
     for (size_t i = 0; i < ldm_graph_param_count(g); i++) {
         ldm_tensor *p = ldm_graph_param_at(g, i);
-        BENCH_TRY(ldm_rng_fill(c, LDM_DIST_NORMAL, ldm_tensor_numel(p), 5, (uint32_t)i, 0, none,
-                               0.02f, 0.0f, ldm_tensor_buf(p)));
+        size_t n = ldm_tensor_numel(p);
+        if (!ldm_tensor_is_half(p)) {
+            BENCH_TRY(ldm_rng_fill(c, LDM_DIST_NORMAL, n, 5, (uint32_t)i, 0, none, 0.02f, 0.0f,
+                                   ldm_tensor_buf(p)));
+            continue;
+        }
+        float *v = malloc(n * sizeof *v);
+        if (!v) return LDM_ERR_HOST_MEMORY;
+        for (size_t k = 0; k < n; k++) {
+            x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+            v[k] = ((float)(x >> 8) / 16777216.0f - 0.5f) * 0.07f;
+        }
+        ldm_status st = ldm_tensor_write(p, v);
+        free(v);
+        BENCH_TRY(st);
     }
+    return ldm_ctx_finish(ctx);
+}
+
+static ldm_status random_inputs(ldm_ctx *ctx, ldm_tensor **in, int n_in) {
+    ldm_cmd *c = ldm_ctx_immediate(ctx);
+    ldm_buf none = {NULL, 0};
     for (int i = 0; i < n_in; i++)
         BENCH_TRY(ldm_rng_fill(c, LDM_DIST_NORMAL, ldm_tensor_numel(in[i]), 6, (uint32_t)i, 0, none,
                                1.0f, 0.0f, ldm_tensor_buf(in[i])));
@@ -29,10 +51,11 @@ static ldm_status run_graph(void *g) {
 
 /* One guided sampling step's UNet forward (batch 2) at side x side pixels. */
 static ldm_status unet_step(ldm_ctx *ctx, const bench_settings *s, const ldm_sd_model *m,
-                            int random, int side, FILE *json) {
+                            int random, int half, int side, FILE *json) {
     int lat = side / 8;
     ldm_graph *g;
     BENCH_TRY(ldm_graph_create(ctx, &g));
+    ldm_graph_set_half_weights(g, half);
     ldm_tensor *x = ldm_graph_input(g, "x", LDM_SHAPE(2, m->unet.in_channels, lat, lat));
     ldm_tensor *t = ldm_graph_input(g, "t", LDM_SHAPE(2));
     ldm_tensor *c = ldm_graph_input(g, "context", LDM_SHAPE(2, 77, m->unet.context_dim));
@@ -40,9 +63,9 @@ static ldm_status unet_step(ldm_ctx *ctx, const bench_settings *s, const ldm_sd_
     for (size_t i = 0; i < ldm_graph_param_count(g); i++)
         ldm_tensor_set_trainable(ldm_graph_param_at(g, i), 0);
     ldm_status st = ldm_graph_compile(g);
-    ldm_tensor *ins[3] = {x, t, c};
-    if (st == LDM_OK) st = random ? randomise(ctx, g, ins, 3) : ldm_sd_load_unet(m, g);
-    if (st == LDM_OK && !random) st = randomise(ctx, g, ins, 0);
+    ldm_tensor *ins[2] = {x, c};
+    if (st == LDM_OK) st = random ? random_weights(ctx, g) : ldm_sd_load_unet(m, g);
+    if (st == LDM_OK) st = random_inputs(ctx, ins, 2);
     float tv[2] = {500.0f, 500.0f};
     if (st == LDM_OK) st = ldm_tensor_write(t, tv);
     double ms = 0;
@@ -68,17 +91,18 @@ static ldm_status unet_step(ldm_ctx *ctx, const bench_settings *s, const ldm_sd_
 
 /* The VAE decoding one image of side x side pixels. */
 static ldm_status vae_decode(ldm_ctx *ctx, const bench_settings *s, const ldm_sd_model *m,
-                             int random, int side, FILE *json) {
+                             int random, int half, int side, FILE *json) {
     int lat = side / 8;
     ldm_graph *g;
     BENCH_TRY(ldm_graph_create(ctx, &g));
+    ldm_graph_set_half_weights(g, half);
     ldm_tensor *z = ldm_graph_input(g, "z", LDM_SHAPE(1, m->vae.embed_dim, lat, lat));
     ldm_tensor_keep(ldm_sd_vae_decode(g, &m->vae, z));
     for (size_t i = 0; i < ldm_graph_param_count(g); i++)
         ldm_tensor_set_trainable(ldm_graph_param_at(g, i), 0);
     ldm_status st = ldm_graph_compile(g);
-    if (st == LDM_OK) st = random ? randomise(ctx, g, &z, 1) : ldm_sd_load_vae(m, g);
-    if (st == LDM_OK && !random) st = randomise(ctx, g, &z, 0);
+    if (st == LDM_OK) st = random ? random_weights(ctx, g) : ldm_sd_load_vae(m, g);
+    if (st == LDM_OK) st = random_inputs(ctx, &z, 1);
     double ms = 0;
     if (st == LDM_OK) st = bench_time(ctx, s, run_graph, g, &ms);
     if (st == LDM_OK) {
@@ -94,7 +118,7 @@ static ldm_status vae_decode(ldm_ctx *ctx, const bench_settings *s, const ldm_sd
 }
 
 ldm_status bench_sd(ldm_ctx *ctx, const bench_settings *s, const char *model, const char *random,
-                    FILE *json) {
+                    int half, FILE *json) {
     ldm_sd_model m;
     int is_random = model == NULL;
     if (model) {
@@ -114,15 +138,15 @@ ldm_status bench_sd(ldm_ctx *ctx, const bench_settings *s, const char *model, co
     }
     size_t params = 0;
     BENCH_TRY(ldm_sd_unet_param_count(ctx, &m.unet, &params));
-    printf("Stable Diffusion %s: UNet %zu parameters (context %d)\n",
+    printf("Stable Diffusion %s: UNet %zu parameters (context %d), %s weights\n",
            model ? model
                  : (random && !strcmp(random, "sd21") ? "2.1 (random weights)"
                                                       : "1.5 (random weights)"),
-           params, m.unet.context_dim);
+           params, m.unet.context_dim, half ? "half-precision" : "float");
     static const int sides[] = {256, 512};
     for (int i = 0; i < 2; i++) {
-        BENCH_TRY(unet_step(ctx, s, &m, is_random, sides[i], json));
-        BENCH_TRY(vae_decode(ctx, s, &m, is_random, sides[i], json));
+        BENCH_TRY(unet_step(ctx, s, &m, is_random, half, sides[i], json));
+        BENCH_TRY(vae_decode(ctx, s, &m, is_random, half, sides[i], json));
     }
     return LDM_OK;
 }

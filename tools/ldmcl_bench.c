@@ -51,7 +51,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "  --bench sd            Stable Diffusion at 256x256 and 512x512: a guided sampling\n"
             "                        step, the VAE decode, device memory; of --model FILE|DIR or\n"
-            "                        of --random sd15|sd21 (random weights; default sd15)\n"
+            "                        of --random sd15|sd21 (random weights; default sd15);\n"
+            "                        --weights f16 keeps the weights in half precision\n"
             "  --bench clip          the CLIP text encoder: prompts/s at batch 1 and 16, and the\n"
             "                        seed UNet's training step with the encoder trained too\n"
             "  --shapes seed|small   op shapes of --bench ops and --tune: the seed UNet's at\n"
@@ -236,7 +237,7 @@ static const char *const options[] = {
     "--report",       "--op-tests",  "--retune",    "--no-gemm-tuning", "-v",
     "--verbose",      "-h",          "--help",      "--version",        "--bench",
     "--cl-platform",  "--cl-device", "--json",      "--train-batch",    "--shapes",
-    "--model",        "--random",    "--warmup",    "--repeat"};
+    "--model",        "--random",    "--weights",   "--warmup",         "--repeat"};
 
 static int bench_main(int argc, char **argv);
 
@@ -258,6 +259,7 @@ static int bench_main(int argc, char **argv) {
     int shapes = -1; /* -1: by device */
     int train_batch = 16;
     const char *sd_model = NULL, *sd_random = NULL; /* --bench sd */
+    int sd_half = 0;
     bench_settings s = {2, 10, NULL, NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -299,6 +301,8 @@ static int bench_main(int argc, char **argv) {
             sd_model = argv[++i];
         else if (!strcmp(a, "--random") && v && (!strcmp(v, "sd15") || !strcmp(v, "sd21")))
             sd_random = argv[++i];
+        else if (!strcmp(a, "--weights") && v && (!strcmp(v, "f32") || !strcmp(v, "f16")))
+            sd_half = !strcmp(argv[++i], "f16");
         else if (!strcmp(a, "--train-batch")) {
             if (!parse_count(a, v, &train_batch) || train_batch < 1) return 2;
             i++;
@@ -449,7 +453,7 @@ static int bench_main(int argc, char **argv) {
     if (st == LDM_OK && bench_ae_on) st = bench_autoencoder(ctx, &s, 0, json);
     if (st == LDM_OK && bench_ae_celebhq_on) st = bench_autoencoder(ctx, &s, 1, json);
     if (st == LDM_OK && bench_clip_on) st = bench_clip(ctx, &s, train_batch, json);
-    if (st == LDM_OK && bench_sd_on) st = bench_sd(ctx, &s, sd_model, sd_random, json);
+    if (st == LDM_OK && bench_sd_on) st = bench_sd(ctx, &s, sd_model, sd_random, sd_half, json);
     if (st == LDM_OK && bench_allreduce_on) st = bench_allreduce(ctx, g_job, &s, json);
     if (st == LDM_OK && bench_job_step_on) st = bench_job_step(ctx, g_job, &s, json);
     ldm_ctx_destroy(ctx);

@@ -34,6 +34,7 @@ typedef struct args {
     const char *tokenizer;       /* CLIP's vocabulary for an SD single file */
     int clip_skip, prediction;   /* SD: A1111's clip skip; 0 the model's prediction, 1 eps, 2 v */
     int vae_tiling;              /* SD: decode 32x32-cell tiles with blended seams */
+    int half_weights;            /* SD: --weights f16 */
     float strength;
     int steps, batch_count, batch_size, metadata, verbose;
     int height, width, scale; /* -H/-W (0: the model's), --scale */
@@ -56,6 +57,9 @@ static void usage(FILE *f) {
            "  --clip-skip N            SD: condition on the text encoder's N-th layer from the\n"
            "                           end (1, the default, is the model's own)\n"
            "  --prediction P           SD: eps or v, overriding what ldmcl detects\n"
+           "  --weights f32|f16        SD: keep the UNet's and VAE's weights in float (default)\n"
+           "                           or half precision on the device (half the memory;\n"
+           "                           arithmetic in float either way)\n"
            "  --vae-tiling             SD: decode in tiles of 256x256 pixels, seams blended\n"
            "                           (the decoder's memory a tile's, not the image's)\n"
            "  -p, --prompt TEXT        the prompt\n"
@@ -108,6 +112,7 @@ static const char *const options[] = {"-m",
                                       "--clip-skip",
                                       "--prediction",
                                       "--vae-tiling",
+                                      "--weights",
                                       "-p",
                                       "--prompt",
                                       "-n",
@@ -208,6 +213,12 @@ static int parse(int argc, char **argv, args *a) {
             a->init_img = v;
         } else if (!strcmp(k, "--mask")) {
             a->mask = v;
+        } else if (!strcmp(k, "--weights")) {
+            if (strcmp(v, "f32") && strcmp(v, "f16")) {
+                fprintf(stderr, "ldmcl-sample: --weights %s: f32 or f16\n", v);
+                return -1;
+            }
+            a->half_weights = !strcmp(v, "f16");
         } else if (!strcmp(k, "--tokenizer")) {
             a->tokenizer = v;
         } else if (!strcmp(k, "--prediction")) {
@@ -423,7 +434,8 @@ int main(int argc, char **argv) {
                                .tokenizer = a.tokenizer,
                                .clip_skip = a.clip_skip,
                                .prediction = a.prediction,
-                               .vae_tile = a.vae_tiling ? 32 : 0};
+                               .vae_tile = a.vae_tiling ? 32 : 0,
+                               .half_weights = a.half_weights};
     progress_line progress = {0};
     if (isatty(fileno(stderr))) po.progress = (ldm_step_hook){show_step, &progress};
     x0_saver saver = {

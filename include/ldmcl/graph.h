@@ -99,6 +99,15 @@ void ldm_tensor_set_name(ldm_tensor *t, const char *name);
 /* A view of t with another shape and the same number of elements (no copy). */
 ldm_tensor *ldm_reshape(ldm_graph *g, ldm_tensor *t, int ndim, const int *shape);
 
+/* Parameters this graph creates from now on are stored on the device in IEEE half precision
+ * (half the memory; frozen only: inference), read and written as floats through
+ * ldm_tensor_write/read (rounded to nearest even); models read them through ldm_half_weight
+ * (ldmcl/ops/elementwise.h), which expands one into a float activation where it is used. */
+void ldm_graph_set_half_weights(ldm_graph *g, int on);
+int ldm_graph_half_weights(const ldm_graph *g);
+/* Whether t is a parameter stored in half precision. */
+int ldm_tensor_is_half(const ldm_tensor *t);
+
 /* Rows [start, start + count) of a parameter or input along dimension 0, as a tensor of its own
  * (no copy): e.g. the query part of a packed in_proj_weight [3C, C]. Its gradient goes to the
  * same rows of the parameter's gradient. */

@@ -92,6 +92,7 @@ typedef struct ldm_sampler_config {
      * inpainting UNet) the set_conditions mask is its 5 extra channels [N, 5, H, W] (the mask
      * and the masked image's latents), given to the unconditional rows of guidance too */
     const ldm_sd_unet_config *sd_unet;
+    int half_weights; /* SD's UNet on its own store: weights kept in half precision */
     const ldm_schedule *schedule;
     int batch, height, width; /* latents [batch, im_channels, height, width] */
     int context_len;

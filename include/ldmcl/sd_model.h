@@ -75,10 +75,11 @@ ldm_status ldm_sd_load_text(const ldm_sd_model *m, ldm_graph *g);
  * tile at a time, tiles overlapping by a quarter of their side and blended with weights that fall
  * linearly to 0 across the overlap (every pixel's weights sum to 1), so the decoder's memory is a
  * tile's, not the image's. GroupNorm sees a tile's statistics, so tiled images differ slightly
- * from whole ones; a latent within one tile decodes exactly as without tiling. */
+ * from whole ones; a latent within one tile decodes exactly as without tiling. half_weights:
+ * the weights stay in half precision on the device (ldm_graph_set_half_weights). */
 typedef struct ldm_sd_codec ldm_sd_codec;
 ldm_status ldm_sd_codec_create(ldm_ctx *ctx, const ldm_sd_model *m, int batch, int height,
-                               int width, int tile, ldm_sd_codec **out);
+                               int width, int tile, int half_weights, ldm_sd_codec **out);
 void ldm_sd_codec_destroy(ldm_sd_codec *k);
 ldm_status ldm_sd_codec_encode(ldm_sd_codec *k, const float *images, float *latents);
 ldm_status ldm_sd_codec_decode(ldm_sd_codec *k, const float *latents, float *images);

@@ -374,14 +374,75 @@ static ldm_status check_io(const ldm_tensor *t, int writing) {
     return LDM_OK;
 }
 
+/* IEEE half from float, rounded to nearest even (overflow to infinity, NaN kept a NaN). */
+static uint16_t float_to_half(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, exp = (x >> 23) & 0xffu, man = x & 0x7fffffu;
+    if (exp == 0xffu) return (uint16_t)(sign | 0x7c00u | (man ? 0x200u : 0));
+    int e = (int)exp - 127 + 15;
+    if (e >= 31) return (uint16_t)(sign | 0x7c00u);
+    if (e <= 0) { /* subnormal or zero */
+        if (e < -10) return (uint16_t)sign;
+        man |= 0x800000u;
+        int shift = 14 - e;
+        uint32_t half = man >> shift, rest = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
+        if (rest > mid || (rest == mid && (half & 1u))) half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t half = ((uint32_t)e << 10) | (man >> 13), rest = man & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (half & 1u)))
+        half++; /* may carry into the exponent */
+    return (uint16_t)(sign | half);
+}
+
+static float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, x;
+    if (exp == 0x1fu) {
+        x = sign | 0x7f800000u | (man << 13);
+    } else if (exp == 0) {
+        if (!man) {
+            x = sign;
+        } else { /* subnormal: normalise */
+            int e = -1;
+            do {
+                man <<= 1;
+                e++;
+            } while (!(man & 0x400u));
+            x = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ffu) << 13);
+        }
+    } else {
+        x = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
 ldm_status ldm_tensor_write(ldm_tensor *t, const float *data) {
     LDM_TRY(check_io(t, 1));
-    return ldm_buf_write(t->g->ctx, ldm_tensor_buf(t), data, t->numel);
+    if (!ldm_tensor_is_half(t)) return ldm_buf_write(t->g->ctx, ldm_tensor_buf(t), data, t->numel);
+    size_t words = (t->numel + 1) / 2;
+    uint16_t *h = calloc(2 * words, sizeof *h);
+    if (!h) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    for (size_t i = 0; i < t->numel; i++)
+        h[i] = float_to_half(data[i]);
+    ldm_status st = ldm_buf_write(t->g->ctx, ldm_tensor_buf(t), h, words);
+    free(h);
+    return st;
 }
 
 ldm_status ldm_tensor_read(ldm_tensor *t, float *data) {
     LDM_TRY(check_io(t, 0));
-    return ldm_buf_read(t->g->ctx, data, ldm_tensor_buf(t), t->numel);
+    if (!ldm_tensor_is_half(t)) return ldm_buf_read(t->g->ctx, data, ldm_tensor_buf(t), t->numel);
+    size_t words = (t->numel + 1) / 2;
+    uint16_t *h = malloc(2 * words * sizeof *h);
+    if (!h) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    ldm_status st = ldm_buf_read(t->g->ctx, h, ldm_tensor_buf(t), words);
+    for (size_t i = 0; st == LDM_OK && i < t->numel; i++)
+        data[i] = half_to_float(h[i]);
+    free(h);
+    return st;
 }
 
 ldm_buf ldm_graph_trainable_buf(const ldm_graph *g, size_t *count) {

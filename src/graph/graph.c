@@ -411,6 +411,18 @@ size_t ldm_tensor_numel(const ldm_tensor *t) {
     return t->numel;
 }
 
+void ldm_graph_set_half_weights(ldm_graph *g, int on) {
+    g->half_weights = on != 0;
+}
+
+int ldm_graph_half_weights(const ldm_graph *g) {
+    return g->half_weights;
+}
+
+int ldm_tensor_is_half(const ldm_tensor *t) {
+    return t && t->kind == TK_PARAM && t->entry && t->entry->half;
+}
+
 ldm_buf ldm_tensor_buf(const ldm_tensor *t) {
     if (!t->base) return t->buf;
     return (ldm_buf){t->base->buf.mem, t->base->buf.off + t->view_off};

@@ -7,6 +7,11 @@
 
 #define ALIGN ((uint64_t)LDM_ARENA_ALIGN_ELEMS)
 
+/* 4-byte elements an entry's values take: two halves per element when stored as halves. */
+static size_t stored_count(const ldm_param_entry *e) {
+    return e->half ? (e->numel + 1) / 2 : e->numel;
+}
+
 static uint64_t aligned_bytes(size_t numel) {
     return ((uint64_t)numel + ALIGN - 1) / ALIGN * ALIGN * 4;
 }
@@ -78,6 +83,7 @@ ldm_param_entry *ldm_params_add(ldm_params *p, const char *name, int ndim, const
         e->numel *= (size_t)shape[d];
     }
     e->owner = owner;
+    e->half = owner && ldm_graph_half_weights(owner->g);
     p->entries[p->n++] = e;
     return e;
 }
@@ -91,7 +97,7 @@ uint64_t ldm_params_pending_bytes(const ldm_params *p, int grads, uint64_t *trai
         if (t)
             tr += aligned_bytes(e->numel);
         else
-            fr += aligned_bytes(e->numel);
+            fr += aligned_bytes(stored_count(e));
     }
     uint64_t gr = grads && !p->has_grads ? tr : 0;
     if (p->allocated) tr = fr = 0;
@@ -125,7 +131,7 @@ static ldm_status carve_frozen(ldm_params *p, uint64_t bytes) {
         for (; last < p->n; last++) {
             ldm_param_entry *e = p->entries[last];
             if (e->trainable) continue;
-            uint64_t b = aligned_bytes(e->numel);
+            uint64_t b = aligned_bytes(stored_count(e));
             if (size && size + b > max) break;
             size += b; /* an entry alone above the limit: the arena's creation says so */
         }
@@ -142,7 +148,7 @@ static ldm_status carve_frozen(ldm_params *p, uint64_t bytes) {
         p->n_frozen++;
         for (int i = first; i < last; i++) {
             ldm_param_entry *e = p->entries[i];
-            if (!e->trainable) LDM_TRY(ldm_arena_take(*arena, e->numel, e->name, &e->value));
+            if (!e->trainable) LDM_TRY(ldm_arena_take(*arena, stored_count(e), e->name, &e->value));
         }
         first = last;
     }
@@ -154,8 +160,15 @@ ldm_status ldm_params_allocate(ldm_params *p, int grads) {
     ldm_params_pending_bytes(p, grads, &tr, &fr, &gr);
     if (!p->allocated) {
         for (int i = 0; i < p->n; i++) {
-            p->entries[i]->trainable = p->entries[i]->owner->trainable;
-            p->entries[i]->owner = NULL; /* its graph may go before the store */
+            ldm_param_entry *e = p->entries[i];
+            e->trainable = e->owner->trainable;
+            e->owner = NULL; /* its graph may go before the store */
+            if (e->half && e->trainable)
+                return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                                "parameter '%s' is stored in half precision, which is for frozen "
+                                "weights: freeze it (ldm_tensor_set_trainable) or record it in "
+                                "full precision",
+                                e->name);
         }
         LDM_TRY(carve(p, "trainable parameters", tr, 1, 0, &p->trainable));
         LDM_TRY(carve_frozen(p, fr));

@@ -20,6 +20,7 @@ typedef struct ldm_param_entry {
     ldm_tensor *owner; /* the tensor of the graph that created the entry: its trainable flag
                           decides where the entry's values live */
     int trainable;     /* fixed when the store is allocated */
+    int half;          /* stored as IEEE half precision (frozen only; ldm_graph_set_half_weights) */
     ldm_buf value, grad;
 } ldm_param_entry;
 

@@ -194,6 +194,30 @@ ldm_tensor *ldm_geglu(ldm_graph *g, ldm_tensor *x) {
     return n ? n->out[0] : NULL;
 }
 
+static ldm_status half_weight_fwd(ldm_cmd *c, const ldm_node *n, ldm_buf scratch) {
+    (void)scratch;
+    size_t count = n->out[0]->numel;
+    LDM_TRY(ldm_check_count("half_to_float", count));
+    cl_kernel k;
+    LDM_TRY(ldm_cmd_kernel(c, FILE_CL, "half_to_float", NULL, &k));
+    LDM_TRY(ldm_args_half_to_float(k, (int)count, OUT, IN(0)));
+    return ldm_launch_1d(c, k, count);
+}
+
+/* The weight is frozen: nothing flows back to it. */
+static const ldm_op_class half_weight_op = {
+    .name = "half_weight",
+    .fwd = half_weight_fwd,
+    .no_grad = LDM_INPUT(0),
+};
+
+ldm_tensor *ldm_half_weight(ldm_graph *g, ldm_tensor *param) {
+    if (!ldm_tensor_is_half(param)) return param;
+    ldm_node *n = ldm_graph_add_node(g, &half_weight_op, LDM_NO_PARAMS, "half_weight", &param, 1,
+                                     param->ndim, param->shape);
+    return n ? n->out[0] : NULL;
+}
+
 ldm_tensor *ldm_relu(ldm_graph *g, ldm_tensor *x) {
     return record_act(g, x, LDM_ACT_LEAKY_RELU, 0.0f, "relu");
 }

@@ -66,6 +66,7 @@ static ldm_status record_unet(ldm_sampler *s) {
     s->x_in = ldm_graph_input(g, "x", LDM_SHAPE(r, c, h, w));
     s->t = ldm_graph_input(g, "t", LDM_SHAPE(r));
     if (s->cfg.sd_unet) {
+        if (s->cfg.half_weights && !s->cfg.params) ldm_graph_set_half_weights(g, 1);
         s->eps = record_sd_unet(s);
         ldm_tensor_keep(s->eps);
         /* its own weights are frozen: they may then span several device buffers */

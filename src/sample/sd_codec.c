@@ -30,7 +30,7 @@ void ldm_sd_codec_destroy(ldm_sd_codec *k) {
 }
 
 ldm_status ldm_sd_codec_create(ldm_ctx *ctx, const ldm_sd_model *m, int batch, int height,
-                               int width, int tile, ldm_sd_codec **out) {
+                               int width, int tile, int half_weights, ldm_sd_codec **out) {
     *out = NULL;
     const ldm_sd_vae_config *c = &m->vae;
     int f = 1 << (c->n_levels - 1);
@@ -70,6 +70,7 @@ ldm_status ldm_sd_codec_create(ldm_ctx *ctx, const ldm_sd_model *m, int batch, i
     ldm_status st = k->scaled ? ldm_graph_create(ctx, &k->enc)
                               : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
     if (st == LDM_OK) {
+        ldm_graph_set_half_weights(k->enc, half_weights);
         k->images =
             ldm_graph_input(k->enc, "images", LDM_SHAPE(batch, c->in_channels, height, width));
         k->mean = ldm_sd_vae_encode(k->enc, c, k->images, NULL);
@@ -77,6 +78,7 @@ ldm_status ldm_sd_codec_create(ldm_ctx *ctx, const ldm_sd_model *m, int batch, i
         st = ldm_graph_create_in(ctx, ldm_graph_params(k->enc), &k->dec);
     }
     if (st == LDM_OK) {
+        ldm_graph_set_half_weights(k->dec, half_weights);
         k->latents = ldm_graph_input(
             k->dec, "latents", LDM_SHAPE(tiled ? 1 : batch, c->embed_dim, k->tile_h, k->tile_w));
         k->decoded = ldm_sd_vae_decode(k->dec, c, k->latents);

@@ -125,6 +125,7 @@ ldm_status ldm_sd_pipeline_open(ldm_ctx *ctx, ldm_pipeline *p, const char *path)
                              .scheduler = p->o.scheduler,
                              .progress = p->o.progress,
                              .prediction = m->prediction,
+                             .half_weights = p->o.half_weights,
                              .x0_hook = ldm_pipeline_preview_hook(p)};
     if (p->o.x0_hook.take) {
         p->preview =
@@ -133,8 +134,8 @@ ldm_status ldm_sd_pipeline_open(ldm_ctx *ctx, ldm_pipeline *p, const char *path)
     }
     LDM_TRY(ldm_sampler_create(ctx, &sc, &p->sampler));
     LDM_TRY(ldm_sd_load_unet(m, ldm_sampler_graph(p->sampler)));
-    LDM_TRY(
-        ldm_sd_codec_create(ctx, m, p->o.batch, p->img_h, p->img_w, p->o.vae_tile, &p->sd_codec));
+    LDM_TRY(ldm_sd_codec_create(ctx, m, p->o.batch, p->img_h, p->img_w, p->o.vae_tile,
+                                p->o.half_weights, &p->sd_codec));
     size_t n_lat = (size_t)p->o.batch * p->lat_channels * p->lat_h * p->lat_w;
     p->latents = malloc(n_lat * sizeof *p->latents);
     if (!p->latents) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
