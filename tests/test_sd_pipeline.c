@@ -117,6 +117,31 @@ static void inpainting_unet(void **state) {
     ldm_ctx_destroy(ctx);
 }
 
+/* A decoder for the whole image that does not fit the device's largest allocation (capped at
+ * 24 MiB here) decodes in tiles, and says so. */
+static void decoding_falls_back_to_tiles(void **state) {
+    (void)state;
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_ctx_set_max_allocation(ctx, 24 << 20);
+    test_log_clear();
+    ldm_pipeline_options o = {.method = LDM_SAMPLER_EULER,
+                              .steps = 1,
+                              .batch = 1,
+                              .height = 256,
+                              .width = 256,
+                              .tokenizer = LDMCL_CLIP_BPE_DEFAULT};
+    ldm_pipeline *p = NULL;
+    assert_status(ldm_pipeline_open(ctx, g_sd1, &o, &p), LDM_OK);
+    assert_contains(test_log_text(), "decoding in tiles of 256x256 pixels (as --vae-tiling): the "
+                                     "VAE's decoder for 256x256 images does not fit");
+    float *img = malloc((size_t)3 * 256 * 256 * sizeof *img);
+    assert_status(ldm_pipeline_generate(p, "a fox", NULL, 3, img), LDM_OK);
+    assert_true(all_finite(img, (size_t)3 * 256 * 256));
+    free(img);
+    ldm_pipeline_destroy(p);
+    ldm_ctx_destroy(ctx);
+}
+
 static void refusals(void **state) {
     (void)state;
     ldm_ctx *ctx = test_ctx_open(NULL, NULL);
@@ -160,6 +185,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(text_to_image_and_img2img),
         cmocka_unit_test(inpainting_unet),
+        cmocka_unit_test(decoding_falls_back_to_tiles),
         cmocka_unit_test(refusals),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -101,6 +101,13 @@ static ldm_status vae_decode(ldm_ctx *ctx, const bench_settings *s, const ldm_sd
     for (size_t i = 0; i < ldm_graph_param_count(g); i++)
         ldm_tensor_set_trainable(ldm_graph_param_at(g, i), 0);
     ldm_status st = ldm_graph_compile(g);
+    if (st == LDM_ERR_DEVICE_MEMORY) { /* reported, not an error: the next size may fit */
+        printf("  %dx%d, VAE decode of one image: does not fit on this device (%s); "
+               "ldmcl-sample --vae-tiling decodes it in tiles\n",
+               side, side, ldm_last_error());
+        ldm_graph_destroy(g);
+        return LDM_OK;
+    }
     if (st == LDM_OK) st = random ? random_weights(ctx, g) : ldm_sd_load_vae(m, g);
     if (st == LDM_OK) st = random_inputs(ctx, &z, 1);
     double ms = 0;

@@ -134,8 +134,20 @@ ldm_status ldm_sd_pipeline_open(ldm_ctx *ctx, ldm_pipeline *p, const char *path)
     }
     LDM_TRY(ldm_sampler_create(ctx, &sc, &p->sampler));
     LDM_TRY(ldm_sd_load_unet(m, ldm_sampler_graph(p->sampler)));
-    LDM_TRY(ldm_sd_codec_create(ctx, m, p->o.batch, p->img_h, p->img_w, p->o.vae_tile,
-                                p->o.half_weights, &p->sd_codec));
+    ldm_status st = ldm_sd_codec_create(ctx, m, p->o.batch, p->img_h, p->img_w, p->o.vae_tile,
+                                        p->o.half_weights, &p->sd_codec);
+    if (st == LDM_ERR_DEVICE_MEMORY && p->o.vae_tile == 0 && (p->lat_h > 32 || p->lat_w > 32)) {
+        /* the whole image's decoder does not fit: tiles, said aloud */
+        char why[512];
+        snprintf(why, sizeof why, "%s", ldm_last_error());
+        ldm_log(ctx, LDM_LOG_WARN,
+                "decoding in tiles of 256x256 pixels (as --vae-tiling): the VAE's decoder for "
+                "%dx%d images does not fit: %s",
+                p->img_w, p->img_h, why);
+        st = ldm_sd_codec_create(ctx, m, p->o.batch, p->img_h, p->img_w, 32, p->o.half_weights,
+                                 &p->sd_codec);
+    }
+    LDM_TRY(st);
     size_t n_lat = (size_t)p->o.batch * p->lat_channels * p->lat_h * p->lat_w;
     p->latents = malloc(n_lat * sizeof *p->latents);
     if (!p->latents) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
