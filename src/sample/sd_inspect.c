@@ -37,6 +37,18 @@ static const ldm_st_tensor *find2(const ldm_safetensors *st, const char *a, cons
     return ldm_safetensors_find(st, name);
 }
 
+/* a / b as a size, 0 when b is not positive or the result is not a plausible one (a file's
+ * shapes are anyone's: the config check then names what is wrong). */
+static int ratio(int64_t a, int b) {
+    if (b < 1 || a < 0 || a / b > (1 << 20)) return 0;
+    return (int)(a / b);
+}
+
+/* A tensor dimension as a size (0 when not plausible). */
+static int dim(const ldm_st_tensor *t, int d) {
+    return t && d < t->ndim ? ratio(t->shape[d], 1) : 0;
+}
+
 /* Counts i = 0, 1, ... while before + i + after names a tensor of st. */
 static int count_while(const ldm_safetensors *st, const char *before, const char *after) {
     char name[256];
@@ -140,12 +152,12 @@ static ldm_status unet_from_tensors(const ldm_safetensors *st, const char *path,
     const ldm_st_tensor *w = find2(st, UNET, "input_blocks.0.0.weight");
     ldm_sd_unet_config *u = &m->unet;
     if (w->ndim != 4) return LDM_FAIL(LDM_ERR_FORMAT, "'%s': conv_in is not 4-d", path);
-    u->model_channels = (int)w->shape[0];
-    u->in_channels = (int)w->shape[1];
+    u->model_channels = dim(w, 0);
+    u->in_channels = dim(w, 1);
     const ldm_st_tensor *o = find2(st, UNET, "out.2.weight");
     if (!o || o->ndim != 4)
         return LDM_FAIL(LDM_ERR_FORMAT, "'%s': the UNet has no out.2.weight (its last conv)", path);
-    u->out_channels = (int)o->shape[0];
+    u->out_channels = dim(o, 0);
     /* blocks per level: the first downsample is input_blocks.(blocks + 1) */
     int blocks = 0;
     char name[256];
@@ -165,7 +177,7 @@ static ldm_status unet_from_tensors(const ldm_safetensors *st, const char *path,
         snprintf(name, sizeof name, UNET "input_blocks.%d.0.in_layers.2.weight", k);
         const ldm_st_tensor *c = ldm_safetensors_find(st, name);
         if (!c) break;
-        u->channel_mult[l] = (int)(c->shape[0] / u->model_channels);
+        u->channel_mult[l] = ratio(c->shape[0], u->model_channels);
         snprintf(name, sizeof name, UNET "input_blocks.%d.1.norm.weight", k);
         u->attn_levels[l] = ldm_safetensors_find(st, name) != NULL;
         u->n_levels = l + 1;
@@ -174,7 +186,7 @@ static ldm_status unet_from_tensors(const ldm_safetensors *st, const char *path,
         find2(st, UNET, "middle_block.1.transformer_blocks.0.attn2.to_k.weight");
     if (!k2 || k2->ndim != 2)
         return LDM_FAIL(LDM_ERR_FORMAT, "'%s': the UNet has no middle_block cross-attention", path);
-    u->context_dim = (int)k2->shape[1];
+    u->context_dim = dim(k2, 1);
     const ldm_st_tensor *pi = find2(st, UNET, "middle_block.1.proj_in.weight");
     u->linear_proj = pi && pi->ndim == 2;
     u->transformer_depth =
@@ -204,10 +216,10 @@ static ldm_status text_from_tensors(const ldm_safetensors *st, const char *path,
                         m->family == LDM_SD_1 ? "embeddings.token_embedding.weight"
                                               : "token_embedding.weight");
     ldm_clip_text_config_default(c);
-    c->vocab_size = (int)tok->shape[0];
-    c->hidden_size = (int)tok->shape[1];
-    c->max_positions = (int)pos->shape[0];
-    c->intermediate_size = (int)fc1->shape[0];
+    c->vocab_size = dim(tok, 0);
+    c->hidden_size = dim(tok, 1);
+    c->max_positions = dim(pos, 0);
+    c->intermediate_size = dim(fc1, 0);
     c->num_heads = c->hidden_size / 64 > 0 ? c->hidden_size / 64 : 1;
     c->num_layers = m->family == LDM_SD_1
                         ? count_while(st, CLIP_L "text_model.encoder.layers.", ".mlp.fc1.weight")
@@ -229,17 +241,17 @@ static ldm_status vae_from_tensors(const ldm_safetensors *st, const char *path, 
         return LDM_FAIL(LDM_ERR_FORMAT,
                         "'%s' has no complete VAE (first_stage_model.encoder/decoder, quant_conv)",
                         path);
-    v->ch = (int)ci->shape[0];
-    v->in_channels = (int)ci->shape[1];
-    v->out_channels = (int)dco->shape[0];
-    v->z_channels = (int)co->shape[0] / 2;
-    v->embed_dim = (int)q->shape[0] / 2;
+    v->ch = dim(ci, 0);
+    v->in_channels = dim(ci, 1);
+    v->out_channels = dim(dco, 0);
+    v->z_channels = dim(co, 0) / 2;
+    v->embed_dim = dim(q, 0) / 2;
     v->n_levels = count_while(st, VAE "encoder.down.", ".block.0.conv1.weight");
     v->num_res_blocks = count_while(st, VAE "encoder.down.0.block.", ".conv1.weight");
     char name[256];
     for (int l = 0; l < v->n_levels && l < LDM_SD_VAE_MAX_LEVELS; l++) {
         snprintf(name, sizeof name, VAE "encoder.down.%d.block.0.conv1.weight", l);
-        v->ch_mult[l] = (int)(ldm_safetensors_find(st, name)->shape[0] / v->ch);
+        v->ch_mult[l] = ratio(dim(ldm_safetensors_find(st, name), 0), v->ch);
     }
     return LDM_OK;
 }
