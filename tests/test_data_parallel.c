@@ -51,7 +51,9 @@ static int teardown(void **state) {
 
 /* The run's config: batch per rank for both stages, accumulation 2, clipping, EMA. */
 static void config(const char *name, int batch, char *ini) {
-    sprintf(ini, "%s/%s.ini", g_dir, name);
+    /* each rank its own copy: the ranks share the folder, and one rank rewriting the file while
+     * another reads it gave that one a partial config */
+    sprintf(ini, "%s/%s-rank%d.ini", g_dir, name, ldm_job_rank(g_job));
     FILE *f = fopen(ini, "w");
     assert_non_null(f);
     fprintf(f,
@@ -83,7 +85,9 @@ static void smoke_config(const char *name, int batch, char *ini) {
     char src[1200];
     snprintf(src, sizeof src, "%s/configs/fashion_mnist_smoke.ini", LDMCL_SOURCE_DIR);
     char *text = read_text(src);
-    sprintf(ini, "%s/%s.ini", g_dir, name);
+    /* each rank its own copy: the ranks share the folder, and one rank rewriting the file while
+     * another reads it gave that one a partial config */
+    sprintf(ini, "%s/%s-rank%d.ini", g_dir, name, ldm_job_rank(g_job));
     FILE *f = fopen(ini, "w");
     assert_non_null(f);
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
