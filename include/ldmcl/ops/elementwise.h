@@ -62,7 +62,7 @@ ldm_tensor *ldm_leaky_relu(ldm_graph *g, ldm_tensor *x, float negative_slope);
 ldm_tensor *ldm_gelu(ldm_graph *g, ldm_tensor *x);
 ldm_tensor *ldm_quick_gelu(ldm_graph *g, ldm_tensor *x);
 /* A parameter stored in half precision (ldm_graph_set_half_weights) as a float activation of its
- * shape, expanded where the graph reads it (no gradient flows to it); a float parameter as it is. */
+ * shape, expanded where the graph reads it (no gradient flows to it); a float one as it is. */
 ldm_tensor *ldm_half_weight(ldm_graph *g, ldm_tensor *param);
 /* diffusers' GEGLU after its projection: x [..., 2D] -> x[..., :D] * gelu(x[..., D:]) [..., D]
  * (Stable Diffusion's feed-forward). */
