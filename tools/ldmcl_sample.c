@@ -57,7 +57,7 @@ static void usage(FILE *f) {
            "  --clip-skip N            SD: condition on the text encoder's N-th layer from the\n"
            "                           end (1, the default, is the model's own)\n"
            "  --prediction P           SD: eps or v, overriding what ldmcl detects\n"
-           "  --weights f32|f16        SD: keep the UNet's and VAE's weights in float (default)\n"
+           "  --weights f32|f16        SD: keep the model's weights in float (default)\n"
            "                           or half precision on the device (half the memory;\n"
            "                           arithmetic in float either way)\n"
            "  --vae-tiling             SD: decode in tiles of 256x256 pixels, seams blended\n"

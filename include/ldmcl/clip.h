@@ -59,6 +59,10 @@ ldm_status ldm_clip_encoder_create(ldm_ctx *ctx, const ldm_clip_text_config *c, 
 ldm_status ldm_clip_encoder_create_in(ldm_ctx *ctx, ldm_params *params,
                                       const ldm_clip_text_config *c, int batch, int seq_len,
                                       int skip, ldm_clip_encoder **out);
+/* The same on its own store with the weights kept in IEEE half precision on the device (half the
+ * weight memory; ldm_graph_set_half_weights): inference of a half-precision checkpoint. */
+ldm_status ldm_clip_encoder_create_half(ldm_ctx *ctx, const ldm_clip_text_config *c, int batch,
+                                        int seq_len, int skip, ldm_clip_encoder **out);
 void ldm_clip_encoder_destroy(ldm_clip_encoder *e);
 /* The store holding its weights, for another encoder (another batch) to share them. */
 ldm_params *ldm_clip_encoder_params(const ldm_clip_encoder *e);

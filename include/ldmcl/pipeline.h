@@ -48,8 +48,8 @@ typedef struct ldm_pipeline_options {
                               diffusers folder's tokenizer/ */
     int clip_skip;         /* A1111's: 0 or 1 the model's own layer, 2 one layer earlier, ... */
     int prediction;        /* 0: what the model says; 1 epsilon; 2 v */
-    int half_weights;      /* 1: the UNet's and VAE's weights stay in half precision on the
-                              device (half their memory; arithmetic in float) */
+    int half_weights;      /* 1: the UNet's, VAE's and text encoder's weights stay in half
+                              precision on the device (half their memory; float arithmetic) */
     int vae_tile;          /* > 0: decode a tile of this many latent cells at a time, seams
                               blended (ldm_sd_codec_create; stable-diffusion.cpp's 32) */
 } ldm_pipeline_options;

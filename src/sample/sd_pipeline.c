@@ -69,8 +69,8 @@ static ldm_status open_text(ldm_ctx *ctx, ldm_pipeline *p) {
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
                         "clip skip %d: the text encoder has %d layers (its own skips %d)",
                         p->o.clip_skip, c->clip.num_layers, p->sd->text_skip);
-    LDM_TRY(ldm_clip_encoder_create(ctx, &c->clip, p->o.batch, c->context_length, c->clip_skip,
-                                    &p->encoder));
+    LDM_TRY((p->o.half_weights ? ldm_clip_encoder_create_half : ldm_clip_encoder_create)(
+        ctx, &c->clip, p->o.batch, c->context_length, c->clip_skip, &p->encoder));
     ldm_clip_encoder_set_padding(p->encoder, p->sd->pad_token, 0);
     LDM_TRY(ldm_sd_load_text(p->sd, ldm_clip_encoder_graph(p->encoder)));
     return ldm_pipeline_alloc_text(p);
