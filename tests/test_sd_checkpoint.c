@@ -73,8 +73,8 @@ static double run_against(ldm_ctx *ctx, const ldm_sd_model *m, const char *fam,
     for (size_t i = 0; i < ldm_graph_param_count(g); i++) {
         uint64_t words = ldm_tensor_numel(ldm_graph_param_at(g, i));
         if (g_half) words = (words + 1) / 2;
-        g_expect_bytes += (words + LDM_ARENA_ALIGN_ELEMS - 1) / LDM_ARENA_ALIGN_ELEMS *
-                          LDM_ARENA_ALIGN_ELEMS * 4;
+        g_expect_bytes +=
+            (words + LDM_ARENA_ALIGN_ELEMS - 1) / LDM_ARENA_ALIGN_ELEMS * LDM_ARENA_ALIGN_ELEMS * 4;
     }
     free(g_out);
     g_out = got;

@@ -17,9 +17,8 @@ struct ldm_clip_encoder {
     int pad_id, mask_padding; /* ldm_clip_encoder_set_padding */
 };
 
-static ldm_status create(ldm_ctx *ctx, ldm_params *params, const ldm_clip_text_config *c,
-                         int batch, int seq_len, int skip, int half_weights,
-                         ldm_clip_encoder **out);
+static ldm_status create(ldm_ctx *ctx, ldm_params *params, const ldm_clip_text_config *c, int batch,
+                         int seq_len, int skip, int half_weights, ldm_clip_encoder **out);
 
 void ldm_clip_encoder_set_padding(ldm_clip_encoder *e, int pad_id, int mask_padding) {
     e->pad_id = pad_id;
@@ -39,9 +38,8 @@ ldm_graph *ldm_clip_encoder_graph(const ldm_clip_encoder *e) {
     return e->g;
 }
 
-static ldm_status create(ldm_ctx *ctx, ldm_params *params, const ldm_clip_text_config *c,
-                         int batch, int seq_len, int skip, int half_weights,
-                         ldm_clip_encoder **out) {
+static ldm_status create(ldm_ctx *ctx, ldm_params *params, const ldm_clip_text_config *c, int batch,
+                         int seq_len, int skip, int half_weights, ldm_clip_encoder **out) {
     *out = NULL;
     LDM_TRY(ldm_clip_text_config_check(c));
     if (batch < 1 || seq_len < 2 || seq_len > c->max_positions)
