@@ -47,6 +47,7 @@
 #include "ldmcl/run_config.h"
 #include "ldmcl/pipeline.h"
 #include "ldmcl/sd_model.h"
+#include "ldmcl/lora.h"
 #include "ldmcl/runner.h"
 #include "ldmcl/sample.h"
 #include "ldmcl/ksampler.h"

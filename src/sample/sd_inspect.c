@@ -59,7 +59,7 @@ static int count_while(const ldm_safetensors *st, const char *before, const char
 }
 
 /* Refuses, naming it, a file ldmcl does not read by its extension: pickles and GGUF. */
-static ldm_status refuse_by_extension(const char *path) {
+ldm_status ldm_sd_refuse_by_extension(const char *path) {
     const char *dot = strrchr(path, '.');
     if (!dot) return LDM_OK;
     static const char *pickles[] = {".ckpt", ".pt", ".pth", ".bin", ".pkl"};
@@ -344,7 +344,7 @@ ldm_status ldm_sd_model_inspect(const char *path, ldm_sd_model *m) {
     if (S_ISDIR(sb.st_mode)) {
         status = ldm_sd_inspect_diffusers(path, m);
     } else {
-        LDM_TRY(refuse_by_extension(path));
+        LDM_TRY(ldm_sd_refuse_by_extension(path));
         status = inspect_single_file(path, m);
     }
     if (status != LDM_OK) return status;

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""tools/refgen/make_lora_refs.py: LoRA references, from diffusers' own LoRA loading.
+
+    pip install "diffusers==0.31.0" "transformers==4.40.2" "peft==0.13.2" torch safetensors
+    python3 tools/refgen/make_lora_refs.py [--out tests/ref/sd]
+
+For the tiny SD 1.x and 2.x models of tests/ref/sd/ (make_sd_refs.py writes them), a random
+LoRA in kohya's format (lora_unet_* / lora_te_*: .lora_down.weight, .lora_up.weight, .alpha;
+F16 as the usual downloads): attention projections, the transformer's proj_in/proj_out and
+feed-forward, a ResBlock's 3x3 convolution (LoCon) and its time projection, and the text
+encoder's attention and MLP. diffusers' StableDiffusionPipeline.load_lora_weights reads it
+(through peft) and fuse_lora merges it at a weight; the UNet's and the text encoder's outputs
+then are the reference (<fam>_lora.safetensors beside the LoRA <fam>_lora_kohya.safetensors).
+The script checks diffusers' result against its own float64 merge W += w * alpha / rank * up .
+down before writing anything.
+"""
+import argparse
+import os
+import sys
+
+import torch
+from safetensors.torch import save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_sd_refs import zero_mask_attention  # noqa: E402
+
+WEIGHT = 0.7  # the LoRA's weight, <lora:NAME:0.7>
+
+
+def kohya(prefix, name):
+    return prefix + name.replace(".", "_")
+
+
+def lora_for(module_names, modules, prefix, gen, rank=2):
+    """Random kohya tensors for the given modules (Linear or Conv2d)."""
+    out = {}
+    for name in module_names:
+        m = modules[name]
+        r = min(rank, m.weight.shape[0], m.weight.shape[1])
+        if isinstance(m, torch.nn.Conv2d):
+            down = torch.randn(r, m.in_channels, *m.kernel_size, generator=gen) * 0.3
+            up = torch.randn(m.out_channels, r, 1, 1, generator=gen) * 0.3
+        else:
+            down = torch.randn(r, m.in_features, generator=gen) * 0.3
+            up = torch.randn(m.out_features, r, generator=gen) * 0.3
+        key = kohya(prefix, name)
+        out[key + ".lora_down.weight"] = down.half()
+        out[key + ".lora_up.weight"] = up.half()
+        # one alpha for all, as kohya's trainer writes (network_alpha); diffusers 0.31 does not
+        # follow kohya where alphas differ or one is missing (alpha = rank): test_lora checks
+        # those against its own arithmetic
+        out[key + ".alpha"] = torch.tensor(1.5, dtype=torch.float16)
+    return out
+
+
+def merged(model, lora, prefix):
+    """A float64 copy of model with the LoRA merged by hand."""
+    import copy
+    m = copy.deepcopy(model).to(torch.float64)
+    mods = dict(m.named_modules())
+    for key in lora:
+        if not key.endswith(".lora_down.weight") or not key.startswith(prefix):
+            continue
+        base = key[: -len(".lora_down.weight")]
+        down = lora[key].double()
+        up = lora[base + ".lora_up.weight"].double()
+        rank = down.shape[0]
+        alpha = lora[base + ".alpha"].double().item() if base + ".alpha" in lora else rank
+        name = next(n for n in mods if kohya(prefix, n) == base)
+        w = mods[name].weight
+        delta = (up.flatten(1) @ down.flatten(1)).reshape(w.shape)
+        with torch.no_grad():
+            w += WEIGHT * alpha / rank * delta
+    return m
+
+
+def family(src, fam, out_dir, seed):
+    from diffusers import (AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline,
+                           UNet2DConditionModel)
+    from transformers import CLIPTextModel
+    folder = os.path.join(src, f"{fam}_diffusers")
+    unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", variant="fp16",
+                                                torch_dtype=torch.float32)
+    text = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder",
+                                         torch_dtype=torch.float32)
+    vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", variant="fp16",
+                                        torch_dtype=torch.float32)
+    gen = torch.Generator().manual_seed(seed)
+    umods = dict(unet.named_modules())
+    unames = [n for n in umods if n.endswith((
+        "attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "attn2.to_q", "attn2.to_k",
+        "attn2.to_v", "attn2.to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2"))]
+    unames += ["down_blocks.0.resnets.0.conv1", "down_blocks.0.resnets.0.time_emb_proj"]
+    tmods = dict(text.named_modules())
+    tnames = [n for n in tmods if n.endswith(("q_proj", "k_proj", "v_proj", "out_proj", "fc1",
+                                              "fc2"))]
+    lora = {**lora_for(unames, umods, "lora_unet_", gen), **lora_for(tnames, tmods, "lora_te_",
+                                                                      gen)}
+    lora_path = os.path.join(out_dir, f"{fam}_lora_kohya.safetensors")
+    save_file(lora, lora_path, metadata={"ss_network_module": "networks.lora"})
+
+    x = torch.randn(2, unet.config.in_channels, 8, 8, generator=gen)
+    t = torch.tensor([17.5, 903.0])
+    ids = torch.randint(0, text.config.vocab_size, (2, 77), generator=gen)
+    ctx = torch.randn(2, 5, unet.config.cross_attention_dim, generator=gen)
+
+    with torch.no_grad():
+        want_unet = merged(unet, lora, "lora_unet_")(x.double(), t.double(),
+                                                       encoder_hidden_states=ctx.double()).sample
+        # (transformers 4.40 builds its causal mask in float32: the merged weights run in float32)
+        want_text = merged(text, lora, "lora_te_").float()(ids).last_hidden_state
+
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=None, unet=unet,
+                                   scheduler=EulerDiscreteScheduler(), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+    pipe.load_lora_weights(lora_path, adapter_name="lora")
+    pipe.fuse_lora(lora_scale=WEIGHT)
+    with torch.no_grad():
+        got_unet = pipe.unet(x, t, encoder_hidden_states=ctx).sample
+        got_text = pipe.text_encoder(ids).last_hidden_state
+
+    def err(a, b):
+        return ((a.double() - b.double()).norm() / b.double().norm()).item()
+
+    print(f"{fam}: diffusers' load_lora_weights + fuse_lora against a float64 merge: UNet "
+          f"{err(got_unet, want_unet):.2e}, text encoder {err(got_text, want_text):.2e}")
+    assert err(got_unet, want_unet) < 1e-5 and err(got_text, want_text) < 1e-5
+    save_file({"unet.x": x, "unet.t": t, "unet.context": ctx, "unet.out": want_unet.float(),
+               "text.ids": ids.float(), "text.out": want_text.float()},
+              os.path.join(out_dir, f"{fam}_lora.safetensors"),
+              metadata={"weight": str(WEIGHT), "adapters": str(len(unames) + len(tnames))})
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument("--out", default=os.path.join(here, "..", "..", "tests", "ref", "sd"))
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    zero_mask_attention()
+    for i, fam in enumerate(("sd1", "sd2")):
+        family(args.out, fam, args.out, 4242 + i)
+
+
+if __name__ == "__main__":
+    main()
