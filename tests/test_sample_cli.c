@@ -363,6 +363,21 @@ static void stable_diffusion_checkpoints(void **state) {
     free(img.pixels);
     file_holds(out, "Sampler: Euler, Schedule type: Karras");
     file_holds(out, "Model: sd1, Clip skip: 2");
+    /* a LoRA named in the prompt, from --lora-model-dir; the tag stays in the metadata (A1111's) */
+    snprintf(args, sizeof args,
+             "--tokenizer '%s' -H 64 -W 64 --steps 2 -p 'a bag <lora:sd1_lora_kohya:0.5>' "
+             "--lora-model-dir '%s/sd' -v -o '%s/sd-lora.png'",
+             LDMCL_CLIP_BPE_DEFAULT, LDMCL_TEST_REF_DIR, g_dir);
+    if (sample(sd1, args) != 0) fail_msg("%s", g_text);
+    assert_contains(g_text, "sd1_lora_kohya.safetensors': 146 layers merged at weight +0.5");
+    snprintf(out, sizeof out, "%s/sd-lora.png", g_dir);
+    file_holds(out, "a bag <lora:sd1_lora_kohya:0.5>");
+    snprintf(args, sizeof args,
+             "--tokenizer '%s' -H 64 -W 64 --steps 2 -p 'a bag <lora:sd1_lora_kohya:0.5>' "
+             "-o '%s/sd-lora.png'",
+             LDMCL_CLIP_BPE_DEFAULT, g_dir);
+    assert_int_equal(sample(sd1, args), 1);
+    assert_contains(g_text, "give the folder of LoRA files with --lora-model-dir");
     /* the inpainting UNet: no mask is refused; with one it repaints; --prediction overrides */
     snprintf(init, sizeof init, "%s/sd-init.png", g_dir);
     snprintf(mask, sizeof mask, "%s/sd-mask.png", g_dir);

@@ -3,7 +3,8 @@
  * the real tokenizer fits): text to image (finite, the seed reproduces it, another seed changes
  * it, the prompt matters), img2img, inpainting with the 9-channel UNet and by latent blending,
  * and what it refuses (a single file without --tokenizer, an inpainting UNet without a mask, a
- * size the UNet cannot halve). The numbers against diffusers are test_sd_checkpoint's. */
+ * size the UNet cannot halve), LoRAs named in prompts. The numbers against diffusers are
+ * test_sd_checkpoint's. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,6 +143,60 @@ static void decoding_falls_back_to_tiles(void **state) {
     ldm_ctx_destroy(ctx);
 }
 
+/* <lora:NAME:WEIGHT> in prompts: merged while named (the numbers against diffusers are
+ * test_lora's), out again when no longer named, weights of one name added, a missing file or no
+ * --lora-model-dir refused before any weight changes. */
+static void loras_in_prompts(void **state) {
+    (void)state;
+    ldm_ctx *ctx = test_ctx_open(NULL, NULL);
+    ldm_pipeline_options o = {.method = LDM_SAMPLER_EULER,
+                              .steps = 3,
+                              .guidance_scale = 7.5f,
+                              .batch = B,
+                              .scheduler = LDM_SIGMAS_KARRAS,
+                              .height = SIDE,
+                              .width = SIDE,
+                              .tokenizer = LDMCL_CLIP_BPE_DEFAULT,
+                              .lora_dir = LDMCL_TEST_REF_DIR "/sd"};
+    ldm_pipeline *p = NULL;
+    if (ldm_pipeline_open(ctx, g_sd1, &o, &p) != LDM_OK) fail_msg("%s", ldm_last_error());
+    size_t n = (size_t)B * 3 * SIDE * SIDE;
+    float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *c = malloc(n * sizeof *c);
+    assert_true(a && b && c);
+    assert_status(ldm_pipeline_generate(p, "a red fox", NULL, 7, a), LDM_OK);
+    assert_status(ldm_pipeline_generate(p, "a red fox <lora:sd1_lora_kohya:0.7>", NULL, 7, b),
+                  LDM_OK);
+    double on = diff(a, b, n);
+    assert_true(on > 1e-2);
+    assert_status(ldm_pipeline_generate(p,
+                                        "<lora:sd1_lora_kohya:0.4>a red fox "
+                                        "<lora:sd1_lora_kohya.safetensors:0.3>",
+                                        NULL, 7, c),
+                  LDM_OK);
+    double summed = diff(b, c, n);
+    assert_status(ldm_pipeline_generate(p, "a red fox <lora:nothing_here:1>", NULL, 7, c),
+                  LDM_ERR_NOT_FOUND);
+    assert_non_null(strstr(ldm_last_error(), "nothing_here.safetensors"));
+    assert_status(ldm_pipeline_generate(p, "a red fox", NULL, 7, c), LDM_OK);
+    double off = diff(a, c, n);
+    print_message("  <lora:sd1_lora_kohya:0.7> changes the image by %.3g (largest pixel "
+                  "difference); 0.4 + 0.3 of it: %.2g from 0.7; without the tag again: %.2g from "
+                  "before\n",
+                  on, summed, off);
+    assert_true(summed < 1e-4 && off < 1e-4);
+    ldm_pipeline_destroy(p);
+    o.lora_dir = NULL;
+    assert_status(ldm_pipeline_open(ctx, g_sd1, &o, &p), LDM_OK);
+    assert_status(ldm_pipeline_generate(p, "a red fox <lora:sd1_lora_kohya:0.7>", NULL, 7, c),
+                  LDM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(ldm_last_error(), "--lora-model-dir"));
+    ldm_pipeline_destroy(p);
+    free(a);
+    free(b);
+    free(c);
+    ldm_ctx_destroy(ctx);
+}
+
 static void refusals(void **state) {
     (void)state;
     ldm_ctx *ctx = test_ctx_open(NULL, NULL);
@@ -186,6 +241,7 @@ int main(void) {
         cmocka_unit_test(text_to_image_and_img2img),
         cmocka_unit_test(inpainting_unet),
         cmocka_unit_test(decoding_falls_back_to_tiles),
+        cmocka_unit_test(loras_in_prompts),
         cmocka_unit_test(refusals),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -32,6 +32,7 @@ typedef struct args {
     const char *save_x0;         /* "all" or a comma-separated list of 1-based step numbers */
     const char *init_img, *mask; /* img2img's start and inpainting's mask */
     const char *tokenizer;       /* CLIP's vocabulary for an SD single file */
+    const char *lora_dir;        /* SD: where <lora:NAME:W> finds NAME.safetensors */
     int clip_skip, prediction;   /* SD: A1111's clip skip; 0 the model's prediction, 1 eps, 2 v */
     int vae_tiling;              /* SD: decode 32x32-cell tiles with blended seams */
     int half_weights;            /* SD: --weights f16 */
@@ -54,6 +55,8 @@ static void usage(FILE *f) {
            "  --tokenizer PATH         CLIP's vocabulary for an SD .safetensors file, which holds\n"
            "                           none: bpe_simple_vocab_16e6.txt.gz or a Hugging Face\n"
            "                           tokenizer folder\n"
+           "  --lora-model-dir DIR     SD: the folder where a prompt's <lora:NAME:WEIGHT>\n"
+           "                           finds NAME.safetensors (kohya's format)\n"
            "  --clip-skip N            SD: condition on the text encoder's N-th layer from the\n"
            "                           end (1, the default, is the model's own)\n"
            "  --prediction P           SD: eps or v, overriding what ldmcl detects\n"
@@ -63,8 +66,9 @@ static void usage(FILE *f) {
            "  --vae-tiling             SD: decode in tiles of 256x256 pixels, seams blended\n"
            "                           (the decoder's memory a tile's, not the image's)\n"
            "  -p, --prompt TEXT        the prompt\n"
-           "  -n, --negative-prompt T  the unconditional branch of guidance (default \"\")\n"
-           "  --steps N                sampling steps (default 20; ddpm always takes all T)\n"
+           "  -n, --negative-prompt T  the unconditional branch of guidance (default \"\")\n");
+    fprintf(
+        f, "  --steps N                sampling steps (default 20; ddpm always takes all T)\n"
            "  --sampling-method M      ddim (default), ddpm (the reference's), or one of\n"
            "                           stable-diffusion.cpp's: euler, euler_a, heun, dpm2,\n"
            "                           dpm++2s_a, dpm++2m, dpm++2mv2, ipndm, ipndm_v, lcm,\n"
@@ -109,6 +113,7 @@ static void usage(FILE *f) {
 static const char *const options[] = {"-m",
                                       "--model",
                                       "--tokenizer",
+                                      "--lora-model-dir",
                                       "--clip-skip",
                                       "--prediction",
                                       "--vae-tiling",
@@ -221,6 +226,8 @@ static int parse(int argc, char **argv, args *a) {
             a->half_weights = !strcmp(v, "f16");
         } else if (!strcmp(k, "--tokenizer")) {
             a->tokenizer = v;
+        } else if (!strcmp(k, "--lora-model-dir")) {
+            a->lora_dir = v;
         } else if (!strcmp(k, "--prediction")) {
             if (!strcmp(v, "eps") || !strcmp(v, "epsilon"))
                 a->prediction = 1;
@@ -435,7 +442,8 @@ int main(int argc, char **argv) {
                                .clip_skip = a.clip_skip,
                                .prediction = a.prediction,
                                .vae_tile = a.vae_tiling ? 32 : 0,
-                               .half_weights = a.half_weights};
+                               .half_weights = a.half_weights,
+                               .lora_dir = a.lora_dir};
     progress_line progress = {0};
     if (isatty(fileno(stderr))) po.progress = (ldm_step_hook){show_step, &progress};
     x0_saver saver = {

@@ -52,6 +52,9 @@ typedef struct ldm_pipeline_options {
                               precision on the device (half their memory; float arithmetic) */
     int vae_tile;          /* > 0: decode a tile of this many latent cells at a time, seams
                               blended (ldm_sd_codec_create; stable-diffusion.cpp's 32) */
+    const char *lora_dir;  /* where prompts' <lora:NAME:WEIGHT> tags find NAME.safetensors
+                              (kohya's format, ldmcl/lora.h; merged into the weights while a
+                              prompt names them); NULL: a prompt with a tag is an error */
 } ldm_pipeline_options;
 
 typedef struct ldm_pipeline ldm_pipeline;

@@ -47,6 +47,9 @@ void ldm_pipeline_destroy(ldm_pipeline *p) {
     free(p->mask_lat);
     free(p->mask_cond);
     free(p->masked);
+    for (int b = 0; p->clean && b < p->o.batch; b++)
+        free(p->clean[b]);
+    free(p->clean);
     ldm_sd_codec_destroy(p->sd_codec);
     free(p->sd);
     free(p);
@@ -315,6 +318,7 @@ static ldm_status generate(ldm_pipeline *p, const char *const *prompts, const ch
                            const char *negative, uint64_t seed, float *latents) {
     const float *context = NULL, *uncond = NULL;
     if (p->encoder) {
+        LDM_TRY(ldm_pipeline_take_loras(p, prompts, &prompts));
         const char *neg[1] = {negative ? negative : ""};
         for (int b = 0; b < p->o.batch; b++)
             if (!b || prompts[b] != prompts[b - 1]) warn_if_cut(p, prompts[b], "the prompt");

@@ -5,6 +5,7 @@
 
 #include "ldmcl/autoencoder.h"
 #include "ldmcl/clip.h"
+#include "ldmcl/lora.h"
 #include "ldmcl/pipeline.h"
 #include "ldmcl/sd_model.h"
 #include "ldmcl/tokenizer.h"
@@ -34,7 +35,17 @@ struct ldm_pipeline {
     ldm_sd_model *sd;       /* a Stable Diffusion checkpoint's (sd_pipeline.c), or NULL */
     ldm_sd_codec *sd_codec; /* its VAE */
     float *masked;          /* SD inpainting: the init images with the repainted part zeroed */
+    ldm_lora_ref loras[LDM_LORA_MAX_REFS]; /* the LoRAs merged into the weights now */
+    int n_loras;
+    char **clean; /* [batch]: the prompts without their <lora:...> tags */
 };
+
+/* Takes the <lora:NAME:WEIGHT> tags out of prompts[0 .. batch) into p->clean (*use points at
+ * them) and brings the LoRAs merged into the weights to what they name (every prompt of a batch
+ * must name the same; the weights of one name add up): each LoRA whose weight changes is merged
+ * with the difference. */
+ldm_status ldm_pipeline_take_loras(ldm_pipeline *p, const char *const *prompts,
+                                   const char *const **use);
 
 /* The host arrays of the batch's prompts and their contexts (rows of context_length x hidden). */
 ldm_status ldm_pipeline_alloc_text(ldm_pipeline *p);
