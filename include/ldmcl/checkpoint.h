@@ -58,6 +58,9 @@ typedef struct ldm_load_options {
                                   used; a file tensor no parameter reads is unexpected); NULL:
                                   by name */
     void *map_user;
+    ldm_param_filter skip; /* the graph's parameters for which it returns nonzero take no
+                              part (LoRA adapters beside a pretrained model's weights) */
+    void *skip_user;
 } ldm_load_options;
 
 /* Reads parameters by name (F32, F16, BF16, ... converted to F32). Fails, changing nothing, when

@@ -108,6 +108,25 @@ int ldm_graph_half_weights(const ldm_graph *g);
 /* Whether t is a parameter stored in half precision. */
 int ldm_tensor_is_half(const ldm_tensor *t);
 
+/* LoRA adapters (fine-tuning): which weights the models recorded on this graph from now on adapt
+ * (ldmcl/lora_adapter.h names them by kind and records W + alpha / rank * up . down in place of
+ * each). */
+typedef enum ldm_lora_target {
+    LDM_LORA_ATTN = 1,   /* attention projections (q, k, v, out) */
+    LDM_LORA_FF = 2,     /* transformer feed-forwards (GEGLU's and CLIP's MLP) */
+    LDM_LORA_LINEAR = 4, /* every other Linear and 1x1 convolution (not embeddings) */
+    LDM_LORA_CONV = 8    /* convolutions with larger kernels (LoCon) */
+} ldm_lora_target;
+typedef struct ldm_lora_config {
+    int rank;         /* >= 1 */
+    float alpha;      /* the adapters' scale is alpha / rank */
+    unsigned targets; /* ldm_lora_target bits */
+} ldm_lora_config;
+/* c (copied) or NULL: none. */
+void ldm_graph_set_lora(ldm_graph *g, const ldm_lora_config *c);
+/* NULL when none. */
+const ldm_lora_config *ldm_graph_lora(const ldm_graph *g);
+
 /* Rows [start, start + count) of a parameter or input along dimension 0, as a tensor of its own
  * (no copy): e.g. the query part of a packed in_proj_weight [3C, C]. Its gradient goes to the
  * same rows of the parameter's gradient. */

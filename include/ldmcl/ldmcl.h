@@ -48,6 +48,7 @@
 #include "ldmcl/pipeline.h"
 #include "ldmcl/sd_model.h"
 #include "ldmcl/lora.h"
+#include "ldmcl/lora_adapter.h"
 #include "ldmcl/runner.h"
 #include "ldmcl/sample.h"
 #include "ldmcl/ksampler.h"

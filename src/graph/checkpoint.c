@@ -111,6 +111,12 @@ ldm_status ldm_graph_load(ldm_graph *g, const char *path, const ldm_load_options
     return status;
 }
 
+/* Whether parameter t takes part in a load (trainable_only, skip). */
+static int takes_part(const ldm_load_options *o, const ldm_tensor *t) {
+    if (o->trainable_only && !t->trainable) return 0;
+    return !o->skip || !o->skip(t->name, o->skip_user);
+}
+
 /* Where parameter t is in the file into src (NULL: not under the graph prefix); the name to
  * report. A parameter the map places nowhere gets its own name and row_start -1 (missing). */
 static const char *stored_name(const ldm_tensor *t, const ldm_load_options *o,
@@ -181,7 +187,7 @@ ldm_status ldm_graph_load_from(ldm_graph *g, const ldm_safetensors *st,
     for (size_t i = 0; i < n; i++) {
         ldm_tensor *t = ldm_graph_param_at(g, i);
         const char *name = stored_name(t, o, &src);
-        if (!name || (o->trainable_only && !t->trainable)) continue;
+        if (!name || !takes_part(o, t)) continue;
         const ldm_st_tensor *f = source_tensor(st, &src);
         if (!f) {
             if (!o->allow_missing) add_to(missing, LIST_MAX, &n_missing, name);
@@ -217,7 +223,7 @@ ldm_status ldm_graph_load_from(ldm_graph *g, const ldm_safetensors *st,
         char full[256];
         snprintf(full, sizeof full, "%s%s", o->graph_prefix ? o->graph_prefix : "", name + flen);
         ldm_tensor *t = ldm_graph_find(g, full);
-        if (!t || t->kind != TK_PARAM || t->init || (o->trainable_only && !t->trainable))
+        if (!t || t->kind != TK_PARAM || t->init || !takes_part(o, t))
             add_to(unexpected, LIST_MAX, &n_unexpected, name);
     }
     free(used);
@@ -237,7 +243,7 @@ ldm_status ldm_graph_load_from(ldm_graph *g, const ldm_safetensors *st,
     for (size_t i = 0; i < n && status == LDM_OK; i++) {
         ldm_tensor *t = ldm_graph_param_at(g, i);
         const char *name = stored_name(t, o, &src);
-        if (o->trainable_only && !t->trainable) name = NULL;
+        if (!takes_part(o, t)) name = NULL;
         const ldm_st_tensor *f = name ? source_tensor(st, &src) : NULL;
         if (!f) continue;
         values[i] = malloc(t->numel * sizeof *values[i]);

@@ -419,6 +419,18 @@ int ldm_graph_half_weights(const ldm_graph *g) {
     return g->half_weights;
 }
 
+void ldm_graph_set_lora(ldm_graph *g, const ldm_lora_config *c) {
+    if (c) {
+        g->lora = *c;
+    } else {
+        memset(&g->lora, 0, sizeof g->lora);
+    }
+}
+
+const ldm_lora_config *ldm_graph_lora(const ldm_graph *g) {
+    return g->lora.rank > 0 ? &g->lora : NULL;
+}
+
 int ldm_tensor_is_half(const ldm_tensor *t) {
     return t && t->kind == TK_PARAM && t->entry && t->entry->half;
 }

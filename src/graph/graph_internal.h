@@ -162,6 +162,7 @@ struct ldm_graph {
     ldm_tensor *step;            /* the device step counter, when something reads it */
     int batch_part, batch_parts; /* ldm_graph_set_batch_part; parts 0 means 1 */
     int half_weights;            /* ldm_graph_set_half_weights */
+    ldm_lora_config lora;        /* ldm_graph_set_lora (rank 0: none) */
     size_t *bwd_end; /* compiled: the launches recorded up to the end of backward step j */
 
     /* backward */

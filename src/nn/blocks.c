@@ -14,14 +14,15 @@ ldm_tensor *nn_param(ldm_graph *g, int ndim, const int *shape, const char *fmt, 
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
     ldm_tensor *t = ldm_graph_find(g, name);
-    if (!t) return ldm_half_weight(g, ldm_graph_param(g, name, ndim, shape));
+    if (!t)
+        return nn_lora_adapt(g, name, ldm_half_weight(g, ldm_graph_param(g, name, ndim, shape)));
     int same = ldm_tensor_ndim(t) == ndim;
     for (int d = 0; same && d < ndim; d++)
         same = ldm_tensor_dim(t, d) == shape[d];
     if (!same || !ldm_tensor_is_param(t))
         return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
                               "parameter '%s' is used with two different shapes", name);
-    return ldm_half_weight(g, t);
+    return nn_lora_adapt(g, name, ldm_half_weight(g, t));
 }
 
 void nn_init_fan_in(ldm_tensor *w, ldm_tensor *b, int fan_in) {

@@ -11,6 +11,10 @@
 ldm_tensor *nn_param(ldm_graph *g, int ndim, const int *shape, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* w, or w + alpha / rank * up . down when the graph's LoRA configuration targets the weight
+ * `name` (ldmcl/lora_adapter.h; the adapters created on first use). nn_param calls it. */
+ldm_tensor *nn_lora_adapt(ldm_graph *g, const char *name, ldm_tensor *w);
+
 /* PyTorch's default initialisation of a Conv2d / Linear / ConvTranspose2d with this fan-in
  * (in_channels * k * k; for a transposed conv out_channels * k * k): weight and bias uniform in
  * +-1/sqrt(fan_in). Either may be NULL. */

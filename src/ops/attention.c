@@ -249,6 +249,16 @@ ldm_tensor *ldm_attention_cross(ldm_graph *g, ldm_tensor *q, ldm_tensor *kv, int
     return record(g, &cross_op, q, kv, heads, 0, mask);
 }
 
+/* Rows of a weight: a view of a parameter or an input, a copy of a computed one (a LoRA-adapted
+ * or half-precision weight). */
+static ldm_tensor *rows_of(ldm_graph *g, ldm_tensor *t, int start, int count) {
+    if (!t) return NULL;
+    ldm_tensor *base = ldm_storage(t);
+    if ((base->kind == TK_PARAM || base->kind == TK_INPUT) && !t->base)
+        return ldm_view_rows(g, t, start, count);
+    return ldm_narrow(g, t, 0, start, count);
+}
+
 ldm_tensor *ldm_multihead_attention(ldm_graph *g, ldm_tensor *x, ldm_tensor *context,
                                     ldm_tensor *in_proj_weight, ldm_tensor *in_proj_bias,
                                     ldm_tensor *out_proj_weight, ldm_tensor *out_proj_bias,
@@ -260,10 +270,10 @@ ldm_tensor *ldm_multihead_attention(ldm_graph *g, ldm_tensor *x, ldm_tensor *con
         ldm_tensor *qkv = ldm_linear(g, x, in_proj_weight, in_proj_bias);
         core = ldm_attention_packed(g, qkv, heads, causal, key_padding_mask);
     } else {
-        ldm_tensor *q = ldm_linear(g, x, ldm_view_rows(g, in_proj_weight, 0, C),
-                                   ldm_view_rows(g, in_proj_bias, 0, C));
-        ldm_tensor *kv = ldm_linear(g, context, ldm_view_rows(g, in_proj_weight, C, 2 * C),
-                                    ldm_view_rows(g, in_proj_bias, C, 2 * C));
+        ldm_tensor *q =
+            ldm_linear(g, x, rows_of(g, in_proj_weight, 0, C), rows_of(g, in_proj_bias, 0, C));
+        ldm_tensor *kv = ldm_linear(g, context, rows_of(g, in_proj_weight, C, 2 * C),
+                                    rows_of(g, in_proj_bias, C, 2 * C));
         if (causal)
             return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
                                   "multihead_attention: a causal mask needs self-attention");

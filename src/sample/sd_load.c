@@ -6,6 +6,7 @@
 
 #include "fail.h"
 #include "ldmcl/checkpoint.h"
+#include "ldmcl/lora_adapter.h"
 #include "ldmcl/safetensors.h"
 #include "sd_internal.h"
 #include "sd_names.h"
@@ -14,6 +15,12 @@ static const char *const position_ids[] = {"text_model.embeddings.position_ids",
                                            "cond_stage_model.transformer.text_model.embeddings."
                                            "position_ids",
                                            NULL};
+
+/* LoRA adapters recorded beside the weights (fine-tuning) are not in the checkpoint. */
+static int adapter(const char *name, void *user) {
+    (void)user;
+    return ldm_lora_is_adapter(name);
+}
 
 /* Loads g from file through a table that renames (and reshapes) a diffusers file's tensors. */
 static ldm_status load_renamed(ldm_graph *g, const char *file, const ldm_sd_model *m, int vae) {
@@ -38,6 +45,7 @@ static ldm_status load_renamed(ldm_graph *g, const char *file, const ldm_sd_mode
     }
     if (status == LDM_OK) status = ldm_sd_name_table_finish(t, file);
     ldm_load_options o = {0};
+    o.skip = adapter;
     o.map = ldm_sd_name_table_map;
     o.map_user = t;
     o.allow_unexpected = vae; /* a graph may hold the encoder or the decoder alone */
@@ -50,6 +58,7 @@ static ldm_status load_renamed(ldm_graph *g, const char *file, const ldm_sd_mode
 ldm_status ldm_sd_load_unet(const ldm_sd_model *m, ldm_graph *g) {
     if (m->layout == LDM_SD_DIFFUSERS) return load_renamed(g, m->unet_file, m, 0);
     ldm_load_options o = {0};
+    o.skip = adapter;
     o.only_prefix = o.file_prefix = "model.diffusion_model.";
     return ldm_graph_load(g, m->unet_file, &o);
 }
@@ -70,6 +79,7 @@ static int single_file_vae(const char *name, ldm_load_source *src, void *user) {
 ldm_status ldm_sd_load_vae(const ldm_sd_model *m, ldm_graph *g) {
     if (m->layout == LDM_SD_DIFFUSERS) return load_renamed(g, m->vae_file, m, 1);
     ldm_load_options o = {0};
+    o.skip = adapter;
     o.only_prefix = "first_stage_model.";
     o.map = single_file_vae;
     o.allow_unexpected = 1; /* a graph may hold the encoder or the decoder alone */
@@ -87,6 +97,7 @@ static int openclip(const char *name, ldm_load_source *src, void *user) {
 
 ldm_status ldm_sd_load_text(const ldm_sd_model *m, ldm_graph *g) {
     ldm_load_options o = {0};
+    o.skip = adapter;
     o.ignore = position_ids;
     /* a graph that skips the last layers (clip skip) does not read them */
     char last[128];

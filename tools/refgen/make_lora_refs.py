@@ -13,6 +13,11 @@ encoder's attention and MLP. diffusers' StableDiffusionPipeline.load_lora_weight
 then are the reference (<fam>_lora.safetensors beside the LoRA <fam>_lora_kohya.safetensors).
 The script checks diffusers' result against its own float64 merge W += w * alpha / rank * up .
 down before writing anything.
+
+lora_train.safetensors: training with LoRA adapters, in peft (rank 2, alpha 3): the tiny SD 1.x
+UNet adapted on every Linear and convolution, its text encoder on attention and MLP; inputs, a
+target, the output, the MSE loss and every adapter's gradient, adapters named as ldmcl records
+them (the original's module names + .lora_down.weight / .lora_up.weight).
 """
 import argparse
 import os
@@ -131,6 +136,97 @@ def family(src, fam, out_dir, seed):
               metadata={"weight": str(WEIGHT), "adapters": str(len(unames) + len(tnames))})
 
 
+RANK, ALPHA = 2, 3.0  # the training case's adapters: scale alpha / rank = 1.5
+
+
+def with_peft(model, targets, gen):
+    """peft's LoRA on the named Linear/Conv2d modules of model (float64), its adapters given
+    random values (up not zero: every adapter then takes a gradient)."""
+    from peft import LoraConfig, inject_adapter_in_model
+    model = inject_adapter_in_model(LoraConfig(r=RANK, lora_alpha=ALPHA, target_modules=targets,
+                                               init_lora_weights=False), model).double()
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_" in n:
+                p.copy_(0.3 * torch.randn(p.shape, generator=gen, dtype=torch.float64))
+    for n, p in model.named_parameters():
+        p.requires_grad_("lora_" in n)
+    return model
+
+
+def adapters_of(model, name_of, out, kind):
+    """The adapters' values and gradients under ldmcl's names: <module>.lora_down.weight (peft's
+    lora_A) and .lora_up.weight (lora_B)."""
+    for n, p in model.named_parameters():
+        if "lora_" not in n:
+            continue
+        module = n.split(".lora_")[0]
+        part = "lora_down" if ".lora_A." in n else "lora_up"
+        name = f"{name_of(module)}.{part}.weight"
+        out[f"{kind}.adapter.{name}"] = p.detach().float()
+        out[f"{kind}.grad.{name}"] = p.grad.float()
+
+
+def train_case(src, out_dir):
+    """Training with LoRA: the tiny SD 1.x UNet with adapters on every Linear and convolution
+    (all_linear+conv) and its text encoder with adapters on attention and MLP (attn+ff), in peft;
+    MSE loss against a target; the output, the loss and every adapter's gradient."""
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
+    from sd_names import unet_to_original
+    folder = os.path.join(src, "sd1_diffusers")
+    gen = torch.Generator().manual_seed(5151)
+    out = {}
+    unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", variant="fp16",
+                                                torch_dtype=torch.float32)
+    up_attn = [t.startswith("CrossAttn") for t in unet.config.up_block_types]
+    L = unet.config.layers_per_block
+    targets = [n for n, m in unet.named_modules()
+               if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    unet = with_peft(unet, targets, gen)
+    x = torch.randn(2, 4, 8, 8, generator=gen)
+    t = torch.tensor([17.5, 903.0])
+    ctx = torch.randn(2, 5, unet.config.cross_attention_dim, generator=gen)
+    target = torch.randn(2, 4, 8, 8, generator=gen)
+    import copy
+    unet32 = copy.deepcopy(unet).float()
+    y = unet(x.double(), t.double(), encoder_hidden_states=ctx.double()).sample
+    loss = torch.nn.functional.mse_loss(y, target.double())
+    loss.backward()
+    # PyTorch's own float32 error in the adapters' gradients: the bar's floor (as model_case's)
+    torch.nn.functional.mse_loss(unet32(x, t, encoder_hidden_states=ctx).sample, target).backward()
+    g64 = {n: p.grad for n, p in unet.named_parameters() if p.grad is not None}
+    fp32_err = max(((p.grad.double() - g64[n]).norm() / g64[n].norm()).item()
+                   for n, p in unet32.named_parameters() if p.grad is not None)
+    adapters_of(unet, lambda m: unet_to_original(m + ".weight", L, up_attn)[: -len(".weight")],
+                out, "unet")
+    out.update({"unet.x": x, "unet.t": t, "unet.context": ctx, "unet.target": target,
+                "unet.out": y.detach().float(), "unet.loss": loss.detach().float().reshape(1)})
+    # the text encoder in float32 (transformers 4.40 builds its causal mask in float32)
+    text = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder",
+                                         torch_dtype=torch.float32)
+    targets = [n for n, m in text.named_modules()
+               if n.endswith(("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"))]
+    text = with_peft(text, targets, gen).float()
+    ids = torch.randint(0, text.config.vocab_size, (2, 77), generator=gen)
+    h = text(ids).last_hidden_state
+    target = torch.randn(h.shape, generator=gen)
+    loss = torch.nn.functional.mse_loss(h, target)
+    loss.backward()
+    adapters_of(text, lambda m: m, out, "text")
+    out.update({"text.ids": ids.float(), "text.target": target, "text.out": h.detach(),
+                "text.loss": loss.detach().reshape(1)})
+    save_file({k: v.contiguous() for k, v in out.items()},
+              os.path.join(out_dir, "lora_train.safetensors"),
+              metadata={"rank": str(RANK), "alpha": str(ALPHA), "unet_targets": "all_linear+conv",
+                        "unet_torch_fp32_grad_norm_err": repr(fp32_err),
+                        "text_targets": "attn+ff"})
+    n_unet = sum(1 for k in out if k.startswith("unet.adapter.") and "lora_down" in k)
+    n_text = sum(1 for k in out if k.startswith("text.adapter.") and "lora_down" in k)
+    print(f"lora_train: {n_unet} UNet and {n_text} text encoder layers adapted; PyTorch float32's "
+          f"UNet adapter gradients {fp32_err:.2e} norm-wise from float64 (worst)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     here = os.path.dirname(os.path.abspath(__file__))
@@ -140,6 +236,7 @@ def main():
     zero_mask_attention()
     for i, fam in enumerate(("sd1", "sd2")):
         family(args.out, fam, args.out, 4242 + i)
+    train_case(args.out, args.out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,30 @@
+/* ldmcl/lora_adapter.h: LoRA adapters recorded with a model, for fine-tuning. With a LoRA
+ * configuration on a graph (ldm_graph_set_lora), every weight of the targeted kinds that a model
+ * records from then on (the nn layer's models: ldmcl's UNet, SD's UNet, the CLIP text encoder)
+ * is used as W + alpha / rank * up . down, with two new parameters beside it named as kohya's
+ * files name them: <module>.lora_down.weight [rank, in(, kh, kw)] (uniform in +-1/sqrt(in . kh .
+ * kw), as kohya and peft) and <module>.lora_up.weight [out, rank(, 1, 1)] (zero: the model starts
+ * as it was), <module> the weight's name less ".weight". Freezing the rest is the caller's. */
+#ifndef LDMCL_LORA_ADAPTER_H
+#define LDMCL_LORA_ADAPTER_H
+
+#include "ldmcl/graph.h"
+#include "ldmcl/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* "attn", "attn+ff" or "all_linear" (every Linear and 1x1 convolution), each optionally with
+ * "+conv" (the larger convolutions too) -> ldm_lora_target bits. */
+ldm_status ldm_lora_targets_parse(const char *text, unsigned *targets);
+/* The kind (one ldm_lora_target bit) of the weight `name` of this shape; 0: none of them (biases,
+ * norms, embeddings, adapters). */
+unsigned ldm_lora_kind(const char *name, int ndim, const int *shape);
+/* Whether name is a LoRA adapter's (.lora_down.weight or .lora_up.weight). */
+int ldm_lora_is_adapter(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
