@@ -346,9 +346,9 @@ static ldm_tensor *rec_text(ldm_graph *g, const ldm_sd_model *m, ldm_tensor **in
     return ldm_clip_text(g, &m->text, in[0], NULL, m->text_skip);
 }
 
-static void check_training(ldm_ctx *ctx, ldm_safetensors *ref, const ldm_sd_model *m,
-                           const char *kind, const char *const *in_keys, int n_in,
-                           const char *targets, lora_record rec, lora_load load) {
+static ldm_graph *check_training(ldm_ctx *ctx, ldm_safetensors *ref, const ldm_sd_model *m,
+                                 const char *kind, const char *const *in_keys, int n_in,
+                                 const char *targets, lora_record rec, lora_load load) {
     ldm_lora_config lc = {.rank = atoi(ldm_safetensors_metadata(ref, "rank")),
                           .alpha = (float)atof(ldm_safetensors_metadata(ref, "alpha"))};
     assert_status(ldm_lora_targets_parse(targets, &lc.targets), LDM_OK);
@@ -452,7 +452,45 @@ static void check_training(ldm_ctx *ctx, ldm_safetensors *ref, const ldm_sd_mode
                   bar, (unsigned long long)mem.trainable_bytes,
                   (unsigned long long)mem.frozen_bytes);
     assert_true(out_err < 1e-5 && loss_err < 1e-5);
-    ldm_graph_destroy(g);
+    return g;
+}
+
+/* ldm_sd_lora_save's file holds what the reference generator wrote from the same adapters under
+ * kohya's names, tensor for tensor (which diffusers' load_lora_weights read back into the models
+ * and computed peft's outputs from, to 2e-6). */
+static void check_saved(const ldm_sd_model *m, ldm_graph *unet, ldm_graph *text) {
+    char path[512], ref_path[4096];
+    snprintf(path, sizeof path, "%s/trained.safetensors", g_tmp);
+    int saved = 0;
+    assert_status(ldm_sd_lora_save(m, unet, text, path, &saved), LDM_OK);
+    snprintf(ref_path, sizeof ref_path, "%s/sd/lora_train_kohya.safetensors", LDMCL_TEST_REF_DIR);
+    ldm_safetensors *got, *want;
+    assert_status(ldm_safetensors_open(path, &got), LDM_OK);
+    assert_status(ldm_safetensors_open(ref_path, &want), LDM_OK);
+    assert_int_equal(ldm_safetensors_count(got), ldm_safetensors_count(want));
+    assert_int_equal((size_t)saved * 3, ldm_safetensors_count(want));
+    for (size_t i = 0; i < ldm_safetensors_count(want); i++) {
+        const ldm_st_tensor *w = ldm_safetensors_at(want, i);
+        const ldm_st_tensor *gt = ldm_safetensors_find(got, w->name);
+        if (!gt) fail_msg("ldm_sd_lora_save wrote no '%s'", w->name);
+        assert_int_equal(gt->numel, w->numel);
+        assert_int_equal(gt->ndim, w->ndim);
+        for (int d = 0; d < w->ndim; d++)
+            assert_int_equal(gt->shape[d], w->shape[d]);
+        float *a = test_st_load(got, w->name, NULL, NULL),
+              *b = test_st_load(want, w->name, NULL, NULL);
+        for (uint64_t k = 0; k < w->numel; k++)
+            if (a[k] != b[k])
+                fail_msg("'%s'[%llu]: %g, not %g", w->name, (unsigned long long)k, a[k], b[k]);
+        free(a);
+        free(b);
+    }
+    assert_string_equal(ldm_safetensors_metadata(got, "ss_network_module"), "networks.lora");
+    print_message("  saved in kohya's format: %d layers, %zu tensors as the reference generator "
+                  "wrote them\n",
+                  saved, ldm_safetensors_count(got));
+    ldm_safetensors_close(got);
+    ldm_safetensors_close(want);
 }
 
 static void training_adapters_match_peft(void **state) {
@@ -466,10 +504,15 @@ static void training_adapters_match_peft(void **state) {
     assert_status(ldm_sd_model_inspect(path, &m), LDM_OK);
     ldm_ctx *ctx = test_ctx_open(NULL, NULL);
     const char *unet_in[] = {"x", "t", "context"}, *text_in[] = {"ids"};
-    check_training(ctx, ref, &m, "unet", unet_in, 3, ldm_safetensors_metadata(ref, "unet_targets"),
-                   rec_unet, ldm_sd_load_unet);
-    check_training(ctx, ref, &m, "text", text_in, 1, ldm_safetensors_metadata(ref, "text_targets"),
-                   rec_text, ldm_sd_load_text);
+    ldm_graph *unet =
+        check_training(ctx, ref, &m, "unet", unet_in, 3,
+                       ldm_safetensors_metadata(ref, "unet_targets"), rec_unet, ldm_sd_load_unet);
+    ldm_graph *text =
+        check_training(ctx, ref, &m, "text", text_in, 1,
+                       ldm_safetensors_metadata(ref, "text_targets"), rec_text, ldm_sd_load_text);
+    check_saved(&m, unet, text);
+    ldm_graph_destroy(unet);
+    ldm_graph_destroy(text);
     /* the kinds: attention only leaves the feed-forward, the projections and convolutions */
     unsigned t;
     assert_status(ldm_lora_targets_parse("attn", &t), LDM_OK);

@@ -47,6 +47,13 @@ ldm_status ldm_lora_find(const char *dir, const char *name, char *path, size_t s
 ldm_status ldm_sd_lora_merge(const ldm_sd_model *m, const char *file, float weight, ldm_graph *unet,
                              ldm_graph *text, int *merged);
 
+/* Writes the LoRA adapters trained in graphs unet and text (either may be NULL; recorded with
+ * ldm_graph_set_lora, ldmcl/lora_adapter.h) as a kohya file that A1111, ComfyUI,
+ * stable-diffusion.cpp and diffusers' load_lora_weights read: diffusers' module names, each
+ * layer's alpha, kohya's ss_network_* metadata; F32, atomically. *saved: the layers written. */
+ldm_status ldm_sd_lora_save(const ldm_sd_model *m, ldm_graph *unet, ldm_graph *text,
+                            const char *path, int *saved);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,7 +16,8 @@ extern "C" {
 #endif
 
 /* "attn", "attn+ff" or "all_linear" (every Linear and 1x1 convolution), each optionally with
- * "+conv" (the larger convolutions too) -> ldm_lora_target bits. */
+ * "+conv" (the larger convolutions too) -> ldm_lora_target bits. As kohya's LoRA, only the
+ * blocks' weights: not a UNet's first and last convolutions nor its time or class embedding. */
 ldm_status ldm_lora_targets_parse(const char *text, unsigned *targets);
 /* The kind (one ldm_lora_target bit) of the weight `name` of this shape; 0: none of them (biases,
  * norms, embeddings, adapters). */

@@ -45,6 +45,12 @@ unsigned ldm_lora_kind(const char *name, int ndim, const int *shape) {
         (strstr(name, "attentions.") && strstr(name, ".out_proj.")))
         return LDM_LORA_ATTN;
     if (strstr(name, ".ff.net.") || strstr(name, ".mlp.")) return LDM_LORA_FF;
+    /* kohya's scope: the blocks, not the UNets' first and last convolutions nor their time and
+     * class embeddings (A1111, ComfyUI and diffusers read no adapters there) */
+    static const char *outside[] = {"time_embed.", "input_blocks.0.", "out.",    "conv_in",
+                                    "conv_out",    "cond_conv_in",    "t_proj.", "class_emb"};
+    for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++)
+        if (!strncmp(name, outside[i], strlen(outside[i]))) return 0;
     if (ndim == 4 && (shape[2] > 1 || shape[3] > 1)) return LDM_LORA_CONV;
     return LDM_LORA_LINEAR;
 }

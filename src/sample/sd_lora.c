@@ -9,6 +9,7 @@
 
 #include "fail.h"
 #include "ldmcl/lora.h"
+#include "ldmcl/lora_adapter.h"
 #include "ldmcl/safetensors.h"
 #include "sd_internal.h"
 #include "sd_names.h"
@@ -250,5 +251,115 @@ ldm_status ldm_sd_lora_merge(const ldm_sd_model *m, const char *file, float weig
     }
     free(f.a);
     ldm_safetensors_close(f.st);
+    return st;
+}
+
+/* One tensor to write, its name and shape owned here. */
+typedef struct out_tensor {
+    char name[300];
+    int64_t shape[LDM_MAX_DIMS];
+    float *data;
+} out_tensor;
+
+/* The kohya module name of an adapter's module (its graph name less .lora_*.weight). */
+static int kohya_name(const ldm_sd_model *m, const char *module, int is_te, char *out,
+                      size_t size) {
+    char path[300];
+    if (is_te) {
+        snprintf(path, sizeof path, "%s", module);
+    } else {
+        int up_attn[LDM_SD_MAX_LEVELS] = {0};
+        for (int i = 0; i < m->unet.n_levels; i++)
+            up_attn[i] = m->unet.attn_levels[m->unet.n_levels - 1 - i];
+        char weight[320], key[320];
+        snprintf(weight, sizeof weight, "%s.weight", module);
+        if (!ldm_sd_unet_name_to_diffusers(weight, m->unet.num_res_blocks, up_attn,
+                                           m->unet.n_levels, key, sizeof key))
+            return 0;
+        snprintf(path, sizeof path, "%.*s", (int)(strlen(key) - 7), key);
+    }
+    if (snprintf(out, size, "%s%s", is_te ? "lora_te_" : "lora_unet_", path) >= (int)size) return 0;
+    for (char *c = out; *c; c++)
+        if (*c == '.') *c = '_';
+    return 1;
+}
+
+/* Adds graph g's adapters (and one alpha per module) to the list. */
+static ldm_status collect(const ldm_sd_model *m, ldm_graph *g, int is_te, float alpha,
+                          out_tensor **list, int *n, int *cap) {
+    for (size_t i = 0; g && i < ldm_graph_param_count(g); i++) {
+        ldm_tensor *p = ldm_graph_param_at(g, i);
+        const char *name = ldm_tensor_name(p);
+        if (!ldm_lora_is_adapter(name)) continue;
+        int down = strstr(name, ".lora_down.weight") != NULL;
+        size_t len = strlen(name) - strlen(down ? ".lora_down.weight" : ".lora_up.weight");
+        char module[300], kohya[260];
+        snprintf(module, sizeof module, "%.*s", (int)len, name);
+        if (!kohya_name(m, module, is_te, kohya, sizeof kohya))
+            return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                            "LoRA adapter '%s': no kohya name for its layer", name);
+        if (*n + 2 > *cap) {
+            int c = *cap ? 2 * *cap : 128;
+            out_tensor *more = realloc(*list, (size_t)c * sizeof *more);
+            if (!more) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+            *list = more;
+            *cap = c;
+        }
+        out_tensor *t = &(*list)[(*n)++];
+        memset(t, 0, sizeof *t);
+        snprintf(t->name, sizeof t->name, "%s.%s", kohya,
+                 down ? "lora_down.weight" : "lora_up.weight");
+        for (int d = 0; d < ldm_tensor_ndim(p); d++)
+            t->shape[d] = ldm_tensor_dim(p, d);
+        t->data = malloc(ldm_tensor_numel(p) * sizeof *t->data);
+        if (!t->data) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+        LDM_TRY(ldm_tensor_read(p, t->data));
+        if (!down) continue;
+        out_tensor *a = &(*list)[(*n)++];
+        memset(a, 0, sizeof *a);
+        snprintf(a->name, sizeof a->name, "%s.alpha", kohya);
+        a->data = malloc(sizeof *a->data);
+        if (!a->data) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+        a->data[0] = alpha;
+    }
+    return LDM_OK;
+}
+
+ldm_status ldm_sd_lora_save(const ldm_sd_model *m, ldm_graph *unet, ldm_graph *text,
+                            const char *path, int *saved) {
+    *saved = 0;
+    const ldm_lora_config *c = unet ? ldm_graph_lora(unet) : text ? ldm_graph_lora(text) : NULL;
+    if (!c)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "LoRA '%s': the graphs hold no adapters", path);
+    out_tensor *list = NULL;
+    int n = 0, cap = 0;
+    ldm_status st = collect(m, unet, 0, c->alpha, &list, &n, &cap);
+    if (st == LDM_OK && text)
+        st = collect(m, text, 1, ldm_graph_lora(text)->alpha, &list, &n, &cap);
+    ldm_st_entry *e = st == LDM_OK ? calloc(n ? (size_t)n : 1, sizeof *e) : NULL;
+    if (st == LDM_OK && !e) st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    for (int i = 0; st == LDM_OK && i < n; i++) {
+        int nd = 0; /* alpha: a scalar */
+        while (nd < LDM_MAX_DIMS && list[i].shape[nd])
+            nd++;
+        e[i] = (ldm_st_entry){list[i].name, nd, list[i].shape, list[i].data};
+        *saved += strstr(list[i].name, ".lora_down.weight") != NULL;
+    }
+    char dim[32], alpha[32];
+    snprintf(dim, sizeof dim, "%d", c->rank);
+    snprintf(alpha, sizeof alpha, "%g", (double)c->alpha);
+    const char *meta[] = {"ss_network_module",
+                          "networks.lora",
+                          "ss_network_dim",
+                          dim,
+                          "ss_network_alpha",
+                          alpha,
+                          NULL};
+    if (st == LDM_OK) st = ldm_safetensors_write(path, e, (size_t)n, meta);
+    for (int i = 0; i < n; i++)
+        free(list[i].data);
+    free(list);
+    free(e);
+    if (st != LDM_OK) *saved = 0;
     return st;
 }

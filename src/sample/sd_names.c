@@ -83,6 +83,64 @@ int ldm_sd_unet_name_from_diffusers(const char *key, int layers_per_block,
     return 0;
 }
 
+/* The original's ResBlock member -> diffusers' (the reverse of unet_resnet). */
+static const char *unet_resnet_diffusers(const char *m) {
+    static const char *map[][2] = {
+        {"in_layers.0", "norm1"},  {"in_layers.2", "conv1"},  {"emb_layers.1", "time_emb_proj"},
+        {"out_layers.0", "norm2"}, {"out_layers.3", "conv2"}, {"skip_connection", "conv_shortcut"}};
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(m, map[i][0])) return map[i][1];
+    return NULL;
+}
+
+int ldm_sd_unet_name_to_diffusers(const char *name, int layers_per_block,
+                                  const int *up_has_attention, int n_levels, char *out,
+                                  size_t size) {
+    static const char *fixed[][2] = {{"time_embed.0.", "time_embedding.linear_1."},
+                                     {"time_embed.2.", "time_embedding.linear_2."},
+                                     {"input_blocks.0.0.", "conv_in."},
+                                     {"out.0.", "conv_norm_out."},
+                                     {"out.2.", "conv_out."}};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        size_t n = strlen(fixed[i][0]);
+        if (!strncmp(name, fixed[i][0], n)) return PUT("%s%s", fixed[i][1], name + n);
+    }
+    int L = layers_per_block, k, j, len = 0;
+    char member[96];
+    const char *leaf;
+    if (sscanf(name, "input_blocks.%d.%d.%n", &k, &j, &len) == 2 && len && k >= 1) {
+        int a = (k - 1) / (L + 1), b = (k - 1) % (L + 1);
+        if (a >= n_levels) return 0;
+        if (b < L && j == 1) return PUT("down_blocks.%d.attentions.%d.%s", a, b, name + len);
+        if (b < L && j == 0 && split_leaf(name + len, member, sizeof member, &leaf) &&
+            unet_resnet_diffusers(member))
+            return PUT("down_blocks.%d.resnets.%d.%s.%s", a, b, unet_resnet_diffusers(member),
+                       leaf);
+        if (b == L && j == 0 && !strncmp(name + len, "op.", 3))
+            return PUT("down_blocks.%d.downsamplers.0.conv.%s", a, name + len + 3);
+        return 0;
+    }
+    if (sscanf(name, "middle_block.%d.%n", &j, &len) == 1 && len) {
+        if (j == 1) return PUT("mid_block.attentions.0.%s", name + len);
+        if ((j == 0 || j == 2) && split_leaf(name + len, member, sizeof member, &leaf) &&
+            unet_resnet_diffusers(member))
+            return PUT("mid_block.resnets.%d.%s.%s", j / 2, unet_resnet_diffusers(member), leaf);
+        return 0;
+    }
+    if (sscanf(name, "output_blocks.%d.%d.%n", &k, &j, &len) == 2 && len && k >= 0) {
+        int a = k / (L + 1), b = k % (L + 1);
+        if (a >= n_levels) return 0;
+        if (j == 0 && split_leaf(name + len, member, sizeof member, &leaf) &&
+            unet_resnet_diffusers(member))
+            return PUT("up_blocks.%d.resnets.%d.%s.%s", a, b, unet_resnet_diffusers(member), leaf);
+        if (j == 1 && up_has_attention[a])
+            return PUT("up_blocks.%d.attentions.%d.%s", a, b, name + len);
+        if (b == L && j == (up_has_attention[a] ? 2 : 1) && !strncmp(name + len, "conv.", 5))
+            return PUT("up_blocks.%d.upsamplers.0.conv.%s", a, name + len + 5);
+    }
+    return 0;
+}
+
 int ldm_sd_vae_name_from_diffusers(const char *key, int n_levels, char *out, size_t size,
                                    int *any_shape) {
     *any_shape = 0;

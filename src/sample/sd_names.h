@@ -17,6 +17,11 @@ int ldm_sd_unet_name_from_diffusers(const char *key, int layers_per_block,
                                     const int *up_has_attention, int n_levels, char *out,
                                     size_t size);
 
+/* The reverse: diffusers' key of the original's UNet parameter name; 0 when it is not one. */
+int ldm_sd_unet_name_to_diffusers(const char *name, int layers_per_block,
+                                  const int *up_has_attention, int n_levels, char *out,
+                                  size_t size);
+
 /* The original name of diffusers' AutoencoderKL key; *any_shape is set for the mid attention's
  * projections (Linear [C, C] there, 1x1 convolutions [C, C, 1, 1] here). 0 when not one. */
 int ldm_sd_vae_name_from_diffusers(const char *key, int n_levels, char *out, size_t size,

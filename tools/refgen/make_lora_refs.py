@@ -36,6 +36,9 @@ def kohya(prefix, name):
     return prefix + name.replace(".", "_")
 
 
+kohya_name = kohya
+
+
 def lora_for(module_names, modules, prefix, gen, rank=2):
     """Random kohya tensors for the given modules (Linear or Conv2d)."""
     out = {}
@@ -168,8 +171,8 @@ def adapters_of(model, name_of, out, kind):
 
 
 def train_case(src, out_dir):
-    """Training with LoRA: the tiny SD 1.x UNet with adapters on every Linear and convolution
-    (all_linear+conv) and its text encoder with adapters on attention and MLP (attn+ff), in peft;
+    """Training with LoRA: the tiny SD 1.x UNet with adapters on every Linear and convolution of
+    its blocks (all_linear+conv) and its text encoder with adapters on attention and MLP (attn+ff), in peft;
     MSE loss against a target; the output, the loss and every adapter's gradient."""
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTextModel
@@ -181,8 +184,11 @@ def train_case(src, out_dir):
                                                 torch_dtype=torch.float32)
     up_attn = [t.startswith("CrossAttn") for t in unet.config.up_block_types]
     L = unet.config.layers_per_block
+    # kohya's scope: the blocks' Linear and Conv2d layers (not conv_in, conv_out nor the time
+    # embedding, which diffusers' kohya reader does not map either)
     targets = [n for n, m in unet.named_modules()
-               if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+               if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))
+               and not n.startswith(("conv_in", "conv_out", "time_embedding"))]
     unet = with_peft(unet, targets, gen)
     x = torch.randn(2, 4, 8, 8, generator=gen)
     t = torch.tensor([17.5, 903.0])
@@ -221,6 +227,39 @@ def train_case(src, out_dir):
               metadata={"rank": str(RANK), "alpha": str(ALPHA), "unet_targets": "all_linear+conv",
                         "unet_torch_fp32_grad_norm_err": repr(fp32_err),
                         "text_targets": "attn+ff"})
+    # the same adapters as a kohya file (diffusers' module names: peft's), which ldmcl's
+    # ldm_sd_lora_save must write tensor for tensor; diffusers' load_lora_weights reads it back
+    # into the models without adapters and computes what peft computed
+    kohya = {}
+    for model, prefix in ((unet, "lora_unet_"), (text, "lora_te_")):
+        for n, p in model.named_parameters():
+            if "lora_" not in n:
+                continue
+            module = kohya_name(prefix, n.split(".lora_")[0])
+            part = "lora_down" if ".lora_A." in n else "lora_up"
+            kohya[f"{module}.{part}.weight"] = p.detach().float().contiguous()
+            kohya[f"{module}.alpha"] = torch.tensor(ALPHA)
+    kohya_path = os.path.join(out_dir, "lora_train_kohya.safetensors")
+    save_file(kohya, kohya_path, metadata={"ss_network_module": "networks.lora",
+                                           "ss_network_dim": str(RANK),
+                                           "ss_network_alpha": f"{ALPHA:g}"})
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline
+    pipe = StableDiffusionPipeline(
+        vae=AutoencoderKL.from_pretrained(folder, subfolder="vae", variant="fp16"), text_encoder=CLIPTextModel.from_pretrained(folder, subfolder="text_encoder"),
+        tokenizer=None, scheduler=EulerDiscreteScheduler(), safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False,
+        unet=UNet2DConditionModel.from_pretrained(folder, subfolder="unet", variant="fp16",
+                                                  torch_dtype=torch.float32))
+    pipe.load_lora_weights(kohya_path, adapter_name="trained")
+    pipe.fuse_lora(lora_scale=1.0)
+    with torch.no_grad():
+        yd = pipe.unet(x, t, encoder_hidden_states=ctx).sample
+        hd = pipe.text_encoder(ids).last_hidden_state
+    eu = ((yd.double() - y.detach()).norm() / y.detach().norm()).item()
+    et = ((hd.double() - h.detach().double()).norm() / h.detach().double().norm()).item()
+    print(f"lora_train_kohya: diffusers' load_lora_weights of the trained adapters against peft: "
+          f"UNet {eu:.2e}, text encoder {et:.2e}")
+    assert eu < 1e-5 and et < 1e-5
     n_unet = sum(1 for k in out if k.startswith("unet.adapter.") and "lora_down" in k)
     n_text = sum(1 for k in out if k.startswith("text.adapter.") and "lora_down" in k)
     print(f"lora_train: {n_unet} UNet and {n_text} text encoder layers adapted; PyTorch float32's "
