@@ -1,7 +1,6 @@
 /* src/sample/pipeline_lora.c: the LoRAs a prompt names (<lora:NAME:WEIGHT>, A1111's and
  * stable-diffusion.cpp's), merged into a Stable Diffusion pipeline's weights while prompts name
  * them (see pipeline_internal.h, ldmcl/lora.h). */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -169,7 +169,6 @@ static ldm_status check(const ldm_sd_model *m, lora_file *f, ldm_graph *unet, ld
             return LDM_FAIL(LDM_ERR_FORMAT, "LoRA '%s': '%s' has no %s", f->path, a->module,
                             a->down ? ".lora_up.weight" : ".lora_down.weight");
         int is_te = !strncmp(a->module, "lora_te_", 8);
-        if (!(is_te ? text : unet)) continue;
         const ldm_st_tensor *d = a->down, *u = a->up;
         int64_t rank = d->ndim >= 2 ? d->shape[0] : 0;
         int up_ok = (u->ndim == 2 || (u->ndim == 4 && u->shape[2] == 1 && u->shape[3] == 1)) &&
@@ -181,6 +180,7 @@ static ldm_status check(const ldm_sd_model *m, lora_file *f, ldm_graph *unet, ld
                             f->path, a->module);
         if (a->alpha && a->alpha->numel != 1)
             return refuse(f, a->alpha->name, "alpha must be one number");
+        if (!(is_te ? text : unet)) continue; /* that model is not given: left out */
         a->target = target_of(m, a, unet, text);
         if (!a->target || !ldm_tensor_is_param(a->target))
             return LDM_FAIL(LDM_ERR_FORMAT,

@@ -17,7 +17,7 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-5}
 build=${BUILD_DIR:-build-fuzz}
 all_targets=(json safetensors ini run_config png jpeg gemm_tuning clip_bpe clip_dir clip_tokenize
-             dataset latent_cache train_state sd_model)
+             dataset latent_cache train_state sd_model lora)
 read -r -a targets <<<"${FUZZ_TARGETS:-${all_targets[*]}}"
 
 # The largest input each target tries: a few times its largest real example.
