@@ -111,6 +111,23 @@ ldm_status bench_clip(ldm_ctx *ctx, const bench_settings *s, int train_batch, FI
 ldm_status bench_sd(ldm_ctx *ctx, const bench_settings *s, const char *model, const char *random,
                     int half_weights, FILE *json);
 
+/* What tools/bench_sd.c and bench_sd_train.c share: the model (a checkpoint, or with model NULL
+ * the published config of random: "sd15", "sd21"; NULL: sd15; its size printed), random weights
+ * (N(0, 0.02); halves drawn on the host) and random N(0, 1) inputs drawn on the device. */
+ldm_status bench_sd_model(ldm_ctx *ctx, const char *model, const char *random, int half,
+                          ldm_sd_model *m);
+ldm_status bench_sd_random_weights(ldm_ctx *ctx, ldm_graph *g);
+ldm_status bench_sd_random_inputs(ldm_ctx *ctx, ldm_tensor **in, int n_in);
+
+/* A Stable Diffusion UNet's training step (tools/bench_sd_train.c) at batch 1: MSE loss, backward,
+ * Adam; full fine-tuning (rank 0) or LoRA of each rank in ranks (all_linear, alpha = rank), at
+ * each side in sides (pixels; latents side / 8): ms per step and device memory (trainable
+ * values, gradients and Adam's moments, frozen weights, planned activations). A configuration
+ * that does not fit the device is reported, not an error. */
+ldm_status bench_sd_train(ldm_ctx *ctx, const bench_settings *s, const char *model,
+                          const char *random, const int *sides, int n_sides, const int *ranks,
+                          int n_ranks, FILE *json);
+
 /* The device's facts, as --list-devices prints them. */
 void bench_print_device(const ldm_device_info *d);
 

@@ -11,7 +11,7 @@
 
 /* Random weights: N(0, 0.02) drawn on the device; half-precision ones drawn on the host (uniform
  * of the same spread) and converted as they are written. */
-static ldm_status random_weights(ldm_ctx *ctx, ldm_graph *g) {
+ldm_status bench_sd_random_weights(ldm_ctx *ctx, ldm_graph *g) {
     ldm_cmd *c = ldm_ctx_immediate(ctx);
     ldm_buf none = {NULL, 0};
     uint32_t x = 12345;
@@ -36,7 +36,7 @@ static ldm_status random_weights(ldm_ctx *ctx, ldm_graph *g) {
     return ldm_ctx_finish(ctx);
 }
 
-static ldm_status random_inputs(ldm_ctx *ctx, ldm_tensor **in, int n_in) {
+ldm_status bench_sd_random_inputs(ldm_ctx *ctx, ldm_tensor **in, int n_in) {
     ldm_cmd *c = ldm_ctx_immediate(ctx);
     ldm_buf none = {NULL, 0};
     for (int i = 0; i < n_in; i++)
@@ -64,8 +64,8 @@ static ldm_status unet_step(ldm_ctx *ctx, const bench_settings *s, const ldm_sd_
         ldm_tensor_set_trainable(ldm_graph_param_at(g, i), 0);
     ldm_status st = ldm_graph_compile(g);
     ldm_tensor *ins[2] = {x, c};
-    if (st == LDM_OK) st = random ? random_weights(ctx, g) : ldm_sd_load_unet(m, g);
-    if (st == LDM_OK) st = random_inputs(ctx, ins, 2);
+    if (st == LDM_OK) st = random ? bench_sd_random_weights(ctx, g) : ldm_sd_load_unet(m, g);
+    if (st == LDM_OK) st = bench_sd_random_inputs(ctx, ins, 2);
     float tv[2] = {500.0f, 500.0f};
     if (st == LDM_OK) st = ldm_tensor_write(t, tv);
     double ms = 0;
@@ -108,8 +108,8 @@ static ldm_status vae_decode(ldm_ctx *ctx, const bench_settings *s, const ldm_sd
         ldm_graph_destroy(g);
         return LDM_OK;
     }
-    if (st == LDM_OK) st = random ? random_weights(ctx, g) : ldm_sd_load_vae(m, g);
-    if (st == LDM_OK) st = random_inputs(ctx, &z, 1);
+    if (st == LDM_OK) st = random ? bench_sd_random_weights(ctx, g) : ldm_sd_load_vae(m, g);
+    if (st == LDM_OK) st = bench_sd_random_inputs(ctx, &z, 1);
     double ms = 0;
     if (st == LDM_OK) st = bench_time(ctx, s, run_graph, g, &ms);
     if (st == LDM_OK) {
@@ -124,36 +124,41 @@ static ldm_status vae_decode(ldm_ctx *ctx, const bench_settings *s, const ldm_sd
     return st;
 }
 
-ldm_status bench_sd(ldm_ctx *ctx, const bench_settings *s, const char *model, const char *random,
-                    int half, FILE *json) {
-    ldm_sd_model m;
-    int is_random = model == NULL;
+ldm_status bench_sd_model(ldm_ctx *ctx, const char *model, const char *random, int half,
+                          ldm_sd_model *m) {
     if (model) {
-        BENCH_TRY(ldm_sd_model_inspect(model, &m));
+        BENCH_TRY(ldm_sd_model_inspect(model, m));
     } else {
-        memset(&m, 0, sizeof m);
+        memset(m, 0, sizeof *m);
         int sd2 = random && !strcmp(random, "sd21");
         if (random && !sd2 && strcmp(random, "sd15")) {
             fprintf(stderr, "ldmcl-bench: --random %s: sd15 or sd21\n", random);
             return LDM_ERR_INVALID_ARGUMENT;
         }
         if (sd2)
-            ldm_sd_unet_config_sd2(&m.unet);
+            ldm_sd_unet_config_sd2(&m->unet);
         else
-            ldm_sd_unet_config_sd1(&m.unet);
-        ldm_sd_vae_config_sd(&m.vae);
+            ldm_sd_unet_config_sd1(&m->unet);
+        ldm_sd_vae_config_sd(&m->vae);
     }
     size_t params = 0;
-    BENCH_TRY(ldm_sd_unet_param_count(ctx, &m.unet, &params));
+    BENCH_TRY(ldm_sd_unet_param_count(ctx, &m->unet, &params));
     printf("Stable Diffusion %s: UNet %zu parameters (context %d), %s weights\n",
            model ? model
                  : (random && !strcmp(random, "sd21") ? "2.1 (random weights)"
                                                       : "1.5 (random weights)"),
-           params, m.unet.context_dim, half ? "half-precision" : "float");
+           params, m->unet.context_dim, half ? "half-precision" : "float");
+    return LDM_OK;
+}
+
+ldm_status bench_sd(ldm_ctx *ctx, const bench_settings *s, const char *model, const char *random,
+                    int half, FILE *json) {
+    ldm_sd_model m;
+    BENCH_TRY(bench_sd_model(ctx, model, random, half, &m));
     static const int sides[] = {256, 512};
     for (int i = 0; i < 2; i++) {
-        BENCH_TRY(unet_step(ctx, s, &m, is_random, half, sides[i], json));
-        BENCH_TRY(vae_decode(ctx, s, &m, is_random, half, sides[i], json));
+        BENCH_TRY(unet_step(ctx, s, &m, model == NULL, half, sides[i], json));
+        BENCH_TRY(vae_decode(ctx, s, &m, model == NULL, half, sides[i], json));
     }
     return LDM_OK;
 }

@@ -53,6 +53,9 @@ static void usage(FILE *f) {
             "                        step, the VAE decode, device memory; of --model FILE|DIR or\n"
             "                        of --random sd15|sd21 (random weights; default sd15);\n"
             "                        --weights f16 keeps the weights in half precision\n"
+            "  --bench sd-train      its UNet's training step at batch 1 (Adam), full fine-tuning\n"
+            "                        and LoRA (all_linear): --lora-ranks LIST (default 0,4,16;\n"
+            "                        0 is full), --sides LIST (default 256,512)\n"
             "  --bench clip          the CLIP text encoder: prompts/s at batch 1 and 16, and the\n"
             "                        seed UNet's training step with the encoder trained too\n"
             "  --shapes seed|small   op shapes of --bench ops and --tune: the seed UNet's at\n"
@@ -151,6 +154,25 @@ static int parse_count(const char *flag, const char *v, int *out) {
     return 1;
 }
 
+/* A comma-separated list of counts (at most max, each from lo to hi) into out; 0 and a message
+ * when it is not one. */
+static int parse_list(const char *flag, const char *v, int lo, int hi, int *out, int max, int *n) {
+    *n = 0;
+    for (const char *p = v; p && *p && *n < max;) {
+        char *end;
+        long x = strtol(p, &end, 10);
+        if (end == p || x < lo || x > hi || (*end && *end != ',')) break;
+        out[(*n)++] = (int)x;
+        p = *end ? end + 1 : end;
+        if (!*end) return 1;
+    }
+    fprintf(stderr,
+            "ldmcl-bench: %s needs up to %d comma-separated numbers from %d to %d, got "
+            "'%s'\n",
+            flag, max, lo, hi, v ? v : "(nothing)");
+    return 0;
+}
+
 /* A context on the selected device, the library's notes printed when *verbose; NULL (the
  * error printed) when it cannot be opened. */
 static ldm_ctx *open_context(const bench_settings *s, int *verbose, int no_gemm_tuning) {
@@ -237,7 +259,8 @@ static const char *const options[] = {
     "--report",       "--op-tests",  "--retune",    "--no-gemm-tuning", "-v",
     "--verbose",      "-h",          "--help",      "--version",        "--bench",
     "--cl-platform",  "--cl-device", "--json",      "--train-batch",    "--shapes",
-    "--model",        "--random",    "--weights",   "--warmup",         "--repeat"};
+    "--model",        "--random",    "--weights",   "--warmup",         "--repeat",
+    "--sides",        "--lora-ranks"};
 
 static int bench_main(int argc, char **argv);
 
@@ -260,6 +283,7 @@ static int bench_main(int argc, char **argv) {
     int train_batch = 16;
     const char *sd_model = NULL, *sd_random = NULL; /* --bench sd */
     int sd_half = 0;
+    int sides[8] = {256, 512}, n_sides = 2, ranks[8] = {0, 4, 16}, n_ranks = 3; /* sd-train */
     bench_settings s = {2, 10, NULL, NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -303,7 +327,13 @@ static int bench_main(int argc, char **argv) {
             sd_random = argv[++i];
         else if (!strcmp(a, "--weights") && v && (!strcmp(v, "f32") || !strcmp(v, "f16")))
             sd_half = !strcmp(argv[++i], "f16");
-        else if (!strcmp(a, "--train-batch")) {
+        else if (!strcmp(a, "--sides")) {
+            if (!parse_list(a, v, 64, 2048, sides, 8, &n_sides)) return 2;
+            i++;
+        } else if (!strcmp(a, "--lora-ranks")) {
+            if (!parse_list(a, v, 0, 1024, ranks, 8, &n_ranks)) return 2;
+            i++;
+        } else if (!strcmp(a, "--train-batch")) {
             if (!parse_count(a, v, &train_batch) || train_batch < 1) return 2;
             i++;
         } else if (!strcmp(a, "--shapes") && v && (!strcmp(v, "seed") || !strcmp(v, "small"))) {
@@ -382,7 +412,7 @@ static int bench_main(int argc, char **argv) {
 
     int bench_copy_on = 0, bench_gemm_on = 0, bench_cache_on = 0, bench_ops_on = 0;
     int bench_unet_on = 0, bench_ae_on = 0, bench_ae_celebhq_on = 0, bench_clip_on = 0;
-    int bench_allreduce_on = 0, bench_job_step_on = 0, bench_sd_on = 0;
+    int bench_allreduce_on = 0, bench_job_step_on = 0, bench_sd_on = 0, bench_sd_train_on = 0;
     if (bench_list) {
         char list[256];
         snprintf(list, sizeof list, "%s", bench_list);
@@ -401,6 +431,8 @@ static int bench_main(int argc, char **argv) {
                 bench_clip_on = 1;
             else if (!strcmp(tok, "sd"))
                 bench_sd_on = 1;
+            else if (!strcmp(tok, "sd-train"))
+                bench_sd_train_on = 1;
             else if (!strcmp(tok, "allreduce"))
                 bench_allreduce_on = 1;
             else if (!strcmp(tok, "job-step"))
@@ -454,6 +486,8 @@ static int bench_main(int argc, char **argv) {
     if (st == LDM_OK && bench_ae_celebhq_on) st = bench_autoencoder(ctx, &s, 1, json);
     if (st == LDM_OK && bench_clip_on) st = bench_clip(ctx, &s, train_batch, json);
     if (st == LDM_OK && bench_sd_on) st = bench_sd(ctx, &s, sd_model, sd_random, sd_half, json);
+    if (st == LDM_OK && bench_sd_train_on)
+        st = bench_sd_train(ctx, &s, sd_model, sd_random, sides, n_sides, ranks, n_ranks, json);
     if (st == LDM_OK && bench_allreduce_on) st = bench_allreduce(ctx, g_job, &s, json);
     if (st == LDM_OK && bench_job_step_on) st = bench_job_step(ctx, g_job, &s, json);
     ldm_ctx_destroy(ctx);
