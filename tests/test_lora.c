@@ -312,6 +312,25 @@ static void bad_loras_are_refused(void **state) {
         assert_non_null(strstr(ldm_last_error(), path));
         assert_non_null(strstr(ldm_last_error(), bad[i].expect ? bad[i].expect : "names no"));
     }
+    /* a value that is not a number, in the second layer: refused before the first changes */
+    {
+        float down[2 * 8], up[8 * 2], nan_up[8 * 2];
+        for (int k = 0; k < 16; k++)
+            down[k] = up[k] = nan_up[k] = 0.5f;
+        nan_up[3] = NAN;
+        int64_t sd_[4] = {2, 8, 1, 1}, su[4] = {8, 2, 1, 1};
+        ldm_st_entry e[] = {
+            {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight", 4, sd_, down},
+            {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight", 4, su, up},
+            {"lora_unet_down_blocks_0_attentions_1_proj_in.lora_down.weight", 4, sd_, down},
+            {"lora_unet_down_blocks_0_attentions_1_proj_in.lora_up.weight", 4, su, nan_up}};
+        char path[512];
+        write_lora("nan.safetensors", e, 4, path, sizeof path);
+        assert_status(ldm_sd_lora_merge(&s.m, path, 1.0f, s.unet, s.text, &merged), LDM_ERR_FORMAT);
+        print_message("  %s\n", ldm_last_error());
+        assert_non_null(strstr(ldm_last_error(), "attentions_1_proj_in.lora_up.weight"));
+        assert_non_null(strstr(ldm_last_error(), "1 NaN or infinite"));
+    }
     assert_true(run_unet(ref, &s) == before); /* nothing changed */
     /* finding files: .safetensors added; a pickle refused with the conversion; none: named */
     char path[4096], pickle[600];

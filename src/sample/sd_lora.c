@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "fail.h"
+#include "internal.h"
 #include "ldmcl/lora.h"
 #include "ldmcl/lora_adapter.h"
 #include "ldmcl/safetensors.h"
@@ -35,6 +36,7 @@ ldm_status ldm_lora_find(const char *dir, const char *name, char *path, size_t s
 typedef struct adapter {
     char module[200]; /* the key less its suffix: lora_unet_... or lora_te_... */
     const ldm_st_tensor *down, *up, *alpha;
+    float alpha_value; /* alpha, or the rank without one */
     ldm_tensor *target;
 } adapter;
 
@@ -161,6 +163,32 @@ static ldm_tensor *target_of(const ldm_sd_model *m, const adapter *a, ldm_graph 
     return t ? t : ldm_graph_find(unet, name);
 }
 
+/* Reads what the merge will read, so that a value it cannot use (not a number, infinite, a dtype
+ * that does not convert) is refused before any weight changes; alpha kept. */
+static ldm_status check_values(lora_file *f, adapter *a, int rank) {
+    a->alpha_value = (float)rank;
+    if (a->alpha) {
+        LDM_TRY(ldm_safetensors_read_f32(f->st, a->alpha, &a->alpha_value));
+        if (!isfinite(a->alpha_value))
+            return refuse(f, a->alpha->name, "alpha is not a finite number");
+    }
+    const ldm_st_tensor *parts[2] = {a->down, a->up};
+    for (int i = 0; i < 2; i++) {
+        float *v = malloc((parts[i]->numel ? parts[i]->numel : 1) * sizeof *v);
+        if (!v) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+        ldm_status st = ldm_safetensors_read_f32(f->st, parts[i], v);
+        size_t first = 0, bad = st == LDM_OK ? ldm_count_non_finite(v, parts[i]->numel, &first) : 0;
+        free(v);
+        LDM_TRY(st);
+        if (bad)
+            return LDM_FAIL(LDM_ERR_FORMAT,
+                            "LoRA '%s', tensor '%s': %zu NaN or infinite values (the first at "
+                            "element %zu)",
+                            f->path, parts[i]->name, bad, first);
+    }
+    return LDM_OK;
+}
+
 /* Finds and checks every adapter's target; changes nothing. */
 static ldm_status check(const ldm_sd_model *m, lora_file *f, ldm_graph *unet, ldm_graph *text) {
     for (int i = 0; i < f->n; i++) {
@@ -180,6 +208,7 @@ static ldm_status check(const ldm_sd_model *m, lora_file *f, ldm_graph *unet, ld
                             f->path, a->module);
         if (a->alpha && a->alpha->numel != 1)
             return refuse(f, a->alpha->name, "alpha must be one number");
+        LDM_TRY(check_values(f, a, (int)rank));
         if (!(is_te ? text : unet)) continue; /* that model is not given: left out */
         a->target = target_of(m, a, unet, text);
         if (!a->target || !ldm_tensor_is_param(a->target))
@@ -211,13 +240,9 @@ static ldm_status merge_one(lora_file *f, const adapter *a, float weight) {
     ldm_status st = down && up && w ? LDM_OK : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of memory");
     if (st == LDM_OK) st = ldm_safetensors_read_f32(f->st, d, down);
     if (st == LDM_OK) st = ldm_safetensors_read_f32(f->st, u, up);
-    float alpha = (float)rank;
-    if (st == LDM_OK && a->alpha) st = ldm_safetensors_read_f32(f->st, a->alpha, &alpha);
-    if (st == LDM_OK && !isfinite(alpha))
-        st = refuse(f, a->alpha->name, "alpha is not a finite number");
     if (st == LDM_OK) st = ldm_tensor_read(a->target, w);
     if (st == LDM_OK) {
-        double scale = (double)weight * alpha / (double)rank;
+        double scale = (double)weight * a->alpha_value / (double)rank;
         for (size_t o = 0; o < out; o++)
             for (size_t i = 0; i < in; i++) {
                 double s = 0;
