@@ -32,7 +32,9 @@ SDCPP = r'''
 import sys, time
 from stable_diffusion_cpp import StableDiffusion
 model, side, steps, vocab = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-sd = StableDiffusion(model_path=model, verbose=True)
+# every core, as ldmcl (pocl) and diffusers use: sd.cpp's own default (its count of physical
+# cores) ran on one thread of this 2-vCPU VM
+sd = StableDiffusion(model_path=model, verbose=True, n_threads=int(sys.argv[5]))
 t = time.time()
 sd.generate_image(prompt="a lighthouse at dawn", width=side, height=side, sample_steps=steps,
                   cfg_scale=7.0, sample_method="euler", seed=42)
@@ -103,7 +105,7 @@ def main():
             walls, log = [], ""
             for steps in (2, 4):
                 log = run([args.sdcpp_python, f.name, args.model, str(side), str(steps),
-                           args.vocab])
+                           args.vocab, str(os.cpu_count())])
                 walls.append(float(re.findall(r"WALL ([0-9.]+)", log)[-1]))
             rows.setdefault(side, {})["sdcpp_step"] = (walls[1] - walls[0]) / 2
             m = re.findall(r"latent \d+ decoded, taking ([0-9.]+)s", log) or \
