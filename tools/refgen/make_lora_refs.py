@@ -15,9 +15,12 @@ The script checks diffusers' result against its own float64 merge W += w * alpha
 down before writing anything.
 
 lora_train.safetensors: training with LoRA adapters, in peft (rank 2, alpha 3): the tiny SD 1.x
-UNet adapted on every Linear and convolution, its text encoder on attention and MLP; inputs, a
-target, the output, the MSE loss and every adapter's gradient, adapters named as ldmcl records
-them (the original's module names + .lora_down.weight / .lora_up.weight).
+UNet adapted on every Linear and convolution of its blocks (kohya's scope), its text encoder on
+attention and MLP; inputs, a target, the output, the MSE loss and every adapter's gradient,
+adapters named as ldmcl records them (the original's module names + .lora_down.weight /
+.lora_up.weight). lora_train_kohya.safetensors: the same adapters as a kohya file (what
+ldm_sd_lora_save must write), checked to load in diffusers' load_lora_weights and give peft's
+outputs.
 """
 import argparse
 import os
@@ -35,8 +38,6 @@ WEIGHT = 0.7  # the LoRA's weight, <lora:NAME:0.7>
 def kohya(prefix, name):
     return prefix + name.replace(".", "_")
 
-
-kohya_name = kohya
 
 
 def lora_for(module_names, modules, prefix, gen, rank=2):
@@ -235,7 +236,7 @@ def train_case(src, out_dir):
         for n, p in model.named_parameters():
             if "lora_" not in n:
                 continue
-            module = kohya_name(prefix, n.split(".lora_")[0])
+            module = kohya(prefix, n.split(".lora_")[0])
             part = "lora_down" if ".lora_A." in n else "lora_up"
             kohya[f"{module}.{part}.weight"] = p.detach().float().contiguous()
             kohya[f"{module}.alpha"] = torch.tensor(ALPHA)
