@@ -99,39 +99,6 @@ static void latent_scaling_standardises_the_cache(void **state) {
     ldm_pipeline_destroy(p);
 }
 
-/* The validation grid of run NAME's last step is what ldmcl-sample's pipeline makes from the
- * model folder (the same weights: no EMA) with the validation's prompts, seed and settings:
- * validation runs that pipeline, bound to the trainer's weights. */
-static void grid_is_the_model_folders(const char *name, const char *ini) {
-    ldm_run_config c;
-    assert_status(ldm_run_config_read(ini, &c), LDM_OK);
-    char dir[4400], path[4400];
-    snprintf(dir, sizeof dir, "%s/%s/model", g_dir, name);
-    ldm_pipeline_options o = {.method = LDM_SAMPLER_DDIM,
-                              .steps = c.ldm_train.validation_sampling_steps,
-                              .guidance_scale = c.ldm_train.validation_guidance_scale,
-                              .batch = 2};
-    ldm_pipeline *p;
-    assert_status(ldm_pipeline_open(g_ctx, dir, &o, &p), LDM_OK);
-    const char *prompts[2] = {"a left thing", "right"};
-    float img[2 * 16 * 16];
-    assert_status(ldm_pipeline_generate_each(p, prompts, "", c.seed, img), LDM_OK);
-    ldm_pipeline_destroy(p);
-    ldm_image want, got;
-    assert_status(ldm_image_from_tensor(img, 1, 32, 16, &want), LDM_OK); /* both, stacked */
-    snprintf(path, sizeof path, "%s/%s/samples/step-00000006.png", g_dir, name);
-    assert_status(ldm_png_read(path, 1, NULL, &got), LDM_OK);
-    /* prompt i's image: 6x enlarged at (4, 16 + 100 i), under the title line */
-    assert_int_equal(got.height, 16 + 2 * 100);
-    for (int i = 0; i < 2; i++)
-        for (int y = 0; y < 96; y++)
-            for (int x = 0; x < 96; x++)
-                assert_int_equal(got.pixels[(size_t)(16 + 100 * i + y) * got.width + 4 + x],
-                                 want.pixels[(size_t)(16 * i + y / 6) * 16 + x / 6]);
-    ldm_image_free(&want);
-    ldm_image_free(&got);
-}
-
 /* Validation grids come from the pipeline ldmcl-sample runs, on the trainer's weights: with a
  * text encoder trained in the step (clip_scratch) and with a frozen pretrained one (clip_frozen,
  * the reference model's CLIP folder), whose weights the grid shares with the trainer's frozen

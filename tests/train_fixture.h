@@ -30,6 +30,9 @@ char *read_text(const char *path);
 char *losses(const char *name);
 /* Whether run NAME wrote FILE. */
 int exists(const char *name, const char *file);
+/* The validation grid of run NAME (two prompts, "a left thing" and "right"; 6 steps) at its last
+ * step is, pixel for pixel, what ldmcl-sample's pipeline makes from its model folder. */
+void grid_is_the_model_folders(const char *name, const char *ini);
 /* Replaces the text file's first stretch from `from` up to (not including) `until` by `to`. */
 void edit_file(const char *path, const char *from, const char *until, const char *to);
 

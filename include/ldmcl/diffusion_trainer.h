@@ -1,7 +1,9 @@
 /* ldmcl/diffusion_trainer.h: the LDM's training, as ldm_ae_trainer is the autoencoder's: the
  * step recorded once (ldm_diffusion_train_record) with its text encoder in the model's mode (none;
  * a frozen CLIP run outside the step; one trained in it, from scratch or fine-tuned from its
- * file), Adam with its clipping and the EMA over the step's parameter store. The caller feeds
+ * file), Adam with its clipping and the EMA over the step's parameter store; from scratch or
+ * from a pretrained model folder, all weights trained or LoRA adapters only (the run's [model]
+ * pretrained and [lora], ldmcl/run_config.h). The caller feeds
  * micro-batches of latents (as the UNet sees them) and captions, and applies the optimizer once
  * per accumulated batch. */
 #ifndef LDMCL_DIFFUSION_TRAINER_H
@@ -58,8 +60,13 @@ ldm_grad_sync *ldm_diffusion_trainer_grad_sync(ldm_diffusion_trainer *t);
 
 /* The trained model's files into dir: unet.safetensors (with its diffusion metadata) and, when
  * the encoder was trained, text_encoder.safetensors; the EMA's weights when there is one (swapped
- * with the trained ones for the writing and back: training may go on). */
+ * with the trained ones for the writing and back: training may go on). With LoRA the UNet's
+ * weights are written with the adapters merged in (a model ldmcl-sample reads as any other). */
 ldm_status ldm_diffusion_trainer_write_model(ldm_diffusion_trainer *t, const char *dir);
+/* With LoRA: the adapters (the EMA's when there is one) as a kohya-format file (ldmcl/lora.h;
+ * lora_unet_<parameter name with '_' for '.'>), *layers the adapted layers. */
+ldm_status ldm_diffusion_trainer_write_lora(ldm_diffusion_trainer *t, const char *path,
+                                            int *layers);
 
 /* What validation shares: the step's graph (its parameter store holds the UNet's and a trained
  * encoder's weights), the store holding the text encoder's weights (the step's when it trains

@@ -118,9 +118,12 @@ typedef enum ldm_lora_target {
     LDM_LORA_CONV = 8    /* convolutions with larger kernels (LoCon) */
 } ldm_lora_target;
 typedef struct ldm_lora_config {
-    int rank;         /* >= 1 */
-    float alpha;      /* the adapters' scale is alpha / rank */
-    unsigned targets; /* ldm_lora_target bits */
+    int rank;                /* >= 1 */
+    float alpha;             /* the adapters' scale is alpha / rank */
+    unsigned targets;        /* ldm_lora_target bits */
+    const char *skip_prefix; /* weights whose names start with it get no adapters ("text_model.":
+                                a UNet-only LoRA in a step that also runs a text encoder); NULL:
+                                none. Not copied: a string that outlives the graph */
 } ldm_lora_config;
 /* c (copied) or NULL: none. */
 void ldm_graph_set_lora(ldm_graph *g, const ldm_lora_config *c);

@@ -50,7 +50,9 @@ ldm_status ldm_sd_lora_merge(const ldm_sd_model *m, const char *file, float weig
 /* Writes the LoRA adapters trained in graphs unet and text (either may be NULL; recorded with
  * ldm_graph_set_lora, ldmcl/lora_adapter.h) as a kohya file that A1111, ComfyUI,
  * stable-diffusion.cpp and diffusers' load_lora_weights read: diffusers' module names, each
- * layer's alpha, kohya's ss_network_* metadata; F32, atomically. *saved: the layers written. */
+ * layer's alpha, kohya's ss_network_* metadata; F32, atomically. *saved: the layers written.
+ * m NULL: unet holds ldmcl's own UNet (and maybe a text encoder, text_model.*, recorded beside
+ * it), whose adapters are named after its parameters: lora_unet_<name with '_' for '.'>. */
 ldm_status ldm_sd_lora_save(const ldm_sd_model *m, ldm_graph *unet, ldm_graph *text,
                             const char *path, int *saved);
 

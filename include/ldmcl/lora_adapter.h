@@ -8,6 +8,8 @@
 #ifndef LDMCL_LORA_ADAPTER_H
 #define LDMCL_LORA_ADAPTER_H
 
+#include <stddef.h>
+
 #include "ldmcl/graph.h"
 #include "ldmcl/status.h"
 
@@ -24,6 +26,18 @@ ldm_status ldm_lora_targets_parse(const char *text, unsigned *targets);
 unsigned ldm_lora_kind(const char *name, int ndim, const int *shape);
 /* Whether name is a LoRA adapter's (.lora_down.weight or .lora_up.weight). */
 int ldm_lora_is_adapter(const char *name);
+
+/* w [out, in] += scale * up [out, rank] . down [rank, in] (each sum in double). */
+void ldm_lora_add_product(float *w, const float *up, const float *down, size_t out, size_t rank,
+                          size_t in, double scale);
+
+/* The weights of graph g (recorded with ldm_graph_set_lora) with its adapters merged in:
+ * W += alpha / rank * up . down for every adapted weight, each weight's values kept in *out
+ * (NULL when g has no adapters) for ldm_lora_unmerge, which puts them back bit for bit and frees
+ * it. For writing a model; training goes on after the unmerge. */
+typedef struct ldm_lora_merged ldm_lora_merged;
+ldm_status ldm_lora_merge_adapters(ldm_graph *g, ldm_lora_merged **out);
+ldm_status ldm_lora_unmerge(ldm_lora_merged *m);
 
 #ifdef __cplusplus
 }

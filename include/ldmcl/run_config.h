@@ -5,6 +5,13 @@
  *
  *   the model's sections and keys (ldmcl/model.h: [dataset] resolution and channels,
  *                  [diffusion], [ldm], [autoencoder], [text]), and beside them:
+ *   [model]        pretrained (an ldmcl model folder, as ldmcl-train writes one: the model is
+ *                  its model.ini, the keys of the model's sections above read over it; the LDM
+ *                  stage starts from its weights and its autoencoder encodes the latents: no
+ *                  stage one)
+ *   [lora]         rank (0: off), alpha (0, the default: the rank), targets (attn | attn+ff |
+ *                  all_linear, each optionally +conv; default attn), dropout (0 only, for now):
+ *                  LoRA adapters on the UNet of a pretrained model, the only trained values
  *   [dataset]      path, random_flip, caption_extension
  *   [autoencoder]  checkpoint (a trained autoencoder: no stage one)
  *   [text]         cond_drop_prob
@@ -29,6 +36,7 @@
 #include <stdio.h>
 
 #include "ldmcl/ae_train.h"
+#include "ldmcl/graph.h"
 #include "ldmcl/ini.h"
 #include "ldmcl/model.h"
 
@@ -72,6 +80,11 @@ typedef struct ldm_run_diffusion {
     char resume[LDM_RUN_PATH]; /* "", "latest" or a path */
     int use_ema, validation_steps, validation_sampling_steps, n_validation_prompts;
     char validation_prompts[LDM_RUN_MAX_PROMPTS][256];
+    /* [model] pretrained: the model folder the UNet (and a trained text encoder) start from;
+     * "": from scratch */
+    char pretrained[LDM_RUN_PATH];
+    /* [lora]: adapters on the UNet (rank 0: none, every weight trained) */
+    ldm_lora_config lora;
 } ldm_run_diffusion;
 
 typedef struct ldm_run_config {

@@ -107,6 +107,9 @@ typedef struct ldm_sampler_config {
     /* NULL: the UNet's weights are the sampler's own (load them through ldm_sampler_graph); else
      * they are this store's entries of the same names (a training step's: ldm_graph_params) */
     ldm_params *params;
+    /* with params: the store's LoRA adapters (a LoRA training step's), applied as the step
+     * applies them (ldm_graph_set_lora); NULL: none */
+    const ldm_lora_config *lora;
     ldm_sigma_schedule scheduler; /* the sigma-space samplers' noise levels */
     ldm_step_hook progress;       /* zero: none */
 } ldm_sampler_config;

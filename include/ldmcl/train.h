@@ -41,6 +41,9 @@ typedef struct ldm_diffusion_train_config {
      * encoder, ldm_clip_encoder, runs outside the step). */
     const ldm_clip_text_config *text_encoder;
     int text_skip; /* clip skip of the encoder's output (0: the last hidden state) */
+    /* LoRA (the graph's ldm_graph_set_lora): every parameter but the adapters is frozen before
+     * the backward pass, so only adapters get gradients */
+    int adapters_only;
 } ldm_diffusion_train_config;
 
 /* The tensors of a recorded step. Inputs to write before each run: latents, and the conditions
@@ -61,11 +64,11 @@ ldm_status ldm_diffusion_train_record(ldm_graph *g, const ldm_diffusion_train_co
                                       ldm_diffusion_train_graph *out);
 
 /* Saves the graph's UNet parameters (a text encoder recorded in the step, text_model.*, is left
- * out: save it with ldm_graph_save_subset) with what sampling needs to know in the metadata:
- * ldmcl.prediction_type (epsilon | v_prediction), ldmcl.beta_schedule (linear | scaled_linear |
- * cosine), ldmcl.num_timesteps, ldmcl.beta_start, ldmcl.beta_end; plus extra pairs (may be NULL).
- * Files lacking them (converted reference checkpoints) read back as the reference's defaults
- * (ldm_diffusion_read_meta, ldmcl/model.h). */
+ * out: save it with ldm_graph_save_subset; so are LoRA adapters, ldmcl/lora_adapter.h) with what
+ * sampling needs to know in the metadata: ldmcl.prediction_type (epsilon | v_prediction),
+ * ldmcl.beta_schedule (linear | scaled_linear | cosine), ldmcl.num_timesteps, ldmcl.beta_start,
+ * ldmcl.beta_end; plus extra pairs (may be NULL). Files lacking them (converted reference
+ * checkpoints) read back as the reference's defaults (ldm_diffusion_read_meta, ldmcl/model.h). */
 ldm_status ldm_diffusion_save(ldm_graph *g, const char *path, const ldm_diffusion_train_config *cfg,
                               const char *const *extra_pairs);
 

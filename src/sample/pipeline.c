@@ -148,10 +148,10 @@ void ldm_pipeline_image_size(const ldm_pipeline *p, int *height, int *width) {
     *width = p->img_w;
 }
 
-/* What every pipeline has: the schedule, the sampler on unet_store (NULL: its own, loaded from
- * unet_path), the autoencoder from p->ae_path, the host arrays. */
+/* What every pipeline has: the schedule, the sampler on unet_store (with its LoRA adapters;
+ * NULL: its own, loaded from unet_path), the autoencoder from p->ae_path, the host arrays. */
 static ldm_status open_rest(ldm_ctx *ctx, ldm_pipeline *p, ldm_params *unet_store,
-                            const char *unet_path) {
+                            const ldm_lora_config *lora, const char *unet_path) {
     const ldm_model_config *c = &p->cfg;
     LDM_TRY(ldm_schedule_create(c->beta_schedule, c->num_timesteps, c->beta_start, c->beta_end,
                                 &p->schedule));
@@ -172,7 +172,8 @@ static ldm_status open_rest(ldm_ctx *ctx, ldm_pipeline *p, ldm_params *unet_stor
                              .scheduler = p->o.scheduler,
                              .progress = p->o.progress,
                              .prediction = c->prediction_type,
-                             .params = unet_store};
+                             .params = unet_store,
+                             .lora = lora};
     if (p->o.x0_hook.take) {
         sc.x0_hook = (ldm_x0_hook){preview_want, preview_take, p};
         p->preview =
@@ -246,7 +247,7 @@ ldm_status ldm_pipeline_open(ldm_ctx *ctx, const char *model_dir, const ldm_pipe
     snprintf(path, sizeof path, "'%s/model.ini'", model_dir);
     if (st == LDM_OK) st = check_latent_stats(c, path);
     if (st == LDM_OK) st = open_text(ctx, p, model_dir, NULL, NULL);
-    if (st == LDM_OK) st = open_rest(ctx, p, NULL, unet_path);
+    if (st == LDM_OK) st = open_rest(ctx, p, NULL, NULL, unet_path);
     if (st != LDM_OK) {
         ldm_pipeline_destroy(p);
         return st;
@@ -271,7 +272,7 @@ ldm_status ldm_pipeline_create(ldm_ctx *ctx, const ldm_model_config *model,
     snprintf(p->ae_path, sizeof p->ae_path, "%s", w->autoencoder);
     ldm_status st = check_latent_stats(model, "the model");
     if (st == LDM_OK) st = open_text(ctx, p, NULL, w->text, w->tokenizer);
-    if (st == LDM_OK) st = open_rest(ctx, p, w->unet, NULL);
+    if (st == LDM_OK) st = open_rest(ctx, p, w->unet, w->lora, NULL);
     if (st != LDM_OK) {
         ldm_pipeline_destroy(p);
         return st;

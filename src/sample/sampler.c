@@ -63,6 +63,7 @@ static ldm_status record_unet(ldm_sampler *s) {
     int r = s->rows, c = latent_channels(&s->cfg), h = s->cfg.height, w = s->cfg.width;
     LDM_TRY(ldm_graph_create_in(s->ctx, s->cfg.params, &s->g));
     ldm_graph *g = s->g;
+    if (s->cfg.params && s->cfg.lora) ldm_graph_set_lora(g, s->cfg.lora);
     s->x_in = ldm_graph_input(g, "x", LDM_SHAPE(r, c, h, w));
     s->t = ldm_graph_input(g, "t", LDM_SHAPE(r));
     if (s->cfg.sd_unet) {

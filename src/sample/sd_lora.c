@@ -243,13 +243,7 @@ static ldm_status merge_one(lora_file *f, const adapter *a, float weight) {
     if (st == LDM_OK) st = ldm_tensor_read(a->target, w);
     if (st == LDM_OK) {
         double scale = (double)weight * a->alpha_value / (double)rank;
-        for (size_t o = 0; o < out; o++)
-            for (size_t i = 0; i < in; i++) {
-                double s = 0;
-                for (size_t r = 0; r < rank; r++)
-                    s += (double)up[o * rank + r] * down[r * in + i];
-                w[o * in + i] += (float)(scale * s);
-            }
+        ldm_lora_add_product(w, up, down, out, rank, in, scale);
         st = ldm_tensor_write(a->target, w);
     }
     free(down);
@@ -286,11 +280,13 @@ typedef struct out_tensor {
     float *data;
 } out_tensor;
 
-/* The kohya module name of an adapter's module (its graph name less .lora_*.weight). */
+/* The kohya module name of an adapter's module (its graph name less .lora_*.weight): diffusers'
+ * module path for SD's UNet, the parameter's own name for a text encoder and for ldmcl's UNet
+ * (m NULL). */
 static int kohya_name(const ldm_sd_model *m, const char *module, int is_te, char *out,
                       size_t size) {
     char path[300];
-    if (is_te) {
+    if (is_te || !m) {
         snprintf(path, sizeof path, "%s", module);
     } else {
         int up_attn[LDM_SD_MAX_LEVELS] = {0};
@@ -316,11 +312,13 @@ static ldm_status collect(const ldm_sd_model *m, ldm_graph *g, int is_te, float 
         ldm_tensor *p = ldm_graph_param_at(g, i);
         const char *name = ldm_tensor_name(p);
         if (!ldm_lora_is_adapter(name)) continue;
+        /* a text encoder recorded with ldmcl's UNet in one step */
+        int te = is_te || !strncmp(name, "text_model.", 11);
         int down = strstr(name, ".lora_down.weight") != NULL;
         size_t len = strlen(name) - strlen(down ? ".lora_down.weight" : ".lora_up.weight");
         char module[300], kohya[260];
         snprintf(module, sizeof module, "%.*s", (int)len, name);
-        if (!kohya_name(m, module, is_te, kohya, sizeof kohya))
+        if (!kohya_name(m, module, te, kohya, sizeof kohya))
             return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
                             "LoRA adapter '%s': no kohya name for its layer", name);
         if (*n + 2 > *cap) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ldmcl/checkpoint.h"
+#include "ldmcl/lora_adapter.h"
 #include "ldmcl/safetensors.h"
 #include "fail.h"
 #include "ldmcl/ops.h"
@@ -123,13 +124,17 @@ ldm_status ldm_diffusion_train_record(ldm_graph *g, const ldm_diffusion_train_co
     ldm_tensor_keep(out->loss);
     if (ldm_graph_status(g) != LDM_OK)
         return ldm_restore_error(ldm_graph_status(g), ldm_graph_error(g));
+    for (size_t i = 0; cfg->adapters_only && i < ldm_graph_param_count(g); i++) {
+        ldm_tensor *w = ldm_graph_param_at(g, i);
+        ldm_tensor_set_trainable(w, ldm_lora_is_adapter(ldm_tensor_name(w)));
+    }
     return ldm_graph_backward(g, out->loss);
 }
 
-/* The UNet's parameters: not the text encoder's recorded beside them. */
+/* The UNet's parameters: not the text encoder's recorded beside them, nor LoRA adapters. */
 static int unet_param(const char *name, void *user) {
     (void)user;
-    return strncmp(name, "text_model.", 11) != 0;
+    return strncmp(name, "text_model.", 11) != 0 && !ldm_lora_is_adapter(name);
 }
 
 static const char *schedule_name(ldm_schedule_kind k) {

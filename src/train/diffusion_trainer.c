@@ -7,6 +7,8 @@
 #include "ldmcl/checkpoint.h"
 #include "ldmcl/diffusion_trainer.h"
 #include "ldmcl/grad_sync.h"
+#include "ldmcl/lora.h"
+#include "ldmcl/lora_adapter.h"
 #include "ldmcl/optim.h"
 #include "ldmcl/train.h"
 #include "ldmcl/train_state.h"
@@ -97,6 +99,47 @@ static ldm_status load_pretrained_text(ldm_diffusion_trainer *t) {
     return ldm_graph_load(t->g, path, &o);
 }
 
+/* Adapters and the text encoder's weights take no part in loading the UNet's file. */
+static int not_unet(const char *name, void *user) {
+    (void)user;
+    return ldm_lora_is_adapter(name) || !strncmp(name, "text_model.", 11);
+}
+
+static int not_text(const char *name, void *user) {
+    (void)user;
+    return ldm_lora_is_adapter(name) || strncmp(name, "text_model.", 11) != 0;
+}
+
+/* [model] pretrained: the folder's UNet and, when the step trains a text encoder, the folder's
+ * text encoder (where the folder has none, a fine-tuned CLIP starts from its own file). */
+static ldm_status load_pretrained_model(ldm_diffusion_trainer *t) {
+    const char *dir = t->train.pretrained;
+    char path[LDM_RUN_PATH + 32];
+    snprintf(path, sizeof path, "%s/unet.safetensors", dir);
+    ldm_load_options o = {.skip = not_unet};
+    LDM_TRY(ldm_graph_load(t->g, path, &o));
+    if (!t->trained_text) return LDM_OK;
+    snprintf(path, sizeof path, "%s/text_encoder.safetensors", dir);
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    if (!f && t->model.text == LDM_TEXT_CLIP_FINETUNE) return LDM_OK;
+    if (!f)
+        return LDM_FAIL(LDM_ERR_NOT_FOUND,
+                        "'%s' does not exist: the pretrained model's text encoder (its model.ini "
+                        "says the text encoder is trained with the UNet)",
+                        path);
+    ldm_load_options text = {.skip = not_text};
+    return ldm_graph_load(t->g, path, &text);
+}
+
+/* LoRA: adapters on the UNet's weights (not a text encoder recorded in the step), the only
+ * trainable entries (adapters_only). */
+static void set_lora(ldm_diffusion_trainer *t) {
+    ldm_lora_config lc = t->train.lora;
+    lc.skip_prefix = "text_model.";
+    ldm_graph_set_lora(t->g, &lc);
+}
+
 static ldm_status setup_graph(ldm_diffusion_trainer *t) {
     const ldm_model_config *m = &t->model;
     t->trained_text = m->text == LDM_TEXT_CLIP_SCRATCH || m->text == LDM_TEXT_CLIP_FINETUNE;
@@ -113,14 +156,19 @@ static ldm_status setup_graph(ldm_diffusion_trainer *t) {
                                      .noise_offset = t->train.noise_offset,
                                      .seed = t->seed,
                                      .text_encoder = t->trained_text ? &m->clip : NULL,
-                                     .text_skip = m->clip_skip};
+                                     .text_skip = m->clip_skip,
+                                     .adapters_only = t->train.lora.rank > 0};
     LDM_TRY(ldm_graph_create(t->ctx, &t->g));
     LDM_TRY(ldm_graph_set_batch_part(t->g, ldm_job_rank(t->job), ldm_job_size(t->job)));
+    if (t->train.lora.rank) set_lora(t);
     LDM_TRY(ldm_diffusion_train_record(t->g, &tc, &t->tg));
     LDM_TRY(ldm_graph_compile(t->g));
     if (ldm_job_size(t->job) > 1) LDM_TRY(ldm_grad_sync_create(t->g, t->job, 0, &t->sync));
-    LDM_TRY(ldm_graph_init_params(t->g, t->seed, 0));
+    /* a pretrained model's UNet is loaded whole below (every weight its file must hold), so its
+     * weights need no rule (with LoRA, a layer's rule went to W + up.down, not to W) */
+    LDM_TRY(ldm_graph_init_params(t->g, t->seed, t->train.pretrained[0] != 0));
     if (m->text == LDM_TEXT_CLIP_FINETUNE) LDM_TRY(load_pretrained_text(t));
+    if (t->train.pretrained[0]) LDM_TRY(load_pretrained_model(t));
     if (t->trained_text) {
         const char *empty[1] = {""};
         LDM_TRY(tokenize(t, empty, 1));
@@ -242,8 +290,7 @@ ldm_grad_sync *ldm_diffusion_trainer_grad_sync(ldm_diffusion_trainer *t) {
 }
 
 static int text_param(const char *name, void *user) {
-    (void)user;
-    return strncmp(name, "text_model.", 11) == 0;
+    return !not_text(name, user);
 }
 
 static ldm_status write_weights(ldm_diffusion_trainer *t, const char *dir) {
@@ -257,11 +304,34 @@ static ldm_status write_weights(ldm_diffusion_trainer *t, const char *dir) {
     return ldm_graph_save_filtered(t->g, path, NULL, text_param, NULL);
 }
 
+/* With LoRA, the model is the weights with the adapters merged in (W + alpha/rank up.down): they
+ * are merged for the writing and the weights put back as they were, bit for bit. */
+static ldm_status write_merged(ldm_diffusion_trainer *t, const char *dir) {
+    if (!t->train.lora.rank) return write_weights(t, dir);
+    ldm_lora_merged *m;
+    LDM_TRY(ldm_lora_merge_adapters(t->g, &m));
+    ldm_status st = write_weights(t, dir);
+    ldm_status back = ldm_lora_unmerge(m);
+    return st != LDM_OK ? st : back;
+}
+
 ldm_status ldm_diffusion_trainer_write_model(ldm_diffusion_trainer *t, const char *dir) {
-    if (!t->ema) return write_weights(t, dir);
+    if (!t->ema) return write_merged(t, dir);
     /* the averaged weights are the model: swapped in for the writing, then back */
     LDM_TRY(ldm_ema_swap(t->ema));
-    ldm_status st = write_weights(t, dir);
+    ldm_status st = write_merged(t, dir);
+    ldm_status back = ldm_ema_swap(t->ema);
+    return st != LDM_OK ? st : back;
+}
+
+ldm_status ldm_diffusion_trainer_write_lora(ldm_diffusion_trainer *t, const char *path,
+                                            int *layers) {
+    *layers = 0;
+    if (!t->train.lora.rank)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "'%s': this run trains no LoRA", path);
+    if (!t->ema) return ldm_sd_lora_save(NULL, t->g, NULL, path, layers);
+    LDM_TRY(ldm_ema_swap(t->ema));
+    ldm_status st = ldm_sd_lora_save(NULL, t->g, NULL, path, layers);
     ldm_status back = ldm_ema_swap(t->ema);
     return st != LDM_OK ? st : back;
 }

@@ -4,10 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fail.h"
 #include "ini_keys.h"
 #include "ldmcl/ini.h"
+#include "ldmcl/lora_adapter.h"
 #include "ldmcl/run_config.h"
 
 void ldm_run_config_init(ldm_run_config *c) {
@@ -109,6 +111,37 @@ static ldm_status read_diffusion_training(ldm_ini *ini, const char *p, ldm_run_d
     return read_prompts(ini, p, d);
 }
 
+/* [lora] rank, alpha, targets, dropout. */
+static ldm_status read_lora(ldm_ini *ini, const char *p, ldm_run_diffusion *d) {
+    const char *s = "lora";
+    ldm_lora_config *l = &d->lora;
+    LDM_TRY(ldm_ini_int_key(ini, s, "rank", 0, 4096, &l->rank));
+    LDM_TRY(ldm_ini_float_key(ini, s, "alpha", 0.0, 1e6, &l->alpha));
+    if (l->alpha == 0) l->alpha = (float)l->rank; /* 0: the rank (scale 1), as diffusers' */
+    const char *targets = NULL;
+    LDM_TRY(ldm_ini_string(ini, s, "targets", &targets));
+    ldm_status st = ldm_lora_targets_parse(targets ? targets : "attn", &l->targets);
+    if (st != LDM_OK) {
+        ldm_error_prefix("%s:%d: [lora] targets", p, ldm_ini_line(ini, s, "targets"));
+        return st;
+    }
+    ldm_ini_note(ini, s, "targets", targets ? targets : "attn");
+    float dropout = 0;
+    LDM_TRY(ldm_ini_float_key(ini, s, "dropout", 0.0, 1.0, &dropout));
+    if (dropout > 0)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "%s:%d: [lora] dropout = %g: not built yet (the adapters are folded into "
+                        "each weight in the step, W + alpha/rank up.down, which leaves no branch "
+                        "to drop out); use 0",
+                        p, ldm_ini_line(ini, s, "dropout"), (double)dropout);
+    if (l->rank && !d->pretrained[0])
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "%s:%d: [lora] rank = %d needs [model] pretrained (adapters on a model "
+                        "trained from scratch learn nothing the model could not)",
+                        p, ldm_ini_line(ini, s, "rank"), l->rank);
+    return LDM_OK;
+}
+
 static ldm_status read_run(ldm_ini *ini, const char *p, ldm_run_config *c) {
     const char *s = "train";
     LDM_TRY(ldm_ini_path_key(ini, p, s, "output_dir", c->output_dir, sizeof c->output_dir));
@@ -116,7 +149,41 @@ static ldm_status read_run(ldm_ini *ini, const char *p, ldm_run_config *c) {
     LDM_TRY(ldm_ini_int(ini, s, "seed", 0, 0x7fffffffffffffffL, &seed));
     c->seed = (uint64_t)seed;
     LDM_TRY(read_autoencoder_training(ini, p, &c->ae_train));
-    return read_diffusion_training(ini, p, &c->ldm_train);
+    LDM_TRY(read_diffusion_training(ini, p, &c->ldm_train));
+    return read_lora(ini, p, &c->ldm_train);
+}
+
+/* [model] pretrained: its model.ini is the model the config's model keys are read over, and its
+ * autoencoder the run's (unless [autoencoder] checkpoint names another). */
+static ldm_status read_pretrained(ldm_ini *ini, const char *p, ldm_run_config *c) {
+    char *dir = c->ldm_train.pretrained;
+    LDM_TRY(ldm_ini_path_key(ini, p, "model", "pretrained", dir, LDM_RUN_PATH));
+    if (!dir[0]) return LDM_OK;
+    int line = ldm_ini_line(ini, "model", "pretrained");
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return LDM_FAIL(LDM_ERR_NOT_FOUND, "%s:%d: [model] pretrained = '%s' does not exist", p,
+                        line, dir);
+    if (!S_ISDIR(sb.st_mode))
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "%s:%d: [model] pretrained = '%s' is a file: ldmcl-train starts from an "
+                        "ldmcl model folder (model.ini, unet.safetensors, autoencoder.safetensors, "
+                        "as ldmcl-train writes one); Stable Diffusion checkpoints are not trained "
+                        "by ldmcl-train yet (ldmcl-sample samples them)",
+                        p, line, dir);
+    char path[LDM_RUN_PATH + 32];
+    snprintf(path, sizeof path, "%s/model.ini", dir);
+    if (stat(path, &sb) != 0)
+        return LDM_FAIL(LDM_ERR_NOT_FOUND,
+                        "%s:%d: [model] pretrained = '%s' holds no model.ini: not an ldmcl model "
+                        "folder (Stable Diffusion folders are not trained by ldmcl-train yet)",
+                        p, line, dir);
+    ldm_status st = ldm_model_config_read(path, &c->model);
+    if (st != LDM_OK) {
+        ldm_error_prefix("%s:%d: [model] pretrained", p, line);
+        return st;
+    }
+    return LDM_OK;
 }
 
 static ldm_status check_path_length(const char *path, const ldm_run_config *c) {
@@ -191,10 +258,16 @@ ldm_status ldm_run_config_read_ini(ldm_ini *ini, const char *path, ldm_run_confi
     else if (ext)
         snprintf(c->caption_extension, sizeof c->caption_extension, "%s", ext);
     ldm_ini_note(ini, "dataset", "caption_extension", c->caption_extension);
+    if (st == LDM_OK) st = read_pretrained(ini, path, c);
     if (st == LDM_OK) st = ldm_model_config_read_ini(ini, path, &c->model);
     if (st == LDM_OK)
         st = ldm_ini_path_key(ini, path, "autoencoder", "checkpoint", c->ae_checkpoint,
                               sizeof c->ae_checkpoint);
+    if (st == LDM_OK && c->ldm_train.pretrained[0] && !c->ae_checkpoint[0] &&
+        snprintf(c->ae_checkpoint, sizeof c->ae_checkpoint, "%s/autoencoder.safetensors",
+                 c->ldm_train.pretrained) >= (int)sizeof c->ae_checkpoint)
+        st = LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "%s: [model] pretrained: the path is too long",
+                      path);
     if (st == LDM_OK) st = read_run(ini, path, c);
     if (st == LDM_OK) st = ldm_ini_check_unused(ini);
     if (st == LDM_OK) st = ldm_model_config_check(&c->model, path);

@@ -71,7 +71,19 @@ ldm_status run_check_inputs(const run_ctx *r) {
         snprintf(what, sizeof what, "%s: [autoencoder_train] lpips_path", c->path);
         LDM_TRY(check_safetensors(what, c->ae_train.lpips_path));
     }
+    if (c->ldm_train.pretrained[0] && !ldm_stage)
+        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                        "%s: [model] pretrained: a pretrained model's run has no autoencoder "
+                        "stage (its autoencoder encodes the latents); --stage autoencoder has "
+                        "nothing to do",
+                        c->path);
     if (!ldm_stage) return LDM_OK;
+    if (c->ldm_train.pretrained[0]) {
+        char unet[LDM_RUN_PATH + 32];
+        snprintf(what, sizeof what, "%s: [model] pretrained", c->path);
+        snprintf(unet, sizeof unet, "%s/unet.safetensors", c->ldm_train.pretrained);
+        LDM_TRY(check_safetensors(what, unet));
+    }
     if (c->model.text != LDM_TEXT_NONE) LDM_TRY(check_text(c));
     if (c->ldm_train.resume[0] && strcmp(c->ldm_train.resume, "latest") && !r->o->resume) {
         snprintf(what, sizeof what, "%s: [train] resume_from_checkpoint", c->path);

@@ -58,8 +58,16 @@ static ldm_status scale_cache(stage *s) {
     const ldm_run_config *c = s->c;
     int z = ldm_model_latent_channels(&c->model);
     size_t hw = (size_t)s->lat_hw * (size_t)s->lat_hw;
-    ldm_status st =
-        ldm_latent_stats(c->model.latent_scaling, s->cache, s->n, z, hw, s->lat_mean, s->lat_std);
+    /* a pretrained model's UNet learnt its latents as its own statistics scaled them */
+    int given = c->model.n_latent_stats == z;
+    ldm_status st = LDM_OK;
+    if (given) {
+        memcpy(s->lat_mean, c->model.latent_mean, (size_t)z * sizeof *s->lat_mean);
+        memcpy(s->lat_std, c->model.latent_std, (size_t)z * sizeof *s->lat_std);
+    } else {
+        st = ldm_latent_stats(c->model.latent_scaling, s->cache, s->n, z, hw, s->lat_mean,
+                              s->lat_std);
+    }
     if (st != LDM_OK) {
         ldm_error_prefix("the latent cache");
         return st;
@@ -72,8 +80,9 @@ static ldm_status scale_cache(stage *s) {
         snprintf(text + strlen(text), sizeof text - strlen(text), "%s%.4g/%.4g", k ? ", " : "",
                  (double)s->lat_mean[k], (double)s->lat_std[k]);
     run_note(s->r, LDM_LOG_INFO,
-             "latent_scaling = %s: the latents are normalised by (mean/std per channel) %s",
-             c->model.latent_scaling == LDM_LATENT_GLOBAL ? "global" : "channel", text);
+             "latent_scaling = %s: the latents are normalised by (mean/std per channel) %s%s",
+             c->model.latent_scaling == LDM_LATENT_GLOBAL ? "global" : "channel", text,
+             given ? " (the model's)" : "");
     return LDM_OK;
 }
 
@@ -224,10 +233,12 @@ static ldm_status validation_pipeline(stage *s) {
                               .steps = c->ldm_train.validation_sampling_steps,
                               .guidance_scale = c->ldm_train.validation_guidance_scale,
                               .batch = c->ldm_train.n_validation_prompts};
-    ldm_pipeline_weights w = {.unet = ldm_graph_params(ldm_diffusion_trainer_graph(s->t)),
+    ldm_graph *g = ldm_diffusion_trainer_graph(s->t);
+    ldm_pipeline_weights w = {.unet = ldm_graph_params(g),
                               .text = ldm_diffusion_trainer_text_params(s->t),
                               .tokenizer = ldm_diffusion_trainer_tokenizer(s->t),
-                              .autoencoder = s->ae_path};
+                              .autoencoder = s->ae_path,
+                              .lora = ldm_graph_lora(g)};
     ldm_status st = ldm_pipeline_create(s->r->ctx, m, &w, &o, &s->val);
     free(m);
     return st;
@@ -288,7 +299,14 @@ static ldm_status write_model(stage *s, const char *ae_path) {
         ldm_model_config_write(m, path, c->model.text == LDM_TEXT_CLIP_SCRATCH ? VOCAB_NAME : NULL);
     free(m);
     LDM_TRY(st);
-    run_note(s->r, LDM_LOG_INFO, "model folder: %s", dir);
+    run_note(s->r, LDM_LOG_INFO, "model folder: %s%s", dir,
+             c->ldm_train.lora.rank ? " (the LoRA merged into the pretrained weights)" : "");
+    if (!c->ldm_train.lora.rank) return LDM_OK;
+    int layers;
+    run_path(path, s->r->out, "lora.safetensors");
+    LDM_TRY(ldm_diffusion_trainer_write_lora(s->t, path, &layers));
+    run_note(s->r, LDM_LOG_INFO, "LoRA: %s (%d layers, rank %d, alpha %g; kohya's format)", path,
+             layers, c->ldm_train.lora.rank, (double)c->ldm_train.lora.alpha);
     return LDM_OK;
 }
 

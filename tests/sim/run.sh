@@ -8,6 +8,8 @@
 # ldmcl's (CLBlast's GEMMs) are counted apart and do not. Each test's whole log is kept.
 #   tests/sim/run.sh [BUILD_DIR [TEST...]]     (default: build, every op test below)
 #   SIM_BUDGET=N   elements per case (default 2000)   SIM_JOBS=N   tests at once (default nproc)
+#   SIM_TIMEOUT=S  seconds a test may take (default 1800: a hang detector, not a budget; test_conv
+#                  took 484 s on an Intel Xeon VM and over 900 s on a CI machine)
 # Needs the Debian package oclgrind (EXTRA_PACKAGES=oclgrind tools/setup.sh). Kernels are built
 # with -cl-opt-disable: Oclgrind 21.10's uninitialised-value plugin stops on LLVM's `freeze`
 # instruction, which optimised builds contain (fixed upstream after 21.10, Oclgrind PR #220).
@@ -32,7 +34,7 @@ one() {
     local t=$1 start end rc
     start=$(date +%s)
     LDMCL_TEST_SIMULATOR=${SIM_BUDGET:-2000} OCLGRIND_BUILD_OPTIONS=-cl-opt-disable \
-        timeout 900 oclgrind --data-races --uninitialized --check-api "$build/tests/$t" \
+        timeout "${SIM_TIMEOUT:-1800}" oclgrind --data-races --uninitialized --check-api "$build/tests/$t" \
         >"$out/$t.log" 2>&1
     rc=$?
     end=$(date +%s)
