@@ -226,12 +226,52 @@ static void long_caption_lines_stay_whole(void **state) {
     free(dir);
 }
 
+/* kohya's layout: N_concept folders repeat their images N times and caption those without a
+ * caption file by the concept; other folders (and malformed names) count once. */
+static void kohya_repeat_folders(void **state) {
+    (void)state;
+    char *dir = test_make_tmpdir("kohya");
+    const char *folders[] = {"3_sks dog", "plain", "0_zero", "12_", "x_cat", "2_ok"};
+    char sub[4300], path[4400];
+    for (int i = 0; i < 6; i++) {
+        snprintf(sub, sizeof sub, "%s/%s", dir, folders[i]);
+        assert_int_equal(mkdir(sub, 0700), 0);
+        snprintf(path, sizeof path, "%s/a.png", sub);
+        write_png(path, 8, 8, 3, i);
+    }
+    snprintf(sub, sizeof sub, "%s/2_ok", dir);
+    put(sub, "a.txt", "its own caption\n");
+    snprintf(sub, sizeof sub, "%s/2_ok/deeper", dir); /* nested: the top folder counts */
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(path, sizeof path, "%s/b.png", sub);
+    write_png(path, 8, 8, 3, 9);
+    ldm_dataset_options o = {.size = 8, .channels = 3, .log = capture};
+    ldm_dataset *d;
+    g_log[0] = 0;
+    assert_status(ldm_dataset_open(dir, &o, &d), LDM_OK);
+    assert_int_equal(ldm_dataset_count(d), 7);
+    /* sorted by path: 0_zero, 12_, 2_ok/a, 2_ok/deeper/b, 3_sks dog, plain, x_cat */
+    const int repeats[] = {1, 1, 2, 2, 3, 1, 1};
+    const char *captions[] = {"", "", "its own caption", "ok", "sks dog", "", ""};
+    for (size_t i = 0; i < 7; i++) {
+        assert_int_equal(ldm_dataset_repeats(d, i), repeats[i]);
+        assert_string_equal(ldm_dataset_caption(d, i, 3), captions[i]);
+    }
+    assert_int_equal(ldm_dataset_repeats(d, 7), 0);
+    assert_int_equal(ldm_dataset_missing_captions(d), 4); /* the concepts are no warnings */
+    assert_null(strstr(g_log, "sks dog/a.txt"));
+    ldm_dataset_destroy(d);
+    test_rmtree(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(captioned_folder),
         cmocka_unit_test(celebamask_hq_layout_and_errors),
         cmocka_unit_test(fifos_are_skipped_not_opened),
         cmocka_unit_test(long_caption_lines_stay_whole),
+        cmocka_unit_test(kohya_repeat_folders),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -256,7 +256,7 @@ static void epochs_become_steps(void **state) {
     assert_int_equal(c.ae_train.epochs, 2);
     assert_int_equal(c.ldm_train.epochs, 3);
     assert_int_equal(c.model.ae.im_channels, 1);
-    ldm_run_config_resolve_epochs(&c, 10);
+    ldm_run_config_resolve_epochs(&c, 10, 10);
     assert_int_equal(c.ae_train.steps, 5);      /* 2 * 10 / 4 */
     assert_int_equal(c.ldm_train.max_steps, 4); /* ceil(3 * 10 / 8) */
     assert_int_equal(c.ldm_train.epochs, 0);
@@ -264,7 +264,7 @@ static void epochs_become_steps(void **state) {
         "both.ini", "[text]\nencoder = none\n[train]\nnum_train_epochs = 3\nmax_train_steps = 7\n");
     assert_status(ldm_run_config_read(path, &c), LDM_OK);
     assert_int_equal(c.ldm_train.epochs, 0);
-    ldm_run_config_resolve_epochs(&c, 10);
+    ldm_run_config_resolve_epochs(&c, 10, 10);
     assert_int_equal(c.ldm_train.max_steps, 7);
 }
 

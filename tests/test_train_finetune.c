@@ -328,11 +328,60 @@ static void bad_settings_are_refused(void **state) {
     assert_false(exists("wrongbase", "checkpoints"));
 }
 
+/* kohya's N_concept folders and sd-scripts' caption augmentations in a LoRA run: an epoch counts
+ * each 3_zorb image three times; with shuffled tags and tag dropout an interrupted run resumed
+ * gives the uninterrupted run's losses exactly. */
+static void kohya_folders_and_tag_augmentation(void **state) {
+    (void)state;
+    make_base();
+    char dir[2048], path[4400], from[4400];
+    snprintf(dir, sizeof dir, "%s/kohya", g_dir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    const char *sub[] = {"3_zorb", "other"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/%s", dir, sub[k]);
+        assert_int_equal(mkdir(path, 0755), 0);
+        for (int i = 0; i < 4; i++) {
+            size_t len;
+            snprintf(from, sizeof from, "%s/data/%s/%d.png", g_dir, k ? "right" : "left", i);
+            unsigned char *png = test_read_file(from, &len);
+            snprintf(path, sizeof path, "%s/%s/%d.png", dir, sub[k], i);
+            test_write_file(path, png, len);
+            free(png);
+            if (!k) continue; /* 3_zorb's captions: its concept */
+            snprintf(path, sizeof path, "%s/%s/%d.txt", dir, sub[k], i);
+            test_write_file(path, "a right thing, bright, on the right, gray", 41);
+        }
+    }
+    const char *extra = "[dataset]\nshuffle_caption = true\nkeep_tokens = 1\n"
+                        "caption_tag_dropout_rate = 0.3\n";
+    char ini[4400];
+    for (int part = 0; part < 2; part++) {
+        write_finetune(part ? "tagspart" : "tags", lora_section, ini);
+        edit_file(ini, "[dataset]\npath = data\n", "[model]", extra);
+        edit_file(ini, "[model]", "[model]", "path = kohya\n");
+        edit_file(ini, "max_train_steps = 6", "\n", "num_train_epochs = 1");
+        edit_file(ini, "validation_steps = 6", "\n", "validation_steps = 0");
+        assert_status(run(ini, 0, part ? 3 : 0), LDM_OK);
+        const char *log = test_log_text();
+        assert_contains(log, "8 images, 0 without captions");
+        assert_contains(log, "1 epochs of 16 images = 4 steps");
+        assert_contains(log, "an epoch of the LDM stage is 16 latents of 8 images");
+    }
+    assert_status(run(ini, 1, 0), LDM_OK);
+    char *a = losses("tags"), *b = losses("tagspart");
+    assert_string_equal(a, b);
+    assert_non_null(strstr(a, "\n4,"));
+    free(a);
+    free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(full_fine_tuning_starts_from_the_folder),
         cmocka_unit_test(lora_run_merges_into_the_folder),
         cmocka_unit_test(bad_settings_are_refused),
+        cmocka_unit_test(kohya_folders_and_tag_augmentation),
     };
     return cmocka_run_group_tests(tests, train_fixture_setup, train_fixture_teardown);
 }

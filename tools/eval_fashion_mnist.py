@@ -18,7 +18,8 @@
     /usr/bin/python3 tools/eval_fashion_mnist.py --model runs/fashion-mnist/model \\
         [--sampler build/ldmcl-sample] [--per-class 100] [--steps 50] [--cfg-scale 5] \\
         [--sampling-method ddim] [--scheduler discrete] \\
-        [--classifier build/data/fashion_mnist_classifier.pt] [--work DIR] [--json FILE]
+        [--classifier build/data/fashion_mnist_classifier.pt] [--work DIR] [--json FILE] \\
+        [--extra-prompt "a photo of a zorb=sneaker" ...]
 
 Needs PyTorch, NumPy and Pillow (Debian: python3-torch python3-pil). The numbers are printed as a
 Markdown table and, with --json, written to a file.
@@ -216,6 +217,9 @@ def main():
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--work", default=None, help="where the generated PNGs go (default MODEL/eval)")
     ap.add_argument("--json", default=None, help="also write the figures here")
+    ap.add_argument("--extra-prompt", action="append", default=[], metavar="TEXT=CLASS",
+                    help="also grade TEXT's images as CLASS (one of the ten; repeatable; a "
+                         "LoRA's new word, say): reported apart, not in the mean or the distance")
     ap.add_argument("--no-autoencoder-ceiling", action="store_true",
                     help="skip grading the autoencoder's reconstructions of the test images")
     args = ap.parse_args()
@@ -258,6 +262,28 @@ def main():
         gen_acc.append(float((lg.argmax(1) == c).float().mean()))
         gen_feats.append(feats)
         print(f"{prompt}: {gen_acc[-1] * 100:.0f}% classified as {CLASSES[c]}", flush=True)
+    extra_acc = []
+    for k, spec in enumerate(args.extra_prompt):
+        prompt, _, cls = spec.rpartition("=")
+        if not prompt or cls not in CLASSES:
+            sys.exit(f"--extra-prompt {spec!r}: TEXT=CLASS, CLASS one of {', '.join(CLASSES)}")
+        c = CLASSES.index(cls)
+        d = os.path.join(work, f"extra{k}")
+        os.makedirs(d, exist_ok=True)
+        cmd = [args.sampler, "-m", args.model, "-p", prompt, "--steps", str(args.steps),
+               "--cfg-scale", str(args.cfg_scale), "--sampling-method", args.sampling_method,
+               "--scheduler", args.scheduler,
+               "-s", str(args.seed + 1000 * (len(PROMPTS) + k)),
+               "-b", str(args.per_class // args.batch_size),
+               "--batch-size", str(args.batch_size), "-o", os.path.join(d, "%03d.png")]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        x = torch.stack([read_png(os.path.join(d, f"{i + 1:03d}.png"))
+                         for i in range(args.per_class)])
+        counts = np.bincount(run(model, x)[0].argmax(1).numpy(), minlength=10)
+        extra_acc.append((prompt, cls, float(counts[c]) / args.per_class, counts.tolist()))
+        print(f"{prompt}: {counts[c] * 100 // args.per_class}% classified as {cls} (all classes: "
+              + ", ".join(f"{CLASSES[j]} {counts[j]}" for j in range(10) if counts[j]) + ")",
+              flush=True)
     sample_s = time.time() - t0
     gen_feats = np.concatenate(gen_feats)
     fd = frechet(gen_feats, test_feats)
@@ -278,6 +304,8 @@ def main():
     extra = (" " + " / ".join(f"{ceiling[w]['mean'] * 100:.1f}%" for w in ways) + " |"
              ) if ceiling else ""
     print(f"| **mean** | **{np.mean(gen_acc) * 100:.1f}%** | {np.mean(real_acc) * 100:.1f}% |" + extra)
+    for prompt, cls, acc, _ in extra_acc:
+        print(f"| {prompt} (graded as {cls}) | {acc * 100:.0f}% | |" + (" |" if ceiling else ""))
     if ceiling:
         print("\nautoencoder reconstructions of the test images: PSNR "
               + ", ".join(f"{ceiling[w]['psnr']:.2f} dB ({w})" for w in ways))
@@ -293,7 +321,9 @@ def main():
                        "frechet": fd, "frechet_real_floor": fd_real,
                        "per_class": args.per_class, "steps": args.steps,
                        "cfg_scale": args.cfg_scale, "sampling_method": args.sampling_method,
-                       "sampling_seconds": sample_s, "autoencoder_ceiling": ceiling}, f,
+                       "sampling_seconds": sample_s, "autoencoder_ceiling": ceiling,
+                       "extra_prompts": [{"prompt": p, "class": c, "accuracy": a, "counts": n}
+                                         for p, c, a, n in extra_acc]}, f,
                       indent=1)
 
 

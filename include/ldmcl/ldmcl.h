@@ -39,6 +39,7 @@
 #include "ldmcl/tokenizer.h"
 #include "ldmcl/image.h"
 #include "ldmcl/dataset.h"
+#include "ldmcl/caption_tags.h"
 #include "ldmcl/ini.h"
 #include "ldmcl/train.h"
 #include "ldmcl/diffusion_trainer.h"

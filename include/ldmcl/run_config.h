@@ -12,7 +12,9 @@
  *   [lora]         rank (0: off), alpha (0, the default: the rank), targets (attn | attn+ff |
  *                  all_linear, each optionally +conv; default attn), dropout (0 only, for now):
  *                  LoRA adapters on the UNet of a pretrained model, the only trained values
- *   [dataset]      path, random_flip, caption_extension
+ *   [dataset]      path, random_flip, caption_extension, shuffle_caption, keep_tokens,
+ *                  caption_tag_dropout_rate (sd-scripts' caption augmentations,
+ *                  ldmcl/caption_tags.h)
  *   [autoencoder]  checkpoint (a trained autoencoder: no stage one)
  *   [text]         cond_drop_prob
  *   [autoencoder_train]  train_batch_size, learning_rate, max_train_steps,
@@ -36,6 +38,7 @@
 #include <stdio.h>
 
 #include "ldmcl/ae_train.h"
+#include "ldmcl/caption_tags.h"
 #include "ldmcl/graph.h"
 #include "ldmcl/ini.h"
 #include "ldmcl/model.h"
@@ -94,6 +97,7 @@ typedef struct ldm_run_config {
     char dataset_path[LDM_RUN_PATH];
     int random_flip;
     char caption_extension[32];
+    ldm_caption_tags caption_tags; /* applied to the LDM stage's captions */
     /* [autoencoder] */
     char ae_checkpoint[LDM_RUN_PATH];
     /* [train], for both stages */
@@ -126,9 +130,10 @@ void ldm_run_autoencoder_step(const ldm_run_config *c, ldm_ae_train_config *out)
 /* The learning rate of stage two at a step (0-based) under its schedule with warm-up. */
 float ldm_run_lr_at(const ldm_run_config *c, int step);
 
-/* Steps from epochs over a dataset of `images` images: ceil(epochs * images / (batch *
+/* Steps from epochs over a dataset of `images` images, `ldm_images` of them for the LDM stage
+ * (kohya's N_concept folders count N times there): ceil(epochs * images / (batch *
  * accumulation)) for each stage whose epochs are set (the epochs are then cleared). */
-void ldm_run_config_resolve_epochs(ldm_run_config *c, size_t images);
+void ldm_run_config_resolve_epochs(ldm_run_config *c, size_t images, size_t ldm_images);
 
 #ifdef __cplusplus
 }

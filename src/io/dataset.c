@@ -18,6 +18,7 @@ typedef struct item {
     char *path;
     char **captions;
     int n_captions;
+    int repeats; /* kohya's N of an N_concept folder; 1 elsewhere */
 } item;
 
 struct ldm_dataset {
@@ -132,11 +133,22 @@ static int valid_utf8(const unsigned char *s, size_t n) {
     return 1;
 }
 
-/* Reads the caption lines of it from path; a missing file leaves it without captions. */
-static ldm_status read_captions(ldm_dataset *d, item *it, const char *path) {
+static ldm_status add_caption(item *it, const char *text) {
+    char **caps = realloc(it->captions, (size_t)(it->n_captions + 1) * sizeof *caps);
+    if (caps) it->captions = caps;
+    char *copy = caps ? strdup(text) : NULL;
+    if (!copy) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    it->captions[it->n_captions++] = copy;
+    return LDM_OK;
+}
+
+/* Reads the caption lines of it from path; a missing file leaves it without captions, or with
+ * concept (kohya's N_concept folder name; NULL: none) as its one caption. */
+static ldm_status read_captions(ldm_dataset *d, item *it, const char *path, const char *concept) {
     FILE *f;
     const char *kind;
     int err = ldm_open_regular(path, &f, &kind);
+    if (err > 0 && concept) return add_caption(it, concept);
     if (err) {
         if (d->missing_captions++ >= WARN_MAX) return LDM_OK;
         if (err < 0)
@@ -166,16 +178,7 @@ static ldm_status read_captions(ldm_dataset *d, item *it, const char *path) {
                 warn(d, "%s:%d: the caption is not UTF-8 text; the line is ignored", path, lineno);
             continue;
         }
-        char **caps = realloc(it->captions, (size_t)(it->n_captions + 1) * sizeof *caps);
-        char *copy = strdup(line);
-        if (!caps || !copy) {
-            free(copy);
-            if (caps) it->captions = caps;
-            st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-            break;
-        }
-        it->captions = caps;
-        it->captions[it->n_captions++] = copy;
+        st = add_caption(it, line);
     }
     if (st == LDM_OK && ferror(f) && d->bad_lines++ < WARN_MAX)
         warn(d, "%s: a read error after line %d; the rest is ignored", path, lineno);
@@ -197,6 +200,25 @@ static void caption_path(const ldm_dataset *d, const char *root, int celeb, cons
     else
         snprintf(out, size, "%.*s%s", (int)(dot ? dot - image : (long)strlen(image)), image,
                  d->ext);
+}
+
+/* kohya's layout: an image in a top-level folder named N_concept (N a whole number from 1 to
+ * 100000, concept not empty) is repeated N times per epoch and captioned by the concept when it
+ * has no caption file. Returns N (0: not such a folder) and the concept into concept[256]. */
+static int kohya_folder(const char *root, const char *image, char *concept) {
+    size_t n = strlen(root);
+    while (n > 1 && root[n - 1] == '/')
+        n--;
+    if (strncmp(image, root, n) || image[n] != '/') return 0;
+    const char *top = image + n + 1, *slash = strchr(top, '/');
+    if (!slash) return 0; /* an image in the root itself */
+    long repeats = 0;
+    const char *c = top;
+    while (c < slash && *c >= '0' && *c <= '9' && repeats <= 100000)
+        repeats = repeats * 10 + (*c++ - '0');
+    if (c == top || *c != '_' || c + 1 >= slash || repeats < 1 || repeats > 100000) return 0;
+    snprintf(concept, 256, "%.*s", (int)(slash - c - 1), c + 1);
+    return (int)repeats;
 }
 
 ldm_status ldm_dataset_open(const char *dir, const ldm_dataset_options *o, ldm_dataset **out) {
@@ -226,9 +248,11 @@ ldm_status ldm_dataset_open(const char *dir, const ldm_dataset_options *o, ldm_d
                       dir, celeb ? ", here CelebA-HQ-img/" : "");
     if (st == LDM_OK) qsort(d->items, d->n, sizeof *d->items, by_path);
     for (size_t i = 0; st == LDM_OK && i < d->n; i++) {
-        char path[4200];
+        char path[4200], concept[256];
         caption_path(d, dir, celeb, d->items[i].path, path, sizeof path);
-        st = read_captions(d, &d->items[i], path);
+        int repeats = celeb ? 0 : kohya_folder(dir, d->items[i].path, concept);
+        st = read_captions(d, &d->items[i], path, repeats ? concept : NULL);
+        d->items[i].repeats = repeats ? repeats : 1;
     }
     if (st == LDM_OK && d->missing_captions > WARN_MAX)
         warn(d, "%zu of %zu images have no caption file in all", d->missing_captions, d->n);
@@ -263,6 +287,10 @@ size_t ldm_dataset_count(const ldm_dataset *d) {
 
 const char *ldm_dataset_path(const ldm_dataset *d, size_t i) {
     return i < d->n ? d->items[i].path : NULL;
+}
+
+int ldm_dataset_repeats(const ldm_dataset *d, size_t i) {
+    return i < d->n ? d->items[i].repeats : 0;
 }
 
 size_t ldm_dataset_missing_captions(const ldm_dataset *d) {

@@ -258,6 +258,13 @@ ldm_status ldm_run_config_read_ini(ldm_ini *ini, const char *path, ldm_run_confi
     else if (ext)
         snprintf(c->caption_extension, sizeof c->caption_extension, "%s", ext);
     ldm_ini_note(ini, "dataset", "caption_extension", c->caption_extension);
+    ldm_caption_tags *tags = &c->caption_tags;
+    if (st == LDM_OK) st = ldm_ini_bool(ini, "dataset", "shuffle_caption", &tags->shuffle);
+    if (st == LDM_OK)
+        st = ldm_ini_int_key(ini, "dataset", "keep_tokens", 0, 1000, &tags->keep_tokens);
+    if (st == LDM_OK)
+        st = ldm_ini_float_key(ini, "dataset", "caption_tag_dropout_rate", 0.0, 1.0,
+                               &tags->tag_dropout);
     if (st == LDM_OK) st = read_pretrained(ini, path, c);
     if (st == LDM_OK) st = ldm_model_config_read_ini(ini, path, &c->model);
     if (st == LDM_OK)
@@ -286,11 +293,11 @@ static int epoch_steps(int epochs, size_t images, int batch, int acc) {
     return steps > (1u << 30) ? 1 << 30 : (int)steps;
 }
 
-void ldm_run_config_resolve_epochs(ldm_run_config *c, size_t images) {
+void ldm_run_config_resolve_epochs(ldm_run_config *c, size_t images, size_t ldm_images) {
     ldm_run_autoencoder *a = &c->ae_train;
     ldm_run_diffusion *d = &c->ldm_train;
     if (a->epochs > 0) a->steps = epoch_steps(a->epochs, images, a->step.batch, a->step.acc_steps);
-    if (d->epochs > 0) d->max_steps = epoch_steps(d->epochs, images, d->batch, d->acc_steps);
+    if (d->epochs > 0) d->max_steps = epoch_steps(d->epochs, ldm_images, d->batch, d->acc_steps);
     a->epochs = d->epochs = 0;
 }
 

@@ -116,7 +116,9 @@ ldm_status ldm_run_train(ldm_ctx *ctx, const ldm_run_config *config, const ldm_r
         free(c);
         return st;
     }
-    size_t n = ldm_dataset_count(r.data);
+    size_t n = ldm_dataset_count(r.data), n_ldm = 0; /* n_ldm: with kohya's repeats */
+    for (size_t i = 0; i < n; i++)
+        n_ldm += (size_t)ldm_dataset_repeats(r.data, i);
     run_note(&r, LDM_LOG_INFO, "dataset %s: %zu images, %zu without captions", c->dataset_path, n,
              ldm_dataset_missing_captions(r.data));
     if (r.ranks > 1)
@@ -130,14 +132,14 @@ ldm_status ldm_run_train(ldm_ctx *ctx, const ldm_run_config *config, const ldm_r
         /* an epoch is the dataset once over the global batch (every rank's) */
         c->ae_train.step.batch *= r.ranks;
         c->ldm_train.batch *= r.ranks;
-        ldm_run_config_resolve_epochs(c, n);
+        ldm_run_config_resolve_epochs(c, n, n_ldm);
         c->ae_train.step.batch /= r.ranks;
         c->ldm_train.batch /= r.ranks;
         if (ae_epochs > 0)
             run_note(&r, LDM_LOG_INFO, "autoencoder: %d epochs of %zu images = %d steps", ae_epochs,
                      n, c->ae_train.steps);
         if (epochs > 0)
-            run_note(&r, LDM_LOG_INFO, "ldm: %d epochs of %zu images = %d steps", epochs, n,
+            run_note(&r, LDM_LOG_INFO, "ldm: %d epochs of %zu images = %d steps", epochs, n_ldm,
                      c->ldm_train.max_steps);
     }
     r.ae_total = o->stage != LDM_STAGE_LDM ? c->ae_train.steps : 0; /* 0 when it is skipped */

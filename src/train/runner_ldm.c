@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ldmcl/autoencoder.h"
+#include "ldmcl/caption_tags.h"
 #include "ldmcl/clip.h"
 #include "ldmcl/diffusion_trainer.h"
 #include "ldmcl/image.h"
@@ -34,6 +35,10 @@ typedef struct stage {
     int lat_hw;
     float *lat_batch;
     const char **captions;
+    char **tagged; /* the batch's captions after shuffle_caption and tag dropout (else NULL) */
+    /* kohya's N_concept repeats: position k of an epoch is cache entry order_map[k] (NULL: no
+     * repeats, position k is entry k), n_order positions per epoch */
+    size_t *order_map, n_order;
     const char *ae_path; /* the autoencoder, for validation grids and the model folder */
     ldm_pipeline *val;   /* the validation grids' pipeline, once made */
     float lr_set, loss;  /* the learning rate set, the last step's loss (the job's mean) */
@@ -119,23 +124,55 @@ static ldm_status load_cache(stage *s, const char *path) {
     return e;
 }
 
+/* kohya's repeats: an epoch holds each cache entry as many times as its image's folder says. */
+static ldm_status make_order_map(stage *s) {
+    size_t total = 0;
+    for (size_t j = 0; j < s->n; j++)
+        total += (size_t)ldm_dataset_repeats(s->r->data, (size_t)s->cache_idx[j]);
+    s->n_order = total;
+    if (total == s->n) return LDM_OK;
+    s->order_map = malloc(total * sizeof *s->order_map);
+    if (!s->order_map) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    size_t k = 0;
+    for (size_t j = 0; j < s->n; j++)
+        for (int r = ldm_dataset_repeats(s->r->data, (size_t)s->cache_idx[j]); r > 0; r--)
+            s->order_map[k++] = j;
+    run_note(s->r, LDM_LOG_INFO,
+             "repeat folders (N_concept): an epoch of the LDM stage is %zu latents of %zu images",
+             total, s->n);
+    return LDM_OK;
+}
+
+/* The caption of micro-batch item b: one of the image's captions, then shuffle_caption and tag
+ * dropout when set. */
+static ldm_status caption_of(stage *s, int b, size_t item, uint64_t p) {
+    const ldm_run_config *c = s->c;
+    uint64_t key = run_mix(c->seed ^ run_mix(p));
+    const char *text = ldm_dataset_caption(s->r->data, item, key);
+    s->captions[b] = text;
+    if (!s->tagged) return LDM_OK;
+    free(s->tagged[b]);
+    s->tagged[b] = NULL;
+    LDM_TRY(ldm_caption_tags_apply(text, &c->caption_tags, run_mix(key ^ 0x7a95u), &s->tagged[b]));
+    s->captions[b] = s->tagged[b];
+    return LDM_OK;
+}
+
 /* Micro-batch p0 .. p0 + batch of the training order through the trainer (this rank's slice
  * of a global micro-batch). */
 static ldm_status feed_batch(stage *s, uint64_t p0, float *loss) {
     const ldm_run_config *c = s->c;
-    const char **captions = s->captions;
     for (int b = 0; b < c->ldm_train.batch; b++) {
         uint64_t p = p0 + (uint64_t)b;
-        size_t j = run_order(c->seed, s->n, p);
+        size_t k = run_order(c->seed, s->n_order, p), j = s->order_map ? s->order_map[k] : k;
         /* random_flip: the mirrored image's latent half of the time (its own draw) */
         const float *from = s->cache_flipped && (run_mix(run_mix(c->seed ^ p) ^ 0xf11bu) & 1)
                                 ? s->cache_flipped
                                 : s->cache;
         memcpy(s->lat_batch + (size_t)b * s->lat, from + j * s->lat, s->lat * sizeof(float));
-        captions[b] =
-            ldm_dataset_caption(s->r->data, (size_t)s->cache_idx[j], run_mix(c->seed ^ run_mix(p)));
+        LDM_TRY(caption_of(s, b, (size_t)s->cache_idx[j], p));
     }
-    return ldm_diffusion_trainer_forward_backward(s->t, s->lat_batch, captions, loss);
+    return ldm_diffusion_trainer_forward_backward(s->t, s->lat_batch, s->captions, loss);
 }
 
 /* The stage's checkpoints (run_checkpoints.c): its whole training state and the step. */
@@ -318,6 +355,10 @@ static void stage_free(stage *s) {
     free(s->cache_flipped);
     free(s->lat_batch);
     free(s->captions);
+    for (int b = 0; s->tagged && b < s->c->ldm_train.batch; b++)
+        free(s->tagged[b]);
+    free(s->tagged);
+    free(s->order_map);
 }
 
 /* ---- the stage's loop (run_loop.c) ------------------------------------------------------ */
@@ -384,8 +425,12 @@ ldm_status run_ldm_stage(run_ctx *r, const char *ae_path, const char *cache_path
                                                  c->seed, r->job, &s.t);
     s.lat_batch = malloc((size_t)c->ldm_train.batch * s.lat * sizeof *s.lat_batch);
     s.captions = malloc((size_t)c->ldm_train.batch * sizeof *s.captions);
-    if (st == LDM_OK && (!s.lat_batch || !s.captions))
+    if (ldm_caption_tags_active(&c->caption_tags))
+        s.tagged = calloc((size_t)c->ldm_train.batch, sizeof *s.tagged);
+    if (st == LDM_OK &&
+        (!s.lat_batch || !s.captions || (ldm_caption_tags_active(&c->caption_tags) && !s.tagged)))
         st = LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+    if (st == LDM_OK) st = make_order_map(&s);
     int start = 0;
     if (st == LDM_OK) st = resume(&s, &start);
     char csv_path[LDM_RUN_PATH];

@@ -87,6 +87,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fuzz_status(st);
         if (!caption || !ldm_dataset_path(d, i)) abort();
         g_sink += (float)strlen(caption) + (st == LDM_OK ? image[0] : 0.0f);
+        if (ldm_dataset_repeats(d, i) < 1) abort();
+        /* sd-scripts' augmentations: never longer than twice the caption, kept tags first */
+        ldm_caption_tags tags = {1, (int)(i % 3), has_word(&parts[0], "drop") ? 0.5f : 0.0f};
+        char *tagged = NULL;
+        if (ldm_caption_tags_apply(caption, &tags, i, &tagged) != LDM_OK) abort();
+        if (strlen(tagged) > 2 * strlen(caption)) abort();
+        free(tagged);
     }
     if (ldm_dataset_get(d, count, 0, image, NULL) == LDM_OK || ldm_dataset_path(d, count)) abort();
     ldm_dataset_destroy(d);

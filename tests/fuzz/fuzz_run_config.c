@@ -59,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 ldm_last_error());
         abort();
     }
-    ldm_run_config_resolve_epochs(&g_c, 1 + size % 100000);
+    ldm_run_config_resolve_epochs(&g_c, 1 + size % 100000, 1 + size % 100000);
     g_sink += g_c.ldm_train.max_steps + g_c.ae_train.steps;
     return 0;
 }
