@@ -63,3 +63,16 @@ void sd_fixture_rewrite(const char *src, const char *dst, const char *drop, cons
     free(e);
     ldm_safetensors_close(st);
 }
+
+void sd_fixture_model_path(const char *fam, const char *layout, char *path, size_t size) {
+    snprintf(path, size, "%s/sd/%s_%s%s", LDMCL_TEST_REF_DIR, fam, layout,
+             strcmp(layout, "single") ? "" : ".safetensors");
+}
+
+ldm_tensor *sd_fixture_record_unet(ldm_graph *g, const ldm_sd_model *m, ldm_tensor **in) {
+    return ldm_sd_unet(g, &m->unet, in[0], in[1], in[2]);
+}
+
+ldm_tensor *sd_fixture_record_text(ldm_graph *g, const ldm_sd_model *m, ldm_tensor **in) {
+    return ldm_clip_text(g, &m->text, in[0], NULL, m->text_skip);
+}

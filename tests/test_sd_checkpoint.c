@@ -83,10 +83,6 @@ static double run_against(ldm_ctx *ctx, const ldm_sd_model *m, const char *fam,
     return e;
 }
 
-static ldm_tensor *rec_unet(ldm_graph *g, const ldm_sd_model *m, ldm_tensor **in) {
-    return ldm_sd_unet(g, &m->unet, in[0], in[1], in[2]);
-}
-
 static ldm_tensor *rec_decode(ldm_graph *g, const ldm_sd_model *m, ldm_tensor **in) {
     return ldm_sd_vae_decode(g, &m->vae, in[0]);
 }
@@ -95,14 +91,9 @@ static ldm_tensor *rec_encode(ldm_graph *g, const ldm_sd_model *m, ldm_tensor **
     return ldm_sd_vae_encode(g, &m->vae, in[0], NULL);
 }
 
-static ldm_tensor *rec_text(ldm_graph *g, const ldm_sd_model *m, ldm_tensor **in) {
-    return ldm_clip_text(g, &m->text, in[0], NULL, m->text_skip);
-}
-
 static void check_model(const char *fam, const char *layout) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/sd/%s_%s%s", LDMCL_TEST_REF_DIR, fam, layout,
-             strcmp(layout, "single") ? "" : ".safetensors");
+    sd_fixture_model_path(fam, layout, path, sizeof path);
     ldm_sd_model m;
     assert_status(ldm_sd_model_inspect(path, &m), LDM_OK);
     char what[256];
@@ -120,10 +111,12 @@ static void check_model(const char *fam, const char *layout) {
     assert_status(ldm_sd_model_inspect(path, &m), LDM_OK);
     const char *unet_in[] = {"unet.x", "unet.t", "text.out"};
     const char *z[] = {"vae.z"}, *image[] = {"vae.image"}, *ids[] = {"text.ids"};
-    double eu = run_against(ctx, &m, fam, unet_in, 3, "unet.out", rec_unet, ldm_sd_load_unet);
+    double eu =
+        run_against(ctx, &m, fam, unet_in, 3, "unet.out", sd_fixture_record_unet, ldm_sd_load_unet);
     double ed = run_against(ctx, &m, fam, z, 1, "vae.decoded", rec_decode, ldm_sd_load_vae);
     double ee = run_against(ctx, &m, fam, image, 1, "vae.mean", rec_encode, ldm_sd_load_vae);
-    double et = run_against(ctx, &m, fam, ids, 1, "text.out", rec_text, ldm_sd_load_text);
+    double et =
+        run_against(ctx, &m, fam, ids, 1, "text.out", sd_fixture_record_text, ldm_sd_load_text);
     print_message("  %s: %s (prediction: %s); against diffusers/transformers (norm-wise): UNet "
                   "%.2e, VAE decoder %.2e, encoder %.2e, text encoder %.2e\n",
                   path + strlen(LDMCL_TEST_REF_DIR) + 1, what, m.prediction_how, eu, ed, ee, et);
@@ -142,7 +135,8 @@ static void weights_span_several_buffers(void **state) {
     ldm_ctx *ctx = test_ctx_open(NULL, NULL);
     ldm_ctx_set_max_allocation(ctx, 64 << 10);
     const char *unet_in[] = {"unet.x", "unet.t", "text.out"};
-    double e = run_against(ctx, &m, "sd1", unet_in, 3, "unet.out", rec_unet, ldm_sd_load_unet);
+    double e = run_against(ctx, &m, "sd1", unet_in, 3, "unet.out", sd_fixture_record_unet,
+                           ldm_sd_load_unet);
     print_message("  UNet with buffers of at most 64 KiB: %.2e norm-wise from diffusers\n", e);
     assert_true(e < 1e-4);
     ldm_ctx_destroy(ctx);
@@ -170,7 +164,7 @@ static void full_size_unet(void **state) {
     const char *in[] = {"x", "t", "context"};
     double t0 = ldm_now_s();
     /* keys without a family prefix: run_against adds "<fam>." */
-    double e = run_against(ctx, &m, NULL, in, 3, "out", rec_unet, ldm_sd_load_unet);
+    double e = run_against(ctx, &m, NULL, in, 3, "out", sd_fixture_record_unet, ldm_sd_load_unet);
     print_message("  %s: %s, %zu UNet parameters; forward at 64x64 against diffusers: %.2e "
                   "norm-wise (compile, load and run %.1f s)\n",
                   path, what, params, e, ldm_now_s() - t0);
@@ -251,10 +245,11 @@ static void half_precision_weights(void **state) {
         record_fn rec;
         load_fn load;
         size_t n;
-    } cases[] = {{"UNet", unet_in, 3, "unet.out", rec_unet, ldm_sd_load_unet, 4 * 8 * 8},
-                 {"VAE decoder", z, 1, "vae.decoded", rec_decode, ldm_sd_load_vae, 3 * 16 * 16},
-                 {"text encoder", ids, 1, "text.out", rec_text, ldm_sd_load_text,
-                  (size_t)text_shape[0] * text_shape[1] * text_shape[2]}};
+    } cases[] = {
+        {"UNet", unet_in, 3, "unet.out", sd_fixture_record_unet, ldm_sd_load_unet, 4 * 8 * 8},
+        {"VAE decoder", z, 1, "vae.decoded", rec_decode, ldm_sd_load_vae, 3 * 16 * 16},
+        {"text encoder", ids, 1, "text.out", sd_fixture_record_text, ldm_sd_load_text,
+         (size_t)text_shape[0] * text_shape[1] * text_shape[2]}};
     for (int i = 0; i < 3; i++) {
         g_half = 0;
         run_against(ctx, &m, "sd2", cases[i].in, cases[i].n_in, cases[i].out, cases[i].rec,
