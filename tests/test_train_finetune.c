@@ -225,6 +225,14 @@ static void full_fine_tuning_starts_from_the_folder(void **state) {
     assert_true(exists("full", "model/unet.safetensors"));
     assert_false(exists("full", "lora.safetensors"));
     assert_false(exists("full", "autoencoder_log.csv")); /* no stage one */
+    /* gradient checkpointing: the same run, bit for bit */
+    write_finetune("fullgc", "", ini);
+    edit_file(ini, "validation_steps = 6", "\n", "gradient_checkpointing = true");
+    assert_status(run(ini, 0, 0), LDM_OK);
+    char *a = losses("full"), *b = losses("fullgc");
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
 }
 
 static void lora_run_merges_into_the_folder(void **state) {

@@ -122,11 +122,12 @@ ldm_status bench_sd_random_inputs(ldm_ctx *ctx, ldm_tensor **in, int n_in);
 /* A Stable Diffusion UNet's training step (tools/bench_sd_train.c) at batch 1: MSE loss, backward,
  * Adam; full fine-tuning (rank 0) or LoRA of each rank in ranks (all_linear, alpha = rank), at
  * each side in sides (pixels; latents side / 8): ms per step and device memory (trainable
- * values, gradients and Adam's moments, frozen weights, planned activations). A configuration
+ * values, gradients and Adam's moments, frozen weights, planned activations), without and/or
+ * with gradient checkpointing (checkpointing: 0 and/or 1). A configuration
  * that does not fit the device is reported, not an error. */
 ldm_status bench_sd_train(ldm_ctx *ctx, const bench_settings *s, const char *model,
                           const char *random, const int *sides, int n_sides, const int *ranks,
-                          int n_ranks, FILE *json);
+                          int n_ranks, const int *checkpointing, int n_checkpointing, FILE *json);
 
 /* The device's facts, as --list-devices prints them. */
 void bench_print_device(const ldm_device_info *d);

@@ -22,15 +22,19 @@ static ldm_status run_step(void *user) {
 
 /* One configuration: rank 0 is full fine-tuning. */
 static ldm_status one(ldm_ctx *ctx, const bench_settings *s, const ldm_sd_model *m, int random,
-                      int side, int rank, FILE *json) {
+                      int side, int rank, int ckpt, FILE *json) {
     int lat = side / 8;
-    char what[64];
+    char what[96];
     if (rank)
-        snprintf(what, sizeof what, "LoRA rank %d (all_linear)", rank);
+        snprintf(what, sizeof what, "LoRA rank %d (all_linear)%s", rank,
+                 ckpt ? ", gradient checkpointing" : "");
+    else if (ckpt)
+        snprintf(what, sizeof what, "full fine-tuning, gradient checkpointing");
     else
         snprintf(what, sizeof what, "full fine-tuning");
     train_step t = {NULL, NULL};
     BENCH_TRY(ldm_graph_create(ctx, &t.g));
+    ldm_graph_set_checkpointing(t.g, ckpt);
     ldm_lora_config lc = {.rank = rank, .alpha = (float)rank};
     if (rank) {
         BENCH_TRY(ldm_lora_targets_parse("all_linear", &lc.targets));
@@ -82,9 +86,10 @@ static ldm_status one(ldm_ctx *ctx, const bench_settings *s, const ldm_sd_model 
                ldm_format_bytes(ldm_ctx_device_bytes_in_use(ctx), all, 32));
         if (json)
             fprintf(json,
-                    "  \"sd_train_%d_rank%d\": {\"ms\": %.3f, \"trainable_bytes\": %llu, "
+                    "  \"sd_train_%d_rank%d%s\": {\"ms\": %.3f, \"trainable_bytes\": %llu, "
                     "\"activation_bytes\": %llu, \"device_bytes\": %llu},\n",
-                    side, rank, ms, (unsigned long long)mem.trainable_bytes,
+                    side, rank, ckpt ? "_checkpointing" : "", ms,
+                    (unsigned long long)mem.trainable_bytes,
                     (unsigned long long)mem.activation_bytes,
                     (unsigned long long)ldm_ctx_device_bytes_in_use(ctx));
     }
@@ -95,12 +100,14 @@ static ldm_status one(ldm_ctx *ctx, const bench_settings *s, const ldm_sd_model 
 
 ldm_status bench_sd_train(ldm_ctx *ctx, const bench_settings *s, const char *model,
                           const char *random, const int *sides, int n_sides, const int *ranks,
-                          int n_ranks, FILE *json) {
+                          int n_ranks, const int *checkpointing, int n_checkpointing, FILE *json) {
     ldm_sd_model m;
     BENCH_TRY(bench_sd_model(ctx, model, random, 0, &m));
     printf("training step at batch 1 (MSE loss, backward, Adam)\n");
     for (int i = 0; i < n_sides; i++)
         for (int k = 0; k < n_ranks; k++)
-            BENCH_TRY(one(ctx, s, &m, model == NULL, sides[i], ranks[k], json));
+            for (int c = 0; c < n_checkpointing; c++)
+                BENCH_TRY(
+                    one(ctx, s, &m, model == NULL, sides[i], ranks[k], checkpointing[c], json));
     return LDM_OK;
 }

@@ -55,7 +55,9 @@ static void usage(FILE *f) {
             "                        --weights f16 keeps the weights in half precision\n"
             "  --bench sd-train      its UNet's training step at batch 1 (Adam), full fine-tuning\n"
             "                        and LoRA (all_linear): --lora-ranks LIST (default 0,4,16;\n"
-            "                        0 is full), --sides LIST (default 256,512)\n"
+            "                        0 is full), --sides LIST (default 256,512),\n"
+            "                        --checkpointing LIST (0 off, 1 gradient checkpointing;\n"
+            "                        default 0)\n"
             "  --bench clip          the CLIP text encoder: prompts/s at batch 1 and 16, and the\n"
             "                        seed UNet's training step with the encoder trained too\n"
             "  --shapes seed|small   op shapes of --bench ops and --tune: the seed UNet's at\n"
@@ -255,12 +257,12 @@ static int report(const bench_settings *s, int train_batch, const char *op_tests
 
 /* Every option, for telling a mistyped one from a known one. */
 static const char *const options[] = {
-    "--list-devices", "--self-test", "--tune-gemm", "--tune",           "--tune-families",
-    "--report",       "--op-tests",  "--retune",    "--no-gemm-tuning", "-v",
-    "--verbose",      "-h",          "--help",      "--version",        "--bench",
-    "--cl-platform",  "--cl-device", "--json",      "--train-batch",    "--shapes",
-    "--model",        "--random",    "--weights",   "--warmup",         "--repeat",
-    "--sides",        "--lora-ranks"};
+    "--list-devices", "--self-test",  "--tune-gemm",    "--tune",           "--tune-families",
+    "--report",       "--op-tests",   "--retune",       "--no-gemm-tuning", "-v",
+    "--verbose",      "-h",           "--help",         "--version",        "--bench",
+    "--cl-platform",  "--cl-device",  "--json",         "--train-batch",    "--shapes",
+    "--model",        "--random",     "--weights",      "--warmup",         "--repeat",
+    "--sides",        "--lora-ranks", "--checkpointing"};
 
 static int bench_main(int argc, char **argv);
 
@@ -284,6 +286,7 @@ static int bench_main(int argc, char **argv) {
     const char *sd_model = NULL, *sd_random = NULL; /* --bench sd */
     int sd_half = 0;
     int sides[8] = {256, 512}, n_sides = 2, ranks[8] = {0, 4, 16}, n_ranks = 3; /* sd-train */
+    int ckpt[2] = {0}, n_ckpt = 1;
     bench_settings s = {2, 10, NULL, NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -332,6 +335,9 @@ static int bench_main(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--lora-ranks")) {
             if (!parse_list(a, v, 0, 1024, ranks, 8, &n_ranks)) return 2;
+            i++;
+        } else if (!strcmp(a, "--checkpointing")) {
+            if (!parse_list(a, v, 0, 1, ckpt, 2, &n_ckpt)) return 2;
             i++;
         } else if (!strcmp(a, "--train-batch")) {
             if (!parse_count(a, v, &train_batch) || train_batch < 1) return 2;
@@ -487,7 +493,8 @@ static int bench_main(int argc, char **argv) {
     if (st == LDM_OK && bench_clip_on) st = bench_clip(ctx, &s, train_batch, json);
     if (st == LDM_OK && bench_sd_on) st = bench_sd(ctx, &s, sd_model, sd_random, sd_half, json);
     if (st == LDM_OK && bench_sd_train_on)
-        st = bench_sd_train(ctx, &s, sd_model, sd_random, sides, n_sides, ranks, n_ranks, json);
+        st = bench_sd_train(ctx, &s, sd_model, sd_random, sides, n_sides, ranks, n_ranks, ckpt,
+                            n_ckpt, json);
     if (st == LDM_OK && bench_allreduce_on) st = bench_allreduce(ctx, g_job, &s, json);
     if (st == LDM_OK && bench_job_step_on) st = bench_job_step(ctx, g_job, &s, json);
     ldm_ctx_destroy(ctx);

@@ -86,6 +86,9 @@ typedef enum ldm_init {
     LDM_INIT_CONSTANT = 3
 } ldm_init;
 void ldm_tensor_set_init(ldm_tensor *t, ldm_init kind, float a);
+/* A weight computed from parameter `param` (a LoRA-adapted W + up.down) takes param's place for
+ * ldm_tensor_set_init: the layer's rule goes to the parameter. */
+void ldm_tensor_set_init_target(ldm_tensor *t, ldm_tensor *param);
 
 /* Freezes a parameter (no gradient, not updated) or unfreezes it. */
 void ldm_tensor_set_trainable(ldm_tensor *t, int trainable);
@@ -127,6 +130,17 @@ typedef struct ldm_lora_config {
 } ldm_lora_config;
 /* c (copied) or NULL: none. */
 void ldm_graph_set_lora(ldm_graph *g, const ldm_lora_config *c);
+
+/* Gradient checkpointing: with it on (before the backward pass is generated), the nodes models
+ * record between ldm_graph_segment_begin and _end (a UNet's blocks) are run again in backward,
+ * just before their backward steps, which read what they recompute: their tensors then live
+ * only through the forward (and their recomputation), not until backward, at the cost of a
+ * second forward of each segment. Results and gradients are the same, bit for bit. Segments
+ * nest (the outermost counts); without checkpointing begin and end do nothing. */
+void ldm_graph_set_checkpointing(ldm_graph *g, int on);
+int ldm_graph_checkpointing(const ldm_graph *g);
+void ldm_graph_segment_begin(ldm_graph *g);
+void ldm_graph_segment_end(ldm_graph *g);
 /* NULL when none. */
 const ldm_lora_config *ldm_graph_lora(const ldm_graph *g);
 

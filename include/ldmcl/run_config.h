@@ -26,7 +26,8 @@
  *                  resume_from_checkpoint (latest | none | a path), use_ema, ema_decay,
  *                  max_grad_norm, snr_gamma (min-SNR loss weighting; 0: off), noise_offset,
  *                  validation_prompts (separated by " | "), validation_steps,
- *                  validation_guidance_scale, validation_sampling_steps
+ *                  validation_guidance_scale, validation_sampling_steps,
+ *                  gradient_checkpointing
  *
  * Absent keys take the defaults of ldm_run_config_init (the reference's mnist settings where it
  * has them). Unknown and duplicate keys, bad values and inconsistent models are errors naming
@@ -88,6 +89,7 @@ typedef struct ldm_run_diffusion {
     char pretrained[LDM_RUN_PATH];
     /* [lora]: adapters on the UNet (rank 0: none, every weight trained) */
     ldm_lora_config lora;
+    int gradient_checkpointing; /* the UNet's blocks recomputed in backward (ldm_graph_set_...) */
 } ldm_run_diffusion;
 
 typedef struct ldm_run_config {

@@ -1,4 +1,6 @@
 /* src/graph/backward.c: generates the backward pass from the recorded forward pass.
+ * With gradient checkpointing, a checkpointed segment's nodes are run again (cloned) right
+ * before its backward steps, which read the clones (recompute_segment).
  *
  * Nodes are visited in reverse. A node gets a backward step when a gradient reached its result
  * and one of its inputs needs a gradient. Each input's gradient lives with the input's storage
@@ -45,11 +47,67 @@ static ldm_status add_step(ldm_graph *g, const ldm_bwd_step *st) {
     return LDM_OK;
 }
 
+/* Gradient checkpointing: what the backward of segment s reads is computed again just before
+ * it, so the forward's tensors inside a segment die with the forward. Each node of the segment,
+ * in forward order, is cloned to read the clones of what the segment computes (map: tensor id
+ * -> its clone) and the originals of everything else (the segment's inputs, parameters), and
+ * runs as a recompute step; clone_of[k] is node k's clone, whose tensors its backward reads. */
+typedef struct recompute_map {
+    ldm_tensor **map; /* by tensor id, for the ids the forward recorded */
+    int n_map;
+    ldm_node **clone_of; /* by forward node index */
+    char *done;          /* by segment */
+} recompute_map;
+
+static ldm_tensor *recomputed(ldm_graph *g, const recompute_map *r, ldm_tensor *t) {
+    ldm_tensor *s = ldm_storage(t);
+    ldm_tensor *c = s->id < r->n_map ? r->map[s->id] : NULL;
+    if (!c) return t; /* from outside the segment */
+    return t->base ? ldm_graph_view_like(g, t, c) : c;
+}
+
+static ldm_status recompute_segment(ldm_graph *g, int segment, recompute_map *r) {
+    for (int k = 0; k < g->n_nodes; k++) {
+        ldm_node *n = g->nodes[k];
+        if (n->segment != segment) continue;
+        ldm_tensor *in[LDM_MAX_IN];
+        for (int i = 0; i < n->n_in; i++)
+            in[i] = recomputed(g, r, n->in[i]);
+        ldm_node *c = ldm_graph_clone_node(g, n, in);
+        if (!c) return g->status;
+        for (int o = 0; o < n->n_out; o++)
+            if (n->out[o]->id < r->n_map) r->map[n->out[o]->id] = c->out[o];
+        r->clone_of[k] = c;
+        ldm_bwd_step step;
+        memset(&step, 0, sizeof step);
+        step.recompute = 1;
+        step.node = c;
+        LDM_TRY(add_step(g, &step));
+    }
+    r->done[segment] = 1;
+    return LDM_OK;
+}
+
 ldm_status ldm_graph_build_backward(ldm_graph *g) {
     ldm_tensor *loss = ldm_storage(g->loss);
     char *written = calloc((size_t)g->n_tensors + 1, 1);
     if (!written) return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
-    ldm_status st = LDM_OK;
+    recompute_map r = {NULL, g->n_tensors, NULL, NULL};
+    if (g->n_segments) {
+        r.map = calloc((size_t)g->n_tensors + 1, sizeof *r.map);
+        r.clone_of = calloc((size_t)g->n_nodes + 1, sizeof *r.clone_of);
+        r.done = calloc((size_t)g->n_segments + 1, 1);
+        if (!r.map || !r.clone_of || !r.done) {
+            free(r.map);
+            free(r.clone_of);
+            free(r.done);
+            free(written);
+            return LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of host memory");
+        }
+    }
+    ldm_status st = g->segment_depth ? LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
+                                                "a checkpoint segment began and never ended")
+                                     : LDM_OK;
     if (!grad_of(g, loss))
         st = g->status;
     else
@@ -70,9 +128,13 @@ ldm_status ldm_graph_build_backward(ldm_graph *g) {
                           n->op->name, n->label, g->loss->name);
             break;
         }
+        if (n->segment && !r.done[n->segment]) {
+            st = recompute_segment(g, n->segment, &r);
+            if (st != LDM_OK) break;
+        }
         ldm_bwd_step step;
         memset(&step, 0, sizeof step);
-        step.node = n;
+        step.node = n->segment ? r.clone_of[k] : n; /* what its backward reads */
         step.dout = out->grad;
         for (int i = 0; i < n->n_in; i++) {
             if (ldm_op_no_grad(n->op, i) || !n->in[i]->requires_grad) continue;
@@ -88,6 +150,9 @@ ldm_status ldm_graph_build_backward(ldm_graph *g) {
         if (st == LDM_OK) st = add_step(g, &step);
     }
     free(written);
+    free(r.map);
+    free(r.clone_of);
+    free(r.done);
     if (st != LDM_OK) return st;
     /* Views share their base's gradient. */
     for (int i = 0; i < g->n_tensors; i++) {
@@ -97,8 +162,26 @@ ldm_status ldm_graph_build_backward(ldm_graph *g) {
     return LDM_OK;
 }
 
+/* Which tensors a gradient reaches, from the leaves' flags as they are now: parameters frozen
+ * after the forward was recorded (LoRA's base weights, a frozen text encoder) take no gradient,
+ * and nothing computed from them alone does either. */
+static void refresh_requires_grad(ldm_graph *g) {
+    for (int k = 0; k < g->n_nodes; k++) {
+        ldm_node *n = g->nodes[k];
+        int rg = 0;
+        for (int i = 0; i < n->n_in; i++)
+            if (!ldm_op_no_grad(n->op, i) && ldm_storage(n->in[i])->requires_grad) rg = 1;
+        n->out[0]->requires_grad = rg;
+    }
+    for (int i = 0; i < g->n_tensors; i++) { /* views: as their storage */
+        ldm_tensor *t = g->tensors[i];
+        if (t->base) t->requires_grad = t->base->requires_grad;
+    }
+}
+
 static ldm_status start_backward(ldm_graph *g, ldm_tensor *out, ldm_tensor *seed) {
     if (g->status != LDM_OK) return g->status;
+    refresh_requires_grad(g);
     if (!out) return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "backward from a missing tensor");
     if (g->has_backward)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "the backward pass was already generated");

@@ -168,8 +168,8 @@ static ldm_status allocate(ldm_graph *g, size_t peak, size_t bank) {
 }
 
 static ldm_status add_scratch(ldm_graph *g) {
-    for (int k = 0; k < g->n_nodes; k++) {
-        ldm_node *n = g->nodes[k];
+    for (int k = 0; k < g->n_nodes + g->n_clones; k++) { /* recomputed clones too */
+        ldm_node *n = k < g->n_nodes ? g->nodes[k] : g->clones[k - g->n_nodes];
         if (n->n_out != 1 + n->op->n_saved) /* the planner trusts what the op class says */
             return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT, "%s: op %s saves %d tensors, its node has %d",
                             n->label, n->op->name, n->op->n_saved, n->n_out - 1);
@@ -233,6 +233,16 @@ static ldm_status record_passes(ldm_graph *g) {
     for (int j = 0; j < g->n_steps; j++) {
         const ldm_bwd_step *s = &g->steps[j];
         ldm_node *n = s->node;
+        if (s->recompute) { /* gradient checkpointing: a segment's forward again */
+            ldm_cmd_set_label(c, n->label);
+            ldm_status st = n->op->fwd(c, n, buf_or_null(n->scratch_t[0]));
+            if (st != LDM_OK) {
+                ldm_error_prefix("recording the recomputed forward of '%s'", n->label);
+                return st;
+            }
+            g->bwd_end[j] = ldm_cmd_count(c);
+            continue;
+        }
         ldm_bwd_args a;
         memset(&a, 0, sizeof a);
         a.dout = s->dout->buf;

@@ -44,6 +44,7 @@ struct ldm_tensor {
     ldm_tensor *owner;  /* for a gradient: the storage it is the gradient of */
     float *init;        /* a constant's values, uploaded when the graph is compiled */
     ldm_init init_kind; /* a parameter's initialisation rule (ldm_graph_init_params) */
+    struct ldm_tensor *init_to; /* a computed weight (W + LoRA): whose rule set_init sets */
     float init_a;
     struct ldm_param_entry *entry; /* a parameter's entry in its graph's store */
     ldm_buf buf;
@@ -133,10 +134,14 @@ struct ldm_node {
     } params;
     size_t scratch_fwd, scratch_bwd; /* elements of scratch each direction needs */
     ldm_tensor *scratch_t[2];        /* planned scratch tensors (forward, backward) */
+    int segment; /* gradient checkpointing: the segment it was recorded in (0: none) */
 };
 
-/* One step of the backward pass. */
+/* One step of the backward pass: a node's backward, or (recompute) the forward of a clone of a
+ * checkpointed segment's node, run again ahead of the segment's backward steps, which read the
+ * clones' tensors (gradient checkpointing). */
 typedef struct ldm_bwd_step {
+    int recompute;
     ldm_node *node;
     ldm_tensor *dout;
     ldm_tensor *din[LDM_MAX_IN];
@@ -163,6 +168,12 @@ struct ldm_graph {
     int batch_part, batch_parts; /* ldm_graph_set_batch_part; parts 0 means 1 */
     int half_weights;            /* ldm_graph_set_half_weights */
     ldm_lora_config lora;        /* ldm_graph_set_lora (rank 0: none) */
+    /* gradient checkpointing (ldm_graph_set_checkpointing): the segment being recorded (0:
+     * none), how deep segments are nested (inner ones are part of the outer), how many were
+     * opened; the nodes recomputed in backward (clones of the segments' nodes, not in nodes) */
+    int checkpointing, segment, segment_depth, n_segments;
+    ldm_node **clones;
+    int n_clones, cap_clones;
     size_t *bwd_end; /* compiled: the launches recorded up to the end of backward step j */
 
     /* backward */
@@ -194,6 +205,12 @@ ldm_tensor *ldm_graph_scratch(ldm_graph *g, const char *name, size_t numel);
 /* Adds a saved output (statistics kept for backward) of the given shape to node n: the op class's
  * n_saved of them, in order, each the recorder's to make. */
 ldm_tensor *ldm_node_add_saved(ldm_graph *g, ldm_node *n, int ndim, const int *shape);
+
+/* Gradient checkpointing (backward.c): a copy of node n reading `in` (n->n_in tensors) with
+ * new results of n's shapes, kept in g->clones (not among the forward nodes); and a view shaped
+ * as `like` on base. NULL after an error, recorded in g. */
+ldm_node *ldm_graph_clone_node(ldm_graph *g, const ldm_node *n, ldm_tensor *const *in);
+ldm_tensor *ldm_graph_view_like(ldm_graph *g, const ldm_tensor *like, ldm_tensor *base);
 
 /* The storage owner of a tensor (itself, or the base of a view). */
 static inline ldm_tensor *ldm_storage(ldm_tensor *t) {

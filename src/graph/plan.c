@@ -1,6 +1,7 @@
 /* src/graph/plan.c: the memory planner. Every activation, activation gradient and scratch buffer
  * gets an offset in one buffer, by liveness over the schedule
- *     forward node i -> position i, loss seed -> n_nodes, backward step j -> n_nodes + 1 + j,
+ *     forward node i -> position i, loss seed -> n_nodes, backward step j -> n_nodes + 1 + j
+ *     (a checkpointed segment's recomputed forward nodes are backward steps too),
  * so that tensors alive at the same time never overlap. Placement is greedy by size (largest
  * first), each at the lowest offset free for its whole lifetime. The offset space is cut into
  * banks no larger than the device's largest allocation, and no tensor crosses a bank boundary:
@@ -86,6 +87,14 @@ ldm_status ldm_graph_plan(ldm_graph *g, size_t bank_elems, size_t *peak_elems,
         const ldm_bwd_step *s = &g->steps[j];
         const ldm_node *n = s->node;
         int pos = seed_pos + 1 + j;
+        if (s->recompute) { /* a checkpointed segment's forward, again */
+            for (int o = 0; o < n->n_out; o++)
+                touch(n->out[o], pos);
+            for (int i = 0; i < n->n_in; i++)
+                touch(n->in[i], pos);
+            touch(n->scratch_t[0], pos);
+            continue;
+        }
         touch(s->dout, pos);
         for (int i = 0; i < n->n_in; i++) {
             touch(s->din[i], pos);

@@ -89,7 +89,10 @@ ldm_tensor *nn_lora_adapt(ldm_graph *g, const char *name, ldm_tensor *w) {
     if (!down || !up) return NULL;
     ldm_tensor *delta = ldm_matmul(g, ldm_reshape(g, up, LDM_SHAPE(out, r)),
                                    ldm_reshape(g, down, LDM_SHAPE(r, in)));
-    return ldm_axpby_t(g, 1.0f, w, c->alpha / (float)r, ldm_reshape(g, delta, ndim, shape));
+    ldm_tensor *adapted =
+        ldm_axpby_t(g, 1.0f, w, c->alpha / (float)r, ldm_reshape(g, delta, ndim, shape));
+    ldm_tensor_set_init_target(adapted, w); /* the layer's initialisation rule is W's */
+    return adapted;
 }
 
 void ldm_lora_add_product(float *w, const float *up, const float *down, size_t out, size_t rank,

@@ -119,8 +119,8 @@ __attribute__((format(printf, 2, 3))) static char *name_at(char *buf, const char
 }
 #define NAME(buf, ...) name_at(buf, __VA_ARGS__)
 
-static ldm_tensor *res_block(ldm_graph *g, const ldm_sd_unet_config *c, const char *p,
-                             ldm_tensor *x, ldm_tensor *emb, int cout) {
+static ldm_tensor *res_block_nodes(ldm_graph *g, const ldm_sd_unet_config *c, const char *p,
+                                   ldm_tensor *x, ldm_tensor *emb, int cout) {
     if (!x) return NULL;
     char n[160];
     int cin = ldm_tensor_dim(x, 1), G = c->norm_groups;
@@ -174,8 +174,8 @@ static ldm_tensor *transformer_block(ldm_graph *g, const char *p, ldm_tensor *x,
     return ldm_add(g, x, h);
 }
 
-static ldm_tensor *spatial_transformer(ldm_graph *g, const ldm_sd_unet_config *c, const char *p,
-                                       ldm_tensor *x, ldm_tensor *context) {
+static ldm_tensor *spatial_transformer_nodes(ldm_graph *g, const ldm_sd_unet_config *c,
+                                             const char *p, ldm_tensor *x, ldm_tensor *context) {
     if (!x) return NULL;
     char n[160];
     int N = ldm_tensor_dim(x, 0), C = ldm_tensor_dim(x, 1), H = ldm_tensor_dim(x, 2);
@@ -196,6 +196,24 @@ static ldm_tensor *spatial_transformer(ldm_graph *g, const ldm_sd_unet_config *c
         zero_init(g, n);
     }
     return ldm_add(g, x, h);
+}
+
+/* Each ResBlock and transformer is a gradient-checkpointing segment (as diffusers checkpoints
+ * them): recomputed in backward when the graph checkpoints. */
+static ldm_tensor *res_block(ldm_graph *g, const ldm_sd_unet_config *c, const char *p,
+                             ldm_tensor *x, ldm_tensor *emb, int cout) {
+    ldm_graph_segment_begin(g);
+    ldm_tensor *h = res_block_nodes(g, c, p, x, emb, cout);
+    ldm_graph_segment_end(g);
+    return h;
+}
+
+static ldm_tensor *spatial_transformer(ldm_graph *g, const ldm_sd_unet_config *c, const char *p,
+                                       ldm_tensor *x, ldm_tensor *context) {
+    ldm_graph_segment_begin(g);
+    ldm_tensor *h = spatial_transformer_nodes(g, c, p, x, context);
+    ldm_graph_segment_end(g);
+    return h;
 }
 
 static ldm_status check_inputs(const ldm_sd_unet_config *c, ldm_tensor *x, ldm_tensor *t,

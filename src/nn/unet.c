@@ -170,21 +170,27 @@ ldm_tensor *ldm_unet(ldm_graph *g, const ldm_unet_config *c, ldm_tensor *x, ldm_
     for (int i = 0; i < c->n_down - 1; i++) {
         skips[i] = out;
         snprintf(prefix, sizeof prefix, "downs.%d", i);
+        ldm_graph_segment_begin(g); /* gradient checkpointing: a block at a time */
         out = nn_down_block(g, prefix, out, t_emb, context, c->down_channels[i + 1],
                             c->num_down_layers, c->attn_down[i], c->down_sample[i], heads, nc);
+        ldm_graph_segment_end(g);
     }
     for (int i = 0; i < c->n_mid - 1; i++) {
         snprintf(prefix, sizeof prefix, "mids.%d", i);
+        ldm_graph_segment_begin(g);
         out = nn_mid_block(g, prefix, out, t_emb, context, c->mid_channels[i + 1],
                            c->num_mid_layers, heads, nc);
+        ldm_graph_segment_end(g);
     }
     /* UpBlockUnet(in = 2 down[i]): the upsample runs on in // 2 = the incoming channels, which
      * the config check guarantees; attention is always on. */
     for (int j = 0, i = c->n_down - 2; i >= 0; i--, j++) {
         snprintf(prefix, sizeof prefix, "ups.%d", j);
         int cout = i > 0 ? c->down_channels[i - 1] : c->conv_out_channels;
+        ldm_graph_segment_begin(g);
         out = nn_up_block(g, prefix, out, skips[i], t_emb, context, cout, c->num_up_layers, 1,
                           c->down_sample[i], heads, nc);
+        ldm_graph_segment_end(g);
     }
     int co = c->conv_out_channels;
     ldm_tensor *nw = nn_param(g, LDM_SHAPE(co), "norm_out.weight");

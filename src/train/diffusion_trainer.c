@@ -161,6 +161,7 @@ static ldm_status setup_graph(ldm_diffusion_trainer *t) {
     LDM_TRY(ldm_graph_create(t->ctx, &t->g));
     LDM_TRY(ldm_graph_set_batch_part(t->g, ldm_job_rank(t->job), ldm_job_size(t->job)));
     if (t->train.lora.rank) set_lora(t);
+    ldm_graph_set_checkpointing(t->g, t->train.gradient_checkpointing);
     LDM_TRY(ldm_diffusion_train_record(t->g, &tc, &t->tg));
     LDM_TRY(ldm_graph_compile(t->g));
     if (ldm_job_size(t->job) > 1) LDM_TRY(ldm_grad_sync_create(t->g, t->job, 0, &t->sync));

@@ -108,6 +108,7 @@ static ldm_status read_diffusion_training(ldm_ini *ini, const char *p, ldm_run_d
                               &d->validation_guidance_scale));
     LDM_TRY(ldm_ini_int_key(ini, s, "validation_sampling_steps", 1, 100000,
                             &d->validation_sampling_steps));
+    LDM_TRY(ldm_ini_bool(ini, s, "gradient_checkpointing", &d->gradient_checkpointing));
     return read_prompts(ini, p, d);
 }
 
