@@ -200,6 +200,45 @@ static void model_is_base_plus_lora(const char *run_name) {
     ldm_safetensors_close(tg);
 }
 
+/* ldmcl-sample's pipeline on the base model with <lora:lora:1> (the run's kohya file, from
+ * --lora-model-dir) makes the merged model folder's images; at weight 0.5 neither these nor
+ * the base's; without the tag the base's again. */
+static void lora_file_samples_as_the_merged_model(void) {
+    char base[2048], merged[2048], loras[2048];
+    snprintf(base, sizeof base, "%s/base/model", g_dir);
+    snprintf(merged, sizeof merged, "%s/lora/model", g_dir);
+    snprintf(loras, sizeof loras, "%s/lora", g_dir);
+    ldm_pipeline_options o = {.method = LDM_SAMPLER_DDIM, .steps = 3, .batch = 2};
+    float want[2 * 16 * 16], got[2 * 16 * 16], half[2 * 16 * 16], plain[2 * 16 * 16],
+        again[2 * 16 * 16];
+    ldm_pipeline *p;
+    assert_status(ldm_pipeline_open(g_ctx, merged, &o, &p), LDM_OK);
+    assert_status(ldm_pipeline_generate(p, "a left thing", "", 5, want), LDM_OK);
+    ldm_pipeline_destroy(p);
+    o.lora_dir = loras;
+    assert_status(ldm_pipeline_open(g_ctx, base, &o, &p), LDM_OK);
+    assert_status(ldm_pipeline_generate(p, "a left thing", "", 5, plain), LDM_OK);
+    assert_status(ldm_pipeline_generate(p, "a left thing <lora:lora:1>", "", 5, got), LDM_OK);
+    assert_status(ldm_pipeline_generate(p, "a left thing <lora:lora:0.5>", "", 5, half), LDM_OK);
+    assert_status(ldm_pipeline_generate(p, "a left thing", "", 5, again), LDM_OK);
+    ldm_pipeline_destroy(p);
+    double diff = 0, moved = 0, back = 0, to_full = 0, to_plain = 0;
+    for (int i = 0; i < 2 * 16 * 16; i++) {
+        diff = fmax(diff, fabs((double)got[i] - want[i]));
+        moved = fmax(moved, fabs((double)got[i] - plain[i]));
+        back = fmax(back, fabs((double)again[i] - plain[i]));
+        to_full = fmax(to_full, fabs((double)half[i] - got[i]));
+        to_plain = fmax(to_plain, fabs((double)half[i] - plain[i]));
+    }
+    print_message("  <lora:lora:1> on the base: %.2g from the merged folder's images (the LoRA "
+                  "moves them by %.3g); merged out again: %.2g from the base's\n",
+                  diff, moved, back);
+    assert_true(moved > 1e-3);
+    assert_true(diff < 1e-5);
+    assert_true(back < 1e-5);
+    assert_true(to_full > 1e-4 && to_plain > 1e-4); /* weight 0.5: neither */
+}
+
 /* The first line of a run's loss log after the header ("1,<loss>"). */
 static char *first_loss(const char *name) {
     char *all = losses(name);
@@ -245,6 +284,7 @@ static void lora_run_merges_into_the_folder(void **state) {
     assert_contains(test_log_text(), "kohya's format");
     model_is_base_plus_lora("lora");
     grid_is_the_model_folders("lora", ini); /* validation applies the adapters */
+    lora_file_samples_as_the_merged_model();
     /* lora_up starts at zero: step one is the pretrained model's, as in full fine-tuning */
     char full_ini[4400];
     write_finetune("full1", "", full_ini);

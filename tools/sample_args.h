@@ -12,7 +12,7 @@ typedef struct sample_args {
     const char *save_x0;         /* "all" or a comma-separated list of 1-based step numbers */
     const char *init_img, *mask; /* img2img's start and inpainting's mask */
     const char *tokenizer;       /* CLIP's vocabulary for an SD single file */
-    const char *lora_dir;        /* SD: where <lora:NAME:W> finds NAME.safetensors */
+    const char *lora_dir;        /* where <lora:NAME:W> finds NAME.safetensors */
     int clip_skip, prediction;   /* SD: A1111's clip skip; 0 the model's prediction, 1 eps, 2 v */
     int vae_tiling;              /* SD: decode 32x32-cell tiles with blended seams */
     int half_weights;            /* SD: --weights f16 */

@@ -43,7 +43,9 @@ ldm_status ldm_lora_find(const char *dir, const char *name, char *path, size_t s
  * whose element count is out x in(. kh . kw); an SDXL LoRA (lora_te1_, lora_te2_), another kind
  * of adapter (LoHa, LoKr, DoRA), a diffusers- or peft-format file, a missing half of a pair, or a
  * shape that differs (a LoRA of another base model) is an error naming the file and tensor,
- * before any weight changes. *merged: the layers changed. */
+ * before any weight changes. *merged: the layers changed. m NULL: unet holds ldmcl's own UNet,
+ * whose adapters are named after its parameters (as ldm_sd_lora_save writes them with m NULL:
+ * the LoRA files ldmcl-train writes). */
 ldm_status ldm_sd_lora_merge(const ldm_sd_model *m, const char *file, float weight, ldm_graph *unet,
                              ldm_graph *text, int *merged);
 

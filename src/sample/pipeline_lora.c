@@ -1,6 +1,7 @@
 /* src/sample/pipeline_lora.c: the LoRAs a prompt names (<lora:NAME:WEIGHT>, A1111's and
- * stable-diffusion.cpp's), merged into a Stable Diffusion pipeline's weights while prompts name
- * them (see pipeline_internal.h, ldmcl/lora.h). */
+ * stable-diffusion.cpp's), merged into a pipeline's weights while prompts name them: a Stable
+ * Diffusion checkpoint's, or an ldmcl model folder's (the LoRAs ldmcl-train writes) (see
+ * pipeline_internal.h, ldmcl/lora.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,11 +76,6 @@ ldm_status ldm_pipeline_take_loras(ldm_pipeline *p, const char *const *prompts,
                             prompts[0], prompts[b]);
     }
     *use = (const char *const *)p->clean;
-    if (n_want && !p->sd)
-        return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
-                        "'%s' names a LoRA (<lora:%s:...>): LoRAs apply to Stable Diffusion "
-                        "checkpoints",
-                        prompts[0], want[0].name);
     if (n_want && !p->o.lora_dir)
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
                         "'%s' names a LoRA (<lora:%s:...>): give the folder of LoRA files with "

@@ -143,11 +143,34 @@ static int dotted(const char *s, char *out, size_t size) {
     return o > 0;
 }
 
+/* ldmcl's own UNet (m NULL): the weight whose kohya name (lora_unet_ + its name less .weight or
+ * _weight, '_' for '.') is the adapter's, as ldm_sd_lora_save writes them. */
+static ldm_tensor *ldmcl_target(const adapter *a, ldm_graph *unet) {
+    for (size_t i = 0; i < ldm_graph_param_count(unet); i++) {
+        ldm_tensor *p = ldm_graph_param_at(unet, i);
+        const char *name = ldm_tensor_name(p);
+        size_t n = strlen(name);
+        if (n <= 7 || (strcmp(name + n - 7, ".weight") && strcmp(name + n - 7, "_weight"))) continue;
+        char key[320];
+        snprintf(key, sizeof key, "lora_unet_%.*s", (int)(n - 7), name);
+        for (char *c = key; *c; c++)
+            if (*c == '.') *c = '_';
+        if (!strcmp(key, a->module)) return p;
+    }
+    return NULL;
+}
+
+static const char *model_name(const ldm_sd_model *m) {
+    return m ? m->path : "the model";
+}
+
 /* The parameter an adapter changes: a weight of the UNet (diffusers' module path, or the
- * original's) or of the text encoder (Hugging Face's CLIP names). NULL: the model has none. */
+ * original's; ldmcl's own names when m is NULL) or of the text encoder (Hugging Face's CLIP
+ * names). NULL: the model has none. */
 static ldm_tensor *target_of(const ldm_sd_model *m, const adapter *a, ldm_graph *unet,
                              ldm_graph *text) {
     int is_te = !strncmp(a->module, "lora_te_", 8);
+    if (!is_te && !m) return ldmcl_target(a, unet);
     char path[256], name[300];
     if (!dotted(a->module + (is_te ? 8 : 10), path, sizeof path)) return NULL;
     snprintf(name, sizeof name, "%s.weight", path);
@@ -215,7 +238,7 @@ static ldm_status check(const ldm_sd_model *m, lora_file *f, ldm_graph *unet, ld
             return LDM_FAIL(LDM_ERR_FORMAT,
                             "LoRA '%s': '%s' names no weight of %s's %s (a LoRA of another kind of "
                             "model?)",
-                            f->path, a->module, m->path, is_te ? "text encoder" : "UNet");
+                            f->path, a->module, model_name(m), is_te ? "text encoder" : "UNet");
         uint64_t want = (uint64_t)u->shape[0] * (d->numel / (uint64_t)rank);
         if (ldm_tensor_numel(a->target) != want || ldm_tensor_dim(a->target, 0) != u->shape[0])
             return LDM_FAIL(LDM_ERR_FORMAT,
@@ -225,7 +248,7 @@ static ldm_status check(const ldm_sd_model *m, lora_file *f, ldm_graph *unet, ld
                             (unsigned long long)(d->numel / (uint64_t)rank),
                             ldm_tensor_name(a->target), ldm_tensor_dim(a->target, 0),
                             ldm_tensor_numel(a->target) / (size_t)ldm_tensor_dim(a->target, 0),
-                            m->path);
+                            model_name(m));
     }
     return LDM_OK;
 }
