@@ -12,8 +12,9 @@
     } while (0)
 
 typedef struct bench_settings {
-    int warmup; /* untimed runs before measuring */
-    int repeat; /* timed runs; the median is reported */
+    int warmup;      /* untimed runs before measuring */
+    int repeat;      /* timed runs; the median is reported */
+    int memory_only; /* --memory-only (sd-train): compile and report memory, run nothing */
     const char *platform, *device;
 } bench_settings;
 

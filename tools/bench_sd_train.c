@@ -68,27 +68,32 @@ static ldm_status one(ldm_ctx *ctx, const bench_settings *s, const ldm_sd_model 
         return LDM_OK;
     }
     ldm_tensor *ins[3] = {x, c, target};
-    if (st == LDM_OK) st = random ? bench_sd_random_weights(ctx, t.g) : ldm_sd_load_unet(m, t.g);
-    if (st == LDM_OK) st = bench_sd_random_inputs(ctx, ins, 3);
+    int runs = !s->memory_only;
+    if (st == LDM_OK && runs)
+        st = random ? bench_sd_random_weights(ctx, t.g) : ldm_sd_load_unet(m, t.g);
+    if (st == LDM_OK && runs) st = bench_sd_random_inputs(ctx, ins, 3);
     float tv = 500.0f;
-    if (st == LDM_OK) st = ldm_tensor_write(ts, &tv);
+    if (st == LDM_OK && runs) st = ldm_tensor_write(ts, &tv);
     double ms = 0;
-    if (st == LDM_OK) st = bench_time(ctx, s, run_step, &t, &ms);
+    if (st == LDM_OK && runs) st = bench_time(ctx, s, run_step, &t, &ms);
     if (st == LDM_OK) {
         ldm_graph_memory mem = ldm_graph_memory_report(t.g);
-        char tr[32], fr[32], ac[32], all[32];
-        printf("  %dx%d, %s: %.0f ms per step; trainable %s (%llu values; gradients and Adam's "
+        char tr[32], fr[32], ac[32], all[32], time[48] = "not run";
+        if (runs) snprintf(time, sizeof time, "%.0f ms per step", ms);
+        printf("  %dx%d, %s: %s; trainable %s (%llu values; gradients and Adam's "
                "two moments as much again each), frozen %s, activations %s planned, %s on the "
                "device in all\n",
-               side, side, what, ms, ldm_format_bytes(mem.trainable_bytes, tr, 32),
+               side, side, what, time, ldm_format_bytes(mem.trainable_bytes, tr, 32),
                (unsigned long long)values, ldm_format_bytes(mem.frozen_bytes, fr, 32),
                ldm_format_bytes(mem.activation_bytes, ac, 32),
                ldm_format_bytes(ldm_ctx_device_bytes_in_use(ctx), all, 32));
+        char ms_json[32] = "null"; /* not run */
+        if (runs) snprintf(ms_json, sizeof ms_json, "%.3f", ms);
         if (json)
             fprintf(json,
-                    "  \"sd_train_%d_rank%d%s\": {\"ms\": %.3f, \"trainable_bytes\": %llu, "
+                    "  \"sd_train_%d_rank%d%s\": {\"ms\": %s, \"trainable_bytes\": %llu, "
                     "\"activation_bytes\": %llu, \"device_bytes\": %llu},\n",
-                    side, rank, ckpt ? "_checkpointing" : "", ms,
+                    side, rank, ckpt ? "_checkpointing" : "", ms_json,
                     (unsigned long long)mem.trainable_bytes,
                     (unsigned long long)mem.activation_bytes,
                     (unsigned long long)ldm_ctx_device_bytes_in_use(ctx));

@@ -57,7 +57,8 @@ static void usage(FILE *f) {
             "                        and LoRA (all_linear): --lora-ranks LIST (default 0,4,16;\n"
             "                        0 is full), --sides LIST (default 256,512),\n"
             "                        --checkpointing LIST (0 off, 1 gradient checkpointing;\n"
-            "                        default 0)\n"
+            "                        default 0), --memory-only (compile, report memory, run\n"
+            "                        no step)\n"
             "  --bench clip          the CLIP text encoder: prompts/s at batch 1 and 16, and the\n"
             "                        seed UNet's training step with the encoder trained too\n"
             "  --shapes seed|small   op shapes of --bench ops and --tune: the seed UNet's at\n"
@@ -257,12 +258,12 @@ static int report(const bench_settings *s, int train_batch, const char *op_tests
 
 /* Every option, for telling a mistyped one from a known one. */
 static const char *const options[] = {
-    "--list-devices", "--self-test",  "--tune-gemm",    "--tune",           "--tune-families",
-    "--report",       "--op-tests",   "--retune",       "--no-gemm-tuning", "-v",
-    "--verbose",      "-h",           "--help",         "--version",        "--bench",
-    "--cl-platform",  "--cl-device",  "--json",         "--train-batch",    "--shapes",
-    "--model",        "--random",     "--weights",      "--warmup",         "--repeat",
-    "--sides",        "--lora-ranks", "--checkpointing"};
+    "--list-devices", "--self-test",  "--tune-gemm",     "--tune",           "--tune-families",
+    "--report",       "--op-tests",   "--retune",        "--no-gemm-tuning", "-v",
+    "--verbose",      "-h",           "--help",          "--version",        "--bench",
+    "--cl-platform",  "--cl-device",  "--json",          "--train-batch",    "--shapes",
+    "--model",        "--random",     "--weights",       "--warmup",         "--repeat",
+    "--sides",        "--lora-ranks", "--checkpointing", "--memory-only"};
 
 static int bench_main(int argc, char **argv);
 
@@ -287,7 +288,7 @@ static int bench_main(int argc, char **argv) {
     int sd_half = 0;
     int sides[8] = {256, 512}, n_sides = 2, ranks[8] = {0, 4, 16}, n_ranks = 3; /* sd-train */
     int ckpt[2] = {0}, n_ckpt = 1;
-    bench_settings s = {2, 10, NULL, NULL};
+    bench_settings s = {.warmup = 2, .repeat = 10};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--version")) {
@@ -336,6 +337,8 @@ static int bench_main(int argc, char **argv) {
         } else if (!strcmp(a, "--lora-ranks")) {
             if (!parse_list(a, v, 0, 1024, ranks, 8, &n_ranks)) return 2;
             i++;
+        } else if (!strcmp(a, "--memory-only")) {
+            s.memory_only = 1;
         } else if (!strcmp(a, "--checkpointing")) {
             if (!parse_list(a, v, 0, 1, ckpt, 2, &n_ckpt)) return 2;
             i++;
