@@ -18,6 +18,14 @@ typedef struct bench_settings {
     const char *platform, *device;
 } bench_settings;
 
+/* The command line (bench_args.c): --help's text; every option; a count (>= 0) or a list of at
+ * most max comma-separated numbers in [lo, hi] of flag's value v (0 after saying why). */
+void bench_usage(FILE *f);
+extern const char *const bench_options[];
+extern const size_t bench_n_options;
+int bench_parse_count(const char *flag, const char *v, int *out);
+int bench_parse_list(const char *flag, const char *v, int lo, int hi, int *out, int max, int *n);
+
 /* Median of n values (sorts them). */
 double bench_median(double *v, int n);
 

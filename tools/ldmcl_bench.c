@@ -20,75 +20,6 @@
 /* Under mpirun (--bench allreduce, job-step): this process's rank of the job (alone: of one). */
 static ldm_job *g_job;
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: ldmcl-bench [options]\n"
-            "  --list-devices        list OpenCL platforms and devices\n"
-            "  --self-test           check the selected device's results against host references\n"
-            "  --bench LIST          run benchmarks: copy,gemm,ops,cache or all (ops measures\n"
-            "                        copy and gemm first: they are its peaks)\n"
-            "  --bench unet          the seed UNet: sampling steps at batch 2 and 16, a training\n"
-            "                        step at --train-batch (default 16)\n"
-            "  --train-batch N       batch of the unet training step\n"
-            "  --report              a device report to paste into an issue: device facts and\n"
-            "                        tunables, self-test, the op tests (both kernel layouts),\n"
-            "                        copy and SGEMM peaks, every op's share of them, the seed\n"
-            "                        UNet's training step (--train-batch) and sampling step at\n"
-            "                        batch 2 with device memory, and a summary table (warm-up 1,\n"
-            "                        repeat 3 unless given)\n"
-            "  --op-tests DIR        where --report finds the op tests (default: tests/ beside\n"
-            "                        ldmcl-bench, as in the build folder)\n"
-            "  --bench ae            the reference's mnist autoencoder (batch 64, 28x28): encode,\n"
-            "                        decode and a training step with LPIPS and the discriminator\n"
-            "  --bench ae-celebhq    the same for its celebhq autoencoder (batch 4, 256x256)\n"
-            "  --bench allreduce     under mpirun -np N: the gradients' sum over the ranks (in\n"
-            "                        buckets, as training does) for the seed UNet's 474 MB and\n"
-            "                        the default model's, and the device-host copies around it\n"
-            "  --bench job-step      under mpirun -np N: the default model's training step as one\n"
-            "                        rank (configs/fashion_mnist.ini: run from the source tree)\n"
-            "                        and the share of the gradients' sum hidden by backward\n"
-            "");
-    fprintf(f,
-            "  --bench sd            Stable Diffusion at 256x256 and 512x512: a guided sampling\n"
-            "                        step, the VAE decode, device memory; of --model FILE|DIR or\n"
-            "                        of --random sd15|sd21 (random weights; default sd15);\n"
-            "                        --weights f16 keeps the weights in half precision\n"
-            "  --bench sd-train      its UNet's training step at batch 1 (Adam), full fine-tuning\n"
-            "                        and LoRA (all_linear): --lora-ranks LIST (default 0,4,16;\n"
-            "                        0 is full), --sides LIST (default 256,512),\n"
-            "                        --checkpointing LIST (0 off, 1 gradient checkpointing;\n"
-            "                        default 0), --memory-only (compile, report memory, run\n"
-            "                        no step)\n"
-            "  --bench clip          the CLIP text encoder: prompts/s at batch 1 and 16, and the\n"
-            "                        seed UNet's training step with the encoder trained too\n"
-            "  --shapes seed|small   op shapes of --bench ops and --tune: the seed UNet's at\n"
-            "                        batch 16 (default on a GPU) or small ones (otherwise)\n"
-            "  --json FILE           also write the figures as JSON\n"
-            "  --tune-gemm           measure CLBlast GEMM parameters for this device (a minute\n"
-            "                        on a CPU) and keep them in the kernel cache directory, where\n"
-            "                        every ldmcl program finds them; skipped when the device has\n"
-            "                        a tuning file already. Runs on its own\n"
-            "  --retune              with --tune-gemm: measure again even so\n"
-            "  --tune                measure the kernels' work-group sizes and tiles (and which\n"
-            "                        variant of conv and GroupNorm runs) on this device and keep\n"
-            "                        the fastest beside the GEMM tuning, where every ldmcl\n"
-            "                        program finds them (LDMCL_TUNABLES overrides). Runs on its\n"
-            "                        own; minutes\n"
-            "  --tune-families LIST  with --tune: only these (attention, conv, group_norm,\n"
-            "                        elementwise); the others keep their values\n"
-            "  --no-gemm-tuning      leave CLBlast's default GEMM parameters (to compare)\n"
-            "  --cl-platform P       platform index or name substring (env LDMCL_CL_PLATFORM)\n"
-            "  --cl-device D         device index or name substring (env LDMCL_CL_DEVICE);\n"
-            "                        without --cl-platform an index counts over all platforms\n"
-            "  --warmup N            untimed runs before timing (default 2)\n"
-            "  --repeat N            timed runs, the median is reported (default 10)\n"
-            "  -v, --verbose         print the library's notes (device choice, kernel cache)\n"
-            "  --version             print the version\n"
-            "  -h, --help            this text\n"
-            "Environment: LDMCL_CL_DIR (load cl/ sources from a directory), LDMCL_CL_CACHE=0\n"
-            "(no binary kernel cache), LDMCL_CL_CACHE_DIR (its directory).\n");
-}
-
 /* user: 1 (-v) prints every note, 2 the notes and warnings but not the debugging ones (what
  * --tune-gemm shows of its progress), 0 warnings only. */
 static void print_log(void *user, ldm_log_level level, const char *message) {
@@ -143,37 +74,6 @@ static int list_devices(void) {
 static void report_check(void *user, const char *check, int passed, const char *detail) {
     (void)user;
     printf("  %-4s %s: %s\n", passed ? "ok" : "FAIL", check, detail);
-}
-
-static int parse_count(const char *flag, const char *v, int *out) {
-    char *end;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || *end || x < 0 || x > 100000) {
-        fprintf(stderr, "ldmcl-bench: %s needs a count from 0 to 100000, got '%s'\n", flag,
-                v ? v : "(nothing)");
-        return 0;
-    }
-    *out = (int)x;
-    return 1;
-}
-
-/* A comma-separated list of counts (at most max, each from lo to hi) into out; 0 and a message
- * when it is not one. */
-static int parse_list(const char *flag, const char *v, int lo, int hi, int *out, int max, int *n) {
-    *n = 0;
-    for (const char *p = v; p && *p && *n < max;) {
-        char *end;
-        long x = strtol(p, &end, 10);
-        if (end == p || x < lo || x > hi || (*end && *end != ',')) break;
-        out[(*n)++] = (int)x;
-        p = *end ? end + 1 : end;
-        if (!*end) return 1;
-    }
-    fprintf(stderr,
-            "ldmcl-bench: %s needs up to %d comma-separated numbers from %d to %d, got "
-            "'%s'\n",
-            flag, max, lo, hi, v ? v : "(nothing)");
-    return 0;
 }
 
 /* A context on the selected device, the library's notes printed when *verbose; NULL (the
@@ -256,15 +156,6 @@ static int report(const bench_settings *s, int train_batch, const char *op_tests
     return 0;
 }
 
-/* Every option, for telling a mistyped one from a known one. */
-static const char *const options[] = {
-    "--list-devices", "--self-test",  "--tune-gemm",     "--tune",           "--tune-families",
-    "--report",       "--op-tests",   "--retune",        "--no-gemm-tuning", "-v",
-    "--verbose",      "-h",           "--help",          "--version",        "--bench",
-    "--cl-platform",  "--cl-device",  "--json",          "--train-batch",    "--shapes",
-    "--model",        "--random",     "--weights",       "--warmup",         "--repeat",
-    "--sides",        "--lora-ranks", "--checkpointing", "--memory-only"};
-
 static int bench_main(int argc, char **argv);
 
 int main(int argc, char **argv) {
@@ -315,7 +206,7 @@ static int bench_main(int argc, char **argv) {
         else if (!strcmp(a, "-v") || !strcmp(a, "--verbose"))
             verbose = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
+            bench_usage(stdout);
             return 0;
         } else if (!strcmp(a, "--bench") && v)
             bench_list = argv[++i];
@@ -332,37 +223,37 @@ static int bench_main(int argc, char **argv) {
         else if (!strcmp(a, "--weights") && v && (!strcmp(v, "f32") || !strcmp(v, "f16")))
             sd_half = !strcmp(argv[++i], "f16");
         else if (!strcmp(a, "--sides")) {
-            if (!parse_list(a, v, 64, 2048, sides, 8, &n_sides)) return 2;
+            if (!bench_parse_list(a, v, 64, 2048, sides, 8, &n_sides)) return 2;
             i++;
         } else if (!strcmp(a, "--lora-ranks")) {
-            if (!parse_list(a, v, 0, 1024, ranks, 8, &n_ranks)) return 2;
+            if (!bench_parse_list(a, v, 0, 1024, ranks, 8, &n_ranks)) return 2;
             i++;
         } else if (!strcmp(a, "--memory-only")) {
             s.memory_only = 1;
         } else if (!strcmp(a, "--checkpointing")) {
-            if (!parse_list(a, v, 0, 1, ckpt, 2, &n_ckpt)) return 2;
+            if (!bench_parse_list(a, v, 0, 1, ckpt, 2, &n_ckpt)) return 2;
             i++;
         } else if (!strcmp(a, "--train-batch")) {
-            if (!parse_count(a, v, &train_batch) || train_batch < 1) return 2;
+            if (!bench_parse_count(a, v, &train_batch) || train_batch < 1) return 2;
             i++;
         } else if (!strcmp(a, "--shapes") && v && (!strcmp(v, "seed") || !strcmp(v, "small"))) {
             shapes = !strcmp(v, "seed");
             i++;
         } else if (!strcmp(a, "--warmup")) {
-            if (!parse_count(a, v, &s.warmup)) return 2;
+            if (!bench_parse_count(a, v, &s.warmup)) return 2;
             timing_given = 1;
             i++;
         } else if (!strcmp(a, "--repeat")) {
-            if (!parse_count(a, v, &s.repeat)) return 2;
+            if (!bench_parse_count(a, v, &s.repeat)) return 2;
             timing_given = 1;
             if (s.repeat < 1) s.repeat = 1;
             i++;
         } else {
             int known = 0;
-            for (size_t k = 0; k < sizeof options / sizeof *options; k++)
-                known |= !strcmp(a, options[k]);
+            for (size_t k = 0; k < bench_n_options; k++)
+                known |= !strcmp(a, bench_options[k]);
             if (!known)
-                cli_unknown_option("ldmcl-bench", a, options, sizeof options / sizeof *options);
+                cli_unknown_option("ldmcl-bench", a, bench_options, bench_n_options);
             else if (!v)
                 fprintf(stderr, "ldmcl-bench: '%s' needs a value (see --help)\n", a);
             else
@@ -412,7 +303,7 @@ static int bench_main(int argc, char **argv) {
     }
     if (do_tune) return tune_gemm(&s, retune, verbose);
     if (!do_list && !do_selftest && !bench_list) {
-        usage(stderr);
+        bench_usage(stderr);
         return 2;
     }
     int rc = 0;
