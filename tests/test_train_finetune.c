@@ -114,12 +114,13 @@ static void trainer_starts_from_the_folder(const char *ini, int lora) {
     ldm_diffusion_trainer_destroy(t);
 }
 
-/* run/model/unet.safetensors = base + alpha / rank up . down for every layer of
- * run/lora.safetensors (kohya names: lora_unet_ + the module's name, '_' for '.'), the base's bit
- * for bit elsewhere; the frozen text encoder is the base's. */
-static void model_is_base_plus_lora(const char *run_name) {
-    ldm_safetensors *base = open_file("base", "model/unet.safetensors");
-    ldm_safetensors *got = open_file(run_name, "model/unet.safetensors");
+/* run/model/FILE = the base's + alpha / rank up . down for every layer of run/lora.safetensors
+ * whose kohya name (prefix + the module's name, '_' for '.') is one of its weights, the base's bit
+ * for bit elsewhere; every such pair of the file belongs to a weight. Returns the layers merged. */
+static int file_is_base_plus_lora(const char *run_name, const char *file, const char *prefix) {
+    char path[256];
+    snprintf(path, sizeof path, "model/%s", file);
+    ldm_safetensors *base = open_file("base", path), *got = open_file(run_name, path);
     ldm_safetensors *lora = open_file(run_name, "lora.safetensors");
     assert_string_equal(ldm_safetensors_metadata(lora, "ss_network_dim"), "2");
     assert_string_equal(ldm_safetensors_metadata(lora, "ss_network_alpha"), "3");
@@ -129,11 +130,11 @@ static void model_is_base_plus_lora(const char *run_name) {
         const char *name = ldm_safetensors_at(base, i)->name;
         size_t n = 0, m = 0;
         float *w = file_tensor(base, name, &n), *out = file_tensor(got, name, &m);
-        if (!out) fail_msg("%s is missing from %s's model", name, run_name);
+        if (!out) fail_msg("%s is missing from %s's %s", name, run_name, file);
         assert_int_equal(m, n);
         char key[400];
         size_t len = strlen(name);
-        snprintf(key, sizeof key, "lora_unet_%.*s", (int)(len > 7 ? len - 7 : len), name);
+        snprintf(key, sizeof key, "%s%.*s", prefix, (int)(len > 7 ? len - 7 : len), name);
         for (char *c = key; *c; c++)
             if (*c == '.') *c = '_';
         char down_key[440], up_key[440], alpha_key[440];
@@ -172,42 +173,38 @@ static void model_is_base_plus_lora(const char *run_name) {
         free(down);
         free(up);
     }
-    /* every adapter pair of the file belongs to a weight of the model */
     size_t pairs = 0;
-    for (size_t i = 0; i < ldm_safetensors_count(lora); i++)
-        pairs += strstr(ldm_safetensors_at(lora, i)->name, ".lora_down.weight") != NULL;
+    for (size_t i = 0; i < ldm_safetensors_count(lora); i++) {
+        const char *name = ldm_safetensors_at(lora, i)->name;
+        pairs += !strncmp(name, prefix, strlen(prefix)) && strstr(name, ".lora_down.weight");
+    }
     assert_int_equal((size_t)merged, pairs);
-    assert_true(merged > 10);
     assert_int_equal(moved, merged);
     ldm_safetensors_close(base);
     ldm_safetensors_close(got);
     ldm_safetensors_close(lora);
+    return merged;
+}
 
-    ldm_safetensors *tb = open_file("base", "model/text_encoder.safetensors");
-    ldm_safetensors *tg = open_file(run_name, "model/text_encoder.safetensors");
-    assert_int_equal(ldm_safetensors_count(tg), ldm_safetensors_count(tb));
-    for (size_t i = 0; i < ldm_safetensors_count(tb); i++) {
-        const char *name = ldm_safetensors_at(tb, i)->name;
-        size_t n = 0, m = 0;
-        float *a = file_tensor(tb, name, &n), *b = file_tensor(tg, name, &m);
-        assert_non_null(b);
-        assert_int_equal(m, n);
-        if (memcmp(a, b, n * sizeof *a)) fail_msg("the frozen text encoder's %s changed", name);
-        free(a);
-        free(b);
-    }
-    ldm_safetensors_close(tb);
-    ldm_safetensors_close(tg);
+/* The model folder of a LoRA run: the base's UNet plus its adapters, the text encoder the base's
+ * (bit for bit) or, with text_encoder, plus its own. */
+static void model_is_base_plus_lora(const char *run_name, int text) {
+    assert_true(file_is_base_plus_lora(run_name, "unet.safetensors", "lora_unet_") > 10);
+    int te = file_is_base_plus_lora(run_name, "text_encoder.safetensors", "lora_te_");
+    if (text)
+        assert_true(te >= 4);
+    else
+        assert_int_equal(te, 0);
 }
 
 /* ldmcl-sample's pipeline on the base model with <lora:lora:1> (the run's kohya file, from
  * --lora-model-dir) makes the merged model folder's images; at weight 0.5 neither these nor
  * the base's; without the tag the base's again. */
-static void lora_file_samples_as_the_merged_model(void) {
+static void lora_file_samples_as_the_merged_model(const char *run_name) {
     char base[2048], merged[2048], loras[2048];
     snprintf(base, sizeof base, "%s/base/model", g_dir);
-    snprintf(merged, sizeof merged, "%s/lora/model", g_dir);
-    snprintf(loras, sizeof loras, "%s/lora", g_dir);
+    snprintf(merged, sizeof merged, "%s/%s/model", g_dir, run_name);
+    snprintf(loras, sizeof loras, "%s/%s", g_dir, run_name);
     ldm_pipeline_options o = {.method = LDM_SAMPLER_DDIM, .steps = 3, .batch = 2};
     float want[2 * 16 * 16], got[2 * 16 * 16], half[2 * 16 * 16], plain[2 * 16 * 16],
         again[2 * 16 * 16];
@@ -230,9 +227,9 @@ static void lora_file_samples_as_the_merged_model(void) {
         to_full = fmax(to_full, fabs((double)half[i] - got[i]));
         to_plain = fmax(to_plain, fabs((double)half[i] - plain[i]));
     }
-    print_message("  <lora:lora:1> on the base: %.2g from the merged folder's images (the LoRA "
-                  "moves them by %.3g); merged out again: %.2g from the base's\n",
-                  diff, moved, back);
+    print_message("  %s: <lora:lora:1> on the base: %.2g from the merged folder's images (the "
+                  "LoRA moves them by %.3g); merged out again: %.2g from the base's\n",
+                  run_name, diff, moved, back);
     assert_true(moved > 1e-3);
     assert_true(diff < 1e-5);
     assert_true(back < 1e-5);
@@ -282,9 +279,9 @@ static void lora_run_merges_into_the_folder(void **state) {
     trainer_starts_from_the_folder(ini, 1);
     assert_status(run(ini, 0, 0), LDM_OK);
     assert_contains(test_log_text(), "kohya's format");
-    model_is_base_plus_lora("lora");
+    model_is_base_plus_lora("lora", 0);
     grid_is_the_model_folders("lora", ini); /* validation applies the adapters */
-    lora_file_samples_as_the_merged_model();
+    lora_file_samples_as_the_merged_model("lora");
     /* lora_up starts at zero: step one is the pretrained model's, as in full fine-tuning */
     char full_ini[4400];
     write_finetune("full1", "", full_ini);
@@ -317,6 +314,15 @@ static void lora_run_merges_into_the_folder(void **state) {
         free(x);
         free(y);
     }
+
+    /* adapters on the text encoder too (trained in the step: clip_scratch) */
+    char text_lora[256];
+    snprintf(text_lora, sizeof text_lora, "%stext_encoder = true\n", lora_section);
+    write_finetune("lorate", text_lora, ini);
+    assert_status(run(ini, 0, 0), LDM_OK);
+    model_is_base_plus_lora("lorate", 1);
+    grid_is_the_model_folders("lorate", ini);        /* the grid's encoder applies them too */
+    lora_file_samples_as_the_merged_model("lorate"); /* lora_te_ names found by ldmcl-sample */
 }
 
 /* A config error: read fails naming what. */
@@ -336,6 +342,12 @@ static void bad_settings_are_refused(void **state) {
     refused("nopre", lora_section, 0, "[lora] rank = 2 needs [model] pretrained");
     refused("drop", "[lora]\nrank = 2\ndropout = 0.1\n", 1, "[lora] dropout = 0.1: not built yet");
     refused("targets", "[lora]\nrank = 2\ntargets = everything\n", 1, "[lora] targets");
+    char frozen[4400];
+    snprintf(frozen, sizeof frozen,
+             "[lora]\nrank = 2\ntext_encoder = true\n[text]\nencoder = clip_frozen\n"
+             "clip_path = %s/reference_model/clip\n",
+             LDMCL_TEST_REF_DIR);
+    refused("tefrozen", frozen, 1, "is not trained in the step");
     char ini[4400];
     write_finetune("missing", "", ini);
     edit_file(ini, "pretrained = ", "\n", "pretrained = nowhere");

@@ -59,6 +59,12 @@ ldm_status ldm_clip_encoder_create(ldm_ctx *ctx, const ldm_clip_text_config *c, 
 ldm_status ldm_clip_encoder_create_in(ldm_ctx *ctx, ldm_params *params,
                                       const ldm_clip_text_config *c, int batch, int seq_len,
                                       int skip, ldm_clip_encoder **out);
+/* The same over a store that holds LoRA adapters (a LoRA training step's), applied as that step
+ * applies them (lora: the step's ldm_graph_lora; NULL: none). */
+ldm_status ldm_clip_encoder_create_adapted(ldm_ctx *ctx, ldm_params *params,
+                                           const ldm_lora_config *lora,
+                                           const ldm_clip_text_config *c, int batch, int seq_len,
+                                           int skip, ldm_clip_encoder **out);
 /* The same on its own store with the weights kept in IEEE half precision on the device (half the
  * weight memory; ldm_graph_set_half_weights): inference of a half-precision checkpoint. */
 ldm_status ldm_clip_encoder_create_half(ldm_ctx *ctx, const ldm_clip_text_config *c, int batch,

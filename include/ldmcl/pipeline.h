@@ -80,8 +80,9 @@ typedef struct ldm_pipeline_weights {
     ldm_params *text;              /* the store with text_model.* (NULL without a text encoder) */
     ldm_clip_tokenizer *tokenizer; /* borrowed: it must outlive the pipeline (NULL without text) */
     const char *autoencoder;       /* the autoencoder's safetensors file */
-    const ldm_lora_config *lora;   /* the UNet store's LoRA adapters, as its training step
-                                      applies them (ldm_graph_lora of the step); NULL: none */
+    const ldm_lora_config *lora;   /* the stores' LoRA adapters (the UNet's; a text encoder's
+                                      trained in the step), as the training step applies them
+                                      (ldm_graph_lora of the step); NULL: none */
 } ldm_pipeline_weights;
 ldm_status ldm_pipeline_create(ldm_ctx *ctx, const ldm_model_config *model,
                                const ldm_pipeline_weights *w, const ldm_pipeline_options *o,

@@ -10,7 +10,8 @@
  *                  stage starts from its weights and its autoencoder encodes the latents: no
  *                  stage one)
  *   [lora]         rank (0: off), alpha (0, the default: the rank), targets (attn | attn+ff |
- *                  all_linear, each optionally +conv; default attn), dropout (0 only, for now):
+ *                  all_linear, each optionally +conv; default attn), dropout (0 only, for now),
+ *                  text_encoder (adapters on a text encoder trained in the step too):
  *                  LoRA adapters on the UNet of a pretrained model, the only trained values
  *   [dataset]      path, random_flip, caption_extension, shuffle_caption, keep_tokens,
  *                  caption_tag_dropout_rate (sd-scripts' caption augmentations,
@@ -87,8 +88,10 @@ typedef struct ldm_run_diffusion {
     /* [model] pretrained: the model folder the UNet (and a trained text encoder) start from;
      * "": from scratch */
     char pretrained[LDM_RUN_PATH];
-    /* [lora]: adapters on the UNet (rank 0: none, every weight trained) */
+    /* [lora]: adapters on the UNet (rank 0: none, every weight trained) and, with
+     * lora_text_encoder, on a text encoder trained in the step */
     ldm_lora_config lora;
+    int lora_text_encoder;
     int gradient_checkpointing; /* the UNet's blocks recomputed in backward (ldm_graph_set_...) */
 } ldm_run_diffusion;
 

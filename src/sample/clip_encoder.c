@@ -17,8 +17,9 @@ struct ldm_clip_encoder {
     int pad_id, mask_padding; /* ldm_clip_encoder_set_padding */
 };
 
-static ldm_status create(ldm_ctx *ctx, ldm_params *params, const ldm_clip_text_config *c, int batch,
-                         int seq_len, int skip, int half_weights, ldm_clip_encoder **out);
+static ldm_status create(ldm_ctx *ctx, ldm_params *params, const ldm_lora_config *lora,
+                         const ldm_clip_text_config *c, int batch, int seq_len, int skip,
+                         int half_weights, ldm_clip_encoder **out);
 
 void ldm_clip_encoder_set_padding(ldm_clip_encoder *e, int pad_id, int mask_padding) {
     e->pad_id = pad_id;
@@ -27,7 +28,7 @@ void ldm_clip_encoder_set_padding(ldm_clip_encoder *e, int pad_id, int mask_padd
 
 ldm_status ldm_clip_encoder_create(ldm_ctx *ctx, const ldm_clip_text_config *c, int batch,
                                    int seq_len, int skip, ldm_clip_encoder **out) {
-    return create(ctx, NULL, c, batch, seq_len, skip, 0, out);
+    return create(ctx, NULL, NULL, c, batch, seq_len, skip, 0, out);
 }
 
 ldm_params *ldm_clip_encoder_params(const ldm_clip_encoder *e) {
@@ -38,8 +39,9 @@ ldm_graph *ldm_clip_encoder_graph(const ldm_clip_encoder *e) {
     return e->g;
 }
 
-static ldm_status create(ldm_ctx *ctx, ldm_params *params, const ldm_clip_text_config *c, int batch,
-                         int seq_len, int skip, int half_weights, ldm_clip_encoder **out) {
+static ldm_status create(ldm_ctx *ctx, ldm_params *params, const ldm_lora_config *lora,
+                         const ldm_clip_text_config *c, int batch, int seq_len, int skip,
+                         int half_weights, ldm_clip_encoder **out) {
     *out = NULL;
     LDM_TRY(ldm_clip_text_config_check(c));
     if (batch < 1 || seq_len < 2 || seq_len > c->max_positions)
@@ -60,6 +62,7 @@ static ldm_status create(ldm_ctx *ctx, ldm_params *params, const ldm_clip_text_c
                                                 : LDM_FAIL(LDM_ERR_HOST_MEMORY, "out of memory");
     if (st == LDM_OK) {
         ldm_graph_set_half_weights(e->g, half_weights);
+        if (params && lora) ldm_graph_set_lora(e->g, lora);
         e->ids = ldm_graph_input(e->g, "ids", LDM_SHAPE(batch, seq_len));
         e->mask = ldm_graph_input(e->g, "mask", LDM_SHAPE(batch, seq_len));
         e->out = ldm_clip_text(e->g, c, e->ids, e->mask, skip);
@@ -79,12 +82,19 @@ static ldm_status create(ldm_ctx *ctx, ldm_params *params, const ldm_clip_text_c
 ldm_status ldm_clip_encoder_create_in(ldm_ctx *ctx, ldm_params *params,
                                       const ldm_clip_text_config *c, int batch, int seq_len,
                                       int skip, ldm_clip_encoder **out) {
-    return create(ctx, params, c, batch, seq_len, skip, 0, out);
+    return create(ctx, params, NULL, c, batch, seq_len, skip, 0, out);
+}
+
+ldm_status ldm_clip_encoder_create_adapted(ldm_ctx *ctx, ldm_params *params,
+                                           const ldm_lora_config *lora,
+                                           const ldm_clip_text_config *c, int batch, int seq_len,
+                                           int skip, ldm_clip_encoder **out) {
+    return create(ctx, params, lora, c, batch, seq_len, skip, 0, out);
 }
 
 ldm_status ldm_clip_encoder_create_half(ldm_ctx *ctx, const ldm_clip_text_config *c, int batch,
                                         int seq_len, int skip, ldm_clip_encoder **out) {
-    return create(ctx, NULL, c, batch, seq_len, skip, 1, out);
+    return create(ctx, NULL, NULL, c, batch, seq_len, skip, 1, out);
 }
 
 void ldm_clip_encoder_destroy(ldm_clip_encoder *e) {

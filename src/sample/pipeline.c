@@ -62,7 +62,7 @@ const ldm_model_config *ldm_pipeline_config(const ldm_pipeline *p) {
 /* The tokenizer (a model folder's, or the caller's) and the text encoder on text_store (NULL:
  * its own, loaded from dir's files). */
 static ldm_status open_text(ldm_ctx *ctx, ldm_pipeline *p, const char *dir, ldm_params *text_store,
-                            ldm_clip_tokenizer *tokenizer) {
+                            const ldm_lora_config *lora, ldm_clip_tokenizer *tokenizer) {
     p->ctx = ctx;
     const ldm_model_config *c = &p->cfg;
     if (c->text == LDM_TEXT_NONE) return LDM_OK;
@@ -82,8 +82,8 @@ static ldm_status open_text(ldm_ctx *ctx, ldm_pipeline *p, const char *dir, ldm_
             snprintf(source, sizeof source, "'%s/config.json'", c->clip_path);
     }
     LDM_TRY(ldm_clip_tokenizer_check_vocab(p->tokenizer, c->clip.vocab_size, source));
-    LDM_TRY(ldm_clip_encoder_create_in(ctx, text_store, &c->clip, p->o.batch, c->context_length,
-                                       c->clip_skip, &p->encoder));
+    LDM_TRY(ldm_clip_encoder_create_adapted(ctx, text_store, lora, &c->clip, p->o.batch,
+                                            c->context_length, c->clip_skip, &p->encoder));
     if (!text_store) {
         char path[LDM_MODEL_PATH + 64];
         if (c->text == LDM_TEXT_CLIP_FROZEN)
@@ -246,7 +246,7 @@ ldm_status ldm_pipeline_open(ldm_ctx *ctx, const char *model_dir, const ldm_pipe
                       c->prediction_type == LDM_PREDICT_V ? "v" : "epsilon");
     snprintf(path, sizeof path, "'%s/model.ini'", model_dir);
     if (st == LDM_OK) st = check_latent_stats(c, path);
-    if (st == LDM_OK) st = open_text(ctx, p, model_dir, NULL, NULL);
+    if (st == LDM_OK) st = open_text(ctx, p, model_dir, NULL, NULL, NULL);
     if (st == LDM_OK) st = open_rest(ctx, p, NULL, NULL, unet_path);
     if (st != LDM_OK) {
         ldm_pipeline_destroy(p);
@@ -271,7 +271,7 @@ ldm_status ldm_pipeline_create(ldm_ctx *ctx, const ldm_model_config *model,
     snprintf(p->unet_name, sizeof p->unet_name, "the UNet's weights");
     snprintf(p->ae_path, sizeof p->ae_path, "%s", w->autoencoder);
     ldm_status st = check_latent_stats(model, "the model");
-    if (st == LDM_OK) st = open_text(ctx, p, NULL, w->text, w->tokenizer);
+    if (st == LDM_OK) st = open_text(ctx, p, NULL, w->text, w->lora, w->tokenizer);
     if (st == LDM_OK) st = open_rest(ctx, p, w->unet, w->lora, NULL);
     if (st != LDM_OK) {
         ldm_pipeline_destroy(p);

@@ -132,11 +132,11 @@ static ldm_status load_pretrained_model(ldm_diffusion_trainer *t) {
     return ldm_graph_load(t->g, path, &text);
 }
 
-/* LoRA: adapters on the UNet's weights (not a text encoder recorded in the step), the only
- * trainable entries (adapters_only). */
+/* LoRA: adapters on the UNet's weights (and, with [lora] text_encoder, a text encoder recorded
+ * in the step), the only trainable entries (adapters_only). */
 static void set_lora(ldm_diffusion_trainer *t) {
     ldm_lora_config lc = t->train.lora;
-    lc.skip_prefix = "text_model.";
+    lc.skip_prefix = t->train.lora_text_encoder ? NULL : "text_model.";
     ldm_graph_set_lora(t->g, &lc);
 }
 

@@ -135,6 +135,7 @@ static ldm_status read_lora(ldm_ini *ini, const char *p, ldm_run_diffusion *d) {
                         "each weight in the step, W + alpha/rank up.down, which leaves no branch "
                         "to drop out); use 0",
                         p, ldm_ini_line(ini, s, "dropout"), (double)dropout);
+    LDM_TRY(ldm_ini_bool(ini, s, "text_encoder", &d->lora_text_encoder));
     if (l->rank && !d->pretrained[0])
         return LDM_FAIL(LDM_ERR_INVALID_ARGUMENT,
                         "%s:%d: [lora] rank = %d needs [model] pretrained (adapters on a model "
@@ -151,7 +152,16 @@ static ldm_status read_run(ldm_ini *ini, const char *p, ldm_run_config *c) {
     c->seed = (uint64_t)seed;
     LDM_TRY(read_autoencoder_training(ini, p, &c->ae_train));
     LDM_TRY(read_diffusion_training(ini, p, &c->ldm_train));
-    return read_lora(ini, p, &c->ldm_train);
+    LDM_TRY(read_lora(ini, p, &c->ldm_train));
+    int in_step = c->model.text == LDM_TEXT_CLIP_SCRATCH || c->model.text == LDM_TEXT_CLIP_FINETUNE;
+    if (c->ldm_train.lora.rank && c->ldm_train.lora_text_encoder && !in_step)
+        return LDM_FAIL(
+            LDM_ERR_INVALID_ARGUMENT,
+            "%s:%d: [lora] text_encoder = true: the model's text encoder is not trained "
+            "in the step (it has none, or it is clip_frozen); adapters go on an "
+            "encoder that is (clip_scratch, clip_finetune)",
+            p, ldm_ini_line(ini, "lora", "text_encoder"));
+    return LDM_OK;
 }
 
 /* [model] pretrained: its model.ini is the model the config's model keys are read over, and its
