@@ -3,14 +3,16 @@
  *   by the same-stem .txt beside it; or the reference's CelebAMask-HQ layout, detected by a
  *   CelebA-HQ-img/ subfolder: images there, captions in celeba-caption/<stem>.txt.
  *   kohya's layout too: images in a top-level folder named N_concept ("10_sks dog") count N
- *   times per epoch (ldm_dataset_repeats) and, without a caption file, are captioned "concept".
+ *   times per epoch (ldm_dataset_repeats) and, without a caption file, have the concept as
+ *   their caption.
  *   Captions: one per line (blank lines ignored); one is picked per use. A missing caption file
  *   (outside kohya's folders) is a warning and the empty caption; a line that is not UTF-8 is a
- * warning naming file and line and is dropped. Images: read when used (PNG, JPEG), resized and
- * center-cropped to size x size as the reference's torchvision transform, optionally mirrored; an
- * unreadable one is an error naming the file, which a trainer skips and counts. No images at all is
- * an error. Only regular files are read: an image name that is a FIFO, device or socket is skipped
- * with a warning naming it, a caption file that is one gives the empty caption with a warning.
+ *   warning naming file and line and is dropped.
+ *   Images: read when used (PNG, JPEG), resized and center-cropped to size x size as the
+ *   reference's torchvision transform, optionally mirrored; an unreadable one is an error naming
+ *   the file, which a trainer skips and counts. No images at all is an error. Only regular files
+ *   are read: an image name that is a FIFO, device or socket is skipped with a warning naming
+ *   it, a caption file that is one gives the empty caption with a warning.
  * Random choices (caption, flip) come from a key the caller gives, so a resumed run repeats them.
  */
 #ifndef LDMCL_DATASET_H

@@ -131,6 +131,9 @@ typedef struct ldm_lora_config {
 /* c (copied) or NULL: none. */
 void ldm_graph_set_lora(ldm_graph *g, const ldm_lora_config *c);
 
+/* NULL when none. */
+const ldm_lora_config *ldm_graph_lora(const ldm_graph *g);
+
 /* Gradient checkpointing: with it on (before the backward pass is generated), the nodes models
  * record between ldm_graph_segment_begin and _end (a UNet's blocks) are run again in backward,
  * just before their backward steps, which read what they recompute: their tensors then live
@@ -141,8 +144,6 @@ void ldm_graph_set_checkpointing(ldm_graph *g, int on);
 int ldm_graph_checkpointing(const ldm_graph *g);
 void ldm_graph_segment_begin(ldm_graph *g);
 void ldm_graph_segment_end(ldm_graph *g);
-/* NULL when none. */
-const ldm_lora_config *ldm_graph_lora(const ldm_graph *g);
 
 /* Rows [start, start + count) of a parameter or input along dimension 0, as a tensor of its own
  * (no copy): e.g. the query part of a packed in_proj_weight [3C, C]. Its gradient goes to the

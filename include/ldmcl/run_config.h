@@ -12,7 +12,7 @@
  *   [lora]         rank (0: off), alpha (0, the default: the rank), targets (attn | attn+ff |
  *                  all_linear, each optionally +conv; default attn), dropout (0 only, for now),
  *                  text_encoder (adapters on a text encoder trained in the step too):
- *                  LoRA adapters on the UNet of a pretrained model, the only trained values
+ *                  LoRA adapters on a pretrained model, the only trained values
  *   [dataset]      path, random_flip, caption_extension, shuffle_caption, keep_tokens,
  *                  caption_tag_dropout_rate (sd-scripts' caption augmentations,
  *                  ldmcl/caption_tags.h)
