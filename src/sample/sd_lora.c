@@ -150,7 +150,8 @@ static ldm_tensor *ldmcl_target(const adapter *a, ldm_graph *unet) {
         ldm_tensor *p = ldm_graph_param_at(unet, i);
         const char *name = ldm_tensor_name(p);
         size_t n = strlen(name);
-        if (n <= 7 || (strcmp(name + n - 7, ".weight") && strcmp(name + n - 7, "_weight"))) continue;
+        if (n <= 7 || (strcmp(name + n - 7, ".weight") && strcmp(name + n - 7, "_weight")))
+            continue;
         char key[320];
         snprintf(key, sizeof key, "lora_unet_%.*s", (int)(n - 7), name);
         for (char *c = key; *c; c++)
