@@ -1,6 +1,7 @@
 /* tests/test_bench_cli.c: ldmcl-bench's command line: an unknown option is named with the
  * closest known one, a known one without its value or with a value it does not take says which,
- * --version and --help answer. (Its tuning is tested in test_gemm_tuning and test_tunables.) */
+ * --version and --help answer; --bench sd-train --memory-only on the tiny SD model reports
+ * without running. (Its tuning is tested in test_gemm_tuning and test_tunables.) */
 #include <stdio.h>
 #include <string.h>
 
@@ -20,6 +21,12 @@ static void flags_are_checked(void **state) {
         {"--random sd3", "--random sd3: not a value it takes (see --help)", 2},
         {"--bench sd --model /nonexistent.safetensors", "cannot open the model '/nonexistent", 1},
         {"--repeat x", "--repeat needs a count from 0 to 100000, got 'x'", 2},
+        {"--checkpointing 2", "--checkpointing needs up to 2 comma-separated numbers from 0 to 1",
+         2},
+        /* the SD training step's memory, compiled and not run, plain and checkpointed */
+        {"--bench sd-train --model " LDMCL_TEST_REF_DIR "/sd/sd1_single.safetensors --sides 64 "
+         "--lora-ranks 2 --checkpointing 1 --memory-only",
+         "64x64, LoRA rank 2 (all_linear), gradient checkpointing: not run; trainable", 0},
         {"--version", "ldmcl-bench " LDMCL_VERSION "\n", 0},
         {"--help", "-h, --help", 0},
     };
