@@ -8,14 +8,21 @@
 #include "fail.h"
 #include "sd_names.h"
 
+/* diffusers' ResnetBlock2D members beside the original's ResBlock members (the UNet's), and the
+ * lookup either way: to_original, diffusers' -> the original's; else the reverse. */
+static const char *const resnet_members[][2] = {
+    {"norm1", "in_layers.0"},  {"conv1", "in_layers.2"},  {"time_emb_proj", "emb_layers.1"},
+    {"norm2", "out_layers.0"}, {"conv2", "out_layers.3"}, {"conv_shortcut", "skip_connection"}};
+
+static const char *resnet_member(const char *m, int to_original) {
+    for (size_t i = 0; i < sizeof resnet_members / sizeof resnet_members[0]; i++)
+        if (!strcmp(m, resnet_members[i][!to_original])) return resnet_members[i][to_original];
+    return NULL;
+}
+
 /* diffusers' ResnetBlock2D member -> the original's (UNet: ResBlock; VAE: ResnetBlock). */
 static const char *unet_resnet(const char *m) {
-    static const char *map[][2] = {
-        {"norm1", "in_layers.0"},  {"conv1", "in_layers.2"},  {"time_emb_proj", "emb_layers.1"},
-        {"norm2", "out_layers.0"}, {"conv2", "out_layers.3"}, {"conv_shortcut", "skip_connection"}};
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (!strcmp(m, map[i][0])) return map[i][1];
-    return NULL;
+    return resnet_member(m, 1);
 }
 
 static const char *vae_resnet(const char *m) {
@@ -85,12 +92,7 @@ int ldm_sd_unet_name_from_diffusers(const char *key, int layers_per_block,
 
 /* The original's ResBlock member -> diffusers' (the reverse of unet_resnet). */
 static const char *unet_resnet_diffusers(const char *m) {
-    static const char *map[][2] = {
-        {"in_layers.0", "norm1"},  {"in_layers.2", "conv1"},  {"emb_layers.1", "time_emb_proj"},
-        {"out_layers.0", "norm2"}, {"out_layers.3", "conv2"}, {"skip_connection", "conv_shortcut"}};
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (!strcmp(m, map[i][0])) return map[i][1];
-    return NULL;
+    return resnet_member(m, 0);
 }
 
 int ldm_sd_unet_name_to_diffusers(const char *name, int layers_per_block,
