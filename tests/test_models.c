@@ -483,23 +483,23 @@ static void unet_image_matches_pytorch(void **state) {
  * its weights under the original repository's names. */
 static void sd_unet_sd1_matches_diffusers(void **state) {
     (void)state;
-    with_file("sd_unet", "sd_unet_sd1", sd_unet);
+    with_file("sd_unet_sd1", "sd_unet_sd1", sd_unet);
 }
 
 static void sd_unet_sd2_matches_diffusers(void **state) {
     (void)state;
-    with_file("sd_unet", "sd_unet_sd2", sd_unet);
+    with_file("sd_unet_sd2", "sd_unet_sd2", sd_unet);
 }
 
 /* Stable Diffusion's KL autoencoder against diffusers' AutoencoderKL (make_sd_refs.py). */
 static void sd_vae_encoder_matches_diffusers(void **state) {
     (void)state;
-    with_file("sd_vae", "sd_vae_encode", sd_vae_encode);
+    with_file("sd_vae_encode", "sd_vae_encode", sd_vae_encode);
 }
 
 static void sd_vae_decoder_matches_diffusers(void **state) {
     (void)state;
-    with_file("sd_vae", "sd_vae_decode", sd_vae_decode);
+    with_file("sd_vae_decode", "sd_vae_decode", sd_vae_decode);
 }
 
 static void unet_uncond_matches_pytorch(void **state) {

@@ -4,13 +4,15 @@
     pip install "diffusers==0.31.0" "transformers==4.40.2" torch safetensors numpy
     python3 tools/refgen/make_sd_refs.py [--out tests/ref]
 
-Writes tests/ref/sd_unet.safetensors: diffusers' UNet2DConditionModel at tiny configurations of
+Writes tests/ref/sd_unet_sd1.safetensors, sd_unet_sd2.safetensors (a file per case, each under
+1 MiB): diffusers' UNet2DConditionModel at tiny configurations of
 the 1.x family (1x1-conv projections, fixed heads) and the 2.x family (linear projections, 64-
 channel heads scaled down, 9 input channels as the inpainting UNet), with random weights stored
 under the original repository's names (tools/refgen/sd_names.py), each a model case as
 make_refs.py writes them (refs_models.model_case: output, MSE loss, every gradient and three Adam
 steps, in float64 with PyTorch float32's error beside it) with its ldmcl configuration;
-tests/ref/sd_vae.safetensors: the encoder and the decoder of a tiny AutoencoderKL likewise;
+tests/ref/sd_vae_encode.safetensors, sd_vae_decode.safetensors: the encoder and the decoder of a
+tiny AutoencoderKL likewise;
 tests/ref/sd/: tiny whole SD 1.x and 2.x models in the single-file and diffusers layouts with
 what diffusers and transformers compute from them (sd_checkpoints below).
 """
@@ -29,10 +31,10 @@ from sd_names import unet_to_original, vae_to_original  # noqa: E402
 # ldmcl's ldm_sd_unet_config and the diffusers arguments of the same model.
 UNETS = {
     "sd_unet_sd1": (
-        dict(in_channels=4, out_channels=4, model_channels=8, channel_mult=[1, 2, 2],
+        dict(in_channels=4, out_channels=4, model_channels=4, channel_mult=[1, 2, 2],
              attn_levels=[1, 1, 0], num_res_blocks=2, num_heads=2, head_channels=0,
              transformer_depth=1, context_dim=12, linear_proj=0, norm_groups=4),
-        dict(in_channels=4, out_channels=4, block_out_channels=(8, 16, 16), layers_per_block=2,
+        dict(in_channels=4, out_channels=4, block_out_channels=(4, 8, 8), layers_per_block=2,
              down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
              up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
              cross_attention_dim=12, attention_head_dim=2, norm_num_groups=4), 5),
@@ -370,10 +372,10 @@ def main():
         return
     w = Writer(seed=20261207)
     sd_unet(w)
-    w.save(os.path.join(args.out, "sd_unet.safetensors"))
+    w.save_each(args.out)
     w = Writer(seed=20261208)
     sd_vae(w)
-    w.save(os.path.join(args.out, "sd_vae.safetensors"))
+    w.save_each(args.out)
     sd_dir = os.path.join(args.out, "sd")
     os.makedirs(sd_dir, exist_ok=True)
     sd_checkpoints(sd_dir, args.ldmcl_lib)

@@ -88,3 +88,11 @@ class Writer:
     def save(self, path):
         st.write(path, {k: v.numpy() for k, v in self.tensors.items()}, self.meta)
         print(f"{path}: {len(self.meta)} cases, {os.path.getsize(path)} bytes")
+
+    def save_each(self, out_dir):
+        """One file per case, out_dir/<case>.safetensors (references kept under 1 MiB each)."""
+        for name in self.meta:
+            path = os.path.join(out_dir, name + ".safetensors")
+            mine = {k: v.numpy() for k, v in self.tensors.items() if k.startswith(name + ".")}
+            st.write(path, mine, {name: self.meta[name]})
+            print(f"{path}: {os.path.getsize(path)} bytes")
