@@ -110,8 +110,8 @@ ldm_tensor *ldm_graph_fail_at(ldm_graph *g, const char *file, int line, ldm_stat
         }                                                                                          \
     } while (0)
 
-static ldm_tensor *new_tensor(ldm_graph *g, const char *name, tensor_kind kind, int ndim,
-                              const int *shape) {
+ldm_tensor *ldm_graph_new_tensor(ldm_graph *g, const char *name, tensor_kind kind, int ndim,
+                                 const int *shape) {
     if (g->status != LDM_OK) return NULL;
     if (g->compiled)
         return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT,
@@ -154,7 +154,7 @@ ldm_tensor *ldm_graph_param(ldm_graph *g, const char *name, int ndim, const int 
     if (ldm_graph_find(g, name))
         return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT, "parameter '%s' is defined twice", name);
     GROW(g->params, g->n_params, g->cap_params, 64);
-    ldm_tensor *t = new_tensor(g, name, TK_PARAM, ndim, shape);
+    ldm_tensor *t = ldm_graph_new_tensor(g, name, TK_PARAM, ndim, shape);
     if (!t) return NULL;
     ldm_param_entry *e = ldm_params_find(g->store, name);
     if (e) { /* another graph's parameter in the same store */
@@ -187,7 +187,7 @@ ldm_tensor *ldm_graph_constant(ldm_graph *g, const char *name, int ndim, const i
     if (t)
         return LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT, "constant '%s': the name is taken",
                               name);
-    t = new_tensor(g, name, TK_PARAM, ndim, shape);
+    t = ldm_graph_new_tensor(g, name, TK_PARAM, ndim, shape);
     if (!t) return NULL;
     t->init = malloc(t->numel * sizeof *t->init);
     if (!t->init) return LDM_GRAPH_FAIL(g, LDM_ERR_HOST_MEMORY, "out of host memory");
@@ -196,7 +196,7 @@ ldm_tensor *ldm_graph_constant(ldm_graph *g, const char *name, int ndim, const i
 }
 
 ldm_tensor *ldm_graph_input(ldm_graph *g, const char *name, int ndim, const int *shape) {
-    return new_tensor(g, name, TK_INPUT, ndim, shape);
+    return ldm_graph_new_tensor(g, name, TK_INPUT, ndim, shape);
 }
 
 ldm_tensor *ldm_graph_scratch(ldm_graph *g, const char *name, size_t numel) {
@@ -205,7 +205,7 @@ ldm_tensor *ldm_graph_scratch(ldm_graph *g, const char *name, size_t numel) {
                               "scratch '%s' of %zu elements is more than a size_t counts in bytes",
                               name, numel);
     int one[1] = {1};
-    ldm_tensor *t = new_tensor(g, name, TK_SCRATCH, 1, one);
+    ldm_tensor *t = ldm_graph_new_tensor(g, name, TK_SCRATCH, 1, one);
     if (!t) return NULL;
     t->numel = numel; /* the size; shape[0] only shows it, saturated at INT_MAX */
     t->shape[0] = numel > (size_t)INT_MAX ? INT_MAX : (int)numel;
@@ -267,7 +267,7 @@ ldm_tensor *ldm_reshape(ldm_graph *g, ldm_tensor *t, int ndim, const int *shape)
     if (!t || g->status != LDM_OK) return NULL;
     char name[160];
     snprintf(name, sizeof name, "%.120s.view", t->name);
-    ldm_tensor *v = new_tensor(g, name, TK_ACTIVATION, ndim, shape);
+    ldm_tensor *v = ldm_graph_new_tensor(g, name, TK_ACTIVATION, ndim, shape);
     if (!v) return NULL;
     if (v->numel != t->numel) {
         char sa[64], sb[64];
@@ -305,7 +305,7 @@ ldm_tensor *ldm_view_rows(ldm_graph *g, ldm_tensor *t, int start, int count) {
     shape[0] = count;
     char name[160];
     snprintf(name, sizeof name, "%.120s[%d:%d]", t->name, start, start + count);
-    ldm_tensor *v = new_tensor(g, name, base->kind, t->ndim, shape);
+    ldm_tensor *v = ldm_graph_new_tensor(g, name, base->kind, t->ndim, shape);
     if (!v) return NULL;
     v->base = base;
     v->view_off = (size_t)start * (t->numel / (size_t)t->shape[0]);
@@ -364,7 +364,7 @@ ldm_node *ldm_graph_add_node(ldm_graph *g, const ldm_op_class *op, const void *p
     snprintf(n->label, sizeof n->label, "%s", label && *label ? label : op->name);
     char name[160];
     snprintf(name, sizeof name, "%.120s.out", n->label);
-    ldm_tensor *out = new_tensor(g, name, TK_ACTIVATION, ndim, shape);
+    ldm_tensor *out = ldm_graph_new_tensor(g, name, TK_ACTIVATION, ndim, shape);
     if (!out) {
         free(n);
         return NULL;
@@ -383,72 +383,6 @@ ldm_node *ldm_graph_add_node(ldm_graph *g, const ldm_op_class *op, const void *p
     return n;
 }
 
-ldm_node *ldm_graph_clone_node(ldm_graph *g, const ldm_node *n, ldm_tensor *const *in) {
-    if (g->status != LDM_OK) return NULL;
-    ldm_node *c = malloc(sizeof *c);
-    if (c && g->n_clones == g->cap_clones) {
-        int cap = g->cap_clones ? 2 * g->cap_clones : 64;
-        ldm_node **grown = realloc(g->clones, (size_t)cap * sizeof *grown);
-        if (grown) g->clones = grown, g->cap_clones = cap;
-    }
-    if (!c || g->n_clones == g->cap_clones) {
-        free(c);
-        LDM_GRAPH_FAIL(g, LDM_ERR_HOST_MEMORY, "out of host memory");
-        return NULL;
-    }
-    *c = *n;
-    g->clones[g->n_clones++] = c;
-    c->scratch_t[0] = c->scratch_t[1] = NULL;
-    memcpy(c->in, in, (size_t)n->n_in * sizeof *in);
-    for (int o = 0; o < n->n_out; o++) {
-        const ldm_tensor *t = n->out[o];
-        char name[160];
-        snprintf(name, sizeof name, "%.120s.recomputed", t->name);
-        ldm_tensor *r = new_tensor(g, name, TK_ACTIVATION, t->ndim, t->shape);
-        if (!r) return NULL;
-        r->producer = t->producer;
-        r->requires_grad = t->requires_grad;
-        c->out[o] = r;
-    }
-    return c;
-}
-
-ldm_tensor *ldm_graph_view_like(ldm_graph *g, const ldm_tensor *like, ldm_tensor *base) {
-    char name[160];
-    snprintf(name, sizeof name, "%.120s.recomputed", like->name);
-    ldm_tensor *v = new_tensor(g, name, TK_ACTIVATION, like->ndim, like->shape);
-    if (!v) return NULL;
-    v->base = base;
-    v->view_off = like->view_off;
-    v->requires_grad = like->requires_grad;
-    v->producer = like->producer;
-    return v;
-}
-
-/* ---- gradient checkpointing ------------------------------------------------------------- */
-
-void ldm_graph_set_checkpointing(ldm_graph *g, int on) {
-    if (g && !g->has_backward) g->checkpointing = on != 0;
-}
-
-int ldm_graph_checkpointing(const ldm_graph *g) {
-    return g && g->checkpointing;
-}
-
-void ldm_graph_segment_begin(ldm_graph *g) {
-    if (!g || !g->checkpointing || g->status != LDM_OK) return;
-    if (g->segment_depth++ == 0) g->segment = ++g->n_segments;
-}
-
-void ldm_graph_segment_end(ldm_graph *g) {
-    if (!g || !g->checkpointing || g->status != LDM_OK) return;
-    if (g->segment_depth == 0) {
-        LDM_GRAPH_FAIL(g, LDM_ERR_INVALID_ARGUMENT, "a checkpoint segment ended that never began");
-        return;
-    }
-    if (--g->segment_depth == 0) g->segment = 0;
-}
-
 ldm_tensor *ldm_node_add_saved(ldm_graph *g, ldm_node *n, int ndim, const int *shape) {
     if (!n || g->status != LDM_OK) return NULL;
     if (n->n_out > n->op->n_saved)
@@ -457,7 +391,7 @@ ldm_tensor *ldm_node_add_saved(ldm_graph *g, ldm_node *n, int ndim, const int *s
                               n->op->name, n->op->n_saved);
     char name[160];
     snprintf(name, sizeof name, "%.120s.saved%d", n->label, n->n_out);
-    ldm_tensor *t = new_tensor(g, name, TK_ACTIVATION, ndim, shape);
+    ldm_tensor *t = ldm_graph_new_tensor(g, name, TK_ACTIVATION, ndim, shape);
     if (!t) return NULL;
     t->producer = n->index;
     n->out[n->n_out++] = t;

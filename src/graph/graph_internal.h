@@ -206,9 +206,13 @@ ldm_tensor *ldm_graph_scratch(ldm_graph *g, const char *name, size_t numel);
  * n_saved of them, in order, each the recorder's to make. */
 ldm_tensor *ldm_node_add_saved(ldm_graph *g, ldm_node *n, int ndim, const int *shape);
 
-/* Gradient checkpointing (backward.c): a copy of node n reading `in` (n->n_in tensors) with
- * new results of n's shapes, kept in g->clones (not among the forward nodes); and a view shaped
- * as `like` on base. NULL after an error, recorded in g. */
+/* A new tensor of g (kind, shape; name copied): NULL after an error, recorded in g. */
+ldm_tensor *ldm_graph_new_tensor(ldm_graph *g, const char *name, tensor_kind kind, int ndim,
+                                 const int *shape);
+
+/* Gradient checkpointing (checkpointing.c, for backward.c): a copy of node n reading `in` (n->n_in
+ * tensors) with new results of n's shapes, kept in g->clones (not among the forward nodes); and a
+ * view shaped as `like` on base. NULL after an error, recorded in g. */
 ldm_node *ldm_graph_clone_node(ldm_graph *g, const ldm_node *n, ldm_tensor *const *in);
 ldm_tensor *ldm_graph_view_like(ldm_graph *g, const ldm_tensor *like, ldm_tensor *base);
 
