@@ -303,17 +303,8 @@ static void lora_run_merges_into_the_folder(void **state) {
     assert_string_equal(a, b);
     free(a);
     free(b);
-    const char *same[] = {"lora.safetensors", "model/unet.safetensors"};
-    for (int i = 0; i < 2; i++) {
-        char pa[4400], pb[4400];
-        snprintf(pa, sizeof pa, "%s/lora/%s", g_dir, same[i]);
-        snprintf(pb, sizeof pb, "%s/lorapart/%s", g_dir, same[i]);
-        size_t la, lb;
-        unsigned char *x = test_read_file(pa, &la), *y = test_read_file(pb, &lb);
-        if (la != lb || memcmp(x, y, la)) fail_msg("%s differs after resuming", same[i]);
-        free(x);
-        free(y);
-    }
+    same_file_bytes("lora", "lorapart", "lora.safetensors");
+    same_file_bytes("lora", "lorapart", "model/unet.safetensors");
 
     /* adapters on the text encoder too (trained in the step: clip_scratch) */
     char text_lora[256];

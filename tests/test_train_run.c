@@ -137,16 +137,8 @@ static void full_run_and_exact_resume(void **state) {
     assert_false(exists("aeparted", "autoencoder-state.safetensors"));
     const char *same[] = {"autoencoder_log.csv", "autoencoder.safetensors",
                           "discriminator.safetensors"};
-    for (int i = 0; i < 3; i++) {
-        char pa[4400], pb[4400];
-        snprintf(pa, sizeof pa, "%s/whole/%s", g_dir, same[i]);
-        snprintf(pb, sizeof pb, "%s/aeparted/%s", g_dir, same[i]);
-        size_t la, lb;
-        unsigned char *x = test_read_file(pa, &la), *y = test_read_file(pb, &lb);
-        if (la != lb || memcmp(x, y, la)) fail_msg("%s differs after resuming", same[i]);
-        free(x);
-        free(y);
-    }
+    for (int i = 0; i < 3; i++)
+        same_file_bytes("whole", "aeparted", same[i]);
     /* a state left by a process killed after the stage's last save: removed, saying so */
     char leftover[4400];
     snprintf(leftover, sizeof leftover, "%s/aeparted/autoencoder-state.safetensors", g_dir);

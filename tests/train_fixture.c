@@ -119,6 +119,17 @@ char *losses(const char *name) {
     return out;
 }
 
+void same_file_bytes(const char *a, const char *b, const char *file) {
+    char pa[4400], pb[4400];
+    snprintf(pa, sizeof pa, "%s/%s/%s", g_dir, a, file);
+    snprintf(pb, sizeof pb, "%s/%s/%s", g_dir, b, file);
+    size_t la, lb;
+    unsigned char *x = test_read_file(pa, &la), *y = test_read_file(pb, &lb);
+    if (la != lb || memcmp(x, y, la)) fail_msg("%s differs between runs %s and %s", file, a, b);
+    free(x);
+    free(y);
+}
+
 int exists(const char *name, const char *file) {
     char path[4400];
     snprintf(path, sizeof path, "%s/%s/%s", g_dir, name, file);

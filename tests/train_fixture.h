@@ -28,6 +28,8 @@ ldm_status run(const char *ini, int resume, int stop_after);
 char *read_text(const char *path);
 /* The step and loss columns of run NAME's train_log.csv, as text (free it). */
 char *losses(const char *name);
+/* Fails the test unless runs a and b wrote FILE byte for byte alike. */
+void same_file_bytes(const char *a, const char *b, const char *file);
 /* Whether run NAME wrote FILE. */
 int exists(const char *name, const char *file);
 /* The validation grid of run NAME (two prompts, "a left thing" and "right"; 6 steps) at its last
